@@ -1,0 +1,40 @@
+/** Where an event came from (DESIGN.md, "Event"). */
+export type EventSource = 'device' | 'broker' | 'cloud' | 'engine';
+
+/** What ingest hands the engine. `at` is the gateway's arrival time in ms. */
+export interface Event {
+  actor: string;
+  type: string;
+  at: number;
+  data: Record<string, unknown>;
+  source: EventSource;
+  deviceAt?: number;
+}
+
+/** A device's profile: any fields the business keeps about it, keyed by device id. */
+export type Profile = Record<string, unknown>;
+
+/** Where a decided action goes: back to the device over the local broker, or to the cloud. */
+export type Destination = 'upstream' | 'device';
+
+/** What leaves the gateway (DESIGN.md, "Action"); `action` names what to do. */
+export interface Action {
+  id: string;
+  gateway: string;
+  scenario: string;
+  action: string;
+  actor: string;
+  group?: string;
+  priority: number;
+  category: string;
+  decidedAt: number;
+  eventAt: number;
+  late?: boolean;
+  payload: Record<string, unknown>;
+}
+
+/** An action the engine decided, before arbitration and dispatch. */
+export interface Candidate {
+  action: Action;
+  to: readonly Destination[];
+}
