@@ -5,14 +5,29 @@ import prettier from 'eslint-config-prettier';
 
 const impure = {
   patterns: [
-    { group: ['node:*'], message: 'engine/ and actions/ are pure: no IO. runtime/ carries out their effects.' },
+    {
+      group: ['node:*'],
+      message: 'engine/ and actions/ are pure: no IO. runtime/ carries out their effects.',
+    },
     { group: ['aedes', 'mqtt', 'level', 'classic-level', 'pino'], message: 'engine/ and actions/ are pure.' },
-    { group: ['../runtime/*', '../broker/*', '../store/*', '../upstream/*', '../ingest/*'], message: 'engine/ and actions/ depend only on shared/ and rules/.' },
+    {
+      group: ['../runtime/*', '../broker/*', '../store/*', '../upstream/*', '../ingest/*'],
+      message: 'engine/ and actions/ depend only on shared/ and rules/.',
+    },
   ],
 };
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/out/', 'node_modules/', 'coverage/', 'test/bench/results/', 'src/dashboard/assets/vendor/'] },
+  {
+    ignores: [
+      'dist/',
+      'build/out/',
+      'node_modules/',
+      'coverage/',
+      'test/bench/results/',
+      'src/dashboard/assets/vendor/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -23,13 +38,23 @@ export default tseslint.config(
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // Stages refer to each other through closures before every one of them exists.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },
   },
   {
     files: ['src/engine/**/*.ts', 'src/actions/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', impure],
-      'no-restricted-globals': ['error', 'setTimeout', 'setInterval', 'setImmediate', 'process', 'Buffer', 'performance'],
+      'no-restricted-globals': [
+        'error',
+        'setTimeout',
+        'setInterval',
+        'setImmediate',
+        'process',
+        'Buffer',
+        'performance',
+      ],
       'no-restricted-properties': [
         'error',
         { object: 'Date', property: 'now', message: 'Time is an input of the engine.' },

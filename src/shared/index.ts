@@ -1,3 +1,4 @@
 export * from './types.js';
 export * from './errors.js';
 export * from './duration.js';
+export * from './expression.js';

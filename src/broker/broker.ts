@@ -1,0 +1,166 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { Aedes, type Client, type PublishPacket } from 'aedes';
+import { ConfigError } from '../shared/index.js';
+import { ClientTracker } from './client-tracker.js';
+import { BrokerClosedError } from './errors.js';
+import { guardPacketSize } from './packet-size-guard.js';
+import type { Broker, BrokerHooks, BrokerOptions, PublishOptions } from './types.js';
+import { batchWrites } from './write-batching.js';
+
+/** Starts aedes on a TCP listener; resolves once it listens. */
+export async function startBroker(opts: BrokerOptions): Promise<Broker> {
+  if (!Number.isSafeInteger(opts.maxPacketBytes) || opts.maxPacketBytes < 2) {
+    throw new ConfigError(
+      `mqtt.maxPacketBytes must be a whole number of bytes, at least 2 (got ${opts.maxPacketBytes})`,
+    );
+  }
+  const clients = new ClientTracker(opts.hooks, opts.logger);
+  const aedes = await Aedes.createBroker({
+    authenticate: (client, _username, _password, done) => {
+      clients.beforeRegister(client);
+      done(null, true);
+    },
+    authorizePublish: (client, packet, done) => authorizePublish(client, packet, done, clients, opts),
+  });
+  clients.watch(aedes);
+
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    // Nagle's algorithm holds small packets back for the peer's delayed ACK: tens of ms per PUBACK
+    // and per relayed message. batchWrites gives back the batching it did for throughput.
+    socket.setNoDelay(true);
+    batchWrites(socket);
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    clients.accepted(socket);
+    aedes.handle(socket);
+    guardPacketSize(socket, opts.maxPacketBytes);
+  });
+
+  let address: AddressInfo;
+  try {
+    address = await listen(server, opts.host, opts.port);
+  } catch (err) {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    throw new ConfigError(`mqtt cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  server.on('error', (err) => opts.logger.error({ err }, 'mqtt listener error'));
+  return new EmbeddedBroker(aedes, server, sockets, clients, { host: opts.host, port: address.port });
+}
+
+class EmbeddedBroker implements Broker {
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly aedes: Aedes,
+    private readonly server: Server,
+    private readonly sockets: Set<Socket>,
+    private readonly clients: ClientTracker,
+    readonly address: { host: string; port: number },
+  ) {}
+
+  get connectedCount(): number {
+    return this.clients.connectedCount;
+  }
+
+  publish(topic: string, payload: Buffer | string, opts: PublishOptions = {}): Promise<void> {
+    if (this.closing !== undefined) return Promise.reject(new BrokerClosedError(topic));
+    const packet: PublishPacket = {
+      cmd: 'publish',
+      topic,
+      payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+      qos: opts.qos ?? 0,
+      retain: opts.retain ?? false,
+      dup: false,
+    };
+    return new Promise((resolve, reject) => {
+      this.aedes.publish(packet, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  subscribe(pattern: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.aedes.subscribe(
+        pattern,
+        (packet, done) => {
+          try {
+            onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+          } finally {
+            done();
+          }
+        },
+        () => (this.closing !== undefined ? reject(new BrokerClosedError(pattern)) : resolve()),
+      );
+    });
+  }
+
+  close(): Promise<void> {
+    return (this.closing ??= this.shutDown());
+  }
+
+  private async shutDown(): Promise<void> {
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.clients.kickAll();
+    await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+    // Connections that never completed CONNECT are not aedes clients, and would hold the server open.
+    for (const socket of this.sockets) socket.destroy();
+    await stopped;
+  }
+}
+
+/**
+ * Device events go to the hook before aedes acknowledges them; everything else a client publishes is
+ * relayed as a plain broker would.
+ */
+function authorizePublish(
+  client: Client | null,
+  packet: PublishPacket,
+  done: (err?: Error | null) => void,
+  clients: ClientTracker,
+  opts: { hooks: BrokerHooks; logger: BrokerOptions['logger'] },
+): void {
+  // A will left by another broker instance, replayed from persistence (none with in-memory persistence).
+  if (client === null) return done(null);
+  // aedes' default policy, kept: $SYS/ is the broker's own [MQTT-4.7.2-1].
+  if (packet.topic.startsWith('$SYS/')) return done(new Error('$SYS/ topics are reserved to the broker'));
+  if (!isDeviceEventTopic(packet.topic)) return done(null);
+
+  const info = clients.info(client);
+  const refuse = (err: unknown): void => {
+    opts.logger.error(
+      { err, clientId: info.id, address: info.address, topic: packet.topic },
+      'publish not acknowledged; closing the connection so that the device sends it again',
+    );
+    done(err instanceof Error ? err : new Error(String(err)));
+  };
+  const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+  let pending: Promise<void> | void;
+  try {
+    pending = opts.hooks.onPublish(info, packet.topic, payload, packet.qos);
+  } catch (err) {
+    return refuse(err);
+  }
+  if (pending === undefined) return done(null);
+  pending.then(() => done(null), refuse);
+}
+
+/**
+ * `devices/{id}/events` and anything below it: ingest takes these, and refuses with a reason the ones
+ * outside `devices/{deviceId}/events/{type}` (an empty level, one level too many).
+ */
+export function isDeviceEventTopic(topic: string): boolean {
+  const levels = topic.split('/', 4);
+  return levels[0] === 'devices' && levels[2] === 'events';
+}
+
+function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.removeListener('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}

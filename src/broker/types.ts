@@ -1,0 +1,55 @@
+import type { Logger } from 'pino';
+
+/** An MQTT client of the embedded broker. */
+export interface ClientInfo {
+  id: string;
+  /** `host:port` of the peer, as seen when it connected. */
+  address: string;
+  /** A connection the gateway itself opened, rather than a device. */
+  internal: boolean;
+}
+
+/**
+ * Why a connection ended: `closed` the client ended it (with or without DISCONNECT; a will is
+ * published in the latter case), `error` a socket or protocol error (an oversized packet included),
+ * `keepalive` nothing arrived within 1.5 keep-alive periods, `kicked` the gateway ended it (another
+ * connection took over its client id, or the broker closed).
+ */
+export type DisconnectReason = 'closed' | 'error' | 'keepalive' | 'kicked';
+
+export interface BrokerHooks {
+  /**
+   * Runs inside aedes' authorizePublish, before the PUBACK: resolve to acknowledge. Rejecting (or
+   * throwing) closes the client's connection without acknowledging, so that a QoS 1 publish is resent.
+   */
+  onPublish(client: ClientInfo, topic: string, payload: Buffer, qos: 0 | 1 | 2): Promise<void> | void;
+  onConnected(client: ClientInfo): void;
+  onDisconnected(client: ClientInfo, reason: DisconnectReason): void;
+}
+
+export interface BrokerOptions {
+  host: string;
+  /** 0 picks a free port; `Broker.address` tells which. */
+  port: number;
+  /** Largest MQTT packet accepted, header included; a bigger one closes that client's connection. */
+  maxPacketBytes: number;
+  logger: Logger;
+  hooks: BrokerHooks;
+}
+
+export interface PublishOptions {
+  qos?: 0 | 1;
+  retain?: boolean;
+}
+
+export interface Broker {
+  /** Where the broker listens: the port actually bound. */
+  readonly address: { host: string; port: number };
+  /** Publishes as the gateway itself (commands, dead letters); never passes through `onPublish`. */
+  publish(topic: string, payload: Buffer | string, opts?: PublishOptions): Promise<void>;
+  readonly connectedCount: number;
+  /** Receives what is published on `pattern`, in process, without a client connection (the dashboard, tests). */
+  subscribe(pattern: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void>;
+  /** Stops accepting, closes every client connection, then aedes. Idempotent. */
+  close(): Promise<void>;
+}

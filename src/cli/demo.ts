@@ -1,0 +1,197 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import mqtt from 'mqtt';
+import { pino } from 'pino';
+import { formatSummary, generateProfiles, runSim, type SimOptions } from '../../firmware-sim/index.js';
+import { startBroker } from '../broker/index.js';
+import { parseConfig } from '../config/index.js';
+import { startGateway } from '../gateway.js';
+import { parseDurationMs, type Action } from '../shared/index.js';
+import { exitWithError, parsePositiveInt } from './util.js';
+
+export interface DemoOptions {
+  devices: number;
+  rate: number;
+  durationMs: number;
+  format: 'json' | 'cbor';
+  seed: number;
+  /** Print at most this many actions, then only count them. */
+  print: number;
+}
+
+export const DEMO_DEFAULTS: DemoOptions = {
+  devices: 200,
+  rate: 200,
+  durationMs: 20_000,
+  format: 'json',
+  seed: 1,
+  print: 40,
+};
+
+/**
+ * The gateway on its embedded defaults (ports picked free, a fresh data dir), a local broker playing
+ * the cloud, and the simulated fleet; prints actions as the cloud receives them and a summary.
+ */
+export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
+  const say = (line: string) => out.write(line + '\n');
+  const quiet = pino({ level: 'silent' });
+  const dataDir = await mkdtemp(join(tmpdir(), 'vigil-demo-'));
+  const cloud = await startBroker({
+    host: '127.0.0.1',
+    port: 0,
+    maxPacketBytes: 1024 * 1024,
+    logger: quiet,
+    hooks: { onPublish: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined },
+  });
+  const cloudUrl = `mqtt://127.0.0.1:${cloud.address.port}`;
+  const gateway = await startGateway(
+    parseConfig({
+      gatewayId: 'demo',
+      data: dataDir,
+      mqtt: { host: '127.0.0.1', port: 0 },
+      http: { port: 0 },
+      upstream: { url: cloudUrl, reconnect: '500ms' },
+      log: { level: 'warn' },
+    }),
+  );
+  say(`vigil demo: gateway mqtt on 127.0.0.1:${gateway.mqtt.port}, http on 127.0.0.1:${gateway.http.port}`);
+  say(`            cloud broker on ${cloudUrl}; data in ${dataDir}`);
+  say(`            scenarios: ${gateway.rules.scenarios.map((s) => s.id).join(', ')}`);
+
+  const simOptions: SimOptions = {
+    url: `mqtt://127.0.0.1:${gateway.mqtt.port}`,
+    devices: opts.devices,
+    rate: opts.rate,
+    durationMs: opts.durationMs,
+    format: opts.format,
+    seed: opts.seed,
+    qos: 0,
+  };
+  await gateway.store.profiles.putMany(
+    [...generateProfiles(simOptions)].map((p) => ({ id: p.id, profile: { ...p } })),
+  );
+  say(`            ${opts.devices} device profiles imported\n`);
+
+  const received: Array<{ action: Action; at: number }> = [];
+  const seen = new Set<string>();
+  const cloudClient = await mqtt.connectAsync(cloudUrl, { clientId: 'demo-cloud', reconnectPeriod: 0 });
+  await cloudClient.subscribeAsync('vigil/demo/actions', { qos: 1 });
+  const startedAt = Date.now();
+  cloudClient.on('message', (_topic, payload) => {
+    const at = Date.now();
+    const action = JSON.parse(payload.toString()) as Action;
+    if (seen.has(action.id)) return;
+    seen.add(action.id);
+    received.push({ action, at });
+    if (received.length <= opts.print) {
+      const t = ((at - startedAt) / 1000).toFixed(1).padStart(5);
+      say(
+        `[${t}s] ${action.scenario.padEnd(28)} ${action.actor.padEnd(10)} -> ${action.action} ${JSON.stringify(action.payload)}`,
+      );
+    } else if (received.length === opts.print + 1) {
+      say(`        ... (further actions are counted, not printed)`);
+    }
+  });
+
+  const commandLatency: number[] = [];
+  const simSummary = await runSim(simOptions, {
+    onCommand: (_deviceId, _name, payload, receivedAtMs) => {
+      const action = JSON.parse(payload.toString()) as Action;
+      commandLatency.push(receivedAtMs - action.eventAt);
+    },
+  });
+  // Give the uplink a moment to deliver what was decided last.
+  const settleUntil = Date.now() + 2_000;
+  while (Date.now() < settleUntil && gateway.store.outbox.size > 0)
+    await new Promise((r) => setTimeout(r, 100));
+
+  const metrics = await gateway.metrics.registry.getMetricsAsJSON();
+  const sum = (name: string, labels: Record<string, string> = {}) =>
+    metrics
+      .find((m) => m.name === name)
+      ?.values.filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))
+      .reduce((acc, v) => acc + Number(v.value), 0) ?? 0;
+  const cloudLatency = received.map((r) => r.at - r.action.eventAt);
+  const perScenario = new Map<string, number>();
+  for (const r of received) perScenario.set(r.action.scenario, (perScenario.get(r.action.scenario) ?? 0) + 1);
+
+  say('\n' + formatSummary(simSummary));
+  say('\nSummary');
+  const bySource = ['device', 'broker', 'cloud', 'engine']
+    .map((source) => `${source} ${sum('vigil_events_in_total', { source })}`)
+    .join(', ');
+  say(`  events in                 ${sum('vigil_events_in_total')} (${bySource})`);
+  say(`  actions decided           ${sum('vigil_actions_decided_total')}`);
+  say(`  actions suppressed        ${sum('vigil_actions_suppressed_total')}`);
+  say(`  device commands received  ${commandLatency.length}`);
+  say(`  actions received upstream ${received.length}`);
+  for (const [scenario, n] of [...perScenario].sort((a, b) => b[1] - a[1]))
+    say(`    ${scenario.padEnd(28)} ${n}`);
+  say(`  arrival -> device command ${formatLatency(commandLatency)}`);
+  say(`  arrival -> cloud          ${formatLatency(cloudLatency)}`);
+
+  await cloudClient.endAsync();
+  await gateway.stop();
+  await cloud.close();
+  await rm(dataDir, { recursive: true, force: true });
+}
+
+function formatLatency(samples: number[]): string {
+  if (samples.length === 0) return 'no samples';
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  const ms = (v: number) => `${v.toFixed(1)} ms`;
+  return `p50 ${ms(at(0.5))}, p99 ${ms(at(0.99))}, max ${ms(sorted[sorted.length - 1] ?? 0)} (${samples.length} samples)`;
+}
+
+interface DemoFlags {
+  devices: number;
+  rate: number;
+  duration: string;
+  format: string;
+  seed: number;
+  print: number;
+}
+
+export function demoOptionsFrom(flags: DemoFlags): DemoOptions {
+  const durationMs = parseDurationMs(flags.duration);
+  if (durationMs === undefined)
+    throw new Error(`--duration: expected a duration such as 20s or 2m, got ${flags.duration}`);
+  if (flags.format !== 'json' && flags.format !== 'cbor') throw new Error('--format: expected json or cbor');
+  return {
+    devices: flags.devices,
+    rate: flags.rate,
+    durationMs,
+    format: flags.format,
+    seed: flags.seed,
+    print: flags.print,
+  };
+}
+
+export function registerDemoCommand(program: Command): void {
+  addDemoOptions(
+    program
+      .command('demo')
+      .description(
+        'run the gateway with a simulated fleet and a local cloud broker, and summarise what happened',
+      ),
+  ).action(async (flags: DemoFlags) => {
+    try {
+      await runDemo(demoOptionsFrom(flags));
+    } catch (err) {
+      exitWithError(err);
+    }
+  });
+}
+
+export function addDemoOptions(cmd: Command): Command {
+  return cmd
+    .option('--devices <n>', 'simulated devices', parsePositiveInt, DEMO_DEFAULTS.devices)
+    .option('--rate <n>', 'events per second across all devices', parsePositiveInt, DEMO_DEFAULTS.rate)
+    .option('--duration <d>', 'how long the fleet publishes', '20s')
+    .option('--format <f>', 'payload encoding: json or cbor', DEMO_DEFAULTS.format)
+    .option('--seed <n>', 'random seed (same seed, same run)', parsePositiveInt, DEMO_DEFAULTS.seed)
+    .option('--print <n>', 'print at most this many actions', parsePositiveInt, DEMO_DEFAULTS.print);
+}

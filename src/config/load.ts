@@ -1,0 +1,118 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../shared/index.js';
+import { configSchema, type Config } from './schema.js';
+
+/** Overrides from the command line, already named as config paths (`mqtt.port`). */
+export type Overrides = Record<string, string | number | boolean | undefined>;
+
+/** `VIGIL_*` environment variables and the config path each one sets. */
+export const ENV_KEYS: Readonly<Record<string, string>> = {
+  VIGIL_GATEWAY_ID: 'gatewayId',
+  VIGIL_DATA: 'data',
+  VIGIL_RULES: 'rules',
+  VIGIL_RECORD: 'record',
+  VIGIL_MQTT_HOST: 'mqtt.host',
+  VIGIL_MQTT_PORT: 'mqtt.port',
+  VIGIL_HTTP_HOST: 'http.host',
+  VIGIL_HTTP_PORT: 'http.port',
+  VIGIL_UPSTREAM: 'upstream.url',
+  VIGIL_UPSTREAM_USERNAME: 'upstream.username',
+  VIGIL_UPSTREAM_PASSWORD: 'upstream.password',
+  VIGIL_LOG_LEVEL: 'log.level',
+};
+
+/** Paths whose values are numbers, so string overrides from flags and the environment are converted. */
+const NUMERIC = new Set([
+  'mqtt.port',
+  'mqtt.maxPacketBytes',
+  'http.port',
+  'upstream.inflight',
+  'ingest.maxPayloadBytes',
+  'outbox.maxCount',
+  'outbox.maxBytes',
+  'profiles.cacheSize',
+]);
+
+/**
+ * Builds the configuration: defaults, then the YAML file, then `VIGIL_*` variables, then flags.
+ * Throws ConfigError naming the key and what is allowed.
+ */
+export async function loadConfig(opts: {
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  overrides?: Overrides;
+}): Promise<Config> {
+  let raw: Record<string, unknown> = {};
+  if (opts.file !== undefined) raw = await readConfigFile(opts.file);
+  const origin = opts.file ?? 'configuration';
+  for (const [name, path] of Object.entries(ENV_KEYS)) {
+    const value = opts.env?.[name];
+    if (value !== undefined && value !== '') setPath(raw, path, coerce(path, value, name));
+  }
+  for (const [path, value] of Object.entries(opts.overrides ?? {})) {
+    if (value !== undefined) setPath(raw, path, coerce(path, value, `--${path}`));
+  }
+  return parseConfig(raw, origin);
+}
+
+/** Validates an already-read configuration object. */
+export function parseConfig(raw: unknown, origin = 'configuration'): Config {
+  const result = configSchema.safeParse(raw);
+  if (result.success) return result.data;
+  throw new ConfigError(`${origin}: ${describeIssues(result.error.issues)}`);
+}
+
+function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
+  return issues
+    .map((issue) => {
+      const key = issue.path.join('.') || '(top level)';
+      if (issue.code === 'unrecognized_keys') {
+        const where = issue.path.length > 0 ? ` in ${key}` : '';
+        return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}${where}`;
+      }
+      return `${key}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new ConfigError(`cannot read config file ${file}: ${(cause as Error).message}`, { cause });
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (cause) {
+    throw new ConfigError(`${file}: not valid YAML: ${(cause as Error).message}`, { cause });
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ConfigError(`${file}: expected a mapping of settings at the top level`);
+  }
+  return doc as Record<string, unknown>;
+}
+
+function coerce(path: string, value: string | number | boolean, source: string): unknown {
+  if (!NUMERIC.has(path) || typeof value !== 'string') return value;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) {
+    throw new ConfigError(`${source}: ${path} must be a number, got "${value}"`);
+  }
+  return n;
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys[keys.length - 1] ?? path] = value;
+}

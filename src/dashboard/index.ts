@@ -1,0 +1,1 @@
+export { HttpServer, sendJson, type RouteHandler } from './http-server.js';

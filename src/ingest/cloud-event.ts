@@ -1,0 +1,44 @@
+import { decodePayload } from './decode-payload.js';
+import { isLevel } from './device-topic.js';
+
+/** A business system's event about a device, from `vigil/{gw}/events`. */
+export interface CloudEvent {
+  actor: string;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+export type ParsedCloudEvent =
+  | { ok: true; event: CloudEvent }
+  | {
+      ok: false;
+      reason: 'too-large' | 'json' | 'cbor' | 'not-object' | 'empty' | 'invalid';
+      detail: string;
+      actor?: string;
+    };
+
+/**
+ * Parses `{actor, type, data?}` (JSON, or CBOR like a device payload). `actor` and `type` must be
+ * usable as topic levels, since the actor is a device id and the type an event type like a device's.
+ */
+export function parseCloudEvent(payload: Buffer, maxBytes: number): ParsedCloudEvent {
+  const decoded = decodePayload(payload, maxBytes);
+  if (!decoded.ok) return decoded;
+  const { actor, type, data } = decoded.data;
+  if (typeof actor !== 'string' || !isLevel(actor) || actor.includes('/')) {
+    return { ok: false, reason: 'invalid', detail: 'actor must be a non-empty string without /, + or #' };
+  }
+  if (typeof type !== 'string' || !isLevel(type) || type.includes('/')) {
+    return {
+      ok: false,
+      reason: 'invalid',
+      detail: 'type must be a non-empty string without /, + or #',
+      actor,
+    };
+  }
+  if (data === undefined) return { ok: true, event: { actor, type, data: {} } };
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    return { ok: false, reason: 'invalid', detail: 'data must be an object when present', actor };
+  }
+  return { ok: true, event: { actor, type, data: data as Record<string, unknown> } };
+}

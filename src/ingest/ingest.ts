@@ -1,0 +1,131 @@
+import type { Logger } from 'pino';
+import type { Event, Profile } from '../shared/index.js';
+import { parseCloudEvent } from './cloud-event.js';
+import { decodePayload } from './decode-payload.js';
+import { parseDeviceTopic } from './device-topic.js';
+import { OrderedDelivery } from './ordered-delivery.js';
+import type { DeadLetter, IngestMetrics, ProfileSource, PublishingClient } from './types.js';
+
+export interface IngestOptions {
+  profiles: ProfileSource;
+  /** Receives every accepted event with its device's profile, in arrival order per device. */
+  deliver: (ev: Event, profile: Profile | undefined) => void;
+  deadLetter: (record: DeadLetter) => void;
+  /** Gateway time in ms, stamped on each event as it arrives. */
+  clock: () => number;
+  logger: Logger;
+  maxPayloadBytes: number;
+  metrics?: IngestMetrics;
+}
+
+/** Where a dead letter says a cloud event came from when the caller does not name the topic. */
+const CLOUD_TOPIC = 'vigil/+/events';
+/** How much of a refused payload the dead letter carries. */
+const DEAD_LETTER_PAYLOAD_BYTES = 1024;
+
+/**
+ * Turns device publishes, broker connection changes and cloud events into Events: decodes and
+ * validates them, refuses bad ones as values (counted, logged, dead-lettered), and delivers the rest
+ * with the device's profile, in arrival order per device.
+ */
+export class Ingest {
+  private readonly ordered: OrderedDelivery;
+
+  constructor(private readonly opts: IngestOptions) {
+    this.ordered = new OrderedDelivery(opts.profiles, opts.deliver, opts.logger);
+  }
+
+  /** Events waiting for a profile read. */
+  get queued(): number {
+    return this.ordered.queued;
+  }
+
+  /**
+   * A publish under `devices/…/events/…`. Returns once the event is accepted or refused; a refused
+   * publish is still to be acknowledged, or the device would resend it forever.
+   */
+  handleDevicePublish(client: PublishingClient, topic: string, payload: Buffer, _qos: 0 | 1 | 2): void {
+    const at = this.opts.clock();
+    const parsed = parseDeviceTopic(topic);
+    if (!parsed.ok) {
+      const detail = `topic ${JSON.stringify(topic)} is not devices/{deviceId}/events/{type}`;
+      this.reject(
+        { reason: 'topic', detail, topic, clientId: client.id, at, ...deviceOf(parsed.deviceId) },
+        payload,
+        client,
+      );
+      return;
+    }
+    const decoded = decodePayload(payload, this.opts.maxPayloadBytes);
+    if (!decoded.ok) {
+      const { reason, detail } = decoded;
+      this.reject(
+        { reason, detail, topic, clientId: client.id, deviceId: parsed.deviceId, at },
+        payload,
+        client,
+      );
+      return;
+    }
+    const ev: Event = { actor: parsed.deviceId, type: parsed.type, at, data: decoded.data, source: 'device' };
+    if (decoded.deviceAt !== undefined) ev.deviceAt = decoded.deviceAt;
+    this.accept(ev);
+  }
+
+  /** A device's connection came up or went down, as the broker saw it. */
+  handleBrokerEvent(
+    deviceId: string,
+    kind: 'connected' | 'disconnected',
+    data: Record<string, unknown> = {},
+  ): void {
+    this.accept({ actor: deviceId, type: kind, at: this.opts.clock(), data, source: 'broker' });
+  }
+
+  /** An event about a device from a business system, received on `vigil/{gw}/events`. */
+  handleCloudEvent(payload: Buffer, topic: string = CLOUD_TOPIC): void {
+    const at = this.opts.clock();
+    const parsed = parseCloudEvent(payload, this.opts.maxPayloadBytes);
+    if (!parsed.ok) {
+      const { reason, detail } = parsed;
+      this.reject({ reason, detail, topic, at, ...deviceOf(parsed.actor) }, payload, undefined);
+      return;
+    }
+    const { actor, type, data } = parsed.event;
+    this.accept({ actor, type, at, data, source: 'cloud' });
+  }
+
+  /** Resolves when no event is waiting for a profile read (for shutdown). */
+  drain(): Promise<void> {
+    return this.ordered.drain();
+  }
+
+  private accept(ev: Event): void {
+    this.opts.metrics?.accepted(ev.type, ev.source);
+    this.ordered.push(ev);
+  }
+
+  private reject(record: DeadLetter, payload: Buffer, client: PublishingClient | undefined): void {
+    if (payload.length > 0)
+      record.payloadBase64 = payload.subarray(0, DEAD_LETTER_PAYLOAD_BYTES).toString('base64');
+    this.opts.metrics?.rejected(record.reason);
+    this.opts.logger.warn(
+      {
+        reason: record.reason,
+        detail: record.detail,
+        topic: record.topic,
+        clientId: client?.id,
+        address: client?.address,
+        deviceId: record.deviceId,
+      },
+      'input refused',
+    );
+    try {
+      this.opts.deadLetter(record);
+    } catch (err) {
+      this.opts.logger.error({ err, reason: record.reason }, 'dead letter could not be handed on');
+    }
+  }
+}
+
+function deviceOf(deviceId: string | undefined): { deviceId?: string } {
+  return deviceId === undefined ? {} : { deviceId };
+}

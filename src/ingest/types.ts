@@ -1,0 +1,40 @@
+import type { EventSource, Profile } from '../shared/index.js';
+import type { DecodeFailureReason } from './decode-payload.js';
+
+/** Why ingest refused an input: a payload that does not decode, a topic outside the scheme, a cloud event of the wrong shape. */
+export type RejectReason = DecodeFailureReason | 'topic' | 'invalid';
+
+/** The MQTT client a device publish came from (the broker's client info fits). */
+export interface PublishingClient {
+  readonly id: string;
+  readonly address: string;
+}
+
+/** What the profile cache knows without going to disk. */
+export type ProfilePeek = { hit: true; profile: Profile | undefined } | { hit: false };
+
+/** Profiles as ingest reads them: a synchronous cache look-up, and a read that may go to disk. */
+export interface ProfileSource {
+  peek(deviceId: string): ProfilePeek;
+  get(deviceId: string): Promise<Profile | undefined>;
+}
+
+/** A refused input, as published to the dead-letter topic. */
+export interface DeadLetter {
+  reason: RejectReason;
+  detail: string;
+  topic: string;
+  /** The publishing MQTT client; absent for events that came from the cloud. */
+  clientId?: string;
+  deviceId?: string;
+  /** Gateway arrival time, ms. */
+  at: number;
+  /** The first KiB of the payload, base64; absent when the payload was empty. */
+  payloadBase64?: string;
+}
+
+/** Counters ingest reports to. */
+export interface IngestMetrics {
+  accepted(type: string, source: EventSource): void;
+  rejected(reason: RejectReason): void;
+}

@@ -1,0 +1,105 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Labels grow with what devices send; past this many distinct event types the rest count as `other`. */
+const MAX_EVENT_TYPES = 200;
+
+/** The gateway's Prometheus metrics, one registry per gateway so tests can run several in one process. */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly seenTypes = new Set<string>();
+
+  readonly eventsIn = new Counter({
+    name: 'vigil_events_in_total',
+    help: 'Events accepted by ingest, by event type and source',
+    labelNames: ['type', 'source'] as const,
+    registers: [this.registry],
+  });
+  readonly ingestRejects = new Counter({
+    name: 'vigil_ingest_rejects_total',
+    help: 'Publishes refused by ingest, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly engineErrors = new Counter({
+    name: 'vigil_scenario_errors_total',
+    help: 'Expressions that could not be evaluated, by scenario and stage',
+    labelNames: ['scenario', 'stage'] as const,
+    registers: [this.registry],
+  });
+  readonly actionsDecided = new Counter({
+    name: 'vigil_actions_decided_total',
+    help: 'Actions decided and sent, by scenario',
+    labelNames: ['scenario'] as const,
+    registers: [this.registry],
+  });
+  readonly actionsSuppressed = new Counter({
+    name: 'vigil_actions_suppressed_total',
+    help: 'Candidate actions suppressed by the policy, by scenario and reason',
+    labelNames: ['scenario', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly commandsSent = new Counter({
+    name: 'vigil_device_commands_total',
+    help: 'Commands published to devices on the local broker',
+    registers: [this.registry],
+  });
+  readonly outboxDropped = new Counter({
+    name: 'vigil_outbox_dropped_total',
+    help: 'Actions dropped from the full outbox (lowest priority, oldest first)',
+    labelNames: ['scenario'] as const,
+    registers: [this.registry],
+  });
+  readonly outboxErrors = new Counter({
+    name: 'vigil_outbox_write_errors_total',
+    help: 'Actions that could not be written to the outbox',
+    registers: [this.registry],
+  });
+  readonly upstreamSent = new Counter({
+    name: 'vigil_upstream_actions_sent_total',
+    help: 'Actions acknowledged by the upstream broker',
+    registers: [this.registry],
+  });
+  readonly outboxDepth = new Gauge({
+    name: 'vigil_outbox_depth',
+    help: 'Actions waiting in the outbox',
+    registers: [this.registry],
+  });
+  readonly outboxBytes = new Gauge({
+    name: 'vigil_outbox_bytes',
+    help: 'Bytes of actions waiting in the outbox',
+    registers: [this.registry],
+  });
+  readonly upstreamConnected = new Gauge({
+    name: 'vigil_upstream_connected',
+    help: '1 while the upstream broker connection is up',
+    registers: [this.registry],
+  });
+  readonly devicesConnected = new Gauge({
+    name: 'vigil_devices_connected',
+    help: 'MQTT clients connected to the embedded broker',
+    registers: [this.registry],
+  });
+  readonly pendingTimers = new Gauge({
+    name: 'vigil_pending_timers',
+    help: 'Scenario timers waiting for their deadline',
+    registers: [this.registry],
+  });
+  readonly latency = new Histogram({
+    name: 'vigil_event_to_action_seconds',
+    help: 'Time from the triggering event (or deadline) to the decision',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'vigil_' });
+  }
+
+  /** Bounds the `type` label: device-chosen topic levels must not grow the registry without end. */
+  eventType(type: string): string {
+    if (this.seenTypes.has(type)) return type;
+    if (this.seenTypes.size >= MAX_EVENT_TYPES) return 'other';
+    this.seenTypes.add(type);
+    return type;
+  }
+}

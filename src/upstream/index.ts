@@ -1,0 +1,1 @@
+export { Uplink, upstreamTopics, type UplinkOptions, type OutboxSource } from './uplink.js';

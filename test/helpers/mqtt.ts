@@ -1,0 +1,63 @@
+import mqtt, { type MqttClient } from 'mqtt';
+
+export interface Received {
+  topic: string;
+  payload: Buffer;
+  at: number;
+}
+
+/** A subscriber that keeps what it receives, and waits for it. */
+export class Collector {
+  readonly messages: Received[] = [];
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly client: MqttClient) {
+    client.on('message', (topic, payload) => {
+      this.messages.push({ topic, payload, at: Date.now() });
+      for (const w of this.waiters) w();
+    });
+  }
+
+  static async connect(url: string, topics: string[], opts: mqtt.IClientOptions = {}): Promise<Collector> {
+    const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, ...opts });
+    const collector = new Collector(client);
+    await client.subscribeAsync(topics, { qos: 0 });
+    return collector;
+  }
+
+  json<T = Record<string, unknown>>(topicPrefix = ''): T[] {
+    return this.messages
+      .filter((m) => m.topic.startsWith(topicPrefix))
+      .map((m) => JSON.parse(m.payload.toString()) as T);
+  }
+
+  /** Waits until `predicate` holds over what was received, or fails after `timeoutMs`. */
+  async waitFor(
+    predicate: (messages: Received[]) => boolean,
+    timeoutMs = 5_000,
+    what = 'messages',
+  ): Promise<void> {
+    if (predicate(this.messages)) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}; got ${this.messages.length} messages`,
+          ),
+        );
+      }, timeoutMs);
+      const check = () => {
+        if (!predicate(this.messages)) return;
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+        resolve();
+      };
+      this.waiters.push(check);
+    });
+  }
+
+  close(): Promise<void> {
+    return this.client.endAsync();
+  }
+}
