@@ -1,0 +1,12 @@
+import type { Policy } from '../rules/policy.js';
+import type { Action } from '../shared/index.js';
+
+/**
+ * True once an action has waited its category's `ttl` since it was decided: the uplink then drops it (reason
+ * `ttl`) rather than send it late. An action lives for `[decidedAt, decidedAt + ttl)`; without a ttl for its
+ * category, or without a policy, it never expires.
+ */
+export function isExpired(action: Action, now: number, policy: Policy | undefined): boolean {
+  const ttlMs = policy?.ttlMs.get(action.category);
+  return ttlMs !== undefined && now >= action.decidedAt + ttlMs;
+}
