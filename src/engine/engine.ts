@@ -1,0 +1,216 @@
+import type { RuleSet, Scenario } from '../rules/index.js';
+import type { Event, Profile } from '../shared/index.js';
+import type { Effect } from './effects.js';
+import { onAggregateEvent, pruneAggregate } from './kinds/aggregate.js';
+import { onAllEvent, pruneAll } from './kinds/all.js';
+import { onCountEvent, pruneCount } from './kinds/count.js';
+import { onSequenceEvent, onSequenceTimer, pruneSequence } from './kinds/sequence.js';
+import { onSilenceEvent, onSilenceTimer } from './kinds/silence.js';
+import { onTriggerEvent } from './kinds/trigger.js';
+import type {
+  EngineState,
+  GroupState,
+  ScenarioRuntime,
+  ScenarioStats,
+  SequenceState,
+  SilenceState,
+} from './state.js';
+import { parseTimerKey, Step, timerKey } from './step.js';
+import type { StepOptions } from './step.js';
+
+export interface EngineOptions {
+  /** Gateway id stamped on every action. */
+  gateway: string;
+  /** How many times an emitted event may cause another emit within one step (load-time cycle checks come first). */
+  maxEmitDepth?: number;
+  /** A timer firing later than this after its deadline marks its action `late`. */
+  lateAfterMs?: number;
+}
+
+export const DEFAULT_MAX_EMIT_DEPTH = 8;
+export const DEFAULT_LATE_AFTER_MS = 1_000;
+
+/** Sources whose events show the device itself is alive (`absent: any`). */
+function fromDevice(ev: Event): boolean {
+  return ev.source === 'device' || ev.source === 'broker';
+}
+
+/** A timer the runtime should hold, as the engine's state implies it. */
+export interface PendingTimer {
+  timer: string;
+  actor: string;
+  dueAt: number;
+}
+
+/**
+ * The scenario engine: pure and deterministic. Time comes in with each input (an event's `at`, a timer's
+ * `now`), state is plain data, and every step returns the effects the runtime carries out.
+ */
+export class Engine {
+  private readonly opts: StepOptions;
+  private readonly runtimes: ScenarioRuntime[];
+  private readonly byId = new Map<string, ScenarioRuntime>();
+  /** Scenarios by the event types they listen to: an event costs nothing for the others. */
+  private readonly byType = new Map<string, ScenarioRuntime[]>();
+  /** `absent: any` scenarios: fed every event from a device itself. */
+  private readonly deviceAny: ScenarioRuntime[] = [];
+
+  constructor(rules: RuleSet, opts: EngineOptions) {
+    this.opts = {
+      gateway: opts.gateway,
+      maxEmitDepth: opts.maxEmitDepth ?? DEFAULT_MAX_EMIT_DEPTH,
+      lateAfterMs: opts.lateAfterMs ?? DEFAULT_LATE_AFTER_MS,
+    };
+    this.runtimes = rules.scenarios.map((sc) => ({
+      sc,
+      groups: new Map<string, GroupState>(),
+      stats: { evaluations: 0, matches: 0, errors: 0 },
+    }));
+    for (const rt of this.runtimes) {
+      this.byId.set(rt.sc.id, rt);
+      if (rt.sc.when.kind === 'silence' && rt.sc.when.any) this.deviceAny.push(rt);
+      for (const type of rt.sc.listens) {
+        const list = this.byType.get(type) ?? [];
+        list.push(rt);
+        this.byType.set(type, list);
+      }
+    }
+  }
+
+  /** The scenarios this engine runs, in load order. */
+  get scenarios(): readonly Scenario[] {
+    return this.runtimes.map((rt) => rt.sc);
+  }
+
+  /** Runs one event (and the business events it leads to) through the scenarios that listen to it. */
+  onEvent(ev: Event, profile: Profile | undefined): Effect[] {
+    const step = new Step(ev.at, this.opts);
+    this.feed(step, ev, profile);
+    step.drain((e, p) => this.feed(step, e, p));
+    return step.effects;
+  }
+
+  /**
+   * A timer fell due. `now` is when it fires (its deadline, or later); a timer that is stale (its
+   * scenario's state moved on) does nothing, and one fired before its deadline is scheduled again.
+   */
+  onTimer(timer: string, now: number, profile: Profile | undefined): Effect[] {
+    const step = new Step(now, this.opts);
+    const parsed = parseTimerKey(timer);
+    const rt = parsed && this.byId.get(parsed.id);
+    if (!parsed || !rt) return step.effects;
+    rt.stats.evaluations++;
+    if (rt.sc.when.kind === 'silence') onSilenceTimer(step, rt, timer, parsed.group, profile);
+    else if (rt.sc.when.kind === 'sequence') onSequenceTimer(step, rt, timer, parsed.group, profile);
+    step.drain((e, p) => this.feed(step, e, p));
+    return step.effects;
+  }
+
+  private feed(step: Step, ev: Event, profile: Profile | undefined): void {
+    const listeners = this.byType.get(ev.type);
+    if (listeners)
+      for (const rt of listeners) {
+        rt.stats.evaluations++;
+        switch (rt.sc.when.kind) {
+          case 'trigger':
+            onTriggerEvent(step, rt, ev, profile);
+            break;
+          case 'count':
+            onCountEvent(step, rt, ev, profile);
+            break;
+          case 'aggregate':
+            onAggregateEvent(step, rt, ev, profile);
+            break;
+          case 'silence':
+            onSilenceEvent(step, rt, ev, profile);
+            break;
+          case 'sequence':
+            onSequenceEvent(step, rt, ev, profile);
+            break;
+          case 'all':
+            onAllEvent(step, rt, ev, profile);
+            break;
+        }
+      }
+    if (this.deviceAny.length > 0 && fromDevice(ev))
+      for (const rt of this.deviceAny) {
+        rt.stats.evaluations++;
+        onSilenceEvent(step, rt, ev, profile);
+      }
+  }
+
+  /** Per-scenario counters, in load order. */
+  stats(): ScenarioStats[] {
+    return this.runtimes.map((rt) => ({ scenario: rt.sc.id, groups: rt.groups.size, ...rt.stats }));
+  }
+
+  /** The timers the engine's state is waiting on, to rebuild the runtime's queue after a restore. */
+  pendingTimers(): PendingTimer[] {
+    const out: PendingTimer[] = [];
+    for (const rt of this.runtimes) {
+      const kind = rt.sc.when.kind;
+      if (kind !== 'silence' && kind !== 'sequence') continue;
+      for (const [group, state] of rt.groups) {
+        const st = state as SilenceState | SequenceState;
+        if (st.dueAt !== undefined)
+          out.push({ timer: timerKey(rt.sc, group), actor: st.last.actor, dueAt: st.dueAt });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Forgets windows, counts and matches that can no longer lead anywhere at `now`, so that memory follows
+   * the devices that are active rather than every device ever seen. Silence timers are kept.
+   */
+  prune(now: number): void {
+    for (const rt of this.runtimes) {
+      switch (rt.sc.when.kind) {
+        case 'count':
+          pruneCount(rt, now);
+          break;
+        case 'aggregate':
+          pruneAggregate(rt, now);
+          break;
+        case 'sequence':
+          pruneSequence(rt, now);
+          break;
+        case 'all':
+          pruneAll(rt, now);
+          break;
+        case 'trigger':
+        case 'silence':
+          break;
+      }
+    }
+  }
+
+  /** The whole state as plain data, detached from the live engine. */
+  snapshot(): EngineState {
+    return {
+      version: 1,
+      scenarios: this.runtimes.map((rt) => ({
+        id: rt.sc.id,
+        fingerprint: rt.sc.fingerprint,
+        groups: structuredClone([...rt.groups.entries()]),
+        stats: { ...rt.stats },
+      })),
+    };
+  }
+
+  /**
+   * An engine for `rules` that continues from `state`: scenarios whose id and fingerprint are unchanged
+   * keep their state and counters; new or changed ones start empty, and removed ones are dropped.
+   */
+  static restore(rules: RuleSet, opts: EngineOptions, state: EngineState): Engine {
+    const engine = new Engine(rules, opts);
+    if (state.version !== 1) return engine;
+    for (const saved of state.scenarios) {
+      const rt = engine.byId.get(saved.id);
+      if (!rt || rt.sc.fingerprint !== saved.fingerprint) continue;
+      for (const [group, st] of structuredClone(saved.groups)) rt.groups.set(group, st);
+      Object.assign(rt.stats, saved.stats);
+    }
+    return engine;
+  }
+}

@@ -1,0 +1,266 @@
+import type { Scenario } from '../rules/index.js';
+import type { Action, Event, Expression, Profile } from '../shared/index.js';
+import { canonicalJson, fnv1a64 } from '../shared/hash.js';
+import type { Effect, ErrorStage, ScenarioCandidate } from './effects.js';
+import type { ScenarioRuntime, SeenEvent } from './state.js';
+
+export interface StepOptions {
+  gateway: string;
+  maxEmitDepth: number;
+  lateAfterMs: number;
+}
+
+/** Variables of a CEL evaluation over one event. */
+export type Vars = Record<string, unknown>;
+
+/** A completed match: what the action and the emitted event are made of. */
+export interface Match {
+  group: string;
+  /** The device whose event (or silence) completed the match. */
+  actor: string;
+  eventAt: number;
+  /** Identifies the input that completed the match, for the action id. */
+  input: string;
+  /** The match's last event, as CEL sees `last`; `data` merged over the match where that applies. */
+  last: SeenEvent;
+  profile: Profile | undefined;
+  /** Aggregates, visible by name. */
+  extra?: Vars;
+}
+
+interface Pending {
+  ev: Event;
+  profile: Profile | undefined;
+  depth: number;
+}
+
+/** Separates the parts of hashed ids; it cannot occur in scenario ids or in JSON text. */
+const SEP = '\u0000';
+
+export function timerKey(sc: Scenario, group: string): string {
+  return `${sc.id}:${group}`;
+}
+
+/** Splits a timer key into its scenario id (which cannot contain `:`) and group. */
+export function parseTimerKey(key: string): { id: string; group: string } | undefined {
+  const i = key.indexOf(':');
+  return i <= 0 ? undefined : { id: key.slice(0, i), group: key.slice(i + 1) };
+}
+
+export function eventInput(ev: Event): string {
+  return ['e', ev.actor, ev.type, String(ev.at), canonicalJson(ev.data)].join(SEP);
+}
+
+export function timerInput(key: string, dueAt: number): string {
+  return ['t', key, String(dueAt)].join(SEP);
+}
+
+export function seen(ev: Event, keepData: boolean): SeenEvent {
+  const s: SeenEvent = { actor: ev.actor, type: ev.type, at: ev.at, source: ev.source };
+  if (keepData) s.data = ev.data;
+  return s;
+}
+
+/** A CEL value as a group or distinct key; undefined when it cannot be one. */
+function keyOf(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return value;
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return String(value);
+    case 'object':
+      return value === null ? undefined : canonicalJson(value);
+    case 'undefined':
+    case 'function':
+    case 'symbol':
+      return undefined;
+  }
+}
+
+/**
+ * One engine step: the effects it produces, the business events it feeds back, and the evaluation helpers
+ * the scenario kinds share.
+ */
+export class Step {
+  readonly effects: Effect[] = [];
+  private readonly queue: Pending[] = [];
+
+  constructor(
+    readonly now: number,
+    readonly opts: StepOptions,
+  ) {}
+
+  private varsEvent: Event | undefined;
+  private vars: Vars = {};
+
+  /**
+   * The variables of an expression over `ev`. One object serves every scenario looking at the same event
+   * (only `params` differs); callers use it synchronously and copy it to keep it.
+   */
+  baseVars(rt: ScenarioRuntime, ev: Event, profile: Profile | undefined): Vars {
+    if (this.varsEvent !== ev) {
+      this.varsEvent = ev;
+      this.vars = { data: ev.data, actor: ev.actor, params: rt.sc.params };
+      if (profile !== undefined) this.vars.profile = profile;
+    }
+    this.vars.params = rt.sc.params;
+    return this.vars;
+  }
+
+  error(rt: ScenarioRuntime, actor: string, stage: ErrorStage, message: string): void {
+    rt.stats.errors++;
+    this.effects.push({ kind: 'error', scenario: rt.sc.id, actor, stage, message });
+  }
+
+  /** Evaluates an expression, reporting a failure as an error effect; `ok: false` then. */
+  evaluate(
+    rt: ScenarioRuntime,
+    expr: Expression,
+    vars: Vars,
+    actor: string,
+    stage: ErrorStage,
+  ): { ok: true; value: unknown } | { ok: false } {
+    const r = expr.evaluate(vars);
+    if (r.ok) return r;
+    const message =
+      vars.profile === undefined && /\bprofile\b/.test(r.error)
+        ? `no profile for ${actor}: ${r.error}`
+        : r.error;
+    this.error(rt, actor, stage, `${expr.source}: ${message}`);
+    return { ok: false };
+  }
+
+  /** A condition; one that cannot be evaluated, or gives anything but a boolean, does not hold. */
+  holds(
+    rt: ScenarioRuntime,
+    expr: Expression | undefined,
+    vars: Vars,
+    actor: string,
+    stage: ErrorStage = 'where',
+  ): boolean {
+    if (expr === undefined) return true;
+    const r = this.evaluate(rt, expr, vars, actor, stage);
+    if (!r.ok) return false;
+    if (typeof r.value === 'boolean') return r.value;
+    this.error(
+      rt,
+      actor,
+      stage,
+      `${expr.source}: gives ${r.value === null ? 'null' : typeof r.value}, not true or false`,
+    );
+    return false;
+  }
+
+  /** A key from a `by` or `distinct` expression; an event whose key cannot be computed is left out. */
+  key(
+    rt: ScenarioRuntime,
+    expr: Expression,
+    vars: Vars,
+    actor: string,
+    stage: 'by' | 'distinct',
+  ): string | undefined {
+    const r = this.evaluate(rt, expr, vars, actor, stage);
+    if (!r.ok) return undefined;
+    const key = keyOf(r.value);
+    if (key === undefined)
+      this.error(
+        rt,
+        actor,
+        stage,
+        `${expr.source}: gives null, which cannot be a ${stage === 'by' ? 'group' : 'value'}`,
+      );
+    return key;
+  }
+
+  /** The group of an event: the `by` key, or the actor. */
+  group(rt: ScenarioRuntime, vars: Vars, actor: string): string | undefined {
+    return rt.sc.by ? this.key(rt, rt.sc.by, vars, actor, 'by') : actor;
+  }
+
+  schedule(timer: string, actor: string, dueAt: number): void {
+    this.effects.push({ kind: 'schedule', timer, actor, dueAt });
+  }
+
+  cancel(timer: string): void {
+    this.effects.push({ kind: 'cancel', timer });
+  }
+
+  /** The scenario fired: decide its action and emit its event. */
+  fire(rt: ScenarioRuntime, m: Match): void {
+    const sc = rt.sc;
+    rt.stats.matches++;
+    rt.stats.lastFiredAt = this.now;
+    const vars: Vars = {
+      data: m.last.data ?? {},
+      actor: m.actor,
+      params: sc.params,
+      last: { ...m.last, data: m.last.data ?? {} },
+      group: m.group,
+      ...m.extra,
+    };
+    if (m.profile !== undefined) vars.profile = m.profile;
+
+    if (sc.action !== undefined) {
+      const payload: Record<string, unknown> = {};
+      for (const f of sc.payload) {
+        const r = this.evaluate(rt, f.expr, vars, m.actor, 'payload');
+        payload[f.name] = r.ok ? r.value : null;
+      }
+      const action: Action = {
+        id: fnv1a64([sc.id, m.group, m.input].join(SEP)),
+        gateway: this.opts.gateway,
+        scenario: sc.id,
+        action: sc.action,
+        actor: m.actor,
+        priority: sc.priority,
+        category: sc.category,
+        decidedAt: this.now,
+        eventAt: m.eventAt,
+        payload,
+      };
+      if (sc.by) action.group = m.group;
+      if (this.now - m.eventAt > this.opts.lateAfterMs) action.late = true;
+      const candidate: ScenarioCandidate = { action, to: sc.to };
+      if (sc.cooldownMs !== undefined) candidate.cooldownMs = sc.cooldownMs;
+      this.effects.push({ kind: 'decide', candidate });
+    }
+
+    if (sc.emit) {
+      const data: Record<string, unknown> = {};
+      for (const f of sc.emit.data) {
+        const r = this.evaluate(rt, f.expr, vars, m.actor, 'emit');
+        data[f.name] = r.ok ? r.value : null;
+      }
+      const actor = sc.by ? m.group : m.actor;
+      const event: Event = { actor, type: sc.emit.event, at: this.now, data, source: 'engine' };
+      this.effects.push({ kind: 'emit', event });
+      const depth = this.depth + 1;
+      if (depth > this.opts.maxEmitDepth) {
+        this.error(
+          rt,
+          m.actor,
+          'emit',
+          `${sc.emit.event} not fed back: emits nested deeper than ${this.opts.maxEmitDepth}`,
+        );
+      } else {
+        this.queue.push({ ev: event, profile: actor === m.actor ? m.profile : undefined, depth });
+      }
+    }
+  }
+
+  /** Depth of the input being processed: 0 for the step's own input, n for an event emitted n times over. */
+  depth = 0;
+
+  /** Runs `process` over every emitted event, breadth first, until none are left. */
+  drain(process: (ev: Event, profile: Profile | undefined) => void): void {
+    for (let i = 0; i < this.queue.length; i++) {
+      const p = this.queue[i] as Pending;
+      this.depth = p.depth;
+      process(p.ev, p.profile);
+    }
+    this.queue.length = 0;
+    this.depth = 0;
+  }
+}

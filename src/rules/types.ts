@@ -1,0 +1,104 @@
+import type { Destination, Expression, RuleProblem } from '../shared/index.js';
+import type { Policy } from './policy.js';
+
+/** One named value of a payload or of an emitted event's data, computed by CEL when the scenario fires. */
+export interface FieldPlan {
+  name: string;
+  expr: Expression;
+}
+
+/** One step of a `sequence`: an event that must come, or one that must not come before its deadline. */
+export interface StepPlan {
+  kind: 'event' | 'absent';
+  event: string;
+  where?: Expression;
+  /** For an event step, the latest it may come after the previous step; for an absent step, its deadline. */
+  withinMs?: number;
+}
+
+export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
+
+export interface AggregatePlan {
+  name: string;
+  fn: AggregateFn;
+  /** Absent for `count()`. */
+  arg?: Expression;
+}
+
+/** What a scenario's `when` compiles to: one kind of matcher each. */
+export type WhenPlan =
+  /** `event: T` or `any: [T, U]`: each matching event fires. */
+  | { kind: 'trigger'; events: readonly string[]; where?: Expression }
+  /** `count` (optionally `within`, `distinct`): a sliding count per group, reset when it fires. */
+  | {
+      kind: 'count';
+      events: readonly string[];
+      where?: Expression;
+      count: number;
+      withinMs?: number;
+      distinct?: Expression;
+    }
+  /** `window` + `aggregate` (+ `having`): sliding-window aggregates per group, evaluated on each event. */
+  | {
+      kind: 'aggregate';
+      events: readonly string[];
+      where?: Expression;
+      windowMs: number;
+      aggregates: readonly AggregatePlan[];
+      having?: Expression;
+    }
+  /** `absent: T|any` + `for`: a silence timer per group, restarted by each such event, firing once per silence. */
+  | { kind: 'silence'; absent: string; any: boolean; forMs: number }
+  /** `sequence`: steps in order per group. */
+  | { kind: 'sequence'; steps: readonly StepPlan[] }
+  /** `all: [...]` + `within`: every listed event within `withinMs` of each other, in any order. */
+  | { kind: 'all'; events: readonly string[]; where?: Expression; withinMs: number };
+
+/** The event a scenario's `emit` feeds back into the engine. */
+export interface EmitPlan {
+  event: string;
+  data: readonly FieldPlan[];
+}
+
+/** A compiled scenario: what the engine runs. */
+export interface Scenario {
+  id: string;
+  description: string;
+  priority: number;
+  category: string;
+  /** Rule file and line where the scenario is defined. */
+  file: string;
+  line: number;
+  /** The action decided when it fires; absent when the scenario only emits. */
+  action?: string;
+  to: readonly Destination[];
+  payload: readonly FieldPlan[];
+  emit?: EmitPlan;
+  /** The scenario's own cooldown for the arbiter, when it sets one. */
+  cooldownMs?: number;
+  /** Group key; absent means one group per actor. */
+  by?: Expression;
+  when: WhenPlan;
+  /** Template parameters, visible to CEL as `params`. */
+  params: Readonly<Record<string, unknown>>;
+  /** Event types the scenario listens to (not counting `absent: any`). */
+  listens: readonly string[];
+  /** The longest stretch of time the scenario looks at (for `replay`'s default end). */
+  horizonMs: number;
+  /** Whether `last.data` is used, so the engine keeps the data of past events (otherwise only their time). */
+  keepsData: boolean;
+  /**
+   * Hash of what the scenario's state depends on (its `when`, `by` and parameters, after templates):
+   * state kept for a scenario survives a rule change that leaves this unchanged.
+   */
+  fingerprint: string;
+}
+
+/** A loaded rules directory or bundle. */
+export interface RuleSet {
+  scenarios: Scenario[];
+  policy?: Policy;
+  files: string[];
+}
+
+export type LoadResult = { ok: true; rules: RuleSet } | { ok: false; problems: RuleProblem[] };
