@@ -1,0 +1,19 @@
+import { VigilError } from '../shared/index.js';
+import type { ImportSummary } from './import-summary.js';
+
+/** An import stopped before the end of its input; what was written before that stays written. */
+export class ProfileImportError extends VigilError {
+  /** What was imported and rejected before the failure. */
+  readonly partial: ImportSummary;
+  constructor(message: string, partial: ImportSummary, options?: { cause?: unknown }) {
+    super('VIGIL_PROFILE_IMPORT', message, options);
+    this.partial = partial;
+  }
+}
+
+/** A running gateway's local API could not be reached, or refused or failed a request. */
+export class GatewayApiError extends VigilError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VIGIL_GATEWAY_API', message, options);
+  }
+}

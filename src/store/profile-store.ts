@@ -1,0 +1,129 @@
+import type { Profile } from '../shared/index.js';
+import type { RootLevel, Sublevel } from './level-types.js';
+import { LruCache } from './lru-cache.js';
+import { storeIo } from './store-io.js';
+
+/** What the cache knows about a device without going to disk. */
+export type ProfilePeek = { hit: true; profile: Profile | undefined } | { hit: false };
+
+/** One profile to write with `putMany`. */
+export interface ProfileEntry {
+  id: string;
+  profile: Profile;
+}
+
+export const DEFAULT_PROFILE_CACHE_ENTRIES = 100_000;
+
+interface Reading {
+  promise: Promise<Profile | undefined>;
+}
+
+// A cached miss: the device has no profile. Kept so that unknown devices do not cost a disk read per event.
+const MISSING = null;
+
+/**
+ * Device profiles in LevelDB behind a bounded LRU cache (hits and misses alike). Profiles handed out
+ * are the cached objects themselves: callers read them and never mutate them.
+ */
+export class ProfileStore {
+  readonly #root: RootLevel;
+  readonly #level: Sublevel;
+  readonly #cache: LruCache<string, Profile | typeof MISSING>;
+  // Reads in flight, so that concurrent lookups of one id share a disk read, and so that a write can
+  // tell a read that started before it not to cache what it read.
+  readonly #reading = new Map<string, Reading>();
+
+  constructor(root: RootLevel, level: Sublevel, cacheEntries: number = DEFAULT_PROFILE_CACHE_ENTRIES) {
+    this.#root = root;
+    this.#level = level;
+    this.#cache = new LruCache(cacheEntries);
+  }
+
+  /** Entries in the cache (profiles and known misses). */
+  get cachedEntries(): number {
+    return this.#cache.size;
+  }
+
+  /** A synchronous cache lookup: the hot path stays synchronous on a hit, and goes to `get` otherwise. */
+  peek(id: string): ProfilePeek {
+    const cached = this.#cache.get(id);
+    if (cached === undefined) return { hit: false };
+    return { hit: true, profile: cached ?? undefined };
+  }
+
+  async get(id: string): Promise<Profile | undefined> {
+    const cached = this.#cache.get(id);
+    if (cached !== undefined) return cached ?? undefined;
+    const pending = this.#reading.get(id);
+    if (pending !== undefined) return pending.promise;
+    const reading = {} as Reading;
+    reading.promise = this.#read(id, reading);
+    this.#reading.set(id, reading);
+    return reading.promise;
+  }
+
+  async #read(id: string, reading: Reading): Promise<Profile | undefined> {
+    try {
+      const value = await storeIo(`reading profile ${id}`, () => this.#level.get(id));
+      const profile = isProfile(value) ? value : undefined;
+      // A write to this id since the read started took it out of #reading: what was read may be stale.
+      if (this.#reading.get(id) === reading) this.#cache.set(id, profile ?? MISSING);
+      return profile;
+    } finally {
+      if (this.#reading.get(id) === reading) this.#reading.delete(id);
+    }
+  }
+
+  async put(id: string, profile: Profile): Promise<void> {
+    await storeIo(`writing profile ${id}`, () => this.#level.put(id, profile));
+    this.#reading.delete(id);
+    this.#cache.set(id, profile);
+  }
+
+  /**
+   * Writes many profiles in one LevelDB batch. Only ids already cached are refreshed, so that a bulk
+   * import does not flush the profiles of the devices that are actually talking.
+   */
+  async putMany(batch: readonly ProfileEntry[]): Promise<void> {
+    if (batch.length === 0) return;
+    const level = this.#level;
+    const ops = batch.map(({ id, profile }) => ({
+      type: 'put' as const,
+      sublevel: level,
+      key: id,
+      value: profile,
+    }));
+    await storeIo(`writing ${batch.length} profiles`, () => this.#root.batch(ops));
+    for (const { id, profile } of batch) {
+      this.#reading.delete(id);
+      if (this.#cache.has(id)) this.#cache.set(id, profile);
+    }
+  }
+
+  async delete(id: string): Promise<void> {
+    await storeIo(`deleting profile ${id}`, () => this.#level.del(id));
+    this.#reading.delete(id);
+    this.#cache.set(id, MISSING);
+  }
+
+  /** The number of stored profiles, counted by a scan of the keys (about a second per million). */
+  async count(): Promise<number> {
+    return storeIo('counting profiles', async () => {
+      const keys = this.#level.keys();
+      try {
+        let total = 0;
+        for (;;) {
+          const chunk = await keys.nextv(10_000);
+          if (chunk.length === 0) return total;
+          total += chunk.length;
+        }
+      } finally {
+        await keys.close();
+      }
+    });
+  }
+}
+
+function isProfile(value: unknown): value is Profile {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

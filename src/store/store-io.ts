@@ -1,0 +1,12 @@
+import { StoreIoError, VigilError } from '../shared/index.js';
+
+/** Runs one LevelDB operation and turns any failure into a StoreIoError that says what was attempted. */
+export async function storeIo<T>(what: string, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (err) {
+    if (err instanceof VigilError) throw err;
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new StoreIoError(`${what} failed: ${reason}`, { cause: err });
+  }
+}
