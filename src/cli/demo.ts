@@ -4,10 +4,17 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
-import { formatSummary, generateProfiles, runSim, type SimOptions } from '../../firmware-sim/index.js';
+import {
+  formatSummary,
+  generateProfiles,
+  planFleet,
+  runSim,
+  type SimOptions,
+} from '../../firmware-sim/index.js';
 import { startBroker } from '../broker/index.js';
 import { parseConfig } from '../config/index.js';
 import { startGateway } from '../gateway.js';
+import { shippedRulesDir } from '../rules/index.js';
 import { parseDurationMs, type Action } from '../shared/index.js';
 import { exitWithError, parsePositiveInt } from './util.js';
 
@@ -55,6 +62,8 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
       upstream: { url: cloudUrl, reconnect: '500ms' },
       log: { level: 'warn' },
     }),
+    // The demo profile: the shipped rules, with non-events shortened from minutes and hours to seconds.
+    { rulesOverlay: join(shippedRulesDir(), 'demo') },
   );
   say(`vigil demo: gateway mqtt on 127.0.0.1:${gateway.mqtt.port}, http on 127.0.0.1:${gateway.http.port}`);
   say(`            cloud broker on ${cloudUrl}; data in ${dataDir}`);
@@ -68,7 +77,18 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     format: opts.format,
     seed: opts.seed,
     qos: 0,
+    // Behaviours that make every shipped scenario fire within the demo.
+    silentShare: 0.03,
+    silentAfterMs: Math.min(5_000, opts.durationMs / 4),
+    silentMode: 'mixed',
+    outageSites: 1,
+    outageAfterMs: Math.min(6_000, opts.durationMs / 3),
+    heatBursts: 2,
+    heatBurstReadings: 5,
+    humidBursts: 2,
+    neverRegistered: 3,
   };
+  const plan = planFleet(simOptions);
   await gateway.store.profiles.putMany(
     [...generateProfiles(simOptions)].map((p) => ({ id: p.id, profile: { ...p } })),
   );
@@ -95,6 +115,15 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     }
   });
 
+  // Business systems speak too: the CRM provisions devices (some never register) and creates customers.
+  const crm = async (actor: string, type: string, data: Record<string, unknown> = {}) =>
+    cloudClient.publishAsync('vigil/demo/events', JSON.stringify({ actor, type, data }), { qos: 1 });
+  await waitUntil(() => gateway.metrics.upstreamConnected.get().then((m) => m.values[0]?.value === 1), 5_000);
+  for (const id of plan.neverRegistered) await crm(id, 'provisioned', { order: `ord-${id}` });
+  for (const [i, type] of ['account-created', 'device-assigned', 'contract-created'].entries()) {
+    await crm('cust-1', type, i === 2 ? { plan: 'premium' } : {});
+  }
+
   const commandLatency: number[] = [];
   const simSummary = await runSim(simOptions, {
     onCommand: (_deviceId, _name, payload, receivedAtMs) => {
@@ -103,16 +132,14 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     },
   });
   // Give the uplink a moment to deliver what was decided last.
-  const settleUntil = Date.now() + 2_000;
-  while (Date.now() < settleUntil && gateway.store.outbox.size > 0)
-    await new Promise((r) => setTimeout(r, 100));
+  await waitUntil(() => gateway.store.outbox.size === 0, 2_000);
 
   const metrics = await gateway.metrics.registry.getMetricsAsJSON();
+  const valuesOf = (name: string) => metrics.find((m) => m.name === name)?.values ?? [];
   const sum = (name: string, labels: Record<string, string> = {}) =>
-    metrics
-      .find((m) => m.name === name)
-      ?.values.filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))
-      .reduce((acc, v) => acc + Number(v.value), 0) ?? 0;
+    valuesOf(name)
+      .filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))
+      .reduce((acc, v) => acc + Number(v.value), 0);
   const cloudLatency = received.map((r) => r.at - r.action.eventAt);
   const perScenario = new Map<string, number>();
   for (const r of received) perScenario.set(r.action.scenario, (perScenario.get(r.action.scenario) ?? 0) + 1);
@@ -124,11 +151,26 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     .join(', ');
   say(`  events in                 ${sum('vigil_events_in_total')} (${bySource})`);
   say(`  actions decided           ${sum('vigil_actions_decided_total')}`);
-  say(`  actions suppressed        ${sum('vigil_actions_suppressed_total')}`);
+  const reasons = new Map<string, number>();
+  for (const v of valuesOf('vigil_actions_suppressed_total')) {
+    const reason = String(v.labels.reason);
+    reasons.set(reason, (reasons.get(reason) ?? 0) + Number(v.value));
+  }
+  const byReason = [...reasons].map(([reason, n]) => `${reason} ${n}`).join(', ');
+  say(
+    `  actions suppressed        ${sum('vigil_actions_suppressed_total')}${byReason ? ` (${byReason})` : ''}`,
+  );
   say(`  device commands received  ${commandLatency.length}`);
   say(`  actions received upstream ${received.length}`);
-  for (const [scenario, n] of [...perScenario].sort((a, b) => b[1] - a[1]))
-    say(`    ${scenario.padEnd(28)} ${n}`);
+  say('  per scenario                  matches  suppressed  received upstream');
+  for (const stat of gateway.scenarioStats()) {
+    const cells = [
+      String(stat.matches).padStart(7),
+      String(sum('vigil_actions_suppressed_total', { scenario: stat.scenario })).padStart(11),
+      String(perScenario.get(stat.scenario) ?? 0).padStart(18),
+    ];
+    say(`    ${stat.scenario.padEnd(26)} ${cells.join(' ')}`);
+  }
   say(`  arrival -> device command ${formatLatency(commandLatency)}`);
   say(`  arrival -> cloud          ${formatLatency(cloudLatency)}`);
 
@@ -136,6 +178,11 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   await gateway.stop();
   await cloud.close();
   await rm(dataDir, { recursive: true, force: true });
+}
+
+async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
 
 function formatLatency(samples: number[]): string {

@@ -1,5 +1,5 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { isMap, isScalar, isSeq } from 'yaml';
 import { formatProblem } from '../shared/index.js';
 import type { RuleProblem } from '../shared/index.js';
@@ -130,11 +130,19 @@ async function listRuleFiles(dir: string): Promise<string[]> {
   return names.map((n) => join(dir, n));
 }
 
-/** Loads the `*.yaml` files of a rules directory and of its `templates/` folder. */
-export async function loadRulesDir(dir: string): Promise<LoadResult> {
+/**
+ * Loads the `*.yaml` files of a rules directory and of its `templates/` folder. With `overlay`, the
+ * `*.yaml` files of that directory replace the files of the same name (the demo's short periods).
+ */
+export async function loadRulesDir(dir: string, opts: { overlay?: string } = {}): Promise<LoadResult> {
   let paths: string[];
   try {
     paths = await listRuleFiles(dir);
+    if (opts.overlay !== undefined) {
+      const overlay = await listRuleFiles(opts.overlay);
+      const replaced = new Set(overlay.map((p) => basename(p)));
+      paths = [...paths.filter((p) => !replaced.has(basename(p))), ...overlay];
+    }
   } catch (err) {
     const reason = err instanceof Error && 'code' in err ? String(err.code) : String(err);
     return {
