@@ -83,7 +83,7 @@ describe('scenarios on real time, through the gateway', () => {
     const keepAlive = setInterval(() => {
       void other.publishAsync('devices/other/events/heartbeat', '{}');
     }, 500);
-    cleanups.push(async () => clearInterval(keepAlive));
+    cleanups.push(() => Promise.resolve(clearInterval(keepAlive)));
 
     await sleep(2_500);
     expect(of(arrivals, 'device-offline')).toEqual([]);
@@ -138,7 +138,7 @@ describe('scenarios on real time, through the gateway', () => {
     await sleep(1_000);
     await device(gateway, 'new-2');
 
-    await waitFor(async () => of(arrivals, 'provisioned-not-registered').length > 0, 8_000);
+    await waitFor(() => of(arrivals, 'provisioned-not-registered').length > 0, 8_000);
     const [escalation, ...more] = of(arrivals, 'provisioned-not-registered');
     expect(more).toEqual([]);
     expect(escalation?.action).toMatchObject({ actor: 'new-1', action: 'escalate-activation' });
