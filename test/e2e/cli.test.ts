@@ -1,0 +1,124 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, test } from 'vitest';
+import { openStore } from '../../src/store/index.js';
+import { startGatewayProcess } from '../helpers/gateway-process.js';
+import { tempDir } from '../helpers/temp.js';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+const BROKEN = fileURLToPath(new URL('../fixtures/rules/broken/', import.meta.url));
+const SHIPPED = fileURLToPath(new URL('../../rules/', import.meta.url));
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function vigil(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('the vigil command line', () => {
+  test('SIGTERM stops the gateway cleanly: exit 0, lock released, marker removed', async () => {
+    const dir = await tempDir();
+    cleanups.push(() => dir.remove());
+    const data = join(dir.path, 'data');
+    const gateway = await startGatewayProcess(['--mqtt-port', '0', '--http-port', '0', '--data', data]);
+    expect(existsSync(join(data, 'gateway.json'))).toBe(true);
+    const health = (await (await fetch(`http://127.0.0.1:${gateway.httpPort}/healthz`)).json()) as {
+      status: string;
+    };
+    expect(health.status).toBe('ok');
+    expect(await gateway.stop()).toBe(0);
+    expect(existsSync(join(data, 'gateway.json'))).toBe(false);
+    const store = await openStore(data); // the LevelDB lock is free again
+    await store.close();
+  });
+
+  test('a bad config value stops start-up with a message naming the key and what is allowed', async () => {
+    const dir = await tempDir();
+    cleanups.push(() => dir.remove());
+    const config = join(dir.path, 'vigil.yaml');
+    await writeFile(config, 'mqtt:\n  port: 99999\nlog:\n  level: loud\n');
+    const result = await vigil(['run', '--config', config, '--data', join(dir.path, 'data')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/mqtt\.port: .*65535/);
+    expect(result.stderr).toMatch(/log\.level: .*"info"/);
+    expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
+
+    const env = await vigil(['run', '--data', join(dir.path, 'data')], { VIGIL_HTTP_PORT: 'eighty' });
+    expect(env.code).toBe(2);
+    expect(env.stderr).toMatch(/VIGIL_HTTP_PORT: http\.port must be a number/);
+  });
+
+  test('rules check: exit 0 on the shipped rules, exit 1 with file:line errors on broken ones', async () => {
+    const ok = await vigil(['rules', 'check', SHIPPED]);
+    expect(ok.code).toBe(0);
+    const broken = await vigil(['rules', 'check', BROKEN]);
+    expect(broken.code).toBe(1);
+    const lines = broken.stderr.split('\n').filter((l) => /\.yaml:\d+: /.test(l));
+    expect(lines.length).toBeGreaterThanOrEqual(5);
+    expect(broken.stderr).toMatch(/bad-duration\.yaml:\d+: /);
+    expect(broken.stderr).toMatch(/bad-cel\.yaml:\d+: /);
+    expect(broken.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('replay prints the decided actions as NDJSON on virtual time', async () => {
+    const dir = await tempDir();
+    cleanups.push(() => dir.remove());
+    const events = join(dir.path, 'events.ndjson');
+    await writeFile(
+      events,
+      [
+        { actor: 'd1', type: 'telemetry', at: 1_000, data: { temp: 20, bat: 3.1 } },
+        { actor: 'd2', type: 'telemetry', at: 2_000, data: { temp: 20, bat: 3.9 } },
+      ]
+        .map((e) => JSON.stringify(e))
+        .join('\n') + '\n',
+    );
+    const result = await vigil(['replay', events, '--rules', SHIPPED]);
+    expect(result.code).toBe(0);
+    const out = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { scenario: string; actor: string; eventAt: number });
+    // low-battery for d1 at once; both devices fall silent: device-offline 5 minutes after each one's last event.
+    expect(out.map((a) => [a.scenario, a.actor, a.eventAt])).toEqual([
+      ['low-battery', 'd1', 1_000],
+      ['device-offline', 'd1', 301_000],
+      ['device-offline', 'd2', 302_000],
+    ]);
+  });
+
+  test('every command has --help', async () => {
+    for (const cmd of [
+      [],
+      ['run'],
+      ['rules', 'check'],
+      ['replay'],
+      ['profiles', 'import'],
+      ['profiles', 'get'],
+      ['sim'],
+      ['demo'],
+    ]) {
+      const result = await vigil([...cmd, '--help']);
+      expect(result.code, cmd.join(' ')).toBe(0);
+      expect(result.stdout, cmd.join(' ')).toMatch(/Usage: vigil/);
+    }
+  });
+});
