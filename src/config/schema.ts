@@ -51,6 +51,11 @@ export const configSchema = z
         keepalive: duration.default(30_000),
         reconnect: duration.default(2_000),
         inflight: positiveInt.max(1_000).default(100),
+        /** Up to `max` actions per message, a JSON array; a batch not full goes after `within`. Unset: one per message. */
+        batch: z
+          .object({ max: positiveInt.max(1_000), within: duration.default(50) })
+          .strict()
+          .optional(),
       })
       .strict()
       .prefault({}),

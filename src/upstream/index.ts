@@ -1,1 +1,3 @@
-export { Uplink, upstreamTopics, type UplinkOptions, type OutboxSource } from './uplink.js';
+export { Uplink, upstreamTopics, type BatchOptions, type UplinkOptions } from './uplink.js';
+export type { OutboxSource } from './outbox-source.js';
+export { queuedExpired } from './queued-expired.js';

@@ -1,0 +1,158 @@
+import { join } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { StoreLockedError, VigilError } from '../shared/index.js';
+import type { AuditEntry, AuditQuery, GatewayInfo, Store } from '../store/index.js';
+import {
+  AuditLog,
+  auditLogThroughGateway,
+  DEFAULT_AUDIT_LIMIT,
+  gatewayInfoPath,
+  isProcessAlive,
+  MAX_AUDIT_LIMIT,
+  openStore,
+  readGatewayInfo,
+  storeExists,
+} from '../store/index.js';
+
+/** Where the command writes; a test passes its own. */
+export interface ActionsIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+export interface ActionsLogFlags {
+  data: string;
+  actor?: string | undefined;
+  suppressed?: boolean | undefined;
+  limit: number;
+  json?: boolean | undefined;
+}
+
+const EXIT_OK = 0;
+const EXIT_FATAL = 2;
+
+export function registerActionsCommands(program: Command): Command {
+  const io: ActionsIo = { stdout: process.stdout, stderr: process.stderr };
+  const actions = program.command('actions').description('what arbitration decided about actions');
+  actions
+    .command('log')
+    .description('print the audit log of decisions: actions sent, and actions suppressed with the reason')
+    .option('--actor <id>', 'only the actions of this device')
+    .option('--suppressed', 'only actions that were not sent')
+    .option(
+      '--limit <n>',
+      `at most this many, newest first (1 to ${MAX_AUDIT_LIMIT})`,
+      parseLimit,
+      DEFAULT_AUDIT_LIMIT,
+    )
+    .option('--json', 'one JSON object per line')
+    .option('--data <dir>', 'data directory of the gateway', './data')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Each line: the time, "sent" or "suppressed REASON", the scenario, then actor, group, category,',
+        'priority and action id. Reasons: cooldown, exclusive:CATEGORY, contact, ttl (waited in the',
+        'outbox past its ttl). The log keeps the newest 100,000 suppressions and 100,000 sent actions.',
+        'When a gateway is running on the data directory, the log is read through its local HTTP API.',
+        '',
+        'Exit status: 0 printed (perhaps nothing), 2 the log could not be read.',
+      ].join('\n'),
+    )
+    .action(async (flags: ActionsLogFlags) => {
+      process.exitCode = await actionsLogCommand(flags, io);
+    });
+  return actions;
+}
+
+/** `vigil actions log`; resolves to the exit status. */
+export async function actionsLogCommand(flags: ActionsLogFlags, io: ActionsIo): Promise<number> {
+  const query: AuditQuery = { limit: flags.limit };
+  if (flags.actor !== undefined) query.actor = flags.actor;
+  if (flags.suppressed === true) query.suppressed = true;
+  let entries: AuditEntry[];
+  try {
+    if (!(await storeExists(flags.data))) {
+      return fatal(
+        io,
+        `there is no Vigil data in ${flags.data}: pass the gateway's data directory with --data DIR`,
+      );
+    }
+    entries = await readLog(flags.data, query);
+  } catch (err) {
+    return fatal(io, err);
+  }
+  for (const entry of entries)
+    io.stdout.write(`${flags.json === true ? JSON.stringify(entry) : formatEntry(entry)}\n`);
+  if (entries.length === 0) {
+    const what = flags.suppressed === true ? 'suppressed actions' : 'decisions';
+    const whose = flags.actor === undefined ? '' : ` for ${JSON.stringify(flags.actor)}`;
+    io.stderr.write(`no ${what}${whose} in the audit log of ${flags.data}\n`);
+  }
+  return EXIT_OK;
+}
+
+/** One entry as a line: `TIME  sent|suppressed REASON  SCENARIO  actor=… [group=…] category=… priority=… id=…`. */
+export function formatEntry(entry: AuditEntry): string {
+  const outcome = entry.reason === undefined ? 'sent' : `suppressed ${entry.reason}`;
+  const group = entry.group === undefined ? '' : ` group=${entry.group}`;
+  return (
+    `${new Date(entry.at).toISOString()}  ${outcome}  ${entry.scenario}  actor=${entry.actor}${group} ` +
+    `category=${entry.category} priority=${entry.priority} id=${entry.id}`
+  );
+}
+
+async function readLog(dataDir: string, query: AuditQuery): Promise<AuditEntry[]> {
+  const access = await openOrFindGateway(dataDir);
+  if (access.kind === 'gateway') return auditLogThroughGateway(access.info, query);
+  try {
+    const log = await AuditLog.open(access.store.sublevels.audit);
+    return await log.list(query);
+  } finally {
+    await access.store.close();
+  }
+}
+
+type Access = { kind: 'local'; store: Store } | { kind: 'gateway'; info: GatewayInfo };
+
+// LevelDB allows one process per directory: when a gateway has it, its HTTP API is the way in.
+async function openOrFindGateway(dataDir: string): Promise<Access> {
+  try {
+    return { kind: 'local', store: await openStore(dataDir, { createIfMissing: false }) };
+  } catch (err) {
+    if (!(err instanceof StoreLockedError)) throw err;
+  }
+  const info = await readGatewayInfo(dataDir);
+  const marker = gatewayInfoPath(dataDir);
+  const findHolder = `\`fuser -v ${join(dataDir, 'LOCK')}\` shows which process holds it`;
+  if (info === undefined) {
+    throw new StoreLockedError(dataDir, {
+      cause: new Error(`no running gateway is recorded in ${marker}; ${findHolder}`),
+    });
+  }
+  if (!isProcessAlive(info.pid)) {
+    throw new StoreLockedError(dataDir, {
+      cause: new Error(`the gateway recorded in ${marker} (pid ${info.pid}) is gone; ${findHolder}`),
+    });
+  }
+  return { kind: 'gateway', info };
+}
+
+function parseLimit(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > MAX_AUDIT_LIMIT)
+    throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_AUDIT_LIMIT}`);
+  return n;
+}
+
+function fatal(io: ActionsIo, err: unknown): number {
+  let message: string;
+  if (typeof err === 'string') message = err;
+  else if (err instanceof StoreLockedError && err.cause instanceof Error)
+    message = `${err.message}: ${err.cause.message}`;
+  else if (err instanceof VigilError) message = err.message;
+  else if (err instanceof Error) message = `unexpected error: ${err.stack ?? err.message}`;
+  else message = `unexpected error: ${String(err)}`;
+  io.stderr.write(`vigil: ${message}\n`);
+  return EXIT_FATAL;
+}
