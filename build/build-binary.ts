@@ -1,0 +1,310 @@
+// `npm run build:binary`: the gateway as one executable per target, build/out/vigil-linux-{x64,arm64}.
+// Node's single executable applications (SEA) on the official Node binaries; see docs/binary.md.
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { bundle } from './bundle.js';
+import { fetchPackage } from './fetch-package.js';
+import { MODULE_FILES, type TreeEntry } from './module-files.js';
+import {
+  CBOR_EXTRACT_PACKAGES,
+  CBOR_EXTRACT_VERSION,
+  CLASSIC_LEVEL_PREBUILDS,
+  NODE_ABI,
+  NODE_PACKAGES,
+  NODE_VERSION,
+  TARGETS,
+  type Target,
+} from './pins.js';
+import { sha256 } from './sea/embedded-files.js';
+import {
+  MANIFEST_ASSET,
+  type AddonName,
+  type EmbeddedAddon,
+  type EmbeddedFile,
+  type Manifest,
+} from './sea/manifest.js';
+
+/** Asset read by src/cli/version.ts in the executable. */
+const BUILD_INFO_ASSET = 'vigil/build-info.json';
+const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const OUT = join(ROOT, 'build', 'out');
+const CACHE = join(OUT, '.cache');
+const WORK = join(OUT, '.work');
+
+interface Asset {
+  readonly key: string;
+  readonly file: string;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { target: { type: 'string', multiple: true } } });
+  const targets = (values.target ?? [...TARGETS]).map(parseTarget);
+  const host = parseTarget(process.arch);
+  const started = performance.now();
+
+  mkdirSync(OUT, { recursive: true });
+  const bundled = await step(
+    'bundle src/cli/main.ts',
+    () =>
+      bundle({
+        root: ROOT,
+        entry: join(ROOT, 'src', 'cli', 'main.ts'),
+        outFile: join(OUT, 'vigil.cjs'),
+        seaDir: join(ROOT, 'build', 'sea'),
+      }),
+    (r) => `${r.inputs} modules, ${mb(r.bytes)}`,
+  );
+  const tree = treeEntries(bundled.importMetaUsers);
+  // The blob must come from exactly the Node version it runs on: the host's copy of the pinned one.
+  const generator = await step(`fetch node ${NODE_VERSION} for ${host}`, () => nodeBinary(host));
+  for (const target of targets) await makeExecutable(target, target === host, generator, tree);
+  // Every executable in build/out, also one built earlier for a target not asked for this time.
+  const sums = readdirSync(OUT)
+    .filter((f) => f.startsWith('vigil-linux-'))
+    .map((f) => `${sha256(readFileSync(join(OUT, f)))}  ${f}`);
+  writeFileSync(join(OUT, 'SHA256SUMS'), `${sums.join('\n')}\n`);
+  console.log(`done in ${seconds(performance.now() - started)}`);
+}
+
+async function makeExecutable(
+  target: Target,
+  isHost: boolean,
+  generator: string,
+  tree: readonly TreeEntry[],
+): Promise<string> {
+  const work = join(WORK, target);
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const exe = join(OUT, `vigil-linux-${target}`);
+
+  const assets = await step(
+    `${target}: collect files, native addons, build info`,
+    () => collectAssets(target, work, tree),
+    (list) => `${list.length} assets`,
+  );
+  const blob = join(work, 'sea.blob');
+  const config = join(work, 'sea-config.json');
+  writeFileSync(
+    config,
+    JSON.stringify(
+      {
+        main: join(OUT, 'vigil.cjs'),
+        output: blob,
+        disableExperimentalSEAWarning: true,
+        // V8's code cache is specific to the CPU it was made on.
+        useCodeCache: isHost,
+        useSnapshot: false,
+        assets: Object.fromEntries(assets.map((a) => [a.key, a.file])),
+      },
+      null,
+      2,
+    ),
+  );
+  await step(
+    `${target}: SEA blob${isHost ? ' with code cache' : ''}`,
+    () => run(generator, ['--experimental-sea-config', config], work),
+    () => mb(statSync(blob).size),
+  );
+  const base = nodeBinary(target);
+  await step(
+    `${target}: copy and strip node ${NODE_VERSION}`,
+    () => {
+      rmSync(exe, { force: true });
+      copyFileSync(base, exe);
+      chmodSync(exe, 0o755);
+      return strip(exe, target);
+    },
+    (stripped) =>
+      `${mb(statSync(base).size)} -> ${mb(statSync(exe).size)}${stripped ? '' : ' (no strip tool for this target)'}`,
+  );
+  const postject = join(ROOT, 'node_modules', 'postject', 'dist', 'cli.js');
+  await step(
+    `${target}: inject`,
+    () => run(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]),
+    () => `${relative(ROOT, exe)} ${mb(statSync(exe).size)}`,
+  );
+  if (isHost) {
+    const out = await step(
+      `${target}: check --version`,
+      () => run(exe, ['--version'], work, { VIGIL_CACHE_DIR: join(work, 'cache') }),
+      (o) => o.trim().split('\n').join('; '),
+    );
+    if (!/leveldb native/.test(out) || !/cbor native/.test(out)) {
+      throw new Error(`the executable does not use its native addons:\n${out}`);
+    }
+  }
+  return exe;
+}
+
+/** What the bundle's modules read beside themselves (module-files.ts); fails for a module not listed. */
+function treeEntries(importMetaUsers: readonly string[]): TreeEntry[] {
+  const unknown = importMetaUsers.filter((m) => !(m in MODULE_FILES));
+  if (unknown.length > 0) {
+    throw new Error(
+      `${unknown.join(', ')} find files through import.meta.url: list what they read in build/module-files.ts`,
+    );
+  }
+  return importMetaUsers.flatMap((m) => MODULE_FILES[m] ?? []);
+}
+
+function collectAssets(target: Target, work: string, tree: readonly TreeEntry[]): Asset[] {
+  const assets: Asset[] = [];
+  const embed = (key: string, file: string, path: string): EmbeddedFile => {
+    const bytes = readFileSync(file);
+    assets.push({ key, file });
+    return { asset: key, path, sha256: sha256(bytes), bytes: bytes.length };
+  };
+
+  // By destination, so that a file listed twice (uPlot, once `npm run build` copied it) goes in once.
+  const treeFiles = new Map<string, string>();
+  for (const entry of tree) {
+    const from = join(ROOT, entry.from);
+    const to = entry.to ?? entry.from;
+    if (!existsSync(from)) throw new Error(`${entry.from} is missing: it ships in the executable`);
+    if (statSync(from).isDirectory()) {
+      for (const rel of listFiles(from)) treeFiles.set(`${to}/${rel}`, join(from, rel));
+    } else {
+      treeFiles.set(to, from);
+    }
+  }
+  const files = [...treeFiles]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([to, from]) => embed(`files/${to}`, from, to));
+  const treeHash = sha256(Buffer.from(files.map((f) => `${f.path}\0${f.sha256}\n`).join('')));
+
+  const classicLevelDir = join(ROOT, 'node_modules', 'classic-level');
+  const classicLevelVersion = packageVersionAt(classicLevelDir);
+  const cborDir = fetchPackage(CBOR_EXTRACT_PACKAGES[target], CACHE);
+  const cborFile = pickCborExtract(cborDir);
+  const addonFile = (name: AddonName, file: string, source: string): EmbeddedAddon => {
+    // Named by content, so that a newer executable never loads an older addon left in the cache.
+    const hash = sha256(readFileSync(file));
+    return { ...embed(`addons/${name}.node`, file, `${name}-${hash.slice(0, 16)}.node`), source };
+  };
+  const manifest: Manifest = {
+    target: `linux-${target}`,
+    addons: {
+      'classic-level': addonFile(
+        'classic-level',
+        join(classicLevelDir, CLASSIC_LEVEL_PREBUILDS[target]),
+        `classic-level@${classicLevelVersion} ${CLASSIC_LEVEL_PREBUILDS[target]}`,
+      ),
+      'cbor-extract': addonFile(
+        'cbor-extract',
+        join(cborDir, cborFile),
+        `${CBOR_EXTRACT_PACKAGES[target].spec.replace(`@${CBOR_EXTRACT_VERSION}`, '')}@${CBOR_EXTRACT_VERSION} ${cborFile}`,
+      ),
+    },
+    tree: { sha256: treeHash, files },
+  };
+  const manifestFile = join(work, 'embedded.json');
+  writeFileSync(manifestFile, JSON.stringify(manifest));
+  assets.push({ key: MANIFEST_ASSET, file: manifestFile });
+
+  const infoFile = join(work, 'build-info.json');
+  writeFileSync(infoFile, JSON.stringify({ version: packageVersionAt(ROOT), commit: gitCommit() }));
+  assets.push({ key: BUILD_INFO_ASSET, file: infoFile });
+  return assets;
+}
+
+// The addon built against this Node's ABI when there is one, else the Node-API build; glibc only
+// (musl is out of scope, docs/binary.md).
+function pickCborExtract(dir: string): string {
+  for (const name of [`node.abi${NODE_ABI}.glibc.node`, 'node.napi.glibc.node']) {
+    if (readdirSync(dir).includes(name)) return name;
+  }
+  throw new Error(`no glibc build of cbor-extract in ${dir}`);
+}
+
+function nodeBinary(target: Target): string {
+  return join(fetchPackage(NODE_PACKAGES[target], CACHE, ['bin/node']), 'bin', 'node');
+}
+
+/**
+ * Strips symbols (not the dynamic ones addons link against) with the first tool that handles the
+ * target: llvm-strip (Debian's llvm), binutils for that architecture, or the host's strip. False
+ * when there is none: the executable then keeps its symbols, about 18 MB more.
+ */
+function strip(file: string, target: Target): boolean {
+  const tools = ['llvm-strip', `${GNU_TRIPLES[target]}-strip`];
+  if (target === parseTarget(process.arch)) tools.push('strip');
+  const tool = tools.find((t) => spawnSync(t, ['--version']).status === 0);
+  if (tool === undefined) return false;
+  run(tool, [file]);
+  return true;
+}
+
+const GNU_TRIPLES: Readonly<Record<Target, string>> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' };
+
+function listFiles(dir: string, prefix = ''): string[] {
+  return readdirSync(join(dir, prefix), { withFileTypes: true })
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .flatMap((e) => {
+      const rel = prefix === '' ? e.name : `${prefix}/${e.name}`;
+      if (e.isDirectory()) return listFiles(dir, rel);
+      return e.isFile() ? [rel] : [];
+    });
+}
+
+function packageVersionAt(dir: string): string {
+  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/** The commit built, with `-dirty` when tracked files differ from it; `unknown` outside a git checkout. */
+function gitCommit(): string {
+  const git = (args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+  try {
+    const commit = git(['rev-parse', '--short=12', 'HEAD']);
+    return git(['status', '--porcelain', '--untracked-files=no']) === '' ? commit : `${commit}-dirty`;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function run(cmd: string, args: string[], cwd = ROOT, env: NodeJS.ProcessEnv = {}): string {
+  const r = spawnSync(cmd, args, { cwd, env: { ...process.env, ...env }, encoding: 'utf8' });
+  if (r.status !== 0) {
+    const why = r.error?.message ?? `exit ${r.status ?? r.signal}`;
+    throw new Error(`${cmd} ${args.join(' ')}: ${why}\n${r.stdout}${r.stderr}`);
+  }
+  return r.stdout;
+}
+
+/** Runs one step of the build and prints what it took, with a note about its result. */
+async function step<T>(what: string, fn: () => T | Promise<T>, note?: (result: T) => string): Promise<T> {
+  const t0 = performance.now();
+  process.stdout.write(`${what} ... `);
+  const result = await fn();
+  const said = note?.(result);
+  process.stdout.write(`${said ? `${said}, ` : ''}${seconds(performance.now() - t0)}\n`);
+  return result;
+}
+
+function parseTarget(name: string): Target {
+  const target = TARGETS.find((t) => t === name);
+  if (target === undefined) throw new Error(`unknown target ${name}: expected one of ${TARGETS.join(', ')}`);
+  return target;
+}
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+main().catch((err: unknown) => {
+  console.error(`\nbuild:binary failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

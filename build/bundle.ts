@@ -1,0 +1,114 @@
+import { readFile } from 'node:fs/promises';
+import { relative, sep } from 'node:path';
+import { build, type Plugin } from 'esbuild';
+
+/** A dependency's module replaced in the bundle, and what replaces it. */
+interface Substitute {
+  readonly what: string;
+  readonly filter: RegExp;
+  readonly contents: (seaDir: string) => string;
+}
+
+// Each of these must be found, or the executable would look for files that are not there: the build
+// fails when a dependency update moves one.
+const SUBSTITUTES: readonly Substitute[] = [
+  {
+    // node-gyp-build looks for the addon next to the package; it is an asset instead. No JS fallback.
+    what: 'classic-level/binding.js',
+    filter: /[\\/]node_modules[\\/]classic-level[\\/]binding\.js$/,
+    contents: (seaDir) =>
+      `module.exports = require(${JSON.stringify(`${seaDir}/native-addon.ts`)}).loadLevelDbAddon();\n`,
+  },
+  {
+    // cbor-x catches a failure here and falls back to pure JavaScript, which `--version` reports.
+    what: 'cbor-extract/index.js',
+    filter: /[\\/]node_modules[\\/]cbor-extract[\\/]index\.js$/,
+    contents: (seaDir) =>
+      `module.exports = require(${JSON.stringify(`${seaDir}/native-addon.ts`)}).loadEmbeddedAddon('cbor-extract');\n`,
+  },
+];
+
+export interface BundleResult {
+  readonly bytes: number;
+  readonly inputs: number;
+  /** The app's modules in the bundle that use `import.meta.url`, by repository path. */
+  readonly importMetaUsers: readonly string[];
+}
+
+/**
+ * Bundles the command line into one CommonJS file, the only module format Node 24's single
+ * executables run, with the native addons and the files modules read beside them redirected to the
+ * executable's assets.
+ */
+export async function bundle(opts: {
+  root: string;
+  entry: string;
+  outFile: string;
+  seaDir: string;
+}): Promise<BundleResult> {
+  const found = new Set<string>();
+  const metaUsers = new Set<string>();
+  const plugin: Plugin = {
+    name: 'vigil-sea',
+    setup(b) {
+      for (const s of SUBSTITUTES) {
+        b.onLoad({ filter: s.filter }, () => {
+          found.add(s.what);
+          return { contents: s.contents(opts.seaDir), loader: 'js', resolveDir: opts.seaDir };
+        });
+      }
+      // CommonJS has no import.meta: each module gets its own URL inside the embedded files instead.
+      b.onLoad({ filter: /\.ts$/ }, async (args) => {
+        const rel = relative(opts.root, args.path).split(sep).join('/');
+        if (!/^(src|firmware-sim)\//.test(rel)) return undefined;
+        const source = await readFile(args.path, 'utf8');
+        if (!source.includes('import.meta')) return undefined;
+        metaUsers.add(rel);
+        const helper = JSON.stringify(`${opts.seaDir}/embedded-tree.ts`);
+        const body = source.replaceAll('import.meta.url', `__vigilModuleUrl(${JSON.stringify(rel)})`);
+        if (body.includes('import.meta')) {
+          return { errors: [{ text: `${rel}: only import.meta.url is supported in the executable` }] };
+        }
+        return {
+          contents: `import { moduleUrl as __vigilModuleUrl } from ${helper};\n${body}`,
+          loader: 'ts',
+        };
+      });
+    },
+  };
+  const result = await build({
+    absWorkingDir: opts.root,
+    entryPoints: [opts.entry],
+    outfile: opts.outFile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    // Readable stack traces; the code cache, not minification, is what makes start-up fast.
+    minify: false,
+    sourcemap: 'external',
+    legalComments: 'eof',
+    metafile: true,
+    logLevel: 'silent',
+    plugins: [plugin],
+  });
+  const missing = SUBSTITUTES.filter((s) => !found.has(s.what)).map((s) => s.what);
+  if (missing.length > 0) {
+    throw new Error(`the bundle no longer loads ${missing.join(', ')}: update build/bundle.ts`);
+  }
+  for (const w of result.warnings) {
+    process.stderr.write(
+      `esbuild: ${w.location ? `${w.location.file}:${w.location.line}: ` : ''}${w.text}\n`,
+    );
+  }
+  const stray = Object.keys(result.metafile.inputs).filter((p) => /node-gyp-build|\.node$/.test(p));
+  if (stray.length > 0) {
+    throw new Error(`the bundle still loads addons from node_modules: ${stray.join(', ')}`);
+  }
+  const output = result.metafile.outputs[relative(opts.root, opts.outFile)];
+  return {
+    bytes: output?.bytes ?? 0,
+    inputs: Object.keys(result.metafile.inputs).length,
+    importMetaUsers: [...metaUsers].sort(),
+  };
+}

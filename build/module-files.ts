@@ -1,0 +1,25 @@
+/** A file or folder of the repository embedded in the executable, at `to` (default: the same path). */
+export interface TreeEntry {
+  readonly from: string;
+  readonly to?: string;
+}
+
+/**
+ * The app's modules that find files through `import.meta.url`, and the files they read there. The
+ * executable carries those files and lays them out as in the repository (build/sea/embedded-tree.ts);
+ * a module that uses import.meta and is missing here fails the build, as its files would be missing.
+ */
+export const MODULE_FILES: Readonly<Record<string, readonly TreeEntry[]>> = {
+  'src/rules/shipped-dir.ts': [{ from: 'rules' }],
+  'src/dashboard/static-assets.ts': [
+    { from: 'src/dashboard/assets' },
+    // Where `npm run build` copies uPlot; from source it is read from node_modules.
+    {
+      from: 'node_modules/uplot/dist/uPlot.iife.min.js',
+      to: 'src/dashboard/assets/vendor/uPlot.iife.min.js',
+    },
+    { from: 'node_modules/uplot/dist/uPlot.min.css', to: 'src/dashboard/assets/vendor/uPlot.min.css' },
+  ],
+  // Reads package.json only when not running as the executable (which has its build info instead).
+  'src/cli/version.ts': [],
+};
