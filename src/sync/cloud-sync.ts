@@ -1,0 +1,100 @@
+import type { Logger } from 'pino';
+import type { EngineOptions } from '../engine/index.js';
+import type { LoadResult, RuleSet } from '../rules/index.js';
+import type { Store } from '../store/index.js';
+import type { BundleStore } from './bundle-store.js';
+import type { TrustedKey } from './keys.js';
+import { ProfileSync } from './profile-sync.js';
+import { RuleSync, type RunningRules } from './rule-sync.js';
+import { rulesRoutes, type RulesRoutes } from './rules-api.js';
+import type { RulesStatus } from './rules-status.js';
+import type { SwapReport, SwapTarget } from './rules-swap.js';
+import { syncTopics } from './topics.js';
+
+export interface CloudSyncOptions {
+  gateway: string;
+  store: Pick<Store, 'profiles' | 'sublevels'>;
+  bundles: BundleStore;
+  trustedKeys: readonly TrustedKey[];
+  target: SwapTarget;
+  engine: EngineOptions;
+  /** The rules in force at start (`chooseStartupRules`). */
+  initial: RunningRules;
+  /** Reads and compiles the local rules directory (SIGHUP). */
+  loadDir: () => Promise<LoadResult>;
+  /** Publishes on the upstream broker, QoS 1; dropped when it is not connected (the log keeps the outcome). */
+  publish: (topic: string, payload: string) => void;
+  logger: Logger;
+  now: () => number;
+  onApplied?: (report: SwapReport, rules: RuleSet, status: RulesStatus) => void;
+  /** Rule changes wait for this (recovery); profile batches do not. */
+  ready?: Promise<unknown>;
+}
+
+/** Rules and profiles from the cloud, wired: what the gateway hands messages and HTTP requests to. */
+export interface CloudSync {
+  readonly rules: RuleSync;
+  readonly profiles: ProfileSync;
+  readonly routes: RulesRoutes;
+  /** A message from the uplink; false when the topic is not one of sync's. */
+  onMessage(topic: string, payload: Buffer): boolean;
+  /** Waits for the changes being applied; rule changes still waiting (for recovery) are dropped. */
+  stop(): Promise<void>;
+}
+
+export async function startCloudSync(opts: CloudSyncOptions): Promise<CloudSync> {
+  const topics = syncTopics(opts.gateway);
+  const { logger } = opts;
+  const rules = new RuleSync({
+    gateway: opts.gateway,
+    trustedKeys: opts.trustedKeys,
+    bundles: opts.bundles,
+    target: opts.target,
+    engine: opts.engine,
+    initial: opts.initial,
+    loadDir: opts.loadDir,
+    publish: (status) => opts.publish(topics.rulesStatus, JSON.stringify(status)),
+    logger,
+    now: opts.now,
+    ...(opts.onApplied ? { onApplied: opts.onApplied } : {}),
+    ...(opts.ready ? { ready: opts.ready } : {}),
+  });
+  const profiles = await ProfileSync.open({
+    gateway: opts.gateway,
+    profiles: opts.store.profiles,
+    state: opts.store.sublevels.state,
+    publish: (status) => opts.publish(topics.profilesStatus, JSON.stringify(status)),
+    logger,
+    now: opts.now,
+  });
+  const pending = new Set<Promise<unknown>>();
+  const track = (work: Promise<unknown>, what: string): void => {
+    const settled = work.then(
+      () => undefined,
+      (err: unknown) => logger.error({ err }, `${what} failed`),
+    );
+    pending.add(settled);
+    void settled.finally(() => pending.delete(settled));
+  };
+  return {
+    rules,
+    profiles,
+    routes: rulesRoutes(rules),
+    onMessage(topic, payload) {
+      if (topic === topics.rules) {
+        // An empty retained message clears the topic on the broker: there is no bundle to look at.
+        if (payload.length > 0) track(rules.applyBundle(payload, 'cloud'), 'rules bundle');
+        return true;
+      }
+      if (topic === topics.profiles) {
+        track(profiles.handle(payload), 'profile batch');
+        return true;
+      }
+      return false;
+    },
+    async stop() {
+      await rules.stop();
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+  };
+}

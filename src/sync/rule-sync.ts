@@ -1,0 +1,235 @@
+import type { Logger } from 'pino';
+import type { EngineOptions } from '../engine/index.js';
+import type { LoadResult, RuleSet } from '../rules/index.js';
+import { formatProblem, type RuleProblem } from '../shared/index.js';
+import type { BundleStore } from './bundle-store.js';
+import { checkBundle } from './check-bundle.js';
+import type { TrustedKey } from './keys.js';
+import type { RejectReason, RulesSource, RulesStatus } from './rules-status.js';
+import { swapRules, type SwapReport, type SwapTarget } from './rules-swap.js';
+
+/** The rules in force. */
+export interface RunningRules {
+  /** `bundle`: a signed bundle (from the cloud or `vigil rules apply`); `dir`: the local rules directory. */
+  source: 'bundle' | 'dir';
+  /** The bundle's version; 0 for the directory. */
+  version: number;
+  hash?: string | undefined;
+  /**
+   * The highest version ever applied on this gateway: no bundle at or below it is accepted, even when
+   * the bundle of that version could not be used at start-up (no rollback by replay).
+   */
+  floor: number;
+}
+
+export interface RuleSyncOptions {
+  gateway: string;
+  trustedKeys: readonly TrustedKey[];
+  bundles: BundleStore;
+  target: SwapTarget;
+  engine: EngineOptions;
+  initial: RunningRules;
+  /** Reads and compiles the local rules directory (SIGHUP). */
+  loadDir: () => Promise<LoadResult>;
+  /** Hands an outcome to the uplink (`vigil/{gw}/rules/status`). */
+  publish: (status: RulesStatus) => void;
+  logger: Logger;
+  /** Gateway time in ms. */
+  now: () => number;
+  /**
+   * Rule changes wait for this: while recovery replays the journal through the rules loaded at start, the
+   * engine must not change under it. Default: ready at once.
+   */
+  ready?: Promise<unknown>;
+  /** After a swap, with what became of each scenario (a checkpoint is due: the rules changed). */
+  onApplied?: (report: SwapReport, rules: RuleSet, status: RulesStatus) => void;
+}
+
+/** How many rule problems the log line of a refusal lists; the status message has them all. */
+const PROBLEMS_IN_DETAIL = 5;
+
+/**
+ * Applies rule changes one at a time, in the order they come: a bundle is verified, checked against the
+ * version running, compiled whole, stored, and only then swapped in between two events. Any failure
+ * leaves the running rules as they were. Every outcome is published and logged, except the bundle that
+ * is already running met again (the retained message after a reconnect), which is quietly ignored.
+ */
+export class RuleSync {
+  private current: RunningRules;
+  private queue: Promise<unknown>;
+  private stopping = false;
+  private signalStop = (): void => undefined;
+
+  constructor(private readonly opts: RuleSyncOptions) {
+    this.current = { ...opts.initial };
+    const stopped = new Promise<void>((resolve) => (this.signalStop = resolve));
+    this.queue = Promise.race([opts.ready ?? Promise.resolve(), stopped]).catch(() => undefined);
+  }
+
+  get running(): Readonly<RunningRules> {
+    return this.current;
+  }
+
+  /** Checks and applies a bundle; resolves to the outcome, or undefined when it is the one running. */
+  applyBundle(bytes: Uint8Array, source: Exclude<RulesSource, 'dir'>): Promise<RulesStatus | undefined> {
+    return this.serially(() => this.tryBundle(Buffer.from(bytes), source));
+  }
+
+  /** SIGHUP: compiles the local rules directory and swaps it in, unless a bundle is in force. */
+  reloadDir(): Promise<RulesStatus> {
+    return this.serially(
+      () => this.tryDir(),
+      () => Promise.reject(new Error('the gateway is stopping: the rules directory was not reloaded')),
+    );
+  }
+
+  /**
+   * Finishes the change under way; those still waiting are dropped (a bundle comes again as the retained
+   * message on the next start). Changes asked for from now on are dropped too.
+   */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.signalStop();
+    await this.queue;
+  }
+
+  private serially<T>(
+    work: () => Promise<T>,
+    dropped: () => Promise<T> = () => Promise.resolve(undefined as T),
+  ): Promise<T> {
+    const next = this.queue.then(() => (this.stopping ? dropped() : work()));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async tryBundle(
+    bytes: Buffer,
+    source: Exclude<RulesSource, 'dir'>,
+  ): Promise<RulesStatus | undefined> {
+    const verdict = checkBundle(bytes, this.opts.trustedKeys, this.current);
+    if (verdict.kind === 'running') {
+      this.opts.logger.debug({ version: verdict.version, source }, 'rules bundle already running; ignored');
+      return undefined;
+    }
+    if (verdict.kind === 'reject') {
+      if (verdict.problems !== undefined) {
+        return this.invalid(source, verdict.version, verdict.problems, { hash: verdict.hash });
+      }
+      return this.reject(source, verdict.version, verdict.reason, verdict.detail, { hash: verdict.hash });
+    }
+    const { content, hash, rules } = verdict;
+    try {
+      await this.opts.bundles.save({
+        bundle: bytes,
+        version: content.version,
+        hash,
+        appliedAt: this.opts.now(),
+      });
+    } catch (err) {
+      this.opts.logger.error({ err, version: content.version }, 'rules bundle could not be stored');
+      return this.reject(source, content.version, 'store-failed', `not stored: ${(err as Error).message}`, {
+        hash,
+      });
+    }
+    // Nothing awaits from here to the end of the swap: no event runs in between.
+    const report = swapRules(this.opts.target, rules, this.opts.engine);
+    this.current = { source: 'bundle', version: content.version, hash, floor: content.version };
+    return this.applied(source, content.version, rules, report, {
+      hash,
+      detail: `bundle version ${content.version} of ${content.createdAt}, signed by key ${verdict.keyId}`,
+    });
+  }
+
+  private async tryDir(): Promise<RulesStatus> {
+    if (this.current.source === 'bundle') {
+      return this.reject(
+        'dir',
+        null,
+        'managed-by-bundle',
+        `bundle version ${this.current.version} is in force; the local rules directory applies only when no bundle is`,
+        {},
+      );
+    }
+    const loaded = await this.opts.loadDir();
+    if (!loaded.ok) return this.invalid('dir', null, loaded.problems, {});
+    const report = swapRules(this.opts.target, loaded.rules, this.opts.engine);
+    return this.applied('dir', null, loaded.rules, report, { detail: 'local rules directory reloaded' });
+  }
+
+  private applied(
+    source: RulesSource,
+    version: number | null,
+    rules: RuleSet,
+    report: SwapReport,
+    extra: { hash?: string; detail: string },
+  ): RulesStatus {
+    const { kept, changed, added, removed } = report;
+    const status: RulesStatus = {
+      ...this.base(source, version, 'applied'),
+      detail: extra.detail,
+      ...(extra.hash !== undefined ? { hash: extra.hash } : {}),
+      scenarios: { kept, changed, added, removed },
+    };
+    this.opts.logger.info(
+      {
+        version,
+        source,
+        scenarios: rules.scenarios.length,
+        kept: kept.length,
+        changed,
+        added,
+        removed,
+        timersCancelled: report.timersCancelled,
+      },
+      'rules applied',
+    );
+    this.opts.publish(status);
+    this.opts.onApplied?.(report, rules, status);
+    return status;
+  }
+
+  private invalid(
+    source: RulesSource,
+    version: number | null,
+    problems: readonly RuleProblem[],
+    extra: { hash?: string },
+  ): RulesStatus {
+    const shown = problems.slice(0, PROBLEMS_IN_DETAIL).map(formatProblem);
+    const more = problems.length > shown.length ? ` (and ${problems.length - shown.length} more)` : '';
+    const detail = `${problems.length} problem${problems.length === 1 ? '' : 's'}: ${shown.join('; ')}${more}`;
+    return this.reject(source, version, 'invalid-rules', detail, { ...extra, problems: [...problems] });
+  }
+
+  private reject(
+    source: RulesSource,
+    version: number | null,
+    reason: RejectReason,
+    detail: string,
+    extra: { hash?: string; problems?: RuleProblem[] },
+  ): RulesStatus {
+    const status: RulesStatus = {
+      ...this.base(source, version, 'rejected'),
+      reason,
+      detail,
+      ...(extra.hash !== undefined ? { hash: extra.hash } : {}),
+      ...(extra.problems !== undefined ? { problems: extra.problems } : {}),
+    };
+    this.opts.logger.warn(
+      { version, source, reason, detail, running: this.current.version },
+      'rules change rejected; the running rules stay',
+    );
+    this.opts.publish(status);
+    return status;
+  }
+
+  private base(source: RulesSource, version: number | null, status: RulesStatus['status']) {
+    return {
+      gateway: this.opts.gateway,
+      version,
+      status,
+      time: new Date(this.opts.now()).toISOString(),
+      source,
+      running: this.current.version,
+    };
+  }
+}
