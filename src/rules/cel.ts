@@ -4,8 +4,11 @@ import type { EvalResult, Expression } from '../shared/index.js';
 
 /** Longest expression source accepted; a rule condition is a line or two, not a program. */
 export const MAX_EXPRESSION_CHARS = 4096;
-/** Comprehension macros (`all`, `exists`, `map`, …) nested deeper than this are rejected: each level multiplies the work by the list size. */
-export const MAX_COMPREHENSION_NESTING = 2;
+/**
+ * Comprehension macros (`all`, `exists`, `map`, …) may not nest: each level multiplies the work by the
+ * size of a list a device sends, and two levels over an 8 KB payload already cost seconds.
+ */
+export const MAX_COMPREHENSION_NESTING = 1;
 
 const LIMITS = {
   maxAstNodes: 1000,

@@ -15,6 +15,12 @@ export interface GatewayProcess {
   kill(): Promise<void>;
 }
 
+// A test run that is cut short (a timeout, Ctrl-C) must not leave gateways behind.
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
 /** Runs the built CLI (`node dist/cli.js run ...`) and waits for it to print its bound ports. */
 export async function startGatewayProcess(
   args: string[],
@@ -28,6 +34,8 @@ export async function startGatewayProcess(
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));

@@ -122,9 +122,11 @@ describe('compilation', () => {
       ok: false,
       message: expect.stringMatching(/nested 3 deep/) as unknown,
     });
-    expect(
-      compileExpression('data.a.all(x, data.a.exists(y, x == y))', { variables: RULE_VARIABLES }).ok,
-    ).toBe(true);
+    expect(compileExpression('data.a.all(x, data.a.exists(y, x == y))', { variables: RULE_VARIABLES })).toEqual({
+      ok: false,
+      message: expect.stringMatching(/nested 2 deep; at most 1/) as unknown,
+    });
+    expect(compileExpression('data.a.exists(x, x > 80)', { variables: RULE_VARIABLES }).ok).toBe(true);
   });
 
   test('an empty expression is refused', () => {
