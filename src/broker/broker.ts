@@ -4,7 +4,8 @@ import { ConfigError } from '../shared/index.js';
 import { ClientTracker } from './client-tracker.js';
 import { BrokerClosedError } from './errors.js';
 import { guardPacketSize } from './packet-size-guard.js';
-import type { Broker, BrokerHooks, BrokerOptions, PublishOptions } from './types.js';
+import { startTlsListener, type TlsListener } from './tls.js';
+import type { Broker, BrokerHooks, BrokerOptions, PublishOptions, PublishPacketInfo } from './types.js';
 import { batchWrites } from './write-batching.js';
 
 /** Starts aedes on a TCP listener; resolves once it listens. */
@@ -15,17 +16,27 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     );
   }
   const clients = new ClientTracker(opts.hooks, opts.logger);
+  const connections = new ConnectionNumbers();
   const aedes = await Aedes.createBroker({
+    // No cap on messages in flight in aedes' mqemitter. With the default cap (100), messages past it wait in
+    // a queue that each completed delivery drains by a synchronous call: a burst of device events (which no
+    // client subscribes to) queued behind 100 command deliveries recursed once per event, and a few thousand
+    // QoS 1 publishes in one read overflowed the stack and crashed the gateway (mcollina/mqemitter#204).
+    // Deliveries still wait for their socket; nothing else was bounded by the cap.
+    concurrency: 0,
     authenticate: (client, _username, _password, done) => {
       clients.beforeRegister(client);
       done(null, true);
     },
-    authorizePublish: (client, packet, done) => authorizePublish(client, packet, done, clients, opts),
+    authorizePublish: (client, packet, done) =>
+      authorizePublish(client, packet, done, clients, connections, opts),
   });
   clients.watch(aedes);
+  // In front of the hooks above: authentication, per-device topics and limits for outside connections.
+  opts.guard?.install(aedes);
 
   const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
+  const accept = (socket: Socket): void => {
     // Nagle's algorithm holds small packets back for the peer's delayed ACK: tens of ms per PUBACK
     // and per relayed message. batchWrites gives back the batching it did for throughput.
     socket.setNoDelay(true);
@@ -35,6 +46,11 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     clients.accepted(socket);
     aedes.handle(socket);
     guardPacketSize(socket, opts.maxPacketBytes);
+  };
+  const server = createServer((socket) => {
+    // Over the connection limit, the guard has closed it already.
+    if (opts.guard && !opts.guard.admit(socket)) return;
+    accept(socket);
   });
 
   let address: AddressInfo;
@@ -47,7 +63,17 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     });
   }
   server.on('error', (err) => opts.logger.error({ err }, 'mqtt listener error'));
-  return new EmbeddedBroker(aedes, server, sockets, clients, { host: opts.host, port: address.port });
+  let tls: TlsListener | undefined;
+  if (opts.tls) {
+    try {
+      tls = await startTlsListener(opts.tls, { guard: opts.guard, logger: opts.logger, accept });
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      throw err;
+    }
+  }
+  return new EmbeddedBroker(aedes, server, sockets, clients, { host: opts.host, port: address.port }, tls);
 }
 
 class EmbeddedBroker implements Broker {
@@ -59,7 +85,12 @@ class EmbeddedBroker implements Broker {
     private readonly sockets: Set<Socket>,
     private readonly clients: ClientTracker,
     readonly address: { host: string; port: number },
+    private readonly tls?: TlsListener,
   ) {}
+
+  get tlsAddress(): { host: string; port: number } | undefined {
+    return this.tls ? { host: this.tls.address.address, port: this.tls.address.port } : undefined;
+  }
 
   get connectedCount(): number {
     return this.clients.connectedCount;
@@ -86,7 +117,10 @@ class EmbeddedBroker implements Broker {
         pattern,
         (packet, done) => {
           try {
-            onMessage(packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+            onMessage(
+              packet.topic,
+              Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload),
+            );
           } finally {
             done();
           }
@@ -106,6 +140,7 @@ class EmbeddedBroker implements Broker {
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
     // Connections that never completed CONNECT are not aedes clients, and would hold the server open.
     for (const socket of this.sockets) socket.destroy();
+    await this.tls?.close();
     await stopped;
   }
 }
@@ -119,6 +154,7 @@ function authorizePublish(
   packet: PublishPacket,
   done: (err?: Error | null) => void,
   clients: ClientTracker,
+  connections: ConnectionNumbers,
   opts: { hooks: BrokerHooks; logger: BrokerOptions['logger'] },
 ): void {
   // A will left by another broker instance, replayed from persistence (none with in-memory persistence).
@@ -136,14 +172,34 @@ function authorizePublish(
     done(err instanceof Error ? err : new Error(String(err)));
   };
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+  const meta: PublishPacketInfo = {
+    dup: packet.dup,
+    messageId: packet.qos > 0 ? packet.messageId : undefined,
+    connection: connections.of(client),
+  };
   let pending: Promise<void> | void;
   try {
-    pending = opts.hooks.onPublish(info, packet.topic, payload, packet.qos);
+    pending = opts.hooks.onPublish(info, packet.topic, payload, packet.qos, meta);
   } catch (err) {
     return refuse(err);
   }
   if (pending === undefined) return done(null);
   pending.then(() => done(null), refuse);
+}
+
+/** Numbers each client connection the first time it publishes: a reconnect is a new Client, with a new number. */
+class ConnectionNumbers {
+  private readonly numbers = new WeakMap<Client, number>();
+  private next = 0;
+
+  of(client: Client): number {
+    let n = this.numbers.get(client);
+    if (n === undefined) {
+      n = this.next++;
+      this.numbers.set(client, n);
+    }
+    return n;
+  }
 }
 
 /**

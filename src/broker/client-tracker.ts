@@ -51,6 +51,8 @@ export class ClientTracker {
     aedes.on('keepaliveTimeout', (client) => this.markEnd(client, 'keepalive'));
     aedes.on('clientError', (client, err) => {
       this.markEnd(client, 'error');
+      // The guard logs the connections it ends, with the reason, as it ends them.
+      if ((err as { logged?: unknown }).logged === true) return;
       this.logger.warn({ err, clientId: client.id, address: this.addressOf(client) }, 'mqtt client error');
     });
     aedes.on('connectionError', (client, err) => {

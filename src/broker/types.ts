@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import type { DeviceGuard } from './guard.js';
+import type { TlsListenerOptions } from './tls.js';
 
 /** An MQTT client of the embedded broker. */
 export interface ClientInfo {
@@ -17,12 +19,29 @@ export interface ClientInfo {
  */
 export type DisconnectReason = 'closed' | 'error' | 'keepalive' | 'kicked';
 
+/** What of a PUBLISH packet tells a resend from a new publish. */
+export interface PublishPacketInfo {
+  /** The DUP flag: the client says it may have sent this packet before [MQTT-3.3.1-1]. */
+  dup: boolean;
+  /** Packet identifier; absent at QoS 0. */
+  messageId: number | undefined;
+  /** Which connection of the client it came on: a number the broker gives each connection, new after a reconnect. */
+  connection: number;
+}
+
 export interface BrokerHooks {
   /**
    * Runs inside aedes' authorizePublish, before the PUBACK: resolve to acknowledge. Rejecting (or
    * throwing) closes the client's connection without acknowledging, so that a QoS 1 publish is resent.
+   * While the returned promise is pending, aedes reads nothing more from that client (back-pressure).
    */
-  onPublish(client: ClientInfo, topic: string, payload: Buffer, qos: 0 | 1 | 2): Promise<void> | void;
+  onPublish(
+    client: ClientInfo,
+    topic: string,
+    payload: Buffer,
+    qos: 0 | 1 | 2,
+    packet: PublishPacketInfo,
+  ): Promise<void> | void;
   onConnected(client: ClientInfo): void;
   onDisconnected(client: ClientInfo, reason: DisconnectReason): void;
 }
@@ -35,6 +54,10 @@ export interface BrokerOptions {
   maxPacketBytes: number;
   logger: Logger;
   hooks: BrokerHooks;
+  /** Authentication, per-device topics and limits for connections from outside; none: a plain broker. */
+  guard?: DeviceGuard | undefined;
+  /** A TLS listener beside the TCP one, served the same way. */
+  tls?: TlsListenerOptions | undefined;
 }
 
 export interface PublishOptions {
@@ -45,6 +68,8 @@ export interface PublishOptions {
 export interface Broker {
   /** Where the broker listens: the port actually bound. */
   readonly address: { host: string; port: number };
+  /** Where the TLS listener listens, when there is one. */
+  readonly tlsAddress: { host: string; port: number } | undefined;
   /** Publishes as the gateway itself (commands, dead letters); never passes through `onPublish`. */
   publish(topic: string, payload: Buffer | string, opts?: PublishOptions): Promise<void>;
   readonly connectedCount: number;

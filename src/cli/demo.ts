@@ -1,5 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import mqtt from 'mqtt';
@@ -14,6 +15,7 @@ import {
 import { startBroker } from '../broker/index.js';
 import { parseConfig } from '../config/index.js';
 import { startGateway } from '../gateway.js';
+import { CredentialStore } from '../store/index.js';
 import { shippedRulesDir } from '../rules/index.js';
 import { parseDurationMs, type Action } from '../shared/index.js';
 import { exitWithError, parsePositiveInt } from './util.js';
@@ -38,8 +40,9 @@ export const DEMO_DEFAULTS: DemoOptions = {
 };
 
 /**
- * The gateway on its embedded defaults (ports picked free, a fresh data dir), a local broker playing
- * the cloud, and the simulated fleet; prints actions as the cloud receives them and a summary.
+ * The gateway on its embedded defaults (MQTT 1883 and HTTP 8080, or free ports when those are taken;
+ * a fresh data dir), a local broker playing the cloud, and the simulated fleet; prints actions as the
+ * cloud receives them and a summary.
  */
 export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const say = (line: string) => out.write(line + '\n');
@@ -57,15 +60,16 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     parseConfig({
       gatewayId: 'demo',
       data: dataDir,
-      mqtt: { host: '127.0.0.1', port: 0 },
-      http: { port: 0 },
+      mqtt: { host: '127.0.0.1', port: (await isFree(1883)) ? 1883 : 0 },
+      http: { port: (await isFree(8080)) ? 8080 : 0 },
       upstream: { url: cloudUrl, reconnect: '500ms' },
       log: { level: 'warn' },
     }),
     // The demo profile: the shipped rules, with non-events shortened from minutes and hours to seconds.
     { rulesOverlay: join(shippedRulesDir(), 'demo') },
   );
-  say(`vigil demo: gateway mqtt on 127.0.0.1:${gateway.mqtt.port}, http on 127.0.0.1:${gateway.http.port}`);
+  say(`vigil demo: gateway mqtt on 127.0.0.1:${gateway.mqtt.port}`);
+  say(`            dashboard on http://127.0.0.1:${gateway.http.port}/ (metrics on /metrics)`);
   say(`            cloud broker on ${cloudUrl}; data in ${dataDir}`);
   say(`            scenarios: ${gateway.rules.scenarios.map((s) => s.id).join(', ')}`);
 
@@ -125,12 +129,21 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   }
 
   const commandLatency: number[] = [];
-  const simSummary = await runSim(simOptions, {
-    onCommand: (_deviceId, _name, payload, receivedAtMs) => {
-      const action = JSON.parse(payload.toString()) as Action;
-      commandLatency.push(receivedAtMs - action.eventAt);
+  // Every device authenticates, as on a real site: one credential each, the secret handed to the simulator.
+  const credentials = new CredentialStore(gateway.store.sublevels.creds);
+  const secrets = new Map<string, string>();
+  for (const device of plan.devices) {
+    if (device.registered) secrets.set(device.id, await credentials.add(device.id));
+  }
+  const simSummary = await runSim(
+    { ...simOptions, credentials: (id) => ({ username: id, password: secrets.get(id) ?? '' }) },
+    {
+      onCommand: (_deviceId, _name, payload, receivedAtMs) => {
+        const action = JSON.parse(payload.toString()) as Action;
+        commandLatency.push(receivedAtMs - action.eventAt);
+      },
     },
-  });
+  );
   // Give the uplink a moment to deliver what was decided last.
   await waitUntil(() => gateway.store.outbox.size === 0, 2_000);
 
@@ -178,6 +191,15 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   await gateway.stop();
   await cloud.close();
   await rm(dataDir, { recursive: true, force: true });
+}
+
+/** Whether a local port can be bound now; the demo falls back to a free port rather than failing. */
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
 }
 
 async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {

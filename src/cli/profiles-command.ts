@@ -6,7 +6,9 @@ import type { Command } from 'commander';
 import { StoreLockedError, VigilError } from '../shared/index.js';
 import type { GatewayInfo, ImportSummary, Store } from '../store/index.js';
 import {
+  CredentialStore,
   ProfileImportError,
+  credentialImportTarget,
   gatewayInfoPath,
   getThroughGateway,
   importProfiles,
@@ -91,7 +93,12 @@ export async function importCommand(file: string, dataDir: string, io: CommandIo
   try {
     if (access.kind === 'local') {
       try {
-        summary = await importProfiles(access.store, input, {
+        // A `credential` in a line goes to the credentials, never into the profile.
+        const target = credentialImportTarget({
+          profiles: access.store.profiles,
+          credentials: new CredentialStore(access.store.sublevels.creds),
+        });
+        summary = await importProfiles(target, input, {
           onProgress: (p) => progress.update(p.bytesRead, p.imported),
         });
       } finally {
@@ -160,10 +167,10 @@ export async function getCommand(id: string, dataDir: string, io: CommandIo): Pr
   }
 }
 
-type Access = { kind: 'local'; store: Store } | { kind: 'gateway'; info: GatewayInfo };
+export type Access = { kind: 'local'; store: Store } | { kind: 'gateway'; info: GatewayInfo };
 
 // LevelDB allows one process per directory: when a gateway has it, its HTTP API is the way in.
-async function openOrFindGateway(dataDir: string, opts: { readOnly?: boolean } = {}): Promise<Access> {
+export async function openOrFindGateway(dataDir: string, opts: { readOnly?: boolean } = {}): Promise<Access> {
   try {
     return { kind: 'local', store: await openStore(dataDir, { createIfMissing: opts.readOnly !== true }) };
   } catch (err) {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { checkRulesDir } from '../rules/index.js';
+import { registerBundleCommands } from './bundle-command.js';
 import { exitWithError } from './util.js';
 
 export function registerRulesCommands(program: Command): Command {
@@ -22,5 +23,6 @@ export function registerRulesCommands(program: Command): Command {
         exitWithError(err);
       }
     });
+  registerBundleCommands(rules);
   return rules;
 }

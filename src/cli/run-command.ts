@@ -15,6 +15,15 @@ interface RunFlags {
   gatewayId?: string;
   record?: string;
   logLevel?: string;
+  allowAnonymous?: boolean;
+  tlsPort?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  upstreamCa?: string;
+  upstreamCert?: string;
+  upstreamKey?: string;
+  trustedKey: string[];
 }
 
 export function registerRunCommand(program: Command): void {
@@ -36,6 +45,23 @@ export function registerRunCommand(program: Command): void {
     .option('--gateway-id <id>', 'gateway id used in upstream topics (default vigil)')
     .option('--record <file>', 'append every ingested event to this NDJSON file, for `vigil replay`')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+    .option('--allow-anonymous', 'let devices connect without credentials: for development only')
+    .option('--tls-cert <file>', 'PEM certificate: opens a TLS listener for devices (with --tls-key)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option(
+      '--tls-ca <file>',
+      'PEM CA: devices then need a client certificate; its common name is the device id',
+    )
+    .option('--tls-port <n>', 'port of the TLS listener, 0 picks a free one (default 8883)', parsePort)
+    .option('--upstream-ca <file>', 'PEM CA to trust for an mqtts:// upstream, beyond the system ones')
+    .option('--upstream-cert <file>', 'PEM client certificate for the upstream (with --upstream-key)')
+    .option('--upstream-key <file>', 'PEM private key of --upstream-cert')
+    .option(
+      '--trusted-key <file>',
+      'Ed25519 public key (PEM) whose signed rule bundles are accepted; repeat for several',
+      (value: string, previous: string[]) => [...previous, value],
+      [],
+    )
     .addHelpText(
       'after',
       '\nEnvironment: VIGIL_DATA, VIGIL_RULES, VIGIL_MQTT_PORT, VIGIL_HTTP_PORT, VIGIL_UPSTREAM, VIGIL_GATEWAY_ID,\n' +
@@ -53,13 +79,24 @@ export function registerRunCommand(program: Command): void {
         'upstream.url': flags.upstream,
         gatewayId: flags.gatewayId,
         'log.level': flags.logLevel,
+        'mqtt.allowAnonymous': flags.allowAnonymous,
+        'mqtt.tls.port': flags.tlsPort,
+        'mqtt.tls.cert': flags.tlsCert,
+        'mqtt.tls.key': flags.tlsKey,
+        'mqtt.tls.ca': flags.tlsCa,
+        'upstream.tls.ca': flags.upstreamCa,
+        'upstream.tls.cert': flags.upstreamCert,
+        'upstream.tls.key': flags.upstreamKey,
       };
       try {
-        const config = await loadConfig({ file: flags.config, env: process.env, overrides });
+        const loaded = await loadConfig({ file: flags.config, env: process.env, overrides });
+        // A list, which overrides cannot carry: the flags replace the config file's sync.trustedKeys.
+        const config =
+          flags.trustedKey.length > 0
+            ? { ...loaded, sync: { ...loaded.sync, trustedKeys: flags.trustedKey } }
+            : loaded;
         const gateway = await startGateway(config);
-        // The bound ports on stdout, one per line, for people and for scripts (port 0 picks one).
-        process.stdout.write(`mqtt listening on ${gateway.mqtt.host}:${gateway.mqtt.port}\n`);
-        process.stdout.write(`http listening on ${gateway.http.host}:${gateway.http.port}\n`);
+        // Handlers first: a supervisor may signal as soon as it reads the ports below.
         let stopping = false;
         const stop = (signal: string) => {
           if (stopping) return;
@@ -72,6 +109,21 @@ export function registerRunCommand(program: Command): void {
         };
         process.on('SIGTERM', () => stop('SIGTERM'));
         process.on('SIGINT', () => stop('SIGINT'));
+        // The bound ports on stdout, one per line, for people and for scripts (port 0 picks one).
+        process.stdout.write(`mqtt listening on ${gateway.mqtt.host}:${gateway.mqtt.port}\n`);
+        if (gateway.mqtts)
+          process.stdout.write(`mqtts listening on ${gateway.mqtts.host}:${gateway.mqtts.port}\n`);
+        if (config.mqtt.allowAnonymous) {
+          process.stderr.write(
+            'WARNING: anonymous devices are allowed (--allow-anonymous): anyone who reaches the MQTT port can\n' +
+              'connect without credentials and publish events as any device. Never use this in production.\n',
+          );
+        }
+        process.stdout.write(`http listening on ${gateway.http.host}:${gateway.http.port}\n`);
+        // The local rules directory again, compiled whole and swapped in between two events (docs/sync.md).
+        process.on('SIGHUP', () => {
+          gateway.reloadRules().catch((err: unknown) => gateway.logger.error({ err }, 'rules reload failed'));
+        });
       } catch (err) {
         exitWithError(err);
       }

@@ -21,6 +21,16 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   VIGIL_UPSTREAM_USERNAME: 'upstream.username',
   VIGIL_UPSTREAM_PASSWORD: 'upstream.password',
   VIGIL_LOG_LEVEL: 'log.level',
+  VIGIL_ALLOW_ANONYMOUS: 'mqtt.allowAnonymous',
+  VIGIL_MQTT_MAX_CONNECTIONS: 'mqtt.maxConnections',
+  VIGIL_TLS_PORT: 'mqtt.tls.port',
+  VIGIL_TLS_CERT: 'mqtt.tls.cert',
+  VIGIL_TLS_KEY: 'mqtt.tls.key',
+  VIGIL_TLS_CA: 'mqtt.tls.ca',
+  VIGIL_HTTP_TOKEN: 'http.token',
+  VIGIL_UPSTREAM_CA: 'upstream.tls.ca',
+  VIGIL_UPSTREAM_CERT: 'upstream.tls.cert',
+  VIGIL_UPSTREAM_KEY: 'upstream.tls.key',
 };
 
 /** Paths whose values are numbers, so string overrides from flags and the environment are converted. */
@@ -33,7 +43,17 @@ const NUMERIC = new Set([
   'outbox.maxCount',
   'outbox.maxBytes',
   'profiles.cacheSize',
+  'mqtt.maxConnections',
+  'mqtt.maxTopicBytes',
+  'mqtt.maxTopicLevels',
+  'mqtt.maxSubscriptions',
+  'mqtt.publishRate.perSecond',
+  'mqtt.publishRate.burst',
+  'mqtt.tls.port',
 ]);
+
+/** Paths whose values are booleans: `true`/`false`, `1`/`0`, `yes`/`no` from flags and the environment. */
+const BOOLEAN = new Set(['mqtt.allowAnonymous']);
 
 /**
  * Builds the configuration: defaults, then the YAML file, then `VIGIL_*` variables, then flags.
@@ -98,6 +118,12 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
 }
 
 function coerce(path: string, value: string | number | boolean, source: string): unknown {
+  if (BOOLEAN.has(path) && typeof value === 'string') {
+    const word = value.trim().toLowerCase();
+    if (['true', '1', 'yes'].includes(word)) return true;
+    if (['false', '0', 'no'].includes(word)) return false;
+    throw new ConfigError(`${source}: ${path} must be true or false, got "${value}"`);
+  }
   if (!NUMERIC.has(path) || typeof value !== 'string') return value;
   const n = Number(value);
   if (value.trim() === '' || !Number.isFinite(n)) {

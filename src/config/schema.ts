@@ -29,11 +29,48 @@ export const configSchema = z
         host: host.default('0.0.0.0'),
         port: port.default(1883),
         maxPacketBytes: positiveInt.default(256 * 1024),
+        /** Devices may connect without credentials. For development only: the gateway warns at start-up. */
+        allowAnonymous: z.boolean().default(false),
+        /** Connections open at once on the MQTT listeners (TCP and TLS together). */
+        maxConnections: positiveInt.default(10_000),
+        /** Longest topic or subscription filter, in UTF-8 bytes. */
+        maxTopicBytes: positiveInt.max(65_535).default(256),
+        /** Most levels in a topic or filter; `devices/{id}/events/{type}` has 4. At most 100 (aedes). */
+        maxTopicLevels: positiveInt.max(100).default(8),
+        /** Subscriptions one connection may hold; a device needs one or two. */
+        maxSubscriptions: positiveInt.default(100),
+        /** Per device: a token bucket; over it publishes are dropped, and a device over it for `disconnectAfter` is disconnected. */
+        publishRate: z
+          .object({
+            /** Sustained publishes per second; 0 turns the limit off. */
+            perSecond: z.number().nonnegative().default(100),
+            burst: positiveInt.default(200),
+            disconnectAfter: duration.default(10_000),
+          })
+          .strict()
+          .prefault({}),
+        /** A TLS listener opens when `cert` and `key` are set; with `ca`, devices need client certificates. */
+        tls: z
+          .object({
+            /** Default: the address of the TCP listener. */
+            host: host.optional(),
+            port: port.default(8883),
+            cert: z.string().min(1).optional(),
+            key: z.string().min(1).optional(),
+            ca: z.string().min(1).optional(),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
     http: z
-      .object({ host: host.default('127.0.0.1'), port: port.default(8080) })
+      .object({
+        host: host.default('127.0.0.1'),
+        port: port.default(8080),
+        /** Bearer token the local API requires; required when `host` is not a loopback address. */
+        token: z.string().min(16, 'expected at least 16 characters').optional(),
+      })
       .strict()
       .prefault({}),
     upstream: z
@@ -51,6 +88,15 @@ export const configSchema = z
         keepalive: duration.default(30_000),
         reconnect: duration.default(2_000),
         inflight: positiveInt.max(1_000).default(100),
+        /** PEM files for mqtts://: a CA to trust beyond the system's, and a client certificate and key. */
+        tls: z
+          .object({
+            ca: z.string().min(1).optional(),
+            cert: z.string().min(1).optional(),
+            key: z.string().min(1).optional(),
+          })
+          .strict()
+          .prefault({}),
         /** Up to `max` actions per message, a JSON array; a batch not full goes after `within`. Unset: one per message. */
         batch: z
           .object({ max: positiveInt.max(1_000), within: duration.default(50) })
@@ -69,6 +115,27 @@ export const configSchema = z
       .prefault({}),
     profiles: z
       .object({ cacheSize: positiveInt.default(100_000) })
+      .strict()
+      .prefault({}),
+    /** The journal of inputs and the checkpoints of state (docs/durability.md). */
+    durability: z
+      .object({
+        checkpointInterval: duration.refine((ms) => ms >= 100, 'expected at least 100ms').default(5 * 60_000),
+        checkpointRecords: positiveInt.default(500_000),
+        /** Cap of the grace period of timers whose deadline passed while the gateway was down. */
+        maxGrace: duration.default(5 * 60_000),
+        syncInterval: duration.refine((ms) => ms >= 10, 'expected at least 10ms').default(1_000),
+        /** How long a QoS 1 commit waits for more publishes to share its fdatasync; 0 commits at once. */
+        commitWindow: duration.default(0),
+      })
+      .strict()
+      .prefault({}),
+    /** Rules and profiles from the cloud (docs/sync.md). */
+    sync: z
+      .object({
+        /** Ed25519 public keys (PEM files) whose signed rule bundles the gateway accepts. */
+        trustedKeys: z.array(z.string().min(1)).default([]),
+      })
       .strict()
       .prefault({}),
     log: z

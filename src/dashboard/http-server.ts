@@ -19,6 +19,8 @@ interface Route {
 export class HttpServer {
   private readonly routes: Route[] = [];
   private readonly server: Server;
+  private authorize: ((req: IncomingMessage) => boolean) | undefined;
+  private openPaths = new Set<string>();
 
   constructor(private readonly logger: Logger) {
     this.server = createServer((req, res) => this.handle(req, res));
@@ -37,6 +39,16 @@ export class HttpServer {
       })
       .join('/');
     this.routes.push({ method, pattern: new RegExp(`^${source}$`), names, handler });
+    return this;
+  }
+
+  /**
+   * Every request but those to `openPaths` must pass `check`, or is answered 401. Set before `listen`;
+   * the token check of the local API.
+   */
+  requireAuthorization(check: (req: IncomingMessage) => boolean, openPaths: readonly string[] = []): this {
+    this.authorize = check;
+    this.openPaths = new Set(openPaths);
     return this;
   }
 
@@ -61,6 +73,12 @@ export class HttpServer {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (this.authorize && !this.openPaths.has(url.pathname) && !this.authorize(req)) {
+      // Basic lets a browser ask for the token (as the password) and send it with every request after.
+      res.setHeader('www-authenticate', 'Basic realm="vigil", charset="UTF-8"');
+      sendJson(res, 401, { error: 'this API needs the token: Authorization: Bearer TOKEN' });
+      return;
+    }
     let pathMatched = false;
     for (const route of this.routes) {
       const m = route.pattern.exec(url.pathname);

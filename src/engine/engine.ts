@@ -7,6 +7,7 @@ import { onCountEvent, pruneCount } from './kinds/count.js';
 import { onSequenceEvent, onSequenceTimer, pruneSequence } from './kinds/sequence.js';
 import { onSilenceEvent, onSilenceTimer } from './kinds/silence.js';
 import { onTriggerEvent } from './kinds/trigger.js';
+import { dataThreshold, own } from './fast-condition.js';
 import type {
   EngineState,
   GroupState,
@@ -35,6 +36,36 @@ function fromDevice(ev: Event): boolean {
   return ev.source === 'device' || ev.source === 'broker';
 }
 
+/** The scenarios listening to one event type, in load order, with what lets an event skip some of them. */
+interface Listeners {
+  runtimes: ScenarioRuntime[];
+  /** Per runtime: its `where` as a comparison of one data field with a constant, when it is one. */
+  thresholds: Array<{ slot: number; test: (value: number) => boolean } | undefined>;
+  /** The data fields those comparisons read; `slot` indexes it. */
+  fields: string[];
+}
+
+const NO_VALUES: readonly unknown[] = [];
+
+/**
+ * The `where` of a trigger, count or aggregate scenario as a data threshold: those kinds do nothing else
+ * with an event that fails `where`, so a failed comparison can skip them (predicate indexing: a hundred
+ * scenarios of one template cost a hundred comparisons of a value read once).
+ */
+function thresholdOf(
+  rt: ScenarioRuntime,
+  fields: string[],
+): { slot: number; test: (value: number) => boolean } | undefined {
+  const when = rt.sc.when;
+  if (when.kind !== 'trigger' && when.kind !== 'count' && when.kind !== 'aggregate') return undefined;
+  if (when.where === undefined) return undefined;
+  const threshold = dataThreshold(when.where, rt.sc.params);
+  if (threshold === undefined) return undefined;
+  let slot = fields.indexOf(threshold.field);
+  if (slot < 0) slot = fields.push(threshold.field) - 1;
+  return { slot, test: threshold.test };
+}
+
 /** A timer the runtime should hold, as the engine's state implies it. */
 export interface PendingTimer {
   timer: string;
@@ -51,7 +82,7 @@ export class Engine {
   private readonly runtimes: ScenarioRuntime[];
   private readonly byId = new Map<string, ScenarioRuntime>();
   /** Scenarios by the event types they listen to: an event costs nothing for the others. */
-  private readonly byType = new Map<string, ScenarioRuntime[]>();
+  private readonly byType = new Map<string, Listeners>();
   /** `absent: any` scenarios: fed every event from a device itself. */
   private readonly deviceAny: ScenarioRuntime[] = [];
 
@@ -70,9 +101,10 @@ export class Engine {
       this.byId.set(rt.sc.id, rt);
       if (rt.sc.when.kind === 'silence' && rt.sc.when.any) this.deviceAny.push(rt);
       for (const type of rt.sc.listens) {
-        const list = this.byType.get(type) ?? [];
-        list.push(rt);
-        this.byType.set(type, list);
+        const listeners = this.byType.get(type) ?? { runtimes: [], thresholds: [], fields: [] };
+        listeners.runtimes.push(rt);
+        listeners.thresholds.push(thresholdOf(rt, listeners.fields));
+        this.byType.set(type, listeners);
       }
     }
   }
@@ -108,9 +140,20 @@ export class Engine {
 
   private feed(step: Step, ev: Event, profile: Profile | undefined): void {
     const listeners = this.byType.get(ev.type);
-    if (listeners)
-      for (const rt of listeners) {
+    if (listeners) {
+      const { runtimes, thresholds, fields } = listeners;
+      // Each data field a threshold reads, read once for all of them.
+      const values = fields.length === 0 ? NO_VALUES : fields.map((field) => own(ev.data, field));
+      for (let i = 0; i < runtimes.length; i++) {
+        const rt = runtimes[i] as ScenarioRuntime;
         rt.stats.evaluations++;
+        const threshold = thresholds[i];
+        if (threshold !== undefined) {
+          const value = values[threshold.slot];
+          // A number that fails the condition: the scenario's kind would stop at `where` and do nothing.
+          // Anything else (no such field, not a number) goes the whole way, errors included.
+          if (typeof value === 'number' && !threshold.test(value)) continue;
+        }
         switch (rt.sc.when.kind) {
           case 'trigger':
             onTriggerEvent(step, rt, ev, profile);
@@ -132,6 +175,7 @@ export class Engine {
             break;
         }
       }
+    }
     if (this.deviceAny.length > 0 && fromDevice(ev))
       for (const rt of this.deviceAny) {
         rt.stats.evaluations++;

@@ -2,6 +2,7 @@ import type { Scenario } from '../rules/index.js';
 import type { Action, Event, Expression, Profile } from '../shared/index.js';
 import { canonicalJson, fnv1a64 } from '../shared/hash.js';
 import type { Effect, ErrorStage, ScenarioCandidate } from './effects.js';
+import { fastCondition } from './fast-condition.js';
 import type { ScenarioRuntime, SeenEvent } from './state.js';
 
 export interface StepOptions {
@@ -141,6 +142,8 @@ export class Step {
     stage: ErrorStage = 'where',
   ): boolean {
     if (expr === undefined) return true;
+    const fast = fastCondition(expr)?.(vars);
+    if (fast !== undefined) return fast;
     const r = this.evaluate(rt, expr, vars, actor, stage);
     if (!r.ok) return false;
     if (typeof r.value === 'boolean') return r.value;

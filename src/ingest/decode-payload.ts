@@ -13,6 +13,12 @@ const cbor = new Decoder({ mapsAsObjects: false });
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 const BRACE = 0x7b;
+/**
+ * Deeper payloads are refused: the parsers cope, but what encodes them again (the journal's CBOR, dead
+ * letters, actions as JSON) recurses and exhausts the stack at a few thousand levels, so a 10 KB payload
+ * would be refused there on every resend.
+ */
+export const MAX_PAYLOAD_DEPTH = 64;
 const BOM = [0xef, 0xbb, 0xbf] as const;
 
 /** Which cbor-x decoder runs: it falls back to pure JavaScript, silently, when `cbor-extract` cannot load. */
@@ -45,6 +51,8 @@ function decodeJson(buf: Buffer, start: number): DecodedPayload {
     return fail('json', detail);
   }
   if (!isRecord(value)) return fail('not-object', `a JSON ${jsonKind(value)}, not an object`);
+  if (deeperThan(value, MAX_PAYLOAD_DEPTH))
+    return fail('json', `nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
   return accept(value);
 }
 
@@ -68,6 +76,8 @@ function fromCborMap(value: Map<unknown, unknown>): DecodedPayload {
     if (err instanceof NonTextKey) return fail('not-object', err.message);
     return fail('cbor', messageOf(err));
   }
+  if (deeperThan(data, MAX_PAYLOAD_DEPTH))
+    return fail('cbor', `nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
   return accept(data as Record<string, unknown>);
 }
 
@@ -108,6 +118,20 @@ function timestampOf(value: unknown): number | undefined {
     return Number.isFinite(ms) ? ms : undefined;
   }
   return undefined;
+}
+
+/** Whether arrays and objects nest more than `max` levels (the payload itself is level 1); without recursion. */
+function deeperThan(root: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const [value, depth] = item;
+    if (typeof value !== 'object' || value === null) continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(value) ? value : Object.values(value)) {
+      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }
 
 class NonTextKey extends Error {}

@@ -14,5 +14,7 @@ export type {
   ProfilePeek,
   ProfileSource,
   PublishingClient,
+  PublishMeta,
+  PublishSource,
   RejectReason,
 } from './types.js';

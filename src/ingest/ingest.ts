@@ -1,15 +1,25 @@
 import type { Logger } from 'pino';
-import type { Event, Profile } from '../shared/index.js';
+import type { Event } from '../shared/index.js';
 import { parseCloudEvent } from './cloud-event.js';
 import { decodePayload } from './decode-payload.js';
 import { parseDeviceTopic } from './device-topic.js';
-import { OrderedDelivery } from './ordered-delivery.js';
-import type { DeadLetter, IngestMetrics, ProfileSource, PublishingClient } from './types.js';
+import { OrderedDelivery, type Deliver } from './ordered-delivery.js';
+import type {
+  DeadLetter,
+  IngestMetrics,
+  ProfileSource,
+  PublishingClient,
+  PublishMeta,
+  PublishSource,
+} from './types.js';
 
 export interface IngestOptions {
   profiles: ProfileSource;
-  /** Receives every accepted event with its device's profile, in arrival order per device. */
-  deliver: (ev: Event, profile: Profile | undefined) => void;
+  /**
+   * Receives every accepted event with its device's profile, in arrival order per device. A promise it
+   * returns for a device publish is what the broker waits for before it acknowledges (see `Deliver`).
+   */
+  deliver: Deliver;
   deadLetter: (record: DeadLetter) => void;
   /** Gateway time in ms, stamped on each event as it arrives. */
   clock: () => number;
@@ -41,10 +51,17 @@ export class Ingest {
   }
 
   /**
-   * A publish under `devices/…/events/…`. Returns once the event is accepted or refused; a refused
-   * publish is still to be acknowledged, or the device would resend it forever.
+   * A publish under `devices/…/events/…`. A refused publish is still to be acknowledged, or the device
+   * would resend it forever: nothing is returned for it. For an accepted one, what `deliver` returned for
+   * it (possibly after the profile read): acknowledge once that settles.
    */
-  handleDevicePublish(client: PublishingClient, topic: string, payload: Buffer, _qos: 0 | 1 | 2): void {
+  handleDevicePublish(
+    client: PublishingClient,
+    topic: string,
+    payload: Buffer,
+    qos: 0 | 1 | 2,
+    source?: PublishSource,
+  ): Promise<void> | void {
     const at = this.opts.clock();
     const parsed = parseDeviceTopic(topic);
     if (!parsed.ok) {
@@ -68,7 +85,7 @@ export class Ingest {
     }
     const ev: Event = { actor: parsed.deviceId, type: parsed.type, at, data: decoded.data, source: 'device' };
     if (decoded.deviceAt !== undefined) ev.deviceAt = decoded.deviceAt;
-    this.accept(ev);
+    return this.accept(ev, source === undefined ? { qos } : { qos, source });
   }
 
   /** A device's connection came up or went down, as the broker saw it. */
@@ -77,7 +94,7 @@ export class Ingest {
     kind: 'connected' | 'disconnected',
     data: Record<string, unknown> = {},
   ): void {
-    this.accept({ actor: deviceId, type: kind, at: this.opts.clock(), data, source: 'broker' });
+    void this.accept({ actor: deviceId, type: kind, at: this.opts.clock(), data, source: 'broker' });
   }
 
   /** An event about a device from a business system, received on `vigil/{gw}/events`. */
@@ -90,7 +107,7 @@ export class Ingest {
       return;
     }
     const { actor, type, data } = parsed.event;
-    this.accept({ actor, type, at, data, source: 'cloud' });
+    void this.accept({ actor, type, at, data, source: 'cloud' });
   }
 
   /** Resolves when no event is waiting for a profile read (for shutdown). */
@@ -98,9 +115,9 @@ export class Ingest {
     return this.ordered.drain();
   }
 
-  private accept(ev: Event): void {
+  private accept(ev: Event, meta?: PublishMeta): Promise<void> | void {
     this.opts.metrics?.accepted(ev.type, ev.source);
-    this.ordered.push(ev);
+    return this.ordered.push(ev, meta);
   }
 
   private reject(record: DeadLetter, payload: Buffer, client: PublishingClient | undefined): void {

@@ -1,8 +1,19 @@
 import type { Logger } from 'pino';
 import type { Event, Profile } from '../shared/index.js';
-import type { ProfileSource } from './types.js';
+import type { ProfileSource, PublishMeta } from './types.js';
 
-export type Deliver = (ev: Event, profile: Profile | undefined) => void;
+/**
+ * Takes an event with its device's profile. A promise it returns settles once the event is accepted for
+ * good (recorded), and a QoS 1 publish is acknowledged only then; any other return value is ignored.
+ */
+export type Deliver = (ev: Event, profile: Profile | undefined, meta: PublishMeta | undefined) => unknown;
+
+interface Queued {
+  ev: Event;
+  meta: PublishMeta | undefined;
+  /** Settles the promise `push` returned, once the event was handed on. */
+  settle?: { resolve: () => void; reject: (err: unknown) => void };
+}
 
 /**
  * Hands events on with their device's profile, in arrival order per device. On a cache hit with
@@ -11,7 +22,7 @@ export type Deliver = (ev: Event, profile: Profile | undefined) => void;
  * Devices do not wait for each other.
  */
 export class OrderedDelivery {
-  private readonly queues = new Map<string, Event[]>();
+  private readonly queues = new Map<string, Queued[]>();
   private idleWaiters: Array<() => void> = [];
 
   constructor(
@@ -27,20 +38,29 @@ export class OrderedDelivery {
     return n;
   }
 
-  push(ev: Event): void {
+  /**
+   * Hands `ev` on now or once its profile is read. Returns what `deliver` returned for it (a promise when
+   * it was queued and `deliver` gives one, rejected when delivering threw).
+   */
+  push(ev: Event, meta?: PublishMeta): Promise<void> | void {
     const queue = this.queues.get(ev.actor);
-    if (queue !== undefined) {
-      queue.push(ev);
-      return;
-    }
+    if (queue !== undefined) return this.enqueue(queue, ev, meta);
     const cached = this.profiles.peek(ev.actor);
-    if (cached.hit) {
-      this.handOn(ev, cached.profile);
-      return;
-    }
-    const fresh = [ev];
+    if (cached.hit) return this.handOn(ev, cached.profile, meta);
+    const fresh: Queued[] = [];
     this.queues.set(ev.actor, fresh);
+    const settled = this.enqueue(fresh, ev, meta);
     void this.pump(ev.actor, fresh);
+    return settled;
+  }
+
+  private enqueue(queue: Queued[], ev: Event, meta: PublishMeta | undefined): Promise<void> {
+    const settled = new Promise<void>((resolve, reject) =>
+      queue.push({ ev, meta, settle: { resolve, reject } }),
+    );
+    // The caller may not wait for it (a QoS 0 publish, a connection change): no unhandled rejection.
+    settled.catch(() => undefined);
+    return settled;
   }
 
   /** Resolves once nothing is queued. */
@@ -50,12 +70,16 @@ export class OrderedDelivery {
   }
 
   // Never rejects: a failed read delivers without the profile, a failed delivery is logged.
-  private async pump(actor: string, queue: Event[]): Promise<void> {
+  private async pump(actor: string, queue: Queued[]): Promise<void> {
     try {
-      for (let ev = queue[0]; ev !== undefined; ev = queue[0]) {
+      for (let item = queue[0]; item !== undefined; item = queue[0]) {
         const profile = await this.profileOf(actor);
         queue.shift();
-        this.handOn(ev, profile);
+        const result = this.handOn(item.ev, profile, item.meta);
+        if (item.settle) {
+          if (result === undefined) item.settle.resolve();
+          else result.then(item.settle.resolve, item.settle.reject);
+        }
       }
     } finally {
       // No await between the empty check above and this: an event pushed meanwhile would be stranded.
@@ -78,15 +102,21 @@ export class OrderedDelivery {
     }
   }
 
-  private handOn(ev: Event, profile: Profile | undefined): void {
+  private handOn(
+    ev: Event,
+    profile: Profile | undefined,
+    meta: PublishMeta | undefined,
+  ): Promise<void> | void {
     try {
-      this.deliver(ev, profile);
+      const result = this.deliver(ev, profile, meta);
+      return result instanceof Promise ? (result as Promise<void>) : undefined;
     } catch (err) {
       // One event that breaks a later stage must not stop this device's queue, nor the broker.
       this.logger.error(
         { err, deviceId: ev.actor, type: ev.type, source: ev.source },
         'delivering an event failed',
       );
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
   }
 

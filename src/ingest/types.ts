@@ -33,6 +33,21 @@ export interface DeadLetter {
   payloadBase64?: string;
 }
 
+/** The client, connection and packet a QoS 1 publish came with, and the hash of its topic and payload. */
+export interface PublishSource {
+  clientId: string;
+  connection: number;
+  messageId: number;
+  hash: number;
+}
+
+/** How a device event arrived, handed on to `deliver` with it. */
+export interface PublishMeta {
+  qos: 0 | 1 | 2;
+  /** Present for QoS 1 and 2: what a resend of this publish would be recognised by. */
+  source?: PublishSource;
+}
+
 /** Counters ingest reports to. */
 export interface IngestMetrics {
   accepted(type: string, source: EventSource): void;

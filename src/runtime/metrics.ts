@@ -3,10 +3,27 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Labels grow with what devices send; past this many distinct event types the rest count as `other`. */
 const MAX_EVENT_TYPES = 200;
 
+/** One scenario's running totals, as the engine counts them. */
+export interface ScenarioTotals {
+  scenario: string;
+  evaluations: number;
+  matches: number;
+}
+
+/**
+ * Where the families that are read at scrape time get their values: the engine counts evaluations
+ * and detections itself, and counting online devices walks every known device, so neither is pushed.
+ */
+export interface MetricSources {
+  scenarioTotals?: () => readonly ScenarioTotals[];
+  devices?: () => { online: number; offline: number };
+}
+
 /** The gateway's Prometheus metrics, one registry per gateway so tests can run several in one process. */
 export class Metrics {
   readonly registry = new Registry();
   private readonly seenTypes = new Set<string>();
+  private sources: MetricSources = {};
 
   readonly eventsIn = new Counter({
     name: 'vigil_events_in_total',
@@ -84,6 +101,77 @@ export class Metrics {
     help: 'Scenario timers waiting for their deadline',
     registers: [this.registry],
   });
+  readonly authRefusals = new Counter({
+    name: 'vigil_auth_refusals_total',
+    help: 'Device connections refused by authentication, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly aclRefusals = new Counter({
+    name: 'vigil_acl_refusals_total',
+    help: 'Publishes and subscriptions refused by the access control list, by action',
+    labelNames: ['action'] as const,
+    registers: [this.registry],
+  });
+  readonly limitHits = new Counter({
+    name: 'vigil_mqtt_limit_hits_total',
+    help: 'MQTT limits hit, by limit: publishes dropped over the rate, devices disconnected for it, topics too long or too deep, packets too large, connections over the maximum',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+  readonly protocolErrors = new Counter({
+    name: 'vigil_mqtt_protocol_errors_total',
+    help: 'MQTT connections closed for a malformed packet or a protocol violation',
+    registers: [this.registry],
+  });
+  readonly mqttConnections = new Gauge({
+    name: 'vigil_mqtt_connections',
+    help: 'Connections open on the MQTT listeners, authenticated or not yet',
+    registers: [this.registry],
+  });
+  readonly mqttLimits = new Gauge({
+    name: 'vigil_mqtt_limit',
+    help: 'The MQTT limits in force, by limit (0: off)',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+  readonly scenarioEvaluations: Counter<'scenario'> = new Counter({
+    name: 'vigil_scenario_evaluations_total',
+    help: 'Inputs (events and timers) each scenario looked at',
+    labelNames: ['scenario'] as const,
+    registers: [this.registry],
+    collect: () => this.copyScenarioTotals(this.scenarioEvaluations, 'evaluations'),
+  });
+  readonly scenarioDetections: Counter<'scenario'> = new Counter({
+    name: 'vigil_scenario_detections_total',
+    help: 'Times each scenario matched (before arbitration)',
+    labelNames: ['scenario'] as const,
+    registers: [this.registry],
+    collect: () => this.copyScenarioTotals(this.scenarioDetections, 'matches'),
+  });
+  readonly devicesOnline: Gauge = new Gauge({
+    name: 'vigil_devices_online',
+    help: 'Devices connected or heard from recently',
+    registers: [this.registry],
+    collect: () => {
+      const counts = this.sources.devices?.();
+      if (counts) this.devicesOnline.set(counts.online);
+    },
+  });
+  readonly devicesOffline: Gauge = new Gauge({
+    name: 'vigil_devices_offline',
+    help: 'Devices seen since the gateway started that are neither connected nor heard from recently',
+    registers: [this.registry],
+    collect: () => {
+      const counts = this.sources.devices?.();
+      if (counts) this.devicesOffline.set(counts.offline);
+    },
+  });
+  readonly storeBytes = new Gauge({
+    name: 'vigil_leveldb_bytes',
+    help: 'Approximate size of the data directory (LevelDB), sampled every few seconds',
+    registers: [this.registry],
+  });
   readonly latency = new Histogram({
     name: 'vigil_event_to_action_seconds',
     help: 'Time from the triggering event (or deadline) to the decision',
@@ -93,6 +181,20 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'vigil_' });
+  }
+
+  /** Sets where the scrape-time families read their values; later calls replace the sources they name. */
+  readFrom(sources: MetricSources): void {
+    this.sources = { ...this.sources, ...sources };
+  }
+
+  private copyScenarioTotals(counter: Counter<'scenario'>, field: 'evaluations' | 'matches'): void {
+    const totals = this.sources.scenarioTotals?.();
+    if (!totals) return;
+    // The engine owns these totals; a scenario reloaded with new rules starts again from 0, which
+    // Prometheus reads as a counter reset.
+    counter.reset();
+    for (const t of totals) counter.inc({ scenario: t.scenario }, t[field]);
   }
 
   /** Bounds the `type` label: device-chosen topic levels must not grow the registry without end. */

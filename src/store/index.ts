@@ -20,3 +20,19 @@ export { AuditLog, auditEntryOf, DEFAULT_AUDIT_LIMIT } from './audit-log.js';
 export type { AuditEntry, AuditQuery, AuditLogOptions } from './audit-log.js';
 export { auditLogRoute, parseAuditQuery, MAX_AUDIT_LIMIT } from './audit-api.js';
 export { auditLogThroughGateway } from './audit-api-client.js';
+export {
+  CredentialStore,
+  DeviceCredentialError,
+  credentialHashProblem,
+  credentialImportTarget,
+  generateSecret,
+  hashSecret,
+  importedCredentialProblem,
+  secretMatches,
+  CREDENTIAL_FIELD,
+  SECRET_BYTES,
+} from './credentials.js';
+export type { CredentialInfo, CredentialSource, Verification } from './credentials.js';
+export { credentialRoutes } from './credential-api.js';
+export type { CredentialRoutes } from './credential-api.js';
+export { listThroughGateway, removeThroughGateway, setHashThroughGateway } from './credential-api-client.js';

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { VigilError } from '../shared/index.js';
+import { CredentialStore, credentialImportTarget } from './credentials.js';
 import { ProfileImportError } from './errors.js';
 import { importProfiles } from './profile-import.js';
 import type { Store } from './store.js';
@@ -30,7 +31,12 @@ export function profileRoutes(store: Store): ProfileRoutes {
         return;
       }
       try {
-        const summary = await importProfiles(store, req);
+        // A `credential` in a line goes to the credentials, never into the profile.
+        const target = credentialImportTarget({
+          profiles: store.profiles,
+          credentials: new CredentialStore(store.sublevels.creds),
+        });
+        const summary = await importProfiles(target, req);
         sendJson(res, 200, summary);
       } catch (err) {
         // A body that broke off is the client's failure; anything else is the gateway's.

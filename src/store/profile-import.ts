@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Profile } from '../shared/index.js';
+import { importedCredentialProblem } from './credentials.js';
 import { ProfileImportError } from './errors.js';
 import type { ImportLineError, ImportProgress, ImportSummary } from './import-summary.js';
 import type { ProfileEntry, ProfileStore } from './profile-store.js';
@@ -164,6 +165,8 @@ function parseLine(text: string, first: boolean): ParsedLine {
   if (id === undefined) return { ok: false, message: 'missing "id"' };
   if (typeof id !== 'string') return { ok: false, message: `"id" must be a string, got ${describeType(id)}` };
   if (id === '') return { ok: false, message: '"id" is empty' };
+  const credentialProblem = importedCredentialProblem(id, profile);
+  if (credentialProblem !== undefined) return { ok: false, message: credentialProblem };
   return { ok: true, entry: { id, profile } };
 }
 

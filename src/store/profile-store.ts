@@ -106,6 +106,39 @@ export class ProfileStore {
     this.#cache.set(id, MISSING);
   }
 
+  /**
+   * Upserts and deletes in one LevelDB batch together with `also` (writes to other sublevels that must
+   * land with them, such as a sequence number): all of it is written, or none. Cached ids follow.
+   */
+  async applyBatch(
+    changes: { upserts: readonly ProfileEntry[]; deletes: readonly string[] },
+    also: ReadonlyArray<{ sublevel: Sublevel; key: string; value: unknown }> = [],
+  ): Promise<void> {
+    const level = this.#level;
+    const ops = [
+      ...changes.upserts.map(({ id, profile }) => ({
+        type: 'put' as const,
+        sublevel: level,
+        key: id,
+        value: profile,
+      })),
+      ...also.map(({ sublevel, key, value }) => ({ type: 'put' as const, sublevel, key, value })),
+    ];
+    const dels = changes.deletes.map((id) => ({ type: 'del' as const, sublevel: level, key: id }));
+    if (ops.length + dels.length === 0) return;
+    await storeIo(`writing a batch of ${ops.length + dels.length} changes`, () =>
+      this.#root.batch([...ops, ...dels]),
+    );
+    for (const { id, profile } of changes.upserts) {
+      this.#reading.delete(id);
+      if (this.#cache.has(id)) this.#cache.set(id, profile);
+    }
+    for (const id of changes.deletes) {
+      this.#reading.delete(id);
+      if (this.#cache.has(id)) this.#cache.set(id, MISSING);
+    }
+  }
+
   /** The number of stored profiles, counted by a scan of the keys (about a second per million). */
   async count(): Promise<number> {
     return storeIo('counting profiles', async () => {

@@ -20,6 +20,8 @@ export interface UplinkOptions {
   clientId?: string | undefined;
   username?: string | undefined;
   password?: string | undefined;
+  /** For mqtts:// (or tls://): a CA to trust, and a client certificate and key (AWS IoT Core wants them). */
+  tls?: { ca?: Buffer | undefined; cert?: Buffer | undefined; key?: Buffer | undefined } | undefined;
   keepaliveMs: number;
   reconnectMs: number;
   /** Actions published and not yet acknowledged, at most. */
@@ -97,6 +99,9 @@ export class Uplink {
       clientId: opts.clientId ?? `vigil-${opts.gatewayId}`,
       ...(opts.username !== undefined ? { username: opts.username } : {}),
       ...(opts.password !== undefined ? { password: opts.password } : {}),
+      ...(opts.tls?.ca !== undefined ? { ca: opts.tls.ca } : {}),
+      ...(opts.tls?.cert !== undefined ? { cert: opts.tls.cert } : {}),
+      ...(opts.tls?.key !== undefined ? { key: opts.tls.key } : {}),
       keepalive: Math.max(1, Math.round(opts.keepaliveMs / 1000)),
       reconnectPeriod: opts.reconnectMs,
       connectTimeout: 10_000,

@@ -52,6 +52,7 @@ describe.skipIf(!hasMosquitto())('the built gateway survives kill -9 with the cl
     expect(imported).toBe(0);
 
     let gateway = await startGatewayProcess([
+      '--allow-anonymous',
       '--mqtt-port',
       '0',
       '--http-port',
@@ -78,6 +79,7 @@ describe.skipIf(!hasMosquitto())('the built gateway survives kill -9 with the cl
     await gateway.kill();
 
     gateway = await startGatewayProcess([
+      '--allow-anonymous',
       '--mqtt-port',
       '0',
       '--http-port',

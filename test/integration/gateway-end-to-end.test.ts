@@ -6,6 +6,7 @@ import { startBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import type { Action } from '../../src/shared/index.js';
+import { CredentialStore } from '../../src/store/index.js';
 import { Collector } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -26,12 +27,16 @@ async function cloudBroker(port = 0): Promise<Broker> {
   return broker;
 }
 
-async function gatewayWith(opts: { data: string; upstream?: string }): Promise<Gateway> {
+async function gatewayWith(opts: {
+  data: string;
+  upstream?: string;
+  allowAnonymous?: boolean;
+}): Promise<Gateway> {
   const gateway = await startGateway(
     parseConfig({
       gatewayId: 'gw1',
       data: opts.data,
-      mqtt: { host: '127.0.0.1', port: 0 },
+      mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: opts.allowAnonymous ?? false },
       http: { port: 0 },
       upstream: opts.upstream ? { url: opts.upstream, reconnect: '200ms' } : {},
       log: { level: 'silent' },
@@ -40,13 +45,30 @@ async function gatewayWith(opts: { data: string; upstream?: string }): Promise<G
   return gateway;
 }
 
+/** A device with its own credential (made on first use), connected as client id = user name = its id. */
 async function device(gateway: Gateway, id: string): Promise<MqttClient> {
+  const credentials = new CredentialStore(gateway.store.sublevels.creds);
+  const secret = (await credentials.list()).some((c) => c.id === id)
+    ? await credentials.rotate(id)
+    : await credentials.add(id);
   const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gateway.mqtt.port}`, {
     clientId: id,
+    username: id,
+    password: secret,
     reconnectPeriod: 0,
   });
   cleanups.push(() => client.endAsync());
   return client;
+}
+
+/** Commands as the devices receive them: each subscribes to its own (it may not see others'). */
+async function commandsOf(devices: MqttClient[]): Promise<Array<{ topic: string; payload: Buffer }>> {
+  const received: Array<{ topic: string; payload: Buffer }> = [];
+  for (const d of devices) {
+    d.on('message', (topic, payload) => received.push({ topic, payload }));
+    await d.subscribeAsync(`devices/${d.options.clientId ?? ''}/commands/#`, { qos: 0 });
+  }
+  return received;
 }
 
 describe('gateway end to end (in process, aedes as the cloud)', () => {
@@ -63,26 +85,22 @@ describe('gateway end to end (in process, aedes as the cloud)', () => {
 
     const atCloud = await Collector.connect(`mqtt://127.0.0.1:${cloud.address.port}`, ['vigil/gw1/actions']);
     cleanups.push(() => atCloud.close());
-    const commands = await Collector.connect(`mqtt://127.0.0.1:${gateway.mqtt.port}`, [
-      'devices/+/commands/#',
-    ]);
-    cleanups.push(() => commands.close());
-
     const dev = await device(gateway, 'dev-1');
+    const dev2 = await device(gateway, 'dev-2');
+    const commands = await commandsOf([dev, dev2]);
     await dev.publishAsync('devices/dev-1/events/telemetry', JSON.stringify({ temp: 61, bat: 3.9 }), {
       qos: 1,
     });
     await atCloud.waitFor((m) => m.length === 1, 5_000, 'the JSON action at the cloud');
-    await commands.waitFor((m) => m.length === 1, 5_000, 'the command at the device');
+    await waitUntil(() => commands.length === 1, 5_000, 'the command at the device');
 
-    const dev2 = await device(gateway, 'dev-2');
     await dev2.publishAsync(
       'devices/dev-2/events/telemetry',
       Buffer.from(encodeCbor({ temp: 61, bat: 3.9 })),
       { qos: 1 },
     );
     await atCloud.waitFor((m) => m.length === 2, 5_000, 'the CBOR action at the cloud');
-    await commands.waitFor((m) => m.length === 2, 5_000, 'the second command');
+    await waitUntil(() => commands.length === 2, 5_000, 'the second command');
 
     const actions = atCloud.json<Action>();
     expect(actions.map((a) => a.actor)).toEqual(['dev-1', 'dev-2']);
@@ -98,11 +116,11 @@ describe('gateway end to end (in process, aedes as the cloud)', () => {
       expect(action.decidedAt).toBeGreaterThanOrEqual(action.eventAt);
     }
     expect(actions[0]?.id).not.toEqual(actions[1]?.id);
-    expect(commands.messages.map((m) => m.topic)).toEqual([
+    expect(commands.map((m) => m.topic)).toEqual([
       'devices/dev-1/commands/inspect-device',
       'devices/dev-2/commands/inspect-device',
     ]);
-    expect(JSON.parse(commands.messages[0]?.payload.toString() ?? '')).toMatchObject({ id: actions[0]?.id });
+    expect(JSON.parse(commands[0]?.payload.toString() ?? '')).toMatchObject({ id: actions[0]?.id });
 
     // A repeat for dev-1 within the cooldown is suppressed and counted, not sent.
     await dev.publishAsync('devices/dev-1/events/telemetry', JSON.stringify({ temp: 65 }), { qos: 1 });
@@ -119,7 +137,13 @@ describe('gateway end to end (in process, aedes as the cloud)', () => {
     cleanups.push(() => dir.remove());
     const cloud = await cloudBroker();
     cleanups.push(() => cloud.close());
-    const gateway = await gatewayWith({ data: dir.path, upstream: `mqtt://127.0.0.1:${cloud.address.port}` });
+    // Anonymous clients allowed, so that one can watch the dead letters (a device may not); the device
+    // itself still authenticates.
+    const gateway = await gatewayWith({
+      data: dir.path,
+      upstream: `mqtt://127.0.0.1:${cloud.address.port}`,
+      allowAnonymous: true,
+    });
     cleanups.push(() => gateway.stop());
     await gateway.store.profiles.put('dev-1', { id: 'dev-1', maxTemp: 50, site: 'north' });
 
@@ -166,18 +190,15 @@ describe('gateway end to end (in process, aedes as the cloud)', () => {
     const upstream = `mqtt://127.0.0.1:${cloudPort}`;
 
     let gateway = await gatewayWith({ data: dir.path, upstream });
-    const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${gateway.mqtt.port}`, {
-      clientId: 'feeder',
-      reconnectPeriod: 0,
-    });
     for (let i = 0; i < 5; i++) {
       await gateway.store.profiles.put(`dev-${i}`, { id: `dev-${i}`, maxTemp: 50, site: 'north' });
+      const dev = await device(gateway, `dev-${i}`);
       await dev.publishAsync(`devices/dev-${i}/events/telemetry`, JSON.stringify({ temp: 60 + i }), {
         qos: 1,
       });
+      await dev.endAsync();
     }
     await waitUntil(() => gateway.store.outbox.size === 5, 5_000, 'five queued actions');
-    await dev.endAsync();
     await gateway.stop();
 
     gateway = await gatewayWith({ data: dir.path, upstream });

@@ -40,7 +40,10 @@ describe.skipIf(!hasMosquitto())(
       cleanups.push(() => atCloud.close());
 
       const data = join(dir.path, 'data');
+      // Anonymous clients allowed so that the test can watch the dead letters and commands (a device may
+      // only see its own commands); the devices themselves authenticate, with secrets from `vigil devices add`.
       const gateway = await startGatewayProcess([
+        '--allow-anonymous',
         '--mqtt-port',
         '0',
         '--http-port',
@@ -68,6 +71,14 @@ describe.skipIf(!hasMosquitto())(
       expect(imported.out).toMatch(/imported 3 profiles/);
       expect(imported.code).toBe(0);
 
+      const secrets = new Map<string, string>();
+      for (const id of ['dev-1', 'dev-2', 'dev-3']) {
+        const added = await cli(['devices', 'add', id, '--data', data]);
+        expect(added.code).toBe(0);
+        secrets.set(id, added.out.trimEnd().split('\n').at(-1) ?? '');
+      }
+      const as = (id: string) => ['-i', id, '-u', id, '-P', secrets.get(id) ?? ''];
+
       const gwUrl = `mqtt://127.0.0.1:${gateway.mqttPort}`;
       const atGateway = await Collector.connect(gwUrl, ['devices/dev-1/commands/#', 'vigil/deadletter']);
       cleanups.push(() => atGateway.close());
@@ -78,6 +89,7 @@ describe.skipIf(!hasMosquitto())(
         await mosquittoPub([
           '-p',
           port,
+          ...as('dev-1'),
           '-t',
           'devices/dev-1/events/telemetry',
           '-m',
@@ -94,7 +106,10 @@ describe.skipIf(!hasMosquitto())(
       const cborFile = join(dir.path, 'event.cbor');
       await writeFile(cborFile, encodeCbor({ temp: 61, bat: 3.9 }));
       expect(
-        await mosquittoPub(['-p', port, '-q', '1', '-t', 'devices/dev-2/events/telemetry', '-f', cborFile]),
+        await mosquittoPub([
+          ...['-p', port, ...as('dev-2'), '-q', '1'],
+          ...['-t', 'devices/dev-2/events/telemetry', '-f', cborFile],
+        ]),
       ).toBe(0);
       await atCloud.waitFor((m) => m.length === 2, 2_000, 'the CBOR action');
 
@@ -113,14 +128,20 @@ describe.skipIf(!hasMosquitto())(
       });
 
       expect(
-        await mosquittoPub(['-p', port, '-q', '1', '-t', 'devices/dev-3/events/telemetry', '-m', 'temp=61']),
+        await mosquittoPub([
+          ...['-p', port, ...as('dev-3'), '-q', '1'],
+          ...['-t', 'devices/dev-3/events/telemetry', '-m', 'temp=61'],
+        ]),
       ).toBe(0);
       await atGateway.waitFor((m) => m.some((x) => x.topic === 'vigil/deadletter'), 2_000, 'the dead letter');
       const dead = atGateway.json<{ reason: string }>('vigil/deadletter');
       expect(dead[0]).toMatchObject({ reason: 'json', deviceId: 'dev-3' });
 
       expect(
-        await mosquittoPub(['-p', port, '-t', 'devices/dev-3/events/telemetry', '-m', '{"temp":62}']),
+        await mosquittoPub([
+          ...['-p', port, ...as('dev-3')],
+          ...['-t', 'devices/dev-3/events/telemetry', '-m', '{"temp":62}'],
+        ]),
       ).toBe(0);
       await atCloud.waitFor((m) => m.length === 3, 2_000, 'the action after the malformed payload');
       expect(atCloud.json<Action>()[2]).toMatchObject({

@@ -70,7 +70,8 @@ describe('after an uplink outage', () => {
           gatewayId: 'gw1',
           data: dir.path,
           rules: RULES,
-          mqtt: { host: '127.0.0.1', port: 0 },
+          // Authentication is not what this test is about: devices connect anonymously.
+          mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
           http: { port: 0 },
           upstream: {
             url: `mqtt://127.0.0.1:${cloudPort}`,

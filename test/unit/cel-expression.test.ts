@@ -122,7 +122,9 @@ describe('compilation', () => {
       ok: false,
       message: expect.stringMatching(/nested 3 deep/) as unknown,
     });
-    expect(compileExpression('data.a.all(x, data.a.exists(y, x == y))', { variables: RULE_VARIABLES })).toEqual({
+    expect(
+      compileExpression('data.a.all(x, data.a.exists(y, x == y))', { variables: RULE_VARIABLES }),
+    ).toEqual({
       ok: false,
       message: expect.stringMatching(/nested 2 deep; at most 1/) as unknown,
     });

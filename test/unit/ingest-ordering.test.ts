@@ -74,7 +74,7 @@ describe('ordering per device', () => {
     const profiles = new SlowProfiles({ d1: { site: 'north' } });
     profiles.cache.set('d1', { site: 'north' });
     const h = harness(profiles);
-    h.publish('d1', 1);
+    void h.publish('d1', 1);
     expect(h.delivered).toEqual([
       {
         ev: { actor: 'd1', type: 'telemetry', at: 1_000, data: { n: 1 }, source: 'device' },
@@ -87,12 +87,12 @@ describe('ordering per device', () => {
   test('events behind a profile read wait for it, even once the profile is cached', async () => {
     const profiles = new SlowProfiles({ d1: { site: 'north' } });
     const h = harness(profiles);
-    h.publish('d1', 1);
-    h.publish('d1', 2);
+    void h.publish('d1', 1);
+    void h.publish('d1', 2);
     expect(h.seen()).toEqual([]);
     // The cache fills (another reader, a profile update) while event 1 still waits for its own read.
     profiles.cache.set('d1', { site: 'north' });
-    h.publish('d1', 3);
+    void h.publish('d1', 3);
     expect(h.seen()).toEqual([]);
     expect(h.ingest.queued).toBe(3);
 
@@ -100,7 +100,7 @@ describe('ordering per device', () => {
     expect(h.seen()).toEqual([1, 2, 3]);
     expect(h.delivered.every((d) => d.profile?.['site'] === 'north')).toBe(true);
     // Once the queue is empty, the device is back on the synchronous path.
-    h.publish('d1', 4);
+    void h.publish('d1', 4);
     expect(h.seen()).toEqual([1, 2, 3, 4]);
     expect(profiles.reads).toHaveLength(0);
   });
@@ -109,10 +109,10 @@ describe('ordering per device', () => {
     const profiles = new SlowProfiles({ slow: { a: 1 }, fast: { a: 2 } });
     profiles.cache.set('fast', { a: 2 });
     const h = harness(profiles);
-    h.publish('slow', 1);
-    h.publish('fast', 1);
-    h.publish('slow', 2);
-    h.publish('fast', 2);
+    void h.publish('slow', 1);
+    void h.publish('fast', 1);
+    void h.publish('slow', 2);
+    void h.publish('fast', 2);
     expect(h.seen('fast')).toEqual([1, 2]);
     expect(h.seen('slow')).toEqual([]);
     await profiles.release('slow');
@@ -122,10 +122,10 @@ describe('ordering per device', () => {
   test('reads that complete in the reverse order still deliver each device in its own order', async () => {
     const profiles = new SlowProfiles({ a: {}, b: {} });
     const h = harness(profiles);
-    h.publish('a', 1);
-    h.publish('b', 1);
-    h.publish('a', 2);
-    h.publish('b', 2);
+    void h.publish('a', 1);
+    void h.publish('b', 1);
+    void h.publish('a', 2);
+    void h.publish('b', 2);
     await profiles.release('b');
     expect(h.seen()).toEqual([1, 2]);
     expect(h.seen('b')).toEqual([1, 2]);
@@ -137,7 +137,7 @@ describe('ordering per device', () => {
     const profiles = new SlowProfiles({ d1: {} });
     const h = harness(profiles);
     h.ingest.handleBrokerEvent('d1', 'connected', { address: '127.0.0.1:5' });
-    h.publish('d1', 1);
+    void h.publish('d1', 1);
     h.ingest.handleCloudEvent(
       Buffer.from(JSON.stringify({ actor: 'd1', type: 'provisioned', data: { plan: 'x' } })),
     );
@@ -157,8 +157,8 @@ describe('ordering per device', () => {
     const profiles = new SlowProfiles({ d1: { site: 'north' } });
     const logs: Array<Record<string, unknown>> = [];
     const h = harness(profiles, logs);
-    h.publish('d1', 1);
-    h.publish('d1', 2);
+    void h.publish('d1', 1);
+    void h.publish('d1', 2);
     profiles.reads.shift()?.fail(new Error('disk on fire'));
     await flush();
     // Event 1 went on without a profile; event 2 needed a read of its own.
@@ -195,8 +195,8 @@ describe('ordering per device', () => {
         if (ev.data['n'] === 1) throw new Error('engine bug');
       },
     });
-    ingest.handleDevicePublish(client('d1'), 'devices/d1/events/t', body(1), 0);
-    ingest.handleDevicePublish(client('d1'), 'devices/d1/events/t', body(2), 0);
+    void ingest.handleDevicePublish(client('d1'), 'devices/d1/events/t', body(1), 0);
+    void ingest.handleDevicePublish(client('d1'), 'devices/d1/events/t', body(2), 0);
     await profiles.release('d1');
     expect(seen).toEqual([1, 2]);
     expect(logs).toContainEqual(
@@ -208,8 +208,8 @@ describe('ordering per device', () => {
     const profiles = new SlowProfiles({ a: {}, b: {} });
     const h = harness(profiles);
     await h.ingest.drain();
-    h.publish('a', 1);
-    h.publish('b', 1);
+    void h.publish('a', 1);
+    void h.publish('b', 1);
     let drained = false;
     const draining = h.ingest.drain().then(() => (drained = true));
     await profiles.release('a');
@@ -239,7 +239,7 @@ describe('ordering per device', () => {
           const sent: Record<string, number[]> = {};
           for (const [i, [device, yieldHere]] of arrivals.entries()) {
             (sent[device] ??= []).push(i);
-            h.publish(device, i);
+            void h.publish(device, i);
             if (yieldHere && s.count() > 0) await s.waitOne();
           }
           await s.waitAll();

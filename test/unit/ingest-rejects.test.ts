@@ -39,7 +39,7 @@ const sensor = { id: 'sensor-7', address: '10.0.0.7:51234' };
 describe('device publishes', () => {
   test('a good JSON event becomes an Event stamped with the arrival time, and is counted by type', () => {
     const h = harness();
-    h.ingest.handleDevicePublish(
+    void h.ingest.handleDevicePublish(
       sensor,
       'devices/dev-1/events/telemetry',
       Buffer.from('{"temp":61,"ts":1700000000000}'),
@@ -61,7 +61,12 @@ describe('device publishes', () => {
 
   test('the same event as CBOR gives the same Event', () => {
     const h = harness();
-    h.ingest.handleDevicePublish(sensor, 'devices/dev-1/events/telemetry', encode({ temp: 61, bat: 3.9 }), 0);
+    void h.ingest.handleDevicePublish(
+      sensor,
+      'devices/dev-1/events/telemetry',
+      encode({ temp: 61, bat: 3.9 }),
+      0,
+    );
     expect(h.delivered).toEqual([
       { actor: 'dev-1', type: 'telemetry', at: 42_000, data: { temp: 61, bat: 3.9 }, source: 'device' },
     ]);
@@ -69,7 +74,7 @@ describe('device publishes', () => {
 
   test('malformed JSON is dead-lettered with its reason, device and client, counted and logged, and not delivered', () => {
     const h = harness();
-    h.ingest.handleDevicePublish(sensor, 'devices/dev-1/events/telemetry', Buffer.from('{"temp":'), 1);
+    void h.ingest.handleDevicePublish(sensor, 'devices/dev-1/events/telemetry', Buffer.from('{"temp":'), 1);
     expect(h.delivered).toEqual([]);
     expect(h.deadLetters).toEqual([
       {
@@ -97,10 +102,10 @@ describe('device publishes', () => {
   test('each way a payload can be wrong has its own reason', () => {
     const h = harness();
     const send = (payload: Buffer) => h.ingest.handleDevicePublish(sensor, 'devices/d/events/t', payload, 1);
-    send(Buffer.alloc(0));
-    send(Buffer.from('[1,2]'));
-    send(Buffer.from([0xa1, 0x61]));
-    send(Buffer.from(`{"pad":"${'x'.repeat(LIMIT)}"}`));
+    void send(Buffer.alloc(0));
+    void send(Buffer.from('[1,2]'));
+    void send(Buffer.from([0xa1, 0x61]));
+    void send(Buffer.from(`{"pad":"${'x'.repeat(LIMIT)}"}`));
     expect(h.rejected).toEqual(['empty', 'not-object', 'cbor', 'too-large']);
     expect(h.deadLetters.map((d) => d.reason)).toEqual(h.rejected);
   });
@@ -108,16 +113,16 @@ describe('device publishes', () => {
   test('a dead letter carries at most the first KiB of the payload, and none when it was empty', () => {
     const h = harness();
     const big = Buffer.from(`{"pad":"${'x'.repeat(LIMIT)}"}`);
-    h.ingest.handleDevicePublish(sensor, 'devices/d/events/t', big, 1);
-    h.ingest.handleDevicePublish(sensor, 'devices/d/events/t', Buffer.alloc(0), 1);
+    void h.ingest.handleDevicePublish(sensor, 'devices/d/events/t', big, 1);
+    void h.ingest.handleDevicePublish(sensor, 'devices/d/events/t', Buffer.alloc(0), 1);
     expect(Buffer.from(h.deadLetters[0]?.payloadBase64 ?? '', 'base64')).toEqual(big.subarray(0, 1024));
     expect(h.deadLetters[1]).not.toHaveProperty('payloadBase64');
   });
 
   test('a topic outside the scheme is refused, naming the device when the topic has one', () => {
     const h = harness();
-    h.ingest.handleDevicePublish(sensor, 'devices/dev-1/events/telemetry/extra', Buffer.from('{}'), 1);
-    h.ingest.handleDevicePublish(sensor, 'devices//events/telemetry', Buffer.from('{}'), 1);
+    void h.ingest.handleDevicePublish(sensor, 'devices/dev-1/events/telemetry/extra', Buffer.from('{}'), 1);
+    void h.ingest.handleDevicePublish(sensor, 'devices//events/telemetry', Buffer.from('{}'), 1);
     expect(h.deadLetters).toMatchObject([
       {
         reason: 'topic',
@@ -139,7 +144,7 @@ describe('device publishes', () => {
     expect(h.logs).toContainEqual(
       expect.objectContaining({ level: 50, msg: 'dead letter could not be handed on' }),
     );
-    h.ingest.handleDevicePublish(sensor, 'devices/d/events/t', Buffer.from('{"ok":1}'), 1);
+    void h.ingest.handleDevicePublish(sensor, 'devices/d/events/t', Buffer.from('{"ok":1}'), 1);
     expect(h.delivered).toHaveLength(1);
   });
 });

@@ -1,0 +1,460 @@
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Aedes, Client, PublishPacket } from 'aedes';
+import type { Logger } from 'pino';
+import { checkPublish, checkSubscribe, type Identity, type TopicLimits, type TopicRefusal } from './acl.js';
+import { authenticateConnect, type AuthRefusal, type CredentialCheck } from './auth.js';
+import {
+  ConnectThrottle,
+  DEFAULT_CONNECT_THROTTLE,
+  type ConnectThrottleOptions,
+} from './connect-throttle.js';
+import { MalformedPacketError, PacketTooLargeError } from './errors.js';
+import { PublishThrottle, type PublishRate } from './rate-limit.js';
+import { ConnectRefusedError, MalformedTopicError, PublishRateError } from './security-errors.js';
+
+/** A limit that was hit; the label of `vigil_mqtt_limit_hits_total`. */
+export type LimitName =
+  | 'max-connections'
+  | 'publish-rate'
+  | 'rate-disconnect'
+  | 'topic-length'
+  | 'topic-levels'
+  | 'packet-size'
+  | 'subscriptions';
+
+/** What the guard counts; the gateway points these at its metrics. */
+export interface GuardCounters {
+  authRefused(reason: AuthRefusal | 'tls-handshake'): void;
+  aclRefused(action: 'publish' | 'subscribe'): void;
+  limitHit(limit: LimitName): void;
+  /** A connection closed for a malformed packet or a protocol violation. */
+  protocolError(): void;
+  /** Connections open on the listeners (CONNECT done or not). */
+  openConnections(count: number): void;
+}
+
+export interface GuardOptions {
+  /** Clients without credentials are let in (development); every other rule still applies to them. */
+  allowAnonymous: boolean;
+  credentials: CredentialCheck;
+  /** Connections open at once on the listeners, at most; one more is closed as soon as it is accepted. */
+  maxConnections: number;
+  topics: TopicLimits;
+  /** Subscriptions one connection may hold; default 100. */
+  maxSubscriptions?: number | undefined;
+  publishRate: PublishRate;
+  logger: Logger;
+  counters?: Partial<GuardCounters> | undefined;
+  /** Monotonic ms; default `performance.now`. */
+  now?: () => number;
+  connectThrottle?: ConnectThrottleOptions;
+}
+
+/** How a connection came in, noted when the listener accepted it. */
+interface Peer {
+  /** The peer's IP address: repeated failures are counted per address, whatever the port. */
+  host: string;
+  /** `host:port`, for the log. */
+  address: string;
+  certificateRequired: boolean;
+  certificateName: string | undefined;
+}
+
+interface Session {
+  identity: Identity;
+  peer: Peer;
+  throttle: PublishThrottle;
+  /** Per kind of refusal: when it was last logged, and how many were not logged since. */
+  logged: Map<string, { atMs: number; suppressed: number }>;
+  /** The filters it holds, at most `maxSubscriptions`. */
+  subscriptions: Set<string>;
+}
+
+/** A topic no client can subscribe to (`$` topics are refused): a dropped publish goes there. */
+const DROPPED_TOPIC = '$vigil/dropped';
+/** Repeated refusals of one kind, from one connection, are logged at most this often. */
+const LOG_EVERY_MS = 10_000;
+/**
+ * Default of the subscriptions one connection may hold: a device needs one or two, and each takes
+ * memory in the broker's topic tree for as long as the connection lasts.
+ */
+export const DEFAULT_MAX_SUBSCRIPTIONS = 100;
+
+type AuthenticateHandler = Aedes['authenticate'];
+type PublishHandler = Aedes['authorizePublish'];
+type SubscribeHandler = Aedes['authorizeSubscribe'];
+
+/**
+ * The broker's policy towards connections from outside: authentication, per-device topics, limits.
+ * It wraps aedes' hooks and applies only to connections its listeners accepted (`admit`, `secured`);
+ * a client the gateway connects in process keeps whatever rights the wrapped hooks give it.
+ *
+ * A refused publish is acknowledged and dropped, never answered by closing the connection: a device
+ * that is closed on reconnects and sends the same publish again (a QoS 1 one is resent until it is
+ * acknowledged), so closing would turn one misconfigured device into a reconnect storm. Only a device
+ * that keeps flooding past its rate, or a protocol violation, ends the connection.
+ */
+export class DeviceGuard {
+  private readonly peers = new WeakMap<object, Peer>();
+  private readonly sessions = new WeakMap<Client, Session>();
+  private readonly byDevice = new Map<string, Client>();
+  private readonly failures: ConnectThrottle;
+  private readonly now: () => number;
+  private open = 0;
+  private lastFullLogMs = Number.NEGATIVE_INFINITY;
+  private fullSuppressed = 0;
+
+  constructor(private readonly opts: GuardOptions) {
+    this.failures = new ConnectThrottle(opts.connectThrottle ?? DEFAULT_CONNECT_THROTTLE);
+    this.now = opts.now ?? (() => performance.now());
+  }
+
+  /** Connections open on the listeners right now. */
+  get openConnections(): number {
+    return this.open;
+  }
+
+  /**
+   * A listener accepted `socket`: counts it against `maxConnections` (false: it was over, and is
+   * destroyed) and notes it as a connection from outside.
+   */
+  admit(socket: Socket): boolean {
+    if (this.open >= this.opts.maxConnections) {
+      this.opts.counters?.limitHit?.('max-connections');
+      const nowMs = this.now();
+      if (nowMs - this.lastFullLogMs >= LOG_EVERY_MS) {
+        this.opts.logger.warn(
+          {
+            address: addressOf(socket),
+            maxConnections: this.opts.maxConnections,
+            alsoRefused: this.fullSuppressed,
+          },
+          'mqtt connection refused: the gateway is at its maximum number of connections',
+        );
+        this.lastFullLogMs = nowMs;
+        this.fullSuppressed = 0;
+      } else {
+        this.fullSuppressed++;
+      }
+      socket.destroy();
+      return false;
+    }
+    this.open++;
+    this.opts.counters?.openConnections?.(this.open);
+    socket.once('close', () => {
+      this.open--;
+      this.opts.counters?.openConnections?.(this.open);
+    });
+    this.peers.set(socket, peerOf(socket, false, undefined));
+    return true;
+  }
+
+  /** A TLS connection completed its handshake; with a CA, its certificate was verified. */
+  secured(socket: Socket, certificate: { required: boolean; commonName: string | undefined }): void {
+    this.peers.set(socket, peerOf(socket, certificate.required, certificate.commonName));
+  }
+
+  /** A TLS handshake failed: counted, and logged with the peer. */
+  handshakeFailed(err: Error, socket: Socket): void {
+    const code = (err as { code?: unknown }).code;
+    // No client certificate, or one the CA did not sign, as opposed to TLS that went wrong otherwise.
+    const reason =
+      /CERTIFICATE|CERT_/.test(String(code)) || /certificate/i.test(err.message)
+        ? 'certificate'
+        : 'tls-handshake';
+    this.opts.counters?.authRefused?.(reason);
+    this.opts.logger.warn(
+      { reason, code, detail: err.message.trim(), address: addressOf(socket) },
+      'mqtt TLS handshake refused',
+    );
+  }
+
+  /** A TLS client's certificate is missing, or not signed by the CA: counted, and logged with the peer. */
+  certificateRefused(socket: Socket, reason: string): void {
+    this.opts.counters?.authRefused?.('certificate');
+    this.opts.logger.warn({ reason, address: addressOf(socket) }, 'mqtt TLS client certificate refused');
+  }
+
+  /** Ends the connection of `deviceId`, if it has one (its credential was removed). */
+  disconnect(deviceId: string): boolean {
+    const client = this.byDevice.get(deviceId);
+    if (client === undefined) return false;
+    this.byDevice.delete(deviceId);
+    client.close();
+    return true;
+  }
+
+  /**
+   * Puts the guard in front of the broker's authenticate, authorizePublish and authorizeSubscribe
+   * (aedes calls them through these properties), counts the connections aedes closes for protocol
+   * errors, and forgets clients that left.
+   */
+  install(aedes: Aedes): void {
+    aedes.authenticate = this.authenticate(aedes.authenticate);
+    aedes.authorizePublish = this.authorizePublish(aedes.authorizePublish);
+    aedes.authorizeSubscribe = this.authorizeSubscribe(aedes.authorizeSubscribe);
+    const onError = (_client: Client, err: Error): void => this.countError(err);
+    aedes.on('clientError', onError);
+    aedes.on('connectionError', onError);
+    aedes.on('unsubscribe', (filters, client) => {
+      const held = this.sessions.get(client)?.subscriptions;
+      for (const filter of filters) held?.delete(filter);
+    });
+    aedes.on('clientDisconnect', (client) => {
+      const session = this.sessions.get(client);
+      if (session?.identity.kind !== 'device') return;
+      if (this.byDevice.get(session.identity.deviceId) === client)
+        this.byDevice.delete(session.identity.deviceId);
+    });
+  }
+
+  private authenticate(inner: AuthenticateHandler): AuthenticateHandler {
+    return (client, username, password, done) => {
+      const peer = this.peers.get(client.conn);
+      const passOn = (): void => inner(client, username, password, done);
+      if (peer === undefined) return passOn();
+      const delayMs = this.failures.delayFor(peer.host, this.now());
+      const decide = async () => {
+        if (delayMs > 0) await sleep(delayMs);
+        return authenticateConnect(
+          {
+            clientId: client.id,
+            username,
+            password,
+            certificateName: peer.certificateName,
+            certificateRequired: peer.certificateRequired,
+          },
+          { allowAnonymous: this.opts.allowAnonymous, credentials: this.opts.credentials },
+        );
+      };
+      decide().then(
+        (result) => {
+          if (!result.ok) {
+            this.failures.failed(peer.host, this.now());
+            this.opts.counters?.authRefused?.(result.refusal);
+            this.opts.logger.warn(
+              {
+                reason: result.refusal,
+                detail: result.detail,
+                clientId: client.id,
+                username,
+                address: peer.address,
+                ...(delayMs > 0 ? { delayedMs: delayMs } : {}),
+              },
+              'mqtt connect refused',
+            );
+            return done(new ConnectRefusedError(result.refusal, result.returnCode), false);
+          }
+          this.failures.succeeded(peer.host);
+          this.sessions.set(client, {
+            identity: result.identity,
+            peer,
+            throttle: new PublishThrottle(this.opts.publishRate, this.now()),
+            logged: new Map(),
+            subscriptions: new Set(),
+          });
+          if (result.identity.kind === 'device') this.byDevice.set(result.identity.deviceId, client);
+          passOn();
+        },
+        (err: unknown) => {
+          this.opts.logger.error(
+            { err, clientId: client.id, address: peer.address },
+            'mqtt authentication failed',
+          );
+          done(new ConnectRefusedError('unavailable', 3), false);
+        },
+      );
+    };
+  }
+
+  private authorizePublish(inner: PublishHandler): PublishHandler {
+    return (client, packet, done) => {
+      const session = client === null ? undefined : this.sessions.get(client);
+      if (session === undefined) return inner(client, packet, done);
+      const nowMs = this.now();
+      // The rate first: it bounds what a flooding device costs, refused publishes included.
+      const rate = session.throttle.take(nowMs);
+      if (rate === 'disconnect') {
+        this.opts.counters?.limitHit?.('rate-disconnect');
+        this.opts.logger.warn(
+          { clientId: client?.id, address: session.peer.address, perSecond: this.opts.publishRate.perSecond },
+          'mqtt client disconnected: it kept publishing over its rate',
+        );
+        return done(
+          new PublishRateError(this.opts.publishRate.perSecond, this.opts.publishRate.disconnectAfterMs),
+        );
+      }
+      if (rate === 'drop') {
+        this.opts.counters?.limitHit?.('publish-rate');
+        this.note(
+          session,
+          client,
+          'publish-rate',
+          nowMs,
+          { topic: packet.topic },
+          'mqtt publish dropped: over the rate',
+        );
+        return drop(packet, done);
+      }
+      const verdict = checkPublish(session.identity, packet.topic, this.opts.topics);
+      if (verdict.ok) {
+        // Nothing in the gateway reads retained messages from devices, and each would hold memory until a
+        // restart: a device could fill it one topic at a time. Delivered, not retained.
+        packet.retain = false;
+        return inner(client, packet, done);
+      }
+      return this.refuse(
+        session,
+        client,
+        'publish',
+        verdict.refusal,
+        verdict.reason,
+        packet.topic,
+        nowMs,
+        () => {
+          drop(packet, done);
+        },
+        done,
+      );
+    };
+  }
+
+  private authorizeSubscribe(inner: SubscribeHandler): SubscribeHandler {
+    return (client, sub, done) => {
+      const session = this.sessions.get(client);
+      if (session === undefined) return inner(client, sub, done);
+      const verdict = checkSubscribe(session.identity, sub.topic, this.opts.topics);
+      if (verdict.ok) {
+        const held = session.subscriptions;
+        if (held.has(sub.topic) || held.size < (this.opts.maxSubscriptions ?? DEFAULT_MAX_SUBSCRIPTIONS)) {
+          held.add(sub.topic);
+          return inner(client, sub, done);
+        }
+        this.opts.counters?.limitHit?.('subscriptions');
+        this.note(
+          session,
+          client,
+          'subscriptions',
+          this.now(),
+          { topic: sub.topic, max: this.opts.maxSubscriptions ?? DEFAULT_MAX_SUBSCRIPTIONS },
+          'mqtt subscribe refused: too many subscriptions',
+        );
+        return done(null, null);
+      }
+      // [MQTT-3.9.3] a refused filter gets 0x80 in the SUBACK; the connection stays.
+      return this.refuse(
+        session,
+        client,
+        'subscribe',
+        verdict.refusal,
+        verdict.reason,
+        sub.topic,
+        this.now(),
+        () => {
+          done(null, null);
+        },
+        (err) => done(err),
+      );
+    };
+  }
+
+  private refuse(
+    session: Session,
+    client: Client | null,
+    action: 'publish' | 'subscribe',
+    refusal: TopicRefusal,
+    reason: string,
+    topic: string,
+    nowMs: number,
+    dropIt: () => void,
+    close: (err: Error) => void,
+  ): void {
+    if (refusal === 'malformed') {
+      this.opts.counters?.protocolError?.();
+      this.opts.logger.warn(
+        { clientId: client?.id, address: session.peer.address, reason, action },
+        'mqtt connection closed: malformed topic',
+      );
+      return close(new MalformedTopicError(reason));
+    }
+    if (refusal === 'acl') this.opts.counters?.aclRefused?.(action);
+    else this.opts.counters?.limitHit?.(refusal);
+    this.note(
+      session,
+      client,
+      `${action}:${refusal}`,
+      nowMs,
+      { topic, reason, action },
+      `mqtt ${action} refused`,
+    );
+    dropIt();
+  }
+
+  /** Logs a refusal, at most once per LOG_EVERY_MS per kind and connection, with how many were not logged. */
+  private note(
+    session: Session,
+    client: Client | null,
+    kind: string,
+    nowMs: number,
+    fields: Record<string, unknown>,
+    message: string,
+  ): void {
+    const last = session.logged.get(kind);
+    if (last !== undefined && nowMs - last.atMs < LOG_EVERY_MS) {
+      last.suppressed++;
+      return;
+    }
+    const alsoRefused = last?.suppressed ?? 0;
+    session.logged.set(kind, { atMs: nowMs, suppressed: 0 });
+    this.opts.logger.warn(
+      {
+        clientId: client?.id,
+        address: session.peer.address,
+        ...fields,
+        ...(alsoRefused > 0 ? { sinceLastLogged: alsoRefused } : {}),
+      },
+      message,
+    );
+  }
+
+  private countError(err: Error): void {
+    if ((err as { logged?: unknown }).logged === true) return;
+    if (err instanceof PacketTooLargeError) return this.opts.counters?.limitHit?.('packet-size');
+    if (err instanceof MalformedPacketError) return this.opts.counters?.protocolError?.();
+    // Socket failures (ECONNRESET, EPIPE) and timeouts are the network's doing, not the client's.
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('E')) return;
+    if (/keep ?alive|did not arrive in time|connection closed|drain timeout/i.test(err.message)) return;
+    this.opts.counters?.protocolError?.();
+  }
+}
+
+/**
+ * Acknowledges a publish and delivers it to no one: aedes has no "drop" answer for authorizePublish
+ * (an error closes the connection), so the packet is sent where no subscription can be, unretained.
+ */
+function drop(packet: PublishPacket, done: (err?: Error | null) => void): void {
+  packet.topic = DROPPED_TOPIC;
+  packet.retain = false;
+  packet.payload = Buffer.alloc(0);
+  done(null);
+}
+
+function peerOf(socket: Socket, certificateRequired: boolean, certificateName: string | undefined): Peer {
+  return {
+    host: socket.remoteAddress ?? 'unknown',
+    address: addressOf(socket),
+    certificateRequired,
+    certificateName,
+  };
+}
+
+function addressOf(socket: Socket): string {
+  const host = socket.remoteAddress ?? 'unknown';
+  return `${host.includes(':') ? `[${host}]` : host}:${socket.remotePort ?? 0}`;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

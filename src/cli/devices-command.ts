@@ -1,0 +1,223 @@
+import type { Command } from 'commander';
+import { VigilError } from '../shared/index.js';
+import {
+  CredentialStore,
+  DeviceCredentialError,
+  generateSecret,
+  hashSecret,
+  listThroughGateway,
+  removeThroughGateway,
+  setHashThroughGateway,
+  type CredentialInfo,
+} from '../store/index.js';
+import { openOrFindGateway, type Access, type CommandIo } from './profiles-command.js';
+
+const EXIT_OK = 0;
+const EXIT_REFUSED = 1;
+const EXIT_FATAL = 2;
+
+type DeviceIo = Pick<CommandIo, 'stdout' | 'stderr'>;
+
+export function registerDevicesCommands(program: Command): Command {
+  const io: DeviceIo = { stdout: process.stdout, stderr: process.stderr };
+  const devices = program
+    .command('devices')
+    .description('device credentials: a secret per device, of which the gateway keeps only a hash');
+  const data = ['--data <dir>', 'data directory of the gateway', './data'] as const;
+  const running =
+    'When a gateway is running on the data directory, the command goes through its local HTTP API ' +
+    '(found in DIR/gateway.json); a secret never crosses it, only its hash.';
+  devices
+    .command('add')
+    .argument('<id>', 'device id: 1-128 letters, digits and _ . : @ -')
+    .option(...data)
+    .description('create a credential; prints the secret once, alone on the last line')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'The device connects with client id = user name = ID and the secret as its password. The secret is',
+        'shown this once only: keep it, e.g. `SECRET=$(vigil devices add dev-1 | tail -n 1)`.',
+        running,
+        '',
+        'Exit status: 0 added, 1 refused (the device has a credential, or the id is invalid), 2 failed.',
+      ].join('\n'),
+    )
+    .action(async (id: string, flags: { data: string }) => {
+      process.exitCode = await addCommand(id, flags.data, io, 'add');
+    });
+  devices
+    .command('rotate')
+    .argument('<id>', 'device id')
+    .option(...data)
+    .description('replace the secret of a device; prints the new one once, alone on the last line')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'The old secret stops working for new connections; a connection made with it stays up until it ends',
+        '(`vigil devices remove` ends it at once).',
+        running,
+        '',
+        'Exit status: 0 rotated, 1 refused (no credential for that device), 2 failed.',
+      ].join('\n'),
+    )
+    .action(async (id: string, flags: { data: string }) => {
+      process.exitCode = await addCommand(id, flags.data, io, 'rotate');
+    });
+  devices
+    .command('remove')
+    .argument('<id>', 'device id')
+    .option(...data)
+    .description("delete a device's credential and end its connection")
+    .addHelpText(
+      'after',
+      ['', running, '', 'Exit status: 0 removed, 1 no such credential, 2 failed.'].join('\n'),
+    )
+    .action(async (id: string, flags: { data: string }) => {
+      process.exitCode = await removeCommand(id, flags.data, io);
+    });
+  devices
+    .command('list')
+    .option(...data)
+    .option('--json', 'one JSON object per line')
+    .description('list the devices that have a credential (never their secrets or hashes)')
+    .action(async (flags: { data: string; json?: boolean }) => {
+      process.exitCode = await listCommand(flags.data, io, flags.json === true);
+    });
+  devices
+    .command('hash')
+    .description('read a secret on stdin and print its hash, for a profile import ("credential" field)')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'For provisioning from elsewhere: generate a secret, give it to the device, and import',
+        '{"id": "dev-1", "credential": "<hash>", ...} with `vigil profiles import`. E.g.',
+        '  SECRET=$(openssl rand -base64 32); printf %s "$SECRET" | vigil devices hash',
+      ].join('\n'),
+    )
+    .action(async () => {
+      process.exitCode = await hashCommand(process.stdin, io);
+    });
+  return devices;
+}
+
+/** `vigil devices add|rotate ID`; resolves to the exit status. The secret is made here, whichever way it is stored. */
+export async function addCommand(
+  id: string,
+  dataDir: string,
+  io: DeviceIo,
+  mode: 'add' | 'rotate',
+): Promise<number> {
+  const secret = generateSecret();
+  const status = await withAccess(dataDir, io, { readOnly: mode === 'rotate' }, async (access) => {
+    if (access.kind === 'local') {
+      await new CredentialStore(access.store.sublevels.creds).setHash(id, hashSecret(secret), mode);
+    } else {
+      await setHashThroughGateway(access.info, id, hashSecret(secret), mode);
+    }
+  });
+  if (status !== EXIT_OK) return status;
+  io.stdout.write(
+    `device ${id} ${mode === 'add' ? 'added' : 'has a new secret'}. It connects with client id = user name = ${id} ` +
+      'and this secret as the password; it is shown this once only (the gateway keeps a hash):\n',
+  );
+  io.stdout.write(`${secret}\n`);
+  return EXIT_OK;
+}
+
+/** `vigil devices remove ID`. */
+export async function removeCommand(id: string, dataDir: string, io: DeviceIo): Promise<number> {
+  let removed = false;
+  const status = await withAccess(dataDir, io, { readOnly: true }, async (access) => {
+    removed =
+      access.kind === 'local'
+        ? await new CredentialStore(access.store.sublevels.creds).remove(id)
+        : await removeThroughGateway(access.info, id);
+  });
+  if (status !== EXIT_OK) return status;
+  if (!removed) {
+    io.stderr.write(`vigil: device ${id} has no credential\n`);
+    return EXIT_REFUSED;
+  }
+  io.stdout.write(`device ${id} removed; it can no longer connect\n`);
+  return EXIT_OK;
+}
+
+/** `vigil devices list`. */
+export async function listCommand(dataDir: string, io: DeviceIo, json: boolean): Promise<number> {
+  let devices: CredentialInfo[] = [];
+  const status = await withAccess(dataDir, io, { readOnly: true }, async (access) => {
+    devices =
+      access.kind === 'local'
+        ? await new CredentialStore(access.store.sublevels.creds).list()
+        : await listThroughGateway(access.info);
+  });
+  if (status !== EXIT_OK) return status;
+  if (json) {
+    for (const d of devices) io.stdout.write(`${JSON.stringify(d)}\n`);
+    return EXIT_OK;
+  }
+  if (devices.length === 0) {
+    io.stdout.write('no device has a credential; `vigil devices add ID` creates one\n');
+    return EXIT_OK;
+  }
+  const width = Math.max(2, ...devices.map((d) => d.id.length));
+  io.stdout.write(`${'ID'.padEnd(width)}  ${'SECRET SET'.padEnd(24)}  SOURCE\n`);
+  for (const d of devices) {
+    io.stdout.write(
+      `${d.id.padEnd(width)}  ${new Date(d.updatedAt).toISOString().padEnd(24)}  ${d.source}\n`,
+    );
+  }
+  return EXIT_OK;
+}
+
+/** `vigil devices hash`: the secret on stdin (one trailing newline ignored), its hash on stdout. */
+export async function hashCommand(input: AsyncIterable<unknown>, io: DeviceIo): Promise<number> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of input) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  const secret = Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+  if (secret.length < 16) {
+    io.stderr.write('vigil: expected a secret of at least 16 characters on stdin\n');
+    return EXIT_REFUSED;
+  }
+  io.stdout.write(`${hashSecret(secret)}\n`);
+  return EXIT_OK;
+}
+
+/** Runs `work` on the local store or through the running gateway; maps refusals and failures to exit statuses. */
+async function withAccess(
+  dataDir: string,
+  io: DeviceIo,
+  opts: { readOnly: boolean },
+  work: (access: Access) => Promise<void>,
+): Promise<number> {
+  try {
+    const access = await openOrFindGateway(dataDir, opts);
+    if (access.kind === 'gateway') {
+      io.stderr.write(
+        `${dataDir} is in use by the running gateway (pid ${access.info.pid}): going through ${access.info.http}\n`,
+      );
+    }
+    try {
+      await work(access);
+    } finally {
+      if (access.kind === 'local') await access.store.close();
+    }
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof DeviceCredentialError) {
+      io.stderr.write(`vigil: ${err.message}\n`);
+      return EXIT_REFUSED;
+    }
+    const message =
+      err instanceof VigilError
+        ? err.message
+        : `unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
+    io.stderr.write(`vigil: ${message}\n`);
+    return EXIT_FATAL;
+  }
+}

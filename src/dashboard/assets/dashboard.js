@@ -1,0 +1,387 @@
+/* global document, window, location, fetch, EventSource, uPlot */
+// The dashboard page. Everything comes from the gateway's /api: the scenario rows once, then one
+// summary and one batch of actions a second over server-sent events. The DOM is built with
+// textContent only: device ids and payloads come from devices.
+
+/** Steps (seconds) summed into one bar of a rate chart. */
+const BUCKET_STEPS = 10;
+const MAX_ACTIONS_SHOWN = 100;
+const ROLE_NAMES = {
+  event: 'event',
+  absent: 'missing event',
+  condition: 'condition',
+  window: 'window',
+  timer: 'timer',
+  action: 'action',
+  emit: 'business event',
+};
+
+const state = {
+  stepMs: 1000,
+  slots: 600,
+  endAt: 0,
+  /** Scenario id → detections per step, oldest first. */
+  series: new Map(),
+  /** Scenario id → its table row, cells and chart. */
+  rows: new Map(),
+  lastSeq: -1,
+  selected: undefined,
+  lastSummary: undefined,
+};
+
+const byId = (id) => document.getElementById(id);
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = String(text);
+  return node;
+}
+
+async function getJson(path) {
+  const res = await fetch(path, { headers: { accept: 'application/json' } });
+  const body = await res.json();
+  if (!res.ok) throw new Error(body.error ?? `${res.status} ${res.statusText}`);
+  return body;
+}
+
+function clockTime(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour12: false });
+}
+
+function ago(ms, now) {
+  if (ms === null || ms === undefined) return '–';
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  return `${Math.floor(s / 3600)} h ago`;
+}
+
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} kB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+// ---- scenario rows and their rate charts
+
+function buildRows(scenarios) {
+  const tbody = byId('scenarios').tBodies[0];
+  for (const row of state.rows.values()) row.chart?.destroy();
+  state.rows.clear();
+  tbody.replaceChildren();
+  for (const s of scenarios) {
+    const tr = el('tr');
+    tr.dataset.scenario = s.id;
+    const name = el('td');
+    const head = el('div');
+    head.append(
+      el('span', 'scenario-id', s.id),
+      el('span', 'badge', s.category),
+      el('span', 'badge', `p${s.priority}`),
+    );
+    name.append(head, el('div', 'scenario-desc', s.description));
+    const chartCell = el('td');
+    const chartBox = el('div', 'chart');
+    chartCell.append(chartBox);
+    const cells = {};
+    tr.append(name, chartCell);
+    for (const key of ['perMinute', 'evaluations', 'detections', 'sent', 'suppressed', 'errors']) {
+      cells[key] = el('td', 'num', '0');
+      tr.append(cells[key]);
+    }
+    cells.lastFiredAt = el('td', 'muted', '–');
+    tr.append(cells.lastFiredAt);
+    tr.addEventListener('click', () => {
+      location.hash = `#scenario/${encodeURIComponent(s.id)}`;
+    });
+    tbody.append(tr);
+    state.rows.set(s.id, { tr, chartBox, cells, chart: undefined });
+  }
+  for (const row of state.rows.values()) row.chart = makeChart(row.chartBox);
+  updateRows(scenarios, Date.now());
+  drawCharts();
+}
+
+function makeChart(box) {
+  // The page still works without its charts if uPlot failed to load.
+  if (typeof uPlot === 'undefined') return undefined;
+  return new uPlot(
+    {
+      width: box.clientWidth || 240,
+      height: 40,
+      legend: { show: false },
+      cursor: { show: false },
+      select: { show: false },
+      scales: {
+        // Half a bar of room at each end, so that the first and the latest bar are drawn whole.
+        x: { time: true, range: (_u, min, max) => [min - halfBar(), max + halfBar()] },
+        y: { range: (_u, _min, max) => [0, Math.max(1, max)] },
+      },
+      axes: [{ show: false }, { show: false }],
+      series: [
+        {},
+        {
+          stroke: '#2f6fdf',
+          fill: 'rgba(47, 111, 223, 0.3)',
+          width: 1,
+          points: { show: false },
+          paths: uPlot.paths.bars({ size: [0.85, 100] }),
+        },
+      ],
+    },
+    [[], []],
+    box,
+  );
+}
+
+function halfBar() {
+  return (BUCKET_STEPS * state.stepMs) / 2000;
+}
+
+/** Per-step detections → bars of BUCKET_STEPS steps spanning the whole history window, ending now. */
+function chartData(series) {
+  const buckets = Math.floor(state.slots / BUCKET_STEPS);
+  const span = buckets * BUCKET_STEPS;
+  const padded =
+    series.length >= span ? series.slice(-span) : [...new Array(span - series.length).fill(0), ...series];
+  const xs = [];
+  const ys = [];
+  for (let b = 0; b < buckets; b++) {
+    let sum = 0;
+    for (let i = 0; i < BUCKET_STEPS; i++) sum += padded[b * BUCKET_STEPS + i] ?? 0;
+    xs.push((state.endAt - (span - (b + 1) * BUCKET_STEPS) * state.stepMs) / 1000);
+    ys.push(sum);
+  }
+  return [xs, ys];
+}
+
+function drawCharts() {
+  for (const [id, row] of state.rows) row.chart?.setData(chartData(state.series.get(id) ?? []));
+}
+
+function updateRows(scenarios, now) {
+  for (const s of scenarios) {
+    const row = state.rows.get(s.id);
+    if (!row) continue;
+    for (const key of ['perMinute', 'evaluations', 'detections', 'sent', 'suppressed', 'errors'])
+      row.cells[key].textContent = String(s[key]);
+    row.cells.errors.classList.toggle('bad', s.errors > 0);
+    row.cells.lastFiredAt.textContent = ago(s.lastFiredAt, now);
+    row.cells.lastFiredAt.title = s.lastFiredAt ? clockTime(s.lastFiredAt) : '';
+  }
+}
+
+// ---- status, reasons and the action stream
+
+function updateStatus(s) {
+  byId('gateway').textContent = s.gateway;
+  const uplink = byId('st-uplink');
+  uplink.textContent = s.upstream;
+  uplink.className = `pill ${s.upstream}`;
+  byId('st-outbox').textContent = `${s.outbox.depth} (${bytes(s.outbox.bytes)})`;
+  byId('st-online').textContent = String(s.devices.online);
+  byId('st-offline').textContent = String(s.devices.offline);
+  byId('st-connected').textContent = String(s.devices.connected);
+  byId('st-timers').textContent = String(s.pendingTimers);
+}
+
+function updateReasons(reasons) {
+  const dl = byId('reasons');
+  const entries = Object.entries(reasons).sort((a, b) => b[1] - a[1]);
+  if (entries.length === 0) {
+    dl.replaceChildren(el('dt', 'muted', 'none yet'), el('dd'));
+    return;
+  }
+  dl.replaceChildren(...entries.flatMap(([reason, n]) => [el('dt', '', reason), el('dd', '', n)]));
+}
+
+function renderAction(entry) {
+  const a = entry.action;
+  const li = el('li');
+  li.dataset.id = a.id;
+  li.dataset.seq = String(entry.seq);
+  li.title = JSON.stringify(a.payload);
+  const verdict = el(
+    'span',
+    `verdict ${entry.verdict}`,
+    entry.reason ? `${entry.verdict}: ${entry.reason}` : entry.verdict,
+  );
+  li.append(
+    el('span', 'time', clockTime(a.decidedAt)),
+    el('b', 'what', a.scenario),
+    verdict,
+    el('span', 'who', `${a.actor} → ${a.action}`),
+  );
+  return li;
+}
+
+function addActions(entries) {
+  const list = byId('actions');
+  for (const entry of entries) {
+    if (entry.seq <= state.lastSeq) continue;
+    state.lastSeq = entry.seq;
+    list.prepend(renderAction(entry));
+  }
+  while (list.children.length > MAX_ACTIONS_SHOWN) list.lastElementChild.remove();
+}
+
+function applySummary(s, newStep) {
+  state.lastSummary = s;
+  state.endAt = s.at;
+  if (newStep) {
+    for (const [id, n] of Object.entries(s.step)) {
+      const series = state.series.get(id) ?? [];
+      series.push(n);
+      if (series.length > state.slots) series.splice(0, series.length - state.slots);
+      state.series.set(id, series);
+    }
+  }
+  const ids = s.scenarios.map((x) => x.id).join('\n');
+  if (ids !== [...state.rows.keys()].join('\n')) buildRows(s.scenarios);
+  updateStatus(s);
+  updateRows(s.scenarios, s.at);
+  updateReasons(s.reasons);
+  drawCharts();
+}
+
+function connect() {
+  const live = byId('live');
+  const source = new EventSource('/api/live');
+  source.addEventListener('open', () => {
+    live.textContent = 'live';
+    live.classList.add('on');
+  });
+  source.addEventListener('error', () => {
+    live.textContent = 'reconnecting…';
+    live.classList.remove('on');
+  });
+  source.addEventListener('hello', (e) => {
+    const hello = JSON.parse(e.data);
+    // A new stream may come from a restarted gateway, whose sequence starts again: start afresh.
+    state.lastSeq = -1;
+    byId('actions').replaceChildren();
+    state.stepMs = hello.history.stepMs;
+    state.series = new Map(Object.entries(hello.history.matches));
+    state.slots = Math.max(state.slots, ...[...state.series.values()].map((v) => v.length));
+    addActions(hello.actions);
+    applySummary(hello.summary, false);
+  });
+  source.addEventListener('actions', (e) => addActions(JSON.parse(e.data)));
+  source.addEventListener('summary', (e) => applySummary(JSON.parse(e.data), true));
+}
+
+// ---- scenario detail: its definition as a diagram
+
+function renderDiagram(diagram) {
+  const box = byId('detail-diagram');
+  box.replaceChildren();
+  diagram.flow.forEach((b, i) => {
+    const step = el('div', 'step');
+    if (i > 0) step.append(el('div', 'arrow', b.arrow ?? ''));
+    const node = el('div', `box ${b.role}`);
+    node.dataset.role = b.role;
+    node.append(el('div', 'role', ROLE_NAMES[b.role] ?? b.role), el('div', 'title', b.title));
+    for (const line of b.lines) node.append(el('div', 'line', line));
+    step.append(node);
+    box.append(step);
+  });
+}
+
+async function showScenario(id) {
+  const d = await getJson(`/api/scenarios/${encodeURIComponent(id)}`);
+  byId('detail-title').textContent = d.id;
+  byId('detail-description').textContent = d.description;
+  byId('detail-summary').textContent = d.diagram.summary;
+  renderDiagram(d.diagram);
+  const meta = [
+    ['kind', d.kind],
+    ['state kept for', d.diagram.per],
+    ['priority · category', `${d.priority} · ${d.category}`],
+    ['action', d.action ? `${d.action} → ${d.to.join(', ')}` : 'none (emits only)'],
+    ['holding state for', `${d.groups} group${d.groups === 1 ? '' : 's'}`],
+    ['last fired', d.lastFiredAt ? clockTime(d.lastFiredAt) : 'not yet'],
+    ['defined in', `${d.file}:${d.line}`],
+  ];
+  if (d.diagram.params.length > 0)
+    meta.splice(2, 0, ['parameters', d.diagram.params.map((p) => `${p.name} = ${p.value}`).join(', ')]);
+  byId('detail-meta').replaceChildren(...meta.flatMap(([k, v]) => [el('dt', '', k), el('dd', '', v)]));
+  byId('detail').hidden = false;
+  for (const [rowId, row] of state.rows) row.tr.classList.toggle('selected', rowId === id);
+}
+
+function hideScenario() {
+  byId('detail').hidden = true;
+  for (const row of state.rows.values()) row.tr.classList.remove('selected');
+}
+
+function route() {
+  const m = /^#scenario\/(.+)$/.exec(location.hash);
+  if (!m) {
+    hideScenario();
+    return;
+  }
+  showScenario(decodeURIComponent(m[1])).catch((err) => {
+    byId('detail-title').textContent = 'scenario not found';
+    byId('detail-summary').textContent = err.message;
+    byId('detail-diagram').replaceChildren();
+    byId('detail-meta').replaceChildren();
+    byId('detail').hidden = false;
+  });
+}
+
+// ---- device lookup
+
+function deviceView(d) {
+  const now = state.lastSummary?.at ?? Date.now();
+  const rows = [
+    ['device', d.id],
+    [
+      'last seen',
+      d.lastSeenAt ? `${clockTime(d.lastSeenAt)} (${ago(d.lastSeenAt, now)})` : 'not since start',
+    ],
+    ['connected', d.connected ? 'yes' : 'no'],
+    ['online', d.online ? 'yes' : 'no'],
+  ];
+  for (const [k, v] of Object.entries(d.profile ?? {}))
+    rows.push([`profile.${k}`, typeof v === 'string' ? v : JSON.stringify(v)]);
+  if (!d.profile) rows.push(['profile', 'none']);
+  for (const m of d.matches)
+    rows.push([
+      m.scenario,
+      `${m.progress}${m.dueAt ? `; due ${clockTime(m.dueAt)}` : ''}${m.group !== d.id ? ` (group ${m.group})` : ''}`,
+    ]);
+  if (d.matches.length === 0) rows.push(['open matches', 'none']);
+  for (const t of d.timers) rows.push([`timer ${t.scenario}`, clockTime(t.dueAt)]);
+  const dl = el('dl');
+  dl.append(...rows.flatMap(([k, v]) => [el('dt', '', k), el('dd', '', v)]));
+  return dl;
+}
+
+byId('device-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const id = byId('device-id').value.trim();
+  const out = byId('device');
+  if (!id) return;
+  getJson(`/api/devices/${encodeURIComponent(id)}`).then(
+    (d) => out.replaceChildren(deviceView(d)),
+    (err) => out.replaceChildren(el('p', 'muted', err.message)),
+  );
+});
+
+window.addEventListener('hashchange', route);
+window.addEventListener('resize', () => {
+  for (const row of state.rows.values())
+    row.chart?.setSize({ width: row.chartBox.clientWidth || 240, height: 40 });
+});
+
+getJson('/api/scenarios').then(
+  ({ scenarios }) => {
+    buildRows(scenarios);
+    connect();
+    route();
+  },
+  (err) => {
+    byId('live').textContent = `cannot reach the gateway: ${err.message}`;
+  },
+);

@@ -1,0 +1,150 @@
+/** A recorded QoS 1 publish, as a checkpoint keeps it: client id, packet id, hash of topic and payload, arrival. */
+export type DuplicateEntry = [clientId: string, messageId: number, hash: number, at: number];
+
+export interface DuplicateFilterOptions {
+  /** Packet ids remembered per client, the most recent ones; default 1,024. */
+  perClient?: number | undefined;
+  /** How long a recorded publish can be recognised when resent; default 10 minutes. */
+  maxAgeMs?: number | undefined;
+}
+
+interface Remembered {
+  hash: number;
+  at: number;
+  /** The connection it arrived on; -1 for one remembered from before a restart. */
+  connection: number;
+  /** Settles once the original is recorded (while it is being written); undefined once it is. */
+  recorded: Promise<void> | undefined;
+}
+
+interface ClientState {
+  entries: Map<number, Remembered>;
+  connection: number;
+  /** From a new connection until its first new publish: what a client resends comes first [MQTT-4.4.0-1]. */
+  resending: boolean;
+}
+
+const DEFAULT_PER_CLIENT = 1_024;
+const DEFAULT_MAX_AGE_MS = 10 * 60_000;
+
+/**
+ * Tells a resent QoS 1 publish that was already recorded from a new one, so that it is acknowledged and not
+ * processed twice. A device resends what it sent without getting a PUBACK (the gateway crashed between
+ * recording and acknowledging, or the connection dropped) with the same packet id.
+ *
+ * A publish is a resend when the same client sent the same packet id with the same topic and payload, and
+ * either it carries the DUP flag [MQTT-3.3.1-1], or it is among the first publishes of a new connection and
+ * the original came on an earlier one. The second case is there because clients that resend on reconnect
+ * without setting DUP exist (mqtt.js does); a new publish ends it, so a client that reuses packet ids with
+ * identical payloads loses at most the first one after reconnecting, and only when it repeats the last
+ * one it sent under that id.
+ */
+export class DuplicateFilter {
+  private readonly clients = new Map<string, ClientState>();
+  private readonly perClient: number;
+  private readonly maxAgeMs: number;
+
+  constructor(opts: DuplicateFilterOptions = {}) {
+    this.perClient = opts.perClient ?? DEFAULT_PER_CLIENT;
+    this.maxAgeMs = opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
+  }
+
+  /** Recorded publishes remembered, across clients. */
+  get size(): number {
+    let n = 0;
+    for (const c of this.clients.values()) n += c.entries.size;
+    return n;
+  }
+
+  /**
+   * For a resend of a recorded publish: a promise that settles once the original is recorded (at once when
+   * it already is). Undefined for a publish to process.
+   */
+  resent(
+    clientId: string,
+    connection: number,
+    messageId: number,
+    dup: boolean,
+    hash: number,
+  ): Promise<void> | undefined {
+    const client = this.client(clientId);
+    if (client.connection !== connection) {
+      client.connection = connection;
+      client.resending = true;
+    }
+    const entry = client.entries.get(messageId);
+    const resend =
+      entry !== undefined &&
+      entry.hash === hash &&
+      (dup || (client.resending && entry.connection !== connection));
+    if (!resend) {
+      if (!dup) client.resending = false;
+      return undefined;
+    }
+    // Seen on this connection now: the same packet id with the same payload later on is a new publish.
+    entry.connection = connection;
+    return entry.recorded ?? Promise.resolve();
+  }
+
+  /** A QoS 1 publish is being recorded; `recorded` settles once it is. */
+  remember(
+    clientId: string,
+    connection: number,
+    messageId: number,
+    hash: number,
+    at: number,
+    recorded?: Promise<void>,
+  ): void {
+    const client = this.client(clientId);
+    const entry: Remembered = { hash, at, connection, recorded };
+    if (recorded) {
+      recorded.then(
+        () => {
+          if (entry.recorded === recorded) entry.recorded = undefined;
+        },
+        () => {
+          // Never recorded (the gateway is closing): a resend is a new publish.
+          if (client.entries.get(messageId) === entry) client.entries.delete(messageId);
+        },
+      );
+    }
+    client.entries.delete(messageId);
+    client.entries.set(messageId, entry);
+    if (client.entries.size > this.perClient) {
+      const oldest = client.entries.keys().next();
+      if (!oldest.done) client.entries.delete(oldest.value);
+    }
+  }
+
+  /** Forgets publishes older than the maximum age, counted back from `now`. */
+  prune(now: number): void {
+    for (const [id, client] of this.clients) {
+      for (const [messageId, entry] of client.entries) {
+        if (entry.at < now - this.maxAgeMs) client.entries.delete(messageId);
+      }
+      if (client.entries.size === 0) this.clients.delete(id);
+    }
+  }
+
+  snapshot(): DuplicateEntry[] {
+    const out: DuplicateEntry[] = [];
+    for (const [clientId, client] of this.clients) {
+      for (const [messageId, e] of client.entries) out.push([clientId, messageId, e.hash, e.at]);
+    }
+    return out;
+  }
+
+  /** Remembers what a checkpoint kept, as from before the restart. */
+  restore(entries: readonly DuplicateEntry[]): void {
+    for (const [clientId, messageId, hash, at] of entries) this.remember(clientId, -1, messageId, hash, at);
+  }
+
+  private client(clientId: string): ClientState {
+    let client = this.clients.get(clientId);
+    if (client === undefined) {
+      client = { entries: new Map(), connection: -1, resending: false };
+      this.clients.set(clientId, client);
+    }
+    return client;
+  }
+}

@@ -1,0 +1,588 @@
+import { performance } from 'node:perf_hooks';
+import { crc32 } from 'node:zlib';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { Arbiter } from '../actions/index.js';
+import { parseTimerKey, type Engine, type EngineOptions } from '../engine/index.js';
+import type { RuleSet, Scenario } from '../rules/index.js';
+import type { Event, Profile } from '../shared/index.js';
+import { Checkpoints, type CheckpointState } from './checkpoint.js';
+import type { Clock } from './clock.js';
+import { DurabilityMetrics } from './durability-metrics.js';
+import { DuplicateFilter } from './duplicate-filter.js';
+import { Journal, type Persist } from './journal.js';
+import { decodeRecord, encodeRecord, type InputRecord, type PublishOrigin } from './journal-records.js';
+import { fileJournalStorage, type JournalStorage } from './journal-storage.js';
+import type { Pipeline } from './pipeline.js';
+import { armFromLastSeen, graceMs, restoreEngine, type RuleChanges } from './recovery.js';
+
+/** How the gateway records its inputs and checkpoints its state (`durability` in the config). */
+export interface DurabilitySettings {
+  /** A checkpoint is taken this often when anything happened since the last one. */
+  checkpointIntervalMs: number;
+  /** ...and after this many journal records, whichever comes first. */
+  checkpointRecords: number;
+  /** The longest grace period of a timer whose deadline passed while the gateway was down. */
+  maxGraceMs: number;
+  /** Records that do not wait for an fdatasync (QoS 0, connections, timers) are synced at least this often. */
+  syncIntervalMs: number;
+  /** How long a QoS 1 commit waits for more records to share its fdatasync (0: none). */
+  commitWindowMs: number;
+}
+
+export const DEFAULT_DURABILITY: DurabilitySettings = {
+  checkpointIntervalMs: 5 * 60_000,
+  checkpointRecords: 500_000,
+  maxGraceMs: 5 * 60_000,
+  syncIntervalMs: 1_000,
+  commitWindowMs: 0,
+};
+
+export interface DurableInputsOptions {
+  /** Directory of the journal and the checkpoints. */
+  dir: string;
+  logger: Logger;
+  registry: Registry;
+  storage?: JournalStorage | undefined;
+  settings?: Partial<DurabilitySettings> | undefined;
+}
+
+/** Profiles as recovery reads them: the cache, and a read that may go to disk. */
+export interface ProfileLookup {
+  peek(actor: string): { hit: true; profile: Profile | undefined } | { hit: false };
+  get(actor: string): Promise<Profile | undefined>;
+}
+
+export interface RecoveryDeps {
+  pipeline: Pipeline;
+  clock: Clock;
+  profiles: ProfileLookup;
+  /** Writes still in progress that a checkpoint must wait for (the outbox's): an action decided from a record
+   *  the checkpoint covers has to be on disk before that record may be forgotten. */
+  pendingWrites: () => Iterable<Promise<unknown>>;
+  /** Each event as it is applied live (not during replay): the dashboard, the `--record` file. */
+  onLiveEvent?: ((ev: Event) => void) | undefined;
+}
+
+/** What start-up recovery did. */
+export interface RecoveryReport {
+  /** The journal record the checkpoint it started from included; undefined without a checkpoint. */
+  checkpointSeq: number | undefined;
+  replayed: number;
+  ms: number;
+  /** Timers whose deadline passed while the gateway was down; they fire after a grace period. */
+  overdueTimers: number;
+  /** Groups of new or changed `absent` scenarios armed from last-seen times. */
+  armed: number;
+  changes: RuleChanges;
+}
+
+export type DurabilityState = 'recovering' | 'ok' | 'storage-fault' | 'closed';
+
+/** Where a device publish came from, for telling resends from new publishes. */
+export interface PublishSource extends PublishOrigin {
+  /** Which connection of the client (a number the broker gives each connection). */
+  connection: number;
+}
+
+interface Held {
+  seq: number;
+  input: InputRecord;
+  profile: Profile | undefined;
+}
+
+/** How long closing waits for the journal to record what is left before it gives up on it. */
+const CLOSE_SYNC_MS = 5_000;
+/** Yield to I/O this often while replaying, so the broker keeps acknowledging during recovery. */
+const REPLAY_YIELD_EVERY = 500;
+/** Past this many inputs waiting, QoS 0 publishes wait for their record too (back-pressure on devices). */
+const CONGESTED_AT = 10_000;
+
+/**
+ * Nothing acknowledged is lost: every input of the engine (device events with their arrival time, connection
+ * changes, cloud events, fired timers) is recorded in the journal before it is applied, and a QoS 1 publish is
+ * acknowledged once its record is synced. Inputs are applied in journal order, so the journal replays exactly
+ * what happened. Checkpoints of the engine and arbiter state (with each device's last-seen time and the
+ * recorded QoS 1 packet ids) bound the replay; recovery is the latest checkpoint plus the journal after it.
+ */
+export class DurableInputs {
+  readonly metrics: DurabilityMetrics;
+  private readonly duplicates = new DuplicateFilter();
+  private readonly lastSeen: Map<string, number>;
+  private held: Held[] = [];
+  private pipeline: Pipeline | undefined;
+  private deps: RecoveryDeps | undefined;
+  private live = false;
+  private stopping = false;
+  private closed = false;
+  private appliedSeq: number;
+  private sinceCheckpoint = 0;
+  private checkpointing: Promise<void> | undefined;
+  private checkpointDue = false;
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private recovering: Promise<RecoveryReport> | undefined;
+  private closing: Promise<void> | undefined;
+  private rules: RuleSet | undefined;
+  private engineOpts: EngineOptions | undefined;
+  private changes: RuleChanges = { kept: [], changed: [], removed: [], added: [] };
+  private readonly settings: DurabilitySettings;
+
+  private constructor(
+    private readonly journal: Journal,
+    private readonly checkpoints: Checkpoints,
+    private readonly saved: CheckpointState | undefined,
+    private readonly logger: Logger,
+    metrics: DurabilityMetrics,
+    settings: DurabilitySettings,
+    /** The latest gateway time the checkpoint and the journal know of. */
+    readonly lastKnownAt: number | undefined,
+  ) {
+    this.metrics = metrics;
+    this.settings = settings;
+    this.lastSeen = new Map(saved?.lastSeen ?? []);
+    this.appliedSeq = saved?.seq ?? 0;
+  }
+
+  /**
+   * Opens the journal and the latest checkpoint, and reads the journal after it for the QoS 1 packet ids it
+   * holds (a device may resend one as soon as the broker listens). The engine replay comes later, in `recover`.
+   */
+  static async open(opts: DurableInputsOptions): Promise<DurableInputs> {
+    const storage = opts.storage ?? fileJournalStorage();
+    const settings = { ...DEFAULT_DURABILITY, ...opts.settings };
+    let inputs: DurableInputs | undefined;
+    const metrics = new DurabilityMetrics(opts.registry, () => inputs?.health().held ?? 0);
+    const checkpoints = new Checkpoints(opts.dir, storage, opts.logger);
+    await storage.ensureDir(opts.dir);
+    const saved = await checkpoints.latest();
+    const journal = await Journal.open({
+      dir: opts.dir,
+      logger: opts.logger,
+      storage,
+      afterSeq: saved?.seq,
+      syncIntervalMs: settings.syncIntervalMs,
+      commitWindowMs: settings.commitWindowMs,
+      onFault: (fault) => metrics.storageFault.set(fault === undefined ? 0 : 1),
+      onError: () => metrics.writeErrors.inc(),
+      onCommit: (c) => {
+        metrics.commits.inc({ synced: c.synced ? 'true' : 'false' });
+        metrics.bytes.inc(c.bytes);
+        metrics.commitSeconds.observe(c.ms / 1_000);
+      },
+    });
+    let latestAt = saved?.at;
+    const entries: Array<{ origin: PublishOrigin; at: number }> = [];
+    for await (const { payload } of journal.read(saved?.seq ?? 0)) {
+      const record = decodeRecord(payload);
+      if (record === undefined) continue;
+      const at = record.kind === 'event' ? record.event.at : record.at;
+      latestAt = latestAt === undefined ? at : Math.max(latestAt, at);
+      if (record.kind === 'event' && record.origin) entries.push({ origin: record.origin, at });
+    }
+    inputs = new DurableInputs(journal, checkpoints, saved, opts.logger, metrics, settings, latestAt);
+    inputs.duplicates.restore(saved?.duplicates ?? []);
+    for (const { origin, at } of entries) {
+      inputs.duplicates.remember(origin.clientId, -1, origin.messageId, origin.hash, at);
+    }
+    opts.logger.info(
+      {
+        dir: opts.dir,
+        checkpoint: saved?.seq ?? null,
+        journalTail: journal.recoveredThrough - (saved?.seq ?? 0),
+      },
+      'journal opened',
+    );
+    return inputs;
+  }
+
+  /** The hash a resend is recognised by: CRC-32 of the topic and the payload. */
+  static hashPublish(topic: string, payload: Buffer): number {
+    return crc32(payload, crc32(topic));
+  }
+
+  /** The engine and arbiter as the checkpoint left them, for the rules loaded now (see `restoreEngine`). */
+  restore(rules: RuleSet, engineOpts: EngineOptions): { engine: Engine; arbiter: Arbiter } {
+    this.rules = rules;
+    this.engineOpts = engineOpts;
+    const { engine, changes } = restoreEngine(rules, engineOpts, this.saved?.engine, this.logger);
+    this.changes = changes;
+    let arbiter = new Arbiter(rules.policy);
+    if (this.saved) {
+      try {
+        arbiter = Arbiter.restore(rules.policy, this.saved.arbiter);
+      } catch (err) {
+        this.logger.error({ err }, 'arbitration state in the checkpoint cannot be restored; it starts empty');
+      }
+    }
+    return { engine, arbiter };
+  }
+
+  get state(): DurabilityState {
+    if (this.closed) return 'closed';
+    if (this.journal.fault !== undefined) return 'storage-fault';
+    return this.live ? 'ok' : 'recovering';
+  }
+
+  /** For the health endpoint. */
+  health(): { state: DurabilityState; held: number; fault?: { since: string; error: string } } {
+    const fault = this.journal.fault;
+    const held = this.journal.queued + this.held.length;
+    return fault === undefined
+      ? { state: this.state, held }
+      : {
+          state: this.state,
+          held,
+          fault: { since: new Date(fault.sinceMs).toISOString(), error: fault.message },
+        };
+  }
+
+  /** Many inputs are waiting to be recorded or applied: QoS 0 publishes should wait too. */
+  get congested(): boolean {
+    return this.journal.fault !== undefined || this.journal.queued + this.held.length >= CONGESTED_AT;
+  }
+
+  /**
+   * A QoS 1 publish that was already recorded and is being sent again: a promise that settles once the
+   * original is recorded, to acknowledge it without processing it again. Undefined for a publish to process.
+   */
+  resent(source: PublishSource, dup: boolean): Promise<void> | undefined {
+    const resend = this.duplicates.resent(
+      source.clientId,
+      source.connection,
+      source.messageId,
+      dup,
+      source.hash,
+    );
+    if (resend) this.metrics.duplicates.inc();
+    return resend;
+  }
+
+  /**
+   * Records an event and applies it once recorded, in journal order. The promise settles once it is
+   * recorded as `persist` asks (QoS 1: synced), or rejects if the gateway closed first.
+   */
+  submitEvent(
+    ev: Event,
+    profile: Profile | undefined,
+    persist: Persist,
+    source?: PublishSource,
+  ): Promise<void> {
+    const origin: PublishOrigin | undefined = source && {
+      clientId: source.clientId,
+      messageId: source.messageId,
+      hash: source.hash,
+    };
+    const input: InputRecord = origin ? { kind: 'event', event: ev, origin } : { kind: 'event', event: ev };
+    const recorded = this.record(input, profile, persist);
+    if (source) {
+      this.duplicates.remember(
+        source.clientId,
+        source.connection,
+        source.messageId,
+        source.hash,
+        ev.at,
+        recorded,
+      );
+    }
+    return recorded;
+  }
+
+  /** Records a timer firing at `at` and applies it once written. */
+  submitTimer(timer: string, at: number, actor: string | undefined, profile: Profile | undefined): void {
+    this.record({ kind: 'timer', timer, at, actor }, profile, 'write').catch((err: unknown) => {
+      // Closing: the timer is still pending in the state, and fires (after a grace period) on the next start.
+      this.logger.debug({ err, timer }, 'timer firing not recorded');
+    });
+  }
+
+  private record(input: InputRecord, profile: Profile | undefined, persist: Persist): Promise<void> {
+    this.metrics.records.inc({ persist });
+    const recorded = new Promise<void>((resolve, reject) => {
+      const seq = this.journal.append(encodeRecord(input), persist, (err) => {
+        if (err) {
+          reject(err);
+          return;
+        }
+        if (this.live) this.apply(seq, input, profile, false);
+        else this.held.push({ seq, input, profile });
+        resolve();
+      });
+    });
+    // Callers that do not wait for it (QoS 0) must not see an unhandled rejection when the gateway closes.
+    recorded.catch(() => undefined);
+    return recorded;
+  }
+
+  private apply(seq: number, input: InputRecord, profile: Profile | undefined, replay: boolean): void {
+    const pipeline = this.pipeline as Pipeline;
+    try {
+      if (input.kind === 'event') {
+        const ev = input.event;
+        if (ev.source === 'device' || ev.source === 'broker') {
+          const seen = this.lastSeen.get(ev.actor);
+          if (seen === undefined || seen < ev.at) this.lastSeen.set(ev.actor, ev.at);
+        }
+        if (!replay) this.deps?.onLiveEvent?.(ev);
+        pipeline.onEvent(ev, profile, replay);
+      } else {
+        pipeline.onTimer(input.timer, input.at, profile, replay, input.actor);
+      }
+    } catch (err) {
+      // One input that breaks a later stage must not stop the ones after it.
+      this.logger.error({ err, seq, kind: input.kind }, 'applying an input failed');
+    }
+    this.appliedSeq = seq;
+    this.sinceCheckpoint++;
+    if (
+      !replay &&
+      this.sinceCheckpoint >= this.settings.checkpointRecords &&
+      !this.checkpointDue &&
+      this.checkpointing === undefined
+    ) {
+      this.checkpointDue = true;
+      setImmediate(() => {
+        this.checkpointDue = false;
+        void this.checkpoint();
+      });
+    }
+  }
+
+  /**
+   * Brings the state up to date (replays the journal after the checkpoint through `deps.pipeline`, arms new
+   * `absent` scenarios from last-seen times, re-arms timers, those overdue after a grace period), then applies
+   * what was recorded meanwhile and goes live. Runs while the broker already accepts and acknowledges.
+   */
+  recover(deps: RecoveryDeps): Promise<RecoveryReport> {
+    this.recovering ??= this.runRecovery(deps);
+    return this.recovering;
+  }
+
+  private async runRecovery(deps: RecoveryDeps): Promise<RecoveryReport> {
+    const started = performance.now();
+    this.pipeline = deps.pipeline;
+    this.deps = deps;
+    const rules = this.rules;
+    const engineOpts = this.engineOpts;
+    if (rules === undefined || engineOpts === undefined)
+      throw new Error('restore() must come before recover()');
+    const from = this.saved?.seq ?? 0;
+    let replayed = 0;
+    try {
+      for await (const { seq, payload } of this.journal.read(from)) {
+        if (this.stopping) break;
+        const input = decodeRecord(payload);
+        if (input === undefined) {
+          this.logger.error({ seq }, 'journal record cannot be decoded; it is skipped');
+          continue;
+        }
+        const actor = input.kind === 'event' ? input.event.actor : input.actor;
+        const profile = actor === undefined ? undefined : await profileOf(deps.profiles, actor, this.logger);
+        this.apply(seq, input, profile, true);
+        replayed++;
+        if (replayed % REPLAY_YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+    } catch (err) {
+      this.logger.error(
+        { err, afterSeq: this.appliedSeq },
+        'the journal could not be read to the end; the state goes on from the last record read',
+      );
+    }
+    this.metrics.recoveryRecords.inc(replayed);
+
+    const armedFor = [...this.changes.added, ...this.changes.changed];
+    const needsProfiles = rules.scenarios.some(
+      (sc) => armedFor.includes(sc.id) && sc.when.kind === 'silence' && sc.by !== undefined,
+    );
+    if (needsProfiles && !this.stopping) {
+      for (const actor of this.lastSeen.keys()) await profileOf(deps.profiles, actor, this.logger);
+    }
+    const { engine, armed } = armFromLastSeen(
+      deps.pipeline.engine,
+      rules,
+      engineOpts,
+      armedFor,
+      this.lastSeen,
+      (actor) => {
+        const cached = deps.profiles.peek(actor);
+        return cached.hit ? cached.profile : undefined;
+      },
+    );
+    if (engine !== deps.pipeline.engine) deps.pipeline.useEngine(engine);
+    if (armed > 0) {
+      this.logger.info(
+        { scenarios: armedFor, groups: armed },
+        'new absent scenarios armed from last-seen times',
+      );
+    }
+
+    const overdueTimers = this.armTimers(deps, rules);
+    const ms = performance.now() - started;
+    this.metrics.recoverySeconds.set(ms / 1_000);
+    this.metrics.timersOverdue.set(overdueTimers);
+    const report: RecoveryReport = {
+      checkpointSeq: this.saved?.seq,
+      replayed,
+      ms,
+      overdueTimers,
+      armed,
+      changes: this.changes,
+    };
+    this.logger.info(
+      {
+        checkpoint: report.checkpointSeq ?? null,
+        replayed,
+        ms: Math.round(ms),
+        overdueTimers,
+        pendingTimers: deps.pipeline.engine.pendingTimers().length,
+        recordedMeanwhile: this.held.length,
+      },
+      'state recovered',
+    );
+    if (this.stopping) return report;
+
+    this.live = true;
+    const held = this.held;
+    this.held = [];
+    for (const h of held) this.apply(h.seq, h.input, h.profile, false);
+    this.checkpointTimer = setInterval(() => {
+      if (this.sinceCheckpoint > 0) void this.checkpoint();
+    }, this.settings.checkpointIntervalMs);
+    this.checkpointTimer.unref();
+    // The replay, the armed scenarios and the restart's grace periods are folded into a checkpoint now, so the
+    // next start does not replay the same journal again.
+    if (replayed > 0 || armed > 0 || this.saved === undefined) void this.checkpoint();
+    return report;
+  }
+
+  /** Timers the state waits on; one whose deadline passed while the gateway was down waits a grace period. */
+  private armTimers(deps: RecoveryDeps, rules: RuleSet): number {
+    const byId = new Map<string, Scenario>(rules.scenarios.map((sc) => [sc.id, sc]));
+    const now = deps.clock.now();
+    let overdue = 0;
+    for (const t of deps.pipeline.engine.pendingTimers()) {
+      let dueAt = t.dueAt;
+      if (dueAt <= now) {
+        dueAt = now + graceMs(byId.get(parseTimerKey(t.timer)?.id ?? ''), this.settings.maxGraceMs);
+        overdue++;
+      }
+      deps.pipeline.armTimer(t.timer, t.actor, dueAt);
+    }
+    if (overdue > 0) {
+      this.logger.info(
+        { overdue, maxGraceMs: this.settings.maxGraceMs },
+        'timers whose deadline passed while the gateway was down fire after a grace period, unless the awaited event comes first',
+      );
+    }
+    return overdue;
+  }
+
+  /**
+   * Takes a checkpoint of the state as of the last applied record: waits for the writes its decisions started
+   * (the outbox), syncs the journal, writes the checkpoint, and deletes the journal segments it covers.
+   */
+  checkpoint(): Promise<void> {
+    if (!this.live || this.closed) return Promise.resolve();
+    this.checkpointing ??= this.takeCheckpoint().finally(() => {
+      this.checkpointing = undefined;
+    });
+    return this.checkpointing;
+  }
+
+  private async takeCheckpoint(): Promise<void> {
+    const pipeline = this.pipeline as Pipeline;
+    const deps = this.deps as RecoveryDeps;
+    const started = performance.now();
+    const now = deps.clock.now();
+    this.duplicates.prune(now);
+    const state: CheckpointState = {
+      version: 1,
+      seq: this.appliedSeq,
+      at: now,
+      engine: pipeline.engine.snapshot(),
+      arbiter: pipeline.arbiter.snapshot(),
+      lastSeen: [...this.lastSeen],
+      duplicates: this.duplicates.snapshot(),
+    };
+    const writes = [...deps.pendingWrites()];
+    const counted = this.sinceCheckpoint;
+    try {
+      await Promise.all(writes);
+      await this.journal.rotate();
+      const bytes = await this.checkpoints.write(state);
+      const dropped = await this.journal.dropThrough(this.checkpoints.retainAfterSeq ?? state.seq);
+      this.sinceCheckpoint = Math.max(0, this.sinceCheckpoint - counted);
+      const ms = performance.now() - started;
+      this.metrics.checkpoints.inc({ result: 'written' });
+      this.metrics.checkpointBytes.set(bytes);
+      this.metrics.checkpointSeconds.set(ms / 1_000);
+      this.logger.debug(
+        { seq: state.seq, bytes, ms: Math.round(ms), segmentsDropped: dropped },
+        'checkpoint written',
+      );
+    } catch (err) {
+      this.metrics.checkpoints.inc({ result: 'failed' });
+      this.logger.warn(
+        { err, seq: state.seq },
+        'checkpoint not written; the journal is kept and it is tried again',
+      );
+    }
+  }
+
+  /**
+   * Records and applies what is still waiting, takes a last checkpoint (so the next start replays nothing), and
+   * closes the journal. With the storage failing it gives up after a few seconds: what it held was never
+   * acknowledged.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
+    this.stopping = true;
+    if (this.checkpointTimer) clearInterval(this.checkpointTimer);
+    await this.recovering?.catch(() => undefined);
+    if (this.live && this.journal.fault === undefined) {
+      try {
+        await withTimeout(this.journal.sync(), CLOSE_SYNC_MS);
+        await this.checkpointing;
+        if (this.journal.fault === undefined) await this.checkpoint();
+      } catch (err) {
+        this.logger.warn({ err }, 'no checkpoint on shutdown; the next start replays the journal');
+      }
+    }
+    this.closed = true;
+    await this.journal.close();
+  }
+}
+
+async function profileOf(
+  profiles: ProfileLookup,
+  actor: string,
+  logger: Logger,
+): Promise<Profile | undefined> {
+  const cached = profiles.peek(actor);
+  if (cached.hit) return cached.profile;
+  try {
+    return await profiles.get(actor);
+  } catch (err) {
+    logger.warn({ err, actor }, 'profile read failed during recovery; the input goes on without the profile');
+    return undefined;
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not done within ${ms} ms`)), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}

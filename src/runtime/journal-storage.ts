@@ -1,0 +1,102 @@
+import { mkdir, open, readdir, readFile, rename, rm, truncate, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+
+/** A file the journal appends to. */
+export interface JournalFile {
+  /** Writes `chunks` after what the file holds, all of them or an error. */
+  append(chunks: readonly Buffer[]): Promise<void>;
+  /** Makes what was appended durable (fdatasync). */
+  datasync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The file operations of the journal and the checkpoints. Everything they write goes through here, so
+ * that a storage fault (a full disk, an I/O error) can be injected in tests without a full disk.
+ */
+export interface JournalStorage {
+  ensureDir(dir: string): Promise<void>;
+  /** File names in `dir`. */
+  list(dir: string): Promise<string[]>;
+  read(path: string): Promise<Buffer>;
+  /** Creates `path` empty (or empties it) and opens it for appending. */
+  create(path: string): Promise<JournalFile>;
+  truncate(path: string, bytes: number): Promise<void>;
+  remove(path: string): Promise<void>;
+  /** Replaces `path` with `data` so that a crash or a power cut leaves either the old content or the new. */
+  replace(path: string, data: Buffer): Promise<void>;
+  /** Makes names created, renamed or removed in `dir` durable. */
+  syncDir(dir: string): Promise<void>;
+}
+
+/** The journal's storage on the local filesystem. */
+export function fileJournalStorage(): JournalStorage {
+  return {
+    ensureDir: async (dir) => {
+      await mkdir(dir, { recursive: true });
+    },
+    list: (dir) => readdir(dir),
+    read: (path) => readFile(path),
+    create: async (path) => new NodeJournalFile(await open(path, 'w')),
+    truncate: (path, bytes) => truncate(path, bytes),
+    remove: (path) => rm(path, { force: true }),
+    replace: async (path, data) => {
+      const temp = join(dirname(path), `.${basename(path)}.tmp`);
+      const handle = await open(temp, 'w');
+      try {
+        await writeAll(handle, [data]);
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, path);
+      await syncDir(dirname(path));
+    },
+    syncDir,
+  };
+}
+
+class NodeJournalFile implements JournalFile {
+  constructor(private readonly handle: FileHandle) {}
+
+  append(chunks: readonly Buffer[]): Promise<void> {
+    return writeAll(this.handle, chunks);
+  }
+
+  datasync(): Promise<void> {
+    return this.handle.datasync();
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
+/** writev may write less than asked (a disk filling up): the rest is written again, or the error surfaces. */
+async function writeAll(handle: FileHandle, chunks: readonly Buffer[]): Promise<void> {
+  let rest = chunks.filter((c) => c.length > 0);
+  while (rest.length > 0) {
+    const { bytesWritten } = await handle.writev(rest);
+    if (bytesWritten === 0) throw Object.assign(new Error('no bytes written'), { code: 'EIO' });
+    let skip = bytesWritten;
+    const next: Buffer[] = [];
+    for (const chunk of rest) {
+      if (skip >= chunk.length) {
+        skip -= chunk.length;
+        continue;
+      }
+      next.push(skip > 0 ? chunk.subarray(skip) : chunk);
+      skip = 0;
+    }
+    rest = next;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,643 @@
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { crc32 } from 'node:zlib';
+import type { Logger } from 'pino';
+import { StoreIoError } from '../shared/index.js';
+import { fileJournalStorage, type JournalFile, type JournalStorage } from './journal-storage.js';
+
+/**
+ * How far a record must get before it counts as recorded: `sync` waits for fdatasync (it survives a power
+ * cut), `write` for the write to the operating system (it survives the process being killed).
+ */
+export type Persist = 'sync' | 'write';
+
+/** The journal cannot write: since when, and why. */
+export interface JournalFault {
+  sinceMs: number;
+  message: string;
+  code: string | undefined;
+}
+
+/** One group commit, for metrics. */
+export interface CommitInfo {
+  records: number;
+  bytes: number;
+  synced: boolean;
+  ms: number;
+}
+
+export interface JournalOptions {
+  dir: string;
+  logger: Logger;
+  storage?: JournalStorage | undefined;
+  /** Sequence numbers go on after this one even if the files end earlier (a checkpoint got further). */
+  afterSeq?: number | undefined;
+  /** A segment is closed and a new one started once it holds this much; default 16 MiB. */
+  segmentBytes?: number | undefined;
+  /** Records kept at `write` are synced at least this often; default 1 s. */
+  syncIntervalMs?: number | undefined;
+  /**
+   * How long a commit that has to sync waits for more records to join it, when it starts from idle; default 0
+   * (at once). A few milliseconds trade that much latency for fewer fdatasyncs, which rewrite a whole page of
+   * flash each.
+   */
+  commitWindowMs?: number | undefined;
+  /** Back-off between attempts while the storage fails: doubles from `retryMinMs` up to `retryMaxMs`. */
+  retryMinMs?: number | undefined;
+  retryMaxMs?: number | undefined;
+  /** Called when writing starts failing (with the fault) and when it works again (undefined). */
+  onFault?: ((fault: JournalFault | undefined) => void) | undefined;
+  onCommit?: ((info: CommitInfo) => void) | undefined;
+  /** Every failed attempt to write or sync, for counting. */
+  onError?: ((err: unknown) => void) | undefined;
+}
+
+/** Frame: u32 payload length, u32 CRC-32 of the next 8 bytes and the payload, u48 sequence number, u16 zero. */
+const HEADER_BYTES = 16;
+const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
+const DEFAULT_SYNC_INTERVAL_MS = 1_000;
+const DEFAULT_RETRY_MIN_MS = 50;
+const DEFAULT_RETRY_MAX_MS = 5_000;
+/** While the storage keeps failing, a reminder is logged this often. */
+const FAULT_REMINDER_MS = 10_000;
+const SEGMENT_NAME = /^(\d{16})-(\d{8})\.wal$/;
+const MAX_BATCH = 4_096;
+
+interface Segment {
+  first: number;
+  gen: number;
+  path: string;
+  /** Last sequence number that counts in it; undefined while it is the active segment. */
+  end: number | undefined;
+}
+
+interface Pending {
+  seq: number;
+  frame: Buffer;
+  sync: boolean;
+  done: (err?: Error) => void;
+}
+
+interface Request {
+  /** The last record appended when it was asked for. */
+  through: number;
+  sync: boolean;
+  rotate: boolean;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * The write-ahead journal: records appended in order, each with a sequence number, written in group
+ * commits (what arrives while one commit is being written and synced goes into the next one), in segment
+ * files that are deleted once a checkpoint covers them.
+ *
+ * A crash leaves a prefix of what was appended: frames carry a CRC, and reading stops at the first one that
+ * does not check out (a torn write). When the storage fails, the journal does not give up and does not
+ * pretend: the batch and everything after it wait, and each retry writes whatever was not yet synced into a
+ * fresh segment (after a failed fsync the old file's pages cannot be trusted), which supersedes the old one
+ * from its first record on.
+ */
+export class Journal {
+  readonly dir: string;
+  /** The last record found on disk when the journal was opened. */
+  readonly recoveredThrough: number;
+  readonly #storage: JournalStorage;
+  readonly #logger: Logger;
+  readonly #segmentBytes: number;
+  readonly #commitWindowMs: number;
+  readonly #retryMinMs: number;
+  readonly #retryMaxMs: number;
+  readonly #onFault: JournalOptions['onFault'];
+  readonly #onCommit: JournalOptions['onCommit'];
+  readonly #onError: JournalOptions['onError'];
+  readonly #segments: Segment[];
+  #gen: number;
+  #file: JournalFile | undefined;
+  #fileBytes = 0;
+  #nextSeq: number;
+  #writtenThrough: number;
+  #queue: Pending[] = [];
+  #requests: Request[] = [];
+  /** Written since the last fdatasync: rewritten into a fresh segment if the storage fails. */
+  #unsynced: Pending[] = [];
+  #broken = false;
+  #flushing = false;
+  #scheduled = false;
+  #closing = false;
+  #closed = false;
+  #closeDeadlineMs = Number.POSITIVE_INFINITY;
+  #fault: JournalFault | undefined;
+  #lastReminderMs = 0;
+  #inCommit = 0;
+  #idle: Array<() => void> = [];
+  /** The periodic sync of records kept at `write` is due; it runs beside the commits, nobody waits for it. */
+  #syncDue = false;
+  #background: Promise<void> | undefined;
+  /** Ends the back-off wait early, so that closing does not wait out a long retry delay. */
+  #wakeRetry: (() => void) | undefined;
+  readonly #syncTimer: NodeJS.Timeout;
+
+  private constructor(opts: JournalOptions, storage: JournalStorage, segments: Segment[], lastSeq: number) {
+    this.dir = opts.dir;
+    this.#storage = storage;
+    this.#logger = opts.logger;
+    this.#segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.#commitWindowMs = opts.commitWindowMs ?? 0;
+    this.#retryMinMs = opts.retryMinMs ?? DEFAULT_RETRY_MIN_MS;
+    this.#retryMaxMs = opts.retryMaxMs ?? DEFAULT_RETRY_MAX_MS;
+    this.#onFault = opts.onFault;
+    this.#onCommit = opts.onCommit;
+    this.#onError = opts.onError;
+    this.#segments = segments;
+    this.#gen = segments.reduce((max, s) => Math.max(max, s.gen), 0) + 1;
+    this.recoveredThrough = lastSeq;
+    this.#nextSeq = lastSeq + 1;
+    this.#writtenThrough = lastSeq;
+    // The active segment is created by the first commit, through the same path a retry takes.
+    this.#broken = true;
+    const syncIntervalMs = opts.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS;
+    this.#syncTimer = setInterval(() => {
+      if (this.#unsynced.length > 0 || (this.#broken && this.#fault !== undefined)) {
+        this.#syncDue = true;
+        this.#schedule();
+      }
+    }, syncIntervalMs);
+    this.#syncTimer.unref();
+  }
+
+  /** Opens the journal in `dir` (creating it), finds where its records end, and starts a new segment. */
+  static async open(opts: JournalOptions): Promise<Journal> {
+    const storage = opts.storage ?? fileJournalStorage();
+    try {
+      await storage.ensureDir(opts.dir);
+    } catch (err) {
+      throw new StoreIoError(`cannot create the journal directory ${opts.dir}: ${messageOf(err)}`, {
+        cause: err,
+      });
+    }
+    const segments: Segment[] = [];
+    for (const name of await storage.list(opts.dir)) {
+      const m = SEGMENT_NAME.exec(name);
+      if (m)
+        segments.push({ first: Number(m[1]), gen: Number(m[2]), path: join(opts.dir, name), end: undefined });
+    }
+    segments.sort((a, b) => a.first - b.first || a.gen - b.gen);
+    // Each segment's own valid records first; then a later segment supersedes earlier ones from its first
+    // valid record on (a retry after a storage fault rewrote them there).
+    const lasts: number[] = [];
+    for (const seg of segments) {
+      const buf = await storage.read(seg.path);
+      const parsed = parseFrames(buf, seg.first, Number.POSITIVE_INFINITY);
+      lasts.push(parsed.count > 0 ? seg.first + parsed.count - 1 : seg.first - 1);
+      if (parsed.validBytes < buf.length) {
+        opts.logger.warn(
+          { segment: seg.path, droppedBytes: buf.length - parsed.validBytes },
+          'journal segment ends with an incomplete record (a write cut short); it is ignored',
+        );
+      }
+    }
+    let lastSeq = opts.afterSeq ?? 0;
+    let expected: number | undefined;
+    for (let i = 0; i < segments.length; i++) {
+      const seg = segments[i] as Segment;
+      let end = lasts[i] as number;
+      for (let j = i + 1; j < segments.length; j++) {
+        const later = segments[j] as Segment;
+        if ((lasts[j] as number) >= later.first) {
+          end = Math.min(end, later.first - 1);
+          break;
+        }
+      }
+      seg.end = end;
+      if (end < seg.first) continue;
+      if (expected !== undefined && seg.first > expected) {
+        opts.logger.error(
+          { missingFrom: expected, missingTo: seg.first - 1, segment: seg.path },
+          'journal records are missing (a damaged segment); recovery goes on without them',
+        );
+      }
+      expected = end + 1;
+      lastSeq = Math.max(lastSeq, end);
+    }
+    const journal = new Journal(opts, storage, segments, lastSeq);
+    // Not awaited: a disk that fails from the start is a fault like any other, reported and retried, and the
+    // gateway still starts (holding what it cannot record).
+    journal.sync().catch(() => undefined);
+    return journal;
+  }
+
+  /** The sequence number the next record gets. */
+  get nextSeq(): number {
+    return this.#nextSeq;
+  }
+
+  /** Records appended and not yet recorded (waiting for a commit, or for the storage to work again). */
+  get queued(): number {
+    return this.#queue.length + (this.#flushing ? this.#inCommit : 0);
+  }
+
+  /** Set while the storage refuses writes. */
+  get fault(): JournalFault | undefined {
+    return this.#fault;
+  }
+
+  /**
+   * Appends a record; returns its sequence number. `done` is called once it is recorded as `persist` asks,
+   * in the order the records were appended, or with an error if the journal closed before that.
+   */
+  append(payload: Uint8Array, persist: Persist, done: (err?: Error) => void): number {
+    if (this.#closing) {
+      queueMicrotask(() => done(closedError()));
+      return -1;
+    }
+    if (payload.length > MAX_RECORD_BYTES) throw new RangeError(`journal record of ${payload.length} bytes`);
+    const seq = this.#nextSeq++;
+    this.#queue.push({ seq, frame: frame(seq, payload), sync: persist === 'sync', done });
+    this.#schedule();
+    return seq;
+  }
+
+  /** Resolves once everything appended so far is synced. */
+  sync(): Promise<void> {
+    return this.#request(true, false);
+  }
+
+  /** Syncs and starts a new segment, so that the records before it can be deleted once covered. */
+  rotate(): Promise<void> {
+    return this.#request(true, true);
+  }
+
+  /**
+   * The records after `afterSeq` up to `throughSeq`, in order, from the segments found when the journal was
+   * opened (records appended since are not read back).
+   */
+  async *read(afterSeq: number, throughSeq: number = this.recoveredThrough): AsyncGenerator<JournalEntry> {
+    for (const seg of this.#segments) {
+      const end = Math.min(seg.end ?? Number.NEGATIVE_INFINITY, throughSeq, this.recoveredThrough);
+      if (end < seg.first || end <= afterSeq) continue;
+      const buf = await this.#storage.read(seg.path);
+      let seq = seg.first;
+      let offset = 0;
+      for (;;) {
+        if (seq > end) break;
+        const next = readFrame(buf, offset, seq);
+        if (next === undefined) break;
+        if (seq > afterSeq) yield { seq, payload: buf.subarray(offset + HEADER_BYTES, next) };
+        offset = next;
+        seq++;
+      }
+    }
+  }
+
+  /** Deletes the segments whose records all come at or before `seq`; returns how many. */
+  async dropThrough(seq: number): Promise<number> {
+    let dropped = 0;
+    for (let i = 0; i < this.#segments.length;) {
+      const seg = this.#segments[i] as Segment;
+      if (seg.end === undefined || seg.end > seq || seg === this.#active()) {
+        i++;
+        continue;
+      }
+      try {
+        await this.#storage.remove(seg.path);
+      } catch (err) {
+        this.#logger.warn(
+          { err, segment: seg.path },
+          'old journal segment not deleted; it is tried again later',
+        );
+        i++;
+        continue;
+      }
+      this.#segments.splice(i, 1);
+      dropped++;
+    }
+    return dropped;
+  }
+
+  /**
+   * Records what was appended, then closes. While the storage fails it keeps trying until `timeoutMs`, then
+   * gives up on what is left (those records were never acknowledged).
+   */
+  async close(timeoutMs = 5_000): Promise<void> {
+    if (this.#closed) return;
+    if (!this.#closing) {
+      this.#closing = true;
+      this.#closeDeadlineMs = performance.now() + timeoutMs;
+      clearInterval(this.#syncTimer);
+      if (this.#queue.length > 0 || this.#unsynced.length > 0)
+        this.#requests.push(noopRequest(this.#nextSeq - 1, true));
+      this.#schedule();
+      this.#wakeRetry?.();
+    }
+    await this.#whenIdle();
+    await this.#settleBackground();
+    if (this.#closed) return;
+    this.#closed = true;
+    const file = this.#file;
+    this.#file = undefined;
+    if (file) await file.close().catch(() => undefined);
+  }
+
+  #active(): Segment | undefined {
+    return this.#file === undefined ? undefined : this.#segments[this.#segments.length - 1];
+  }
+
+  #request(sync: boolean, rotate: boolean): Promise<void> {
+    if (this.#closing) return Promise.reject(closedError());
+    return new Promise<void>((resolve, reject) => {
+      this.#requests.push({ through: this.#nextSeq - 1, sync, rotate, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  #schedule(): void {
+    if (this.#flushing || this.#scheduled) return;
+    this.#scheduled = true;
+    const start = (): void => {
+      this.#scheduled = false;
+      void this.#flush();
+    };
+    // After the current turn: the publishes of one socket read, and of every socket readable now, join one
+    // commit; with a commit window, so do those of the next milliseconds when the commit will have to sync.
+    if (this.#commitWindowMs > 0 && this.#queue.some((p) => p.sync)) setTimeout(start, this.#commitWindowMs);
+    else setImmediate(start);
+  }
+
+  #whenIdle(): Promise<void> {
+    if (!this.#flushing && !this.#scheduled && this.#queue.length === 0 && this.#requests.length === 0) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  // Never rejects: a failure is retried, and reported to the callers only when the journal closes.
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#queue.length > 0 || this.#requests.length > 0 || this.#syncDue) {
+        // A commit takes at most MAX_BATCH records: a backlog (the storage failed for a while) goes in slices.
+        const batch = this.#queue.length <= MAX_BATCH ? this.#queue : this.#queue.slice(0, MAX_BATCH);
+        this.#queue = batch === this.#queue ? [] : this.#queue.slice(MAX_BATCH);
+        // A sync or rotation asked for covers what was appended before it, so it goes with the slice that ends there.
+        const through = batch[batch.length - 1]?.seq ?? this.#writtenThrough;
+        const requests = this.#requests.filter((r) => r.through <= through);
+        this.#requests = this.#requests.filter((r) => r.through > through);
+        this.#inCommit = batch.length;
+        const sync = batch.some((p) => p.sync) || requests.some((r) => r.sync);
+        const rotate = requests.some((r) => r.rotate);
+        const due = this.#syncDue;
+        this.#syncDue = false;
+        const ok = await this.#commit(batch, sync, rotate, due);
+        this.#inCommit = 0;
+        if (!ok) {
+          const err = closedError();
+          for (const p of [...batch, ...this.#queue]) p.done(err);
+          for (const r of [...requests, ...this.#requests]) r.reject(err);
+          this.#queue = [];
+          this.#requests = [];
+          break;
+        }
+        for (const p of batch) p.done();
+        for (const r of requests) r.resolve();
+      }
+    } finally {
+      this.#flushing = false;
+      if (this.#queue.length > 0 || this.#requests.length > 0) this.#schedule();
+      else {
+        const idle = this.#idle;
+        this.#idle = [];
+        for (const wake of idle) wake();
+      }
+    }
+  }
+
+  /**
+   * Writes the batch (and syncs, rotates); retries until it works or the journal closes. `due`: start the
+   * periodic sync in the background, so that records at `write` never wait for a sync.
+   */
+  async #commit(batch: Pending[], sync: boolean, rotate: boolean, due: boolean): Promise<boolean> {
+    for (const p of batch) this.#unsynced.push(p);
+    let bytes = 0;
+    for (const p of batch) bytes += p.frame.length;
+    let delayMs = this.#retryMinMs;
+    const started = performance.now();
+    for (;;) {
+      let synced = false;
+      try {
+        if (this.#broken) {
+          await this.#settleBackground();
+          await this.#reopen();
+          synced = true;
+        } else if (batch.length > 0) {
+          await (this.#file as JournalFile).append(batch.map((p) => p.frame));
+          this.#fileBytes += bytes;
+          this.#checkBackground();
+        }
+        const last = batch[batch.length - 1];
+        if (last) this.#writtenThrough = last.seq;
+        if (sync && this.#unsynced.length > 0) {
+          const through = (this.#unsynced[this.#unsynced.length - 1] as Pending).seq;
+          await (this.#file as JournalFile).datasync();
+          this.#checkBackground();
+          this.#syncedThrough(through);
+          synced = true;
+        } else if (due && this.#unsynced.length > 0 && this.#background === undefined) {
+          this.#syncInBackground();
+        }
+        if ((rotate || this.#fileBytes >= this.#segmentBytes) && this.#fileBytes > 0) {
+          await this.#settleBackground();
+          this.#checkBackground();
+          await this.#rotate();
+        }
+        this.#healthy();
+        this.#onCommit?.({ records: batch.length, bytes, synced, ms: performance.now() - started });
+        return true;
+      } catch (err) {
+        this.#broken = true;
+        this.#failing(err);
+        if (this.#closing && performance.now() >= this.#closeDeadlineMs) return false;
+        const waitMs = this.#closing ? Math.min(delayMs, this.#closeDeadlineMs - performance.now()) : delayMs;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.max(1, waitMs));
+          this.#wakeRetry = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wakeRetry = undefined;
+        delayMs = Math.min(this.#retryMaxMs, delayMs * 2);
+      }
+    }
+  }
+
+  #syncInBackground(): void {
+    const file = this.#file as JournalFile;
+    const through = (this.#unsynced[this.#unsynced.length - 1] as Pending).seq;
+    const running = file.datasync().then(
+      () => this.#syncedThrough(through),
+      (err: unknown) => {
+        if (this.#file !== file) return;
+        this.#broken = true;
+        this.#failing(err);
+        this.#syncDue = true;
+        this.#schedule();
+      },
+    );
+    const settled: Promise<void> = running.finally(() => {
+      if (this.#background === settled) this.#background = undefined;
+    });
+    this.#background = settled;
+  }
+
+  async #settleBackground(): Promise<void> {
+    while (this.#background !== undefined) await this.#background;
+  }
+
+  /** After a failed background sync the file cannot be trusted: what the commit did on it is done again. */
+  #checkBackground(): void {
+    if (this.#broken) throw new Error('a sync of the journal failed');
+  }
+
+  #syncedThrough(seq: number): void {
+    let i = 0;
+    while (i < this.#unsynced.length && (this.#unsynced[i] as Pending).seq <= seq) i++;
+    if (i > 0) this.#unsynced = this.#unsynced.slice(i);
+  }
+
+  /** A fresh segment holding everything not yet synced; the old file is closed and superseded from there on. */
+  async #reopen(): Promise<void> {
+    const rewrite = this.#unsynced;
+    const first = rewrite[0]?.seq ?? this.#writtenThrough + 1;
+    const old = this.#file;
+    this.#file = undefined;
+    const previous = this.#segments[this.#segments.length - 1];
+    if (previous && previous.end === undefined) previous.end = first - 1;
+    if (old) await old.close().catch(() => undefined);
+    const seg: Segment = { first, gen: this.#gen++, path: '', end: undefined };
+    seg.path = join(this.dir, segmentName(seg));
+    const file = await this.#storage.create(seg.path);
+    this.#segments.push(seg);
+    this.#file = file;
+    this.#fileBytes = 0;
+    await this.#storage.syncDir(this.dir);
+    if (rewrite.length > 0) {
+      await file.append(rewrite.map((p) => p.frame));
+      for (const p of rewrite) this.#fileBytes += p.frame.length;
+    }
+    await file.datasync();
+    this.#unsynced = [];
+    this.#broken = false;
+  }
+
+  async #rotate(): Promise<void> {
+    const file = this.#file as JournalFile;
+    if (this.#unsynced.length > 0) {
+      await file.datasync();
+      this.#unsynced = [];
+    }
+    const previous = this.#segments[this.#segments.length - 1] as Segment;
+    this.#file = undefined;
+    previous.end = this.#writtenThrough;
+    await file.close();
+    const seg: Segment = { first: this.#writtenThrough + 1, gen: this.#gen++, path: '', end: undefined };
+    seg.path = join(this.dir, segmentName(seg));
+    this.#broken = true; // until the new segment exists
+    const next = await this.#storage.create(seg.path);
+    this.#segments.push(seg);
+    this.#file = next;
+    this.#fileBytes = 0;
+    await this.#storage.syncDir(this.dir);
+    this.#broken = false;
+  }
+
+  #failing(err: unknown): void {
+    this.#onError?.(err);
+    const code = (err as { code?: unknown }).code;
+    const now = performance.now();
+    if (this.#fault === undefined) {
+      this.#fault = {
+        sinceMs: Date.now(),
+        message: messageOf(err),
+        code: typeof code === 'string' ? code : undefined,
+      };
+      this.#lastReminderMs = now;
+      this.#logger.error(
+        { err, dir: this.dir, held: this.queued },
+        'STORAGE FAULT: the journal cannot write; QoS 1 publishes are not acknowledged and inputs are held until it can',
+      );
+      this.#onFault?.(this.#fault);
+    } else if (now - this.#lastReminderMs >= FAULT_REMINDER_MS) {
+      this.#lastReminderMs = now;
+      this.#logger.error(
+        { err, dir: this.dir, held: this.queued, failingForMs: Date.now() - this.#fault.sinceMs },
+        'STORAGE FAULT: the journal still cannot write; inputs are held',
+      );
+    }
+  }
+
+  #healthy(): void {
+    if (this.#fault === undefined) return;
+    const failedForMs = Date.now() - this.#fault.sinceMs;
+    this.#fault = undefined;
+    this.#logger.warn({ dir: this.dir, failedForMs }, 'storage writable again: the journal goes on');
+    this.#onFault?.(undefined);
+  }
+}
+
+/** One record read back from the journal. */
+export interface JournalEntry {
+  seq: number;
+  payload: Buffer;
+}
+
+function segmentName(seg: { first: number; gen: number }): string {
+  return `${String(seg.first).padStart(16, '0')}-${String(seg.gen).padStart(8, '0')}.wal`;
+}
+
+function frame(seq: number, payload: Uint8Array): Buffer {
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+  buf.writeUInt32LE(payload.length, 0);
+  buf.writeUIntLE(seq, 8, 6);
+  buf.writeUInt16LE(0, 14);
+  buf.set(payload, HEADER_BYTES);
+  buf.writeUInt32LE(crc32(buf.subarray(8)), 4);
+  return buf;
+}
+
+/** The offset after the frame at `offset` if it is whole, checks out and carries `seq`; else undefined. */
+function readFrame(buf: Buffer, offset: number, seq: number): number | undefined {
+  if (offset + HEADER_BYTES > buf.length) return undefined;
+  const length = buf.readUInt32LE(offset);
+  if (length > MAX_RECORD_BYTES) return undefined;
+  const end = offset + HEADER_BYTES + length;
+  if (end > buf.length) return undefined;
+  if (buf.readUIntLE(offset + 8, 6) !== seq) return undefined;
+  if (crc32(buf.subarray(offset + 8, end)) !== buf.readUInt32LE(offset + 4)) return undefined;
+  return end;
+}
+
+function parseFrames(buf: Buffer, first: number, limit: number): { count: number; validBytes: number } {
+  let offset = 0;
+  let count = 0;
+  while (first + count < limit) {
+    const next = readFrame(buf, offset, first + count);
+    if (next === undefined) break;
+    offset = next;
+    count++;
+  }
+  return { count, validBytes: offset };
+}
+
+function noopRequest(through: number, sync: boolean): Request {
+  return { through, sync, rotate: false, resolve: () => undefined, reject: () => undefined };
+}
+
+function closedError(): StoreIoError {
+  return new StoreIoError('the journal is closed; the record was not written');
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

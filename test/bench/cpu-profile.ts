@@ -1,0 +1,125 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Where a function's code lives, coarsely: a package, a folder of ours, or Node itself. */
+function area(url: string): string {
+  if (url === '') return '(native / V8)';
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  if (pkg) return pkg[1] ?? url;
+  const ours = /\/(src\/[^/]+|firmware-sim)\//.exec(url);
+  if (ours) return ours[1] ?? url;
+  if (url.startsWith('node:')) return url.split('/')[0] ?? url;
+  return url;
+}
+
+function short(url: string): string {
+  return url.replace(/^file:\/\/.*?\/(node_modules|dist)\//, '$1/');
+}
+
+/**
+ * Self time by function and by area, and total (inclusive) time by area, of the newest `.cpuprofile` in
+ * `dir`, as markdown: enough to see where the gateway's time goes without opening a flame graph.
+ */
+export async function summarizeCpuProfile(dir: string, top = 30): Promise<string> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
+  if (files.length === 0) return `no .cpuprofile in ${dir}\n`;
+  const dated = await Promise.all(files.map(async (f) => ({ f, at: (await stat(join(dir, f))).mtimeMs })));
+  dated.sort((a, b) => b.at - a.at);
+  const file = join(dir, dated[0]?.f ?? '');
+  const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
+
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const selfUs = new Map<number, number>();
+  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  const totalUs = profile.endTime - profile.startTime;
+  const idleUs = [...selfUs]
+    .filter(([id]) => byId.get(id)?.callFrame.functionName === '(idle)')
+    .reduce((s, [, us]) => s + us, 0);
+
+  const selfByFn = new Map<string, number>();
+  const selfByArea = new Map<string, number>();
+  const inclusiveByArea = new Map<string, number>();
+  const inclusiveByFn = new Map<string, number>();
+  const nameOf = (node: ProfileNode): string => {
+    const { functionName, url, lineNumber } = node.callFrame;
+    return `${functionName || '(anonymous)'} ${short(url)}${url ? `:${lineNumber + 1}` : ''}`;
+  };
+  for (const [id, us] of selfUs) {
+    const node = byId.get(id);
+    if (!node || node.callFrame.functionName === '(idle)') continue;
+    const { url } = node.callFrame;
+    const key = nameOf(node);
+    selfByFn.set(key, (selfByFn.get(key) ?? 0) + us);
+    selfByArea.set(area(url), (selfByArea.get(area(url)) ?? 0) + us);
+    // Inclusive: each area, and each function, on the sample's stack gets the sample once.
+    const seenAreas = new Set<string>();
+    const seenFns = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const frame = byId.get(at);
+      if (!frame) break;
+      const a = area(frame.callFrame.url);
+      if (!seenAreas.has(a)) {
+        seenAreas.add(a);
+        inclusiveByArea.set(a, (inclusiveByArea.get(a) ?? 0) + us);
+      }
+      const f = nameOf(frame);
+      if (!seenFns.has(f)) {
+        seenFns.add(f);
+        inclusiveByFn.set(f, (inclusiveByFn.get(f) ?? 0) + us);
+      }
+    }
+  }
+  const busyUs = totalUs - idleUs;
+  const pct = (us: number): string => `${((us / busyUs) * 100).toFixed(1)}%`;
+  const rows = (m: Map<string, number>, n: number): string =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, us]) => `| ${pct(us)} | ${(us / 1_000).toFixed(0)} | ${k.replace(/\|/g, '\\|')} |`)
+      .join('\n');
+  return [
+    `### CPU profile ${file}`,
+    '',
+    `${(totalUs / 1e6).toFixed(1)} s profiled, busy ${(busyUs / 1e6).toFixed(1)} s (${((busyUs / totalUs) * 100).toFixed(0)}%); shares are of the busy time.`,
+    '',
+    '| self | ms | function |',
+    '| --- | --- | --- |',
+    rows(selfByFn, top),
+    '',
+    '| self | ms | area |',
+    '| --- | --- | --- |',
+    rows(selfByArea, 20),
+    '',
+    '| total | ms | area (inclusive) |',
+    '| --- | --- | --- |',
+    rows(inclusiveByArea, 20),
+    '',
+    '| total | ms | function (inclusive), ours and the broker |',
+    '| --- | --- | --- |',
+    rows(
+      new Map(
+        [...inclusiveByFn].filter(([k]) =>
+          / (dist\/|node_modules\/(aedes|mqtt-packet|classic-level|cbor-x|@marcbachmann))/.test(k),
+        ),
+      ),
+      top,
+    ),
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,129 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { Aedes } from 'aedes';
+import type { MqttClient } from 'mqtt';
+import type { Action } from '../../src/shared/index.js';
+
+/** An action as the cloud received it. */
+export interface Received {
+  action: Action;
+  /** Wall-clock time of arrival at the cloud. */
+  at: number;
+}
+
+/** A second aedes on loopback standing in for the cloud broker; it keeps every action published to it. */
+export interface Cloud {
+  readonly url: string;
+  readonly port: number;
+  readonly actions: Received[];
+  stop(): Promise<void>;
+}
+
+export async function startCloud(port = 0): Promise<Cloud> {
+  const aedes = await Aedes.createBroker();
+  const actions: Received[] = [];
+  await new Promise<void>((resolve) =>
+    aedes.subscribe(
+      'vigil/+/actions',
+      (packet, done) => {
+        const at = Date.now();
+        const body = JSON.parse(Buffer.from(packet.payload).toString()) as Action | Action[];
+        for (const action of Array.isArray(body) ? body : [body]) actions.push({ action, at });
+        done();
+      },
+      resolve,
+    ),
+  );
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    aedes.handle(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    url: `mqtt://127.0.0.1:${bound}`,
+    port: bound,
+    actions,
+    stop: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await closed;
+    },
+  };
+}
+
+/** Writes rule files into `dir` (created). */
+export async function writeRules(dir: string, files: Record<string, string>): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+  return dir;
+}
+
+/** Polls `predicate` until it holds, or fails after `timeoutMs` saying what it waited for. */
+export async function waitUntil(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/**
+ * Publishes at QoS 1 with a packet id and DUP flag of our choosing, as a device's MQTT stack would when it
+ * resends, by writing the PUBLISH packet on the client's socket; resolves when the PUBACK for that id comes.
+ */
+export function rawPublish(
+  client: MqttClient,
+  topic: string,
+  payload: string,
+  messageId: number,
+  dup: boolean,
+  timeoutMs = 5_000,
+): Promise<void> {
+  const topicBytes = Buffer.from(topic);
+  const body = Buffer.from(payload);
+  const remaining = 2 + topicBytes.length + 2 + body.length;
+  const lengthBytes: number[] = [];
+  let n = remaining;
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    lengthBytes.push(byte);
+  } while (n > 0);
+  const header = Buffer.from([0x30 | (dup ? 0x08 : 0) | (1 << 1), ...lengthBytes]);
+  const ids = Buffer.alloc(2);
+  ids.writeUInt16BE(topicBytes.length);
+  const packetId = Buffer.alloc(2);
+  packetId.writeUInt16BE(messageId);
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.removeListener('packetreceive', onPacket);
+      reject(new Error(`no PUBACK for packet ${messageId} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onPacket = (packet: { cmd: string; messageId?: number }) => {
+      if (packet.cmd !== 'puback' || packet.messageId !== messageId) return;
+      clearTimeout(timer);
+      client.removeListener('packetreceive', onPacket);
+      resolve();
+    };
+    client.on('packetreceive', onPacket);
+    client.stream.write(Buffer.concat([header, ids, topicBytes, packetId, body]));
+  });
+}
+
+/** A small seeded generator (mulberry32), so that a failing run can be repeated with its seed. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}

@@ -1,0 +1,214 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { authenticateConnect, type ConnectAttempt } from '../../src/broker/index.js';
+import {
+  CredentialStore,
+  credentialImportTarget,
+  DeviceCredentialError,
+  generateSecret,
+  hashSecret,
+  importProfiles,
+  openStore,
+  secretMatches,
+  type Store,
+} from '../../src/store/index.js';
+
+let dir: string;
+let store: Store;
+let creds: CredentialStore;
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'vigil-creds-'));
+  store = await openStore(dir);
+  creds = new CredentialStore(store.sublevels.creds);
+});
+
+afterEach(async () => {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 'resolved',
+    (err: unknown) => (err instanceof DeviceCredentialError ? err.code : String(err)),
+  );
+
+describe('secrets and their hashes', () => {
+  test('a secret is 256 random bits, base64url, never starting with a dash', () => {
+    const secrets = new Set(Array.from({ length: 200 }, generateSecret));
+    expect(secrets.size).toBe(200);
+    for (const s of secrets) {
+      expect(s).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_-]{42}$/);
+      expect(Buffer.from(s, 'base64url')).toHaveLength(32);
+    }
+  });
+
+  test('the hash is salted: one secret hashes differently twice, and both verify', () => {
+    const secret = generateSecret();
+    const a = hashSecret(secret);
+    const b = hashSecret(secret);
+    expect(a).not.toBe(b);
+    expect(a).toMatch(/^hmac-sha256\$[A-Za-z0-9_-]{22}\$[A-Za-z0-9_-]{43}$/);
+    expect(secretMatches(a, secret)).toBe(true);
+    expect(secretMatches(b, Buffer.from(secret))).toBe(true);
+    expect(secretMatches(a, `${secret}x`)).toBe(false);
+    expect(secretMatches('not a hash', secret)).toBe(false);
+  });
+});
+
+describe('CredentialStore', () => {
+  test('stores only a hash: the secret appears nowhere in the database', async () => {
+    const secret = await creds.add('dev-1');
+    let entries = 0;
+    for await (const [key, value] of store.db.iterator({ keyEncoding: 'utf8', valueEncoding: 'buffer' })) {
+      entries++;
+      expect(`${key}${Buffer.from(value as Uint8Array).toString('latin1')}`).not.toContain(secret);
+    }
+    expect(entries).toBeGreaterThan(0);
+    expect(await creds.verify('dev-1', Buffer.from(secret))).toBe('ok');
+  });
+
+  test('add refuses a known id, rotate an unknown one, and both refuse ids that cannot be topic levels', async () => {
+    await creds.add('dev-1');
+    expect(await codeOf(creds.add('dev-1'))).toBe('VIGIL_DEVICE_EXISTS');
+    expect(await codeOf(creds.rotate('dev-2'))).toBe('VIGIL_DEVICE_UNKNOWN');
+    for (const id of ['', 'a/b', 'dev+', 'dev#', '$SYS', ' dev', '-dev', 'x'.repeat(129)]) {
+      expect(await codeOf(creds.add(id))).toBe('VIGIL_DEVICE_ID');
+    }
+  });
+
+  test('rotate makes the old secret stop working and the new one work', async () => {
+    const first = await creds.add('dev-1');
+    const second = await creds.rotate('dev-1');
+    expect(await creds.verify('dev-1', Buffer.from(first))).toBe('wrong-secret');
+    expect(await creds.verify('dev-1', Buffer.from(second))).toBe('ok');
+  });
+
+  test('remove forgets the device; list shows ids and dates, never hashes', async () => {
+    await creds.add('dev-b');
+    await creds.add('dev-a');
+    const listed = await creds.list();
+    expect(listed.map((c) => c.id)).toEqual(['dev-a', 'dev-b']);
+    expect(JSON.stringify(listed)).not.toContain('hmac');
+    expect(await creds.remove('dev-a')).toBe(true);
+    expect(await creds.remove('dev-a')).toBe(false);
+    expect(await creds.verify('dev-a', Buffer.from('anything'))).toBe('unknown-device');
+  });
+
+  test('concurrent adds of one id: exactly one wins', async () => {
+    const results = await Promise.all(Array.from({ length: 5 }, () => codeOf(creds.add('dev-1'))));
+    expect(results.filter((r) => r === 'resolved')).toHaveLength(1);
+    expect(results.filter((r) => r === 'VIGIL_DEVICE_EXISTS')).toHaveLength(4);
+  });
+});
+
+describe('credentials in a profile import', () => {
+  const importLines = (lines: unknown[]) =>
+    importProfiles(
+      credentialImportTarget({ profiles: store.profiles, credentials: creds }),
+      Readable.from([Buffer.from(lines.map((l) => JSON.stringify(l)).join('\n'))]),
+    );
+
+  test('a hash goes to the credentials and never into the profile', async () => {
+    const secret = generateSecret();
+    const summary = await importLines([{ id: 'dev-1', site: 'north', credential: hashSecret(secret) }]);
+    expect(summary).toMatchObject({ imported: 1, rejected: 0 });
+    expect(await store.profiles.get('dev-1')).toEqual({ id: 'dev-1', site: 'north' });
+    expect(await creds.verify('dev-1', Buffer.from(secret))).toBe('ok');
+    expect((await creds.list())[0]).toMatchObject({ id: 'dev-1', source: 'import' });
+  });
+
+  test('a clear secret, a malformed hash, or a credential for an id that is not a device id is refused by line', async () => {
+    const summary = await importLines([
+      { id: 'dev-1', secret: 'hunter2hunter2hunter2' },
+      { id: 'dev-2', password: 'hunter2' },
+      { id: 'dev-3', credential: 'hunter2' },
+      { id: 'dev-4', credential: 'hmac-sha256$c2FsdA$bWFj' },
+      { id: 'a/b', credential: hashSecret(generateSecret()) },
+      { id: 'dev-5', site: 'south' },
+    ]);
+    expect(summary).toMatchObject({ imported: 1, rejected: 5 });
+    expect(summary.errors.map((e) => e.line)).toEqual([1, 2, 3, 4, 5]);
+    expect(summary.errors[0]?.message).toContain('clear secret');
+    expect(await creds.list()).toEqual([]);
+    expect(await store.profiles.get('dev-1')).toBeUndefined();
+  });
+
+  test('an imported hash replaces the secret of a device that had one', async () => {
+    const old = await creds.add('dev-1');
+    const next = generateSecret();
+    await importLines([{ id: 'dev-1', credential: hashSecret(next) }]);
+    expect(await creds.verify('dev-1', Buffer.from(old))).toBe('wrong-secret');
+    expect(await creds.verify('dev-1', Buffer.from(next))).toBe('ok');
+  });
+});
+
+describe('the CONNECT decision', () => {
+  const attempt = (over: Partial<ConnectAttempt>): ConnectAttempt => ({
+    clientId: 'dev-1',
+    username: 'dev-1',
+    password: undefined,
+    certificateName: undefined,
+    certificateRequired: false,
+    ...over,
+  });
+  const decide = (over: Partial<ConnectAttempt>, allowAnonymous = false) =>
+    authenticateConnect(attempt(over), { allowAnonymous, credentials: creds });
+
+  test('user name = client id = device id with its secret is a device; anything else is refused with a code', async () => {
+    const secret = Buffer.from(await creds.add('dev-1'));
+    expect(await decide({ password: secret })).toMatchObject({
+      ok: true,
+      identity: { kind: 'device', deviceId: 'dev-1' },
+    });
+    const cases: Array<[Partial<ConnectAttempt>, string, number]> = [
+      [{ username: undefined }, 'no-credentials', 5],
+      [{ password: undefined }, 'no-credentials', 4],
+      [{ password: Buffer.from('wrong') }, 'wrong-secret', 4],
+      [{ clientId: 'dev-2', username: 'dev-2', password: secret }, 'unknown-device', 4],
+      [{ clientId: 'other', password: secret }, 'client-id-mismatch', 2],
+      [{ clientId: 'a/b', username: 'a/b', password: secret }, 'invalid-device-id', 4],
+    ];
+    for (const [over, refusal, returnCode] of cases) {
+      expect(await decide(over), JSON.stringify(over)).toMatchObject({ ok: false, refusal, returnCode });
+    }
+  });
+
+  test('anonymous only when allowed, and credentials given are still checked then', async () => {
+    expect(await decide({ username: undefined }, true)).toMatchObject({
+      ok: true,
+      identity: { kind: 'anonymous' },
+    });
+    expect(await decide({ password: Buffer.from('wrong') }, true)).toMatchObject({
+      ok: false,
+      refusal: 'unknown-device',
+    });
+  });
+
+  test("on a listener with a CA the certificate's common name is the device id", async () => {
+    const viaCert = (over: Partial<ConnectAttempt>) =>
+      decide({
+        certificateRequired: true,
+        certificateName: 'dev-7',
+        clientId: 'dev-7',
+        username: undefined,
+        ...over,
+      });
+    expect(await viaCert({})).toMatchObject({ ok: true, identity: { kind: 'device', deviceId: 'dev-7' } });
+    expect(await viaCert({ username: 'dev-7' })).toMatchObject({ ok: true });
+    expect(await viaCert({ clientId: 'dev-8' })).toMatchObject({ ok: false, refusal: 'client-id-mismatch' });
+    expect(await viaCert({ username: 'dev-8' })).toMatchObject({ ok: false, refusal: 'client-id-mismatch' });
+    expect(await viaCert({ certificateName: undefined })).toMatchObject({
+      ok: false,
+      refusal: 'certificate',
+    });
+    expect(await viaCert({ certificateName: 'Dev 7', clientId: 'Dev 7' })).toMatchObject({
+      ok: false,
+      refusal: 'invalid-device-id',
+    });
+  });
+});
