@@ -2,12 +2,14 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { VigilError, parseDurationMs } from '../src/shared/index.js';
 import { SIM_DEFAULTS as D, type PayloadFormat, type SilentMode, type SimOptions } from './options.js';
 import { planFleet, type FleetPlan } from './plan.js';
+import { credentialOf, deviceSecret } from './fleet-secret.js';
 import { writeProfilesNdjson } from './profiles.js';
 import { runSim } from './run-sim.js';
 import { formatSummary, type SimSummary } from './summary.js';
 
 /** The flags as commander hands them over, already parsed by the option parsers below. */
 export interface SimFlags {
+  fleetSecret?: string;
   url: string;
   devices: number;
   rate: number;
@@ -130,6 +132,13 @@ export function registerSimCommand(program: Command, io: SimCommandIo = processI
       new Option('--progress <time>', 'print progress this often').argParser(duration).default(5_000, '5s'),
     )
     .option('--profiles-out <file>', 'write the devices\' profiles as NDJSON (for "vigil profiles import")')
+    .addOption(
+      new Option(
+        '--fleet-secret <secret>',
+        "derive each device's own secret from this one: --profiles-out then carries the credential hashes " +
+          'for "vigil profiles import", and the devices connect with their secrets',
+      ).env('VIGIL_SIM_FLEET_SECRET'),
+    )
     .option('--profiles-only', 'write --profiles-out and exit without connecting')
     .optionsGroup('Behaviours (all off by default):')
     .option('--silent-share <share>', 'share of devices that go silent, 0..1', share)
@@ -216,6 +225,10 @@ export function simOptionsFromFlags(flags: SimFlags): SimOptions {
   for (const [key, value] of Object.entries(optional)) {
     if (value !== undefined) Object.assign(opts, { [key]: value });
   }
+  const fleetSecret = flags.fleetSecret;
+  if (fleetSecret !== undefined) {
+    opts.credentials = (id) => ({ username: id, password: deviceSecret(fleetSecret, id) });
+  }
   return opts;
 }
 
@@ -227,7 +240,12 @@ async function simCommand(flags: SimFlags, io: SimCommandIo): Promise<number> {
   try {
     plan = planFleet(opts);
     if (flags.profilesOut !== undefined) {
-      const n = await writeProfilesNdjson(flags.profilesOut, opts);
+      const fleetSecret = flags.fleetSecret;
+      const n = await writeProfilesNdjson(
+        flags.profilesOut,
+        opts,
+        fleetSecret === undefined ? undefined : (p) => ({ credential: credentialOf(fleetSecret, p.id) }),
+      );
       say(`sim: wrote ${n} profiles to ${flags.profilesOut}`);
     } else if (flags.profilesOnly) {
       throw new InvalidArgumentError('--profiles-only needs --profiles-out FILE');
@@ -274,6 +292,12 @@ async function simCommand(flags: SimFlags, io: SimCommandIo): Promise<number> {
   function exitCode(s: SimSummary, url: string): number {
     if (s.connected > 0 || s.devices === s.neverRegistered) return 0;
     io.err.write(`vigil sim: no device could connect to ${url}${s.firstError ? ` (${s.firstError})` : ''}\n`);
+    if (s.firstError?.includes('Not authorized')) {
+      io.err.write(
+        'vigil sim: the gateway wants device credentials: write the profiles with --fleet-secret S --profiles-out FILE,\n' +
+          '           import them with "vigil profiles import FILE", then run the simulator with the same --fleet-secret\n',
+      );
+    }
     return 1;
   }
 }

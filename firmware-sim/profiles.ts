@@ -51,14 +51,21 @@ function* profilesOf(fleet: ResolvedFleetOptions): Generator<SimProfile, void, u
 
 const LINES_PER_CHUNK = 1_000;
 
-/** Writes the fleet's profiles as NDJSON (one `{"id": …}` per line); resolves to the number written. */
-export async function writeProfilesNdjson(path: string, opts: FleetOptions): Promise<number> {
+/**
+ * Writes the fleet's profiles as NDJSON (one `{"id": …}` per line); resolves to the number written.
+ * `extra` adds fields to each line (the credential hash, with a fleet secret).
+ */
+export async function writeProfilesNdjson(
+  path: string,
+  opts: FleetOptions,
+  extra?: (profile: SimProfile) => Record<string, unknown>,
+): Promise<number> {
   const profiles = generateProfiles(opts);
   let written = 0;
   function* chunks(): Generator<string, void, undefined> {
     let lines: string[] = [];
     for (const profile of profiles) {
-      lines.push(JSON.stringify(profile));
+      lines.push(JSON.stringify(extra ? { ...profile, ...extra(profile) } : profile));
       written++;
       if (lines.length === LINES_PER_CHUNK) {
         yield lines.join('\n') + '\n';
