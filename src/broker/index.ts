@@ -1,4 +1,5 @@
 export { startBroker, isDeviceEventTopic } from './broker.js';
+export { startLocalBroker } from './local-broker.js';
 export { BrokerClosedError, MalformedPacketError, PacketTooLargeError } from './errors.js';
 export type {
   Broker,

@@ -4,7 +4,6 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import mqtt from 'mqtt';
-import { pino } from 'pino';
 import {
   formatSummary,
   generateProfiles,
@@ -12,7 +11,7 @@ import {
   runSim,
   type SimOptions,
 } from '../../firmware-sim/index.js';
-import { startBroker } from '../broker/index.js';
+import { startLocalBroker } from '../broker/index.js';
 import { parseConfig } from '../config/index.js';
 import { startGateway } from '../gateway.js';
 import { CredentialStore } from '../store/index.js';
@@ -46,15 +45,8 @@ export const DEMO_DEFAULTS: DemoOptions = {
  */
 export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
   const say = (line: string) => out.write(line + '\n');
-  const quiet = pino({ level: 'silent' });
   const dataDir = await mkdtemp(join(tmpdir(), 'vigil-demo-'));
-  const cloud = await startBroker({
-    host: '127.0.0.1',
-    port: 0,
-    maxPacketBytes: 1024 * 1024,
-    logger: quiet,
-    hooks: { onPublish: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined },
-  });
+  const cloud = await startLocalBroker();
   const cloudUrl = `mqtt://127.0.0.1:${cloud.address.port}`;
   const gateway = await startGateway(
     parseConfig({

@@ -1,37 +1,19 @@
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
 import { openStore } from '../../src/store/index.js';
+import { runCli } from '../helpers/cli.js';
 import { startGatewayProcess } from '../helpers/gateway-process.js';
 import { tempDir } from '../helpers/temp.js';
 
-const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const BROKEN = fileURLToPath(new URL('../fixtures/rules/broken/', import.meta.url));
 const SHIPPED = fileURLToPath(new URL('../../rules/', import.meta.url));
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-function vigil(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('the vigil command line', () => {
   test('SIGTERM stops the gateway cleanly: exit 0, lock released, marker removed', async () => {
@@ -55,21 +37,21 @@ describe('the vigil command line', () => {
     cleanups.push(() => dir.remove());
     const config = join(dir.path, 'vigil.yaml');
     await writeFile(config, 'mqtt:\n  port: 99999\nlog:\n  level: loud\n');
-    const result = await vigil(['run', '--config', config, '--data', join(dir.path, 'data')]);
+    const result = await runCli(['run', '--config', config, '--data', join(dir.path, 'data')]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/mqtt\.port: .*65535/);
     expect(result.stderr).toMatch(/log\.level: .*"info"/);
     expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
 
-    const env = await vigil(['run', '--data', join(dir.path, 'data')], { VIGIL_HTTP_PORT: 'eighty' });
+    const env = await runCli(['run', '--data', join(dir.path, 'data')], { VIGIL_HTTP_PORT: 'eighty' });
     expect(env.code).toBe(2);
     expect(env.stderr).toMatch(/VIGIL_HTTP_PORT: http\.port must be a number/);
   });
 
   test('rules check: exit 0 on the shipped rules, exit 1 with file:line errors on broken ones', async () => {
-    const ok = await vigil(['rules', 'check', SHIPPED]);
+    const ok = await runCli(['rules', 'check', SHIPPED]);
     expect(ok.code).toBe(0);
-    const broken = await vigil(['rules', 'check', BROKEN]);
+    const broken = await runCli(['rules', 'check', BROKEN]);
     expect(broken.code).toBe(1);
     const lines = broken.stderr.split('\n').filter((l) => /\.yaml:\d+: /.test(l));
     expect(lines.length).toBeGreaterThanOrEqual(5);
@@ -91,7 +73,7 @@ describe('the vigil command line', () => {
         .map((e) => JSON.stringify(e))
         .join('\n') + '\n',
     );
-    const result = await vigil(['replay', events, '--rules', SHIPPED]);
+    const result = await runCli(['replay', events, '--rules', SHIPPED]);
     expect(result.code).toBe(0);
     const out = result.stdout
       .trim()
@@ -116,7 +98,7 @@ describe('the vigil command line', () => {
       ['sim'],
       ['demo'],
     ]) {
-      const result = await vigil([...cmd, '--help']);
+      const result = await runCli([...cmd, '--help']);
       expect(result.code, cmd.join(' ')).toBe(0);
       expect(result.stdout, cmd.join(' ')).toMatch(/Usage: vigil/);
     }

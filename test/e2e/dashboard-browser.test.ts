@@ -3,11 +3,10 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { pino } from 'pino';
 import { chromium, type Browser, type Locator } from 'playwright-core';
 import { afterEach, describe, expect, test } from 'vitest';
 import { generateProfiles, runSim, type SimOptions } from '../../firmware-sim/index.js';
-import { startBroker } from '../../src/broker/index.js';
+import { startLocalBroker } from '../../src/broker/index.js';
 import type { Action } from '../../src/shared/index.js';
 import { generateSecret, hashSecret } from '../../src/store/index.js';
 import { startGatewayProcess } from '../helpers/gateway-process.js';
@@ -42,13 +41,7 @@ describe.skipIf(!hasChromium)('the dashboard in headless Chromium, against the b
     async () => {
       const dir = await tempDir();
       cleanups.push(() => dir.remove());
-      const cloud = await startBroker({
-        host: '127.0.0.1',
-        port: 0,
-        maxPacketBytes: 1024 * 1024,
-        logger: pino({ level: 'silent' }),
-        hooks: { onPublish: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined },
-      });
+      const cloud = await startLocalBroker();
       cleanups.push(() => cloud.close());
       const cloudUrl = `mqtt://127.0.0.1:${cloud.address.port}`;
       const atCloud = await Collector.connect(cloudUrl, ['vigil/demo/actions']);

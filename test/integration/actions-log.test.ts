@@ -3,9 +3,8 @@ import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
-import { startBroker, type Broker } from '../../src/broker/index.js';
+import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import type { Action } from '../../src/shared/index.js';
@@ -16,7 +15,6 @@ import { tempDir } from '../helpers/temp.js';
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const RULES = fileURLToPath(new URL('../fixtures/rules/arbitration', import.meta.url));
 const HOUR = 3_600_000;
-const quiet = pino({ level: 'silent' });
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -122,13 +120,7 @@ describe('vigil actions log while the gateway runs', () => {
   test('suppressions, and an offer dropped for its ttl after an outage, are counted, logged and listed', async () => {
     const dir = await tempDir();
     cleanups.push(() => dir.remove());
-    const probe = await startBroker({
-      host: '127.0.0.1',
-      port: 0,
-      maxPacketBytes: 1024 * 1024,
-      logger: quiet,
-      hooks: { onPublish: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined },
-    });
+    const probe = await startLocalBroker();
     const cloudPort = probe.address.port;
     await probe.close(); // the cloud is down
 
@@ -164,13 +156,7 @@ describe('vigil actions log while the gateway runs', () => {
 
     // An hour later the cloud is back: the offer waited too long, the support action still goes.
     now += HOUR;
-    const cloud: Broker = await startBroker({
-      host: '127.0.0.1',
-      port: cloudPort,
-      maxPacketBytes: 1024 * 1024,
-      logger: quiet,
-      hooks: { onPublish: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined },
-    });
+    const cloud: Broker = await startLocalBroker({ port: cloudPort });
     cleanups.push(() => cloud.close());
     const received: Action[] = [];
     await cloud.subscribe('vigil/gw1/actions', (_t, payload) =>

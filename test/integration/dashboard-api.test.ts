@@ -1,26 +1,18 @@
 import mqtt, { type MqttClient } from 'mqtt';
-import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
-import { startBroker, type Broker } from '../../src/broker/index.js';
+import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import type { ActionEntry, ScenarioRow, Summary } from '../../src/dashboard/index.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import { tempDir } from '../helpers/temp.js';
 
-const quiet = pino({ level: 'silent' });
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
 async function cloudBroker(): Promise<Broker> {
-  const broker = await startBroker({
-    host: '127.0.0.1',
-    port: 0,
-    maxPacketBytes: 1024 * 1024,
-    logger: quiet,
-    hooks: { onPublish: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined },
-  });
+  const broker = await startLocalBroker();
   cleanups.push(() => broker.close());
   return broker;
 }

@@ -1,8 +1,7 @@
 import { encode as encodeCbor } from 'cbor-x';
 import mqtt, { type MqttClient } from 'mqtt';
-import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
-import { startBroker, type Broker } from '../../src/broker/index.js';
+import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import type { Action } from '../../src/shared/index.js';
@@ -10,20 +9,13 @@ import { CredentialStore } from '../../src/store/index.js';
 import { Collector } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
 
-const quiet = pino({ level: 'silent' });
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
 async function cloudBroker(port = 0): Promise<Broker> {
-  const broker = await startBroker({
-    host: '127.0.0.1',
-    port,
-    maxPacketBytes: 1024 * 1024,
-    logger: quiet,
-    hooks: { onPublish: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined },
-  });
+  const broker = await startLocalBroker({ port });
   return broker;
 }
 

@@ -1,32 +1,20 @@
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { encode as encodeCbor } from 'cbor-x';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Action } from '../../src/shared/index.js';
+import { runCli } from '../helpers/cli.js';
 import { startGatewayProcess } from '../helpers/gateway-process.js';
 import { hasMosquitto, MOSQUITTO_MISSING, mosquittoPub, startMosquitto } from '../helpers/mosquitto.js';
 import { Collector } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
 
-const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
 if (!hasMosquitto()) console.warn(MOSQUITTO_MISSING);
-
-function cli(args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => resolve({ code, out }));
-  });
-}
 
 describe.skipIf(!hasMosquitto())(
   'interoperability: mosquitto as the cloud, mosquitto_pub as the device',
@@ -66,14 +54,14 @@ describe.skipIf(!hasMosquitto())(
           .map((id) => JSON.stringify({ id, maxTemp: 50, site: 'north' }))
           .join('\n') + '\n',
       );
-      const imported = await cli(['profiles', 'import', profiles, '--data', data]);
+      const imported = await runCli(['profiles', 'import', profiles, '--data', data]);
       expect(imported.out).toMatch(/importing through http/);
       expect(imported.out).toMatch(/imported 3 profiles/);
       expect(imported.code).toBe(0);
 
       const secrets = new Map<string, string>();
       for (const id of ['dev-1', 'dev-2', 'dev-3']) {
-        const added = await cli(['devices', 'add', id, '--data', data]);
+        const added = await runCli(['devices', 'add', id, '--data', data]);
         expect(added.code).toBe(0);
         secrets.set(id, added.out.trimEnd().split('\n').at(-1) ?? '');
       }

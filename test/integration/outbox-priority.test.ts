@@ -1,8 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
-import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
-import { startBroker, type Broker } from '../../src/broker/index.js';
+import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { startGateway } from '../../src/gateway.js';
 import type { Action } from '../../src/shared/index.js';
@@ -20,20 +19,13 @@ const DEVICES = 50;
 const EVENTS_PER_DEVICE = 20;
 const TOTAL = DEVICES * EVENTS_PER_DEVICE;
 
-const quiet = pino({ level: 'silent' });
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
 function cloudBroker(port: number): Promise<Broker> {
-  return startBroker({
-    host: '127.0.0.1',
-    port,
-    maxPacketBytes: 4 * 1024 * 1024,
-    logger: quiet,
-    hooks: { onPublish: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined },
-  });
+  return startLocalBroker({ port, maxPacketBytes: 4 * 1024 * 1024 });
 }
 
 async function until(what: string, predicate: () => boolean, timeoutMs: number): Promise<void> {

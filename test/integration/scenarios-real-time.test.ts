@@ -1,8 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
-import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
-import { startBroker, type Broker } from '../../src/broker/index.js';
+import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import type { Action } from '../../src/shared/index.js';
@@ -11,7 +10,6 @@ import { tempDir } from '../helpers/temp.js';
 
 // The shipped rules with periods of seconds: device-offline 3 s, not-registered 4 s, site-outage within 10 s.
 const SHORT_RULES = fileURLToPath(new URL('../fixtures/rules/short/', import.meta.url));
-const quiet = pino({ level: 'silent' });
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -25,13 +23,7 @@ interface Arrival {
 async function setUp(): Promise<{ gateway: Gateway; cloud: Broker; arrivals: Arrival[] }> {
   const dir = await tempDir();
   cleanups.push(() => dir.remove());
-  const cloud = await startBroker({
-    host: '127.0.0.1',
-    port: 0,
-    maxPacketBytes: 1024 * 1024,
-    logger: quiet,
-    hooks: { onPublish: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined },
-  });
+  const cloud = await startLocalBroker();
   cleanups.push(() => cloud.close());
   const arrivals: Arrival[] = [];
   await cloud.subscribe('vigil/gw1/actions', (_topic, payload) => {

@@ -1,9 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
-import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
-import { startBroker } from '../../src/broker/index.js';
+import { startLocalBroker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { startGateway } from '../../src/gateway.js';
 import type { Action } from '../../src/shared/index.js';
@@ -12,7 +11,6 @@ import type { ProfileBatchStatus } from '../../src/sync/index.js';
 import { Collector } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
 
-const quiet = pino({ level: 'silent' });
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -47,13 +45,7 @@ describe('profile batches from the cloud', () => {
   test('upserts and deletes reach the decisions; a replay changes nothing; a batch after a gap is refused with the seq to send', async () => {
     const tmp = await tempDir();
     cleanups.push(() => tmp.remove());
-    const cloud = await startBroker({
-      host: '127.0.0.1',
-      port: 0,
-      maxPacketBytes: 1024 * 1024,
-      logger: quiet,
-      hooks: { onPublish: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined },
-    });
+    const cloud = await startLocalBroker();
     cleanups.push(() => cloud.close());
     const cloudUrl = `mqtt://127.0.0.1:${cloud.address.port}`;
     const rulesDir = join(tmp.path, 'rules');

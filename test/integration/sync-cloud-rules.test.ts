@@ -1,10 +1,9 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { runSim } from '../../firmware-sim/index.js';
-import { startBroker, type Broker } from '../../src/broker/index.js';
+import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import type { Action } from '../../src/shared/index.js';
@@ -19,7 +18,6 @@ import {
 import { Collector } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
 
-const quiet = pino({ level: 'silent' });
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -76,13 +74,7 @@ interface Site {
 async function site(): Promise<Site> {
   const tmp = await tempDir();
   cleanups.push(() => tmp.remove());
-  const cloud = await startBroker({
-    host: '127.0.0.1',
-    port: 0,
-    maxPacketBytes: 8 * 1024 * 1024,
-    logger: quiet,
-    hooks: { onPublish: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined },
-  });
+  const cloud = await startLocalBroker({ maxPacketBytes: 8 * 1024 * 1024 });
   cleanups.push(() => cloud.close());
   const cloudUrl = `mqtt://127.0.0.1:${cloud.address.port}`;
   const keys = await writeKeyPair(join(tmp.path, 'keys'));

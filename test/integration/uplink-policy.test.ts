@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
-import { startBroker, type Broker } from '../../src/broker/index.js';
+import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { policyFromObject } from '../../src/rules/policy.js';
 import type { Action } from '../../src/shared/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
@@ -29,13 +29,7 @@ interface Cloud {
 }
 
 async function startCloud(): Promise<Cloud> {
-  const broker = await startBroker({
-    host: '127.0.0.1',
-    port: 0,
-    maxPacketBytes: 1024 * 1024,
-    logger: quiet,
-    hooks: { onPublish: () => undefined, onConnected: () => undefined, onDisconnected: () => undefined },
-  });
+  const broker = await startLocalBroker();
   cleanups.push(() => broker.close());
   const cloud: Cloud = { broker, url: `mqtt://127.0.0.1:${broker.address.port}`, actions: [], messages: [] };
   await broker.subscribe('vigil/gw1/actions', (_topic, payload) => {
