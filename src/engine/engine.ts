@@ -7,7 +7,7 @@ import { onCountEvent, pruneCount } from './kinds/count.js';
 import { onSequenceEvent, onSequenceTimer, pruneSequence } from './kinds/sequence.js';
 import { onSilenceEvent, onSilenceTimer } from './kinds/silence.js';
 import { onTriggerEvent } from './kinds/trigger.js';
-import { dataThreshold, own } from './fast-condition.js';
+import { dataThreshold, own, thresholdHolds, type DataThreshold } from './fast-condition.js';
 import type {
   EngineState,
   GroupState,
@@ -40,7 +40,7 @@ function fromDevice(ev: Event): boolean {
 interface Listeners {
   runtimes: ScenarioRuntime[];
   /** Per runtime: its `where` as a comparison of one data field with a constant, when it is one. */
-  thresholds: Array<{ slot: number; test: (value: number) => boolean } | undefined>;
+  thresholds: Array<(DataThreshold & { slot: number }) | undefined>;
   /** The data fields those comparisons read; `slot` indexes it. */
   fields: string[];
 }
@@ -52,10 +52,7 @@ const NO_VALUES: readonly unknown[] = [];
  * with an event that fails `where`, so a failed comparison can skip them (predicate indexing: a hundred
  * scenarios of one template cost a hundred comparisons of a value read once).
  */
-function thresholdOf(
-  rt: ScenarioRuntime,
-  fields: string[],
-): { slot: number; test: (value: number) => boolean } | undefined {
+function thresholdOf(rt: ScenarioRuntime, fields: string[]): (DataThreshold & { slot: number }) | undefined {
   const when = rt.sc.when;
   if (when.kind !== 'trigger' && when.kind !== 'count' && when.kind !== 'aggregate') return undefined;
   if (when.where === undefined) return undefined;
@@ -63,7 +60,7 @@ function thresholdOf(
   if (threshold === undefined) return undefined;
   let slot = fields.indexOf(threshold.field);
   if (slot < 0) slot = fields.push(threshold.field) - 1;
-  return { slot, test: threshold.test };
+  return { ...threshold, slot };
 }
 
 /** A timer the runtime should hold, as the engine's state implies it. */
@@ -152,7 +149,7 @@ export class Engine {
           const value = values[threshold.slot];
           // A number that fails the condition: the scenario's kind would stop at `where` and do nothing.
           // Anything else (no such field, not a number) goes the whole way, errors included.
-          if (typeof value === 'number' && !threshold.test(value)) continue;
+          if (typeof value === 'number' && !thresholdHolds(threshold, value)) continue;
         }
         switch (rt.sc.when.kind) {
           case 'trigger':

@@ -84,8 +84,35 @@ function compile(source: string): FastCondition | undefined {
 export interface DataThreshold {
   /** The field of `data` it reads. */
   field: string;
-  /** What the condition gives when that field is a number. */
-  test: (value: number) => boolean;
+  op: ComparisonOp;
+  constant: number;
+  /** The constant is on the left: `80 < data.temp`. */
+  flipped: boolean;
+}
+
+export type ComparisonOp = '>' | '>=' | '<' | '<=' | '==' | '!=';
+
+/**
+ * What the condition gives for a `data` field that is a number. A plain function of numbers, so that the
+ * caller's optimised code inlines it rather than boxing the value for a call per scenario.
+ */
+export function thresholdHolds(t: DataThreshold, value: number): boolean {
+  const a = t.flipped ? t.constant : value;
+  const b = t.flipped ? value : t.constant;
+  switch (t.op) {
+    case '>':
+      return a > b;
+    case '>=':
+      return a >= b;
+    case '<':
+      return a < b;
+    case '<=':
+      return a <= b;
+    case '==':
+      return a === b;
+    case '!=':
+      return a !== b;
+  }
 }
 
 /**
@@ -98,16 +125,16 @@ export function dataThreshold(
 ): DataThreshold | undefined {
   const parsed = parse(expr.source);
   if (!parsed) return undefined;
-  const compare = COMPARE[parsed.op] as Comparison;
+  const op = parsed.op as ComparisonOp;
   const leftField = dataField(parsed.left, params);
   const rightField = dataField(parsed.right, params);
   if (leftField !== undefined && rightField === undefined) {
-    const c = constant(parsed.right, params);
-    return c === undefined ? undefined : { field: leftField, test: (v) => compare(v, c) };
+    const constant = constantOf(parsed.right, params);
+    return constant === undefined ? undefined : { field: leftField, op, constant, flipped: false };
   }
   if (rightField !== undefined && leftField === undefined) {
-    const c = constant(parsed.left, params);
-    return c === undefined ? undefined : { field: rightField, test: (v) => compare(c, v) };
+    const constant = constantOf(parsed.left, params);
+    return constant === undefined ? undefined : { field: rightField, op, constant, flipped: true };
   }
   return undefined;
 }
@@ -121,7 +148,7 @@ function dataField(o: OperandSpec, params: Readonly<Record<string, unknown>>): s
   return undefined;
 }
 
-function constant(o: OperandSpec, params: Readonly<Record<string, unknown>>): number | undefined {
+function constantOf(o: OperandSpec, params: Readonly<Record<string, unknown>>): number | undefined {
   if (o.kind === 'number') return o.value;
   if (o.kind === 'field' && o.variable === 'params') {
     const value = own(params, o.field);

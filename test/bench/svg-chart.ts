@@ -111,9 +111,11 @@ export function latencyChart(
     for (const t of targets.filter((t) => t.qos === qos && rates.includes(t.rate))) {
       const x = xAt(t.rate);
       const y = yAt(t.ms);
+      // Near the right edge the label goes to the left of its mark.
+      const label = x > PANEL_W - 120 ? `x="${x - 9}" text-anchor="end"` : `x="${x + 9}"`;
       out.push(
         `<path d="M${x - 6},${y - 6} L${x + 6},${y + 6} M${x - 6},${y + 6} L${x + 6},${y - 6}" stroke="black" stroke-width="2"/>`,
-        `<text x="${x + 9}" y="${y - 6}" font-size="11">target p99 ${t.ms} ms</text>`,
+        `<text ${label} y="${y + 16}" font-size="11">target p99 ${t.ms} ms</text>`,
       );
     }
     out.push('</g>');
