@@ -164,16 +164,22 @@ export class Uplink {
     this.generation += 1;
     this.forgetInflight();
     this.opts.logger.info({ url: this.opts.url }, 'upstream connected');
-    this.opts.onConnectionChange?.(true);
-    this.client.publish(this.topics.status, 'online', { qos: 1, retain: true }, (err) => {
-      if (err) this.opts.logger.warn({ err: err.message }, 'could not publish online status');
-    });
-    if (this.opts.onMessage) {
+    // `online` (and the connected gauge) only once the cloud's topics are subscribed: what the cloud
+    // sends after seeing it is not missed.
+    const announce = (): void => {
+      this.opts.onConnectionChange?.(true);
+      this.client.publish(this.topics.status, 'online', { qos: 1, retain: true }, (err) => {
+        if (err) this.opts.logger.warn({ err: err.message }, 'could not publish online status');
+      });
+    };
+    if (!this.opts.onMessage) announce();
+    else {
       this.client.subscribe(
         [this.topics.rules, this.topics.profiles, this.topics.events],
         { qos: 1 },
         (err) => {
           if (err) this.opts.logger.warn({ err: err.message }, 'upstream subscribe failed');
+          if (this.client.connected) announce();
         },
       );
     }

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import type { Action } from '../../src/shared/index.js';
 
 /** An action as the cloud received it. */
@@ -127,3 +127,52 @@ export function seeded(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
   };
 }
+
+/** `vigil run` arguments of a crash test's gateway: anonymous devices, its rules, data dir and cloud. */
+export function gatewayArgs(opts: {
+  port: number;
+  data: string;
+  rules: string;
+  upstream: string;
+  config?: string;
+}): string[] {
+  return [
+    '--allow-anonymous',
+    ...(opts.config !== undefined ? ['--config', opts.config] : []),
+    '--mqtt-port',
+    String(opts.port),
+    '--http-port',
+    '0',
+    '--data',
+    opts.data,
+    '--rules',
+    opts.rules,
+    '--upstream',
+    opts.upstream,
+    '--gateway-id',
+    'gw1',
+  ];
+}
+
+/** A device connection that a gateway crash may cut: no reconnects, errors swallowed. */
+export async function connectDevice(port: number, clientId: string): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId, reconnectPeriod: 0 });
+  client.on('error', () => undefined);
+  return client;
+}
+
+/** One scenario that sends every reading to the cloud with its number `n`: each input has a visible effect. */
+export const READING_RULES = {
+  'reading.yaml': `id: reading
+description: Every reading goes to the cloud, with its number.
+priority: 50
+category: maintenance
+when:
+  event: telemetry
+then:
+  action: log-reading
+  to: [upstream]
+  payload:
+    n: data.n
+`,
+};

@@ -4,7 +4,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { tempDir } from '../helpers/temp.js';
-import { seeded, startCloud, waitUntil, writeRules, type Received } from './crash-harness.js';
+import { gatewayArgs, seeded, startCloud, waitUntil, writeRules, type Received } from './crash-harness.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -62,24 +62,9 @@ describe('kill -9 at random moments while devices publish at QoS 1', () => {
     await writeFile(config, 'durability:\n  checkpointInterval: 500ms\n');
     const cloud = await startCloud();
     cleanups.push(() => cloud.stop());
-    const args = (port: number) => [
-      '--allow-anonymous',
-      '--config',
-      config,
-      '--mqtt-port',
-      String(port),
-      '--http-port',
-      '0',
-      '--data',
-      join(dir.path, 'data'),
-      '--rules',
-      rules,
-      '--upstream',
-      cloud.url,
-      '--gateway-id',
-      'gw1',
-    ];
 
+    const args = (port: number) =>
+      gatewayArgs({ port, data: join(dir.path, 'data'), rules, upstream: cloud.url, config });
     let gateway: GatewayProcess = await startGatewayProcess(args(0));
     const port = gateway.mqttPort;
     const outputs: string[] = [];

@@ -1,29 +1,24 @@
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { tempDir } from '../helpers/temp.js';
-import { rawPublish, startCloud, waitUntil, writeRules, type Cloud } from './crash-harness.js';
+import {
+  connectDevice,
+  gatewayArgs,
+  rawPublish,
+  startCloud,
+  waitUntil,
+  writeRules,
+  READING_RULES,
+  type Cloud,
+} from './crash-harness.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const RULES = {
-  'reading.yaml': `id: reading
-description: Every reading goes to the cloud, with its number.
-priority: 50
-category: maintenance
-when:
-  event: telemetry
-then:
-  action: log-reading
-  to: [upstream]
-  payload:
-    n: data.n
-`,
-};
+const RULES = READING_RULES;
 
 const TOPIC = 'devices/dev-1/events/telemetry';
 
@@ -34,29 +29,9 @@ describe('a QoS 1 publish sent again after a crash', () => {
     const rules = await writeRules(join(dir.path, 'rules'), RULES);
     const cloud = await startCloud();
     cleanups.push(() => cloud.stop());
-    const args = (port: number) => [
-      '--allow-anonymous',
-      '--mqtt-port',
-      String(port),
-      '--http-port',
-      '0',
-      '--data',
-      join(dir.path, 'data'),
-      '--rules',
-      rules,
-      '--upstream',
-      cloud.url,
-      '--gateway-id',
-      'gw1',
-    ];
-    const connect = async (port: number): Promise<MqttClient> => {
-      const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
-        clientId: 'dev-1',
-        reconnectPeriod: 0,
-      });
-      client.on('error', () => undefined);
-      return client;
-    };
+    const args = (port: number) =>
+      gatewayArgs({ port, data: join(dir.path, 'data'), rules, upstream: cloud.url });
+    const connect = (port: number) => connectDevice(port, 'dev-1');
     const idsOf = (c: Cloud, n: number) =>
       new Set(c.actions.filter((r) => r.action.payload.n === n).map((r) => r.action.id));
 

@@ -1,9 +1,8 @@
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGatewayProcess } from '../helpers/gateway-process.js';
 import { tempDir } from '../helpers/temp.js';
-import { startCloud, waitUntil, writeRules } from './crash-harness.js';
+import { connectDevice, gatewayArgs, startCloud, waitUntil, writeRules } from './crash-harness.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -35,30 +34,10 @@ describe('a device that goes silent while the gateway is down', () => {
     const rules = await writeRules(join(dir.path, 'rules'), RULES);
     const cloud = await startCloud();
     cleanups.push(() => cloud.stop());
-    const args = (port: number) => [
-      '--allow-anonymous',
-      '--mqtt-port',
-      String(port),
-      '--http-port',
-      '0',
-      '--data',
-      join(dir.path, 'data'),
-      '--rules',
-      rules,
-      '--upstream',
-      cloud.url,
-      '--gateway-id',
-      'gw1',
-    ];
-    const connect = async (port: number, id: string): Promise<MqttClient> => {
-      const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
-        clientId: id,
-        reconnectPeriod: 0,
-      });
-      client.on('error', () => undefined);
-      return client;
-    };
 
+    const args = (port: number) =>
+      gatewayArgs({ port, data: join(dir.path, 'data'), rules, upstream: cloud.url });
+    const connect = connectDevice;
     let gateway = await startGatewayProcess(args(0));
     const port = gateway.mqttPort;
     for (const id of ['quiet', 'back']) {

@@ -3,7 +3,7 @@ import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { startGateway } from '../../src/gateway.js';
-import { startCloud, waitUntil, writeRules } from '../e2e/crash-harness.js';
+import { startCloud, waitUntil, writeRules, READING_RULES } from '../e2e/crash-harness.js';
 import { tempDir } from '../helpers/temp.js';
 import { captureLogs, faultyStorage } from './durability-faults.js';
 
@@ -12,20 +12,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const RULES = {
-  'reading.yaml': `id: reading
-description: Every reading goes to the cloud, with its number.
-priority: 50
-category: maintenance
-when:
-  event: telemetry
-then:
-  action: log-reading
-  to: [upstream]
-  payload:
-    n: data.n
-`,
-};
+const RULES = READING_RULES;
 
 interface Health {
   status: string;
