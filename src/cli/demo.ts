@@ -13,7 +13,7 @@ import {
 } from '../../firmware-sim/index.js';
 import { startLocalBroker } from '../broker/index.js';
 import { parseConfig } from '../config/index.js';
-import { startGateway } from '../gateway.js';
+import { startGateway } from '../app/index.js';
 import { CredentialStore } from '../store/index.js';
 import { shippedRulesDir } from '../rules/index.js';
 import { parseDurationMs, type Action } from '../shared/index.js';

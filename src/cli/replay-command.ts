@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { Arbiter } from '../actions/index.js';
 import { loadRulesDir, shippedRulesDir } from '../rules/index.js';
 import { parseEventsNdjson, replay } from '../runtime/replay.js';
 import { RuleError, type Profile } from '../shared/index.js';
@@ -42,18 +41,11 @@ export function registerReplayCommand(program: Command): void {
           return;
         }
         const profiles = flags.profiles !== undefined ? await readProfiles(flags.profiles) : undefined;
-        const arbiter = new Arbiter(loaded.rules.policy);
         const out = replay(loaded.rules, parsed.events, {
           gateway: flags.gatewayId ?? 'replay',
           ...(profiles ? { profiles } : {}),
           ...(flags.until !== undefined ? { untilMs: flags.until } : {}),
-          arbitrate: (candidates, now) =>
-            arbiter
-              .decide(candidates, now, (actor) => profiles?.get(actor))
-              .map((v) => ({
-                candidate: v.candidate,
-                ...(v.suppressed !== undefined ? { suppressed: v.suppressed } : {}),
-              })),
+          arbitrate: true,
         });
         for (const line of out) process.stdout.write(JSON.stringify(line) + '\n');
       } catch (err) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig, type Overrides } from '../config/index.js';
-import { startGateway } from '../gateway.js';
+import { startGateway } from '../app/index.js';
 import { exitWithError, parsePort } from './util.js';
 
 interface RunFlags {

@@ -13,7 +13,7 @@ import { DuplicateFilter } from './duplicate-filter.js';
 import { Journal, type Persist } from './journal.js';
 import { decodeRecord, encodeRecord, type InputRecord, type PublishOrigin } from './journal-records.js';
 import { fileJournalStorage, type JournalStorage } from './journal-storage.js';
-import type { Pipeline } from './pipeline.js';
+import type { DecisionLoop } from './decision-loop.js';
 import { armFromLastSeen, graceMs, restoreEngine, type RuleChanges } from './recovery.js';
 
 /** How the gateway records its inputs and checkpoints its state (`durability` in the config). */
@@ -54,7 +54,7 @@ export interface ProfileLookup {
 }
 
 export interface RecoveryDeps {
-  pipeline: Pipeline;
+  loop: DecisionLoop;
   clock: Clock;
   profiles: ProfileLookup;
   /** Writes still in progress that a checkpoint must wait for (the outbox's): an action decided from a record
@@ -110,7 +110,7 @@ export class DurableInputs {
   private readonly duplicates = new DuplicateFilter();
   private readonly lastSeen: Map<string, number>;
   private held: Held[] = [];
-  private pipeline: Pipeline | undefined;
+  private loop: DecisionLoop | undefined;
   private deps: RecoveryDeps | undefined;
   private live = false;
   private stopping = false;
@@ -314,7 +314,7 @@ export class DurableInputs {
   }
 
   private apply(seq: number, input: InputRecord, profile: Profile | undefined, replay: boolean): void {
-    const pipeline = this.pipeline as Pipeline;
+    const loop = this.loop as DecisionLoop;
     try {
       if (input.kind === 'event') {
         const ev = input.event;
@@ -323,9 +323,9 @@ export class DurableInputs {
           if (seen === undefined || seen < ev.at) this.lastSeen.set(ev.actor, ev.at);
         }
         if (!replay) this.deps?.onLiveEvent?.(ev);
-        pipeline.onEvent(ev, profile, replay);
+        loop.onEvent(ev, profile, replay);
       } else {
-        pipeline.onTimer(input.timer, input.at, profile, replay, input.actor);
+        loop.onTimer(input.timer, input.at, input.actor, profile, replay);
       }
     } catch (err) {
       // One input that breaks a later stage must not stop the ones after it.
@@ -348,7 +348,7 @@ export class DurableInputs {
   }
 
   /**
-   * Brings the state up to date (replays the journal after the checkpoint through `deps.pipeline`, arms new
+   * Brings the state up to date (replays the journal after the checkpoint through `deps.loop`, arms new
    * `absent` scenarios from last-seen times, re-arms timers, those overdue after a grace period), then applies
    * what was recorded meanwhile and goes live. Runs while the broker already accepts and acknowledges.
    */
@@ -359,7 +359,7 @@ export class DurableInputs {
 
   private async runRecovery(deps: RecoveryDeps): Promise<RecoveryReport> {
     const started = performance.now();
-    this.pipeline = deps.pipeline;
+    this.loop = deps.loop;
     this.deps = deps;
     const rules = this.rules;
     const engineOpts = this.engineOpts;
@@ -397,7 +397,7 @@ export class DurableInputs {
       for (const actor of this.lastSeen.keys()) await profileOf(deps.profiles, actor, this.logger);
     }
     const { engine, armed } = armFromLastSeen(
-      deps.pipeline.engine,
+      deps.loop.rules.engine,
       rules,
       engineOpts,
       armedFor,
@@ -407,7 +407,7 @@ export class DurableInputs {
         return cached.hit ? cached.profile : undefined;
       },
     );
-    if (engine !== deps.pipeline.engine) deps.pipeline.useEngine(engine);
+    if (engine !== deps.loop.rules.engine) deps.loop.rules.useEngine(engine);
     if (armed > 0) {
       this.logger.info(
         { scenarios: armedFor, groups: armed },
@@ -433,7 +433,7 @@ export class DurableInputs {
         replayed,
         ms: Math.round(ms),
         overdueTimers,
-        pendingTimers: deps.pipeline.engine.pendingTimers().length,
+        pendingTimers: deps.loop.scheduler.pending,
         recordedMeanwhile: this.held.length,
       },
       'state recovered',
@@ -459,13 +459,13 @@ export class DurableInputs {
     const byId = new Map<string, Scenario>(rules.scenarios.map((sc) => [sc.id, sc]));
     const now = deps.clock.now();
     let overdue = 0;
-    for (const t of deps.pipeline.engine.pendingTimers()) {
+    for (const t of deps.loop.rules.engine.pendingTimers()) {
       let dueAt = t.dueAt;
       if (dueAt <= now) {
         dueAt = now + graceMs(byId.get(parseTimerKey(t.timer)?.id ?? ''), this.settings.maxGraceMs);
         overdue++;
       }
-      deps.pipeline.armTimer(t.timer, t.actor, dueAt);
+      deps.loop.armTimer(t.timer, t.actor, dueAt);
     }
     if (overdue > 0) {
       this.logger.info(
@@ -489,7 +489,7 @@ export class DurableInputs {
   }
 
   private async takeCheckpoint(): Promise<void> {
-    const pipeline = this.pipeline as Pipeline;
+    const { rules } = this.loop as DecisionLoop;
     const deps = this.deps as RecoveryDeps;
     const started = performance.now();
     const now = deps.clock.now();
@@ -498,8 +498,8 @@ export class DurableInputs {
       version: 1,
       seq: this.appliedSeq,
       at: now,
-      engine: pipeline.engine.snapshot(),
-      arbiter: pipeline.arbiter.snapshot(),
+      engine: rules.engine.snapshot(),
+      arbiter: rules.arbiter.snapshot(),
       lastSeen: [...this.lastSeen],
       duplicates: this.duplicates.snapshot(),
     };

@@ -1,7 +1,11 @@
 export { monotonicClock, type Clock } from './clock.js';
 export { TimerDriver, type TimerQueueLike } from './timer-driver.js';
 export { Metrics } from './metrics.js';
-export { Pipeline, type PipelineDeps } from './pipeline.js';
+export { DecisionLoop, type DecisionLoopDeps, type ErrorEffect, type LoopOutputs } from './decision-loop.js';
+export { RulesInForce } from './rules-in-force.js';
+export type { Scheduler } from './scheduler.js';
+export { VirtualScheduler } from './virtual-scheduler.js';
+export { replay, VirtualRun, parseEventsNdjson, type ReplayOutput, type ReplayError } from './replay.js';
 export { Recorder } from './recorder.js';
 export {
   DurableInputs,

@@ -17,6 +17,7 @@ export interface ScenarioTotals {
 export interface MetricSources {
   scenarioTotals?: () => readonly ScenarioTotals[];
   devices?: () => { online: number; offline: number };
+  pendingTimers?: () => number;
 }
 
 /** The gateway's Prometheus metrics, one registry per gateway so tests can run several in one process. */
@@ -96,10 +97,14 @@ export class Metrics {
     help: 'MQTT clients connected to the embedded broker',
     registers: [this.registry],
   });
-  readonly pendingTimers = new Gauge({
+  readonly pendingTimers: Gauge = new Gauge({
     name: 'vigil_pending_timers',
     help: 'Scenario timers waiting for their deadline',
     registers: [this.registry],
+    collect: () => {
+      const pending = this.sources.pendingTimers?.();
+      if (pending !== undefined) this.pendingTimers.set(pending);
+    },
   });
   readonly authRefusals = new Counter({
     name: 'vigil_auth_refusals_total',

@@ -1,94 +1,105 @@
-import { Engine, TimerQueue } from '../engine/index.js';
-import type { Effect } from '../engine/index.js';
+import { Arbiter } from '../actions/index.js';
+import { Engine, type Effect, type EngineOptions } from '../engine/index.js';
 import type { RuleSet } from '../rules/index.js';
-import type { Action, Candidate, Destination, Event, EventSource, Profile } from '../shared/index.js';
+import type { Action, Destination, Event, EventSource, Profile } from '../shared/index.js';
+import { DecisionLoop, type ErrorEffect, type LoopOutputs } from './decision-loop.js';
+import { RulesInForce } from './rules-in-force.js';
+import { VirtualScheduler } from './virtual-scheduler.js';
 
 /** One decided action as `vigil replay` prints it: the action, where it goes, and why it was held back if it was. */
 export type ReplayOutput = Action & { to: readonly Destination[]; suppressed?: string };
 
 /** An evaluation error seen during a replay. */
-export type ReplayError = Extract<Effect, { kind: 'error' }> & { at: number };
+export type ReplayError = ErrorEffect & { at: number };
 
 export interface ReplayOptions {
   gateway?: string;
   profiles?: ReadonlyMap<string, Profile>;
   /** Timers due up to this time fire after the last event; default: the last event's time plus the longest period in the rules. */
   untilMs?: number;
-  /** Arbitration of the candidates decided at one instant; without it every candidate is sent. */
-  arbitrate?: (candidates: Candidate[], now: number) => Array<{ candidate: Candidate; suppressed?: string }>;
+  /** Weigh the candidates by the rules' policy, as the gateway does; without it every candidate is sent. */
+  arbitrate?: boolean;
   /** Sees each evaluation error, for reports and tests. */
   onError?: (error: ReplayError) => void;
 }
 
 /**
- * Runs events through the rules on virtual time, as the gateway would have: events in order of `at`
- * (stable for equal times), and before each event every timer due strictly before it, in deadline order.
- * An event that arrives exactly at a timer's deadline is processed first: a deadline is inclusive, so the
- * awaited event came in time. Then the timers due up to `untilMs` fire.
+ * The decision loop on virtual time, as the gateway runs it on real time: before each event every timer due
+ * strictly before it fires, in deadline order. An event that arrives exactly at a timer's deadline is processed
+ * first: a deadline is inclusive, so the awaited event came in time.
+ */
+export class VirtualRun {
+  readonly scheduler = new VirtualScheduler();
+  readonly loop: DecisionLoop;
+
+  constructor(
+    readonly rules: RulesInForce,
+    private readonly profileOf: (actor: string) => Profile | undefined,
+    outputs: LoopOutputs,
+    arbitrate: boolean,
+  ) {
+    this.loop = new DecisionLoop({ rules, scheduler: this.scheduler, profileOf, outputs, arbitrate });
+  }
+
+  /** A run of `rules` from empty state. */
+  static of(
+    rules: RuleSet,
+    engineOpts: EngineOptions,
+    profileOf: (actor: string) => Profile | undefined,
+    outputs: LoopOutputs,
+    arbitrate = true,
+  ): VirtualRun {
+    const inForce = new RulesInForce(rules, new Engine(rules, engineOpts), new Arbiter(rules.policy));
+    return new VirtualRun(inForce, profileOf, outputs, arbitrate);
+  }
+
+  feed(ev: Event): void {
+    this.scheduler.advance(ev.at, false, this.fireDue);
+    this.loop.onEvent(ev, this.profileOf(ev.actor));
+  }
+
+  advanceTo(now: number): void {
+    this.scheduler.advance(now, true, this.fireDue);
+  }
+
+  /** Fires one timer at `now`, a time of the caller's choosing (a late or early runtime). */
+  fire(timer: string, now: number, actor?: string): readonly Effect[] {
+    return this.loop.onTimer(timer, now, actor, actor === undefined ? undefined : this.profileOf(actor));
+  }
+
+  private readonly fireDue = (timer: string, actor: string | undefined, dueAt: number): void => {
+    this.loop.onTimer(timer, dueAt, actor, actor === undefined ? undefined : this.profileOf(actor));
+  };
+}
+
+/**
+ * Runs events through the rules on virtual time (events in order of `at`, stable for equal times), then fires
+ * the timers due up to `untilMs`; returns every verdict.
  */
 export function replay(rules: RuleSet, events: readonly Event[], opts: ReplayOptions = {}): ReplayOutput[] {
-  const engine = new Engine(rules, { gateway: opts.gateway ?? 'replay' });
-  const timers = new TimerQueue();
-  const timerActors = new Map<string, string>();
-  const profileOf = (actor: string | undefined): Profile | undefined =>
-    actor === undefined ? undefined : opts.profiles?.get(actor);
   const out: ReplayOutput[] = [];
-
-  const apply = (effects: Effect[], now: number): void => {
-    const candidates: Candidate[] = [];
-    for (const e of effects) {
-      switch (e.kind) {
-        case 'schedule':
-          timers.schedule(e.timer, e.dueAt);
-          timerActors.set(e.timer, e.actor);
-          break;
-        case 'cancel':
-          timers.cancel(e.timer);
-          timerActors.delete(e.timer);
-          break;
-        case 'decide':
-          candidates.push(e.candidate);
-          break;
-        case 'error':
-          opts.onError?.({ ...e, at: now });
-          break;
-        case 'emit':
-          break;
-      }
-    }
-    if (candidates.length === 0) return;
-    const verdicts: Array<{ candidate: Candidate; suppressed?: string }> = opts.arbitrate
-      ? opts.arbitrate(candidates, now)
-      : candidates.map((candidate) => ({ candidate }));
-    for (const v of verdicts) {
-      const line: ReplayOutput = { ...v.candidate.action, to: v.candidate.to };
-      if (v.suppressed !== undefined) line.suppressed = v.suppressed;
-      out.push(line);
-    }
-  };
-
-  const fireTimersBefore = (limit: number, inclusive: boolean): void => {
-    for (;;) {
-      const next = timers.peek();
-      if (!next || next.dueAt > limit || (!inclusive && next.dueAt === limit)) return;
-      timers.pop();
-      const actor = timerActors.get(next.key);
-      timerActors.delete(next.key);
-      apply(engine.onTimer(next.key, next.dueAt, profileOf(actor)), next.dueAt);
-    }
-  };
-
+  const run = VirtualRun.of(
+    rules,
+    { gateway: opts.gateway ?? 'replay' },
+    (actor) => opts.profiles?.get(actor),
+    {
+      verdict: (v) => {
+        const line: ReplayOutput = { ...v.candidate.action, to: v.candidate.to };
+        if (v.suppressed !== undefined) line.suppressed = v.suppressed;
+        out.push(line);
+      },
+      error: (e, now) => opts.onError?.({ ...e, at: now }),
+    },
+    opts.arbitrate ?? false,
+  );
   const sorted = events
     .map((ev, i) => ({ ev, i }))
     .sort((a, b) => a.ev.at - b.ev.at || a.i - b.i)
     .map((x) => x.ev);
-  for (const ev of sorted) {
-    fireTimersBefore(ev.at, false);
-    apply(engine.onEvent(ev, profileOf(ev.actor)), ev.at);
-  }
+  for (const ev of sorted) run.feed(ev);
   const lastAt = sorted.length > 0 ? (sorted[sorted.length - 1] as Event).at : 0;
   const horizon = rules.scenarios.reduce((max, s) => Math.max(max, s.horizonMs), 0);
-  fireTimersBefore(opts.untilMs ?? lastAt + horizon, true);
+  run.advanceTo(opts.untilMs ?? lastAt + horizon);
   return out;
 }
 

@@ -1,4 +1,5 @@
 import type { Clock } from './clock.js';
+import type { FireTimer, Scheduler } from './scheduler.js';
 
 /** The pending-timer structure the driver arms real timers for (the engine's TimerQueue). */
 export interface TimerQueueLike {
@@ -16,28 +17,36 @@ const MAX_DELAY_MS = 2_147_483_647;
  * Carries out the engine's schedule and cancel effects with one real timer, armed for the earliest
  * deadline only, however many timers are pending.
  */
-export class TimerDriver {
+export class TimerDriver implements Scheduler {
   private handle: NodeJS.Timeout | undefined;
   private armedFor = Number.POSITIVE_INFINITY;
   private stopped = false;
+  /** Whose profile each pending timer's firing needs. */
+  private readonly actors = new Map<string, string>();
 
   constructor(
     private readonly queue: TimerQueueLike,
     private readonly clock: Clock,
-    private readonly fire: (key: string, dueAt: number) => void,
+    private readonly fire: FireTimer,
   ) {}
+
+  now(): number {
+    return this.clock.now();
+  }
 
   get pending(): number {
     return this.queue.size;
   }
 
-  schedule(key: string, dueAt: number): void {
+  schedule(key: string, actor: string, dueAt: number): void {
     this.queue.schedule(key, dueAt);
+    this.actors.set(key, actor);
     if (dueAt < this.armedFor) this.arm();
   }
 
   cancel(key: string): void {
     this.queue.cancel(key);
+    this.actors.delete(key);
     // A cancelled earliest timer leaves the real timer armed early; it finds nothing due and re-arms.
   }
 
@@ -64,7 +73,11 @@ export class TimerDriver {
   private onTimeout(): void {
     this.handle = undefined;
     this.armedFor = Number.POSITIVE_INFINITY;
-    for (const due of this.queue.popDue(this.clock.now())) this.fire(due.key, due.dueAt);
+    for (const due of this.queue.popDue(this.clock.now())) {
+      const actor = this.actors.get(due.key);
+      this.actors.delete(due.key);
+      this.fire(due.key, actor, due.dueAt);
+    }
     this.arm();
   }
 }

@@ -5,7 +5,7 @@ import type { TrustedKey } from './keys.js';
 import type { RejectReason } from './rules-status.js';
 
 /** What `checkBundle` compares a bundle with. */
-export interface RulesInForce {
+export interface BundleInForce {
   version: number;
   hash?: string | undefined;
   /** The highest version applied so far. */
@@ -34,7 +34,7 @@ export type BundleVerdict =
 export function checkBundle(
   bytes: Uint8Array,
   trusted: readonly TrustedKey[],
-  inForce: RulesInForce,
+  inForce: BundleInForce,
 ): BundleVerdict {
   const opened = openBundle(bytes, trusted);
   if (!opened.ok) {

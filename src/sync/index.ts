@@ -9,7 +9,7 @@ export {
 export type { BundleContent, BundleDefect, BundleFile, OpenedBundle } from './bundle.js';
 export { readBundleFiles } from './bundle-files.js';
 export { BundleStore, type StoredBundle } from './bundle-store.js';
-export { checkBundle, type BundleVerdict, type RulesInForce } from './check-bundle.js';
+export { checkBundle, type BundleVerdict, type BundleInForce } from './check-bundle.js';
 export {
   keyId,
   readSigningKey,

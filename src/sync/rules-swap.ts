@@ -1,17 +1,15 @@
 import { Arbiter } from '../actions/index.js';
 import { Engine, parseTimerKey, type EngineOptions, type ScenarioStats } from '../engine/index.js';
 import type { RuleSet } from '../rules/index.js';
+import type { RulesInForce } from '../runtime/index.js';
 
 /**
  * What a swap needs of the running gateway. The engine is synchronous: `swapRules` runs in one go
  * between two inputs, so every event is decided by the old rules or by the new, never both or neither.
  */
 export interface SwapTarget {
-  /** The engine the next input would go through. */
-  readonly engine: Engine;
-  readonly arbiter: Arbiter;
-  /** From now on, inputs go through `engine` and `arbiter`, which decide by `rules`. */
-  use(engine: Engine, arbiter: Arbiter, rules: RuleSet): void;
+  /** The rules in force, with the engine the next input would go through and the arbiter. */
+  readonly rules: RulesInForce;
   /** Arms (or moves) a real timer for a timer the engine's state waits on. */
   armTimer(key: string, actor: string, dueAt: number): void;
   cancelTimer(key: string): void;
@@ -41,10 +39,10 @@ export interface SwapReport {
  * every group (about 1.4 s for 200,000 groups measured here), during which no event is processed.
  */
 export function swapRules(target: SwapTarget, rules: RuleSet, opts: EngineOptions): SwapReport {
-  const old = target.engine;
+  const old = target.rules.engine;
   const state = old.snapshot();
   const next = Engine.restore(rules, opts, state);
-  const arbiter = Arbiter.restore(rules.policy, target.arbiter.snapshot());
+  const arbiter = Arbiter.restore(rules.policy, target.rules.arbiter.snapshot());
 
   const now = new Map(rules.scenarios.map((sc) => [sc.id, sc.fingerprint]));
   const report: SwapReport = {
@@ -72,7 +70,7 @@ export function swapRules(target: SwapTarget, rules: RuleSet, opts: EngineOption
     target.cancelTimer(timer.timer);
     report.timersCancelled++;
   }
-  target.use(next, arbiter, rules);
+  target.rules.use(next, arbiter, rules);
   // Kept timers stay armed as they are: arming them again from the state would undo the grace period a timer
   // overdue after a restart was given, and cost a heap operation each. The others start from empty state.
   for (const timer of next.pendingTimers()) {

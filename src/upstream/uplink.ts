@@ -1,7 +1,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { isExpired, RateLimiter } from '../actions/index.js';
-import type { Policy } from '../rules/policy.js';
+import type { Policy, RatePolicy } from '../rules/policy.js';
 import type { Action } from '../shared/index.js';
 import type { OutboxSource } from './outbox-source.js';
 import { queuedExpired } from './queued-expired.js';
@@ -28,8 +28,11 @@ export interface UplinkOptions {
   inflight: number;
   outbox: OutboxSource;
   logger: Logger;
-  /** The rules' policy: its `rate` paces the actions sent, its `ttl` drops the ones that waited too long. */
-  policy?: Policy | undefined;
+  /**
+   * The policy in force, read each time it is used (a rules swap changes it at once): its `rate` paces the
+   * actions sent, its `ttl` drops the ones that waited too long.
+   */
+  policy?: (() => Policy | undefined) | undefined;
   /** Publish up to `max` actions per message; unset, each action is a message of its own. */
   batch?: BatchOptions | undefined;
   /** The gateway's clock, in ms: `rate` and `ttl` are measured on it. Default `Date.now`. */
@@ -67,7 +70,8 @@ export class Uplink {
   private readonly client: MqttClient;
   private readonly topics: ReturnType<typeof upstreamTopics>;
   private readonly now: () => number;
-  private readonly limiter: RateLimiter | undefined;
+  /** The token bucket for the rate in force; a new rate starts a new bucket. */
+  private paced: { rate: RatePolicy; limiter: RateLimiter } | undefined;
   /** Ids published on the current connection and not yet removed from the outbox. */
   private readonly inflight = new Set<string>();
   /** Ids in flight or being dropped: the outbox must not hand them out again meanwhile. */
@@ -94,7 +98,6 @@ export class Uplink {
     }
     this.topics = upstreamTopics(opts.gatewayId);
     this.now = opts.now ?? Date.now;
-    this.limiter = opts.policy?.rate ? new RateLimiter(opts.policy.rate) : undefined;
     this.client = mqtt.connect(opts.url, {
       clientId: opts.clientId ?? `vigil-${opts.gatewayId}`,
       ...(opts.username !== undefined ? { username: opts.username } : {}),
@@ -107,6 +110,8 @@ export class Uplink {
       connectTimeout: 10_000,
       clean: true,
       queueQoSZero: false,
+      // `connect()`: once every topic the cloud sends down has its handler.
+      manualConnect: true,
       will: { topic: this.topics.status, payload: Buffer.from('offline'), qos: 1, retain: true },
     });
     this.client.on('connect', () => this.onConnect());
@@ -117,8 +122,26 @@ export class Uplink {
     this.client.on('message', (topic, payload) => this.opts.onMessage?.(topic, payload));
   }
 
+  /** Starts connecting (and reconnecting after every loss) to the cloud broker. */
+  connect(): void {
+    if (!this.closed) this.client.connect();
+  }
+
   get connected(): boolean {
     return this.client.connected;
+  }
+
+  private get policy(): Policy | undefined {
+    return this.opts.policy?.();
+  }
+
+  private get limiter(): RateLimiter | undefined {
+    const rate = this.policy?.rate;
+    if (rate === undefined) return (this.paced = undefined);
+    if (this.paced?.rate.count !== rate.count || this.paced.rate.perMs !== rate.perMs) {
+      this.paced = { rate, limiter: new RateLimiter(rate) };
+    }
+    return this.paced.limiter;
   }
 
   /** Actions published and not yet acknowledged. */
@@ -136,7 +159,7 @@ export class Uplink {
    * neither take room in the outbox during a long outage nor wait there unreported. Returns how many.
    */
   expireQueued(now: number = this.now()): number {
-    const expired = queuedExpired(this.opts.outbox, this.opts.policy, now, this.held);
+    const expired = queuedExpired(this.opts.outbox, this.policy, now, this.held);
     for (const action of expired) this.expire(action, now);
     return expired.length;
   }
@@ -241,7 +264,7 @@ export class Uplink {
       const next = this.opts.outbox.next(n, this.held);
       const fresh: Action[] = [];
       for (const action of next) {
-        if (isExpired(action, now, this.opts.policy)) this.expire(action, now);
+        if (isExpired(action, now, this.policy)) this.expire(action, now);
         else fresh.push(action);
       }
       // Dropped ones are held now, so asking again brings the ones after them.

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import type { ActionEntry, ScenarioRow, Summary } from '../../src/dashboard/index.js';
-import { startGateway, type Gateway } from '../../src/gateway.js';
+import { startGateway, type Gateway } from '../../src/app/index.js';
 import { tempDir } from '../helpers/temp.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];

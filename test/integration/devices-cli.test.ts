@@ -5,7 +5,7 @@ import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { addCommand, hashCommand, listCommand, removeCommand } from '../../src/cli/devices-command.js';
 import { parseConfig } from '../../src/config/index.js';
-import { startGateway } from '../../src/gateway.js';
+import { startGateway } from '../../src/app/index.js';
 import { secretMatches } from '../../src/store/index.js';
 import { tempDir } from '../helpers/temp.js';
 

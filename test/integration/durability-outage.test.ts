@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { runSim, type SimSummary } from '../../firmware-sim/index.js';
 import { parseConfig } from '../../src/config/index.js';
-import { startGateway } from '../../src/gateway.js';
+import { startGateway } from '../../src/app/index.js';
 import type { Action } from '../../src/shared/index.js';
 import { startCloud, waitUntil, writeRules, type Cloud, type Received } from '../e2e/crash-harness.js';
 import { tempDir } from '../helpers/temp.js';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
-import { startGateway, type Gateway } from '../../src/gateway.js';
+import { startGateway, type Gateway } from '../../src/app/index.js';
 import { clockNotBefore, encodeRecord, graceMs, Journal } from '../../src/runtime/index.js';
 import type { Action } from '../../src/shared/index.js';
 import { waitUntil, writeRules } from '../e2e/crash-harness.js';

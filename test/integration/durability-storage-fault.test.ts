@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
-import { startGateway } from '../../src/gateway.js';
+import { startGateway } from '../../src/app/index.js';
 import { startCloud, waitUntil, writeRules, READING_RULES } from '../e2e/crash-harness.js';
 import { tempDir } from '../helpers/temp.js';
 import { captureLogs, faultyStorage } from './durability-faults.js';

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
-import { startGateway, type Gateway } from '../../src/gateway.js';
+import { startGateway, type Gateway } from '../../src/app/index.js';
 import { CredentialStore } from '../../src/store/index.js';
 import { tempDir } from '../helpers/temp.js';
 

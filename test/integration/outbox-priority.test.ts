@@ -3,7 +3,7 @@ import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
-import { startGateway } from '../../src/gateway.js';
+import { startGateway } from '../../src/app/index.js';
 import type { Action } from '../../src/shared/index.js';
 import { tempDir } from '../helpers/temp.js';
 

@@ -4,7 +4,7 @@ import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
-import { startGateway } from '../../src/gateway.js';
+import { startGateway } from '../../src/app/index.js';
 import { hasMosquitto, mosquittoPub, startMosquitto } from '../helpers/mosquitto.js';
 import { Collector } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';

@@ -4,7 +4,7 @@ import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startLocalBroker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
-import { startGateway } from '../../src/gateway.js';
+import { startGateway } from '../../src/app/index.js';
 import type { Action } from '../../src/shared/index.js';
 import { encodeCbor } from '../../src/store/index.js';
 import type { ProfileBatchStatus } from '../../src/sync/index.js';

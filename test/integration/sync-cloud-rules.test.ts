@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { runSim } from '../../firmware-sim/index.js';
 import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
-import { startGateway, type Gateway } from '../../src/gateway.js';
+import { startGateway, type Gateway } from '../../src/app/index.js';
 import type { Action } from '../../src/shared/index.js';
 import {
   createBundle,

@@ -77,6 +77,7 @@ function startUplink(store: Store, url: string, opts: Partial<UplinkOptions>): U
     ...opts,
   });
   cleanups.push(() => uplink.stop());
+  uplink.connect();
   return uplink;
 }
 
@@ -98,7 +99,7 @@ describe('the uplink applies the policy', () => {
     const cloud = await startCloud();
     let now = 1_000_000;
     const uplink = startUplink(store, cloud.url, {
-      policy: policyFromObject({ rate: '100/s' }),
+      policy: () => policyFromObject({ rate: '100/s' }),
       now: () => now,
     });
 
@@ -143,7 +144,11 @@ describe('the uplink applies the policy', () => {
     await store.outbox.add(action('stale-offer-2', 20, { category: 'offer', decidedAt: 0 }));
     const cloud = await startCloud();
     const expired: Array<[string, number]> = [];
-    startUplink(store, cloud.url, { policy, now: () => now, onExpired: (a, at) => expired.push([a.id, at]) });
+    startUplink(store, cloud.url, {
+      policy: () => policy,
+      now: () => now,
+      onExpired: (a, at) => expired.push([a.id, at]),
+    });
 
     await until('the two fresh actions', () => cloud.actions.length === 2);
     await settle();
@@ -167,7 +172,11 @@ describe('the uplink applies the policy', () => {
     await gone.broker.close();
     const expired: string[] = [];
     let now = HOUR;
-    const uplink = startUplink(store, url, { policy, now: () => now, onExpired: (a) => expired.push(a.id) });
+    const uplink = startUplink(store, url, {
+      policy: () => policy,
+      now: () => now,
+      onExpired: (a) => expired.push(a.id),
+    });
 
     expect(uplink.expireQueued()).toBe(1);
     expect(expired).toEqual(['offer-0']);
@@ -214,7 +223,7 @@ describe('the uplink applies the policy', () => {
     const cloud = await startCloud();
     let now = 1_000_000;
     startUplink(store, cloud.url, {
-      policy: policyFromObject({ rate: '20/s' }),
+      policy: () => policyFromObject({ rate: '20/s' }),
       batch: { max: 10, withinMs: 1_000 },
       now: () => now,
     });

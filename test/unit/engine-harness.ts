@@ -1,11 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Engine, TimerQueue } from '../../src/engine/index.js';
-import type { Effect, EngineOptions, EngineState } from '../../src/engine/index.js';
+import { Arbiter } from '../../src/actions/index.js';
+import { Engine } from '../../src/engine/index.js';
+import type { Effect, EngineOptions, EngineState, TimerQueue } from '../../src/engine/index.js';
 import { compileRuleFiles, shippedRulesDir } from '../../src/rules/index.js';
 import type { RuleSet } from '../../src/rules/index.js';
 import { formatProblem } from '../../src/shared/index.js';
 import type { Action, Event, Profile } from '../../src/shared/index.js';
+import type { DecisionLoop } from '../../src/runtime/index.js';
+import { RulesInForce, VirtualRun } from '../../src/runtime/index.js';
 
 /** Compiles rule files given as text; throws with every problem when they do not load. */
 export function rulesFrom(files: Record<string, string>): RuleSet {
@@ -27,87 +30,72 @@ export type ErrorEffect = Extract<Effect, { kind: 'error' }>;
 export type EventIn = Pick<Event, 'actor' | 'type' | 'at'> & Partial<Event>;
 
 /**
- * Drives an engine on virtual time the way the runtime does: timers due strictly before an event fire
- * first, in deadline order; `advanceTo` fires those due up to a time.
+ * Drives an engine on virtual time through the gateway's own decision loop (no arbitration): timers due
+ * strictly before an event fire first, in deadline order; `advanceTo` fires those due up to a time.
  */
 export class Harness {
-  engine: Engine;
-  readonly timers = new TimerQueue();
-  private readonly timerActors = new Map<string, string>();
   readonly actions: Action[] = [];
   readonly errors: ErrorEffect[] = [];
   readonly emitted: Event[] = [];
   readonly effects: Effect[] = [];
+  private run: VirtualRun;
 
   constructor(
     readonly rules: RuleSet,
     readonly profiles: Record<string, Profile> = {},
     readonly opts: EngineOptions = { gateway: 'gw-test' },
   ) {
-    this.engine = new Engine(rules, opts);
+    this.run = this.runFor(new Engine(rules, opts));
+  }
+
+  get engine(): Engine {
+    return this.run.rules.engine;
+  }
+
+  /** The decision loop the harness drives (a rules swap's target). */
+  get loop(): DecisionLoop {
+    return this.run.loop;
+  }
+
+  get timers(): TimerQueue {
+    return this.run.scheduler.queue;
   }
 
   /** Continues from a snapshot, rebuilding the pending timers from the engine's state, as a restart does. */
   restore(state: EngineState): this {
-    this.engine = Engine.restore(this.rules, this.opts, state);
-    this.timers.clear();
-    for (const t of this.engine.pendingTimers()) {
-      this.timers.schedule(t.timer, t.dueAt);
-      this.timerActors.set(t.timer, t.actor);
-    }
+    this.run = this.runFor(Engine.restore(this.rules, this.opts, state));
+    for (const t of this.engine.pendingTimers()) this.run.loop.armTimer(t.timer, t.actor, t.dueAt);
     return this;
   }
 
   feed(ev: EventIn): this {
-    this.fireUntil(ev.at, false);
-    const full: Event = { data: {}, source: 'device', ...ev };
-    this.apply(this.engine.onEvent(full, this.profiles[full.actor]));
+    this.run.feed({ data: {}, source: 'device', ...ev });
     return this;
   }
 
   advanceTo(now: number): this {
-    this.fireUntil(now, true);
+    this.run.advanceTo(now);
     return this;
   }
 
   /** Fires one timer at a time of our choosing (a late or early runtime). */
-  fire(timer: string, now: number): Effect[] {
-    const actor = this.timerActors.get(timer);
-    const effects = this.engine.onTimer(timer, now, actor === undefined ? undefined : this.profiles[actor]);
-    this.apply(effects);
-    return effects;
+  fire(timer: string, now: number): readonly Effect[] {
+    const actor = this.engine.pendingTimers().find((t) => t.timer === timer)?.actor;
+    return this.run.fire(timer, now, actor);
   }
 
-  private fireUntil(limit: number, inclusive: boolean): void {
-    for (;;) {
-      const next = this.timers.peek();
-      if (!next || next.dueAt > limit || (!inclusive && next.dueAt === limit)) return;
-      this.timers.pop();
-      this.fire(next.key, next.dueAt);
-    }
-  }
-
-  private apply(effects: Effect[]): void {
-    for (const e of effects) {
-      this.effects.push(e);
-      switch (e.kind) {
-        case 'schedule':
-          this.timers.schedule(e.timer, e.dueAt);
-          this.timerActors.set(e.timer, e.actor);
-          break;
-        case 'cancel':
-          this.timers.cancel(e.timer);
-          break;
-        case 'decide':
-          this.actions.push(e.candidate.action);
-          break;
-        case 'emit':
-          this.emitted.push(e.event);
-          break;
-        case 'error':
-          this.errors.push(e);
-          break;
-      }
-    }
+  private runFor(engine: Engine): VirtualRun {
+    const inForce = new RulesInForce(this.rules, engine, new Arbiter(this.rules.policy));
+    return new VirtualRun(
+      inForce,
+      (actor) => this.profiles[actor],
+      {
+        verdict: (v) => this.actions.push(v.candidate.action),
+        error: (e) => this.errors.push(e),
+        emit: (ev) => this.emitted.push(ev),
+        step: (effects) => this.effects.push(...effects),
+      },
+      false,
+    );
   }
 }

@@ -105,23 +105,19 @@ describe('replay', () => {
     expect(out).toMatchObject([{ gateway: 'gw7', payload: { site: 'east', lastSeen: 0 } }]);
   });
 
-  test('the arbitrate hook sees the candidates of one instant and can suppress them', () => {
+  test('with arbitrate, the candidates of one instant are weighed by the policy, highest priority first', () => {
     const r = rules({
       'a.yaml': 'id: a\npriority: 10\nwhen: { event: t }\nthen: { action: x }',
       'b.yaml': 'id: b\npriority: 90\nwhen: { event: t }\nthen: { action: y }',
+      'policy.yaml': 'policy:\n  contact: { max: 1, per: 1h }',
     });
-    const seen: Array<[number, string[]]> = [];
-    const out = replay(r, [ev('d', 't', 5)], {
-      arbitrate: (candidates, now) => {
-        seen.push([now, candidates.map((c) => c.action.scenario)]);
-        return candidates.map((candidate) =>
-          candidate.action.scenario === 'a' ? { candidate, suppressed: 'contact' } : { candidate },
-        );
-      },
-    });
-    expect(seen).toEqual([[5, ['a', 'b']]]);
+    const out = replay(r, [ev('d', 't', 5)], { arbitrate: true });
     expect(out.map((a) => [a.scenario, a.suppressed])).toEqual([
+      ['b', undefined],
       ['a', 'contact'],
+    ]);
+    expect(replay(r, [ev('d', 't', 5)]).map((a) => [a.scenario, a.suppressed])).toEqual([
+      ['a', undefined],
       ['b', undefined],
     ]);
   });

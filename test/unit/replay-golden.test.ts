@@ -2,7 +2,6 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { parse } from 'yaml';
-import { Arbiter } from '../../src/actions/index.js';
 import { compileRuleFiles, loadRulesDir, shippedRulesDir } from '../../src/rules/index.js';
 import type { LoadResult } from '../../src/rules/index.js';
 import { parseEventsNdjson, replay } from '../../src/runtime/replay.js';
@@ -94,22 +93,11 @@ describe('golden scenarios', () => {
 
       const profiles = new Map(Object.entries(golden.profiles ?? {}));
       const errors: ReplayError[] = [];
-      const arbiter = golden.arbitrate ? new Arbiter(rules.policy) : undefined;
       const out = replay(rules, events, {
         gateway: 'golden',
         profiles,
         ...(golden.until !== undefined ? { untilMs: time(golden.until) } : {}),
-        ...(arbiter
-          ? {
-              arbitrate: (candidates, now) =>
-                arbiter
-                  .decide(candidates, now, (actor) => profiles.get(actor))
-                  .map((v) => ({
-                    candidate: v.candidate,
-                    ...(v.suppressed !== undefined ? { suppressed: v.suppressed } : {}),
-                  })),
-            }
-          : {}),
+        arbitrate: golden.arbitrate === true,
         onError: (e) => errors.push(e),
       });
 

@@ -4,9 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { Arbiter } from '../../src/actions/index.js';
-import type { Engine } from '../../src/engine/index.js';
-import { compileRuleFiles, type LoadResult, type RuleSet } from '../../src/rules/index.js';
+import { compileRuleFiles, type LoadResult } from '../../src/rules/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import {
   BundleStore,
@@ -18,7 +16,6 @@ import {
   type RulesStatus,
   type RunningRules,
   type SigningKey,
-  type SwapTarget,
   type TrustedKey,
 } from '../../src/sync/index.js';
 import { Harness, rulesFrom } from './engine-harness.js';
@@ -61,30 +58,6 @@ function keyPair(): { signer: SigningKey; trusted: TrustedKey } {
   return { signer: { id, key: privateKey }, trusted: { id, key: publicKey, source: 'test' } };
 }
 
-/** The swap target a gateway provides, over the engine harness (virtual time, real TimerQueue). */
-class HarnessTarget implements SwapTarget {
-  arbiter: Arbiter;
-  rules: RuleSet;
-  constructor(readonly h: Harness) {
-    this.rules = h.rules;
-    this.arbiter = new Arbiter(h.rules.policy);
-  }
-  get engine(): Engine {
-    return this.h.engine;
-  }
-  use(engine: Engine, arbiter: Arbiter, rules: RuleSet): void {
-    this.h.engine = engine;
-    this.arbiter = arbiter;
-    this.rules = rules;
-  }
-  armTimer(key: string, _actor: string, dueAt: number): void {
-    this.h.timers.schedule(key, dueAt);
-  }
-  cancelTimer(key: string): void {
-    this.h.timers.cancel(key);
-  }
-}
-
 let dir: string;
 let store: Store;
 beforeEach(async () => {
@@ -106,7 +79,7 @@ function setup(
 ) {
   const dirFiles = opts.dirFiles ?? { 'hot.yaml': HOT(50), 'quiet.yaml': QUIET('1m') };
   const h = new Harness(rulesFrom(dirFiles));
-  const target = new HarnessTarget(h);
+  const target = h.loop;
   const published: RulesStatus[] = [];
   const keys = keyPair();
   let loadDir: () => Promise<LoadResult> = () => Promise.resolve(compileRuleFiles(files(dirFiles)));
@@ -253,14 +226,14 @@ describe('rule bundles applied between two events', () => {
     h.feed({ actor: 'd1', type: 'telemetry', at: 0, data: { temp: 55 } });
     const candidate = h.effects.flatMap((e) => (e.kind === 'decide' ? [e.candidate] : []))[0];
     if (!candidate) throw new Error('no candidate');
-    expect(target.arbiter.decide([candidate], 0)[0]?.suppressed).toBeUndefined();
-    const before = target.arbiter;
+    expect(target.rules.arbiter.decide([candidate], 0)[0]?.suppressed).toBeUndefined();
+    const before = target.rules.arbiter;
 
     await sync.applyBundle(bundle(1, { 'hot.yaml': HOT(50), 'policy.yaml': POLICY }), 'cloud');
-    expect(target.arbiter).not.toBe(before);
+    expect(target.rules.arbiter).not.toBe(before);
     // The cooldown started before the swap still holds the repeat back.
-    expect(target.arbiter.decide([candidate], 60_000)[0]?.suppressed).toBe('cooldown');
-    expect(target.rules.policy?.cooldownMs).toBe(600_000);
+    expect(target.rules.arbiter.decide([candidate], 60_000)[0]?.suppressed).toBe('cooldown');
+    expect(target.rules.rules.policy?.cooldownMs).toBe(600_000);
   });
 
   test('a bundle that cannot be stored is rejected and the rules stay', async () => {

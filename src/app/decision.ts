@@ -1,0 +1,219 @@
+import { join } from 'node:path';
+import type { Verdict } from '../actions/index.js';
+import { DeviceActivity, RecentActions } from '../dashboard/index.js';
+import { TimerQueue } from '../engine/index.js';
+import {
+  clockNotBefore,
+  DecisionLoop,
+  DurableInputs,
+  monotonicClock,
+  Recorder,
+  RulesInForce,
+  TimerDriver,
+  type Clock,
+  type JournalStorage,
+  type LoopOutputs,
+  type RecoveryReport,
+} from '../runtime/index.js';
+import type { Action, Candidate } from '../shared/index.js';
+import { auditEntryOf } from '../store/index.js';
+import { BundleStore, chooseStartupRules, type RunningRules } from '../sync/index.js';
+import type { Foundation } from './foundation.js';
+import type { Started } from './modules.js';
+
+/** How often the arbiter forgets what its windows no longer see. */
+const PRUNE_EVERY_MS = 60_000;
+
+export interface DecisionOptions {
+  clock?: Clock | undefined;
+  /** Where the journal and checkpoints are written (tests inject storage faults here); default the filesystem. */
+  journalStorage?: JournalStorage | undefined;
+  /** Sees every verdict (the demo, tests). */
+  onAction?: ((action: Action, suppressed: string | undefined) => void) | undefined;
+}
+
+/** A sent decision, for the modules that carry it out; `replay` when recovery decided it again. */
+export type OnSent = (candidate: Candidate, replay: boolean) => void;
+
+/** The decision loop with its journal: inputs in, verdicts out (docs/architecture.md, "Decision loop"). */
+export interface DecisionModule extends Started {
+  readonly clock: Clock;
+  readonly durable: DurableInputs;
+  readonly loop: DecisionLoop;
+  readonly rules: RulesInForce;
+  readonly bundles: BundleStore;
+  /** Which rules were in force at start: a stored bundle or the rules directory. */
+  readonly running: RunningRules;
+  /** What the dashboard reads of the decisions and of the inputs applied live. */
+  readonly recent: RecentActions;
+  readonly devices: DeviceActivity;
+  /** Hands every sent decision to `handler` (device commands, the outbox). */
+  onSent(handler: OnSent): void;
+  /** A write that carries out a decision (the outbox's): no checkpoint forgets the input until it is done. */
+  holdCheckpointsFor(write: Promise<unknown>): void;
+  /**
+   * Settles once `recover` brought the state up to date from the checkpoint and the journal and inputs are
+   * applied live; rejects only if recovery itself failed.
+   */
+  readonly recovered: Promise<RecoveryReport>;
+  /** Starts recovery, in the background: devices are served and acknowledged meanwhile. */
+  recover(): Promise<RecoveryReport>;
+}
+
+export async function startDecisionLoop(base: Foundation, opts: DecisionOptions): Promise<DecisionModule> {
+  const { config, logger, store } = base;
+  const durable = await DurableInputs.open({
+    dir: join(base.dataDir, 'journal'),
+    logger,
+    registry: base.metrics.registry,
+    storage: opts.journalStorage,
+    settings: {
+      checkpointIntervalMs: config.durability.checkpointInterval,
+      checkpointRecords: config.durability.checkpointRecords,
+      maxGraceMs: config.durability.maxGrace,
+      syncIntervalMs: config.durability.syncInterval,
+      commitWindowMs: config.durability.commitWindow,
+    },
+  });
+  let clock = opts.clock ?? monotonicClock();
+  if (opts.clock === undefined && durable.lastKnownAt !== undefined) {
+    clock = clockNotBefore(clock, durable.lastKnownAt, logger);
+  }
+  // A bundle from the cloud (or `vigil rules apply`), when one is stored, comes ahead of the rules directory.
+  const bundles = new BundleStore(store.sublevels.rules);
+  const startup = await chooseStartupRules({
+    bundles,
+    trustedKeys: base.files.trustedKeys,
+    dirRules: base.dirRules,
+    logger,
+  });
+  const { engine, arbiter } = durable.restore(startup.rules, { gateway: base.gatewayId });
+  const rules = new RulesInForce(startup.rules, engine, arbiter);
+
+  // A timer that fires is an input like an event: recorded with its time, then applied in journal order.
+  const timers = new TimerDriver(new TimerQueue(), clock, (timer, actor, dueAt) => {
+    const at = Math.max(dueAt, clock.now());
+    const cached =
+      actor !== undefined ? store.profiles.peek(actor) : { hit: true as const, profile: undefined };
+    if (cached.hit) {
+      durable.submitTimer(timer, at, actor, cached.profile);
+      return;
+    }
+    store.profiles.get(actor ?? '').then(
+      (profile) => durable.submitTimer(timer, at, actor, profile),
+      (err: unknown) => {
+        logger.warn({ err, actor }, 'profile read failed; timer fires without the profile');
+        durable.submitTimer(timer, at, actor, undefined);
+      },
+    );
+  });
+  base.metrics.readFrom({ pendingTimers: () => timers.pending });
+
+  const sent: OnSent[] = [];
+  const recent = new RecentActions();
+  const outputs = liveOutputs(base, { clock, recent, sent, onAction: opts.onAction });
+  const loop = new DecisionLoop({
+    rules,
+    scheduler: timers,
+    profileOf: (actor) => {
+      const cached = store.profiles.peek(actor);
+      return cached.hit ? cached.profile : undefined;
+    },
+    outputs,
+  });
+
+  const devices = new DeviceActivity({ now: () => clock.now() });
+  const recorder = config.record !== undefined ? new Recorder(config.record, logger) : undefined;
+  const prune = setInterval(() => rules.arbiter.prune(clock.now()), PRUNE_EVERY_MS);
+  prune.unref();
+  const writes = new Set<Promise<unknown>>();
+  let begin = (): void => undefined;
+  const recovered = new Promise<void>((resolve) => (begin = resolve)).then(() =>
+    durable.recover({
+      loop,
+      clock,
+      profiles: store.profiles,
+      pendingWrites: () => writes,
+      onLiveEvent: (ev) => {
+        devices.observe(ev);
+        recorder?.record(ev);
+      },
+    }),
+  );
+
+  return {
+    clock,
+    durable,
+    loop,
+    rules,
+    bundles,
+    running: startup.running,
+    recent,
+    devices,
+    onSent: (handler) => void sent.push(handler),
+    holdCheckpointsFor(write) {
+      writes.add(write);
+      void write.catch(() => undefined).finally(() => writes.delete(write));
+    },
+    recovered,
+    recover() {
+      begin();
+      return recovered;
+    },
+    async stop() {
+      clearInterval(prune);
+      timers.stop();
+      // Applies what is still recorded and waiting, then takes a last checkpoint.
+      await durable.close();
+      await recorder?.close();
+    },
+  };
+}
+
+/** What the live gateway does with the loop's outputs: count, log, observe, and hand sent decisions on. */
+function liveOutputs(
+  base: Foundation,
+  deps: {
+    clock: Clock;
+    recent: RecentActions;
+    sent: readonly OnSent[];
+    onAction: DecisionOptions['onAction'];
+  },
+): LoopOutputs {
+  const { metrics, logger, audit } = base;
+  const { clock, recent, sent } = deps;
+  return {
+    verdict(verdict: Verdict<Candidate>, _now: number, replay: boolean) {
+      const { candidate, suppressed } = verdict;
+      const action = candidate.action;
+      if (replay) {
+        // Decided again from the journal: carried out again only where that is safe (see the handlers).
+        if (suppressed === undefined) for (const handle of sent) handle(candidate, true);
+        return;
+      }
+      if (suppressed !== undefined) {
+        metrics.actionsSuppressed.inc({ scenario: action.scenario, reason: suppressed });
+        logger.info(
+          { scenario: action.scenario, actor: action.actor, reason: suppressed },
+          'action suppressed',
+        );
+      } else {
+        metrics.actionsDecided.inc({ scenario: action.scenario });
+        action.decidedAt = Math.max(action.decidedAt, clock.now());
+        metrics.latency.observe(Math.max(0, action.decidedAt - action.eventAt) / 1000);
+        for (const handle of sent) handle(candidate, false);
+      }
+      recent.decided(action, suppressed);
+      audit.append(auditEntryOf(action, clock.now(), suppressed));
+      deps.onAction?.(action, suppressed);
+    },
+    error(effect, _now, replay) {
+      if (replay) return;
+      metrics.engineErrors.inc({ scenario: effect.scenario, stage: effect.stage });
+      logger.debug({ scenario: effect.scenario, actor: effect.actor, stage: effect.stage }, effect.message);
+    },
+    emit(event, replay) {
+      if (!replay) metrics.eventsIn.inc({ type: metrics.eventType(event.type), source: 'engine' });
+    },
+  };
+}

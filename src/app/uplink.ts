@@ -1,0 +1,175 @@
+import { queuedExpired, Uplink } from '../upstream/index.js';
+import { retryUntilDone } from '../runtime/index.js';
+import type { Action, Candidate } from '../shared/index.js';
+import { auditEntryOf } from '../store/index.js';
+import type { DecisionModule } from './decision.js';
+import type { Foundation } from './foundation.js';
+import type { Started } from './modules.js';
+
+/** How often actions that waited past their `ttl` leave the outbox. */
+const EXPIRE_EVERY_MS = 60_000;
+
+/** A handler for messages the cloud sends down on one topic. */
+export type CloudHandler = (payload: Buffer) => void;
+
+/** The durable outbox and the cloud connection (docs/architecture.md, "Uplink"). */
+export interface UplinkModule extends Started {
+  /** The connection, when an upstream is configured. */
+  readonly uplink: Uplink | undefined;
+  /** `connected`, `disconnected`, or `none` without an upstream. */
+  state(): 'connected' | 'disconnected' | 'none';
+  /** Routes messages on `topic` (one of the gateway's upstream topics) to `handler`; before `connect`. */
+  route(topic: string, handler: CloudHandler): void;
+  /** Connects to the cloud, once every topic has its handler. */
+  connect(): void;
+  /** Publishes a status message upstream (QoS 1), dropped while disconnected. */
+  publishStatus(topic: string, payload: string): void;
+}
+
+export function startUplink(base: Foundation, decision: DecisionModule): UplinkModule {
+  const { config, logger, metrics, store, audit } = base;
+  const { clock, recent } = decision;
+  const outbox = store.outbox;
+  const routes = new Map<string, CloudHandler>();
+  const pending = new Set<Promise<unknown>>();
+  let stopping = false;
+  const gauge = (): void => {
+    metrics.outboxDepth.set(outbox.size);
+    metrics.outboxBytes.set(outbox.bytes);
+  };
+
+  // An action that waited in the outbox past its category's ttl is dropped, not sent late.
+  const onExpired = (action: Action, now: number): void => {
+    metrics.actionsSuppressed.inc({ scenario: action.scenario, reason: 'ttl' });
+    gauge();
+    logger.info(
+      {
+        id: action.id,
+        scenario: action.scenario,
+        actor: action.actor,
+        category: action.category,
+        waitedMs: now - action.decidedAt,
+      },
+      'action dropped: it waited in the outbox past its ttl',
+    );
+    audit.append(auditEntryOf(action, now, 'ttl'));
+    recent.dropped(action, 'ttl');
+  };
+
+  const uplink =
+    config.upstream.url === undefined ? undefined : connection(base, decision, routes, onExpired);
+
+  const write = (candidate: Candidate): void => {
+    const { action } = candidate;
+    // Retried until it is written: until then, no checkpoint forgets the input that decided it.
+    const added = retryUntilDone(() => outbox.add(action), {
+      stopped: () => stopping,
+      onError: (err, attempt) => {
+        metrics.outboxErrors.inc();
+        decision.durable.metrics.outboxRetries.inc();
+        if (attempt === 1 || attempt % 10 === 0) {
+          logger.error(
+            { err, id: action.id, scenario: action.scenario, attempt },
+            'action could not be written to the outbox; trying again',
+          );
+        }
+      },
+    });
+    pending.add(added);
+    decision.holdCheckpointsFor(added);
+    added.then(
+      (result) => {
+        for (const dropped of result.dropped) {
+          recent.dropped(dropped, 'outbox-full');
+          metrics.outboxDropped.inc({ scenario: dropped.scenario });
+          logger.warn(
+            { id: dropped.id, scenario: dropped.scenario, priority: dropped.priority, actor: dropped.actor },
+            'outbox full: dropped the lowest-priority, oldest action',
+          );
+        }
+        gauge();
+        uplink?.kick();
+      },
+      (err: unknown) => {
+        logger.error(
+          { err, id: action.id, scenario: action.scenario },
+          'action could not be written to the outbox; the journal still has its input, replayed on the next start',
+        );
+      },
+    );
+    void added.catch(() => undefined).finally(() => pending.delete(added));
+  };
+  // A new policy may let waiting actions go now (a higher rate, a shorter ttl).
+  decision.rules.onSwap(() => uplink?.kick());
+  decision.onSent((candidate) => {
+    if (candidate.to.includes('upstream')) write(candidate);
+  });
+  gauge();
+
+  // Expired actions leave the outbox even while the uplink is down, or absent, rather than take room there.
+  const expire = setInterval(() => {
+    const now = clock.now();
+    if (uplink) return uplink.expireQueued(now);
+    for (const action of queuedExpired(outbox, decision.rules.rules.policy, now)) {
+      outbox.remove(action.id).catch((err: unknown) => {
+        logger.error({ err, id: action.id }, 'outbox remove of an expired action failed');
+      });
+      onExpired(action, now);
+    }
+  }, EXPIRE_EVERY_MS);
+  expire.unref();
+
+  return {
+    uplink,
+    state: () => (uplink ? (uplink.connected ? 'connected' : 'disconnected') : 'none'),
+    route: (topic, handler) => void routes.set(topic, handler),
+    connect: () => uplink?.connect(),
+    publishStatus: (topic, payload) => uplink?.publishStatus(topic, payload),
+    async stop() {
+      clearInterval(expire);
+      // Writes that keep failing give up now; their inputs stay in the journal for the next start.
+      stopping = true;
+      await Promise.allSettled([...pending]);
+      await uplink?.stop();
+    },
+  };
+}
+
+function connection(
+  base: Foundation,
+  decision: DecisionModule,
+  routes: ReadonlyMap<string, CloudHandler>,
+  onExpired: (action: Action, now: number) => void,
+): Uplink {
+  const { config, logger, metrics, store } = base;
+  const batch = config.upstream.batch;
+  return new Uplink({
+    url: config.upstream.url ?? '',
+    gatewayId: base.gatewayId,
+    clientId: config.upstream.clientId,
+    username: config.upstream.username,
+    password: config.upstream.password,
+    tls: base.files.upstreamTls,
+    keepaliveMs: config.upstream.keepalive,
+    reconnectMs: config.upstream.reconnect,
+    inflight: config.upstream.inflight,
+    outbox: store.outbox,
+    logger,
+    // Read at use: a rules swap changes the rate and the ttl at once.
+    policy: () => decision.rules.rules.policy,
+    batch: batch ? { max: batch.max, withinMs: batch.within } : undefined,
+    now: () => decision.clock.now(),
+    onExpired,
+    onSent: () => {
+      metrics.upstreamSent.inc();
+      metrics.outboxDepth.set(store.outbox.size);
+      metrics.outboxBytes.set(store.outbox.bytes);
+    },
+    onConnectionChange: (up) => metrics.upstreamConnected.set(up ? 1 : 0),
+    onMessage: (topic, payload) => {
+      const handler = routes.get(topic);
+      if (handler) handler(payload);
+      else logger.warn({ topic }, 'message from the cloud on a topic nothing handles; dropped');
+    },
+  });
+}

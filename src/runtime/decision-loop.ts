@@ -1,0 +1,118 @@
+import type { Verdict } from '../actions/index.js';
+import type { Effect } from '../engine/index.js';
+import type { Candidate, Event, Profile } from '../shared/index.js';
+import type { RulesInForce } from './rules-in-force.js';
+import type { Scheduler } from './scheduler.js';
+
+export type ErrorEffect = Extract<Effect, { kind: 'error' }>;
+
+/** What the loop hands on; `replay` is set while recovery re-decides inputs the journal already held. */
+export interface LoopOutputs {
+  /** Every verdict on a decided candidate, in the order the arbiter weighed them. */
+  verdict(verdict: Verdict<Candidate>, now: number, replay: boolean): void;
+  /** An expression of a scenario could not be evaluated. */
+  error?(effect: ErrorEffect, now: number, replay: boolean): void;
+  /** A business event a scenario emitted (already fed back to the engine within the step). */
+  emit?(event: Event, replay: boolean): void;
+  /** Every step's effects as the engine returned them (tests). */
+  step?(effects: readonly Effect[]): void;
+}
+
+export interface DecisionLoopDeps {
+  rules: RulesInForce;
+  scheduler: Scheduler;
+  /** Profiles of actors other than the input's own, for contact keys (a synchronous cache lookup). */
+  profileOf: (actor: string) => Profile | undefined;
+  outputs: LoopOutputs;
+  /** Without arbitration every candidate is sent (replays of scenarios alone). Default true. */
+  arbitrate?: boolean;
+}
+
+/**
+ * The one effect interpreter: runs an input through the engine in force, carries out the effects it returns
+ * (arms and cancels timers behind the scheduler port, weighs the decided candidates with the arbiter) and hands
+ * the verdicts, errors and emitted events to its outputs. The live gateway, recovery, `vigil replay` and the
+ * tests all go through it.
+ *
+ * While recovery replays the journal (`replay`), the state moves exactly as it did the first time but no timer is
+ * armed: they are rebuilt from the state afterwards (`armTimer`).
+ */
+export class DecisionLoop {
+  constructor(private readonly deps: DecisionLoopDeps) {}
+
+  get rules(): RulesInForce {
+    return this.deps.rules;
+  }
+
+  get scheduler(): Scheduler {
+    return this.deps.scheduler;
+  }
+
+  onEvent(ev: Event, profile: Profile | undefined, replay = false): readonly Effect[] {
+    const effects = this.deps.rules.engine.onEvent(ev, profile);
+    this.apply(effects, ev.at, ev.actor, profile, replay);
+    return effects;
+  }
+
+  /** `actor` is whose profile the firing needs, as the scheduler (or the journaled timer record) knows it. */
+  onTimer(
+    timer: string,
+    now: number,
+    actor: string | undefined,
+    profile: Profile | undefined,
+    replay = false,
+  ): readonly Effect[] {
+    const effects = this.deps.rules.engine.onTimer(timer, now, profile);
+    this.apply(effects, now, actor ?? '', profile, replay);
+    return effects;
+  }
+
+  /** Arms a timer the engine's state waits on, for `dueAt` (its deadline, or later after a restart). */
+  armTimer(timer: string, actor: string, dueAt: number): void {
+    this.deps.scheduler.schedule(timer, actor, dueAt);
+  }
+
+  cancelTimer(timer: string): void {
+    this.deps.scheduler.cancel(timer);
+  }
+
+  private apply(
+    effects: readonly Effect[],
+    now: number,
+    actor: string,
+    profile: Profile | undefined,
+    replay: boolean,
+  ): void {
+    const { outputs } = this.deps;
+    outputs.step?.(effects);
+    let candidates: Candidate[] | undefined;
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case 'schedule':
+          if (!replay) this.armTimer(effect.timer, effect.actor, effect.dueAt);
+          break;
+        case 'cancel':
+          if (!replay) this.cancelTimer(effect.timer);
+          break;
+        case 'decide':
+          (candidates ??= []).push(effect.candidate);
+          break;
+        case 'emit':
+          outputs.emit?.(effect.event, replay);
+          break;
+        case 'error':
+          outputs.error?.(effect, now, replay);
+          break;
+      }
+    }
+    if (!candidates) return;
+    if (this.deps.arbitrate === false) {
+      for (const candidate of candidates) outputs.verdict({ candidate }, now, replay);
+      return;
+    }
+    const profileOf = (who: string) => (who === actor ? profile : this.deps.profileOf(who));
+    for (const verdict of this.deps.rules.arbiter.decide(candidates, now, profileOf)) {
+      outputs.verdict(verdict, now, replay);
+    }
+  }
+}
