@@ -28,7 +28,14 @@ import {
   type JournalStorage,
   type RecoveryReport,
 } from './runtime/index.js';
-import { RuleError, type Action, type Candidate } from './shared/index.js';
+import {
+  DEAD_LETTER_TOPIC,
+  deviceCommandTopic,
+  RuleError,
+  upstreamTopics,
+  type Action,
+  type Candidate,
+} from './shared/index.js';
 import {
   AuditLog,
   auditEntryOf,
@@ -48,10 +55,7 @@ import {
   type CloudSync,
   type RulesStatus,
 } from './sync/index.js';
-import { queuedExpired, readUpstreamTls, Uplink, upstreamTopics } from './upstream/index.js';
-
-/** Local topic where refused publishes are reported, with the reason. */
-export const DEAD_LETTER_TOPIC = 'vigil/deadletter';
+import { queuedExpired, readUpstreamTls, Uplink } from './upstream/index.js';
 
 /** How often the arbiter forgets what its windows no longer see, and expired actions leave the outbox. */
 const HOUSEKEEPING_EVERY_MS = 60_000;
@@ -197,7 +201,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
       else if (to.includes('device') && broker) {
         metrics.commandsSent.inc();
         broker
-          .publish(`devices/${action.actor}/commands/${action.action}`, JSON.stringify(action))
+          .publish(deviceCommandTopic(action.actor, action.action), JSON.stringify(action))
           .catch((err: unknown) => {
             logger.warn({ err, actor: action.actor, action: action.action }, 'device command not published');
           });

@@ -1,6 +1,6 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
-import { ConfigError } from '../shared/index.js';
+import { ConfigError, isDeviceEventTopic } from '../shared/index.js';
 import { ClientTracker } from './client-tracker.js';
 import { BrokerClosedError } from './errors.js';
 import { guardPacketSize } from './packet-size-guard.js';
@@ -200,15 +200,6 @@ class ConnectionNumbers {
     }
     return n;
   }
-}
-
-/**
- * `devices/{id}/events` and anything below it: ingest takes these, and refuses with a reason the ones
- * outside `devices/{deviceId}/events/{type}` (an empty level, one level too many).
- */
-export function isDeviceEventTopic(topic: string): boolean {
-  const levels = topic.split('/', 4);
-  return levels[0] === 'devices' && levels[2] === 'events';
 }
 
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Aedes, Client, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
+import { DROPPED_TOPIC } from '../shared/index.js';
 import { checkPublish, checkSubscribe, type Identity, type TopicLimits, type TopicRefusal } from './acl.js';
 import { authenticateConnect, type AuthRefusal, type CredentialCheck } from './auth.js';
 import {
@@ -71,8 +72,6 @@ interface Session {
   subscriptions: Set<string>;
 }
 
-/** A topic no client can subscribe to (`$` topics are refused): a dropped publish goes there. */
-const DROPPED_TOPIC = '$vigil/dropped';
 /** Repeated refusals of one kind, from one connection, are logged at most this often. */
 const LOG_EVERY_MS = 10_000;
 /**

@@ -1,4 +1,4 @@
-export { startBroker, isDeviceEventTopic } from './broker.js';
+export { startBroker } from './broker.js';
 export { startLocalBroker } from './local-broker.js';
 export { BrokerClosedError, MalformedPacketError, PacketTooLargeError } from './errors.js';
 export type {
@@ -12,7 +12,7 @@ export type {
 } from './types.js';
 export { DeviceGuard } from './guard.js';
 export type { GuardCounters, GuardOptions, LimitName } from './guard.js';
-export { checkPublish, checkSubscribe, devicePrefix } from './acl.js';
+export { checkPublish, checkSubscribe } from './acl.js';
 export type { Identity, TopicLimits, TopicRefusal, TopicVerdict } from './acl.js';
 export { authenticateConnect } from './auth.js';
 export type { AuthRefusal, AuthResult, ConnectAttempt, CredentialCheck } from './auth.js';

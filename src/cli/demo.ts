@@ -16,7 +16,7 @@ import { parseConfig } from '../config/index.js';
 import { startGateway } from '../gateway.js';
 import { CredentialStore } from '../store/index.js';
 import { shippedRulesDir } from '../rules/index.js';
-import { parseDurationMs, type Action } from '../shared/index.js';
+import { parseDurationMs, upstreamTopics, type Action } from '../shared/index.js';
 import { exitWithError, parsePositiveInt } from './util.js';
 
 export interface DemoOptions {
@@ -28,6 +28,9 @@ export interface DemoOptions {
   /** Print at most this many actions, then only count them. */
   print: number;
 }
+
+/** The demo gateway's id, in its upstream topics. */
+const DEMO_GATEWAY = 'demo';
 
 export const DEMO_DEFAULTS: DemoOptions = {
   devices: 200,
@@ -50,7 +53,7 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   const cloudUrl = `mqtt://127.0.0.1:${cloud.address.port}`;
   const gateway = await startGateway(
     parseConfig({
-      gatewayId: 'demo',
+      gatewayId: DEMO_GATEWAY,
       data: dataDir,
       mqtt: { host: '127.0.0.1', port: (await isFree(1883)) ? 1883 : 0 },
       http: { port: (await isFree(8080)) ? 8080 : 0 },
@@ -93,7 +96,7 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   const received: Array<{ action: Action; at: number }> = [];
   const seen = new Set<string>();
   const cloudClient = await mqtt.connectAsync(cloudUrl, { clientId: 'demo-cloud', reconnectPeriod: 0 });
-  await cloudClient.subscribeAsync('vigil/demo/actions', { qos: 1 });
+  await cloudClient.subscribeAsync(upstreamTopics(DEMO_GATEWAY).actions, { qos: 1 });
   const startedAt = Date.now();
   cloudClient.on('message', (_topic, payload) => {
     const at = Date.now();
@@ -113,7 +116,9 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
 
   // Business systems speak too: the CRM provisions devices (some never register) and creates customers.
   const crm = async (actor: string, type: string, data: Record<string, unknown> = {}) =>
-    cloudClient.publishAsync('vigil/demo/events', JSON.stringify({ actor, type, data }), { qos: 1 });
+    cloudClient.publishAsync(upstreamTopics(DEMO_GATEWAY).events, JSON.stringify({ actor, type, data }), {
+      qos: 1,
+    });
   await waitUntil(() => gateway.metrics.upstreamConnected.get().then((m) => m.values[0]?.value === 1), 5_000);
   for (const id of plan.neverRegistered) await crm(id, 'provisioned', { order: `ord-${id}` });
   for (const [i, type] of ['account-created', 'device-assigned', 'contract-created'].entries()) {

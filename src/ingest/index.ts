@@ -5,7 +5,6 @@ export {
   type DecodedPayload,
   type DecodeFailureReason,
 } from './decode-payload.js';
-export { parseDeviceTopic, type DeviceTopic } from './device-topic.js';
 export { parseCloudEvent, type CloudEvent, type ParsedCloudEvent } from './cloud-event.js';
 export { OrderedDelivery, type Deliver } from './ordered-delivery.js';
 export type {

@@ -33,5 +33,4 @@ export { applyThroughGateway } from './rules-api-client.js';
 export type { RejectReason, RulesSource, RulesStatus } from './rules-status.js';
 export { swapRules, type SwapReport, type SwapTarget } from './rules-swap.js';
 export { chooseStartupRules } from './startup-rules.js';
-export { syncTopics } from './topics.js';
 export { startCloudSync, type CloudSync, type CloudSyncOptions } from './cloud-sync.js';
