@@ -2,7 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { Aedes, type Client, type PublishPacket } from 'aedes';
 import { ConfigError, isDeviceEventTopic } from '../shared/index.js';
 import { ClientTracker } from './client-tracker.js';
-import { BrokerClosedError } from './errors.js';
+import { BrokerClosedError, listenHint } from './errors.js';
 import { guardPacketSize } from './packet-size-guard.js';
 import { startTlsListener, type TlsListener } from './tls.js';
 import type { Broker, BrokerHooks, BrokerOptions, PublishOptions, PublishPacketInfo } from './types.js';
@@ -60,6 +60,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
     throw new ConfigError(`mqtt cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, {
       cause: err,
+      hint: listenHint(err, 'mqtt.port (--mqtt-port)', 'mqtt.host (--mqtt-host)'),
     });
   }
   server.on('error', (err) => opts.logger.error({ err }, 'mqtt listener error'));

@@ -232,8 +232,10 @@ export class DeviceGuard {
           if (!result.ok) {
             this.failures.failed(peer.host, this.now());
             this.opts.counters?.authRefused?.(result.refusal);
+            const refused = new ConnectRefusedError(result.refusal, result.returnCode);
             this.opts.logger.warn(
               {
+                code: refused.code,
                 reason: result.refusal,
                 detail: result.detail,
                 clientId: client.id,
@@ -243,7 +245,7 @@ export class DeviceGuard {
               },
               'mqtt connect refused',
             );
-            return done(new ConnectRefusedError(result.refusal, result.returnCode), false);
+            return done(refused, false);
           }
           this.failures.succeeded(peer.host);
           this.sessions.set(client, {
@@ -276,13 +278,13 @@ export class DeviceGuard {
       const rate = session.throttle.take(nowMs);
       if (rate === 'disconnect') {
         this.opts.counters?.limitHit?.('rate-disconnect');
+        const { perSecond, disconnectAfterMs } = this.opts.publishRate;
+        const over = new PublishRateError(perSecond, disconnectAfterMs);
         this.opts.logger.warn(
-          { clientId: client?.id, address: session.peer.address, perSecond: this.opts.publishRate.perSecond },
+          { code: over.code, clientId: client?.id, address: session.peer.address, perSecond },
           'mqtt client disconnected: it kept publishing over its rate',
         );
-        return done(
-          new PublishRateError(this.opts.publishRate.perSecond, this.opts.publishRate.disconnectAfterMs),
-        );
+        return done(over);
       }
       if (rate === 'drop') {
         this.opts.counters?.limitHit?.('publish-rate');
@@ -371,11 +373,12 @@ export class DeviceGuard {
   ): void {
     if (refusal === 'malformed') {
       this.opts.counters?.protocolError?.();
+      const malformed = new MalformedTopicError(reason);
       this.opts.logger.warn(
-        { clientId: client?.id, address: session.peer.address, reason, action },
+        { code: malformed.code, clientId: client?.id, address: session.peer.address, reason, action },
         'mqtt connection closed: malformed topic',
       );
-      return close(new MalformedTopicError(reason));
+      return close(malformed);
     }
     if (refusal === 'acl') this.opts.counters?.aclRefused?.(action);
     else this.opts.counters?.limitHit?.(refusal);

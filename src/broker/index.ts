@@ -1,6 +1,6 @@
 export { startBroker } from './broker.js';
 export { startLocalBroker } from './local-broker.js';
-export { BrokerClosedError, MalformedPacketError, PacketTooLargeError } from './errors.js';
+export { BrokerClosedError } from './errors.js';
 export type {
   Broker,
   BrokerHooks,
@@ -20,6 +20,5 @@ export { PublishThrottle } from './rate-limit.js';
 export type { PublishRate, RateVerdict } from './rate-limit.js';
 export { ConnectThrottle, DEFAULT_CONNECT_THROTTLE } from './connect-throttle.js';
 export type { ConnectThrottleOptions } from './connect-throttle.js';
-export { ConnectRefusedError, MalformedTopicError, PublishRateError } from './security-errors.js';
 export { readPem, readTlsFiles, commonNameOf } from './tls.js';
 export type { TlsListenerOptions, TlsMaterial } from './tls.js';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { StoreLockedError, VigilError } from '../shared/index.js';
+import { StoreLockedError } from '../shared/index.js';
 import type { AuditEntry, AuditQuery, GatewayInfo, Store } from '../store/index.js';
 import {
   AuditLog,
@@ -13,6 +13,7 @@ import {
   readGatewayInfo,
   storeExists,
 } from '../store/index.js';
+import { errorText } from './util.js';
 
 /** Where the command writes; a test passes its own. */
 export interface ActionsIo {
@@ -146,13 +147,9 @@ function parseLimit(value: string): number {
 }
 
 function fatal(io: ActionsIo, err: unknown): number {
-  let message: string;
-  if (typeof err === 'string') message = err;
-  else if (err instanceof StoreLockedError && err.cause instanceof Error)
-    message = `${err.message}: ${err.cause.message}`;
-  else if (err instanceof VigilError) message = err.message;
-  else if (err instanceof Error) message = `unexpected error: ${err.stack ?? err.message}`;
-  else message = `unexpected error: ${String(err)}`;
-  io.stderr.write(`vigil: ${message}\n`);
+  const locked = err instanceof StoreLockedError && err.cause instanceof Error;
+  io.stderr.write(
+    locked ? errorText(err, `${err.message}: ${(err.cause as Error).message}`) : errorText(err),
+  );
   return EXIT_FATAL;
 }

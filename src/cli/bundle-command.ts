@@ -17,7 +17,7 @@ import {
   type RulesStatus,
   type UnchangedAnswer,
 } from '../sync/index.js';
-import { parsePositiveInt } from './util.js';
+import { errorText, parsePositiveInt } from './util.js';
 
 /** Where the commands write; a test passes its own. */
 export interface BundleIo {
@@ -92,7 +92,10 @@ export async function bundleCommand(
     if (flags.version < 1) return fatal(io, '--version must be 1 or more');
     const signer = await readSigningKey(flags.key);
     const files = await readBundleFiles(dir).catch((err: unknown) => {
-      throw new BundleInputError(`cannot read the rules directory ${dir}: ${(err as Error).message}`);
+      throw new VigilError(
+        'VIGIL_BUNDLE_INPUT',
+        `cannot read the rules directory ${dir}: ${(err as Error).message}`,
+      );
     });
     if (files.length === 0) return fatal(io, `${dir} holds no rule files (*.yaml)`);
     const compiled = compileRuleFiles(files);
@@ -101,12 +104,10 @@ export async function bundleCommand(
       io.stderr.write(`no bundle written: fix the rules first\n`);
       return EXIT_REFUSED;
     }
-    let bundle: Buffer;
-    try {
-      bundle = createBundle({ version: flags.version, createdAt: new Date().toISOString(), files }, signer);
-    } catch (err) {
-      return fatal(io, (err as Error).message);
-    }
+    const bundle = createBundle(
+      { version: flags.version, createdAt: new Date().toISOString(), files },
+      signer,
+    );
     // Written aside, then renamed: a bundle that is there is whole.
     const tmp = `${flags.out}.${process.pid}.tmp`;
     await writeFile(tmp, bundle);
@@ -245,7 +246,7 @@ async function readBundle(file: string): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (err) {
-    throw new BundleInputError(`cannot read ${file}: ${(err as Error).message}`);
+    throw new VigilError('VIGIL_BUNDLE_INPUT', `cannot read ${file}: ${(err as Error).message}`);
   }
 }
 
@@ -253,19 +254,7 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-/** A file or directory named on the command line cannot be read. */
-class BundleInputError extends VigilError {
-  constructor(message: string) {
-    super('VIGIL_CONFIG', message);
-  }
-}
-
 function fatal(io: BundleIo, err: unknown): number {
-  let message: string;
-  if (typeof err === 'string') message = err;
-  else if (err instanceof VigilError) message = err.message;
-  else if (err instanceof Error) message = `unexpected error: ${err.stack ?? err.message}`;
-  else message = `unexpected error: ${String(err)}`;
-  io.stderr.write(`vigil: ${message}\n`);
+  io.stderr.write(errorText(err));
   return EXIT_FATAL;
 }

@@ -16,7 +16,7 @@ import { parseConfig } from '../config/index.js';
 import { startGateway } from '../gateway.js';
 import { CredentialStore } from '../store/index.js';
 import { shippedRulesDir } from '../rules/index.js';
-import { parseDurationMs, upstreamTopics, type Action } from '../shared/index.js';
+import { ConfigError, parseDurationMs, upstreamTopics, type Action } from '../shared/index.js';
 import { exitWithError, parsePositiveInt } from './util.js';
 
 export interface DemoOptions {
@@ -224,8 +224,9 @@ interface DemoFlags {
 export function demoOptionsFrom(flags: DemoFlags): DemoOptions {
   const durationMs = parseDurationMs(flags.duration);
   if (durationMs === undefined)
-    throw new Error(`--duration: expected a duration such as 20s or 2m, got ${flags.duration}`);
-  if (flags.format !== 'json' && flags.format !== 'cbor') throw new Error('--format: expected json or cbor');
+    throw new ConfigError(`--duration: expected a duration such as 20s or 2m, got ${flags.duration}`);
+  if (flags.format !== 'json' && flags.format !== 'cbor')
+    throw new ConfigError('--format: expected json or cbor');
   return {
     devices: flags.devices,
     rate: flags.rate,

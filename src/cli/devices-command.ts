@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { VigilError } from '../shared/index.js';
 import {
   CredentialStore,
   DeviceCredentialError,
@@ -11,6 +10,7 @@ import {
   type CredentialInfo,
 } from '../store/index.js';
 import { openOrFindGateway, type Access, type CommandIo } from './profiles-command.js';
+import { errorText } from './util.js';
 
 const EXIT_OK = 0;
 const EXIT_REFUSED = 1;
@@ -209,15 +209,7 @@ async function withAccess(
     }
     return EXIT_OK;
   } catch (err) {
-    if (err instanceof DeviceCredentialError) {
-      io.stderr.write(`vigil: ${err.message}\n`);
-      return EXIT_REFUSED;
-    }
-    const message =
-      err instanceof VigilError
-        ? err.message
-        : `unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
-    io.stderr.write(`vigil: ${message}\n`);
-    return EXIT_FATAL;
+    io.stderr.write(errorText(err));
+    return err instanceof DeviceCredentialError ? EXIT_REFUSED : EXIT_FATAL;
   }
 }

@@ -18,6 +18,7 @@ import {
   readGatewayInfo,
   storeExists,
 } from '../store/index.js';
+import { errorText } from './util.js';
 
 /** Where the commands write; a test passes its own. */
 export interface CommandIo {
@@ -239,12 +240,7 @@ function progressReporter(io: CommandIo, file: string, totalBytes: number): Prog
 }
 
 function fatal(io: CommandIo, err: unknown): number {
-  let message: string;
-  if (typeof err === 'string' || err instanceof VigilError)
-    message = typeof err === 'string' ? err : err.message;
-  else if (err instanceof Error) message = `unexpected error: ${err.stack ?? err.message}`;
-  else message = `unexpected error: ${String(err)}`;
-  io.stderr.write(`vigil: ${message}\n`);
+  io.stderr.write(errorText(err));
   return EXIT_FATAL;
 }
 
