@@ -78,7 +78,7 @@ const LOG_EVERY_MS = 10_000;
  * Default of the subscriptions one connection may hold: a device needs one or two, and each takes
  * memory in the broker's topic tree for as long as the connection lasts.
  */
-export const DEFAULT_MAX_SUBSCRIPTIONS = 100;
+const DEFAULT_MAX_SUBSCRIPTIONS = 100;
 
 type AuthenticateHandler = Aedes['authenticate'];
 type PublishHandler = Aedes['authorizePublish'];
@@ -107,11 +107,6 @@ export class DeviceGuard {
   constructor(private readonly opts: GuardOptions) {
     this.failures = new ConnectThrottle(opts.connectThrottle ?? DEFAULT_CONNECT_THROTTLE);
     this.now = opts.now ?? (() => performance.now());
-  }
-
-  /** Connections open on the listeners right now. */
-  get openConnections(): number {
-    return this.open;
   }
 
   /**

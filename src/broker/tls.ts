@@ -47,7 +47,7 @@ export async function readTlsFiles(
 }
 
 /** Reads one PEM file, or throws TlsFileError naming the setting. */
-export async function readPem(path: string, setting: string): Promise<Buffer> {
+async function readPem(path: string, setting: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (err) {
@@ -140,7 +140,7 @@ export async function startTlsListener(
 }
 
 /** The subject CN of the verified peer certificate; undefined when there is none or several. */
-export function commonNameOf(socket: TLSSocket): string | undefined {
+function commonNameOf(socket: TLSSocket): string | undefined {
   const cert = socket.getPeerCertificate();
   const cn: unknown = (cert as { subject?: { CN?: unknown } } | null)?.subject?.CN;
   return typeof cn === 'string' ? cn : undefined;

@@ -67,7 +67,7 @@ export function registerActionsCommands(program: Command): Command {
 }
 
 /** `vigil actions log`; resolves to the exit status. */
-export async function actionsLogCommand(flags: ActionsLogFlags, io: ActionsIo): Promise<number> {
+async function actionsLogCommand(flags: ActionsLogFlags, io: ActionsIo): Promise<number> {
   const query: AuditQuery = { limit: flags.limit };
   if (flags.actor !== undefined) query.actor = flags.actor;
   if (flags.suppressed === true) query.suppressed = true;
@@ -94,7 +94,7 @@ export async function actionsLogCommand(flags: ActionsLogFlags, io: ActionsIo): 
 }
 
 /** One entry as a line: `TIME  sent|suppressed REASON  SCENARIO  actor=… [group=…] category=… priority=… id=…`. */
-export function formatEntry(entry: AuditEntry): string {
+function formatEntry(entry: AuditEntry): string {
   const outcome = entry.reason === undefined ? 'sent' : `suppressed ${entry.reason}`;
   const group = entry.group === undefined ? '' : ` group=${entry.group}`;
   return (

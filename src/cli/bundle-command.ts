@@ -83,7 +83,7 @@ export function registerBundleCommands(rules: Command): void {
 }
 
 /** `vigil rules bundle DIR`; resolves to the exit status. */
-export async function bundleCommand(
+async function bundleCommand(
   dir: string,
   flags: { key: string; version: number; out: string },
   io: BundleIo,
@@ -124,7 +124,7 @@ export async function bundleCommand(
 }
 
 /** `vigil rules verify FILE`; resolves to the exit status. */
-export async function verifyCommand(file: string, pubs: readonly string[], io: BundleIo): Promise<number> {
+async function verifyCommand(file: string, pubs: readonly string[], io: BundleIo): Promise<number> {
   try {
     const keys = await readTrustedKeys(pubs);
     const bytes = await readBundle(file);
@@ -153,7 +153,7 @@ export async function verifyCommand(file: string, pubs: readonly string[], io: B
 }
 
 /** `vigil rules apply FILE`; resolves to the exit status. */
-export async function applyCommand(
+async function applyCommand(
   file: string,
   flags: { data?: string | undefined; config?: string | undefined; trustedKey: readonly string[] },
   io: BundleIo,

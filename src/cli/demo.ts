@@ -32,7 +32,7 @@ export interface DemoOptions {
 /** The demo gateway's id, in its upstream topics. */
 const DEMO_GATEWAY = 'demo';
 
-export const DEMO_DEFAULTS: DemoOptions = {
+const DEMO_DEFAULTS: DemoOptions = {
   devices: 200,
   rate: 200,
   durationMs: 20_000,

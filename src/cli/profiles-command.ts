@@ -77,7 +77,7 @@ export function registerProfilesCommands(program: Command): Command {
 }
 
 /** `vigil profiles import FILE`; resolves to the exit status. */
-export async function importCommand(file: string, dataDir: string, io: CommandIo): Promise<number> {
+async function importCommand(file: string, dataDir: string, io: CommandIo): Promise<number> {
   let totalBytes: number;
   try {
     const info = await stat(file);
@@ -138,7 +138,7 @@ export async function importCommand(file: string, dataDir: string, io: CommandIo
 }
 
 /** `vigil profiles get ID`; resolves to the exit status. */
-export async function getCommand(id: string, dataDir: string, io: CommandIo): Promise<number> {
+async function getCommand(id: string, dataDir: string, io: CommandIo): Promise<number> {
   if (!(await storeExists(dataDir))) {
     return fatal(
       io,

@@ -20,9 +20,9 @@ export interface BundleContent {
 }
 
 /** Layout of the signed payload; a gateway refuses a layout it does not know. */
-export const BUNDLE_FORMAT = 1;
+const BUNDLE_FORMAT = 1;
 export const MAX_BUNDLE_BYTES = 4 * 1024 * 1024;
-export const MAX_BUNDLE_FILES = 1_000;
+const MAX_BUNDLE_FILES = 1_000;
 /** A file at the top of the rules directory or in its `templates/` folder, as `vigil rules bundle` reads it. */
 const FILE_PATH = /^(templates\/)?[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\.ya?ml$/;
 
@@ -34,7 +34,7 @@ export type OpenedBundle =
   | { ok: false; reason: BundleDefect; detail: string; hash: string };
 
 /** The identity of a bundle: the SHA-256 of its bytes, in hex. */
-export function bundleHash(bytes: Uint8Array): string {
+function bundleHash(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 

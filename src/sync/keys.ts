@@ -31,8 +31,8 @@ export class KeyFileError extends VigilError {
   }
 }
 
-export const PRIVATE_KEY_FILE = 'private.pem';
-export const PUBLIC_KEY_FILE = 'public.pem';
+const PRIVATE_KEY_FILE = 'private.pem';
+const PUBLIC_KEY_FILE = 'public.pem';
 
 /** The short id of an Ed25519 public key (or of the public half of a private one). */
 export function keyId(key: KeyObject): string {

@@ -109,11 +109,6 @@ export class Uplink {
     return this.client.connected;
   }
 
-  /** Actions published and not yet acknowledged. */
-  get inflightCount(): number {
-    return this.inflight.size;
-  }
-
   /** Something was added to the outbox: send it if the connection, the rate and the window allow. */
   kick(): void {
     this.drain();
