@@ -13,7 +13,7 @@ import {
   readGatewayInfo,
   storeExists,
 } from '../store/index.js';
-import { errorText } from './util.js';
+import { errorText, noData } from './util.js';
 
 /** Where the command writes; a test passes its own. */
 export interface ActionsIo {
@@ -74,10 +74,7 @@ async function actionsLogCommand(flags: ActionsLogFlags, io: ActionsIo): Promise
   let entries: AuditEntry[];
   try {
     if (!(await storeExists(flags.data))) {
-      return fatal(
-        io,
-        `there is no Vigil data in ${flags.data}: pass the gateway's data directory with --data DIR`,
-      );
+      return fatal(io, noData(flags.data));
     }
     entries = await readLog(flags.data, query);
   } catch (err) {

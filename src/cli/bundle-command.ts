@@ -3,7 +3,13 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
 import { compileRuleFiles } from '../rules/index.js';
-import { formatProblem, StoreLockedError, VigilError, type RuleProblem } from '../shared/index.js';
+import {
+  ConfigError,
+  formatProblem,
+  StoreLockedError,
+  VigilError,
+  type RuleProblem,
+} from '../shared/index.js';
 import { isProcessAlive, openStore, readGatewayInfo } from '../store/index.js';
 import {
   applyThroughGateway,
@@ -89,7 +95,7 @@ async function bundleCommand(
   io: BundleIo,
 ): Promise<number> {
   try {
-    if (flags.version < 1) return fatal(io, '--version must be 1 or more');
+    if (flags.version < 1) return fatal(io, new ConfigError('--version must be 1 or more'));
     const signer = await readSigningKey(flags.key);
     const files = await readBundleFiles(dir).catch((err: unknown) => {
       throw new VigilError(
@@ -97,7 +103,9 @@ async function bundleCommand(
         `cannot read the rules directory ${dir}: ${(err as Error).message}`,
       );
     });
-    if (files.length === 0) return fatal(io, `${dir} holds no rule files (*.yaml)`);
+    if (files.length === 0) {
+      return fatal(io, new VigilError('VIGIL_BUNDLE_INPUT', `${dir} holds no rule files (*.yaml)`));
+    }
     const compiled = compileRuleFiles(files);
     if (!compiled.ok) {
       printProblems(io, compiled.problems, (file) => join(dir, file));
@@ -177,7 +185,10 @@ async function applyCommand(
       if (info === undefined || !isProcessAlive(info.pid)) {
         return fatal(
           io,
-          `${dataDir} is in use by another process, and it is not a running gateway to go through`,
+          new VigilError(
+            'VIGIL_STORE_LOCKED',
+            `${dataDir} is in use by another process, and it is not a running gateway to go through`,
+          ),
         );
       }
       if (flags.trustedKey.length > 0) {
@@ -192,7 +203,10 @@ async function applyCommand(
       if (paths.length === 0) {
         return fatal(
           io,
-          'no trusted key to check the bundle with: pass --trusted-key PUBLIC.pem or --config FILE',
+          new VigilError(
+            'VIGIL_KEY_FILE',
+            'no trusted key to check the bundle with: pass --trusted-key PUBLIC.pem or --config FILE',
+          ),
         );
       }
       const outcome = await applyToStore({

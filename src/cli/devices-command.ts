@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { VigilError } from '../shared/index.js';
 import {
   CredentialStore,
   DeviceCredentialError,
@@ -138,7 +139,9 @@ export async function removeCommand(id: string, dataDir: string, io: DeviceIo): 
   });
   if (status !== EXIT_OK) return status;
   if (!removed) {
-    io.stderr.write(`vigil: device ${id} has no credential\n`);
+    io.stderr.write(
+      errorText(new DeviceCredentialError('VIGIL_DEVICE_UNKNOWN', `device ${id} has no credential`)),
+    );
     return EXIT_REFUSED;
   }
   io.stdout.write(`device ${id} removed; it can no longer connect\n`);
@@ -181,7 +184,11 @@ export async function hashCommand(input: AsyncIterable<unknown>, io: DeviceIo): 
     .toString('utf8')
     .replace(/\r?\n$/, '');
   if (secret.length < 16) {
-    io.stderr.write('vigil: expected a secret of at least 16 characters on stdin\n');
+    io.stderr.write(
+      errorText(
+        new VigilError('VIGIL_DEVICE_SECRET', 'expected a secret of at least 16 characters on stdin'),
+      ),
+    );
     return EXIT_REFUSED;
   }
   io.stdout.write(`${hashSecret(secret)}\n`);

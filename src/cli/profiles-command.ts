@@ -18,7 +18,7 @@ import {
   readGatewayInfo,
   storeExists,
 } from '../store/index.js';
-import { errorText } from './util.js';
+import { errorText, noData } from './util.js';
 
 /** Where the commands write; a test passes its own. */
 export interface CommandIo {
@@ -81,10 +81,13 @@ async function importCommand(file: string, dataDir: string, io: CommandIo): Prom
   let totalBytes: number;
   try {
     const info = await stat(file);
-    if (!info.isFile()) return fatal(io, `${file} is not a file`);
+    if (!info.isFile()) return fatal(io, new VigilError('VIGIL_PROFILE_IMPORT', `${file} is not a file`));
     totalBytes = info.size;
   } catch (err) {
-    return fatal(io, `cannot read ${file}: ${(err as Error).message}`);
+    return fatal(
+      io,
+      new VigilError('VIGIL_PROFILE_IMPORT', `cannot read ${file}: ${(err as Error).message}`),
+    );
   }
   const access = await openOrFindGateway(dataDir).catch((err: unknown) => ({ kind: 'failed', err }) as const);
   if (access.kind === 'failed') return fatal(io, access.err);
@@ -140,10 +143,7 @@ async function importCommand(file: string, dataDir: string, io: CommandIo): Prom
 /** `vigil profiles get ID`; resolves to the exit status. */
 async function getCommand(id: string, dataDir: string, io: CommandIo): Promise<number> {
   if (!(await storeExists(dataDir))) {
-    return fatal(
-      io,
-      `there is no Vigil data in ${dataDir}: pass the gateway's data directory with --data DIR`,
-    );
+    return fatal(io, noData(dataDir));
   }
   try {
     const access = await openOrFindGateway(dataDir, { readOnly: true });

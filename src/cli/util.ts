@@ -32,3 +32,11 @@ export function exitWithError(err: unknown, code = 2): never {
   process.stderr.write(errorText(err));
   process.exit(code);
 }
+
+/** The data directory a command was pointed at holds no Vigil store. */
+export function noData(dataDir: string): VigilError {
+  return new VigilError(
+    'VIGIL_DATA_MISSING',
+    `there is no Vigil data in ${dataDir}: pass the gateway's data directory with --data DIR`,
+  );
+}
