@@ -1,16 +1,12 @@
 import { DeviceGuard, startBroker, type Broker, type ClientInfo } from '../broker/index.js';
 import { Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js';
 import { DurableInputs } from '../runtime/index.js';
-import type { Candidate } from '../shared/index.js';
+import { DEAD_LETTER_TOPIC, deviceCommandTopic, upstreamTopics, type Candidate } from '../shared/index.js';
 import { CredentialStore } from '../store/index.js';
-import { upstreamTopics } from '../upstream/index.js';
 import type { DecisionModule } from './decision.js';
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
 import type { UplinkModule } from './uplink.js';
-
-/** Local topic where refused publishes are reported, with the reason. */
-export const DEAD_LETTER_TOPIC = 'vigil/deadletter';
 
 /** The broker devices connect to, with authentication, limits and ingest (docs/architecture.md, "Device edge"). */
 export interface DeviceEdge extends Started {
@@ -122,7 +118,7 @@ function sendCommand(
   }
   base.metrics.commandsSent.inc();
   broker
-    .publish(`devices/${action.actor}/commands/${action.action}`, JSON.stringify(action))
+    .publish(deviceCommandTopic(action.actor, action.action), JSON.stringify(action))
     .catch((err: unknown) => {
       base.logger.warn({ err, actor: action.actor, action: action.action }, 'device command not published');
     });

@@ -14,8 +14,6 @@ import { Modules } from './modules.js';
 import { startSync } from './cloud-sync.js';
 import { startUplink } from './uplink.js';
 
-export { DEAD_LETTER_TOPIC } from './device-edge.js';
-
 export interface GatewayOptions {
   logger?: Logger;
   clock?: Clock;

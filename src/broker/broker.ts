@@ -1,8 +1,8 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
-import { ConfigError } from '../shared/index.js';
+import { ConfigError, isDeviceEventTopic } from '../shared/index.js';
 import { ClientTracker } from './client-tracker.js';
-import { BrokerClosedError } from './errors.js';
+import { BrokerClosedError, listenHint } from './errors.js';
 import { guardPacketSize } from './packet-size-guard.js';
 import { startTlsListener, type TlsListener } from './tls.js';
 import type { Broker, BrokerHooks, BrokerOptions, PublishOptions, PublishPacketInfo } from './types.js';
@@ -60,6 +60,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
     throw new ConfigError(`mqtt cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, {
       cause: err,
+      hint: listenHint(err, 'mqtt.port (--mqtt-port)', 'mqtt.host (--mqtt-host)'),
     });
   }
   server.on('error', (err) => opts.logger.error({ err }, 'mqtt listener error'));
@@ -200,15 +201,6 @@ class ConnectionNumbers {
     }
     return n;
   }
-}
-
-/**
- * `devices/{id}/events` and anything below it: ingest takes these, and refuses with a reason the ones
- * outside `devices/{deviceId}/events/{type}` (an empty level, one level too many).
- */
-export function isDeviceEventTopic(topic: string): boolean {
-  const levels = topic.split('/', 4);
-  return levels[0] === 'devices' && levels[2] === 'events';
 }
 
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {

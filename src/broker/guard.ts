@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Aedes, Client, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
+import { DROPPED_TOPIC } from '../shared/index.js';
 import { checkPublish, checkSubscribe, type Identity, type TopicLimits, type TopicRefusal } from './acl.js';
 import { authenticateConnect, type AuthRefusal, type CredentialCheck } from './auth.js';
 import {
@@ -71,15 +72,13 @@ interface Session {
   subscriptions: Set<string>;
 }
 
-/** A topic no client can subscribe to (`$` topics are refused): a dropped publish goes there. */
-const DROPPED_TOPIC = '$vigil/dropped';
 /** Repeated refusals of one kind, from one connection, are logged at most this often. */
 const LOG_EVERY_MS = 10_000;
 /**
  * Default of the subscriptions one connection may hold: a device needs one or two, and each takes
  * memory in the broker's topic tree for as long as the connection lasts.
  */
-export const DEFAULT_MAX_SUBSCRIPTIONS = 100;
+const DEFAULT_MAX_SUBSCRIPTIONS = 100;
 
 type AuthenticateHandler = Aedes['authenticate'];
 type PublishHandler = Aedes['authorizePublish'];
@@ -108,11 +107,6 @@ export class DeviceGuard {
   constructor(private readonly opts: GuardOptions) {
     this.failures = new ConnectThrottle(opts.connectThrottle ?? DEFAULT_CONNECT_THROTTLE);
     this.now = opts.now ?? (() => performance.now());
-  }
-
-  /** Connections open on the listeners right now. */
-  get openConnections(): number {
-    return this.open;
   }
 
   /**
@@ -233,8 +227,10 @@ export class DeviceGuard {
           if (!result.ok) {
             this.failures.failed(peer.host, this.now());
             this.opts.counters?.authRefused?.(result.refusal);
+            const refused = new ConnectRefusedError(result.refusal, result.returnCode);
             this.opts.logger.warn(
               {
+                code: refused.code,
                 reason: result.refusal,
                 detail: result.detail,
                 clientId: client.id,
@@ -244,7 +240,7 @@ export class DeviceGuard {
               },
               'mqtt connect refused',
             );
-            return done(new ConnectRefusedError(result.refusal, result.returnCode), false);
+            return done(refused, false);
           }
           this.failures.succeeded(peer.host);
           this.sessions.set(client, {
@@ -277,13 +273,13 @@ export class DeviceGuard {
       const rate = session.throttle.take(nowMs);
       if (rate === 'disconnect') {
         this.opts.counters?.limitHit?.('rate-disconnect');
+        const { perSecond, disconnectAfterMs } = this.opts.publishRate;
+        const over = new PublishRateError(perSecond, disconnectAfterMs);
         this.opts.logger.warn(
-          { clientId: client?.id, address: session.peer.address, perSecond: this.opts.publishRate.perSecond },
+          { code: over.code, clientId: client?.id, address: session.peer.address, perSecond },
           'mqtt client disconnected: it kept publishing over its rate',
         );
-        return done(
-          new PublishRateError(this.opts.publishRate.perSecond, this.opts.publishRate.disconnectAfterMs),
-        );
+        return done(over);
       }
       if (rate === 'drop') {
         this.opts.counters?.limitHit?.('publish-rate');
@@ -372,11 +368,12 @@ export class DeviceGuard {
   ): void {
     if (refusal === 'malformed') {
       this.opts.counters?.protocolError?.();
+      const malformed = new MalformedTopicError(reason);
       this.opts.logger.warn(
-        { clientId: client?.id, address: session.peer.address, reason, action },
+        { code: malformed.code, clientId: client?.id, address: session.peer.address, reason, action },
         'mqtt connection closed: malformed topic',
       );
-      return close(new MalformedTopicError(reason));
+      return close(malformed);
     }
     if (refusal === 'acl') this.opts.counters?.aclRefused?.(action);
     else this.opts.counters?.limitHit?.(refusal);

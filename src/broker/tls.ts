@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { ConfigError } from '../shared/index.js';
+import { ConfigError, TlsFileError } from '../shared/index.js';
+import { listenHint } from './errors.js';
 import type { DeviceGuard } from './guard.js';
 
 /** PEM material of a TLS endpoint. */
@@ -45,12 +46,12 @@ export async function readTlsFiles(
   return { cert, key, ca };
 }
 
-/** Reads one PEM file, or throws ConfigError naming the setting. */
-export async function readPem(path: string, setting: string): Promise<Buffer> {
+/** Reads one PEM file, or throws TlsFileError naming the setting. */
+async function readPem(path: string, setting: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (err) {
-    throw new ConfigError(`${setting}: cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    throw new TlsFileError(`${setting}: cannot read ${path}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -84,7 +85,7 @@ export async function startTlsListener(
       minVersion: 'TLSv1.2',
     });
   } catch (err) {
-    throw new ConfigError(`mqtt.tls: the certificate, key or CA cannot be used: ${(err as Error).message}`, {
+    throw new TlsFileError(`mqtt.tls: the certificate, key or CA cannot be used: ${(err as Error).message}`, {
       cause: err,
     });
   }
@@ -125,6 +126,7 @@ export async function startTlsListener(
   }).catch((err: unknown) => {
     throw new ConfigError(`mqtt TLS cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, {
       cause: err,
+      hint: listenHint(err, 'mqtt.tls.port (--tls-port)', 'mqtt.tls.host'),
     });
   });
   return {
@@ -138,7 +140,7 @@ export async function startTlsListener(
 }
 
 /** The subject CN of the verified peer certificate; undefined when there is none or several. */
-export function commonNameOf(socket: TLSSocket): string | undefined {
+function commonNameOf(socket: TLSSocket): string | undefined {
   const cert = socket.getPeerCertificate();
   const cn: unknown = (cert as { subject?: { CN?: unknown } } | null)?.subject?.CN;
   return typeof cn === 'string' ? cn : undefined;

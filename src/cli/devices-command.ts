@@ -11,6 +11,7 @@ import {
   type CredentialInfo,
 } from '../store/index.js';
 import { openOrFindGateway, type Access, type CommandIo } from './profiles-command.js';
+import { errorText } from './util.js';
 
 const EXIT_OK = 0;
 const EXIT_REFUSED = 1;
@@ -138,7 +139,9 @@ export async function removeCommand(id: string, dataDir: string, io: DeviceIo): 
   });
   if (status !== EXIT_OK) return status;
   if (!removed) {
-    io.stderr.write(`vigil: device ${id} has no credential\n`);
+    io.stderr.write(
+      errorText(new DeviceCredentialError('VIGIL_DEVICE_UNKNOWN', `device ${id} has no credential`)),
+    );
     return EXIT_REFUSED;
   }
   io.stdout.write(`device ${id} removed; it can no longer connect\n`);
@@ -181,7 +184,11 @@ export async function hashCommand(input: AsyncIterable<unknown>, io: DeviceIo): 
     .toString('utf8')
     .replace(/\r?\n$/, '');
   if (secret.length < 16) {
-    io.stderr.write('vigil: expected a secret of at least 16 characters on stdin\n');
+    io.stderr.write(
+      errorText(
+        new VigilError('VIGIL_DEVICE_SECRET', 'expected a secret of at least 16 characters on stdin'),
+      ),
+    );
     return EXIT_REFUSED;
   }
   io.stdout.write(`${hashSecret(secret)}\n`);
@@ -209,15 +216,7 @@ async function withAccess(
     }
     return EXIT_OK;
   } catch (err) {
-    if (err instanceof DeviceCredentialError) {
-      io.stderr.write(`vigil: ${err.message}\n`);
-      return EXIT_REFUSED;
-    }
-    const message =
-      err instanceof VigilError
-        ? err.message
-        : `unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
-    io.stderr.write(`vigil: ${message}\n`);
-    return EXIT_FATAL;
+    io.stderr.write(errorText(err));
+    return err instanceof DeviceCredentialError ? EXIT_REFUSED : EXIT_FATAL;
   }
 }

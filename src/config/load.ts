@@ -8,7 +8,7 @@ import { configSchema, type Config } from './schema.js';
 export type Overrides = Record<string, string | number | boolean | undefined>;
 
 /** `VIGIL_*` environment variables and the config path each one sets. */
-export const ENV_KEYS: Readonly<Record<string, string>> = {
+const ENV_KEYS: Readonly<Record<string, string>> = {
   VIGIL_GATEWAY_ID: 'gatewayId',
   VIGIL_DATA: 'data',
   VIGIL_RULES: 'rules',

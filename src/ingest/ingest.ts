@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
-import type { Event } from '../shared/index.js';
+import { DEVICE_EVENT_SCHEME, parseDeviceTopic, upstreamTopics, type Event } from '../shared/index.js';
 import { parseCloudEvent } from './cloud-event.js';
 import { decodePayload } from './decode-payload.js';
-import { parseDeviceTopic } from './device-topic.js';
 import { OrderedDelivery, type Deliver } from './ordered-delivery.js';
 import type {
   DeadLetter,
@@ -29,7 +28,7 @@ export interface IngestOptions {
 }
 
 /** Where a dead letter says a cloud event came from when the caller does not name the topic. */
-const CLOUD_TOPIC = 'vigil/+/events';
+const CLOUD_TOPIC = upstreamTopics('+').events;
 /** How much of a refused payload the dead letter carries. */
 const DEAD_LETTER_PAYLOAD_BYTES = 1024;
 
@@ -65,7 +64,7 @@ export class Ingest {
     const at = this.opts.clock();
     const parsed = parseDeviceTopic(topic);
     if (!parsed.ok) {
-      const detail = `topic ${JSON.stringify(topic)} is not devices/{deviceId}/events/{type}`;
+      const detail = `topic ${JSON.stringify(topic)} is not ${DEVICE_EVENT_SCHEME}`;
       this.reject(
         { reason: 'topic', detail, topic, clientId: client.id, at, ...deviceOf(parsed.deviceId) },
         payload,

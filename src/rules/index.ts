@@ -1,6 +1,6 @@
 export { compileRuleFiles, loadRulesDir, checkRulesDir, TEMPLATES_DIR } from './load.js';
 export { shippedRulesDir } from './shipped-dir.js';
-export { compileExpression, toPlain, MAX_EXPRESSION_CHARS, RULE_VARIABLES } from './cel.js';
+export { compileExpression, MAX_EXPRESSION_CHARS, RULE_VARIABLES } from './cel.js';
 export type { CompileOptions, CompileResult } from './cel.js';
 export { MAX_PERIOD_MS } from './scenario-parser.js';
 export type {

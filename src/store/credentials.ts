@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isDeviceId } from '../shared/device-id.js';
-import type { Profile } from '../shared/index.js';
+import { VigilError, type Profile } from '../shared/index.js';
 import type { Sublevel } from './level-types.js';
 import type { ProfileEntry, ProfileStore } from './profile-store.js';
 import { storeIo } from './store-io.js';
@@ -39,14 +39,11 @@ interface StoredCredential {
 }
 
 /** A credential operation that cannot be done as asked; `code` tells which. */
-export class DeviceCredentialError extends Error {
-  constructor(
-    readonly code:
-      'VIGIL_DEVICE_ID' | 'VIGIL_DEVICE_EXISTS' | 'VIGIL_DEVICE_UNKNOWN' | 'VIGIL_CREDENTIAL_HASH',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'DeviceCredentialError';
+export class DeviceCredentialError extends VigilError {
+  declare readonly code:
+    'VIGIL_DEVICE_ID' | 'VIGIL_DEVICE_EXISTS' | 'VIGIL_DEVICE_UNKNOWN' | 'VIGIL_CREDENTIAL_HASH';
+  constructor(code: DeviceCredentialError['code'], message: string) {
+    super(code, message);
   }
 }
 

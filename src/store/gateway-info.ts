@@ -10,7 +10,7 @@ export interface GatewayInfo {
   token?: string;
 }
 
-export const GATEWAY_INFO_FILE = 'gateway.json';
+const GATEWAY_INFO_FILE = 'gateway.json';
 
 export function gatewayInfoPath(dataDir: string): string {
   return join(dataDir, GATEWAY_INFO_FILE);

@@ -10,7 +10,7 @@ export interface OutboxLimits {
   maxBytes: number;
 }
 
-export const DEFAULT_OUTBOX_LIMITS: OutboxLimits = { maxCount: 100_000, maxBytes: 64 * 1024 * 1024 };
+const DEFAULT_OUTBOX_LIMITS: OutboxLimits = { maxCount: 100_000, maxBytes: 64 * 1024 * 1024 };
 
 /**
  * What `add` did. `dropped` lists every action that left the outbox unsent because of it, so the
@@ -23,7 +23,7 @@ export type AddResult =
   | { status: 'dropped'; dropped: readonly Action[] };
 
 /** Priorities order the drain from 1000 (first) down to 0; others are clamped into that range. */
-export const MAX_PRIORITY = 1000;
+const MAX_PRIORITY = 1000;
 
 interface Entry {
   readonly action: Action;
@@ -136,10 +136,6 @@ export class Outbox {
   /** Bytes the queued actions take on disk (keys and encoded values). */
   get bytes(): number {
     return this.#bytes;
-  }
-
-  has(id: string): boolean {
-    return this.#byId.has(id);
   }
 
   /**

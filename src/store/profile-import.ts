@@ -16,7 +16,7 @@ export interface ImportOptions {
   maxLineBytes?: number;
 }
 
-export const DEFAULT_IMPORT_BATCH_SIZE = 1_000;
+const DEFAULT_IMPORT_BATCH_SIZE = 1_000;
 const DEFAULT_MAX_ERRORS = 100;
 const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
 const NEWLINE = 0x0a;

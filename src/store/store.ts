@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { StoreIoError, StoreLockedError } from '../shared/index.js';
 import { cborEncoding } from './cbor-encoding.js';
+import { DISK_HINT } from './store-io.js';
 import type { RootLevel, Sublevel } from './level-types.js';
 import type { OutboxLimits } from './outbox.js';
 import { Outbox } from './outbox.js';
@@ -49,7 +50,10 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
     await db.open({ createIfMissing: opts.createIfMissing ?? true });
   } catch (err) {
     if (isLocked(err)) throw new StoreLockedError(dir, { cause: err });
-    throw new StoreIoError(`cannot open the data directory ${dir}: ${describe(err)}`, { cause: err });
+    throw new StoreIoError(`cannot open the data directory ${dir}: ${describe(err)}`, {
+      cause: err,
+      hint: DISK_HINT,
+    });
   }
   const sublevels = Object.fromEntries(
     SUBLEVEL_NAMES.map((name) => [name, db.sublevel<string, unknown>(name, { valueEncoding: cborEncoding })]),

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { EngineOptions } from '../engine/index.js';
 import type { LoadResult, RuleSet } from '../rules/index.js';
+import { upstreamTopics } from '../shared/index.js';
 import type { Store } from '../store/index.js';
 import type { BundleStore } from './bundle-store.js';
 import type { TrustedKey } from './keys.js';
@@ -9,7 +10,6 @@ import { RuleSync, type RunningRules } from './rule-sync.js';
 import { rulesRoutes, type RulesRoutes } from './rules-api.js';
 import type { RulesStatus } from './rules-status.js';
 import type { SwapReport, SwapTarget } from './rules-swap.js';
-import { syncTopics } from './topics.js';
 
 export interface CloudSyncOptions {
   gateway: string;
@@ -43,7 +43,7 @@ export interface CloudSync {
 }
 
 export async function startCloudSync(opts: CloudSyncOptions): Promise<CloudSync> {
-  const topics = syncTopics(opts.gateway);
+  const topics = upstreamTopics(opts.gateway);
   const { logger } = opts;
   const rules = new RuleSync({
     gateway: opts.gateway,

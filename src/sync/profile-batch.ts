@@ -12,8 +12,8 @@ export interface ProfileBatch {
   deletes: string[];
 }
 
-export const MAX_PROFILE_BATCH_BYTES = 16 * 1024 * 1024;
-export const MAX_PROFILE_BATCH_CHANGES = 100_000;
+const MAX_PROFILE_BATCH_BYTES = 16 * 1024 * 1024;
+const MAX_PROFILE_BATCH_CHANGES = 100_000;
 const MAX_ID_CHARS = 256;
 
 export type ParsedProfileBatch =

@@ -1,4 +1,4 @@
-export { Uplink, upstreamTopics, type BatchOptions, type UplinkOptions } from './uplink.js';
+export { Uplink, type BatchOptions, type UplinkOptions } from './uplink.js';
 export type { OutboxSource } from './outbox-source.js';
 export { queuedExpired } from './queued-expired.js';
 export { readUpstreamTls, type UpstreamTls } from './upstream-tls.js';

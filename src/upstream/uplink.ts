@@ -2,7 +2,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { isExpired, RateLimiter } from '../actions/index.js';
 import type { Policy, RatePolicy } from '../rules/policy.js';
-import type { Action } from '../shared/index.js';
+import { upstreamTopics, type Action } from '../shared/index.js';
 import type { OutboxSource } from './outbox-source.js';
 import { queuedExpired } from './queued-expired.js';
 
@@ -43,18 +43,6 @@ export interface UplinkOptions {
   /** An action left the outbox unsent: it waited longer than its category's `ttl`. */
   onExpired?: (action: Action, now: number) => void;
   onConnectionChange?: (connected: boolean) => void;
-}
-
-/** Upstream topics of one gateway (DESIGN.md). */
-export function upstreamTopics(gw: string) {
-  return {
-    actions: `vigil/${gw}/actions`,
-    status: `vigil/${gw}/status`,
-    rules: `vigil/${gw}/rules`,
-    rulesStatus: `vigil/${gw}/rules/status`,
-    profiles: `vigil/${gw}/profiles`,
-    events: `vigil/${gw}/events`,
-  } as const;
 }
 
 /**
@@ -142,11 +130,6 @@ export class Uplink {
       this.paced = { rate, limiter: new RateLimiter(rate) };
     }
     return this.paced.limiter;
-  }
-
-  /** Actions published and not yet acknowledged. */
-  get inflightCount(): number {
-    return this.inflight.size;
   }
 
   /** Something was added to the outbox: send it if the connection, the rate and the window allow. */
