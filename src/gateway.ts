@@ -3,15 +3,9 @@ import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { DeviceGuard, readTlsFiles, startBroker, type Broker, type ClientInfo } from './broker/index.js';
 import type { Config } from './config/index.js';
-import {
-  apiAuthorizer,
-  DeviceActivity,
-  HttpServer,
-  mountDashboard,
-  OPEN_PATHS,
-  RecentActions,
-  sendJson,
-} from './dashboard/index.js';
+import { apiAuthorizer, startHttpApi } from './api/index.js';
+import { CredentialStore } from './credentials/index.js';
+import { DeviceActivity, RecentActions } from './dashboard/index.js';
 import { TimerQueue, type ScenarioStats } from './engine/index.js';
 import { Ingest, type DeadLetter, type PublishSource } from './ingest/index.js';
 import { loadRulesDir, shippedRulesDir, type RuleSet } from './rules/index.js';
@@ -29,17 +23,7 @@ import {
   type RecoveryReport,
 } from './runtime/index.js';
 import { RuleError, type Action, type Candidate } from './shared/index.js';
-import {
-  AuditLog,
-  auditEntryOf,
-  auditLogRoute,
-  cborInUse,
-  CredentialStore,
-  credentialRoutes,
-  openStore,
-  profileRoutes,
-  type Store,
-} from './store/index.js';
+import { AuditLog, auditEntryOf, cborInUse, openStore, type Store } from './store/index.js';
 import {
   BundleStore,
   chooseStartupRules,
@@ -504,45 +488,28 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     housekeeping.unref();
     closers.push(() => clearInterval(housekeeping));
 
-    const http = new HttpServer(logger);
-    if (authorizeHttp) http.requireAuthorization(authorizeHttp, OPEN_PATHS);
-    const profiles = profileRoutes(store);
-    http
-      .route('GET', '/healthz', (_req, res) =>
-        sendJson(res, 200, {
-          status: durable.state === 'storage-fault' ? 'degraded' : 'ok',
-          durability: durable.health(),
-          gateway: gw,
-          upstream: uplink ? (uplink.connected ? 'connected' : 'disconnected') : 'none',
-          outbox: store.outbox.size,
-          devices: startedBroker.connectedCount,
-          cbor: cborInUse(),
-        }),
-      )
-      .route('GET', '/metrics', async (_req, res) => {
-        const text = await metrics.registry.metrics();
-        res.writeHead(200, { 'content-type': metrics.registry.contentType });
-        res.end(text);
-      })
-      .route('POST', '/api/profiles/import', (req, res) => profiles.importNdjson(req, res))
-      .route('GET', '/api/profiles/:id', (_req, res, params) => profiles.get(params.id ?? '', res))
-      .route('GET', '/api/actions/log', auditLogRoute(audit))
-      .route('POST', '/api/rules/apply', (req, res) => sync.routes.apply(req, res))
-      .route('GET', '/api/rules', (req, res) => sync.routes.running(req, res));
-    // `vigil devices` while the gateway runs; a removed device's connection ends at once.
-    const devices = credentialRoutes(credentials, { onRemoved: (id) => guard.disconnect(id) });
-    http
-      .route('GET', '/api/devices', (_req, res) => devices.list(res))
-      .route('PUT', '/api/devices/:id/credential', (req, res, params) =>
-        devices.put(params.id ?? '', req, res),
-      )
-      .route('DELETE', '/api/devices/:id', (_req, res, params) => devices.remove(params.id ?? '', res));
-    const dashboard = mountDashboard(http, {
+    const api = await startHttpApi({
+      host: config.http.host,
+      port: config.http.port,
+      authorize: authorizeHttp,
       gatewayId: gw,
+      store,
+      audit,
+      credentials,
+      rules: sync.rules,
+      disconnectDevice: (id) => guard.disconnect(id),
+      healthz: () => ({
+        status: durable.state === 'storage-fault' ? 'degraded' : 'ok',
+        durability: durable.health(),
+        gateway: gw,
+        upstream: uplink ? (uplink.connected ? 'connected' : 'disconnected') : 'none',
+        outbox: store.outbox.size,
+        devices: startedBroker.connectedCount,
+        cbor: cborInUse(),
+      }),
       engine: () => run.engine,
       recent: recentActions,
       devices: deviceActivity,
-      profile: (id) => store.profiles.get(id),
       outbox: store.outbox,
       uplink: () => (uplink ? (uplink.connected ? 'connected' : 'disconnected') : 'none'),
       connectedClients: () => startedBroker.connectedCount,
@@ -552,9 +519,8 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
       clock,
       logger,
     });
-    closers.push(() => dashboard.stop());
-    const httpAddress = await http.listen(config.http.host, config.http.port);
-    closers.push(() => http.close());
+    closers.push(() => api.close());
+    const httpAddress = api.address;
 
     // Commands that touch the data dir of a running gateway find it here (LevelDB allows one process).
     const marker = join(dataDir, 'gateway.json');

@@ -4,9 +4,9 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
 import { compileRuleFiles } from '../rules/index.js';
 import { formatProblem, StoreLockedError, VigilError, type RuleProblem } from '../shared/index.js';
-import { isProcessAlive, openStore, readGatewayInfo } from '../store/index.js';
+import { GatewayClient, isProcessAlive, readGatewayInfo, type UnchangedAnswer } from '../api/index.js';
+import { openStore } from '../store/index.js';
 import {
-  applyThroughGateway,
   applyToStore,
   BundleStore,
   createBundle,
@@ -15,7 +15,6 @@ import {
   readSigningKey,
   readTrustedKeys,
   type RulesStatus,
-  type UnchangedAnswer,
 } from '../sync/index.js';
 import { parsePositiveInt } from './util.js';
 
@@ -184,7 +183,7 @@ export async function applyCommand(
           `the running gateway (pid ${info.pid}) checks the bundle with its own trusted keys\n`,
         );
       }
-      return report(io, file, await applyThroughGateway(info, bytes));
+      return report(io, file, await new GatewayClient(info).applyBundle(bytes));
     }
     try {
       const paths = flags.trustedKey.length > 0 ? flags.trustedKey : config.sync.trustedKeys;

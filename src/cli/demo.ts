@@ -14,7 +14,7 @@ import {
 import { startLocalBroker } from '../broker/index.js';
 import { parseConfig } from '../config/index.js';
 import { startGateway } from '../gateway.js';
-import { CredentialStore } from '../store/index.js';
+import { CredentialStore } from '../credentials/index.js';
 import { shippedRulesDir } from '../rules/index.js';
 import { parseDurationMs, type Action } from '../shared/index.js';
 import { exitWithError, parsePositiveInt } from './util.js';
