@@ -44,7 +44,8 @@ export class Router<H> {
     }
     if (best.length === 0) return { kind: 'none' };
     const route = best.find((r) => r.method === method);
-    if (!route) return { kind: 'method-not-allowed', allowed: [...new Set(best.map((r) => r.method))] };
+    if (!route)
+      return { kind: 'method-not-allowed', allowed: [...new Set(best.map((r) => r.method))].sort() };
     const params: Record<string, string> = {};
     route.parts.forEach((part, i) => {
       if ('param' in part) params[part.param] = segments[i] ?? '';
