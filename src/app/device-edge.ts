@@ -2,7 +2,7 @@ import { DeviceGuard, startBroker, type Broker, type ClientInfo } from '../broke
 import { Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js';
 import { DurableInputs } from '../runtime/index.js';
 import { DEAD_LETTER_TOPIC, deviceCommandTopic, upstreamTopics, type Candidate } from '../shared/index.js';
-import { CredentialStore } from '../store/index.js';
+import { CredentialStore } from '../credentials/index.js';
 import type { DecisionModule } from './decision.js';
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';

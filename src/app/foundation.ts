@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { readTlsFiles, type TlsMaterial } from '../broker/index.js';
 import type { Config } from '../config/index.js';
-import { apiAuthorizer } from '../dashboard/index.js';
+import { apiAuthorizer } from '../api/index.js';
 import { loadRulesDir, shippedRulesDir, type LoadResult, type RuleSet } from '../rules/index.js';
 import { Metrics } from '../runtime/index.js';
 import { RuleError } from '../shared/index.js';

@@ -1,18 +1,15 @@
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { StoreLockedError } from '../shared/index.js';
-import type { AuditEntry, AuditQuery, GatewayInfo, Store } from '../store/index.js';
 import {
-  AuditLog,
-  auditLogThroughGateway,
-  DEFAULT_AUDIT_LIMIT,
+  GatewayClient,
   gatewayInfoPath,
   isProcessAlive,
-  MAX_AUDIT_LIMIT,
-  openStore,
   readGatewayInfo,
-  storeExists,
-} from '../store/index.js';
+  type GatewayInfo,
+} from '../api/index.js';
+import type { AuditEntry, AuditQuery, Store } from '../store/index.js';
+import { AuditLog, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, openStore, storeExists } from '../store/index.js';
 import { errorText, noData } from './util.js';
 
 /** Where the command writes; a test passes its own. */
@@ -102,7 +99,7 @@ function formatEntry(entry: AuditEntry): string {
 
 async function readLog(dataDir: string, query: AuditQuery): Promise<AuditEntry[]> {
   const access = await openOrFindGateway(dataDir);
-  if (access.kind === 'gateway') return auditLogThroughGateway(access.info, query);
+  if (access.kind === 'gateway') return new GatewayClient(access.info).auditLog(query);
   try {
     const log = await AuditLog.open(access.store.sublevels.audit);
     return await log.list(query);

@@ -10,9 +10,9 @@ import {
   VigilError,
   type RuleProblem,
 } from '../shared/index.js';
-import { isProcessAlive, openStore, readGatewayInfo } from '../store/index.js';
+import { GatewayClient, isProcessAlive, readGatewayInfo, type UnchangedAnswer } from '../api/index.js';
+import { openStore } from '../store/index.js';
 import {
-  applyThroughGateway,
   applyToStore,
   BundleStore,
   createBundle,
@@ -21,7 +21,6 @@ import {
   readSigningKey,
   readTrustedKeys,
   type RulesStatus,
-  type UnchangedAnswer,
 } from '../sync/index.js';
 import { errorText, parsePositiveInt } from './util.js';
 
@@ -196,7 +195,7 @@ async function applyCommand(
           `the running gateway (pid ${info.pid}) checks the bundle with its own trusted keys\n`,
         );
       }
-      return report(io, file, await applyThroughGateway(info, bytes));
+      return report(io, file, await new GatewayClient(info).applyBundle(bytes));
     }
     try {
       const paths = flags.trustedKey.length > 0 ? flags.trustedKey : config.sync.trustedKeys;

@@ -15,7 +15,7 @@ import {
 import { startLocalBroker } from '../broker/index.js';
 import { parseConfig } from '../config/index.js';
 import { startGateway, type Gateway } from '../app/index.js';
-import { CredentialStore } from '../store/index.js';
+import { CredentialStore } from '../credentials/index.js';
 import { shippedRulesDir } from '../rules/index.js';
 import { ConfigError, parseDurationMs, upstreamTopics, type Action } from '../shared/index.js';
 import { exitWithError, parsePositiveInt } from './util.js';

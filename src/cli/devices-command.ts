@@ -1,15 +1,13 @@
 import type { Command } from 'commander';
 import { VigilError } from '../shared/index.js';
+import { GatewayClient } from '../api/index.js';
 import {
   CredentialStore,
   DeviceCredentialError,
   generateSecret,
   hashSecret,
-  listThroughGateway,
-  removeThroughGateway,
-  setHashThroughGateway,
   type CredentialInfo,
-} from '../store/index.js';
+} from '../credentials/index.js';
 import { openOrFindGateway, type Access, type CommandIo } from './profiles-command.js';
 import { errorText } from './util.js';
 
@@ -116,7 +114,7 @@ export async function addCommand(
     if (access.kind === 'local') {
       await new CredentialStore(access.store.sublevels.creds).setHash(id, hashSecret(secret), mode);
     } else {
-      await setHashThroughGateway(access.info, id, hashSecret(secret), mode);
+      await new GatewayClient(access.info).setCredentialHash(id, hashSecret(secret), mode);
     }
   });
   if (status !== EXIT_OK) return status;
@@ -135,7 +133,7 @@ export async function removeCommand(id: string, dataDir: string, io: DeviceIo): 
     removed =
       access.kind === 'local'
         ? await new CredentialStore(access.store.sublevels.creds).remove(id)
-        : await removeThroughGateway(access.info, id);
+        : await new GatewayClient(access.info).removeCredential(id);
   });
   if (status !== EXIT_OK) return status;
   if (!removed) {
@@ -155,7 +153,7 @@ export async function listCommand(dataDir: string, io: DeviceIo, json: boolean):
     devices =
       access.kind === 'local'
         ? await new CredentialStore(access.store.sublevels.creds).list()
-        : await listThroughGateway(access.info);
+        : await new GatewayClient(access.info).devices();
   });
   if (status !== EXIT_OK) return status;
   if (json) {

@@ -4,20 +4,16 @@ import { join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { StoreLockedError, VigilError } from '../shared/index.js';
-import type { GatewayInfo, ImportSummary, Store } from '../store/index.js';
 import {
-  CredentialStore,
-  ProfileImportError,
-  credentialImportTarget,
+  GatewayClient,
   gatewayInfoPath,
-  getThroughGateway,
-  importProfiles,
-  importThroughGateway,
   isProcessAlive,
-  openStore,
   readGatewayInfo,
-  storeExists,
-} from '../store/index.js';
+  type GatewayInfo,
+} from '../api/index.js';
+import { CredentialStore, credentialImportTarget } from '../credentials/index.js';
+import type { ImportSummary, Store } from '../store/index.js';
+import { ProfileImportError, importProfiles, openStore, storeExists } from '../store/index.js';
 import { errorText, noData } from './util.js';
 
 /** Where the commands write; a test passes its own. */
@@ -112,7 +108,9 @@ async function importCommand(file: string, dataDir: string, io: CommandIo): Prom
       io.stderr.write(
         `${dataDir} is in use by the running gateway (pid ${access.info.pid}): importing through ${access.info.http}\n`,
       );
-      summary = await importThroughGateway(access.info, input, { onBytes: (sent) => progress.update(sent) });
+      summary = await new GatewayClient(access.info).importProfiles(input, {
+        onBytes: (sent) => progress.update(sent),
+      });
     }
   } catch (err) {
     progress.stop();
@@ -155,7 +153,7 @@ async function getCommand(id: string, dataDir: string, io: CommandIo): Promise<n
         await access.store.close();
       }
     } else {
-      profile = await getThroughGateway(access.info, id);
+      profile = await new GatewayClient(access.info).profile(id);
     }
     if (profile === undefined) {
       io.stderr.write(`no profile with id ${JSON.stringify(id)} in ${dataDir}\n`);

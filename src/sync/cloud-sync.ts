@@ -7,7 +7,6 @@ import type { BundleStore } from './bundle-store.js';
 import type { TrustedKey } from './keys.js';
 import { ProfileSync } from './profile-sync.js';
 import { RuleSync, type RunningRules } from './rule-sync.js';
-import { rulesRoutes, type RulesRoutes } from './rules-api.js';
 import type { RulesStatus } from './rules-status.js';
 import type { SwapReport, SwapTarget } from './rules-swap.js';
 
@@ -31,11 +30,10 @@ export interface CloudSyncOptions {
   ready?: Promise<unknown>;
 }
 
-/** Rules and profiles from the cloud, wired: what the gateway hands messages and HTTP requests to. */
+/** Rules and profiles from the cloud, wired: what the gateway hands messages to. */
 export interface CloudSync {
   readonly rules: RuleSync;
   readonly profiles: ProfileSync;
-  readonly routes: RulesRoutes;
   /** A message from the uplink; false when the topic is not one of sync's. */
   onMessage(topic: string, payload: Buffer): boolean;
   /** Waits for the changes being applied; rule changes still waiting (for recovery) are dropped. */
@@ -79,7 +77,6 @@ export async function startCloudSync(opts: CloudSyncOptions): Promise<CloudSync>
   return {
     rules,
     profiles,
-    routes: rulesRoutes(rules),
     onMessage(topic, payload) {
       if (topic === topics.rules) {
         // An empty retained message clears the topic on the broker: there is no bundle to look at.

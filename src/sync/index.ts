@@ -19,8 +19,6 @@ export { ProfileSync, PROFILE_SEQ_KEY } from './profile-sync.js';
 export type { ProfileBatchStatus, ProfileSyncOptions } from './profile-sync.js';
 export { RuleSync } from './rule-sync.js';
 export type { RuleSyncOptions, RunningRules } from './rule-sync.js';
-export { rulesRoutes, type RulesRoutes, type UnchangedAnswer } from './rules-api.js';
-export { applyThroughGateway } from './rules-api-client.js';
 export type { RejectReason, RulesSource, RulesStatus } from './rules-status.js';
 export type { SwapReport, SwapTarget } from './rules-swap.js';
 export { chooseStartupRules } from './startup-rules.js';

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { loadConfig, parseConfig } from '../../src/config/index.js';
-import { apiAuthorizer, isLoopbackHost } from '../../src/dashboard/index.js';
+import { apiAuthorizer, isLoopbackHost } from '../../src/api/index.js';
 
 describe('security settings', () => {
   test('secure by default: no anonymous devices, limits on, HTTP on loopback without a token', () => {

@@ -10,11 +10,9 @@ import {
   DeviceCredentialError,
   generateSecret,
   hashSecret,
-  importProfiles,
-  openStore,
   secretMatches,
-  type Store,
-} from '../../src/store/index.js';
+} from '../../src/credentials/index.js';
+import { importProfiles, openStore, type Store } from '../../src/store/index.js';
 
 let dir: string;
 let store: Store;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GatewayApiError } from './errors.js';
+import { GatewayApiError } from './client-errors.js';
 
 /** What a running gateway records in its data directory so that commands can reach its local API. */
 export interface GatewayInfo {

@@ -1,9 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isDeviceId } from '../shared/device-id.js';
 import { VigilError, type Profile } from '../shared/index.js';
-import type { Sublevel } from './level-types.js';
-import type { ProfileEntry, ProfileStore } from './profile-store.js';
-import { storeIo } from './store-io.js';
+import { storeIo, type ProfileEntry, type ProfileStore, type Sublevel } from '../store/index.js';
 
 /** The one hash scheme: `hmac-sha256$SALT$MAC`, both base64url, MAC = HMAC-SHA-256(key SALT, secret). */
 export const CREDENTIAL_SCHEME = 'hmac-sha256';
@@ -99,7 +97,7 @@ function parseHash(text: string): { salt: Buffer; mac: Buffer } | undefined {
 const DECOY_HASH = hashSecret(generateSecret());
 
 /**
- * Device credentials in the `creds` sublevel: id → hash, never a clear secret. Every read goes to
+ * Device credentials in the `creds` sublevel of the store (passed in): id → hash, never a clear secret. Every read goes to
  * LevelDB (its block cache keeps it fast), so the gateway, its HTTP API and an import see one truth.
  */
 export class CredentialStore {
@@ -272,13 +270,18 @@ export function importedCredentialProblem(id: string, profile: Profile): string 
 
 /**
  * What a profile import writes to: the profiles, with each `credential` taken out and stored in the
- * credentials first (a profile is never written without the credential that came with it).
+ * credentials first (a profile is never written without the credential that came with it); and the check
+ * that refuses a line whose credential is not a hash, or that carries a clear secret.
  */
 export function credentialImportTarget(store: {
   profiles: Pick<ProfileStore, 'putMany'>;
   credentials: Pick<CredentialStore, 'putHashes'>;
-}): { profiles: Pick<ProfileStore, 'putMany'> } {
+}): {
+  profiles: Pick<ProfileStore, 'putMany'>;
+  checkProfile: (id: string, profile: Profile) => string | undefined;
+} {
   return {
+    checkProfile: importedCredentialProblem,
     profiles: {
       async putMany(batch: readonly ProfileEntry[]): Promise<void> {
         const hashes: Array<{ id: string; hash: string }> = [];

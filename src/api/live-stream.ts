@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { sendError } from './respond.js';
 
 /** Pages watching at once; each costs one socket and one serialized batch per second. */
 export const DEFAULT_MAX_STREAM_CLIENTS = 16;
@@ -29,8 +30,9 @@ export class LiveStream {
     first: ReadonlyArray<[event: string, data: unknown]>,
   ): void {
     if (this.clients.size >= this.maxClients) {
-      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '10' });
-      res.end(`at most ${this.maxClients} dashboard pages may watch at once\n`);
+      sendError(res, 503, 'VIGIL_HTTP_BUSY', `at most ${this.maxClients} dashboard pages may watch at once`, {
+        'retry-after': '10',
+      });
       return;
     }
     res.writeHead(200, {

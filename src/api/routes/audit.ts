@@ -1,9 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { VigilError } from '../shared/index.js';
-import type { AuditLog, AuditQuery } from './audit-log.js';
-
-/** The largest `limit` one request may ask for: the whole log of one kind. */
-export const MAX_AUDIT_LIMIT = 100_000;
+import { MAX_AUDIT_LIMIT, type AuditLog, type AuditQuery } from '../../store/index.js';
+import { badQuery } from '../errors.js';
+import { sendJson } from '../respond.js';
+import type { HttpApi } from '../server.js';
 
 export type AuditQueryResult = { ok: true; query: AuditQuery } | { ok: false; message: string };
 
@@ -39,31 +37,10 @@ export function parseAuditQuery(params: URLSearchParams): AuditQueryResult {
  * `GET /api/actions/log`: the audit log of a running gateway, newest first, as `{ entries: [...] }`; the
  * way `vigil actions log` reads it while the gateway holds the data directory.
  */
-export function auditLogRoute(audit: AuditLog) {
-  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const parsed = parseAuditQuery(new URL(req.url ?? '/', 'http://localhost').searchParams);
-    if (!parsed.ok) {
-      sendJson(res, 400, { error: parsed.message });
-      return;
-    }
-    try {
-      sendJson(res, 200, { entries: await audit.list(parsed.query) });
-    } catch (err) {
-      const body =
-        err instanceof VigilError
-          ? { error: err.message, code: err.code }
-          : { error: err instanceof Error ? err.message : String(err) };
-      sendJson(res, 500, body);
-    }
-  };
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  if (res.headersSent || res.destroyed) return;
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
+export function mountAuditRoutes(api: HttpApi, audit: Pick<AuditLog, 'list'>): void {
+  api.route('GET', '/api/actions/log', async ({ res, query }) => {
+    const parsed = parseAuditQuery(query);
+    if (!parsed.ok) throw badQuery(parsed.message);
+    sendJson(res, 200, { entries: await audit.list(parsed.query) });
   });
-  res.end(text);
 }
