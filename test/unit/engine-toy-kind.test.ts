@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest';
 import { openMatchesOf } from '../../src/dashboard/device-state.js';
 import { describeScenario } from '../../src/dashboard/scenario-diagram.js';
 import { Engine, registerKind } from '../../src/engine/index.js';
+import type { KindSyntax, ScenarioKind } from '../../src/engine/index.js';
 import { compileRuleFiles } from '../../src/rules/index.js';
 import { replay } from '../../src/runtime/replay.js';
 import { formatProblem } from '../../src/shared/index.js';
@@ -83,7 +84,16 @@ describe('a scenario kind registered from outside the engine', () => {
     expect(engine.pendingTimers()).toEqual([]);
   });
 
-  test('a kind name is registered once', () => {
+  test("a kind name is registered once, and a key introducing a kind is not another kind's own", () => {
     expect(() => registerKind(every)).toThrow(/every is registered twice/);
+    // The toy kind under another name and keys.
+    const variant = (name: string, syntax: Partial<KindSyntax>): ScenarioKind =>
+      ({ ...every, name, syntax: { ...every.syntax, ...syntax } }) as unknown as ScenarioKind;
+    expect(() => registerKind(variant('within', { selectors: ['within'] }))).toThrow(
+      /"within" is already another key of when/,
+    );
+    expect(() => registerKind(variant('shadow', { selectors: ['x'], keys: ['absent'] }))).toThrow(
+      /"absent" is already another key of when/,
+    );
   });
 });

@@ -25,10 +25,17 @@ let whenKeys: readonly string[] | undefined;
 
 /**
  * Adds a scenario kind: rules can use it from then on, and the engine, recovery and the dashboard run it
- * like the built-in ones. A kind's name and the `when` keys introducing it must not be taken already.
+ * like the built-in ones. Its name must be new; a key introducing it may introduce other kinds too (as
+ * `event` does), but must not be another kind's own key, nor the other way round.
  */
 export function registerKind<P extends KindPlan, S extends GroupState>(kind: ScenarioKind<P, S>): void {
   if (kinds.has(kind.name)) throw new Error(`scenario kind ${kind.name} is registered twice`);
+  const selectors = new Set(kindSelectors());
+  const owned = new Set<string>([...SHARED_KEYS, ...[...kinds.values()].flatMap((k) => k.syntax.keys)]);
+  const clash =
+    kind.syntax.selectors.find((key) => owned.has(key)) ?? kind.syntax.keys.find((key) => selectors.has(key));
+  if (clash !== undefined)
+    throw new Error(`scenario kind ${kind.name}: "${clash}" is already another key of when`);
   // Each kind only ever sees the plans it parsed itself (the registry goes by `plan.kind`), and the state
   // it keeps for them: its own P and S.
   const erased = kind as unknown as ScenarioKind;
