@@ -1,6 +1,7 @@
 import { chmod, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { Gauge } from 'prom-client';
 import { DeviceGuard, readTlsFiles, startBroker, type Broker, type ClientInfo } from './broker/index.js';
 import type { Config } from './config/index.js';
 import {
@@ -357,10 +358,17 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
 
     const credentials = new CredentialStore(store.sublevels.creds);
     const mqttLimits = config.mqtt;
+    const mqttPending = new Gauge({
+      name: 'vigil_mqtt_pending_connections',
+      help: 'Connections open on the MQTT listeners that have not completed CONNECT',
+      registers: [metrics.registry],
+    });
     const guard = new DeviceGuard({
       allowAnonymous: mqttLimits.allowAnonymous,
       credentials,
       maxConnections: mqttLimits.maxConnections,
+      maxPendingPerAddress: mqttLimits.maxPendingPerAddress,
+      connectTimeoutMs: mqttLimits.connectTimeout,
       topics: { maxTopicBytes: mqttLimits.maxTopicBytes, maxTopicLevels: mqttLimits.maxTopicLevels },
       maxSubscriptions: mqttLimits.maxSubscriptions,
       publishRate: {
@@ -375,10 +383,13 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
         limitHit: (limit) => metrics.limitHits.inc({ limit }),
         protocolError: () => metrics.protocolErrors.inc(),
         openConnections: (n) => metrics.mqttConnections.set(n),
+        pendingConnections: (n) => mqttPending.set(n),
       },
     });
     for (const [limit, value] of Object.entries({
       'max-connections': mqttLimits.maxConnections,
+      'max-pending-per-address': mqttLimits.maxPendingPerAddress,
+      'connect-timeout-ms': mqttLimits.connectTimeout,
       'max-packet-bytes': mqttLimits.maxPacketBytes,
       'max-topic-bytes': mqttLimits.maxTopicBytes,
       'max-topic-levels': mqttLimits.maxTopicLevels,

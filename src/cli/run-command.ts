@@ -20,6 +20,7 @@ interface RunFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  tlsCrl?: string;
   upstreamCa?: string;
   upstreamCert?: string;
   upstreamKey?: string;
@@ -51,6 +52,10 @@ export function registerRunCommand(program: Command): void {
     .option(
       '--tls-ca <file>',
       'PEM CA: devices then need a client certificate; its common name is the device id',
+    )
+    .option(
+      '--tls-crl <file>',
+      'PEM CRL of --tls-ca: revoked client certificates are refused; reloaded on change',
     )
     .option('--tls-port <n>', 'port of the TLS listener, 0 picks a free one (default 8883)', parsePort)
     .option('--upstream-ca <file>', 'PEM CA to trust for an mqtts:// upstream, beyond the system ones')
@@ -84,6 +89,7 @@ export function registerRunCommand(program: Command): void {
         'mqtt.tls.cert': flags.tlsCert,
         'mqtt.tls.key': flags.tlsKey,
         'mqtt.tls.ca': flags.tlsCa,
+        'mqtt.tls.crl': flags.tlsCrl,
         'upstream.tls.ca': flags.upstreamCa,
         'upstream.tls.cert': flags.upstreamCert,
         'upstream.tls.key': flags.upstreamKey,
