@@ -73,27 +73,7 @@ export function registerRunCommand(program: Command): void {
         'VIGIL_LOG_LEVEL and more override the config file; flags override both.',
     )
     .action(async (flags: RunFlags) => {
-      const overrides: Overrides = {
-        data: flags.data,
-        rules: flags.rules,
-        record: flags.record,
-        'mqtt.port': flags.mqttPort,
-        'mqtt.host': flags.mqttHost,
-        'http.port': flags.httpPort,
-        'http.host': flags.httpHost,
-        'upstream.url': flags.upstream,
-        gatewayId: flags.gatewayId,
-        'log.level': flags.logLevel,
-        'mqtt.allowAnonymous': flags.allowAnonymous,
-        'mqtt.tls.port': flags.tlsPort,
-        'mqtt.tls.cert': flags.tlsCert,
-        'mqtt.tls.key': flags.tlsKey,
-        'mqtt.tls.ca': flags.tlsCa,
-        'mqtt.tls.crl': flags.tlsCrl,
-        'upstream.tls.ca': flags.upstreamCa,
-        'upstream.tls.cert': flags.upstreamCert,
-        'upstream.tls.key': flags.upstreamKey,
-      };
+      const overrides = overridesOf(flags);
       try {
         const loaded = await loadConfig({ file: flags.config, env: process.env, overrides });
         // A list, which overrides cannot carry: the flags replace the config file's sync.trustedKeys.
@@ -134,4 +114,29 @@ export function registerRunCommand(program: Command): void {
         exitWithError(err);
       }
     });
+}
+
+/** The flags that set a config path, named by that path. */
+function overridesOf(flags: RunFlags): Overrides {
+  return {
+    data: flags.data,
+    rules: flags.rules,
+    record: flags.record,
+    'mqtt.port': flags.mqttPort,
+    'mqtt.host': flags.mqttHost,
+    'http.port': flags.httpPort,
+    'http.host': flags.httpHost,
+    'upstream.url': flags.upstream,
+    gatewayId: flags.gatewayId,
+    'log.level': flags.logLevel,
+    'mqtt.allowAnonymous': flags.allowAnonymous,
+    'mqtt.tls.port': flags.tlsPort,
+    'mqtt.tls.cert': flags.tlsCert,
+    'mqtt.tls.key': flags.tlsKey,
+    'mqtt.tls.ca': flags.tlsCa,
+    'mqtt.tls.crl': flags.tlsCrl,
+    'upstream.tls.ca': flags.upstreamCa,
+    'upstream.tls.cert': flags.upstreamCert,
+    'upstream.tls.key': flags.upstreamKey,
+  };
 }

@@ -28,8 +28,11 @@ export {
   generateSecret,
   hashSecret,
   importedCredentialProblem,
+  profileSecretProblem,
+  secretFieldOf,
   secretMatches,
   CREDENTIAL_FIELD,
+  SECRET_FIELD_WORDS,
   SECRET_BYTES,
 } from './credentials.js';
 export type { CredentialInfo, CredentialSource, Verification } from './credentials.js';

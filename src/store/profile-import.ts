@@ -37,114 +37,138 @@ export async function importProfiles(
   const batchSize = positive(opts.batchSize ?? DEFAULT_IMPORT_BATCH_SIZE, 'batchSize');
   const maxErrors = opts.maxErrors ?? DEFAULT_MAX_ERRORS;
   const maxLineBytes = positive(opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, 'maxLineBytes');
+  const writer = new BatchWriter(store.profiles);
   const errors: ImportLineError[] = [];
-  let imported = 0;
   let rejected = 0;
-  let bytesRead = 0;
   let lineNo = 0;
   let batch: ProfileEntry[] = [];
-  let writing: Promise<void> = Promise.resolve();
-  let writeFailure: { error: unknown } | undefined;
 
   const summary = (): ImportSummary => ({
-    imported,
+    imported: writer.written,
     rejected,
     errors,
     elapsedMs: performance.now() - startedAt,
   });
-  const reject = (message: string): void => {
-    rejected += 1;
-    if (errors.length < maxErrors) errors.push({ line: lineNo, message });
-  };
-  const throwIfWriteFailed = (): void => {
-    if (writeFailure !== undefined) throw writeFailure.error;
+  const take = (line: Buffer | undefined): void => {
+    lineNo += 1;
+    const parsed: ParsedLine =
+      line === undefined
+        ? { ok: false, message: `line longer than ${maxLineBytes} bytes` }
+        : parseLine(line.toString('utf8'), lineNo === 1);
+    if (parsed.ok === true) batch.push(parsed.entry);
+    else if (parsed.ok === false) {
+      rejected += 1;
+      if (errors.length < maxErrors) errors.push({ line: lineNo, message: parsed.message });
+    }
   };
   const flush = async (): Promise<void> => {
-    await writing;
-    throwIfWriteFailed();
-    if (batch.length === 0) return;
-    const toWrite = batch;
+    await writer.write(batch);
     batch = [];
-    // Not awaited here, so that parsing goes on while LevelDB writes; the failure is kept for the next flush.
-    writing = store.profiles.putMany(toWrite).then(
-      () => {
-        imported += toWrite.length;
-      },
-      (error: unknown) => {
-        writeFailure = { error };
-      },
-    );
   };
-  const take = (bytes: Buffer): void => {
-    lineNo += 1;
-    const parsed = parseLine(bytes.toString('utf8'), lineNo === 1);
-    if (parsed.ok === true) batch.push(parsed.entry);
-    else if (parsed.ok === false) reject(parsed.message);
-  };
+  let bytesRead = 0;
+  const progress = (): void => opts.onProgress?.({ bytesRead, imported: writer.written, rejected });
 
-  // Lines are split on bytes: a newline byte never occurs inside a multi-byte UTF-8 character.
-  let carry: Buffer[] = [];
-  let carryBytes = 0;
-  let overlong = false;
   try {
-    for await (const chunk of input) {
-      const buf = toBuffer(chunk);
-      bytesRead += buf.length;
-      let start = 0;
-      for (;;) {
-        const nl = buf.indexOf(NEWLINE, start);
-        const end = nl === -1 ? buf.length : nl;
-        if (!overlong && carryBytes + (end - start) > maxLineBytes) {
-          overlong = true;
-          carry = [];
-          carryBytes = 0;
-        }
-        if (nl === -1) {
-          if (!overlong && end > start) {
-            carry.push(buf.subarray(start, end));
-            carryBytes += end - start;
-          }
-          break;
-        }
-        if (overlong) {
-          lineNo += 1;
-          reject(`line longer than ${maxLineBytes} bytes`);
-          overlong = false;
-        } else if (carry.length > 0) {
-          carry.push(buf.subarray(start, end));
-          take(Buffer.concat(carry));
-          carry = [];
-          carryBytes = 0;
-        } else {
-          take(buf.subarray(start, end));
-        }
-        start = nl + 1;
-        if (batch.length >= batchSize) await flush();
-      }
-      opts.onProgress?.({ bytesRead, imported, rejected });
+    const onChunk = (n: number): void => {
+      bytesRead = n;
+      progress();
+    };
+    for await (const line of readLines(input, maxLineBytes, onChunk)) {
+      take(line);
+      if (batch.length >= batchSize) await flush();
     }
   } catch (err) {
-    throwIfWriteFailed();
     // The lines read before the failure are kept, so that the summary says exactly what is imported.
     await flush();
-    await writing;
-    throwIfWriteFailed();
+    await writer.settled();
     const reason = err instanceof Error ? err.message : String(err);
     throw new ProfileImportError(`reading the profiles failed after line ${lineNo}: ${reason}`, summary(), {
       cause: err,
     });
   }
-  if (overlong) {
-    lineNo += 1;
-    reject(`line longer than ${maxLineBytes} bytes`);
-  } else if (carry.length > 0) {
-    take(Buffer.concat(carry));
-  }
   await flush();
-  await writing;
-  throwIfWriteFailed();
-  opts.onProgress?.({ bytesRead, imported, rejected });
+  await writer.settled();
+  progress();
   return summary();
+}
+
+/**
+ * Writes batches one at a time, each while the next is parsed. A failed write is thrown by the next
+ * `write` or `settled`, so the caller stops at once and knows what was written before it.
+ */
+class BatchWriter {
+  written = 0;
+  private writing: Promise<void> = Promise.resolve();
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly profiles: Pick<ProfileStore, 'putMany'>) {}
+
+  async write(batch: ProfileEntry[]): Promise<void> {
+    await this.settled();
+    if (batch.length === 0) return;
+    // Not awaited here, so that parsing goes on while LevelDB writes.
+    this.writing = this.profiles.putMany(batch).then(
+      () => {
+        this.written += batch.length;
+      },
+      (error: unknown) => {
+        this.failure = { error };
+      },
+    );
+  }
+
+  async settled(): Promise<void> {
+    await this.writing;
+    if (this.failure !== undefined) throw this.failure.error;
+  }
+}
+
+/**
+ * The lines of `input`, without their newline; undefined for a line longer than `maxLineBytes`, which is
+ * skipped without being held. Lines are split on bytes: a newline byte never occurs inside a
+ * multi-byte UTF-8 character. `onChunk` hears the bytes read so far after each chunk's lines were taken.
+ */
+async function* readLines(
+  input: NodeJS.ReadableStream | AsyncIterable<unknown>,
+  maxLineBytes: number,
+  onChunk: (bytesRead: number) => void,
+): AsyncGenerator<Buffer | undefined> {
+  let bytesRead = 0;
+  let carry: Buffer[] = [];
+  let carryBytes = 0;
+  let overlong = false;
+  for await (const chunk of input) {
+    const buf = toBuffer(chunk);
+    bytesRead += buf.length;
+    let start = 0;
+    for (let nl = buf.indexOf(NEWLINE); ; nl = buf.indexOf(NEWLINE, start)) {
+      const end = nl === -1 ? buf.length : nl;
+      if (!overlong && carryBytes + (end - start) > maxLineBytes) {
+        overlong = true;
+        carry = [];
+        carryBytes = 0;
+      }
+      if (nl === -1) {
+        if (!overlong && end > start) {
+          carry.push(buf.subarray(start, end));
+          carryBytes += end - start;
+        }
+        break;
+      }
+      if (overlong) yield undefined;
+      else
+        yield carry.length > 0
+          ? Buffer.concat([...carry, buf.subarray(start, end)])
+          : buf.subarray(start, end);
+      overlong = false;
+      carry = [];
+      carryBytes = 0;
+      start = nl + 1;
+    }
+    onChunk(bytesRead);
+  }
+  if (overlong) yield undefined;
+  else if (carry.length > 0) yield Buffer.concat(carry);
 }
 
 function parseLine(text: string, first: boolean): ParsedLine {
