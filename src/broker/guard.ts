@@ -159,6 +159,15 @@ export class DeviceGuard {
   /** A TLS handshake failed: counted, and logged with the peer. */
   handshakeFailed(err: Error, socket: Socket): void {
     const code = (err as { code?: unknown }).code;
+    // The connection ended before the handshake did: the peer went away, or the guard closed it (over a
+    // limit, or out of time: counted and logged as that). A flood of these must not be a line each.
+    if (code === 'ECONNRESET') {
+      this.opts.logger.debug(
+        { address: addressOf(socket) },
+        'mqtt TLS connection ended during the handshake',
+      );
+      return;
+    }
     // No client certificate, or one the CA did not sign, as opposed to TLS that went wrong otherwise.
     const reason =
       /CERTIFICATE|CERT_/.test(String(code)) || /certificate/i.test(err.message)

@@ -32,7 +32,12 @@ export interface TlsListenerOptions extends TlsMaterial {
   crlPollMs?: number | undefined;
 }
 
-/** A handshake that has not finished by then is dropped: a half-open connection holds a slot. */
+/**
+ * Without a guard, a handshake that has not finished by then is dropped: a half-open connection holds a
+ * slot. With one, the guard's connect timeout covers the handshake (it is what a power cut's reconnect
+ * storm waits on), and Node's own timer is left a little longer so that the guard's, counted and
+ * logged as such, comes first.
+ */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /**
@@ -104,7 +109,7 @@ export async function startTlsListener(
       // Checked below instead, where a refusal can be logged with its reason and peer: with `true`, Node
       // drops a connection whose certificate does not verify without a word.
       rejectUnauthorized: false,
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      handshakeTimeout: deps.guard !== undefined ? deps.guard.connectTimeoutMs + 1_000 : HANDSHAKE_TIMEOUT_MS,
     });
   } catch (err) {
     throw new ConfigError(

@@ -189,6 +189,8 @@ describe('connections that never send CONNECT', () => {
     await until('the idle socket closed', () => f.closed() === 1);
     expect(await limitHits(s.gateway, 'connect-timeout')).toBe(1);
     await new Promise((r) => setTimeout(r, 600));
+    // Closed once, for one reason.
+    expect(await metric(s.gateway, 'vigil_auth_refusals_total')).toBe(0);
     expect(dev.connected).toBe(true);
     expect(await metric(s.gateway, 'vigil_mqtt_pending_connections')).toBe(0);
     expect(await metric(s.gateway, 'vigil_mqtt_connections')).toBe(1);
