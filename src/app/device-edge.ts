@@ -129,6 +129,8 @@ function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuar
   const mqtt = base.config.mqtt;
   for (const [limit, value] of Object.entries({
     'max-connections': mqtt.maxConnections,
+    'max-pending-per-address': mqtt.maxPendingPerAddress,
+    'connect-timeout-ms': mqtt.connectTimeout,
     'max-packet-bytes': mqtt.maxPacketBytes,
     'max-topic-bytes': mqtt.maxTopicBytes,
     'max-topic-levels': mqtt.maxTopicLevels,
@@ -142,6 +144,8 @@ function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuar
     allowAnonymous: mqtt.allowAnonymous,
     credentials,
     maxConnections: mqtt.maxConnections,
+    maxPendingPerAddress: mqtt.maxPendingPerAddress,
+    connectTimeoutMs: mqtt.connectTimeout,
     topics: { maxTopicBytes: mqtt.maxTopicBytes, maxTopicLevels: mqtt.maxTopicLevels },
     maxSubscriptions: mqtt.maxSubscriptions,
     publishRate: {
@@ -156,6 +160,7 @@ function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuar
       limitHit: (limit) => metrics.limitHits.inc({ limit }),
       protocolError: () => metrics.protocolErrors.inc(),
       openConnections: (n) => metrics.mqttConnections.set(n),
+      pendingConnections: (n) => metrics.mqttPendingConnections.set(n),
     },
   });
 }

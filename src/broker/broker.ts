@@ -24,6 +24,9 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     // QoS 1 publishes in one read overflowed the stack and crashed the gateway (mcollina/mqemitter#204).
     // Deliveries still wait for their socket; nothing else was bounded by the cap.
     concurrency: 0,
+    // The guard closes a connection that has not completed CONNECT in time, counted and logged as such;
+    // aedes' own timer (which logs every connection it closes) is left a little longer so it never comes first.
+    ...(opts.guard ? { connectTimeout: opts.guard.connectTimeoutMs + 1_000 } : {}),
     authenticate: (client, _username, _password, done) => {
       clients.beforeRegister(client);
       done(null, true);

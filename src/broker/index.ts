@@ -11,7 +11,9 @@ export type {
   PublishPacketInfo,
 } from './types.js';
 export { DeviceGuard } from './guard.js';
-export type { GuardCounters, GuardOptions, LimitName } from './guard.js';
+export type { GuardCounters, GuardOptions } from './guard.js';
+export type { LimitName } from './limits.js';
+export { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_PENDING_PER_ADDRESS } from './admission.js';
 export { checkPublish, checkSubscribe } from './acl.js';
 export type { Identity, TopicLimits, TopicRefusal, TopicVerdict } from './acl.js';
 export { authenticateConnect } from './auth.js';

@@ -20,6 +20,7 @@ interface RunFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  tlsCrl?: string;
   upstreamCa?: string;
   upstreamCert?: string;
   upstreamKey?: string;
@@ -67,6 +68,10 @@ function addRunOptions(cmd: Command): Command {
       '--tls-ca <file>',
       'PEM CA: devices then need a client certificate; its common name is the device id',
     )
+    .option(
+      '--tls-crl <file>',
+      'PEM CRL of --tls-ca: revoked client certificates are refused; reloaded on change',
+    )
     .option('--tls-port <n>', 'port of the TLS listener, 0 picks a free one (default 8883)', parsePort)
     .option('--upstream-ca <file>', 'PEM CA to trust for an mqtts:// upstream, beyond the system ones')
     .option('--upstream-cert <file>', 'PEM client certificate for the upstream (with --upstream-key)')
@@ -77,29 +82,6 @@ function addRunOptions(cmd: Command): Command {
       (value: string, previous: string[]) => [...previous, value],
       [],
     );
-}
-
-function overridesOf(flags: RunFlags): Overrides {
-  return {
-    data: flags.data,
-    rules: flags.rules,
-    record: flags.record,
-    'mqtt.port': flags.mqttPort,
-    'mqtt.host': flags.mqttHost,
-    'http.port': flags.httpPort,
-    'http.host': flags.httpHost,
-    'upstream.url': flags.upstream,
-    gatewayId: flags.gatewayId,
-    'log.level': flags.logLevel,
-    'mqtt.allowAnonymous': flags.allowAnonymous,
-    'mqtt.tls.port': flags.tlsPort,
-    'mqtt.tls.cert': flags.tlsCert,
-    'mqtt.tls.key': flags.tlsKey,
-    'mqtt.tls.ca': flags.tlsCa,
-    'upstream.tls.ca': flags.upstreamCa,
-    'upstream.tls.cert': flags.upstreamCert,
-    'upstream.tls.key': flags.upstreamKey,
-  };
 }
 
 /** Starts the gateway, stops it on SIGTERM and SIGINT, reloads its rules on SIGHUP. */
@@ -138,4 +120,29 @@ async function run(flags: RunFlags): Promise<void> {
   process.on('SIGHUP', () => {
     gateway.reloadRules().catch((err: unknown) => gateway.logger.error({ err }, 'rules reload failed'));
   });
+}
+
+/** The flags that set a config path, named by that path. */
+function overridesOf(flags: RunFlags): Overrides {
+  return {
+    data: flags.data,
+    rules: flags.rules,
+    record: flags.record,
+    'mqtt.port': flags.mqttPort,
+    'mqtt.host': flags.mqttHost,
+    'http.port': flags.httpPort,
+    'http.host': flags.httpHost,
+    'upstream.url': flags.upstream,
+    gatewayId: flags.gatewayId,
+    'log.level': flags.logLevel,
+    'mqtt.allowAnonymous': flags.allowAnonymous,
+    'mqtt.tls.port': flags.tlsPort,
+    'mqtt.tls.cert': flags.tlsCert,
+    'mqtt.tls.key': flags.tlsKey,
+    'mqtt.tls.ca': flags.tlsCa,
+    'mqtt.tls.crl': flags.tlsCrl,
+    'upstream.tls.ca': flags.upstreamCa,
+    'upstream.tls.cert': flags.upstreamCert,
+    'upstream.tls.key': flags.upstreamKey,
+  };
 }

@@ -33,6 +33,10 @@ export const configSchema = z
         allowAnonymous: z.boolean().default(false),
         /** Connections open at once on the MQTT listeners (TCP and TLS together). */
         maxConnections: positiveInt.default(10_000),
+        /** Connections from one IP address that have not completed CONNECT; a NAT site's devices share one. */
+        maxPendingPerAddress: positiveInt.default(1_000),
+        /** A connection that has not completed CONNECT (TLS handshake included) this long after it opened is closed. */
+        connectTimeout: duration.refine((ms) => ms >= 100, 'expected at least 100ms').default(30_000),
         /** Longest topic or subscription filter, in UTF-8 bytes. */
         maxTopicBytes: positiveInt.max(65_535).default(256),
         /** Most levels in a topic or filter; `devices/{id}/events/{type}` has 4. At most 100 (aedes). */
@@ -58,6 +62,8 @@ export const configSchema = z
             cert: z.string().min(1).optional(),
             key: z.string().min(1).optional(),
             ca: z.string().min(1).optional(),
+            /** A PEM CRL issued by `ca`: revoked client certificates are refused; reloaded when the file changes. */
+            crl: z.string().min(1).optional(),
           })
           .strict()
           .prefault({}),

@@ -11,8 +11,23 @@ const SALT_BYTES = 16;
 const MAC_BYTES = 32;
 /** The profile field that carries a credential hash in an import; it never stays in the profile. */
 export const CREDENTIAL_FIELD = 'credential';
-/** Fields that would put a clear secret at rest in a profile: an import line with one is refused. */
-const CLEAR_SECRET_FIELDS = ['secret', 'password'] as const;
+/**
+ * Words that name a secret. A profile field whose name, lowercased and without `_`, `-` and `.`, is one
+ * of them or ends in one, plural or not (`password`, `wifiPassword`, `API_KEY`, `authTokens`), is refused wherever a
+ * profile comes from: profiles are read by rules, the HTTP API and the dashboard, so a secret in one
+ * would be at rest in clear and shown around.
+ */
+export const SECRET_FIELD_WORDS = [
+  'secret',
+  'password',
+  'passwd',
+  'passphrase',
+  'token',
+  'apikey',
+  'accesskey',
+  'privatekey',
+  'credential',
+] as const;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 /** What `vigil devices list` shows: never the hash. */
@@ -252,16 +267,58 @@ function asStored(value: unknown): StoredCredential | undefined {
   };
 }
 
+/** A field met while walking a profile; its path is spelled out through `parent` only when needed. */
+interface WalkedField {
+  key: string;
+  value: unknown;
+  parent: WalkedField | undefined;
+}
+
+/**
+ * The first field of `profile`, at any depth, named like a secret (SECRET_FIELD_WORDS), as a path such
+ * as `wifi.password`; top-level fields named in `except` are not looked at.
+ */
+export function secretFieldOf(profile: Profile, except: readonly string[] = []): string | undefined {
+  // Iterative, and the path is spelled out only for the field found: a profile nested thousands of
+  // levels deep must neither overflow the stack nor build thousands of long paths.
+  const pending: WalkedField[] = [];
+  for (const [key, value] of Object.entries(profile)) {
+    if (!except.includes(key)) pending.push({ key, value, parent: undefined });
+  }
+  for (let field = pending.pop(); field !== undefined; field = pending.pop()) {
+    if (namesSecret(field.key)) {
+      const path: string[] = [];
+      for (let f: WalkedField | undefined = field; f !== undefined; f = f.parent) path.push(f.key);
+      return path.reverse().join('.');
+    }
+    if (typeof field.value !== 'object' || field.value === null) continue;
+    for (const [key, value] of Object.entries(field.value)) pending.push({ key, value, parent: field });
+  }
+  return undefined;
+}
+
+function namesSecret(name: string): boolean {
+  const plain = name.toLowerCase().replace(/[-_.]/g, '');
+  return SECRET_FIELD_WORDS.some((word) => plain.endsWith(word) || plain.endsWith(`${word}s`));
+}
+
+/**
+ * Why a profile cannot be stored because it holds a secret, or undefined: the one check for every way a
+ * profile arrives (imports, cloud batches). `except`: top-level fields the caller takes out itself.
+ */
+export function profileSecretProblem(profile: Profile, except: readonly string[] = []): string | undefined {
+  const field = secretFieldOf(profile, except);
+  if (field === undefined) return undefined;
+  return `field "${field}" is named like a secret (${SECRET_FIELD_WORDS.join(', ')}): a profile never holds a clear secret; a device's credential goes in "${CREDENTIAL_FIELD}" as the hash \`vigil devices hash\` prints, with \`vigil profiles import\``;
+}
+
 /**
  * Why an imported profile cannot be taken as it is, or undefined: a `credential` must be a hash (and
  * the id a device id), and a field that looks like a clear secret is refused rather than stored.
  */
 export function importedCredentialProblem(id: string, profile: Profile): string | undefined {
-  for (const field of CLEAR_SECRET_FIELDS) {
-    if (field in profile) {
-      return `"${field}" would store a clear secret; give "${CREDENTIAL_FIELD}": the hash \`vigil devices hash\` prints`;
-    }
-  }
+  const secret = profileSecretProblem(profile, [CREDENTIAL_FIELD]);
+  if (secret !== undefined) return secret;
   if (!(CREDENTIAL_FIELD in profile)) return undefined;
   if (!isDeviceId(id)) return `"id" ${JSON.stringify(id)} cannot have a credential: it is not a device id`;
   const problem = credentialHashProblem(profile[CREDENTIAL_FIELD]);

@@ -6,9 +6,12 @@ export {
   generateSecret,
   hashSecret,
   importedCredentialProblem,
+  profileSecretProblem,
+  secretFieldOf,
   secretMatches,
   CREDENTIAL_FIELD,
   CREDENTIAL_SCHEME,
   SECRET_BYTES,
+  SECRET_FIELD_WORDS,
 } from './credentials.js';
 export type { CredentialInfo, CredentialSource, Verification } from './credentials.js';

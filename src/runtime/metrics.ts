@@ -134,6 +134,11 @@ export class Metrics {
     help: 'Connections open on the MQTT listeners, authenticated or not yet',
     registers: [this.registry],
   });
+  readonly mqttPendingConnections = new Gauge({
+    name: 'vigil_mqtt_pending_connections',
+    help: 'Connections open on the MQTT listeners that have not completed CONNECT',
+    registers: [this.registry],
+  });
   readonly mqttLimits = new Gauge({
     name: 'vigil_mqtt_limit',
     help: 'The MQTT limits in force, by limit (0: off)',

@@ -58,6 +58,18 @@ describe('profile API', () => {
     await expect(store.profiles.get('dev-19999')).resolves.toEqual({ id: 'dev-19999', maxTemp: 19_999 % 90 });
   });
 
+  test('a profile with a field named like a secret is refused by line and never stored', async () => {
+    api = await startProfileApi(store);
+    const lines = ['{"id":"dev-1","maxTemp":50}', '{"id":"dev-2","mqtt":{"password":"hunter2"}}'];
+    const summary = await new GatewayClient(gateway(api.url)).importProfiles(
+      Readable.from([lines.join('\n')]),
+    );
+    expect(summary).toMatchObject({ imported: 1, rejected: 1 });
+    expect(summary.errors[0]).toMatchObject({ line: 2 });
+    expect(summary.errors[0]?.message).toContain('field "mqtt.password" is named like a secret');
+    await expect(store.profiles.get('dev-2')).resolves.toBeUndefined();
+  });
+
   test('reads one profile by id, and says when there is none', async () => {
     api = await startProfileApi(store);
     await store.profiles.put('dev/1 ä', { id: 'dev/1 ä', site: 'north' });
