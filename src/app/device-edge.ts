@@ -1,8 +1,8 @@
 import { DeviceGuard, startBroker, type Broker, type ClientInfo } from '../broker/index.js';
+import { CommandMetrics, DeviceCommands } from '../commands/index.js';
 import { Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js';
 import { DurableInputs } from '../runtime/index.js';
-import type { Candidate } from '../shared/index.js';
-import { CredentialStore } from '../store/index.js';
+import { CommandOutbox, CredentialStore } from '../store/index.js';
 import { upstreamTopics } from '../upstream/index.js';
 import type { DecisionModule } from './decision.js';
 import type { Foundation } from './foundation.js';
@@ -11,6 +11,9 @@ import type { UplinkModule } from './uplink.js';
 
 /** Local topic where refused publishes are reported, with the reason. */
 export const DEAD_LETTER_TOPIC = 'vigil/deadletter';
+
+/** How often device commands past their ttl leave the command outbox (and waiting ones are offered again). */
+const COMMAND_SWEEP_EVERY_MS = 30_000;
 
 /** The broker devices connect to, with authentication, limits and ingest (docs/architecture.md, "Device edge"). */
 export interface DeviceEdge extends Started {
@@ -55,6 +58,7 @@ export async function startDeviceEdge(
 
   const credentials = new CredentialStore(store.sublevels.creds);
   const guard = deviceGuard(base, credentials);
+  const { commands, outbox } = await deviceCommands(base, decision, () => broker);
   broker = await startBroker({
     host: config.mqtt.host,
     port: config.mqtt.port,
@@ -83,15 +87,28 @@ export async function startDeviceEdge(
       onConnected: (client) => {
         metrics.devicesConnected.set(broker?.connectedCount ?? 0);
         if (!client.internal) ingest.handleBrokerEvent(client.id, 'connected');
+        commands.deviceReady(client.id);
       },
+      // Device sessions are clean: a device subscribes again on each connection, and gets what waits then.
+      onSubscribed: (client) => commands.deviceReady(client.id),
       onDisconnected: (client, reason) => {
         metrics.devicesConnected.set(broker?.connectedCount ?? 0);
         if (!client.internal) ingest.handleBrokerEvent(client.id, 'disconnected', { reason });
       },
     },
+  }).catch(async (err: unknown) => {
+    await outbox.close();
+    throw err;
   });
   const started = broker;
-  decision.onSent((candidate, replay) => sendCommand(base, decision, started, candidate, replay));
+  // Decided again during recovery too: the command outbox keeps an id once and remembers what was acknowledged.
+  decision.onSent(({ action, to }, replay) => {
+    if (to.includes('device')) commands.decided(action, replay);
+  });
+  decision.recovered.then(
+    () => commands.sweepEvery(COMMAND_SWEEP_EVERY_MS),
+    () => undefined,
+  );
   return {
     broker: started,
     guard,
@@ -100,32 +117,43 @@ export async function startDeviceEdge(
       // Stop accepting devices, then let the events already queued for their profiles finish.
       await started.close();
       await ingest.drain();
+      await commands.stop();
+      await outbox.close();
     },
   };
 }
 
-/**
- * A decided command to a device. During recovery it is not sent again: it was sent when first decided (in the
- * same turn as its input was applied), and a command acts on the world.
- */
-function sendCommand(
+/** Device commands with their durable outbox (docs/durability.md, "Device commands"), sent through `broker`. */
+async function deviceCommands(
   base: Foundation,
   decision: DecisionModule,
-  broker: Broker,
-  { action, to }: Candidate,
-  replay: boolean,
-): void {
-  if (!to.includes('device')) return;
-  if (replay) {
-    decision.durable.metrics.commandsNotResent.inc();
-    return;
+  broker: () => Broker | undefined,
+): Promise<{ commands: DeviceCommands; outbox: CommandOutbox }> {
+  const { store, logger, metrics } = base;
+  // Raw values: the outbox encodes them itself, to bound the bytes it holds.
+  const level = store.db.sublevel<string, Buffer>('commands', { valueEncoding: 'buffer' });
+  const outbox = await CommandOutbox.open(store.db, level);
+  if (outbox.unreadableOnOpen > 0) {
+    logger.warn(
+      { entries: outbox.unreadableOnOpen },
+      'command outbox entries that cannot be decoded were skipped',
+    );
   }
-  base.metrics.commandsSent.inc();
-  broker
-    .publish(`devices/${action.actor}/commands/${action.action}`, JSON.stringify(action))
-    .catch((err: unknown) => {
-      base.logger.warn({ err, actor: action.actor, action: action.action }, 'device command not published');
-    });
+  const commands = new DeviceCommands({
+    outbox,
+    link: {
+      sendTo: (clientId, topic, payload) =>
+        broker()?.sendTo(clientId, topic, payload) ?? Promise.resolve('not-connected'),
+      publish: (topic, payload, opts) => broker()?.publish(topic, payload, opts) ?? Promise.resolve(),
+    },
+    now: () => decision.clock.now(),
+    policy: () => decision.rules.rules.policy,
+    metrics: new CommandMetrics(metrics.registry, metrics.commandsSent),
+    logger,
+    holdCheckpointsFor: (write) => decision.holdCheckpointsFor(write),
+    notResent: () => decision.durable.metrics.commandsNotResent.inc(),
+  });
+  return { commands, outbox };
 }
 
 function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuard {

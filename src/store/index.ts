@@ -6,6 +6,13 @@ export { ProfileStore, DEFAULT_PROFILE_CACHE_ENTRIES } from './profile-store.js'
 export type { ProfilePeek, ProfileEntry } from './profile-store.js';
 export { Outbox, DEFAULT_OUTBOX_LIMITS, MAX_PRIORITY } from './outbox.js';
 export type { AddResult, OutboxLimits } from './outbox.js';
+export { CommandOutbox, DEFAULT_COMMAND_OUTBOX_LIMITS } from './command-outbox.js';
+export type {
+  CommandAddResult,
+  CommandDropReason,
+  CommandOutboxLimits,
+  DroppedCommand,
+} from './command-outbox.js';
 export { LruCache } from './lru-cache.js';
 export { importProfiles, DEFAULT_IMPORT_BATCH_SIZE } from './profile-import.js';
 export type { ImportOptions } from './profile-import.js';

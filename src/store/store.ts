@@ -8,7 +8,7 @@ import type { OutboxLimits } from './outbox.js';
 import { Outbox } from './outbox.js';
 import { DEFAULT_PROFILE_CACHE_ENTRIES, ProfileStore } from './profile-store.js';
 
-export const SUBLEVEL_NAMES = ['profiles', 'outbox', 'state', 'rules', 'creds', 'audit'] as const;
+export const SUBLEVEL_NAMES = ['profiles', 'outbox', 'state', 'rules', 'creds', 'audit', 'commands'] as const;
 export type SublevelName = (typeof SUBLEVEL_NAMES)[number];
 
 export interface StoreOptions {
