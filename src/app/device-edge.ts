@@ -2,7 +2,7 @@ import { DeviceGuard, startBroker, type Broker, type ClientInfo } from '../broke
 import { CommandMetrics, DeviceCommands } from '../commands/index.js';
 import { Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js';
 import { DurableInputs } from '../runtime/index.js';
-import { CommandOutbox, CredentialStore } from '../store/index.js';
+import { CredentialStore } from '../store/index.js';
 import { upstreamTopics } from '../upstream/index.js';
 import type { DecisionModule } from './decision.js';
 import type { Foundation } from './foundation.js';
@@ -58,7 +58,7 @@ export async function startDeviceEdge(
 
   const credentials = new CredentialStore(store.sublevels.creds);
   const guard = deviceGuard(base, credentials);
-  const { commands, outbox } = await deviceCommands(base, decision, () => broker);
+  const commands = deviceCommands(base, decision, () => broker);
   broker = await startBroker({
     host: config.mqtt.host,
     port: config.mqtt.port,
@@ -96,9 +96,6 @@ export async function startDeviceEdge(
         if (!client.internal) ingest.handleBrokerEvent(client.id, 'disconnected', { reason });
       },
     },
-  }).catch(async (err: unknown) => {
-    await outbox.close();
-    throw err;
   });
   const started = broker;
   // Decided again during recovery too: the command outbox keeps an id once and remembers what was acknowledged.
@@ -117,29 +114,27 @@ export async function startDeviceEdge(
       // Stop accepting devices, then let the events already queued for their profiles finish.
       await started.close();
       await ingest.drain();
+      // Commands decided from here on (the decision loop applies what is left) are queued for the next start.
       await commands.stop();
-      await outbox.close();
     },
   };
 }
 
 /** Device commands with their durable outbox (docs/durability.md, "Device commands"), sent through `broker`. */
-async function deviceCommands(
+function deviceCommands(
   base: Foundation,
   decision: DecisionModule,
   broker: () => Broker | undefined,
-): Promise<{ commands: DeviceCommands; outbox: CommandOutbox }> {
+): DeviceCommands {
   const { store, logger, metrics } = base;
-  // Raw values: the outbox encodes them itself, to bound the bytes it holds.
-  const level = store.db.sublevel<string, Buffer>('commands', { valueEncoding: 'buffer' });
-  const outbox = await CommandOutbox.open(store.db, level);
+  const outbox = store.commands;
   if (outbox.unreadableOnOpen > 0) {
     logger.warn(
       { entries: outbox.unreadableOnOpen },
       'command outbox entries that cannot be decoded were skipped',
     );
   }
-  const commands = new DeviceCommands({
+  return new DeviceCommands({
     outbox,
     link: {
       sendTo: (clientId, topic, payload) =>
@@ -153,7 +148,6 @@ async function deviceCommands(
     holdCheckpointsFor: (write) => decision.holdCheckpointsFor(write),
     notResent: () => decision.durable.metrics.commandsNotResent.inc(),
   });
-  return { commands, outbox };
 }
 
 function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuard {

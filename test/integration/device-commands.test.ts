@@ -46,16 +46,20 @@ then:
 `,
 };
 
-async function gateway(): Promise<Gateway> {
-  const dir = await tempDir();
-  cleanups.push(() => dir.remove());
-  const rules = join(dir.path, 'rules');
-  await mkdir(rules);
-  for (const [name, text] of Object.entries(RULES)) await writeFile(join(rules, name), text);
+async function gateway(existing?: string): Promise<Gateway> {
+  let path = existing;
+  if (path === undefined) {
+    const dir = await tempDir();
+    cleanups.push(() => dir.remove());
+    path = dir.path;
+    await mkdir(join(path, 'rules'));
+    for (const [name, text] of Object.entries(RULES)) await writeFile(join(path, 'rules', name), text);
+  }
+  const rules = join(path, 'rules');
   const gw = await startGateway(
     parseConfig({
       gatewayId: 'gw1',
-      data: join(dir.path, 'data'),
+      data: join(path, 'data'),
       rules,
       // Devices connect anonymously (client id = device id); a sensor client publishes their events.
       mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
@@ -188,6 +192,22 @@ describe('device commands', () => {
     // In the order they were decided.
     expect(dev.received.map((r) => r.action.payload.n)).toEqual([1, 2]);
     await waitUntil(async () => (await metric(gw, DEPTH)) === 0, 'the outbox to empty');
+  });
+
+  test('commands waiting for a device survive a restart of the gateway', async () => {
+    const gw = await gateway();
+    const s = await sensor(gw);
+    await s.publishAsync('devices/dev-5/events/telemetry', JSON.stringify({ n: 1 }), { qos: 1 });
+    await waitUntil(async () => (await metric(gw, DEPTH)) === 1, 'the command queued');
+    await s.endAsync();
+    await gw.stop();
+
+    const again = await gateway(join(gw.config.data, '..'));
+    expect(await metric(again, DEPTH)).toBe(1);
+    const dev = await device(again, 'dev-5');
+    await waitUntil(() => dev.received.length === 1, 'the command, after the restart');
+    expect(dev.received[0]?.action.payload).toEqual({ n: 1 });
+    await waitUntil(async () => (await metric(again, DEPTH)) === 0, 'the outbox to empty');
   });
 
   test('a device subscribed at QoS 0 gets the command at QoS 0, and it leaves the outbox once written', async () => {

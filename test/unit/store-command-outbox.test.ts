@@ -4,34 +4,32 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { Action } from '../../src/shared/index.js';
 import { StoreIoError } from '../../src/shared/index.js';
-import { CommandOutbox, openStore, type CommandOutboxLimits, type Store } from '../../src/store/index.js';
+import {
+  openStore,
+  type CommandOutbox,
+  type CommandOutboxLimits,
+  type Store,
+} from '../../src/store/index.js';
 
 let dir: string;
 let store: Store;
 let outbox: CommandOutbox;
 
-async function open(limits: Partial<CommandOutboxLimits> = {}): Promise<CommandOutbox> {
-  const level = store.db.sublevel<string, Buffer>('commands', { valueEncoding: 'buffer' });
-  outbox = await CommandOutbox.open(store.db, level, limits);
-  return outbox;
-}
-
-/** Closes the outbox and the store, as a stop would, and opens both again. */
-async function reopen(limits: Partial<CommandOutboxLimits> = {}): Promise<CommandOutbox> {
-  await outbox.close();
+/** Closes the store, as a stop would, and opens it again with these limits. */
+async function reopen(commands: Partial<CommandOutboxLimits> = {}): Promise<CommandOutbox> {
   await store.close();
-  store = await openStore(dir);
-  return open(limits);
+  store = await openStore(dir, { commands });
+  outbox = store.commands;
+  return outbox;
 }
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'vigil-commands-'));
   store = await openStore(dir);
-  await open();
+  outbox = store.commands;
 });
 
 afterEach(async () => {
-  await outbox.close();
   await store.close();
   await rm(dir, { recursive: true, force: true });
 });
