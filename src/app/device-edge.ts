@@ -1,12 +1,16 @@
 import { DeviceGuard, startBroker, type Broker, type ClientInfo } from '../broker/index.js';
+import { CommandMetrics, DeviceCommands } from '../commands/index.js';
 import { Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js';
 import { DurableInputs } from '../runtime/index.js';
-import { DEAD_LETTER_TOPIC, deviceCommandTopic, upstreamTopics, type Candidate } from '../shared/index.js';
+import { DEAD_LETTER_TOPIC, upstreamTopics } from '../shared/index.js';
 import { CredentialStore } from '../credentials/index.js';
 import type { DecisionModule } from './decision.js';
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
 import type { UplinkModule } from './uplink.js';
+
+/** How often device commands past their ttl leave the command outbox (and waiting ones are offered again). */
+const COMMAND_SWEEP_EVERY_MS = 30_000;
 
 /** The broker devices connect to, with authentication, limits and ingest (docs/architecture.md, "Device edge"). */
 export interface DeviceEdge extends Started {
@@ -51,6 +55,7 @@ export async function startDeviceEdge(
 
   const credentials = new CredentialStore(store.sublevels.creds);
   const guard = deviceGuard(base, credentials);
+  const commands = deviceCommands(base, decision, () => broker);
   broker = await startBroker({
     host: config.mqtt.host,
     port: config.mqtt.port,
@@ -79,7 +84,10 @@ export async function startDeviceEdge(
       onConnected: (client) => {
         metrics.devicesConnected.set(broker?.connectedCount ?? 0);
         if (!client.internal) ingest.handleBrokerEvent(client.id, 'connected');
+        commands.deviceReady(client.id);
       },
+      // Device sessions are clean: a device subscribes again on each connection, and gets what waits then.
+      onSubscribed: (client) => commands.deviceReady(client.id),
       onDisconnected: (client, reason) => {
         metrics.devicesConnected.set(broker?.connectedCount ?? 0);
         if (!client.internal) ingest.handleBrokerEvent(client.id, 'disconnected', { reason });
@@ -87,7 +95,14 @@ export async function startDeviceEdge(
     },
   });
   const started = broker;
-  decision.onSent((candidate, replay) => sendCommand(base, decision, started, candidate, replay));
+  // Decided again during recovery too: the command outbox keeps an id once and remembers what was acknowledged.
+  decision.onSent(({ action, to }, replay) => {
+    if (to.includes('device')) commands.decided(action, replay);
+  });
+  decision.recovered.then(
+    () => commands.sweepEvery(COMMAND_SWEEP_EVERY_MS),
+    () => undefined,
+  );
   return {
     broker: started,
     guard,
@@ -96,32 +111,40 @@ export async function startDeviceEdge(
       // Stop accepting devices, then let the events already queued for their profiles finish.
       await started.close();
       await ingest.drain();
+      // Commands decided from here on (the decision loop applies what is left) are queued for the next start.
+      await commands.stop();
     },
   };
 }
 
-/**
- * A decided command to a device. During recovery it is not sent again: it was sent when first decided (in the
- * same turn as its input was applied), and a command acts on the world.
- */
-function sendCommand(
+/** Device commands with their durable outbox (docs/durability.md, "Device commands"), sent through `broker`. */
+function deviceCommands(
   base: Foundation,
   decision: DecisionModule,
-  broker: Broker,
-  { action, to }: Candidate,
-  replay: boolean,
-): void {
-  if (!to.includes('device')) return;
-  if (replay) {
-    decision.durable.metrics.commandsNotResent.inc();
-    return;
+  broker: () => Broker | undefined,
+): DeviceCommands {
+  const { store, logger, metrics } = base;
+  const outbox = store.commands;
+  if (outbox.unreadableOnOpen > 0) {
+    logger.warn(
+      { entries: outbox.unreadableOnOpen },
+      'command outbox entries that cannot be decoded were skipped',
+    );
   }
-  base.metrics.commandsSent.inc();
-  broker
-    .publish(deviceCommandTopic(action.actor, action.action), JSON.stringify(action))
-    .catch((err: unknown) => {
-      base.logger.warn({ err, actor: action.actor, action: action.action }, 'device command not published');
-    });
+  return new DeviceCommands({
+    outbox,
+    link: {
+      sendTo: (clientId, topic, payload) =>
+        broker()?.sendTo(clientId, topic, payload) ?? Promise.resolve('not-connected'),
+      publish: (topic, payload, opts) => broker()?.publish(topic, payload, opts) ?? Promise.resolve(),
+    },
+    now: () => decision.clock.now(),
+    policy: () => decision.rules.rules.policy,
+    metrics: new CommandMetrics(metrics.registry, metrics.commandsSent),
+    logger,
+    holdCheckpointsFor: (write) => decision.holdCheckpointsFor(write),
+    notResent: () => decision.durable.metrics.commandsNotResent.inc(),
+  });
 }
 
 function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuard {

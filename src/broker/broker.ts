@@ -2,10 +2,19 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { Aedes, type Client, type PublishPacket } from 'aedes';
 import { ConfigError, isDeviceEventTopic } from '../shared/index.js';
 import { ClientTracker } from './client-tracker.js';
+import { Deliveries } from './deliveries.js';
 import { BrokerClosedError, listenHint } from './errors.js';
 import { guardPacketSize } from './packet-size-guard.js';
 import { startTlsListener, type TlsListener } from './tls.js';
-import type { Broker, BrokerHooks, BrokerOptions, PublishOptions, PublishPacketInfo } from './types.js';
+import { SubscriptionTracker } from './subscriptions.js';
+import type {
+  Broker,
+  BrokerHooks,
+  BrokerOptions,
+  PublishOptions,
+  PublishPacketInfo,
+  SendOutcome,
+} from './types.js';
 import { batchWrites } from './write-batching.js';
 
 /** Starts aedes on a TCP listener; resolves once it listens. */
@@ -35,6 +44,15 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       authorizePublish(client, packet, done, clients, connections, opts),
   });
   clients.watch(aedes);
+  const sending = { subscriptions: new SubscriptionTracker(), deliveries: new Deliveries() };
+  sending.deliveries.install(aedes);
+  sending.subscriptions.watch(aedes, (client, filters) => {
+    try {
+      opts.hooks.onSubscribed?.(clients.info(client), filters);
+    } catch (err) {
+      opts.logger.error({ err, clientId: client.id }, 'onSubscribed hook failed');
+    }
+  });
   // In front of the hooks above: authentication, per-device topics and limits for outside connections.
   opts.guard?.install(aedes);
 
@@ -77,7 +95,15 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       throw err;
     }
   }
-  return new EmbeddedBroker(aedes, server, sockets, clients, { host: opts.host, port: address.port }, tls);
+  return new EmbeddedBroker(
+    aedes,
+    server,
+    sockets,
+    clients,
+    sending,
+    { host: opts.host, port: address.port },
+    tls,
+  );
 }
 
 class EmbeddedBroker implements Broker {
@@ -88,6 +114,7 @@ class EmbeddedBroker implements Broker {
     private readonly server: Server,
     private readonly sockets: Set<Socket>,
     private readonly clients: ClientTracker,
+    private readonly sending: { subscriptions: SubscriptionTracker; deliveries: Deliveries },
     readonly address: { host: string; port: number },
     private readonly tls?: TlsListener,
   ) {}
@@ -102,10 +129,13 @@ class EmbeddedBroker implements Broker {
 
   publish(topic: string, payload: Buffer | string, opts: PublishOptions = {}): Promise<void> {
     if (this.closing !== undefined) return Promise.reject(new BrokerClosedError(topic));
+    // A copy when one client is left out: that client is known by this very buffer.
+    const bytes = typeof payload === 'string' || opts.except !== undefined ? Buffer.from(payload) : payload;
+    if (opts.except !== undefined) this.sending.deliveries.skipFor(bytes, opts.except);
     const packet: PublishPacket = {
       cmd: 'publish',
       topic,
-      payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+      payload: bytes,
       qos: opts.qos ?? 0,
       retain: opts.retain ?? false,
       dup: false,
@@ -113,6 +143,15 @@ class EmbeddedBroker implements Broker {
     return new Promise((resolve, reject) => {
       this.aedes.publish(packet, (err) => (err ? reject(err) : resolve()));
     });
+  }
+
+  sendTo(clientId: string, topic: string, payload: Buffer | string): Promise<SendOutcome> {
+    const client = this.closing === undefined ? this.clients.byClientId(clientId) : undefined;
+    if (client === undefined || client.closed) return Promise.resolve('not-connected');
+    const qos = this.sending.subscriptions.qosFor(client, topic);
+    if (qos === undefined) return Promise.resolve('not-subscribed');
+    // A buffer of its own: the delivery is followed by it.
+    return this.sending.deliveries.send(client, topic, Buffer.from(payload), qos > 0 ? 1 : 0);
   }
 
   subscribe(pattern: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void> {

@@ -9,7 +9,9 @@ export type {
   DisconnectReason,
   PublishOptions,
   PublishPacketInfo,
+  SendOutcome,
 } from './types.js';
+export { topicMatches } from './subscriptions.js';
 export { DeviceGuard } from './guard.js';
 export type { GuardCounters, GuardOptions } from './guard.js';
 export type { LimitName } from './limits.js';

@@ -6,6 +6,13 @@ export { cborInUse, encodeCbor, decodeCbor } from './cbor-encoding.js';
 export { ProfileStore } from './profile-store.js';
 export type { ProfilePeek, ProfileEntry } from './profile-store.js';
 export type { AddResult, OutboxLimits } from './outbox.js';
+export { CommandOutbox, DEFAULT_COMMAND_OUTBOX_LIMITS } from './command-outbox.js';
+export type {
+  CommandAddResult,
+  CommandDropReason,
+  CommandOutboxLimits,
+  DroppedCommand,
+} from './command-outbox.js';
 export { LruCache } from './lru-cache.js';
 export { importProfiles } from './profile-import.js';
 export type { ImportOptions, ProfileCheck } from './profile-import.js';

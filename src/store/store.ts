@@ -5,17 +5,19 @@ import { StoreIoError, StoreLockedError } from '../shared/index.js';
 import { cborEncoding } from './cbor-encoding.js';
 import { DISK_HINT } from './store-io.js';
 import type { RootLevel, Sublevel } from './level-types.js';
+import { CommandOutbox, type CommandOutboxLimits } from './command-outbox.js';
 import type { OutboxLimits } from './outbox.js';
 import { Outbox } from './outbox.js';
 import { DEFAULT_PROFILE_CACHE_ENTRIES, ProfileStore } from './profile-store.js';
 
-export const SUBLEVEL_NAMES = ['profiles', 'outbox', 'state', 'rules', 'creds', 'audit'] as const;
+export const SUBLEVEL_NAMES = ['profiles', 'outbox', 'state', 'rules', 'creds', 'audit', 'commands'] as const;
 export type SublevelName = (typeof SUBLEVEL_NAMES)[number];
 
 export interface StoreOptions {
   /** Profiles (and known misses) kept in memory, in entries; default 100,000. */
   profileCacheSize?: number | undefined;
   outbox?: Partial<OutboxLimits> | undefined;
+  commands?: Partial<CommandOutboxLimits> | undefined;
   /** LevelDB's in-memory write buffer; a larger one speeds bulk imports. Default 16 MiB. */
   writeBufferBytes?: number | undefined;
   /** False for commands that only read: a missing database is then an error, not created. Default true. */
@@ -30,6 +32,8 @@ export interface Store {
   readonly sublevels: Readonly<Record<SublevelName, Sublevel>>;
   readonly profiles: ProfileStore;
   readonly outbox: Outbox;
+  /** Device commands until their device took them. */
+  readonly commands: CommandOutbox;
   /** Waits for pending outbox writes, then closes LevelDB. */
   close(): Promise<void>;
 }
@@ -59,10 +63,13 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
     SUBLEVEL_NAMES.map((name) => [name, db.sublevel<string, unknown>(name, { valueEncoding: cborEncoding })]),
   ) as Record<SublevelName, Sublevel>;
   let outbox: Outbox;
+  let commands: CommandOutbox;
   try {
-    // The outbox encodes its values itself: it needs their size to enforce its byte bound.
+    // The outboxes encode their values themselves: they need their size to enforce their byte bounds.
     const raw = db.sublevel<string, Buffer>('outbox', { valueEncoding: 'buffer' });
     outbox = await Outbox.open(db, raw, opts.outbox);
+    const rawCommands = db.sublevel<string, Buffer>('commands', { valueEncoding: 'buffer' });
+    commands = await CommandOutbox.open(db, rawCommands, opts.commands);
   } catch (err) {
     await db.close();
     throw err;
@@ -79,9 +86,11 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
     sublevels,
     profiles,
     outbox,
+    commands,
     close() {
       closing ??= (async () => {
         await outbox.close();
+        await commands.close();
         await db.close();
       })();
       return closing;
