@@ -34,6 +34,7 @@ export async function startSync(
   });
   const topics = upstreamTopics(gatewayId);
   for (const topic of [topics.rules, topics.profiles]) {
+    // Acknowledged once stored or applied (or refused for good): what the broker kept is not lost to a crash.
     uplink.route(topic, (payload) => sync.onMessage(topic, payload));
   }
   return sync;

@@ -4,6 +4,7 @@ import { Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js'
 import { DurableInputs } from '../runtime/index.js';
 import { DEAD_LETTER_TOPIC, upstreamTopics } from '../shared/index.js';
 import { CredentialStore } from '../credentials/index.js';
+import type { CloudMessage } from '../upstream/index.js';
 import type { DecisionModule } from './decision.js';
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
@@ -51,7 +52,9 @@ export async function startDeviceEdge(
     deliver: (ev, profile, meta) =>
       durable.submitEvent(ev, profile, meta && meta.qos > 0 ? 'sync' : 'write', meta?.source),
   });
-  uplink.route(upstreamTopics(base.gatewayId).events, (payload) => ingest.handleCloudEvent(payload));
+  uplink.route(upstreamTopics(base.gatewayId).events, (payload, message) =>
+    receiveCloudEvent(durable, ingest, payload, message),
+  );
 
   const credentials = new CredentialStore(store.sublevels.creds);
   const guard = deviceGuard(base, credentials);
@@ -115,6 +118,27 @@ export async function startDeviceEdge(
       await commands.stop();
     },
   };
+}
+
+/** Whose publishes cloud events are in the journal's record of QoS 1 packets (the topic tells them apart too). */
+const UPSTREAM_CLIENT = '$upstream';
+
+/**
+ * A cloud event is acknowledged to the cloud broker once its record is synced, as a device's QoS 1 publish is;
+ * the broker's redelivery of one already recorded (the gateway died before the PUBACK) is acknowledged and not
+ * decided again.
+ */
+function receiveCloudEvent(
+  durable: DurableInputs,
+  ingest: Ingest,
+  payload: Buffer,
+  message: CloudMessage,
+): Promise<void> | void {
+  const { qos, messageId, topic } = message;
+  if (qos === 0 || messageId === undefined) return ingest.handleCloudEvent(payload, topic, { qos: 0 });
+  const hash = DurableInputs.hashPublish(topic, payload);
+  const source = { clientId: UPSTREAM_CLIENT, connection: message.connection, messageId, hash };
+  return durable.resent(source, message.dup) ?? ingest.handleCloudEvent(payload, topic, { qos, source });
 }
 
 /** Device commands with their durable outbox (docs/durability.md, "Device commands"), sent through `broker`. */

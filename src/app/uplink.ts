@@ -1,4 +1,4 @@
-import { queuedExpired, Uplink } from '../upstream/index.js';
+import { queuedExpired, Uplink, type CloudMessage } from '../upstream/index.js';
 import { retryUntilDone } from '../runtime/index.js';
 import type { Action, Candidate } from '../shared/index.js';
 import { auditEntryOf } from '../store/index.js';
@@ -9,8 +9,11 @@ import type { Started } from './modules.js';
 /** How often actions that waited past their `ttl` leave the outbox. */
 const EXPIRE_EVERY_MS = 60_000;
 
-/** A handler for messages the cloud sends down on one topic. */
-export type CloudHandler = (payload: Buffer) => void;
+/**
+ * A handler for messages the cloud sends down on one topic. A promise it returns holds the acknowledgement back
+ * until it resolves; when it rejects, the message is not acknowledged and the broker delivers it again.
+ */
+export type CloudHandler = (payload: Buffer, message: CloudMessage) => Promise<unknown> | void;
 
 /** The durable outbox and the cloud connection (docs/architecture.md, "Uplink"). */
 export interface UplinkModule extends Started {
@@ -147,6 +150,7 @@ function connection(
     url: config.upstream.url ?? '',
     gatewayId: base.gatewayId,
     clientId: config.upstream.clientId,
+    session: { protocolVersion: config.upstream.protocolVersion, expiryMs: config.upstream.sessionExpiry },
     username: config.upstream.username,
     password: config.upstream.password,
     tls: base.files.upstreamTls,
@@ -166,10 +170,10 @@ function connection(
       metrics.outboxBytes.set(store.outbox.bytes);
     },
     onConnectionChange: (up) => metrics.upstreamConnected.set(up ? 1 : 0),
-    onMessage: (topic, payload) => {
-      const handler = routes.get(topic);
-      if (handler) handler(payload);
-      else logger.warn({ topic }, 'message from the cloud on a topic nothing handles; dropped');
+    onMessage: (message) => {
+      const handler = routes.get(message.topic);
+      if (handler) return handler(message.payload, message);
+      logger.warn({ topic: message.topic }, 'message from the cloud on a topic nothing handles; dropped');
     },
   });
 }

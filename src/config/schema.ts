@@ -89,6 +89,10 @@ export const configSchema = z
           )
           .optional(),
         clientId: z.string().min(1).optional(),
+        /** 4 (MQTT 3.1.1) or 5; the session is persistent with either. */
+        protocolVersion: z.union([z.literal(4), z.literal(5)]).default(4),
+        /** MQTT 5: how long the cloud broker keeps the gateway's session while it is away. */
+        sessionExpiry: duration.default(7 * 24 * 3_600_000),
         username: z.string().optional(),
         password: z.string().optional(),
         keepalive: duration.default(30_000),

@@ -96,8 +96,12 @@ export class Ingest {
     void this.accept({ actor: deviceId, type: kind, at: this.opts.clock(), data, source: 'broker' });
   }
 
-  /** An event about a device from a business system, received on `vigil/{gw}/events`. */
-  handleCloudEvent(payload: Buffer, topic: string = CLOUD_TOPIC): void {
+  /**
+   * An event about a device from a business system, received on `vigil/{gw}/events`. As for a device publish:
+   * nothing is returned for a refused one (acknowledge it, or the broker delivers it forever); for an accepted
+   * one, what `deliver` returned for it with `meta`: acknowledge once that settles.
+   */
+  handleCloudEvent(payload: Buffer, topic: string = CLOUD_TOPIC, meta?: PublishMeta): Promise<void> | void {
     const at = this.opts.clock();
     const parsed = parseCloudEvent(payload, this.opts.maxPayloadBytes);
     if (!parsed.ok) {
@@ -106,7 +110,7 @@ export class Ingest {
       return;
     }
     const { actor, type, data } = parsed.event;
-    void this.accept({ actor, type, at, data, source: 'cloud' });
+    return this.accept({ actor, type, at, data, source: 'cloud' }, meta);
   }
 
   /** Resolves when no event is waiting for a profile read (for shutdown). */

@@ -34,8 +34,11 @@ export interface CloudSyncOptions {
 export interface CloudSync {
   readonly rules: RuleSync;
   readonly profiles: ProfileSync;
-  /** A message from the uplink; false when the topic is not one of sync's. */
-  onMessage(topic: string, payload: Buffer): boolean;
+  /**
+   * A message from the uplink: a promise that resolves once it is applied or refused for good (the uplink
+   * acknowledges it then) and rejects when the gateway stopped first; undefined when the topic is not sync's.
+   */
+  onMessage(topic: string, payload: Buffer): Promise<void> | undefined;
   /** Waits for the changes being applied; rule changes still waiting (for recovery) are dropped. */
   stop(): Promise<void>;
 }
@@ -66,13 +69,14 @@ export async function startCloudSync(opts: CloudSyncOptions): Promise<CloudSync>
     now: opts.now,
   });
   const pending = new Set<Promise<unknown>>();
-  const track = (work: Promise<unknown>, what: string): void => {
+  const track = (work: Promise<unknown>, what: string): Promise<void> => {
     const settled = work.then(
       () => undefined,
-      (err: unknown) => logger.error({ err }, `${what} failed`),
+      (err: unknown) => logger.warn({ err }, `${what} not applied`),
     );
     pending.add(settled);
     void settled.finally(() => pending.delete(settled));
+    return work.then(() => undefined);
   };
   return {
     rules,
@@ -80,14 +84,12 @@ export async function startCloudSync(opts: CloudSyncOptions): Promise<CloudSync>
     onMessage(topic, payload) {
       if (topic === topics.rules) {
         // An empty retained message clears the topic on the broker: there is no bundle to look at.
-        if (payload.length > 0) track(rules.applyBundle(payload, 'cloud'), 'rules bundle');
-        return true;
+        return payload.length > 0
+          ? track(rules.applyBundle(payload, 'cloud'), 'rules bundle')
+          : Promise.resolve();
       }
-      if (topic === topics.profiles) {
-        track(profiles.handle(payload), 'profile batch');
-        return true;
-      }
-      return false;
+      if (topic === topics.profiles) return track(profiles.handle(payload), 'profile batch');
+      return undefined;
     },
     async stop() {
       await rules.stop();
