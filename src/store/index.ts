@@ -1,6 +1,7 @@
 export { openStore, storeExists, SUBLEVEL_NAMES } from './store.js';
 export type { Store, StoreOptions, SublevelName } from './store.js';
 export type { RootLevel, Sublevel } from './level-types.js';
+export { isDiskFull, type StoreHealth } from './write-fault.js';
 export { cborInUse, cborEncoding, encodeCbor, decodeCbor } from './cbor-encoding.js';
 export { ProfileStore, DEFAULT_PROFILE_CACHE_ENTRIES } from './profile-store.js';
 export type { ProfilePeek, ProfileEntry } from './profile-store.js';
