@@ -7,6 +7,7 @@ import type { DecisionModule } from './decision.js';
 import type { DeviceEdge } from './device-edge.js';
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
+import { watchStorage } from './storage-health.js';
 import type { UplinkModule } from './uplink.js';
 
 export interface HttpApi extends Started {
@@ -29,18 +30,21 @@ export async function startHttpApi(deps: HttpApiDeps): Promise<HttpApi> {
   const http = new HttpServer(base.logger);
   if (base.files.authorizeHttp) http.requireAuthorization(base.files.authorizeHttp, OPEN_PATHS);
   const profiles = profileRoutes(store);
+  const storage = watchStorage(base, decision.durable);
   http
-    .route('GET', '/healthz', (_req, res) =>
+    .route('GET', '/healthz', (_req, res) => {
+      const { degraded, ...disk } = storage();
       sendJson(res, 200, {
-        status: decision.durable.state === 'storage-fault' ? 'degraded' : 'ok',
+        status: degraded ? 'degraded' : 'ok',
         durability: decision.durable.health(),
+        ...disk,
         gateway: base.gatewayId,
         upstream: uplink.state(),
         outbox: store.outbox.size,
         devices: edge.broker.connectedCount,
         cbor: cborInUse(),
-      }),
-    )
+      });
+    })
     .route('GET', '/metrics', async (_req, res) => {
       const text = await metrics.registry.metrics();
       res.writeHead(200, { 'content-type': metrics.registry.contentType });
@@ -69,6 +73,7 @@ export async function startHttpApi(deps: HttpApiDeps): Promise<HttpApi> {
     pendingTimers: () => decision.loop.scheduler.pending,
     metrics,
     dataDir: base.dataDir,
+    storage,
     clock: decision.clock,
     logger: base.logger,
   });
