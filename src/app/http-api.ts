@@ -73,7 +73,6 @@ export async function startHttpApi(deps: HttpApiDeps): Promise<HttpApi> {
     pendingTimers: () => decision.loop.scheduler.pending,
     metrics,
     dataDir: base.dataDir,
-    storage,
     clock: decision.clock,
     logger: base.logger,
   });

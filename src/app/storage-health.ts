@@ -3,7 +3,7 @@ import type { DurabilityHealth, DurableInputs } from '../runtime/index.js';
 import type { StoreHealth } from '../store/index.js';
 import type { Foundation } from './foundation.js';
 
-/** Whether the gateway can write what it must, for the health endpoints. */
+/** Whether the gateway can write what it must, for the health endpoint. */
 export interface StorageReport {
   /** The journal or LevelDB refuses writes, or checkpoints fail: inputs are held or shed, state is not trimmed. */
   degraded: boolean;
@@ -15,7 +15,7 @@ export interface StorageReport {
 }
 
 /**
- * Puts the journal's and LevelDB's write health together for `/healthz` and `/api/health`, and registers the
+ * Puts the journal's and LevelDB's write health together for `/healthz`, and registers the
  * metrics of LevelDB's side (`vigil_storage_fault` and `vigil_events_shed_total` are the journal's).
  */
 export function watchStorage(base: Foundation, durable: DurableInputs): () => StorageReport {
