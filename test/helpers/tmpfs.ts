@@ -32,7 +32,7 @@ export async function mountTmpfs(sizeBytes: number): Promise<Tmpfs | string> {
   } catch (err) {
     await rmdir(path).catch(() => undefined);
     const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
-    return `cannot mount a tmpfs here (needs root): ${stderr || (err as Error).message}`;
+    return `cannot mount a tmpfs here (it takes root or CAP_SYS_ADMIN): ${stderr || (err as Error).message}`;
   }
   const ballast = join(path, 'ballast');
   const free = async (): Promise<number> => {
