@@ -6,6 +6,7 @@ import type { DecisionModule } from './decision.js';
 import type { DeviceEdge } from './device-edge.js';
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
+import { watchStorage } from './storage-health.js';
 import type { UplinkModule } from './uplink.js';
 
 export interface HttpApiModule extends Started {
@@ -25,6 +26,7 @@ export interface HttpApiModuleDeps {
 export async function startGatewayApi(deps: HttpApiModuleDeps): Promise<HttpApiModule> {
   const { base, decision, uplink, sync, edge } = deps;
   const { store } = base;
+  const storage = watchStorage(base, decision.durable);
   const api = await startHttpApi({
     host: base.config.http.host,
     port: base.config.http.port,
@@ -35,15 +37,19 @@ export async function startGatewayApi(deps: HttpApiModuleDeps): Promise<HttpApiM
     credentials: edge.credentials,
     rules: sync.rules,
     disconnectDevice: (id) => edge.guard.disconnect(id),
-    healthz: () => ({
-      status: decision.durable.state === 'storage-fault' ? 'degraded' : 'ok',
-      durability: decision.durable.health(),
-      gateway: base.gatewayId,
-      upstream: uplink.state(),
-      outbox: store.outbox.size,
-      devices: edge.broker.connectedCount,
-      cbor: cborInUse(),
-    }),
+    healthz: () => {
+      const { degraded, ...disk } = storage();
+      return {
+        status: degraded ? 'degraded' : 'ok',
+        durability: decision.durable.health(),
+        ...disk,
+        gateway: base.gatewayId,
+        upstream: uplink.state(),
+        outbox: store.outbox.size,
+        devices: edge.broker.connectedCount,
+        cbor: cborInUse(),
+      };
+    },
     engine: () => decision.rules.engine,
     recent: decision.recent,
     devices: decision.devices,

@@ -2,6 +2,7 @@ export { openStore, storeExists, SUBLEVEL_NAMES } from './store.js';
 export type { Store, StoreOptions, SublevelName } from './store.js';
 export type { RootLevel, Sublevel } from './level-types.js';
 export { storeIo } from './store-io.js';
+export { isDiskFull, type StoreHealth } from './write-fault.js';
 export { cborInUse, encodeCbor, decodeCbor } from './cbor-encoding.js';
 export { ProfileStore } from './profile-store.js';
 export type { ProfilePeek, ProfileEntry } from './profile-store.js';

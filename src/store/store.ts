@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Level } from 'level';
+import type { Logger } from 'pino';
 import { StoreIoError, StoreLockedError } from '../shared/index.js';
 import { cborEncoding } from './cbor-encoding.js';
 import { DISK_HINT } from './store-io.js';
@@ -9,6 +9,8 @@ import { CommandOutbox, type CommandOutboxLimits } from './command-outbox.js';
 import type { OutboxLimits } from './outbox.js';
 import { Outbox } from './outbox.js';
 import { DEFAULT_PROFILE_CACHE_ENTRIES, ProfileStore } from './profile-store.js';
+import { ReopenableLevel } from './reopenable-level.js';
+import { WriteFaultWatch, type StoreHealth, type WriteFaultOptions } from './write-fault.js';
 
 export const SUBLEVEL_NAMES = ['profiles', 'outbox', 'state', 'rules', 'creds', 'audit', 'commands'] as const;
 export type SublevelName = (typeof SUBLEVEL_NAMES)[number];
@@ -22,9 +24,17 @@ export interface StoreOptions {
   writeBufferBytes?: number | undefined;
   /** False for commands that only read: a missing database is then an error, not created. Default true. */
   createIfMissing?: boolean | undefined;
+  /** Where a failed write and the reopen after it are reported. */
+  logger?: Logger | undefined;
+  /** How a failed write is waited out (tests shorten the back-off); see `WriteFaultWatch`. */
+  writeFault?: Omit<WriteFaultOptions, 'logger'> | undefined;
 }
 
-/** The gateway's LevelDB: one directory, one process at a time. */
+/**
+ * The gateway's LevelDB: one directory, one process at a time. After a failed write (a full disk) it refuses
+ * writes and, once the disk has room, is reopened under the same `db` and `sublevels` objects, so whatever
+ * holds them (profiles, outbox, audit log, credentials, bundles) goes on without knowing.
+ */
 export interface Store {
   readonly dir: string;
   readonly db: RootLevel;
@@ -34,6 +44,8 @@ export interface Store {
   readonly outbox: Outbox;
   /** Device commands until their device took them. */
   readonly commands: CommandOutbox;
+  /** Whether LevelDB takes writes, and since when it does not. */
+  health(): StoreHealth;
   /** Waits for pending outbox writes, then closes LevelDB. */
   close(): Promise<void>;
 }
@@ -45,11 +57,19 @@ const DEFAULT_WRITE_BUFFER_BYTES = 16 * 1024 * 1024;
  * has it open, StoreIoError when it cannot be read.
  */
 export async function openStore(dir: string, opts: StoreOptions = {}): Promise<Store> {
-  const db: RootLevel = new Level<string, unknown>(dir, {
-    keyEncoding: 'utf8',
-    valueEncoding: cborEncoding,
-    writeBufferSize: opts.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
-  });
+  let watch: WriteFaultWatch | undefined;
+  const level = new ReopenableLevel(
+    dir,
+    {
+      keyEncoding: 'utf8',
+      valueEncoding: cborEncoding,
+      writeBufferSize: opts.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
+    },
+    (err) => watch?.failed(err),
+  );
+  watch = new WriteFaultWatch(level, { ...opts.writeFault, logger: opts.logger });
+  const faults = watch;
+  const db: RootLevel = level;
   try {
     await db.open({ createIfMissing: opts.createIfMissing ?? true });
   } catch (err) {
@@ -87,10 +107,12 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
     profiles,
     outbox,
     commands,
+    health: () => faults.health(),
     close() {
       closing ??= (async () => {
         await outbox.close();
         await commands.close();
+        await faults.stop();
         await db.close();
       })();
       return closing;
