@@ -8,7 +8,16 @@ import type { OutboxLimits } from './outbox.js';
 import { Outbox } from './outbox.js';
 import { DEFAULT_PROFILE_CACHE_ENTRIES, ProfileStore } from './profile-store.js';
 
-export const SUBLEVEL_NAMES = ['profiles', 'outbox', 'state', 'rules', 'creds', 'audit'] as const;
+// `delivered`: ids of the actions the cloud acknowledged, with the gateway time (the outbox's).
+export const SUBLEVEL_NAMES = [
+  'profiles',
+  'outbox',
+  'delivered',
+  'state',
+  'rules',
+  'creds',
+  'audit',
+] as const;
 export type SublevelName = (typeof SUBLEVEL_NAMES)[number];
 
 export interface StoreOptions {
@@ -58,7 +67,7 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
   try {
     // The outbox encodes its values itself: it needs their size to enforce its byte bound.
     const raw = db.sublevel<string, Buffer>('outbox', { valueEncoding: 'buffer' });
-    outbox = await Outbox.open(db, raw, opts.outbox);
+    outbox = await Outbox.open(db, { outbox: raw, delivered: sublevels.delivered }, opts.outbox);
   } catch (err) {
     await db.close();
     throw err;
