@@ -35,6 +35,9 @@ export interface DecisionOptions {
 /** A sent decision, for the modules that carry it out; `replay` when recovery decided it again. */
 export type OnSent = (candidate: Candidate, replay: boolean) => void;
 
+/** A checkpoint was written: no recovery decides again what was decided before `replayFromAt` (gateway time). */
+export type OnCheckpoint = (replayFromAt: number) => void;
+
 /** The decision loop with its journal: inputs in, verdicts out (docs/architecture.md, "Decision loop"). */
 export interface DecisionModule extends Started {
   readonly clock: Clock;
@@ -49,6 +52,8 @@ export interface DecisionModule extends Started {
   readonly devices: DeviceActivity;
   /** Hands every sent decision to `handler` (device commands, the outbox). */
   onSent(handler: OnSent): void;
+  /** Calls `handler` after every checkpoint written (the outbox forgets delivered ids by it). */
+  onCheckpoint(handler: OnCheckpoint): void;
   /** A write that carries out a decision (the outbox's): no checkpoint forgets the input until it is done. */
   holdCheckpointsFor(write: Promise<unknown>): void;
   /**
@@ -62,6 +67,7 @@ export interface DecisionModule extends Started {
 
 export async function startDecisionLoop(base: Foundation, opts: DecisionOptions): Promise<DecisionModule> {
   const { config, logger, store } = base;
+  const checkpointed: OnCheckpoint[] = [];
   const durable = await DurableInputs.open({
     dir: join(base.dataDir, 'journal'),
     logger,
@@ -73,6 +79,9 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       maxGraceMs: config.durability.maxGrace,
       syncIntervalMs: config.durability.syncInterval,
       commitWindowMs: config.durability.commitWindow,
+    },
+    onCheckpoint: (replayFromAt) => {
+      for (const handle of checkpointed) handle(replayFromAt);
     },
   });
   let clock = opts.clock ?? monotonicClock();
@@ -151,6 +160,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     recent,
     devices,
     onSent: (handler) => void sent.push(handler),
+    onCheckpoint: (handler) => void checkpointed.push(handler),
     holdCheckpointsFor(write) {
       writes.add(write);
       void write.catch(() => undefined).finally(() => writes.delete(write));

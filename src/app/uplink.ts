@@ -79,6 +79,7 @@ export function startUplink(base: Foundation, decision: DecisionModule): UplinkM
     decision.holdCheckpointsFor(added);
     added.then(
       (result) => {
+        if (result.status === 'delivered') metrics.outboxRedeliverySkipped.inc();
         for (const dropped of result.dropped) {
           recent.dropped(dropped, 'outbox-full');
           metrics.outboxDropped.inc({ scenario: dropped.scenario });
@@ -103,6 +104,15 @@ export function startUplink(base: Foundation, decision: DecisionModule): UplinkM
   decision.rules.onSwap(() => uplink?.kick());
   decision.onSent((candidate) => {
     if (candidate.to.includes('upstream')) write(candidate);
+  });
+  // The ids the cloud acknowledged are kept only while a recovery could decide those actions again.
+  decision.onCheckpoint((replayFromAt) => {
+    outbox.forgetDeliveredBefore(replayFromAt).catch((err: unknown) => {
+      logger.warn({ err }, 'delivered ids not forgotten; the next checkpoint tries again');
+    });
+  });
+  metrics.readFrom({
+    deliveredIds: () => ({ held: outbox.deliveredCount, dropped: outbox.deliveredDropped }),
   });
   gauge();
 

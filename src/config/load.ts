@@ -42,6 +42,7 @@ const NUMERIC = new Set([
   'ingest.maxPayloadBytes',
   'outbox.maxCount',
   'outbox.maxBytes',
+  'outbox.maxDelivered',
   'profiles.cacheSize',
   'mqtt.maxConnections',
   'mqtt.maxTopicBytes',
