@@ -68,26 +68,10 @@ export interface DecisionModule extends Started {
 export async function startDecisionLoop(base: Foundation, opts: DecisionOptions): Promise<DecisionModule> {
   const { config, logger, store } = base;
   const checkpointed: OnCheckpoint[] = [];
-  const durable = await DurableInputs.open({
-    dir: join(base.dataDir, 'journal'),
-    logger,
-    registry: base.metrics.registry,
-    storage: opts.journalStorage,
-    settings: {
-      checkpointIntervalMs: config.durability.checkpointInterval,
-      checkpointRecords: config.durability.checkpointRecords,
-      maxGraceMs: config.durability.maxGrace,
-      syncIntervalMs: config.durability.syncInterval,
-      commitWindowMs: config.durability.commitWindow,
-    },
-    onCheckpoint: (replayFromAt) => {
-      for (const handle of checkpointed) handle(replayFromAt);
-    },
+  const durable = await openJournal(base, opts.journalStorage, (replayFromAt) => {
+    for (const handle of checkpointed) handle(replayFromAt);
   });
-  let clock = opts.clock ?? monotonicClock();
-  if (opts.clock === undefined && durable.lastKnownAt !== undefined) {
-    clock = clockNotBefore(clock, durable.lastKnownAt, logger);
-  }
+  const clock = opts.clock ?? startClock(durable.lastKnownAt, base);
   // A bundle from the cloud (or `vigil rules apply`), when one is stored, comes ahead of the rules directory.
   const bundles = new BundleStore(store.sublevels.rules);
   const startup = await chooseStartupRules({
@@ -178,6 +162,35 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       await recorder?.close();
     },
   };
+}
+
+/** The journal and checkpoints in the data directory, with the configuration's durability settings. */
+function openJournal(
+  base: Foundation,
+  storage: JournalStorage | undefined,
+  onCheckpoint: OnCheckpoint,
+): Promise<DurableInputs> {
+  const { durability } = base.config;
+  return DurableInputs.open({
+    dir: join(base.dataDir, 'journal'),
+    logger: base.logger,
+    registry: base.metrics.registry,
+    storage,
+    settings: {
+      checkpointIntervalMs: durability.checkpointInterval,
+      checkpointRecords: durability.checkpointRecords,
+      maxGraceMs: durability.maxGrace,
+      syncIntervalMs: durability.syncInterval,
+      commitWindowMs: durability.commitWindow,
+    },
+    onCheckpoint,
+  });
+}
+
+/** Gateway time: the monotonic clock, not behind the latest time the journal and checkpoint recorded. */
+function startClock(lastKnownAt: number | undefined, base: Foundation): Clock {
+  const clock = monotonicClock();
+  return lastKnownAt === undefined ? clock : clockNotBefore(clock, lastKnownAt, base.logger);
 }
 
 /** What the live gateway does with the loop's outputs: count, log, observe, and hand sent decisions on. */
