@@ -72,7 +72,11 @@ export async function openFoundation(config: Config, opts: FoundationOptions): P
   const dataDir = resolve(config.data);
   const store = await openStore(dataDir, {
     profileCacheSize: config.profiles.cacheSize,
-    outbox: { maxCount: config.outbox.maxCount, maxBytes: config.outbox.maxBytes },
+    outbox: {
+      maxCount: config.outbox.maxCount,
+      maxBytes: config.outbox.maxBytes,
+      maxDelivered: config.outbox.maxDelivered,
+    },
     logger,
   });
   if (store.outbox.unreadableOnOpen > 0) {

@@ -30,7 +30,7 @@ export interface UplinkModule extends Started {
 }
 
 export function startUplink(base: Foundation, decision: DecisionModule): UplinkModule {
-  const { config, logger, metrics, store, audit } = base;
+  const { config, logger, metrics, store } = base;
   const { clock, recent } = decision;
   const outbox = store.outbox;
   const routes = new Map<string, CloudHandler>();
@@ -41,22 +41,9 @@ export function startUplink(base: Foundation, decision: DecisionModule): UplinkM
     metrics.outboxBytes.set(outbox.bytes);
   };
 
-  // An action that waited in the outbox past its category's ttl is dropped, not sent late.
   const onExpired = (action: Action, now: number): void => {
-    metrics.actionsSuppressed.inc({ scenario: action.scenario, reason: 'ttl' });
     gauge();
-    logger.info(
-      {
-        id: action.id,
-        scenario: action.scenario,
-        actor: action.actor,
-        category: action.category,
-        waitedMs: now - action.decidedAt,
-      },
-      'action dropped: it waited in the outbox past its ttl',
-    );
-    audit.append(auditEntryOf(action, now, 'ttl'));
-    recent.dropped(action, 'ttl');
+    reportExpired(base, decision, action, now);
   };
 
   const uplink =
@@ -82,6 +69,7 @@ export function startUplink(base: Foundation, decision: DecisionModule): UplinkM
     decision.holdCheckpointsFor(added);
     added.then(
       (result) => {
+        if (result.status === 'delivered') metrics.outboxRedeliverySkipped.inc();
         for (const dropped of result.dropped) {
           recent.dropped(dropped, 'outbox-full');
           metrics.outboxDropped.inc({ scenario: dropped.scenario });
@@ -107,6 +95,7 @@ export function startUplink(base: Foundation, decision: DecisionModule): UplinkM
   decision.onSent((candidate) => {
     if (candidate.to.includes('upstream')) write(candidate);
   });
+  forgetDeliveredAtCheckpoints(base, decision);
   gauge();
 
   // Expired actions leave the outbox even while the uplink is down, or absent, rather than take room there.
@@ -136,6 +125,36 @@ export function startUplink(base: Foundation, decision: DecisionModule): UplinkM
       await uplink?.stop();
     },
   };
+}
+
+/** An action that waited in the outbox past its category's ttl is dropped, not sent late. */
+function reportExpired(base: Foundation, decision: DecisionModule, action: Action, now: number): void {
+  base.metrics.actionsSuppressed.inc({ scenario: action.scenario, reason: 'ttl' });
+  base.logger.info(
+    {
+      id: action.id,
+      scenario: action.scenario,
+      actor: action.actor,
+      category: action.category,
+      waitedMs: now - action.decidedAt,
+    },
+    'action dropped: it waited in the outbox past its ttl',
+  );
+  base.audit.append(auditEntryOf(action, now, 'ttl'));
+  decision.recent.dropped(action, 'ttl');
+}
+
+/** The ids the cloud acknowledged are kept only while a recovery could decide those actions again. */
+function forgetDeliveredAtCheckpoints(base: Foundation, decision: DecisionModule): void {
+  const { outbox } = base.store;
+  decision.onCheckpoint((replayFromAt) => {
+    outbox.forgetDeliveredBefore(replayFromAt).catch((err: unknown) => {
+      base.logger.warn({ err }, 'delivered ids not forgotten; the next checkpoint tries again');
+    });
+  });
+  base.metrics.readFrom({
+    deliveredIds: () => ({ held: outbox.deliveredCount, dropped: outbox.deliveredDropped }),
+  });
 }
 
 function connection(

@@ -43,6 +43,7 @@ const NUMERIC = new Set([
   'ingest.maxPayloadBytes',
   'outbox.maxCount',
   'outbox.maxBytes',
+  'outbox.maxDelivered',
   'profiles.cacheSize',
   'mqtt.maxConnections',
   'mqtt.maxPendingPerAddress',

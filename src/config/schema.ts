@@ -120,7 +120,12 @@ export const configSchema = z
       .strict()
       .prefault({}),
     outbox: z
-      .object({ maxCount: positiveInt.default(100_000), maxBytes: positiveInt.default(64 * 1024 * 1024) })
+      .object({
+        maxCount: positiveInt.default(100_000),
+        maxBytes: positiveInt.default(64 * 1024 * 1024),
+        /** Ids of actions the cloud acknowledged, remembered so that recovery does not send them again. */
+        maxDelivered: positiveInt.default(1_000_000),
+      })
       .strict()
       .prefault({}),
     profiles: z

@@ -45,6 +45,11 @@ export interface DurableInputsOptions {
   registry: Registry;
   storage?: JournalStorage | undefined;
   settings?: Partial<DurabilitySettings> | undefined;
+  /**
+   * After each checkpoint is written, with the gateway time of the oldest checkpoint kept (recovery falls back to
+   * it when the newest cannot be read): nothing decided before that time can be decided again by a recovery.
+   */
+  onCheckpoint?: ((replayFromAt: number) => void) | undefined;
 }
 
 /** Profiles as recovery reads them: the cache, and a read that may go to disk. */
@@ -146,6 +151,9 @@ export class DurableInputs {
   private shedInFault = 0;
   private checkpointFault: { sinceMs: number; message: string } | undefined;
   private checkpointRetryAt = 0;
+  private onCheckpoint: DurableInputsOptions['onCheckpoint'];
+  /** When the newest checkpoint kept was taken. */
+  private checkpointAt: number | undefined;
 
   private constructor(
     private readonly journal: Journal,
@@ -161,6 +169,7 @@ export class DurableInputs {
     this.settings = settings;
     this.lastSeen = new Map(saved?.lastSeen ?? []);
     this.appliedSeq = saved?.seq ?? 0;
+    this.checkpointAt = saved?.at;
   }
 
   /**
@@ -203,6 +212,7 @@ export class DurableInputs {
       if (record.kind === 'event' && record.origin) entries.push({ origin: record.origin, at });
     }
     inputs = new DurableInputs(journal, checkpoints, saved, opts.logger, metrics, settings, latestAt);
+    inputs.onCheckpoint = opts.onCheckpoint;
     inputs.duplicates.restore(saved?.duplicates ?? []);
     for (const { origin, at } of entries) {
       inputs.duplicates.remember(origin.clientId, -1, origin.messageId, origin.hash, at);
@@ -567,10 +577,13 @@ export class DurableInputs {
     };
     const writes = [...deps.pendingWrites()];
     const counted = this.sinceCheckpoint;
+    let replayFromAt: number | undefined;
     try {
       await Promise.all(writes);
       await this.journal.rotate();
       const bytes = await this.checkpoints.write(state);
+      replayFromAt = this.checkpointAt;
+      this.checkpointAt = state.at;
       const dropped = await this.journal.dropThrough(this.checkpoints.retainAfterSeq ?? state.seq);
       this.sinceCheckpoint = Math.max(0, this.sinceCheckpoint - counted);
       const ms = performance.now() - started;
@@ -598,6 +611,7 @@ export class DurableInputs {
         'checkpoint not written; the journal is kept and it is tried again',
       );
     }
+    if (replayFromAt !== undefined) this.onCheckpoint?.(replayFromAt);
   }
 
   /**

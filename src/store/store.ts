@@ -12,7 +12,17 @@ import { DEFAULT_PROFILE_CACHE_ENTRIES, ProfileStore } from './profile-store.js'
 import { ReopenableLevel } from './reopenable-level.js';
 import { WriteFaultWatch, type StoreHealth, type WriteFaultOptions } from './write-fault.js';
 
-export const SUBLEVEL_NAMES = ['profiles', 'outbox', 'state', 'rules', 'creds', 'audit', 'commands'] as const;
+// `delivered`: ids of the actions the cloud acknowledged, with the gateway time (the outbox's).
+export const SUBLEVEL_NAMES = [
+  'profiles',
+  'outbox',
+  'delivered',
+  'state',
+  'rules',
+  'creds',
+  'audit',
+  'commands',
+] as const;
 export type SublevelName = (typeof SUBLEVEL_NAMES)[number];
 
 export interface StoreOptions {
@@ -87,7 +97,7 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
   try {
     // The outboxes encode their values themselves: they need their size to enforce their byte bounds.
     const raw = db.sublevel<string, Buffer>('outbox', { valueEncoding: 'buffer' });
-    outbox = await Outbox.open(db, raw, opts.outbox);
+    outbox = await Outbox.open(db, { outbox: raw, delivered: sublevels.delivered }, opts.outbox);
     const rawCommands = db.sublevel<string, Buffer>('commands', { valueEncoding: 'buffer' });
     commands = await CommandOutbox.open(db, rawCommands, opts.commands);
   } catch (err) {

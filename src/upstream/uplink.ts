@@ -426,7 +426,8 @@ export class Uplink {
       // Acknowledged, even if on a connection since replaced: they may leave the outbox. They stay held
       // until removed so that the drain does not pick them up again meanwhile.
       for (const action of actions) this.opts.onSent?.(action);
-      Promise.all(actions.map((action) => this.opts.outbox.remove(action.id))).then(
+      const at = this.now();
+      Promise.all(actions.map((action) => this.opts.outbox.markDelivered(action.id, at))).then(
         () => {
           settle();
           this.kick();
