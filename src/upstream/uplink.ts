@@ -327,8 +327,15 @@ export class Uplink {
     this.opts.onConnectionChange?.(false);
   }
 
-  /** What was in flight on a lost connection is sent again: it stays in the outbox until acknowledged. */
+  /**
+   * What was in flight on a lost connection is sent again from the outbox, in drain order, once connected:
+   * mqtt.js' own copies of those publishes are dropped, or it would resend them first, ahead of higher
+   * priorities decided meanwhile (the outbox, not mqtt.js' memory, is what survives a crash anyway).
+   */
   private forgetInflight(): void {
+    for (const [messageId, entry] of Object.entries(this.client.outgoing)) {
+      if (entry.cmd === 'publish') this.client.removeOutgoingMessage(Number(messageId));
+    }
     for (const id of this.inflight) this.held.delete(id);
     this.inflight.clear();
   }
