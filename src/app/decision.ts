@@ -9,6 +9,7 @@ import {
   monotonicClock,
   Recorder,
   RulesInForce,
+  rulesRecordOf,
   TimerDriver,
   type Clock,
   type JournalStorage,
@@ -87,8 +88,13 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     dirRules: base.dirRules,
     logger,
   });
-  const { engine, arbiter } = durable.restore(startup.rules, { gateway: base.gatewayId });
-  const rules = new RulesInForce(startup.rules, engine, arbiter);
+  const { source, version } = startup.running;
+  const restored = durable.restore(
+    startup.rules,
+    { gateway: base.gatewayId },
+    rulesRecordOf(startup.rules, source, version),
+  );
+  const rules = new RulesInForce(restored.rules, restored.engine, restored.arbiter);
 
   // A timer that fires is an input like an event: recorded with its time, then applied in journal order.
   const timers = new TimerDriver(new TimerQueue(), clock, (timer, actor, dueAt) => {
@@ -108,6 +114,8 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     );
   });
   base.metrics.readFrom({ pendingTimers: () => timers.pending });
+  // Profile changes from every source (import, API, cloud batches) are journaled before they are written.
+  store.profiles.recordChangesWith((changes) => durable.submitProfiles(changes, clock.now()));
 
   const sent: OnSent[] = [];
   const recent = new RecentActions();

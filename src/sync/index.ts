@@ -31,7 +31,7 @@ export type { RuleSyncOptions, RunningRules } from './rule-sync.js';
 export { rulesRoutes, type RulesRoutes, type UnchangedAnswer } from './rules-api.js';
 export { applyThroughGateway } from './rules-api-client.js';
 export type { RejectReason, RulesSource, RulesStatus } from './rules-status.js';
-export { swapRules, type SwapReport, type SwapTarget } from './rules-swap.js';
+
 export { chooseStartupRules } from './startup-rules.js';
 export { syncTopics } from './topics.js';
 export { startCloudSync, type CloudSync, type CloudSyncOptions } from './cloud-sync.js';
