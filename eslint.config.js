@@ -11,7 +11,11 @@ const impure = {
     },
     { group: ['aedes', 'mqtt', 'level', 'classic-level', 'pino'], message: 'engine/ and actions/ are pure.' },
     {
-      group: ['../runtime/*', '../broker/*', '../store/*', '../upstream/*', '../ingest/*'],
+      // At any depth: `../runtime/x.js` from engine/, `../../runtime/x.js` from engine/kinds/.
+      group: ['runtime', 'broker', 'store', 'upstream', 'ingest', 'dashboard'].flatMap((dir) => [
+        `**/${dir}`,
+        `**/${dir}/**`,
+      ]),
       message: 'engine/ and actions/ depend only on shared/ and rules/.',
     },
   ],

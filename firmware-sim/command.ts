@@ -251,7 +251,7 @@ async function simCommand(flags: SimFlags, io: SimCommandIo): Promise<number> {
       throw new InvalidArgumentError('--profiles-only needs --profiles-out FILE');
     }
   } catch (error) {
-    io.err.write(`vigil sim: ${error instanceof Error ? error.message : String(error)}\n`);
+    io.err.write(`vigil sim: ${error instanceof Error ? error.message : String(error)}\n${hintLine(error)}`);
     return 2;
   }
   if (flags.profilesOnly) return 0;
@@ -282,7 +282,7 @@ async function simCommand(flags: SimFlags, io: SimCommandIo): Promise<number> {
     return exitCode(summary, opts.url);
   } catch (error) {
     if (!(error instanceof VigilError)) throw error;
-    io.err.write(`vigil sim: ${error.message}\n`);
+    io.err.write(`vigil sim: ${error.message}\n${hintLine(error)}`);
     return 2;
   } finally {
     process.off('SIGINT', onSignal);
@@ -365,4 +365,9 @@ function ms(value: number): string {
 
 function durationOrForever(value: string): number {
   return value === 'forever' ? Infinity : duration(value);
+}
+
+/** An error's hint on a line of its own, or nothing when it has none. */
+function hintLine(error: unknown): string {
+  return error instanceof VigilError && error.hint !== undefined ? `hint: ${error.hint}\n` : '';
 }

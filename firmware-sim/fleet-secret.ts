@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { hashSecret } from '../src/store/credentials.js';
+import { hashSecret } from '../src/credentials/index.js';
 
 /**
  * Each simulated device's own secret, derived from one fleet secret: the profiles file carries the

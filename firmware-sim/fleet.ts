@@ -1,6 +1,7 @@
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { deviceCommandFilter, deviceEventTopic, parseDeviceCommandTopic } from '../src/shared/index.js';
 import { nowMs } from './clock.js';
 import { encodeTopic, publishPacket } from './packet.js';
 import type { ResolvedSimOptions } from './options.js';
@@ -28,7 +29,6 @@ export interface FleetCounts {
 interface Link {
   readonly device: DevicePlan;
   readonly topicBytes: Readonly<Record<SimEventType, Buffer>>;
-  readonly commandPrefix: string;
   client: MqttClient | undefined;
   /** QoS 1: the last packet id used, and the publishes still waiting for their PUBACK. */
   packetId: number;
@@ -68,14 +68,12 @@ export class Fleet {
   ) {
     this.links = plan.devices.map((device): Link | undefined => {
       if (!device.registered) return undefined;
-      const base = `devices/${device.id}`;
       return {
         device,
         topicBytes: {
-          telemetry: encodeTopic(`${base}/events/telemetry`),
-          heartbeat: encodeTopic(`${base}/events/heartbeat`),
+          telemetry: encodeTopic(deviceEventTopic(device.id, 'telemetry')),
+          heartbeat: encodeTopic(deviceEventTopic(device.id, 'heartbeat')),
         },
-        commandPrefix: `${base}/commands/`,
         client: undefined,
         packetId: 0,
         inFlight: 0,
@@ -188,7 +186,7 @@ export class Fleet {
           if (settled) this.counts.connectFailed--;
         }
         if (link.subscribed) return; // mqtt.js resubscribes by itself after a reconnect
-        client.subscribe(`${link.commandPrefix}#`, { qos: this.o.qos }, (error) => {
+        client.subscribe(deviceCommandFilter(id), { qos: this.o.qos }, (error) => {
           if (error) {
             this.noteError(id, error);
             settle(false);
@@ -202,7 +200,7 @@ export class Fleet {
         const receivedAtMs = nowMs();
         this.counts.commands++;
         try {
-          this.hooks.onCommand?.(id, topic.slice(link.commandPrefix.length), payload, receivedAtMs);
+          this.hooks.onCommand?.(id, parseDeviceCommandTopic(topic, id) ?? topic, payload, receivedAtMs);
         } catch (error) {
           this.noteError('onCommand', error);
         }

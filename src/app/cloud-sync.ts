@@ -1,5 +1,6 @@
 import { rulesRecordOf } from '../runtime/index.js';
-import { startCloudSync, syncTopics, type CloudSync } from '../sync/index.js';
+import { upstreamTopics } from '../shared/index.js';
+import { startCloudSync, type CloudSync } from '../sync/index.js';
 import type { DecisionModule } from './decision.js';
 import type { Foundation } from './foundation.js';
 import type { UplinkModule } from './uplink.js';
@@ -39,8 +40,9 @@ export async function startSync(
     // swap through them. One may be under way with the state from before, hence the second.
     onApplied: () => void decision.durable.checkpoint().then(() => decision.durable.checkpoint()),
   });
-  const topics = syncTopics(gatewayId);
+  const topics = upstreamTopics(gatewayId);
   for (const topic of [topics.rules, topics.profiles]) {
+    // Acknowledged once stored or applied (or refused for good): what the broker kept is not lost to a crash.
     uplink.route(topic, (payload) => sync.onMessage(topic, payload));
   }
   return sync;

@@ -37,6 +37,9 @@ export interface DecisionOptions {
 /** A sent decision, for the modules that carry it out; `replay` when recovery decided it again. */
 export type OnSent = (candidate: Candidate, replay: boolean) => void;
 
+/** A checkpoint was written: no recovery decides again what was decided before `replayFromAt` (gateway time). */
+export type OnCheckpoint = (replayFromAt: number) => void;
+
 /** The decision loop with its journal: inputs in, verdicts out (docs/architecture.md, "Decision loop"). */
 export interface DecisionModule extends Started {
   readonly clock: Clock;
@@ -53,6 +56,8 @@ export interface DecisionModule extends Started {
   readonly devices: DeviceActivity;
   /** Hands every sent decision to `handler` (device commands, the outbox). */
   onSent(handler: OnSent): void;
+  /** Calls `handler` after every checkpoint written (the outbox forgets delivered ids by it). */
+  onCheckpoint(handler: OnCheckpoint): void;
   /** A write that carries out a decision (the outbox's): no checkpoint forgets the input until it is done. */
   holdCheckpointsFor(write: Promise<unknown>): void;
   /**
@@ -66,23 +71,11 @@ export interface DecisionModule extends Started {
 
 export async function startDecisionLoop(base: Foundation, opts: DecisionOptions): Promise<DecisionModule> {
   const { config, logger, store } = base;
-  const durable = await DurableInputs.open({
-    dir: join(base.dataDir, 'journal'),
-    logger,
-    registry: base.metrics.registry,
-    storage: opts.journalStorage,
-    settings: {
-      checkpointIntervalMs: config.durability.checkpointInterval,
-      checkpointRecords: config.durability.checkpointRecords,
-      maxGraceMs: config.durability.maxGrace,
-      syncIntervalMs: config.durability.syncInterval,
-      commitWindowMs: config.durability.commitWindow,
-    },
+  const checkpointed: OnCheckpoint[] = [];
+  const durable = await openJournal(base, opts.journalStorage, (replayFromAt) => {
+    for (const handle of checkpointed) handle(replayFromAt);
   });
-  let clock = opts.clock ?? monotonicClock();
-  if (opts.clock === undefined && durable.lastKnownAt !== undefined) {
-    clock = clockNotBefore(clock, durable.lastKnownAt, logger);
-  }
+  const clock = opts.clock ?? startClock(durable.lastKnownAt, base);
   // A bundle from the cloud (or `vigil rules apply`), when one is stored, comes ahead of the rules directory.
   const bundles = new BundleStore(store.sublevels.rules);
   const startup = await chooseStartupRules({
@@ -158,6 +151,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     recent,
     devices,
     onSent: (handler) => void sent.push(handler),
+    onCheckpoint: (handler) => void checkpointed.push(handler),
     holdCheckpointsFor(write) {
       writes.add(write);
       void write.catch(() => undefined).finally(() => writes.delete(write));
@@ -176,6 +170,35 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       await recorder?.close();
     },
   };
+}
+
+/** The journal and checkpoints in the data directory, with the configuration's durability settings. */
+function openJournal(
+  base: Foundation,
+  storage: JournalStorage | undefined,
+  onCheckpoint: OnCheckpoint,
+): Promise<DurableInputs> {
+  const { durability } = base.config;
+  return DurableInputs.open({
+    dir: join(base.dataDir, 'journal'),
+    logger: base.logger,
+    registry: base.metrics.registry,
+    storage,
+    settings: {
+      checkpointIntervalMs: durability.checkpointInterval,
+      checkpointRecords: durability.checkpointRecords,
+      maxGraceMs: durability.maxGrace,
+      syncIntervalMs: durability.syncInterval,
+      commitWindowMs: durability.commitWindow,
+    },
+    onCheckpoint,
+  });
+}
+
+/** Gateway time: the monotonic clock, not behind the latest time the journal and checkpoint recorded. */
+function startClock(lastKnownAt: number | undefined, base: Foundation): Clock {
+  const clock = monotonicClock();
+  return lastKnownAt === undefined ? clock : clockNotBefore(clock, lastKnownAt, base.logger);
 }
 
 /** What the live gateway does with the loop's outputs: count, log, observe, and hand sent decisions on. */

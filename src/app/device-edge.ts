@@ -1,16 +1,17 @@
 import { DeviceGuard, startBroker, type Broker, type ClientInfo } from '../broker/index.js';
+import { CommandMetrics, DeviceCommands } from '../commands/index.js';
 import { Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js';
 import { DurableInputs } from '../runtime/index.js';
-import type { Candidate } from '../shared/index.js';
-import { CredentialStore } from '../store/index.js';
-import { upstreamTopics } from '../upstream/index.js';
+import { DEAD_LETTER_TOPIC, upstreamTopics } from '../shared/index.js';
+import { CredentialStore } from '../credentials/index.js';
+import type { CloudMessage } from '../upstream/index.js';
 import type { DecisionModule } from './decision.js';
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
 import type { UplinkModule } from './uplink.js';
 
-/** Local topic where refused publishes are reported, with the reason. */
-export const DEAD_LETTER_TOPIC = 'vigil/deadletter';
+/** How often device commands past their ttl leave the command outbox (and waiting ones are offered again). */
+const COMMAND_SWEEP_EVERY_MS = 30_000;
 
 /** The broker devices connect to, with authentication, limits and ingest (docs/architecture.md, "Device edge"). */
 export interface DeviceEdge extends Started {
@@ -49,10 +50,13 @@ export async function startDeviceEdge(
     // In the decision loop's order per device; recorded first, applied once recorded (docs/durability.md).
     ordered: decision.entrance,
   });
-  uplink.route(upstreamTopics(base.gatewayId).events, (payload) => ingest.handleCloudEvent(payload));
+  uplink.route(upstreamTopics(base.gatewayId).events, (payload, message) =>
+    receiveCloudEvent(durable, ingest, payload, message),
+  );
 
   const credentials = new CredentialStore(store.sublevels.creds);
   const guard = deviceGuard(base, credentials);
+  const commands = deviceCommands(base, decision, () => broker);
   broker = await startBroker({
     host: config.mqtt.host,
     port: config.mqtt.port,
@@ -81,7 +85,10 @@ export async function startDeviceEdge(
       onConnected: (client) => {
         metrics.devicesConnected.set(broker?.connectedCount ?? 0);
         if (!client.internal) ingest.handleBrokerEvent(client.id, 'connected');
+        commands.deviceReady(client.id);
       },
+      // Device sessions are clean: a device subscribes again on each connection, and gets what waits then.
+      onSubscribed: (client) => commands.deviceReady(client.id),
       onDisconnected: (client, reason) => {
         metrics.devicesConnected.set(broker?.connectedCount ?? 0);
         if (!client.internal) ingest.handleBrokerEvent(client.id, 'disconnected', { reason });
@@ -89,7 +96,14 @@ export async function startDeviceEdge(
     },
   });
   const started = broker;
-  decision.onSent((candidate, replay) => sendCommand(base, decision, started, candidate, replay));
+  // Decided again during recovery too: the command outbox keeps an id once and remembers what was acknowledged.
+  decision.onSent(({ action, to }, replay) => {
+    if (to.includes('device')) commands.decided(action, replay);
+  });
+  decision.recovered.then(
+    () => commands.sweepEvery(COMMAND_SWEEP_EVERY_MS),
+    () => undefined,
+  );
   return {
     broker: started,
     guard,
@@ -98,32 +112,61 @@ export async function startDeviceEdge(
       // Stop accepting devices, then let the events already queued for their profiles finish.
       await started.close();
       await ingest.drain();
+      // Commands decided from here on (the decision loop applies what is left) are queued for the next start.
+      await commands.stop();
     },
   };
 }
 
+/** Whose publishes cloud events are in the journal's record of QoS 1 packets (the topic tells them apart too). */
+const UPSTREAM_CLIENT = '$upstream';
+
 /**
- * A decided command to a device. During recovery it is not sent again: it was sent when first decided (in the
- * same turn as its input was applied), and a command acts on the world.
+ * A cloud event is acknowledged to the cloud broker once its record is synced, as a device's QoS 1 publish is;
+ * the broker's redelivery of one already recorded (the gateway died before the PUBACK) is acknowledged and not
+ * decided again.
  */
-function sendCommand(
+function receiveCloudEvent(
+  durable: DurableInputs,
+  ingest: Ingest,
+  payload: Buffer,
+  message: CloudMessage,
+): Promise<void> | void {
+  const { qos, messageId, topic } = message;
+  if (qos === 0 || messageId === undefined) return ingest.handleCloudEvent(payload, topic, { qos: 0 });
+  const hash = DurableInputs.hashPublish(topic, payload);
+  const source = { clientId: UPSTREAM_CLIENT, connection: message.connection, messageId, hash };
+  return durable.resent(source, message.dup) ?? ingest.handleCloudEvent(payload, topic, { qos, source });
+}
+
+/** Device commands with their durable outbox (docs/durability.md, "Device commands"), sent through `broker`. */
+function deviceCommands(
   base: Foundation,
   decision: DecisionModule,
-  broker: Broker,
-  { action, to }: Candidate,
-  replay: boolean,
-): void {
-  if (!to.includes('device')) return;
-  if (replay) {
-    decision.durable.metrics.commandsNotResent.inc();
-    return;
+  broker: () => Broker | undefined,
+): DeviceCommands {
+  const { store, logger, metrics } = base;
+  const outbox = store.commands;
+  if (outbox.unreadableOnOpen > 0) {
+    logger.warn(
+      { entries: outbox.unreadableOnOpen },
+      'command outbox entries that cannot be decoded were skipped',
+    );
   }
-  base.metrics.commandsSent.inc();
-  broker
-    .publish(`devices/${action.actor}/commands/${action.action}`, JSON.stringify(action))
-    .catch((err: unknown) => {
-      base.logger.warn({ err, actor: action.actor, action: action.action }, 'device command not published');
-    });
+  return new DeviceCommands({
+    outbox,
+    link: {
+      sendTo: (clientId, topic, payload) =>
+        broker()?.sendTo(clientId, topic, payload) ?? Promise.resolve('not-connected'),
+      publish: (topic, payload, opts) => broker()?.publish(topic, payload, opts) ?? Promise.resolve(),
+    },
+    now: () => decision.clock.now(),
+    policy: () => decision.rules.rules.policy,
+    metrics: new CommandMetrics(metrics.registry, metrics.commandsSent),
+    logger,
+    holdCheckpointsFor: (write) => decision.holdCheckpointsFor(write),
+    notResent: () => decision.durable.metrics.commandsNotResent.inc(),
+  });
 }
 
 function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuard {
@@ -131,6 +174,8 @@ function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuar
   const mqtt = base.config.mqtt;
   for (const [limit, value] of Object.entries({
     'max-connections': mqtt.maxConnections,
+    'max-pending-per-address': mqtt.maxPendingPerAddress,
+    'connect-timeout-ms': mqtt.connectTimeout,
     'max-packet-bytes': mqtt.maxPacketBytes,
     'max-topic-bytes': mqtt.maxTopicBytes,
     'max-topic-levels': mqtt.maxTopicLevels,
@@ -144,6 +189,8 @@ function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuar
     allowAnonymous: mqtt.allowAnonymous,
     credentials,
     maxConnections: mqtt.maxConnections,
+    maxPendingPerAddress: mqtt.maxPendingPerAddress,
+    connectTimeoutMs: mqtt.connectTimeout,
     topics: { maxTopicBytes: mqtt.maxTopicBytes, maxTopicLevels: mqtt.maxTopicLevels },
     maxSubscriptions: mqtt.maxSubscriptions,
     publishRate: {
@@ -158,6 +205,7 @@ function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuar
       limitHit: (limit) => metrics.limitHits.inc({ limit }),
       protocolError: () => metrics.protocolErrors.inc(),
       openConnections: (n) => metrics.mqttConnections.set(n),
+      pendingConnections: (n) => metrics.mqttPendingConnections.set(n),
     },
   });
 }

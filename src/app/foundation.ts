@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { readTlsFiles, type TlsMaterial } from '../broker/index.js';
 import type { Config } from '../config/index.js';
-import { apiAuthorizer } from '../dashboard/index.js';
+import { apiAuthorizer } from '../api/index.js';
 import { loadRulesDir, shippedRulesDir, type LoadResult, type RuleSet } from '../rules/index.js';
 import { Metrics } from '../runtime/index.js';
 import { RuleError } from '../shared/index.js';
@@ -10,6 +10,9 @@ import { AuditLog, openStore, type Store } from '../store/index.js';
 import { readTrustedKeys, type TrustedKey } from '../sync/index.js';
 import { readUpstreamTls, type UpstreamTls } from '../upstream/index.js';
 import type { Started } from './modules.js';
+
+/** How often a failing audit log write is logged at most. */
+const AUDIT_ERROR_LOG_MS = 60_000;
 
 export interface FoundationOptions {
   logger?: Logger | undefined;
@@ -69,7 +72,12 @@ export async function openFoundation(config: Config, opts: FoundationOptions): P
   const dataDir = resolve(config.data);
   const store = await openStore(dataDir, {
     profileCacheSize: config.profiles.cacheSize,
-    outbox: { maxCount: config.outbox.maxCount, maxBytes: config.outbox.maxBytes },
+    outbox: {
+      maxCount: config.outbox.maxCount,
+      maxBytes: config.outbox.maxBytes,
+      maxDelivered: config.outbox.maxDelivered,
+    },
+    logger,
   });
   if (store.outbox.unreadableOnOpen > 0) {
     logger.warn(
@@ -79,9 +87,7 @@ export async function openFoundation(config: Config, opts: FoundationOptions): P
   }
   let audit: AuditLog;
   try {
-    audit = await AuditLog.open(store.sublevels.audit, {
-      onError: (err) => logger.warn({ err }, 'audit log write failed; those entries are lost'),
-    });
+    audit = await AuditLog.open(store.sublevels.audit, { onError: auditErrorLog(logger, () => audit.lost) });
   } catch (err) {
     await store.close();
     throw err;
@@ -101,5 +107,16 @@ export async function openFoundation(config: Config, opts: FoundationOptions): P
       await audit.close();
       await store.close();
     },
+  };
+}
+
+/** While the disk is full every audit write fails (each fifth of a second): said once, then every minute. */
+function auditErrorLog(logger: Logger, lost: () => number): (err: unknown) => void {
+  let lastMs = Number.NEGATIVE_INFINITY;
+  return (err) => {
+    const now = performance.now();
+    if (now - lastMs < AUDIT_ERROR_LOG_MS) return;
+    lastMs = now;
+    logger.warn({ err, lostSinceStart: lost() }, 'audit log write failed; those entries are lost (counted)');
   };
 }

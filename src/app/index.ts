@@ -9,12 +9,10 @@ import type { CloudSync, RulesStatus } from '../sync/index.js';
 import { startDecisionLoop } from './decision.js';
 import { startDeviceEdge } from './device-edge.js';
 import { openFoundation } from './foundation.js';
-import { startHttpApi } from './http-api.js';
+import { startGatewayApi } from './http-api.js';
 import { Modules } from './modules.js';
 import { startSync } from './cloud-sync.js';
 import { startUplink } from './uplink.js';
-
-export { DEAD_LETTER_TOPIC } from './device-edge.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -67,7 +65,9 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     const uplink = await modules.start('uplink', () => startUplink(base, decision));
     const sync = await modules.start('cloud sync', () => startSync(base, decision, uplink));
     const edge = await modules.start('device edge', () => startDeviceEdge(base, decision, uplink));
-    const http = await modules.start('http api', () => startHttpApi({ base, decision, uplink, sync, edge }));
+    const http = await modules.start('http api', () =>
+      startGatewayApi({ base, decision, uplink, sync, edge }),
+    );
 
     uplink.connect();
     const recovered = decision.recover();

@@ -1,4 +1,4 @@
-import { queuedExpired, Uplink } from '../upstream/index.js';
+import { queuedExpired, Uplink, type CloudMessage } from '../upstream/index.js';
 import { retryUntilDone } from '../runtime/index.js';
 import type { Action, Candidate } from '../shared/index.js';
 import { auditEntryOf } from '../store/index.js';
@@ -9,8 +9,11 @@ import type { Started } from './modules.js';
 /** How often actions that waited past their `ttl` leave the outbox. */
 const EXPIRE_EVERY_MS = 60_000;
 
-/** A handler for messages the cloud sends down on one topic. */
-export type CloudHandler = (payload: Buffer) => void;
+/**
+ * A handler for messages the cloud sends down on one topic. A promise it returns holds the acknowledgement back
+ * until it resolves; when it rejects, the message is not acknowledged and the broker delivers it again.
+ */
+export type CloudHandler = (payload: Buffer, message: CloudMessage) => Promise<unknown> | void;
 
 /** The durable outbox and the cloud connection (docs/architecture.md, "Uplink"). */
 export interface UplinkModule extends Started {
@@ -27,7 +30,7 @@ export interface UplinkModule extends Started {
 }
 
 export function startUplink(base: Foundation, decision: DecisionModule): UplinkModule {
-  const { config, logger, metrics, store, audit } = base;
+  const { config, logger, metrics, store } = base;
   const { clock, recent } = decision;
   const outbox = store.outbox;
   const routes = new Map<string, CloudHandler>();
@@ -38,22 +41,9 @@ export function startUplink(base: Foundation, decision: DecisionModule): UplinkM
     metrics.outboxBytes.set(outbox.bytes);
   };
 
-  // An action that waited in the outbox past its category's ttl is dropped, not sent late.
   const onExpired = (action: Action, now: number): void => {
-    metrics.actionsSuppressed.inc({ scenario: action.scenario, reason: 'ttl' });
     gauge();
-    logger.info(
-      {
-        id: action.id,
-        scenario: action.scenario,
-        actor: action.actor,
-        category: action.category,
-        waitedMs: now - action.decidedAt,
-      },
-      'action dropped: it waited in the outbox past its ttl',
-    );
-    audit.append(auditEntryOf(action, now, 'ttl'));
-    recent.dropped(action, 'ttl');
+    reportExpired(base, decision, action, now);
   };
 
   const uplink =
@@ -79,6 +69,7 @@ export function startUplink(base: Foundation, decision: DecisionModule): UplinkM
     decision.holdCheckpointsFor(added);
     added.then(
       (result) => {
+        if (result.status === 'delivered') metrics.outboxRedeliverySkipped.inc();
         for (const dropped of result.dropped) {
           recent.dropped(dropped, 'outbox-full');
           metrics.outboxDropped.inc({ scenario: dropped.scenario });
@@ -104,6 +95,7 @@ export function startUplink(base: Foundation, decision: DecisionModule): UplinkM
   decision.onSent((candidate) => {
     if (candidate.to.includes('upstream')) write(candidate);
   });
+  forgetDeliveredAtCheckpoints(base, decision);
   gauge();
 
   // Expired actions leave the outbox even while the uplink is down, or absent, rather than take room there.
@@ -135,6 +127,36 @@ export function startUplink(base: Foundation, decision: DecisionModule): UplinkM
   };
 }
 
+/** An action that waited in the outbox past its category's ttl is dropped, not sent late. */
+function reportExpired(base: Foundation, decision: DecisionModule, action: Action, now: number): void {
+  base.metrics.actionsSuppressed.inc({ scenario: action.scenario, reason: 'ttl' });
+  base.logger.info(
+    {
+      id: action.id,
+      scenario: action.scenario,
+      actor: action.actor,
+      category: action.category,
+      waitedMs: now - action.decidedAt,
+    },
+    'action dropped: it waited in the outbox past its ttl',
+  );
+  base.audit.append(auditEntryOf(action, now, 'ttl'));
+  decision.recent.dropped(action, 'ttl');
+}
+
+/** The ids the cloud acknowledged are kept only while a recovery could decide those actions again. */
+function forgetDeliveredAtCheckpoints(base: Foundation, decision: DecisionModule): void {
+  const { outbox } = base.store;
+  decision.onCheckpoint((replayFromAt) => {
+    outbox.forgetDeliveredBefore(replayFromAt).catch((err: unknown) => {
+      base.logger.warn({ err }, 'delivered ids not forgotten; the next checkpoint tries again');
+    });
+  });
+  base.metrics.readFrom({
+    deliveredIds: () => ({ held: outbox.deliveredCount, dropped: outbox.deliveredDropped }),
+  });
+}
+
 function connection(
   base: Foundation,
   decision: DecisionModule,
@@ -147,6 +169,7 @@ function connection(
     url: config.upstream.url ?? '',
     gatewayId: base.gatewayId,
     clientId: config.upstream.clientId,
+    session: { protocolVersion: config.upstream.protocolVersion, expiryMs: config.upstream.sessionExpiry },
     username: config.upstream.username,
     password: config.upstream.password,
     tls: base.files.upstreamTls,
@@ -166,10 +189,10 @@ function connection(
       metrics.outboxBytes.set(store.outbox.bytes);
     },
     onConnectionChange: (up) => metrics.upstreamConnected.set(up ? 1 : 0),
-    onMessage: (topic, payload) => {
-      const handler = routes.get(topic);
-      if (handler) handler(payload);
-      else logger.warn({ topic }, 'message from the cloud on a topic nothing handles; dropped');
+    onMessage: (message) => {
+      const handler = routes.get(message.topic);
+      if (handler) return handler(message.payload, message);
+      logger.warn({ topic: message.topic }, 'message from the cloud on a topic nothing handles; dropped');
     },
   });
 }

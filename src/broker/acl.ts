@@ -1,3 +1,10 @@
+import {
+  deviceCommandFilter,
+  deviceCommandPrefix,
+  deviceTopicPrefix,
+  isGatewayTopic,
+} from '../shared/index.js';
+
 /** Who an outside connection is, once it is authenticated. */
 export type Identity =
   /** Proved to be this device, by its secret or its client certificate. */
@@ -34,8 +41,9 @@ export function checkPublish(identity: Identity, topic: string, limits: TopicLim
   const reserved = reservedPrefix(topic);
   if (reserved !== undefined) return acl(`${reserved} topics are not open to clients`);
   if (identity.kind === 'anonymous') return OK;
-  if (!topic.startsWith(devicePrefix(identity.deviceId))) {
-    return acl(`device ${identity.deviceId} may publish only under ${devicePrefix(identity.deviceId)}`);
+  const own = deviceTopicPrefix(identity.deviceId);
+  if (!topic.startsWith(own)) {
+    return acl(`device ${identity.deviceId} may publish only under ${own}`);
   }
   return OK;
 }
@@ -50,16 +58,10 @@ export function checkSubscribe(identity: Identity, filter: string, limits: Topic
   // [MQTT-4.7.2-1] `#` never matches `$` topics; an explicit `$SYS/#` or `$share/…` is refused here.
   if (filter.startsWith('$')) return acl('$ topics are not open to clients');
   if (identity.kind === 'anonymous') return OK;
-  const commands = `${devicePrefix(identity.deviceId)}commands/`;
-  if (!filter.startsWith(commands)) {
-    return acl(`device ${identity.deviceId} may subscribe only to ${commands}#`);
+  if (!filter.startsWith(deviceCommandPrefix(identity.deviceId))) {
+    return acl(`device ${identity.deviceId} may subscribe only to ${deviceCommandFilter(identity.deviceId)}`);
   }
   return OK;
-}
-
-/** `devices/{id}/`: everything a device may publish starts with it. */
-export function devicePrefix(deviceId: string): string {
-  return `devices/${deviceId}/`;
 }
 
 function checkShape(topic: string, limits: TopicLimits): TopicVerdict {
@@ -87,7 +89,7 @@ function checkShape(topic: string, limits: TopicLimits): TopicVerdict {
 
 function reservedPrefix(topic: string): string | undefined {
   if (topic.startsWith('$')) return '$';
-  if (topic === 'vigil' || topic.startsWith('vigil/')) return 'vigil/';
+  if (isGatewayTopic(topic)) return 'vigil/';
   return undefined;
 }
 

@@ -1,11 +1,20 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
-import { ConfigError } from '../shared/index.js';
+import { ConfigError, isDeviceEventTopic } from '../shared/index.js';
 import { ClientTracker } from './client-tracker.js';
-import { BrokerClosedError } from './errors.js';
+import { Deliveries } from './deliveries.js';
+import { BrokerClosedError, listenHint } from './errors.js';
 import { guardPacketSize } from './packet-size-guard.js';
 import { startTlsListener, type TlsListener } from './tls.js';
-import type { Broker, BrokerHooks, BrokerOptions, PublishOptions, PublishPacketInfo } from './types.js';
+import { SubscriptionTracker } from './subscriptions.js';
+import type {
+  Broker,
+  BrokerHooks,
+  BrokerOptions,
+  PublishOptions,
+  PublishPacketInfo,
+  SendOutcome,
+} from './types.js';
 import { batchWrites } from './write-batching.js';
 
 /** Starts aedes on a TCP listener; resolves once it listens. */
@@ -24,6 +33,9 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     // QoS 1 publishes in one read overflowed the stack and crashed the gateway (mcollina/mqemitter#204).
     // Deliveries still wait for their socket; nothing else was bounded by the cap.
     concurrency: 0,
+    // The guard closes a connection that has not completed CONNECT in time, counted and logged as such;
+    // aedes' own timer (which logs every connection it closes) is left a little longer so it never comes first.
+    ...(opts.guard ? { connectTimeout: opts.guard.connectTimeoutMs + 1_000 } : {}),
     authenticate: (client, _username, _password, done) => {
       clients.beforeRegister(client);
       done(null, true);
@@ -32,6 +44,15 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       authorizePublish(client, packet, done, clients, connections, opts),
   });
   clients.watch(aedes);
+  const sending = { subscriptions: new SubscriptionTracker(), deliveries: new Deliveries() };
+  sending.deliveries.install(aedes);
+  sending.subscriptions.watch(aedes, (client, filters) => {
+    try {
+      opts.hooks.onSubscribed?.(clients.info(client), filters);
+    } catch (err) {
+      opts.logger.error({ err, clientId: client.id }, 'onSubscribed hook failed');
+    }
+  });
   // In front of the hooks above: authentication, per-device topics and limits for outside connections.
   opts.guard?.install(aedes);
 
@@ -60,6 +81,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
     throw new ConfigError(`mqtt cannot listen on ${opts.host}:${opts.port}: ${(err as Error).message}`, {
       cause: err,
+      hint: listenHint(err, 'mqtt.port (--mqtt-port)', 'mqtt.host (--mqtt-host)'),
     });
   }
   server.on('error', (err) => opts.logger.error({ err }, 'mqtt listener error'));
@@ -73,7 +95,15 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       throw err;
     }
   }
-  return new EmbeddedBroker(aedes, server, sockets, clients, { host: opts.host, port: address.port }, tls);
+  return new EmbeddedBroker(
+    aedes,
+    server,
+    sockets,
+    clients,
+    sending,
+    { host: opts.host, port: address.port },
+    tls,
+  );
 }
 
 class EmbeddedBroker implements Broker {
@@ -84,6 +114,7 @@ class EmbeddedBroker implements Broker {
     private readonly server: Server,
     private readonly sockets: Set<Socket>,
     private readonly clients: ClientTracker,
+    private readonly sending: { subscriptions: SubscriptionTracker; deliveries: Deliveries },
     readonly address: { host: string; port: number },
     private readonly tls?: TlsListener,
   ) {}
@@ -98,10 +129,13 @@ class EmbeddedBroker implements Broker {
 
   publish(topic: string, payload: Buffer | string, opts: PublishOptions = {}): Promise<void> {
     if (this.closing !== undefined) return Promise.reject(new BrokerClosedError(topic));
+    // A copy when one client is left out: that client is known by this very buffer.
+    const bytes = typeof payload === 'string' || opts.except !== undefined ? Buffer.from(payload) : payload;
+    if (opts.except !== undefined) this.sending.deliveries.skipFor(bytes, opts.except);
     const packet: PublishPacket = {
       cmd: 'publish',
       topic,
-      payload: typeof payload === 'string' ? Buffer.from(payload) : payload,
+      payload: bytes,
       qos: opts.qos ?? 0,
       retain: opts.retain ?? false,
       dup: false,
@@ -109,6 +143,15 @@ class EmbeddedBroker implements Broker {
     return new Promise((resolve, reject) => {
       this.aedes.publish(packet, (err) => (err ? reject(err) : resolve()));
     });
+  }
+
+  sendTo(clientId: string, topic: string, payload: Buffer | string): Promise<SendOutcome> {
+    const client = this.closing === undefined ? this.clients.byClientId(clientId) : undefined;
+    if (client === undefined || client.closed) return Promise.resolve('not-connected');
+    const qos = this.sending.subscriptions.qosFor(client, topic);
+    if (qos === undefined) return Promise.resolve('not-subscribed');
+    // A buffer of its own: the delivery is followed by it.
+    return this.sending.deliveries.send(client, topic, Buffer.from(payload), qos > 0 ? 1 : 0);
   }
 
   subscribe(pattern: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void> {
@@ -200,15 +243,6 @@ class ConnectionNumbers {
     }
     return n;
   }
-}
-
-/**
- * `devices/{id}/events` and anything below it: ingest takes these, and refuses with a reason the ones
- * outside `devices/{deviceId}/events/{type}` (an empty level, one level too many).
- */
-export function isDeviceEventTopic(topic: string): boolean {
-  const levels = topic.split('/', 4);
-  return levels[0] === 'devices' && levels[2] === 'events';
 }
 
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {

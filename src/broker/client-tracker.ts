@@ -29,6 +29,11 @@ export class ClientTracker {
     this.addresses.set(socket, peerAddress(socket));
   }
 
+  /** The connected client with this id. */
+  byClientId(id: string): Client | undefined {
+    return this.byId.get(id);
+  }
+
   info(client: Client): ClientInfo {
     return this.registered.get(client) ?? this.describe(client);
   }

@@ -1,32 +1,36 @@
-/**
- * A client sent a packet over the broker's size limit. Not a VigilError: it never leaves broker/,
- * it ends the one connection (as the socket's error) and is logged with the client.
- */
-export class PacketTooLargeError extends Error {
-  readonly code = 'VIGIL_MQTT_PACKET_TOO_LARGE';
-  constructor(
-    readonly bytes: number,
-    readonly maxBytes: number,
-  ) {
-    super(`MQTT packet of ${bytes} bytes is over the limit of ${maxBytes}`);
-    this.name = 'PacketTooLargeError';
+import { VigilError } from '../shared/index.js';
+
+/** A client sent a packet over the broker's size limit: it ends that one connection, logged with the client. */
+export class PacketTooLargeError extends VigilError {
+  constructor(bytes: number, maxBytes: number) {
+    super('VIGIL_MQTT_PACKET_TOO_LARGE', `MQTT packet of ${bytes} bytes is over the limit of ${maxBytes}`);
   }
 }
 
 /** The first bytes of a packet cannot be an MQTT fixed header. */
-export class MalformedPacketError extends Error {
-  readonly code = 'VIGIL_MQTT_MALFORMED';
+export class MalformedPacketError extends VigilError {
   constructor(message: string) {
-    super(message);
-    this.name = 'MalformedPacketError';
+    super('VIGIL_MQTT_MALFORMED', message);
   }
 }
 
 /** The gateway tried to publish on a broker that is closing or closed. */
-export class BrokerClosedError extends Error {
-  readonly code = 'VIGIL_BROKER_CLOSED';
+export class BrokerClosedError extends VigilError {
   constructor(topic: string) {
-    super(`the broker is closed; nothing published on ${topic}`);
-    this.name = 'BrokerClosedError';
+    super('VIGIL_BROKER_CLOSED', `the broker is closed; nothing published on ${topic}`);
+  }
+}
+
+/** What to do when a listener cannot bind; `port` and `host` name the settings (and flags) that moved it. */
+export function listenHint(err: unknown, port: string, host: string): string | undefined {
+  switch ((err as { code?: unknown } | undefined)?.code) {
+    case 'EADDRINUSE':
+      return `another process listens there: stop it, or choose another ${port} (0 picks a free one)`;
+    case 'EACCES':
+      return `ports below 1024 need privileges: choose another ${port}`;
+    case 'EADDRNOTAVAIL':
+      return `the address is not one of this machine's: choose another ${host}`;
+    default:
+      return undefined;
   }
 }

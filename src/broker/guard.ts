@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Aedes, Client, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
+import { DROPPED_TOPIC } from '../shared/index.js';
 import { checkPublish, checkSubscribe, type Identity, type TopicLimits, type TopicRefusal } from './acl.js';
 import { authenticateConnect, type AuthRefusal, type CredentialCheck } from './auth.js';
 import {
@@ -9,29 +10,27 @@ import {
   DEFAULT_CONNECT_THROTTLE,
   type ConnectThrottleOptions,
 } from './connect-throttle.js';
+import {
+  ConnectionAdmission,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_MAX_PENDING_PER_ADDRESS,
+} from './admission.js';
 import { MalformedPacketError, PacketTooLargeError } from './errors.js';
+import { OccasionalLog, type LimitName } from './limits.js';
 import { PublishThrottle, type PublishRate } from './rate-limit.js';
 import { ConnectRefusedError, MalformedTopicError, PublishRateError } from './security-errors.js';
 
-/** A limit that was hit; the label of `vigil_mqtt_limit_hits_total`. */
-export type LimitName =
-  | 'max-connections'
-  | 'publish-rate'
-  | 'rate-disconnect'
-  | 'topic-length'
-  | 'topic-levels'
-  | 'packet-size'
-  | 'subscriptions';
-
 /** What the guard counts; the gateway points these at its metrics. */
 export interface GuardCounters {
-  authRefused(reason: AuthRefusal | 'tls-handshake'): void;
+  authRefused(reason: AuthRefusal | 'tls-handshake' | 'certificate-revoked'): void;
   aclRefused(action: 'publish' | 'subscribe'): void;
   limitHit(limit: LimitName): void;
   /** A connection closed for a malformed packet or a protocol violation. */
   protocolError(): void;
   /** Connections open on the listeners (CONNECT done or not). */
   openConnections(count: number): void;
+  /** Connections open on the listeners that have not completed CONNECT. */
+  pendingConnections(count: number): void;
 }
 
 export interface GuardOptions {
@@ -40,6 +39,10 @@ export interface GuardOptions {
   credentials: CredentialCheck;
   /** Connections open at once on the listeners, at most; one more is closed as soon as it is accepted. */
   maxConnections: number;
+  /** Connections from one IP address that have not completed CONNECT, at most; default 1,000. */
+  maxPendingPerAddress?: number | undefined;
+  /** A connection that has not completed CONNECT this long after it was accepted is closed; default 30 s. */
+  connectTimeoutMs?: number | undefined;
   topics: TopicLimits;
   /** Subscriptions one connection may hold; default 100. */
   maxSubscriptions?: number | undefined;
@@ -65,21 +68,17 @@ interface Session {
   identity: Identity;
   peer: Peer;
   throttle: PublishThrottle;
-  /** Per kind of refusal: when it was last logged, and how many were not logged since. */
-  logged: Map<string, { atMs: number; suppressed: number }>;
+  /** Refusals of this connection, logged at most once per kind every 10 s. */
+  logged: OccasionalLog;
   /** The filters it holds, at most `maxSubscriptions`. */
   subscriptions: Set<string>;
 }
 
-/** A topic no client can subscribe to (`$` topics are refused): a dropped publish goes there. */
-const DROPPED_TOPIC = '$vigil/dropped';
-/** Repeated refusals of one kind, from one connection, are logged at most this often. */
-const LOG_EVERY_MS = 10_000;
 /**
  * Default of the subscriptions one connection may hold: a device needs one or two, and each takes
  * memory in the broker's topic tree for as long as the connection lasts.
  */
-export const DEFAULT_MAX_SUBSCRIPTIONS = 100;
+const DEFAULT_MAX_SUBSCRIPTIONS = 100;
 
 type AuthenticateHandler = Aedes['authenticate'];
 type PublishHandler = Aedes['authorizePublish'];
@@ -100,64 +99,69 @@ export class DeviceGuard {
   private readonly sessions = new WeakMap<Client, Session>();
   private readonly byDevice = new Map<string, Client>();
   private readonly failures: ConnectThrottle;
+  private readonly admission: ConnectionAdmission;
   private readonly now: () => number;
-  private open = 0;
-  private lastFullLogMs = Number.NEGATIVE_INFINITY;
-  private fullSuppressed = 0;
+  /** Applied by the guard from `admit` on; the broker gives aedes' own CONNECT timer a little longer. */
+  readonly connectTimeoutMs: number;
 
   constructor(private readonly opts: GuardOptions) {
     this.failures = new ConnectThrottle(opts.connectThrottle ?? DEFAULT_CONNECT_THROTTLE);
     this.now = opts.now ?? (() => performance.now());
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.admission = new ConnectionAdmission({
+      maxConnections: opts.maxConnections,
+      maxPendingPerAddress: opts.maxPendingPerAddress ?? DEFAULT_MAX_PENDING_PER_ADDRESS,
+      connectTimeoutMs: this.connectTimeoutMs,
+      logger: opts.logger,
+      counters: {
+        limitHit: opts.counters?.limitHit,
+        openConnections: opts.counters?.openConnections,
+        pendingConnections: opts.counters?.pendingConnections,
+      },
+      now: this.now,
+    });
   }
 
-  /** Connections open on the listeners right now. */
-  get openConnections(): number {
-    return this.open;
+  /** Connections open on the listeners that have not completed CONNECT. */
+  get pendingConnections(): number {
+    return this.admission.pendingConnections;
   }
 
   /**
-   * A listener accepted `socket`: counts it against `maxConnections` (false: it was over, and is
-   * destroyed) and notes it as a connection from outside.
+   * A listener accepted `socket`: admits it under the connection limits (false: refused, and destroyed)
+   * and notes it as a connection from outside.
    */
   admit(socket: Socket): boolean {
-    if (this.open >= this.opts.maxConnections) {
-      this.opts.counters?.limitHit?.('max-connections');
-      const nowMs = this.now();
-      if (nowMs - this.lastFullLogMs >= LOG_EVERY_MS) {
-        this.opts.logger.warn(
-          {
-            address: addressOf(socket),
-            maxConnections: this.opts.maxConnections,
-            alsoRefused: this.fullSuppressed,
-          },
-          'mqtt connection refused: the gateway is at its maximum number of connections',
-        );
-        this.lastFullLogMs = nowMs;
-        this.fullSuppressed = 0;
-      } else {
-        this.fullSuppressed++;
-      }
-      socket.destroy();
-      return false;
-    }
-    this.open++;
-    this.opts.counters?.openConnections?.(this.open);
-    socket.once('close', () => {
-      this.open--;
-      this.opts.counters?.openConnections?.(this.open);
-    });
+    if (!this.admission.admit(socket, socket.remoteAddress ?? 'unknown')) return false;
     this.peers.set(socket, peerOf(socket, false, undefined));
     return true;
   }
 
-  /** A TLS connection completed its handshake; with a CA, its certificate was verified. */
-  secured(socket: Socket, certificate: { required: boolean; commonName: string | undefined }): void {
+  /**
+   * A TLS connection over the admitted socket `raw` completed its handshake; with a CA, its certificate
+   * was verified.
+   */
+  secured(
+    socket: Socket,
+    certificate: { required: boolean; commonName: string | undefined },
+    raw: Socket,
+  ): void {
+    this.admission.wraps(socket, raw);
     this.peers.set(socket, peerOf(socket, certificate.required, certificate.commonName));
   }
 
   /** A TLS handshake failed: counted, and logged with the peer. */
   handshakeFailed(err: Error, socket: Socket): void {
     const code = (err as { code?: unknown }).code;
+    // The connection ended before the handshake did: the peer went away, or the guard closed it (over a
+    // limit, or out of time: counted and logged as that). A flood of these must not be a line each.
+    if (code === 'ECONNRESET') {
+      this.opts.logger.debug(
+        { address: addressOf(socket) },
+        'mqtt TLS connection ended during the handshake',
+      );
+      return;
+    }
     // No client certificate, or one the CA did not sign, as opposed to TLS that went wrong otherwise.
     const reason =
       /CERTIFICATE|CERT_/.test(String(code)) || /certificate/i.test(err.message)
@@ -170,9 +174,9 @@ export class DeviceGuard {
     );
   }
 
-  /** A TLS client's certificate is missing, or not signed by the CA: counted, and logged with the peer. */
+  /** A TLS client's certificate is missing, not signed by the CA, or revoked: counted, and logged with the peer. */
   certificateRefused(socket: Socket, reason: string): void {
-    this.opts.counters?.authRefused?.('certificate');
+    this.opts.counters?.authRefused?.(reason === 'CERT_REVOKED' ? 'certificate-revoked' : 'certificate');
     this.opts.logger.warn({ reason, address: addressOf(socket) }, 'mqtt TLS client certificate refused');
   }
 
@@ -233,8 +237,10 @@ export class DeviceGuard {
           if (!result.ok) {
             this.failures.failed(peer.host, this.now());
             this.opts.counters?.authRefused?.(result.refusal);
+            const refused = new ConnectRefusedError(result.refusal, result.returnCode);
             this.opts.logger.warn(
               {
+                code: refused.code,
                 reason: result.refusal,
                 detail: result.detail,
                 clientId: client.id,
@@ -244,14 +250,15 @@ export class DeviceGuard {
               },
               'mqtt connect refused',
             );
-            return done(new ConnectRefusedError(result.refusal, result.returnCode), false);
+            return done(refused, false);
           }
           this.failures.succeeded(peer.host);
+          this.admission.established(client.conn);
           this.sessions.set(client, {
             identity: result.identity,
             peer,
             throttle: new PublishThrottle(this.opts.publishRate, this.now()),
-            logged: new Map(),
+            logged: new OccasionalLog(this.opts.logger),
             subscriptions: new Set(),
           });
           if (result.identity.kind === 'device') this.byDevice.set(result.identity.deviceId, client);
@@ -277,13 +284,13 @@ export class DeviceGuard {
       const rate = session.throttle.take(nowMs);
       if (rate === 'disconnect') {
         this.opts.counters?.limitHit?.('rate-disconnect');
+        const { perSecond, disconnectAfterMs } = this.opts.publishRate;
+        const over = new PublishRateError(perSecond, disconnectAfterMs);
         this.opts.logger.warn(
-          { clientId: client?.id, address: session.peer.address, perSecond: this.opts.publishRate.perSecond },
+          { code: over.code, clientId: client?.id, address: session.peer.address, perSecond },
           'mqtt client disconnected: it kept publishing over its rate',
         );
-        return done(
-          new PublishRateError(this.opts.publishRate.perSecond, this.opts.publishRate.disconnectAfterMs),
-        );
+        return done(over);
       }
       if (rate === 'drop') {
         this.opts.counters?.limitHit?.('publish-rate');
@@ -372,11 +379,12 @@ export class DeviceGuard {
   ): void {
     if (refusal === 'malformed') {
       this.opts.counters?.protocolError?.();
+      const malformed = new MalformedTopicError(reason);
       this.opts.logger.warn(
-        { clientId: client?.id, address: session.peer.address, reason, action },
+        { code: malformed.code, clientId: client?.id, address: session.peer.address, reason, action },
         'mqtt connection closed: malformed topic',
       );
-      return close(new MalformedTopicError(reason));
+      return close(malformed);
     }
     if (refusal === 'acl') this.opts.counters?.aclRefused?.(action);
     else this.opts.counters?.limitHit?.(refusal);
@@ -391,7 +399,7 @@ export class DeviceGuard {
     dropIt();
   }
 
-  /** Logs a refusal, at most once per LOG_EVERY_MS per kind and connection, with how many were not logged. */
+  /** Logs a refusal, at most once per 10 s per kind and connection, with how many were not logged. */
   private note(
     session: Session,
     client: Client | null,
@@ -400,20 +408,10 @@ export class DeviceGuard {
     fields: Record<string, unknown>,
     message: string,
   ): void {
-    const last = session.logged.get(kind);
-    if (last !== undefined && nowMs - last.atMs < LOG_EVERY_MS) {
-      last.suppressed++;
-      return;
-    }
-    const alsoRefused = last?.suppressed ?? 0;
-    session.logged.set(kind, { atMs: nowMs, suppressed: 0 });
-    this.opts.logger.warn(
-      {
-        clientId: client?.id,
-        address: session.peer.address,
-        ...fields,
-        ...(alsoRefused > 0 ? { sinceLastLogged: alsoRefused } : {}),
-      },
+    session.logged.warn(
+      kind,
+      nowMs,
+      { clientId: client?.id, address: session.peer.address, ...fields },
       message,
     );
   }

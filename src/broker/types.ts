@@ -44,6 +44,8 @@ export interface BrokerHooks {
   ): Promise<void> | void;
   onConnected(client: ClientInfo): void;
   onDisconnected(client: ClientInfo, reason: DisconnectReason): void;
+  /** The client was granted these topic filters (a SUBSCRIBE, after its SUBACK). */
+  onSubscribed?(client: ClientInfo, filters: readonly string[]): void;
 }
 
 export interface BrokerOptions {
@@ -63,7 +65,16 @@ export interface BrokerOptions {
 export interface PublishOptions {
   qos?: 0 | 1;
   retain?: boolean;
+  /** A client id this publish is not delivered to (it is sent its copy with `sendTo`). */
+  except?: string;
 }
+
+/**
+ * What became of a message sent to one client with `Broker.sendTo`: `acknowledged` its PUBACK came (QoS 1),
+ * `written` it was written to the client's socket (QoS 0), `not-connected` no client has that id,
+ * `not-subscribed` the client holds no subscription that matches the topic, `lost` the connection ended first.
+ */
+export type SendOutcome = 'acknowledged' | 'written' | 'not-connected' | 'not-subscribed' | 'lost';
 
 export interface Broker {
   /** Where the broker listens: the port actually bound. */
@@ -72,6 +83,11 @@ export interface Broker {
   readonly tlsAddress: { host: string; port: number } | undefined;
   /** Publishes as the gateway itself (commands, dead letters); never passes through `onPublish`. */
   publish(topic: string, payload: Buffer | string, opts?: PublishOptions): Promise<void>;
+  /**
+   * Sends to the connected client `clientId` alone, at the QoS it subscribed to `topic` with (at most 1);
+   * settles once that client took it or could not (see SendOutcome). Never rejects.
+   */
+  sendTo(clientId: string, topic: string, payload: Buffer | string): Promise<SendOutcome>;
   readonly connectedCount: number;
   /** Receives what is published on `pattern`, in process, without a client connection (the dashboard, tests). */
   subscribe(pattern: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void>;

@@ -1,18 +1,16 @@
 import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { StoreLockedError, VigilError } from '../shared/index.js';
-import type { AuditEntry, AuditQuery, GatewayInfo, Store } from '../store/index.js';
+import { StoreLockedError } from '../shared/index.js';
 import {
-  AuditLog,
-  auditLogThroughGateway,
-  DEFAULT_AUDIT_LIMIT,
+  GatewayClient,
   gatewayInfoPath,
   isProcessAlive,
-  MAX_AUDIT_LIMIT,
-  openStore,
   readGatewayInfo,
-  storeExists,
-} from '../store/index.js';
+  type GatewayInfo,
+} from '../api/index.js';
+import type { AuditEntry, AuditQuery, Store } from '../store/index.js';
+import { AuditLog, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, openStore, storeExists } from '../store/index.js';
+import { errorText, noData } from './util.js';
 
 /** Where the command writes; a test passes its own. */
 export interface ActionsIo {
@@ -66,17 +64,14 @@ export function registerActionsCommands(program: Command): Command {
 }
 
 /** `vigil actions log`; resolves to the exit status. */
-export async function actionsLogCommand(flags: ActionsLogFlags, io: ActionsIo): Promise<number> {
+async function actionsLogCommand(flags: ActionsLogFlags, io: ActionsIo): Promise<number> {
   const query: AuditQuery = { limit: flags.limit };
   if (flags.actor !== undefined) query.actor = flags.actor;
   if (flags.suppressed === true) query.suppressed = true;
   let entries: AuditEntry[];
   try {
     if (!(await storeExists(flags.data))) {
-      return fatal(
-        io,
-        `there is no Vigil data in ${flags.data}: pass the gateway's data directory with --data DIR`,
-      );
+      return fatal(io, noData(flags.data));
     }
     entries = await readLog(flags.data, query);
   } catch (err) {
@@ -93,7 +88,7 @@ export async function actionsLogCommand(flags: ActionsLogFlags, io: ActionsIo): 
 }
 
 /** One entry as a line: `TIME  sent|suppressed REASON  SCENARIO  actor=… [group=…] category=… priority=… id=…`. */
-export function formatEntry(entry: AuditEntry): string {
+function formatEntry(entry: AuditEntry): string {
   const outcome = entry.reason === undefined ? 'sent' : `suppressed ${entry.reason}`;
   const group = entry.group === undefined ? '' : ` group=${entry.group}`;
   return (
@@ -104,7 +99,7 @@ export function formatEntry(entry: AuditEntry): string {
 
 async function readLog(dataDir: string, query: AuditQuery): Promise<AuditEntry[]> {
   const access = await openOrFindGateway(dataDir);
-  if (access.kind === 'gateway') return auditLogThroughGateway(access.info, query);
+  if (access.kind === 'gateway') return new GatewayClient(access.info).auditLog(query);
   try {
     const log = await AuditLog.open(access.store.sublevels.audit);
     return await log.list(query);
@@ -146,13 +141,9 @@ function parseLimit(value: string): number {
 }
 
 function fatal(io: ActionsIo, err: unknown): number {
-  let message: string;
-  if (typeof err === 'string') message = err;
-  else if (err instanceof StoreLockedError && err.cause instanceof Error)
-    message = `${err.message}: ${err.cause.message}`;
-  else if (err instanceof VigilError) message = err.message;
-  else if (err instanceof Error) message = `unexpected error: ${err.stack ?? err.message}`;
-  else message = `unexpected error: ${String(err)}`;
-  io.stderr.write(`vigil: ${message}\n`);
+  const locked = err instanceof StoreLockedError && err.cause instanceof Error;
+  io.stderr.write(
+    locked ? errorText(err, `${err.message}: ${(err.cause as Error).message}`) : errorText(err),
+  );
   return EXIT_FATAL;
 }

@@ -3,10 +3,16 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/index.js';
 import { compileRuleFiles } from '../rules/index.js';
-import { formatProblem, StoreLockedError, VigilError, type RuleProblem } from '../shared/index.js';
-import { isProcessAlive, openStore, readGatewayInfo } from '../store/index.js';
 import {
-  applyThroughGateway,
+  ConfigError,
+  formatProblem,
+  StoreLockedError,
+  VigilError,
+  type RuleProblem,
+} from '../shared/index.js';
+import { GatewayClient, isProcessAlive, readGatewayInfo, type UnchangedAnswer } from '../api/index.js';
+import { openStore } from '../store/index.js';
+import {
   applyToStore,
   BundleStore,
   createBundle,
@@ -15,9 +21,8 @@ import {
   readSigningKey,
   readTrustedKeys,
   type RulesStatus,
-  type UnchangedAnswer,
 } from '../sync/index.js';
-import { parsePositiveInt } from './util.js';
+import { errorText, parsePositiveInt } from './util.js';
 
 /** Where the commands write; a test passes its own. */
 export interface BundleIo {
@@ -83,30 +88,33 @@ export function registerBundleCommands(rules: Command): void {
 }
 
 /** `vigil rules bundle DIR`; resolves to the exit status. */
-export async function bundleCommand(
+async function bundleCommand(
   dir: string,
   flags: { key: string; version: number; out: string },
   io: BundleIo,
 ): Promise<number> {
   try {
-    if (flags.version < 1) return fatal(io, '--version must be 1 or more');
+    if (flags.version < 1) return fatal(io, new ConfigError('--version must be 1 or more'));
     const signer = await readSigningKey(flags.key);
     const files = await readBundleFiles(dir).catch((err: unknown) => {
-      throw new BundleInputError(`cannot read the rules directory ${dir}: ${(err as Error).message}`);
+      throw new VigilError(
+        'VIGIL_BUNDLE_INPUT',
+        `cannot read the rules directory ${dir}: ${(err as Error).message}`,
+      );
     });
-    if (files.length === 0) return fatal(io, `${dir} holds no rule files (*.yaml)`);
+    if (files.length === 0) {
+      return fatal(io, new VigilError('VIGIL_BUNDLE_INPUT', `${dir} holds no rule files (*.yaml)`));
+    }
     const compiled = compileRuleFiles(files);
     if (!compiled.ok) {
       printProblems(io, compiled.problems, (file) => join(dir, file));
       io.stderr.write(`no bundle written: fix the rules first\n`);
       return EXIT_REFUSED;
     }
-    let bundle: Buffer;
-    try {
-      bundle = createBundle({ version: flags.version, createdAt: new Date().toISOString(), files }, signer);
-    } catch (err) {
-      return fatal(io, (err as Error).message);
-    }
+    const bundle = createBundle(
+      { version: flags.version, createdAt: new Date().toISOString(), files },
+      signer,
+    );
     // Written aside, then renamed: a bundle that is there is whole.
     const tmp = `${flags.out}.${process.pid}.tmp`;
     await writeFile(tmp, bundle);
@@ -123,7 +131,7 @@ export async function bundleCommand(
 }
 
 /** `vigil rules verify FILE`; resolves to the exit status. */
-export async function verifyCommand(file: string, pubs: readonly string[], io: BundleIo): Promise<number> {
+async function verifyCommand(file: string, pubs: readonly string[], io: BundleIo): Promise<number> {
   try {
     const keys = await readTrustedKeys(pubs);
     const bytes = await readBundle(file);
@@ -152,7 +160,7 @@ export async function verifyCommand(file: string, pubs: readonly string[], io: B
 }
 
 /** `vigil rules apply FILE`; resolves to the exit status. */
-export async function applyCommand(
+async function applyCommand(
   file: string,
   flags: { data?: string | undefined; config?: string | undefined; trustedKey: readonly string[] },
   io: BundleIo,
@@ -176,7 +184,10 @@ export async function applyCommand(
       if (info === undefined || !isProcessAlive(info.pid)) {
         return fatal(
           io,
-          `${dataDir} is in use by another process, and it is not a running gateway to go through`,
+          new VigilError(
+            'VIGIL_STORE_LOCKED',
+            `${dataDir} is in use by another process, and it is not a running gateway to go through`,
+          ),
         );
       }
       if (flags.trustedKey.length > 0) {
@@ -184,14 +195,17 @@ export async function applyCommand(
           `the running gateway (pid ${info.pid}) checks the bundle with its own trusted keys\n`,
         );
       }
-      return report(io, file, await applyThroughGateway(info, bytes));
+      return report(io, file, await new GatewayClient(info).applyBundle(bytes));
     }
     try {
       const paths = flags.trustedKey.length > 0 ? flags.trustedKey : config.sync.trustedKeys;
       if (paths.length === 0) {
         return fatal(
           io,
-          'no trusted key to check the bundle with: pass --trusted-key PUBLIC.pem or --config FILE',
+          new VigilError(
+            'VIGIL_KEY_FILE',
+            'no trusted key to check the bundle with: pass --trusted-key PUBLIC.pem or --config FILE',
+          ),
         );
       }
       const outcome = await applyToStore({
@@ -245,7 +259,7 @@ async function readBundle(file: string): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (err) {
-    throw new BundleInputError(`cannot read ${file}: ${(err as Error).message}`);
+    throw new VigilError('VIGIL_BUNDLE_INPUT', `cannot read ${file}: ${(err as Error).message}`);
   }
 }
 
@@ -253,19 +267,7 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-/** A file or directory named on the command line cannot be read. */
-class BundleInputError extends VigilError {
-  constructor(message: string) {
-    super('VIGIL_CONFIG', message);
-  }
-}
-
 function fatal(io: BundleIo, err: unknown): number {
-  let message: string;
-  if (typeof err === 'string') message = err;
-  else if (err instanceof VigilError) message = err.message;
-  else if (err instanceof Error) message = `unexpected error: ${err.stack ?? err.message}`;
-  else message = `unexpected error: ${String(err)}`;
-  io.stderr.write(`vigil: ${message}\n`);
+  io.stderr.write(errorText(err));
   return EXIT_FATAL;
 }

@@ -3,20 +3,21 @@ import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import mqtt from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import {
   formatSummary,
   generateProfiles,
   planFleet,
   runSim,
+  type FleetPlan,
   type SimOptions,
 } from '../../firmware-sim/index.js';
 import { startLocalBroker } from '../broker/index.js';
 import { parseConfig } from '../config/index.js';
-import { startGateway } from '../app/index.js';
-import { CredentialStore } from '../store/index.js';
+import { startGateway, type Gateway } from '../app/index.js';
+import { CredentialStore } from '../credentials/index.js';
 import { shippedRulesDir } from '../rules/index.js';
-import { parseDurationMs, type Action } from '../shared/index.js';
+import { ConfigError, parseDurationMs, upstreamTopics, type Action } from '../shared/index.js';
 import { exitWithError, parsePositiveInt } from './util.js';
 
 export interface DemoOptions {
@@ -29,7 +30,10 @@ export interface DemoOptions {
   print: number;
 }
 
-export const DEMO_DEFAULTS: DemoOptions = {
+/** The demo gateway's id, in its upstream topics. */
+const DEMO_GATEWAY = 'demo';
+
+const DEMO_DEFAULTS: DemoOptions = {
   devices: 200,
   rate: 200,
   durationMs: 20_000,
@@ -48,77 +52,23 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   const dataDir = await mkdtemp(join(tmpdir(), 'vigil-demo-'));
   const cloud = await startLocalBroker();
   const cloudUrl = `mqtt://127.0.0.1:${cloud.address.port}`;
-  const gateway = await startGateway(
-    parseConfig({
-      gatewayId: 'demo',
-      data: dataDir,
-      mqtt: { host: '127.0.0.1', port: (await isFree(1883)) ? 1883 : 0 },
-      http: { port: (await isFree(8080)) ? 8080 : 0 },
-      upstream: { url: cloudUrl, reconnect: '500ms' },
-      log: { level: 'warn' },
-    }),
-    // The demo profile: the shipped rules, with non-events shortened from minutes and hours to seconds.
-    { rulesOverlay: join(shippedRulesDir(), 'demo') },
-  );
+  const gateway = await startDemoGateway(dataDir, cloudUrl);
   say(`vigil demo: gateway mqtt on 127.0.0.1:${gateway.mqtt.port}`);
   say(`            dashboard on http://127.0.0.1:${gateway.http.port}/ (metrics on /metrics)`);
   say(`            cloud broker on ${cloudUrl}; data in ${dataDir}`);
   say(`            scenarios: ${gateway.rules.scenarios.map((s) => s.id).join(', ')}`);
 
-  const simOptions: SimOptions = {
-    url: `mqtt://127.0.0.1:${gateway.mqtt.port}`,
-    devices: opts.devices,
-    rate: opts.rate,
-    durationMs: opts.durationMs,
-    format: opts.format,
-    seed: opts.seed,
-    qos: 0,
-    // Behaviours that make every shipped scenario fire within the demo.
-    silentShare: 0.03,
-    silentAfterMs: Math.min(5_000, opts.durationMs / 4),
-    silentMode: 'mixed',
-    outageSites: 1,
-    outageAfterMs: Math.min(6_000, opts.durationMs / 3),
-    heatBursts: 2,
-    heatBurstReadings: 5,
-    humidBursts: 2,
-    neverRegistered: 3,
-  };
+  const simOptions = demoSimOptions(opts, `mqtt://127.0.0.1:${gateway.mqtt.port}`);
   const plan = planFleet(simOptions);
   await gateway.store.profiles.putMany(
     [...generateProfiles(simOptions)].map((p) => ({ id: p.id, profile: { ...p } })),
   );
   say(`            ${opts.devices} device profiles imported\n`);
 
-  const received: Array<{ action: Action; at: number }> = [];
-  const seen = new Set<string>();
   const cloudClient = await mqtt.connectAsync(cloudUrl, { clientId: 'demo-cloud', reconnectPeriod: 0 });
-  await cloudClient.subscribeAsync('vigil/demo/actions', { qos: 1 });
-  const startedAt = Date.now();
-  cloudClient.on('message', (_topic, payload) => {
-    const at = Date.now();
-    const action = JSON.parse(payload.toString()) as Action;
-    if (seen.has(action.id)) return;
-    seen.add(action.id);
-    received.push({ action, at });
-    if (received.length <= opts.print) {
-      const t = ((at - startedAt) / 1000).toFixed(1).padStart(5);
-      say(
-        `[${t}s] ${action.scenario.padEnd(28)} ${action.actor.padEnd(10)} -> ${action.action} ${JSON.stringify(action.payload)}`,
-      );
-    } else if (received.length === opts.print + 1) {
-      say(`        ... (further actions are counted, not printed)`);
-    }
-  });
-
-  // Business systems speak too: the CRM provisions devices (some never register) and creates customers.
-  const crm = async (actor: string, type: string, data: Record<string, unknown> = {}) =>
-    cloudClient.publishAsync('vigil/demo/events', JSON.stringify({ actor, type, data }), { qos: 1 });
+  const received = await receiveActions(cloudClient, opts.print, say);
   await waitUntil(() => gateway.metrics.upstreamConnected.get().then((m) => m.values[0]?.value === 1), 5_000);
-  for (const id of plan.neverRegistered) await crm(id, 'provisioned', { order: `ord-${id}` });
-  for (const [i, type] of ['account-created', 'device-assigned', 'contract-created'].entries()) {
-    await crm('cust-1', type, i === 2 ? { plan: 'premium' } : {});
-  }
+  await speakForBusinessSystems(cloudClient, plan);
 
   const commandLatency: number[] = [];
   // Every device authenticates, as on a real site: one credential each, the secret handed to the simulator.
@@ -139,6 +89,98 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   // Give the uplink a moment to deliver what was decided last.
   await waitUntil(() => gateway.store.outbox.size === 0, 2_000);
 
+  say('\n' + formatSummary(simSummary));
+  await printSummary(say, gateway, received, commandLatency);
+
+  await cloudClient.endAsync();
+  await gateway.stop();
+  await cloud.close();
+  await rm(dataDir, { recursive: true, force: true });
+}
+
+type Say = (line: string) => void;
+interface Received {
+  action: Action;
+  at: number;
+}
+
+async function startDemoGateway(dataDir: string, cloudUrl: string): Promise<Gateway> {
+  const config = parseConfig({
+    gatewayId: DEMO_GATEWAY,
+    data: dataDir,
+    mqtt: { host: '127.0.0.1', port: (await isFree(1883)) ? 1883 : 0 },
+    http: { port: (await isFree(8080)) ? 8080 : 0 },
+    upstream: { url: cloudUrl, reconnect: '500ms' },
+    log: { level: 'warn' },
+  });
+  // The demo profile: the shipped rules, with non-events shortened from minutes and hours to seconds.
+  return startGateway(config, { rulesOverlay: join(shippedRulesDir(), 'demo') });
+}
+
+function demoSimOptions(opts: DemoOptions, url: string): SimOptions {
+  return {
+    url,
+    devices: opts.devices,
+    rate: opts.rate,
+    durationMs: opts.durationMs,
+    format: opts.format,
+    seed: opts.seed,
+    qos: 0,
+    // Behaviours that make every shipped scenario fire within the demo.
+    silentShare: 0.03,
+    silentAfterMs: Math.min(5_000, opts.durationMs / 4),
+    silentMode: 'mixed',
+    outageSites: 1,
+    outageAfterMs: Math.min(6_000, opts.durationMs / 3),
+    heatBursts: 2,
+    heatBurstReadings: 5,
+    humidBursts: 2,
+    neverRegistered: 3,
+  };
+}
+
+/** Subscribes the cloud to the demo gateway's actions; prints the first `print` of them as they arrive. */
+async function receiveActions(cloudClient: MqttClient, print: number, say: Say): Promise<Received[]> {
+  const received: Received[] = [];
+  const seen = new Set<string>();
+  await cloudClient.subscribeAsync(upstreamTopics(DEMO_GATEWAY).actions, { qos: 1 });
+  const startedAt = Date.now();
+  cloudClient.on('message', (_topic, payload) => {
+    const at = Date.now();
+    const action = JSON.parse(payload.toString()) as Action;
+    if (seen.has(action.id)) return;
+    seen.add(action.id);
+    received.push({ action, at });
+    if (received.length <= print) {
+      const t = ((at - startedAt) / 1000).toFixed(1).padStart(5);
+      say(
+        `[${t}s] ${action.scenario.padEnd(28)} ${action.actor.padEnd(10)} -> ${action.action} ${JSON.stringify(action.payload)}`,
+      );
+    } else if (received.length === print + 1) {
+      say(`        ... (further actions are counted, not printed)`);
+    }
+  });
+  return received;
+}
+
+/** Business systems speak too: the CRM provisions devices (some never register) and creates customers. */
+async function speakForBusinessSystems(cloudClient: MqttClient, plan: FleetPlan): Promise<void> {
+  const crm = async (actor: string, type: string, data: Record<string, unknown> = {}) =>
+    cloudClient.publishAsync(upstreamTopics(DEMO_GATEWAY).events, JSON.stringify({ actor, type, data }), {
+      qos: 1,
+    });
+  for (const id of plan.neverRegistered) await crm(id, 'provisioned', { order: `ord-${id}` });
+  for (const [i, type] of ['account-created', 'device-assigned', 'contract-created'].entries()) {
+    await crm('cust-1', type, i === 2 ? { plan: 'premium' } : {});
+  }
+}
+
+async function printSummary(
+  say: Say,
+  gateway: Gateway,
+  received: readonly Received[],
+  commandLatency: number[],
+): Promise<void> {
   const metrics = await gateway.metrics.registry.getMetricsAsJSON();
   const valuesOf = (name: string) => metrics.find((m) => m.name === name)?.values ?? [];
   const sum = (name: string, labels: Record<string, string> = {}) =>
@@ -149,7 +191,6 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   const perScenario = new Map<string, number>();
   for (const r of received) perScenario.set(r.action.scenario, (perScenario.get(r.action.scenario) ?? 0) + 1);
 
-  say('\n' + formatSummary(simSummary));
   say('\nSummary');
   const bySource = ['device', 'broker', 'cloud', 'engine']
     .map((source) => `${source} ${sum('vigil_events_in_total', { source })}`)
@@ -178,11 +219,6 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   }
   say(`  arrival -> device command ${formatLatency(commandLatency)}`);
   say(`  arrival -> cloud          ${formatLatency(cloudLatency)}`);
-
-  await cloudClient.endAsync();
-  await gateway.stop();
-  await cloud.close();
-  await rm(dataDir, { recursive: true, force: true });
 }
 
 /** Whether a local port can be bound now; the demo falls back to a free port rather than failing. */
@@ -219,8 +255,9 @@ interface DemoFlags {
 export function demoOptionsFrom(flags: DemoFlags): DemoOptions {
   const durationMs = parseDurationMs(flags.duration);
   if (durationMs === undefined)
-    throw new Error(`--duration: expected a duration such as 20s or 2m, got ${flags.duration}`);
-  if (flags.format !== 'json' && flags.format !== 'cbor') throw new Error('--format: expected json or cbor');
+    throw new ConfigError(`--duration: expected a duration such as 20s or 2m, got ${flags.duration}`);
+  if (flags.format !== 'json' && flags.format !== 'cbor')
+    throw new ConfigError('--format: expected json or cbor');
   return {
     devices: flags.devices,
     rate: flags.rate,

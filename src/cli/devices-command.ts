@@ -1,16 +1,15 @@
 import type { Command } from 'commander';
 import { VigilError } from '../shared/index.js';
+import { GatewayClient } from '../api/index.js';
 import {
   CredentialStore,
   DeviceCredentialError,
   generateSecret,
   hashSecret,
-  listThroughGateway,
-  removeThroughGateway,
-  setHashThroughGateway,
   type CredentialInfo,
-} from '../store/index.js';
+} from '../credentials/index.js';
 import { openOrFindGateway, type Access, type CommandIo } from './profiles-command.js';
+import { errorText } from './util.js';
 
 const EXIT_OK = 0;
 const EXIT_REFUSED = 1;
@@ -115,7 +114,7 @@ export async function addCommand(
     if (access.kind === 'local') {
       await new CredentialStore(access.store.sublevels.creds).setHash(id, hashSecret(secret), mode);
     } else {
-      await setHashThroughGateway(access.info, id, hashSecret(secret), mode);
+      await new GatewayClient(access.info).setCredentialHash(id, hashSecret(secret), mode);
     }
   });
   if (status !== EXIT_OK) return status;
@@ -134,11 +133,13 @@ export async function removeCommand(id: string, dataDir: string, io: DeviceIo): 
     removed =
       access.kind === 'local'
         ? await new CredentialStore(access.store.sublevels.creds).remove(id)
-        : await removeThroughGateway(access.info, id);
+        : await new GatewayClient(access.info).removeCredential(id);
   });
   if (status !== EXIT_OK) return status;
   if (!removed) {
-    io.stderr.write(`vigil: device ${id} has no credential\n`);
+    io.stderr.write(
+      errorText(new DeviceCredentialError('VIGIL_DEVICE_UNKNOWN', `device ${id} has no credential`)),
+    );
     return EXIT_REFUSED;
   }
   io.stdout.write(`device ${id} removed; it can no longer connect\n`);
@@ -152,7 +153,7 @@ export async function listCommand(dataDir: string, io: DeviceIo, json: boolean):
     devices =
       access.kind === 'local'
         ? await new CredentialStore(access.store.sublevels.creds).list()
-        : await listThroughGateway(access.info);
+        : await new GatewayClient(access.info).devices();
   });
   if (status !== EXIT_OK) return status;
   if (json) {
@@ -181,7 +182,11 @@ export async function hashCommand(input: AsyncIterable<unknown>, io: DeviceIo): 
     .toString('utf8')
     .replace(/\r?\n$/, '');
   if (secret.length < 16) {
-    io.stderr.write('vigil: expected a secret of at least 16 characters on stdin\n');
+    io.stderr.write(
+      errorText(
+        new VigilError('VIGIL_DEVICE_SECRET', 'expected a secret of at least 16 characters on stdin'),
+      ),
+    );
     return EXIT_REFUSED;
   }
   io.stdout.write(`${hashSecret(secret)}\n`);
@@ -209,15 +214,7 @@ async function withAccess(
     }
     return EXIT_OK;
   } catch (err) {
-    if (err instanceof DeviceCredentialError) {
-      io.stderr.write(`vigil: ${err.message}\n`);
-      return EXIT_REFUSED;
-    }
-    const message =
-      err instanceof VigilError
-        ? err.message
-        : `unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
-    io.stderr.write(`vigil: ${message}\n`);
-    return EXIT_FATAL;
+    io.stderr.write(errorText(err));
+    return err instanceof DeviceCredentialError ? EXIT_REFUSED : EXIT_FATAL;
   }
 }

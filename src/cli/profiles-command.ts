@@ -4,20 +4,17 @@ import { join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { StoreLockedError, VigilError } from '../shared/index.js';
-import type { GatewayInfo, ImportSummary, Store } from '../store/index.js';
 import {
-  CredentialStore,
-  ProfileImportError,
-  credentialImportTarget,
+  GatewayClient,
   gatewayInfoPath,
-  getThroughGateway,
-  importProfiles,
-  importThroughGateway,
   isProcessAlive,
-  openStore,
   readGatewayInfo,
-  storeExists,
-} from '../store/index.js';
+  type GatewayInfo,
+} from '../api/index.js';
+import { CredentialStore, credentialImportTarget } from '../credentials/index.js';
+import type { ImportSummary, Store } from '../store/index.js';
+import { ProfileImportError, importProfiles, openStore, storeExists } from '../store/index.js';
+import { errorText, noData } from './util.js';
 
 /** Where the commands write; a test passes its own. */
 export interface CommandIo {
@@ -76,14 +73,17 @@ export function registerProfilesCommands(program: Command): Command {
 }
 
 /** `vigil profiles import FILE`; resolves to the exit status. */
-export async function importCommand(file: string, dataDir: string, io: CommandIo): Promise<number> {
+async function importCommand(file: string, dataDir: string, io: CommandIo): Promise<number> {
   let totalBytes: number;
   try {
     const info = await stat(file);
-    if (!info.isFile()) return fatal(io, `${file} is not a file`);
+    if (!info.isFile()) return fatal(io, new VigilError('VIGIL_PROFILE_IMPORT', `${file} is not a file`));
     totalBytes = info.size;
   } catch (err) {
-    return fatal(io, `cannot read ${file}: ${(err as Error).message}`);
+    return fatal(
+      io,
+      new VigilError('VIGIL_PROFILE_IMPORT', `cannot read ${file}: ${(err as Error).message}`),
+    );
   }
   const access = await openOrFindGateway(dataDir).catch((err: unknown) => ({ kind: 'failed', err }) as const);
   if (access.kind === 'failed') return fatal(io, access.err);
@@ -108,7 +108,9 @@ export async function importCommand(file: string, dataDir: string, io: CommandIo
       io.stderr.write(
         `${dataDir} is in use by the running gateway (pid ${access.info.pid}): importing through ${access.info.http}\n`,
       );
-      summary = await importThroughGateway(access.info, input, { onBytes: (sent) => progress.update(sent) });
+      summary = await new GatewayClient(access.info).importProfiles(input, {
+        onBytes: (sent) => progress.update(sent),
+      });
     }
   } catch (err) {
     progress.stop();
@@ -137,12 +139,9 @@ export async function importCommand(file: string, dataDir: string, io: CommandIo
 }
 
 /** `vigil profiles get ID`; resolves to the exit status. */
-export async function getCommand(id: string, dataDir: string, io: CommandIo): Promise<number> {
+async function getCommand(id: string, dataDir: string, io: CommandIo): Promise<number> {
   if (!(await storeExists(dataDir))) {
-    return fatal(
-      io,
-      `there is no Vigil data in ${dataDir}: pass the gateway's data directory with --data DIR`,
-    );
+    return fatal(io, noData(dataDir));
   }
   try {
     const access = await openOrFindGateway(dataDir, { readOnly: true });
@@ -154,7 +153,7 @@ export async function getCommand(id: string, dataDir: string, io: CommandIo): Pr
         await access.store.close();
       }
     } else {
-      profile = await getThroughGateway(access.info, id);
+      profile = await new GatewayClient(access.info).profile(id);
     }
     if (profile === undefined) {
       io.stderr.write(`no profile with id ${JSON.stringify(id)} in ${dataDir}\n`);
@@ -239,12 +238,7 @@ function progressReporter(io: CommandIo, file: string, totalBytes: number): Prog
 }
 
 function fatal(io: CommandIo, err: unknown): number {
-  let message: string;
-  if (typeof err === 'string' || err instanceof VigilError)
-    message = typeof err === 'string' ? err : err.message;
-  else if (err instanceof Error) message = `unexpected error: ${err.stack ?? err.message}`;
-  else message = `unexpected error: ${String(err)}`;
-  io.stderr.write(`vigil: ${message}\n`);
+  io.stderr.write(errorText(err));
   return EXIT_FATAL;
 }
 

@@ -20,6 +20,7 @@ interface RunFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsCa?: string;
+  tlsCrl?: string;
   upstreamCa?: string;
   upstreamCert?: string;
   upstreamKey?: string;
@@ -27,8 +28,23 @@ interface RunFlags {
 }
 
 export function registerRunCommand(program: Command): void {
-  program
-    .command('run')
+  addRunOptions(program.command('run'))
+    .addHelpText(
+      'after',
+      '\nEnvironment: VIGIL_DATA, VIGIL_RULES, VIGIL_MQTT_PORT, VIGIL_HTTP_PORT, VIGIL_UPSTREAM, VIGIL_GATEWAY_ID,\n' +
+        'VIGIL_LOG_LEVEL and more override the config file; flags override both.',
+    )
+    .action(async (flags: RunFlags) => {
+      try {
+        await run(flags);
+      } catch (err) {
+        exitWithError(err);
+      }
+    });
+}
+
+function addRunOptions(cmd: Command): Command {
+  return cmd
     .description('start the gateway: embedded MQTT broker, scenarios, outbox and local HTTP API')
     .option('-c, --config <file>', 'YAML config file (flags and VIGIL_* variables override it)')
     .option('--data <dir>', 'data directory for LevelDB (default ./data)')
@@ -52,6 +68,10 @@ export function registerRunCommand(program: Command): void {
       '--tls-ca <file>',
       'PEM CA: devices then need a client certificate; its common name is the device id',
     )
+    .option(
+      '--tls-crl <file>',
+      'PEM CRL of --tls-ca: revoked client certificates are refused; reloaded on change',
+    )
     .option('--tls-port <n>', 'port of the TLS listener, 0 picks a free one (default 8883)', parsePort)
     .option('--upstream-ca <file>', 'PEM CA to trust for an mqtts:// upstream, beyond the system ones')
     .option('--upstream-cert <file>', 'PEM client certificate for the upstream (with --upstream-key)')
@@ -61,71 +81,68 @@ export function registerRunCommand(program: Command): void {
       'Ed25519 public key (PEM) whose signed rule bundles are accepted; repeat for several',
       (value: string, previous: string[]) => [...previous, value],
       [],
-    )
-    .addHelpText(
-      'after',
-      '\nEnvironment: VIGIL_DATA, VIGIL_RULES, VIGIL_MQTT_PORT, VIGIL_HTTP_PORT, VIGIL_UPSTREAM, VIGIL_GATEWAY_ID,\n' +
-        'VIGIL_LOG_LEVEL and more override the config file; flags override both.',
-    )
-    .action(async (flags: RunFlags) => {
-      const overrides: Overrides = {
-        data: flags.data,
-        rules: flags.rules,
-        record: flags.record,
-        'mqtt.port': flags.mqttPort,
-        'mqtt.host': flags.mqttHost,
-        'http.port': flags.httpPort,
-        'http.host': flags.httpHost,
-        'upstream.url': flags.upstream,
-        gatewayId: flags.gatewayId,
-        'log.level': flags.logLevel,
-        'mqtt.allowAnonymous': flags.allowAnonymous,
-        'mqtt.tls.port': flags.tlsPort,
-        'mqtt.tls.cert': flags.tlsCert,
-        'mqtt.tls.key': flags.tlsKey,
-        'mqtt.tls.ca': flags.tlsCa,
-        'upstream.tls.ca': flags.upstreamCa,
-        'upstream.tls.cert': flags.upstreamCert,
-        'upstream.tls.key': flags.upstreamKey,
-      };
-      try {
-        const loaded = await loadConfig({ file: flags.config, env: process.env, overrides });
-        // A list, which overrides cannot carry: the flags replace the config file's sync.trustedKeys.
-        const config =
-          flags.trustedKey.length > 0
-            ? { ...loaded, sync: { ...loaded.sync, trustedKeys: flags.trustedKey } }
-            : loaded;
-        const gateway = await startGateway(config);
-        // Handlers first: a supervisor may signal as soon as it reads the ports below.
-        let stopping = false;
-        const stop = (signal: string) => {
-          if (stopping) return;
-          stopping = true;
-          gateway.logger.info({ signal }, 'stopping');
-          gateway.stop().then(
-            () => process.exit(0),
-            (err: unknown) => exitWithError(err),
-          );
-        };
-        process.on('SIGTERM', () => stop('SIGTERM'));
-        process.on('SIGINT', () => stop('SIGINT'));
-        // The bound ports on stdout, one per line, for people and for scripts (port 0 picks one).
-        process.stdout.write(`mqtt listening on ${gateway.mqtt.host}:${gateway.mqtt.port}\n`);
-        if (gateway.mqtts)
-          process.stdout.write(`mqtts listening on ${gateway.mqtts.host}:${gateway.mqtts.port}\n`);
-        if (config.mqtt.allowAnonymous) {
-          process.stderr.write(
-            'WARNING: anonymous devices are allowed (--allow-anonymous): anyone who reaches the MQTT port can\n' +
-              'connect without credentials and publish events as any device. Never use this in production.\n',
-          );
-        }
-        process.stdout.write(`http listening on ${gateway.http.host}:${gateway.http.port}\n`);
-        // The local rules directory again, compiled whole and swapped in between two events (docs/sync.md).
-        process.on('SIGHUP', () => {
-          gateway.reloadRules().catch((err: unknown) => gateway.logger.error({ err }, 'rules reload failed'));
-        });
-      } catch (err) {
-        exitWithError(err);
-      }
-    });
+    );
+}
+
+/** Starts the gateway, stops it on SIGTERM and SIGINT, reloads its rules on SIGHUP. */
+async function run(flags: RunFlags): Promise<void> {
+  const loaded = await loadConfig({ file: flags.config, env: process.env, overrides: overridesOf(flags) });
+  // A list, which overrides cannot carry: the flags replace the config file's sync.trustedKeys.
+  const config =
+    flags.trustedKey.length > 0
+      ? { ...loaded, sync: { ...loaded.sync, trustedKeys: flags.trustedKey } }
+      : loaded;
+  const gateway = await startGateway(config);
+  // Handlers first: a supervisor may signal as soon as it reads the ports below.
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    gateway.logger.info({ signal }, 'stopping');
+    gateway.stop().then(
+      () => process.exit(0),
+      (err: unknown) => exitWithError(err),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  // The bound ports on stdout, one per line, for people and for scripts (port 0 picks one).
+  process.stdout.write(`mqtt listening on ${gateway.mqtt.host}:${gateway.mqtt.port}\n`);
+  if (gateway.mqtts) process.stdout.write(`mqtts listening on ${gateway.mqtts.host}:${gateway.mqtts.port}\n`);
+  if (config.mqtt.allowAnonymous) {
+    process.stderr.write(
+      'WARNING: anonymous devices are allowed (--allow-anonymous): anyone who reaches the MQTT port can\n' +
+        'connect without credentials and publish events as any device. Never use this in production.\n',
+    );
+  }
+  process.stdout.write(`http listening on ${gateway.http.host}:${gateway.http.port}\n`);
+  // The local rules directory again, compiled whole and swapped in between two events (docs/sync.md).
+  process.on('SIGHUP', () => {
+    gateway.reloadRules().catch((err: unknown) => gateway.logger.error({ err }, 'rules reload failed'));
+  });
+}
+
+/** The flags that set a config path, named by that path. */
+function overridesOf(flags: RunFlags): Overrides {
+  return {
+    data: flags.data,
+    rules: flags.rules,
+    record: flags.record,
+    'mqtt.port': flags.mqttPort,
+    'mqtt.host': flags.mqttHost,
+    'http.port': flags.httpPort,
+    'http.host': flags.httpHost,
+    'upstream.url': flags.upstream,
+    gatewayId: flags.gatewayId,
+    'log.level': flags.logLevel,
+    'mqtt.allowAnonymous': flags.allowAnonymous,
+    'mqtt.tls.port': flags.tlsPort,
+    'mqtt.tls.cert': flags.tlsCert,
+    'mqtt.tls.key': flags.tlsKey,
+    'mqtt.tls.ca': flags.tlsCa,
+    'mqtt.tls.crl': flags.tlsCrl,
+    'upstream.tls.ca': flags.upstreamCa,
+    'upstream.tls.cert': flags.upstreamCert,
+    'upstream.tls.key': flags.upstreamKey,
+  };
 }

@@ -14,12 +14,29 @@ export function parsePositiveInt(value: string): number {
   return n;
 }
 
-/** Prints a known error as one plain line (no stack trace) and exits; unknown errors keep their stack. */
+/**
+ * What a command prints for an error: a string (a command's own message) or a VigilError as one plain
+ * line, the error's hint on the next; an error nobody raised on purpose keeps its stack. `message`
+ * replaces the error's own message.
+ */
+export function errorText(err: unknown, message?: string): string {
+  if (typeof err === 'string') return `vigil: ${err}\n`;
+  if (err instanceof VigilError) {
+    return `vigil: ${message ?? err.message}\n${err.hint === undefined ? '' : `hint: ${err.hint}\n`}`;
+  }
+  return `vigil: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`;
+}
+
+/** Prints a known error as one plain line (no stack trace), its hint below, and exits; unknown errors keep their stack. */
 export function exitWithError(err: unknown, code = 2): never {
-  if (err instanceof VigilError) process.stderr.write(`vigil: ${err.message}\n`);
-  else
-    process.stderr.write(
-      `vigil: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
-    );
+  process.stderr.write(errorText(err));
   process.exit(code);
+}
+
+/** The data directory a command was pointed at holds no Vigil store. */
+export function noData(dataDir: string): VigilError {
+  return new VigilError(
+    'VIGIL_DATA_MISSING',
+    `there is no Vigil data in ${dataDir}: pass the gateway's data directory with --data DIR`,
+  );
 }

@@ -16,11 +16,6 @@ const BUILD_INFO_ASSET = 'vigil/build-info.json';
 
 let info: BuildInfo | undefined;
 
-/** The package version, found from src/cli (tsx) or dist/src/cli (built), or embedded in the executable. */
-export function packageVersion(): string {
-  return buildInfo().version;
-}
-
 /** What `vigil --version` prints: version and commit, Node, and whether the native addons are in use. */
 export function versionReport(): string {
   const { version, commit } = buildInfo();

@@ -1,2 +1,2 @@
-export { configSchema, type Config, type ConfigInput } from './schema.js';
-export { loadConfig, parseConfig, ENV_KEYS, type Overrides } from './load.js';
+export type { Config, ConfigInput } from './schema.js';
+export { loadConfig, parseConfig, type Overrides } from './load.js';

@@ -8,7 +8,7 @@ import { configSchema, type Config } from './schema.js';
 export type Overrides = Record<string, string | number | boolean | undefined>;
 
 /** `VIGIL_*` environment variables and the config path each one sets. */
-export const ENV_KEYS: Readonly<Record<string, string>> = {
+const ENV_KEYS: Readonly<Record<string, string>> = {
   VIGIL_GATEWAY_ID: 'gatewayId',
   VIGIL_DATA: 'data',
   VIGIL_RULES: 'rules',
@@ -27,6 +27,7 @@ export const ENV_KEYS: Readonly<Record<string, string>> = {
   VIGIL_TLS_CERT: 'mqtt.tls.cert',
   VIGIL_TLS_KEY: 'mqtt.tls.key',
   VIGIL_TLS_CA: 'mqtt.tls.ca',
+  VIGIL_TLS_CRL: 'mqtt.tls.crl',
   VIGIL_HTTP_TOKEN: 'http.token',
   VIGIL_UPSTREAM_CA: 'upstream.tls.ca',
   VIGIL_UPSTREAM_CERT: 'upstream.tls.cert',
@@ -42,8 +43,10 @@ const NUMERIC = new Set([
   'ingest.maxPayloadBytes',
   'outbox.maxCount',
   'outbox.maxBytes',
+  'outbox.maxDelivered',
   'profiles.cacheSize',
   'mqtt.maxConnections',
+  'mqtt.maxPendingPerAddress',
   'mqtt.maxTopicBytes',
   'mqtt.maxTopicLevels',
   'mqtt.maxSubscriptions',

@@ -33,6 +33,10 @@ export const configSchema = z
         allowAnonymous: z.boolean().default(false),
         /** Connections open at once on the MQTT listeners (TCP and TLS together). */
         maxConnections: positiveInt.default(10_000),
+        /** Connections from one IP address that have not completed CONNECT; a NAT site's devices share one. */
+        maxPendingPerAddress: positiveInt.default(1_000),
+        /** A connection that has not completed CONNECT (TLS handshake included) this long after it opened is closed. */
+        connectTimeout: duration.refine((ms) => ms >= 100, 'expected at least 100ms').default(30_000),
         /** Longest topic or subscription filter, in UTF-8 bytes. */
         maxTopicBytes: positiveInt.max(65_535).default(256),
         /** Most levels in a topic or filter; `devices/{id}/events/{type}` has 4. At most 100 (aedes). */
@@ -58,6 +62,8 @@ export const configSchema = z
             cert: z.string().min(1).optional(),
             key: z.string().min(1).optional(),
             ca: z.string().min(1).optional(),
+            /** A PEM CRL issued by `ca`: revoked client certificates are refused; reloaded when the file changes. */
+            crl: z.string().min(1).optional(),
           })
           .strict()
           .prefault({}),
@@ -83,6 +89,10 @@ export const configSchema = z
           )
           .optional(),
         clientId: z.string().min(1).optional(),
+        /** 4 (MQTT 3.1.1) or 5; the session is persistent with either. */
+        protocolVersion: z.union([z.literal(4), z.literal(5)]).default(4),
+        /** MQTT 5: how long the cloud broker keeps the gateway's session while it is away. */
+        sessionExpiry: duration.default(7 * 24 * 3_600_000),
         username: z.string().optional(),
         password: z.string().optional(),
         keepalive: duration.default(30_000),
@@ -110,7 +120,12 @@ export const configSchema = z
       .strict()
       .prefault({}),
     outbox: z
-      .object({ maxCount: positiveInt.default(100_000), maxBytes: positiveInt.default(64 * 1024 * 1024) })
+      .object({
+        maxCount: positiveInt.default(100_000),
+        maxBytes: positiveInt.default(64 * 1024 * 1024),
+        /** Ids of actions the cloud acknowledged, remembered so that recovery does not send them again. */
+        maxDelivered: positiveInt.default(1_000_000),
+      })
       .strict()
       .prefault({}),
     profiles: z

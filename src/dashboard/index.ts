@@ -1,13 +1,15 @@
-export { HttpServer, sendJson, type RouteHandler } from './http-server.js';
 export {
-  mountDashboard,
-  type Dashboard,
+  DashboardView,
+  FIRST_ACTIONS,
   type DashboardDeps,
+  type DeviceDetail,
   type EngineView,
+  type Hello,
+  type ScenarioDetail,
   type ScenarioRow,
   type Summary,
   type UplinkState,
-} from './api.js';
+} from './view.js';
 export {
   RecentActions,
   DEFAULT_RECENT_ACTIONS,
@@ -32,6 +34,4 @@ export {
 export { openMatchesOf, timersOf, type OpenMatch, type DeviceTimer } from './device-state.js';
 export { ScenarioRates, type RateHistory } from './scenario-rates.js';
 export { DirSizeSampler, dirBytes, DEFAULT_DIR_SIZE_EVERY_MS } from './dir-size.js';
-export { LiveStream } from './live-stream.js';
 export { StaticAssets, ASSETS_DIR, VENDOR_FILES } from './static-assets.js';
-export { apiAuthorizer, isLoopbackHost, OPEN_PATHS } from './api-token.js';

@@ -1,21 +1,10 @@
-import type { RuleSet, Scenario } from '../rules/index.js';
+import type { RuleSet, Scenario } from '../rules/types.js';
 import type { Event, Profile } from '../shared/index.js';
 import type { Effect } from './effects.js';
-import { onAggregateEvent, pruneAggregate } from './kinds/aggregate.js';
-import { onAllEvent, pruneAll } from './kinds/all.js';
-import { onCountEvent, pruneCount } from './kinds/count.js';
-import { onSequenceEvent, onSequenceTimer, pruneSequence } from './kinds/sequence.js';
-import { onSilenceEvent, onSilenceTimer } from './kinds/silence.js';
-import { onTriggerEvent } from './kinds/trigger.js';
 import { dataThreshold, own, thresholdHolds, type DataThreshold } from './fast-condition.js';
-import type {
-  EngineState,
-  GroupState,
-  ScenarioRuntime,
-  ScenarioStats,
-  SequenceState,
-  SilenceState,
-} from './state.js';
+import { kindOf } from './kinds/index.js';
+import type { ScenarioKind } from './kinds/index.js';
+import type { EngineState, GroupState, ScenarioRuntime, ScenarioStats } from './state.js';
 import { parseTimerKey, Step, timerKey } from './step.js';
 import type { StepOptions } from './step.js';
 
@@ -36,9 +25,14 @@ function fromDevice(ev: Event): boolean {
   return ev.source === 'device' || ev.source === 'broker';
 }
 
+/** A scenario running in the engine, with the kind that runs it. */
+interface Running extends ScenarioRuntime {
+  kind: ScenarioKind;
+}
+
 /** The scenarios listening to one event type, in load order, with what lets an event skip some of them. */
 interface Listeners {
-  runtimes: ScenarioRuntime[];
+  runtimes: Running[];
   /** Per runtime: its `where` as a comparison of one data field with a constant, when it is one. */
   thresholds: Array<(DataThreshold & { slot: number }) | undefined>;
   /** The data fields those comparisons read; `slot` indexes it. */
@@ -48,15 +42,14 @@ interface Listeners {
 const NO_VALUES: readonly unknown[] = [];
 
 /**
- * The `where` of a trigger, count or aggregate scenario as a data threshold: those kinds do nothing else
- * with an event that fails `where`, so a failed comparison can skip them (predicate indexing: a hundred
- * scenarios of one template cost a hundred comparisons of a value read once).
+ * The `where` a scenario's kind stops at (trigger, count, aggregate) as a data threshold: the kind does
+ * nothing else with an event that fails it, so a failed comparison can skip the scenario (predicate
+ * indexing: a hundred scenarios of one template cost a hundred comparisons of a value read once).
  */
-function thresholdOf(rt: ScenarioRuntime, fields: string[]): (DataThreshold & { slot: number }) | undefined {
-  const when = rt.sc.when;
-  if (when.kind !== 'trigger' && when.kind !== 'count' && when.kind !== 'aggregate') return undefined;
-  if (when.where === undefined) return undefined;
-  const threshold = dataThreshold(when.where, rt.sc.params);
+function thresholdOf(rt: Running, fields: string[]): (DataThreshold & { slot: number }) | undefined {
+  const where = rt.kind.stopsAt?.(rt.sc.when);
+  if (where === undefined) return undefined;
+  const threshold = dataThreshold(where, rt.sc.params);
   if (threshold === undefined) return undefined;
   let slot = fields.indexOf(threshold.field);
   if (slot < 0) slot = fields.push(threshold.field) - 1;
@@ -76,12 +69,12 @@ export interface PendingTimer {
  */
 export class Engine {
   private readonly opts: StepOptions;
-  private readonly runtimes: ScenarioRuntime[];
-  private readonly byId = new Map<string, ScenarioRuntime>();
+  private readonly runtimes: Running[];
+  private readonly byId = new Map<string, Running>();
   /** Scenarios by the event types they listen to: an event costs nothing for the others. */
   private readonly byType = new Map<string, Listeners>();
-  /** `absent: any` scenarios: fed every event from a device itself. */
-  private readonly deviceAny: ScenarioRuntime[] = [];
+  /** Scenarios fed every event from a device itself (`absent: any`). */
+  private readonly deviceAny: Running[] = [];
 
   constructor(rules: RuleSet, opts: EngineOptions) {
     this.opts = {
@@ -93,10 +86,11 @@ export class Engine {
       sc,
       groups: new Map<string, GroupState>(),
       stats: { evaluations: 0, matches: 0, errors: 0 },
+      kind: kindOf(sc.when),
     }));
     for (const rt of this.runtimes) {
       this.byId.set(rt.sc.id, rt);
-      if (rt.sc.when.kind === 'silence' && rt.sc.when.any) this.deviceAny.push(rt);
+      if (rt.kind.hearsDevice?.(rt.sc.when) === true) this.deviceAny.push(rt);
       for (const type of rt.sc.listens) {
         const listeners = this.byType.get(type) ?? { runtimes: [], thresholds: [], fields: [] };
         listeners.runtimes.push(rt);
@@ -129,8 +123,7 @@ export class Engine {
     const rt = parsed && this.byId.get(parsed.id);
     if (!parsed || !rt) return step.effects;
     rt.stats.evaluations++;
-    if (rt.sc.when.kind === 'silence') onSilenceTimer(step, rt, timer, parsed.group, profile);
-    else if (rt.sc.when.kind === 'sequence') onSequenceTimer(step, rt, timer, parsed.group, profile);
+    rt.kind.onTimer?.(step, rt, timer, parsed.group, profile);
     step.drain((e, p) => this.feed(step, e, p));
     return step.effects;
   }
@@ -142,7 +135,7 @@ export class Engine {
       // Each data field a threshold reads, read once for all of them.
       const values = fields.length === 0 ? NO_VALUES : fields.map((field) => own(ev.data, field));
       for (let i = 0; i < runtimes.length; i++) {
-        const rt = runtimes[i] as ScenarioRuntime;
+        const rt = runtimes[i] as Running;
         rt.stats.evaluations++;
         const threshold = thresholds[i];
         if (threshold !== undefined) {
@@ -151,32 +144,13 @@ export class Engine {
           // Anything else (no such field, not a number) goes the whole way, errors included.
           if (typeof value === 'number' && !thresholdHolds(threshold, value)) continue;
         }
-        switch (rt.sc.when.kind) {
-          case 'trigger':
-            onTriggerEvent(step, rt, ev, profile);
-            break;
-          case 'count':
-            onCountEvent(step, rt, ev, profile);
-            break;
-          case 'aggregate':
-            onAggregateEvent(step, rt, ev, profile);
-            break;
-          case 'silence':
-            onSilenceEvent(step, rt, ev, profile);
-            break;
-          case 'sequence':
-            onSequenceEvent(step, rt, ev, profile);
-            break;
-          case 'all':
-            onAllEvent(step, rt, ev, profile);
-            break;
-        }
+        rt.kind.onEvent(step, rt, ev, profile);
       }
     }
     if (this.deviceAny.length > 0 && fromDevice(ev))
       for (const rt of this.deviceAny) {
         rt.stats.evaluations++;
-        onSilenceEvent(step, rt, ev, profile);
+        rt.kind.onEvent(step, rt, ev, profile);
       }
   }
 
@@ -189,12 +163,11 @@ export class Engine {
   pendingTimers(): PendingTimer[] {
     const out: PendingTimer[] = [];
     for (const rt of this.runtimes) {
-      const kind = rt.sc.when.kind;
-      if (kind !== 'silence' && kind !== 'sequence') continue;
+      const timerOf = rt.kind.timerOf;
+      if (timerOf === undefined) continue;
       for (const [group, state] of rt.groups) {
-        const st = state as SilenceState | SequenceState;
-        if (st.dueAt !== undefined)
-          out.push({ timer: timerKey(rt.sc, group), actor: st.last.actor, dueAt: st.dueAt });
+        const t = timerOf(state);
+        if (t !== undefined) out.push({ timer: timerKey(rt.sc, group), actor: t.actor, dueAt: t.dueAt });
       }
     }
     return out;
@@ -202,28 +175,11 @@ export class Engine {
 
   /**
    * Forgets windows, counts and matches that can no longer lead anywhere at `now`, so that memory follows
-   * the devices that are active rather than every device ever seen. Silence timers are kept.
+   * the devices that are active rather than every device ever seen. Each kind knows when that is (silence
+   * timers are kept).
    */
   prune(now: number): void {
-    for (const rt of this.runtimes) {
-      switch (rt.sc.when.kind) {
-        case 'count':
-          pruneCount(rt, now);
-          break;
-        case 'aggregate':
-          pruneAggregate(rt, now);
-          break;
-        case 'sequence':
-          pruneSequence(rt, now);
-          break;
-        case 'all':
-          pruneAll(rt, now);
-          break;
-        case 'trigger':
-        case 'silence':
-          break;
-      }
-    }
+    for (const rt of this.runtimes) rt.kind.prune?.(rt, now);
   }
 
   /** The whole state as plain data, detached from the live engine. */

@@ -5,3 +5,29 @@ export type { EngineState, GroupState, ScenarioStats, SeenEvent } from './state.
 export { TimerQueue } from './timer-queue.js';
 export type { TimerQueueState } from './timer-queue.js';
 export { parseTimerKey } from './step.js';
+export {
+  eventBox,
+  eventsText,
+  formatDuration,
+  kindOf,
+  listText,
+  registerKind,
+  scenarioKinds,
+} from './kinds/index.js';
+export type {
+  AggregateFn,
+  AggregatePlan,
+  BoxRole,
+  DiagramBox,
+  GroupTimer,
+  KindDiagram,
+  KindSyntax,
+  MatchProgress,
+  ScenarioKind,
+  Show,
+  StepPlan,
+  WhenPlan,
+} from './kinds/index.js';
+export type { ScenarioRuntime } from './state.js';
+export type { Step, Vars } from './step.js';
+export { eventInput, seen, timerInput, timerKey } from './step.js';

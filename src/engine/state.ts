@@ -1,4 +1,4 @@
-import type { Scenario } from '../rules/index.js';
+import type { KindPlan, Scenario } from '../rules/types.js';
 import type { EventSource } from '../shared/index.js';
 
 /** What the engine keeps of a past event; `data` only when the scenario reads it later. */
@@ -10,42 +10,11 @@ export interface SeenEvent {
   data?: Record<string, unknown>;
 }
 
-/** `absent … for`: the deadline of the current silence and the event that started it. */
-export interface SilenceState {
-  dueAt: number;
-  last: SeenEvent;
-}
-
-/** `count`/`within`: arrival times in the window (oldest first) and, with `distinct`, their values. */
-export interface CountState {
-  ats: number[];
-  keys?: string[];
-}
-
-/** `window`/`aggregate`: arrival times in the window and, per aggregate, the values they carried. */
-export interface AggregateState {
-  ats: number[];
-  values: unknown[][];
-}
-
-/** `sequence`: the step waited for, when the previous step matched, and the deadline of an absent step. */
-export interface SequenceState {
-  step: number;
-  prevAt: number;
-  dueAt?: number;
-  last: SeenEvent;
-  /** The data of the matched events merged in arrival order (when the scenario reads `last.data`). */
-  data?: Record<string, unknown>;
-}
-
-/** `all`: when each listed event last came (null: not yet, or too long ago), and what it carried. */
-export interface AllState {
-  ats: Array<number | null>;
-  data?: Array<Record<string, unknown> | null>;
-  last: SeenEvent;
-}
-
-export type GroupState = SilenceState | CountState | AggregateState | SequenceState | AllState;
+/**
+ * One group's state in a scenario: plain data (JSON- and CBOR-safe, for checkpoints) whose shape the
+ * scenario's kind decides (see engine/kinds).
+ */
+export type GroupState = object;
 
 export interface ScenarioCounters {
   /** Inputs (events and timers) the scenario looked at. */
@@ -64,10 +33,10 @@ export interface ScenarioStats extends ScenarioCounters {
   groups: number;
 }
 
-/** A scenario with its live state, inside the engine. */
-export interface ScenarioRuntime {
-  sc: Scenario;
-  groups: Map<string, GroupState>;
+/** A scenario with its live state, inside the engine; a kind sees its own plan and group states. */
+export interface ScenarioRuntime<P extends KindPlan = KindPlan, S extends GroupState = GroupState> {
+  sc: Scenario & { when: P };
+  groups: Map<string, S>;
   stats: ScenarioCounters;
 }
 

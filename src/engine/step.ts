@@ -1,4 +1,4 @@
-import type { Scenario } from '../rules/index.js';
+import type { Scenario } from '../rules/types.js';
 import type { Action, Event, Expression, Profile } from '../shared/index.js';
 import { canonicalJson, fnv1a64 } from '../shared/hash.js';
 import type { Effect, ErrorStage, ScenarioCandidate } from './effects.js';

@@ -1,5 +1,5 @@
 import { decodePayload } from './decode-payload.js';
-import { isLevel } from './device-topic.js';
+import { isTopicLevel } from '../shared/index.js';
 
 /** A business system's event about a device, from `vigil/{gw}/events`. */
 export interface CloudEvent {
@@ -25,10 +25,10 @@ export function parseCloudEvent(payload: Buffer, maxBytes: number): ParsedCloudE
   const decoded = decodePayload(payload, maxBytes);
   if (!decoded.ok) return decoded;
   const { actor, type, data } = decoded.data;
-  if (typeof actor !== 'string' || !isLevel(actor) || actor.includes('/')) {
+  if (typeof actor !== 'string' || !isTopicLevel(actor) || actor.includes('/')) {
     return { ok: false, reason: 'invalid', detail: 'actor must be a non-empty string without /, + or #' };
   }
-  if (typeof type !== 'string' || !isLevel(type) || type.includes('/')) {
+  if (typeof type !== 'string' || !isTopicLevel(type) || type.includes('/')) {
     return {
       ok: false,
       reason: 'invalid',

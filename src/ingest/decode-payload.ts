@@ -1,4 +1,4 @@
-import { Decoder, isNativeAccelerationEnabled } from 'cbor-x';
+import { Decoder } from 'cbor-x';
 
 export type DecodeFailureReason = 'too-large' | 'json' | 'cbor' | 'not-object' | 'empty';
 
@@ -18,13 +18,8 @@ const BRACE = 0x7b;
  * letters, actions as JSON) recurses and exhausts the stack at a few thousand levels, so a 10 KB payload
  * would be refused there on every resend.
  */
-export const MAX_PAYLOAD_DEPTH = 64;
+const MAX_PAYLOAD_DEPTH = 64;
 const BOM = [0xef, 0xbb, 0xbf] as const;
-
-/** Which cbor-x decoder runs: it falls back to pure JavaScript, silently, when `cbor-extract` cannot load. */
-export function cborAcceleration(): 'native' | 'javascript' {
-  return isNativeAccelerationEnabled ? 'native' : 'javascript';
-}
 
 /**
  * Decodes a device payload: JSON when the first byte that is not whitespace (or a UTF-8 byte order

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
-import type { Event } from '../shared/index.js';
+import { DEVICE_EVENT_SCHEME, parseDeviceTopic, upstreamTopics, type Event } from '../shared/index.js';
 import { parseCloudEvent } from './cloud-event.js';
 import { decodePayload } from './decode-payload.js';
-import { parseDeviceTopic } from './device-topic.js';
 import { OrderedDelivery, type Deliver } from './ordered-delivery.js';
 import type {
   DeadLetter,
@@ -37,7 +36,7 @@ interface IngestSettings {
 }
 
 /** Where a dead letter says a cloud event came from when the caller does not name the topic. */
-const CLOUD_TOPIC = 'vigil/+/events';
+const CLOUD_TOPIC = upstreamTopics('+').events;
 /** How much of a refused payload the dead letter carries. */
 const DEAD_LETTER_PAYLOAD_BYTES = 1024;
 
@@ -74,7 +73,7 @@ export class Ingest {
     const at = this.opts.clock();
     const parsed = parseDeviceTopic(topic);
     if (!parsed.ok) {
-      const detail = `topic ${JSON.stringify(topic)} is not devices/{deviceId}/events/{type}`;
+      const detail = `topic ${JSON.stringify(topic)} is not ${DEVICE_EVENT_SCHEME}`;
       this.reject(
         { reason: 'topic', detail, topic, clientId: client.id, at, ...deviceOf(parsed.deviceId) },
         payload,
@@ -106,8 +105,12 @@ export class Ingest {
     void this.accept({ actor: deviceId, type: kind, at: this.opts.clock(), data, source: 'broker' });
   }
 
-  /** An event about a device from a business system, received on `vigil/{gw}/events`. */
-  handleCloudEvent(payload: Buffer, topic: string = CLOUD_TOPIC): void {
+  /**
+   * An event about a device from a business system, received on `vigil/{gw}/events`. As for a device publish:
+   * nothing is returned for a refused one (acknowledge it, or the broker delivers it forever); for an accepted
+   * one, what `deliver` returned for it with `meta`: acknowledge once that settles.
+   */
+  handleCloudEvent(payload: Buffer, topic: string = CLOUD_TOPIC, meta?: PublishMeta): Promise<void> | void {
     const at = this.opts.clock();
     const parsed = parseCloudEvent(payload, this.opts.maxPayloadBytes);
     if (!parsed.ok) {
@@ -116,7 +119,7 @@ export class Ingest {
       return;
     }
     const { actor, type, data } = parsed.event;
-    void this.accept({ actor, type, at, data, source: 'cloud' });
+    return this.accept({ actor, type, at, data, source: 'cloud' }, meta);
   }
 
   /** Resolves when no event is waiting for a profile read (for shutdown). */

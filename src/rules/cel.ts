@@ -8,7 +8,7 @@ export const MAX_EXPRESSION_CHARS = 4096;
  * Comprehension macros (`all`, `exists`, `map`, …) may not nest: each level multiplies the work by the
  * size of a list a device sends, and two levels over an 8 KB payload already cost seconds.
  */
-export const MAX_COMPREHENSION_NESTING = 1;
+const MAX_COMPREHENSION_NESTING = 1;
 
 const LIMITS = {
   maxAstNodes: 1000,
@@ -111,7 +111,7 @@ function comprehensionNesting(node: ASTNode): number {
  * Converts CEL results into plain data that JSON and CBOR carry: CEL integers are bigints, maps may be
  * `Map`s, and timestamps and durations are objects.
  */
-export function toPlain(value: unknown): unknown {
+function toPlain(value: unknown): unknown {
   switch (typeof value) {
     case 'bigint':
       return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER)

@@ -4,7 +4,7 @@ import { parseDurationMs } from '../shared/index.js';
 import { show } from './yaml-reader.js';
 import type { Field, ParamValue, Reader, Source, YamlNode } from './yaml-reader.js';
 
-export const PARAM_TYPES = ['string', 'number', 'integer', 'boolean', 'duration'] as const;
+const PARAM_TYPES = ['string', 'number', 'integer', 'boolean', 'duration'] as const;
 export type ParamType = (typeof PARAM_TYPES)[number];
 
 interface ParamSpec {

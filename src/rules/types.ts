@@ -7,52 +7,13 @@ export interface FieldPlan {
   expr: Expression;
 }
 
-/** One step of a `sequence`: an event that must come, or one that must not come before its deadline. */
-export interface StepPlan {
-  kind: 'event' | 'absent';
-  event: string;
-  where?: Expression;
-  /** For an event step, the latest it may come after the previous step; for an absent step, its deadline. */
-  withinMs?: number;
+/**
+ * What a scenario's `when` compiles to. Its `kind` names the scenario kind (engine/kinds) that parsed it and
+ * runs it; the rest is that kind's own (`WhenPlan` is the union of the built-in kinds' plans).
+ */
+export interface KindPlan {
+  readonly kind: string;
 }
-
-export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
-
-export interface AggregatePlan {
-  name: string;
-  fn: AggregateFn;
-  /** Absent for `count()`. */
-  arg?: Expression;
-}
-
-/** What a scenario's `when` compiles to: one kind of matcher each. */
-export type WhenPlan =
-  /** `event: T` or `any: [T, U]`: each matching event fires. */
-  | { kind: 'trigger'; events: readonly string[]; where?: Expression }
-  /** `count` (optionally `within`, `distinct`): a sliding count per group, reset when it fires. */
-  | {
-      kind: 'count';
-      events: readonly string[];
-      where?: Expression;
-      count: number;
-      withinMs?: number;
-      distinct?: Expression;
-    }
-  /** `window` + `aggregate` (+ `having`): sliding-window aggregates per group, evaluated on each event. */
-  | {
-      kind: 'aggregate';
-      events: readonly string[];
-      where?: Expression;
-      windowMs: number;
-      aggregates: readonly AggregatePlan[];
-      having?: Expression;
-    }
-  /** `absent: T|any` + `for`: a silence timer per group, restarted by each such event, firing once per silence. */
-  | { kind: 'silence'; absent: string; any: boolean; forMs: number }
-  /** `sequence`: steps in order per group. */
-  | { kind: 'sequence'; steps: readonly StepPlan[] }
-  /** `all: [...]` + `within`: every listed event within `withinMs` of each other, in any order. */
-  | { kind: 'all'; events: readonly string[]; where?: Expression; withinMs: number };
 
 /** The event a scenario's `emit` feeds back into the engine. */
 export interface EmitPlan {
@@ -78,7 +39,7 @@ export interface Scenario {
   cooldownMs?: number;
   /** Group key; absent means one group per actor. */
   by?: Expression;
-  when: WhenPlan;
+  when: KindPlan;
   /** Template parameters, visible to CEL as `params`. */
   params: Readonly<Record<string, unknown>>;
   /** Event types the scenario listens to (not counting `absent: any`). */

@@ -49,13 +49,6 @@ export class DuplicateFilter {
     this.maxAgeMs = opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
   }
 
-  /** Recorded publishes remembered, across clients. */
-  get size(): number {
-    let n = 0;
-    for (const c of this.clients.values()) n += c.entries.size;
-    return n;
-  }
-
   /**
    * For a resend of a recorded publish: a promise that settles once the original is recorded (at once when
    * it already is). Undefined for a publish to process.

@@ -18,6 +18,7 @@ export class DurabilityMetrics {
   readonly commandsNotResent: Counter;
   readonly timersOverdue: Gauge;
   readonly outboxRetries: Counter;
+  readonly shed: Counter<'reason'>;
 
   /** `heldNow` is read at scrape time: inputs waiting to be recorded or applied. */
   constructor(registry: Registry, heldNow: () => number) {
@@ -47,7 +48,7 @@ export class DurabilityMetrics {
     });
     this.storageFault = new Gauge({
       name: 'vigil_storage_fault',
-      help: '1 while the journal cannot write: QoS 1 publishes are not acknowledged and inputs are held',
+      help: '1 while the journal cannot write: QoS 1 publishes are not acknowledged, QoS 0 device events are shed, other inputs are held',
       registers,
     });
     this.writeErrors = new Counter({
@@ -100,6 +101,12 @@ export class DurabilityMetrics {
     this.timersOverdue = new Gauge({
       name: 'vigil_timers_overdue_on_start',
       help: 'Timers whose deadline passed while the gateway was down, firing after a grace period',
+      registers,
+    });
+    this.shed = new Counter({
+      name: 'vigil_events_shed_total',
+      help: 'QoS 0 device events dropped unprocessed, by reason (storage-fault: the journal could not write)',
+      labelNames: ['reason'] as const,
       registers,
     });
     this.outboxRetries = new Counter({

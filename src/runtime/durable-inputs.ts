@@ -56,6 +56,11 @@ export interface DurableInputsOptions {
   registry: Registry;
   storage?: JournalStorage | undefined;
   settings?: Partial<DurabilitySettings> | undefined;
+  /**
+   * After each checkpoint is written, with the gateway time of the oldest checkpoint kept (recovery falls back to
+   * it when the newest cannot be read): nothing decided before that time can be decided again by a recovery.
+   */
+  onCheckpoint?: ((replayFromAt: number) => void) | undefined;
 }
 
 /** Profiles as recovery reads them: the cache, and a read that may go to disk. */
@@ -90,6 +95,19 @@ export interface RecoveryReport {
 
 export type DurabilityState = 'recovering' | 'ok' | 'storage-fault' | 'closed';
 
+/** What the health endpoint says about the journal and the checkpoints. */
+export interface DurabilityHealth {
+  state: DurabilityState;
+  /** Inputs waiting to be recorded or applied. */
+  held: number;
+  /** QoS 0 device events shed since start because the journal could not write. */
+  shed: number;
+  /** Set while the journal cannot write. */
+  fault?: { since: string; error: string; diskFull: boolean };
+  /** Set while checkpoints fail (the journal then grows and is kept whole). */
+  checkpointFault?: { since: string; error: string };
+}
+
 /** Where a device publish came from, for telling resends from new publishes. */
 export interface PublishSource extends PublishOrigin {
   /** Which connection of the client (a number the broker gives each connection). */
@@ -108,6 +126,8 @@ const CLOSE_SYNC_MS = 5_000;
 const REPLAY_YIELD_EVERY = 500;
 /** Past this many inputs waiting, QoS 0 publishes wait for their record too (back-pressure on devices). */
 const CONGESTED_AT = 10_000;
+/** After a checkpoint failed, one due by the record count waits this long (one due by the interval does not). */
+const CHECKPOINT_RETRY_MS = 10_000;
 
 /**
  * Nothing acknowledged is lost: every input of the engine (device events with their arrival time, connection
@@ -139,6 +159,14 @@ export class DurableInputs {
   private engineOpts: EngineOptions | undefined;
   private changes: RuleChanges = { kept: [], changed: [], removed: [], added: [] };
   private readonly settings: DurabilitySettings;
+  /** QoS 0 device events shed since start, and during the current storage fault. */
+  private shedTotal = 0;
+  private shedInFault = 0;
+  private checkpointFault: { sinceMs: number; message: string } | undefined;
+  private checkpointRetryAt = 0;
+  private onCheckpoint: DurableInputsOptions['onCheckpoint'];
+  /** When the newest checkpoint kept was taken. */
+  private checkpointAt: number | undefined;
 
   private constructor(
     private readonly journal: Journal,
@@ -155,6 +183,7 @@ export class DurableInputs {
     this.settings = settings;
     this.lastSeen = new Map(saved?.lastSeen ?? []);
     this.appliedSeq = saved?.seq ?? 0;
+    this.checkpointAt = saved?.at;
   }
 
   /**
@@ -176,7 +205,10 @@ export class DurableInputs {
       afterSeq: saved?.seq,
       syncIntervalMs: settings.syncIntervalMs,
       commitWindowMs: settings.commitWindowMs,
-      onFault: (fault) => metrics.storageFault.set(fault === undefined ? 0 : 1),
+      onFault: (fault) => {
+        metrics.storageFault.set(fault === undefined ? 0 : 1);
+        if (fault === undefined) inputs?.faultEnded();
+      },
       onError: () => metrics.writeErrors.inc(),
       onCommit: (c) => {
         metrics.commits.inc({ synced: c.synced ? 'true' : 'false' });
@@ -209,6 +241,7 @@ export class DurableInputs {
       settings,
       latestAt,
     );
+    inputs.onCheckpoint = opts.onCheckpoint;
     inputs.duplicates.restore(saved?.duplicates ?? []);
     for (const { origin, at } of entries) {
       inputs.duplicates.remember(origin.clientId, -1, origin.messageId, origin.hash, at);
@@ -279,16 +312,25 @@ export class DurableInputs {
   }
 
   /** For the health endpoint. */
-  health(): { state: DurabilityState; held: number; fault?: { since: string; error: string } } {
+  health(): DurabilityHealth {
     const fault = this.journal.fault;
-    const held = this.journal.queued + this.held.length;
-    return fault === undefined
-      ? { state: this.state, held }
-      : {
-          state: this.state,
-          held,
-          fault: { since: new Date(fault.sinceMs).toISOString(), error: fault.message },
-        };
+    const health: DurabilityHealth = {
+      state: this.state,
+      held: this.journal.queued + this.held.length,
+      shed: this.shedTotal,
+    };
+    if (fault !== undefined) {
+      health.fault = {
+        since: new Date(fault.sinceMs).toISOString(),
+        error: fault.message,
+        diskFull: fault.code === 'ENOSPC' || fault.code === 'EDQUOT',
+      };
+    }
+    if (this.checkpointFault !== undefined) {
+      const { sinceMs, message } = this.checkpointFault;
+      health.checkpointFault = { since: new Date(sinceMs).toISOString(), error: message };
+    }
+    return health;
   }
 
   /** Many inputs are waiting to be recorded or applied: QoS 0 publishes should wait too. */
@@ -322,6 +364,7 @@ export class DurableInputs {
     persist: Persist,
     source?: PublishSource,
   ): Promise<void> {
+    if (this.sheds(ev, persist, source)) return Promise.resolve();
     const origin: PublishOrigin | undefined = source && {
       clientId: source.clientId,
       messageId: source.messageId,
@@ -340,6 +383,34 @@ export class DurableInputs {
       );
     }
     return recorded;
+  }
+
+  /**
+   * While the journal cannot write, a QoS 0 device event is shed (counted) rather than held: it has no
+   * acknowledgement to withhold, a backlog of them would only grow, and nothing is decided that the journal
+   * does not hold. Connections, cloud events and timer firings are held, in order, like QoS 1.
+   */
+  private sheds(ev: Event, persist: Persist, source: PublishSource | undefined): boolean {
+    if (persist !== 'write' || source !== undefined || ev.source !== 'device') return false;
+    if (this.journal.fault === undefined) return false;
+    if (this.shedInFault === 0) {
+      this.logger.warn(
+        'QoS 0 device events are shed (counted, not processed) while the journal cannot write',
+      );
+    }
+    this.shedInFault++;
+    this.shedTotal++;
+    this.metrics.shed.inc({ reason: 'storage-fault' });
+    return true;
+  }
+
+  private faultEnded(): void {
+    if (this.shedInFault === 0) return;
+    this.logger.warn(
+      { shed: this.shedInFault },
+      'QoS 0 device events were shed while the journal could not write',
+    );
+    this.shedInFault = 0;
   }
 
   /** Records a timer firing at `at` and applies it once written. */
@@ -430,7 +501,8 @@ export class DurableInputs {
       !replay &&
       this.sinceCheckpoint >= this.settings.checkpointRecords &&
       !this.checkpointDue &&
-      this.checkpointing === undefined
+      this.checkpointing === undefined &&
+      performance.now() >= this.checkpointRetryAt
     ) {
       this.checkpointDue = true;
       setImmediate(() => {
@@ -634,27 +706,41 @@ export class DurableInputs {
     };
     const writes = [...deps.pendingWrites()];
     const counted = this.sinceCheckpoint;
+    let replayFromAt: number | undefined;
     try {
       await Promise.all(writes);
       await this.journal.rotate();
       const bytes = await this.checkpoints.write(state);
+      replayFromAt = this.checkpointAt;
+      this.checkpointAt = state.at;
       const dropped = await this.journal.dropThrough(this.checkpoints.retainAfterSeq ?? state.seq);
       this.sinceCheckpoint = Math.max(0, this.sinceCheckpoint - counted);
       const ms = performance.now() - started;
       this.metrics.checkpoints.inc({ result: 'written' });
       this.metrics.checkpointBytes.set(bytes);
       this.metrics.checkpointSeconds.set(ms / 1_000);
+      this.checkpointRetryAt = 0;
+      if (this.checkpointFault !== undefined) {
+        this.logger.info({ seq: state.seq }, 'checkpoint written again');
+        this.checkpointFault = undefined;
+      }
       this.logger.debug(
         { seq: state.seq, bytes, ms: Math.round(ms), segmentsDropped: dropped },
         'checkpoint written',
       );
     } catch (err) {
       this.metrics.checkpoints.inc({ result: 'failed' });
+      this.checkpointRetryAt = performance.now() + CHECKPOINT_RETRY_MS;
+      this.checkpointFault ??= {
+        sinceMs: Date.now(),
+        message: err instanceof Error ? err.message : String(err),
+      };
       this.logger.warn(
         { err, seq: state.seq },
         'checkpoint not written; the journal is kept and it is tried again',
       );
     }
+    if (replayFromAt !== undefined) this.onCheckpoint?.(replayFromAt);
   }
 
   /**

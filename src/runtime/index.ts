@@ -11,6 +11,7 @@ export {
   DurableInputs,
   DEFAULT_DURABILITY,
   type DurabilitySettings,
+  type DurabilityHealth,
   type DurabilityState,
   type ProfileLookup,
   type PublishSource,

@@ -42,14 +42,20 @@ export function fileJournalStorage(): JournalStorage {
     remove: (path) => rm(path, { force: true }),
     replace: async (path, data) => {
       const temp = join(dirname(path), `.${basename(path)}.tmp`);
-      const handle = await open(temp, 'w');
       try {
-        await writeAll(handle, [data]);
-        await handle.datasync();
-      } finally {
-        await handle.close();
+        const handle = await open(temp, 'w');
+        try {
+          await writeAll(handle, [data]);
+          await handle.datasync();
+        } finally {
+          await handle.close();
+        }
+        await rename(temp, path);
+      } catch (err) {
+        // A half-written copy would only take room, which a full disk has none of.
+        await rm(temp, { force: true }).catch(() => undefined);
+        throw err;
       }
-      await rename(temp, path);
       await syncDir(dirname(path));
     },
     syncDir,

@@ -518,15 +518,24 @@ export class Journal {
     const seg: Segment = { first, gen: this.#gen++, path: '', end: undefined };
     seg.path = join(this.dir, segmentName(seg));
     const file = await this.#storage.create(seg.path);
+    let bytes = 0;
+    try {
+      await this.#storage.syncDir(this.dir);
+      if (rewrite.length > 0) {
+        await file.append(rewrite.map((p) => p.frame));
+        for (const p of rewrite) bytes += p.frame.length;
+      }
+      await file.datasync();
+    } catch (err) {
+      // Nothing in it was synced, so nothing acknowledged depends on it; on a full disk it would only take
+      // room, and every retry would leave one more.
+      await file.close().catch(() => undefined);
+      await this.#storage.remove(seg.path).catch(() => undefined);
+      throw err;
+    }
     this.#segments.push(seg);
     this.#file = file;
-    this.#fileBytes = 0;
-    await this.#storage.syncDir(this.dir);
-    if (rewrite.length > 0) {
-      await file.append(rewrite.map((p) => p.frame));
-      for (const p of rewrite) this.#fileBytes += p.frame.length;
-    }
-    await file.datasync();
+    this.#fileBytes = bytes;
     this.#unsynced = [];
     this.#broken = false;
   }
@@ -565,7 +574,7 @@ export class Journal {
       this.#lastReminderMs = now;
       this.#logger.error(
         { err, dir: this.dir, held: this.queued },
-        'STORAGE FAULT: the journal cannot write; QoS 1 publishes are not acknowledged and inputs are held until it can',
+        'STORAGE FAULT: the journal cannot write; QoS 1 publishes are not acknowledged, QoS 0 device events are shed and other inputs are held until it can',
       );
       this.#onFault?.(this.#fault);
     } else if (now - this.#lastReminderMs >= FAULT_REMINDER_MS) {

@@ -18,6 +18,8 @@ export interface MetricSources {
   scenarioTotals?: () => readonly ScenarioTotals[];
   devices?: () => { online: number; offline: number };
   pendingTimers?: () => number;
+  /** The outbox's delivered ids: how many it holds, how many the cap dropped since start. */
+  deliveredIds?: () => { held: number; dropped: number };
 }
 
 /** The gateway's Prometheus metrics, one registry per gateway so tests can run several in one process. */
@@ -71,6 +73,31 @@ export class Metrics {
     name: 'vigil_outbox_write_errors_total',
     help: 'Actions that could not be written to the outbox',
     registers: [this.registry],
+  });
+  readonly outboxRedeliverySkipped = new Counter({
+    name: 'vigil_outbox_redelivery_skipped_total',
+    help: 'Actions decided again (by recovery) that were not sent again: the cloud had acknowledged them',
+    registers: [this.registry],
+  });
+  readonly outboxDeliveredIds: Gauge = new Gauge({
+    name: 'vigil_outbox_delivered_ids',
+    help: 'Ids of actions the cloud acknowledged, remembered so that recovery does not send them again',
+    registers: [this.registry],
+    collect: () => {
+      const delivered = this.sources.deliveredIds?.();
+      if (delivered !== undefined) this.outboxDeliveredIds.set(delivered.held);
+    },
+  });
+  readonly outboxDeliveredDropped: Counter = new Counter({
+    name: 'vigil_outbox_delivered_dropped_total',
+    help: 'Delivered ids forgotten early because outbox.maxDelivered was reached (oldest first)',
+    registers: [this.registry],
+    collect: () => {
+      const delivered = this.sources.deliveredIds?.();
+      if (delivered === undefined) return;
+      this.outboxDeliveredDropped.reset();
+      this.outboxDeliveredDropped.inc(delivered.dropped);
+    },
   });
   readonly upstreamSent = new Counter({
     name: 'vigil_upstream_actions_sent_total',
@@ -132,6 +159,11 @@ export class Metrics {
   readonly mqttConnections = new Gauge({
     name: 'vigil_mqtt_connections',
     help: 'Connections open on the MQTT listeners, authenticated or not yet',
+    registers: [this.registry],
+  });
+  readonly mqttPendingConnections = new Gauge({
+    name: 'vigil_mqtt_pending_connections',
+    help: 'Connections open on the MQTT listeners that have not completed CONNECT',
     registers: [this.registry],
   });
   readonly mqttLimits = new Gauge({

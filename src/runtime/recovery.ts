@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { Engine, type EngineOptions, type EngineState } from '../engine/index.js';
+import { Engine, kindOf, type EngineOptions, type EngineState } from '../engine/index.js';
 import type { RuleSet, Scenario } from '../rules/index.js';
 import type { Event, Profile } from '../shared/index.js';
 import type { Clock } from './clock.js';
@@ -73,17 +73,19 @@ export function armFromLastSeen(
   profileOf: (actor: string) => Profile | undefined,
 ): { engine: Engine; armed: number } {
   const ids = new Set(scenarioIds);
-  const silences = rules.scenarios.filter((sc) => ids.has(sc.id) && sc.when.kind === 'silence');
-  if (silences.length === 0 || lastSeen.size === 0) return { engine, armed: 0 };
+  // The scenarios whose kind arms from a device's last sign of life (`absent`), with the event standing for it.
+  const armable = rules.scenarios.flatMap((sc) => {
+    const type = ids.has(sc.id) ? kindOf(sc.when).lastSeenEvent?.(sc.when) : undefined;
+    return type === undefined ? [] : [{ sc, type }];
+  });
+  if (armable.length === 0 || lastSeen.size === 0) return { engine, armed: 0 };
   // A scratch engine of those scenarios only: each device's last-seen time goes in as an event of the
   // awaited type, and whatever groups that arms are merged into the live state.
-  const scratch = new Engine({ scenarios: silences, files: [] }, opts);
+  const scratch = new Engine({ scenarios: armable.map((a) => a.sc), files: [] }, opts);
   const seen = [...lastSeen].sort((a, b) => a[1] - b[1]);
-  for (const sc of silences) {
-    const plan = sc.when;
-    if (plan.kind !== 'silence') continue;
+  for (const { type } of armable) {
     for (const [actor, at] of seen) {
-      const ev: Event = { actor, type: plan.any ? 'last-seen' : plan.absent, at, data: {}, source: 'device' };
+      const ev: Event = { actor, type, at, data: {}, source: 'device' };
       scratch.onEvent(ev, profileOf(actor));
     }
   }
@@ -110,13 +112,7 @@ export function armFromLastSeen(
  */
 export function graceMs(sc: Scenario | undefined, maxGraceMs: number): number {
   if (sc === undefined) return maxGraceMs;
-  const plan = sc.when;
-  let periodMs = sc.horizonMs;
-  if (plan.kind === 'silence') periodMs = plan.forMs;
-  else if (plan.kind === 'sequence') {
-    const absent = plan.steps.filter((s) => s.kind === 'absent').map((s) => s.withinMs ?? 0);
-    if (absent.length > 0) periodMs = Math.max(...absent);
-  }
+  const periodMs = kindOf(sc.when).timerPeriodMs?.(sc.when) ?? sc.horizonMs;
   return Math.max(0, Math.min(periodMs, maxGraceMs));
 }
 

@@ -1,27 +1,65 @@
-/** Stable error codes; tests and operators match on these, never on messages. */
-export type ErrorCode =
-  | 'VIGIL_CONFIG'
-  | 'VIGIL_RULE_PARSE'
-  | 'VIGIL_RULE_INVALID'
-  | 'VIGIL_STORE_LOCKED'
-  | 'VIGIL_STORE_IO'
-  | 'VIGIL_PROFILE_IMPORT'
-  | 'VIGIL_GATEWAY_API';
+/**
+ * Stable error codes; tests and operators match on these, never on messages. Each has a row in the
+ * README's "Troubleshooting" table (a unit test holds the two together).
+ */
+export const ERROR_CODES = [
+  'VIGIL_CONFIG',
+  'VIGIL_TLS_FILE',
+  'VIGIL_KEY_FILE',
+  'VIGIL_RULE_INVALID',
+  'VIGIL_BUNDLE_INPUT',
+  'VIGIL_DATA_MISSING',
+  'VIGIL_STORE_LOCKED',
+  'VIGIL_STORE_IO',
+  'VIGIL_PROFILE_IMPORT',
+  'VIGIL_GATEWAY_API',
+  'VIGIL_DEVICE_ID',
+  'VIGIL_DEVICE_EXISTS',
+  'VIGIL_DEVICE_UNKNOWN',
+  'VIGIL_CREDENTIAL_HASH',
+  'VIGIL_DEVICE_SECRET',
+  'VIGIL_BROKER_CLOSED',
+  'VIGIL_MQTT_CONNECT_REFUSED',
+  'VIGIL_MQTT_PUBLISH_RATE',
+  'VIGIL_MQTT_PACKET_TOO_LARGE',
+  'VIGIL_MQTT_MALFORMED',
+  'VIGIL_MQTT_MALFORMED_TOPIC',
+] as const;
 
-/** Base class of every error Vigil throws on purpose. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface VigilErrorOptions {
+  cause?: unknown;
+  /** What the user should do about it; the command line prints it on the line after the message. */
+  hint?: string | undefined;
+}
+
+/** The one error class Vigil throws on purpose; subclasses only fix the code (and carry what goes with it). */
 export class VigilError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  readonly hint: string | undefined;
+  constructor(code: ErrorCode, message: string, options: VigilErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
+    this.hint = options.hint;
     this.name = new.target.name;
   }
 }
 
 /** A configuration value is missing or out of range; start-up stops with this message. */
 export class ConfigError extends VigilError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: VigilErrorOptions) {
     super('VIGIL_CONFIG', message, options);
+  }
+}
+
+/** A certificate, key or CA file named in the configuration cannot be read or used. */
+export class TlsFileError extends VigilError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('VIGIL_TLS_FILE', message, {
+      ...options,
+      hint: "check that the file exists, is readable by the gateway and is PEM, and that the key is the certificate's",
+    });
   }
 }
 
@@ -40,7 +78,9 @@ export function formatProblem(p: RuleProblem): string {
 export class RuleError extends VigilError {
   readonly problems: readonly RuleProblem[];
   constructor(problems: readonly RuleProblem[]) {
-    super('VIGIL_RULE_INVALID', problems.map(formatProblem).join('\n'));
+    super('VIGIL_RULE_INVALID', problems.map(formatProblem).join('\n'), {
+      hint: 'fix the lines listed; `vigil rules check DIR` confirms that a rules directory loads',
+    });
     this.problems = problems;
   }
 }
@@ -48,13 +88,16 @@ export class RuleError extends VigilError {
 /** Another process holds the LevelDB data directory. */
 export class StoreLockedError extends VigilError {
   constructor(dir: string, options?: { cause?: unknown }) {
-    super('VIGIL_STORE_LOCKED', `data directory ${dir} is in use by another process`, options);
+    super('VIGIL_STORE_LOCKED', `data directory ${dir} is in use by another process`, {
+      ...options,
+      hint: 'stop the process that holds it (another gateway or vigil command), or give this one another directory with --data',
+    });
   }
 }
 
 /** A storage read or write failed (disk full, I/O error). */
 export class StoreIoError extends VigilError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: VigilErrorOptions) {
     super('VIGIL_STORE_IO', message, options);
   }
 }

@@ -2,3 +2,4 @@ export * from './types.js';
 export * from './errors.js';
 export * from './duration.js';
 export * from './expression.js';
+export * from './topics.js';

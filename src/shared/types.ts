@@ -1,4 +1,4 @@
-/** Where an event came from (DESIGN.md, "Event"). */
+/** Where an event came from (docs/architecture.md, "Event"). */
 export type EventSource = 'device' | 'broker' | 'cloud' | 'engine';
 
 /** What ingest hands the engine. `at` is the gateway's arrival time in ms. */
@@ -17,7 +17,7 @@ export type Profile = Record<string, unknown>;
 /** Where a decided action goes: back to the device over the local broker, or to the cloud. */
 export type Destination = 'upstream' | 'device';
 
-/** What leaves the gateway (DESIGN.md, "Action"); `action` names what to do. */
+/** What leaves the gateway (docs/architecture.md, "Action"); `action` names what to do. */
 export interface Action {
   id: string;
   gateway: string;

@@ -38,6 +38,8 @@ export interface AuditLogOptions {
 }
 
 export const DEFAULT_AUDIT_LIMIT = 100;
+/** The largest `limit` one query may ask for: the whole log of one kind. */
+export const MAX_AUDIT_LIMIT = 100_000;
 const DEFAULT_MAX_ENTRIES = 100_000;
 const DEFAULT_FLUSH_EVERY_MS = 200;
 const DEFAULT_MAX_PENDING = 50_000;

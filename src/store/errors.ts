@@ -6,14 +6,10 @@ export class ProfileImportError extends VigilError {
   /** What was imported and rejected before the failure. */
   readonly partial: ImportSummary;
   constructor(message: string, partial: ImportSummary, options?: { cause?: unknown }) {
-    super('VIGIL_PROFILE_IMPORT', message, options);
+    super('VIGIL_PROFILE_IMPORT', message, {
+      ...options,
+      hint: 'the profiles before the failure are stored; importing the file again is safe (profiles are keyed by id)',
+    });
     this.partial = partial;
-  }
-}
-
-/** A running gateway's local API could not be reached, or refused or failed a request. */
-export class GatewayApiError extends VigilError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('VIGIL_GATEWAY_API', message, options);
   }
 }

@@ -39,12 +39,4 @@ export class LruCache<K, V> {
       if (oldest.done !== true) this.#entries.delete(oldest.value);
     }
   }
-
-  delete(key: K): void {
-    this.#entries.delete(key);
-  }
-
-  clear(): void {
-    this.#entries.clear();
-  }
 }

@@ -1,16 +1,30 @@
 import type { Action } from '../shared/index.js';
 import { StoreIoError } from '../shared/index.js';
 import { decodeCbor, encodeCbor } from './cbor-encoding.js';
+import { DeliveredIds } from './delivered-ids.js';
 import type { RootLevel, Sublevel } from './level-types.js';
 import { storeIo } from './store-io.js';
 
-/** How much the outbox holds before it drops actions. */
+/** How much the outbox holds before it drops actions, and how many delivered ids it remembers. */
 export interface OutboxLimits {
   maxCount: number;
   maxBytes: number;
+  /**
+   * Ids of actions the cloud acknowledged, remembered so that recovery does not send them again; past this
+   * many the oldest is forgotten. The default covers two checkpoints of `durability.checkpointRecords` inputs
+   * (the most a recovery can replay) at one upstream action each.
+   */
+  maxDelivered: number;
 }
 
-export const DEFAULT_OUTBOX_LIMITS: OutboxLimits = { maxCount: 100_000, maxBytes: 64 * 1024 * 1024 };
+const DEFAULT_OUTBOX_LIMITS: OutboxLimits = {
+  maxCount: 100_000,
+  maxBytes: 64 * 1024 * 1024,
+  maxDelivered: 1_000_000,
+};
+
+/** Forgotten delivered ids are deleted this many to a write, so that queued actions never wait behind many. */
+const FORGET_CHUNK = 1_000;
 
 /**
  * What `add` did. `dropped` lists every action that left the outbox unsent because of it, so the
@@ -20,10 +34,12 @@ export const DEFAULT_OUTBOX_LIMITS: OutboxLimits = { maxCount: 100_000, maxBytes
 export type AddResult =
   | { status: 'queued'; dropped: readonly Action[] }
   | { status: 'duplicate'; dropped: readonly [] }
+  // The cloud acknowledged this id already (an action decided again by recovery): not sent again.
+  | { status: 'delivered'; dropped: readonly [] }
   | { status: 'dropped'; dropped: readonly Action[] };
 
 /** Priorities order the drain from 1000 (first) down to 0; others are clamped into that range. */
-export const MAX_PRIORITY = 1000;
+const MAX_PRIORITY = 1000;
 
 interface Entry {
   readonly action: Action;
@@ -38,7 +54,8 @@ interface Entry {
 
 type Op =
   | { type: 'put'; sublevel: Sublevel<Buffer>; key: string; value: Buffer }
-  | { type: 'del'; sublevel: Sublevel<Buffer>; key: string };
+  | { type: 'put'; sublevel: Sublevel; key: string; value: number }
+  | { type: 'del'; sublevel: Sublevel<Buffer> | Sublevel; key: string };
 
 interface Batch {
   readonly ops: Op[];
@@ -54,6 +71,11 @@ interface Batch {
  * Actions waiting for the uplink, durable until it got their PUBACK. Drained highest priority first,
  * first in first out within a priority; when full, the lowest-priority oldest action is dropped.
  * Writes arriving while one is being synced share the next sync (group commit).
+ *
+ * Once the cloud acknowledged an action, its id is remembered (`delivered`, with the gateway time) in the
+ * same write that removes it, and an action with that id is not queued again: recovery decides the
+ * journal's tail again, and what the cloud already has must not be sent twice. Ids are forgotten once
+ * no recovery can decide them again (`forgetDeliveredBefore`), or past `maxDelivered`, oldest first.
  */
 export class Outbox {
   readonly limits: Readonly<OutboxLimits>;
@@ -62,6 +84,11 @@ export class Outbox {
 
   readonly #root: RootLevel;
   readonly #level: Sublevel<Buffer>;
+  readonly #deliveredLevel: Sublevel;
+  readonly #delivered: DeliveredIds;
+  #deliveredDropped = 0;
+  #forgetBefore = Number.NEGATIVE_INFINITY;
+  #forgetting: Promise<number> | undefined;
   readonly #byId = new Map<string, Entry>();
   // One insertion-ordered map per rank; the ranks present, highest first.
   readonly #byRank = new Map<number, Map<string, Entry>>();
@@ -74,24 +101,27 @@ export class Outbox {
 
   private constructor(
     root: RootLevel,
-    level: Sublevel<Buffer>,
+    levels: { outbox: Sublevel<Buffer>; delivered: Sublevel },
     limits: OutboxLimits,
     nextSeq: number,
     unreadable: number,
   ) {
     this.#root = root;
-    this.#level = level;
+    this.#level = levels.outbox;
+    this.#deliveredLevel = levels.delivered;
+    this.#delivered = new DeliveredIds(limits.maxDelivered);
     this.limits = limits;
     this.#nextSeq = nextSeq;
     this.unreadableOnOpen = unreadable;
   }
 
-  /** Loads what a previous run left in the outbox. */
+  /** Loads what a previous run left in the outbox, and the ids it delivered. */
   static async open(
     root: RootLevel,
-    level: Sublevel<Buffer>,
+    levels: { outbox: Sublevel<Buffer>; delivered: Sublevel },
     limits: Partial<OutboxLimits> = {},
   ): Promise<Outbox> {
+    const level = levels.outbox;
     const resolved = { ...DEFAULT_OUTBOX_LIMITS, ...limits };
     for (const [name, value] of Object.entries(resolved)) {
       if (!Number.isInteger(value) || value < 1)
@@ -122,9 +152,19 @@ export class Outbox {
         await it.close();
       }
     });
-    const outbox = new Outbox(root, level, resolved, maxSeq + 1, unreadable);
+    const delivered = await readDelivered(levels.delivered);
+    const outbox = new Outbox(root, levels, resolved, maxSeq + 1, unreadable);
     // Keys iterate in drain order, so each rank's map is filled oldest first.
     for (const entry of loaded) if (!outbox.#byId.has(entry.action.id)) outbox.#insert(entry);
+    // Oldest first, so that a lowered `maxDelivered` drops the oldest.
+    const evicted: string[] = [];
+    for (const [id, at] of delivered) outbox.#delivered.add(id, at, evicted);
+    if (evicted.length > 0) {
+      outbox.#deliveredDropped += evicted.length;
+      await storeIo('trimming the delivered ids', () =>
+        levels.delivered.batch(evicted.map((key) => ({ type: 'del' as const, key }))),
+      );
+    }
     return outbox;
   }
 
@@ -142,12 +182,24 @@ export class Outbox {
     return this.#byId.has(id);
   }
 
+  /** Ids of delivered actions remembered (see `markDelivered`). */
+  get deliveredCount(): number {
+    return this.#delivered.size;
+  }
+
+  /** Delivered ids forgotten because of `maxDelivered` before recovery could no longer need them, since open. */
+  get deliveredDropped(): number {
+    return this.#deliveredDropped;
+  }
+
   /**
-   * Queues an action; resolves once it is synced to disk. An id already queued is kept once
-   * (an action decided again after a crash has the same id).
+   * Queues an action; resolves once it is synced to disk. An id already queued is kept once, and an id
+   * the cloud already acknowledged is not queued at all (an action decided again after a crash has the
+   * same id).
    */
   async add(action: Action): Promise<AddResult> {
     if (this.#closed) throw new StoreIoError('the outbox is closed');
+    if (this.#delivered.has(action.id)) return { status: 'delivered', dropped: [] };
     const existing = this.#byId.get(action.id);
     if (existing !== undefined) {
       await existing.committed;
@@ -193,22 +245,68 @@ export class Outbox {
     return out;
   }
 
-  /** Forgets an action the uplink delivered (PUBACK received); an id not queued is ignored. */
+  /** Forgets an action that leaves unsent (it waited past its `ttl`); an id not queued is ignored. */
   async remove(id: string): Promise<void> {
     if (this.#closed) throw new StoreIoError('the outbox is closed');
     const entry = this.#byId.get(id);
     if (entry === undefined) return;
     this.#take(entry);
     const batch = this.#batch();
-    // Not synced on its own: an acknowledged action that reappears after a crash is sent again, and the
-    // cloud deduplicates on its id.
     batch.ops.push({ type: 'del', sublevel: this.#level, key: entry.key });
     await batch.committed;
+  }
+
+  /**
+   * The cloud acknowledged `id` (PUBACK) at gateway time `atMs`: the action leaves the outbox and its id is
+   * remembered, in one write, so that the same action decided again is not sent again. Not synced on its own
+   * (a `kill -9` keeps what was written; a power cut may lose the last writes, and those actions are sent again,
+   * which the cloud drops by their id).
+   */
+  async markDelivered(id: string, atMs: number): Promise<void> {
+    if (this.#closed) throw new StoreIoError('the outbox is closed');
+    const entry = this.#byId.get(id);
+    if (entry !== undefined) this.#take(entry);
+    const evicted: string[] = [];
+    const at = this.#delivered.add(id, atMs, evicted);
+    if (entry === undefined && at === undefined) return;
+    const batch = this.#batch();
+    if (entry !== undefined) batch.ops.push({ type: 'del', sublevel: this.#level, key: entry.key });
+    if (at !== undefined) batch.ops.push({ type: 'put', sublevel: this.#deliveredLevel, key: id, value: at });
+    for (const key of evicted) batch.ops.push({ type: 'del', sublevel: this.#deliveredLevel, key });
+    this.#deliveredDropped += evicted.length;
+    await batch.committed;
+  }
+
+  /**
+   * Forgets the ids delivered before gateway time `atMs`, when no recovery can decide those actions again;
+   * deleted a chunk per write, behind the writes already waiting. Resolves with how many were forgotten.
+   */
+  forgetDeliveredBefore(atMs: number): Promise<number> {
+    this.#forgetBefore = Math.max(this.#forgetBefore, atMs);
+    this.#forgetting ??= this.#forget().finally(() => {
+      this.#forgetting = undefined;
+    });
+    return this.#forgetting;
+  }
+
+  async #forget(): Promise<number> {
+    let forgotten = 0;
+    while (!this.#closed) {
+      const ids = this.#delivered.takeBefore(this.#forgetBefore, FORGET_CHUNK);
+      if (ids.length === 0) break;
+      const batch = this.#batch();
+      for (const key of ids) batch.ops.push({ type: 'del', sublevel: this.#deliveredLevel, key });
+      forgotten += ids.length;
+      // A failed delete leaves the ids on disk: the next open loads them, and a later checkpoint forgets them.
+      await batch.committed.catch(() => undefined);
+    }
+    return forgotten;
   }
 
   /** Waits for pending writes, then refuses new ones. */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.#forgetting;
     while (this.#writing !== undefined) await this.#writing;
   }
 
@@ -285,7 +383,9 @@ export class Outbox {
     for (let batch = this.#pending; batch !== undefined; batch = this.#pending) {
       this.#pending = undefined;
       try {
-        await storeIo('writing the outbox', () => this.#root.batch(batch.ops, { sync: batch.sync }));
+        await storeIo('writing the outbox', () =>
+          this.#root.batch<string, Buffer | number>(batch.ops, { sync: batch.sync }),
+        );
         for (const entry of batch.added) entry.durable = true;
         batch.resolve();
       } catch (err) {
@@ -333,6 +433,25 @@ function parseKey(key: string): { rank: number; seq: number } | undefined {
   const seq = Number(m[2]);
   if (rank < 0 || !Number.isSafeInteger(seq)) return undefined;
   return { rank, seq };
+}
+
+/** The delivered ids and their times, oldest first; entries that are not a time are skipped. */
+async function readDelivered(level: Sublevel): Promise<Array<[id: string, at: number]>> {
+  const delivered: Array<[string, number]> = [];
+  await storeIo('loading the delivered ids', async () => {
+    const it = level.iterator();
+    try {
+      for (;;) {
+        const chunk = await it.nextv(1_000);
+        if (chunk.length === 0) break;
+        for (const [id, at] of chunk)
+          if (typeof at === 'number' && Number.isFinite(at)) delivered.push([id, at]);
+      }
+    } finally {
+      await it.close();
+    }
+  });
+  return delivered.sort((a, b) => a[1] - b[1]);
 }
 
 function decodeAction(value: Buffer): Action | undefined {

@@ -1,6 +1,5 @@
 import { performance } from 'node:perf_hooks';
 import type { Profile } from '../shared/index.js';
-import { importedCredentialProblem } from './credentials.js';
 import { ProfileImportError } from './errors.js';
 import type { ImportLineError, ImportProgress, ImportSummary } from './import-summary.js';
 import type { ProfileEntry, ProfileStore } from './profile-store.js';
@@ -16,12 +15,18 @@ export interface ImportOptions {
   maxLineBytes?: number;
 }
 
-export const DEFAULT_IMPORT_BATCH_SIZE = 1_000;
+const DEFAULT_IMPORT_BATCH_SIZE = 1_000;
 const DEFAULT_MAX_ERRORS = 100;
 const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
 const NEWLINE = 0x0a;
 
 type ParsedLine = { ok: true; entry: ProfileEntry } | { ok: false; message: string } | { ok: 'blank' };
+
+/** Why a profile cannot be imported as it is (e.g. the credentials' check), or undefined. */
+export type ProfileCheck = (id: string, profile: Profile) => string | undefined;
+
+/** What the input's bytes come as: a line (without its newline), a line too long to keep, or a chunk's end. */
+type Piece = { line: Buffer } | { overlong: true } | { chunkBytes: number };
 
 /**
  * Imports NDJSON profiles (`{"id": "...", ...fields}` per line). Bad lines are reported with their
@@ -29,7 +34,7 @@ type ParsedLine = { ok: true; entry: ProfileEntry } | { ok: false; message: stri
  * is parsed.
  */
 export async function importProfiles(
-  store: { profiles: Pick<ProfileStore, 'putMany'> },
+  store: { profiles: Pick<ProfileStore, 'putMany'>; checkProfile?: ProfileCheck },
   input: NodeJS.ReadableStream | AsyncIterable<unknown>,
   opts: ImportOptions = {},
 ): Promise<ImportSummary> {
@@ -77,51 +82,24 @@ export async function importProfiles(
   };
   const take = (bytes: Buffer): void => {
     lineNo += 1;
-    const parsed = parseLine(bytes.toString('utf8'), lineNo === 1);
+    const parsed = parseLine(bytes.toString('utf8'), lineNo === 1, store.checkProfile);
     if (parsed.ok === true) batch.push(parsed.entry);
     else if (parsed.ok === false) reject(parsed.message);
   };
 
-  // Lines are split on bytes: a newline byte never occurs inside a multi-byte UTF-8 character.
-  let carry: Buffer[] = [];
-  let carryBytes = 0;
-  let overlong = false;
   try {
-    for await (const chunk of input) {
-      const buf = toBuffer(chunk);
-      bytesRead += buf.length;
-      let start = 0;
-      for (;;) {
-        const nl = buf.indexOf(NEWLINE, start);
-        const end = nl === -1 ? buf.length : nl;
-        if (!overlong && carryBytes + (end - start) > maxLineBytes) {
-          overlong = true;
-          carry = [];
-          carryBytes = 0;
-        }
-        if (nl === -1) {
-          if (!overlong && end > start) {
-            carry.push(buf.subarray(start, end));
-            carryBytes += end - start;
-          }
-          break;
-        }
-        if (overlong) {
-          lineNo += 1;
-          reject(`line longer than ${maxLineBytes} bytes`);
-          overlong = false;
-        } else if (carry.length > 0) {
-          carry.push(buf.subarray(start, end));
-          take(Buffer.concat(carry));
-          carry = [];
-          carryBytes = 0;
-        } else {
-          take(buf.subarray(start, end));
-        }
-        start = nl + 1;
-        if (batch.length >= batchSize) await flush();
+    for await (const piece of piecesOf(input, maxLineBytes)) {
+      if ('chunkBytes' in piece) {
+        bytesRead += piece.chunkBytes;
+        opts.onProgress?.({ bytesRead, imported, rejected });
+        continue;
       }
-      opts.onProgress?.({ bytesRead, imported, rejected });
+      if ('line' in piece) take(piece.line);
+      else {
+        lineNo += 1;
+        reject(`line longer than ${maxLineBytes} bytes`);
+      }
+      if (batch.length >= batchSize) await flush();
     }
   } catch (err) {
     throwIfWriteFailed();
@@ -134,12 +112,6 @@ export async function importProfiles(
       cause: err,
     });
   }
-  if (overlong) {
-    lineNo += 1;
-    reject(`line longer than ${maxLineBytes} bytes`);
-  } else if (carry.length > 0) {
-    take(Buffer.concat(carry));
-  }
   await flush();
   await writing;
   throwIfWriteFailed();
@@ -147,7 +119,56 @@ export async function importProfiles(
   return summary();
 }
 
-function parseLine(text: string, first: boolean): ParsedLine {
+/**
+ * Splits the input into lines on newline bytes (a newline byte never occurs inside a multi-byte UTF-8
+ * character); a line longer than `maxLineBytes` is not kept, only reported.
+ */
+async function* piecesOf(
+  input: NodeJS.ReadableStream | AsyncIterable<unknown>,
+  maxLineBytes: number,
+): AsyncGenerator<Piece> {
+  let carry: Buffer[] = [];
+  let carryBytes = 0;
+  let overlong = false;
+  for await (const chunk of input) {
+    const buf = toBuffer(chunk);
+    let start = 0;
+    for (;;) {
+      const nl = buf.indexOf(NEWLINE, start);
+      const end = nl === -1 ? buf.length : nl;
+      if (!overlong && carryBytes + (end - start) > maxLineBytes) {
+        overlong = true;
+        carry = [];
+        carryBytes = 0;
+      }
+      if (nl === -1) {
+        if (!overlong && end > start) {
+          carry.push(buf.subarray(start, end));
+          carryBytes += end - start;
+        }
+        break;
+      }
+      if (overlong) {
+        overlong = false;
+        yield { overlong: true };
+      } else if (carry.length > 0) {
+        carry.push(buf.subarray(start, end));
+        const line = Buffer.concat(carry);
+        carry = [];
+        carryBytes = 0;
+        yield { line };
+      } else {
+        yield { line: buf.subarray(start, end) };
+      }
+      start = nl + 1;
+    }
+    yield { chunkBytes: buf.length };
+  }
+  if (overlong) yield { overlong: true };
+  else if (carry.length > 0) yield { line: Buffer.concat(carry) };
+}
+
+function parseLine(text: string, first: boolean, check: ProfileCheck | undefined): ParsedLine {
   let line = text.endsWith('\r') ? text.slice(0, -1) : text;
   if (first && line.startsWith('\uFEFF')) line = line.slice(1);
   if (line.trim() === '') return { ok: 'blank' };
@@ -165,8 +186,8 @@ function parseLine(text: string, first: boolean): ParsedLine {
   if (id === undefined) return { ok: false, message: 'missing "id"' };
   if (typeof id !== 'string') return { ok: false, message: `"id" must be a string, got ${describeType(id)}` };
   if (id === '') return { ok: false, message: '"id" is empty' };
-  const credentialProblem = importedCredentialProblem(id, profile);
-  if (credentialProblem !== undefined) return { ok: false, message: credentialProblem };
+  const problem = check?.(id, profile);
+  if (problem !== undefined) return { ok: false, message: problem };
   return { ok: true, entry: { id, profile } };
 }
 

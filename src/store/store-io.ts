@@ -1,5 +1,9 @@
 import { StoreIoError, VigilError } from '../shared/index.js';
 
+/** What to look at when LevelDB cannot read or write. */
+export const DISK_HINT =
+  'check that the data directory is writable, and that its disk has room and no I/O errors';
+
 /** Runs one LevelDB operation and turns any failure into a StoreIoError that says what was attempted. */
 export async function storeIo<T>(what: string, operation: () => Promise<T>): Promise<T> {
   try {
@@ -7,6 +11,6 @@ export async function storeIo<T>(what: string, operation: () => Promise<T>): Pro
   } catch (err) {
     if (err instanceof VigilError) throw err;
     const reason = err instanceof Error ? err.message : String(err);
-    throw new StoreIoError(`${what} failed: ${reason}`, { cause: err });
+    throw new StoreIoError(`${what} failed: ${reason}`, { cause: err, hint: DISK_HINT });
   }
 }

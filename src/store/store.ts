@@ -1,27 +1,50 @@
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Level } from 'level';
+import type { Logger } from 'pino';
 import { StoreIoError, StoreLockedError } from '../shared/index.js';
 import { cborEncoding } from './cbor-encoding.js';
+import { DISK_HINT } from './store-io.js';
 import type { RootLevel, Sublevel } from './level-types.js';
+import { CommandOutbox, type CommandOutboxLimits } from './command-outbox.js';
 import type { OutboxLimits } from './outbox.js';
 import { Outbox } from './outbox.js';
 import { DEFAULT_PROFILE_CACHE_ENTRIES, ProfileStore } from './profile-store.js';
+import { ReopenableLevel } from './reopenable-level.js';
+import { WriteFaultWatch, type StoreHealth, type WriteFaultOptions } from './write-fault.js';
 
-export const SUBLEVEL_NAMES = ['profiles', 'outbox', 'state', 'rules', 'creds', 'audit'] as const;
+// `delivered`: ids of the actions the cloud acknowledged, with the gateway time (the outbox's).
+export const SUBLEVEL_NAMES = [
+  'profiles',
+  'outbox',
+  'delivered',
+  'state',
+  'rules',
+  'creds',
+  'audit',
+  'commands',
+] as const;
 export type SublevelName = (typeof SUBLEVEL_NAMES)[number];
 
 export interface StoreOptions {
   /** Profiles (and known misses) kept in memory, in entries; default 100,000. */
   profileCacheSize?: number | undefined;
   outbox?: Partial<OutboxLimits> | undefined;
+  commands?: Partial<CommandOutboxLimits> | undefined;
   /** LevelDB's in-memory write buffer; a larger one speeds bulk imports. Default 16 MiB. */
   writeBufferBytes?: number | undefined;
   /** False for commands that only read: a missing database is then an error, not created. Default true. */
   createIfMissing?: boolean | undefined;
+  /** Where a failed write and the reopen after it are reported. */
+  logger?: Logger | undefined;
+  /** How a failed write is waited out (tests shorten the back-off); see `WriteFaultWatch`. */
+  writeFault?: Omit<WriteFaultOptions, 'logger'> | undefined;
 }
 
-/** The gateway's LevelDB: one directory, one process at a time. */
+/**
+ * The gateway's LevelDB: one directory, one process at a time. After a failed write (a full disk) it refuses
+ * writes and, once the disk has room, is reopened under the same `db` and `sublevels` objects, so whatever
+ * holds them (profiles, outbox, audit log, credentials, bundles) goes on without knowing.
+ */
 export interface Store {
   readonly dir: string;
   readonly db: RootLevel;
@@ -29,6 +52,10 @@ export interface Store {
   readonly sublevels: Readonly<Record<SublevelName, Sublevel>>;
   readonly profiles: ProfileStore;
   readonly outbox: Outbox;
+  /** Device commands until their device took them. */
+  readonly commands: CommandOutbox;
+  /** Whether LevelDB takes writes, and since when it does not. */
+  health(): StoreHealth;
   /** Waits for pending outbox writes, then closes LevelDB. */
   close(): Promise<void>;
 }
@@ -40,25 +67,39 @@ const DEFAULT_WRITE_BUFFER_BYTES = 16 * 1024 * 1024;
  * has it open, StoreIoError when it cannot be read.
  */
 export async function openStore(dir: string, opts: StoreOptions = {}): Promise<Store> {
-  const db: RootLevel = new Level<string, unknown>(dir, {
-    keyEncoding: 'utf8',
-    valueEncoding: cborEncoding,
-    writeBufferSize: opts.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
-  });
+  let watch: WriteFaultWatch | undefined;
+  const level = new ReopenableLevel(
+    dir,
+    {
+      keyEncoding: 'utf8',
+      valueEncoding: cborEncoding,
+      writeBufferSize: opts.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
+    },
+    (err) => watch?.failed(err),
+  );
+  watch = new WriteFaultWatch(level, { ...opts.writeFault, logger: opts.logger });
+  const faults = watch;
+  const db: RootLevel = level;
   try {
     await db.open({ createIfMissing: opts.createIfMissing ?? true });
   } catch (err) {
     if (isLocked(err)) throw new StoreLockedError(dir, { cause: err });
-    throw new StoreIoError(`cannot open the data directory ${dir}: ${describe(err)}`, { cause: err });
+    throw new StoreIoError(`cannot open the data directory ${dir}: ${describe(err)}`, {
+      cause: err,
+      hint: DISK_HINT,
+    });
   }
   const sublevels = Object.fromEntries(
     SUBLEVEL_NAMES.map((name) => [name, db.sublevel<string, unknown>(name, { valueEncoding: cborEncoding })]),
   ) as Record<SublevelName, Sublevel>;
   let outbox: Outbox;
+  let commands: CommandOutbox;
   try {
-    // The outbox encodes its values itself: it needs their size to enforce its byte bound.
+    // The outboxes encode their values themselves: they need their size to enforce their byte bounds.
     const raw = db.sublevel<string, Buffer>('outbox', { valueEncoding: 'buffer' });
-    outbox = await Outbox.open(db, raw, opts.outbox);
+    outbox = await Outbox.open(db, { outbox: raw, delivered: sublevels.delivered }, opts.outbox);
+    const rawCommands = db.sublevel<string, Buffer>('commands', { valueEncoding: 'buffer' });
+    commands = await CommandOutbox.open(db, rawCommands, opts.commands);
   } catch (err) {
     await db.close();
     throw err;
@@ -75,9 +116,13 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
     sublevels,
     profiles,
     outbox,
+    commands,
+    health: () => faults.health(),
     close() {
       closing ??= (async () => {
         await outbox.close();
+        await commands.close();
+        await faults.stop();
         await db.close();
       })();
       return closing;

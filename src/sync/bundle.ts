@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { VigilError } from '../shared/index.js';
 import { decodeCbor, encodeCbor } from '../store/index.js';
 import { parseSign1, signSign1, verifySign1 } from './cose-sign1.js';
 import type { SigningKey, TrustedKey } from './keys.js';
@@ -19,9 +20,9 @@ export interface BundleContent {
 }
 
 /** Layout of the signed payload; a gateway refuses a layout it does not know. */
-export const BUNDLE_FORMAT = 1;
+const BUNDLE_FORMAT = 1;
 export const MAX_BUNDLE_BYTES = 4 * 1024 * 1024;
-export const MAX_BUNDLE_FILES = 1_000;
+const MAX_BUNDLE_FILES = 1_000;
 /** A file at the top of the rules directory or in its `templates/` folder, as `vigil rules bundle` reads it. */
 const FILE_PATH = /^(templates\/)?[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\.ya?ml$/;
 
@@ -33,14 +34,14 @@ export type OpenedBundle =
   | { ok: false; reason: BundleDefect; detail: string; hash: string };
 
 /** The identity of a bundle: the SHA-256 of its bytes, in hex. */
-export function bundleHash(bytes: Uint8Array): string {
+function bundleHash(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Packs and signs `content`: a COSE_Sign1 message whose payload is the CBOR of the content. */
+/** Packs and signs `content`: a COSE_Sign1 message whose payload is the CBOR of the content; throws VIGIL_BUNDLE_INPUT when it cannot be a bundle. */
 export function createBundle(content: BundleContent, signer: SigningKey): Buffer {
   const problem = contentProblem({ format: BUNDLE_FORMAT, ...content });
-  if (problem !== undefined) throw new RangeError(`cannot bundle: ${problem}`);
+  if (problem !== undefined) throw new VigilError('VIGIL_BUNDLE_INPUT', `cannot bundle: ${problem}`);
   const payload = encodeCbor({
     format: BUNDLE_FORMAT,
     version: content.version,
@@ -49,7 +50,8 @@ export function createBundle(content: BundleContent, signer: SigningKey): Buffer
   });
   const bundle = signSign1(payload, signer.key, Buffer.from(signer.id, 'hex'));
   if (bundle.length > MAX_BUNDLE_BYTES) {
-    throw new RangeError(
+    throw new VigilError(
+      'VIGIL_BUNDLE_INPUT',
       `the bundle would be ${bundle.length} bytes; at most ${MAX_BUNDLE_BYTES} are accepted`,
     );
   }

@@ -1,15 +1,14 @@
 import type { Logger } from 'pino';
 import type { EngineOptions } from '../engine/index.js';
 import type { LoadResult, RuleSet } from '../rules/index.js';
+import { upstreamTopics } from '../shared/index.js';
 import type { Store } from '../store/index.js';
 import type { BundleStore } from './bundle-store.js';
 import type { TrustedKey } from './keys.js';
 import { ProfileSync } from './profile-sync.js';
 import { RuleSync, type RuleSyncOptions, type RunningRules } from './rule-sync.js';
-import { rulesRoutes, type RulesRoutes } from './rules-api.js';
 import type { RulesStatus } from './rules-status.js';
 import type { SwapReport, SwapTarget } from '../runtime/index.js';
-import { syncTopics } from './topics.js';
 
 export interface CloudSyncOptions {
   gateway: string;
@@ -33,19 +32,21 @@ export interface CloudSyncOptions {
   ready?: Promise<unknown>;
 }
 
-/** Rules and profiles from the cloud, wired: what the gateway hands messages and HTTP requests to. */
+/** Rules and profiles from the cloud, wired: what the gateway hands messages to. */
 export interface CloudSync {
   readonly rules: RuleSync;
   readonly profiles: ProfileSync;
-  readonly routes: RulesRoutes;
-  /** A message from the uplink; false when the topic is not one of sync's. */
-  onMessage(topic: string, payload: Buffer): boolean;
+  /**
+   * A message from the uplink: a promise that resolves once it is applied or refused for good (the uplink
+   * acknowledges it then) and rejects when the gateway stopped first; undefined when the topic is not sync's.
+   */
+  onMessage(topic: string, payload: Buffer): Promise<void> | undefined;
   /** Waits for the changes being applied; rule changes still waiting (for recovery) are dropped. */
   stop(): Promise<void>;
 }
 
 export async function startCloudSync(opts: CloudSyncOptions): Promise<CloudSync> {
-  const topics = syncTopics(opts.gateway);
+  const topics = upstreamTopics(opts.gateway);
   const { logger } = opts;
   const rules = new RuleSync({
     gateway: opts.gateway,
@@ -71,29 +72,27 @@ export async function startCloudSync(opts: CloudSyncOptions): Promise<CloudSync>
     now: opts.now,
   });
   const pending = new Set<Promise<unknown>>();
-  const track = (work: Promise<unknown>, what: string): void => {
+  const track = (work: Promise<unknown>, what: string): Promise<void> => {
     const settled = work.then(
       () => undefined,
-      (err: unknown) => logger.error({ err }, `${what} failed`),
+      (err: unknown) => logger.warn({ err }, `${what} not applied`),
     );
     pending.add(settled);
     void settled.finally(() => pending.delete(settled));
+    return work.then(() => undefined);
   };
   return {
     rules,
     profiles,
-    routes: rulesRoutes(rules),
     onMessage(topic, payload) {
       if (topic === topics.rules) {
         // An empty retained message clears the topic on the broker: there is no bundle to look at.
-        if (payload.length > 0) track(rules.applyBundle(payload, 'cloud'), 'rules bundle');
-        return true;
+        return payload.length > 0
+          ? track(rules.applyBundle(payload, 'cloud'), 'rules bundle')
+          : Promise.resolve();
       }
-      if (topic === topics.profiles) {
-        track(profiles.handle(payload), 'profile batch');
-        return true;
-      }
-      return false;
+      if (topic === topics.profiles) return track(profiles.handle(payload), 'profile batch');
+      return undefined;
     },
     async stop() {
       await rules.stop();

@@ -1,15 +1,8 @@
-export {
-  createBundle,
-  openBundle,
-  bundleHash,
-  BUNDLE_FORMAT,
-  MAX_BUNDLE_BYTES,
-  MAX_BUNDLE_FILES,
-} from './bundle.js';
+export { createBundle, openBundle, MAX_BUNDLE_BYTES } from './bundle.js';
 export type { BundleContent, BundleDefect, BundleFile, OpenedBundle } from './bundle.js';
 export { readBundleFiles } from './bundle-files.js';
 export { BundleStore, type StoredBundle } from './bundle-store.js';
-export { checkBundle, type BundleVerdict, type BundleInForce } from './check-bundle.js';
+export type { BundleVerdict, BundleInForce } from './check-bundle.js';
 export {
   keyId,
   readSigningKey,
@@ -17,21 +10,15 @@ export {
   readTrustedKeys,
   writeKeyPair,
   KeyFileError,
-  PRIVATE_KEY_FILE,
-  PUBLIC_KEY_FILE,
 } from './keys.js';
 export type { SigningKey, TrustedKey } from './keys.js';
 export { applyToStore } from './offline-apply.js';
-export { parseProfileBatch, MAX_PROFILE_BATCH_BYTES, MAX_PROFILE_BATCH_CHANGES } from './profile-batch.js';
+export { parseProfileBatch } from './profile-batch.js';
 export type { ParsedProfileBatch, ProfileBatch } from './profile-batch.js';
 export { ProfileSync, PROFILE_SEQ_KEY } from './profile-sync.js';
 export type { ProfileBatchStatus, ProfileSyncOptions } from './profile-sync.js';
 export { RuleSync } from './rule-sync.js';
 export type { RuleSyncOptions, RunningRules } from './rule-sync.js';
-export { rulesRoutes, type RulesRoutes, type UnchangedAnswer } from './rules-api.js';
-export { applyThroughGateway } from './rules-api-client.js';
 export type { RejectReason, RulesSource, RulesStatus } from './rules-status.js';
-
 export { chooseStartupRules } from './startup-rules.js';
-export { syncTopics } from './topics.js';
 export { startCloudSync, type CloudSync, type CloudSyncOptions } from './cloud-sync.js';

@@ -7,7 +7,7 @@ import {
 } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ConfigError } from '../shared/index.js';
+import { VigilError, type VigilErrorOptions } from '../shared/index.js';
 
 /** A public key the gateway accepts bundles from. */
 export interface TrustedKey {
@@ -25,10 +25,14 @@ export interface SigningKey {
 }
 
 /** A key file is missing, unreadable or not an Ed25519 key. Bad start-up configuration. */
-export class KeyFileError extends ConfigError {}
+export class KeyFileError extends VigilError {
+  constructor(message: string, options?: VigilErrorOptions) {
+    super('VIGIL_KEY_FILE', message, options);
+  }
+}
 
-export const PRIVATE_KEY_FILE = 'private.pem';
-export const PUBLIC_KEY_FILE = 'public.pem';
+const PRIVATE_KEY_FILE = 'private.pem';
+const PUBLIC_KEY_FILE = 'public.pem';
 
 /** The short id of an Ed25519 public key (or of the public half of a private one). */
 export function keyId(key: KeyObject): string {
@@ -115,6 +119,9 @@ async function readKeyFile(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new KeyFileError(`cannot read key file ${path}: ${(err as Error).message}`, { cause: err });
+    throw new KeyFileError(`cannot read key file ${path}: ${(err as Error).message}`, {
+      cause: err,
+      hint: '`vigil keygen --out DIR` makes a key pair: private.pem signs bundles, a gateway trusts public.pem',
+    });
   }
 }

@@ -1,5 +1,6 @@
 import { decodePayload } from '../ingest/index.js';
 import type { Profile } from '../shared/index.js';
+import { profileSecretProblem } from '../credentials/index.js';
 
 /**
  * A batch of profile changes from the cloud, on `vigil/{gw}/profiles`, JSON or CBOR:
@@ -12,14 +13,17 @@ export interface ProfileBatch {
   deletes: string[];
 }
 
-export const MAX_PROFILE_BATCH_BYTES = 16 * 1024 * 1024;
-export const MAX_PROFILE_BATCH_CHANGES = 100_000;
+const MAX_PROFILE_BATCH_BYTES = 16 * 1024 * 1024;
+const MAX_PROFILE_BATCH_CHANGES = 100_000;
 const MAX_ID_CHARS = 256;
 
 export type ParsedProfileBatch =
   { ok: true; batch: ProfileBatch } | { ok: false; seq?: number; detail: string };
 
-/** Decodes and validates a batch; one bad entry refuses the whole batch, which applies all or nothing. */
+/**
+ * Decodes and validates a batch; one bad entry refuses the whole batch, which applies all or nothing. An
+ * upsert with a field named like a secret is a bad entry: credentials are provisioned as hashes, by import.
+ */
 export function parseProfileBatch(payload: Buffer): ParsedProfileBatch {
   const decoded = decodePayload(payload, MAX_PROFILE_BATCH_BYTES);
   if (!decoded.ok) return { ok: false, detail: `not a JSON object or CBOR map (${decoded.detail})` };
@@ -47,6 +51,8 @@ export function parseProfileBatch(payload: Buffer): ParsedProfileBatch {
     const bad = idProblem(id);
     if (bad !== undefined) return refuse(`upsert[${i}].id ${bad}`);
     if (touched.has(id as string)) return refuse(`device ${JSON.stringify(id)} appears twice in the batch`);
+    const secret = profileSecretProblem(profile as Profile);
+    if (secret !== undefined) return refuse(`upsert[${i}] (device ${JSON.stringify(id)}): ${secret}`);
     touched.add(id as string);
     batch.upserts.push({ id: id as string, profile: profile as Profile });
   }

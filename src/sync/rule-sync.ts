@@ -75,9 +75,15 @@ export class RuleSync {
     return this.current;
   }
 
-  /** Checks and applies a bundle; resolves to the outcome, or undefined when it is the one running. */
+  /**
+   * Checks and applies a bundle; resolves to the outcome, or undefined when it is the one running. Rejects when
+   * the gateway stopped before it was looked at.
+   */
   applyBundle(bytes: Uint8Array, source: Exclude<RulesSource, 'dir'>): Promise<RulesStatus | undefined> {
-    return this.serially(() => this.tryBundle(Buffer.from(bytes), source));
+    return this.serially(
+      () => this.tryBundle(Buffer.from(bytes), source),
+      () => Promise.reject(new Error('the gateway is stopping: the rules bundle was not looked at')),
+    );
   }
 
   /** SIGHUP: compiles the local rules directory and swaps it in, unless a bundle is in force. */
@@ -89,8 +95,8 @@ export class RuleSync {
   }
 
   /**
-   * Finishes the change under way; those still waiting are dropped (a bundle comes again as the retained
-   * message on the next start). Changes asked for from now on are dropped too.
+   * Finishes the change under way; those still waiting are dropped, their promises rejected (a bundle comes
+   * again as the retained message on the next start). Changes asked for from now on are dropped too.
    */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -103,10 +109,7 @@ export class RuleSync {
     return Promise.resolve(swapRules(this.opts.target, rules, this.opts.engine));
   }
 
-  private serially<T>(
-    work: () => Promise<T>,
-    dropped: () => Promise<T> = () => Promise.resolve(undefined as T),
-  ): Promise<T> {
+  private serially<T>(work: () => Promise<T>, dropped: () => Promise<T>): Promise<T> {
     const next = this.queue.then(() => (this.stopping ? dropped() : work()));
     this.queue = next.catch(() => undefined);
     return next;

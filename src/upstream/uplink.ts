@@ -1,8 +1,8 @@
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { isExpired, RateLimiter } from '../actions/index.js';
 import type { Policy, RatePolicy } from '../rules/policy.js';
-import type { Action } from '../shared/index.js';
+import { upstreamTopics, type Action } from '../shared/index.js';
 import type { OutboxSource } from './outbox-source.js';
 import { queuedExpired } from './queued-expired.js';
 
@@ -14,10 +14,46 @@ export interface BatchOptions {
   withinMs: number;
 }
 
+/** A message the cloud sent down on one of the gateway's topics. */
+export interface CloudMessage {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  /** The packet id the broker gave it (QoS 1 and 2); a redelivery of the same message keeps it. */
+  messageId: number | undefined;
+  /** The broker marked it as sent before [MQTT-3.3.1-1]. */
+  dup: boolean;
+  /** Which connection of the uplink it came on (a number bumped on every connection). */
+  connection: number;
+}
+
+/**
+ * Takes a message from the cloud. A promise it returns holds the acknowledgement back: the PUBACK is sent once
+ * it resolves; when it rejects none is sent and the broker delivers the message again on the next session.
+ * Any other return value is acknowledged at once.
+ */
+export type CloudMessageHandler = (message: CloudMessage) => Promise<unknown> | void;
+
+/** The MQTT session with the cloud broker: kept while the gateway is away, so what is sent meanwhile waits. */
+export interface SessionOptions {
+  /** 4 (MQTT 3.1.1) or 5. */
+  protocolVersion: 4 | 5;
+  /** MQTT 5: how long the broker keeps the session after the connection is gone. */
+  expiryMs: number;
+}
+
+/** How long `stop` waits for the messages from the cloud being recorded before it gives them up unacknowledged. */
+const STOP_RECEIVING_MS = 2_000;
+/** The longest MQTT 5 session expiry, in seconds; it means "never" (MQTT 5.0 §3.1.2.11.2). */
+const MAX_EXPIRY_S = 0xffff_ffff;
+
 export interface UplinkOptions {
   url: string;
   gatewayId: string;
+  /** Default `vigil-{gatewayId}`. It names the session on the broker, so it must not change across restarts. */
   clientId?: string | undefined;
+  /** Default MQTT 3.1.1 (whose persistent session lasts as long as the broker keeps it). */
+  session?: SessionOptions | undefined;
   username?: string | undefined;
   password?: string | undefined;
   /** For mqtts:// (or tls://): a CA to trust, and a client certificate and key (AWS IoT Core wants them). */
@@ -37,24 +73,12 @@ export interface UplinkOptions {
   batch?: BatchOptions | undefined;
   /** The gateway's clock, in ms: `rate` and `ttl` are measured on it. Default `Date.now`. */
   now?: () => number;
-  /** Messages on the topics the cloud sends down (rules, profiles, events). */
-  onMessage?: (topic: string, payload: Buffer) => void;
+  /** Messages on the topics the cloud sends down (rules, profiles, events); see `CloudMessageHandler`. */
+  onMessage?: CloudMessageHandler;
   onSent?: (action: Action) => void;
   /** An action left the outbox unsent: it waited longer than its category's `ttl`. */
   onExpired?: (action: Action, now: number) => void;
   onConnectionChange?: (connected: boolean) => void;
-}
-
-/** Upstream topics of one gateway (DESIGN.md). */
-export function upstreamTopics(gw: string) {
-  return {
-    actions: `vigil/${gw}/actions`,
-    status: `vigil/${gw}/status`,
-    rules: `vigil/${gw}/rules`,
-    rulesStatus: `vigil/${gw}/rules/status`,
-    profiles: `vigil/${gw}/profiles`,
-    events: `vigil/${gw}/events`,
-  } as const;
 }
 
 /**
@@ -65,6 +89,13 @@ export function upstreamTopics(gw: string) {
  * The outbox hands actions out highest priority first, so whatever holds the drain back (an outage, the
  * `rate` of the policy, the in-flight window) makes the lower priorities wait, never the higher ones. An
  * action whose `ttl` passed is dropped when its turn comes rather than sent late.
+ *
+ * The session is persistent (`clean: false` under a fixed client id): the broker keeps the subscriptions and
+ * queues what the cloud sends at QoS 1 while the gateway is away, even across a crash. A message from the cloud
+ * is acknowledged only once its handler is done with it (see `CloudMessageHandler`); until then the broker
+ * holds it and delivers it again on the next session. mqtt.js hands messages over one at a time, so the next
+ * one waits for the last one's acknowledgement. Its own store of unacknowledged actions is in memory; after
+ * a crash the outbox sends them again.
  */
 export class Uplink {
   private readonly client: MqttClient;
@@ -89,6 +120,8 @@ export class Uplink {
   private lingerUntil: number | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private wakeAt = Number.POSITIVE_INFINITY;
+  /** Messages from the cloud handed over and not acknowledged yet: `stop` gives them up after a while. */
+  private readonly receiving = new Set<{ settled: Promise<void>; giveUp: () => void }>();
 
   constructor(private readonly opts: UplinkOptions) {
     if (opts.batch && (!Number.isInteger(opts.batch.max) || opts.batch.max < 1 || opts.batch.withinMs < 0)) {
@@ -98,8 +131,21 @@ export class Uplink {
     }
     this.topics = upstreamTopics(opts.gatewayId);
     this.now = opts.now ?? Date.now;
+    const session = opts.session ?? { protocolVersion: 4, expiryMs: 0 };
     this.client = mqtt.connect(opts.url, {
       clientId: opts.clientId ?? `vigil-${opts.gatewayId}`,
+      protocolVersion: session.protocolVersion,
+      // [MQTT-3.1.2-4], [MQTT-3.1.2-5]: the broker resumes the session and delivers what it kept for it.
+      clean: false,
+      ...(session.protocolVersion === 5
+        ? {
+            properties: {
+              sessionExpiryInterval: Math.min(MAX_EXPIRY_S, Math.ceil(session.expiryMs / 1000)),
+            },
+          }
+        : {}),
+      // `onConnect` subscribes on every connection, whether the broker kept the session or not.
+      resubscribe: false,
       ...(opts.username !== undefined ? { username: opts.username } : {}),
       ...(opts.password !== undefined ? { password: opts.password } : {}),
       ...(opts.tls?.ca !== undefined ? { ca: opts.tls.ca } : {}),
@@ -108,7 +154,6 @@ export class Uplink {
       keepalive: Math.max(1, Math.round(opts.keepaliveMs / 1000)),
       reconnectPeriod: opts.reconnectMs,
       connectTimeout: 10_000,
-      clean: true,
       queueQoSZero: false,
       // `connect()`: once every topic the cloud sends down has its handler.
       manualConnect: true,
@@ -119,7 +164,8 @@ export class Uplink {
     this.client.on('error', (err) =>
       this.opts.logger.warn({ err: err.message, url: opts.url }, 'upstream error'),
     );
-    this.client.on('message', (topic, payload) => this.opts.onMessage?.(topic, payload));
+    // mqtt.js calls this for every message and sends the PUBACK of a QoS 1 one when `done` is called.
+    this.client.handleMessage = (packet, done) => this.receive(packet, done);
   }
 
   /** Starts connecting (and reconnecting after every loss) to the cloud broker. */
@@ -144,11 +190,6 @@ export class Uplink {
     return this.paced.limiter;
   }
 
-  /** Actions published and not yet acknowledged. */
-  get inflightCount(): number {
-    return this.inflight.size;
-  }
-
   /** Something was added to the outbox: send it if the connection, the rate and the window allow. */
   kick(): void {
     this.drain();
@@ -164,10 +205,18 @@ export class Uplink {
     return expired.length;
   }
 
-  /** Publishes `offline` (the will covers crashes) and closes the connection. */
+  /**
+   * Publishes `offline` (the will covers crashes) and closes the connection. Messages from the cloud still being
+   * recorded get a moment to be acknowledged; those that do not make it are delivered again on the next start.
+   */
   async stop(): Promise<void> {
     this.closed = true;
     this.clearWake();
+    await settledWithin(
+      [...this.receiving].map((r) => r.settled),
+      STOP_RECEIVING_MS,
+    );
+    for (const r of this.receiving) r.giveUp();
     if (this.client.connected) {
       await this.client
         .publishAsync(this.topics.status, 'offline', { qos: 1, retain: true })
@@ -181,6 +230,62 @@ export class Uplink {
     this.client.publish(topic, payload, { qos: 1 }, (err) => {
       if (err) this.opts.logger.warn({ err: err.message, topic }, 'upstream publish failed');
     });
+  }
+
+  /**
+   * One message from the cloud: acknowledged once its handler is done with it, on the connection it came on. A
+   * handler that throws is a bug, not the message's fault: the message is acknowledged so that it does not
+   * come back forever.
+   */
+  private receive(packet: IPublishPacket, done: (err?: Error) => void): void {
+    const connection = this.generation;
+    if (this.closed) {
+      done(new Error('the uplink is closing'));
+      return;
+    }
+    let handled: Promise<unknown> | void = undefined;
+    try {
+      handled = this.opts.onMessage?.({
+        topic: packet.topic,
+        payload: typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload,
+        qos: packet.qos,
+        messageId: packet.messageId,
+        dup: packet.dup,
+        connection,
+      });
+    } catch (err) {
+      this.opts.logger.error({ err, topic: packet.topic }, 'handling a message from the cloud failed');
+    }
+    if (!(handled instanceof Promise)) {
+      done();
+      return;
+    }
+    let finished = false;
+    const finish = (err?: Error): void => {
+      if (finished) return;
+      finished = true;
+      this.receiving.delete(entry);
+      done(err);
+    };
+    const entry = {
+      settled: handled.then(
+        () => {
+          // A PUBACK queued for a later connection could acknowledge another message under the same id: the
+          // broker sends this one again instead, and it is recognised then.
+          if (connection === this.generation && this.client.connected) finish();
+          else finish(new Error('the connection it came on is gone'));
+        },
+        (err: unknown) => {
+          this.opts.logger.debug(
+            { err, topic: packet.topic, messageId: packet.messageId },
+            'message from the cloud not acknowledged; the broker delivers it again',
+          );
+          finish(err instanceof Error ? err : new Error(String(err)));
+        },
+      ),
+      giveUp: () => finish(new Error('the uplink closed before it was recorded')),
+    };
+    this.receiving.add(entry);
   }
 
   private onConnect(): void {
@@ -321,7 +426,8 @@ export class Uplink {
       // Acknowledged, even if on a connection since replaced: they may leave the outbox. They stay held
       // until removed so that the drain does not pick them up again meanwhile.
       for (const action of actions) this.opts.onSent?.(action);
-      Promise.all(actions.map((action) => this.opts.outbox.remove(action.id))).then(
+      const at = this.now();
+      Promise.all(actions.map((action) => this.opts.outbox.markDelivered(action.id, at))).then(
         () => {
           settle();
           this.kick();
@@ -368,4 +474,15 @@ export class Uplink {
     this.wakeTimer = undefined;
     this.wakeAt = Number.POSITIVE_INFINITY;
   }
+}
+
+/** Waits for all of `promises` to settle, or `ms`, whichever comes first. */
+async function settledWithin(promises: Array<Promise<unknown>>, ms: number): Promise<void> {
+  if (promises.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.allSettled(promises),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]);
+  clearTimeout(timer);
 }

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { ConfigError } from '../shared/index.js';
+import { ConfigError, TlsFileError } from '../shared/index.js';
 
 /** PEM material for the connection to the cloud broker. */
 export interface UpstreamTls {
@@ -10,7 +10,7 @@ export interface UpstreamTls {
 
 /**
  * Reads `upstream.tls`: a CA to trust beyond the system's, and a client certificate with its key (both
- * or neither). Undefined when nothing is set. Throws ConfigError naming the setting.
+ * or neither). Undefined when nothing is set. Throws an error naming the setting.
  */
 export async function readUpstreamTls(files: {
   ca?: string | undefined;
@@ -26,7 +26,7 @@ export async function readUpstreamTls(files: {
     try {
       return await readFile(path);
     } catch (err) {
-      throw new ConfigError(`${setting}: cannot read ${path}: ${(err as Error).message}`, { cause: err });
+      throw new TlsFileError(`${setting}: cannot read ${path}: ${(err as Error).message}`, { cause: err });
     }
   };
   const [ca, cert, key] = await Promise.all([

@@ -37,6 +37,20 @@ const setup = await prepareVigil(
 );
 const cloud = await startCloudBroker();
 const perEvent = new Map<string, number[]>();
+const minorGcs = new Map<string, number[]>();
+
+/** The gateway's young-generation collections and device events so far, from its /metrics. */
+async function gcAndEvents(sut: {
+  metrics: () => Promise<string>;
+}): Promise<{ minorGcs: number; events: number }> {
+  const text = await sut.metrics();
+  const sum = (pattern: RegExp): number =>
+    [...text.matchAll(pattern)].reduce((total, m) => total + Number(m[1] ?? 0), 0);
+  return {
+    minorGcs: sum(/^vigil_nodejs_gc_duration_seconds_count\{kind="minor"\} (\S+)$/gm),
+    events: sum(/^vigil_events_in_total\{[^}]*source="device"[^}]*\} (\S+)$/gm),
+  };
+}
 try {
   for (let round = 0; round < Number(values.rounds); round++) {
     for (const gateway of positionals) {
@@ -59,15 +73,23 @@ try {
           },
           'connected',
         );
+        const before = await gcAndEvents(sut);
         const { record } = await measure(gen, sut, rate, qos, {
           warmupMs: 2_000,
           measureMs: 10_000,
           drainMs: 3_000,
         });
+        const after = await gcAndEvents(sut);
         const us = (record.cpuPct / 100 / record.achievedRate) * 1e6;
         perEvent.set(gateway, [...(perEvent.get(gateway) ?? []), us]);
+        // Young-generation collections per 1,000 events: they run each time the nursery fills, so they follow the
+        // bytes allocated per event (the nursery's size is the same in both builds).
+        const minorPerK =
+          ((after.minorGcs - before.minorGcs) / Math.max(1, after.events - before.events)) * 1000;
+        minorGcs.set(gateway, [...(minorGcs.get(gateway) ?? []), minorPerK]);
         process.stdout.write(
-          `${gateway}: ${us.toFixed(1)} µs CPU/event (CPU ${record.cpuPct}% at ${record.achievedRate}/s), ` +
+          `${gateway}: ${us.toFixed(1)} µs CPU/event, ${minorPerK.toFixed(2)} minor GCs per 1,000 events ` +
+            `(CPU ${record.cpuPct}% at ${record.achievedRate}/s), ` +
             `p50 ${record.latencyMs?.p50 ?? '–'} ms, p99 ${record.latencyMs?.p99 ?? '–'} ms, ` +
             `CPU stall ${record.cpuStallPct ?? '–'}%, dropped ${record.dropped}\n`,
         );
@@ -84,7 +106,10 @@ try {
 for (const [gateway, list] of perEvent) {
   const sorted = [...list].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)] ?? NaN;
+  const gcs = [...(minorGcs.get(gateway) ?? [])].sort((a, b) => a - b);
+  const gcMedian = gcs[Math.floor(gcs.length / 2)] ?? NaN;
   process.stdout.write(
-    `${gateway}: median ${median.toFixed(1)} µs CPU/event (${sorted.map((v) => v.toFixed(1)).join(', ')})\n`,
+    `${gateway}: median ${median.toFixed(1)} µs CPU/event (${sorted.map((v) => v.toFixed(1)).join(', ')}), ` +
+      `median ${gcMedian.toFixed(2)} minor GCs per 1,000 events (${gcs.map((v) => v.toFixed(2)).join(', ')})\n`,
   );
 }

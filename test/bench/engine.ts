@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import { Engine, parseTimerKey, TimerQueue } from '../../src/engine/index.js';
+import { Engine, kindOf, parseTimerKey, TimerQueue } from '../../src/engine/index.js';
 import type { Effect } from '../../src/engine/index.js';
 import { loadRulesDir, shippedRulesDir, TEMPLATES_DIR } from '../../src/rules/index.js';
 import type { RuleSet } from '../../src/rules/index.js';
@@ -211,7 +211,8 @@ async function loadRules(thresholds: number): Promise<RuleSet> {
 
 /** Scenarios that look at an event of `type` published by a device (`absent: any` sees all of those). */
 const listenersOf = (rules: RuleSet, type: string): number =>
-  rules.scenarios.filter((s) => s.listens.includes(type) || (s.when.kind === 'silence' && s.when.any)).length;
+  rules.scenarios.filter((s) => s.listens.includes(type) || kindOf(s.when).hearsDevice?.(s.when) === true)
+    .length;
 
 // ---------------------------------------------------------------------------------------------------------
 // Driving the engine as the runtime does (pipeline.ts, replay.ts): effects applied to the timer queue.

@@ -1,23 +1,18 @@
 // Imports generated profiles NDJSON into a fresh LevelDB and prints the rate.
 // node --import tsx test/bench/profile-import.ts [--profiles 1000000] [--batch 1000[,5000...]] [--api]
-// --api also imports through the gateway's HTTP route (profileRoutes on 127.0.0.1), as `vigil profiles
+// --api also imports through the gateway's HTTP route (the profile routes on 127.0.0.1), as `vigil profiles
 // import` does when a gateway holds the data directory.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
-import {
-  cborInUse,
-  importProfiles,
-  importThroughGateway,
-  openStore,
-  profileRoutes,
-} from '../../src/store/index.js';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { GatewayClient, HttpApi, HttpMetrics, mountProfileRoutes } from '../../src/api/index.js';
+import { cborInUse, importProfiles, openStore } from '../../src/store/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -92,26 +87,22 @@ try {
   }
   if (values.api) {
     const store = await openStore(join(dir, 'db-api'));
-    const routes = profileRoutes(store);
-    const server = createServer((req, res) => {
-      routes.importNdjson(req, res).catch((err: unknown) => res.destroy(err as Error));
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
+    const api = new HttpApi({ logger: pino({ level: 'silent' }), metrics: new HttpMetrics(new Registry()) });
+    mountProfileRoutes(api, store);
+    const { port } = await api.listen('127.0.0.1', 0);
     try {
       const started = performance.now();
-      const summary = await importThroughGateway(
-        { pid: process.pid, http: `http://127.0.0.1:${port}` },
-        createReadStream(file, { highWaterMark: 1 << 20 }),
-      );
+      const summary = await new GatewayClient({
+        pid: process.pid,
+        http: `http://127.0.0.1:${port}`,
+      }).importProfiles(createReadStream(file, { highWaterMark: 1 << 20 }));
       const seconds = (performance.now() - started) / 1000;
       console.log(
         `through the HTTP API: imported ${summary.imported.toLocaleString('en-US')} in ${seconds.toFixed(2)} s = ` +
           `${Math.round(summary.imported / seconds).toLocaleString('en-US')} profiles/s`,
       );
     } finally {
-      server.close();
+      await api.close();
       await store.close();
     }
   }

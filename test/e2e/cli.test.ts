@@ -48,6 +48,20 @@ describe('the vigil command line', () => {
     expect(env.stderr).toMatch(/VIGIL_HTTP_PORT: http\.port must be a number/);
   });
 
+  test('a data directory held by another process stops start-up with the message, then a hint', async () => {
+    const dir = await tempDir();
+    cleanups.push(() => dir.remove());
+    const data = join(dir.path, 'data');
+    const holder = await openStore(data);
+    cleanups.push(() => holder.close());
+    const result = await runCli(['run', '--data', data, '--mqtt-port', '0', '--http-port', '0']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      `vigil: data directory ${data} is in use by another process\n` +
+        'hint: stop the process that holds it (another gateway or vigil command), or give this one another directory with --data\n',
+    );
+  });
+
   test('rules check: exit 0 on the shipped rules, exit 1 with file:line errors on broken ones', async () => {
     const ok = await runCli(['rules', 'check', SHIPPED]);
     expect(ok.code).toBe(0);

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { generateProfiles, runSim, type SimOptions } from '../../firmware-sim/index.js';
 import { startLocalBroker } from '../../src/broker/index.js';
 import type { Action } from '../../src/shared/index.js';
-import { generateSecret, hashSecret } from '../../src/store/index.js';
+import { generateSecret, hashSecret } from '../../src/credentials/index.js';
 import { startGatewayProcess } from '../helpers/gateway-process.js';
 import { Collector } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';

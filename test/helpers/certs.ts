@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -13,6 +14,8 @@ export interface TestPki {
   serverKey: string;
   /** Makes a client certificate with this common name, signed by the CA (or by `otherCa`). */
   client(commonName: string, opts?: { signer?: 'ca' | 'rogue' }): Promise<{ cert: string; key: string }>;
+  /** The CA's revocation list (PEM), revoking these certificates (files made by `client`). */
+  crl(revoked: readonly string[]): Promise<Buffer>;
 }
 
 /** A throwaway PKI made with `openssl` in `dir`: a CA, a server certificate, client certificates on demand. */
@@ -89,5 +92,30 @@ export async function makePki(dir: string): Promise<TestPki> {
     serverKey: server.key,
     client: (commonName, opts = {}) =>
       issue(`client-${n++}`, commonName, opts.signer ?? 'ca', 'extendedKeyUsage=clientAuth'),
+    crl: (revoked) => makeCrl(dir, revoked),
   };
+}
+
+/** A CRL signed by `dir/ca.key`, made with `openssl ca` over a fresh database of revocations. */
+async function makeCrl(dir: string, revoked: readonly string[]): Promise<Buffer> {
+  const db = await mkdtemp(join(dir, 'crl-'));
+  const config = [
+    '[ca]',
+    'default_ca = ca_default',
+    '[ca_default]',
+    `database = ${join(db, 'index.txt')}`,
+    `crlnumber = ${join(db, 'crlnumber')}`,
+    `certificate = ${join(dir, 'ca.crt')}`,
+    `private_key = ${join(dir, 'ca.key')}`,
+    'default_md = sha256',
+    'default_crl_days = 2',
+    '',
+  ].join('\n');
+  await writeFile(join(db, 'ca.cnf'), config);
+  await writeFile(join(db, 'index.txt'), '');
+  await writeFile(join(db, 'crlnumber'), '1000\n');
+  const openssl = (...args: string[]) => run('openssl', ['ca', '-config', join(db, 'ca.cnf'), ...args]);
+  for (const cert of revoked) await openssl('-revoke', cert);
+  await openssl('-gencrl', '-out', join(db, 'crl.pem'));
+  return readFile(join(db, 'crl.pem'));
 }

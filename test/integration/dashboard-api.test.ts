@@ -193,9 +193,13 @@ describe('dashboard JSON API', () => {
       (await get<{ actions: ActionEntry[] }>(gateway, '/api/actions?limit=100000')).body.actions,
     ).toHaveLength(3);
     for (const bad of ['abc', '0', '-1', '2.5']) {
-      const res = await get<{ error: string }>(gateway, `/api/actions?limit=${bad}`);
+      const res = await get<{ error: { code: string; message: string } }>(
+        gateway,
+        `/api/actions?limit=${bad}`,
+      );
       expect(res.status, bad).toBe(400);
-      expect(res.body.error).toMatch(/limit must be a positive integer/);
+      expect(res.body.error.code).toBe('VIGIL_HTTP_BAD_QUERY');
+      expect(res.body.error.message).toMatch(/limit must be a positive integer/);
     }
   });
 
@@ -247,9 +251,9 @@ describe('dashboard JSON API', () => {
     // Heard from a moment ago: still online, though not connected.
     expect(gone.body.online).toBe(true);
 
-    const unknown = await get<{ error: string }>(gateway, '/api/devices/nobody');
+    const unknown = await get<{ error: { code: string; message: string } }>(gateway, '/api/devices/nobody');
     expect(unknown.status).toBe(404);
-    expect(unknown.body.error).toMatch(/unknown device: nobody/);
+    expect(unknown.body.error.message).toMatch(/unknown device: nobody/);
     // A device with a profile that never showed up is known.
     await gateway.store.profiles.put('dev-2', { id: 'dev-2' });
     const quiet2 = await get<DeviceBody>(gateway, '/api/devices/dev-2');

@@ -2,7 +2,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { parseConfig, type ConfigInput } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/app/index.js';
-import { CredentialStore } from '../../src/store/index.js';
+import { CredentialStore } from '../../src/credentials/index.js';
 import { tempDir } from '../helpers/temp.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];

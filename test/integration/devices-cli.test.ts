@@ -6,7 +6,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { addCommand, hashCommand, listCommand, removeCommand } from '../../src/cli/devices-command.js';
 import { parseConfig } from '../../src/config/index.js';
 import { startGateway } from '../../src/app/index.js';
-import { secretMatches } from '../../src/store/index.js';
+import { secretMatches } from '../../src/credentials/index.js';
 import { tempDir } from '../helpers/temp.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];

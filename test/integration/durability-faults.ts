@@ -16,10 +16,16 @@ export function captureLogs(level = 'info'): { logger: Logger; lines: Array<Reco
   return { logger: pino({ level }, stream), lines };
 }
 
+/** The write operations of the journal's storage that a fault can be injected into. */
+export type StorageOp = 'write' | 'fdatasync' | 'create' | 'truncate' | 'replace' | 'fsync of the directory';
+
 /** The filesystem journal storage, with a switch that makes every write fail as a full disk would. */
 export interface FaultyStorage extends JournalStorage {
-  /** From now on writes, syncs and file creations fail with `code` (ENOSPC: the disk is full). */
-  fail(code?: string): void;
+  /**
+   * From now on writes, syncs and file creations fail with `code` (ENOSPC: the disk is full); with `only`,
+   * just those operations (`replace`: a checkpoint; `create`: a new segment, at a rotation or a rewrite).
+   */
+  fail(code?: string, only?: readonly StorageOp[]): void;
   heal(): void;
   /** Write operations refused so far. */
   readonly refused: number;
@@ -27,9 +33,10 @@ export interface FaultyStorage extends JournalStorage {
 
 export function faultyStorage(base: JournalStorage = fileJournalStorage()): FaultyStorage {
   let failing: string | undefined;
+  let failingOps: readonly StorageOp[] | undefined;
   let refused = 0;
-  const check = (what: string): void => {
-    if (failing === undefined) return;
+  const check = (what: StorageOp): void => {
+    if (failing === undefined || (failingOps !== undefined && !failingOps.includes(what))) return;
     refused++;
     throw Object.assign(new Error(`${failing}: injected fault on ${what}`), { code: failing });
   };
@@ -65,8 +72,9 @@ export function faultyStorage(base: JournalStorage = fileJournalStorage()): Faul
       check('fsync of the directory');
       await base.syncDir(dir);
     },
-    fail: (code = 'ENOSPC') => {
+    fail: (code = 'ENOSPC', only) => {
       failing = code;
+      failingOps = only;
     },
     heal: () => {
       failing = undefined;

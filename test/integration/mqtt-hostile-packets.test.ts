@@ -4,7 +4,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseConfig } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/app/index.js';
-import { CredentialStore } from '../../src/store/index.js';
+import { CredentialStore } from '../../src/credentials/index.js';
 import { tempDir } from '../helpers/temp.js';
 
 // One gateway for the file: each case must leave it serving, which is what is being tested.

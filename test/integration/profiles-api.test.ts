@@ -6,13 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import {
-  GatewayApiError,
-  getThroughGateway,
-  importThroughGateway,
-  openStore,
-  type Store,
-} from '../../src/store/index.js';
+import { GatewayApiError, GatewayClient } from '../../src/api/index.js';
+import { openStore, type Store } from '../../src/store/index.js';
 import { startProfileApi, type ApiServer } from './profiles-harness.js';
 
 let dir: string;
@@ -50,9 +45,12 @@ describe('profile API', () => {
     );
     lines.splice(5, 0, '{"id": broken');
     let sent = 0;
-    const summary = await importThroughGateway(gateway(api.url), Readable.from([lines.join('\n')]), {
-      onBytes: (n) => (sent = n),
-    });
+    const summary = await new GatewayClient(gateway(api.url)).importProfiles(
+      Readable.from([lines.join('\n')]),
+      {
+        onBytes: (n) => (sent = n),
+      },
+    );
     expect(summary).toMatchObject({ imported: 20_000, rejected: 1 });
     expect(summary.errors).toHaveLength(1);
     expect(summary.errors[0]?.line).toBe(6);
@@ -60,17 +58,29 @@ describe('profile API', () => {
     await expect(store.profiles.get('dev-19999')).resolves.toEqual({ id: 'dev-19999', maxTemp: 19_999 % 90 });
   });
 
+  test('a profile with a field named like a secret is refused by line and never stored', async () => {
+    api = await startProfileApi(store);
+    const lines = ['{"id":"dev-1","maxTemp":50}', '{"id":"dev-2","mqtt":{"password":"hunter2"}}'];
+    const summary = await new GatewayClient(gateway(api.url)).importProfiles(
+      Readable.from([lines.join('\n')]),
+    );
+    expect(summary).toMatchObject({ imported: 1, rejected: 1 });
+    expect(summary.errors[0]).toMatchObject({ line: 2 });
+    expect(summary.errors[0]?.message).toContain('field "mqtt.password" is named like a secret');
+    await expect(store.profiles.get('dev-2')).resolves.toBeUndefined();
+  });
+
   test('reads one profile by id, and says when there is none', async () => {
     api = await startProfileApi(store);
     await store.profiles.put('dev/1 ä', { id: 'dev/1 ä', site: 'north' });
-    await expect(getThroughGateway(gateway(api.url), 'dev/1 ä')).resolves.toEqual({
+    await expect(new GatewayClient(gateway(api.url)).profile('dev/1 ä')).resolves.toEqual({
       id: 'dev/1 ä',
       site: 'north',
     });
-    await expect(getThroughGateway(gateway(api.url), 'nobody')).resolves.toBeUndefined();
+    await expect(new GatewayClient(gateway(api.url)).profile('nobody')).resolves.toBeUndefined();
     await expect(raw(`${api.url}/api/profiles/nobody`, 'GET')).resolves.toEqual({
       status: 404,
-      body: { error: 'no profile with id "nobody"' },
+      body: { error: { code: 'VIGIL_NOT_FOUND', message: 'no profile with id "nobody"' } },
     });
   });
 
@@ -83,8 +93,8 @@ describe('profile API', () => {
   test('sends the token from gateway.json, and says so when the gateway refuses it', async () => {
     api = await startProfileApi(store, { token: 's3cret' });
     await store.profiles.put('dev-1', { v: 1 });
-    await expect(getThroughGateway(gateway(api.url, 's3cret'), 'dev-1')).resolves.toEqual({ v: 1 });
-    const err = await getThroughGateway(gateway(api.url, 'wrong'), 'dev-1').catch((e: unknown) => e);
+    await expect(new GatewayClient(gateway(api.url, 's3cret')).profile('dev-1')).resolves.toEqual({ v: 1 });
+    const err = await new GatewayClient(gateway(api.url, 'wrong')).profile('dev-1').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GatewayApiError);
     expect((err as Error).message).toMatch(/401.*token/);
   });
@@ -96,7 +106,9 @@ describe('profile API', () => {
     const { port } = probe.address() as AddressInfo;
     probe.close();
     await once(probe, 'close');
-    const err = await getThroughGateway(gateway(`http://127.0.0.1:${port}`), 'x').catch((e: unknown) => e);
+    const err = await new GatewayClient(gateway(`http://127.0.0.1:${port}`))
+      .profile('x')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GatewayApiError);
     expect((err as Error).message).toContain(
       `cannot reach the gateway (pid ${process.pid}) at http://127.0.0.1:${port}`,
@@ -113,7 +125,9 @@ describe('profile API', () => {
     req.destroy();
     // The server notices the break and answers no one; the next request still works.
     await expect.poll(() => store.profiles.get('early-2'), { timeout: 5_000 }).toEqual({ id: 'early-2' });
-    const summary = await importThroughGateway(gateway(api.url), Readable.from(['{"id":"later"}\n']));
+    const summary = await new GatewayClient(gateway(api.url)).importProfiles(
+      Readable.from(['{"id":"later"}\n']),
+    );
     expect(summary.imported).toBe(1);
   });
 });

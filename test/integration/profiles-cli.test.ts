@@ -72,6 +72,15 @@ describe('vigil profiles, on a data directory no one else has open', () => {
     expect(missing.stderr).toContain('no profile with id "dev-2"');
   });
 
+  test('a profile with a field named like a secret is reported as FILE:LINE with the field, and not stored', async () => {
+    await writeFile(file, ['{"id":"dev-1","maxTemp":50}', '{"id":"dev-2","Token":"t0k3n"}'].join('\n'));
+    const run = await vigil('profiles', 'import', file, '--data', dataDir);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(new RegExp(`^${file}:2: field "Token" is named like a secret`, 'm'));
+    const get = await vigil('profiles', 'get', 'dev-2', '--data', dataDir);
+    expect(get.code).toBe(1);
+  });
+
   test('a clean file exits 0', async () => {
     await writeFile(file, '{"id":"a"}\n{"id":"b"}\n');
     const run = await vigil('profiles', 'import', file, '--data', dataDir);

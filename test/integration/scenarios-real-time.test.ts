@@ -5,7 +5,7 @@ import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/app/index.js';
 import type { Action } from '../../src/shared/index.js';
-import { CredentialStore } from '../../src/store/index.js';
+import { CredentialStore } from '../../src/credentials/index.js';
 import { tempDir } from '../helpers/temp.js';
 
 // The shipped rules with periods of seconds: device-offline 3 s, not-registered 4 s, site-outage within 10 s.

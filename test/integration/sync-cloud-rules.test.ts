@@ -289,10 +289,10 @@ describe('rule bundles from the cloud', () => {
     const s = await site();
     const gateway = await gatewayOf(s);
     await gateway.recovered;
-    const { applyThroughGateway } = await import('../../src/sync/index.js');
-    const { readGatewayInfo } = await import('../../src/store/index.js');
+    const { GatewayClient, readGatewayInfo } = await import('../../src/api/index.js');
     const info = await readGatewayInfo(join(s.dir, 'data'));
     if (!info) throw new Error('no gateway.json');
+    const client = new GatewayClient(info);
 
     await writeFile(join(s.rulesDir, 'seen-dir.yaml'), SEEN('seen-dir'));
     expect(await gateway.reloadRules()).toMatchObject({
@@ -303,13 +303,13 @@ describe('rule bundles from the cloud', () => {
     expect(await nextStatus(s, 'dir reload')).toMatchObject({ source: 'dir', status: 'applied' });
 
     const bundle = bundleOf(s.signer, 1, { 'seen-local.yaml': SEEN('seen-local') });
-    expect(await applyThroughGateway(info, bundle)).toMatchObject({
+    expect(await client.applyBundle(bundle)).toMatchObject({
       status: 'applied',
       source: 'local',
       version: 1,
     });
     expect(await nextStatus(s, 'local apply')).toMatchObject({ source: 'local', version: 1 });
-    expect(await applyThroughGateway(info, bundle)).toMatchObject({ status: 'unchanged', version: 1 });
+    expect(await client.applyBundle(bundle)).toMatchObject({ status: 'unchanged', version: 1 });
     expect(gateway.rules.scenarios.map((sc) => sc.id)).toEqual(['seen-local']);
 
     expect(await gateway.reloadRules()).toMatchObject({ status: 'rejected', reason: 'managed-by-bundle' });

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { startBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/app/index.js';
-import { CredentialStore } from '../../src/store/index.js';
+import { CredentialStore } from '../../src/credentials/index.js';
 import { makePki, type TestPki } from '../helpers/certs.js';
 import { Collector } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { loadConfig, parseConfig } from '../../src/config/index.js';
-import { apiAuthorizer, isLoopbackHost } from '../../src/dashboard/index.js';
+import { apiAuthorizer, isLoopbackHost } from '../../src/api/index.js';
 
 describe('security settings', () => {
   test('secure by default: no anonymous devices, limits on, HTTP on loopback without a token', () => {
@@ -8,6 +8,8 @@ describe('security settings', () => {
     expect(config.mqtt).toMatchObject({
       allowAnonymous: false,
       maxConnections: 10_000,
+      maxPendingPerAddress: 1_000,
+      connectTimeout: 30_000,
       maxTopicBytes: 256,
       maxTopicLevels: 8,
       maxSubscriptions: 100,
@@ -20,12 +22,24 @@ describe('security settings', () => {
 
   test('flags and VIGIL_* variables reach them, booleans and numbers converted', async () => {
     const config = await loadConfig({
-      env: { VIGIL_ALLOW_ANONYMOUS: 'yes', VIGIL_TLS_PORT: '0', VIGIL_HTTP_TOKEN: 'x'.repeat(16) },
-      overrides: { 'mqtt.tls.cert': 'c.pem', 'mqtt.tls.key': 'k.pem', 'mqtt.maxConnections': '5' },
+      env: {
+        VIGIL_ALLOW_ANONYMOUS: 'yes',
+        VIGIL_TLS_PORT: '0',
+        VIGIL_HTTP_TOKEN: 'x'.repeat(16),
+        VIGIL_TLS_CRL: 'revoked.pem',
+      },
+      overrides: {
+        'mqtt.tls.cert': 'c.pem',
+        'mqtt.tls.key': 'k.pem',
+        'mqtt.maxConnections': '5',
+        'mqtt.maxPendingPerAddress': '7',
+      },
     });
     expect(config.mqtt.allowAnonymous).toBe(true);
-    expect(config.mqtt.tls).toMatchObject({ port: 0, cert: 'c.pem', key: 'k.pem' });
+    expect(config.mqtt.tls).toMatchObject({ port: 0, cert: 'c.pem', key: 'k.pem', crl: 'revoked.pem' });
     expect(config.mqtt.maxConnections).toBe(5);
+    expect(config.mqtt.maxPendingPerAddress).toBe(7);
+    expect(parseConfig({ mqtt: { connectTimeout: '2m' } }).mqtt.connectTimeout).toBe(120_000);
     expect(config.http.token).toBe('x'.repeat(16));
     expect((await loadConfig({ env: { VIGIL_ALLOW_ANONYMOUS: '0' } })).mqtt.allowAnonymous).toBe(false);
   });
@@ -38,6 +52,10 @@ describe('security settings', () => {
       /http.token: expected at least 16 characters/,
     );
     expect(() => parseConfig({ mqtt: { maxTopicLevels: 101 } })).toThrow(/mqtt.maxTopicLevels/);
+    expect(() => parseConfig({ mqtt: { maxPendingPerAddress: 0 } })).toThrow(/mqtt.maxPendingPerAddress/);
+    expect(() => parseConfig({ mqtt: { connectTimeout: '10ms' } })).toThrow(
+      /mqtt.connectTimeout: expected at least 100ms/,
+    );
     expect(() => parseConfig({ mqtt: { publishRate: { perSecond: -1 } } })).toThrow(
       /mqtt.publishRate.perSecond/,
     );

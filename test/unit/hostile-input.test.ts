@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { encode } from 'cbor-x';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { decodePayload, parseCloudEvent, parseDeviceTopic } from '../../src/ingest/index.js';
+import { decodePayload, parseCloudEvent } from '../../src/ingest/index.js';
+import { parseDeviceTopic } from '../../src/shared/index.js';
 import {
   compileExpression,
   compileRuleFiles,

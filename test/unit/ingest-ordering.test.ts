@@ -138,7 +138,7 @@ describe('ordering per device', () => {
     const h = harness(profiles);
     h.ingest.handleBrokerEvent('d1', 'connected', { address: '127.0.0.1:5' });
     void h.publish('d1', 1);
-    h.ingest.handleCloudEvent(
+    void h.ingest.handleCloudEvent(
       Buffer.from(JSON.stringify({ actor: 'd1', type: 'provisioned', data: { plan: 'x' } })),
     );
     h.ingest.handleBrokerEvent('d1', 'disconnected', { reason: 'closed' });

@@ -152,10 +152,10 @@ describe('device publishes', () => {
 describe('cloud events', () => {
   test('{actor, type, data} becomes a cloud Event', () => {
     const h = harness();
-    h.ingest.handleCloudEvent(
+    void h.ingest.handleCloudEvent(
       Buffer.from(JSON.stringify({ actor: 'cpe-9', type: 'provisioned', data: { plan: 'fiber' } })),
     );
-    h.ingest.handleCloudEvent(Buffer.from(JSON.stringify({ actor: 'cpe-9', type: 'activated' })));
+    void h.ingest.handleCloudEvent(Buffer.from(JSON.stringify({ actor: 'cpe-9', type: 'activated' })));
     expect(h.delivered).toEqual([
       { actor: 'cpe-9', type: 'provisioned', at: 42_000, data: { plan: 'fiber' }, source: 'cloud' },
       { actor: 'cpe-9', type: 'activated', at: 42_000, data: {}, source: 'cloud' },
@@ -174,7 +174,7 @@ describe('cloud events', () => {
     [{ actor: 'cpe-9', type: 'x', data: [1] }, 'data'],
   ])('%j is refused as invalid (%s)', (event, field) => {
     const h = harness();
-    h.ingest.handleCloudEvent(Buffer.from(JSON.stringify(event)), 'vigil/gw1/events');
+    void h.ingest.handleCloudEvent(Buffer.from(JSON.stringify(event)), 'vigil/gw1/events');
     expect(h.delivered).toEqual([]);
     expect(h.deadLetters).toHaveLength(1);
     expect(h.deadLetters[0]).toMatchObject({ reason: 'invalid', topic: 'vigil/gw1/events', at: 42_000 });
@@ -184,7 +184,7 @@ describe('cloud events', () => {
 
   test('an undecodable cloud event is refused with the decoding reason', () => {
     const h = harness();
-    h.ingest.handleCloudEvent(Buffer.from('{not json'));
+    void h.ingest.handleCloudEvent(Buffer.from('{not json'));
     expect(h.deadLetters).toMatchObject([{ reason: 'json', topic: 'vigil/+/events' }]);
     expect(h.rejected).toEqual(['json']);
   });

@@ -1,7 +1,7 @@
 import { expect, test } from 'vitest';
 import { credentialOf, deviceSecret } from '../../firmware-sim/fleet-secret.js';
 import { simOptionsFromFlags, type SimFlags } from '../../firmware-sim/command.js';
-import { secretMatches } from '../../src/store/credentials.js';
+import { secretMatches } from '../../src/credentials/index.js';
 
 test('a fleet secret gives each device its own secret, and the profile carries only its hash', () => {
   const a = deviceSecret('fleet-secret-for-tests', 'dev-1');

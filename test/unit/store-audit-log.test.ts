@@ -7,11 +7,11 @@ import {
   AuditLog,
   auditEntryOf,
   openStore,
-  parseAuditQuery,
   type AuditEntry,
   type AuditLogOptions,
   type Store,
 } from '../../src/store/index.js';
+import { parseAuditQuery } from '../../src/api/index.js';
 
 let dir: string;
 let store: Store;

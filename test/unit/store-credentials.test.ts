@@ -10,11 +10,10 @@ import {
   DeviceCredentialError,
   generateSecret,
   hashSecret,
-  importProfiles,
-  openStore,
+  secretFieldOf,
   secretMatches,
-  type Store,
-} from '../../src/store/index.js';
+} from '../../src/credentials/index.js';
+import { importProfiles, openStore, type Store } from '../../src/store/index.js';
 
 let dir: string;
 let store: Store;
@@ -136,6 +135,30 @@ describe('credentials in a profile import', () => {
     expect(summary.errors[0]?.message).toContain('clear secret');
     expect(await creds.list()).toEqual([]);
     expect(await store.profiles.get('dev-1')).toBeUndefined();
+  });
+
+  test('a field named like a secret, in any case and at any depth, is refused with its name', async () => {
+    const summary = await importLines([
+      { id: 'dev-1', apiKey: 'k' },
+      { id: 'dev-2', modem: { AUTH_TOKEN: 't' } },
+      { id: 'dev-3', sensors: [{ model: 'x', privateKeys: ['-----BEGIN'] }] },
+      { id: 'dev-4', site: 'north', tokenizer: 'words', credential: hashSecret(generateSecret()) },
+    ]);
+    expect(summary).toMatchObject({ imported: 1, rejected: 3 });
+    expect(summary.errors.map((e) => [e.line, /field "([^"]+)"/.exec(e.message)?.[1]])).toEqual([
+      [1, 'apiKey'],
+      [2, 'modem.AUTH_TOKEN'],
+      [3, 'sensors.0.privateKeys'],
+    ]);
+    expect(await store.profiles.get('dev-1')).toBeUndefined();
+    expect(await store.profiles.get('dev-4')).toEqual({ id: 'dev-4', site: 'north', tokenizer: 'words' });
+  });
+
+  test('the secret check walks a deeply nested profile without overflowing the stack', () => {
+    let deep: Record<string, unknown> = { password: 'x' };
+    for (let i = 0; i < 100_000; i++) deep = { d: deep };
+    expect(secretFieldOf({ id: 'dev-1', deep })?.endsWith('.d.password')).toBe(true);
+    expect(secretFieldOf({ id: 'dev-1', credential: 'h' }, ['credential'])).toBeUndefined();
   });
 
   test('an imported hash replaces the secret of a device that had one', async () => {

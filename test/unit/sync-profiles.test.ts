@@ -104,6 +104,31 @@ describe('profile batches from the cloud', () => {
     expect(await store.profiles.get('d1')).toBeUndefined();
   });
 
+  test('an upsert with a field named like a secret refuses the batch, naming the entry and the field', async () => {
+    const sync = await open();
+    const status = await sync.handle(
+      json({
+        seq: 1,
+        upsert: [
+          { id: 'd1', maxTemp: 3 },
+          { id: 'd2', wifi: { ssid: 'x', Pass_Word: 'hunter2' } },
+        ],
+      }),
+    );
+    expect(status).toMatchObject({ seq: 1, status: 'refused', reason: 'invalid', expected: 1 });
+    expect(status.detail).toContain('upsert[1] (device "d2"): field "wifi.Pass_Word" is named like a secret');
+    expect(await store.profiles.get('d1')).toBeUndefined();
+    expect(await store.profiles.get('d2')).toBeUndefined();
+    // The hash field of imports has no place in a batch either: credentials are provisioned by import.
+    const hashed = await sync.handle(json({ seq: 1, upsert: [{ id: 'd1', credential: 'hmac-sha256$a$b' }] }));
+    expect(hashed.detail).toContain('upsert[0] (device "d1"): field "credential"');
+    const cbor = await sync.handle(Buffer.from(encodeCbor({ seq: 1, upsert: [{ id: 'd3', apiKey: 'k' }] })));
+    expect(cbor.detail).toContain('field "apiKey"');
+    expect(await sync.handle(json({ seq: 1, upsert: [{ id: 'd1', maxTemp: 3 }] }))).toMatchObject({
+      status: 'applied',
+    });
+  });
+
   test('batches are applied in the order they arrive, one at a time', async () => {
     const sync = await open();
     const all = await Promise.all(

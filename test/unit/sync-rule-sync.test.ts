@@ -278,10 +278,12 @@ describe('while the gateway recovers, and when it stops', () => {
 
   test('stopping drops the changes still waiting, and the later ones', async () => {
     const { sync, published, bundle } = setup({ ready: new Promise(() => undefined) });
-    const waiting = sync.applyBundle(bundle(1, { 'hot.yaml': HOT(60) }), 'cloud');
+    const waiting = expect(sync.applyBundle(bundle(1, { 'hot.yaml': HOT(60) }), 'cloud')).rejects.toThrow(
+      /stopping/,
+    );
     await sync.stop();
-    expect(await waiting).toBeUndefined();
-    expect(await sync.applyBundle(bundle(2, { 'hot.yaml': HOT(61) }), 'cloud')).toBeUndefined();
+    await waiting;
+    await expect(sync.applyBundle(bundle(2, { 'hot.yaml': HOT(61) }), 'cloud')).rejects.toThrow(/stopping/);
     await expect(sync.reloadDir()).rejects.toThrow(/stopping/);
     expect(published).toEqual([]);
     expect(sync.running.version).toBe(0);

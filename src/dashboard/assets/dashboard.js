@@ -41,7 +41,7 @@ function el(tag, className, text) {
 async function getJson(path) {
   const res = await fetch(path, { headers: { accept: 'application/json' } });
   const body = await res.json();
-  if (!res.ok) throw new Error(body.error ?? `${res.status} ${res.statusText}`);
+  if (!res.ok) throw new Error(body.error?.message ?? `${res.status} ${res.statusText}`);
   return body;
 }
 

@@ -1,16 +1,37 @@
-import type { Event, Profile } from '../../shared/index.js';
-import type { AllState, ScenarioRuntime } from '../state.js';
+import { eventList } from '../../rules/when-fields.js';
+import type { WhenFields } from '../../rules/when-fields.js';
+import type { Event, Expression, Profile } from '../../shared/index.js';
+import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { eventInput, seen } from '../step.js';
 import type { Step } from '../step.js';
+import type { ScenarioKind } from './kind.js';
+import { formatDuration, listText } from './view.js';
+import type { KindDiagram, Show } from './view.js';
+
+/** `all: [...]` + `within`: every listed event within `withinMs` of each other, in any order. */
+export interface AllPlan {
+  kind: 'all';
+  events: readonly string[];
+  where?: Expression;
+  withinMs: number;
+}
+
+/** When each listed event last came (null: not yet, or too long ago), and what it carried. */
+export interface AllState {
+  ats: Array<number | null>;
+  data?: Array<Record<string, unknown> | null>;
+  last: SeenEvent;
+}
+
+type Runtime = ScenarioRuntime<AllPlan, AllState>;
 
 /**
  * `all: [...] within T`: remembers when each listed event last came, per group; when every one of them
  * came within T of each other (inclusive), in any order, the scenario fires and the group starts afresh.
  * `last` is the event that completed the match, with the data of all of them merged in arrival order.
  */
-export function onAllEvent(step: Step, rt: ScenarioRuntime, ev: Event, profile: Profile | undefined): void {
+export function onAllEvent(step: Step, rt: Runtime, ev: Event, profile: Profile | undefined): void {
   const plan = rt.sc.when;
-  if (plan.kind !== 'all') return;
   const i = plan.events.indexOf(ev.type);
   if (i < 0) return;
   const vars = step.baseVars(rt, ev, profile);
@@ -19,7 +40,7 @@ export function onAllEvent(step: Step, rt: ScenarioRuntime, ev: Event, profile: 
   if (group === undefined) return;
   const keep = rt.sc.keepsData;
 
-  const st = (rt.groups.get(group) as AllState | undefined) ?? {
+  const st: AllState = rt.groups.get(group) ?? {
     ats: plan.events.map(() => null),
     last: seen(ev, false),
   };
@@ -57,11 +78,54 @@ export function onAllEvent(step: Step, rt: ScenarioRuntime, ev: Event, profile: 
 }
 
 /** Drops groups whose every event is older than the window. */
-export function pruneAll(rt: ScenarioRuntime, now: number): void {
+export function pruneAll(rt: Runtime, now: number): void {
   const plan = rt.sc.when;
-  if (plan.kind !== 'all') return;
-  for (const [group, state] of rt.groups) {
-    const st = state as AllState;
+  for (const [group, st] of rt.groups) {
     if (st.ats.every((at) => at === null || at < now - plan.withinMs)) rt.groups.delete(group);
   }
 }
+
+function parseAll(w: WhenFields): AllPlan | undefined {
+  const events = eventList(w.r, w.src, w.value('all'), 'all', 2);
+  if (!w.required('within', 'how close together the events must come, such as 1m')) return undefined;
+  const withinMs = w.durationMs('within');
+  if (!events || withinMs === undefined) return undefined;
+  return w.where ? { kind: 'all', events, where: w.where, withinMs } : { kind: 'all', events, withinMs };
+}
+
+function describeAll(plan: AllPlan, show: Show): KindDiagram {
+  return {
+    summary:
+      `Fires when ${listText(plan.events)} have all come within ${formatDuration(plan.withinMs)}` +
+      ` of each other, in any order${plan.where ? `, each where ${show(plan.where)}` : ''}.`,
+    flow: [
+      {
+        role: 'event',
+        title: 'all of, in any order',
+        lines: [...plan.events, ...(plan.where ? [`where ${show(plan.where)}`] : [])],
+      },
+      { role: 'window', title: `within ${formatDuration(plan.withinMs)}`, lines: ['of each other'] },
+    ],
+  };
+}
+
+export const all: ScenarioKind<AllPlan, AllState> = {
+  name: 'all',
+  syntax: { selectors: ['all'], keys: ['within'], shared: ['where', 'by'] },
+  parse: parseAll,
+  listens: (plan) => [...plan.events],
+  horizonMs: (plan) => plan.withinMs,
+  onEvent: onAllEvent,
+  prune: pruneAll,
+  progress: (plan, { ats }) => {
+    const seen = plan.events.filter((_, i) => ats[i] !== null && ats[i] !== undefined);
+    if (seen.length === 0) return undefined;
+    const times = ats.filter((a): a is number => typeof a === 'number');
+    return {
+      progress: `${seen.length} of ${plan.events.length}: ${seen.join(', ')}`,
+      sinceAt: Math.min(...times),
+    };
+  },
+  lastActor: (st) => st.last.actor,
+  diagram: describeAll,
+};

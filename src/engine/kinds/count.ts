@@ -1,16 +1,41 @@
-import type { Event, Profile } from '../../shared/index.js';
-import type { CountState, ScenarioRuntime } from '../state.js';
+import { EVENT_VARS } from '../../rules/when-fields.js';
+import type { WhenFields } from '../../rules/when-fields.js';
+import type { Event, Expression, Profile } from '../../shared/index.js';
+import type { ScenarioRuntime } from '../state.js';
 import { eventInput, seen } from '../step.js';
 import type { Step } from '../step.js';
+import { EVENT_SELECTORS, selectedEvents } from './event-selector.js';
+import type { ScenarioKind } from './kind.js';
+import { eventBox, eventsText, formatDuration } from './view.js';
+import type { KindDiagram, Show } from './view.js';
+
+const MAX_COUNT = 100_000;
+
+/** `count` (optionally `within`, `distinct`): a sliding count per group, reset when it fires. */
+export interface CountPlan {
+  kind: 'count';
+  events: readonly string[];
+  where?: Expression;
+  count: number;
+  withinMs?: number;
+  distinct?: Expression;
+}
+
+/** Arrival times in the window (oldest first) and, with `distinct`, their values. */
+export interface CountState {
+  ats: number[];
+  keys?: string[];
+}
+
+type Runtime = ScenarioRuntime<CountPlan, CountState>;
 
 /**
  * `count` (with `within`, `distinct`): a sliding window of matching events per group. When it holds
  * `count` of them (distinct values with `distinct`) the scenario fires and the window starts afresh.
  * An event exactly `within` after the oldest one still counts.
  */
-export function onCountEvent(step: Step, rt: ScenarioRuntime, ev: Event, profile: Profile | undefined): void {
+export function onCountEvent(step: Step, rt: Runtime, ev: Event, profile: Profile | undefined): void {
   const plan = rt.sc.when;
-  if (plan.kind !== 'count') return;
   const vars = step.baseVars(rt, ev, profile);
   if (!step.holds(rt, plan.where, vars, ev.actor)) return;
   const group = step.group(rt, vars, ev.actor);
@@ -21,7 +46,7 @@ export function onCountEvent(step: Step, rt: ScenarioRuntime, ev: Event, profile
     if (distinct === undefined) return;
   }
 
-  const st = (rt.groups.get(group) as CountState | undefined) ?? { ats: [] };
+  const st: CountState = rt.groups.get(group) ?? { ats: [] };
   if (plan.withinMs !== undefined) {
     const from = ev.at - plan.withinMs;
     let drop = 0;
@@ -62,12 +87,62 @@ export function onCountEvent(step: Step, rt: ScenarioRuntime, ev: Event, profile
 }
 
 /** Drops groups whose every event has left the window. */
-export function pruneCount(rt: ScenarioRuntime, now: number): void {
+export function pruneCount(rt: Runtime, now: number): void {
   const plan = rt.sc.when;
-  if (plan.kind !== 'count' || plan.withinMs === undefined) return;
-  for (const [group, state] of rt.groups) {
-    const st = state as CountState;
+  if (plan.withinMs === undefined) return;
+  for (const [group, st] of rt.groups) {
     const newest = st.ats[st.ats.length - 1];
     if (newest === undefined || newest < now - plan.withinMs) rt.groups.delete(group);
   }
 }
+
+function parseCount(w: WhenFields): CountPlan | undefined {
+  const events = selectedEvents(w);
+  if (!events) return undefined;
+  if (!w.required('count', 'how many events')) return undefined;
+  const count = w.r.integer(w.srcOf('count'), w.value('count'), 'count', 1, MAX_COUNT);
+  const withinMs = w.durationMs('within');
+  let distinct: Expression | undefined;
+  if (w.has('distinct')) distinct = w.compile('distinct', EVENT_VARS, false);
+  if (count === undefined || (w.has('within') && withinMs === undefined) || (w.has('distinct') && !distinct))
+    return undefined;
+  const plan: CountPlan = { kind: 'count', events, count };
+  if (w.where) plan.where = w.where;
+  if (withinMs !== undefined) plan.withinMs = withinMs;
+  if (distinct) plan.distinct = distinct;
+  return plan;
+}
+
+function describeCount(plan: CountPlan, show: Show): KindDiagram {
+  const window = plan.withinMs !== undefined ? ` within ${formatDuration(plan.withinMs)}` : '';
+  const lines = plan.distinct ? [`each from a different ${show(plan.distinct)}`] : [];
+  if (plan.withinMs === undefined) lines.push('counted from the last firing');
+  return {
+    summary:
+      `Fires when ${plan.count} ${eventsText(plan.events)} event${plan.count === 1 ? '' : 's'}` +
+      `${plan.where ? ` where ${show(plan.where)}` : ''}` +
+      `${plan.distinct ? `, each from a different ${show(plan.distinct)},` : ''}` +
+      ` ${plan.withinMs !== undefined ? `come${window}` : 'have come'}; then it counts again from zero.`,
+    flow: [
+      eventBox(plan.events, plan.where ? show(plan.where) : undefined),
+      { role: 'window', title: `${plan.count} ${plan.count === 1 ? 'time' : 'times'}${window}`, lines },
+    ],
+  };
+}
+
+export const count: ScenarioKind<CountPlan, CountState> = {
+  name: 'count',
+  syntax: { selectors: EVENT_SELECTORS, keys: ['count', 'within', 'distinct'], shared: ['where', 'by'] },
+  parse: parseCount,
+  listens: (plan) => [...plan.events],
+  horizonMs: (plan) => plan.withinMs ?? 0,
+  stopsAt: (plan) => plan.where,
+  onEvent: onCountEvent,
+  prune: pruneCount,
+  progress: (plan, { ats }) => {
+    if (ats.length === 0) return undefined;
+    const within = plan.withinMs !== undefined ? ` within ${formatDuration(plan.withinMs)}` : '';
+    return { progress: `${ats.length} of ${plan.count}${within}`, sinceAt: ats[0] ?? 0 };
+  },
+  diagram: describeCount,
+};

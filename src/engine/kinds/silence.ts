@@ -1,23 +1,37 @@
+import { eventName } from '../../rules/when-fields.js';
+import type { WhenFields } from '../../rules/when-fields.js';
 import type { Event, Profile } from '../../shared/index.js';
-import type { ScenarioRuntime, SilenceState } from '../state.js';
+import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { seen, timerInput, timerKey } from '../step.js';
 import type { Step } from '../step.js';
+import type { ScenarioKind } from './kind.js';
+import { formatDuration } from './view.js';
+import type { KindDiagram } from './view.js';
+
+/** `absent: T|any` + `for`: a silence timer per group, restarted by each such event, firing once per silence. */
+export interface SilencePlan {
+  kind: 'silence';
+  absent: string;
+  any: boolean;
+  forMs: number;
+}
+
+/** The deadline of the current silence and the event that started it. */
+export interface SilenceState {
+  dueAt: number;
+  last: SeenEvent;
+}
+
+type Runtime = ScenarioRuntime<SilencePlan, SilenceState>;
 
 /**
  * `absent … for`: each awaited event (for `any`, each event from the device itself) restarts the group's
  * silence timer; the engine is fed only those events.
  */
-export function onSilenceEvent(
-  step: Step,
-  rt: ScenarioRuntime,
-  ev: Event,
-  profile: Profile | undefined,
-): void {
-  const plan = rt.sc.when;
-  if (plan.kind !== 'silence') return;
+export function onSilenceEvent(step: Step, rt: Runtime, ev: Event, profile: Profile | undefined): void {
   const group = rt.sc.by ? step.group(rt, step.baseVars(rt, ev, profile), ev.actor) : ev.actor;
   if (group === undefined) return;
-  const dueAt = ev.at + plan.forMs;
+  const dueAt = ev.at + rt.sc.when.forMs;
   const st: SilenceState = { dueAt, last: seen(ev, rt.sc.keepsData) };
   rt.groups.set(group, st);
   step.schedule(timerKey(rt.sc, group), ev.actor, dueAt);
@@ -26,12 +40,12 @@ export function onSilenceEvent(
 /** The silence lasted: fire once, at the deadline, and wait for the next event to arm again. */
 export function onSilenceTimer(
   step: Step,
-  rt: ScenarioRuntime,
+  rt: Runtime,
   key: string,
   group: string,
   profile: Profile | undefined,
 ): void {
-  const st = rt.groups.get(group) as SilenceState | undefined;
+  const st = rt.groups.get(group);
   if (!st) return;
   if (st.dueAt > step.now) {
     step.schedule(key, st.last.actor, st.dueAt);
@@ -47,3 +61,54 @@ export function onSilenceTimer(
     profile,
   });
 }
+
+function parseSilence(w: WhenFields): SilencePlan | undefined {
+  const raw = w.r.string(w.src, w.value('absent'), 'absent', 'any');
+  const isAny = raw === 'any';
+  const absent = isAny ? 'any' : eventName(w.r, w.src, w.value('absent'), 'absent');
+  if (!w.required('for', 'how long the silence lasts, such as 5m')) return undefined;
+  const forMs = w.durationMs('for');
+  if (absent === undefined || forMs === undefined) return undefined;
+  return { kind: 'silence', absent, any: isAny, forMs };
+}
+
+function describeSilence(plan: SilencePlan): KindDiagram {
+  const what = plan.any ? 'nothing' : `no ${plan.absent} event`;
+  return {
+    summary: `Fires when ${what} has come for ${formatDuration(plan.forMs)}; once per silence.`,
+    flow: [
+      {
+        role: 'event',
+        title: plan.any ? 'any event from the device' : plan.absent,
+        lines: ['each one restarts the clock'],
+      },
+      {
+        role: 'timer',
+        title: `${plan.any ? 'nothing' : `no ${plan.absent}`} for ${formatDuration(plan.forMs)}`,
+        lines: ['fires once per silence'],
+      },
+    ],
+  };
+}
+
+export const silence: ScenarioKind<SilencePlan, SilenceState> = {
+  name: 'silence',
+  syntax: { selectors: ['absent'], keys: ['for'], shared: ['by'] },
+  parse: parseSilence,
+  listens: (plan) => (plan.any ? [] : [plan.absent]),
+  horizonMs: (plan) => plan.forMs,
+  hearsDevice: (plan) => plan.any,
+  onEvent: onSilenceEvent,
+  onTimer: onSilenceTimer,
+  timerOf: (st) => ({ actor: st.last.actor, dueAt: st.dueAt }),
+  // No prune: every silence kept is a timer that will fire and end it.
+  timerPeriodMs: (plan) => plan.forMs,
+  // `absent: any` hears every event from the device, whatever its type.
+  lastSeenEvent: (plan) => (plan.any ? 'last-seen' : plan.absent),
+  progress: (plan, st) => {
+    const what = plan.any ? 'any event' : plan.absent;
+    return { progress: `waiting for ${what}`, sinceAt: st.last.at, dueAt: st.dueAt };
+  },
+  lastActor: (st) => st.last.actor,
+  diagram: describeSilence,
+};

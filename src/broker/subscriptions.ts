@@ -1,0 +1,63 @@
+import type { Aedes, Client } from 'aedes';
+
+/** The SUBACK return code of a refused subscription [MQTT-3.9.3-2]. */
+const REFUSED = 0x80;
+
+/** The topic filters each connected client holds, with the QoS granted for each. */
+export class SubscriptionTracker {
+  private readonly byClient = new WeakMap<Client, Map<string, number>>();
+
+  /** Follows aedes' subscribe and unsubscribe events; `onSubscribed` sees the filters granted. */
+  watch(aedes: Aedes, onSubscribed: (client: Client, filters: readonly string[]) => void): void {
+    aedes.on('subscribe', (subscriptions, client) => {
+      let held = this.byClient.get(client);
+      if (held === undefined) {
+        held = new Map();
+        this.byClient.set(client, held);
+      }
+      const granted: string[] = [];
+      for (const { topic, qos } of subscriptions) {
+        if ((qos as number) === REFUSED) continue;
+        held.set(topic, qos);
+        granted.push(topic);
+      }
+      if (granted.length > 0) onSubscribed(client, granted);
+    });
+    aedes.on('unsubscribe', (filters, client) => {
+      const held = this.byClient.get(client);
+      for (const filter of filters) held?.delete(filter);
+    });
+  }
+
+  /**
+   * The QoS a message on `topic` reaches `client` with, as aedes delivers it: the QoS of a subscription to
+   * exactly this topic, else the highest of the matching filters [MQTT-3.3.5-1]; undefined when none matches.
+   */
+  qosFor(client: Client, topic: string): number | undefined {
+    const held = this.byClient.get(client);
+    if (held === undefined) return undefined;
+    const exact = held.get(topic);
+    if (exact !== undefined) return exact;
+    let best: number | undefined;
+    for (const [filter, qos] of held) {
+      if (topicMatches(filter, topic) && (best === undefined || qos > best)) best = qos;
+    }
+    return best;
+  }
+}
+
+/** Whether `topic` matches the MQTT topic filter `filter` (`+` one level, `#` the rest) [MQTT-4.7.1]. */
+export function topicMatches(filter: string, topic: string): boolean {
+  // [MQTT-4.7.2-1] a filter starting with a wildcard does not match topics starting with `$`.
+  if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    const level = f[i];
+    // `#` also matches the parent level: `a/#` matches `a` [MQTT-4.7.1-2].
+    if (level === '#') return true;
+    if (i >= t.length) return false;
+    if (level !== '+' && level !== t[i]) return false;
+  }
+  return f.length === t.length;
+}

@@ -1,0 +1,17 @@
+export {
+  CredentialStore,
+  DeviceCredentialError,
+  credentialHashProblem,
+  credentialImportTarget,
+  generateSecret,
+  hashSecret,
+  importedCredentialProblem,
+  profileSecretProblem,
+  secretFieldOf,
+  secretMatches,
+  CREDENTIAL_FIELD,
+  CREDENTIAL_SCHEME,
+  SECRET_BYTES,
+  SECRET_FIELD_WORDS,
+} from './credentials.js';
+export type { CredentialInfo, CredentialSource, Verification } from './credentials.js';

@@ -1,0 +1,269 @@
+import type { Logger } from 'pino';
+import type { EngineState, PendingTimer, ScenarioStats } from '../engine/index.js';
+import type { Scenario } from '../rules/index.js';
+import type { Clock, Metrics } from '../runtime/index.js';
+import type { Profile } from '../shared/index.js';
+import type { DeviceActivity } from './device-activity.js';
+import { openMatchesOf, timersOf } from './device-state.js';
+import { DirSizeSampler } from './dir-size.js';
+import type { ActionEntry, RecentActions } from './recent-actions.js';
+import { describeScenario, type ScenarioDiagram } from './scenario-diagram.js';
+import { ScenarioRates, type RateHistory } from './scenario-rates.js';
+
+/** What the dashboard reads of the engine; `Engine` provides it. */
+export interface EngineView {
+  readonly scenarios: readonly Scenario[];
+  stats(): ScenarioStats[];
+  pendingTimers(): PendingTimer[];
+  /** Read for one device's open matches, on request only: it copies the engine's whole state. */
+  snapshot(): EngineState;
+}
+
+export type UplinkState = 'connected' | 'disconnected' | 'none';
+
+/** Everything the dashboard reads. It only reads: nothing here changes what the gateway decides. */
+export interface DashboardDeps {
+  gatewayId: string;
+  /** The running engine; a function, since new rules bring a new engine. */
+  engine: () => EngineView;
+  /** Fed by the gateway with every verdict and every action dropped unsent. */
+  recent: RecentActions;
+  /** Fed by the gateway with every accepted event. */
+  devices: DeviceActivity;
+  profile: (id: string) => Promise<Profile | undefined>;
+  outbox: { readonly size: number; readonly bytes: number };
+  uplink: () => UplinkState;
+  /** MQTT clients connected to the embedded broker. */
+  connectedClients: () => number;
+  /** Timers the runtime holds for the engine. */
+  pendingTimers: () => number;
+  metrics: Metrics;
+  /** The data directory, whose size is sampled for `vigil_leveldb_bytes`. */
+  dataDir: string;
+  clock: Clock;
+  logger: Logger;
+  /** How often the page's summary and action batches go out (and the rate charts take a step). */
+  tickMs?: number;
+  dirSizeEveryMs?: number;
+}
+
+/** Actions a page starts from, and the default of `/api/actions`. */
+export const FIRST_ACTIONS = 50;
+/** Rate charts show this many steps; `perMinute` sums the last 60 s. */
+const RATE_SLOTS = 600;
+
+/** A scenario row of `/api/scenarios` and of the page. */
+export interface ScenarioRow {
+  id: string;
+  description: string;
+  priority: number;
+  category: string;
+  kind: Scenario['when']['kind'];
+  action: string | null;
+  to: readonly string[];
+  evaluations: number;
+  detections: number;
+  errors: number;
+  /** Groups (usually devices) the scenario holds state for. */
+  groups: number;
+  sent: number;
+  suppressed: number;
+  dropped: number;
+  /** Suppressed and dropped, by reason. */
+  reasons: Record<string, number>;
+  lastFiredAt: number | null;
+  /** Detections over the last minute. */
+  perMinute: number;
+}
+
+/** The once-a-second message of the live stream; also the body of `/api/health` in part. */
+export interface Summary {
+  at: number;
+  gateway: string;
+  upstream: UplinkState;
+  outbox: { depth: number; bytes: number };
+  devices: { connected: number; online: number; offline: number; known: number };
+  pendingTimers: number;
+  /** Suppressed and dropped actions of every scenario, by reason. */
+  reasons: Record<string, number>;
+  scenarios: ScenarioRow[];
+  /** Detections per scenario in the step just taken: the next point of each rate chart. */
+  step: Record<string, number>;
+}
+
+/** `/api/scenarios/{id}`: the row, where it is defined, its diagram and its rate series. */
+export interface ScenarioDetail extends ScenarioRow {
+  file: string;
+  line: number;
+  diagram: ScenarioDiagram;
+  series: { stepMs: number; detections: number[] };
+}
+
+/** `/api/devices/{id}`. */
+export interface DeviceDetail {
+  id: string;
+  profile: Profile | null;
+  lastSeenAt: number | null;
+  connected: boolean;
+  online: boolean;
+  matches: ReturnType<typeof openMatchesOf>;
+  timers: ReturnType<typeof timersOf>;
+}
+
+/** The first message of the live stream: everything a page starts from. */
+export interface Hello {
+  history: RateHistory;
+  actions: ActionEntry[];
+  summary: Summary;
+}
+
+/**
+ * What the dashboard shows, computed from the gateway's parts on request; no HTTP here. Also points the
+ * scrape-time metrics at their sources and samples the data directory's size until `stop`.
+ */
+export class DashboardView {
+  readonly tickMs: number;
+  private readonly startedAt: number;
+  private readonly rates: ScenarioRates;
+  private readonly sampler: DirSizeSampler;
+  private readonly perMinuteSteps: number;
+  private lastStep: Record<string, number> = {};
+
+  constructor(private readonly deps: DashboardDeps) {
+    this.tickMs = deps.tickMs ?? 1_000;
+    this.startedAt = deps.clock.now();
+    this.rates = new ScenarioRates(this.tickMs, RATE_SLOTS);
+    this.perMinuteSteps = Math.max(1, Math.round(60_000 / this.tickMs));
+    deps.metrics.readFrom({
+      scenarioTotals: () => deps.engine().stats(),
+      devices: () => deps.devices.counts(),
+    });
+    this.sampler = new DirSizeSampler(
+      deps.dataDir,
+      (bytes) => deps.metrics.storeBytes.set(bytes),
+      deps.logger,
+      deps.dirSizeEveryMs,
+    );
+    this.sampler.start();
+  }
+
+  /** One step of the rate charts; the page gets it with the next summary. */
+  step(): void {
+    const steps = this.rates.sample(this.deps.clock.now(), this.deps.engine().stats());
+    this.lastStep = Object.fromEntries(steps.map((s) => [s.scenario, s.matches]));
+  }
+
+  rows(): ScenarioRow[] {
+    const engine = this.deps.engine();
+    const stats = new Map(engine.stats().map((s) => [s.scenario, s]));
+    return engine.scenarios.map((sc) => {
+      const s = stats.get(sc.id);
+      const tally = this.deps.recent.tally(sc.id);
+      return {
+        id: sc.id,
+        description: sc.description,
+        priority: sc.priority,
+        category: sc.category,
+        kind: sc.when.kind,
+        action: sc.action ?? null,
+        to: sc.to,
+        evaluations: s?.evaluations ?? 0,
+        detections: s?.matches ?? 0,
+        errors: s?.errors ?? 0,
+        groups: s?.groups ?? 0,
+        sent: tally.sent,
+        suppressed: tally.suppressed,
+        dropped: tally.dropped,
+        reasons: tally.reasons,
+        lastFiredAt: s?.lastFiredAt ?? null,
+        perMinute: this.rates.recent(sc.id, this.perMinuteSteps),
+      };
+    });
+  }
+
+  summary(): Summary {
+    const { deps } = this;
+    const counts = deps.devices.counts();
+    return {
+      at: deps.clock.now(),
+      gateway: deps.gatewayId,
+      upstream: deps.uplink(),
+      outbox: { depth: deps.outbox.size, bytes: deps.outbox.bytes },
+      devices: {
+        connected: deps.connectedClients(),
+        online: counts.online,
+        offline: counts.offline,
+        known: counts.known,
+      },
+      pendingTimers: deps.pendingTimers(),
+      reasons: deps.recent.reasonTotals(),
+      scenarios: this.rows(),
+      step: this.lastStep,
+    };
+  }
+
+  /** Undefined for a scenario not in force. */
+  scenario(id: string): ScenarioDetail | undefined {
+    const sc = this.deps.engine().scenarios.find((s) => s.id === id);
+    const row = this.rows().find((r) => r.id === id);
+    if (!sc || !row) return undefined;
+    return {
+      ...row,
+      file: sc.file,
+      line: sc.line,
+      diagram: describeScenario(sc),
+      series: { stepMs: this.tickMs, detections: this.rates.history().matches[sc.id] ?? [] },
+    };
+  }
+
+  /** Undefined for a device with no profile, not seen since the start, and nothing open. */
+  async device(id: string): Promise<DeviceDetail | undefined> {
+    const { deps } = this;
+    const profile = await deps.profile(id);
+    const engine = deps.engine();
+    const matches = openMatchesOf(id, engine.scenarios, engine.snapshot());
+    const timers = timersOf(id, engine.pendingTimers());
+    const lastSeenAt = deps.devices.lastSeenAt(id) ?? null;
+    const connected = deps.devices.isConnected(id);
+    if (!profile && lastSeenAt === null && !connected && matches.length === 0 && timers.length === 0)
+      return undefined;
+    return {
+      id,
+      profile: profile ?? null,
+      lastSeenAt,
+      connected,
+      online: deps.devices.isOnline(id),
+      matches,
+      timers,
+    };
+  }
+
+  /** `/api/health`. */
+  health(): object {
+    const s = this.summary();
+    return {
+      // Working offline is normal for a gateway: a down uplink degrades it, the outbox keeps the actions.
+      status: s.upstream === 'disconnected' ? 'degraded' : 'ok',
+      gateway: s.gateway,
+      uptimeS: Math.round((s.at - this.startedAt) / 1000),
+      upstream: s.upstream,
+      outbox: s.outbox,
+      devices: s.devices,
+      pendingTimers: s.pendingTimers,
+      scenarios: s.scenarios.length,
+      dataBytes: this.sampler.bytes ?? null,
+    };
+  }
+
+  hello(): Hello {
+    return {
+      history: this.rates.history(),
+      actions: this.deps.recent.latest(FIRST_ACTIONS).reverse(),
+      summary: this.summary(),
+    };
+  }
+
+  stop(): void {
+    this.sampler.stop();
+  }
+}

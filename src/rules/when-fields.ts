@@ -1,0 +1,164 @@
+import { isSeq } from 'yaml';
+import type { Expression } from '../shared/index.js';
+import { compileTyped, RULE_VARIABLES } from './cel.js';
+import type { Field, Reader, Source, YamlNode } from './yaml-reader.js';
+
+// The parts of a rule that every scenario kind reads the same way. A leaf of rules/: the scenario kinds
+// (engine/kinds) parse their own `when` with it, and the scenario parser dispatches to them.
+
+/** Longest period a rule may name: timers and windows beyond a year are a mistake, not a scenario. */
+export const MAX_PERIOD_MS = 366 * 86_400_000;
+/** Event and action names become MQTT topic levels: no separators or wildcards, no spaces. */
+export const NAME_PATTERN = /^[^\s/+#]+$/;
+export const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Words a rule cannot bind a name to (an aggregate's): CEL's variables and keywords. */
+export const RESERVED = new Set<string>([...RULE_VARIABLES, 'group', 'true', 'false', 'null', 'in', 'as', 'has']);
+
+/** Variables of a `where`, `by`, `distinct` or aggregate argument: the event being looked at. */
+export const EVENT_VARS: readonly string[] = ['data', 'profile', 'actor', 'params'];
+/** Variables of `having`, payload and emitted data: also the match's last event and its group. */
+export const THEN_VARS: readonly string[] = [...EVENT_VARS, 'last', 'group'];
+
+/** Compiles a CEL expression of a rule; reports its problem and returns undefined when it does not compile. */
+export function compile(
+  r: Reader,
+  src: Source,
+  node: YamlNode,
+  where: string,
+  variables: readonly string[],
+  condition: boolean,
+): Expression | undefined {
+  const source = r.celSource(src, node, where);
+  if (source === undefined) return undefined;
+  const c = compileTyped(source, { variables });
+  if (!c.ok) {
+    r.problem(src, node, `${where}: ${c.message}`);
+    return undefined;
+  }
+  if (condition && c.type !== 'bool' && c.type !== 'dyn') {
+    r.problem(src, node, `${where}: must be a condition (true or false), but gives ${c.type}`);
+    return undefined;
+  }
+  return c.expression;
+}
+
+export function eventName(r: Reader, src: Source, node: YamlNode, where: string): string | undefined {
+  const name = r.string(src, node, where, 'telemetry');
+  if (name === undefined) return undefined;
+  if (!NAME_PATTERN.test(name)) {
+    r.problem(src, node, `${where}: "${name}" is not an event type (no spaces, "/", "+" or "#")`);
+    return undefined;
+  }
+  if (name === 'any') {
+    r.problem(src, node, `${where}: "any" is only meaningful in "absent: any"`);
+    return undefined;
+  }
+  return name;
+}
+
+export function eventList(
+  r: Reader,
+  src: Source,
+  node: YamlNode,
+  where: string,
+  min: number,
+): string[] | undefined {
+  if (!isSeq(node)) {
+    r.problem(
+      src,
+      node,
+      `${where}: expected a list of event types, such as [account-created, contract-created]`,
+    );
+    return undefined;
+  }
+  const out: string[] = [];
+  let ok = true;
+  for (const item of node.items) {
+    const itemNode = r.resolve(src, item);
+    const name = eventName(r, src, itemNode, where);
+    if (name === undefined) ok = false;
+    else if (out.includes(name)) {
+      r.problem(src, itemNode, `${where}: "${name}" is listed twice`);
+      ok = false;
+    } else out.push(name);
+  }
+  if (ok && out.length < min) {
+    r.problem(src, node, `${where}: list at least ${min} event types`);
+    return undefined;
+  }
+  return ok ? out : undefined;
+}
+
+/**
+ * A scenario's `when`, as its kind reads it: the key that introduced the kind (`event`, `absent`, …), the
+ * other keys, and the `where` every kind shares, compiled already.
+ */
+export class WhenFields {
+  private conflictReported = false;
+
+  constructor(
+    readonly r: Reader,
+    /** The `when` key and its mapping. */
+    readonly when: Field,
+    private readonly fields: ReadonlyMap<string, Field>,
+    /** The key that introduced the kind, such as `event`, `any` or `absent`. */
+    readonly selector: string,
+    readonly where: Expression | undefined,
+    /** Set when keys of two kinds that share the selector were mixed. */
+    private readonly conflict: string | undefined,
+  ) {}
+
+  /** The file of the `when` mapping (a template's file for a scenario that uses one). */
+  get src(): Source {
+    return this.when.src;
+  }
+
+  has(key: string): boolean {
+    return this.fields.has(key);
+  }
+
+  field(key: string): Field | undefined {
+    return this.fields.get(key);
+  }
+
+  value(key: string): YamlNode {
+    return this.fields.get(key)?.value ?? null;
+  }
+
+  srcOf(key: string): Source {
+    return this.fields.get(key)?.src ?? this.when.src;
+  }
+
+  /** A duration key (`within: 5m`), when given and valid. */
+  durationMs(key: string): number | undefined {
+    return this.has(key) ? this.r.duration(this.srcOf(key), this.value(key), key, MAX_PERIOD_MS) : undefined;
+  }
+
+  /** An event type key (`of: button-press`), when given and valid. */
+  event(key: string): string | undefined {
+    return this.has(key) ? eventName(this.r, this.srcOf(key), this.value(key), key) : undefined;
+  }
+
+  /** Reports a missing key the kind needs; `what` says what it is for. */
+  required(key: string, what: string): boolean {
+    if (this.has(key)) return true;
+    this.r.problem(this.src, this.when.key, `when: "${this.selector}" needs "${key}" (${what})`);
+    return false;
+  }
+
+  /** Compiles the CEL expression of a key. */
+  compile(key: string, variables: readonly string[], condition: boolean): Expression | undefined {
+    return compile(this.r, this.srcOf(key), this.value(key), key, variables, condition);
+  }
+
+  /**
+   * Whether the keys given belong to one kind only: mixing the keys of two kinds that share the selector
+   * (`count` and `window`) is reported, once.
+   */
+  exclusive(): boolean {
+    if (this.conflict === undefined) return true;
+    if (!this.conflictReported) this.r.problem(this.src, this.when.key, this.conflict);
+    this.conflictReported = true;
+    return false;
+  }
+}

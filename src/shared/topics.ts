@@ -1,0 +1,118 @@
+/**
+ * Every MQTT topic Vigil uses, built and parsed here and nowhere else. The strings are a public
+ * contract (README, "Topics"): devices, business systems and the cloud depend on them.
+ *
+ * On the gateway's broker: `devices/{id}/events/{type}` (device to gateway),
+ * `devices/{id}/commands/{name}` (gateway to device) and `vigil/deadletter` (refused publishes).
+ * On the cloud broker: `vigil/{gw}/…`, `{gw}` being the gateway id (docs/architecture.md, "Upstream topics").
+ */
+
+const DEVICES = 'devices';
+const EVENTS = 'events';
+const COMMANDS = 'commands';
+/** The first level of the gateway's own topics, which no outside client may publish on. */
+const GATEWAY = 'vigil';
+
+/** Local topic where refused publishes are reported, with the reason. */
+export const DEAD_LETTER_TOPIC = `${GATEWAY}/deadletter`;
+
+/** A topic no client can subscribe to (`$` topics are refused): the broker sends a dropped publish there. */
+export const DROPPED_TOPIC = `$${GATEWAY}/dropped`;
+
+/** The device event topic scheme, as error messages name it. */
+export const DEVICE_EVENT_SCHEME = `${DEVICES}/{deviceId}/${EVENTS}/{type}`;
+
+/** `devices/{id}/`: everything a device may publish starts with it. */
+export function deviceTopicPrefix(deviceId: string): string {
+  return `${DEVICES}/${deviceId}/`;
+}
+
+/** `devices/{id}/events/{type}`: where a device publishes an event. */
+export function deviceEventTopic(deviceId: string, type: string): string {
+  return `${deviceTopicPrefix(deviceId)}${EVENTS}/${type}`;
+}
+
+/** `devices/{id}/commands/`: every command to a device starts with it. */
+export function deviceCommandPrefix(deviceId: string): string {
+  return `${deviceTopicPrefix(deviceId)}${COMMANDS}/`;
+}
+
+/** `devices/{id}/commands/{name}`: where the gateway sends a device a command. */
+export function deviceCommandTopic(deviceId: string, name: string): string {
+  return `${deviceCommandPrefix(deviceId)}${name}`;
+}
+
+/** `devices/{id}/commands/#`: what a device subscribes to for its commands. */
+export function deviceCommandFilter(deviceId: string): string {
+  return `${deviceCommandPrefix(deviceId)}#`;
+}
+
+/** A device event topic split into its parts, or why it is not one. */
+export type DeviceTopic =
+  { ok: true; deviceId: string; type: string } | { ok: false; reason: 'topic'; deviceId?: string };
+
+/**
+ * Parses `devices/{deviceId}/events/{type}`: exactly four levels, none of them empty. On failure the
+ * device id is still given when the topic starts with `devices/{deviceId}/`, so the reject can name it.
+ */
+export function parseDeviceTopic(topic: string): DeviceTopic {
+  const levels = topic.split('/');
+  const [root, deviceId, events, type] = levels;
+  if (
+    levels.length === 4 &&
+    root === DEVICES &&
+    events === EVENTS &&
+    isTopicLevel(deviceId) &&
+    isTopicLevel(type)
+  ) {
+    return { ok: true, deviceId, type };
+  }
+  if (root === DEVICES && isTopicLevel(deviceId)) return { ok: false, reason: 'topic', deviceId };
+  return { ok: false, reason: 'topic' };
+}
+
+/** The command name of `devices/{deviceId}/commands/{name}`, when `topic` is a command to `deviceId`. */
+export function parseDeviceCommandTopic(topic: string, deviceId: string): string | undefined {
+  const prefix = deviceCommandPrefix(deviceId);
+  return topic.startsWith(prefix) ? topic.slice(prefix.length) : undefined;
+}
+
+/**
+ * `devices/{id}/events` and anything below it: ingest takes these, and refuses with a reason the ones
+ * outside `devices/{deviceId}/events/{type}` (an empty level, one level too many).
+ */
+export function isDeviceEventTopic(topic: string): boolean {
+  const levels = topic.split('/', 4);
+  return levels[0] === DEVICES && levels[2] === EVENTS;
+}
+
+/** `vigil` and `vigil/…`: the gateway's own topics, such as dead letters. */
+export function isGatewayTopic(topic: string): boolean {
+  return topic === GATEWAY || topic.startsWith(`${GATEWAY}/`);
+}
+
+/** A usable topic level: not empty, and no wildcard (a publish topic cannot hold one [MQTT-3.3.2-2]). */
+export function isTopicLevel(level: string | undefined): level is string {
+  return level !== undefined && level.length > 0 && !level.includes('+') && !level.includes('#');
+}
+
+/** The topics of one gateway on the cloud broker; `+` as `gw` gives filters for every gateway. */
+export function upstreamTopics(gw: string) {
+  const root = `${GATEWAY}/${gw}`;
+  return {
+    /** Actions, gateway to cloud. */
+    actions: `${root}/actions`,
+    /** Retained `online` / `offline`, the last one as the will. */
+    status: `${root}/status`,
+    /** Retained signed rule bundle, cloud to gateway. */
+    rules: `${root}/rules`,
+    /** What the gateway did with a rules change. */
+    rulesStatus: `${root}/rules/status`,
+    /** Profile batches, cloud to gateway. */
+    profiles: `${root}/profiles`,
+    /** What the gateway did with a profile batch. */
+    profilesStatus: `${root}/profiles/status`,
+    /** Business systems' events about devices, cloud to gateway. */
+    events: `${root}/events`,
+  } as const;
+}

@@ -1,0 +1,396 @@
+import type { Action } from '../shared/index.js';
+import { StoreIoError } from '../shared/index.js';
+import { decodeCbor, encodeCbor } from './cbor-encoding.js';
+import type { RootLevel, Sublevel } from './level-types.js';
+import { storeIo } from './store-io.js';
+
+/** How much the command outbox holds, and how long it remembers what devices acknowledged. */
+export interface CommandOutboxLimits {
+  /** Commands queued for all devices together. */
+  maxCount: number;
+  /** Bytes they take on disk (keys and encoded values). */
+  maxBytes: number;
+  /** Commands queued for one device; past it, that device's oldest is dropped. */
+  maxPerDevice: number;
+  /** Acknowledged ids remembered; past it, the oldest is forgotten. */
+  maxAcknowledged: number;
+  /** How long an acknowledged id is remembered. */
+  acknowledgedForMs: number;
+}
+
+export const DEFAULT_COMMAND_OUTBOX_LIMITS: CommandOutboxLimits = {
+  maxCount: 10_000,
+  maxBytes: 16 * 1024 * 1024,
+  maxPerDevice: 100,
+  maxAcknowledged: 100_000,
+  acknowledgedForMs: 24 * 60 * 60 * 1000,
+};
+
+/** Why a queued command left unsent to make room: the whole outbox was full, or its device's share. */
+export type CommandDropReason = 'full' | 'device-full';
+
+export interface DroppedCommand {
+  readonly action: Action;
+  readonly reason: CommandDropReason;
+}
+
+/**
+ * What `add` did: `queued` (with the commands dropped to make room), `duplicate` (the id is queued
+ * already), `acknowledged` (its device acknowledged that id already), or `too-large` (the command alone
+ * is over the byte bound; not queued).
+ */
+export type CommandAddResult =
+  | { status: 'queued'; dropped: readonly DroppedCommand[] }
+  | { status: 'duplicate' | 'acknowledged' | 'too-large' };
+
+interface Entry {
+  readonly action: Action;
+  readonly seq: number;
+  readonly bytes: number;
+  // Set once the batch that wrote it is on disk: only then may it be sent.
+  durable: boolean;
+  committed: Promise<void>;
+}
+
+interface Batch {
+  readonly ops: Array<{ type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string }>;
+  sync: boolean;
+  readonly added: Entry[];
+  readonly evicted: Entry[];
+  readonly committed: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+const QUEUED = 'q!';
+const ACKNOWLEDGED = 'a!';
+
+/**
+ * Commands decided for devices, durable until their device took them, keyed by action id. A command is
+ * written (group commit, synced) before it may be sent; an id already queued, or one its device
+ * acknowledged, is not queued again (an action decided again after a crash has the same id). Per device,
+ * commands are kept in the order they were decided.
+ */
+export class CommandOutbox {
+  readonly limits: Readonly<CommandOutboxLimits>;
+  /** Entries found on open that could not be decoded; they are left on disk and ignored. */
+  readonly unreadableOnOpen: number;
+
+  readonly #root: RootLevel;
+  readonly #level: Sublevel<Buffer>;
+  // Insertion order is decision order: the first entry is the oldest.
+  #queued = new Map<string, Entry>();
+  readonly #byDevice = new Map<string, Map<string, Entry>>();
+  // Acknowledged ids with the time of their acknowledgement, oldest first.
+  readonly #acknowledged = new Map<string, number>();
+  #bytes = 0;
+  #nextSeq: number;
+  #pending: Batch | undefined;
+  #writing: Promise<void> | undefined;
+  #closed = false;
+
+  private constructor(
+    root: RootLevel,
+    level: Sublevel<Buffer>,
+    limits: CommandOutboxLimits,
+    nextSeq: number,
+    unreadable: number,
+  ) {
+    this.#root = root;
+    this.#level = level;
+    this.limits = limits;
+    this.#nextSeq = nextSeq;
+    this.unreadableOnOpen = unreadable;
+  }
+
+  /** Loads what a previous run left. `level` is the `commands` sublevel with raw (buffer) values. */
+  static async open(
+    root: RootLevel,
+    level: Sublevel<Buffer>,
+    limits: Partial<CommandOutboxLimits> = {},
+  ): Promise<CommandOutbox> {
+    const resolved = { ...DEFAULT_COMMAND_OUTBOX_LIMITS, ...limits };
+    for (const [name, value] of Object.entries(resolved)) {
+      if (!Number.isInteger(value) || value < 1)
+        throw new RangeError(`command outbox ${name} must be a positive integer, got ${value}`);
+    }
+    const queued: Entry[] = [];
+    const acknowledged: Array<[string, number]> = [];
+    let unreadable = 0;
+    await storeIo('loading the command outbox', async () => {
+      for await (const [key, value] of level.iterator()) {
+        if (key.startsWith(ACKNOWLEDGED)) {
+          const at = decodeSafely(value);
+          if (typeof at === 'number') acknowledged.push([key.slice(ACKNOWLEDGED.length), at]);
+          else unreadable += 1;
+          continue;
+        }
+        const record = key.startsWith(QUEUED) ? decodeQueued(value) : undefined;
+        if (record === undefined || record.action.id !== key.slice(QUEUED.length)) {
+          unreadable += 1;
+          continue;
+        }
+        const bytes = key.length + value.length;
+        queued.push({ ...record, bytes, durable: true, committed: Promise.resolve() });
+      }
+    });
+    queued.sort((a, b) => a.seq - b.seq);
+    acknowledged.sort((a, b) => a[1] - b[1]);
+    const nextSeq = (queued.at(-1)?.seq ?? -1) + 1;
+    const outbox = new CommandOutbox(root, level, resolved, nextSeq, unreadable);
+    for (const [id, at] of acknowledged) outbox.#acknowledged.set(id, at);
+    for (const entry of queued) if (!outbox.#acknowledged.has(entry.action.id)) outbox.#insert(entry);
+    return outbox;
+  }
+
+  /** Commands queued, including those whose write is still being synced. */
+  get size(): number {
+    return this.#queued.size;
+  }
+
+  /** Bytes the queued commands take on disk. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Acknowledged ids remembered. */
+  get acknowledgedSize(): number {
+    return this.#acknowledged.size;
+  }
+
+  has(id: string): boolean {
+    return this.#queued.has(id);
+  }
+
+  /** Whether the device acknowledged this id (as far as it is remembered). */
+  isAcknowledged(id: string): boolean {
+    return this.#acknowledged.has(id);
+  }
+
+  /** Devices with commands queued. */
+  devices(): string[] {
+    return [...this.#byDevice.keys()];
+  }
+
+  /** The commands queued for `device` that are on disk, in the order they were decided. */
+  pending(device: string): Action[] {
+    const out: Action[] = [];
+    for (const entry of this.#byDevice.get(device)?.values() ?? []) if (entry.durable) out.push(entry.action);
+    return out;
+  }
+
+  /** Every queued command, oldest first. */
+  all(): Action[] {
+    return [...this.#queued.values()].map((entry) => entry.action);
+  }
+
+  /**
+   * Queues a command for its device (`action.actor`); resolves once it is synced to disk. To make room, the
+   * device's oldest command goes when it has `maxPerDevice`, the oldest of all when the outbox is full.
+   */
+  async add(action: Action): Promise<CommandAddResult> {
+    if (this.#closed) throw new StoreIoError('the command outbox is closed');
+    if (this.#acknowledged.has(action.id)) return { status: 'acknowledged' };
+    const existing = this.#queued.get(action.id);
+    if (existing !== undefined) {
+      await existing.committed;
+      return { status: 'duplicate' };
+    }
+    const seq = this.#nextSeq++;
+    const key = QUEUED + action.id;
+    const value = encodeCbor({ seq, action });
+    const bytes = key.length + value.length;
+    if (bytes > this.limits.maxBytes) return { status: 'too-large' };
+
+    const dropped = this.#victimsFor(action.actor, bytes);
+    const batch = this.#batch();
+    for (const victim of dropped) {
+      this.#take(victim.entry);
+      batch.ops.push({ type: 'del', key: QUEUED + victim.entry.action.id });
+      batch.evicted.push(victim.entry);
+    }
+    const entry: Entry = { action, seq, bytes, durable: false, committed: batch.committed };
+    this.#insert(entry);
+    batch.ops.push({ type: 'put', key, value });
+    batch.added.push(entry);
+    batch.sync = true;
+    await batch.committed;
+    return { status: 'queued', dropped: dropped.map((v) => ({ action: v.entry.action, reason: v.reason })) };
+  }
+
+  /**
+   * The device took the command (PUBACK, or written to it at QoS 0): it leaves the outbox and its id is
+   * remembered, so that deciding it again after a crash does not send it again. Not synced on its own: an
+   * acknowledgement lost to a crash means the command is sent once more, and the device can tell by its id.
+   */
+  async acknowledge(id: string, atMs: number): Promise<void> {
+    if (this.#closed) throw new StoreIoError('the command outbox is closed');
+    const entry = this.#queued.get(id);
+    if (entry === undefined) return;
+    this.#take(entry);
+    const batch = this.#batch();
+    batch.ops.push({ type: 'del', key: QUEUED + id });
+    this.#acknowledged.delete(id);
+    this.#acknowledged.set(id, atMs);
+    batch.ops.push({ type: 'put', key: ACKNOWLEDGED + id, value: encodeCbor(atMs) });
+    for (const oldest of this.#acknowledged.keys()) {
+      if (this.#acknowledged.size <= this.limits.maxAcknowledged) break;
+      this.#acknowledged.delete(oldest);
+      batch.ops.push({ type: 'del', key: ACKNOWLEDGED + oldest });
+    }
+    await batch.committed;
+  }
+
+  /** Drops a queued command unsent (its ttl passed); an id not queued is ignored. */
+  async remove(id: string): Promise<void> {
+    if (this.#closed) throw new StoreIoError('the command outbox is closed');
+    const entry = this.#queued.get(id);
+    if (entry === undefined) return;
+    this.#take(entry);
+    const batch = this.#batch();
+    batch.ops.push({ type: 'del', key: QUEUED + id });
+    await batch.committed;
+  }
+
+  /** Forgets the ids acknowledged `acknowledgedForMs` or longer before `nowMs`; resolves with how many. */
+  async forgetAcknowledged(nowMs: number): Promise<number> {
+    if (this.#closed) return 0;
+    const before = nowMs - this.limits.acknowledgedForMs;
+    const forgotten: string[] = [];
+    for (const [id, at] of this.#acknowledged) {
+      if (at > before) break;
+      forgotten.push(id);
+    }
+    if (forgotten.length === 0) return 0;
+    const batch = this.#batch();
+    for (const id of forgotten) {
+      this.#acknowledged.delete(id);
+      batch.ops.push({ type: 'del', key: ACKNOWLEDGED + id });
+    }
+    await batch.committed;
+    return forgotten.length;
+  }
+
+  /** Waits for pending writes, then refuses new ones. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    while (this.#writing !== undefined) await this.#writing;
+  }
+
+  #victimsFor(device: string, bytes: number): Array<{ entry: Entry; reason: CommandDropReason }> {
+    const victims: Array<{ entry: Entry; reason: CommandDropReason }> = [];
+    const chosen = new Set<Entry>();
+    const own = this.#byDevice.get(device);
+    if (own !== undefined) {
+      let count = own.size + 1;
+      for (const entry of own.values()) {
+        if (count <= this.limits.maxPerDevice) break;
+        victims.push({ entry, reason: 'device-full' });
+        chosen.add(entry);
+        count -= 1;
+      }
+    }
+    let count = this.#queued.size + 1 - victims.length;
+    let total = this.#bytes + bytes - victims.reduce((sum, v) => sum + v.entry.bytes, 0);
+    for (const entry of this.#queued.values()) {
+      if (count <= this.limits.maxCount && total <= this.limits.maxBytes) break;
+      if (chosen.has(entry)) continue;
+      victims.push({ entry, reason: 'full' });
+      count -= 1;
+      total -= entry.bytes;
+    }
+    return victims;
+  }
+
+  #insert(entry: Entry): void {
+    const id = entry.action.id;
+    this.#queued.set(id, entry);
+    let own = this.#byDevice.get(entry.action.actor);
+    if (own === undefined) {
+      own = new Map();
+      this.#byDevice.set(entry.action.actor, own);
+    }
+    own.set(id, entry);
+    this.#bytes += entry.bytes;
+  }
+
+  #take(entry: Entry): void {
+    const id = entry.action.id;
+    if (this.#queued.get(id) !== entry) return;
+    this.#queued.delete(id);
+    this.#bytes -= entry.bytes;
+    const own = this.#byDevice.get(entry.action.actor);
+    own?.delete(id);
+    if (own?.size === 0) this.#byDevice.delete(entry.action.actor);
+  }
+
+  // The batch that collects writes until the one being synced is done.
+  #batch(): Batch {
+    if (this.#pending !== undefined) return this.#pending;
+    let resolve!: () => void;
+    let reject!: (err: unknown) => void;
+    const committed = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // Every caller awaits it; this one only must not count as unhandled.
+    committed.catch(() => undefined);
+    const batch: Batch = { ops: [], sync: false, added: [], evicted: [], committed, resolve, reject };
+    this.#pending = batch;
+    if (this.#writing === undefined) {
+      this.#writing = this.#writeAll().finally(() => {
+        this.#writing = undefined;
+      });
+    }
+    return batch;
+  }
+
+  async #writeAll(): Promise<void> {
+    // Let the callers of this tick add to the batch before it is written.
+    await Promise.resolve();
+    for (let batch = this.#pending; batch !== undefined; batch = this.#pending) {
+      this.#pending = undefined;
+      try {
+        const ops = batch.ops.map((op) => ({ ...op, sublevel: this.#level }));
+        await storeIo('writing the command outbox', () => this.#root.batch(ops, { sync: batch.sync }));
+        for (const entry of batch.added) entry.durable = true;
+        batch.resolve();
+      } catch (err) {
+        this.#rollBack(batch);
+        batch.reject(err);
+      }
+    }
+  }
+
+  // Memory follows the disk again: the commands of a failed batch are not queued, the ones it was to evict
+  // still are (in decision order). Acknowledgements and removals are not undone: those commands were done.
+  #rollBack(batch: Batch): void {
+    for (const entry of batch.added) this.#take(entry);
+    const back = batch.evicted.filter((e) => e.durable && !this.#queued.has(e.action.id));
+    if (back.length === 0) return;
+    for (const entry of back) this.#insert(entry);
+    this.#queued = new Map([...this.#queued.entries()].sort((a, b) => a[1].seq - b[1].seq));
+    for (const [device, own] of this.#byDevice) {
+      this.#byDevice.set(device, new Map([...own.entries()].sort((a, b) => a[1].seq - b[1].seq)));
+    }
+  }
+}
+
+function decodeSafely(value: Buffer): unknown {
+  try {
+    return decodeCbor(value);
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeQueued(value: Buffer): { seq: number; action: Action } | undefined {
+  const decoded = decodeSafely(value);
+  if (typeof decoded !== 'object' || decoded === null) return undefined;
+  const { seq, action } = decoded as { seq?: unknown; action?: Partial<Action> };
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) return undefined;
+  if (typeof action !== 'object' || action === null) return undefined;
+  if (typeof action.id !== 'string' || typeof action.actor !== 'string') return undefined;
+  if (typeof action.action !== 'string' || typeof action.decidedAt !== 'number') return undefined;
+  return { seq, action: action as Action };
+}
