@@ -100,9 +100,12 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const timers = new TimerDriver(new TimerQueue(), clock, (timer, actor, dueAt) => {
     // Stamped now, in the device's order: no later event of the device is ahead of it.
     const at = Math.max(dueAt, clock.now());
-    if (actor === undefined) return durable.submitTimer(timer, at, undefined, undefined);
-    const handed = entrance.pushInput(actor, (profile) => durable.submitTimer(timer, at, actor, profile));
-    if (handed) handed.catch((err: unknown) => logger.warn({ err, timer }, 'timer firing not recorded'));
+    // A firing that is not recorded (the gateway is closing) stays pending in the state: logged by the journal.
+    if (actor === undefined) void durable.submitTimer(timer, at, undefined, undefined).catch(() => undefined);
+    else
+      void entrance
+        .pushInput(actor, (profile) => durable.submitTimer(timer, at, actor, profile))
+        ?.catch(() => undefined);
   });
   base.metrics.readFrom({ pendingTimers: () => timers.pending });
   // Profile changes from every source (import, API, cloud batches) are journaled before they are written.

@@ -414,11 +414,18 @@ export class DurableInputs {
   }
 
   /** Records a timer firing at `at` and applies it once written. */
-  submitTimer(timer: string, at: number, actor: string | undefined, profile: Profile | undefined): void {
-    this.record({ kind: 'timer', timer, at, actor }, profile, 'write').catch((err: unknown) => {
+  submitTimer(
+    timer: string,
+    at: number,
+    actor: string | undefined,
+    profile: Profile | undefined,
+  ): Promise<void> {
+    const recorded = this.record({ kind: 'timer', timer, at, actor }, profile, 'write');
+    recorded.catch((err: unknown) => {
       // Closing: the timer is still pending in the state, and fires (after a grace period) on the next start.
       this.logger.debug({ err, timer }, 'timer firing not recorded');
     });
+    return recorded;
   }
 
   /**
