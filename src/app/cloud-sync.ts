@@ -1,3 +1,4 @@
+import { rulesRecordOf } from '../runtime/index.js';
 import { upstreamTopics } from '../shared/index.js';
 import { startCloudSync, type CloudSync } from '../sync/index.js';
 import type { DecisionModule } from './decision.js';
@@ -26,6 +27,13 @@ export async function startSync(
     publish: (topic, payload) => uplink.publishStatus(topic, payload),
     logger,
     now: () => decision.clock.now(),
+    // Recorded in the journal, then swapped when the record is applied: a replay swaps at the same point.
+    swap: (rules, from) =>
+      decision.durable.submitRules(
+        rules,
+        rulesRecordOf(rules, from.source, from.version),
+        decision.clock.now(),
+      ),
     // Rule changes wait for recovery: the journal is replayed through the rules loaded at start.
     ready: decision.recovered.catch(() => undefined),
     // The state now follows the new rules: a checkpoint keeps a restart from replaying the journal before the

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Verdict } from '../actions/index.js';
 import { DeviceActivity, RecentActions } from '../dashboard/index.js';
 import { TimerQueue } from '../engine/index.js';
+import { OrderedDelivery, type Deliver } from '../ingest/index.js';
 import {
   clockNotBefore,
   DecisionLoop,
@@ -9,6 +10,7 @@ import {
   monotonicClock,
   Recorder,
   RulesInForce,
+  rulesRecordOf,
   TimerDriver,
   type Clock,
   type JournalStorage,
@@ -47,6 +49,8 @@ export interface DecisionModule extends Started {
   readonly bundles: BundleStore;
   /** Which rules were in force at start: a stored bundle or the rules directory. */
   readonly running: RunningRules;
+  /** Where device and cloud events enter: per device in arrival order, with the device's profile. */
+  readonly entrance: OrderedDelivery;
   /** What the dashboard reads of the decisions and of the inputs applied live. */
   readonly recent: RecentActions;
   readonly devices: DeviceActivity;
@@ -80,27 +84,32 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     dirRules: base.dirRules,
     logger,
   });
-  const { engine, arbiter } = durable.restore(startup.rules, { gateway: base.gatewayId });
-  const rules = new RulesInForce(startup.rules, engine, arbiter);
+  const { source, version } = startup.running;
+  const restored = durable.restore(
+    startup.rules,
+    { gateway: base.gatewayId },
+    rulesRecordOf(startup.rules, source, version),
+  );
+  const rules = new RulesInForce(restored.rules, restored.engine, restored.arbiter);
 
-  // A timer that fires is an input like an event: recorded with its time, then applied in journal order.
+  // Inputs enter in arrival order per device, each with its device's profile: events, and timer firings, which
+  // are inputs like events (recorded with their time, then applied in journal order).
+  const deliverEvent: Deliver = (ev, profile, meta) =>
+    durable.submitEvent(ev, profile, meta && meta.qos > 0 ? 'sync' : 'write', meta?.source);
+  const entrance = new OrderedDelivery(store.profiles, deliverEvent, logger);
   const timers = new TimerDriver(new TimerQueue(), clock, (timer, actor, dueAt) => {
+    // Stamped now, in the device's order: no later event of the device is ahead of it.
     const at = Math.max(dueAt, clock.now());
-    const cached =
-      actor !== undefined ? store.profiles.peek(actor) : { hit: true as const, profile: undefined };
-    if (cached.hit) {
-      durable.submitTimer(timer, at, actor, cached.profile);
-      return;
-    }
-    store.profiles.get(actor ?? '').then(
-      (profile) => durable.submitTimer(timer, at, actor, profile),
-      (err: unknown) => {
-        logger.warn({ err, actor }, 'profile read failed; timer fires without the profile');
-        durable.submitTimer(timer, at, actor, undefined);
-      },
-    );
+    // A firing that is not recorded (the gateway is closing) stays pending in the state: logged by the journal.
+    if (actor === undefined) void durable.submitTimer(timer, at, undefined, undefined).catch(() => undefined);
+    else
+      void entrance
+        .pushInput(actor, (profile) => durable.submitTimer(timer, at, actor, profile))
+        ?.catch(() => undefined);
   });
   base.metrics.readFrom({ pendingTimers: () => timers.pending });
+  // Profile changes from every source (import, API, cloud batches) are journaled before they are written.
+  store.profiles.recordChangesWith((changes) => durable.submitProfiles(changes, clock.now()));
 
   const sent: OnSent[] = [];
   const recent = new RecentActions();
@@ -141,6 +150,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     rules,
     bundles,
     running: startup.running,
+    entrance,
     recent,
     devices,
     onSent: (handler) => void sent.push(handler),
@@ -157,6 +167,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     async stop() {
       clearInterval(prune);
       timers.stop();
+      await entrance.drain();
       // Applies what is still recorded and waiting, then takes a last checkpoint.
       await durable.close();
       await recorder?.close();

@@ -38,7 +38,6 @@ export async function startDeviceEdge(
     });
   };
   const ingest = new Ingest({
-    profiles: store.profiles,
     clock: () => decision.clock.now(),
     logger,
     maxPayloadBytes: config.ingest.maxPayloadBytes,
@@ -48,9 +47,8 @@ export async function startDeviceEdge(
         metrics.eventsIn.inc({ type: metrics.eventType(type), source: source ?? 'device' }),
       rejected: (reason) => metrics.ingestRejects.inc({ reason }),
     },
-    // Recorded first, applied once recorded (docs/durability.md).
-    deliver: (ev, profile, meta) =>
-      durable.submitEvent(ev, profile, meta && meta.qos > 0 ? 'sync' : 'write', meta?.source),
+    // In the decision loop's order per device; recorded first, applied once recorded (docs/durability.md).
+    ordered: decision.entrance,
   });
   uplink.route(upstreamTopics(base.gatewayId).events, (payload, message) =>
     receiveCloudEvent(durable, ingest, payload, message),

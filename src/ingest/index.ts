@@ -1,7 +1,7 @@
 export { Ingest, type IngestOptions } from './ingest.js';
 export { decodePayload, type DecodedPayload, type DecodeFailureReason } from './decode-payload.js';
 export { parseCloudEvent, type CloudEvent, type ParsedCloudEvent } from './cloud-event.js';
-export type { Deliver } from './ordered-delivery.js';
+export { OrderedDelivery, type Deliver, type HandOn } from './ordered-delivery.js';
 export type {
   DeadLetter,
   IngestMetrics,

@@ -12,13 +12,21 @@ import type {
   PublishSource,
 } from './types.js';
 
-export interface IngestOptions {
-  profiles: ProfileSource;
-  /**
-   * Receives every accepted event with its device's profile, in arrival order per device. A promise it
-   * returns for a device publish is what the broker waits for before it acknowledges (see `Deliver`).
-   */
-  deliver: Deliver;
+export type IngestOptions = IngestSettings &
+  (
+    | {
+        profiles: ProfileSource;
+        /**
+         * Receives every accepted event with its device's profile, in arrival order per device. A promise it
+         * returns for a device publish is what the broker waits for before it acknowledges (see `Deliver`).
+         */
+        deliver: Deliver;
+      }
+    /** Accepted events join this per-device order, shared with other inputs (timer firings). */
+    | { ordered: OrderedDelivery }
+  );
+
+interface IngestSettings {
   deadLetter: (record: DeadLetter) => void;
   /** Gateway time in ms, stamped on each event as it arrives. */
   clock: () => number;
@@ -41,7 +49,8 @@ export class Ingest {
   private readonly ordered: OrderedDelivery;
 
   constructor(private readonly opts: IngestOptions) {
-    this.ordered = new OrderedDelivery(opts.profiles, opts.deliver, opts.logger);
+    this.ordered =
+      'ordered' in opts ? opts.ordered : new OrderedDelivery(opts.profiles, opts.deliver, opts.logger);
   }
 
   /** Events waiting for a profile read. */

@@ -8,18 +8,21 @@ import type { ProfileSource, PublishMeta } from './types.js';
  */
 export type Deliver = (ev: Event, profile: Profile | undefined, meta: PublishMeta | undefined) => unknown;
 
+/** Hands an input on with its device's profile; a promise it returns is what the caller waits for. */
+export type HandOn = (profile: Profile | undefined) => Promise<void> | void;
+
 interface Queued {
-  ev: Event;
-  meta: PublishMeta | undefined;
-  /** Settles the promise `push` returned, once the event was handed on. */
+  handOn: HandOn;
+  /** Settles the promise `push` returned, once the input was handed on. */
   settle?: { resolve: () => void; reject: (err: unknown) => void };
 }
 
 /**
- * Hands events on with their device's profile, in arrival order per device. On a cache hit with
- * nothing queued for the device the event goes out synchronously; otherwise it joins a per-device
- * FIFO that waits for the profile read, so a later event that hits the cache cannot overtake it.
- * Devices do not wait for each other.
+ * Hands inputs on with their device's profile, in arrival order per device. On a cache hit with
+ * nothing queued for the device the input goes out synchronously; otherwise it joins a per-device
+ * FIFO that waits for the profile read, so a later input that hits the cache cannot overtake it.
+ * Devices do not wait for each other. Events and timer firings share the FIFO, so a timer never
+ * overtakes its device's events, and time never goes backwards for a device.
  */
 export class OrderedDelivery {
   private readonly queues = new Map<string, Queued[]>();
@@ -43,20 +46,29 @@ export class OrderedDelivery {
    * it was queued and `deliver` gives one, rejected when delivering threw).
    */
   push(ev: Event, meta?: PublishMeta): Promise<void> | void {
-    const queue = this.queues.get(ev.actor);
-    if (queue !== undefined) return this.enqueue(queue, ev, meta);
-    const cached = this.profiles.peek(ev.actor);
-    if (cached.hit) return this.handOn(ev, cached.profile, meta);
+    if (!this.queues.has(ev.actor)) {
+      const cached = this.profiles.peek(ev.actor);
+      if (cached.hit) return this.handOn(ev, cached.profile, meta);
+    }
+    return this.pushInput(ev.actor, (profile) => this.handOn(ev, profile, meta));
+  }
+
+  /** Any input of `actor` (a timer firing), in the same order as its events. */
+  pushInput(actor: string, handOn: HandOn): Promise<void> | void {
+    const queue = this.queues.get(actor);
+    if (queue !== undefined) return this.enqueue(queue, handOn);
+    const cached = this.profiles.peek(actor);
+    if (cached.hit) return handOn(cached.profile);
     const fresh: Queued[] = [];
-    this.queues.set(ev.actor, fresh);
-    const settled = this.enqueue(fresh, ev, meta);
-    void this.pump(ev.actor, fresh);
+    this.queues.set(actor, fresh);
+    const settled = this.enqueue(fresh, handOn);
+    void this.pump(actor, fresh);
     return settled;
   }
 
-  private enqueue(queue: Queued[], ev: Event, meta: PublishMeta | undefined): Promise<void> {
+  private enqueue(queue: Queued[], handOn: HandOn): Promise<void> {
     const settled = new Promise<void>((resolve, reject) =>
-      queue.push({ ev, meta, settle: { resolve, reject } }),
+      queue.push({ handOn, settle: { resolve, reject } }),
     );
     // The caller may not wait for it (a QoS 0 publish, a connection change): no unhandled rejection.
     settled.catch(() => undefined);
@@ -75,7 +87,13 @@ export class OrderedDelivery {
       for (let item = queue[0]; item !== undefined; item = queue[0]) {
         const profile = await this.profileOf(actor);
         queue.shift();
-        const result = this.handOn(item.ev, profile, item.meta);
+        let result: Promise<void> | void;
+        try {
+          result = item.handOn(profile);
+        } catch (err) {
+          this.logger.error({ err, deviceId: actor }, 'handing an input on failed');
+          result = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+        }
         if (item.settle) {
           if (result === undefined) item.settle.resolve();
           else result.then(item.settle.resolve, item.settle.reject);

@@ -108,7 +108,11 @@ export function compileRuleFiles(files: ReadonlyArray<{ path: string; text: stri
   }
 
   if (r.problems.length > 0) return { ok: false, problems: sortProblems(r.problems, files) };
-  const rules = { scenarios: scenarios.map((s) => s.scenario), files: files.map((f) => f.path) };
+  const rules = {
+    scenarios: scenarios.map((s) => s.scenario),
+    files: files.map((f) => f.path),
+    sources: files.map(({ path, text }) => ({ path, text })),
+  };
   return { ok: true, rules: policy ? { ...rules, policy } : rules };
 }
 

@@ -60,6 +60,8 @@ export interface RuleSet {
   scenarios: Scenario[];
   policy?: Policy;
   files: string[];
+  /** The files as compiled: what a journal record of a rules swap keeps, so a replay can compile them again. */
+  sources?: ReadonlyArray<{ path: string; text: string }>;
 }
 
 export type LoadResult = { ok: true; rules: RuleSet } | { ok: false; problems: RuleProblem[] };

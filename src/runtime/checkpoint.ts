@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ArbiterState } from '../actions/index.js';
 import type { EngineState } from '../engine/index.js';
 import type { DuplicateEntry } from './duplicate-filter.js';
+import type { RulesRecord } from './journal-records.js';
 import type { JournalStorage } from './journal-storage.js';
 
 /** Everything the gateway's decisions depend on, as of one journal record. */
@@ -19,6 +20,8 @@ export interface CheckpointState {
   /** When each device was last heard from (its events and its connection changes). */
   lastSeen: Array<[actor: string, at: number]>;
   duplicates: DuplicateEntry[];
+  /** The rules the state was taken under (checkpoints written before rules were journaled have none). */
+  rules?: RulesRecord;
 }
 
 /** How many checkpoints are kept: the newest, and one before it in case the newest cannot be read. */

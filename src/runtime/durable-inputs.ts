@@ -11,10 +11,21 @@ import type { Clock } from './clock.js';
 import { DurabilityMetrics } from './durability-metrics.js';
 import { DuplicateFilter } from './duplicate-filter.js';
 import { Journal, type Persist } from './journal.js';
-import { decodeRecord, encodeRecord, type InputRecord, type PublishOrigin } from './journal-records.js';
+import {
+  decodeRecord,
+  encodeRecord,
+  recordAt,
+  type InputRecord,
+  type ProfileChange,
+  type PublishOrigin,
+  type RulesRecord,
+} from './journal-records.js';
 import { fileJournalStorage, type JournalStorage } from './journal-storage.js';
 import type { DecisionLoop } from './decision-loop.js';
+import { RecordedContext } from './recorded-context.js';
 import { armFromLastSeen, graceMs, restoreEngine, type RuleChanges } from './recovery.js';
+import { rulesOfRecord } from './rules-record.js';
+import type { SwapReport } from './rules-swap.js';
 
 /** How the gateway records its inputs and checkpoints its state (`durability` in the config). */
 export interface DurabilitySettings {
@@ -143,6 +154,8 @@ export class DurableInputs {
   private recovering: Promise<RecoveryReport> | undefined;
   private closing: Promise<void> | undefined;
   private rules: RuleSet | undefined;
+  /** The rules loaded at start, when they differ from those of the recovered state: swapped in after the replay. */
+  private startup: { rules: RuleSet; record: RulesRecord } | undefined;
   private engineOpts: EngineOptions | undefined;
   private changes: RuleChanges = { kept: [], changed: [], removed: [], added: [] };
   private readonly settings: DurabilitySettings;
@@ -159,6 +172,7 @@ export class DurableInputs {
     private readonly journal: Journal,
     private readonly checkpoints: Checkpoints,
     private readonly saved: CheckpointState | undefined,
+    private readonly context: RecordedContext,
     private readonly logger: Logger,
     metrics: DurabilityMetrics,
     settings: DurabilitySettings,
@@ -204,14 +218,29 @@ export class DurableInputs {
     });
     let latestAt = saved?.at;
     const entries: Array<{ origin: PublishOrigin; at: number }> = [];
+    // Each profile the tail changes, as it was before its first change there: what replayed inputs start from.
+    const profileBase = new Map<string, Profile | null>();
     for await (const { payload } of journal.read(saved?.seq ?? 0)) {
       const record = decodeRecord(payload);
       if (record === undefined) continue;
-      const at = record.kind === 'event' ? record.event.at : record.at;
+      const at = recordAt(record);
       latestAt = latestAt === undefined ? at : Math.max(latestAt, at);
       if (record.kind === 'event' && record.origin) entries.push({ origin: record.origin, at });
+      if (record.kind === 'profiles') {
+        for (const c of record.changes) if (!profileBase.has(c.id)) profileBase.set(c.id, c.before);
+      }
     }
-    inputs = new DurableInputs(journal, checkpoints, saved, opts.logger, metrics, settings, latestAt);
+    const context = new RecordedContext(saved?.rules, profileBase, opts.logger);
+    inputs = new DurableInputs(
+      journal,
+      checkpoints,
+      saved,
+      context,
+      opts.logger,
+      metrics,
+      settings,
+      latestAt,
+    );
     inputs.onCheckpoint = opts.onCheckpoint;
     inputs.duplicates.restore(saved?.duplicates ?? []);
     for (const { origin, at } of entries) {
@@ -233,10 +262,36 @@ export class DurableInputs {
     return crc32(payload, crc32(topic));
   }
 
-  /** The engine and arbiter as the checkpoint left them, for the rules loaded now (see `restoreEngine`). */
-  restore(rules: RuleSet, engineOpts: EngineOptions): { engine: Engine; arbiter: Arbiter } {
-    this.rules = rules;
+  /**
+   * The engine and arbiter as the checkpoint left them. When the checkpoint names the rules it was taken under and
+   * they are not `rules` (the rules loaded now), the state continues under its own rules, the journal after it is
+   * replayed through them (and the swaps it records), and `rules` are swapped in after the replay; otherwise the
+   * state continues under `rules` at once (see `restoreEngine`).
+   */
+  restore(
+    startupRules: RuleSet,
+    engineOpts: EngineOptions,
+    record: RulesRecord,
+  ): { rules: RuleSet; engine: Engine; arbiter: Arbiter } {
     this.engineOpts = engineOpts;
+    let rules = startupRules;
+    const savedRules = this.saved?.rules;
+    if (savedRules !== undefined && savedRules.hash !== record.hash) {
+      try {
+        rules = rulesOfRecord(savedRules);
+        this.startup = { rules: startupRules, record };
+      } catch (err) {
+        this.logger.error(
+          { err },
+          'the rules of the checkpoint cannot be compiled; the journal is replayed through the rules loaded now',
+        );
+      }
+    }
+    if (this.startup === undefined && this.context.inForce?.hash !== record.hash) {
+      // Recorded before anything else after the tail, so a later replay knows the rules from here on.
+      this.startup = { rules: startupRules, record };
+    }
+    this.rules = rules;
     const { engine, changes } = restoreEngine(rules, engineOpts, this.saved?.engine, this.logger);
     this.changes = changes;
     let arbiter = new Arbiter(rules.policy);
@@ -247,7 +302,7 @@ export class DurableInputs {
         this.logger.error({ err }, 'arbitration state in the checkpoint cannot be restored; it starts empty');
       }
     }
-    return { engine, arbiter };
+    return { rules, engine, arbiter };
   }
 
   get state(): DurabilityState {
@@ -359,14 +414,48 @@ export class DurableInputs {
   }
 
   /** Records a timer firing at `at` and applies it once written. */
-  submitTimer(timer: string, at: number, actor: string | undefined, profile: Profile | undefined): void {
-    this.record({ kind: 'timer', timer, at, actor }, profile, 'write').catch((err: unknown) => {
+  submitTimer(
+    timer: string,
+    at: number,
+    actor: string | undefined,
+    profile: Profile | undefined,
+  ): Promise<void> {
+    const recorded = this.record({ kind: 'timer', timer, at, actor }, profile, 'write');
+    recorded.catch((err: unknown) => {
       // Closing: the timer is still pending in the state, and fires (after a grace period) on the next start.
       this.logger.debug({ err, timer }, 'timer firing not recorded');
     });
+    return recorded;
   }
 
-  private record(input: InputRecord, profile: Profile | undefined, persist: Persist): Promise<void> {
+  /**
+   * Records profile changes before they are written to the store (the caller writes them once this settles), so a
+   * replay judges each input by the profile of its moment.
+   */
+  submitProfiles(changes: ProfileChange[], at: number): Promise<void> {
+    if (changes.length === 0) return Promise.resolve();
+    return this.record({ kind: 'profiles', at, changes }, undefined, 'sync');
+  }
+
+  /**
+   * Records a rules swap and carries it out when the record is applied, between two inputs in journal order;
+   * settles with what became of each scenario.
+   */
+  submitRules(rules: RuleSet, record: RulesRecord, at: number): Promise<SwapReport> {
+    let swapped: Promise<SwapReport> | undefined;
+    const recorded = this.record({ kind: 'rules', at, rules: record }, undefined, 'sync', (seq) => {
+      swapped = this.context.expectSwap(seq, rules);
+    });
+    return recorded.then(() => swapped ?? Promise.reject(new Error('the journal is closed')));
+  }
+
+  /** `onSeq` learns the record's sequence number before it can be applied. */
+  private record(
+    input: InputRecord,
+    profile: Profile | undefined,
+    persist: Persist,
+    onSeq?: (seq: number) => void,
+  ): Promise<void> {
     this.metrics.records.inc({ persist });
     const recorded = new Promise<void>((resolve, reject) => {
       const seq = this.journal.append(encodeRecord(input), persist, (err) => {
@@ -378,6 +467,7 @@ export class DurableInputs {
         else this.held.push({ seq, input, profile });
         resolve();
       });
+      onSeq?.(seq);
     });
     // Callers that do not wait for it (QoS 0) must not see an unhandled rejection when the gateway closes.
     recorded.catch(() => undefined);
@@ -387,16 +477,26 @@ export class DurableInputs {
   private apply(seq: number, input: InputRecord, profile: Profile | undefined, replay: boolean): void {
     const loop = this.loop as DecisionLoop;
     try {
-      if (input.kind === 'event') {
-        const ev = input.event;
-        if (ev.source === 'device' || ev.source === 'broker') {
-          const seen = this.lastSeen.get(ev.actor);
-          if (seen === undefined || seen < ev.at) this.lastSeen.set(ev.actor, ev.at);
+      switch (input.kind) {
+        case 'event': {
+          const ev = input.event;
+          if (ev.source === 'device' || ev.source === 'broker') {
+            const seen = this.lastSeen.get(ev.actor);
+            if (seen === undefined || seen < ev.at) this.lastSeen.set(ev.actor, ev.at);
+          }
+          if (!replay) this.deps?.onLiveEvent?.(ev);
+          loop.onEvent(ev, profile, replay);
+          break;
         }
-        if (!replay) this.deps?.onLiveEvent?.(ev);
-        loop.onEvent(ev, profile, replay);
-      } else {
-        loop.onTimer(input.timer, input.at, input.actor, profile, replay);
+        case 'timer':
+          loop.onTimer(input.timer, input.at, input.actor, profile, replay);
+          break;
+        case 'profiles':
+          this.context.onProfiles(input.changes, replay);
+          break;
+        case 'rules':
+          this.context.onRules(seq, input.rules, loop, this.engineOpts as EngineOptions, replay);
+          break;
       }
     } catch (err) {
       // One input that breaks a later stage must not stop the ones after it.
@@ -433,9 +533,8 @@ export class DurableInputs {
     const started = performance.now();
     this.loop = deps.loop;
     this.deps = deps;
-    const rules = this.rules;
     const engineOpts = this.engineOpts;
-    if (rules === undefined || engineOpts === undefined)
+    if (this.rules === undefined || engineOpts === undefined)
       throw new Error('restore() must come before recover()');
     const from = this.saved?.seq ?? 0;
     let replayed = 0;
@@ -447,8 +546,9 @@ export class DurableInputs {
           this.logger.error({ seq }, 'journal record cannot be decoded; it is skipped');
           continue;
         }
-        const actor = input.kind === 'event' ? input.event.actor : input.actor;
-        const profile = actor === undefined ? undefined : await profileOf(deps.profiles, actor, this.logger);
+        const actor =
+          input.kind === 'event' ? input.event.actor : input.kind === 'timer' ? input.actor : undefined;
+        const profile = actor === undefined ? undefined : await this.replayProfile(deps.profiles, actor);
         this.apply(seq, input, profile, true);
         replayed++;
         if (replayed % REPLAY_YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
@@ -460,6 +560,7 @@ export class DurableInputs {
       );
     }
     this.metrics.recoveryRecords.inc(replayed);
+    const rules = this.swapToStartupRules(deps.loop, engineOpts);
 
     const armedFor = [...this.changes.added, ...this.changes.changed];
     const needsProfiles = rules.scenarios.some(
@@ -526,6 +627,40 @@ export class DurableInputs {
     return report;
   }
 
+  /** The profile a replayed input of `actor` was judged by: as the journal's profile records say, or the store's. */
+  private async replayProfile(profiles: ProfileLookup, actor: string): Promise<Profile | undefined> {
+    const recorded = this.context.replayProfile(actor);
+    return recorded.known ? recorded.profile : profileOf(profiles, actor, this.logger);
+  }
+
+  /**
+   * After the replay: the rules loaded at start replace those the state was replayed through, when they differ,
+   * and a record of them follows the journal tail. Returns the rules in force.
+   */
+  private swapToStartupRules(loop: DecisionLoop, engineOpts: EngineOptions): RuleSet {
+    const startup = this.startup;
+    if (startup === undefined) return loop.rules.rules;
+    if (this.context.inForce?.hash !== startup.record.hash && loop.rules.rules !== startup.rules) {
+      const { engine, changes } = restoreEngine(
+        startup.rules,
+        engineOpts,
+        loop.rules.engine.snapshot(),
+        this.logger,
+      );
+      const arbiter = Arbiter.restore(startup.rules.policy, loop.rules.arbiter.snapshot());
+      loop.rules.use(engine, arbiter, startup.rules);
+      this.changes = changes;
+    }
+    this.context.inForce = startup.record;
+    this.rules = startup.rules;
+    this.record(
+      { kind: 'rules', at: this.deps?.clock.now() ?? 0, rules: startup.record },
+      undefined,
+      'write',
+    ).catch(() => undefined);
+    return startup.rules;
+  }
+
   /** Timers the state waits on; one whose deadline passed while the gateway was down waits a grace period. */
   private armTimers(deps: RecoveryDeps, rules: RuleSet): number {
     const byId = new Map<string, Scenario>(rules.scenarios.map((sc) => [sc.id, sc]));
@@ -574,6 +709,7 @@ export class DurableInputs {
       arbiter: rules.arbiter.snapshot(),
       lastSeen: [...this.lastSeen],
       duplicates: this.duplicates.snapshot(),
+      ...(this.context.inForce ? { rules: this.context.inForce } : {}),
     };
     const writes = [...deps.pendingWrites()];
     const counted = this.sinceCheckpoint;

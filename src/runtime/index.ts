@@ -25,3 +25,6 @@ export { DurabilityMetrics } from './durability-metrics.js';
 export { fileJournalStorage, type JournalFile, type JournalStorage } from './journal-storage.js';
 export { clockNotBefore, graceMs, type RuleChanges } from './recovery.js';
 export { retryUntilDone } from './retry.js';
+export { swapRules, type SwapReport, type SwapTarget } from './rules-swap.js';
+export { rulesRecordOf, rulesOfRecord } from './rules-record.js';
+export type { ProfileChange, RulesRecord } from './journal-records.js';

@@ -1,5 +1,5 @@
 import { Decoder, Encoder } from 'cbor-x';
-import type { Event, EventSource } from '../shared/index.js';
+import type { Event, EventSource, Profile } from '../shared/index.js';
 
 /** The MQTT publish a device event came in, as far as telling a resend from a new publish needs it. */
 export interface PublishOrigin {
@@ -9,14 +9,44 @@ export interface PublishOrigin {
   hash: number;
 }
 
-/** An input of the engine, as the journal keeps it: an event with its arrival time, or a timer that fired. */
+/** One profile written or deleted (`null`), with what it was before, so a replay can judge earlier inputs by it. */
+export interface ProfileChange {
+  id: string;
+  before: Profile | null;
+  after: Profile | null;
+}
+
+/** The rules that decide from this record on: where they came from and the files to compile them from. */
+export interface RulesRecord {
+  source: 'dir' | 'bundle';
+  /** The bundle's version; 0 for the rules directory. */
+  version: number;
+  /** SHA-256 of the files, hex: two records of the same rules have the same hash. */
+  hash: string;
+  files: Array<{ path: string; text: string }>;
+}
+
+/**
+ * An input of the decision loop, as the journal keeps it: an event with its arrival time, a timer that fired,
+ * profiles that changed, or the rules swapped. Each is recorded before it is acknowledged or applied, and applied
+ * in journal order (docs/architecture.md, "Journal records").
+ */
 export type InputRecord =
   | { kind: 'event'; event: Event; origin?: PublishOrigin }
-  | { kind: 'timer'; timer: string; at: number; actor: string | undefined };
+  | { kind: 'timer'; timer: string; at: number; actor: string | undefined }
+  | { kind: 'profiles'; at: number; changes: ProfileChange[] }
+  | { kind: 'rules'; at: number; rules: RulesRecord };
 
 const SOURCES: readonly EventSource[] = ['device', 'broker', 'cloud', 'engine'];
 const EVENT = 1;
 const TIMER = 2;
+const PROFILES = 3;
+const RULES = 4;
+
+/** The gateway time a record carries. */
+export function recordAt(record: InputRecord): number {
+  return record.kind === 'event' ? record.event.at : record.at;
+}
 
 // Plain CBOR, no cbor-x records: the journal stays readable by any CBOR decoder. Arrays rather than maps keep
 // the field names out of every record.
@@ -25,6 +55,13 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 export function encodeRecord(record: InputRecord): Buffer {
   if (record.kind === 'timer') return encoder.encode([TIMER, record.timer, record.at, record.actor ?? null]);
+  if (record.kind === 'profiles') {
+    return encoder.encode([PROFILES, record.at, record.changes.map((c) => [c.id, c.before, c.after])]);
+  }
+  if (record.kind === 'rules') {
+    const { source, version, hash, files } = record.rules;
+    return encoder.encode([RULES, record.at, source, version, hash, files.map((f) => [f.path, f.text])]);
+  }
   const { event: ev, origin } = record;
   return encoder.encode([
     EVENT,
@@ -55,6 +92,8 @@ export function decodeRecord(bytes: Uint8Array): InputRecord | undefined {
     if (typeof timer !== 'string' || typeof at !== 'number') return undefined;
     return { kind: 'timer', timer, at, actor: typeof actor === 'string' ? actor : undefined };
   }
+  if (fields[0] === PROFILES) return decodeProfiles(fields);
+  if (fields[0] === RULES) return decodeRules(fields);
   if (fields[0] !== EVENT) return undefined;
   const [, actor, type, at, data, source, deviceAt, clientId, messageId, hash] = fields;
   const src = typeof source === 'number' ? SOURCES[source] : undefined;
@@ -69,4 +108,35 @@ export function decodeRecord(bytes: Uint8Array): InputRecord | undefined {
     record.origin = { clientId, messageId, hash };
   }
   return record;
+}
+
+function isProfileOrNull(value: unknown): value is Profile | null {
+  return value === null || (typeof value === 'object' && !Array.isArray(value));
+}
+
+function decodeProfiles(fields: unknown[]): InputRecord | undefined {
+  const [, at, list] = fields;
+  if (typeof at !== 'number' || !Array.isArray(list)) return undefined;
+  const changes: ProfileChange[] = [];
+  for (const item of list as unknown[]) {
+    if (!Array.isArray(item)) return undefined;
+    const [id, before, after] = item as unknown[];
+    if (typeof id !== 'string' || !isProfileOrNull(before) || !isProfileOrNull(after)) return undefined;
+    changes.push({ id, before, after });
+  }
+  return { kind: 'profiles', at, changes };
+}
+
+function decodeRules(fields: unknown[]): InputRecord | undefined {
+  const [, at, source, version, hash, list] = fields;
+  if (typeof at !== 'number' || (source !== 'dir' && source !== 'bundle')) return undefined;
+  if (typeof version !== 'number' || typeof hash !== 'string' || !Array.isArray(list)) return undefined;
+  const files: RulesRecord['files'] = [];
+  for (const item of list as unknown[]) {
+    if (!Array.isArray(item)) return undefined;
+    const [path, text] = item as unknown[];
+    if (typeof path !== 'string' || typeof text !== 'string') return undefined;
+    files.push({ path, text });
+  }
+  return { kind: 'rules', at, rules: { source, version, hash, files } };
 }

@@ -14,6 +14,16 @@ export interface ProfileEntry {
 
 export const DEFAULT_PROFILE_CACHE_ENTRIES = 100_000;
 
+/** One profile written or deleted (`null`), with what it was before. */
+export interface ProfileWrite {
+  id: string;
+  before: Profile | null;
+  after: Profile | null;
+}
+
+/** Sees every change before it is written; the write waits for it and does not happen if it rejects. */
+export type ProfileRecorder = (changes: ProfileWrite[]) => Promise<void>;
+
 interface Reading {
   promise: Promise<Profile | undefined>;
 }
@@ -32,11 +42,31 @@ export class ProfileStore {
   // Reads in flight, so that concurrent lookups of one id share a disk read, and so that a write can
   // tell a read that started before it not to cache what it read.
   readonly #reading = new Map<string, Reading>();
+  #recorder: ProfileRecorder | undefined;
 
   constructor(root: RootLevel, level: Sublevel, cacheEntries: number = DEFAULT_PROFILE_CACHE_ENTRIES) {
     this.#root = root;
     this.#level = level;
     this.#cache = new LruCache(cacheEntries);
+  }
+
+  /** Every later change is handed to `recorder` before it is written (the gateway's journal). */
+  recordChangesWith(recorder: ProfileRecorder): void {
+    this.#recorder = recorder;
+  }
+
+  /** Hands `changes` (ids with their new value, `null` for a delete) to the recorder, with what they were before. */
+  async #record(changes: ReadonlyArray<{ id: string; after: Profile | null }>): Promise<void> {
+    const recorder = this.#recorder;
+    if (recorder === undefined || changes.length === 0) return;
+    const ids = changes.map((c) => c.id);
+    const before = await storeIo('reading profiles before a change', () => this.#level.getMany(ids));
+    await recorder(
+      changes.map((c, i) => {
+        const was: unknown = before[i];
+        return { id: c.id, before: isProfile(was) ? was : null, after: c.after };
+      }),
+    );
   }
 
   /** Entries in the cache (profiles and known misses). */
@@ -75,6 +105,7 @@ export class ProfileStore {
   }
 
   async put(id: string, profile: Profile): Promise<void> {
+    await this.#record([{ id, after: profile }]);
     await storeIo(`writing profile ${id}`, () => this.#level.put(id, profile));
     this.#reading.delete(id);
     this.#cache.set(id, profile);
@@ -86,6 +117,7 @@ export class ProfileStore {
    */
   async putMany(batch: readonly ProfileEntry[]): Promise<void> {
     if (batch.length === 0) return;
+    await this.#record(batch.map(({ id, profile }) => ({ id, after: profile })));
     const level = this.#level;
     const ops = batch.map(({ id, profile }) => ({
       type: 'put' as const,
@@ -101,6 +133,7 @@ export class ProfileStore {
   }
 
   async delete(id: string): Promise<void> {
+    await this.#record([{ id, after: null }]);
     await storeIo(`deleting profile ${id}`, () => this.#level.del(id));
     this.#reading.delete(id);
     this.#cache.set(id, MISSING);
@@ -126,6 +159,10 @@ export class ProfileStore {
     ];
     const dels = changes.deletes.map((id) => ({ type: 'del' as const, sublevel: level, key: id }));
     if (ops.length + dels.length === 0) return;
+    await this.#record([
+      ...changes.upserts.map(({ id, profile }) => ({ id, after: profile })),
+      ...changes.deletes.map((id) => ({ id, after: null })),
+    ]);
     await storeIo(`writing a batch of ${ops.length + dels.length} changes`, () =>
       this.#root.batch([...ops, ...dels]),
     );

@@ -6,9 +6,9 @@ import type { Store } from '../store/index.js';
 import type { BundleStore } from './bundle-store.js';
 import type { TrustedKey } from './keys.js';
 import { ProfileSync } from './profile-sync.js';
-import { RuleSync, type RunningRules } from './rule-sync.js';
+import { RuleSync, type RuleSyncOptions, type RunningRules } from './rule-sync.js';
 import type { RulesStatus } from './rules-status.js';
-import type { SwapReport, SwapTarget } from './rules-swap.js';
+import type { SwapReport, SwapTarget } from '../runtime/index.js';
 
 export interface CloudSyncOptions {
   gateway: string;
@@ -26,6 +26,8 @@ export interface CloudSyncOptions {
   logger: Logger;
   now: () => number;
   onApplied?: (report: SwapReport, rules: RuleSet, status: RulesStatus) => void;
+  /** How a swap is carried out (recorded in the journal first); default at once. */
+  swap?: RuleSyncOptions['swap'];
   /** Rule changes wait for this (recovery); profile batches do not. */
   ready?: Promise<unknown>;
 }
@@ -58,6 +60,7 @@ export async function startCloudSync(opts: CloudSyncOptions): Promise<CloudSync>
     logger,
     now: opts.now,
     ...(opts.onApplied ? { onApplied: opts.onApplied } : {}),
+    ...(opts.swap ? { swap: opts.swap } : {}),
     ...(opts.ready ? { ready: opts.ready } : {}),
   });
   const profiles = await ProfileSync.open({

@@ -20,6 +20,5 @@ export type { ProfileBatchStatus, ProfileSyncOptions } from './profile-sync.js';
 export { RuleSync } from './rule-sync.js';
 export type { RuleSyncOptions, RunningRules } from './rule-sync.js';
 export type { RejectReason, RulesSource, RulesStatus } from './rules-status.js';
-export type { SwapReport, SwapTarget } from './rules-swap.js';
 export { chooseStartupRules } from './startup-rules.js';
 export { startCloudSync, type CloudSync, type CloudSyncOptions } from './cloud-sync.js';

@@ -6,7 +6,7 @@ import type { BundleStore } from './bundle-store.js';
 import { checkBundle } from './check-bundle.js';
 import type { TrustedKey } from './keys.js';
 import type { RejectReason, RulesSource, RulesStatus } from './rules-status.js';
-import { swapRules, type SwapReport, type SwapTarget } from './rules-swap.js';
+import { swapRules, type SwapReport, type SwapTarget } from '../runtime/index.js';
 
 /** The rules in force. */
 export interface RunningRules {
@@ -41,6 +41,11 @@ export interface RuleSyncOptions {
    * engine must not change under it. Default: ready at once.
    */
   ready?: Promise<unknown>;
+  /**
+   * Carries out a swap: the gateway records it in the journal and swaps when the record is applied, between two
+   * inputs. Default: at once (`swapRules` on the target).
+   */
+  swap?: (rules: RuleSet, from: { source: 'dir' | 'bundle'; version: number }) => Promise<SwapReport>;
   /** After a swap, with what became of each scenario (a checkpoint is due: the rules changed). */
   onApplied?: (report: SwapReport, rules: RuleSet, status: RulesStatus) => void;
 }
@@ -99,6 +104,11 @@ export class RuleSync {
     await this.queue;
   }
 
+  private swap(rules: RuleSet, from: { source: 'dir' | 'bundle'; version: number }): Promise<SwapReport> {
+    if (this.opts.swap) return this.opts.swap(rules, from);
+    return Promise.resolve(swapRules(this.opts.target, rules, this.opts.engine));
+  }
+
   private serially<T>(work: () => Promise<T>, dropped: () => Promise<T>): Promise<T> {
     const next = this.queue.then(() => (this.stopping ? dropped() : work()));
     this.queue = next.catch(() => undefined);
@@ -134,8 +144,15 @@ export class RuleSync {
         hash,
       });
     }
-    // Nothing awaits from here to the end of the swap: no event runs in between.
-    const report = swapRules(this.opts.target, rules, this.opts.engine);
+    let report: SwapReport;
+    try {
+      report = await this.swap(rules, { source: 'bundle', version: content.version });
+    } catch (err) {
+      this.opts.logger.error({ err, version: content.version }, 'rules swap could not be recorded');
+      return this.reject(source, content.version, 'store-failed', `not recorded: ${(err as Error).message}`, {
+        hash,
+      });
+    }
     this.current = { source: 'bundle', version: content.version, hash, floor: content.version };
     return this.applied(source, content.version, rules, report, {
       hash,
@@ -155,7 +172,13 @@ export class RuleSync {
     }
     const loaded = await this.opts.loadDir();
     if (!loaded.ok) return this.invalid('dir', null, loaded.problems, {});
-    const report = swapRules(this.opts.target, loaded.rules, this.opts.engine);
+    let report: SwapReport;
+    try {
+      report = await this.swap(loaded.rules, { source: 'dir', version: 0 });
+    } catch (err) {
+      this.opts.logger.error({ err }, 'rules swap could not be recorded');
+      return this.reject('dir', null, 'store-failed', `not recorded: ${(err as Error).message}`, {});
+    }
     return this.applied('dir', null, loaded.rules, report, { detail: 'local rules directory reloaded' });
   }
 

@@ -7,6 +7,7 @@ import {
   DecisionLoop,
   DurableInputs,
   RulesInForce,
+  rulesRecordOf,
   VirtualScheduler,
   type Clock,
 } from '../../src/runtime/index.js';
@@ -47,9 +48,9 @@ async function start(dir: string, clock: Clock): Promise<Run> {
     onCheckpoint: (at) => horizons.push(at),
   });
   cleanups.push(() => durable.close());
-  const { engine, arbiter } = durable.restore(rules, { gateway: 'gw1' });
+  const restored = durable.restore(rules, { gateway: 'gw1' }, rulesRecordOf(rules, 'dir', 0));
   const loop = new DecisionLoop({
-    rules: new RulesInForce(rules, engine, arbiter),
+    rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
     scheduler: new VirtualScheduler(),
     profileOf: () => undefined,
     outputs: { verdict: (v, _now, replay) => decided.push({ action: v.candidate.action, replay }) },

@@ -1,7 +1,7 @@
 import { Arbiter } from '../actions/index.js';
 import { Engine, parseTimerKey, type EngineOptions, type ScenarioStats } from '../engine/index.js';
 import type { RuleSet } from '../rules/index.js';
-import type { RulesInForce } from '../runtime/index.js';
+import type { RulesInForce } from './rules-in-force.js';
 
 /**
  * What a swap needs of the running gateway. The engine is synchronous: `swapRules` runs in one go
