@@ -239,7 +239,7 @@ describe('recovery decides what an uncrashed run decides', () => {
   test('crashes at random points between acknowledged inputs, with profile changes and rules swaps', async () => {
     const seed = Number(process.env.VIGIL_DETERMINISM_SEED ?? 20261206);
     const numRuns = 100;
-     
+
     console.log(`durability determinism: seed ${seed}, ${numRuns} runs`);
     await fc.assert(
       fc.asyncProperty(fc.array(opArb, { minLength: 5, maxLength: 60 }), async (ops) => {
