@@ -47,6 +47,13 @@ export default tseslint.config(
     },
   },
   {
+    // A function a newcomer can read on one screen or two (docs/architecture.md).
+    files: ['src/**/*.ts'],
+    rules: {
+      'max-lines-per-function': ['error', { max: 100 }],
+    },
+  },
+  {
     files: ['src/engine/**/*.ts', 'src/actions/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', impure],

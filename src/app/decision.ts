@@ -76,21 +76,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     for (const handle of checkpointed) handle(replayFromAt);
   });
   const clock = opts.clock ?? startClock(durable.lastKnownAt, base);
-  // A bundle from the cloud (or `vigil rules apply`), when one is stored, comes ahead of the rules directory.
-  const bundles = new BundleStore(store.sublevels.rules);
-  const startup = await chooseStartupRules({
-    bundles,
-    trustedKeys: base.files.trustedKeys,
-    dirRules: base.dirRules,
-    logger,
-  });
-  const { source, version } = startup.running;
-  const restored = durable.restore(
-    startup.rules,
-    { gateway: base.gatewayId },
-    rulesRecordOf(startup.rules, source, version),
-  );
-  const rules = new RulesInForce(restored.rules, restored.engine, restored.arbiter);
+  const { bundles, running, rules } = await restoreRules(base, durable);
 
   // Inputs enter in arrival order per device, each with its device's profile: events, and timer firings, which
   // are inputs like events (recorded with their time, then applied in journal order).
@@ -149,7 +135,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     loop,
     rules,
     bundles,
-    running: startup.running,
+    running,
     entrance,
     recent,
     devices,
@@ -202,6 +188,28 @@ function openJournal(
 function startClock(lastKnownAt: number | undefined, base: Foundation): Clock {
   const clock = monotonicClock();
   return lastKnownAt === undefined ? clock : clockNotBefore(clock, lastKnownAt, base.logger);
+}
+
+/**
+ * The rules in force with the engine and arbiter that continue from the checkpoint. A bundle from the cloud (or
+ * `vigil rules apply`), when one is stored, comes ahead of the rules directory.
+ */
+async function restoreRules(
+  base: Foundation,
+  durable: DurableInputs,
+): Promise<{ bundles: BundleStore; running: RunningRules; rules: RulesInForce }> {
+  const bundles = new BundleStore(base.store.sublevels.rules);
+  const startup = await chooseStartupRules({
+    bundles,
+    trustedKeys: base.files.trustedKeys,
+    dirRules: base.dirRules,
+    logger: base.logger,
+  });
+  const { source, version } = startup.running;
+  const record = rulesRecordOf(startup.rules, source, version);
+  const restored = durable.restore(startup.rules, { gateway: base.gatewayId }, record);
+  const rules = new RulesInForce(restored.rules, restored.engine, restored.arbiter);
+  return { bundles, running: startup.running, rules };
 }
 
 /** What the live gateway does with the loop's outputs: count, log, observe, and hand sent decisions on. */
