@@ -67,9 +67,9 @@ export class Arbiter {
   private readonly exempt: ReadonlySet<string>;
   /** Category → the longest `for` of the exclusive rules it activates. */
   private readonly activeForMs = new Map<string, number>();
-  private readonly contact = new Map<string, number[]>();
-  private readonly cooldowns = new Map<string, number>();
-  private readonly active = new Map<string, Map<string, number>>();
+  private contact = new Map<string, number[]>();
+  private cooldowns = new Map<string, number>();
+  private active = new Map<string, Map<string, number>>();
 
   constructor(policy: Policy | undefined) {
     this.policy = policy ?? NO_POLICY;
@@ -125,6 +125,18 @@ export class Arbiter {
   }
 
   /** An arbiter with `state`, weighing against `policy` (which may differ from the one the state was built with). */
+  /**
+   * The same memory weighed by another policy (a rules swap): the memory moves over without a copy, and this
+   * arbiter must not be used afterwards.
+   */
+  withPolicy(policy: Policy | undefined): Arbiter {
+    const next = new Arbiter(policy);
+    next.contact = this.contact;
+    next.cooldowns = this.cooldowns;
+    next.active = this.active;
+    return next;
+  }
+
   static restore(policy: Policy | undefined, state: ArbiterState): Arbiter {
     if (state.version !== 1) throw new Error(`unknown arbiter state version ${String(state.version)}`);
     const arbiter = new Arbiter(policy);

@@ -92,11 +92,12 @@ export async function openFoundation(config: Config, opts: FoundationOptions): P
     await store.close();
     throw err;
   }
+  const metrics = new Metrics();
   return {
     config,
     gatewayId: config.gatewayId,
     logger,
-    metrics: new Metrics(),
+    metrics,
     dataDir,
     dirRules: loaded.rules,
     loadDir,
@@ -106,6 +107,7 @@ export async function openFoundation(config: Config, opts: FoundationOptions): P
     async stop() {
       await audit.close();
       await store.close();
+      metrics.close();
     },
   };
 }

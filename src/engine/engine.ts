@@ -160,11 +160,11 @@ export class Engine {
   }
 
   /** The timers the engine's state is waiting on, to rebuild the runtime's queue after a restore. */
-  pendingTimers(): PendingTimer[] {
+  pendingTimers(scenarioIds?: ReadonlySet<string>): PendingTimer[] {
     const out: PendingTimer[] = [];
     for (const rt of this.runtimes) {
       const timerOf = rt.kind.timerOf;
-      if (timerOf === undefined) continue;
+      if (timerOf === undefined || (scenarioIds !== undefined && !scenarioIds.has(rt.sc.id))) continue;
       for (const [group, state] of rt.groups) {
         const t = timerOf(state);
         if (t !== undefined) out.push({ timer: timerKey(rt.sc, group), actor: t.actor, dueAt: t.dueAt });
@@ -196,9 +196,44 @@ export class Engine {
   }
 
   /**
+   * The state `snapshot` gives, built a chunk of groups at a time: the generator stops after each chunk, and the
+   * caller resumes it when it likes, keeping the engine still in between (no input applied).
+   */
+  *snapshotInChunks(groupsPerChunk: number): Generator<void, EngineState> {
+    const scenarios: EngineState['scenarios'] = [];
+    let n = 0;
+    for (const rt of this.runtimes) {
+      const groups: EngineState['scenarios'][number]['groups'] = [];
+      for (const [group, st] of rt.groups) {
+        groups.push([group, structuredClone(st)]);
+        if (++n % groupsPerChunk === 0) yield;
+      }
+      scenarios.push({ id: rt.sc.id, fingerprint: rt.sc.fingerprint, groups, stats: { ...rt.stats } });
+    }
+    return { version: 1, scenarios };
+  }
+
+  /**
    * An engine for `rules` that continues from `state`: scenarios whose id and fingerprint are unchanged
    * keep their state and counters; new or changed ones start empty, and removed ones are dropped.
    */
+  /**
+   * An engine for `rules` that continues from `previous` without copying: the state of each scenario whose id and
+   * fingerprint are unchanged moves over as it is (its groups map and counters); new or changed ones start empty.
+   * `previous` must not be used afterwards. Its cost is per scenario, not per group, so a rules swap does not
+   * stall the loop however many groups there are.
+   */
+  static continueFrom(rules: RuleSet, opts: EngineOptions, previous: Engine): Engine {
+    const engine = new Engine(rules, opts);
+    for (const rt of engine.runtimes) {
+      const before = previous.byId.get(rt.sc.id);
+      if (!before || before.sc.fingerprint !== rt.sc.fingerprint) continue;
+      rt.groups = before.groups;
+      Object.assign(rt.stats, before.stats);
+    }
+    return engine;
+  }
+
   static restore(rules: RuleSet, opts: EngineOptions, state: EngineState): Engine {
     const engine = new Engine(rules, opts);
     if (state.version !== 1) return engine;

@@ -3,7 +3,7 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Arbiter } from '../actions/index.js';
-import { parseTimerKey, type Engine, type EngineOptions } from '../engine/index.js';
+import { parseTimerKey, type Engine, type EngineOptions, type EngineState } from '../engine/index.js';
 import type { RuleSet, Scenario } from '../rules/index.js';
 import type { Event, Profile } from '../shared/index.js';
 import { Checkpoints, type CheckpointState } from './checkpoint.js';
@@ -124,6 +124,8 @@ interface Held {
 const CLOSE_SYNC_MS = 5_000;
 /** Yield to I/O this often while replaying, so the broker keeps acknowledging during recovery. */
 const REPLAY_YIELD_EVERY = 500;
+/** Groups a checkpoint copies between two turns of the event loop (a few milliseconds' work). */
+const SNAPSHOT_GROUPS_PER_CHUNK = 2_000;
 /** Past this many inputs waiting, QoS 0 publishes wait for their record too (back-pressure on devices). */
 const CONGESTED_AT = 10_000;
 /** After a checkpoint failed, one due by the record count waits this long (one due by the interval does not). */
@@ -144,6 +146,8 @@ export class DurableInputs {
   private loop: DecisionLoop | undefined;
   private deps: RecoveryDeps | undefined;
   private live = false;
+  /** While a checkpoint copies the state, inputs are recorded (and acknowledged) but applied after it. */
+  private paused = false;
   private stopping = false;
   private closed = false;
   private appliedSeq: number;
@@ -463,7 +467,7 @@ export class DurableInputs {
           reject(err);
           return;
         }
-        if (this.live) this.apply(seq, input, profile, false);
+        if (this.live && !this.paused) this.apply(seq, input, profile, false);
         else this.held.push({ seq, input, profile });
         resolve();
       });
@@ -695,21 +699,49 @@ export class DurableInputs {
     return this.checkpointing;
   }
 
+  /**
+   * The engine's state, copied a chunk of groups at a time with the event loop free in between (the broker goes
+   * on accepting and acknowledging); inputs recorded meanwhile are applied once the copy is done, in order.
+   */
+  private async copyEngine(engine: Engine): Promise<EngineState> {
+    this.paused = true;
+    try {
+      const chunks = engine.snapshotInChunks(SNAPSHOT_GROUPS_PER_CHUNK);
+      for (;;) {
+        const step = chunks.next();
+        if (step.done === true) return step.value;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.paused = false;
+      if (this.live) {
+        const held = this.held;
+        this.held = [];
+        for (const h of held) this.apply(h.seq, h.input, h.profile, false);
+      }
+    }
+  }
+
   private async takeCheckpoint(): Promise<void> {
     const { rules } = this.loop as DecisionLoop;
     const deps = this.deps as RecoveryDeps;
     const started = performance.now();
     const now = deps.clock.now();
     this.duplicates.prune(now);
+    const seq = this.appliedSeq;
+    const arbiter = rules.arbiter.snapshot();
+    const lastSeen = [...this.lastSeen];
+    const duplicates = this.duplicates.snapshot();
+    const inForce = this.context.inForce;
     const state: CheckpointState = {
       version: 1,
-      seq: this.appliedSeq,
+      seq,
       at: now,
-      engine: rules.engine.snapshot(),
-      arbiter: rules.arbiter.snapshot(),
-      lastSeen: [...this.lastSeen],
-      duplicates: this.duplicates.snapshot(),
-      ...(this.context.inForce ? { rules: this.context.inForce } : {}),
+      engine: await this.copyEngine(rules.engine),
+      arbiter,
+      lastSeen,
+      duplicates,
+      ...(inForce ? { rules: inForce } : {}),
     };
     const writes = [...deps.pendingWrites()];
     const counted = this.sinceCheckpoint;

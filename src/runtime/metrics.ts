@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Labels grow with what devices send; past this many distinct event types the rest count as `other`. */
@@ -216,8 +217,23 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Event-loop delays, sampled every 10 ms, since start. */
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  readonly longestStall: Gauge = new Gauge({
+    name: 'vigil_event_loop_longest_stall_seconds',
+    help: 'The longest the event loop was blocked since start (sampled every 10 ms): nothing is served meanwhile',
+    registers: [this.registry],
+    collect: () => this.longestStall.set(this.loopDelay.max / 1e9),
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'vigil_' });
+    this.loopDelay.enable();
+  }
+
+  /** Stops sampling the event loop (the gateway stopped). */
+  close(): void {
+    this.loopDelay.disable();
   }
 
   /** Sets where the scrape-time families read their values; later calls replace the sources they name. */
