@@ -112,7 +112,12 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
 
   const devices = new DeviceActivity({ now: () => clock.now() });
   const recorder = config.record !== undefined ? new Recorder(config.record, logger) : undefined;
-  const prune = setInterval(() => rules.arbiter.prune(clock.now()), PRUNE_EVERY_MS);
+  // Only once inputs are applied live, and only what expired a while ago: an input is applied after its time
+  // (recorded first; held during a checkpoint), and must find the arbiter as it was at that time.
+  let live = false;
+  const prune = setInterval(() => {
+    if (live) rules.arbiter.prune(clock.now() - PRUNE_EVERY_MS);
+  }, PRUNE_EVERY_MS);
   prune.unref();
   const writes = new Set<Promise<unknown>>();
   let begin = (): void => undefined;
@@ -127,6 +132,10 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
         recorder?.record(ev);
       },
     }),
+  );
+  recovered.then(
+    () => (live = true),
+    () => undefined,
   );
 
   return {

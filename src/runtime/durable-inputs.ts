@@ -292,8 +292,14 @@ export class DurableInputs {
       }
     }
     if (this.startup === undefined && this.context.inForce?.hash !== record.hash) {
-      // Recorded before anything else after the tail, so a later replay knows the rules from here on.
       this.startup = { rules: startupRules, record };
+    }
+    if (this.startup !== undefined) {
+      // Recorded before anything else after the tail (the broker is not listening yet), so a later replay swaps
+      // to these rules exactly where this start does: after the tail, before what comes in meanwhile.
+      this.record({ kind: 'rules', at: this.lastKnownAt ?? 0, rules: record }, undefined, 'write').catch(
+        () => undefined,
+      );
     }
     this.rules = rules;
     const { engine, changes } = restoreEngine(rules, engineOpts, this.saved?.engine, this.logger);
@@ -438,6 +444,7 @@ export class DurableInputs {
    */
   submitProfiles(changes: ProfileChange[], at: number): Promise<void> {
     if (changes.length === 0) return Promise.resolve();
+    if (!this.live) this.context.changedDuringReplay(changes);
     return this.record({ kind: 'profiles', at, changes }, undefined, 'sync');
   }
 
@@ -639,7 +646,7 @@ export class DurableInputs {
 
   /**
    * After the replay: the rules loaded at start replace those the state was replayed through, when they differ,
-   * and a record of them follows the journal tail. Returns the rules in force.
+   * (their record follows the journal tail, see `restore`). Returns the rules in force.
    */
   private swapToStartupRules(loop: DecisionLoop, engineOpts: EngineOptions): RuleSet {
     const startup = this.startup;
@@ -657,11 +664,6 @@ export class DurableInputs {
     }
     this.context.inForce = startup.record;
     this.rules = startup.rules;
-    this.record(
-      { kind: 'rules', at: this.deps?.clock.now() ?? 0, rules: startup.record },
-      undefined,
-      'write',
-    ).catch(() => undefined);
     return startup.rules;
   }
 

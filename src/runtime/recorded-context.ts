@@ -41,6 +41,14 @@ export class RecordedContext {
     return { known: true, profile: this.overlay.get(actor) ?? undefined };
   }
 
+  /**
+   * Profiles changed while the journal tail is still replayed (recorded after it): inputs of the tail that read
+   * them must see them as they were, the value before the change, unless the tail itself changed them.
+   */
+  changedDuringReplay(changes: readonly ProfileChange[]): void {
+    for (const c of changes) if (!this.overlay.has(c.id)) this.overlay.set(c.id, c.before);
+  }
+
   onProfiles(changes: readonly ProfileChange[], replay: boolean): void {
     if (!replay) return;
     for (const c of changes) this.overlay.set(c.id, c.after);

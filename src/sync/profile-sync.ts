@@ -38,8 +38,8 @@ export interface ProfileSyncOptions {
 /**
  * Applies profile batches from the cloud in sequence order, each atomically with its sequence number:
  * a replayed batch is a duplicate and changes nothing; a batch after a gap is refused, not held, and the
- * status says which seq to send next (the uplink's session is clean, so what was published while the
- * gateway was away is not delivered later: only the cloud can fill a gap).
+ * status says which seq to send next (only the cloud can fill a gap: the upstream session keeps what was
+ * published at QoS 1 while the gateway was away, but not what the cloud never sent or sent at QoS 0).
  */
 export class ProfileSync {
   private last: number;
