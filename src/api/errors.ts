@@ -1,24 +1,10 @@
+import { VigilError, type ErrorCode } from '../shared/index.js';
+
 /**
  * Stable codes of the local HTTP API's error answers (`{"error": {"code", "message"}}`). Clients and
  * operators match on these, never on messages.
  */
-export type ApiErrorCode =
-  | 'VIGIL_HTTP_BAD_TARGET'
-  | 'VIGIL_HTTP_BAD_ENCODING'
-  | 'VIGIL_HTTP_BAD_METHOD'
-  | 'VIGIL_HTTP_METHOD_NOT_ALLOWED'
-  | 'VIGIL_HTTP_BAD_HEADER'
-  | 'VIGIL_HTTP_BAD_REQUEST'
-  | 'VIGIL_HTTP_BAD_QUERY'
-  | 'VIGIL_HTTP_BAD_BODY'
-  | 'VIGIL_HTTP_BAD_JSON'
-  | 'VIGIL_HTTP_BAD_CONTENT_TYPE'
-  | 'VIGIL_HTTP_BODY_TOO_LARGE'
-  | 'VIGIL_HTTP_UNAUTHORIZED'
-  | 'VIGIL_HTTP_NO_ROUTE'
-  | 'VIGIL_HTTP_TIMEOUT'
-  | 'VIGIL_HTTP_BUSY'
-  | 'VIGIL_HTTP_INTERNAL';
+export type ApiErrorCode = Extract<ErrorCode, `VIGIL_HTTP_${string}`>;
 
 /** Codes of refused requests (4xx), as opposed to the gateway's own trouble (busy, internal). */
 export type RejectCode = Exclude<ApiErrorCode, 'VIGIL_HTTP_BUSY' | 'VIGIL_HTTP_INTERNAL'>;
@@ -65,15 +51,16 @@ export function reasonOf(code: RejectCode): RejectReason {
  * A request the API refuses (4xx): thrown by the server or a handler, answered by the error boundary
  * with `{"error": {"code", "message"}}`, counted by reason and logged.
  */
-export class RequestRejectedError extends Error {
+export class RequestRejectedError extends VigilError {
   readonly reason: RejectReason;
+  declare readonly code: RejectCode;
   constructor(
     readonly status: number,
-    readonly code: RejectCode,
+    code: RejectCode,
     message: string,
     readonly headers: Readonly<Record<string, string>> = {},
   ) {
-    super(message);
+    super(code, message);
     this.name = 'RequestRejectedError';
     this.reason = REASONS[code];
   }

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { ErrorCode } from '../shared/index.js';
 
 /** The body of every error answer of the API. */
 export interface ErrorBody {
@@ -26,14 +27,14 @@ export function sendJson(
 export function sendError(
   res: ServerResponse,
   status: number,
-  code: string,
+  code: ErrorCode,
   message: string,
   headers: Readonly<Record<string, string>> = {},
 ): void {
   sendJson(res, status, errorBody(code, message), headers);
 }
 
-export function errorBody(code: string, message: string): ErrorBody {
+export function errorBody(code: ErrorCode, message: string): ErrorBody {
   return { error: { code, message } };
 }
 
@@ -41,7 +42,12 @@ export function errorBody(code: string, message: string): ErrorBody {
  * A whole HTTP/1.1 error answer as bytes, for a socket the HTTP parser gave up on (there is no response
  * object then); the connection closes after it.
  */
-export function rawErrorResponse(status: number, statusText: string, code: string, message: string): string {
+export function rawErrorResponse(
+  status: number,
+  statusText: string,
+  code: ErrorCode,
+  message: string,
+): string {
   const text = JSON.stringify(errorBody(code, message));
   return (
     `HTTP/1.1 ${status} ${statusText}\r\n` +
