@@ -136,7 +136,10 @@ function receiveCloudEvent(
   if (qos === 0 || messageId === undefined) return ingest.handleCloudEvent(payload, topic, { qos: 0 });
   const hash = DurableInputs.hashPublish(topic, payload);
   const source = { clientId: UPSTREAM_CLIENT, connection: message.connection, messageId, hash };
-  return durable.resent(source, message.dup) ?? ingest.handleCloudEvent(payload, topic, { qos, source });
+  // The cloud broker numbers its packets in sequence: a repeat of id and payload is a redelivery, whenever.
+  return (
+    durable.resent(source, message.dup, true) ?? ingest.handleCloudEvent(payload, topic, { qos, source })
+  );
 }
 
 /** Device commands with their durable outbox (docs/durability.md, "Device commands"), sent through `broker`. */

@@ -38,6 +38,11 @@ const DEFAULT_MAX_AGE_MS = 10 * 60_000;
  * without setting DUP exist (mqtt.js does); a new publish ends it, so a client that reuses packet ids with
  * identical payloads loses at most the first one after reconnecting, and only when it repeats the last
  * one it sent under that id.
+ *
+ * A sender that numbers its packets in sequence (a broker, for the session it keeps for the gateway) gives an
+ * id to another message only after going through the other 65,535, far more than are remembered: the same id
+ * with the same topic and payload is a redelivery whenever it comes, DUP or not, on a new connection or on
+ * the same one (aedes, resuming a session, can deliver a message published meanwhile twice on one connection).
  */
 export class DuplicateFilter {
   private readonly clients = new Map<string, ClientState>();
@@ -51,7 +56,8 @@ export class DuplicateFilter {
 
   /**
    * For a resend of a recorded publish: a promise that settles once the original is recorded (at once when
-   * it already is). Undefined for a publish to process.
+   * it already is). Undefined for a publish to process. `sequentialIds`: the sender numbers its packets in
+   * sequence (see above).
    */
   resent(
     clientId: string,
@@ -59,6 +65,7 @@ export class DuplicateFilter {
     messageId: number,
     dup: boolean,
     hash: number,
+    sequentialIds = false,
   ): Promise<void> | undefined {
     const client = this.client(clientId);
     if (client.connection !== connection) {
@@ -69,7 +76,7 @@ export class DuplicateFilter {
     const resend =
       entry !== undefined &&
       entry.hash === hash &&
-      (dup || (client.resending && entry.connection !== connection));
+      (dup || sequentialIds || (client.resending && entry.connection !== connection));
     if (!resend) {
       if (!dup) client.resending = false;
       return undefined;

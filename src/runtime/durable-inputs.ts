@@ -351,14 +351,16 @@ export class DurableInputs {
   /**
    * A QoS 1 publish that was already recorded and is being sent again: a promise that settles once the
    * original is recorded, to acknowledge it without processing it again. Undefined for a publish to process.
+   * `sequentialIds`: the sender numbers its packets in sequence, as a broker does (see `DuplicateFilter`).
    */
-  resent(source: PublishSource, dup: boolean): Promise<void> | undefined {
+  resent(source: PublishSource, dup: boolean, sequentialIds = false): Promise<void> | undefined {
     const resend = this.duplicates.resent(
       source.clientId,
       source.connection,
       source.messageId,
       dup,
       source.hash,
+      sequentialIds,
     );
     if (resend) this.metrics.duplicates.inc();
     return resend;

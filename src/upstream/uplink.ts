@@ -44,6 +44,10 @@ export interface SessionOptions {
 
 /** How long `stop` waits for the messages from the cloud being recorded before it gives them up unacknowledged. */
 const STOP_RECEIVING_MS = 2_000;
+/** How long `stop` waits for the PUBACKs of the actions in flight and of the `offline` status. */
+const STOP_ACKS_MS = 2_000;
+/** How long `stop` waits for the connection to close after the DISCONNECT before it cuts it. */
+const STOP_ENDING_MS = 1_000;
 /** The longest MQTT 5 session expiry, in seconds; it means "never" (MQTT 5.0 §3.1.2.11.2). */
 const MAX_EXPIRY_S = 0xffff_ffff;
 
@@ -110,6 +114,8 @@ export class Uplink {
   /** Bumped on every connection, so acknowledgements of an old connection are not mistaken for new ones. */
   private generation = 0;
   private draining = false;
+  /** `connect` was called: there is a connection (or an attempt) to end. */
+  private connecting = false;
   private closed = false;
   /**
    * Tokens taken from the rate limiter for a batch still waiting to fill up; the limiter cannot give them
@@ -122,6 +128,8 @@ export class Uplink {
   private wakeAt = Number.POSITIVE_INFINITY;
   /** Messages from the cloud handed over and not acknowledged yet: `stop` gives them up after a while. */
   private readonly receiving = new Set<{ settled: Promise<void>; giveUp: () => void }>();
+  /** Publishes of actions waiting for their PUBACK (or their removal): `stop` gives them a moment. */
+  private readonly unacknowledged = new Set<Promise<void>>();
 
   constructor(private readonly opts: UplinkOptions) {
     if (opts.batch && (!Number.isInteger(opts.batch.max) || opts.batch.max < 1 || opts.batch.withinMs < 0)) {
@@ -170,7 +178,9 @@ export class Uplink {
 
   /** Starts connecting (and reconnecting after every loss) to the cloud broker. */
   connect(): void {
-    if (!this.closed) this.client.connect();
+    if (this.closed || this.connecting) return;
+    this.connecting = true;
+    this.client.connect();
   }
 
   get connected(): boolean {
@@ -208,6 +218,8 @@ export class Uplink {
   /**
    * Publishes `offline` (the will covers crashes) and closes the connection. Messages from the cloud still being
    * recorded get a moment to be acknowledged; those that do not make it are delivered again on the next start.
+   * Actions in flight get a moment for their PUBACK; those unacknowledged then stay in the outbox, sent on the
+   * next start. Every wait is bounded: a connection lost meanwhile, unnoticed yet, answers nothing.
    */
   async stop(): Promise<void> {
     this.closed = true;
@@ -217,12 +229,21 @@ export class Uplink {
       STOP_RECEIVING_MS,
     );
     for (const r of this.receiving) r.giveUp();
+    if (!this.connecting) return;
     if (this.client.connected) {
-      await this.client
+      const lost = new Promise<void>((resolve) => this.client.once('close', () => resolve()));
+      const offline = this.client
         .publishAsync(this.topics.status, 'offline', { qos: 1, retain: true })
         .catch((err: unknown) => this.opts.logger.warn({ err }, 'could not publish offline status'));
+      await Promise.race([settledWithin([offline, ...this.unacknowledged], STOP_ACKS_MS), lost]);
     }
-    await this.client.endAsync();
+    // mqtt.js would wait for their PUBACKs before it ends, and without a connection that is forever.
+    this.dropOutgoingPublishes();
+    // Without a connection there is no DISCONNECT to send: an attempt under way is cut, lest it connect later.
+    const ended = this.client.endAsync(!this.client.connected);
+    // The DISCONNECT is sent and the socket ended; a peer that never closes its side is cut off.
+    if (!(await settledWithin([ended], STOP_ENDING_MS))) this.client.stream.destroy();
+    await ended;
   }
 
   publishStatus(topic: string, payload: string): void {
@@ -289,6 +310,8 @@ export class Uplink {
   }
 
   private onConnect(): void {
+    // A connection attempt that `stop` came too late to cut.
+    if (this.closed) return;
     this.generation += 1;
     this.forgetInflight();
     this.opts.logger.info({ url: this.opts.url }, 'upstream connected');
@@ -333,11 +356,16 @@ export class Uplink {
    * priorities decided meanwhile (the outbox, not mqtt.js' memory, is what survives a crash anyway).
    */
   private forgetInflight(): void {
+    this.dropOutgoingPublishes();
+    for (const id of this.inflight) this.held.delete(id);
+    this.inflight.clear();
+  }
+
+  /** mqtt.js' copies of unacknowledged publishes: their callbacks get an error, nothing is sent again. */
+  private dropOutgoingPublishes(): void {
     for (const [messageId, entry] of Object.entries(this.client.outgoing)) {
       if (entry.cmd === 'publish') this.client.removeOutgoingMessage(Number(messageId));
     }
-    for (const id of this.inflight) this.held.delete(id);
-    this.inflight.clear();
   }
 
   /**
@@ -421,7 +449,12 @@ export class Uplink {
       }
     };
     const body = this.opts.batch ? JSON.stringify(actions) : JSON.stringify(actions[0]);
+    let answered = (): void => undefined;
+    const unacknowledged = new Promise<void>((resolve) => (answered = resolve));
+    this.unacknowledged.add(unacknowledged);
+    void unacknowledged.then(() => this.unacknowledged.delete(unacknowledged));
     this.client.publish(this.topics.actions, body, { qos: 1 }, (err) => {
+      answered();
       if (err) {
         settle();
         this.opts.logger.debug(
@@ -483,13 +516,14 @@ export class Uplink {
   }
 }
 
-/** Waits for all of `promises` to settle, or `ms`, whichever comes first. */
-async function settledWithin(promises: Array<Promise<unknown>>, ms: number): Promise<void> {
-  if (promises.length === 0) return;
+/** Waits for all of `promises` to settle, or `ms`, whichever comes first; true if they all settled. */
+async function settledWithin(promises: Array<Promise<unknown>>, ms: number): Promise<boolean> {
+  if (promises.length === 0) return true;
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    Promise.allSettled(promises),
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  const settled = await Promise.race([
+    Promise.allSettled(promises).then(() => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
   ]);
   clearTimeout(timer);
+  return settled;
 }

@@ -354,6 +354,18 @@ describe('recognising a resend', () => {
     expect(f.resent('c1', 2, 7, false, hash)).toBeUndefined();
   });
 
+  test('from a sender numbering in sequence (the cloud broker), the same id and payload is a redelivery anywhere', () => {
+    const f = new DuplicateFilter();
+    f.remember('$upstream', 1, 7, hash, 0);
+    f.remember('$upstream', 1, 8, hash + 1, 0);
+    // Same connection, no DUP, after another new publish: still the broker's second delivery of it.
+    expect(f.resent('$upstream', 1, 7, false, hash, true)).toBeDefined();
+    expect(f.resent('$upstream', 2, 8, false, hash + 1, true)).toBeDefined();
+    // Another payload under a remembered id is a new message.
+    expect(f.resent('$upstream', 2, 7, false, hash + 2, true)).toBeUndefined();
+    expect(f.resent('$upstream', 2, 9, false, hash, true)).toBeUndefined();
+  });
+
   test('a resend of a publish still being written waits for it', async () => {
     const f = new DuplicateFilter();
     let recorded!: () => void;

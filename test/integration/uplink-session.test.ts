@@ -1,5 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGateway, type Gateway } from '../../src/app/index.js';
@@ -139,6 +141,129 @@ describe.each(brokers)('the uplink session on $name', ({ protocolVersion, start 
     expect(seen.json('vigil/gw1/profiles/status')).toHaveLength(1);
   }, 30_000);
 });
+
+/**
+ * aedes as the cloud, resuming the gateway's session: it restores the subscriptions, then takes a copy of the
+ * queued messages to replay. A message published in between is delivered live and replayed from the copy,
+ * twice on one connection under one packet id, without DUP. `whileResuming` publishes there.
+ */
+async function resumingCloud(whileResuming: (publish: (payload: string) => Promise<void>) => Promise<void>) {
+  const aedes = await Aedes.createBroker();
+  const publish = (payload: string): Promise<void> =>
+    new Promise((resolve, reject) =>
+      aedes.publish(
+        {
+          cmd: 'publish',
+          topic: 'vigil/gw1/events',
+          payload: Buffer.from(payload),
+          qos: 1,
+          retain: false,
+          dup: false,
+        },
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
+  let armed = false;
+  // aedes' types leave its persistence out.
+  const { persistence } = aedes as unknown as {
+    persistence: { delWill(client: { id: string }): Promise<unknown> };
+  };
+  const delWill = persistence.delWill.bind(persistence);
+  // The step between restoring the subscriptions and the replay (connect.js: storeWill).
+  persistence.delWill = async (client) => {
+    if (armed && client.id === 'vigil-gw1') {
+      armed = false;
+      await whileResuming(publish);
+    }
+    return delWill(client);
+  };
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    aedes.handle(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(async () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await closed;
+  });
+  const actions: Action[] = [];
+  await new Promise<void>((resolve) =>
+    aedes.subscribe(
+      'vigil/gw1/actions',
+      (packet, done) => {
+        actions.push(JSON.parse(Buffer.from(packet.payload).toString()) as Action);
+        done();
+      },
+      resolve,
+    ),
+  );
+  return {
+    url: `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    publish,
+    actions,
+    /** The gateway's next connection runs `whileResuming`. */
+    arm: () => void (armed = true),
+  };
+}
+
+describe('a cloud event the broker delivers twice on one connection', () => {
+  test('is decided once: the broker numbers its packets in sequence, a repeat of id and payload is a redelivery', async () => {
+    const tmp = await tempDir();
+    cleanups.push(() => tmp.remove());
+    const rules = join(tmp.path, 'rules');
+    await mkdir(rules);
+    await writeFile(join(rules, 'order.yaml'), ORDER);
+    const order = (n: number): string =>
+      JSON.stringify({ actor: `cust-${n % 3}`, type: 'order', data: { n } });
+    const cloud = await resumingCloud(async (publish) => {
+      for (let n = 11; n <= 20; n++) await publish(order(n));
+    });
+    const config = parseConfig({
+      gatewayId: 'gw1',
+      data: join(tmp.path, 'data'),
+      rules,
+      mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
+      http: { port: 0 },
+      upstream: { url: cloud.url, reconnect: '200ms' },
+      log: { level: 'silent' },
+    });
+
+    const connected = async (gateway: Gateway): Promise<boolean> =>
+      (await gateway.metrics.upstreamConnected.get()).values[0]?.value === 1;
+    const first = await startGateway(config);
+    await until(() => connected(first), 'the first session');
+    await first.stop();
+    for (let n = 1; n <= 10; n++) await cloud.publish(order(n));
+    cloud.arm();
+
+    const second = await startGateway(config);
+    cleanups.push(() => second.stop());
+    const decided = (): Map<unknown, Set<string>> => {
+      const ids = new Map<unknown, Set<string>>();
+      for (const a of cloud.actions) ids.set(a.payload.n, (ids.get(a.payload.n) ?? new Set()).add(a.id));
+      return ids;
+    };
+    await until(() => Promise.resolve(decided().size === 20), 'an action for every event');
+    await new Promise((r) => setTimeout(r, 500));
+    // Each event decided once: one action id per event.
+    expect([...decided()].filter(([, ids]) => ids.size > 1).map(([n]) => n)).toEqual([]);
+    // The broker did deliver some twice, and they were recognised (else this test proves nothing).
+    const resends = await second.metrics.registry.getSingleMetricAsString('vigil_publish_resends_total');
+    expect(Number(/ (\d+)$/m.exec(resends)?.[1] ?? 0)).toBeGreaterThan(0);
+  }, 30_000);
+});
+
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 /** Payloads this gateway refused as not JSON. */
 async function jsonRejects(gateway: Gateway): Promise<number> {
