@@ -1,0 +1,135 @@
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { decodePayload, parseCloudEvent, type DecodedPayload } from '../../src/ingest/index.js';
+import { isTopicLevel } from '../../src/shared/index.js';
+import { encodeCbor } from '../../src/store/index.js';
+import {
+  crashFixtures,
+  encoded,
+  FuzzTally,
+  fuzzBudget,
+  hostileKey,
+  hostilePayload,
+  mangled,
+} from '../helpers/fuzz-inputs.js';
+
+// Fuzzing of what devices and the cloud send to be decoded: device payloads (JSON and CBOR) and cloud events.
+// Seeds are fixed so that a failure repeats; VIGIL_FUZZ_SEED and VIGIL_FUZZ_RUNS_SCALE explore further. An input
+// that ever crashed or hung a decoder is kept in test/fixtures/fuzz/payloads.json and replayed below.
+
+const LIMIT = 64 * 1024;
+const REASONS = ['too-large', 'json', 'cbor', 'not-object', 'empty'];
+/** Not a speed: a decode that takes this long on at most 64 KiB has hung. */
+const HUNG_MS = 2_000;
+
+const replacer = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
+
+function depthOf(root: unknown): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const [value, depth] = item;
+    if (typeof value !== 'object' || value === null || ArrayBuffer.isView(value) || value instanceof Date)
+      continue;
+    max = Math.max(max, depth);
+    const children = value instanceof Set ? [...(value as Set<unknown>)] : Object.values(value);
+    for (const child of children) stack.push([child, depth + 1]);
+  }
+  return max;
+}
+
+/** What every decoded payload must be: plain data the journal and the dead letters can encode again, or a reason. */
+function expectWellFormed(r: DecodedPayload, input: Buffer): void {
+  if (!r.ok) {
+    expect(REASONS).toContain(r.reason);
+    expect(r.detail.length).toBeGreaterThan(0);
+    return;
+  }
+  expect(Object.getPrototypeOf(r.data)).toBe(Object.prototype);
+  expect(depthOf(r.data)).toBeLessThanOrEqual(64);
+  expect(() => JSON.stringify(r.data, replacer)).not.toThrow();
+  // Encoded again (the journal does), it stays within a few times what was sent.
+  expect(encodeCbor(r.data).length).toBeLessThanOrEqual(8 * input.length + 4_096);
+  if (r.deviceAt !== undefined) expect(Number.isFinite(r.deviceAt)).toBe(true);
+  expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+}
+
+describe('device payloads, fuzzed', () => {
+  test('any hostile JSON or CBOR decodes to plain data or to a reason, never an exception or a hang', () => {
+    const { seed, numRuns } = fuzzBudget(20_260_701, 4_000);
+    const tally = new FuzzTally('payloads', seed, numRuns);
+    fc.assert(
+      fc.property(hostilePayload, (bytes) => {
+        const r = tally.time(() => decodePayload(bytes, LIMIT));
+        tally.count(r.ok ? 'ok' : r.reason);
+        expectWellFormed(r, bytes);
+      }),
+      { seed, numRuns, endOnFailure: true },
+    );
+    tally.report();
+    expect(tally.slowest).toBeLessThan(HUNG_MS);
+  });
+
+  type Fixture = { name: string; base64: string; outcome: { ok: boolean; reason?: string } };
+  test.each(crashFixtures<Fixture>('payloads').map((f) => [f.name, f] as const))(
+    'found by fuzzing, kept: %s',
+    (_name, fixture) => {
+      const bytes = Buffer.from(fixture.base64, 'base64');
+      const t0 = performance.now();
+      const r = decodePayload(bytes, LIMIT);
+      expect(performance.now() - t0).toBeLessThan(HUNG_MS);
+      expect(r).toMatchObject(fixture.outcome);
+      expectWellFormed(r, bytes);
+    },
+  );
+});
+
+const identifier = fc.oneof(
+  fc.constantFrom('dev-1', 'cust-17', 'provisioned', 'a/b', '+', '#', '', ' ', '$SYS', '\u0000', 'd\u00e9v'),
+  fc.constantFrom('x'.repeat(300), '__proto__', 'constructor'),
+  fc.string({ maxLength: 10 }),
+  fc.integer(),
+  fc.constant(null),
+);
+
+const cloudEvent = fc
+  .record(
+    {
+      actor: identifier,
+      type: identifier,
+      data: fc.oneof(fc.dictionary(hostileKey, fc.jsonValue({ maxDepth: 3 })), fc.jsonValue({ maxDepth: 2 })),
+      extra: fc.jsonValue({ maxDepth: 1 }),
+    },
+    { requiredKeys: [] },
+  )
+  .map((r) => r as Record<string, unknown>);
+
+describe('cloud events, fuzzed', () => {
+  test('any bytes on vigil/{gw}/events are an event fit for the engine or a reason', () => {
+    const { seed, numRuns } = fuzzBudget(20_260_702, 3_000);
+    const tally = new FuzzTally('cloud events', seed, numRuns);
+    const payload = fc.oneof(
+      { weight: 4, arbitrary: encoded(cloudEvent) },
+      { weight: 2, arbitrary: mangled(encoded(cloudEvent)) },
+      { weight: 2, arbitrary: hostilePayload },
+    );
+    fc.assert(
+      fc.property(payload, (bytes) => {
+        const r = tally.time(() => parseCloudEvent(bytes, LIMIT));
+        tally.count(r.ok ? 'ok' : r.reason);
+        if (!r.ok) {
+          expect([...REASONS, 'invalid']).toContain(r.reason);
+          return;
+        }
+        for (const level of [r.event.actor, r.event.type]) {
+          expect(isTopicLevel(level) && !level.includes('/')).toBe(true);
+        }
+        expect(Object.getPrototypeOf(r.event.data)).toBe(Object.prototype);
+        expect(() => encodeCbor(r.event)).not.toThrow();
+      }),
+      { seed, numRuns, endOnFailure: true },
+    );
+    tally.report();
+    expect(tally.slowest).toBeLessThan(HUNG_MS);
+  });
+});
