@@ -1,6 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
-import { decodePayload, parseCloudEvent, type DecodedPayload } from '../../src/ingest/index.js';
+import {
+  CloudEventLimits,
+  decodePayload,
+  parseCloudEvent,
+  type DecodedPayload,
+} from '../../src/ingest/index.js';
 import { isTopicLevel } from '../../src/shared/index.js';
 import { encodeCbor } from '../../src/store/index.js';
 import {
@@ -131,5 +136,36 @@ describe('cloud events, fuzzed', () => {
     );
     tally.report();
     expect(tally.slowest).toBeLessThan(HUNG_MS);
+  });
+
+  test('the rate limit admits at most its burst plus its rate over any arrival pattern', () => {
+    const { seed, numRuns } = fuzzBudget(20_260_703, 300);
+    const tally = new FuzzTally('cloud event rate', seed, numRuns);
+    const pattern = fc.record({
+      perSecond: fc.integer({ min: 1, max: 2_000 }),
+      burst: fc.integer({ min: 1, max: 50 }),
+      arrivals: fc.array(fc.record({ afterMs: fc.nat({ max: 5 }), bytes: fc.nat({ max: 1_100 }) }), {
+        maxLength: 400,
+      }),
+    });
+    fc.assert(
+      fc.property(pattern, ({ perSecond, burst, arrivals }) => {
+        let nowMs = 0;
+        const limits = new CloudEventLimits({ maxBytes: 1_000, perSecond, burst }, () => nowMs);
+        let admitted = 0;
+        for (const { afterMs, bytes } of arrivals) {
+          nowMs += afterMs;
+          const v = limits.admit(bytes);
+          tally.note(v.ok ? 'admitted' : v.limit);
+          if (bytes > 1_000) expect(v).toMatchObject({ ok: false, limit: 'size' });
+          if (v.ok) admitted += 1;
+          expect(admitted).toBeLessThanOrEqual(burst + Math.floor((nowMs * perSecond) / 1_000));
+        }
+        tally.count('run');
+      }),
+      { seed, numRuns, endOnFailure: true },
+    );
+    tally.report();
+    expect(tally.of('rate')).toBeGreaterThan(0);
   });
 });
