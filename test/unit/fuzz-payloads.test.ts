@@ -6,8 +6,10 @@ import {
   parseCloudEvent,
   type DecodedPayload,
 } from '../../src/ingest/index.js';
+import { profileSecretProblem } from '../../src/credentials/index.js';
 import { isTopicLevel } from '../../src/shared/index.js';
 import { encodeCbor } from '../../src/store/index.js';
+import { MAX_PROFILE_BATCH_CHANGES, parseProfileBatch } from '../../src/sync/index.js';
 import {
   crashFixtures,
   encoded,
@@ -25,7 +27,7 @@ import {
 const LIMIT = 64 * 1024;
 const REASONS = ['too-large', 'json', 'cbor', 'not-object', 'empty'];
 /** Not a speed: a decode that takes this long on at most 64 KiB has hung. */
-const HUNG_MS = 2_000;
+const HUNG_MS = 5_000;
 
 const replacer = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
 
@@ -89,12 +91,19 @@ describe('device payloads, fuzzed', () => {
   );
 });
 
+// Mostly what a business system sends, so that the accepting paths are reached; often what it must not.
 const identifier = fc.oneof(
-  fc.constantFrom('dev-1', 'cust-17', 'provisioned', 'a/b', '+', '#', '', ' ', '$SYS', '\u0000', 'd\u00e9v'),
-  fc.constantFrom('x'.repeat(300), '__proto__', 'constructor'),
+  { weight: 3, arbitrary: fc.constantFrom('dev-1', 'dev-2', 'cust-17', 'provisioned') },
+  { weight: 8, arbitrary: fc.stringMatching(/^[A-Za-z0-9._-]{1,12}$/) },
+  fc.constantFrom('a/b', '+', '#', '', ' ', '$SYS', '\u0000', 'd\u00e9v', '__proto__', 'constructor'),
+  fc.constantFrom('x'.repeat(300)),
   fc.string({ maxLength: 10 }),
   fc.integer(),
   fc.constant(null),
+);
+const fieldName = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom('maxTemp', 'site', 'tags', 'tier', 'plan') },
+  { weight: 1, arbitrary: hostileKey },
 );
 
 const cloudEvent = fc
@@ -102,10 +111,13 @@ const cloudEvent = fc
     {
       actor: identifier,
       type: identifier,
-      data: fc.oneof(fc.dictionary(hostileKey, fc.jsonValue({ maxDepth: 3 })), fc.jsonValue({ maxDepth: 2 })),
+      data: fc.oneof(
+        { weight: 4, arbitrary: fc.dictionary(fieldName, fc.jsonValue({ maxDepth: 3 })) },
+        { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) },
+      ),
       extra: fc.jsonValue({ maxDepth: 1 }),
     },
-    { requiredKeys: [] },
+    { requiredKeys: ['actor', 'type'] },
   )
   .map((r) => r as Record<string, unknown>);
 
@@ -167,5 +179,74 @@ describe('cloud events, fuzzed', () => {
     );
     tally.report();
     expect(tally.of('rate')).toBeGreaterThan(0);
+  });
+});
+
+const profile = fc
+  .tuple(identifier, fc.dictionary(fieldName, fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5 }))
+  .map(([id, fields]): Record<string, unknown> => ({ ...fields, id }));
+
+const profileBatch = fc
+  .record(
+    {
+      seq: fc.oneof(
+        { weight: 6, arbitrary: fc.integer({ min: 1, max: 5 }) },
+        fc.integer({ min: -2, max: 0 }),
+        fc.constantFrom(2 ** 53, 1.5, '1', null, Number.POSITIVE_INFINITY, Number.NaN),
+      ),
+      upsert: fc.oneof(
+        { weight: 6, arbitrary: fc.array(profile, { maxLength: 4 }) },
+        fc.jsonValue({ maxDepth: 1 }),
+      ),
+      delete: fc.oneof(
+        { weight: 6, arbitrary: fc.array(identifier, { maxLength: 3 }) },
+        fc.jsonValue({ maxDepth: 1 }),
+      ),
+    },
+    { requiredKeys: ['seq'] },
+  )
+  .chain((batch) =>
+    // Now and then a key a batch does not have.
+    fc
+      .oneof({ weight: 8, arbitrary: fc.constant(undefined) }, fc.jsonValue({ maxDepth: 1 }))
+      .map((extra) =>
+        extra === undefined ? (batch as Record<string, unknown>) : { ...batch, upserts: extra },
+      ),
+  );
+
+describe('profile batches, fuzzed', () => {
+  test('any bytes on vigil/{gw}/profiles are a valid batch or a refusal that says why', () => {
+    const { seed, numRuns } = fuzzBudget(20_260_704, 3_000);
+    const tally = new FuzzTally('profile batches', seed, numRuns);
+    const payload = fc.oneof(
+      { weight: 5, arbitrary: encoded(profileBatch) },
+      { weight: 2, arbitrary: mangled(encoded(profileBatch)) },
+      { weight: 2, arbitrary: hostilePayload },
+    );
+    fc.assert(
+      fc.property(payload, (bytes) => {
+        const r = tally.time(() => parseProfileBatch(bytes));
+        tally.count(r.ok ? 'ok' : (r.limit ?? 'refused'));
+        if (!r.ok) {
+          expect(r.detail.length).toBeGreaterThan(0);
+          return;
+        }
+        const { seq, upserts, deletes } = r.batch;
+        expect(Number.isSafeInteger(seq) && seq >= 1).toBe(true);
+        expect(upserts.length + deletes.length).toBeLessThanOrEqual(MAX_PROFILE_BATCH_CHANGES);
+        const ids = [...upserts.map((u) => u.id), ...deletes];
+        expect(new Set(ids).size).toBe(ids.length);
+        for (const id of ids) expect(id.length >= 1 && id.length <= 256).toBe(true);
+        for (const u of upserts) {
+          expect(u.profile['id']).toBe(u.id);
+          expect(profileSecretProblem(u.profile)).toBeUndefined();
+          expect(() => encodeCbor(u.profile)).not.toThrow();
+        }
+      }),
+      { seed, numRuns, endOnFailure: true },
+    );
+    tally.report();
+    expect(tally.of('ok')).toBeGreaterThan(numRuns / 50);
+    expect(tally.slowest).toBeLessThan(HUNG_MS);
   });
 });
