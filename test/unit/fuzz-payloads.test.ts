@@ -150,6 +150,14 @@ describe('cloud events, fuzzed', () => {
     expect(tally.slowest).toBeLessThan(HUNG_MS);
   });
 
+  type Fixture = { name: string; base64: string; outcome: { ok: boolean; reason?: string } };
+  test.each(crashFixtures<Fixture>('cloud-events').map((f) => [f.name, f] as const))(
+    'found by fuzzing, kept: %s',
+    (_name, fixture) => {
+      expect(parseCloudEvent(Buffer.from(fixture.base64, 'base64'), LIMIT)).toMatchObject(fixture.outcome);
+    },
+  );
+
   test('the rate limit admits at most its burst plus its rate over any arrival pattern', () => {
     const { seed, numRuns } = fuzzBudget(20_260_703, 300);
     const tally = new FuzzTally('cloud event rate', seed, numRuns);
