@@ -132,6 +132,28 @@ describe('importProfiles', () => {
     await expect(store.profiles.get('big')).resolves.toBeUndefined();
   });
 
+  test('a 256 MB input without a newline is read through, never held: one line refused, the next imported', async () => {
+    const CHUNK = 1024 * 1024;
+    const CHUNKS = 256;
+    let peakHeld = 0;
+    const before = process.memoryUsage().arrayBuffers;
+    function* input(): Generator<Buffer> {
+      for (let i = 0; i < CHUNKS; i++) {
+        // A fresh buffer each time: one kept by the import would stay allocated, and show below.
+        yield Buffer.alloc(CHUNK, 0x78);
+        if (i % 8 === 0) peakHeld = Math.max(peakHeld, process.memoryUsage().arrayBuffers - before);
+      }
+      yield Buffer.from('\n{"id":"after"}\n');
+    }
+    const summary = await importProfiles(store, Readable.from(input()));
+    expect(summary.errors).toEqual([{ line: 1, message: 'line longer than 1048576 bytes' }]);
+    expect(summary.imported).toBe(1);
+    await expect(store.profiles.get('after')).resolves.toEqual({ id: 'after' });
+    // Held, the input would be 256 MB; read through, what is allocated at once is what the garbage collector
+    // has not yet reclaimed, a fraction of it.
+    expect(peakHeld).toBeLessThan((CHUNKS * CHUNK) / 2);
+  });
+
   test('reports progress by bytes read, up to the whole input', async () => {
     const parts = ['{"id":"a"}\n', '{"id":"b"}\n', '{"id":"c"}\n'];
     const seen: ImportProgress[] = [];
