@@ -280,8 +280,9 @@ export class FuzzTally {
       .map(([k, n]) => `${k}: ${n}`)
       .join(', ');
     const total = Math.round(performance.now() - this.startedAt);
+    const slowest = this.slowestMs > 0 ? `, slowest call ${this.slowestMs.toFixed(1)} ms` : '';
     console.log(
-      `fuzz ${this.name}: seed ${this.seed}, ${this.runs}/${this.numRuns} runs in ${total} ms, slowest call ${this.slowestMs.toFixed(1)} ms (${outcomes})`,
+      `fuzz ${this.name}: seed ${this.seed}, ${this.runs}/${this.numRuns} runs in ${total} ms${slowest} (${outcomes})`,
     );
   }
 }
