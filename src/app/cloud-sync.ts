@@ -26,6 +26,7 @@ export async function startSync(
     loadDir: () => base.loadDir(),
     publish: (topic, payload) => uplink.publishStatus(topic, payload),
     logger,
+    registry: base.metrics.registry,
     now: () => decision.clock.now(),
     // Recorded in the journal, then swapped when the record is applied: a replay swaps at the same point.
     swap: (rules, from) =>

@@ -1,6 +1,6 @@
 import { DeviceGuard, startBroker, type Broker, type ClientInfo } from '../broker/index.js';
 import { CommandMetrics, DeviceCommands } from '../commands/index.js';
-import { Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js';
+import { cloudEventMetrics, Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js';
 import { DurableInputs } from '../runtime/index.js';
 import { DEAD_LETTER_TOPIC, upstreamTopics } from '../shared/index.js';
 import { CredentialStore } from '../credentials/index.js';
@@ -37,15 +37,18 @@ export async function startDeviceEdge(
       logger.warn({ err }, 'dead letter not published');
     });
   };
+  const cloudEvents = { maxBytes: config.ingest.cloudEvents.maxBytes, ...config.ingest.cloudEvents.rate };
   const ingest = new Ingest({
     clock: () => decision.clock.now(),
     logger,
     maxPayloadBytes: config.ingest.maxPayloadBytes,
+    cloudEvents: { ...cloudEvents, now: () => performance.now() },
     deadLetter,
     metrics: {
       accepted: (type, source) =>
         metrics.eventsIn.inc({ type: metrics.eventType(type), source: source ?? 'device' }),
       rejected: (reason) => metrics.ingestRejects.inc({ reason }),
+      ...cloudEventMetrics(metrics.registry, cloudEvents),
     },
     // In the decision loop's order per device; recorded first, applied once recorded (docs/durability.md).
     ordered: decision.entrance,

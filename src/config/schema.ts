@@ -116,7 +116,24 @@ export const configSchema = z
       .strict()
       .prefault({}),
     ingest: z
-      .object({ maxPayloadBytes: positiveInt.default(64 * 1024) })
+      .object({
+        maxPayloadBytes: positiveInt.default(64 * 1024),
+        /** Events from the cloud (`vigil/{gw}/events`): over a limit, refused, dead-lettered and acknowledged. */
+        cloudEvents: z
+          .object({
+            maxBytes: positiveInt.default(64 * 1024),
+            /** For all cloud events together, a token bucket: sustained events per second; 0 turns it off. */
+            rate: z
+              .object({
+                perSecond: z.number().nonnegative().default(1_000),
+                burst: positiveInt.default(10_000),
+              })
+              .strict()
+              .prefault({}),
+          })
+          .strict()
+          .prefault({}),
+      })
       .strict()
       .prefault({}),
     outbox: z

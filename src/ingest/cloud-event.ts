@@ -37,7 +37,8 @@ export function parseCloudEvent(payload: Buffer, maxBytes: number): ParsedCloudE
     };
   }
   if (data === undefined) return { ok: true, event: { actor, type, data: {} } };
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+  // A plain object only: CBOR could make it a tagged value, a set, a date or bytes, which rules cannot read as data.
+  if (typeof data !== 'object' || data === null || Object.getPrototypeOf(data) !== Object.prototype) {
     return { ok: false, reason: 'invalid', detail: 'data must be an object when present', actor };
   }
   return { ok: true, event: { actor, type, data: data as Record<string, unknown> } };

@@ -1,4 +1,4 @@
-import { Decoder } from 'cbor-x';
+import { Decoder, Tag } from 'cbor-x';
 
 export type DecodeFailureReason = 'too-large' | 'json' | 'cbor' | 'not-object' | 'empty';
 
@@ -60,19 +60,17 @@ function decodeCbor(buf: Buffer): DecodedPayload {
     return fail('cbor', messageOf(err));
   }
   if (!(value instanceof Map)) return fail('not-object', `a CBOR ${cborKind(value)}, not a map`);
-  return fromCborMap(value as Map<unknown, unknown>);
+  return fromCborMap(value as Map<unknown, unknown>, buf.length);
 }
 
-function fromCborMap(value: Map<unknown, unknown>): DecodedPayload {
+function fromCborMap(value: Map<unknown, unknown>, inputBytes: number): DecodedPayload {
   let data: unknown;
   try {
-    data = toPlain(value, 'data');
+    data = toPlain(value, 'data', 1, new PlainBudget(inputBytes));
   } catch (err) {
     if (err instanceof NonTextKey) return fail('not-object', err.message);
     return fail('cbor', messageOf(err));
   }
-  if (deeperThan(data, MAX_PAYLOAD_DEPTH))
-    return fail('cbor', `nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
   return accept(data as Record<string, unknown>);
 }
 
@@ -91,7 +89,7 @@ function classifyOther(buf: Buffer, start: number): DecodedPayload {
   try {
     const value: unknown = cbor.decode(buf);
     // A map behind a tag: self-described CBOR (55799, RFC 8949 §3.4.6), or 259 as cbor-x writes a JS Map.
-    if (value instanceof Map) return fromCborMap(value as Map<unknown, unknown>);
+    if (value instanceof Map) return fromCborMap(value as Map<unknown, unknown>, buf.length);
     return fail('not-object', `a CBOR ${cborKind(value)}, not a map`);
   } catch (err) {
     return fail('cbor', `neither a JSON object nor a CBOR map (${messageOf(err)})`);
@@ -130,29 +128,87 @@ function deeperThan(root: unknown, max: number): boolean {
 }
 
 class NonTextKey extends Error {}
+/** A decoded CBOR value that an event may not carry; refused as `cbor`. */
+class Unacceptable extends Error {}
 
 /**
- * Maps with text keys become plain objects (Object.fromEntries defines `__proto__` as an own key
- * rather than setting the prototype); integers that fit a double exactly become numbers.
+ * What the decoded value may hold, counted as it is copied: a container or scalar counts 1, a string or byte
+ * string its length. Plain CBOR cannot decode to more than its own size; what cbor-x's extensions reuse (packed
+ * strings, record keys) counts each time it is used, so that a small payload cannot become a large event.
  */
-function toPlain(value: unknown, path: string): unknown {
+class PlainBudget {
+  /** The containers copied so far: one met again is shared. */
+  readonly seen = new Set<object>();
+  private left: number;
+
+  constructor(private readonly inputBytes: number) {
+    this.left = inputBytes * MAX_CBOR_EXPANSION + 1_024;
+  }
+
+  spend(units: number): void {
+    this.left -= units;
+    if (this.left < 0) {
+      throw new Unacceptable(
+        `the ${this.inputBytes} bytes decode to more than ${MAX_CBOR_EXPANSION} times as much data (packed or repeated values)`,
+      );
+    }
+  }
+}
+
+/** How much larger than its bytes a decoded CBOR payload may be; see PlainBudget. */
+const MAX_CBOR_EXPANSION = 4;
+
+/**
+ * Copies a decoded CBOR value into plain data: maps with text keys become plain objects (Object.fromEntries
+ * defines `__proto__` as an own key rather than setting the prototype); integers that fit a double exactly become
+ * numbers. Refuses nesting beyond MAX_PAYLOAD_DEPTH, a value that appears twice (CBOR value sharing, tags 28/29:
+ * copying a shared graph can take exponential time, and a cycle never ends) and values of other classes.
+ */
+function toPlain(value: unknown, path: string, depth: number, budget: PlainBudget): unknown {
+  if (typeof value === 'string') {
+    budget.spend(value.length + 1);
+    return value;
+  }
+  budget.spend(1);
+  if (typeof value !== 'object' || value === null) {
+    if (typeof value !== 'bigint') return value;
+    const exact = value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER);
+    return exact ? Number(value) : value;
+  }
+  if (ArrayBuffer.isView(value)) {
+    budget.spend(value.byteLength);
+    return value;
+  }
+  if (value instanceof Date) return value;
+  if (depth > MAX_PAYLOAD_DEPTH) throw new Unacceptable(`nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
+  if (budget.seen.has(value)) throw new Unacceptable(`${path} refers to a value shared or cyclic`);
+  budget.seen.add(value);
+  const child = (item: unknown, at: string) => toPlain(item, at, depth + 1, budget);
   if (value instanceof Map) {
     const entries: Array<[string, unknown]> = [];
     for (const [key, item] of value as Map<unknown, unknown>) {
       if (typeof key !== 'string') {
         throw new NonTextKey(`${path} has a ${cborKind(key)} key (${String(key)}); keys must be text`);
       }
-      entries.push([key, toPlain(item, `${path}.${key}`)]);
+      budget.spend(key.length);
+      entries.push([key, child(item, `${path}.${key}`)]);
     }
     return Object.fromEntries(entries);
   }
-  if (Array.isArray(value)) return value.map((item: unknown, i) => toPlain(item, `${path}[${i}]`));
-  if (typeof value === 'bigint') {
-    return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? Number(value)
-      : value;
+  if (Array.isArray(value)) return value.map((item: unknown, i) => child(item, `${path}[${i}]`));
+  if (value instanceof Set)
+    return new Set([...(value as Set<unknown>)].map((item, i) => child(item, `${path}[${i}]`)));
+  if (value instanceof Tag) return new Tag(child(value.value, `${path}(tag ${value.tag})`), value.tag);
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === null) {
+    // A cbor-x record (tag 105 and its range) decodes to a plain object even with maps as Maps.
+    const entries = Object.entries(value).map(([key, item]): [string, unknown] => {
+      budget.spend(key.length);
+      return [key, child(item, `${path}.${key}`)];
+    });
+    return Object.fromEntries(entries);
   }
-  return value;
+  throw new Unacceptable(`${path} is a CBOR ${cborKind(value)}, which an event cannot carry`);
 }
 
 function textStart(buf: Buffer): number {

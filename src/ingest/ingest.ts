@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { DEVICE_EVENT_SCHEME, parseDeviceTopic, upstreamTopics, type Event } from '../shared/index.js';
 import { parseCloudEvent } from './cloud-event.js';
+import { CloudEventLimits, type CloudEventLimitsOptions } from './cloud-event-limits.js';
 import { decodePayload } from './decode-payload.js';
 import { OrderedDelivery, type Deliver } from './ordered-delivery.js';
 import type {
@@ -33,6 +34,8 @@ interface IngestSettings {
   logger: Logger;
   maxPayloadBytes: number;
   metrics?: IngestMetrics;
+  /** Bounds on cloud events; without them a cloud event is bounded by `maxPayloadBytes` alone. `now`: monotonic ms. */
+  cloudEvents?: CloudEventLimitsOptions & { now: () => number };
 }
 
 /** Where a dead letter says a cloud event came from when the caller does not name the topic. */
@@ -47,10 +50,13 @@ const DEAD_LETTER_PAYLOAD_BYTES = 1024;
  */
 export class Ingest {
   private readonly ordered: OrderedDelivery;
+  private readonly cloudLimits: CloudEventLimits | undefined;
 
   constructor(private readonly opts: IngestOptions) {
     this.ordered =
       'ordered' in opts ? opts.ordered : new OrderedDelivery(opts.profiles, opts.deliver, opts.logger);
+    const cloud = opts.cloudEvents;
+    this.cloudLimits = cloud && new CloudEventLimits(cloud, cloud.now);
   }
 
   /** Events waiting for a profile read. */
@@ -112,7 +118,14 @@ export class Ingest {
    */
   handleCloudEvent(payload: Buffer, topic: string = CLOUD_TOPIC, meta?: PublishMeta): Promise<void> | void {
     const at = this.opts.clock();
-    const parsed = parseCloudEvent(payload, this.opts.maxPayloadBytes);
+    const limited = this.cloudLimits?.admit(payload.length);
+    if (limited !== undefined && !limited.ok) {
+      this.opts.metrics?.cloudLimitHit?.(limited.limit);
+      const reason = limited.limit === 'size' ? 'too-large' : 'rate';
+      this.reject({ reason, detail: limited.detail, topic, at }, payload, undefined);
+      return;
+    }
+    const parsed = parseCloudEvent(payload, this.opts.cloudEvents?.maxBytes ?? this.opts.maxPayloadBytes);
     if (!parsed.ok) {
       const { reason, detail } = parsed;
       this.reject({ reason, detail, topic, at, ...deviceOf(parsed.actor) }, payload, undefined);

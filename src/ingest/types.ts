@@ -1,8 +1,12 @@
 import type { EventSource, Profile } from '../shared/index.js';
+import type { CloudEventLimit } from './cloud-event-limits.js';
 import type { DecodeFailureReason } from './decode-payload.js';
 
-/** Why ingest refused an input: a payload that does not decode, a topic outside the scheme, a cloud event of the wrong shape. */
-export type RejectReason = DecodeFailureReason | 'topic' | 'invalid';
+/**
+ * Why ingest refused an input: a payload that does not decode, a topic outside the scheme, a cloud event of the
+ * wrong shape or over the cloud event rate.
+ */
+export type RejectReason = DecodeFailureReason | 'topic' | 'invalid' | 'rate';
 
 /** The MQTT client a device publish came from (the broker's client info fits). */
 export interface PublishingClient {
@@ -52,4 +56,6 @@ export interface PublishMeta {
 export interface IngestMetrics {
   accepted(type: string, source: EventSource): void;
   rejected(reason: RejectReason): void;
+  /** A cloud event refused for `ingest.cloudEvents` (counted in `rejected` too). */
+  cloudLimitHit?(limit: CloudEventLimit): void;
 }

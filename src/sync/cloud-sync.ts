@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
 import type { EngineOptions } from '../engine/index.js';
 import type { LoadResult, RuleSet } from '../rules/index.js';
 import { upstreamTopics } from '../shared/index.js';
 import type { Store } from '../store/index.js';
 import type { BundleStore } from './bundle-store.js';
 import type { TrustedKey } from './keys.js';
-import { ProfileSync } from './profile-sync.js';
+import { ProfileSync, type ProfileBatchRefusal } from './profile-sync.js';
 import { RuleSync, type RuleSyncOptions, type RunningRules } from './rule-sync.js';
 import type { RulesStatus } from './rules-status.js';
 import type { SwapReport, SwapTarget } from '../runtime/index.js';
@@ -30,6 +31,8 @@ export interface CloudSyncOptions {
   swap?: RuleSyncOptions['swap'];
   /** Rule changes wait for this (recovery); profile batches do not. */
   ready?: Promise<unknown>;
+  /** Where refused profile batches are counted (`vigil_profile_batches_refused_total`). */
+  registry?: Registry;
 }
 
 /** Rules and profiles from the cloud, wired: what the gateway hands messages to. */
@@ -70,6 +73,7 @@ export async function startCloudSync(opts: CloudSyncOptions): Promise<CloudSync>
     publish: (status) => opts.publish(topics.profilesStatus, JSON.stringify(status)),
     logger,
     now: opts.now,
+    ...(opts.registry ? { refused: profileRefusalCounter(opts.registry) } : {}),
   });
   const pending = new Set<Promise<unknown>>();
   const track = (work: Promise<unknown>, what: string): Promise<void> => {
@@ -99,4 +103,17 @@ export async function startCloudSync(opts: CloudSyncOptions): Promise<CloudSync>
       while (pending.size > 0) await Promise.allSettled([...pending]);
     },
   };
+}
+
+function profileRefusalCounter(registry: Registry): (reason: ProfileBatchRefusal) => void {
+  const counter = new Counter({
+    name: 'vigil_profile_batches_refused_total',
+    help: 'Profile batches from the cloud refused, by reason: too-large, too-many-changes, invalid, gap, store-failed',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const reason of ['too-large', 'too-many-changes', 'invalid', 'gap', 'store-failed']) {
+    counter.inc({ reason }, 0);
+  }
+  return (reason) => counter.inc({ reason });
 }

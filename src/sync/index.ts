@@ -13,10 +13,10 @@ export {
 } from './keys.js';
 export type { SigningKey, TrustedKey } from './keys.js';
 export { applyToStore } from './offline-apply.js';
-export { parseProfileBatch } from './profile-batch.js';
-export type { ParsedProfileBatch, ProfileBatch } from './profile-batch.js';
+export { parseProfileBatch, MAX_PROFILE_BATCH_BYTES, MAX_PROFILE_BATCH_CHANGES } from './profile-batch.js';
+export type { ParsedProfileBatch, ProfileBatch, ProfileBatchLimit } from './profile-batch.js';
 export { ProfileSync, PROFILE_SEQ_KEY } from './profile-sync.js';
-export type { ProfileBatchStatus, ProfileSyncOptions } from './profile-sync.js';
+export type { ProfileBatchRefusal, ProfileBatchStatus, ProfileSyncOptions } from './profile-sync.js';
 export { RuleSync } from './rule-sync.js';
 export type { RuleSyncOptions, RunningRules } from './rule-sync.js';
 export type { RejectReason, RulesSource, RulesStatus } from './rules-status.js';

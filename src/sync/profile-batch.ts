@@ -13,18 +13,27 @@ export interface ProfileBatch {
   deletes: string[];
 }
 
-const MAX_PROFILE_BATCH_BYTES = 16 * 1024 * 1024;
-const MAX_PROFILE_BATCH_CHANGES = 100_000;
+/** Refused before it is decoded. */
+export const MAX_PROFILE_BATCH_BYTES = 16 * 1024 * 1024;
+/** Upserts and deletes together; refused before any entry is looked at. */
+export const MAX_PROFILE_BATCH_CHANGES = 100_000;
 const MAX_ID_CHARS = 256;
 
+/** Which bound a refused batch is over, when it is over one. */
+export type ProfileBatchLimit = 'too-large' | 'too-many-changes';
+
 export type ParsedProfileBatch =
-  { ok: true; batch: ProfileBatch } | { ok: false; seq?: number; detail: string };
+  { ok: true; batch: ProfileBatch } | { ok: false; seq?: number; detail: string; limit?: ProfileBatchLimit };
 
 /**
  * Decodes and validates a batch; one bad entry refuses the whole batch, which applies all or nothing. An
  * upsert with a field named like a secret is a bad entry: credentials are provisioned as hashes, by import.
  */
 export function parseProfileBatch(payload: Buffer): ParsedProfileBatch {
+  if (payload.length > MAX_PROFILE_BATCH_BYTES) {
+    const detail = `${payload.length} bytes; a batch is at most ${MAX_PROFILE_BATCH_BYTES} bytes (16 MiB): split it`;
+    return { ok: false, detail, limit: 'too-large' };
+  }
   const decoded = decodePayload(payload, MAX_PROFILE_BATCH_BYTES);
   if (!decoded.ok) return { ok: false, detail: `not a JSON object or CBOR map (${decoded.detail})` };
   const { seq, upsert = [], delete: deletes = [], ...rest } = decoded.data;
@@ -37,9 +46,8 @@ export function parseProfileBatch(payload: Buffer): ParsedProfileBatch {
   if (!Array.isArray(upsert)) return refuse('upsert must be a list of profiles');
   if (!Array.isArray(deletes)) return refuse('delete must be a list of device ids');
   if (upsert.length + deletes.length > MAX_PROFILE_BATCH_CHANGES) {
-    return refuse(
-      `${upsert.length + deletes.length} changes; a batch holds at most ${MAX_PROFILE_BATCH_CHANGES}`,
-    );
+    const detail = `${upsert.length + deletes.length} changes; a batch holds at most ${MAX_PROFILE_BATCH_CHANGES}: split it`;
+    return { ok: false, seq, detail, limit: 'too-many-changes' };
   }
   const touched = new Set<string>();
   const batch: ProfileBatch = { seq, upserts: [], deletes: [] };

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { ProfileStore, Sublevel } from '../store/index.js';
-import { parseProfileBatch } from './profile-batch.js';
+import { parseProfileBatch, type ProfileBatchLimit } from './profile-batch.js';
 
 /** Key of the last applied batch's sequence number in the `state` sublevel. */
 export const PROFILE_SEQ_KEY = 'sync/profiles/seq';
@@ -33,7 +33,12 @@ export interface ProfileSyncOptions {
   publish: (status: ProfileBatchStatus) => void;
   logger: Logger;
   now: () => number;
+  /** Counts a refused batch: the status's reason, or the limit it is over. */
+  refused?: (reason: ProfileBatchRefusal) => void;
 }
+
+/** Why a batch was refused, as counted: the status's reason, or the limit an invalid batch is over. */
+export type ProfileBatchRefusal = NonNullable<ProfileBatchStatus['reason']> | ProfileBatchLimit;
 
 /**
  * Applies profile batches from the cloud in sequence order, each atomically with its sequence number:
@@ -71,7 +76,10 @@ export class ProfileSync {
 
   private async apply(payload: Buffer): Promise<ProfileBatchStatus> {
     const parsed = parseProfileBatch(payload);
-    if (!parsed.ok) return this.outcome(parsed.seq ?? null, 'refused', 'invalid', parsed.detail, 0, 0);
+    if (!parsed.ok) {
+      this.opts.refused?.(parsed.limit ?? 'invalid');
+      return this.outcome(parsed.seq ?? null, 'refused', 'invalid', parsed.detail, 0, 0);
+    }
     const { batch } = parsed;
     const counts = [batch.upserts.length, batch.deletes.length] as const;
     if (batch.seq <= this.last) {
@@ -84,6 +92,7 @@ export class ProfileSync {
       );
     }
     if (batch.seq !== this.last + 1) {
+      this.opts.refused?.('gap');
       return this.outcome(
         batch.seq,
         'refused',
@@ -97,6 +106,7 @@ export class ProfileSync {
         { sublevel: this.opts.state, key: PROFILE_SEQ_KEY, value: batch.seq },
       ]);
     } catch (err) {
+      this.opts.refused?.('store-failed');
       return this.outcome(
         batch.seq,
         'refused',

@@ -2,6 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { StoreIoError } from '../../src/shared/index.js';
@@ -130,6 +132,34 @@ describe('importProfiles', () => {
     expect(summary.imported).toBe(1);
     await expect(store.profiles.get('next')).resolves.toEqual({ id: 'next' });
     await expect(store.profiles.get('big')).resolves.toBeUndefined();
+  });
+
+  test('a 256 MB input without a newline is read through, never held: one line refused, the next imported', async () => {
+    const CHUNK = 1024 * 1024;
+    const CHUNKS = 256;
+    // What stays allocated once the garbage collector has run: what the import holds on to.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const held = () => {
+      gc();
+      return process.memoryUsage().arrayBuffers;
+    };
+    const before = held();
+    let peakHeld = 0;
+    function* input(): Generator<Buffer> {
+      for (let i = 1; i <= CHUNKS; i++) {
+        // A fresh buffer each time: one kept by the import would stay allocated, and show below.
+        yield Buffer.alloc(CHUNK, 0x78);
+        if (i % 32 === 0) peakHeld = Math.max(peakHeld, held() - before);
+      }
+      yield Buffer.from('\n{"id":"after"}\n');
+    }
+    const summary = await importProfiles(store, Readable.from(input()));
+    expect(summary.errors).toEqual([{ line: 1, message: 'line longer than 1048576 bytes' }]);
+    expect(summary.imported).toBe(1);
+    await expect(store.profiles.get('after')).resolves.toEqual({ id: 'after' });
+    // Held, the input would be 256 MB by the end; read through, a few chunks at most.
+    expect(peakHeld).toBeLessThan(32 * CHUNK);
   });
 
   test('reports progress by bytes read, up to the whole input', async () => {

@@ -5,9 +5,12 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { encodeCbor, openStore, type Store } from '../../src/store/index.js';
 import {
+  MAX_PROFILE_BATCH_BYTES,
+  MAX_PROFILE_BATCH_CHANGES,
   parseProfileBatch,
   PROFILE_SEQ_KEY,
   ProfileSync,
+  type ProfileBatchRefusal,
   type ProfileBatchStatus,
 } from '../../src/sync/index.js';
 
@@ -27,7 +30,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function open(): Promise<ProfileSync> {
+function open(refused?: (reason: ProfileBatchRefusal) => void): Promise<ProfileSync> {
   return ProfileSync.open({
     gateway: 'gw-test',
     profiles: store.profiles,
@@ -35,6 +38,7 @@ function open(): Promise<ProfileSync> {
     publish: (s) => published.push(s),
     logger: quiet,
     now: () => 0,
+    ...(refused ? { refused } : {}),
   });
 }
 
@@ -127,6 +131,27 @@ describe('profile batches from the cloud', () => {
     expect(await sync.handle(json({ seq: 1, upsert: [{ id: 'd1', maxTemp: 3 }] }))).toMatchObject({
       status: 'applied',
     });
+  });
+
+  test('a batch over 16 MiB is refused before it is decoded, one over 100,000 changes before its entries are read; each refusal is counted', async () => {
+    const reasons: ProfileBatchRefusal[] = [];
+    const sync = await open((r) => reasons.push(r));
+    // Not JSON either: the size is what it is refused for, so the rest was never parsed.
+    const huge = Buffer.alloc(MAX_PROFILE_BATCH_BYTES + 1, 0x5b);
+    const tooLarge = await sync.handle(huge);
+    expect(tooLarge).toMatchObject({ seq: null, status: 'refused', reason: 'invalid', expected: 1 });
+    expect(tooLarge.detail).toBe(
+      `${MAX_PROFILE_BATCH_BYTES + 1} bytes; a batch is at most ${MAX_PROFILE_BATCH_BYTES} bytes (16 MiB): split it`,
+    );
+    // Not device ids either: the count is checked before any entry.
+    const many = json({ seq: 1, delete: Array<number>(MAX_PROFILE_BATCH_CHANGES + 1).fill(7) });
+    const tooMany = await sync.handle(many);
+    expect(tooMany).toMatchObject({ seq: 1, status: 'refused', reason: 'invalid' });
+    expect(tooMany.detail).toBe('100001 changes; a batch holds at most 100000: split it');
+    await sync.handle(json({ seq: 1, delete: [7] }));
+    await sync.handle(json({ seq: 3, delete: ['d1'] }));
+    expect(reasons).toEqual(['too-large', 'too-many-changes', 'invalid', 'gap']);
+    expect(await sync.handle(json({ seq: 1, delete: ['d1'] }))).toMatchObject({ status: 'applied' });
   });
 
   test('batches are applied in the order they arrive, one at a time', async () => {
