@@ -87,25 +87,12 @@ export class GatewayClient {
     if (query.actor !== undefined) url.searchParams.set('actor', query.actor);
     if (query.suppressed === true) url.searchParams.set('suppressed', 'true');
     if (query.limit !== undefined) url.searchParams.set('limit', String(query.limit));
-    const answer = await this.request('GET', url);
-    if (answer.status !== 200) throw this.refusal(url, answer);
-    const entries = (this.json(url, answer) as { entries?: unknown } | null)?.entries;
-    if (!Array.isArray(entries)) {
-      throw new GatewayApiError(`the gateway at ${url.origin} answered something other than an audit log`);
-    }
-    return entries as AuditEntry[];
+    return (await this.getList(url, 'entries', 'an audit log')) as AuditEntry[];
   }
 
   /** Every device with a credential, without hashes. */
   async devices(): Promise<CredentialInfo[]> {
-    const url = this.url('/api/devices');
-    const answer = await this.request('GET', url);
-    if (answer.status !== 200) throw this.refusal(url, answer);
-    const devices = (this.json(url, answer) as { devices?: unknown } | null)?.devices;
-    if (!Array.isArray(devices)) {
-      throw new GatewayApiError(`the gateway at ${url.origin} answered something other than a device list`);
-    }
-    return devices as CredentialInfo[];
+    return (await this.getList(this.url('/api/devices'), 'devices', 'a device list')) as CredentialInfo[];
   }
 
   /** Stores a credential hash (the secret stays with the caller). */
@@ -138,6 +125,17 @@ export class GatewayClient {
     const body = this.json(url, answer) as { status?: unknown } | null;
     if (typeof body?.status !== 'string') throw this.refusal(url, answer);
     return body as RulesStatus | UnchangedAnswer;
+  }
+
+  /** GETs `url` and reads the array its JSON answer holds in `field`; `what` names that list in errors. */
+  private async getList(url: URL, field: string, what: string): Promise<unknown[]> {
+    const answer = await this.request('GET', url);
+    if (answer.status !== 200) throw this.refusal(url, answer);
+    const list = (this.json(url, answer) as Record<string, unknown> | null)?.[field];
+    if (!Array.isArray(list)) {
+      throw new GatewayApiError(`the gateway at ${url.origin} answered something other than ${what}`);
+    }
+    return list as unknown[];
   }
 
   private url(path: string): URL {

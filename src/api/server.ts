@@ -1,4 +1,10 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  STATUS_CODES,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -289,41 +295,28 @@ interface ParserRefusal {
 /** What a parse error of Node's HTTP parser (`HPE_*`) or a request timeout is answered with. */
 function parserRefusal(code: string | undefined): ParserRefusal {
   const c = code ?? '';
-  const make = (
-    status: number,
-    statusText: string,
-    apiCode: ParserRefusal['code'],
-    message: string,
-  ): ParserRefusal => ({
+  const make = (status: number, apiCode: ParserRefusal['code'], message: string): ParserRefusal => ({
     status,
-    statusText,
+    statusText: STATUS_CODES[status] ?? '',
     code: apiCode,
     reason: reasonOf(apiCode),
     message,
   });
   if (c === 'ERR_HTTP_REQUEST_TIMEOUT' || c.includes('TIMEOUT'))
-    return make(408, 'Request Timeout', 'VIGIL_HTTP_TIMEOUT', 'the request did not arrive in time');
+    return make(408, 'VIGIL_HTTP_TIMEOUT', 'the request did not arrive in time');
   if (c === 'HPE_HEADER_OVERFLOW')
-    return make(
-      431,
-      'Request Header Fields Too Large',
-      'VIGIL_HTTP_BAD_HEADER',
-      'the request line and headers are too large',
-    );
-  if (c === 'HPE_INVALID_METHOD')
-    return make(400, 'Bad Request', 'VIGIL_HTTP_BAD_METHOD', 'unknown request method');
+    return make(431, 'VIGIL_HTTP_BAD_HEADER', 'the request line and headers are too large');
+  if (c === 'HPE_INVALID_METHOD') return make(400, 'VIGIL_HTTP_BAD_METHOD', 'unknown request method');
   if (c === 'HPE_INVALID_URL')
     return make(
       400,
-      'Bad Request',
       'VIGIL_HTTP_BAD_TARGET',
       'malformed request target: characters that must be percent-encoded',
     );
   if (/HEADER|CONTENT_LENGTH|TRANSFER_ENCODING|CR_EXPECTED|LF_EXPECTED/.test(c))
-    return make(400, 'Bad Request', 'VIGIL_HTTP_BAD_HEADER', `malformed header (${c})`);
-  if (c.includes('CHUNK'))
-    return make(400, 'Bad Request', 'VIGIL_HTTP_BAD_BODY', `malformed chunked body (${c})`);
-  return make(400, 'Bad Request', 'VIGIL_HTTP_BAD_REQUEST', `malformed request (${c || 'unknown'})`);
+    return make(400, 'VIGIL_HTTP_BAD_HEADER', `malformed header (${c})`);
+  if (c.includes('CHUNK')) return make(400, 'VIGIL_HTTP_BAD_BODY', `malformed chunked body (${c})`);
+  return make(400, 'VIGIL_HTTP_BAD_REQUEST', `malformed request (${c || 'unknown'})`);
 }
 
 function declaredLength(req: IncomingMessage): number {

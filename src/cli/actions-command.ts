@@ -1,16 +1,9 @@
-import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { StoreLockedError } from '../shared/index.js';
-import {
-  GatewayClient,
-  gatewayInfoPath,
-  isProcessAlive,
-  readGatewayInfo,
-  type GatewayInfo,
-} from '../api/index.js';
-import type { AuditEntry, AuditQuery, Store } from '../store/index.js';
-import { AuditLog, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, openStore, storeExists } from '../store/index.js';
-import { errorText, noData } from './util.js';
+import { GatewayClient } from '../api/index.js';
+import type { AuditEntry, AuditQuery } from '../store/index.js';
+import { AuditLog, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT, storeExists } from '../store/index.js';
+import { openOrFindGateway } from './gateway-access.js';
+import { errorText, helpAfter, noData } from './util.js';
 
 /** Where the command writes; a test passes its own. */
 export interface ActionsIo {
@@ -47,15 +40,15 @@ export function registerActionsCommands(program: Command): Command {
     .option('--data <dir>', 'data directory of the gateway', './data')
     .addHelpText(
       'after',
-      [
-        '',
-        'Each line: the time, "sent" or "suppressed REASON", the scenario, then actor, group, category,',
-        'priority and action id. Reasons: cooldown, exclusive:CATEGORY, contact, ttl (waited in the',
-        'outbox past its ttl). The log keeps the newest 100,000 suppressions and 100,000 sent actions.',
-        'When a gateway is running on the data directory, the log is read through its local HTTP API.',
-        '',
-        'Exit status: 0 printed (perhaps nothing), 2 the log could not be read.',
-      ].join('\n'),
+      helpAfter(
+        [
+          'Each line: the time, "sent" or "suppressed REASON", the scenario, then actor, group, category,',
+          'priority and action id. Reasons: cooldown, exclusive:CATEGORY, contact, ttl (waited in the',
+          'outbox past its ttl). The log keeps the newest 100,000 suppressions and 100,000 sent actions.',
+          'When a gateway is running on the data directory, the log is read through its local HTTP API.',
+        ],
+        '0 printed (perhaps nothing), 2 the log could not be read.',
+      ),
     )
     .action(async (flags: ActionsLogFlags) => {
       process.exitCode = await actionsLogCommand(flags, io);
@@ -98,7 +91,7 @@ function formatEntry(entry: AuditEntry): string {
 }
 
 async function readLog(dataDir: string, query: AuditQuery): Promise<AuditEntry[]> {
-  const access = await openOrFindGateway(dataDir);
+  const access = await openOrFindGateway(dataDir, { readOnly: true });
   if (access.kind === 'gateway') return new GatewayClient(access.info).auditLog(query);
   try {
     const log = await AuditLog.open(access.store.sublevels.audit);
@@ -106,31 +99,6 @@ async function readLog(dataDir: string, query: AuditQuery): Promise<AuditEntry[]
   } finally {
     await access.store.close();
   }
-}
-
-type Access = { kind: 'local'; store: Store } | { kind: 'gateway'; info: GatewayInfo };
-
-// LevelDB allows one process per directory: when a gateway has it, its HTTP API is the way in.
-async function openOrFindGateway(dataDir: string): Promise<Access> {
-  try {
-    return { kind: 'local', store: await openStore(dataDir, { createIfMissing: false }) };
-  } catch (err) {
-    if (!(err instanceof StoreLockedError)) throw err;
-  }
-  const info = await readGatewayInfo(dataDir);
-  const marker = gatewayInfoPath(dataDir);
-  const findHolder = `\`fuser -v ${join(dataDir, 'LOCK')}\` shows which process holds it`;
-  if (info === undefined) {
-    throw new StoreLockedError(dataDir, {
-      cause: new Error(`no running gateway is recorded in ${marker}; ${findHolder}`),
-    });
-  }
-  if (!isProcessAlive(info.pid)) {
-    throw new StoreLockedError(dataDir, {
-      cause: new Error(`the gateway recorded in ${marker} (pid ${info.pid}) is gone; ${findHolder}`),
-    });
-  }
-  return { kind: 'gateway', info };
 }
 
 function parseLimit(value: string): number {
@@ -141,9 +109,6 @@ function parseLimit(value: string): number {
 }
 
 function fatal(io: ActionsIo, err: unknown): number {
-  const locked = err instanceof StoreLockedError && err.cause instanceof Error;
-  io.stderr.write(
-    locked ? errorText(err, `${err.message}: ${(err.cause as Error).message}`) : errorText(err),
-  );
+  io.stderr.write(errorText(err));
   return EXIT_FATAL;
 }

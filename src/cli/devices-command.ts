@@ -8,8 +8,9 @@ import {
   hashSecret,
   type CredentialInfo,
 } from '../credentials/index.js';
-import { openOrFindGateway, type Access, type CommandIo } from './profiles-command.js';
-import { errorText } from './util.js';
+import { openOrFindGateway, type Access } from './gateway-access.js';
+import type { CommandIo } from './profiles-command.js';
+import { errorText, helpAfter } from './util.js';
 
 const EXIT_OK = 0;
 const EXIT_REFUSED = 1;
@@ -26,56 +27,59 @@ export function registerDevicesCommands(program: Command): Command {
   const running =
     'When a gateway is running on the data directory, the command goes through its local HTTP API ' +
     '(found in DIR/gateway.json); a secret never crosses it, only its hash.';
-  devices
-    .command('add')
-    .argument('<id>', 'device id: 1-128 letters, digits and _ . : @ -')
-    .option(...data)
-    .description('create a credential; prints the secret once, alone on the last line')
-    .addHelpText(
-      'after',
+  // add, rotate and remove: a device id, the data directory, and what the command does with them.
+  const idCommand = (
+    name: string,
+    idHelp: string,
+    description: string,
+    help: string,
+    run: (id: string, dataDir: string) => Promise<number>,
+  ): void => {
+    devices
+      .command(name)
+      .argument('<id>', idHelp)
+      .option(...data)
+      .description(description)
+      .addHelpText('after', help)
+      .action(async (id: string, flags: { data: string }) => {
+        process.exitCode = await run(id, flags.data);
+      });
+  };
+  idCommand(
+    'add',
+    'device id: 1-128 letters, digits and _ . : @ -',
+    'create a credential; prints the secret once, alone on the last line',
+    helpAfter(
       [
-        '',
         'The device connects with client id = user name = ID and the secret as its password. The secret is',
         'shown this once only: keep it, e.g. `SECRET=$(vigil devices add dev-1 | tail -n 1)`.',
         running,
-        '',
-        'Exit status: 0 added, 1 refused (the device has a credential, or the id is invalid), 2 failed.',
-      ].join('\n'),
-    )
-    .action(async (id: string, flags: { data: string }) => {
-      process.exitCode = await addCommand(id, flags.data, io, 'add');
-    });
-  devices
-    .command('rotate')
-    .argument('<id>', 'device id')
-    .option(...data)
-    .description('replace the secret of a device; prints the new one once, alone on the last line')
-    .addHelpText(
-      'after',
+      ],
+      '0 added, 1 refused (the device has a credential, or the id is invalid), 2 failed.',
+    ),
+    (id, dataDir) => addCommand(id, dataDir, io, 'add'),
+  );
+  idCommand(
+    'rotate',
+    'device id',
+    'replace the secret of a device; prints the new one once, alone on the last line',
+    helpAfter(
       [
-        '',
         'The old secret stops working for new connections; a connection made with it stays up until it ends',
         '(`vigil devices remove` ends it at once).',
         running,
-        '',
-        'Exit status: 0 rotated, 1 refused (no credential for that device), 2 failed.',
-      ].join('\n'),
-    )
-    .action(async (id: string, flags: { data: string }) => {
-      process.exitCode = await addCommand(id, flags.data, io, 'rotate');
-    });
-  devices
-    .command('remove')
-    .argument('<id>', 'device id')
-    .option(...data)
-    .description("delete a device's credential and end its connection")
-    .addHelpText(
-      'after',
-      ['', running, '', 'Exit status: 0 removed, 1 no such credential, 2 failed.'].join('\n'),
-    )
-    .action(async (id: string, flags: { data: string }) => {
-      process.exitCode = await removeCommand(id, flags.data, io);
-    });
+      ],
+      '0 rotated, 1 refused (no credential for that device), 2 failed.',
+    ),
+    (id, dataDir) => addCommand(id, dataDir, io, 'rotate'),
+  );
+  idCommand(
+    'remove',
+    'device id',
+    "delete a device's credential and end its connection",
+    helpAfter([running], '0 removed, 1 no such credential, 2 failed.'),
+    (id, dataDir) => removeCommand(id, dataDir, io),
+  );
   devices
     .command('list')
     .option(...data)

@@ -1,20 +1,14 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { StoreLockedError, VigilError } from '../shared/index.js';
-import {
-  GatewayClient,
-  gatewayInfoPath,
-  isProcessAlive,
-  readGatewayInfo,
-  type GatewayInfo,
-} from '../api/index.js';
+import { VigilError } from '../shared/index.js';
+import { GatewayClient } from '../api/index.js';
 import { CredentialStore, credentialImportTarget } from '../credentials/index.js';
-import type { ImportSummary, Store } from '../store/index.js';
-import { ProfileImportError, importProfiles, openStore, storeExists } from '../store/index.js';
-import { errorText, noData } from './util.js';
+import type { ImportSummary } from '../store/index.js';
+import { ProfileImportError, importProfiles, storeExists } from '../store/index.js';
+import { openOrFindGateway } from './gateway-access.js';
+import { errorText, helpAfter, noData } from './util.js';
 
 /** Where the commands write; a test passes its own. */
 export interface CommandIo {
@@ -40,14 +34,14 @@ export function registerProfilesCommands(program: Command): Command {
     .description('import device profiles; a profile replaces any stored one with the same id')
     .addHelpText(
       'after',
-      [
-        '',
-        'Each line is a profile, e.g. {"id":"dev-1","maxTemp":50,"site":"north"}. Bad lines are reported as',
-        'FILE:LINE: reason and skipped; the good ones are imported. When a gateway is running on the data',
-        'directory, the import goes through its local HTTP API (found in DIR/gateway.json).',
-        '',
-        'Exit status: 0 every line imported, 1 some lines rejected (the others imported), 2 the import failed.',
-      ].join('\n'),
+      helpAfter(
+        [
+          'Each line is a profile, e.g. {"id":"dev-1","maxTemp":50,"site":"north"}. Bad lines are reported as',
+          'FILE:LINE: reason and skipped; the good ones are imported. When a gateway is running on the data',
+          'directory, the import goes through its local HTTP API (found in DIR/gateway.json).',
+        ],
+        '0 every line imported, 1 some lines rejected (the others imported), 2 the import failed.',
+      ),
     )
     .action(async (file: string, flags: { data: string }) => {
       process.exitCode = await importCommand(file, flags.data, io);
@@ -59,12 +53,10 @@ export function registerProfilesCommands(program: Command): Command {
     .description('print the profile of one device as JSON')
     .addHelpText(
       'after',
-      [
-        '',
-        'When a gateway is running on the data directory, the profile is read through its local HTTP API.',
-        '',
-        'Exit status: 0 found, 1 no profile with that id, 2 the read failed.',
-      ].join('\n'),
+      helpAfter(
+        ['When a gateway is running on the data directory, the profile is read through its local HTTP API.'],
+        '0 found, 1 no profile with that id, 2 the read failed.',
+      ),
     )
     .action(async (id: string, flags: { data: string }) => {
       process.exitCode = await getCommand(id, flags.data, io);
@@ -163,41 +155,6 @@ async function getCommand(id: string, dataDir: string, io: CommandIo): Promise<n
     return EXIT_OK;
   } catch (err) {
     return fatal(io, err);
-  }
-}
-
-export type Access = { kind: 'local'; store: Store } | { kind: 'gateway'; info: GatewayInfo };
-
-// LevelDB allows one process per directory: when a gateway has it, its HTTP API is the way in.
-export async function openOrFindGateway(dataDir: string, opts: { readOnly?: boolean } = {}): Promise<Access> {
-  try {
-    return { kind: 'local', store: await openStore(dataDir, { createIfMissing: opts.readOnly !== true }) };
-  } catch (err) {
-    if (!(err instanceof StoreLockedError)) throw err;
-  }
-  const info = await readGatewayInfo(dataDir);
-  const marker = gatewayInfoPath(dataDir);
-  const findHolder = `\`fuser -v ${join(dataDir, 'LOCK')}\` shows which process holds it`;
-  if (info === undefined) {
-    throw new DataDirBusyError(
-      `${dataDir} is in use by another process, and no running gateway is recorded in ${marker}. ` +
-        `Wait for that process to finish (another vigil command?) or stop it, then retry; ${findHolder}.`,
-    );
-  }
-  if (!isProcessAlive(info.pid)) {
-    throw new DataDirBusyError(
-      `${dataDir} is locked, but the gateway recorded in ${marker} (pid ${info.pid}) is gone. ` +
-        `Another process holds the directory now: wait for it or stop it (${findHolder}), then retry. ` +
-        `The stale ${marker} can be deleted.`,
-    );
-  }
-  return { kind: 'gateway', info };
-}
-
-/** The data directory is locked and there is no running gateway to go through. */
-class DataDirBusyError extends VigilError {
-  constructor(message: string) {
-    super('VIGIL_STORE_LOCKED', message);
   }
 }
 

@@ -16,13 +16,12 @@ export function parsePositiveInt(value: string): number {
 
 /**
  * What a command prints for an error: a string (a command's own message) or a VigilError as one plain
- * line, the error's hint on the next; an error nobody raised on purpose keeps its stack. `message`
- * replaces the error's own message.
+ * line, the error's hint on the next; an error nobody raised on purpose keeps its stack.
  */
-export function errorText(err: unknown, message?: string): string {
+export function errorText(err: unknown): string {
   if (typeof err === 'string') return `vigil: ${err}\n`;
   if (err instanceof VigilError) {
-    return `vigil: ${message ?? err.message}\n${err.hint === undefined ? '' : `hint: ${err.hint}\n`}`;
+    return `vigil: ${err.message}\n${err.hint === undefined ? '' : `hint: ${err.hint}\n`}`;
   }
   return `vigil: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`;
 }
@@ -39,4 +38,9 @@ export function noData(dataDir: string): VigilError {
     'VIGIL_DATA_MISSING',
     `there is no Vigil data in ${dataDir}: pass the gateway's data directory with --data DIR`,
   );
+}
+
+/** A command's help below its options: a paragraph (one string a line), then what its exit statuses mean. */
+export function helpAfter(paragraph: readonly string[], exitStatus: string): string {
+  return ['', ...paragraph, '', `Exit status: ${exitStatus}`].join('\n');
 }

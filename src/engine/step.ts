@@ -26,7 +26,7 @@ export interface Match {
   last: SeenEvent;
   profile: Profile | undefined;
   /** Aggregates, visible by name. */
-  extra?: Vars;
+  extra?: Vars | undefined;
 }
 
 interface Pending {
@@ -182,6 +182,23 @@ export class Step {
     return rt.sc.by ? this.key(rt, rt.sc.by, vars, actor, 'by') : actor;
   }
 
+  /** The group of an event that passes `where`; undefined when it does not, or has no group. */
+  passingGroup(
+    rt: ScenarioRuntime,
+    where: Expression | undefined,
+    vars: Vars,
+    actor: string,
+  ): string | undefined {
+    return this.holds(rt, where, vars, actor) ? this.group(rt, vars, actor) : undefined;
+  }
+
+  /** A timer that fell due before its deadline is scheduled again (for the kind to wait on); true when it was. */
+  rearmEarly(timer: string, actor: string, dueAt: number): boolean {
+    if (dueAt <= this.now) return false;
+    this.schedule(timer, actor, dueAt);
+    return true;
+  }
+
   schedule(timer: string, actor: string, dueAt: number): void {
     this.effects.push({ kind: 'schedule', timer, actor, dueAt });
   }
@@ -251,6 +268,18 @@ export class Step {
         this.queue.push({ ev: event, profile: actor === m.actor ? m.profile : undefined, depth });
       }
     }
+  }
+
+  /** The scenario fired on `ev`, which completed the match and is its `last` unless another is given. */
+  fireOnEvent(
+    rt: ScenarioRuntime,
+    group: string,
+    ev: Event,
+    profile: Profile | undefined,
+    last: SeenEvent = seen(ev, true),
+    extra?: Vars,
+  ): void {
+    this.fire(rt, { group, actor: ev.actor, eventAt: ev.at, input: eventInput(ev), last, profile, extra });
   }
 
   /** Depth of the input being processed: 0 for the step's own input, n for an event emitted n times over. */

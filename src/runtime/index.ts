@@ -1,6 +1,12 @@
 export { monotonicClock, type Clock } from './clock.js';
 export { TimerDriver, type TimerQueueLike } from './timer-driver.js';
 export { Metrics } from './metrics.js';
+export {
+  LATENCY_BUCKETS,
+  metricFamilies,
+  type FamilyOptions,
+  type MetricFamilies,
+} from './metric-families.js';
 export { DecisionLoop, type DecisionLoopDeps, type ErrorEffect, type LoopOutputs } from './decision-loop.js';
 export { RulesInForce } from './rules-in-force.js';
 export type { Scheduler } from './scheduler.js';

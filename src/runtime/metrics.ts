@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectDefaultMetrics, type Counter, type Gauge } from 'prom-client';
+import { LATENCY_BUCKETS, metricFamilies } from './metric-families.js';
 
 /** Labels grow with what devices send; past this many distinct event types the rest count as `other`. */
 const MAX_EVENT_TYPES = 200;
@@ -26,205 +27,175 @@ export interface MetricSources {
 /** The gateway's Prometheus metrics, one registry per gateway so tests can run several in one process. */
 export class Metrics {
   readonly registry = new Registry();
+  private readonly family = metricFamilies(this.registry);
   private readonly seenTypes = new Set<string>();
   private sources: MetricSources = {};
 
-  readonly eventsIn = new Counter({
-    name: 'vigil_events_in_total',
-    help: 'Events accepted by ingest, by event type and source',
-    labelNames: ['type', 'source'] as const,
-    registers: [this.registry],
-  });
-  readonly ingestRejects = new Counter({
-    name: 'vigil_ingest_rejects_total',
-    help: 'Publishes refused by ingest, by reason',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-  readonly engineErrors = new Counter({
-    name: 'vigil_scenario_errors_total',
-    help: 'Expressions that could not be evaluated, by scenario and stage',
-    labelNames: ['scenario', 'stage'] as const,
-    registers: [this.registry],
-  });
-  readonly actionsDecided = new Counter({
-    name: 'vigil_actions_decided_total',
-    help: 'Actions decided and sent, by scenario',
-    labelNames: ['scenario'] as const,
-    registers: [this.registry],
-  });
-  readonly actionsSuppressed = new Counter({
-    name: 'vigil_actions_suppressed_total',
-    help: 'Candidate actions suppressed by the policy, by scenario and reason',
-    labelNames: ['scenario', 'reason'] as const,
-    registers: [this.registry],
-  });
-  readonly commandsSent = new Counter({
-    name: 'vigil_device_commands_total',
-    help: 'Commands published to devices on the local broker',
-    registers: [this.registry],
-  });
-  readonly outboxDropped = new Counter({
-    name: 'vigil_outbox_dropped_total',
-    help: 'Actions dropped from the full outbox (lowest priority, oldest first)',
-    labelNames: ['scenario'] as const,
-    registers: [this.registry],
-  });
-  readonly outboxErrors = new Counter({
-    name: 'vigil_outbox_write_errors_total',
-    help: 'Actions that could not be written to the outbox',
-    registers: [this.registry],
-  });
-  readonly outboxRedeliverySkipped = new Counter({
-    name: 'vigil_outbox_redelivery_skipped_total',
-    help: 'Actions decided again (by recovery) that were not sent again: the cloud had acknowledged them',
-    registers: [this.registry],
-  });
-  readonly outboxDeliveredIds: Gauge = new Gauge({
-    name: 'vigil_outbox_delivered_ids',
-    help: 'Ids of actions the cloud acknowledged, remembered so that recovery does not send them again',
-    registers: [this.registry],
-    collect: () => {
-      const delivered = this.sources.deliveredIds?.();
-      if (delivered !== undefined) this.outboxDeliveredIds.set(delivered.held);
+  readonly eventsIn = this.family.counter(
+    'vigil_events_in_total',
+    'Events accepted by ingest, by event type and source',
+    { labels: ['type', 'source'] },
+  );
+  readonly ingestRejects = this.family.counter(
+    'vigil_ingest_rejects_total',
+    'Publishes refused by ingest, by reason',
+    { labels: ['reason'] },
+  );
+  readonly engineErrors = this.family.counter(
+    'vigil_scenario_errors_total',
+    'Expressions that could not be evaluated, by scenario and stage',
+    { labels: ['scenario', 'stage'] },
+  );
+  readonly actionsDecided = this.family.counter(
+    'vigil_actions_decided_total',
+    'Actions decided and sent, by scenario',
+    { labels: ['scenario'] },
+  );
+  readonly actionsSuppressed = this.family.counter(
+    'vigil_actions_suppressed_total',
+    'Candidate actions suppressed by the policy, by scenario and reason',
+    { labels: ['scenario', 'reason'] },
+  );
+  readonly commandsSent = this.family.counter(
+    'vigil_device_commands_total',
+    'Commands published to devices on the local broker',
+  );
+  readonly outboxDropped = this.family.counter(
+    'vigil_outbox_dropped_total',
+    'Actions dropped from the full outbox (lowest priority, oldest first)',
+    { labels: ['scenario'] },
+  );
+  readonly outboxErrors = this.family.counter(
+    'vigil_outbox_write_errors_total',
+    'Actions that could not be written to the outbox',
+  );
+  readonly outboxRedeliverySkipped = this.family.counter(
+    'vigil_outbox_redelivery_skipped_total',
+    'Actions decided again (by recovery) that were not sent again: the cloud had acknowledged them',
+  );
+  readonly outboxDeliveredIds: Gauge = this.family.gauge(
+    'vigil_outbox_delivered_ids',
+    'Ids of actions the cloud acknowledged, remembered so that recovery does not send them again',
+    {
+      collect: () => {
+        const delivered = this.sources.deliveredIds?.();
+        if (delivered !== undefined) this.outboxDeliveredIds.set(delivered.held);
+      },
     },
-  });
-  readonly outboxDeliveredDropped: Counter = new Counter({
-    name: 'vigil_outbox_delivered_dropped_total',
-    help: 'Delivered ids forgotten early because outbox.maxDelivered was reached (oldest first)',
-    registers: [this.registry],
-    collect: () => {
-      const delivered = this.sources.deliveredIds?.();
-      if (delivered === undefined) return;
-      this.outboxDeliveredDropped.reset();
-      this.outboxDeliveredDropped.inc(delivered.dropped);
+  );
+  readonly outboxDeliveredDropped: Counter = this.family.counter(
+    'vigil_outbox_delivered_dropped_total',
+    'Delivered ids forgotten early because outbox.maxDelivered was reached (oldest first)',
+    {
+      collect: () => {
+        const delivered = this.sources.deliveredIds?.();
+        if (delivered === undefined) return;
+        this.outboxDeliveredDropped.reset();
+        this.outboxDeliveredDropped.inc(delivered.dropped);
+      },
     },
-  });
-  readonly upstreamSent = new Counter({
-    name: 'vigil_upstream_actions_sent_total',
-    help: 'Actions acknowledged by the upstream broker',
-    registers: [this.registry],
-  });
-  readonly outboxDepth = new Gauge({
-    name: 'vigil_outbox_depth',
-    help: 'Actions waiting in the outbox',
-    registers: [this.registry],
-  });
-  readonly outboxBytes = new Gauge({
-    name: 'vigil_outbox_bytes',
-    help: 'Bytes of actions waiting in the outbox',
-    registers: [this.registry],
-  });
-  readonly upstreamConnected = new Gauge({
-    name: 'vigil_upstream_connected',
-    help: '1 while the upstream broker connection is up',
-    registers: [this.registry],
-  });
-  readonly devicesConnected = new Gauge({
-    name: 'vigil_devices_connected',
-    help: 'MQTT clients connected to the embedded broker',
-    registers: [this.registry],
-  });
-  readonly pendingTimers: Gauge = new Gauge({
-    name: 'vigil_pending_timers',
-    help: 'Scenario timers waiting for their deadline',
-    registers: [this.registry],
-    collect: () => {
-      const pending = this.sources.pendingTimers?.();
-      if (pending !== undefined) this.pendingTimers.set(pending);
+  );
+  readonly upstreamSent = this.family.counter(
+    'vigil_upstream_actions_sent_total',
+    'Actions acknowledged by the upstream broker',
+  );
+  readonly outboxDepth = this.family.gauge('vigil_outbox_depth', 'Actions waiting in the outbox');
+  readonly outboxBytes = this.family.gauge('vigil_outbox_bytes', 'Bytes of actions waiting in the outbox');
+  readonly upstreamConnected = this.family.gauge(
+    'vigil_upstream_connected',
+    '1 while the upstream broker connection is up',
+  );
+  readonly devicesConnected = this.family.gauge(
+    'vigil_devices_connected',
+    'MQTT clients connected to the embedded broker',
+  );
+  readonly pendingTimers: Gauge = this.family.gauge(
+    'vigil_pending_timers',
+    'Scenario timers waiting for their deadline',
+    {
+      collect: () => {
+        const pending = this.sources.pendingTimers?.();
+        if (pending !== undefined) this.pendingTimers.set(pending);
+      },
     },
+  );
+  readonly authRefusals = this.family.counter(
+    'vigil_auth_refusals_total',
+    'Device connections refused by authentication, by reason',
+    { labels: ['reason'] },
+  );
+  readonly aclRefusals = this.family.counter(
+    'vigil_acl_refusals_total',
+    'Publishes and subscriptions refused by the access control list, by action',
+    { labels: ['action'] },
+  );
+  readonly limitHits = this.family.counter(
+    'vigil_mqtt_limit_hits_total',
+    'MQTT limits hit, by limit: publishes dropped over the rate, devices disconnected for it, topics too long or too deep, packets too large, connections over the maximum',
+    { labels: ['limit'] },
+  );
+  readonly protocolErrors = this.family.counter(
+    'vigil_mqtt_protocol_errors_total',
+    'MQTT connections closed for a malformed packet or a protocol violation',
+  );
+  readonly mqttConnections = this.family.gauge(
+    'vigil_mqtt_connections',
+    'Connections open on the MQTT listeners, authenticated or not yet',
+  );
+  readonly mqttPendingConnections = this.family.gauge(
+    'vigil_mqtt_pending_connections',
+    'Connections open on the MQTT listeners that have not completed CONNECT',
+  );
+  readonly mqttLimits = this.family.gauge('vigil_mqtt_limit', 'The MQTT limits in force, by limit (0: off)', {
+    labels: ['limit'],
   });
-  readonly authRefusals = new Counter({
-    name: 'vigil_auth_refusals_total',
-    help: 'Device connections refused by authentication, by reason',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-  readonly aclRefusals = new Counter({
-    name: 'vigil_acl_refusals_total',
-    help: 'Publishes and subscriptions refused by the access control list, by action',
-    labelNames: ['action'] as const,
-    registers: [this.registry],
-  });
-  readonly limitHits = new Counter({
-    name: 'vigil_mqtt_limit_hits_total',
-    help: 'MQTT limits hit, by limit: publishes dropped over the rate, devices disconnected for it, topics too long or too deep, packets too large, connections over the maximum',
-    labelNames: ['limit'] as const,
-    registers: [this.registry],
-  });
-  readonly protocolErrors = new Counter({
-    name: 'vigil_mqtt_protocol_errors_total',
-    help: 'MQTT connections closed for a malformed packet or a protocol violation',
-    registers: [this.registry],
-  });
-  readonly mqttConnections = new Gauge({
-    name: 'vigil_mqtt_connections',
-    help: 'Connections open on the MQTT listeners, authenticated or not yet',
-    registers: [this.registry],
-  });
-  readonly mqttPendingConnections = new Gauge({
-    name: 'vigil_mqtt_pending_connections',
-    help: 'Connections open on the MQTT listeners that have not completed CONNECT',
-    registers: [this.registry],
-  });
-  readonly mqttLimits = new Gauge({
-    name: 'vigil_mqtt_limit',
-    help: 'The MQTT limits in force, by limit (0: off)',
-    labelNames: ['limit'] as const,
-    registers: [this.registry],
-  });
-  readonly scenarioEvaluations: Counter<'scenario'> = new Counter({
-    name: 'vigil_scenario_evaluations_total',
-    help: 'Inputs (events and timers) each scenario looked at',
-    labelNames: ['scenario'] as const,
-    registers: [this.registry],
-    collect: () => this.copyScenarioTotals(this.scenarioEvaluations, 'evaluations'),
-  });
-  readonly scenarioDetections: Counter<'scenario'> = new Counter({
-    name: 'vigil_scenario_detections_total',
-    help: 'Times each scenario matched (before arbitration)',
-    labelNames: ['scenario'] as const,
-    registers: [this.registry],
-    collect: () => this.copyScenarioTotals(this.scenarioDetections, 'matches'),
-  });
-  readonly devicesOnline: Gauge = new Gauge({
-    name: 'vigil_devices_online',
-    help: 'Devices connected or heard from recently',
-    registers: [this.registry],
-    collect: () => {
-      const counts = this.sources.devices?.();
-      if (counts) this.devicesOnline.set(counts.online);
+  readonly scenarioEvaluations: Counter<'scenario'> = this.family.counter(
+    'vigil_scenario_evaluations_total',
+    'Inputs (events and timers) each scenario looked at',
+    { labels: ['scenario'], collect: () => this.copyScenarioTotals(this.scenarioEvaluations, 'evaluations') },
+  );
+  readonly scenarioDetections: Counter<'scenario'> = this.family.counter(
+    'vigil_scenario_detections_total',
+    'Times each scenario matched (before arbitration)',
+    { labels: ['scenario'], collect: () => this.copyScenarioTotals(this.scenarioDetections, 'matches') },
+  );
+  readonly devicesOnline: Gauge = this.family.gauge(
+    'vigil_devices_online',
+    'Devices connected or heard from recently',
+    {
+      collect: () => {
+        const counts = this.sources.devices?.();
+        if (counts) this.devicesOnline.set(counts.online);
+      },
     },
-  });
-  readonly devicesOffline: Gauge = new Gauge({
-    name: 'vigil_devices_offline',
-    help: 'Devices seen since the gateway started that are neither connected nor heard from recently',
-    registers: [this.registry],
-    collect: () => {
-      const counts = this.sources.devices?.();
-      if (counts) this.devicesOffline.set(counts.offline);
+  );
+  readonly devicesOffline: Gauge = this.family.gauge(
+    'vigil_devices_offline',
+    'Devices seen since the gateway started that are neither connected nor heard from recently',
+    {
+      collect: () => {
+        const counts = this.sources.devices?.();
+        if (counts) this.devicesOffline.set(counts.offline);
+      },
     },
-  });
-  readonly storeBytes = new Gauge({
-    name: 'vigil_leveldb_bytes',
-    help: 'Approximate size of the data directory (LevelDB), sampled every few seconds',
-    registers: [this.registry],
-  });
-  readonly latency = new Histogram({
-    name: 'vigil_event_to_action_seconds',
-    help: 'Time from the triggering event (or deadline) to the decision',
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
-    registers: [this.registry],
-  });
+  );
+  readonly storeBytes = this.family.gauge(
+    'vigil_leveldb_bytes',
+    'Approximate size of the data directory (LevelDB), sampled every few seconds',
+  );
+  readonly latency = this.family.histogram(
+    'vigil_event_to_action_seconds',
+    'Time from the triggering event (or deadline) to the decision',
+    LATENCY_BUCKETS,
+  );
 
   /** Event-loop delays, sampled every 10 ms, since start. */
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
-  readonly longestStall: Gauge = new Gauge({
-    name: 'vigil_event_loop_longest_stall_seconds',
-    help: 'The longest the event loop was blocked since start (sampled every 10 ms): nothing is served meanwhile',
-    registers: [this.registry],
-    collect: () => this.longestStall.set(this.loopDelay.max / 1e9),
-  });
+  readonly longestStall: Gauge = this.family.gauge(
+    'vigil_event_loop_longest_stall_seconds',
+    'The longest the event loop was blocked since start (sampled every 10 ms): nothing is served meanwhile',
+    { collect: () => this.longestStall.set(this.loopDelay.max / 1e9) },
+  );
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'vigil_' });

@@ -1,6 +1,7 @@
 import type { Action } from '../shared/index.js';
 import { StoreIoError } from '../shared/index.js';
 import { decodeCbor, encodeCbor } from './cbor-encoding.js';
+import { GroupCommit, type GroupBatch } from './group-commit.js';
 import type { RootLevel, Sublevel } from './level-types.js';
 import { storeIo } from './store-io.js';
 
@@ -52,15 +53,8 @@ interface Entry {
   committed: Promise<void>;
 }
 
-interface Batch {
-  readonly ops: Array<{ type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string }>;
-  sync: boolean;
-  readonly added: Entry[];
-  readonly evicted: Entry[];
-  readonly committed: Promise<void>;
-  resolve(): void;
-  reject(err: unknown): void;
-}
+type Op = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
+type Batch = GroupBatch<Op, Entry>;
 
 const QUEUED = 'q!';
 const ACKNOWLEDGED = 'a!';
@@ -76,7 +70,6 @@ export class CommandOutbox {
   /** Entries found on open that could not be decoded; they are left on disk and ignored. */
   readonly unreadableOnOpen: number;
 
-  readonly #root: RootLevel;
   readonly #level: Sublevel<Buffer>;
   // Insertion order is decision order: the first entry is the oldest.
   #queued = new Map<string, Entry>();
@@ -85,8 +78,7 @@ export class CommandOutbox {
   readonly #acknowledged = new Map<string, number>();
   #bytes = 0;
   #nextSeq: number;
-  #pending: Batch | undefined;
-  #writing: Promise<void> | undefined;
+  readonly #commits: GroupCommit<Op, Entry>;
   #closed = false;
 
   private constructor(
@@ -96,11 +88,20 @@ export class CommandOutbox {
     nextSeq: number,
     unreadable: number,
   ) {
-    this.#root = root;
     this.#level = level;
     this.limits = limits;
     this.#nextSeq = nextSeq;
     this.unreadableOnOpen = unreadable;
+    this.#commits = new GroupCommit(
+      (ops, sync) =>
+        storeIo('writing the command outbox', () =>
+          root.batch(
+            ops.map((op) => ({ ...op, sublevel: this.#level })),
+            { sync },
+          ),
+        ),
+      (batch) => this.#rollBack(batch),
+    );
   }
 
   /** Loads what a previous run left. `level` is the `commands` sublevel with raw (buffer) values. */
@@ -203,7 +204,7 @@ export class CommandOutbox {
     if (bytes > this.limits.maxBytes) return { status: 'too-large' };
 
     const dropped = this.#victimsFor(action.actor, bytes);
-    const batch = this.#batch();
+    const batch = this.#commits.batch();
     for (const victim of dropped) {
       this.#take(victim.entry);
       batch.ops.push({ type: 'del', key: QUEUED + victim.entry.action.id });
@@ -224,12 +225,8 @@ export class CommandOutbox {
    * acknowledgement lost to a crash means the command is sent once more, and the device can tell by its id.
    */
   async acknowledge(id: string, atMs: number): Promise<void> {
-    if (this.#closed) throw new StoreIoError('the command outbox is closed');
-    const entry = this.#queued.get(id);
-    if (entry === undefined) return;
-    this.#take(entry);
-    const batch = this.#batch();
-    batch.ops.push({ type: 'del', key: QUEUED + id });
+    const batch = this.#dequeue(id);
+    if (batch === undefined) return;
     this.#acknowledged.delete(id);
     this.#acknowledged.set(id, atMs);
     batch.ops.push({ type: 'put', key: ACKNOWLEDGED + id, value: encodeCbor(atMs) });
@@ -243,13 +240,7 @@ export class CommandOutbox {
 
   /** Drops a queued command unsent (its ttl passed); an id not queued is ignored. */
   async remove(id: string): Promise<void> {
-    if (this.#closed) throw new StoreIoError('the command outbox is closed');
-    const entry = this.#queued.get(id);
-    if (entry === undefined) return;
-    this.#take(entry);
-    const batch = this.#batch();
-    batch.ops.push({ type: 'del', key: QUEUED + id });
-    await batch.committed;
+    await this.#dequeue(id)?.committed;
   }
 
   /** Forgets the ids acknowledged `acknowledgedForMs` or longer before `nowMs`; resolves with how many. */
@@ -262,7 +253,7 @@ export class CommandOutbox {
       forgotten.push(id);
     }
     if (forgotten.length === 0) return 0;
-    const batch = this.#batch();
+    const batch = this.#commits.batch();
     for (const id of forgotten) {
       this.#acknowledged.delete(id);
       batch.ops.push({ type: 'del', key: ACKNOWLEDGED + id });
@@ -274,7 +265,18 @@ export class CommandOutbox {
   /** Waits for pending writes, then refuses new ones. */
   async close(): Promise<void> {
     this.#closed = true;
-    while (this.#writing !== undefined) await this.#writing;
+    await this.#commits.idle();
+  }
+
+  // Takes a queued command out of memory and deletes it in the next batch; undefined when it is not queued.
+  #dequeue(id: string): Batch | undefined {
+    if (this.#closed) throw new StoreIoError('the command outbox is closed');
+    const entry = this.#queued.get(id);
+    if (entry === undefined) return undefined;
+    this.#take(entry);
+    const batch = this.#commits.batch();
+    batch.ops.push({ type: 'del', key: QUEUED + id });
+    return batch;
   }
 
   #victimsFor(device: string, bytes: number): Array<{ entry: Entry; reason: CommandDropReason }> {
@@ -322,44 +324,6 @@ export class CommandOutbox {
     const own = this.#byDevice.get(entry.action.actor);
     own?.delete(id);
     if (own?.size === 0) this.#byDevice.delete(entry.action.actor);
-  }
-
-  // The batch that collects writes until the one being synced is done.
-  #batch(): Batch {
-    if (this.#pending !== undefined) return this.#pending;
-    let resolve!: () => void;
-    let reject!: (err: unknown) => void;
-    const committed = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    // Every caller awaits it; this one only must not count as unhandled.
-    committed.catch(() => undefined);
-    const batch: Batch = { ops: [], sync: false, added: [], evicted: [], committed, resolve, reject };
-    this.#pending = batch;
-    if (this.#writing === undefined) {
-      this.#writing = this.#writeAll().finally(() => {
-        this.#writing = undefined;
-      });
-    }
-    return batch;
-  }
-
-  async #writeAll(): Promise<void> {
-    // Let the callers of this tick add to the batch before it is written.
-    await Promise.resolve();
-    for (let batch = this.#pending; batch !== undefined; batch = this.#pending) {
-      this.#pending = undefined;
-      try {
-        const ops = batch.ops.map((op) => ({ ...op, sublevel: this.#level }));
-        await storeIo('writing the command outbox', () => this.#root.batch(ops, { sync: batch.sync }));
-        for (const entry of batch.added) entry.durable = true;
-        batch.resolve();
-      } catch (err) {
-        this.#rollBack(batch);
-        batch.reject(err);
-      }
-    }
   }
 
   // Memory follows the disk again: the commands of a failed batch are not queued, the ones it was to evict

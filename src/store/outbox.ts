@@ -2,6 +2,7 @@ import type { Action } from '../shared/index.js';
 import { StoreIoError } from '../shared/index.js';
 import { decodeCbor, encodeCbor } from './cbor-encoding.js';
 import { DeliveredIds } from './delivered-ids.js';
+import { GroupCommit, type GroupBatch } from './group-commit.js';
 import type { RootLevel, Sublevel } from './level-types.js';
 import { storeIo } from './store-io.js';
 
@@ -57,15 +58,7 @@ type Op =
   | { type: 'put'; sublevel: Sublevel; key: string; value: number }
   | { type: 'del'; sublevel: Sublevel<Buffer> | Sublevel; key: string };
 
-interface Batch {
-  readonly ops: Op[];
-  sync: boolean;
-  readonly added: Entry[];
-  readonly evicted: Entry[];
-  readonly committed: Promise<void>;
-  resolve(): void;
-  reject(err: unknown): void;
-}
+type Batch = GroupBatch<Op, Entry>;
 
 /**
  * Actions waiting for the uplink, durable until it got their PUBACK. Drained highest priority first,
@@ -82,7 +75,6 @@ export class Outbox {
   /** Entries found on open that could not be decoded as actions; they are left on disk and ignored. */
   readonly unreadableOnOpen: number;
 
-  readonly #root: RootLevel;
   readonly #level: Sublevel<Buffer>;
   readonly #deliveredLevel: Sublevel;
   readonly #delivered: DeliveredIds;
@@ -95,8 +87,7 @@ export class Outbox {
   #ranks: number[] = [];
   #bytes = 0;
   #nextSeq: number;
-  #pending: Batch | undefined;
-  #writing: Promise<void> | undefined;
+  readonly #commits: GroupCommit<Op, Entry>;
   #closed = false;
 
   private constructor(
@@ -106,13 +97,16 @@ export class Outbox {
     nextSeq: number,
     unreadable: number,
   ) {
-    this.#root = root;
     this.#level = levels.outbox;
     this.#deliveredLevel = levels.delivered;
     this.#delivered = new DeliveredIds(limits.maxDelivered);
     this.limits = limits;
     this.#nextSeq = nextSeq;
     this.unreadableOnOpen = unreadable;
+    this.#commits = new GroupCommit(
+      (ops, sync) => storeIo('writing the outbox', () => root.batch<string, Buffer | number>(ops, { sync })),
+      (batch) => this.#rollBack(batch),
+    );
   }
 
   /** Loads what a previous run left in the outbox, and the ids it delivered. */
@@ -121,7 +115,6 @@ export class Outbox {
     levels: { outbox: Sublevel<Buffer>; delivered: Sublevel },
     limits: Partial<OutboxLimits> = {},
   ): Promise<Outbox> {
-    const level = levels.outbox;
     const resolved = { ...DEFAULT_OUTBOX_LIMITS, ...limits };
     for (const [name, value] of Object.entries(resolved)) {
       if (!Number.isInteger(value) || value < 1)
@@ -130,27 +123,16 @@ export class Outbox {
     const loaded: Entry[] = [];
     let unreadable = 0;
     let maxSeq = -1;
-    await storeIo('loading the outbox', async () => {
-      const it = level.iterator();
-      try {
-        for (;;) {
-          const chunk = await it.nextv(1_000);
-          if (chunk.length === 0) break;
-          for (const [key, value] of chunk) {
-            const parsed = parseKey(key);
-            if (parsed !== undefined) maxSeq = Math.max(maxSeq, parsed.seq);
-            const action = decodeAction(value);
-            if (parsed === undefined || action === undefined) {
-              unreadable += 1;
-              continue;
-            }
-            const bytes = key.length + value.length;
-            loaded.push({ action, key, ...parsed, bytes, durable: true, committed: Promise.resolve() });
-          }
-        }
-      } finally {
-        await it.close();
+    await readAll('loading the outbox', levels.outbox, (key, value) => {
+      const parsed = parseKey(key);
+      if (parsed !== undefined) maxSeq = Math.max(maxSeq, parsed.seq);
+      const action = decodeAction(value);
+      if (parsed === undefined || action === undefined) {
+        unreadable += 1;
+        return;
       }
+      const bytes = key.length + value.length;
+      loaded.push({ action, key, ...parsed, bytes, durable: true, committed: Promise.resolve() });
     });
     const delivered = await readDelivered(levels.delivered);
     const outbox = new Outbox(root, levels, resolved, maxSeq + 1, unreadable);
@@ -213,7 +195,7 @@ export class Outbox {
     const victims = this.#victimsFor(rank, bytes);
     if (victims === undefined) return { status: 'dropped', dropped: [action] };
 
-    const batch = this.#batch();
+    const batch = this.#commits.batch();
     for (const victim of victims) {
       this.#take(victim);
       batch.ops.push({ type: 'del', sublevel: this.#level, key: victim.key });
@@ -251,7 +233,7 @@ export class Outbox {
     const entry = this.#byId.get(id);
     if (entry === undefined) return;
     this.#take(entry);
-    const batch = this.#batch();
+    const batch = this.#commits.batch();
     batch.ops.push({ type: 'del', sublevel: this.#level, key: entry.key });
     await batch.committed;
   }
@@ -269,7 +251,7 @@ export class Outbox {
     const evicted: string[] = [];
     const at = this.#delivered.add(id, atMs, evicted);
     if (entry === undefined && at === undefined) return;
-    const batch = this.#batch();
+    const batch = this.#commits.batch();
     if (entry !== undefined) batch.ops.push({ type: 'del', sublevel: this.#level, key: entry.key });
     if (at !== undefined) batch.ops.push({ type: 'put', sublevel: this.#deliveredLevel, key: id, value: at });
     for (const key of evicted) batch.ops.push({ type: 'del', sublevel: this.#deliveredLevel, key });
@@ -294,7 +276,7 @@ export class Outbox {
     while (!this.#closed) {
       const ids = this.#delivered.takeBefore(this.#forgetBefore, FORGET_CHUNK);
       if (ids.length === 0) break;
-      const batch = this.#batch();
+      const batch = this.#commits.batch();
       for (const key of ids) batch.ops.push({ type: 'del', sublevel: this.#deliveredLevel, key });
       forgotten += ids.length;
       // A failed delete leaves the ids on disk: the next open loads them, and a later checkpoint forgets them.
@@ -307,7 +289,7 @@ export class Outbox {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#forgetting;
-    while (this.#writing !== undefined) await this.#writing;
+    await this.#commits.idle();
   }
 
   // The entries to evict so that one more of this rank and size fits, lowest rank and oldest first;
@@ -356,45 +338,6 @@ export class Outbox {
     }
   }
 
-  // The batch that collects writes until the one being synced is done.
-  #batch(): Batch {
-    if (this.#pending !== undefined) return this.#pending;
-    let resolve!: () => void;
-    let reject!: (err: unknown) => void;
-    const committed = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    // Every caller awaits its own derived promise; this one only must not count as unhandled.
-    committed.catch(() => undefined);
-    const batch: Batch = { ops: [], sync: false, added: [], evicted: [], committed, resolve, reject };
-    this.#pending = batch;
-    if (this.#writing === undefined) {
-      this.#writing = this.#writeAll().finally(() => {
-        this.#writing = undefined;
-      });
-    }
-    return batch;
-  }
-
-  async #writeAll(): Promise<void> {
-    // Let the callers of this tick add to the batch before it is written.
-    await Promise.resolve();
-    for (let batch = this.#pending; batch !== undefined; batch = this.#pending) {
-      this.#pending = undefined;
-      try {
-        await storeIo('writing the outbox', () =>
-          this.#root.batch<string, Buffer | number>(batch.ops, { sync: batch.sync }),
-        );
-        for (const entry of batch.added) entry.durable = true;
-        batch.resolve();
-      } catch (err) {
-        this.#rollBack(batch);
-        batch.reject(err);
-      }
-    }
-  }
-
   // Memory follows the disk again: the actions of a failed batch are not queued, the ones it was to
   // evict still are. Removals are not undone: those actions were delivered.
   #rollBack(batch: Batch): void {
@@ -438,20 +381,30 @@ function parseKey(key: string): { rank: number; seq: number } | undefined {
 /** The delivered ids and their times, oldest first; entries that are not a time are skipped. */
 async function readDelivered(level: Sublevel): Promise<Array<[id: string, at: number]>> {
   const delivered: Array<[string, number]> = [];
-  await storeIo('loading the delivered ids', async () => {
+  await readAll('loading the delivered ids', level, (id, at) => {
+    if (typeof at === 'number' && Number.isFinite(at)) delivered.push([id, at]);
+  });
+  return delivered.sort((a, b) => a[1] - b[1]);
+}
+
+/** Hands every entry of `level` to `visit` in key order, reading a chunk at a time. */
+async function readAll<V>(
+  what: string,
+  level: Sublevel<V>,
+  visit: (key: string, value: V) => void,
+): Promise<void> {
+  await storeIo(what, async () => {
     const it = level.iterator();
     try {
       for (;;) {
         const chunk = await it.nextv(1_000);
         if (chunk.length === 0) break;
-        for (const [id, at] of chunk)
-          if (typeof at === 'number' && Number.isFinite(at)) delivered.push([id, at]);
+        for (const [key, value] of chunk) visit(key, value);
       }
     } finally {
       await it.close();
     }
   });
-  return delivered.sort((a, b) => a[1] - b[1]);
 }
 
 function decodeAction(value: Buffer): Action | undefined {

@@ -72,40 +72,41 @@ export async function writeKeyPair(
 
 /** Reads an Ed25519 private key (PEM, PKCS#8). */
 export async function readSigningKey(path: string): Promise<SigningKey> {
-  const text = await readKeyFile(path);
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(text);
-  } catch (err) {
-    throw new KeyFileError(`${path} is not a private key in PEM: ${(err as Error).message}`, { cause: err });
-  }
-  if (key.asymmetricKeyType !== 'ed25519') {
-    throw new KeyFileError(
-      `${path} is a ${key.asymmetricKeyType ?? 'unknown'} key; bundles are signed with Ed25519`,
-    );
-  }
+  const { key } = await readPemKey(path, 'private');
+  requireEd25519(path, key);
   return { id: keyId(key), key };
 }
 
 /** Reads an Ed25519 public key (PEM, SPKI). */
 export async function readTrustedKey(path: string): Promise<TrustedKey> {
-  const text = await readKeyFile(path);
-  let key: KeyObject;
-  try {
-    key = createPublicKey(text);
-  } catch (err) {
-    throw new KeyFileError(`${path} is not a public key in PEM: ${(err as Error).message}`, { cause: err });
-  }
+  const { text, key } = await readPemKey(path, 'public');
   if (key.type !== 'public' || text.includes('PRIVATE KEY')) {
     // createPublicKey derives the public half of a private key: a private key has no place on a gateway.
     throw new KeyFileError(`${path} holds a private key; give the gateway the public key only`);
   }
+  requireEd25519(path, key);
+  return { id: keyId(key), key, source: path };
+}
+
+/** A key file's text and the key it holds, read as the private or the public half of a pair. */
+async function readPemKey(
+  path: string,
+  half: 'private' | 'public',
+): Promise<{ text: string; key: KeyObject }> {
+  const text = await readKeyFile(path);
+  try {
+    return { text, key: half === 'private' ? createPrivateKey(text) : createPublicKey(text) };
+  } catch (err) {
+    throw new KeyFileError(`${path} is not a ${half} key in PEM: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function requireEd25519(path: string, key: KeyObject): void {
   if (key.asymmetricKeyType !== 'ed25519') {
     throw new KeyFileError(
       `${path} is a ${key.asymmetricKeyType ?? 'unknown'} key; bundles are signed with Ed25519`,
     );
   }
-  return { id: keyId(key), key, source: path };
 }
 
 /** Reads every trusted key; the first bad file stops start-up with its reason. */

@@ -6,12 +6,13 @@ import { show as showNode } from '../../rules/yaml-reader.js';
 import type { Field, Reader } from '../../rules/yaml-reader.js';
 import type { Event, Expression, Profile } from '../../shared/index.js';
 import type { ScenarioRuntime } from '../state.js';
-import { eventInput, seen } from '../step.js';
+import { seen } from '../step.js';
 import type { Step, Vars } from '../step.js';
 import { EVENT_SELECTORS, selectedEvents } from './event-selector.js';
 import type { ScenarioKind } from './kind.js';
 import { eventBox, eventsText, formatDuration } from './view.js';
 import type { DiagramBox, KindDiagram, Show } from './view.js';
+import { leftWindow, pruneWindows } from './window.js';
 
 export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
 const AGGREGATE_FNS: readonly AggregateFn[] = ['count', 'sum', 'avg', 'min', 'max', 'first', 'last'];
@@ -79,8 +80,7 @@ function compute(a: AggregatePlan, values: unknown[], n: number): unknown {
 export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Profile | undefined): void {
   const plan = rt.sc.when;
   const vars = step.baseVars(rt, ev, profile);
-  if (!step.holds(rt, plan.where, vars, ev.actor)) return;
-  const group = step.group(rt, vars, ev.actor);
+  const group = step.passingGroup(rt, plan.where, vars, ev.actor);
   if (group === undefined) return;
 
   const row: unknown[] = [];
@@ -111,10 +111,7 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
     ats: [],
     values: plan.aggregates.map(() => []),
   };
-  const from = ev.at - plan.windowMs;
-  let drop = 0;
-  while (drop < st.ats.length && (st.ats[drop] as number) < from) drop++;
-  drop = Math.max(drop, st.ats.length + 1 - MAX_WINDOW_ENTRIES);
+  const drop = Math.max(leftWindow(st.ats, ev.at - plan.windowMs), st.ats.length + 1 - MAX_WINDOW_ENTRIES);
   if (drop > 0) {
     st.ats.splice(0, drop);
     for (const col of st.values) col.splice(0, drop);
@@ -134,16 +131,12 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
     const havingVars: Vars = { ...vars, last, group, ...extra };
     if (!step.holds(rt, plan.having, havingVars, ev.actor, 'having')) return;
   }
-  step.fire(rt, { group, actor: ev.actor, eventAt: ev.at, input: eventInput(ev), last, profile, extra });
+  step.fireOnEvent(rt, group, ev, profile, last, extra);
 }
 
 /** Drops groups whose every event has left the window. */
 export function pruneAggregate(rt: Runtime, now: number): void {
-  const plan = rt.sc.when;
-  for (const [group, st] of rt.groups) {
-    const newest = st.ats[st.ats.length - 1];
-    if (newest === undefined || newest < now - plan.windowMs) rt.groups.delete(group);
-  }
+  pruneWindows(rt.groups, now - rt.sc.when.windowMs);
 }
 
 function parseAggregateWindow(w: WhenFields): AggregateWindowPlan | undefined {

@@ -2,7 +2,7 @@ import { eventList } from '../../rules/when-fields.js';
 import type { WhenFields } from '../../rules/when-fields.js';
 import type { Event, Expression, Profile } from '../../shared/index.js';
 import type { ScenarioRuntime, SeenEvent } from '../state.js';
-import { eventInput, seen } from '../step.js';
+import { seen } from '../step.js';
 import type { Step } from '../step.js';
 import type { ScenarioKind } from './kind.js';
 import { formatDuration, listText } from './view.js';
@@ -34,9 +34,7 @@ export function onAllEvent(step: Step, rt: Runtime, ev: Event, profile: Profile 
   const plan = rt.sc.when;
   const i = plan.events.indexOf(ev.type);
   if (i < 0) return;
-  const vars = step.baseVars(rt, ev, profile);
-  if (!step.holds(rt, plan.where, vars, ev.actor)) return;
-  const group = step.group(rt, vars, ev.actor);
+  const group = step.passingGroup(rt, plan.where, step.baseVars(rt, ev, profile), ev.actor);
   if (group === undefined) return;
   const keep = rt.sc.keepsData;
 
@@ -67,14 +65,7 @@ export function onAllEvent(step: Step, rt: Runtime, ev: Event, profile: Profile 
     for (const { j } of order) Object.assign(data, st.data[j]);
     Object.assign(data, ev.data);
   }
-  step.fire(rt, {
-    group,
-    actor: ev.actor,
-    eventAt: ev.at,
-    input: eventInput(ev),
-    last: { ...seen(ev, false), data },
-    profile,
-  });
+  step.fireOnEvent(rt, group, ev, profile, { ...seen(ev, false), data });
 }
 
 /** Drops groups whose every event is older than the window. */

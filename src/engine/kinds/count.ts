@@ -2,11 +2,11 @@ import { EVENT_VARS } from '../../rules/when-fields.js';
 import type { WhenFields } from '../../rules/when-fields.js';
 import type { Event, Expression, Profile } from '../../shared/index.js';
 import type { ScenarioRuntime } from '../state.js';
-import { eventInput, seen } from '../step.js';
 import type { Step } from '../step.js';
 import { EVENT_SELECTORS, selectedEvents } from './event-selector.js';
 import type { ScenarioKind } from './kind.js';
 import { eventBox, eventsText, formatDuration } from './view.js';
+import { leftWindow, pruneWindows } from './window.js';
 import type { KindDiagram, Show } from './view.js';
 
 const MAX_COUNT = 100_000;
@@ -37,8 +37,7 @@ type Runtime = ScenarioRuntime<CountPlan, CountState>;
 export function onCountEvent(step: Step, rt: Runtime, ev: Event, profile: Profile | undefined): void {
   const plan = rt.sc.when;
   const vars = step.baseVars(rt, ev, profile);
-  if (!step.holds(rt, plan.where, vars, ev.actor)) return;
-  const group = step.group(rt, vars, ev.actor);
+  const group = step.passingGroup(rt, plan.where, vars, ev.actor);
   if (group === undefined) return;
   let distinct: string | undefined;
   if (plan.distinct) {
@@ -48,9 +47,7 @@ export function onCountEvent(step: Step, rt: Runtime, ev: Event, profile: Profil
 
   const st: CountState = rt.groups.get(group) ?? { ats: [] };
   if (plan.withinMs !== undefined) {
-    const from = ev.at - plan.withinMs;
-    let drop = 0;
-    while (drop < st.ats.length && (st.ats[drop] as number) < from) drop++;
+    const drop = leftWindow(st.ats, ev.at - plan.withinMs);
     if (drop > 0) {
       st.ats.splice(0, drop);
       st.keys?.splice(0, drop);
@@ -73,14 +70,7 @@ export function onCountEvent(step: Step, rt: Runtime, ev: Event, profile: Profil
 
   if (st.ats.length >= plan.count) {
     rt.groups.delete(group);
-    step.fire(rt, {
-      group,
-      actor: ev.actor,
-      eventAt: ev.at,
-      input: eventInput(ev),
-      last: seen(ev, true),
-      profile,
-    });
+    step.fireOnEvent(rt, group, ev, profile);
   } else {
     rt.groups.set(group, st);
   }
@@ -88,12 +78,8 @@ export function onCountEvent(step: Step, rt: Runtime, ev: Event, profile: Profil
 
 /** Drops groups whose every event has left the window. */
 export function pruneCount(rt: Runtime, now: number): void {
-  const plan = rt.sc.when;
-  if (plan.withinMs === undefined) return;
-  for (const [group, st] of rt.groups) {
-    const newest = st.ats[st.ats.length - 1];
-    if (newest === undefined || newest < now - plan.withinMs) rt.groups.delete(group);
-  }
+  const withinMs = rt.sc.when.withinMs;
+  if (withinMs !== undefined) pruneWindows(rt.groups, now - withinMs);
 }
 
 function parseCount(w: WhenFields): CountPlan | undefined {

@@ -22,6 +22,15 @@ export interface GroupTimer {
   dueAt: number;
 }
 
+/** A kind's step when one of its timers fell due (or was fired early: the kind schedules it again). */
+export type TimerStep<P extends KindPlan, S extends GroupState> = (
+  step: Step,
+  rt: ScenarioRuntime<P, S>,
+  key: string,
+  group: string,
+  profile: Profile | undefined,
+) => void;
+
 /**
  * One scenario kind (count, sequence, …): its rule syntax and parsing, its step over events and timers, when
  * its state can go, how it recovers after downtime, and how the dashboard shows it. `P` is the plan it
@@ -53,16 +62,7 @@ export interface ScenarioKind<P extends KindPlan = KindPlan, S extends GroupStat
   /** Whether the scenario also hears every event from a device itself, whatever its type (`absent: any`). */
   readonly hearsDevice?: ((plan: P) => boolean) | undefined;
   readonly onEvent: (step: Step, rt: ScenarioRuntime<P, S>, ev: Event, profile: Profile | undefined) => void;
-  /** A timer of the scenario fell due (or was fired early: the kind schedules it again). */
-  readonly onTimer?:
-    | ((
-        step: Step,
-        rt: ScenarioRuntime<P, S>,
-        key: string,
-        group: string,
-        profile: Profile | undefined,
-      ) => void)
-    | undefined;
+  readonly onTimer?: TimerStep<P, S> | undefined;
   /** The timer a group's state waits on, to rebuild the timer queue after a restore. */
   readonly timerOf?: ((state: S) => GroupTimer | undefined) | undefined;
   /** Forgets groups that can no longer lead anywhere at `now`. */

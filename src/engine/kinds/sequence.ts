@@ -6,7 +6,7 @@ import type { Event, Expression, Profile } from '../../shared/index.js';
 import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { eventInput, seen, timerInput, timerKey } from '../step.js';
 import type { Step, Vars } from '../step.js';
-import type { ScenarioKind } from './kind.js';
+import type { ScenarioKind, TimerStep } from './kind.js';
 import { eventBox, formatDuration } from './view.js';
 import type { DiagramBox, KindDiagram, MatchProgress, Show } from './view.js';
 
@@ -119,26 +119,17 @@ export function onSequenceEvent(step: Step, rt: Runtime, ev: Event, profile: Pro
 }
 
 /** An absent step's deadline passed without its event: move on, or fire when it was the last step. */
-export function onSequenceTimer(
-  step: Step,
-  rt: Runtime,
-  key: string,
-  group: string,
-  profile: Profile | undefined,
-): void {
+export const onSequenceTimer: TimerStep<SequencePlan, SequenceState> = (step, rt, key, group, profile) => {
   const plan = rt.sc.when;
   const st = rt.groups.get(group);
   if (st?.dueAt === undefined || plan.steps[st.step]?.kind !== 'absent') return;
-  if (st.dueAt > step.now) {
-    step.schedule(key, st.last.actor, st.dueAt);
-    return;
-  }
+  if (step.rearmEarly(key, st.last.actor, st.dueAt)) return;
   const deadline = st.dueAt;
   st.step++;
   st.prevAt = deadline;
   delete st.dueAt;
   advanced(step, rt, group, st, timerInput(key, deadline), profile);
-}
+};
 
 /** Drops matches whose pending event step can no longer come in time. */
 export function pruneSequence(rt: Runtime, now: number): void {

@@ -4,7 +4,7 @@ import type { Event, Profile } from '../../shared/index.js';
 import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { seen, timerInput, timerKey } from '../step.js';
 import type { Step } from '../step.js';
-import type { ScenarioKind } from './kind.js';
+import type { ScenarioKind, TimerStep } from './kind.js';
 import { formatDuration } from './view.js';
 import type { KindDiagram } from './view.js';
 
@@ -38,19 +38,10 @@ export function onSilenceEvent(step: Step, rt: Runtime, ev: Event, profile: Prof
 }
 
 /** The silence lasted: fire once, at the deadline, and wait for the next event to arm again. */
-export function onSilenceTimer(
-  step: Step,
-  rt: Runtime,
-  key: string,
-  group: string,
-  profile: Profile | undefined,
-): void {
+export const onSilenceTimer: TimerStep<SilencePlan, SilenceState> = (step, rt, key, group, profile) => {
   const st = rt.groups.get(group);
   if (!st) return;
-  if (st.dueAt > step.now) {
-    step.schedule(key, st.last.actor, st.dueAt);
-    return;
-  }
+  if (step.rearmEarly(key, st.last.actor, st.dueAt)) return;
   rt.groups.delete(group);
   step.fire(rt, {
     group,
@@ -60,7 +51,7 @@ export function onSilenceTimer(
     last: st.last,
     profile,
   });
-}
+};
 
 function parseSilence(w: WhenFields): SilencePlan | undefined {
   const raw = w.r.string(w.src, w.value('absent'), 'absent', 'any');

@@ -1,6 +1,5 @@
 import type { Event, Expression, Profile } from '../../shared/index.js';
 import type { GroupState, ScenarioRuntime } from '../state.js';
-import { eventInput, seen } from '../step.js';
 import type { Step } from '../step.js';
 import { EVENT_SELECTORS, selectedEvents } from './event-selector.js';
 import type { ScenarioKind } from './kind.js';
@@ -20,18 +19,8 @@ export function onTriggerEvent(
   ev: Event,
   profile: Profile | undefined,
 ): void {
-  const vars = step.baseVars(rt, ev, profile);
-  if (!step.holds(rt, rt.sc.when.where, vars, ev.actor)) return;
-  const group = step.group(rt, vars, ev.actor);
-  if (group === undefined) return;
-  step.fire(rt, {
-    group,
-    actor: ev.actor,
-    eventAt: ev.at,
-    input: eventInput(ev),
-    last: seen(ev, true),
-    profile,
-  });
+  const group = step.passingGroup(rt, rt.sc.when.where, step.baseVars(rt, ev, profile), ev.actor);
+  if (group !== undefined) step.fireOnEvent(rt, group, ev, profile);
 }
 
 export const trigger: ScenarioKind<TriggerPlan, GroupState> = {
