@@ -176,12 +176,19 @@ describe('a disk that really fills up (tmpfs)', () => {
     );
     expect((await health(gateway)).durability.shed).toBe(10);
 
-    // LevelDB refuses writes too (a batch of profiles needs new pages).
+    // A profile change is journaled before it is written: while the journal cannot write it waits, held like a
+    // QoS 1 publish. LevelDB itself refuses writes too (a batch of profiles needs new pages).
     const profiles = Array.from({ length: 100 }, (_, i) => ({
       id: `p${i}`,
       profile: { site: 'north', note: 'n'.repeat(1_000) },
     }));
-    await expect(gateway.store.profiles.putMany(profiles)).rejects.toThrow(/No space left/);
+    let profileChangeSettled = false;
+    const profileChange = gateway.store.profiles
+      .putMany(profiles)
+      .finally(() => (profileChangeSettled = true))
+      .catch(() => undefined);
+    const raw = profiles.map(({ id, profile }) => ({ type: 'put' as const, key: id, value: profile }));
+    await expect(gateway.store.sublevels.profiles.batch(raw)).rejects.toThrow(/No space left/);
     expect((await health(gateway)).store).toMatchObject({
       state: 'refusing-writes',
       fault: { diskFull: true },
@@ -189,12 +196,15 @@ describe('a disk that really fills up (tmpfs)', () => {
 
     await new Promise((r) => setTimeout(r, 1_000));
     expect(heldAcked).toBe(false);
+    expect(profileChangeSettled).toBe(false);
     expect(inOutbox(gateway).has(heldN)).toBe(false);
     expect(sensor.connected).toBe(true);
     expect(s.lines.some((l) => l.level === 50 && String(l.msg).startsWith('STORAGE FAULT'))).toBe(true);
 
     await s.disk.drain();
     await held;
+    // Recorded now; written, or refused if LevelDB was not reopened yet (written again below).
+    await profileChange;
     acked.push(heldN);
     await waitUntil(() => inOutbox(gateway).has(heldN), 10_000, 'the action of the held reading');
     const after = await eventually(
