@@ -96,11 +96,11 @@ export class GatewayClient {
   }
 
   /** Stores a credential hash (the secret stays with the caller). */
-  async setCredentialHash(id: string, hash: string, mode: 'add' | 'rotate'): Promise<void> {
+  async setCredentialHash(id: string, hash: string, mode: 'add' | 'rotate', overlapMs = 0): Promise<void> {
     const url = this.url(`/api/devices/${encodeURIComponent(id)}/credential`);
     const answer = await this.request('PUT', url, {
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ hash, mode }),
+      body: JSON.stringify(overlapMs > 0 ? { hash, mode, overlapMs } : { hash, mode }),
     });
     if (answer.status !== 200 && answer.status !== 201) throw this.refusal(url, answer);
   }

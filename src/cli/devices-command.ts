@@ -1,5 +1,5 @@
-import type { Command } from 'commander';
-import { VigilError } from '../shared/index.js';
+import { InvalidArgumentError, type Command } from 'commander';
+import { parseDurationMs, VigilError } from '../shared/index.js';
 import { GatewayClient } from '../api/index.js';
 import {
   CredentialStore,
@@ -33,18 +33,17 @@ export function registerDevicesCommands(program: Command): Command {
     idHelp: string,
     description: string,
     help: string,
-    run: (id: string, dataDir: string) => Promise<number>,
-  ): void => {
+    run: (id: string, dataDir: string, flags: { overlap?: number }) => Promise<number>,
+  ): Command =>
     devices
       .command(name)
       .argument('<id>', idHelp)
       .option(...data)
       .description(description)
       .addHelpText('after', help)
-      .action(async (id: string, flags: { data: string }) => {
-        process.exitCode = await run(id, flags.data);
+      .action(async (id: string, flags: { data: string; overlap?: number }) => {
+        process.exitCode = await run(id, flags.data, flags);
       });
-  };
   idCommand(
     'add',
     'device id: 1-128 letters, digits and _ . : @ -',
@@ -65,13 +64,18 @@ export function registerDevicesCommands(program: Command): Command {
     'replace the secret of a device; prints the new one once, alone on the last line',
     helpAfter(
       [
-        'The old secret stops working for new connections; a connection made with it stays up until it ends',
-        '(`vigil devices remove` ends it at once).',
+        'The old secret stops working for new connections, at once or after --overlap (e.g. 24h, while the',
+        'device takes its new secret); a connection made with it stays up until it ends (`vigil devices remove`',
+        'ends it at once).',
         running,
       ],
       '0 rotated, 1 refused (no credential for that device), 2 failed.',
     ),
-    (id, dataDir) => addCommand(id, dataDir, io, 'rotate'),
+    (id, dataDir, flags) => addCommand(id, dataDir, io, 'rotate', flags.overlap ?? 0),
+  ).option(
+    '--overlap <duration>',
+    'how long the old secret still admits new connections (30s, 10m, 24h)',
+    parseOverlap,
   );
   idCommand(
     'remove',
@@ -112,13 +116,15 @@ export async function addCommand(
   dataDir: string,
   io: DeviceIo,
   mode: 'add' | 'rotate',
+  overlapMs = 0,
 ): Promise<number> {
   const secret = generateSecret();
   const status = await withAccess(dataDir, io, { readOnly: mode === 'rotate' }, async (access) => {
     if (access.kind === 'local') {
-      await new CredentialStore(access.store.sublevels.creds).setHash(id, hashSecret(secret), mode);
+      const store = new CredentialStore(access.store.sublevels.creds);
+      await store.setHash(id, hashSecret(secret), mode, 'cli', overlapMs);
     } else {
-      await new GatewayClient(access.info).setCredentialHash(id, hashSecret(secret), mode);
+      await new GatewayClient(access.info).setCredentialHash(id, hashSecret(secret), mode, overlapMs);
     }
   });
   if (status !== EXIT_OK) return status;
@@ -221,4 +227,11 @@ async function withAccess(
     io.stderr.write(errorText(err));
     return err instanceof DeviceCredentialError ? EXIT_REFUSED : EXIT_FATAL;
   }
+}
+
+function parseOverlap(text: string): number {
+  const ms = parseDurationMs(text);
+  if (ms === undefined || ms < 0)
+    throw new InvalidArgumentError('expected a duration such as 30s, 10m or 24h');
+  return ms;
 }

@@ -106,6 +106,17 @@ async function run(flags: RunFlags): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // A fault nothing caught may have left state half changed: say so in the log and exit, so that the
+  // supervisor (systemd) restarts the gateway, which recovers from its journal. Never silently.
+  const fatal = (what: string) => (err: unknown) => {
+    gateway.logger.fatal(
+      { err },
+      `${what}: exiting so that the gateway restarts and recovers from its journal`,
+    );
+    process.exit(70);
+  };
+  process.on('uncaughtException', fatal('uncaught exception'));
+  process.on('unhandledRejection', fatal('unhandled rejection'));
   // The bound ports on stdout, one per line, for people and for scripts (port 0 picks one).
   process.stdout.write(`mqtt listening on ${gateway.mqtt.host}:${gateway.mqtt.port}\n`);
   if (gateway.mqtts) process.stdout.write(`mqtts listening on ${gateway.mqtts.host}:${gateway.mqtts.port}\n`);

@@ -49,6 +49,8 @@ interface StoredCredential {
   createdAt: number;
   updatedAt: number;
   source: CredentialSource;
+  /** The hash before a rotation with an overlap: it still admits new connections until `until`. */
+  previous?: { hash: string; until: number };
 }
 
 /** A credential operation that cannot be done as asked; `code` tells which. */
@@ -133,10 +135,13 @@ export class CredentialStore {
     return secret;
   }
 
-  /** Replaces the secret of a known device; the old one stops working for new connections. */
-  async rotate(id: string): Promise<string> {
+  /**
+   * Replaces the secret of a known device. The old one stops working for new connections at once, or after
+   * `overlapMs`, so that a fleet can take its new secrets while the old ones still let it reconnect.
+   */
+  async rotate(id: string, overlapMs = 0): Promise<string> {
     const secret = generateSecret();
-    await this.setHash(id, hashSecret(secret), 'rotate');
+    await this.setHash(id, hashSecret(secret), 'rotate', 'cli', overlapMs);
     return secret;
   }
 
@@ -149,6 +154,7 @@ export class CredentialStore {
     hash: string,
     mode: 'add' | 'rotate' | 'upsert',
     source: CredentialSource = 'cli',
+    overlapMs = 0,
   ): Promise<void> {
     checkId(id);
     const problem = credentialHashProblem(hash);
@@ -169,6 +175,9 @@ export class CredentialStore {
       }
       const now = this.#now();
       const value: StoredCredential = { hash, createdAt: existing?.createdAt ?? now, updatedAt: now, source };
+      if (mode === 'rotate' && existing !== undefined && overlapMs > 0) {
+        value.previous = { hash: existing.hash, until: now + overlapMs };
+      }
       await storeIo(`writing the credential of ${id}`, () => this.#level.put(id, value));
     });
   }
@@ -231,7 +240,12 @@ export class CredentialStore {
       secretMatches(DECOY_HASH, secret);
       return 'unknown-device';
     }
-    return secretMatches(stored.hash, secret) ? 'ok' : 'wrong-secret';
+    // Both compared whenever there is a previous hash, so the answer takes the same time either way.
+    const current = secretMatches(stored.hash, secret);
+    const previous = stored.previous;
+    const overlapping =
+      previous !== undefined && secretMatches(previous.hash, secret) && this.#now() < previous.until;
+    return current || overlapping ? 'ok' : 'wrong-secret';
   }
 
   async #read(id: string): Promise<StoredCredential | undefined> {
@@ -264,7 +278,14 @@ function asStored(value: unknown): StoredCredential | undefined {
     createdAt: typeof v.createdAt === 'number' ? v.createdAt : 0,
     updatedAt: typeof v.updatedAt === 'number' ? v.updatedAt : 0,
     source: v.source === 'import' ? 'import' : 'cli',
+    ...(isPrevious(v.previous) ? { previous: v.previous } : {}),
   };
+}
+
+function isPrevious(value: unknown): value is { hash: string; until: number } {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as { hash?: unknown; until?: unknown };
+  return typeof v.hash === 'string' && typeof v.until === 'number';
 }
 
 /** A field met while walking a profile; its path is spelled out through `parent` only when needed. */

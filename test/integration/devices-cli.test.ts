@@ -113,5 +113,21 @@ describe('vigil devices, while a gateway runs on the data directory', () => {
     expect(await removeCommand('dev-1', data, io())).toBe(0);
     await closed;
     expect(await removeCommand('dev-1', data, io())).toBe(1);
+
+    // A rotation with an overlap, through the API: the old secret still connects, and so does the new one.
+    const second = io();
+    expect(await addCommand('dev-2', data, second, 'add')).toBe(0);
+    const rotated = io();
+    expect(await addCommand('dev-2', data, rotated, 'rotate', 3_600_000)).toBe(0);
+    for (const password of [lastLine(second.out()), lastLine(rotated.out())]) {
+      const again = await mqtt.connectAsync(`mqtt://127.0.0.1:${gateway.mqtt.port}`, {
+        clientId: 'dev-2',
+        username: 'dev-2',
+        password,
+        reconnectPeriod: 0,
+      });
+      expect(again.connected).toBe(true);
+      await again.endAsync();
+    }
   });
 });

@@ -80,6 +80,27 @@ describe('CredentialStore', () => {
     }
   });
 
+  test('rotate with an overlap: the old secret still works until the overlap ends, the new one at once', async () => {
+    let now = 1_000_000;
+    const clocked = new CredentialStore(store.sublevels.creds, () => now);
+    const first = await clocked.add('dev-1');
+    const second = await clocked.rotate('dev-1', 60_000);
+    expect(await clocked.verify('dev-1', second)).toBe('ok');
+    expect(await clocked.verify('dev-1', first)).toBe('ok');
+    expect(await clocked.verify('dev-1', 'not-the-secret')).toBe('wrong-secret');
+    now += 59_999;
+    expect(await clocked.verify('dev-1', first)).toBe('ok');
+    now += 1;
+    expect(await clocked.verify('dev-1', first)).toBe('wrong-secret');
+    expect(await clocked.verify('dev-1', second)).toBe('ok');
+    // A rotation without an overlap ends the previous secret at once, the overlapping one included.
+    const third = await clocked.rotate('dev-1', 60_000);
+    const fourth = await clocked.rotate('dev-1');
+    expect(await clocked.verify('dev-1', third)).toBe('wrong-secret');
+    expect(await clocked.verify('dev-1', second)).toBe('wrong-secret');
+    expect(await clocked.verify('dev-1', fourth)).toBe('ok');
+  });
+
   test('rotate makes the old secret stop working and the new one work', async () => {
     const first = await creds.add('dev-1');
     const second = await creds.rotate('dev-1');

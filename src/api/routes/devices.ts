@@ -16,7 +16,8 @@ export interface DeviceRoutesDeps {
 /**
  * How `vigil devices` reaches the credentials of a running gateway (LevelDB allows one process per
  * directory): `GET /api/devices` lists them without hashes; `PUT /api/devices/{id}/credential` with
- * `{"hash": "...", "mode": "add" | "rotate"}` stores a hash (the secret is made and shown by the command;
+ * `{"hash": "...", "mode": "add" | "rotate", "overlapMs"?: N}` stores a hash (a rotation's old secret still works
+ * for `overlapMs`) (the secret is made and shown by the command;
  * only its hash crosses HTTP); `DELETE /api/devices/{id}` removes one and ends the device's connection.
  */
 export function mountDeviceRoutes(api: HttpApi, deps: DeviceRoutesDeps): void {
@@ -30,11 +31,14 @@ export function mountDeviceRoutes(api: HttpApi, deps: DeviceRoutesDeps): void {
       '/api/devices/:id/credential',
       async (ctx) => {
         const id = ctx.params['id'] ?? '';
-        const { hash, mode } = await readJsonObject(ctx);
-        if (typeof hash !== 'string' || (mode !== 'add' && mode !== 'rotate'))
-          throw badBody('expected {"hash": "hmac-sha256$...", "mode": "add" | "rotate"}');
+        const { hash, mode, overlapMs = 0 } = await readJsonObject(ctx);
+        const overlapOk = typeof overlapMs === 'number' && Number.isSafeInteger(overlapMs) && overlapMs >= 0;
+        if (typeof hash !== 'string' || (mode !== 'add' && mode !== 'rotate') || !overlapOk)
+          throw badBody(
+            'expected {"hash": "hmac-sha256$...", "mode": "add" | "rotate", "overlapMs"?: N >= 0}',
+          );
         try {
-          await credentials.setHash(id, hash, mode);
+          await credentials.setHash(id, hash, mode, 'cli', overlapMs);
         } catch (err) {
           if (!(err instanceof DeviceCredentialError)) throw err;
           sendError(ctx.res, statusOf(err), err.code, err.message);
