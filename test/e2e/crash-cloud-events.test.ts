@@ -1,9 +1,7 @@
-import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
-import { tempDir } from '../helpers/temp.js';
-import { gatewayArgs, seeded, startCloud, waitUntil, writeRules } from './crash-harness.js';
+import { crashScene, seeded, waitUntil } from './crash-harness.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -35,13 +33,7 @@ describe('kill -9 while the cloud publishes business events at QoS 1', () => {
   test(`${EVENTS} cloud events, ${KILLS} crashes: every event's action reaches the cloud`, async () => {
     console.log(`cloud events crash: seed ${SEED} (VIGIL_CRASH_SEED=${SEED} repeats it)`);
     const random = seeded(SEED);
-    const dir = await tempDir();
-    cleanups.push(() => dir.remove());
-    const rules = await writeRules(join(dir.path, 'rules'), RULES);
-    const cloud = await startCloud();
-    cleanups.push(() => cloud.stop());
-    const args = (port: number) =>
-      gatewayArgs({ port, data: join(dir.path, 'data'), rules, upstream: cloud.url });
+    const { cloud, args } = await crashScene({ rules: RULES, onCleanup: (c) => cleanups.push(c) });
 
     // The business system: publishes to the cloud broker, which is up all along.
     const business = await mqtt.connectAsync(cloud.url, { clientId: 'crm', reconnectPeriod: 0 });

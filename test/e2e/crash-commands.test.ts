@@ -1,11 +1,8 @@
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Action } from '../../src/shared/index.js';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
-import { tempDir } from '../helpers/temp.js';
-import { gatewayArgs, seeded, startCloud, waitUntil, writeRules } from './crash-harness.js';
+import { crashScene, seeded, waitUntil } from './crash-harness.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -35,15 +32,11 @@ describe('kill -9 while a device subscribed at QoS 1 is sent commands', () => {
   test(`${KILLS} crashes: the device receives the command of every acknowledged reading, one id each`, async () => {
     console.log(`crash commands: seed ${SEED} (VIGIL_CRASH_SEED=${SEED} repeats it)`);
     const random = seeded(SEED);
-    const dir = await tempDir();
-    cleanups.push(() => dir.remove());
-    const rules = await writeRules(join(dir.path, 'rules'), RULES);
-    const config = join(dir.path, 'vigil.yaml');
-    await writeFile(config, 'durability:\n  checkpointInterval: 500ms\n');
-    const cloud = await startCloud();
-    cleanups.push(() => cloud.stop());
-    const args = (port: number) =>
-      gatewayArgs({ port, data: join(dir.path, 'data'), rules, upstream: cloud.url, config });
+    const { args } = await crashScene({
+      rules: RULES,
+      checkpointInterval: '500ms',
+      onCleanup: (c) => cleanups.push(c),
+    });
     let gateway: GatewayProcess = await startGatewayProcess(args(0));
     const port = gateway.mqttPort;
     const outputs: string[] = [];

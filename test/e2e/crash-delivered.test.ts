@@ -1,10 +1,7 @@
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
-import { tempDir } from '../helpers/temp.js';
-import { gatewayArgs, READING_RULES, seeded, startCloud, waitUntil, writeRules } from './crash-harness.js';
+import { crashScene, READING_RULES, seeded, waitUntil } from './crash-harness.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -34,18 +31,13 @@ describe('kill -9 while devices publish: what the cloud acknowledged is not sent
   test(`${EVENTS} QoS 1 events from ${DEVICES} devices, ${KILLS} crashes: every action arrives, repeats only of those in flight`, async () => {
     console.log(`crash delivered: seed ${SEED} (VIGIL_CRASH_SEED=${SEED} repeats it)`);
     const random = seeded(SEED);
-    const dir = await tempDir();
-    cleanups.push(() => dir.remove());
-    // One upstream action per event, and no policy: nothing is suppressed.
-    const rules = await writeRules(join(dir.path, 'rules'), READING_RULES);
-    const config = join(dir.path, 'vigil.yaml');
-    // Checkpoints every second, so that kills land before and after them and delivered ids are forgotten.
-    await writeFile(config, 'durability:\n  checkpointInterval: 1s\n');
-    const cloud = await startCloud();
-    cleanups.push(() => cloud.stop());
-
-    const args = (port: number) =>
-      gatewayArgs({ port, data: join(dir.path, 'data'), rules, upstream: cloud.url, config });
+    // One upstream action per event, and no policy: nothing is suppressed. Checkpoints every second, so
+    // that kills land before and after them and delivered ids are forgotten.
+    const { cloud, args } = await crashScene({
+      rules: READING_RULES,
+      checkpointInterval: '1s',
+      onCleanup: (c) => cleanups.push(c),
+    });
     let gateway: GatewayProcess = await startGatewayProcess(args(0));
     const port = gateway.mqttPort;
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Action } from '../../src/shared/index.js';
+import { tempDir } from '../helpers/temp.js';
 
 /** An action as the cloud received it. */
 export interface Received {
@@ -152,6 +153,34 @@ export function gatewayArgs(opts: {
     '--gateway-id',
     'gw1',
   ];
+}
+
+/**
+ * What a crash test runs in: a temp dir with its rules (and a config that checkpoints every
+ * `checkpointInterval`, when given) and a cloud broker; `args(port)` are the `vigil run` arguments of a gateway
+ * on them. What it starts is handed to `onCleanup`, to be undone in reverse order.
+ */
+export async function crashScene(opts: {
+  rules: Record<string, string>;
+  checkpointInterval?: string;
+  onCleanup: (cleanup: () => Promise<unknown>) => void;
+}): Promise<{ cloud: Cloud; args: (port: number) => string[] }> {
+  const dir = await tempDir();
+  opts.onCleanup(() => dir.remove());
+  const rules = await writeRules(join(dir.path, 'rules'), opts.rules);
+  let config: string | undefined;
+  if (opts.checkpointInterval !== undefined) {
+    config = join(dir.path, 'vigil.yaml');
+    await writeFile(config, `durability:\n  checkpointInterval: ${opts.checkpointInterval}\n`);
+  }
+  const cloud = await startCloud();
+  opts.onCleanup(() => cloud.stop());
+  const data = join(dir.path, 'data');
+  return {
+    cloud,
+    args: (port) =>
+      gatewayArgs({ port, data, rules, upstream: cloud.url, ...(config !== undefined ? { config } : {}) }),
+  };
 }
 
 /** A device connection that a gateway crash may cut: no reconnects, errors swallowed. */

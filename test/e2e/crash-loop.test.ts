@@ -1,10 +1,7 @@
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
-import { tempDir } from '../helpers/temp.js';
-import { gatewayArgs, seeded, startCloud, waitUntil, writeRules, type Received } from './crash-harness.js';
+import { crashScene, type Received, seeded, waitUntil } from './crash-harness.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -54,17 +51,12 @@ describe('kill -9 at random moments while devices publish at QoS 1', () => {
   test(`${KILLS} crashes: every acknowledged reading has its effects at the cloud, once per id, and nothing else`, async () => {
     console.log(`crash loop: seed ${SEED} (VIGIL_CRASH_SEED=${SEED} repeats it)`);
     const random = seeded(SEED);
-    const dir = await tempDir();
-    cleanups.push(() => dir.remove());
-    const rules = await writeRules(join(dir.path, 'rules'), RULES);
-    const config = join(dir.path, 'vigil.yaml');
     // Checkpoints every half second, so that kills land before, during and after them.
-    await writeFile(config, 'durability:\n  checkpointInterval: 500ms\n');
-    const cloud = await startCloud();
-    cleanups.push(() => cloud.stop());
-
-    const args = (port: number) =>
-      gatewayArgs({ port, data: join(dir.path, 'data'), rules, upstream: cloud.url, config });
+    const { cloud, args } = await crashScene({
+      rules: RULES,
+      checkpointInterval: '500ms',
+      onCleanup: (c) => cleanups.push(c),
+    });
     let gateway: GatewayProcess = await startGatewayProcess(args(0));
     const port = gateway.mqttPort;
     const outputs: string[] = [];
