@@ -16,7 +16,7 @@ interface CpuProfile {
 }
 
 /** Where a function's code lives, coarsely: a package, a folder of ours, or Node itself. */
-function area(url: string): string {
+export function area(url: string): string {
   if (url === '') return '(native / V8)';
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg) return pkg[1] ?? url;
@@ -26,7 +26,7 @@ function area(url: string): string {
   return url;
 }
 
-function short(url: string): string {
+export function short(url: string): string {
   return url.replace(/^file:\/\/.*?\/(node_modules|dist)\//, '$1/');
 }
 

@@ -101,6 +101,8 @@ export interface VigilStartOptions {
   cpuProfDir?: string | undefined;
   /** More flags for node (not with the binary). */
   nodeFlags?: string[] | undefined;
+  /** Its environment; default the benchmark's own. */
+  env?: NodeJS.ProcessEnv | undefined;
 }
 
 /** The gateway as users run it, on a fresh copy of the data directory with the profiles imported. */
@@ -136,7 +138,9 @@ export async function startVigil(setup: VigilSetup, opts: VigilStartOptions): Pr
     opts.binary !== undefined ? [opts.binary, runArgs] : [process.execPath, [...nodeFlags, CLI, ...runArgs]];
   let proc: ServerProcess;
   try {
-    proc = await startServer(command, args, /mqtt listening on \S+:(\d+)\nhttp listening on \S+:(\d+)/);
+    proc = await startServer(command, args, /mqtt listening on \S+:(\d+)\nhttp listening on \S+:(\d+)/, {
+      ...(opts.env !== undefined ? { env: opts.env } : {}),
+    });
   } catch (err) {
     await rm(data, { recursive: true, force: true });
     throw err;
