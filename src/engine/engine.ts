@@ -37,9 +37,12 @@ interface Listeners {
   thresholds: Array<(DataThreshold & { slot: number }) | undefined>;
   /** The data fields those comparisons read; `slot` indexes it. */
   fields: string[];
+  /**
+   * The values of `fields` in the event being fed, filled again for each event (one event is fed at a time:
+   * the business events a step emits are fed after it).
+   */
+  values: unknown[];
 }
-
-const NO_VALUES: readonly unknown[] = [];
 
 /**
  * The `where` a scenario's kind stops at (trigger, count, aggregate) as a data threshold: the kind does
@@ -92,7 +95,12 @@ export class Engine {
       this.byId.set(rt.sc.id, rt);
       if (rt.kind.hearsDevice?.(rt.sc.when) === true) this.deviceAny.push(rt);
       for (const type of rt.sc.listens) {
-        const listeners = this.byType.get(type) ?? { runtimes: [], thresholds: [], fields: [] };
+        const listeners = this.byType.get(type) ?? {
+          runtimes: [],
+          thresholds: [],
+          fields: [],
+          values: [],
+        };
         listeners.runtimes.push(rt);
         listeners.thresholds.push(thresholdOf(rt, listeners.fields));
         this.byType.set(type, listeners);
@@ -131,9 +139,9 @@ export class Engine {
   private feed(step: Step, ev: Event, profile: Profile | undefined): void {
     const listeners = this.byType.get(ev.type);
     if (listeners) {
-      const { runtimes, thresholds, fields } = listeners;
+      const { runtimes, thresholds, fields, values } = listeners;
       // Each data field a threshold reads, read once for all of them.
-      const values = fields.length === 0 ? NO_VALUES : fields.map((field) => own(ev.data, field));
+      for (let f = 0; f < fields.length; f++) values[f] = own(ev.data, fields[f] as string);
       for (let i = 0; i < runtimes.length; i++) {
         const rt = runtimes[i] as Running;
         rt.stats.evaluations++;

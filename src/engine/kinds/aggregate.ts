@@ -9,10 +9,11 @@ import type { ScenarioRuntime } from '../state.js';
 import { seen } from '../step.js';
 import type { Step, Vars } from '../step.js';
 import { EVENT_SELECTORS, selectedEvents } from './event-selector.js';
+import { addExact, exactPartials, exactTotal } from './exact-sum.js';
 import type { ScenarioKind } from './kind.js';
 import { eventBox, eventsText, formatDuration } from './view.js';
 import type { DiagramBox, KindDiagram, Show } from './view.js';
-import { leftWindow, pruneWindows } from './window.js';
+import { pruneWindows } from './window.js';
 
 export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
 const AGGREGATE_FNS: readonly AggregateFn[] = ['count', 'sum', 'avg', 'min', 'max', 'first', 'last'];
@@ -34,10 +35,20 @@ export interface AggregateWindowPlan {
   having?: Expression;
 }
 
-/** Arrival times in the window and, per aggregate, the values they carried. */
+/**
+ * Arrival times in the window and, per aggregate, the values they carried. Entries before `start` have left the
+ * window; they are cut off a block at a time, so that an event costs the same whatever the window holds.
+ */
 export interface AggregateState {
   ats: number[];
   values: unknown[][];
+  /** How many entries at the front have left the window; absent: none (as in checkpoints before it). */
+  start?: number;
+  /**
+   * Per aggregate, for `sum` and `avg`, the exact running sum of the window's values (see exact-sum.ts); null
+   * for the others, and where it has to be summed afresh (absent in checkpoints before it, or overflowed).
+   */
+  sums?: Array<number[] | null>;
 }
 
 type Runtime = ScenarioRuntime<AggregateWindowPlan, AggregateState>;
@@ -46,30 +57,125 @@ type Runtime = ScenarioRuntime<AggregateWindowPlan, AggregateState>;
 export const MAX_WINDOW_ENTRIES = 10_000;
 
 const NUMERIC = new Set(['sum', 'avg', 'min', 'max']);
+/** Left entries are cut off once there are at least this many, and more than the window holds. */
+const COMPACT_AT = 64;
 
-function compute(a: AggregatePlan, values: unknown[], n: number): unknown {
+/** The window's sum of an aggregate's values, from its running sum (set up again where there is none). */
+function windowSum(st: AggregateState, i: number, values: unknown[], from: number): number {
+  const sums = (st.sums ??= []);
+  let partials = sums[i] ?? undefined;
+  if (partials === undefined) {
+    partials = exactPartials(values, from);
+    sums[i] = partials ?? null;
+  }
+  if (partials !== undefined) return exactTotal(partials);
+  // An intermediate sum overflowed: the plain sum, as large as it gets.
+  let sum = 0;
+  for (let k = from; k < values.length; k++) sum += values[k] as number;
+  return sum;
+}
+
+function compute(a: AggregatePlan, st: AggregateState, i: number, from: number): unknown {
+  const values = st.values[i] ?? [];
+  const n = st.ats.length - from;
   switch (a.fn) {
     case 'count':
       return n;
     case 'first':
-      return values[0] ?? null;
+      return values[from] ?? null;
     case 'last':
-      return values[n - 1] ?? null;
+      return values[values.length - 1] ?? null;
     case 'sum':
-    case 'avg': {
-      let sum = 0;
-      for (const v of values) sum += v as number;
-      return a.fn === 'sum' ? sum : sum / n;
-    }
+      return windowSum(st, i, values, from);
+    case 'avg':
+      return windowSum(st, i, values, from) / n;
     case 'min':
     case 'max': {
-      let best = values[0] as number;
-      for (const v of values)
-        best = a.fn === 'min' ? Math.min(best, v as number) : Math.max(best, v as number);
+      let best = values[from] as number;
+      for (let k = from + 1; k < values.length; k++)
+        best = a.fn === 'min' ? Math.min(best, values[k] as number) : Math.max(best, values[k] as number);
       return best;
     }
   }
 }
+
+/** A fresh group's state: empty columns for the aggregates with an argument (`count()` reads the times). */
+function emptyWindow(plan: AggregateWindowPlan): AggregateState {
+  return {
+    ats: [],
+    values: plan.aggregates.map(() => []),
+    start: 0,
+    sums: plan.aggregates.map((a) => (a.fn === 'sum' || a.fn === 'avg' ? [] : null)),
+  };
+}
+
+/** Moves the window's start past the entries before `from` and the oldest ones over the cap, then adds `row`. */
+function slide(plan: AggregateWindowPlan, st: AggregateState, at: number, row: readonly unknown[]): number {
+  let start = st.start ?? 0;
+  const capped = st.ats.length + 1 - MAX_WINDOW_ENTRIES;
+  const from = at - plan.windowMs;
+  while (start < st.ats.length && (start < capped || (st.ats[start] as number) < from)) {
+    for (let i = 0; i < st.values.length; i++) {
+      const partials = st.sums?.[i];
+      if (partials && !addExact(partials, -((st.values[i] as unknown[])[start] as number)))
+        (st.sums as Array<number[] | null>)[i] = null;
+    }
+    start++;
+  }
+  if (start >= COMPACT_AT && start * 2 >= st.ats.length) {
+    cutFront(st.ats, start);
+    for (const col of st.values) if (col.length > 0) cutFront(col, start);
+    start = 0;
+  }
+  st.start = start;
+  st.ats.push(at);
+  for (let i = 0; i < plan.aggregates.length; i++) {
+    if (!plan.aggregates[i]?.arg) continue;
+    const v = row[i];
+    (st.values[i] as unknown[]).push(v);
+    const partials = st.sums?.[i];
+    if (partials && !addExact(partials, v as number)) (st.sums as Array<number[] | null>)[i] = null;
+  }
+  return start;
+}
+
+function cutFront(list: unknown[], n: number): void {
+  list.copyWithin(0, n);
+  list.length -= n;
+}
+
+/** The values of the event for each aggregate (null for `count()`); undefined (reported) when one has none. */
+function rowOf(step: Step, rt: Runtime, vars: Vars, actor: string, row: unknown[]): boolean {
+  const plan = rt.sc.when;
+  for (let i = 0; i < plan.aggregates.length; i++) {
+    const a = plan.aggregates[i] as AggregatePlan;
+    if (!a.arg) {
+      row[i] = null;
+      continue;
+    }
+    const r = step.evaluate(rt, a.arg, vars, actor, 'aggregate');
+    if (!r.ok) return false;
+    let v = r.value;
+    if (NUMERIC.has(a.fn)) {
+      if (typeof v === 'bigint') v = Number(v);
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        step.error(
+          rt,
+          actor,
+          'aggregate',
+          `${a.fn}(${a.arg.source}): ${JSON.stringify(v) ?? 'nothing'} is not a number`,
+        );
+        return false;
+      }
+    }
+    // -0 as 0: checkpoints (CBOR) keep no negative zero, and a restored window must give what the live one gives.
+    row[i] = v === 0 ? 0 : v;
+  }
+  return true;
+}
+
+/** The event's values, reused from one event to the next (the engine runs one event at a time). */
+const scratchRow: unknown[] = [];
 
 /**
  * `window` + `aggregate` + `having`: each matching event joins its group's sliding window (events at most
@@ -82,50 +188,20 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
   const vars = step.baseVars(rt, ev, profile);
   const group = step.passingGroup(rt, plan.where, vars, ev.actor);
   if (group === undefined) return;
+  if (!rowOf(step, rt, vars, ev.actor, scratchRow)) return;
 
-  const row: unknown[] = [];
-  for (const a of plan.aggregates) {
-    if (!a.arg) {
-      row.push(null);
-      continue;
-    }
-    const r = step.evaluate(rt, a.arg, vars, ev.actor, 'aggregate');
-    if (!r.ok) return;
-    let v = r.value;
-    if (NUMERIC.has(a.fn)) {
-      if (typeof v === 'bigint') v = Number(v);
-      if (typeof v !== 'number' || !Number.isFinite(v)) {
-        step.error(
-          rt,
-          ev.actor,
-          'aggregate',
-          `${a.fn}(${a.arg.source}): ${JSON.stringify(v) ?? 'nothing'} is not a number`,
-        );
-        return;
-      }
-    }
-    row.push(v);
+  let st = rt.groups.get(group);
+  if (st === undefined) {
+    st = emptyWindow(plan);
+    rt.groups.set(group, st);
   }
+  const from = slide(plan, st, ev.at, scratchRow);
 
-  const st = rt.groups.get(group) ?? {
-    ats: [],
-    values: plan.aggregates.map(() => []),
-  };
-  const drop = Math.max(leftWindow(st.ats, ev.at - plan.windowMs), st.ats.length + 1 - MAX_WINDOW_ENTRIES);
-  if (drop > 0) {
-    st.ats.splice(0, drop);
-    for (const col of st.values) col.splice(0, drop);
-  }
-  st.ats.push(ev.at);
-  // count() needs no column of its own: the times are its values.
-  row.forEach((v, i) => {
-    if (plan.aggregates[i]?.arg) st.values[i]?.push(v);
-  });
-  rt.groups.set(group, st);
-
-  const n = st.ats.length;
   const extra: Vars = {};
-  plan.aggregates.forEach((a, i) => (extra[a.name] = compute(a, st.values[i] ?? [], n)));
+  for (let i = 0; i < plan.aggregates.length; i++) {
+    const a = plan.aggregates[i] as AggregatePlan;
+    extra[a.name] = compute(a, st, i, from);
+  }
   const last = seen(ev, true);
   if (plan.having) {
     const havingVars: Vars = { ...vars, last, group, ...extra };
@@ -272,11 +348,12 @@ export const aggregate: ScenarioKind<AggregateWindowPlan, AggregateState> = {
   stopsAt: (plan) => plan.where,
   onEvent: onAggregateEvent,
   prune: pruneAggregate,
-  progress: (plan, { ats }) => {
-    if (ats.length === 0) return undefined;
+  progress: (plan, { ats, start = 0 }) => {
+    const n = ats.length - start;
+    if (n <= 0) return undefined;
     return {
-      progress: `${ats.length} ${ats.length === 1 ? 'event' : 'events'} in the ${formatDuration(plan.windowMs)} window`,
-      sinceAt: ats[0] ?? 0,
+      progress: `${n} ${n === 1 ? 'event' : 'events'} in the ${formatDuration(plan.windowMs)} window`,
+      sinceAt: ats[start] ?? 0,
     };
   },
   diagram: describeAggregate,

@@ -1,0 +1,60 @@
+/**
+ * Exact running sums of doubles (Shewchuk's non-overlapping partials, as in Python's `math.fsum`): the sum is
+ * kept exactly as a few doubles, values can be added and taken away again, and the total read from it is the
+ * exact sum rounded once. So it depends only on which values are in the sum, not on the order they came and
+ * went in: a window's running sum gives what summing the window afresh gives, live or after a restore.
+ */
+
+/**
+ * Adds `x` to the partials in place. Returns false, leaving them unusable, when an intermediate sum overflows
+ * (values near ±1.8e308): the caller sums afresh then.
+ */
+export function addExact(partials: number[], x: number): boolean {
+  let kept = 0;
+  for (let j = 0; j < partials.length; j++) {
+    let y = partials[j] as number;
+    if (Math.abs(x) < Math.abs(y)) {
+      const t = x;
+      x = y;
+      y = t;
+    }
+    const hi = x + y;
+    if (!Number.isFinite(hi)) return false;
+    const lo = y - (hi - x);
+    if (lo !== 0) partials[kept++] = lo;
+    x = hi;
+  }
+  partials.length = kept;
+  partials.push(x);
+  return true;
+}
+
+/** The exact sum the partials hold, rounded to the nearest double (ties to even); 0 rather than -0. */
+export function exactTotal(partials: readonly number[]): number {
+  let n = partials.length;
+  if (n === 0) return 0;
+  let hi = partials[--n] as number;
+  let lo = 0;
+  while (n > 0) {
+    const x = hi;
+    const y = partials[--n] as number;
+    hi = x + y;
+    lo = y - (hi - x);
+    if (lo !== 0) break;
+  }
+  // Halfway between two doubles, with more below in the same direction: round away from the tie.
+  const below = partials[n - 1];
+  if (n > 0 && below !== undefined && ((lo < 0 && below < 0) || (lo > 0 && below > 0))) {
+    const y = lo * 2;
+    const x = hi + y;
+    if (y === x - hi) hi = x;
+  }
+  return hi === 0 ? 0 : hi;
+}
+
+/** Partials of `values[from..]` summed afresh; undefined when an intermediate sum overflows. */
+export function exactPartials(values: readonly unknown[], from: number): number[] | undefined {
+  const partials: number[] = [];
+  for (let i = from; i < values.length; i++) if (!addExact(partials, values[i] as number)) return undefined;
+  return partials;
+}
