@@ -207,13 +207,6 @@ function authorizePublish(
   if (!isDeviceEventTopic(packet.topic)) return done(null);
 
   const info = clients.info(client);
-  const refuse = (err: unknown): void => {
-    opts.logger.error(
-      { err, clientId: info.id, address: info.address, topic: packet.topic },
-      'publish not acknowledged; closing the connection so that the device sends it again',
-    );
-    done(err instanceof Error ? err : new Error(String(err)));
-  };
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
   const meta: PublishPacketInfo = {
     dup: packet.dup,
@@ -224,10 +217,28 @@ function authorizePublish(
   try {
     pending = opts.hooks.onPublish(info, packet.topic, payload, packet.qos, meta);
   } catch (err) {
-    return refuse(err);
+    return refusePublish(err, info, packet.topic, done, opts.logger);
   }
+  // No closures for a publish that is acknowledged at once (QoS 0).
   if (pending === undefined) return done(null);
-  pending.then(() => done(null), refuse);
+  pending.then(
+    () => done(null),
+    (err: unknown) => refusePublish(err, info, packet.topic, done, opts.logger),
+  );
+}
+
+function refusePublish(
+  err: unknown,
+  info: { id: string; address: string | undefined },
+  topic: string,
+  done: (err?: Error | null) => void,
+  logger: BrokerOptions['logger'],
+): void {
+  logger.error(
+    { err, clientId: info.id, address: info.address, topic },
+    'publish not acknowledged; closing the connection so that the device sends it again',
+  );
+  done(err instanceof Error ? err : new Error(String(err)));
 }
 
 /** Numbers each client connection the first time it publishes: a reconnect is a new Client, with a new number. */

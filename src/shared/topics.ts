@@ -9,6 +9,7 @@
 
 const DEVICES = 'devices';
 const EVENTS = 'events';
+const DEVICES_PREFIX = `${DEVICES}/`;
 const COMMANDS = 'commands';
 /** The first level of the gateway's own topics, which no outside client may publish on. */
 const GATEWAY = 'vigil';
@@ -82,8 +83,12 @@ export function parseDeviceCommandTopic(topic: string, deviceId: string): string
  * outside `devices/{deviceId}/events/{type}` (an empty level, one level too many).
  */
 export function isDeviceEventTopic(topic: string): boolean {
-  const levels = topic.split('/', 4);
-  return levels[0] === DEVICES && levels[2] === EVENTS;
+  // Read in place: this runs for every publish, before the topic is parsed.
+  if (!topic.startsWith(DEVICES_PREFIX)) return false;
+  const third = topic.indexOf('/', DEVICES.length + 1) + 1;
+  if (third === 0 || !topic.startsWith(EVENTS, third)) return false;
+  const after = third + EVENTS.length;
+  return topic.length === after || topic.charCodeAt(after) === 47; // '/'
 }
 
 /** `vigil` and `vigil/…`: the gateway's own topics, such as dead letters. */
