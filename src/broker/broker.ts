@@ -217,17 +217,17 @@ function authorizePublish(
   try {
     pending = opts.hooks.onPublish(info, packet.topic, payload, packet.qos, meta);
   } catch (err) {
-    return refusePublish(err, info, packet.topic, done, opts.logger);
+    return refuse(err, info, packet.topic, done, opts.logger);
   }
   // No closures for a publish that is acknowledged at once (QoS 0).
   if (pending === undefined) return done(null);
   pending.then(
     () => done(null),
-    (err: unknown) => refusePublish(err, info, packet.topic, done, opts.logger),
+    (err: unknown) => refuse(err, info, packet.topic, done, opts.logger),
   );
 }
 
-function refusePublish(
+function refuse(
   err: unknown,
   info: { id: string; address: string | undefined },
   topic: string,
