@@ -16,46 +16,61 @@ import { startLocalBroker } from '../broker/index.js';
 import { parseConfig } from '../config/index.js';
 import { startGateway, type Gateway } from '../app/index.js';
 import { CredentialStore } from '../credentials/index.js';
-import { shippedRulesDir } from '../rules/index.js';
 import { ConfigError, parseDurationMs, upstreamTopics, type Action } from '../shared/index.js';
+import { DemoConsole } from './demo-console.js';
+import { writeDemoRules } from './demo-rules.js';
+import { liveFigures, printSummary, Received } from './demo-summary.js';
 import { exitWithError, parsePositiveInt } from './util.js';
 
 export interface DemoOptions {
   devices: number;
   rate: number;
+  /** How long the fleet publishes; `Infinity` until Ctrl-C. */
   durationMs: number;
   format: 'json' | 'cbor';
   seed: number;
-  /** Print at most this many actions, then only count them. */
+  /** Action lines printed per second at most; the others are counted in the live line. */
   print: number;
+  /** The demo policy's cooldown and contact window: how soon the same device can be reported again. */
+  cadenceMs: number;
 }
 
 /** The demo gateway's id, in its upstream topics. */
 const DEMO_GATEWAY = 'demo';
+/** Where stdout is not a terminal (a log, a pipe), the live line is printed this often. */
+const STATUS_EVERY_MS = 5_000;
 
-const DEMO_DEFAULTS: DemoOptions = {
+const DEMO_DEFAULTS = {
   devices: 200,
   rate: 200,
-  durationMs: 20_000,
   format: 'json',
   seed: 1,
-  print: 40,
-};
+  print: 20,
+  cadence: '30s',
+} as const;
 
 /**
  * The gateway on its embedded defaults (MQTT 1883 and HTTP 8080, or free ports when those are taken;
- * a fresh data dir), a local broker playing the cloud, and the simulated fleet; prints actions as the
- * cloud receives them and a summary.
+ * a fresh data dir), a local broker playing the cloud, and the simulated fleet. Prints the dashboard's
+ * address first, then actions as the cloud receives them with a live summary line, until `durationMs` has
+ * passed or `stop` is aborted (Ctrl-C); then a summary.
  */
-export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = process.stdout): Promise<void> {
-  const say = (line: string) => out.write(line + '\n');
-  const dataDir = await mkdtemp(join(tmpdir(), 'vigil-demo-'));
+export async function runDemo(
+  opts: DemoOptions,
+  out: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout,
+  stop: AbortSignal = new AbortController().signal,
+): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'vigil-demo-'));
   const cloud = await startLocalBroker();
   const cloudUrl = `mqtt://127.0.0.1:${cloud.address.port}`;
-  const gateway = await startDemoGateway(dataDir, cloudUrl);
-  say(`vigil demo: gateway mqtt on 127.0.0.1:${gateway.mqtt.port}`);
-  say(`            dashboard on http://127.0.0.1:${gateway.http.port}/ (metrics on /metrics)`);
-  say(`            cloud broker on ${cloudUrl}; data in ${dataDir}`);
+  const rulesOverlay = await writeDemoRules(join(root, 'rules'), opts.cadenceMs);
+  const gateway = await startDemoGateway(join(root, 'data'), cloudUrl, rulesOverlay);
+  const startedAtMs = Date.now();
+  const screen = new DemoConsole(out, { printPerS: opts.print, statusEveryMs: STATUS_EVERY_MS, startedAtMs });
+  const say = (line: string) => screen.say(line);
+  say(`vigil demo: dashboard on http://127.0.0.1:${gateway.http.port}/ (metrics on /metrics)`);
+  say(`            gateway mqtt on 127.0.0.1:${gateway.mqtt.port}`);
+  say(`            cloud broker on ${cloudUrl}; data in ${root}`);
   say(`            scenarios: ${gateway.rules.scenarios.map((s) => s.id).join(', ')}`);
 
   const simOptions = demoSimOptions(opts, `mqtt://127.0.0.1:${gateway.mqtt.port}`);
@@ -63,48 +78,63 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
   await gateway.store.profiles.putMany(
     [...generateProfiles(simOptions)].map((p) => ({ id: p.id, profile: { ...p } })),
   );
-  say(`            ${opts.devices} device profiles imported\n`);
+  const until = Number.isFinite(opts.durationMs) ? `for ${opts.durationMs / 1000} s` : 'until Ctrl-C';
+  say(`            ${opts.devices} device profiles imported; the fleet publishes ${until}\n`);
 
+  const received = new Received();
   const cloudClient = await mqtt.connectAsync(cloudUrl, { clientId: 'demo-cloud', reconnectPeriod: 0 });
-  const received = await receiveActions(cloudClient, opts.print, say);
+  await receiveActions(cloudClient, received, screen);
   await waitUntil(() => gateway.metrics.upstreamConnected.get().then((m) => m.values[0]?.value === 1), 5_000);
   await speakForBusinessSystems(cloudClient, plan);
 
-  const commandLatency: number[] = [];
-  // Every device authenticates, as on a real site: one credential each, the secret handed to the simulator.
+  const live = setInterval(() => {
+    liveFigures(gateway).then(
+      (figures) => screen.update(figures),
+      () => undefined,
+    );
+  }, 1_000);
+  try {
+    const simSummary = await runFleet(gateway, simOptions, plan, received, stop);
+    // Give the uplink a moment to deliver what was decided last.
+    await waitUntil(() => gateway.store.outbox.size === 0, 2_000);
+    screen.finish();
+    say('\n' + formatSummary(simSummary));
+    await printSummary(say, gateway, received, simSummary.commands);
+  } finally {
+    clearInterval(live);
+    screen.finish();
+    await cloudClient.endAsync();
+    await gateway.stop();
+    await cloud.close();
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** Every device authenticates, as on a real site: one credential each, the secret handed to the simulator. */
+async function runFleet(
+  gateway: Gateway,
+  simOptions: SimOptions,
+  plan: FleetPlan,
+  received: Received,
+  stop: AbortSignal,
+): Promise<Awaited<ReturnType<typeof runSim>>> {
   const credentials = new CredentialStore(gateway.store.sublevels.creds);
   const secrets = new Map<string, string>();
   for (const device of plan.devices) {
     if (device.registered) secrets.set(device.id, await credentials.add(device.id));
   }
-  const simSummary = await runSim(
+  return runSim(
     { ...simOptions, credentials: (id) => ({ username: id, password: secrets.get(id) ?? '' }) },
     {
+      signal: stop,
       onCommand: (_deviceId, _name, payload, receivedAtMs) => {
-        const action = JSON.parse(payload.toString()) as Action;
-        commandLatency.push(receivedAtMs - action.eventAt);
+        received.command(JSON.parse(payload.toString()) as Action, receivedAtMs);
       },
     },
   );
-  // Give the uplink a moment to deliver what was decided last.
-  await waitUntil(() => gateway.store.outbox.size === 0, 2_000);
-
-  say('\n' + formatSummary(simSummary));
-  await printSummary(say, gateway, received, commandLatency);
-
-  await cloudClient.endAsync();
-  await gateway.stop();
-  await cloud.close();
-  await rm(dataDir, { recursive: true, force: true });
 }
 
-type Say = (line: string) => void;
-interface Received {
-  action: Action;
-  at: number;
-}
-
-async function startDemoGateway(dataDir: string, cloudUrl: string): Promise<Gateway> {
+async function startDemoGateway(dataDir: string, cloudUrl: string, rulesOverlay: string): Promise<Gateway> {
   const config = parseConfig({
     gatewayId: DEMO_GATEWAY,
     data: dataDir,
@@ -114,7 +144,7 @@ async function startDemoGateway(dataDir: string, cloudUrl: string): Promise<Gate
     log: { level: 'warn' },
   });
   // The demo profile: the shipped rules, with non-events shortened from minutes and hours to seconds.
-  return startGateway(config, { rulesOverlay: join(shippedRulesDir(), 'demo') });
+  return startGateway(config, { rulesOverlay });
 }
 
 function demoSimOptions(opts: DemoOptions, url: string): SimOptions {
@@ -139,28 +169,24 @@ function demoSimOptions(opts: DemoOptions, url: string): SimOptions {
   };
 }
 
-/** Subscribes the cloud to the demo gateway's actions; prints the first `print` of them as they arrive. */
-async function receiveActions(cloudClient: MqttClient, print: number, say: Say): Promise<Received[]> {
-  const received: Received[] = [];
+/** Subscribes the cloud to the demo gateway's actions; each one is counted and printed as it arrives. */
+async function receiveActions(
+  cloudClient: MqttClient,
+  received: Received,
+  screen: DemoConsole,
+): Promise<void> {
   const seen = new Set<string>();
   await cloudClient.subscribeAsync(upstreamTopics(DEMO_GATEWAY).actions, { qos: 1 });
-  const startedAt = Date.now();
   cloudClient.on('message', (_topic, payload) => {
     const at = Date.now();
     const action = JSON.parse(payload.toString()) as Action;
+    // A redelivery after a reconnect is the same action; ids are remembered until the next one is new.
     if (seen.has(action.id)) return;
+    if (seen.size >= 100_000) seen.clear();
     seen.add(action.id);
-    received.push({ action, at });
-    if (received.length <= print) {
-      const t = ((at - startedAt) / 1000).toFixed(1).padStart(5);
-      say(
-        `[${t}s] ${action.scenario.padEnd(28)} ${action.actor.padEnd(10)} -> ${action.action} ${JSON.stringify(action.payload)}`,
-      );
-    } else if (received.length === print + 1) {
-      say(`        ... (further actions are counted, not printed)`);
-    }
+    received.action(action, at);
+    screen.action(action);
   });
-  return received;
 }
 
 /** Business systems speak too: the CRM provisions devices (some never register) and creates customers. */
@@ -173,52 +199,6 @@ async function speakForBusinessSystems(cloudClient: MqttClient, plan: FleetPlan)
   for (const [i, type] of ['account-created', 'device-assigned', 'contract-created'].entries()) {
     await crm('cust-1', type, i === 2 ? { plan: 'premium' } : {});
   }
-}
-
-async function printSummary(
-  say: Say,
-  gateway: Gateway,
-  received: readonly Received[],
-  commandLatency: number[],
-): Promise<void> {
-  const metrics = await gateway.metrics.registry.getMetricsAsJSON();
-  const valuesOf = (name: string) => metrics.find((m) => m.name === name)?.values ?? [];
-  const sum = (name: string, labels: Record<string, string> = {}) =>
-    valuesOf(name)
-      .filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))
-      .reduce((acc, v) => acc + Number(v.value), 0);
-  const cloudLatency = received.map((r) => r.at - r.action.eventAt);
-  const perScenario = new Map<string, number>();
-  for (const r of received) perScenario.set(r.action.scenario, (perScenario.get(r.action.scenario) ?? 0) + 1);
-
-  say('\nSummary');
-  const bySource = ['device', 'broker', 'cloud', 'engine']
-    .map((source) => `${source} ${sum('vigil_events_in_total', { source })}`)
-    .join(', ');
-  say(`  events in                 ${sum('vigil_events_in_total')} (${bySource})`);
-  say(`  actions decided           ${sum('vigil_actions_decided_total')}`);
-  const reasons = new Map<string, number>();
-  for (const v of valuesOf('vigil_actions_suppressed_total')) {
-    const reason = String(v.labels.reason);
-    reasons.set(reason, (reasons.get(reason) ?? 0) + Number(v.value));
-  }
-  const byReason = [...reasons].map(([reason, n]) => `${reason} ${n}`).join(', ');
-  say(
-    `  actions suppressed        ${sum('vigil_actions_suppressed_total')}${byReason ? ` (${byReason})` : ''}`,
-  );
-  say(`  device commands received  ${commandLatency.length}`);
-  say(`  actions received upstream ${received.length}`);
-  say('  per scenario                  matches  suppressed  received upstream');
-  for (const stat of gateway.scenarioStats()) {
-    const cells = [
-      String(stat.matches).padStart(7),
-      String(sum('vigil_actions_suppressed_total', { scenario: stat.scenario })).padStart(11),
-      String(perScenario.get(stat.scenario) ?? 0).padStart(18),
-    ];
-    say(`    ${stat.scenario.padEnd(26)} ${cells.join(' ')}`);
-  }
-  say(`  arrival -> device command ${formatLatency(commandLatency)}`);
-  say(`  arrival -> cloud          ${formatLatency(cloudLatency)}`);
 }
 
 /** Whether a local port can be bound now; the demo falls back to a free port rather than failing. */
@@ -235,27 +215,23 @@ async function waitUntil(check: () => boolean | Promise<boolean>, timeoutMs: num
   while (!(await check()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 }
 
-function formatLatency(samples: number[]): string {
-  if (samples.length === 0) return 'no samples';
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
-  const ms = (v: number) => `${v.toFixed(1)} ms`;
-  return `p50 ${ms(at(0.5))}, p99 ${ms(at(0.99))}, max ${ms(sorted[sorted.length - 1] ?? 0)} (${samples.length} samples)`;
-}
-
 interface DemoFlags {
   devices: number;
   rate: number;
-  duration: string;
+  duration?: string;
   format: string;
   seed: number;
   print: number;
+  cadence: string;
 }
 
 export function demoOptionsFrom(flags: DemoFlags): DemoOptions {
-  const durationMs = parseDurationMs(flags.duration);
-  if (durationMs === undefined)
+  const durationMs = flags.duration === undefined ? Infinity : parseDurationMs(flags.duration);
+  if (durationMs === undefined || durationMs <= 0)
     throw new ConfigError(`--duration: expected a duration such as 20s or 2m, got ${flags.duration}`);
+  const cadenceMs = parseDurationMs(flags.cadence);
+  if (cadenceMs === undefined || cadenceMs < 1_000)
+    throw new ConfigError(`--cadence: expected a duration of 1s or more, such as 30s, got ${flags.cadence}`);
   if (flags.format !== 'json' && flags.format !== 'cbor')
     throw new ConfigError('--format: expected json or cbor');
   return {
@@ -265,7 +241,25 @@ export function demoOptionsFrom(flags: DemoFlags): DemoOptions {
     format: flags.format,
     seed: flags.seed,
     print: flags.print,
+    cadenceMs,
   };
+}
+
+/** Runs the demo until its duration or the first Ctrl-C (SIGINT) or SIGTERM; a second one exits at once. */
+export async function runDemoUntilStopped(opts: DemoOptions): Promise<void> {
+  const stop = new AbortController();
+  const onSignal = (): void => {
+    if (stop.signal.aborted) process.exit(130);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await runDemo(opts, process.stdout, stop.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }
 
 export function registerDemoCommand(program: Command): void {
@@ -273,11 +267,11 @@ export function registerDemoCommand(program: Command): void {
     program
       .command('demo')
       .description(
-        'run the gateway with a simulated fleet and a local cloud broker, and summarise what happened',
+        'run the gateway with a simulated fleet and a local cloud broker until Ctrl-C, printing actions as they arrive',
       ),
   ).action(async (flags: DemoFlags) => {
     try {
-      await runDemo(demoOptionsFrom(flags));
+      await runDemoUntilStopped(demoOptionsFrom(flags));
     } catch (err) {
       exitWithError(err);
     }
@@ -288,8 +282,13 @@ export function addDemoOptions(cmd: Command): Command {
   return cmd
     .option('--devices <n>', 'simulated devices', parsePositiveInt, DEMO_DEFAULTS.devices)
     .option('--rate <n>', 'events per second across all devices', parsePositiveInt, DEMO_DEFAULTS.rate)
-    .option('--duration <d>', 'how long the fleet publishes', '20s')
+    .option('--duration <d>', 'how long the fleet publishes (default: until Ctrl-C)')
     .option('--format <f>', 'payload encoding: json or cbor', DEMO_DEFAULTS.format)
     .option('--seed <n>', 'random seed (same seed, same run)', parsePositiveInt, DEMO_DEFAULTS.seed)
-    .option('--print <n>', 'print at most this many actions', parsePositiveInt, DEMO_DEFAULTS.print);
+    .option('--print <n>', 'action lines printed per second at most', parsePositiveInt, DEMO_DEFAULTS.print)
+    .option(
+      '--cadence <d>',
+      'how soon the demo policy lets the same device be reported again (cooldown, contact window)',
+      DEMO_DEFAULTS.cadence,
+    );
 }
