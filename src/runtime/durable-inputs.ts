@@ -21,7 +21,7 @@ import {
   type RulesRecord,
 } from './journal-records.js';
 import { fileJournalStorage, type JournalStorage } from './journal-storage.js';
-import { actorOf, applyRecord, continueFrom, scanTail } from './journal-tail.js';
+import { actorOf, applyRecord, continueFrom, firstRecordTime, scanTail } from './journal-tail.js';
 import type { DecisionLoop } from './decision-loop.js';
 import { RecordedContext } from './recorded-context.js';
 import { armFromLastSeen, graceMs, restoreEngine, type RuleChanges } from './recovery.js';
@@ -491,7 +491,9 @@ export class DurableInputs {
   }
 
   private apply(seq: number, input: InputRecord, profile: Profile | undefined, replay: boolean): void {
-    if (seq === 1) this.firstRecordAt = recordAt(input);
+    if (this.firstRecordAt === undefined && seq <= 16 && this.journal.firstSeq <= 1 && recordAt(input) > 0) {
+      this.firstRecordAt = recordAt(input);
+    }
     try {
       if (input.kind === 'event') {
         const ev = input.event;
@@ -854,12 +856,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   });
 }
 
-/** The time of the journal's first record, when the journal still holds it. */
-async function firstRecordAt(journal: Journal): Promise<number | undefined> {
-  if (journal.firstSeq > 1) return undefined;
-  for await (const { payload } of journal.read(0, 1)) {
-    const record = decodeRecord(payload);
-    return record === undefined ? undefined : recordAt(record);
-  }
-  return undefined;
+/** The time of the journal's first records, when the journal still holds them. */
+function firstRecordAt(journal: Journal): Promise<number | undefined> {
+  return journal.firstSeq > 1 ? Promise.resolve(undefined) : firstRecordTime(journal.read(0));
 }

@@ -4,9 +4,16 @@ import type { RuleSet } from '../rules/index.js';
 import { VigilError, type Profile } from '../shared/index.js';
 import { Checkpoints, type CheckpointState } from './checkpoint.js';
 import { JournalReader } from './journal.js';
-import { decodeRecord, recordAt, type RulesRecord } from './journal-records.js';
+import { decodeRecord, type RulesRecord } from './journal-records.js';
 import { fileJournalStorage, type JournalStorage } from './journal-storage.js';
-import { actorOf, applyRecord, continueFrom, scanTail, type TailScan } from './journal-tail.js';
+import {
+  actorOf,
+  applyRecord,
+  continueFrom,
+  firstRecordTime,
+  scanTail,
+  type TailScan,
+} from './journal-tail.js';
 import { RecordedContext } from './recorded-context.js';
 import { VirtualRun, type ReplayOutput } from './replay.js';
 import { RulesInForce } from './rules-in-force.js';
@@ -79,6 +86,7 @@ export async function replayJournal(opts: JournalReplayOptions): Promise<Journal
   }
   const start = starts[starts.length - 1] as Start;
   const tail = await scanTail(reader.read(start.seq));
+  await profilesBefore(reader, start.seq, tail.profileBase);
   const lastAt = tail.latestAt ?? start.at;
   const retained = { fromSeq: oldest.seq, fromAt: oldest.at, toSeq: reader.lastSeq, toAt: lastAt };
   checkRange(retained, opts);
@@ -137,13 +145,28 @@ async function startsOf(
   return [oldest];
 }
 
+/**
+ * Adds to `base` the profiles the journal before `seq` recorded and the tail does not change: as the last record of
+ * each left it. A profile changed only before the journal kept begins is not known.
+ */
+async function profilesBefore(
+  reader: JournalReader,
+  seq: number,
+  base: Map<string, Profile | null>,
+): Promise<void> {
+  if (seq < reader.firstSeq) return;
+  const before = new Map<string, Profile | null>();
+  for await (const { payload } of reader.read(reader.firstSeq - 1, seq)) {
+    const record = decodeRecord(payload);
+    if (record?.kind === 'profiles') for (const c of record.changes) before.set(c.id, c.after);
+  }
+  for (const [id, profile] of before) if (!base.has(id)) base.set(id, profile);
+}
+
 /** The state before the journal's first record. */
 async function emptyStart(reader: JournalReader): Promise<Start | undefined> {
-  for await (const { payload } of reader.read(0, 1)) {
-    const record = decodeRecord(payload);
-    return record === undefined ? undefined : { seq: 0, at: recordAt(record), state: undefined };
-  }
-  return undefined;
+  const at = await firstRecordTime(reader.read(0));
+  return at === undefined ? undefined : { seq: 0, at, state: undefined };
 }
 
 function checkRange(retained: RetainedRange, opts: JournalReplayOptions): void {

@@ -39,6 +39,21 @@ export async function scanTail(entries: AsyncIterable<JournalEntry>): Promise<Ta
   return scan;
 }
 
+/**
+ * When the journal's first records were written: the time of the first that carries one (the rules record a new
+ * gateway writes first is stamped 0, before its clock runs). Looks at a few records at most.
+ */
+export async function firstRecordTime(entries: AsyncIterable<JournalEntry>): Promise<number | undefined> {
+  let looked = 0;
+  for await (const { payload } of entries) {
+    const record = decodeRecord(payload);
+    const at = record === undefined ? 0 : recordAt(record);
+    if (at > 0) return at;
+    if (++looked >= 16) return undefined;
+  }
+  return undefined;
+}
+
 /** Whose profile an input is judged by. */
 export function actorOf(input: InputRecord): string | undefined {
   return input.kind === 'event' ? input.event.actor : input.kind === 'timer' ? input.actor : undefined;

@@ -596,6 +596,14 @@ export class JournalReader {
     storage: JournalStorage,
     logger: Logger,
   ): Promise<JournalReader | undefined> {
+    const exists = await storage.list(dir).then(
+      () => true,
+      (err: unknown) => {
+        if ((err as { code?: unknown }).code === 'ENOENT') return false;
+        throw err;
+      },
+    );
+    if (!exists) return undefined;
     const found = await scanSegments(storage, dir, logger);
     if (found.segments.length === 0) return undefined;
     return new JournalReader(storage, found.segments, found.lastSeq);
