@@ -188,6 +188,7 @@ function openJournal(
       maxGraceMs: durability.maxGrace,
       syncIntervalMs: durability.syncInterval,
       commitWindowMs: durability.commitWindow,
+      retention: { maxAgeMs: durability.retention.age, maxBytes: durability.retention.size },
     },
     onCheckpoint,
   });

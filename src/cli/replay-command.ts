@@ -1,57 +1,167 @@
-import { readFile } from 'node:fs/promises';
-import type { Command } from 'commander';
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { pino } from 'pino';
 import { loadRulesDir, shippedRulesDir } from '../rules/index.js';
-import { parseEventsNdjson, replay } from '../runtime/replay.js';
-import { RuleError, type Profile } from '../shared/index.js';
-import { exitWithError, parsePositiveInt } from './util.js';
+import { parseEventsNdjson, replay, type ReplayOutput } from '../runtime/replay.js';
+import { replayJournal } from '../runtime/journal-replay.js';
+import { RuleError, VigilError, type Profile } from '../shared/index.js';
+import { exitWithError, helpAfter, parsePositiveInt } from './util.js';
 
 interface ReplayFlags {
   rules?: string;
   profiles?: string;
   until?: number;
   gatewayId?: string;
+  journal?: string;
+  from?: number;
+  to?: number;
 }
 
 export function registerReplayCommand(program: Command): void {
   program
     .command('replay')
     .argument(
-      '<events>',
+      '[events]',
       'NDJSON file of events ({actor, type, at, data, source?} per line), e.g. from `run --record`',
     )
     .description(
-      'run recorded events through the rules on virtual time and print the decided actions as NDJSON',
+      'run recorded events (or the journal a gateway retained) through the rules on virtual time and print the decided actions as NDJSON',
     )
-    .option('--rules <dir>', 'rules directory (default: the shipped rules)')
+    .option('--rules <dir>', 'rules directory (default: the shipped rules); not with --journal')
     .option('--profiles <file>', 'NDJSON profiles ({"id": ..., fields}) the rules may read')
     .option(
       '--until <ms>',
-      'fire timers up to this time (default: last event + the longest period)',
+      'fire timers up to this time (default: last event + the longest period); not with --journal',
       parsePositiveInt,
     )
     .option('--gateway-id <id>', 'gateway id stamped on the actions', 'replay')
-    .action(async (eventsFile: string, flags: ReplayFlags) => {
+    .option('--journal <dir>', "replay the journal retained in a gateway's data directory (read only)")
+    .option(
+      '--from <time>',
+      'with --journal: actions decided from this time (ISO 8601 or ms since the epoch)',
+      parseTime,
+    )
+    .option('--to <time>', 'with --journal: actions decided up to this time', parseTime)
+    .addHelpText(
+      'after',
+      helpAfter(
+        [
+          'With --journal DATA_DIR the journal and checkpoints in DATA_DIR/journal are read, never written (a',
+          'running gateway may own them): the replay starts from the newest checkpoint kept at or before --from',
+          '(or the oldest; or empty state while the journal still begins at its first record) and applies every',
+          'record after it as recovery does, with the rules and profiles the journal records at each moment.',
+          'It prints the actions decided within --from..--to, with the ids the gateway gave them, and a summary',
+          'per scenario on stderr. Devices whose profile the journal does not record are judged by --profiles.',
+          'How much is retained is set by durability.retention (docs/durability.md).',
+        ],
+        '0 replayed, 1 bad events file, 2 the replay failed (no data, no journal, a range not retained).',
+      ),
+    )
+    .action(async (eventsFile: string | undefined, flags: ReplayFlags) => {
       try {
-        const loaded = await loadRulesDir(flags.rules ?? shippedRulesDir());
-        if (!loaded.ok) throw new RuleError(loaded.problems);
-        const parsed = parseEventsNdjson(await readFile(eventsFile, 'utf8'));
-        if (!parsed.ok) {
-          for (const e of parsed.errors) process.stderr.write(`${eventsFile}:${e}\n`);
-          process.exitCode = 1;
-          return;
-        }
-        const profiles = flags.profiles !== undefined ? await readProfiles(flags.profiles) : undefined;
-        const out = replay(loaded.rules, parsed.events, {
-          gateway: flags.gatewayId ?? 'replay',
-          ...(profiles ? { profiles } : {}),
-          ...(flags.until !== undefined ? { untilMs: flags.until } : {}),
-          arbitrate: true,
-        });
-        for (const line of out) process.stdout.write(JSON.stringify(line) + '\n');
+        if (flags.journal !== undefined) await journalCommand(flags.journal, eventsFile, flags);
+        else if (eventsFile === undefined) exitWithError('give an NDJSON events file, or --journal DATA_DIR');
+        else await eventsCommand(eventsFile, flags);
       } catch (err) {
         exitWithError(err);
       }
     });
+}
+
+async function eventsCommand(eventsFile: string, flags: ReplayFlags): Promise<void> {
+  if (flags.from !== undefined || flags.to !== undefined) exitWithError('--from and --to go with --journal');
+  const loaded = await loadRulesDir(flags.rules ?? shippedRulesDir());
+  if (!loaded.ok) throw new RuleError(loaded.problems);
+  const parsed = parseEventsNdjson(await readFile(eventsFile, 'utf8'));
+  if (!parsed.ok) {
+    for (const e of parsed.errors) process.stderr.write(`${eventsFile}:${e}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const profiles = flags.profiles !== undefined ? await readProfiles(flags.profiles) : undefined;
+  const out = replay(loaded.rules, parsed.events, {
+    gateway: flags.gatewayId ?? 'replay',
+    ...(profiles ? { profiles } : {}),
+    ...(flags.until !== undefined ? { untilMs: flags.until } : {}),
+    arbitrate: true,
+  });
+  for (const line of out) process.stdout.write(JSON.stringify(line) + '\n');
+}
+
+/** `vigil replay --journal DATA_DIR`: the retained journal, replayed read-only. */
+async function journalCommand(
+  dataDir: string,
+  eventsFile: string | undefined,
+  flags: ReplayFlags,
+): Promise<void> {
+  if (eventsFile !== undefined) exitWithError('give either an events file or --journal, not both');
+  if (flags.rules !== undefined || flags.until !== undefined) {
+    exitWithError(
+      '--rules and --until do not go with --journal: the journal records the rules and the timer firings',
+    );
+  }
+  const journalDir = join(dataDir, 'journal');
+  if (!(await exists(dataDir))) throw notData(`${dataDir} does not exist`);
+  const logger = pino({ level: 'warn' }, pino.destination(2));
+  const result = (await exists(journalDir))
+    ? await replayJournal({
+        dir: journalDir,
+        gateway: flags.gatewayId ?? 'replay',
+        fromMs: flags.from,
+        toMs: flags.to,
+        profiles: flags.profiles !== undefined ? await readProfiles(flags.profiles) : undefined,
+        logger,
+      })
+    : undefined;
+  if (result === undefined) throw notData(`${dataDir} holds no journal (no ${journalDir}/*.wal)`);
+  for (const line of result.actions) process.stdout.write(JSON.stringify(line) + '\n');
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  const start = result.startSeq === 0 ? 'empty state' : `the checkpoint at record ${result.startSeq}`;
+  process.stderr.write(
+    `replayed ${result.records} records from ${start} (${iso(result.startAt)}); retained: ` +
+      `${iso(result.retained.fromAt)} to ${iso(result.retained.toAt)}, records ${result.retained.fromSeq} to ${result.retained.toSeq}\n`,
+  );
+  for (const line of summary(result.actions)) process.stderr.write(`${line}\n`);
+  if (result.unprofiled.length > 0) {
+    process.stderr.write(
+      `${result.unprofiled.length} devices were judged without a profile (the journal records none of theirs; --profiles FILE gives them)\n`,
+    );
+  }
+}
+
+/** One line per scenario: actions sent and suppressed. */
+function summary(actions: readonly ReplayOutput[]): string[] {
+  const by = new Map<string, { sent: number; suppressed: number }>();
+  for (const a of actions) {
+    const counts = by.get(a.scenario) ?? { sent: 0, suppressed: 0 };
+    if (a.suppressed === undefined) counts.sent++;
+    else counts.suppressed++;
+    by.set(a.scenario, counts);
+  }
+  return [...by]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([scenario, c]) => `${scenario}: ${c.sent} sent, ${c.suppressed} suppressed`);
+}
+
+function notData(message: string): VigilError {
+  return new VigilError('VIGIL_DATA_MISSING', `${message}: not a Vigil data directory with a journal`, {
+    hint: "pass the gateway's data directory (its `data` setting, ./data by default)",
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** ISO 8601 or milliseconds since the epoch. */
+function parseTime(value: string): number {
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new InvalidArgumentError('expected an ISO 8601 time or ms since the epoch');
+  return ms;
 }
 
 async function readProfiles(file: string): Promise<Map<string, Profile>> {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { parseDurationMs } from '../shared/index.js';
+import { parseBytes, parseDurationMs } from '../shared/index.js';
 
 const port = z.number().int().min(0).max(65_535);
 const host = z.string().min(1);
@@ -11,6 +11,14 @@ const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
     return z.NEVER;
   }
   return ms;
+});
+const byteSize = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const bytes = parseBytes(v);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'expected a size such as 512KiB, 256MiB or 1GiB' });
+    return z.NEVER;
+  }
+  return bytes;
 });
 
 /** Everything `vigil run` can be told, with its defaults. Flags and VIGIL_* variables override the file. */
@@ -159,6 +167,14 @@ export const configSchema = z
         syncInterval: duration.refine((ms) => ms >= 10, 'expected at least 10ms').default(1_000),
         /** How long a QoS 1 commit waits for more publishes to share its fdatasync; 0 commits at once. */
         commitWindow: duration.default(0),
+        /**
+         * The journal and checkpoints kept after they are needed, for `vigil replay --journal`: checkpoints younger
+         * than `age`, as long as they and the journal after the oldest fit in `size` (the two newest always stay).
+         */
+        retention: z
+          .object({ age: duration.default(24 * 3_600_000), size: byteSize.default(128 * 1024 * 1024) })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

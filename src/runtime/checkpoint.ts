@@ -38,7 +38,9 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
  * leaves the previous ones intact. The file is `VGCK`, a CRC-32 and the length of a CBOR body.
  */
 export class Checkpoints {
+  /** The checkpoints on disk, by journal record, oldest first. */
   private kept: number[] = [];
+  private readonly known = new Map<number, { at: number; bytes: number }>();
 
   constructor(
     private readonly dir: string,
@@ -46,30 +48,23 @@ export class Checkpoints {
     private readonly logger: Logger,
   ) {}
 
-  /** The journal must keep the records after this one: the oldest checkpoint kept may have to be used. */
+  /** Recovery may need the records after this one: it falls back to the checkpoint before the newest. */
   get retainAfterSeq(): number | undefined {
-    return this.kept[0];
+    return this.kept[this.kept.length - KEEP] ?? this.kept[0];
   }
 
   /** The newest checkpoint that can be read; damaged ones are logged and skipped. */
   async latest(): Promise<CheckpointState | undefined> {
-    let names: string[];
-    try {
-      names = await this.storage.list(this.dir);
-    } catch {
-      return undefined;
-    }
-    const seqs = names
-      .map((n) => NAME.exec(n))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .map((m) => Number(m[1]))
-      .sort((a, b) => a - b);
-    this.kept = seqs.slice(-KEEP);
+    const seqs = await this.scan();
     for (const seq of [...seqs].reverse()) {
       const path = this.path(seq);
       try {
-        const state = decode(await this.storage.read(path));
-        if (state !== undefined && state.seq === seq) return state;
+        const buf = await this.storage.read(path);
+        const state = decode(buf);
+        if (state !== undefined && state.seq === seq) {
+          this.known.set(seq, { at: state.at, bytes: buf.length });
+          return state;
+        }
         this.logger.error({ checkpoint: path }, 'checkpoint is damaged; trying the one before it');
       } catch (err) {
         this.logger.error({ err, checkpoint: path }, 'checkpoint cannot be read; trying the one before it');
@@ -87,15 +82,68 @@ export class Checkpoints {
     header.writeUInt32LE(crc32(body), 8);
     const data = Buffer.concat([header, body]);
     await this.storage.replace(this.path(state.seq), data);
-    const seqs = [...new Set([...this.kept, state.seq])].sort((a, b) => a - b);
-    const stale = seqs.slice(0, -KEEP);
-    this.kept = seqs.slice(-KEEP);
-    for (const seq of stale) {
-      await this.storage.remove(this.path(seq)).catch((err: unknown) => {
-        this.logger.warn({ err, checkpoint: this.path(seq) }, 'old checkpoint not deleted');
+    this.written(state, data.length);
+    return data.length;
+  }
+
+  /** Finds the checkpoints on disk; returns their journal records, oldest first (none when `dir` cannot be read). */
+  async scan(): Promise<number[]> {
+    let names: string[];
+    try {
+      names = await this.storage.list(this.dir);
+    } catch {
+      return [];
+    }
+    this.kept = names
+      .map((n) => NAME.exec(n))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => a - b);
+    return [...this.kept];
+  }
+
+  /** Every checkpoint kept, oldest first (for one found at start, `at` is when its file was written). */
+  async list(): Promise<KeptCheckpoint[]> {
+    const list: KeptCheckpoint[] = [];
+    for (const seq of this.kept) {
+      let info = this.known.get(seq);
+      if (info === undefined) {
+        const found = await this.storage.stat(this.path(seq)).catch(() => undefined);
+        if (found === undefined) continue;
+        info = { at: found.mtimeMs, bytes: found.bytes };
+        this.known.set(seq, info);
+      }
+      list.push({ seq, ...info });
+    }
+    return list;
+  }
+
+  /** The checkpoint taken at journal record `seq`, or undefined when it is missing or cannot be read. */
+  async read(seq: number): Promise<CheckpointState | undefined> {
+    try {
+      const state = decode(await this.storage.read(this.path(seq)));
+      return state?.seq === seq ? state : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Deletes the checkpoints before `seq`, always keeping the newest ones recovery may fall back to. */
+  async dropBefore(seq: number): Promise<void> {
+    const protectedFrom = this.kept[this.kept.length - KEEP] ?? Number.NEGATIVE_INFINITY;
+    const stale = this.kept.filter((s) => s < Math.min(seq, protectedFrom));
+    this.kept = this.kept.filter((s) => !stale.includes(s));
+    for (const old of stale) {
+      this.known.delete(old);
+      await this.storage.remove(this.path(old)).catch((err: unknown) => {
+        this.logger.warn({ err, checkpoint: this.path(old) }, 'old checkpoint not deleted');
       });
     }
-    return data.length;
+  }
+
+  private written(state: CheckpointState, bytes: number): void {
+    this.kept = [...new Set([...this.kept, state.seq])].sort((a, b) => a - b);
+    this.known.set(state.seq, { at: state.at, bytes });
   }
 
   private path(seq: number): string {
@@ -123,4 +171,11 @@ function decode(buf: Buffer): CheckpointState | undefined {
     return undefined;
   }
   return value as CheckpointState;
+}
+
+/** A checkpoint on disk: the journal record it includes, when it was taken and its size. */
+export interface KeptCheckpoint {
+  seq: number;
+  at: number;
+  bytes: number;
 }

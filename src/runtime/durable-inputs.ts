@@ -21,9 +21,11 @@ import {
   type RulesRecord,
 } from './journal-records.js';
 import { fileJournalStorage, type JournalStorage } from './journal-storage.js';
+import { actorOf, applyRecord, continueFrom, firstRecordTime, scanTail } from './journal-tail.js';
 import type { DecisionLoop } from './decision-loop.js';
 import { RecordedContext } from './recorded-context.js';
 import { armFromLastSeen, graceMs, restoreEngine, type RuleChanges } from './recovery.js';
+import { oldestRetained, type Retained, type RetentionSettings } from './retention.js';
 import { rulesOfRecord } from './rules-record.js';
 import type { SwapReport } from './rules-swap.js';
 
@@ -39,6 +41,8 @@ export interface DurabilitySettings {
   syncIntervalMs: number;
   /** How long a QoS 1 commit waits for more records to share its fdatasync (0: none). */
   commitWindowMs: number;
+  /** Checkpoints and journal kept beyond what recovery needs, for `vigil replay --journal`. */
+  retention: RetentionSettings;
 }
 
 export const DEFAULT_DURABILITY: DurabilitySettings = {
@@ -47,6 +51,7 @@ export const DEFAULT_DURABILITY: DurabilitySettings = {
   maxGraceMs: 5 * 60_000,
   syncIntervalMs: 1_000,
   commitWindowMs: 0,
+  retention: { maxAgeMs: 24 * 3_600_000, maxBytes: 128 * 1024 * 1024 },
 };
 
 export interface DurableInputsOptions {
@@ -106,6 +111,12 @@ export interface DurabilityHealth {
   fault?: { since: string; error: string; diskFull: boolean };
   /** Set while checkpoints fail (the journal then grows and is kept whole). */
   checkpointFault?: { since: string; error: string };
+  /**
+   * What `vigil replay --journal` can replay: from the journal record `fromSeq` (0: from empty state) and gateway
+   * time `from`, in `checkpoints` checkpoints and the journal after the oldest, `bytes` on disk. Set from the
+   * first checkpoint on.
+   */
+  retained?: { fromSeq: number; from: string; checkpoints: number; bytes: number };
 }
 
 /** Where a device publish came from, for telling resends from new publishes. */
@@ -171,6 +182,9 @@ export class DurableInputs {
   private onCheckpoint: DurableInputsOptions['onCheckpoint'];
   /** When the newest checkpoint kept was taken. */
   private checkpointAt: number | undefined;
+  /** The time of the journal's first record, while the journal still begins there (a replay from empty state). */
+  private firstRecordAt: number | undefined;
+  private retained: Retained | undefined;
 
   private constructor(
     private readonly journal: Journal,
@@ -220,21 +234,12 @@ export class DurableInputs {
         metrics.commitSeconds.observe(c.ms / 1_000);
       },
     });
-    let latestAt = saved?.at;
-    const entries: Array<{ origin: PublishOrigin; at: number }> = [];
-    // Each profile the tail changes, as it was before its first change there: what replayed inputs start from.
-    const profileBase = new Map<string, Profile | null>();
-    for await (const { payload } of journal.read(saved?.seq ?? 0)) {
-      const record = decodeRecord(payload);
-      if (record === undefined) continue;
-      const at = recordAt(record);
-      latestAt = latestAt === undefined ? at : Math.max(latestAt, at);
-      if (record.kind === 'event' && record.origin) entries.push({ origin: record.origin, at });
-      if (record.kind === 'profiles') {
-        for (const c of record.changes) if (!profileBase.has(c.id)) profileBase.set(c.id, c.before);
-      }
-    }
-    const context = new RecordedContext(saved?.rules, profileBase, opts.logger);
+    const tail = await scanTail(journal.read(saved?.seq ?? 0));
+    const latestAt =
+      saved === undefined || tail.latestAt === undefined
+        ? (tail.latestAt ?? saved?.at)
+        : Math.max(saved.at, tail.latestAt);
+    const context = new RecordedContext(saved?.rules, tail.profileBase, opts.logger);
     inputs = new DurableInputs(
       journal,
       checkpoints,
@@ -246,8 +251,9 @@ export class DurableInputs {
       latestAt,
     );
     inputs.onCheckpoint = opts.onCheckpoint;
+    inputs.firstRecordAt = await firstRecordAt(journal);
     inputs.duplicates.restore(saved?.duplicates ?? []);
-    for (const { origin, at } of entries) {
+    for (const { origin, at } of tail.origins) {
       inputs.duplicates.remember(origin.clientId, -1, origin.messageId, origin.hash, at);
     }
     opts.logger.info(
@@ -302,16 +308,8 @@ export class DurableInputs {
       );
     }
     this.rules = rules;
-    const { engine, changes } = restoreEngine(rules, engineOpts, this.saved?.engine, this.logger);
+    const { engine, arbiter, changes } = continueFrom(rules, engineOpts, this.saved, this.logger);
     this.changes = changes;
-    let arbiter = new Arbiter(rules.policy);
-    if (this.saved) {
-      try {
-        arbiter = Arbiter.restore(rules.policy, this.saved.arbiter);
-      } catch (err) {
-        this.logger.error({ err }, 'arbitration state in the checkpoint cannot be restored; it starts empty');
-      }
-    }
     return { rules, engine, arbiter };
   }
 
@@ -339,6 +337,11 @@ export class DurableInputs {
     if (this.checkpointFault !== undefined) {
       const { sinceMs, message } = this.checkpointFault;
       health.checkpointFault = { since: new Date(sinceMs).toISOString(), error: message };
+    }
+    if (this.retained !== undefined) {
+      const { start, starts, bytes } = this.retained;
+      const checkpoints = start.seq === 0 ? starts - 1 : starts;
+      health.retained = { fromSeq: start.seq, from: new Date(start.at).toISOString(), checkpoints, bytes };
     }
     return health;
   }
@@ -488,29 +491,20 @@ export class DurableInputs {
   }
 
   private apply(seq: number, input: InputRecord, profile: Profile | undefined, replay: boolean): void {
-    const loop = this.loop as DecisionLoop;
+    if (this.firstRecordAt === undefined && seq <= 16 && this.journal.firstSeq <= 1 && recordAt(input) > 0) {
+      this.firstRecordAt = recordAt(input);
+    }
     try {
-      switch (input.kind) {
-        case 'event': {
-          const ev = input.event;
-          if (ev.source === 'device' || ev.source === 'broker') {
-            const seen = this.lastSeen.get(ev.actor);
-            if (seen === undefined || seen < ev.at) this.lastSeen.set(ev.actor, ev.at);
-          }
-          if (!replay) this.deps?.onLiveEvent?.(ev);
-          loop.onEvent(ev, profile, replay);
-          break;
+      if (input.kind === 'event') {
+        const ev = input.event;
+        if (ev.source === 'device' || ev.source === 'broker') {
+          const seen = this.lastSeen.get(ev.actor);
+          if (seen === undefined || seen < ev.at) this.lastSeen.set(ev.actor, ev.at);
         }
-        case 'timer':
-          loop.onTimer(input.timer, input.at, input.actor, profile, replay);
-          break;
-        case 'profiles':
-          this.context.onProfiles(input.changes, replay);
-          break;
-        case 'rules':
-          this.context.onRules(seq, input.rules, loop, this.engineOpts as EngineOptions, replay);
-          break;
+        if (!replay) this.deps?.onLiveEvent?.(ev);
       }
+      const loop = this.loop as DecisionLoop;
+      applyRecord(loop, this.context, this.engineOpts as EngineOptions, { seq, input, profile }, replay);
     } catch (err) {
       // One input that breaks a later stage must not stop the ones after it.
       this.logger.error({ err, seq, kind: input.kind }, 'applying an input failed');
@@ -559,8 +553,7 @@ export class DurableInputs {
           this.logger.error({ seq }, 'journal record cannot be decoded; it is skipped');
           continue;
         }
-        const actor =
-          input.kind === 'event' ? input.event.actor : input.kind === 'timer' ? input.actor : undefined;
+        const actor = actorOf(input);
         const profile = actor === undefined ? undefined : await this.replayProfile(deps.profiles, actor);
         this.apply(seq, input, profile, true);
         replayed++;
@@ -756,7 +749,7 @@ export class DurableInputs {
       const bytes = await this.checkpoints.write(state);
       replayFromAt = this.checkpointAt;
       this.checkpointAt = state.at;
-      const dropped = await this.journal.dropThrough(this.checkpoints.retainAfterSeq ?? state.seq);
+      const dropped = await this.retain(state.seq);
       this.sinceCheckpoint = Math.max(0, this.sinceCheckpoint - counted);
       const ms = performance.now() - started;
       this.metrics.checkpoints.inc({ result: 'written' });
@@ -784,6 +777,24 @@ export class DurableInputs {
       );
     }
     if (replayFromAt !== undefined) this.onCheckpoint?.(replayFromAt);
+  }
+
+  /**
+   * Deletes the checkpoints and journal segments that retention no longer keeps (`settings.retention`): the journal
+   * kept always begins at a state it can be replayed from. Returns how many segments were deleted.
+   */
+  private async retain(newestSeq: number): Promise<number> {
+    const starts = await this.checkpoints.list();
+    if (this.journal.firstSeq <= 1 && this.firstRecordAt !== undefined) {
+      starts.unshift({ seq: 0, at: this.firstRecordAt, bytes: 0 });
+    }
+    const retained = oldestRetained(starts, this.journal.spans(), this.settings.retention);
+    const fromSeq = Math.min(retained?.start.seq ?? newestSeq, this.checkpoints.retainAfterSeq ?? newestSeq);
+    await this.checkpoints.dropBefore(fromSeq);
+    const dropped = await this.journal.dropThrough(fromSeq);
+    if (fromSeq > 0) this.firstRecordAt = undefined;
+    this.retained = retained;
+    return dropped;
   }
 
   /**
@@ -843,4 +854,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
+}
+
+/** The time of the journal's first records, when the journal still holds them. */
+function firstRecordAt(journal: Journal): Promise<number | undefined> {
+  return journal.firstSeq > 1 ? Promise.resolve(undefined) : firstRecordTime(journal.read(0));
 }

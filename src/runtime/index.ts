@@ -34,3 +34,12 @@ export { retryUntilDone } from './retry.js';
 export { swapRules, type SwapReport, type SwapTarget } from './rules-swap.js';
 export { rulesRecordOf, rulesOfRecord } from './rules-record.js';
 export type { ProfileChange, RulesRecord } from './journal-records.js';
+export { JournalReader, type SegmentSpan } from './journal.js';
+export {
+  replayJournal,
+  ReplayRangeError,
+  type JournalReplay,
+  type JournalReplayOptions,
+  type RetainedRange,
+} from './journal-replay.js';
+export { oldestRetained, type RetentionSettings, type ReplayStart, type Retained } from './retention.js';

@@ -1,4 +1,14 @@
-import { mkdir, open, readdir, readFile, rename, rm, truncate, type FileHandle } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  truncate,
+  type FileHandle,
+} from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** A file the journal appends to. */
@@ -19,6 +29,8 @@ export interface JournalStorage {
   /** File names in `dir`. */
   list(dir: string): Promise<string[]>;
   read(path: string): Promise<Buffer>;
+  /** The size of `path` and when it was last written (ms since the epoch). */
+  stat(path: string): Promise<{ bytes: number; mtimeMs: number }>;
   /** Creates `path` empty (or empties it) and opens it for appending. */
   create(path: string): Promise<JournalFile>;
   truncate(path: string, bytes: number): Promise<void>;
@@ -37,6 +49,10 @@ export function fileJournalStorage(): JournalStorage {
     },
     list: (dir) => readdir(dir),
     read: (path) => readFile(path),
+    stat: async (path) => {
+      const info = await stat(path);
+      return { bytes: info.size, mtimeMs: info.mtimeMs };
+    },
     create: async (path) => new NodeJournalFile(await open(path, 'w')),
     truncate: (path, bytes) => truncate(path, bytes),
     remove: (path) => rm(path, { force: true }),

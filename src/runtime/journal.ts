@@ -70,6 +70,15 @@ interface Segment {
   path: string;
   /** Last sequence number that counts in it; undefined while it is the active segment. */
   end: number | undefined;
+  /** Its size once it is no longer written (the active segment's is `#fileBytes`). */
+  bytes: number;
+}
+
+/** A segment as retention weighs it: its records (none when `end` < `first`) and its size. */
+export interface SegmentSpan {
+  first: number;
+  end: number;
+  bytes: number;
 }
 
 interface Pending {
@@ -177,51 +186,8 @@ export class Journal {
         cause: err,
       });
     }
-    const segments: Segment[] = [];
-    for (const name of await storage.list(opts.dir)) {
-      const m = SEGMENT_NAME.exec(name);
-      if (m)
-        segments.push({ first: Number(m[1]), gen: Number(m[2]), path: join(opts.dir, name), end: undefined });
-    }
-    segments.sort((a, b) => a.first - b.first || a.gen - b.gen);
-    // Each segment's own valid records first; then a later segment supersedes earlier ones from its first
-    // valid record on (a retry after a storage fault rewrote them there).
-    const lasts: number[] = [];
-    for (const seg of segments) {
-      const buf = await storage.read(seg.path);
-      const parsed = parseFrames(buf, seg.first, Number.POSITIVE_INFINITY);
-      lasts.push(parsed.count > 0 ? seg.first + parsed.count - 1 : seg.first - 1);
-      if (parsed.validBytes < buf.length) {
-        opts.logger.warn(
-          { segment: seg.path, droppedBytes: buf.length - parsed.validBytes },
-          'journal segment ends with an incomplete record (a write cut short); it is ignored',
-        );
-      }
-    }
-    let lastSeq = opts.afterSeq ?? 0;
-    let expected: number | undefined;
-    for (let i = 0; i < segments.length; i++) {
-      const seg = segments[i] as Segment;
-      let end = lasts[i] as number;
-      for (let j = i + 1; j < segments.length; j++) {
-        const later = segments[j] as Segment;
-        if ((lasts[j] as number) >= later.first) {
-          end = Math.min(end, later.first - 1);
-          break;
-        }
-      }
-      seg.end = end;
-      if (end < seg.first) continue;
-      if (expected !== undefined && seg.first > expected) {
-        opts.logger.error(
-          { missingFrom: expected, missingTo: seg.first - 1, segment: seg.path },
-          'journal records are missing (a damaged segment); recovery goes on without them',
-        );
-      }
-      expected = end + 1;
-      lastSeq = Math.max(lastSeq, end);
-    }
-    const journal = new Journal(opts, storage, segments, lastSeq);
+    const found = await scanSegments(storage, opts.dir, opts.logger);
+    const journal = new Journal(opts, storage, found.segments, Math.max(opts.afterSeq ?? 0, found.lastSeq));
     // Not awaited: a disk that fails from the start is a fault like any other, reported and retried, and the
     // gateway still starts (holding what it cannot record).
     journal.sync().catch(() => undefined);
@@ -273,22 +239,23 @@ export class Journal {
    * The records after `afterSeq` up to `throughSeq`, in order, from the segments found when the journal was
    * opened (records appended since are not read back).
    */
-  async *read(afterSeq: number, throughSeq: number = this.recoveredThrough): AsyncGenerator<JournalEntry> {
-    for (const seg of this.#segments) {
-      const end = Math.min(seg.end ?? Number.NEGATIVE_INFINITY, throughSeq, this.recoveredThrough);
-      if (end < seg.first || end <= afterSeq) continue;
-      const buf = await this.#storage.read(seg.path);
-      let seq = seg.first;
-      let offset = 0;
-      for (;;) {
-        if (seq > end) break;
-        const next = readFrame(buf, offset, seq);
-        if (next === undefined) break;
-        if (seq > afterSeq) yield { seq, payload: buf.subarray(offset + HEADER_BYTES, next) };
-        offset = next;
-        seq++;
-      }
-    }
+  read(afterSeq: number, throughSeq: number = this.recoveredThrough): AsyncGenerator<JournalEntry> {
+    return readSegments(this.#storage, this.#segments, afterSeq, Math.min(throughSeq, this.recoveredThrough));
+  }
+
+  /** The first record the journal still holds (1 while nothing was ever deleted). */
+  get firstSeq(): number {
+    return this.#segments[0]?.first ?? this.#nextSeq;
+  }
+
+  /** Each segment's records (`end` < `first`: none) and size, the one being written included. */
+  spans(): SegmentSpan[] {
+    const active = this.#active();
+    return this.#segments.map((seg) =>
+      seg === active
+        ? { first: seg.first, end: this.#writtenThrough, bytes: this.#fileBytes }
+        : { first: seg.first, end: seg.end ?? seg.first - 1, bytes: seg.bytes },
+    );
   }
 
   /** Deletes the segments whose records all come at or before `seq`; returns how many. */
@@ -513,9 +480,12 @@ export class Journal {
     const old = this.#file;
     this.#file = undefined;
     const previous = this.#segments[this.#segments.length - 1];
-    if (previous && previous.end === undefined) previous.end = first - 1;
+    if (previous && previous.end === undefined) {
+      previous.end = first - 1;
+      previous.bytes = this.#fileBytes;
+    }
     if (old) await old.close().catch(() => undefined);
-    const seg: Segment = { first, gen: this.#gen++, path: '', end: undefined };
+    const seg: Segment = { first, gen: this.#gen++, path: '', end: undefined, bytes: 0 };
     seg.path = join(this.dir, segmentName(seg));
     const file = await this.#storage.create(seg.path);
     let bytes = 0;
@@ -549,8 +519,15 @@ export class Journal {
     const previous = this.#segments[this.#segments.length - 1] as Segment;
     this.#file = undefined;
     previous.end = this.#writtenThrough;
+    previous.bytes = this.#fileBytes;
     await file.close();
-    const seg: Segment = { first: this.#writtenThrough + 1, gen: this.#gen++, path: '', end: undefined };
+    const seg: Segment = {
+      first: this.#writtenThrough + 1,
+      gen: this.#gen++,
+      path: '',
+      end: undefined,
+      bytes: 0,
+    };
     seg.path = join(this.dir, segmentName(seg));
     this.#broken = true; // until the new segment exists
     const next = await this.#storage.create(seg.path);
@@ -599,6 +576,129 @@ export class Journal {
 export interface JournalEntry {
   seq: number;
   payload: Buffer;
+}
+
+/**
+ * The journal in `dir` opened only to read, beside a gateway that may be writing it: nothing is created, written
+ * or deleted. It reads the records the segments held when it was opened.
+ */
+export class JournalReader {
+  private constructor(
+    private readonly storage: JournalStorage,
+    private readonly segments: readonly Segment[],
+    /** The last record found. */
+    readonly lastSeq: number,
+  ) {}
+
+  /** Undefined when `dir` holds no journal segment. */
+  static async open(
+    dir: string,
+    storage: JournalStorage,
+    logger: Logger,
+  ): Promise<JournalReader | undefined> {
+    const exists = await storage.list(dir).then(
+      () => true,
+      (err: unknown) => {
+        if ((err as { code?: unknown }).code === 'ENOENT') return false;
+        throw err;
+      },
+    );
+    if (!exists) return undefined;
+    const found = await scanSegments(storage, dir, logger);
+    if (found.segments.length === 0) return undefined;
+    return new JournalReader(storage, found.segments, found.lastSeq);
+  }
+
+  /** The first record held (1 while nothing was ever deleted); `lastSeq` + 1 when there is none. */
+  get firstSeq(): number {
+    return this.segments.find((seg) => (seg.end ?? 0) >= seg.first)?.first ?? this.lastSeq + 1;
+  }
+
+  read(afterSeq: number, throughSeq: number = this.lastSeq): AsyncGenerator<JournalEntry> {
+    return readSegments(this.storage, this.segments, afterSeq, Math.min(throughSeq, this.lastSeq));
+  }
+}
+
+/**
+ * The segments in `dir`, each with where its valid records end, and the last record found (0 for none). Each
+ * segment's own valid records count first; then a later segment supersedes earlier ones from its first valid
+ * record on (a retry after a storage fault rewrote them there).
+ */
+async function scanSegments(
+  storage: JournalStorage,
+  dir: string,
+  logger: Logger,
+): Promise<{ segments: Segment[]; lastSeq: number }> {
+  const segments: Segment[] = [];
+  for (const name of await storage.list(dir)) {
+    const m = SEGMENT_NAME.exec(name);
+    if (m) {
+      const seg = { first: Number(m[1]), gen: Number(m[2]), path: join(dir, name), end: undefined, bytes: 0 };
+      segments.push(seg);
+    }
+  }
+  segments.sort((a, b) => a.first - b.first || a.gen - b.gen);
+  const lasts: number[] = [];
+  for (const seg of segments) {
+    const buf = await storage.read(seg.path);
+    seg.bytes = buf.length;
+    const parsed = parseFrames(buf, seg.first, Number.POSITIVE_INFINITY);
+    lasts.push(parsed.count > 0 ? seg.first + parsed.count - 1 : seg.first - 1);
+    if (parsed.validBytes < buf.length) {
+      logger.warn(
+        { segment: seg.path, droppedBytes: buf.length - parsed.validBytes },
+        'journal segment ends with an incomplete record (a write cut short); it is ignored',
+      );
+    }
+  }
+  let lastSeq = 0;
+  let expected: number | undefined;
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i] as Segment;
+    let end = lasts[i] as number;
+    for (let j = i + 1; j < segments.length; j++) {
+      const later = segments[j] as Segment;
+      if ((lasts[j] as number) >= later.first) {
+        end = Math.min(end, later.first - 1);
+        break;
+      }
+    }
+    seg.end = end;
+    if (end < seg.first) continue;
+    if (expected !== undefined && seg.first > expected) {
+      logger.error(
+        { missingFrom: expected, missingTo: seg.first - 1, segment: seg.path },
+        'journal records are missing (a damaged segment); recovery goes on without them',
+      );
+    }
+    expected = end + 1;
+    lastSeq = Math.max(lastSeq, end);
+  }
+  return { segments, lastSeq };
+}
+
+/** The records after `afterSeq` up to `throughSeq` in `segments`, in order. */
+async function* readSegments(
+  storage: JournalStorage,
+  segments: readonly Segment[],
+  afterSeq: number,
+  throughSeq: number,
+): AsyncGenerator<JournalEntry> {
+  for (const seg of segments) {
+    const end = Math.min(seg.end ?? Number.NEGATIVE_INFINITY, throughSeq);
+    if (end < seg.first || end <= afterSeq) continue;
+    const buf = await storage.read(seg.path);
+    let seq = seg.first;
+    let offset = 0;
+    for (;;) {
+      if (seq > end) break;
+      const next = readFrame(buf, offset, seq);
+      if (next === undefined) break;
+      if (seq > afterSeq) yield { seq, payload: buf.subarray(offset + HEADER_BYTES, next) };
+      offset = next;
+      seq++;
+    }
+  }
 }
 
 function segmentName(seg: { first: number; gen: number }): string {

@@ -55,6 +55,7 @@ export function faultyStorage(base: JournalStorage = fileJournalStorage()): Faul
     ensureDir: (dir) => base.ensureDir(dir),
     list: (dir) => base.list(dir),
     read: (path) => base.read(path),
+    stat: (path) => base.stat(path),
     create: async (path) => {
       check('create');
       return wrap(await base.create(path));

@@ -1,0 +1,111 @@
+import type { Logger } from 'pino';
+import { Arbiter } from '../actions/index.js';
+import type { Engine, EngineOptions } from '../engine/index.js';
+import type { RuleSet } from '../rules/index.js';
+import type { Profile } from '../shared/index.js';
+import type { CheckpointState } from './checkpoint.js';
+import type { DecisionLoop } from './decision-loop.js';
+import type { JournalEntry } from './journal.js';
+import { decodeRecord, recordAt, type InputRecord, type PublishOrigin } from './journal-records.js';
+import type { RecordedContext } from './recorded-context.js';
+import { restoreEngine, type RuleChanges } from './recovery.js';
+
+/** What a replay needs to know of the journal after its start before it applies the first record. */
+export interface TailScan {
+  /** The latest gateway time a record carries. */
+  latestAt: number | undefined;
+  /** The QoS 1 publishes recorded, with their time. */
+  origins: Array<{ origin: PublishOrigin; at: number }>;
+  /** Each profile the tail changes, as it was before its first change there: what replayed inputs start from. */
+  profileBase: Map<string, Profile | null>;
+  /** The first rules record (what a replay from empty state starts under). */
+  firstRules: Extract<InputRecord, { kind: 'rules' }> | undefined;
+}
+
+/** Reads the records once, before they are applied (recovery and `vigil replay --journal` alike). */
+export async function scanTail(entries: AsyncIterable<JournalEntry>): Promise<TailScan> {
+  const scan: TailScan = { latestAt: undefined, origins: [], profileBase: new Map(), firstRules: undefined };
+  for await (const { payload } of entries) {
+    const record = decodeRecord(payload);
+    if (record === undefined) continue;
+    const at = recordAt(record);
+    scan.latestAt = scan.latestAt === undefined ? at : Math.max(scan.latestAt, at);
+    if (record.kind === 'event' && record.origin) scan.origins.push({ origin: record.origin, at });
+    if (record.kind === 'profiles') {
+      for (const c of record.changes) if (!scan.profileBase.has(c.id)) scan.profileBase.set(c.id, c.before);
+    }
+    if (record.kind === 'rules') scan.firstRules ??= record;
+  }
+  return scan;
+}
+
+/**
+ * When the journal's first records were written: the time of the first that carries one (the rules record a new
+ * gateway writes first is stamped 0, before its clock runs). Looks at a few records at most.
+ */
+export async function firstRecordTime(entries: AsyncIterable<JournalEntry>): Promise<number | undefined> {
+  let looked = 0;
+  for await (const { payload } of entries) {
+    const record = decodeRecord(payload);
+    const at = record === undefined ? 0 : recordAt(record);
+    if (at > 0) return at;
+    if (++looked >= 16) return undefined;
+  }
+  return undefined;
+}
+
+/** Whose profile an input is judged by. */
+export function actorOf(input: InputRecord): string | undefined {
+  return input.kind === 'event' ? input.event.actor : input.kind === 'timer' ? input.actor : undefined;
+}
+
+/**
+ * Applies one journal record to the decision loop: an event or a timer firing is decided, a profile record moves
+ * the recorded profiles, a rules record swaps the rules. Live, recovery and `vigil replay --journal` all apply
+ * records through here.
+ */
+export function applyRecord(
+  loop: DecisionLoop,
+  context: RecordedContext,
+  engineOpts: EngineOptions,
+  entry: { seq: number; input: InputRecord; profile: Profile | undefined },
+  replay: boolean,
+): void {
+  const { seq, input, profile } = entry;
+  switch (input.kind) {
+    case 'event':
+      loop.onEvent(input.event, profile, replay);
+      break;
+    case 'timer':
+      loop.onTimer(input.timer, input.at, input.actor, profile, replay);
+      break;
+    case 'profiles':
+      context.onProfiles(input.changes, replay);
+      break;
+    case 'rules':
+      context.onRules(seq, input.rules, loop, engineOpts, replay);
+      break;
+  }
+}
+
+/**
+ * The engine and arbiter continuing from a checkpoint's state under `rules` (see `restoreEngine`); an arbiter
+ * state that cannot be restored starts empty.
+ */
+export function continueFrom(
+  rules: RuleSet,
+  engineOpts: EngineOptions,
+  saved: CheckpointState | undefined,
+  logger: Logger,
+): { engine: Engine; arbiter: Arbiter; changes: RuleChanges } {
+  const { engine, changes } = restoreEngine(rules, engineOpts, saved?.engine, logger);
+  let arbiter = new Arbiter(rules.policy);
+  if (saved) {
+    try {
+      arbiter = Arbiter.restore(rules.policy, saved.arbiter);
+    } catch (err) {
+      logger.error({ err }, 'arbitration state in the checkpoint cannot be restored; it starts empty');
+    }
+  }
+  return { engine, arbiter, changes };
+}
