@@ -29,7 +29,7 @@ const SCENARIO_KEYS = [
   'with',
 ];
 const THEN_KEYS = ['action', 'to', 'payload', 'emit'];
-const EMIT_KEYS = ['event', 'data'];
+const EMIT_KEYS = ['event', 'data', 'actor'];
 const DESTINATIONS: readonly Destination[] = ['upstream', 'device'];
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
@@ -331,8 +331,12 @@ function parseThen(r: Reader, thenField: Field, aggregates: readonly string[]): 
       const data = ef?.get('data')
         ? parseFields(r, src, ef.get('data')?.value ?? null, 'emit.data', variables)
         : [];
-      if (event === undefined || !data) ok = false;
-      else out.emit = { event, data };
+      const actorField = ef?.get('actor');
+      const actor = actorField
+        ? compile(r, src, actorField.value, 'emit.actor', variables, false)
+        : undefined;
+      if (event === undefined || !data || (actorField && !actor)) ok = false;
+      else out.emit = actor ? { event, data, actor } : { event, data };
     } else {
       const event = eventName(r, src, v, 'emit');
       if (event === undefined) ok = false;

@@ -19,6 +19,8 @@ export interface KindPlan {
 export interface EmitPlan {
   event: string;
   data: readonly FieldPlan[];
+  /** Whose event it is (`emit: {event, actor}`); otherwise the group of a grouped scenario, or the match's actor. */
+  actor?: Expression;
 }
 
 /** A compiled scenario: what the engine runs. */
