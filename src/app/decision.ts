@@ -262,7 +262,11 @@ function liveOutputs(
     error(effect, _now, replay) {
       if (replay) return;
       metrics.engineErrors.inc({ scenario: effect.scenario, stage: effect.stage });
-      logger.debug({ scenario: effect.scenario, actor: effect.actor, stage: effect.stage }, effect.message);
+      const fields = { scenario: effect.scenario, actor: effect.actor, stage: effect.stage };
+      // A condition that cannot be evaluated is routine (a field a device did not send); a payload or emitted
+      // event that cannot be made means an action or event was not sent.
+      if (effect.stage === 'payload' || effect.stage === 'emit') logger.warn(fields, effect.message);
+      else logger.debug(fields, effect.message);
     },
     emit(event, replay) {
       if (!replay) metrics.eventsIn.inc({ type: metrics.eventType(event.type), source: 'engine' });

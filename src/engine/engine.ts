@@ -6,7 +6,7 @@ import { kindOf } from './kinds/index.js';
 import type { ScenarioKind } from './kinds/index.js';
 import type { EngineState, GroupState, ScenarioRuntime, ScenarioStats } from './state.js';
 import { parseTimerKey, Step, timerKey } from './step.js';
-import type { StepOptions } from './step.js';
+import type { ProfileOf, StepOptions } from './step.js';
 
 export interface EngineOptions {
   /** Gateway id stamped on every action. */
@@ -113,9 +113,12 @@ export class Engine {
     return this.runtimes.map((rt) => rt.sc);
   }
 
-  /** Runs one event (and the business events it leads to) through the scenarios that listen to it. */
-  onEvent(ev: Event, profile: Profile | undefined): Effect[] {
-    const step = new Step(ev.at, this.opts);
+  /**
+   * Runs one event (and the business events it leads to) through the scenarios that listen to it. `profileOf`
+   * gives the profile of an actor a business event is emitted for, when it is not the event's own.
+   */
+  onEvent(ev: Event, profile: Profile | undefined, profileOf?: ProfileOf): Effect[] {
+    const step = new Step(ev.at, this.opts, profileOf);
     this.feed(step, ev, profile);
     step.drain((e, p) => this.feed(step, e, p));
     return step.effects;
@@ -125,8 +128,8 @@ export class Engine {
    * A timer fell due. `now` is when it fires (its deadline, or later); a timer that is stale (its
    * scenario's state moved on) does nothing, and one fired before its deadline is scheduled again.
    */
-  onTimer(timer: string, now: number, profile: Profile | undefined): Effect[] {
-    const step = new Step(now, this.opts);
+  onTimer(timer: string, now: number, profile: Profile | undefined, profileOf?: ProfileOf): Effect[] {
+    const step = new Step(now, this.opts, profileOf);
     const parsed = parseTimerKey(timer);
     const rt = parsed && this.byId.get(parsed.id);
     if (!parsed || !rt) return step.effects;

@@ -29,5 +29,5 @@ export type {
   WhenPlan,
 } from './kinds/index.js';
 export type { ScenarioRuntime } from './state.js';
-export type { Step, Vars } from './step.js';
+export type { ProfileOf, Step, Vars } from './step.js';
 export { eventInput, seen, timerInput, timerKey } from './step.js';

@@ -1,4 +1,4 @@
-import type { Scenario } from '../rules/types.js';
+import type { EmitPlan, FieldPlan, Scenario } from '../rules/types.js';
 import type { Action, Event, Expression, Profile } from '../shared/index.js';
 import { canonicalJson, fnv1a64 } from '../shared/hash.js';
 import type { Effect, ErrorStage, ScenarioCandidate } from './effects.js';
@@ -10,6 +10,15 @@ export interface StepOptions {
   maxEmitDepth: number;
   lateAfterMs: number;
 }
+
+/** The profile of an actor other than the input's own (an emitted event's), looked up synchronously. */
+export type ProfileOf = (actor: string) => Profile | undefined;
+
+/**
+ * What CEL sees as `profile` for an actor without one: a rule's default (`has(profile.name) ? profile.name :
+ * "customer"`) then applies, and a plain `profile.name` fails with a message naming the missing profile.
+ */
+const NO_PROFILE: Profile = Object.freeze({});
 
 /** Variables of a CEL evaluation over one event. */
 export type Vars = Record<string, unknown>;
@@ -91,6 +100,7 @@ export class Step {
   constructor(
     readonly now: number,
     readonly opts: StepOptions,
+    private readonly profileOf?: ProfileOf,
   ) {}
 
   private varsEvent: Event | undefined;
@@ -103,8 +113,7 @@ export class Step {
   baseVars(rt: ScenarioRuntime, ev: Event, profile: Profile | undefined): Vars {
     if (this.varsEvent !== ev) {
       this.varsEvent = ev;
-      this.vars = { data: ev.data, actor: ev.actor, params: rt.sc.params };
-      if (profile !== undefined) this.vars.profile = profile;
+      this.vars = { data: ev.data, actor: ev.actor, params: rt.sc.params, profile: profile ?? NO_PROFILE };
     }
     this.vars.params = rt.sc.params;
     return this.vars;
@@ -126,7 +135,7 @@ export class Step {
     const r = expr.evaluate(vars);
     if (r.ok) return r;
     const message =
-      vars.profile === undefined && /\bprofile\b/.test(r.error)
+      vars.profile === NO_PROFILE && /\bprofile\b/.test(expr.source)
         ? `no profile for ${actor}: ${r.error}`
         : r.error;
     this.error(rt, actor, stage, `${expr.source}: ${message}`);
@@ -218,56 +227,107 @@ export class Step {
       params: sc.params,
       last: { ...m.last, data: m.last.data ?? {} },
       group: m.group,
+      profile: m.profile ?? NO_PROFILE,
       ...m.extra,
     };
-    if (m.profile !== undefined) vars.profile = m.profile;
+    if (sc.action !== undefined) this.decide(rt, m, vars, sc.action);
+    if (sc.emit) this.emit(rt, m, vars, sc.emit);
+  }
 
-    if (sc.action !== undefined) {
-      const payload: Record<string, unknown> = {};
-      for (const f of sc.payload) {
-        const r = this.evaluate(rt, f.expr, vars, m.actor, 'payload');
-        payload[f.name] = r.ok ? r.value : null;
+  /**
+   * Evaluates the fields of a payload or of emitted data. A field that fails is an error, counted and
+   * reported with the scenario and actor, and nothing is made of the fields: undefined then, never a null
+   * standing in for the value. A rule that wants a default writes it (`has(profile.name) ? profile.name : "x"`).
+   */
+  private fields(
+    rt: ScenarioRuntime,
+    plans: readonly FieldPlan[],
+    vars: Vars,
+    actor: string,
+    stage: 'payload' | 'emit',
+    what: string,
+  ): Record<string, unknown> | undefined {
+    const out: Record<string, unknown> = {};
+    let ok = true;
+    for (const f of plans) {
+      const r = f.expr.evaluate(vars);
+      if (r.ok) {
+        out[f.name] = r.value;
+        continue;
       }
-      const action: Action = {
-        id: fnv1a64([sc.id, m.group, m.input].join(SEP)),
-        gateway: this.opts.gateway,
-        scenario: sc.id,
-        action: sc.action,
-        actor: m.actor,
-        priority: sc.priority,
-        category: sc.category,
-        decidedAt: this.now,
-        eventAt: m.eventAt,
-        payload,
-      };
-      if (sc.by) action.group = m.group;
-      if (this.now - m.eventAt > this.opts.lateAfterMs) action.late = true;
-      const candidate: ScenarioCandidate = { action, to: sc.to };
-      if (sc.cooldownMs !== undefined) candidate.cooldownMs = sc.cooldownMs;
-      this.effects.push({ kind: 'decide', candidate });
+      ok = false;
+      const message =
+        vars.profile === NO_PROFILE && /\bprofile\b/.test(f.expr.source)
+          ? `no profile for ${actor}: ${r.error}`
+          : r.error;
+      this.error(rt, actor, stage, `${stage}.${f.name}: ${f.expr.source}: ${message} (${what} not sent)`);
     }
+    return ok ? out : undefined;
+  }
 
-    if (sc.emit) {
-      const data: Record<string, unknown> = {};
-      for (const f of sc.emit.data) {
-        const r = this.evaluate(rt, f.expr, vars, m.actor, 'emit');
-        data[f.name] = r.ok ? r.value : null;
-      }
-      const actor = sc.by ? m.group : m.actor;
-      const event: Event = { actor, type: sc.emit.event, at: this.now, data, source: 'engine' };
-      this.effects.push({ kind: 'emit', event });
-      const depth = this.depth + 1;
-      if (depth > this.opts.maxEmitDepth) {
-        this.error(
-          rt,
-          m.actor,
-          'emit',
-          `${sc.emit.event} not fed back: emits nested deeper than ${this.opts.maxEmitDepth}`,
-        );
-      } else {
-        this.queue.push({ ev: event, profile: actor === m.actor ? m.profile : undefined, depth });
-      }
+  /** The actor an `emit.actor` expression names; undefined (an error reported) when it names none. */
+  private emitActor(
+    rt: ScenarioRuntime,
+    m: Match,
+    vars: Vars,
+    expr: Expression,
+    what: string,
+  ): string | undefined {
+    const r = this.evaluate(rt, expr, vars, m.actor, 'emit');
+    if (!r.ok) return undefined;
+    const actor = keyOf(r.value);
+    if (actor !== undefined && actor !== '') return actor;
+    this.error(rt, m.actor, 'emit', `emit.actor: ${expr.source}: gives no actor (${what} not sent)`);
+    return undefined;
+  }
+
+  private decide(rt: ScenarioRuntime, m: Match, vars: Vars, name: string): void {
+    const sc = rt.sc;
+    const payload = this.fields(rt, sc.payload, vars, m.actor, 'payload', `action ${name}`);
+    if (payload === undefined) return;
+    const action: Action = {
+      id: fnv1a64([sc.id, m.group, m.input].join(SEP)),
+      gateway: this.opts.gateway,
+      scenario: sc.id,
+      action: name,
+      actor: m.actor,
+      priority: sc.priority,
+      category: sc.category,
+      decidedAt: this.now,
+      eventAt: m.eventAt,
+      payload,
+    };
+    if (sc.by) action.group = m.group;
+    if (this.now - m.eventAt > this.opts.lateAfterMs) action.late = true;
+    const candidate: ScenarioCandidate = { action, to: sc.to };
+    if (sc.cooldownMs !== undefined) candidate.cooldownMs = sc.cooldownMs;
+    this.effects.push({ kind: 'decide', candidate });
+  }
+
+  /**
+   * Emits the scenario's business event for its actor: `emit.actor` when the rule names one, else the group
+   * of a grouped scenario, else the actor of the match. Scenarios fed the event see that actor's profile.
+   */
+  private emit(rt: ScenarioRuntime, m: Match, vars: Vars, emit: EmitPlan): void {
+    const what = `event ${emit.event}`;
+    const actor = emit.actor ? this.emitActor(rt, m, vars, emit.actor, what) : rt.sc.by ? m.group : m.actor;
+    if (actor === undefined) return;
+    const data = this.fields(rt, emit.data, vars, m.actor, 'emit', what);
+    if (data === undefined) return;
+    const event: Event = { actor, type: emit.event, at: this.now, data, source: 'engine' };
+    this.effects.push({ kind: 'emit', event });
+    const depth = this.depth + 1;
+    if (depth > this.opts.maxEmitDepth) {
+      this.error(
+        rt,
+        m.actor,
+        'emit',
+        `${emit.event} not fed back: emits nested deeper than ${this.opts.maxEmitDepth}`,
+      );
+      return;
     }
+    const profile = actor === m.actor ? m.profile : this.profileOf?.(actor);
+    this.queue.push({ ev: event, profile, depth });
   }
 
   /** The scenario fired on `ev`, which completed the match and is its `last` unless another is given. */

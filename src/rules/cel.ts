@@ -76,15 +76,29 @@ function envFor(variables: readonly string[] | undefined): Environment {
   return env;
 }
 
-/** The first line of a cel-js message (the rest is a source excerpt with a caret) plus the column. */
-function describe(err: unknown, source: string): string {
-  if (!(err instanceof Error)) return String(err);
+/** The first line of a cel-js message (the rest is a source excerpt with a caret), and where in the source. */
+export function celProblem(err: unknown): { summary: string; at?: number } {
+  if (!(err instanceof Error)) return { summary: String(err) };
   const summary = (err as { summary?: unknown }).summary;
   const head = typeof summary === 'string' ? summary : (err.message.split('\n')[0] ?? err.message);
   const range = (err as { range?: { start: number } }).range;
-  if (range && source.includes('\n') === false && source.length > 0)
-    return `${head} (column ${range.start + 1})`;
-  return head;
+  return range ? { summary: head, at: range.start } : { summary: head };
+}
+
+/** As {@link celProblem}, with the column in the message. */
+function describe(err: unknown, source: string): string {
+  const { summary, at } = celProblem(err);
+  if (at !== undefined && source.includes('\n') === false && source.length > 0)
+    return `${summary} (column ${at + 1})`;
+  return summary;
+}
+
+/**
+ * A fresh environment with the operators and limits rule expressions evaluate with, for a type checker to
+ * declare its variables and types in (rules/typing.ts).
+ */
+export function checkingEnvironment(): Environment {
+  return base().clone();
 }
 
 function comprehensionNesting(node: ASTNode): number {
@@ -175,14 +189,16 @@ class CelExpression implements Expression {
  */
 export function compileExpression(source: string, opts: CompileOptions = {}): CompileResult {
   const r = compileTyped(source, opts);
-  return r.ok ? { ok: true, expression: r.expression } : r;
+  return r.ok ? { ok: true, expression: r.expression } : { ok: false, message: r.message };
 }
 
 /** As {@link compileExpression}, also giving the static type cel-js infers (`bool`, `int`, `dyn`, …). */
 export function compileTyped(
   source: string,
   opts: CompileOptions = {},
-): { ok: true; expression: Expression; type: string } | { ok: false; message: string } {
+):
+  | { ok: true; expression: Expression; type: string }
+  | { ok: false; message: string; summary?: string; at?: number } {
   if (typeof source !== 'string' || source.trim() === '') return { ok: false, message: 'empty expression' };
   if (source.length > MAX_EXPRESSION_CHARS)
     return { ok: false, message: `expression is longer than ${MAX_EXPRESSION_CHARS} characters` };
@@ -191,10 +207,11 @@ export function compileTyped(
   try {
     program = env.parse(source);
   } catch (err) {
-    return { ok: false, message: describe(err, source) };
+    return { ok: false, message: describe(err, source), ...celProblem(err) };
   }
   const checked = program.check();
-  if (!checked.valid) return { ok: false, message: describe(checked.error, source) };
+  if (!checked.valid)
+    return { ok: false, message: describe(checked.error, source), ...celProblem(checked.error) };
   const nesting = comprehensionNesting(program.ast);
   if (nesting > MAX_COMPREHENSION_NESTING)
     return {

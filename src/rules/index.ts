@@ -1,4 +1,6 @@
-export { compileRuleFiles, loadRulesDir, checkRulesDir, TEMPLATES_DIR } from './load.js';
+export { checkRules, compileRuleFiles, loadRulesDir, checkRulesDir, TEMPLATES_DIR } from './load.js';
+export type { RulesCheck } from './load.js';
+export type { RuleSchema } from './schema.js';
 export { shippedRulesDir } from './shipped-dir.js';
 export { compileExpression, MAX_EXPRESSION_CHARS, RULE_VARIABLES } from './cel.js';
 export type { CompileOptions, CompileResult } from './cel.js';

@@ -1,8 +1,9 @@
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, stringify } from 'yaml';
 import type { Document, Node } from 'yaml';
-import { parseDurationMs, RuleError } from '../shared/index.js';
+import { RuleError } from '../shared/index.js';
 import type { Expression, RuleProblem } from '../shared/index.js';
 import { compileExpression } from './cel.js';
+import { ruleDurationMs } from './yaml-reader.js';
 
 /** How often one contact key may be reached, across all scenarios. */
 export interface ContactPolicy {
@@ -74,7 +75,9 @@ class Reader {
   }
 
   problem(at: Value, message: string, fallback?: Value): void {
-    this.problems.push({ file: this.file, line: this.lineOf(at, fallback), message });
+    const range = at?.range ?? fallback?.range;
+    const pos = range ? this.lines.linePos(range[0]) : { line: 1, col: 1 };
+    this.problems.push({ file: this.file, line: pos.line, col: pos.col, message });
   }
 
   resolve(node: unknown): Value {
@@ -108,11 +111,12 @@ class Reader {
   /** A duration; `allowZero` for settings where 0 means "none". */
   duration(node: Value, where: string, allowZero: boolean): number | undefined {
     const raw = isScalar(node) ? node.value : undefined;
-    const ms = parseDurationMs(raw);
-    if (ms === undefined) {
-      this.problem(node, `${where}: ${show(node)} is not a duration (such as 500ms, 30s, 10m, 2h or 1d)`);
+    const d = ruleDurationMs(raw, allowZero);
+    if (!d.ok) {
+      this.problem(node, `${where}: ${show(node)} ${d.problem} (such as 500ms, 30s, 10m, 2h or 1d)`);
       return undefined;
     }
+    const ms = d.ms;
     if (ms === 0 && !allowZero) {
       this.problem(node, `${where}: must be longer than 0`);
       return undefined;
@@ -263,7 +267,7 @@ export function parsePolicy(file: string, text: string): PolicyResult {
   if (doc.errors.length > 0) {
     const problems = doc.errors.map((e) => ({
       file,
-      line: lines.linePos(e.pos[0]).line,
+      ...lines.linePos(e.pos[0]),
       message: e.message,
     }));
     return { ok: false, problems };

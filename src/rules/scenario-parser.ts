@@ -1,4 +1,4 @@
-import { isMap, isScalar } from 'yaml';
+import { isMap, isScalar, isSeq } from 'yaml';
 import { kindSelectors, kindsIntroducedBy, scenarioKinds, whenKeysOf } from '../engine/kinds/index.js';
 import type { ScenarioKind } from '../engine/kinds/index.js';
 import type { Destination, Expression } from '../shared/index.js';
@@ -29,7 +29,7 @@ const SCENARIO_KEYS = [
   'with',
 ];
 const THEN_KEYS = ['action', 'to', 'payload', 'emit'];
-const EMIT_KEYS = ['event', 'data'];
+const EMIT_KEYS = ['event', 'data', 'actor'];
 const DESTINATIONS: readonly Destination[] = ['upstream', 'device'];
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
@@ -82,7 +82,10 @@ export function parseScenario(
   if (!thenField) r.problem(src, node, `scenario ${label}: "then" is required`);
   // Read `then` even when `when` has problems, so that all of them are reported at once.
   const names = whenField ? boundNames(r, whenField) : [];
+  r.dataEvents =
+    when && when.kind.hearsDevice?.(when.plan) !== true ? [...when.kind.listens(when.plan)] : undefined;
   const then = thenField ? parseThen(r, thenField, names) : undefined;
+  r.dataEvents = undefined;
 
   if (r.problems.length > before || id === undefined || when === undefined || then === undefined)
     return undefined;
@@ -206,6 +209,7 @@ function parseWhen(r: Reader, whenField: Field): WhenResult | undefined {
     return undefined;
   }
   const selector = given[0] as string;
+  r.dataEvents = namedEvents(r, src, f.get(selector)?.value ?? null);
   const family = kindsIntroducedBy(selector);
   const goesWith = (key: string): boolean =>
     family.some((k) => k.syntax.keys.includes(key) || (k.syntax.shared as readonly string[]).includes(key));
@@ -331,8 +335,12 @@ function parseThen(r: Reader, thenField: Field, aggregates: readonly string[]): 
       const data = ef?.get('data')
         ? parseFields(r, src, ef.get('data')?.value ?? null, 'emit.data', variables)
         : [];
-      if (event === undefined || !data) ok = false;
-      else out.emit = { event, data };
+      const actorField = ef?.get('actor');
+      const actor = actorField
+        ? compile(r, src, actorField.value, 'emit.actor', variables, false)
+        : undefined;
+      if (event === undefined || !data || (actorField && !actor)) ok = false;
+      else out.emit = actor ? { event, data, actor } : { event, data };
     } else {
       const event = eventName(r, src, v, 'emit');
       if (event === undefined) ok = false;
@@ -344,4 +352,28 @@ function parseThen(r: Reader, thenField: Field, aggregates: readonly string[]): 
     ok = false;
   }
   return ok ? out : undefined;
+}
+
+/**
+ * The event types a `when` selector names, read as written (`event: a`, `all: [a, b]`, a sequence's steps), for
+ * typing `data`; undefined for any event, or where a template parameter names them.
+ */
+function namedEvents(r: Reader, src: Source, node: YamlNode): string[] | undefined {
+  const name = (n: unknown): string | undefined => {
+    const v = r.resolve(src, n);
+    return isScalar(v) && typeof v.value === 'string' && !v.value.includes('${') ? v.value : undefined;
+  };
+  if (isScalar(node)) {
+    const one = name(node);
+    return one === undefined || one === 'any' ? undefined : [one];
+  }
+  if (!isSeq(node)) return undefined;
+  const out: string[] = [];
+  for (const item of node.items) {
+    const v = r.resolve(src, item);
+    const step = isMap(v) ? (name(v.get('event', true)) ?? name(v.get('absent', true))) : name(v);
+    if (step === undefined) return undefined;
+    out.push(step);
+  }
+  return out;
 }

@@ -1,7 +1,6 @@
 import { isMap, isScalar, isSeq } from 'yaml';
 import type { Node } from 'yaml';
-import { parseDurationMs } from '../shared/index.js';
-import { show } from './yaml-reader.js';
+import { ruleDurationMs, show } from './yaml-reader.js';
 import type { Field, ParamValue, Reader, Source, YamlNode } from './yaml-reader.js';
 
 const PARAM_TYPES = ['string', 'number', 'integer', 'boolean', 'duration'] as const;
@@ -59,10 +58,10 @@ function toParam(
         ? { ok: true, param: { value: raw, text: String(raw) } }
         : { ok: false, expected: 'true or false' };
     case 'duration': {
-      const ms = parseDurationMs(raw);
-      return ms !== undefined && ms > 0
-        ? { ok: true, param: { value: ms, text: String(raw) } }
-        : { ok: false, expected: 'a duration such as 30s, 5m or 1h' };
+      const d = ruleDurationMs(raw, false);
+      return d.ok && d.ms > 0
+        ? { ok: true, param: { value: d.ms, text: String(raw) } }
+        : { ok: false, expected: 'a duration with its unit, such as 30s, 5m or 1h' };
     }
   }
 }

@@ -19,6 +19,8 @@ export interface KindPlan {
 export interface EmitPlan {
   event: string;
   data: readonly FieldPlan[];
+  /** Whose event it is (`emit: {event, actor}`); otherwise the group of a grouped scenario, or the match's actor. */
+  actor?: Expression;
 }
 
 /** A compiled scenario: what the engine runs. */
@@ -60,8 +62,13 @@ export interface RuleSet {
   scenarios: Scenario[];
   policy?: Policy;
   files: string[];
+  /** The schema file the expressions were type-checked against; absent when the rules declare none. */
+  schema?: string;
   /** The files as compiled: what a journal record of a rules swap keeps, so a replay can compile them again. */
   sources?: ReadonlyArray<{ path: string; text: string }>;
 }
 
-export type LoadResult = { ok: true; rules: RuleSet } | { ok: false; problems: RuleProblem[] };
+export type LoadResult =
+  | { ok: true; rules: RuleSet }
+  /** `schema`: the schema the expressions were checked against, when the rules declare one. */
+  | { ok: false; problems: RuleProblem[]; schema?: string };

@@ -1,7 +1,7 @@
 import { isSeq } from 'yaml';
 import type { Expression } from '../shared/index.js';
 import { compileTyped, RULE_VARIABLES } from './cel.js';
-import type { Field, Reader, Source, YamlNode } from './yaml-reader.js';
+import type { Field, ProblemDetail, Reader, Source, YamlNode } from './yaml-reader.js';
 
 // The parts of a rule that every scenario kind reads the same way. A leaf of rules/: the scenario kinds
 // (engine/kinds) parse their own `when` with it, and the scenario parser dispatches to them.
@@ -32,14 +32,41 @@ export function compile(
   if (source === undefined) return undefined;
   const c = compileTyped(source, { variables });
   if (!c.ok) {
-    r.problem(src, node, `${where}: ${c.message}`);
+    const hint = source.includes('??') ? NO_COALESCING : undefined;
+    r.problem(src, node, `${where}: ${c.summary ?? c.message}`, placed(src, node, source, c.at, hint));
     return undefined;
   }
-  if (condition && c.type !== 'bool' && c.type !== 'dyn') {
-    r.problem(src, node, `${where}: must be a condition (true or false), but gives ${c.type}`);
+  let type = c.type;
+  if (r.typing) {
+    const t = r.typing.check(source, variables, r.dataEvents);
+    if (!t.ok) {
+      r.problem(src, node, `${where}: ${t.message}`, placed(src, node, source, t.at, t.hint));
+      return undefined;
+    }
+    type = t.type;
+  }
+  if (condition && type !== 'bool' && type !== 'dyn') {
+    r.problem(src, node, `${where}: must be a condition (true or false), but gives ${type}`);
     return undefined;
   }
   return c.expression;
+}
+
+/** CEL has no null-coalescing operator; this is how a rule gives a default. */
+const NO_COALESCING =
+  'CEL has no "??"; give a default with has(): has(profile.name) ? profile.name : "customer"';
+
+/**
+ * Where in the file a problem at `at` characters into an expression is: inside the scalar when the file holds
+ * the expression as written (plain or quoted on one line), else at the scalar.
+ */
+function placed(src: Source, node: YamlNode, source: string, at: number | undefined, hint?: string): ProblemDetail {
+  const detail: ProblemDetail = hint !== undefined ? { hint } : {};
+  const start = node?.range?.[0];
+  if (at === undefined || start === undefined) return detail;
+  const quoted = src.text[start] === '"' || src.text[start] === "'" ? 1 : 0;
+  if (src.text.slice(start + quoted, start + quoted + source.length) === source) detail.at = quoted + at;
+  return detail;
 }
 
 export function eventName(r: Reader, src: Source, node: YamlNode, where: string): string | undefined {
@@ -51,6 +78,17 @@ export function eventName(r: Reader, src: Source, node: YamlNode, where: string)
   }
   if (name === 'any') {
     r.problem(src, node, `${where}: "any" is only meaningful in "absent: any"`);
+    return undefined;
+  }
+  // An event a scenario listens to must come from somewhere: a device or the cloud (the schema), the broker,
+  // or another scenario's emit.
+  if (r.typing && !where.startsWith('emit') && !r.typing.knows(name)) {
+    const near = r.typing.closestEvent(name);
+    r.problem(src, node, `${where}: no device or scenario produces "${name}"`, {
+      hint: near
+        ? `did you mean ${near}?`
+        : `declare it in ${r.typing.schema.file} (schema.events), or emit it from a scenario`,
+    });
     return undefined;
   }
   return name;

@@ -21,7 +21,10 @@ export interface LoopOutputs {
 export interface DecisionLoopDeps {
   rules: RulesInForce;
   scheduler: Scheduler;
-  /** Profiles of actors other than the input's own, for contact keys (a synchronous cache lookup). */
+  /**
+   * Profiles of actors other than the input's own, for contact keys and the actors business events are emitted
+   * for (a synchronous cache lookup).
+   */
   profileOf: (actor: string) => Profile | undefined;
   outputs: LoopOutputs;
   /** Without arbitration every candidate is sent (replays of scenarios alone). Default true. */
@@ -49,7 +52,7 @@ export class DecisionLoop {
   }
 
   onEvent(ev: Event, profile: Profile | undefined, replay = false): readonly Effect[] {
-    const effects = this.deps.rules.engine.onEvent(ev, profile);
+    const effects = this.deps.rules.engine.onEvent(ev, profile, this.deps.profileOf);
     this.apply(effects, ev.at, ev.actor, profile, replay);
     return effects;
   }
@@ -62,7 +65,7 @@ export class DecisionLoop {
     profile: Profile | undefined,
     replay = false,
   ): readonly Effect[] {
-    const effects = this.deps.rules.engine.onTimer(timer, now, profile);
+    const effects = this.deps.rules.engine.onTimer(timer, now, profile, this.deps.profileOf);
     this.apply(effects, now, actor ?? '', profile, replay);
     return effects;
   }

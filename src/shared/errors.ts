@@ -81,15 +81,18 @@ export class TlsFileError extends VigilError {
   }
 }
 
-/** One problem in a rule file, located as `file:line`. */
+/** One problem in a rule file, located as `file:line:col` (the column when known), with a hint when there is one. */
 export interface RuleProblem {
   file: string;
   line: number;
+  col?: number;
   message: string;
+  hint?: string;
 }
 
+/** `file:line:col: message`, on one line; the hint is not included. */
 export function formatProblem(p: RuleProblem): string {
-  return `${p.file}:${p.line}: ${p.message}`;
+  return `${p.file}:${p.line}${p.col !== undefined ? `:${p.col}` : ''}: ${p.message}`;
 }
 
 /** Rule files failed to load; carries every problem found, not only the first. */

@@ -67,11 +67,48 @@ describe('the vigil command line', () => {
     expect(ok.code).toBe(0);
     const broken = await runCli(['rules', 'check', BROKEN]);
     expect(broken.code).toBe(1);
-    const lines = broken.stderr.split('\n').filter((l) => /\.yaml:\d+: /.test(l));
+    const lines = broken.stderr.split('\n').filter((l) => /\.yaml:\d+:\d+: /.test(l));
     expect(lines.length).toBeGreaterThanOrEqual(5);
-    expect(broken.stderr).toMatch(/bad-duration\.yaml:\d+: /);
-    expect(broken.stderr).toMatch(/bad-cel\.yaml:\d+: /);
+    expect(broken.stderr).toMatch(/bad-duration\.yaml:\d+:\d+: /);
+    expect(broken.stderr).toMatch(/bad-cel\.yaml:\d+:\d+: /);
     expect(broken.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  test('rules check: one file, with its hints, and --format json for CI', async () => {
+    const dir = await tempDir();
+    cleanups.push(() => dir.remove());
+    await writeFile(join(dir.path, 'schema.yaml'), 'schema:\n  events:\n    telemetry: { temp: number }\n');
+    const file = join(dir.path, 'hot.yaml');
+    await writeFile(file, 'id: hot\ncooldown: 10\nwhen:\n  event: telemtry\nthen:\n  action: cool\n');
+    const text = await runCli(['rules', 'check', file]);
+    expect(text.code).toBe(1);
+    expect(text.stderr).toBe(
+      [
+        `${file}:2:11: cooldown: 10 has no unit`,
+        '    hint: durations need a unit: 10ms, 10s, 10m, 10h or 10d',
+        `${file}:4:10: event: no device or scenario produces "telemtry"`,
+        '    hint: did you mean telemetry?',
+        `${file}: 2 problems; types checked against ${join(dir.path, 'schema.yaml')}`,
+        '',
+      ].join('\n'),
+    );
+    const json = await runCli(['rules', 'check', file, '--format', 'json']);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      path: file,
+      ok: false,
+      typesChecked: true,
+      problems: [
+        { file, line: 2, col: 11, message: 'cooldown: 10 has no unit' },
+        { file, line: 4, col: 10, hint: 'did you mean telemetry?' },
+      ],
+    });
+    await writeFile(file, 'id: hot\ncooldown: 10s\nwhen:\n  event: telemetry\nthen:\n  action: cool\n');
+    const fixed = await runCli(['rules', 'check', file]);
+    expect(fixed).toMatchObject({
+      code: 0,
+      stderr: expect.stringMatching(/: 1 scenario OK; types checked/) as unknown,
+    });
   });
 
   test('replay prints the decided actions as NDJSON on virtual time', async () => {

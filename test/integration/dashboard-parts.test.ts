@@ -196,7 +196,12 @@ describe('scenario diagrams', () => {
     expect(flow('overheat')[2]).toEqual([
       'action',
       'inspect-device',
-      ['to upstream and device', 'priority 70 · maintenance', 'temp = data.temp', 'site = profile.site'],
+      [
+        'to upstream and device',
+        'priority 70 · maintenance',
+        'temp = data.temp',
+        'site = has(profile.site) ? profile.site : "unknown"',
+      ],
     ]);
     // A template instance reads with its parameters filled in.
     const humidity = describeScenario(scenario(rules, 'humidity-high'));

@@ -28,7 +28,7 @@ then:
   to: [upstream]
   payload:
     n: data.n
-    blob: data.blob
+    blob: 'has(data.blob) ? data.blob : ""'
 `,
 };
 

@@ -34,7 +34,7 @@ then:
   action: ${id}
   to: []
   payload:
-    ts: data.ts
+    ts: 'has(data.ts) ? data.ts : null'
 `;
 /** A scenario every bundle carries unchanged: its counters carry over a swap and count every event. */
 const TALLY = `

@@ -54,11 +54,51 @@ describe('trigger: event + where (overheat, low-battery)', () => {
     });
   });
 
-  test('a payload field that cannot be evaluated is null, counted, and the action still goes', () => {
-    const h = new Harness(shipped('overheat.yaml'), { d2: { maxTemp: 50 } });
-    h.feed({ actor: 'd2', type: 'telemetry', at: 0, data: { temp: 70 } });
-    expect(h.actions).toMatchObject([{ scenario: 'overheat', payload: { temp: 70, site: null } }]);
-    expect(h.errors).toMatchObject([{ stage: 'payload', message: expect.stringMatching(/site/) as unknown }]);
+  test('a payload field that cannot be evaluated is an error, counted, and the action is not sent', () => {
+    const h = new Harness(
+      rulesFrom({
+        'x.yaml':
+          'id: x\nwhen: { event: t }\nthen:\n  action: y\n  payload: { site: profile.site, temp: data.temp }',
+      }),
+      { d2: { maxTemp: 50 } },
+    );
+    h.feed({ actor: 'd2', type: 't', at: 0, data: { temp: 70 } });
+    h.feed({ actor: 'nobody', type: 't', at: 1, data: { temp: 70 } });
+    expect(h.actions).toEqual([]);
+    expect(h.errors).toMatchObject([
+      {
+        scenario: 'x',
+        actor: 'd2',
+        stage: 'payload',
+        message: expect.stringMatching(
+          /^payload\.site: profile\.site: No such key: site.*\(action y not sent\)$/,
+        ) as unknown,
+      },
+      {
+        scenario: 'x',
+        actor: 'nobody',
+        stage: 'payload',
+        message: expect.stringMatching(/^payload\.site: .*no profile for nobody/) as unknown,
+      },
+    ]);
+    expect(h.engine.stats()[0]).toMatchObject({ matches: 2, errors: 2 });
+  });
+
+  test('a payload default written in CEL applies, with a profile lacking the field and with no profile', () => {
+    const h = new Harness(
+      rulesFrom({
+        'x.yaml':
+          'id: x\nwhen: { event: t }\nthen:\n  action: y\n  payload: { site: \'has(profile.site) ? profile.site : "unknown"\' }',
+      }),
+      { a: { site: 'north' }, b: {} },
+    );
+    for (const actor of ['a', 'b', 'c']) h.feed({ actor, type: 't', at: 0 });
+    expect(h.actions.map((a) => [a.actor, a.payload.site])).toEqual([
+      ['a', 'north'],
+      ['b', 'unknown'],
+      ['c', 'unknown'],
+    ]);
+    expect(h.errors).toEqual([]);
   });
 
   test('integers and doubles compare: bat 3 (JSON), 3n (CBOR) and 3.0 are all below 3.3', () => {
@@ -252,7 +292,7 @@ describe('then', () => {
     });
   });
 
-  test('emitted data that cannot be evaluated is null and counted; the event is still emitted', () => {
+  test('emitted data that cannot be evaluated is an error, counted; the event is not emitted', () => {
     const h = new Harness(
       rulesFrom({
         'x.yaml':
@@ -260,10 +300,31 @@ describe('then', () => {
       }),
     );
     h.feed({ actor: 'd', type: 't', at: 3 });
-    expect(h.emitted).toEqual([
-      { actor: 'd', type: 'u', at: 3, data: { v: null, w: 'd' }, source: 'engine' },
+    expect(h.emitted).toEqual([]);
+    expect(h.errors).toMatchObject([
+      {
+        scenario: 'x',
+        actor: 'd',
+        stage: 'emit',
+        message: expect.stringMatching(/^emit\.v: data\.missing: .*\(event u not sent\)$/) as unknown,
+      },
     ]);
-    expect(h.errors).toMatchObject([{ scenario: 'x', stage: 'emit' }]);
+  });
+
+  test("emit.actor names whose event it is, and the scenarios it feeds see that actor's profile", () => {
+    const h = new Harness(
+      rulesFrom({
+        'x.yaml': 'id: x\nwhen: { event: paired }\nthen:\n  emit: { event: owner-paired, actor: data.owner }',
+        'y.yaml':
+          'id: y\nwhen: { event: owner-paired }\nthen:\n  action: thank\n  payload: { name: profile.name }',
+      }),
+      { 'cust-7': { name: 'Ada' } },
+    );
+    h.feed({ actor: 'dev-1', type: 'paired', at: 0, data: { owner: 'cust-7' } });
+    h.feed({ actor: 'dev-2', type: 'paired', at: 1, data: {} });
+    expect(h.emitted).toMatchObject([{ actor: 'cust-7', type: 'owner-paired' }]);
+    expect(h.actions).toMatchObject([{ scenario: 'y', actor: 'cust-7', payload: { name: 'Ada' } }]);
+    expect(h.errors).toMatchObject([{ scenario: 'x', actor: 'dev-2', stage: 'emit' }]);
   });
 });
 

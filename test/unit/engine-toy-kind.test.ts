@@ -55,15 +55,15 @@ describe('a scenario kind registered from outside the engine', () => {
     const text = 'id: p\nwhen:\n  every: 0\n  of: "a b"\n  window: 5m\nthen: { action: blink }\n';
     const result = compileRuleFiles([{ path: 'p.yaml', text }]);
     expect(result.ok ? [] : result.problems.map(formatProblem)).toEqual([
-      'p.yaml:3: every: expected a whole number from 1 to 1000, not 0',
-      'p.yaml:4: of: "a b" is not an event type (no spaces, "/", "+" or "#")',
-      'p.yaml:5: when: "window" does not go with "every"',
+      'p.yaml:3:10: every: expected a whole number from 1 to 1000, not 0',
+      'p.yaml:4:7: of: "a b" is not an event type (no spaces, "/", "+" or "#")',
+      'p.yaml:5:3: when: "window" does not go with "every"',
     ]);
     const mixed = compileRuleFiles([
       { path: 'm.yaml', text: 'id: m\nwhen: { every: 2, event: a }\nthen: { action: b }\n' },
     ]);
     expect(mixed.ok ? [] : mixed.problems.map(formatProblem)).toEqual([
-      'm.yaml:2: when: give exactly one of event, any, all, absent, sequence, every',
+      'm.yaml:2:9: when: give exactly one of event, any, all, absent, sequence, every',
     ]);
   });
 

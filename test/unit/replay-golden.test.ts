@@ -63,10 +63,19 @@ function eventsOf(golden: Golden): Event[] {
   return parsed.events;
 }
 
-const goldens = readdirSync(DIR)
-  .filter((f) => f.endsWith('.yaml'))
-  .sort()
-  .map((file) => ({ file, golden: parse(readFileSync(join(DIR, file), 'utf8')) as Golden }));
+/** The example rule sets of rules/examples/ each have theirs beside them, `NAME.golden.yaml`. */
+const EXAMPLES = 'rules/examples';
+
+const goldens = [
+  ...readdirSync(DIR)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()
+    .map((f) => join(DIR, f)),
+  ...readdirSync(EXAMPLES)
+    .filter((f) => f.endsWith('.golden.yaml'))
+    .sort()
+    .map((f) => join(EXAMPLES, f)),
+].map((path) => ({ file: path, golden: parse(readFileSync(path, 'utf8')) as Golden }));
 
 describe('golden scenarios', () => {
   test('there are golden files', () => {
@@ -113,7 +122,7 @@ describe('golden scenarios', () => {
   test('replaying the same events twice gives the same action ids', async () => {
     const loaded = await loadRulesDir(shippedRulesDir());
     if (!loaded.ok) throw new Error('shipped rules do not load');
-    const golden = goldens.find((g) => g.file === 'site-outage.yaml')?.golden;
+    const golden = goldens.find((g) => g.file === join(DIR, 'site-outage.yaml'))?.golden;
     if (!golden) throw new Error('site-outage.yaml golden missing');
     const events = eventsOf(golden);
     const profiles = new Map(Object.entries(golden.profiles ?? {}));

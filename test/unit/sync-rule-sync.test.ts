@@ -165,7 +165,7 @@ describe('rule bundles applied between two events', () => {
     ]);
     expect(outcomes[0]?.detail).toBe('version 4 is not greater than the running version 5');
     expect(outcomes[4]?.problems).toEqual([expect.objectContaining({ file: 'broken.yaml', line: 6 })]);
-    expect(outcomes[4]?.detail).toMatch(/^1 problem: broken\.yaml:6: /);
+    expect(outcomes[4]?.detail).toMatch(/^1 problem: broken\.yaml:6:\d+: /);
     expect(published).toHaveLength(6);
 
     // Still version 5: 55 is not above its limit of 60, 65 is.

@@ -162,7 +162,11 @@ function parseStep(r: Reader, src: Source, node: YamlNode, i: number): StepPlan 
   if (event === undefined) ok = false;
   const whereField = f.get('where');
   if (whereField) {
+    // A step's `where` looks at its own event; the rest of the sequence at all of them.
+    const all = r.dataEvents;
+    r.dataEvents = event !== undefined ? [event] : undefined;
     const w = compile(r, src, whereField.value, `${where}.where`, EVENT_VARS, true);
+    r.dataEvents = all;
     if (w) step.where = w;
     else ok = false;
   }
