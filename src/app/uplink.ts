@@ -1,4 +1,4 @@
-import { queuedExpired, Uplink, type CloudMessage } from '../upstream/index.js';
+import { loadUplink, queuedExpired, type CloudMessage, type Uplink } from '../upstream/index.js';
 import { retryUntilDone } from '../runtime/index.js';
 import type { Action, Candidate } from '../shared/index.js';
 import { auditEntryOf } from '../store/index.js';
@@ -29,7 +29,7 @@ export interface UplinkModule extends Started {
   publishStatus(topic: string, payload: string): void;
 }
 
-export function startUplink(base: Foundation, decision: DecisionModule): UplinkModule {
+export async function startUplink(base: Foundation, decision: DecisionModule): Promise<UplinkModule> {
   const { config, logger, metrics, store } = base;
   const { clock, recent } = decision;
   const outbox = store.outbox;
@@ -47,7 +47,7 @@ export function startUplink(base: Foundation, decision: DecisionModule): UplinkM
   };
 
   const uplink =
-    config.upstream.url === undefined ? undefined : connection(base, decision, routes, onExpired);
+    config.upstream.url === undefined ? undefined : await connection(base, decision, routes, onExpired);
 
   const write = (candidate: Candidate): void => {
     const { action } = candidate;
@@ -157,14 +157,15 @@ function forgetDeliveredAtCheckpoints(base: Foundation, decision: DecisionModule
   });
 }
 
-function connection(
+async function connection(
   base: Foundation,
   decision: DecisionModule,
   routes: ReadonlyMap<string, CloudHandler>,
   onExpired: (action: Action, now: number) => void,
-): Uplink {
+): Promise<Uplink> {
   const { config, logger, metrics, store } = base;
   const batch = config.upstream.batch;
+  const Uplink = await loadUplink();
   return new Uplink({
     url: config.upstream.url ?? '',
     gatewayId: base.gatewayId,

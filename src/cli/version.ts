@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +49,8 @@ function readBuildInfo(): BuildInfo {
 // Only for a checkout; an installed package has no .git and says `unknown`.
 function gitCommit(dir: string): string {
   if (!existsSync(join(dir, '.git'))) return 'unknown';
+  // Loaded here, not with the module: every command imports this one, few ever run git.
+  const { spawnSync } = process.getBuiltinModule('node:child_process');
   const git = (args: string[]) =>
     spawnSync('git', args, { cwd: dir, encoding: 'utf8', timeout: 2_000 }).stdout?.trim() ?? '';
   const commit = git(['rev-parse', '--short=12', 'HEAD']);

@@ -1,11 +1,12 @@
-export {
+export type {
   Uplink,
-  type BatchOptions,
-  type CloudMessage,
-  type CloudMessageHandler,
-  type SessionOptions,
-  type UplinkOptions,
+  BatchOptions,
+  CloudMessage,
+  CloudMessageHandler,
+  SessionOptions,
+  UplinkOptions,
 } from './uplink.js';
+export { loadUplink } from './load-uplink.js';
 export type { OutboxSource } from './outbox-source.js';
 export { queuedExpired } from './queued-expired.js';
 export { readUpstreamTls, type UpstreamTls } from './upstream-tls.js';

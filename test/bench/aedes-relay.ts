@@ -1,12 +1,15 @@
 // The plain-aedes baseline, run as a child process: aedes on TCP with nothing of Vigil, relaying what devices
 // publish to whoever subscribed. Its sockets are set up as Vigil's embedded broker sets up its own (TCP_NODELAY,
 // writes batched per turn of the event loop), so the difference to Vigil is everything Vigil does per event.
-// Prints `listening on PORT` once it accepts connections.
+// Prints `listening on PORT` once it accepts connections (`--port N` binds N rather than a free port). Runs under
+// `--import tsx` or Node 24's own type stripping (the startup benchmark, which times the start itself).
 import { createServer, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import { Aedes } from 'aedes';
 
-const { values } = parseArgs({ options: { 'no-batch': { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { 'no-batch': { type: 'boolean', default: false }, port: { type: 'string', default: '0' } },
+});
 
 /** Holds a socket's writes until the loop's next check phase and sends them in one go (as src/broker does). */
 function batchWrites(socket: Socket): void {
@@ -32,7 +35,7 @@ const server = createServer((socket) => {
   if (!values['no-batch']) batchWrites(socket);
   aedes.handle(socket);
 });
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(values.port), '127.0.0.1', () => {
   const address = server.address();
   process.stdout.write(`listening on ${typeof address === 'object' && address ? address.port : 0}\n`);
 });

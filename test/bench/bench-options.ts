@@ -36,6 +36,9 @@ export interface BenchOptions {
   cpuProf: { dir: string; rate: number; measureMs: number } | undefined;
   /** aedes without the per-turn write batching Vigil's broker does. */
   aedesPlain: boolean;
+  /** The startup section (test/bench/startup.ts): starts per system (0 skips it), whether to `xz -9`, and
+   * whether to stop after it. */
+  startup: { runs: number; xz: boolean; only: boolean };
 }
 
 const USAGE = `npm run bench -- [options]
@@ -54,6 +57,9 @@ const USAGE = `npm run bench -- [options]
   --cpu-prof DIR          profile the gateway (node --cpu-prof) under load and stop there
   --cpu-prof-rate N       events/s while profiling (default 20000)
   --aedes-plain           aedes baseline without write batching (TCP_NODELAY only)
+  --startup-runs N        starts per system in the startup section (default 5; 0 skips the section)
+  --startup-only          run the startup section alone
+  --no-xz                 skip the xz -9 sizes in the startup section (about a minute)
   --retries N             repeats of a fixed-rate run that other work on the machine disturbed
                           (CPU stall over 25%); the calmest attempt is kept (default 1, quick 0)
   --help`;
@@ -90,6 +96,9 @@ export function parseBenchOptions(argv: string[]): BenchOptions | 'help' {
       'cpu-prof-rate': { type: 'string' },
       'aedes-plain': { type: 'boolean', default: false },
       retries: { type: 'string' },
+      'startup-runs': { type: 'string' },
+      'startup-only': { type: 'boolean', default: false },
+      'no-xz': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   });
@@ -154,6 +163,11 @@ export function parseBenchOptions(argv: string[]): BenchOptions | 'help' {
           }
         : undefined,
     aedesPlain: values['aedes-plain'],
+    startup: {
+      runs: values['startup-runs'] !== undefined ? Number(values['startup-runs']) : 5,
+      xz: !values['no-xz'],
+      only: values['startup-only'],
+    },
   };
 }
 

@@ -1,4 +1,5 @@
 import type { BenchResults, RunRecord, TargetRecord } from './results.js';
+import { startupTable, startupTargets } from './startup.js';
 
 function fmt(n: number | null | undefined, digits = 2): string {
   if (n === null || n === undefined || Number.isNaN(n)) return '–';
@@ -164,6 +165,7 @@ export function evaluateTargets(results: BenchResults): TargetRecord[] {
         : 'not measured',
     met: vm && am ? vm.rssMB <= 1.2 * am.rssMB : null,
   });
+  if (results.startup) out.push(...startupTargets(results.startup));
   return out;
 }
 
@@ -185,20 +187,24 @@ export function markdownReport(results: BenchResults): string {
       `. ${m.fleet.devices} device connections, ${m.fleet.profiles.toLocaleString('en-US')} profiles, ` +
       `${m.fleet.payload}; gateway: ${m.gateway}${m.quick ? ' (quick run)' : ''}.`,
     '',
-    '### Fixed rates',
-    '',
-    runsTable(results.runs),
-    '',
-    '### Maximum sustainable throughput',
-    '',
-    maxThroughputTable(results),
-    '',
-    probesTable(results),
-    '',
-    '### Memory with idle device connections',
-    '',
-    idleMemoryTable(results),
-    '',
+    ...(results.startup ? ['### Startup', '', startupTable(results.startup), ''] : []),
+    ...(results.runs.length === 0
+      ? []
+      : [
+          '### Fixed rates',
+          '',
+          runsTable(results.runs),
+          '',
+          '### Maximum sustainable throughput',
+          '',
+          maxThroughputTable(results),
+          '',
+          probesTable(results),
+          '',
+        ]),
+    ...(results.idleMemory.length === 0
+      ? []
+      : ['### Memory with idle device connections', '', idleMemoryTable(results), '']),
     '### Targets',
     '',
     targetsTable(results.targets),

@@ -1,4 +1,5 @@
 import type { LatencySummary } from './latency.js';
+import type { StartupRecord } from './startup.js';
 import type { SystemName } from './systems.js';
 
 /** One fixed-rate run, as `test/bench/results/latest.json` holds it. */
@@ -97,5 +98,7 @@ export interface BenchResults {
   };
   probes: ProbeRecord[];
   idleMemory: IdleMemoryRecord[];
+  /** The startup section: exec → first CONNACK, idle RSS and size, beside their floors. */
+  startup?: StartupRecord;
   targets: TargetRecord[];
 }

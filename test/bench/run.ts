@@ -16,6 +16,7 @@ import { summarizeCpuProfile } from './cpu-profile.js';
 import { rssMB } from './proc-stats.js';
 import { evaluateTargets, markdownReport } from './report.js';
 import type { BenchResults, IdleMemoryRecord, ProbeRecord, RunRecord } from './results.js';
+import { DEFAULT_BINARY, startupBench } from './startup.js';
 import { latencyChart } from './svg-chart.js';
 import {
   hasMosquitto,
@@ -342,6 +343,53 @@ function diedRecord(system: SystemName, rate: number, qos: 0 | 1): RunRecord {
   };
 }
 
+/** The sections under load: fixed rates, the throughput search, idle connections (or a CPU profile alone). */
+async function underLoad(
+  bench: Bench,
+  o: BenchOptions,
+  systems: SystemName[],
+  results: BenchResults,
+): Promise<void> {
+  await bench.setUp();
+  if (o.cpuProf) {
+    await bench.profile(o.cpuProf.dir, o.cpuProf.rate, o.cpuProf.measureMs);
+    return;
+  }
+  if (bench.importMs !== undefined) results.machine.profileImportMs = Math.round(bench.importMs);
+  results.runs = await bench.fixedRates(systems);
+
+  if (o.maxThroughput) {
+    const startOf = (name: SystemName): number => {
+      const held = results.runs
+        .filter((r) => r.system === name && r.qos === 0)
+        .filter((r) => holds(r, o.maxP99Ms).ok)
+        .map((r) => r.rate);
+      return held.length > 0
+        ? Math.max(...held) * (o.quick ? 2 : 1.5)
+        : Math.min(...o.points.map((p) => p.rate));
+    };
+    for (const name of systems) {
+      results.maxThroughput[name] = await bench.maxThroughput(
+        name,
+        'bench-rules',
+        startOf(name),
+        results.probes,
+      );
+    }
+    if (systems.includes('vigil') && !o.quick) {
+      results.maxThroughput.vigilShippedRules = await bench.maxThroughput(
+        'vigil',
+        'shipped-rules',
+        results.maxThroughput.vigil ?? startOf('vigil'),
+        results.probes,
+      );
+    }
+  }
+  if (o.idleConnections > 0) {
+    for (const name of systems) results.idleMemory.push(await bench.idleMemory(name, o.idleConnections));
+  }
+}
+
 async function main(): Promise<void> {
   let o: BenchOptions | 'help';
   try {
@@ -375,68 +423,45 @@ async function main(): Promise<void> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
-    await bench.setUp();
-    if (o.cpuProf) {
-      await bench.profile(o.cpuProf.dir, o.cpuProf.rate, o.cpuProf.measureMs);
-      return;
+    // First, while the machine is quiet: nothing of the benchmark runs yet.
+    if (o.startup.runs > 0 && !o.cpuProf) {
+      results.startup = await startupBench({
+        runs: o.startup.runs,
+        binary: o.binary ?? DEFAULT_BINARY,
+        xz: o.startup.xz,
+        log: (m) => bench.log(m),
+      });
     }
-    if (bench.importMs !== undefined) results.machine.profileImportMs = Math.round(bench.importMs);
-    results.runs = await bench.fixedRates(systems);
-
-    if (o.maxThroughput) {
-      const startOf = (name: SystemName): number => {
-        const held = results.runs
-          .filter((r) => r.system === name && r.qos === 0)
-          .filter((r) => holds(r, o.maxP99Ms).ok)
-          .map((r) => r.rate);
-        return held.length > 0
-          ? Math.max(...held) * (o.quick ? 2 : 1.5)
-          : Math.min(...o.points.map((p) => p.rate));
-      };
-      for (const name of systems) {
-        results.maxThroughput[name] = await bench.maxThroughput(
-          name,
-          'bench-rules',
-          startOf(name),
-          results.probes,
-        );
-      }
-      if (systems.includes('vigil') && !o.quick) {
-        results.maxThroughput.vigilShippedRules = await bench.maxThroughput(
-          'vigil',
-          'shipped-rules',
-          results.maxThroughput.vigil ?? startOf('vigil'),
-          results.probes,
-        );
-      }
-    }
-    if (o.idleConnections > 0) {
-      for (const name of systems) results.idleMemory.push(await bench.idleMemory(name, o.idleConnections));
-    }
+    if (!o.startup.only) await underLoad(bench, o, systems, results);
   } finally {
     await bench.tearDown();
   }
+  // A profile run prints where the time went, and nothing else.
+  if (o.cpuProf) return;
 
   results.machine.loadAverageAtEnd = loadavg().map((n) => Math.round(n * 100) / 100);
   results.targets = evaluateTargets(results);
   await mkdir(dirname(o.out), { recursive: true });
   await writeFile(o.out, JSON.stringify(results, null, 2) + '\n');
-  await mkdir(dirname(o.svg), { recursive: true });
-  await writeFile(
-    o.svg,
-    latencyChart(
-      results.runs,
-      `Event → command (Vigil) and relay (aedes, mosquitto) latency — ${results.machine.date.slice(0, 10)}`,
-      [
-        { qos: 0, rate: 5_000, ms: 1 },
-        { qos: 0, rate: 20_000, ms: 2 },
-        { qos: 1, rate: 5_000, ms: 5 },
-      ],
-    ),
-  );
+  if (results.runs.length > 0) {
+    await mkdir(dirname(o.svg), { recursive: true });
+    await writeFile(
+      o.svg,
+      latencyChart(
+        results.runs,
+        `Event → command (Vigil) and relay (aedes, mosquitto) latency — ${results.machine.date.slice(0, 10)}`,
+        [
+          { qos: 0, rate: 5_000, ms: 1 },
+          { qos: 0, rate: 20_000, ms: 2 },
+          { qos: 1, rate: 5_000, ms: 5 },
+        ],
+      ),
+    );
+  }
   process.stdout.write(markdownReport(results));
+  const wrote = results.runs.length > 0 ? `${o.out} and ${o.svg}` : o.out;
   process.stderr.write(
-    `[bench] done in ${((performance.now() - started) / 1_000).toFixed(0)} s; wrote ${o.out} and ${o.svg}\n`,
+    `[bench] done in ${((performance.now() - started) / 1_000).toFixed(0)} s; wrote ${wrote}\n`,
   );
 }
 

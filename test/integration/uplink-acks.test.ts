@@ -4,7 +4,7 @@ import { Aedes, type Client } from 'aedes';
 import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import { openStore } from '../../src/store/index.js';
-import { Uplink, type CloudMessage } from '../../src/upstream/index.js';
+import { Uplink, type CloudMessage } from '../../src/upstream/uplink.js';
 import { waitUntil } from '../e2e/crash-harness.js';
 import { tempDir } from '../helpers/temp.js';
 

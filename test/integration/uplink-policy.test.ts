@@ -4,7 +4,7 @@ import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { policyFromObject } from '../../src/rules/policy.js';
 import type { Action } from '../../src/shared/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
-import { Uplink, type UplinkOptions } from '../../src/upstream/index.js';
+import { Uplink, type UplinkOptions } from '../../src/upstream/uplink.js';
 import { tempDir } from '../helpers/temp.js';
 
 /**

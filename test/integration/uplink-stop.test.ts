@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { Action } from '../../src/shared/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
-import { Uplink } from '../../src/upstream/index.js';
+import { Uplink } from '../../src/upstream/uplink.js';
 import { waitUntil } from '../e2e/crash-harness.js';
 import { tempDir } from '../helpers/temp.js';
 
