@@ -50,8 +50,11 @@ const STOP_ACKS_MS = 2_000;
 const STOP_ENDING_MS = 1_000;
 /** The longest MQTT 5 session expiry, in seconds; it means "never" (MQTT 5.0 §3.1.2.11.2). */
 const MAX_EXPIRY_S = 0xffff_ffff;
-/** Messages from the cloud read and waiting for their handler, at most; past either bound, reading waits. */
-const MAX_WAITING = 1_000;
+/**
+ * Messages from the cloud read and waiting for their handler, at most; past either bound, reading waits (and the
+ * PUBACKs of actions with it). As many as the default burst of cloud events (`ingest.cloudEvents.rate.burst`).
+ */
+const MAX_WAITING = 10_000;
 const MAX_WAITING_BYTES = 16 * 1024 * 1024;
 /**
  * Handed to mqtt.js' `handleMessage` callback to have it read on without sending a PUBACK: the uplink sends the
