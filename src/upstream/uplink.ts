@@ -50,6 +50,17 @@ const STOP_ACKS_MS = 2_000;
 const STOP_ENDING_MS = 1_000;
 /** The longest MQTT 5 session expiry, in seconds; it means "never" (MQTT 5.0 §3.1.2.11.2). */
 const MAX_EXPIRY_S = 0xffff_ffff;
+/**
+ * Messages from the cloud read and waiting for their handler, at most; past either bound, reading waits (and the
+ * PUBACKs of actions with it). As many as the default burst of cloud events (`ingest.cloudEvents.rate.burst`).
+ */
+const MAX_WAITING = 10_000;
+const MAX_WAITING_BYTES = 16 * 1024 * 1024;
+/**
+ * Handed to mqtt.js' `handleMessage` callback to have it read on without sending a PUBACK: the uplink sends the
+ * PUBACK itself once the message is handled (mqtt.js ignores the error beyond that).
+ */
+const READ_ON = new Error('acknowledged by the uplink once handled');
 
 export interface UplinkOptions {
   url: string;
@@ -97,9 +108,11 @@ export interface UplinkOptions {
  * The session is persistent (`clean: false` under a fixed client id): the broker keeps the subscriptions and
  * queues what the cloud sends at QoS 1 while the gateway is away, even across a crash. A message from the cloud
  * is acknowledged only once its handler is done with it (see `CloudMessageHandler`); until then the broker
- * holds it and delivers it again on the next session. mqtt.js hands messages over one at a time, so the next
- * one waits for the last one's acknowledgement. Its own store of unacknowledged actions is in memory; after
- * a crash the outbox sends them again.
+ * holds it and delivers it again on the next session. Messages are handed over one at a time, in the order
+ * they came, and acknowledged in that order [MQTT-4.6.0-2]; meanwhile mqtt.js reads on, so the PUBACKs of the
+ * gateway's own actions are taken at once rather than behind messages being recorded (an action the cloud
+ * acknowledged and the outbox has not yet heard of is sent again after a crash). Its own store of
+ * unacknowledged actions is in memory; after a crash the outbox sends them again.
  */
 export class Uplink {
   private readonly client: MqttClient;
@@ -128,6 +141,13 @@ export class Uplink {
   private wakeAt = Number.POSITIVE_INFINITY;
   /** Messages from the cloud handed over and not acknowledged yet: `stop` gives them up after a while. */
   private readonly receiving = new Set<{ settled: Promise<void>; giveUp: () => void }>();
+  /** Messages from the cloud read and not yet handed over, in the order they came. */
+  private readonly waiting: Array<{ packet: IPublishPacket; connection: number; bytes: number }> = [];
+  private waitingBytes = 0;
+  /** Hands the waiting messages over, one at a time; undefined when none wait. */
+  private handing: Promise<void> | undefined;
+  /** mqtt.js' go-ahead to read the next packet, held while too many messages wait. */
+  private readOn: (() => void) | undefined;
   /** Publishes of actions waiting for their PUBACK (or their removal): `stop` gives them a moment. */
   private readonly unacknowledged = new Set<Promise<void>>();
 
@@ -254,16 +274,43 @@ export class Uplink {
   }
 
   /**
-   * One message from the cloud: acknowledged once its handler is done with it, on the connection it came on. A
-   * handler that throws is a bug, not the message's fault: the message is acknowledged so that it does not
-   * come back forever.
+   * One message from the cloud, as mqtt.js reads it: it waits its turn, and mqtt.js reads on unless too many wait
+   * (then the broker's messages wait in the socket, as they would for a slow disk).
    */
   private receive(packet: IPublishPacket, done: (err?: Error) => void): void {
-    const connection = this.generation;
     if (this.closed) {
       done(new Error('the uplink is closing'));
       return;
     }
+    const bytes = packet.payload.length;
+    this.waiting.push({ packet, connection: this.generation, bytes });
+    this.waitingBytes += bytes;
+    this.handing ??= this.handOver()
+      .catch((err: unknown) => this.opts.logger.error({ err }, 'handing cloud messages over failed'))
+      .finally(() => (this.handing = undefined));
+    if (this.waiting.length < MAX_WAITING && this.waitingBytes < MAX_WAITING_BYTES) done(READ_ON);
+    else this.readOn = () => done(READ_ON);
+  }
+
+  /** Hands the waiting messages over in the order they came, the next once the last is done with. */
+  private async handOver(): Promise<void> {
+    for (let next = this.waiting.shift(); next !== undefined; next = this.waiting.shift()) {
+      this.waitingBytes -= next.bytes;
+      const readOn = this.readOn;
+      this.readOn = undefined;
+      readOn?.();
+      // Not handed over once its connection is gone: the broker delivers it again on the next one.
+      if (this.closed || next.connection !== this.generation) continue;
+      await this.handle(next.packet, next.connection);
+    }
+  }
+
+  /**
+   * Acknowledged once its handler is done with it, on the connection it came on. A handler that throws is a bug,
+   * not the message's fault: the message is acknowledged so that it does not come back forever. Settles once
+   * the message is acknowledged or given up.
+   */
+  private handle(packet: IPublishPacket, connection: number): Promise<void> {
     let handled: Promise<unknown> | void = undefined;
     try {
       handled = this.opts.onMessage?.({
@@ -278,35 +325,45 @@ export class Uplink {
       this.opts.logger.error({ err, topic: packet.topic }, 'handling a message from the cloud failed');
     }
     if (!(handled instanceof Promise)) {
-      done();
-      return;
+      this.acknowledge(packet, connection);
+      return Promise.resolve();
     }
-    let finished = false;
-    const finish = (err?: Error): void => {
-      if (finished) return;
-      finished = true;
-      this.receiving.delete(entry);
-      done(err);
-    };
-    const entry = {
-      settled: handled.then(
-        () => {
-          // A PUBACK queued for a later connection could acknowledge another message under the same id: the
-          // broker sends this one again instead, and it is recognised then.
-          if (connection === this.generation && this.client.connected) finish();
-          else finish(new Error('the connection it came on is gone'));
-        },
-        (err: unknown) => {
-          this.opts.logger.debug(
-            { err, topic: packet.topic, messageId: packet.messageId },
-            'message from the cloud not acknowledged; the broker delivers it again',
-          );
-          finish(err instanceof Error ? err : new Error(String(err)));
-        },
-      ),
-      giveUp: () => finish(new Error('the uplink closed before it was recorded')),
-    };
-    this.receiving.add(entry);
+    return new Promise<void>((resolve) => {
+      let finished = false;
+      const finish = (acknowledge: boolean): void => {
+        if (finished) return;
+        finished = true;
+        this.receiving.delete(entry);
+        if (acknowledge) this.acknowledge(packet, connection);
+        resolve();
+      };
+      const entry = {
+        settled: handled.then(
+          () => finish(true),
+          (err: unknown) => {
+            this.opts.logger.debug(
+              { err, topic: packet.topic, messageId: packet.messageId },
+              'message from the cloud not acknowledged; the broker delivers it again',
+            );
+            finish(false);
+          },
+        ),
+        giveUp: () => finish(false),
+      };
+      this.receiving.add(entry);
+    });
+  }
+
+  /** The PUBACK of a QoS 1 message, on the connection it came on. */
+  private acknowledge(packet: IPublishPacket, connection: number): void {
+    const { qos, messageId } = packet;
+    if (qos !== 1 || messageId === undefined) return;
+    // A PUBACK sent on a later connection could acknowledge another message under the same id: the broker sends
+    // this one again instead, and it is recognised then.
+    if (connection !== this.generation || !this.client.connected) return;
+    // MQTT 3.1.1 §3.4: type 4, remaining length 2, the packet id. MQTT 5 allows the same four bytes for success
+    // without properties (MQTT 5.0 §3.4.2.1).
+    this.client.stream.write(Buffer.from([0x40, 0x02, messageId >> 8, messageId & 0xff]));
   }
 
   private onConnect(): void {

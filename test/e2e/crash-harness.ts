@@ -155,18 +155,31 @@ export function gatewayArgs(opts: {
   ];
 }
 
+/** What a crash test runs in (see `crashScene`). */
+export interface CrashScene {
+  readonly cloud: Cloud;
+  /** The `vigil run` arguments of a gateway on port `port` (0: any) in this scene. */
+  readonly args: (port: number) => string[];
+  /** The scene's temp dir. */
+  readonly dir: string;
+  /** The gateway's data dir (`--data`): its journal is in `journal/` below it. */
+  readonly data: string;
+}
+
 /**
  * What a crash test runs in: a temp dir with its rules (and a config that checkpoints every
  * `checkpointInterval`, when given) and a cloud broker; `args(port)` are the `vigil run` arguments of a gateway
- * on them. What it starts is handed to `onCleanup`, to be undone in reverse order.
+ * on them. What it starts is handed to `onCleanup`, to be undone in reverse order. With `VIGIL_CRASH_KEEP` set
+ * the temp dir is kept (and its path printed), to look into after the run.
  */
 export async function crashScene(opts: {
   rules: Record<string, string>;
   checkpointInterval?: string;
   onCleanup: (cleanup: () => Promise<unknown>) => void;
-}): Promise<{ cloud: Cloud; args: (port: number) => string[] }> {
+}): Promise<CrashScene> {
   const dir = await tempDir();
-  opts.onCleanup(() => dir.remove());
+  if (process.env.VIGIL_CRASH_KEEP === undefined) opts.onCleanup(() => dir.remove());
+  else console.log(`crash scene kept in ${dir.path}`);
   const rules = await writeRules(join(dir.path, 'rules'), opts.rules);
   let config: string | undefined;
   if (opts.checkpointInterval !== undefined) {
@@ -178,9 +191,64 @@ export async function crashScene(opts: {
   const data = join(dir.path, 'data');
   return {
     cloud,
+    dir: dir.path,
+    data,
     args: (port) =>
       gatewayArgs({ port, data, rules, upstream: cloud.url, ...(config !== undefined ? { config } : {}) }),
   };
+}
+
+/** The file `saveCloudActionIds` writes, in the scene's temp dir. */
+export const CLOUD_ACTION_IDS_FILE = 'cloud-action-ids.txt';
+
+/**
+ * The ids of every action the scene's cloud received, each once, and the gateway's data dir: what a check
+ * compares with the actions `vigil replay --journal DATA_DIR` decides from the journal. The ids are also saved,
+ * sorted, one per line, to `CLOUD_ACTION_IDS_FILE` in the scene's temp dir (`file`).
+ */
+export async function saveCloudActionIds(
+  scene: CrashScene,
+): Promise<{ ids: ReadonlySet<string>; dataDir: string; file: string }> {
+  const ids = new Set(scene.cloud.actions.map((r) => r.action.id));
+  const file = join(scene.dir, CLOUD_ACTION_IDS_FILE);
+  await writeFile(
+    file,
+    [...ids]
+      .sort()
+      .map((id) => `${id}\n`)
+      .join(''),
+  );
+  return { ids, dataDir: scene.data, file };
+}
+
+/**
+ * A device that lives through gateway crashes: it reconnects (every 100 ms) and mqtt.js sends an unacknowledged
+ * QoS 1 publish again once reconnected; errors swallowed.
+ */
+export async function connectReconnectingDevice(port: number, clientId: string): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+    clientId,
+    reconnectPeriod: 100,
+    connectTimeout: 2_000,
+  });
+  client.on('error', () => undefined);
+  return client;
+}
+
+/**
+ * The business system: a client of the cloud broker (which stays up all along) that publishes to gateway
+ * `gw1`. `online` settles when the gateway announces itself: its session exists on the broker from then on,
+ * and the broker keeps what is published for it while it is down.
+ */
+export async function connectBusiness(cloud: Cloud): Promise<{ client: MqttClient; online: Promise<void> }> {
+  const client = await mqtt.connectAsync(cloud.url, { clientId: 'crm', reconnectPeriod: 0 });
+  const online = new Promise<void>((resolve) => {
+    client.on('message', (_topic, payload) => {
+      if (payload.toString() === 'online') resolve();
+    });
+  });
+  await client.subscribeAsync('vigil/gw1/status', { qos: 1 });
+  return { client, online };
 }
 
 /** A device connection that a gateway crash may cut: no reconnects, errors swallowed. */
