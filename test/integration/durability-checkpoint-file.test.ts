@@ -99,7 +99,7 @@ describe('checkpoint files, encoded a chunk at a time', () => {
     expect(read).toEqual(state);
     const restored = Engine.restore(benchRules(), { gateway: 'gw' }, (read as CheckpointState).engine);
     expect(restored.snapshot()).toEqual(engine.snapshot());
-  });
+  }, 60_000);
 
   test('a file cut short anywhere, item boundaries included, is refused and the checkpoint before it is used', async () => {
     const path = await dir();
@@ -245,7 +245,7 @@ describe('a checkpoint taken while inputs arrive', () => {
     const path = await dir();
     let now = 1_000_000;
     const clock = { now: () => now++ };
-    const devices = 50_000;
+    const devices = 30_000;
     const applied = new WeakSet<Event>();
     const first = await open(path, clock, (ev) => applied.add(ev));
     let held = 0;
@@ -291,5 +291,5 @@ describe('a checkpoint taken while inputs arrive', () => {
     cleanups.push(() => second.durable.close());
     expect(second.rules.engine.snapshot()).toEqual(live);
     expect(second.rules.arbiter.snapshot()).toEqual(arbiter);
-  });
+  }, 60_000);
 });
