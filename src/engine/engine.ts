@@ -4,7 +4,7 @@ import type { Effect } from './effects.js';
 import { dataThreshold, own, thresholdHolds, type DataThreshold } from './fast-condition.js';
 import { kindOf } from './kinds/index.js';
 import type { ScenarioKind } from './kinds/index.js';
-import type { EngineState, GroupState, ScenarioRuntime, ScenarioStats } from './state.js';
+import type { EngineState, GroupState, LiveEngineState, ScenarioRuntime, ScenarioStats } from './state.js';
 import { parseTimerKey, Step, timerKey } from './step.js';
 import type { ProfileOf, StepOptions } from './step.js';
 
@@ -207,21 +207,19 @@ export class Engine {
   }
 
   /**
-   * The state `snapshot` gives, built a chunk of groups at a time: the generator stops after each chunk, and the
-   * caller resumes it when it likes, keeping the engine still in between (no input applied).
+   * Each scenario's state as the engine holds it, not copied (a checkpoint encodes it a chunk at a time while no
+   * input is applied): the groups must not be changed, nor read once the engine has taken another input.
    */
-  *snapshotInChunks(groupsPerChunk: number): Generator<void, EngineState> {
-    const scenarios: EngineState['scenarios'] = [];
-    let n = 0;
-    for (const rt of this.runtimes) {
-      const groups: EngineState['scenarios'][number]['groups'] = [];
-      for (const [group, st] of rt.groups) {
-        groups.push([group, structuredClone(st)]);
-        if (++n % groupsPerChunk === 0) yield;
-      }
-      scenarios.push({ id: rt.sc.id, fingerprint: rt.sc.fingerprint, groups, stats: { ...rt.stats } });
-    }
-    return { version: 1, scenarios };
+  liveState(): LiveEngineState {
+    return {
+      version: 1,
+      scenarios: this.runtimes.map((rt) => ({
+        id: rt.sc.id,
+        fingerprint: rt.sc.fingerprint,
+        groups: rt.groups,
+        stats: { ...rt.stats },
+      })),
+    };
   }
 
   /**

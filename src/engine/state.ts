@@ -50,3 +50,11 @@ export interface EngineState {
     stats: ScenarioCounters;
   }>;
 }
+
+/** The engine's state as it holds it (`Engine.liveState`): the groups are its own maps, not copies. */
+export interface LiveEngineState {
+  version: 1;
+  scenarios: Array<
+    Omit<EngineState['scenarios'][number], 'groups'> & { groups: ReadonlyMap<string, GroupState> }
+  >;
+}

@@ -3,7 +3,7 @@ import { crc32 } from 'node:zlib';
 import { Decoder, Encoder } from 'cbor-x';
 import type { Logger } from 'pino';
 import type { ArbiterState } from '../actions/index.js';
-import type { EngineState } from '../engine/index.js';
+import type { EngineState, GroupState } from '../engine/index.js';
 import type { DuplicateEntry } from './duplicate-filter.js';
 import type { RulesRecord } from './journal-records.js';
 import type { JournalStorage } from './journal-storage.js';
@@ -26,7 +26,10 @@ export interface CheckpointState {
 
 /** How many checkpoints are kept: the newest, and one before it in case the newest cannot be read. */
 const KEEP = 2;
+/** The first format: one CBOR body (still read). */
 const MAGIC = Buffer.from('VGCK');
+/** Encoded a chunk at a time: a CBOR sequence (see `CheckpointEncoder`). */
+const MAGIC_CHUNKED = Buffer.from('VGC2');
 const HEADER_BYTES = 12;
 const NAME = /^checkpoint-(\d{16})\.cbor$/;
 
@@ -35,7 +38,8 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 /**
  * Checkpoints in the journal's directory, one file each, replaced atomically: a crash while one is written
- * leaves the previous ones intact. The file is `VGCK`, a CRC-32 and the length of a CBOR body.
+ * leaves the previous ones intact. The file is `VGC2` (or `VGCK`, the first format), the length and a CRC-32 of
+ * the CBOR that follows.
  */
 export class Checkpoints {
   /** The checkpoints on disk, by journal record, oldest first. */
@@ -74,16 +78,11 @@ export class Checkpoints {
   }
 
   /** Writes `state` durably, then deletes the checkpoints beyond the ones kept; returns its size in bytes. */
-  async write(state: CheckpointState): Promise<number> {
-    const body = encoder.encode(state);
-    const header = Buffer.alloc(HEADER_BYTES);
-    MAGIC.copy(header, 0);
-    header.writeUInt32LE(body.length, 4);
-    header.writeUInt32LE(crc32(body), 8);
-    const data = Buffer.concat([header, body]);
-    await this.storage.replace(this.path(state.seq), data);
-    this.written(state, data.length);
-    return data.length;
+  async write(state: CheckpointState | EncodedCheckpoint): Promise<number> {
+    const file = 'chunks' in state ? state : encodeCheckpoint(state);
+    await this.storage.replace(this.path(state.seq), file.chunks);
+    this.written(state, file.bytes);
+    return file.bytes;
   }
 
   /** Finds the checkpoints on disk; returns their journal records, oldest first (none when `dir` cannot be read). */
@@ -141,7 +140,7 @@ export class Checkpoints {
     }
   }
 
-  private written(state: CheckpointState, bytes: number): void {
+  private written(state: { seq: number; at: number }, bytes: number): void {
     this.kept = [...new Set([...this.kept, state.seq])].sort((a, b) => a - b);
     this.known.set(state.seq, { at: state.at, bytes });
   }
@@ -151,14 +150,141 @@ export class Checkpoints {
   }
 }
 
+/** What a checkpoint is encoded from: a `CheckpointState`, or one whose engine groups are the live engine's maps. */
+export interface CheckpointSource extends Omit<CheckpointState, 'engine'> {
+  engine: {
+    version: 1;
+    scenarios: ReadonlyArray<
+      Omit<EngineState['scenarios'][number], 'groups'> & {
+        groups: Iterable<[group: string, state: GroupState]>;
+      }
+    >;
+  };
+}
+
+/** A checkpoint's file, encoded: the header first. */
+export interface EncodedCheckpoint {
+  seq: number;
+  at: number;
+  chunks: Buffer[];
+  bytes: number;
+}
+
+/** Where a list of a checkpoint is, from the first item of the file (keys and indexes). */
+type ListPath = Array<string | number>;
+
+/**
+ * A checkpoint encoded a chunk at a time, so that no single step stalls the event loop however large the state:
+ * a CBOR sequence (RFC 8742) whose first item is the state with its long lists empty (the engine's groups, the
+ * last-seen times, the packet ids, the arbiter's lists), and each further item `[path, entries]` appends a chunk
+ * of entries to one of them. The CRC-32 and the length are computed as the items are encoded. The generators stop
+ * after each chunk; the caller frees the event loop there.
+ */
+export class CheckpointEncoder {
+  private readonly chunks: Buffer[] = [];
+  private bytes = 0;
+  private crc = 0;
+
+  constructor(
+    private readonly source: CheckpointSource,
+    private readonly entriesPerChunk: number,
+  ) {
+    this.push(headOf(source));
+  }
+
+  /** The engine's groups, read as they are: nothing may change them until this is done. */
+  *engineGroups(): Generator<void, void> {
+    for (const [i, scenario] of this.source.engine.scenarios.entries()) {
+      yield* this.list(['engine', 'scenarios', i, 'groups'], scenario.groups);
+    }
+  }
+
+  /** The other long lists, which are copies already. */
+  *copies(): Generator<void, void> {
+    yield* this.list(['lastSeen'], this.source.lastSeen);
+    yield* this.list(['duplicates'], this.source.duplicates);
+    for (const [key, value] of Object.entries(this.source.arbiter)) {
+      if (Array.isArray(value)) yield* this.list(['arbiter', key], value as unknown[]);
+    }
+  }
+
+  /** The file: `VGC2`, the length and the CRC-32 of the items, then the items. */
+  finish(): EncodedCheckpoint {
+    const header = Buffer.alloc(HEADER_BYTES);
+    MAGIC_CHUNKED.copy(header, 0);
+    header.writeUInt32LE(this.bytes, 4);
+    header.writeUInt32LE(this.crc, 8);
+    return {
+      seq: this.source.seq,
+      at: this.source.at,
+      chunks: [header, ...this.chunks],
+      bytes: HEADER_BYTES + this.bytes,
+    };
+  }
+
+  private *list(path: ListPath, entries: Iterable<unknown>): Generator<void, void> {
+    let chunk: unknown[] = [];
+    for (const entry of entries) {
+      chunk.push(entry);
+      if (chunk.length < this.entriesPerChunk) continue;
+      this.push([path, chunk]);
+      chunk = [];
+      yield;
+    }
+    if (chunk.length > 0) {
+      this.push([path, chunk]);
+      yield;
+    }
+  }
+
+  private push(item: unknown): void {
+    // cbor-x hands out a fresh part of its buffer on every call, so the earlier items stay as they were.
+    const bytes = encoder.encode(item);
+    this.chunks.push(bytes);
+    this.bytes += bytes.length;
+    this.crc = crc32(bytes, this.crc);
+  }
+}
+
+/** Encodes `state` in one go (no event loop to free: tests, tools). */
+export function encodeCheckpoint(state: CheckpointSource): EncodedCheckpoint {
+  const encoding = new CheckpointEncoder(state, Number.POSITIVE_INFINITY);
+  for (const part of [encoding.engineGroups(), encoding.copies()]) {
+    while (part.next().done !== true);
+  }
+  return encoding.finish();
+}
+
+/** The first item of the file: the state with the lists the other items fill in empty. */
+function headOf(source: CheckpointSource): CheckpointState {
+  const arbiter = Object.fromEntries(
+    Object.entries(source.arbiter).map(([key, value]) => [
+      key,
+      Array.isArray(value) ? [] : (value as unknown),
+    ]),
+  ) as unknown as ArbiterState;
+  const scenarios = source.engine.scenarios.map(({ id, fingerprint, stats }) => ({
+    id,
+    fingerprint,
+    stats,
+    groups: [],
+  }));
+  return { ...source, engine: { version: 1, scenarios }, arbiter, lastSeen: [], duplicates: [] };
+}
+
 function decode(buf: Buffer): CheckpointState | undefined {
-  if (buf.length < HEADER_BYTES || !buf.subarray(0, 4).equals(MAGIC)) return undefined;
+  if (buf.length < HEADER_BYTES) return undefined;
+  const magic = buf.subarray(0, 4);
+  const chunked = magic.equals(MAGIC_CHUNKED);
+  if (!chunked && !magic.equals(MAGIC)) return undefined;
   const length = buf.readUInt32LE(4);
   const body = buf.subarray(HEADER_BYTES);
   if (body.length !== length || crc32(body) !== buf.readUInt32LE(8)) return undefined;
-  const value = decoder.decode(body) as Partial<CheckpointState> | null;
+  const value = (chunked ? decodeItems(body) : decoder.decode(body)) as
+    Partial<CheckpointState> | null | undefined;
   if (
     value === null ||
+    value === undefined ||
     typeof value !== 'object' ||
     value.version !== 1 ||
     typeof value.seq !== 'number' ||
@@ -178,4 +304,36 @@ export interface KeptCheckpoint {
   seq: number;
   at: number;
   bytes: number;
+}
+
+/** The state of a `VGC2` body: its first item, with the entries of the others appended where they say. */
+function decodeItems(body: Buffer): unknown {
+  let head: unknown;
+  let first = true;
+  let whole = true;
+  decoder.decodeMultiple(body, (item: unknown) => {
+    if (first) {
+      head = item;
+      first = false;
+      return true;
+    }
+    whole = appendItem(head, item);
+    return whole;
+  });
+  return whole ? head : undefined;
+}
+
+function appendItem(head: unknown, item: unknown): boolean {
+  if (!Array.isArray(item) || item.length !== 2) return false;
+  const [path, entries] = item as [unknown, unknown];
+  if (!Array.isArray(path) || !Array.isArray(entries)) return false;
+  let list: unknown = head;
+  for (const key of path) {
+    if (typeof key !== 'string' && typeof key !== 'number') return false;
+    if (list === null || typeof list !== 'object' || !Object.hasOwn(list, key)) return false;
+    list = (list as Record<string | number, unknown>)[key];
+  }
+  if (!Array.isArray(list)) return false;
+  for (const entry of entries) list.push(entry);
+  return true;
 }

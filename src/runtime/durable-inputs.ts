@@ -3,10 +3,16 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Arbiter } from '../actions/index.js';
-import { parseTimerKey, type Engine, type EngineOptions, type EngineState } from '../engine/index.js';
+import { parseTimerKey, type Engine, type EngineOptions } from '../engine/index.js';
 import type { RuleSet, Scenario } from '../rules/index.js';
 import type { Event, Profile } from '../shared/index.js';
-import { Checkpoints, type CheckpointState } from './checkpoint.js';
+import {
+  CheckpointEncoder,
+  Checkpoints,
+  type CheckpointSource,
+  type CheckpointState,
+  type EncodedCheckpoint,
+} from './checkpoint.js';
 import type { Clock } from './clock.js';
 import { DurabilityMetrics } from './durability-metrics.js';
 import { DuplicateFilter } from './duplicate-filter.js';
@@ -135,8 +141,8 @@ interface Held {
 const CLOSE_SYNC_MS = 5_000;
 /** Yield to I/O this often while replaying, so the broker keeps acknowledging during recovery. */
 const REPLAY_YIELD_EVERY = 500;
-/** Groups a checkpoint copies between two turns of the event loop (a few milliseconds' work). */
-const SNAPSHOT_GROUPS_PER_CHUNK = 2_000;
+/** Groups (or other entries) a checkpoint encodes between two turns of the event loop (about a millisecond's work). */
+const CHECKPOINT_ENTRIES_PER_CHUNK = 2_000;
 /** Past this many inputs waiting, QoS 0 publishes wait for their record too (back-pressure on devices). */
 const CONGESTED_AT = 10_000;
 /** After a checkpoint failed, one due by the record count waits this long (one due by the interval does not). */
@@ -697,18 +703,18 @@ export class DurableInputs {
   }
 
   /**
-   * The engine's state, copied a chunk of groups at a time with the event loop free in between (the broker goes
-   * on accepting and acknowledging); inputs recorded meanwhile are applied once the copy is done, in order.
+   * The checkpoint's file, encoded a chunk at a time with the event loop free in between (the broker goes on
+   * accepting and acknowledging). The engine's groups are encoded from the live state, so inputs recorded meanwhile
+   * are applied once they are, in order; the other lists are copies already and are encoded after.
    */
-  private async copyEngine(engine: Engine): Promise<EngineState> {
+  private async encodeState(source: CheckpointSource): Promise<EncodedCheckpoint> {
+    const stepThrough = async (steps: Generator<void, void>): Promise<void> => {
+      while (steps.next().done !== true) await new Promise((resolve) => setImmediate(resolve));
+    };
+    const encoder = new CheckpointEncoder(source, CHECKPOINT_ENTRIES_PER_CHUNK);
     this.paused = true;
     try {
-      const chunks = engine.snapshotInChunks(SNAPSHOT_GROUPS_PER_CHUNK);
-      for (;;) {
-        const step = chunks.next();
-        if (step.done === true) return step.value;
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      await stepThrough(encoder.engineGroups());
     } finally {
       this.paused = false;
       if (this.live) {
@@ -717,6 +723,8 @@ export class DurableInputs {
         for (const h of held) this.apply(h.seq, h.input, h.profile, false);
       }
     }
+    await stepThrough(encoder.copies());
+    return encoder.finish();
   }
 
   private async takeCheckpoint(): Promise<void> {
@@ -730,16 +738,16 @@ export class DurableInputs {
     const lastSeen = [...this.lastSeen];
     const duplicates = this.duplicates.snapshot();
     const inForce = this.context.inForce;
-    const state: CheckpointState = {
+    const state = await this.encodeState({
       version: 1,
       seq,
       at: now,
-      engine: await this.copyEngine(rules.engine),
+      engine: rules.engine.liveState(),
       arbiter,
       lastSeen,
       duplicates,
       ...(inForce ? { rules: inForce } : {}),
-    };
+    });
     const writes = [...deps.pendingWrites()];
     const counted = this.sinceCheckpoint;
     let replayFromAt: number | undefined;

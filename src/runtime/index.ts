@@ -25,7 +25,14 @@ export {
 } from './durable-inputs.js';
 export { Journal, type JournalEntry, type JournalFault, type Persist } from './journal.js';
 export { decodeRecord, encodeRecord, type InputRecord, type PublishOrigin } from './journal-records.js';
-export { Checkpoints, type CheckpointState } from './checkpoint.js';
+export {
+  CheckpointEncoder,
+  Checkpoints,
+  encodeCheckpoint,
+  type CheckpointSource,
+  type CheckpointState,
+  type EncodedCheckpoint,
+} from './checkpoint.js';
 export { DuplicateFilter, type DuplicateEntry } from './duplicate-filter.js';
 export { DurabilityMetrics } from './durability-metrics.js';
 export { fileJournalStorage, type JournalFile, type JournalStorage } from './journal-storage.js';

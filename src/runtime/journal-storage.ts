@@ -35,8 +35,11 @@ export interface JournalStorage {
   create(path: string): Promise<JournalFile>;
   truncate(path: string, bytes: number): Promise<void>;
   remove(path: string): Promise<void>;
-  /** Replaces `path` with `data` so that a crash or a power cut leaves either the old content or the new. */
-  replace(path: string, data: Buffer): Promise<void>;
+  /**
+   * Replaces `path` with `data` (one buffer, or the buffers one after the other) so that a crash or a power cut
+   * leaves either the old content or the new.
+   */
+  replace(path: string, data: Buffer | readonly Buffer[]): Promise<void>;
   /** Makes names created, renamed or removed in `dir` durable. */
   syncDir(dir: string): Promise<void>;
 }
@@ -61,7 +64,7 @@ export function fileJournalStorage(): JournalStorage {
       try {
         const handle = await open(temp, 'w');
         try {
-          await writeAll(handle, [data]);
+          await writeAll(handle, Buffer.isBuffer(data) ? [data] : data);
           await handle.datasync();
         } finally {
           await handle.close();

@@ -2,7 +2,7 @@
 // checkpoint at 200,000 groups (target ≤ 50 ms each), beside the way both were done before (one deep copy of
 // the whole state), and how long recovery takes after a crash at 1,000,000 groups.
 // node --import tsx test/bench/stalls.ts [--groups N] [--recovery-groups N]
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -12,8 +12,10 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { Arbiter } from '../../src/actions/index.js';
 import { Engine } from '../../src/engine/index.js';
+import type { Event } from '../../src/shared/index.js';
 import { compileRuleFiles, type RuleSet } from '../../src/rules/index.js';
 import {
+  CheckpointEncoder,
   DecisionLoop,
   DurableInputs,
   RulesInForce,
@@ -93,83 +95,190 @@ function swapStalls(devices: number): string[] {
   ];
 }
 
+/** The longest and the total time of the steps of `steps`. */
+function stepTimes(steps: Generator<void, void>): { longest: number; total: number } {
+  let longest = 0;
+  let total = 0;
+  for (;;) {
+    const started = performance.now();
+    const done = steps.next().done === true;
+    const ms = performance.now() - started;
+    longest = Math.max(longest, ms);
+    total += ms;
+    if (done) return { longest, total };
+  }
+}
+
 function checkpointStalls(devices: number): string[] {
   const ruleSet = rules('policy:\n  cooldown: 10m\n');
   const engine = loadedEngine(ruleSet, devices);
   const groups = engine.stats().reduce((n, s) => n + s.groups, 0);
+  const lastSeen: Array<[string, number]> = Array.from({ length: devices }, (_, i) => [
+    `dev-${i}`,
+    1_000_000 + i,
+  ]);
+  const arbiter = { version: 1 as const, contact: [], cooldowns: [], active: [] };
   const whole = time(() => engine.snapshot());
-  let longest = 0;
-  let total = 0;
-  const chunks = engine.snapshotInChunks(2_000);
-  let state;
-  for (;;) {
-    const started = performance.now();
-    const step = chunks.next();
-    const ms = performance.now() - started;
-    longest = Math.max(longest, ms);
-    total += ms;
-    if (step.done === true) {
-      state = step.value;
-      break;
-    }
-  }
   const encoder = new Encoder({ useRecords: false, mapsAsObjects: true });
-  const encode = time(() => encoder.encode(state));
+  const encodeWhole = time(() => encoder.encode({ engine: whole.value, lastSeen }));
+  const chunked = new CheckpointEncoder(
+    { version: 1, seq: 1, at: 0, engine: engine.liveState(), arbiter, lastSeen, duplicates: [] },
+    2_000,
+  );
+  const live = stepTimes(chunked.engineGroups());
+  const copies = stepTimes(chunked.copies());
+  const file = chunked.finish();
   return [
-    `Checkpoint at ${groups.toLocaleString('en')} groups:`,
+    `Checkpoint at ${groups.toLocaleString('en')} groups and ${devices.toLocaleString('en')} last-seen times:`,
     '',
     '| | longest stall | ≤ 50 ms |',
     '| --- | --- | --- |',
     line('one deep copy of the engine (before)', whole.ms, false),
-    line(`copy in chunks of 2,000 groups (now; ${total.toFixed(0)} ms in all, inputs wait)`, longest),
-    line(`CBOR encoding of the checkpoint (${(encode.value.length / 1e6).toFixed(1)} MB)`, encode.ms),
+    line(
+      `one CBOR encoding of the copy (before; ${(encodeWhole.value.length / 1e6).toFixed(1)} MB)`,
+      encodeWhole.ms,
+      false,
+    ),
+    line(
+      `engine encoded from the live state, 2,000 groups a step (now; ${live.total.toFixed(0)} ms in all, inputs wait)`,
+      live.longest,
+    ),
+    line(
+      `last-seen times encoded, 2,000 a step (now; ${copies.total.toFixed(0)} ms in all; ${(file.bytes / 1e6).toFixed(1)} MB)`,
+      copies.longest,
+    ),
     '',
   ];
 }
 
-async function recoveryTime(devices: number): Promise<string[]> {
-  const dir = await mkdtemp(join(tmpdir(), 'vigil-bench-recovery-'));
-  const logger = pino({ level: 'silent' });
+/** A durable gateway core in `dir` with the bench's rules, recovered and live. */
+async function openDurable(
+  dir: string,
+  clock: { now: () => number },
+  onLiveEvent?: (ev: Event) => void,
+): Promise<DurableInputs> {
   const ruleSet = rules('policy:\n  cooldown: 10m\n');
   const record = rulesRecordOf(ruleSet, 'dir', 0);
+  const durable = await DurableInputs.open({
+    dir,
+    logger: pino({ level: 'silent' }),
+    registry: new Registry(),
+  });
+  const restored = durable.restore(ruleSet, { gateway: 'bench' }, record);
+  const loop = new DecisionLoop({
+    rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
+    scheduler: new VirtualScheduler(clock.now()),
+    profileOf: () => undefined,
+    outputs: { verdict: () => undefined },
+  });
+  await durable.recover({
+    loop,
+    clock,
+    profiles: { peek: () => ({ hit: true, profile: undefined }), get: () => Promise.resolve(undefined) },
+    pendingWrites: () => [],
+    onLiveEvent,
+  });
+  return durable;
+}
+
+/** Submits one reading of each of `count` devices, `from` on, a thousand at a time. */
+async function readings(durable: DurableInputs, clock: { now: () => number }, from: number, count: number) {
+  for (let i = from; i < from + count; i += 1_000) {
+    await Promise.all(
+      Array.from({ length: Math.min(1_000, from + count - i) }, (_, k) =>
+        durable.submitEvent(
+          { actor: `dev-${i + k}`, type: 'reading', at: clock.now(), data: { n: i + k }, source: 'device' },
+          undefined,
+          'write',
+        ),
+      ),
+    );
+  }
+}
+
+/**
+ * A whole checkpoint of a live gateway core (copy, encoding, file written and synced): the longest turn of the
+ * event loop meanwhile (a chain of setImmediate measures the gaps between turns) and the longest an input
+ * submitted every millisecond meanwhile waited to be applied.
+ */
+async function liveCheckpoint(devices: number): Promise<string[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-bench-checkpoint-'));
   let now = 1_000_000;
-  const clock = { now: () => now };
-  const start = async (): Promise<DurableInputs> => {
-    const durable = await DurableInputs.open({ dir, logger, registry: new Registry() });
-    const restored = durable.restore(ruleSet, { gateway: 'bench' }, record);
-    const loop = new DecisionLoop({
-      rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
-      scheduler: new VirtualScheduler(now),
-      profileOf: () => undefined,
-      outputs: { verdict: () => undefined },
-    });
-    await durable.recover({
-      loop,
-      clock,
-      profiles: { peek: () => ({ hit: true, profile: undefined }), get: () => Promise.resolve(undefined) },
-      pendingWrites: () => [],
-    });
-    return durable;
-  };
+  const clock = { now: () => now++ };
+  const submittedAt = new Map<string, number>();
+  let longestWait = 0;
+  const durable = await openDurable(dir, clock, (ev) => {
+    const at = submittedAt.get(ev.actor);
+    if (at !== undefined) longestWait = Math.max(longestWait, performance.now() - at);
+  });
   try {
-    const first = await start();
-    const submit = (i: number) =>
-      first.submitEvent(
-        { actor: `dev-${i}`, type: 'reading', at: now++, data: { n: i }, source: 'device' },
+    await readings(durable, clock, 0, devices);
+    await durable.checkpoint();
+    const groups = devices * 2;
+    let longest = 0;
+    let last = performance.now();
+    let running = true;
+    const tick = (): void => {
+      const t = performance.now();
+      longest = Math.max(longest, t - last);
+      last = t;
+      if (running) setImmediate(tick);
+    };
+    let n = 0;
+    const feeder = setInterval(() => {
+      const actor = `dev-${n++ % devices}`;
+      submittedAt.set(actor, performance.now());
+      void durable.submitEvent(
+        { actor, type: 'reading', at: clock.now(), data: {}, source: 'device' },
         undefined,
         'write',
       );
-    for (let i = 0; i < devices; i += 1_000) {
-      await Promise.all(Array.from({ length: Math.min(1_000, devices - i) }, (_, k) => submit(i + k)));
-    }
+    }, 1);
+    setImmediate(tick);
+    const started = performance.now();
+    await durable.checkpoint();
+    const ms = performance.now() - started;
+    running = false;
+    clearInterval(feeder);
+    const bytes = (
+      await stat(
+        join(
+          dir,
+          (await readdir(dir))
+            .filter((f) => f.startsWith('checkpoint-'))
+            .sort()
+            .at(-1) ?? '',
+        ),
+      )
+    ).size;
+    await durable.close();
+    return [
+      `A live checkpoint at ${groups.toLocaleString('en')} groups (${(bytes / 1e6).toFixed(1)} MB written and synced, ${ms.toFixed(0)} ms in all):`,
+      '',
+      '| | longest | ≤ 50 ms |',
+      '| --- | --- | --- |',
+      line('event-loop stall during the checkpoint', longest),
+      line('wait of an input submitted meanwhile (held, then applied)', longestWait, false),
+      '',
+    ];
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function recoveryTime(devices: number): Promise<string[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'vigil-bench-recovery-'));
+  let now = 1_000_000;
+  const clock = { now: () => now++ };
+  try {
+    const first = await openDurable(dir, clock);
+    await readings(first, clock, 0, devices);
     await first.checkpoint();
     // A tail after the checkpoint, then the crash: nothing closed, nothing more written.
     const tail = Math.round(devices / 10);
-    for (let i = 0; i < tail; i += 1_000) {
-      await Promise.all(Array.from({ length: Math.min(1_000, tail - i) }, (_, k) => submit(i + k)));
-    }
+    await readings(first, clock, 0, tail);
     const started = performance.now();
-    const second = await start();
+    const second = await openDurable(dir, clock);
     const ms = performance.now() - started;
     await second.close();
     await first.close().catch(() => undefined);
@@ -187,6 +296,7 @@ const out = [
   '',
   ...swapStalls(GROUPS / 2),
   ...checkpointStalls(GROUPS / 2),
+  ...(await liveCheckpoint(GROUPS / 2)),
   ...(await recoveryTime(RECOVERY_GROUPS / 2)),
 ];
 process.stdout.write(out.join('\n') + '\n');

@@ -1,0 +1,295 @@
+import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { Encoder } from 'cbor-x';
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, test } from 'vitest';
+import { Engine } from '../../src/engine/index.js';
+import { compileRuleFiles, type RuleSet } from '../../src/rules/index.js';
+import type { Event } from '../../src/shared/index.js';
+import {
+  CheckpointEncoder,
+  Checkpoints,
+  DecisionLoop,
+  DurableInputs,
+  encodeCheckpoint,
+  fileJournalStorage,
+  RulesInForce,
+  rulesRecordOf,
+  VirtualScheduler,
+  type CheckpointState,
+} from '../../src/runtime/index.js';
+import { singleBodyState } from '../fixtures/checkpoints/single-body.js';
+import { tempDir } from '../helpers/temp.js';
+import { captureLogs } from './durability-faults.js';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function dir(): Promise<string> {
+  const d = await tempDir();
+  cleanups.push(() => d.remove());
+  return d.path;
+}
+
+const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'checkpoints');
+const fileOf = (seq: number) => `checkpoint-${String(seq).padStart(16, '0')}.cbor`;
+
+function benchRules(): RuleSet {
+  const files = {
+    'quiet.yaml':
+      'id: quiet\nwhen:\n  absent: reading\n  for: 1h\nthen:\n  action: check\n  to: [upstream]\n',
+    'burst.yaml':
+      'id: burst\nwhen:\n  event: reading\n  count: 5\n  within: 10m\nthen:\n  action: slow\n  to: [upstream]\n',
+  };
+  const loaded = compileRuleFiles(Object.entries(files).map(([path, text]) => ({ path, text })));
+  if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
+  return loaded.rules;
+}
+
+/** A checkpoint of `devices` devices (two groups each, a last-seen time, a cooldown and a packet id each). */
+function realisticState(devices: number, seq: number): { state: CheckpointState; engine: Engine } {
+  const engine = new Engine(benchRules(), { gateway: 'gw' });
+  for (let i = 0; i < devices; i++) {
+    engine.onEvent(
+      { actor: `dev-${i}`, type: 'reading', at: 1_000_000 + i, data: { n: i }, source: 'device' },
+      undefined,
+    );
+  }
+  const ids = Array.from({ length: devices }, (_, i) => i);
+  const state: CheckpointState = {
+    version: 1,
+    seq,
+    at: 2_000_000,
+    engine: engine.snapshot(),
+    arbiter: {
+      version: 1,
+      contact: ids.map((i) => [`dev-${i}`, [1_000_000 + i]]),
+      cooldowns: ids.map((i) => [`burst/dev-${i}`, 1_600_000 + i]),
+      active: ids.map((i) => [`dev-${i}`, 'maintenance', 1_000_000 + i]),
+    },
+    lastSeen: ids.map((i) => [`dev-${i}`, 1_000_000 + i]),
+    duplicates: ids.map((i) => [`dev-${i}`, (i % 65_535) + 1, i * 7, 1_000_000 + i]),
+    rules: { source: 'dir', version: 0, hash: 'abc', files: [{ path: 'quiet.yaml', text: 'id: quiet\n' }] },
+  };
+  return { state, engine };
+}
+
+describe('checkpoint files, encoded a chunk at a time', () => {
+  test('a checkpoint of 100,000 groups encoded from the live engine reads back whole and restores the engine', async () => {
+    const path = await dir();
+    const { state, engine } = realisticState(50_000, 7);
+    const encoder = new CheckpointEncoder({ ...state, engine: engine.liveState() }, 2_000);
+    let steps = 0;
+    for (const part of [encoder.engineGroups(), encoder.copies()]) {
+      while (part.next().done !== true) steps++;
+    }
+    // 100,000 groups and five lists of 50,000 entries (last-seen, packet ids, the arbiter's three), 2,000 a step.
+    expect(steps).toBe(50 + 5 * 25);
+    const file = encoder.finish();
+    const checkpoints = new Checkpoints(path, fileJournalStorage(), captureLogs().logger);
+    expect(await checkpoints.write(file)).toBe(file.bytes);
+    const bytes = await readFile(join(path, fileOf(7)));
+    expect(bytes.subarray(0, 4).toString()).toBe('VGC2');
+    expect(bytes.length).toBe(file.bytes);
+
+    const read = await new Checkpoints(path, fileJournalStorage(), captureLogs().logger).latest();
+    expect(read).toEqual(state);
+    const restored = Engine.restore(benchRules(), { gateway: 'gw' }, (read as CheckpointState).engine);
+    expect(restored.snapshot()).toEqual(engine.snapshot());
+  }, 60_000);
+
+  test('a file cut short anywhere, item boundaries included, is refused and the checkpoint before it is used', async () => {
+    const path = await dir();
+    const storage = fileJournalStorage();
+    const checkpoints = new Checkpoints(path, storage, captureLogs().logger);
+    const older = realisticState(30, 5).state;
+    await checkpoints.write(older);
+    const newer = realisticState(40, 9);
+    const encoder = new CheckpointEncoder({ ...newer.state, engine: newer.engine.liveState() }, 7);
+    for (const part of [encoder.engineGroups(), encoder.copies()]) while (part.next().done !== true);
+    const file = encoder.finish();
+    const whole = Buffer.concat(file.chunks);
+    // Where each item ends: a prefix of a CBOR sequence is itself a valid sequence, only the header tells.
+    const cuts: number[] = [];
+    let end = 0;
+    for (const chunk of file.chunks.slice(0, -1)) cuts.push((end += chunk.length));
+    cuts.push(4, 11, Math.floor(whole.length / 2), whole.length - 1);
+    const { logger, lines } = captureLogs();
+    for (const cut of cuts) {
+      await writeFile(join(path, fileOf(9)), whole.subarray(0, cut));
+      expect(await new Checkpoints(path, storage, logger).latest(), `cut at ${cut}`).toEqual(older);
+    }
+    expect(lines.filter((l) => String(l.msg).includes('damaged')).length).toBe(cuts.length);
+    await writeFile(join(path, fileOf(9)), whole);
+    expect(await new Checkpoints(path, storage, logger).latest()).toEqual(newer.state);
+  });
+
+  test('a crash while a checkpoint is written leaves its temporary file, which is ignored and later replaced', async () => {
+    const path = await dir();
+    const storage = fileJournalStorage();
+    const checkpoints = new Checkpoints(path, storage, captureLogs().logger);
+    const older = realisticState(30, 5).state;
+    await checkpoints.write(older);
+    const newer = encodeCheckpoint(realisticState(2_000, 9).state);
+    const half = Buffer.concat(newer.chunks).subarray(0, Math.floor(newer.bytes / 2));
+    await writeFile(join(path, `.${fileOf(9)}.tmp`), half);
+
+    const after = new Checkpoints(path, storage, captureLogs().logger);
+    expect(await after.latest()).toEqual(older);
+    await after.write(newer);
+    expect((await readdir(path)).sort()).toEqual([fileOf(5), fileOf(9)]);
+    expect((await new Checkpoints(path, storage, captureLogs().logger).latest())?.seq).toBe(9);
+  });
+
+  test('an item that does not append to a list of the first is refused, CRC or not', async () => {
+    const path = await dir();
+    const storage = fileJournalStorage();
+    const older = realisticState(3, 5).state;
+    await new Checkpoints(path, storage, captureLogs().logger).write(older);
+    const codec = new Encoder({ useRecords: false, mapsAsObjects: true });
+    const head = encodeCheckpoint({ ...older, seq: 9, lastSeen: [] }).chunks[1] as Buffer;
+    for (const item of [
+      [['seq'], [1]],
+      [['__proto__'], [1]],
+      [['engine', 'scenarios', 5, 'groups'], [['dev-0', {}]]],
+      [['lastSeen'], 'dev-0'],
+      'lastSeen',
+    ]) {
+      const body = Buffer.concat([head, codec.encode(item)]);
+      const header = Buffer.alloc(12);
+      header.write('VGC2', 0);
+      header.writeUInt32LE(body.length, 4);
+      header.writeUInt32LE(crc32(body), 8);
+      await writeFile(join(path, fileOf(9)), Buffer.concat([header, body]));
+      expect(
+        await new Checkpoints(path, storage, captureLogs().logger).latest(),
+        JSON.stringify(item),
+      ).toEqual(older);
+    }
+  });
+});
+
+describe('checkpoints in the first format (one CBOR body)', () => {
+  /** How the first format was written: `VGCK`, the length and the CRC-32 of one CBOR body. */
+  function singleBody(state: CheckpointState): Buffer {
+    const body = new Encoder({ useRecords: false, mapsAsObjects: true }).encode(state);
+    const header = Buffer.alloc(12);
+    header.write('VGCK', 0);
+    header.writeUInt32LE(body.length, 4);
+    header.writeUInt32LE(crc32(body), 8);
+    return Buffer.concat([header, body]);
+  }
+
+  test('a file the first format wrote is read, and is what its encoding gives', async () => {
+    const fixture = await readFile(join(FIXTURES, fileOf(42)));
+    expect(singleBody(singleBodyState()).equals(fixture)).toBe(true);
+    const path = await dir();
+    await copyFile(join(FIXTURES, fileOf(42)), join(path, fileOf(42)));
+    expect(await new Checkpoints(path, fileJournalStorage(), captureLogs().logger).latest()).toEqual(
+      singleBodyState(),
+    );
+  });
+
+  test('after an upgrade the new format wins, and a damaged newest falls back to the old file', async () => {
+    const path = await dir();
+    const storage = fileJournalStorage();
+    const { state } = realisticState(5_000, 100);
+    await writeFile(join(path, fileOf(90)), singleBody({ ...state, seq: 90 }));
+    const checkpoints = new Checkpoints(path, storage, captureLogs().logger);
+    expect((await checkpoints.latest())?.seq).toBe(90);
+    await checkpoints.write(state);
+    expect((await new Checkpoints(path, storage, captureLogs().logger).latest())?.seq).toBe(100);
+
+    const newest = join(path, fileOf(100));
+    const bytes = await readFile(newest);
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 0xff;
+    await writeFile(newest, bytes);
+    expect(await new Checkpoints(path, storage, captureLogs().logger).latest()).toEqual({
+      ...state,
+      seq: 90,
+    });
+  });
+});
+
+describe('a checkpoint taken while inputs arrive', () => {
+  async function open(path: string, clock: { now: () => number }, onLiveEvent?: (ev: Event) => void) {
+    const ruleSet = benchRules();
+    const durable = await DurableInputs.open({
+      dir: path,
+      logger: captureLogs().logger,
+      registry: new Registry(),
+      settings: { checkpointIntervalMs: 3_600_000 },
+    });
+    const restored = durable.restore(ruleSet, { gateway: 'gw' }, rulesRecordOf(ruleSet, 'dir', 0));
+    const rules = new RulesInForce(restored.rules, restored.engine, restored.arbiter);
+    const loop = new DecisionLoop({
+      rules,
+      scheduler: new VirtualScheduler(clock.now()),
+      profileOf: () => undefined,
+      outputs: { verdict: () => undefined },
+    });
+    await durable.recover({
+      loop,
+      clock,
+      profiles: { peek: () => ({ hit: true, profile: undefined }), get: () => Promise.resolve(undefined) },
+      pendingWrites: () => [],
+      onLiveEvent,
+    });
+    return { durable, rules };
+  }
+
+  test('holds back what is recorded while the engine is encoded, so a crash after it recovers the live state exactly', async () => {
+    const path = await dir();
+    let now = 1_000_000;
+    const clock = { now: () => now++ };
+    const devices = 30_000;
+    const applied = new WeakSet<Event>();
+    const first = await open(path, clock, (ev) => applied.add(ev));
+    let held = 0;
+    const submit = async (i: number): Promise<void> => {
+      const ev: Event = {
+        actor: `dev-${i}`,
+        type: 'reading',
+        at: clock.now(),
+        data: { n: i },
+        source: 'device',
+      };
+      await first.durable.submitEvent(ev, undefined, 'write');
+      // Recorded and acknowledged; applied at once unless a checkpoint holds it back.
+      if (!applied.has(ev)) held++;
+    };
+    for (let i = 0; i < devices; i += 1_000) {
+      await Promise.all(Array.from({ length: 1_000 }, (_, k) => submit(i + k)));
+    }
+    await first.durable.checkpoint();
+
+    // Readings of the devices encoded last and of new ones, one per turn of the event loop, all along.
+    let checkpointing = true;
+    const during: Array<Promise<void>> = [];
+    let n = 0;
+    const feed = (): void => {
+      if (!checkpointing) return;
+      during.push(submit(n++ % 2 === 0 ? devices - 1 - (n % 100) : devices + n));
+      setImmediate(feed);
+    };
+    setImmediate(feed);
+    await first.durable.checkpoint();
+    checkpointing = false;
+    await Promise.all(during);
+    expect(held).toBeGreaterThan(0);
+    expect(held).toBeLessThan(during.length);
+    const live = first.rules.engine.snapshot();
+    const arbiter = first.rules.arbiter.snapshot();
+    expect(live.scenarios.find((s) => s.id === 'quiet')?.groups.length).toBeGreaterThan(devices);
+
+    // The crash: nothing closed, nothing more written.
+    cleanups.push(() => first.durable.close().catch(() => undefined));
+    const second = await open(path, clock);
+    cleanups.push(() => second.durable.close());
+    expect(second.rules.engine.snapshot()).toEqual(live);
+    expect(second.rules.arbiter.snapshot()).toEqual(arbiter);
+  }, 60_000);
+});
