@@ -17,9 +17,14 @@ afterEach(async () => {
 
 if (!hasMosquitto()) console.warn(MOSQUITTO_MISSING);
 
-async function health(httpPort: number): Promise<{ outbox: number }> {
+interface Health {
+  outbox: number;
+  durability: { state: string };
+}
+
+async function health(httpPort: number): Promise<Health> {
   const res = await fetch(`http://127.0.0.1:${httpPort}/healthz`);
-  return (await res.json()) as { outbox: number };
+  return (await res.json()) as Health;
 }
 
 describe.skipIf(!hasMosquitto())('the built gateway survives kill -9 with the cloud down', () => {
@@ -92,6 +97,13 @@ describe.skipIf(!hasMosquitto())('the built gateway survives kill -9 with the cl
       'gw1',
     ]);
     cleanups.push(() => gateway.stop());
+    // An action counts in the outbox from its decision; one not yet on disk at the kill is decided again by the
+    // recovery, from the journaled event.
+    const recovered = Date.now() + 10_000;
+    while ((await health(gateway.httpPort)).durability.state !== 'ok') {
+      if (Date.now() > recovered) throw new Error('the gateway did not recover');
+      await new Promise((r) => setTimeout(r, 50));
+    }
     expect((await health(gateway.httpPort)).outbox).toBe(temps.length);
 
     await cloud.resume(); // the cloud is back, with the consumer's session
