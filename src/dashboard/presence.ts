@@ -1,8 +1,12 @@
 import type { Logger } from 'pino';
 import type { DeviceActivity } from './device-activity.js';
 
-/** How often the devices never heard from are counted: a scan of the profile keys (about 1 s per million). */
-export const DEFAULT_NEVER_SEEN_EVERY_MS = 60_000;
+/**
+ * The devices never heard from are counted by a scan of the profile keys (about 1 s per million): every
+ * 10 s at most, and never for more than 1% of the time (every 100 s with a million profiles).
+ */
+export const DEFAULT_NEVER_SEEN_EVERY_MS = 10_000;
+const SCAN_SHARE = 0.01;
 
 /**
  * Where every device stands, one definition for the page and the API; the four add up to `total`.
@@ -10,7 +14,8 @@ export const DEFAULT_NEVER_SEEN_EVERY_MS = 60_000;
  * - `away`: not connected, heard from within `silentAfterMs` (an event of its own, or its connection).
  * - `silent`: not connected, heard from since the gateway started but not within `silentAfterMs`.
  * - `neverSeen`: has a profile, not heard from since the gateway started; counted every
- *   `neverSeenEveryMs`, so it lags by up to that (a device first heard from since the count is in both).
+ *   `neverSeenEveryMs` (longer when the scan is long), so it lags by up to that (a device first heard
+ *   from since the count is in both).
  */
 export interface Presence {
   connected: number;
@@ -21,6 +26,7 @@ export interface Presence {
   silentAfterMs: number;
   /** When `neverSeen` was counted; null until the first count is done. */
   neverSeenAt: number | null;
+  /** How long until the next count, as things stand. */
   neverSeenEveryMs: number;
 }
 
@@ -35,24 +41,35 @@ export interface PresenceOptions {
 
 /** Presence from the device activity, with the count of devices never seen taken now and then. */
 export class PresenceCounter {
-  readonly neverSeenEveryMs: number;
+  readonly minEveryMs: number;
+  private everyMs: number;
+  private stopped = false;
   private neverSeen: { count: number; at: number } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private counting: Promise<void> | undefined;
 
   constructor(private readonly opts: PresenceOptions) {
-    this.neverSeenEveryMs = opts.neverSeenEveryMs ?? DEFAULT_NEVER_SEEN_EVERY_MS;
+    this.minEveryMs = opts.neverSeenEveryMs ?? DEFAULT_NEVER_SEEN_EVERY_MS;
+    this.everyMs = this.minEveryMs;
   }
 
-  /** Counts at once, then every `neverSeenEveryMs` until `stop`. */
+  /** Counts at once, then again and again (see DEFAULT_NEVER_SEEN_EVERY_MS) until `stop`. */
   start(): void {
-    void this.countNeverSeen();
-    this.timer = setInterval(() => void this.countNeverSeen(), this.neverSeenEveryMs);
-    this.timer.unref();
+    const next = (): void => {
+      const startedAt = performance.now();
+      void this.countNeverSeen().then(() => {
+        if (this.stopped) return;
+        this.everyMs = Math.max(this.minEveryMs, (performance.now() - startedAt) / SCAN_SHARE);
+        this.timer = setTimeout(next, this.everyMs);
+        this.timer.unref();
+      });
+    };
+    next();
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopped = true;
+    clearTimeout(this.timer);
   }
 
   /** One count of the profiles never heard from; a count still under way is not started again. */
@@ -82,7 +99,7 @@ export class PresenceCounter {
       total: connected + away + counts.offline + neverSeen,
       silentAfterMs: devices.onlineWithinMs,
       neverSeenAt: this.neverSeen?.at ?? null,
-      neverSeenEveryMs: this.neverSeenEveryMs,
+      neverSeenEveryMs: Math.round(this.everyMs),
     };
   }
 }
