@@ -15,7 +15,7 @@ import { mountRulesRoutes } from './routes/rules.js';
 import { HttpApi } from './server.js';
 
 /** What the local HTTP API serves from; the gateway passes its parts in. */
-export interface HttpApiDeps extends Omit<DashboardDeps, 'profile'> {
+export interface HttpApiDeps extends Omit<DashboardDeps, 'profile' | 'countProfiles'> {
   host: string;
   port: number;
   /** The token check (`apiAuthorizer`); undefined when none is needed. */
@@ -51,7 +51,11 @@ export async function startHttpApi(deps: HttpApiDeps): Promise<RunningHttpApi> {
   mountRulesRoutes(api, deps.rules);
   // `vigil devices` while the gateway runs; a removed device's connection ends at once.
   mountDeviceRoutes(api, { credentials: deps.credentials, onRemoved: deps.disconnectDevice });
-  const dashboard = mountDashboard(api, { ...deps, profile: (id) => deps.store.profiles.get(id) });
+  const dashboard = mountDashboard(api, {
+    ...deps,
+    profile: (id) => deps.store.profiles.get(id),
+    countProfiles: (where) => deps.store.profiles.count(where),
+  });
   let address: { host: string; port: number };
   try {
     address = await api.listen(deps.host, deps.port);

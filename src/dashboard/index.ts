@@ -13,6 +13,8 @@ export {
 export {
   RecentActions,
   DEFAULT_RECENT_ACTIONS,
+  EXPIRED_REASON,
+  type VerdictTotals,
   type ActionEntry,
   type ScenarioTally,
   type Verdict,
@@ -35,3 +37,24 @@ export { openMatchesOf, timersOf, type OpenMatch, type DeviceTimer } from './dev
 export { ScenarioRates, type RateHistory } from './scenario-rates.js';
 export { DirSizeSampler, dirBytes, DEFAULT_DIR_SIZE_EVERY_MS } from './dir-size.js';
 export { StaticAssets, ASSETS_DIR, VENDOR_FILES } from './static-assets.js';
+export {
+  History,
+  PointRing,
+  HISTORY_FIELDS,
+  FINE_STEP_MS,
+  FINE_POINTS,
+  COARSE_STEP_MS,
+  COARSE_POINTS,
+  merge,
+  percentile,
+  type HistoryField,
+  type HistoryPoint,
+  type HistorySeries,
+} from './history.js';
+export { HistorySampler, type HistorySources } from './history-sampler.js';
+export {
+  PresenceCounter,
+  DEFAULT_NEVER_SEEN_EVERY_MS,
+  type Presence,
+  type PresenceOptions,
+} from './presence.js';

@@ -21,6 +21,17 @@ export interface ScenarioTally {
   reasons: Record<string, number>;
 }
 
+/** Decisions since start by what became of them; `expired` are those dropped for their `ttl`, not in `dropped`. */
+export interface VerdictTotals {
+  sent: number;
+  suppressed: number;
+  expired: number;
+  dropped: number;
+}
+
+/** The reason of an action dropped because it waited past its category's `ttl`. */
+export const EXPIRED_REASON = 'ttl';
+
 interface Tally {
   sent: number;
   suppressed: number;
@@ -39,6 +50,7 @@ export class RecentActions {
   private next = 0;
   private readonly tallies = new Map<string, Tally>();
   private readonly reasons = new Map<string, number>();
+  private readonly verdicts: VerdictTotals = { sent: 0, suppressed: 0, expired: 0, dropped: 0 };
 
   constructor(readonly capacity: number = DEFAULT_RECENT_ACTIONS) {
     if (!Number.isInteger(capacity) || capacity < 1)
@@ -95,6 +107,11 @@ export class RecentActions {
     };
   }
 
+  /** Every decision since start, by what became of it. */
+  totals(): VerdictTotals {
+    return { ...this.verdicts };
+  }
+
   /** Suppressed and dropped decisions of every scenario, by reason. */
   reasonTotals(): Record<string, number> {
     return Object.fromEntries(this.reasons);
@@ -110,6 +127,8 @@ export class RecentActions {
       this.tallies.set(scenario, tally);
     }
     tally[entry.verdict]++;
+    if (entry.verdict === 'dropped' && entry.reason === EXPIRED_REASON) this.verdicts.expired++;
+    else this.verdicts[entry.verdict]++;
     if (entry.reason !== undefined) {
       // Maps, not objects: reasons carry rule-chosen category names, which could be `__proto__`.
       tally.reasons.set(entry.reason, (tally.reasons.get(entry.reason) ?? 0) + 1);

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 export const ASSETS_DIR = fileURLToPath(new URL('./assets/', import.meta.url));
 /** uPlot's files: copied into assets/vendor by the build; read from node_modules when running from source. */
 export const VENDOR_FILES = ['uPlot.iife.min.js', 'uPlot.min.css'] as const;
-const OWN_FILES = ['index.html', 'dashboard.css', 'dashboard.js'] as const;
+const OWN_FILES = ['index.html', 'dashboard.css', 'dashboard.js', 'charts.js'] as const;
 
 type AssetName = (typeof OWN_FILES)[number] | (typeof VENDOR_FILES)[number];
 

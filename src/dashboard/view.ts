@@ -6,6 +6,9 @@ import type { Profile } from '../shared/index.js';
 import type { DeviceActivity } from './device-activity.js';
 import { openMatchesOf, timersOf } from './device-state.js';
 import { DirSizeSampler } from './dir-size.js';
+import type { HistorySeries } from './history.js';
+import { HistorySampler } from './history-sampler.js';
+import { PresenceCounter, type Presence } from './presence.js';
 import type { ActionEntry, RecentActions } from './recent-actions.js';
 import { describeScenario, type ScenarioDiagram } from './scenario-diagram.js';
 import { ScenarioRates, type RateHistory } from './scenario-rates.js';
@@ -31,7 +34,9 @@ export interface DashboardDeps {
   /** Fed by the gateway with every accepted event. */
   devices: DeviceActivity;
   profile: (id: string) => Promise<Profile | undefined>;
-  outbox: { readonly size: number; readonly bytes: number };
+  /** Counts the stored profiles whose id `where` keeps (for the devices never seen). */
+  countProfiles: (where: (id: string) => boolean) => Promise<number>;
+  outbox: { readonly size: number; readonly bytes: number; readonly oldestDecidedAt: number | undefined };
   uplink: () => UplinkState;
   /** MQTT clients connected to the embedded broker. */
   connectedClients: () => number;
@@ -45,6 +50,8 @@ export interface DashboardDeps {
   /** How often the page's summary and action batches go out (and the rate charts take a step). */
   tickMs?: number;
   dirSizeEveryMs?: number;
+  /** How often the devices never seen are counted. */
+  neverSeenEveryMs?: number;
 }
 
 /** Actions a page starts from, and the default of `/api/actions`. */
@@ -82,7 +89,9 @@ export interface Summary {
   gateway: string;
   upstream: UplinkState;
   outbox: { depth: number; bytes: number };
+  /** Kept for the API's readers; the page shows `presence`. */
   devices: { connected: number; online: number; offline: number; known: number };
+  presence: Presence;
   pendingTimers: number;
   /** Suppressed and dropped actions of every scenario, by reason. */
   reasons: Record<string, number>;
@@ -126,6 +135,8 @@ export class DashboardView {
   private readonly startedAt: number;
   private readonly rates: ScenarioRates;
   private readonly sampler: DirSizeSampler;
+  private readonly history: HistorySampler;
+  private readonly presence: PresenceCounter;
   private readonly perMinuteSteps: number;
   private lastStep: Record<string, number> = {};
 
@@ -145,12 +156,36 @@ export class DashboardView {
       deps.dirSizeEveryMs,
     );
     this.sampler.start();
+    this.history = new HistorySampler({
+      eventsInTotal: async () => (await deps.metrics.eventsIn.get()).values.reduce((a, v) => a + v.value, 0),
+      recent: deps.recent,
+      outboxDepth: () => deps.outbox.size,
+      outboxOldestAt: () => deps.outbox.oldestDecidedAt,
+      uplink: () => ({ connected: 1, disconnected: 0, none: NaN })[deps.uplink()],
+      connected: () => deps.devices.connectedCount,
+    });
+    this.presence = new PresenceCounter({
+      devices: deps.devices,
+      countProfiles: deps.countProfiles,
+      now: () => deps.clock.now(),
+      logger: deps.logger,
+      ...(deps.neverSeenEveryMs !== undefined ? { neverSeenEveryMs: deps.neverSeenEveryMs } : {}),
+    });
+    this.presence.start();
   }
 
   /** One step of the rate charts; the page gets it with the next summary. */
   step(): void {
     const steps = this.rates.sample(this.deps.clock.now(), this.deps.engine().stats());
     this.lastStep = Object.fromEntries(steps.map((s) => [s.scenario, s.matches]));
+    this.history.tick(this.deps.clock.now()).catch((err: unknown) => {
+      this.deps.logger.error({ err }, 'dashboard history step failed');
+    });
+  }
+
+  /** The history of the last `rangeMs`: 5 s points up to an hour, 1 min points beyond. */
+  historyOf(rangeMs: number): HistorySeries {
+    return this.history.history.range(rangeMs, this.deps.clock.now());
   }
 
   rows(): ScenarioRow[] {
@@ -195,6 +230,7 @@ export class DashboardView {
         offline: counts.offline,
         known: counts.known,
       },
+      presence: this.presence.presence(),
       pendingTimers: deps.pendingTimers(),
       reasons: deps.recent.reasonTotals(),
       scenarios: this.rows(),
@@ -249,6 +285,7 @@ export class DashboardView {
       upstream: s.upstream,
       outbox: s.outbox,
       devices: s.devices,
+      presence: s.presence,
       pendingTimers: s.pendingTimers,
       scenarios: s.scenarios.length,
       dataBytes: this.sampler.bytes ?? null,
@@ -265,5 +302,6 @@ export class DashboardView {
 
   stop(): void {
     this.sampler.stop();
+    this.presence.stop();
   }
 }

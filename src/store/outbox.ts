@@ -160,6 +160,18 @@ export class Outbox {
     return this.#bytes;
   }
 
+  /** When the action queued longest was decided; undefined when the outbox is empty. */
+  get oldestDecidedAt(): number | undefined {
+    let oldest: number | undefined;
+    // Each rank's map is in queue order: its first entry is its oldest.
+    for (const entries of this.#byRank.values()) {
+      const first = entries.values().next();
+      if (!first.done && (oldest === undefined || first.value.action.decidedAt < oldest))
+        oldest = first.value.action.decidedAt;
+    }
+    return oldest;
+  }
+
   has(id: string): boolean {
     return this.#byId.has(id);
   }

@@ -19,7 +19,8 @@ const MAX_ID_CHARS = 256;
 
 /**
  * Mounts the dashboard: the page (`GET /` and `/assets/…`), the JSON API (`/api/scenarios`,
- * `/api/scenarios/{id}`, `/api/devices/{id}`, `/api/actions?limit=N`, `/api/health`) and the live stream
+ * `/api/scenarios/{id}`, `/api/devices/{id}`, `/api/actions?limit=N`, `/api/health`, `/api/history?range=R`)
+ * and the live stream
  * (`/api/live`, server-sent events, one batch a tick).
  */
 export function mountDashboard(api: HttpApi, deps: DashboardDeps): Dashboard {
@@ -101,8 +102,24 @@ function mountJson(api: HttpApi, view: DashboardView, deps: DashboardDeps): void
       const limit = parseLimit(query.get('limit'), deps.recent.capacity);
       sendJson(res, 200, { actions: deps.recent.latest(limit) });
     })
-    .route('GET', '/api/health', ({ res }) => sendJson(res, 200, view.health()));
+    .route('GET', '/api/health', ({ res }) => sendJson(res, 200, view.health()))
+    .route('GET', '/api/history', ({ res, query }) => {
+      const range = query.get('range') ?? '1h';
+      const rangeMs = HISTORY_RANGES[range];
+      if (rangeMs === undefined)
+        throw badQuery(
+          `range is one of ${Object.keys(HISTORY_RANGES).join(', ')}, got ${JSON.stringify(range)}`,
+        );
+      sendJson(res, 200, { range, ...view.historyOf(rangeMs) });
+    });
 }
+
+/** The ranges `/api/history` answers, as the page offers them. */
+const HISTORY_RANGES: Readonly<Record<string, number>> = Object.assign(Object.create(null) as object, {
+  '15m': 15 * 60_000,
+  '1h': 60 * 60_000,
+  '24h': 24 * 60 * 60_000,
+});
 
 /** `?limit=N`: the number of entries, at most what the ring holds. */
 function parseLimit(raw: string | null, max: number): number {

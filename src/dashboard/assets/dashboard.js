@@ -1,11 +1,16 @@
-/* global document, window, location, fetch, EventSource, uPlot */
+/* global document, window, location, fetch, EventSource, uPlot, setTimeout, clearTimeout */
 // The dashboard page. Everything comes from the gateway's /api: the scenario rows once, then one
-// summary and one batch of actions a second over server-sent events. The DOM is built with
-// textContent only: device ids and payloads come from devices.
+// summary and one batch of actions a second over server-sent events, and the history every few
+// seconds. The DOM is built with textContent only: device ids and payloads come from devices.
+import { Charts, count, duration } from './charts.js';
 
 /** Steps (seconds) summed into one bar of a rate chart. */
 const BUCKET_STEPS = 10;
 const MAX_ACTIONS_SHOWN = 100;
+/** Actions the page keeps to filter: as many as the gateway keeps. */
+const MAX_ACTIONS_KEPT = 500;
+/** How often the history is fetched again: a 5 s point, or a minute point for the day. */
+const HISTORY_EVERY_MS = { '15m': 5_000, '1h': 5_000, '24h': 30_000 };
 const ROLE_NAMES = {
   event: 'event',
   absent: 'missing event',
@@ -25,6 +30,13 @@ const state = {
   /** Scenario id → its table row, cells and chart. */
   rows: new Map(),
   lastSeq: -1,
+  /** The latest actions, newest first, at most MAX_ACTIONS_KEPT. */
+  entries: [],
+  /** Reasons met so far, for the filter's choices. */
+  reasonsSeen: new Set(),
+  range: '1h',
+  historyTimer: undefined,
+  charts: undefined,
   selected: undefined,
   lastSummary: undefined,
 };
@@ -179,11 +191,24 @@ function updateStatus(s) {
   const uplink = byId('st-uplink');
   uplink.textContent = s.upstream;
   uplink.className = `pill ${s.upstream}`;
-  byId('st-outbox').textContent = `${s.outbox.depth} (${bytes(s.outbox.bytes)})`;
-  byId('st-online').textContent = String(s.devices.online);
-  byId('st-offline').textContent = String(s.devices.offline);
-  byId('st-connected').textContent = String(s.devices.connected);
-  byId('st-timers').textContent = String(s.pendingTimers);
+  byId('st-outbox').textContent = `${count(s.outbox.depth)} actions (${bytes(s.outbox.bytes)})`;
+  byId('st-timers').textContent = count(s.pendingTimers);
+  updatePresence(s.presence);
+}
+
+function updatePresence(p) {
+  byId('pr-connected').textContent = count(p.connected);
+  byId('pr-away').textContent = count(p.away);
+  byId('pr-silent').textContent = count(p.silent);
+  byId('pr-never').textContent = p.neverSeenAt === null ? '…' : count(p.neverSeen);
+  byId('pr-total').textContent = `${count(p.total)} in all`;
+  const deadline = duration(p.silentAfterMs);
+  byId('pr-away-means').textContent = `not connected, heard from within the last ${deadline}`;
+  byId('pr-silent-means').textContent = `heard from since start, not connected, silent for over ${deadline}`;
+  byId('pr-never-means').textContent =
+    p.neverSeenAt === null
+      ? 'has a profile, not heard from since start: being counted'
+      : `has a profile, not heard from since start; counted every ${duration(p.neverSeenEveryMs)}, last at ${clockTime(p.neverSeenAt)}`;
 }
 
 function updateReasons(reasons) {
@@ -216,14 +241,79 @@ function renderAction(entry) {
   return li;
 }
 
+/** What became of an action, as the filter and the charts name it. */
+function statusOf(entry) {
+  return entry.verdict === 'dropped' && entry.reason === 'ttl' ? 'expired' : entry.verdict;
+}
+
+/** New entries (oldest first), after those the page has. */
 function addActions(entries) {
-  const list = byId('actions');
+  const fresh = [];
   for (const entry of entries) {
     if (entry.seq <= state.lastSeq) continue;
     state.lastSeq = entry.seq;
-    list.prepend(renderAction(entry));
+    fresh.push(entry);
+    if (entry.reason) state.reasonsSeen.add(entry.reason);
   }
-  while (list.children.length > MAX_ACTIONS_SHOWN) list.lastElementChild.remove();
+  if (fresh.length === 0) return;
+  state.entries = [...fresh.reverse(), ...state.entries].slice(0, MAX_ACTIONS_KEPT);
+  renderActions();
+}
+
+function filters() {
+  const form = byId('action-filters');
+  return {
+    scenario: form.elements.scenario.value,
+    status: form.elements.status.value,
+    reason: form.elements.reason.value,
+    actor: form.elements.actor.value.trim(),
+    showSuppressed: form.elements.showSuppressed.checked,
+  };
+}
+
+/** The kept actions that pass the filters; suppressed ones are folded into counts unless shown or asked for. */
+function renderActions() {
+  const f = filters();
+  const shown = [];
+  const folded = new Map();
+  for (const entry of state.entries) {
+    const status = statusOf(entry);
+    const a = entry.action;
+    if (f.scenario && a.scenario !== f.scenario) continue;
+    if (f.status && status !== f.status) continue;
+    if (f.reason && entry.reason !== f.reason) continue;
+    if (f.actor && a.actor !== f.actor) continue;
+    if (status === 'suppressed' && !f.showSuppressed && f.status !== 'suppressed') {
+      folded.set(entry.reason, (folded.get(entry.reason) ?? 0) + 1);
+      continue;
+    }
+    if (shown.length < MAX_ACTIONS_SHOWN) shown.push(renderAction(entry));
+  }
+  byId('actions').replaceChildren(...shown);
+  const n = [...folded.values()].reduce((a, b) => a + b, 0);
+  byId('actions-folded').textContent =
+    n === 0
+      ? shown.length === 0
+        ? 'no actions match'
+        : ''
+      : `${n} suppressed hidden (${[...folded].map(([r, k]) => `${r} ${k}`).join(', ')}) of the latest ${state.entries.length}`;
+  fillChoices();
+}
+
+/** The filters' choices: the scenarios in force and the reasons met. */
+function fillChoices() {
+  const form = byId('action-filters');
+  setChoices(form.elements.scenario, [...state.rows.keys()]);
+  setChoices(form.elements.reason, [...state.reasonsSeen].sort());
+}
+
+function setChoices(select, values) {
+  const have = [...select.options].slice(1).map((o) => o.value);
+  if (have.join('\n') === values.join('\n')) return;
+  const current = select.value;
+  select.replaceChildren(el('option', '', 'all'), ...values.map((v) => el('option', '', v)));
+  select.options[0].value = '';
+  select.value = values.includes(current) ? current : '';
 }
 
 function applySummary(s, newStep) {
@@ -260,12 +350,26 @@ function connect() {
     const hello = JSON.parse(e.data);
     // A new stream may come from a restarted gateway, whose sequence starts again: start afresh.
     state.lastSeq = -1;
-    byId('actions').replaceChildren();
+    state.entries = [];
     state.stepMs = hello.history.stepMs;
     state.series = new Map(Object.entries(hello.history.matches));
     state.slots = Math.max(state.slots, ...[...state.series.values()].map((v) => v.length));
     addActions(hello.actions);
     applySummary(hello.summary, false);
+    // The page starts from as many actions as the gateway keeps, so that the filters have them to sift.
+    getJson(`/api/actions?limit=${MAX_ACTIONS_KEPT}`).then(
+      ({ actions }) => {
+        const have = new Set(state.entries.map((e) => e.seq));
+        const more = actions.filter((a) => !have.has(a.seq));
+        state.entries = [...state.entries, ...more].sort((a, b) => b.seq - a.seq).slice(0, MAX_ACTIONS_KEPT);
+        for (const e of more) {
+          if (e.reason) state.reasonsSeen.add(e.reason);
+          state.lastSeq = Math.max(state.lastSeq, e.seq);
+        }
+        renderActions();
+      },
+      () => undefined,
+    );
   });
   source.addEventListener('actions', (e) => addActions(JSON.parse(e.data)));
   source.addEventListener('summary', (e) => applySummary(JSON.parse(e.data), true));
@@ -369,11 +473,44 @@ byId('device-form').addEventListener('submit', (e) => {
   );
 });
 
+// ---- the history charts
+
+function loadHistory() {
+  clearTimeout(state.historyTimer);
+  const range = state.range;
+  getJson(`/api/history?range=${range}`).then(
+    (history) => {
+      if (range === state.range) {
+        state.lastHistory = history;
+        state.charts.draw(history);
+      }
+    },
+    () => undefined,
+  );
+  state.historyTimer = setTimeout(loadHistory, HISTORY_EVERY_MS[range]);
+}
+
+byId('range').addEventListener('change', (e) => {
+  state.range = e.target.value;
+  loadHistory();
+});
+
+byId('action-filters').addEventListener('input', () => renderActions());
+byId('action-filters').addEventListener('submit', (e) => e.preventDefault());
+
+// Colours come from the theme: the charts are drawn again when it changes.
+window.matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
+  if (state.lastHistory) state.charts.draw(state.lastHistory, true);
+});
+
 window.addEventListener('hashchange', route);
 window.addEventListener('resize', () => {
   for (const row of state.rows.values())
     row.chart?.setSize({ width: row.chartBox.clientWidth || 240, height: 40 });
 });
+
+state.charts = new Charts(byId('charts'));
+loadHistory();
 
 getJson('/api/scenarios').then(
   ({ scenarios }) => {
