@@ -150,10 +150,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     devices,
     onSent: (handler) => void sent.push(handler),
     onCheckpoint: (handler) => void checkpointed.push(handler),
-    holdCheckpointsFor(write) {
-      writes.add(write);
-      void write.catch(() => undefined).finally(() => writes.delete(write));
-    },
+    holdCheckpointsFor: (write) => holdUntilWritten(writes, write),
     recovered,
     recover() {
       begin();
@@ -272,4 +269,17 @@ function liveOutputs(
       if (!replay) metrics.eventsIn.inc({ type: metrics.eventType(event.type), source: 'engine' });
     },
   };
+}
+
+/**
+ * Keeps `write` among the writes a checkpoint waits for until it is done. One that gave up (the gateway stopping
+ * while the disk is full) stays: every checkpoint after it fails, so the journal keeps the input that decided it
+ * and the next start decides it again.
+ */
+function holdUntilWritten(writes: Set<Promise<unknown>>, write: Promise<unknown>): void {
+  writes.add(write);
+  write.then(
+    () => writes.delete(write),
+    () => undefined,
+  );
 }
