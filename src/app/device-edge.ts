@@ -1,9 +1,10 @@
-import { DeviceGuard, startBroker, type Broker, type ClientInfo } from '../broker/index.js';
+import { DeviceGuard, sessionMetrics, startBroker, type Broker, type ClientInfo } from '../broker/index.js';
 import { CommandMetrics, DeviceCommands } from '../commands/index.js';
 import { cloudEventMetrics, Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js';
 import { DurableInputs } from '../runtime/index.js';
 import { DEAD_LETTER_TOPIC, upstreamTopics } from '../shared/index.js';
 import { CredentialStore } from '../credentials/index.js';
+import { MqttSessions } from '../store/index.js';
 import type { CloudMessage } from '../upstream/index.js';
 import type { DecisionModule } from './decision.js';
 import type { Foundation } from './foundation.js';
@@ -60,6 +61,7 @@ export async function startDeviceEdge(
   const credentials = new CredentialStore(store.sublevels.creds);
   const guard = deviceGuard(base, credentials);
   const commands = deviceCommands(base, decision, () => broker);
+  const sessions = await openSessions(base);
   broker = await startBroker({
     host: config.mqtt.host,
     port: config.mqtt.port,
@@ -71,6 +73,7 @@ export async function startDeviceEdge(
       host: config.mqtt.tls.host ?? config.mqtt.host,
       port: config.mqtt.tls.port,
     },
+    sessions,
     hooks: {
       // Acknowledged once recorded (QoS 1); a resend of a recorded publish is acknowledged, not processed.
       onPublish: (client: ClientInfo, topic, payload, qos, packet) => {
@@ -90,14 +93,14 @@ export async function startDeviceEdge(
         if (!client.internal) ingest.handleBrokerEvent(client.id, 'connected');
         commands.deviceReady(client.id);
       },
-      // Device sessions are clean: a device subscribes again on each connection, and gets what waits then.
+      // Once the device is subscribed (by SUBSCRIBE, or its persistent session's subscriptions), what waits is sent.
       onSubscribed: (client) => commands.deviceReady(client.id),
       onDisconnected: (client, reason) => {
         metrics.devicesConnected.set(broker?.connectedCount ?? 0);
         if (!client.internal) ingest.handleBrokerEvent(client.id, 'disconnected', { reason });
       },
     },
-  });
+  }).catch(closeAndThrow(sessions));
   const started = broker;
   // Decided again during recovery too: the command outbox keeps an id once and remembers what was acknowledged.
   decision.onSent(({ action, to }, replay) => {
@@ -114,10 +117,47 @@ export async function startDeviceEdge(
     async stop() {
       // Stop accepting devices, then let the events already queued for their profiles finish.
       await started.close();
+      await sessions.close();
       await ingest.drain();
       // Commands decided from here on (the decision loop applies what is left) are queued for the next start.
       await commands.stop();
     },
+  };
+}
+
+/** The broker's persistent sessions and retained messages, in the store's LevelDB (docs/mqtt.md). */
+async function openSessions(base: Foundation): Promise<MqttSessions> {
+  const { config, logger, metrics, store } = base;
+  const { sessions: limits, retained } = config.mqtt;
+  let opened: MqttSessions | undefined;
+  const zero = { sessions: 0, queued: 0, queuedBytes: 0, retained: 0, retainedBytes: 0 };
+  const sessions = await MqttSessions.open(store.db, {
+    limits: {
+      maxQueued: limits.maxQueued,
+      maxQueuedBytes: limits.maxQueuedBytes,
+      expiryMs: limits.expiry,
+      retainedPerDevice: retained.maxPerDevice,
+      retainedCount: retained.maxCount,
+      retainedBytes: retained.maxBytes,
+    },
+    syncIntervalMs: config.durability.syncInterval,
+    ...sessionMetrics(metrics.registry, logger, () => opened?.stats() ?? zero),
+  });
+  opened = sessions;
+  if (sessions.unreadableOnOpen > 0) {
+    logger.warn(
+      { entries: sessions.unreadableOnOpen },
+      'mqtt session records that cannot be decoded were skipped',
+    );
+  }
+  return sessions;
+}
+
+/** For a start that failed: closes what was opened for it, then fails as it did. */
+function closeAndThrow(opened: { close(): Promise<void> }): (err: unknown) => Promise<never> {
+  return async (err) => {
+    await opened.close();
+    throw err;
   };
 }
 
@@ -188,6 +228,12 @@ function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuar
     'max-subscriptions': mqtt.maxSubscriptions,
     'publish-rate-per-second': mqtt.publishRate.perSecond,
     'publish-rate-burst': mqtt.publishRate.burst,
+    'session-max-queued': mqtt.sessions.maxQueued,
+    'session-max-queued-bytes': mqtt.sessions.maxQueuedBytes,
+    'session-expiry-ms': mqtt.sessions.expiry,
+    'retained-max-per-device': mqtt.retained.maxPerDevice,
+    'retained-max-count': mqtt.retained.maxCount,
+    'retained-max-bytes': mqtt.retained.maxBytes,
   })) {
     metrics.mqttLimits.set({ limit }, value);
   }

@@ -1,10 +1,11 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { Aedes, type Client, type PublishPacket } from 'aedes';
+import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes';
 import { ConfigError, isDeviceEventTopic } from '../shared/index.js';
 import { ClientTracker } from './client-tracker.js';
 import { Deliveries } from './deliveries.js';
 import { BrokerClosedError, listenHint } from './errors.js';
 import { guardPacketSize } from './packet-size-guard.js';
+import { EmptyClientIdError } from './security-errors.js';
 import { startTlsListener, type TlsListener } from './tls.js';
 import { SubscriptionTracker } from './subscriptions.js';
 import type {
@@ -25,25 +26,13 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     );
   }
   const clients = new ClientTracker(opts.hooks, opts.logger);
-  const connections = new ConnectionNumbers();
-  const aedes = await Aedes.createBroker({
-    // No cap on messages in flight in aedes' mqemitter. With the default cap (100), messages past it wait in
-    // a queue that each completed delivery drains by a synchronous call: a burst of device events (which no
-    // client subscribes to) queued behind 100 command deliveries recursed once per event, and a few thousand
-    // QoS 1 publishes in one read overflowed the stack and crashed the gateway (mcollina/mqemitter#204).
-    // Deliveries still wait for their socket; nothing else was bounded by the cap.
-    concurrency: 0,
-    // The guard closes a connection that has not completed CONNECT in time, counted and logged as such;
-    // aedes' own timer (which logs every connection it closes) is left a little longer so it never comes first.
-    ...(opts.guard ? { connectTimeout: opts.guard.connectTimeoutMs + 1_000 } : {}),
-    authenticate: (client, _username, _password, done) => {
-      clients.beforeRegister(client);
-      done(null, true);
-    },
-    authorizePublish: (client, packet, done) =>
-      authorizePublish(client, packet, done, clients, connections, opts),
-  });
+  const aedes = await Aedes.createBroker(aedesOptions(opts, clients));
   clients.watch(aedes);
+  const sessions = opts.sessions;
+  if (sessions !== undefined) {
+    aedes.on('clientReady', (client) => sessions.sessionConnected(client.id, client.clean));
+    aedes.on('clientDisconnect', (client) => sessions.sessionDisconnected(client.id, client.clean));
+  }
   const sending = { subscriptions: new SubscriptionTracker(), deliveries: new Deliveries() };
   sending.deliveries.install(aedes);
   sending.subscriptions.watch(aedes, (client, filters) => {
@@ -104,6 +93,44 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     { host: opts.host, port: address.port },
     tls,
   );
+}
+
+function aedesOptions(opts: BrokerOptions, clients: ClientTracker): AedesOptions {
+  const connections = new ConnectionNumbers();
+  // Connections whose CONNECT has a zero-length client id and asks for a persistent session.
+  const noSessionId = new WeakSet<Client>();
+  return {
+    // No cap on messages in flight in aedes' mqemitter. With the default cap (100), messages past it wait in
+    // a queue that each completed delivery drains by a synchronous call: a burst of device events (which no
+    // client subscribes to) queued behind 100 command deliveries recursed once per event, and a few thousand
+    // QoS 1 publishes in one read overflowed the stack and crashed the gateway (mcollina/mqemitter#204).
+    // Deliveries still wait for their socket; nothing else was bounded by the cap.
+    concurrency: 0,
+    // The guard closes a connection that has not completed CONNECT in time, counted and logged as such;
+    // aedes' own timer (which logs every connection it closes) is left a little longer so it never comes first.
+    ...(opts.guard ? { connectTimeout: opts.guard.connectTimeoutMs + 1_000 } : {}),
+    ...(opts.sessions ? { persistence: opts.sessions } : {}),
+    // aedes makes up an id for a zero-length one; only CONNECT itself tells that it was empty.
+    preConnect: (client, packet, done) => {
+      if (packet.clientId === '' && !packet.clean) noSessionId.add(client);
+      done(null, true);
+    },
+    authenticate: (client, _username, _password, done) => {
+      // [MQTT-3.1.3-8] A zero-length client id with CleanSession 0: CONNACK 0x02, then the connection closes.
+      if (noSessionId.has(client)) {
+        const refused = new EmptyClientIdError();
+        opts.logger.warn(
+          { code: refused.code, reason: 'empty-client-id', address: clients.info(client).address },
+          'mqtt connect refused',
+        );
+        return done(refused, false);
+      }
+      clients.beforeRegister(client);
+      done(null, true);
+    },
+    authorizePublish: (client, packet, done) =>
+      authorizePublish(client, packet, done, clients, connections, opts),
+  };
 }
 
 class EmbeddedBroker implements Broker {

@@ -305,12 +305,9 @@ export class DeviceGuard {
         return drop(packet, done);
       }
       const verdict = checkPublish(session.identity, packet.topic, this.opts.topics);
-      if (verdict.ok) {
-        // Nothing in the gateway reads retained messages from devices, and each would hold memory until a
-        // restart: a device could fill it one topic at a time. Delivered, not retained.
-        packet.retain = false;
-        return inner(client, packet, done);
-      }
+      // Retained as MQTT 3.1.1 has it, on any topic the client may publish to; the session store bounds how many
+      // each device and all of them keep.
+      if (verdict.ok) return inner(client, packet, done);
       return this.refuse(
         session,
         client,

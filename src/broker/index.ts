@@ -10,6 +10,7 @@ export type {
   PublishOptions,
   PublishPacketInfo,
   SendOutcome,
+  SessionPersistence,
 } from './types.js';
 export { topicMatches } from './subscriptions.js';
 export { DeviceGuard } from './guard.js';
@@ -26,3 +27,5 @@ export { ConnectThrottle } from './connect-throttle.js';
 export type { ConnectThrottleOptions } from './connect-throttle.js';
 export { readTlsFiles } from './tls.js';
 export type { TlsListenerOptions, TlsMaterial } from './tls.js';
+export { sessionMetrics } from './session-metrics.js';
+export type { SessionCounts, SessionDropNotice, SessionObservers } from './session-metrics.js';

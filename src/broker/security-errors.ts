@@ -22,6 +22,17 @@ export class ConnectRefusedError extends GuardError {
   }
 }
 
+/**
+ * A CONNECT with a zero-length client id that asks for a persistent session: there is no id to keep the session
+ * under, so the broker answers CONNACK 0x02 (identifier rejected) and closes the connection [MQTT-3.1.3-8].
+ */
+export class EmptyClientIdError extends GuardError {
+  readonly returnCode = 2;
+  constructor() {
+    super('VIGIL_MQTT_CONNECT_REFUSED', 'connect refused: a zero-length client id needs a clean session');
+  }
+}
+
 /** A device kept publishing over its rate and was disconnected. */
 export class PublishRateError extends GuardError {
   constructor(perSecond: number, forMs: number) {

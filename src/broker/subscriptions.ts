@@ -1,5 +1,10 @@
 import type { Aedes, Client } from 'aedes';
 
+/** What aedes holds on a client: its subscriptions by filter (left out of aedes' typings). */
+interface RestoredSubscriptions {
+  subscriptions: Record<string, { qos: number }>;
+}
+
 /** The SUBACK return code of a refused subscription [MQTT-3.9.3-2]. */
 const REFUSED = 0x80;
 
@@ -7,8 +12,19 @@ const REFUSED = 0x80;
 export class SubscriptionTracker {
   private readonly byClient = new WeakMap<Client, Map<string, number>>();
 
-  /** Follows aedes' subscribe and unsubscribe events; `onSubscribed` sees the filters granted. */
+  /**
+   * Follows aedes' subscribe and unsubscribe events, and the subscriptions a persistent session brings back on
+   * CONNECT (aedes restores them without a subscribe event); `onSubscribed` sees the filters granted.
+   */
   watch(aedes: Aedes, onSubscribed: (client: Client, filters: readonly string[]) => void): void {
+    aedes.on('clientReady', (client) => {
+      if (client.clean) return;
+      const restored = Object.entries((client as Client & RestoredSubscriptions).subscriptions);
+      if (restored.length === 0) return;
+      const held = new Map(restored.map(([filter, { qos }]) => [filter, qos] as const));
+      this.byClient.set(client, held);
+      onSubscribed(client, [...held.keys()]);
+    });
     aedes.on('subscribe', (subscriptions, client) => {
       let held = this.byClient.get(client);
       if (held === undefined) {

@@ -48,6 +48,17 @@ export interface BrokerHooks {
   onSubscribed?(client: ClientInfo, filters: readonly string[]): void;
 }
 
+/**
+ * Where the broker keeps sessions and retained messages: an aedes persistence (aedes-persistence's interface), told
+ * when clients come and go, so that the session of a client that stays away can expire.
+ */
+export interface SessionPersistence {
+  setup(broker: { id: string }): Promise<void>;
+  /** A client completed CONNECT; `clean` false: it has a persistent session. */
+  sessionConnected(clientId: string, clean: boolean): void;
+  sessionDisconnected(clientId: string, clean: boolean): void;
+}
+
 export interface BrokerOptions {
   host: string;
   /** 0 picks a free port; `Broker.address` tells which. */
@@ -60,6 +71,8 @@ export interface BrokerOptions {
   guard?: DeviceGuard | undefined;
   /** A TLS listener beside the TCP one, served the same way. */
   tls?: TlsListenerOptions | undefined;
+  /** Durable sessions and retained messages; none: aedes keeps them in memory, until the broker stops. */
+  sessions?: SessionPersistence | undefined;
 }
 
 export interface PublishOptions {

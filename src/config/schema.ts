@@ -61,6 +61,26 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        /** Persistent sessions (`clean: false`), kept in the data directory (docs/mqtt.md). */
+        sessions: z
+          .object({
+            /** A session whose client has not been connected for this long is discarded. */
+            expiry: duration.refine((ms) => ms >= 1_000, 'expected at least 1s').default(7 * 24 * 3_600_000),
+            /** Messages held for one client (queued while it is away, or awaiting its acknowledgement). */
+            maxQueued: positiveInt.default(1_000),
+            maxQueuedBytes: positiveInt.default(1024 * 1024),
+          })
+          .strict()
+          .prefault({}),
+        /** Retained messages, kept in the data directory: per device (`devices/{id}/…`) and in all. */
+        retained: z
+          .object({
+            maxPerDevice: positiveInt.default(100),
+            maxCount: positiveInt.default(10_000),
+            maxBytes: positiveInt.default(16 * 1024 * 1024),
+          })
+          .strict()
+          .prefault({}),
         /** A TLS listener opens when `cert` and `key` are set; with `ca`, devices need client certificates. */
         tls: z
           .object({

@@ -21,3 +21,10 @@ export type { ImportSummary, ImportLineError, ImportProgress } from './import-su
 export { ProfileImportError } from './errors.js';
 export { AuditLog, auditEntryOf, DEFAULT_AUDIT_LIMIT, MAX_AUDIT_LIMIT } from './audit-log.js';
 export type { AuditEntry, AuditQuery, AuditLogOptions } from './audit-log.js';
+export { MqttSessions, DEFAULT_MQTT_SESSION_LIMITS } from './mqtt-sessions.js';
+export type {
+  MqttSessionLimits,
+  MqttSessionsOptions,
+  MqttSessionStats,
+  SessionDrop,
+} from './mqtt-sessions.js';

@@ -231,8 +231,8 @@ describe('per-device topics', () => {
     expect(await counter(s.gateway, 'vigil_mqtt_limit_hits_total', { limit: 'subscriptions' })).toBe(1);
   });
 
-  test('a retained publish from a device is delivered but not kept: devices cannot fill the memory with them', async () => {
-    const s = await site({ allowAnonymous: true });
+  test('retained publishes from a device are kept up to mqtt.retained.maxPerDevice: a device cannot fill the store with them', async () => {
+    const s = await site({ allowAnonymous: true, retained: { maxPerDevice: 2 } });
     const a = await connect(s.url, {
       clientId: 'dev-a',
       username: 'dev-a',
@@ -242,17 +242,38 @@ describe('per-device topics', () => {
     const seenLive: string[] = [];
     live.on('message', (topic) => seenLive.push(topic));
     await live.subscribeAsync('devices/dev-a/#', { qos: 1 });
-    await a.publishAsync('devices/dev-a/status', 'online', { qos: 1, retain: true });
-    await until('the live delivery', () => seenLive.length === 1);
+    for (const topic of ['status', 'desired', 'extra']) {
+      await a.publishAsync(`devices/dev-a/${topic}`, topic, { qos: 1, retain: true });
+    }
+    // All three are delivered; the third is not kept.
+    await until('the live deliveries', () => seenLive.length === 3);
+    expect(await counter(s.gateway, 'vigil_mqtt_retained_refused_total', { limit: 'per-device' })).toBe(1);
 
-    // A subscriber that comes later gets no retained copy.
-    const late = await connect(s.url, { clientId: 'watcher-2' });
-    const seenLate: string[] = [];
-    late.on('message', (topic) => seenLate.push(topic));
-    await late.subscribeAsync('devices/dev-a/#', { qos: 1 });
-    await a.publishAsync('devices/dev-a/marker', 'x', { qos: 1 });
-    await until('the marker', () => seenLate.length > 0);
-    expect(seenLate).toEqual(['devices/dev-a/marker']);
+    const later = async (): Promise<string[]> => {
+      const late = await connect(s.url, { clientId: 'watcher-2' });
+      const seen: string[] = [];
+      late.on('message', (topic, payload, packet) =>
+        seen.push(`${topic}=${payload.toString()} ${packet.retain}`),
+      );
+      await late.subscribeAsync('devices/dev-a/#', { qos: 1 });
+      await a.publishAsync('devices/dev-a/marker', 'x', { qos: 1 });
+      await until('the marker', () => seen.some((m) => m.startsWith('devices/dev-a/marker')));
+      await late.endAsync();
+      return seen.sort();
+    };
+    expect(await later()).toEqual([
+      'devices/dev-a/desired=desired true',
+      'devices/dev-a/marker=x false',
+      'devices/dev-a/status=status true',
+    ]);
+    // [MQTT-3.3.1-10] An empty retained publish clears the topic, and makes room.
+    await a.publishAsync('devices/dev-a/desired', '', { qos: 1, retain: true });
+    await a.publishAsync('devices/dev-a/extra', 'extra', { qos: 1, retain: true });
+    expect(await later()).toEqual([
+      'devices/dev-a/extra=extra true',
+      'devices/dev-a/marker=x false',
+      'devices/dev-a/status=status true',
+    ]);
   });
 });
 
