@@ -140,7 +140,6 @@ async function recoveryTime(devices: number): Promise<string[]> {
     const loop = new DecisionLoop({
       rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
       scheduler: new VirtualScheduler(now),
-      profileOf: () => undefined,
       outputs: { verdict: () => undefined },
     });
     await durable.recover({
@@ -148,6 +147,7 @@ async function recoveryTime(devices: number): Promise<string[]> {
       clock,
       profiles: { peek: () => ({ hit: true, profile: undefined }), get: () => Promise.resolve(undefined) },
       pendingWrites: () => [],
+      forward: () => undefined,
     });
     return durable;
   };

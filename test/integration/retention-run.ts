@@ -84,6 +84,8 @@ export class LiveRun {
   inForce = compiled('a');
   durable!: DurableInputs;
   private scheduler!: VirtualScheduler;
+  /** Emitted events being recorded: checkpoints wait for them, as the gateway's do. */
+  private readonly emits = new Set<Promise<void>>();
 
   private constructor(
     readonly dir: string,
@@ -113,11 +115,11 @@ export class LiveRun {
     const loop = new DecisionLoop({
       rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
       scheduler: this.scheduler,
-      profileOf: (id) => this.profiles.get(id),
       outputs: {
         verdict: (v, _now, replay) => {
           if (v.suppressed === undefined && !replay) this.sent.push(v.candidate.action);
         },
+        emitted: (input, replay) => this.durable.emitted(input, replay),
       },
     });
     await this.durable.recover({
@@ -127,7 +129,13 @@ export class LiveRun {
         peek: (id) => ({ hit: true, profile: this.profiles.get(id) }),
         get: (id) => Promise.resolve(this.profiles.get(id)),
       },
-      pendingWrites: () => [],
+      pendingWrites: () => this.emits,
+      // An event emitted for another actor is recorded with that actor's profile, as the gateway's entrance does.
+      forward: (input) => {
+        const recorded = this.durable.submitEmitted(input, this.profiles.get(input.event.actor));
+        this.emits.add(recorded);
+        void recorded.catch(() => undefined).finally(() => this.emits.delete(recorded));
+      },
     });
     await this.durable.checkpoint();
   }
