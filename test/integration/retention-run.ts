@@ -13,9 +13,37 @@ import {
 import type { Action, Profile } from '../../src/shared/index.js';
 import { captureLogs } from './durability-faults.js';
 
-/** Two rule sets: `hot` fires above the profile's limit under `a`, 20 above it under `b`; `b` adds `burst`. */
+/** A reading of 75 or more relays an alarm to `hub`, an event of its own, which pages above the hub's limit. */
+const RELAY: Record<string, string> = {
+  'relay.yaml': `id: relay
+when:
+  event: reading
+  where: data.n >= 75
+then:
+  emit:
+    event: alarm
+    actor: '"hub"'
+    data:
+      n: data.n
+`,
+  'page.yaml': `id: page
+priority: 45
+when:
+  event: alarm
+  where: data.n > profile.limit
+then:
+  action: page
+  to: [upstream]
+`,
+};
+
+/**
+ * Two rule sets: `hot` fires above the profile's limit under `a`, 20 above it under `b`; `b` adds `burst`. Both
+ * relay high readings to the hub.
+ */
 export const RULE_SETS: Record<'a' | 'b', Record<string, string>> = {
   a: {
+    ...RELAY,
     'hot.yaml': `id: hot
 priority: 50
 when:
@@ -36,6 +64,7 @@ then:
 `,
   },
   b: {
+    ...RELAY,
     'hot.yaml': `id: hot
 priority: 50
 when:
@@ -156,6 +185,8 @@ export class LiveRun {
   async reading(actor: string, n: number): Promise<void> {
     const ev = { actor, type: 'reading', at: this.now, data: { n }, source: 'device' as const };
     await this.durable.submitEvent(ev, this.profiles.get(actor), 'sync');
+    // The events it emitted for other actors are recorded and applied before the next input comes.
+    while (this.emits.size > 0) await Promise.all(this.emits);
   }
 
   async profile(actor: string, limit: number): Promise<void> {
@@ -189,6 +220,7 @@ export class LiveRun {
 export async function busyRun(run: LiveRun): Promise<{ swappedAt: number; endAt: number }> {
   await run.profile('d1', 50);
   await run.profile('d2', 50);
+  await run.profile('hub', 70);
   for (let i = 0; i < 6; i++) {
     await run.reading('d1', 40 + i * 5); // over the limit from 55 on
     await run.reading('d2', 30);
@@ -205,8 +237,8 @@ export async function busyRun(run: LiveRun): Promise<{ swappedAt: number; endAt:
   const swappedAt = run.now;
   await run.advance(1_000);
   await run.reading('d1', 60); // under b: 60 is not over 50 + 20
-  await run.reading('d1', 75);
-  await run.reading('d1', 76); // burst: three within 6s
+  await run.reading('d1', 75); // relayed to the hub: paged
+  await run.reading('d1', 76); // burst: three within 6s; paged
   await run.durable.checkpoint();
   await run.restart();
   await run.advance(2_000);
