@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Verdict } from '../actions/index.js';
 import { DeviceActivity, RecentActions } from '../dashboard/index.js';
-import { TimerQueue } from '../engine/index.js';
+import { TimerQueue, type EmittedInput } from '../engine/index.js';
 import { OrderedDelivery, type Deliver } from '../ingest/index.js';
 import {
   clockNotBefore,
@@ -97,18 +97,12 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   // Profile changes from every source (import, API, cloud batches) are journaled before they are written.
   store.profiles.recordChangesWith((changes) => durable.submitProfiles(changes, clock.now()));
 
+  const { writes, holdCheckpointsFor } = heldWrites();
+  const forward = forwardEmitted(entrance, durable, holdCheckpointsFor);
   const sent: OnSent[] = [];
   const recent = new RecentActions();
-  const outputs = liveOutputs(base, { clock, recent, sent, onAction: opts.onAction });
-  const loop = new DecisionLoop({
-    rules,
-    scheduler: timers,
-    profileOf: (actor) => {
-      const cached = store.profiles.peek(actor);
-      return cached.hit ? cached.profile : undefined;
-    },
-    outputs,
-  });
+  const outputs = liveOutputs(base, { clock, durable, recent, sent, onAction: opts.onAction });
+  const loop = new DecisionLoop({ rules, scheduler: timers, outputs });
 
   const devices = new DeviceActivity({ now: () => clock.now() });
   const recorder = config.record !== undefined ? new Recorder(config.record, logger) : undefined;
@@ -119,7 +113,6 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     if (live) rules.arbiter.prune(clock.now() - PRUNE_EVERY_MS);
   }, PRUNE_EVERY_MS);
   prune.unref();
-  const writes = new Set<Promise<unknown>>();
   let begin = (): void => undefined;
   const recovered = new Promise<void>((resolve) => (begin = resolve)).then(() =>
     durable.recover({
@@ -127,6 +120,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       clock,
       profiles: store.profiles,
       pendingWrites: () => writes,
+      forward,
       onLiveEvent: (ev) => {
         devices.observe(ev);
         recorder?.record(ev);
@@ -150,7 +144,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     devices,
     onSent: (handler) => void sent.push(handler),
     onCheckpoint: (handler) => void checkpointed.push(handler),
-    holdCheckpointsFor: (write) => holdUntilWritten(writes, write),
+    holdCheckpointsFor,
     recovered,
     recover() {
       begin();
@@ -164,6 +158,44 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       await durable.close();
       await recorder?.close();
     },
+  };
+}
+
+/** The writes that carry out decisions, which no checkpoint may overtake (see `holdCheckpointsFor`). */
+function heldWrites(): {
+  writes: Set<Promise<unknown>>;
+  holdCheckpointsFor: (write: Promise<unknown>) => void;
+} {
+  const writes = new Set<Promise<unknown>>();
+  return {
+    writes,
+    holdCheckpointsFor(write) {
+      writes.add(write);
+      // A write that gave up (the gateway stopping while the disk is full) stays: every checkpoint after it fails,
+      // so the journal keeps the input that decided it and the next start decides it again.
+      write.then(
+        () => writes.delete(write),
+        () => undefined,
+      );
+    },
+  };
+}
+
+/**
+ * An event emitted for another actor enters through that actor's entrance, in its order and with its profile (read
+ * from LevelDB when not cached), and is recorded before it is applied. A checkpoint waits for it: the input that
+ * emitted it may be forgotten only once it is recorded.
+ */
+function forwardEmitted(
+  entrance: OrderedDelivery,
+  durable: DurableInputs,
+  holdCheckpointsFor: (write: Promise<unknown>) => void,
+): (input: EmittedInput) => void {
+  return (input) => {
+    const submitted = entrance.pushInput(input.event.actor, (profile) =>
+      durable.submitEmitted(input, profile),
+    );
+    if (submitted !== undefined) holdCheckpointsFor(submitted);
   };
 }
 
@@ -224,6 +256,7 @@ function liveOutputs(
   base: Foundation,
   deps: {
     clock: Clock;
+    durable: DurableInputs;
     recent: RecentActions;
     sent: readonly OnSent[];
     onAction: DecisionOptions['onAction'];
@@ -268,18 +301,7 @@ function liveOutputs(
     emit(event, replay) {
       if (!replay) metrics.eventsIn.inc({ type: metrics.eventType(event.type), source: 'engine' });
     },
+    emitted: (input, replay) => deps.durable.emitted(input, replay),
   };
 }
 
-/**
- * Keeps `write` among the writes a checkpoint waits for until it is done. One that gave up (the gateway stopping
- * while the disk is full) stays: every checkpoint after it fails, so the journal keeps the input that decided it
- * and the next start decides it again.
- */
-function holdUntilWritten(writes: Set<Promise<unknown>>, write: Promise<unknown>): void {
-  writes.add(write);
-  write.then(
-    () => writes.delete(write),
-    () => undefined,
-  );
-}

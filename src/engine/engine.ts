@@ -1,12 +1,12 @@
 import type { RuleSet, Scenario } from '../rules/types.js';
 import type { Event, Profile } from '../shared/index.js';
-import type { Effect } from './effects.js';
+import type { EmittedInput, Effect } from './effects.js';
 import { dataThreshold, own, thresholdHolds, type DataThreshold } from './fast-condition.js';
 import { kindOf } from './kinds/index.js';
 import type { ScenarioKind } from './kinds/index.js';
 import type { EngineState, GroupState, LiveEngineState, ScenarioRuntime, ScenarioStats } from './state.js';
 import { parseTimerKey, Step, timerKey } from './step.js';
-import type { ProfileOf, StepOptions } from './step.js';
+import type { StepOptions } from './step.js';
 
 export interface EngineOptions {
   /** Gateway id stamped on every action. */
@@ -114,12 +114,24 @@ export class Engine {
   }
 
   /**
-   * Runs one event (and the business events it leads to) through the scenarios that listen to it. `profileOf`
-   * gives the profile of an actor a business event is emitted for, when it is not the event's own.
+   * Runs one event (and the business events it leads to for its own actor) through the scenarios that listen to
+   * it. Events emitted for other actors come out as `emit` effects with an `input`, for the runtime to apply.
    */
-  onEvent(ev: Event, profile: Profile | undefined, profileOf?: ProfileOf): Effect[] {
-    const step = new Step(ev.at, this.opts, profileOf);
+  onEvent(ev: Event, profile: Profile | undefined): Effect[] {
+    const step = new Step(ev.at, this.opts);
     this.feed(step, ev, profile);
+    step.drain((e, p) => this.feed(step, e, p));
+    return step.effects;
+  }
+
+  /**
+   * A business event another input emitted for this actor, applied as an input of its own at the time it was
+   * emitted; the emits it leads to count on from its depth.
+   */
+  onEmitted(input: EmittedInput, profile: Profile | undefined): Effect[] {
+    const step = new Step(input.event.at, this.opts);
+    step.depth = input.depth;
+    this.feed(step, input.event, profile);
     step.drain((e, p) => this.feed(step, e, p));
     return step.effects;
   }
@@ -128,8 +140,8 @@ export class Engine {
    * A timer fell due. `now` is when it fires (its deadline, or later); a timer that is stale (its
    * scenario's state moved on) does nothing, and one fired before its deadline is scheduled again.
    */
-  onTimer(timer: string, now: number, profile: Profile | undefined, profileOf?: ProfileOf): Effect[] {
-    const step = new Step(now, this.opts, profileOf);
+  onTimer(timer: string, now: number, profile: Profile | undefined): Effect[] {
+    const step = new Step(now, this.opts);
     const parsed = parseTimerKey(timer);
     const rt = parsed && this.byId.get(parsed.id);
     if (!parsed || !rt) return step.effects;

@@ -1,6 +1,6 @@
 export { Engine, DEFAULT_LATE_AFTER_MS, DEFAULT_MAX_EMIT_DEPTH } from './engine.js';
 export type { EngineOptions, PendingTimer } from './engine.js';
-export type { Effect, ErrorStage, ScenarioCandidate } from './effects.js';
+export type { EmittedInput, Effect, ErrorStage, ScenarioCandidate } from './effects.js';
 export type { EngineState, GroupState, LiveEngineState, ScenarioStats, SeenEvent } from './state.js';
 export { TimerQueue } from './timer-queue.js';
 export type { TimerQueueState } from './timer-queue.js';
@@ -29,5 +29,5 @@ export type {
   WhenPlan,
 } from './kinds/index.js';
 export type { ScenarioRuntime } from './state.js';
-export type { ProfileOf, Step, Vars } from './step.js';
+export type { Step, Vars } from './step.js';
 export { eventInput, seen, timerInput, timerKey } from './step.js';

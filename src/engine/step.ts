@@ -11,9 +11,6 @@ export interface StepOptions {
   lateAfterMs: number;
 }
 
-/** The profile of an actor other than the input's own (an emitted event's), looked up synchronously. */
-export type ProfileOf = (actor: string) => Profile | undefined;
-
 /**
  * What CEL sees as `profile` for an actor without one: a rule's default (`has(profile.name) ? profile.name :
  * "customer"`) then applies, and a plain `profile.name` fails with a message naming the missing profile.
@@ -100,7 +97,6 @@ export class Step {
   constructor(
     readonly now: number,
     readonly opts: StepOptions,
-    private readonly profileOf?: ProfileOf,
   ) {}
 
   private varsEvent: Event | undefined;
@@ -305,8 +301,10 @@ export class Step {
   }
 
   /**
-   * Emits the scenario's business event for its actor: `emit.actor` when the rule names one, else the group
-   * of a grouped scenario, else the actor of the match. Scenarios fed the event see that actor's profile.
+   * Emits the scenario's business event for its actor: `emit.actor` when the rule names one, else the group of a
+   * grouped scenario, else the actor of the match. An event of the match's actor (the input's) is fed back within
+   * the step; another actor's becomes an input of its own, applied after this one with that actor's profile (its
+   * id made like an action's, from the scenario, the group and the input that completed the match).
    */
   private emit(rt: ScenarioRuntime, m: Match, vars: Vars, emit: EmitPlan): void {
     const what = `event ${emit.event}`;
@@ -315,19 +313,25 @@ export class Step {
     const data = this.fields(rt, emit.data, vars, m.actor, 'emit', what);
     if (data === undefined) return;
     const event: Event = { actor, type: emit.event, at: this.now, data, source: 'engine' };
-    this.effects.push({ kind: 'emit', event });
     const depth = this.depth + 1;
     if (depth > this.opts.maxEmitDepth) {
+      this.effects.push({ kind: 'emit', event });
+      const how = actor === m.actor ? 'fed back' : 'applied';
       this.error(
         rt,
         m.actor,
         'emit',
-        `${emit.event} not fed back: emits nested deeper than ${this.opts.maxEmitDepth}`,
+        `${emit.event} not ${how}: emits nested deeper than ${this.opts.maxEmitDepth}`,
       );
       return;
     }
-    const profile = actor === m.actor ? m.profile : this.profileOf?.(actor);
-    this.queue.push({ ev: event, profile, depth });
+    if (actor !== m.actor) {
+      const id = fnv1a64(['emit', rt.sc.id, m.group, m.input].join(SEP));
+      this.effects.push({ kind: 'emit', event, input: { id, event, depth } });
+      return;
+    }
+    this.effects.push({ kind: 'emit', event });
+    this.queue.push({ ev: event, profile: m.profile, depth });
   }
 
   /** The scenario fired on `ev`, which completed the match and is its `last` unless another is given. */
@@ -342,7 +346,10 @@ export class Step {
     this.fire(rt, { group, actor: ev.actor, eventAt: ev.at, input: eventInput(ev), last, profile, extra });
   }
 
-  /** Depth of the input being processed: 0 for the step's own input, n for an event emitted n times over. */
+  /**
+   * Depth of the input being processed: 0 for a device's or the cloud's event or a timer, n for an event emitted n
+   * times over (an emitted event applied as an input of its own starts the step at its depth).
+   */
   depth = 0;
 
   /** Runs `process` over every emitted event, breadth first, until none are left. */

@@ -1,5 +1,5 @@
 import type { Verdict } from '../actions/index.js';
-import type { Effect } from '../engine/index.js';
+import type { EmittedInput, Effect } from '../engine/index.js';
 import type { Candidate, Event, Profile } from '../shared/index.js';
 import type { RulesInForce } from './rules-in-force.js';
 import type { Scheduler } from './scheduler.js';
@@ -12,8 +12,14 @@ export interface LoopOutputs {
   verdict(verdict: Verdict<Candidate>, now: number, replay: boolean): void;
   /** An expression of a scenario could not be evaluated. */
   error?(effect: ErrorEffect, now: number, replay: boolean): void;
-  /** A business event a scenario emitted (already fed back to the engine within the step). */
+  /** Every business event a scenario emitted, whether fed back within the step or handed to `emitted`. */
   emit?(event: Event, replay: boolean): void;
+  /**
+   * A business event emitted for an actor other than the input's: an input of its own, to be applied after this one
+   * (`onEmitted`) with that actor's profile. Live it goes through its actor's entrance and the journal; a replay of
+   * the journal finds it there.
+   */
+  emitted?(input: EmittedInput, replay: boolean): void;
   /** Every step's effects as the engine returned them (tests). */
   step?(effects: readonly Effect[]): void;
 }
@@ -21,11 +27,6 @@ export interface LoopOutputs {
 export interface DecisionLoopDeps {
   rules: RulesInForce;
   scheduler: Scheduler;
-  /**
-   * Profiles of actors other than the input's own, for contact keys and the actors business events are emitted
-   * for (a synchronous cache lookup).
-   */
-  profileOf: (actor: string) => Profile | undefined;
   outputs: LoopOutputs;
   /** Without arbitration every candidate is sent (replays of scenarios alone). Default true. */
   arbitrate?: boolean;
@@ -52,8 +53,15 @@ export class DecisionLoop {
   }
 
   onEvent(ev: Event, profile: Profile | undefined, replay = false): readonly Effect[] {
-    const effects = this.deps.rules.engine.onEvent(ev, profile, this.deps.profileOf);
+    const effects = this.deps.rules.engine.onEvent(ev, profile);
     this.apply(effects, ev.at, ev.actor, profile, replay);
+    return effects;
+  }
+
+  /** A business event another input emitted for `input.event.actor`, with that actor's profile. */
+  onEmitted(input: EmittedInput, profile: Profile | undefined, replay = false): readonly Effect[] {
+    const effects = this.deps.rules.engine.onEmitted(input, profile);
+    this.apply(effects, input.event.at, input.event.actor, profile, replay);
     return effects;
   }
 
@@ -65,7 +73,7 @@ export class DecisionLoop {
     profile: Profile | undefined,
     replay = false,
   ): readonly Effect[] {
-    const effects = this.deps.rules.engine.onTimer(timer, now, profile, this.deps.profileOf);
+    const effects = this.deps.rules.engine.onTimer(timer, now, profile);
     this.apply(effects, now, actor ?? '', profile, replay);
     return effects;
   }
@@ -102,6 +110,7 @@ export class DecisionLoop {
           break;
         case 'emit':
           outputs.emit?.(effect.event, replay);
+          if (effect.input) outputs.emitted?.(effect.input, replay);
           break;
         case 'error':
           outputs.error?.(effect, now, replay);
@@ -113,7 +122,9 @@ export class DecisionLoop {
       for (const candidate of candidates) outputs.verdict({ candidate }, now, replay);
       return;
     }
-    const profileOf = (who: string) => (who === actor ? profile : this.deps.profileOf(who));
+    // A candidate's actor is the input's: an event emitted for another actor is decided on as an input of its own,
+    // with its actor's profile. So contact keys read only the profile the input came with, as recorded.
+    const profileOf = (who: string) => (who === actor ? profile : undefined);
     for (const verdict of this.deps.rules.arbiter.decide(candidates, now, profileOf)) {
       outputs.verdict(verdict, now, replay);
     }

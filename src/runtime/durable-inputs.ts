@@ -3,7 +3,13 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Arbiter } from '../actions/index.js';
-import { parseTimerKey, type Engine, type EngineOptions } from '../engine/index.js';
+import {
+  parseTimerKey,
+  type EmittedInput,
+  type Engine,
+  type EngineOptions,
+  type EngineState,
+} from '../engine/index.js';
 import type { RuleSet, Scenario } from '../rules/index.js';
 import type { Event, Profile } from '../shared/index.js';
 import {
@@ -89,6 +95,11 @@ export interface RecoveryDeps {
   pendingWrites: () => Iterable<Promise<unknown>>;
   /** Each event as it is applied live (not during replay): the dashboard, the `--record` file. */
   onLiveEvent?: ((ev: Event) => void) | undefined;
+  /**
+   * Hands a business event emitted for another actor to that actor's entrance, which submits it (`submitEmitted`)
+   * with the actor's profile, in the actor's order (see `emitted`).
+   */
+  forward: (input: EmittedInput) => void;
 }
 
 /** What start-up recovery did. */
@@ -191,6 +202,10 @@ export class DurableInputs {
   /** The time of the journal's first record, while the journal still begins there (a replay from empty state). */
   private firstRecordAt: number | undefined;
   private retained: Retained | undefined;
+  /** The ids of the emitted events the journal tail holds (with how many records carry each), until recovery ends. */
+  private recordedEmits: Map<string, number>;
+  /** Emitted events recovery decided again that the journal does not hold: handed on once it is done. */
+  private unrecorded: EmittedInput[] = [];
 
   private constructor(
     private readonly journal: Journal,
@@ -202,7 +217,9 @@ export class DurableInputs {
     settings: DurabilitySettings,
     /** The latest gateway time the checkpoint and the journal know of. */
     readonly lastKnownAt: number | undefined,
+    recordedEmits: Map<string, number>,
   ) {
+    this.recordedEmits = recordedEmits;
     this.metrics = metrics;
     this.settings = settings;
     this.lastSeen = new Map(saved?.lastSeen ?? []);
@@ -255,6 +272,7 @@ export class DurableInputs {
       metrics,
       settings,
       latestAt,
+      tail.emitted,
     );
     inputs.onCheckpoint = opts.onCheckpoint;
     inputs.firstRecordAt = await firstRecordAt(journal);
@@ -450,6 +468,36 @@ export class DurableInputs {
   }
 
   /**
+   * Records a business event a scenario emitted for another actor (see `emitted`), with that actor's profile, and
+   * applies it once written. One that is not recorded (the gateway is closing) is decided again from the input that
+   * emitted it on the next start.
+   */
+  submitEmitted(input: EmittedInput, profile: Profile | undefined): Promise<void> {
+    const recorded = this.record({ kind: 'emitted', input }, profile, 'write');
+    recorded.catch((err: unknown) => {
+      this.logger.debug({ err, id: input.id, actor: input.event.actor }, 'emitted event not recorded');
+    });
+    return recorded;
+  }
+
+  /**
+   * A business event the decision loop emitted for another actor: an input of its own, handed to `deps.forward`.
+   * While recovery replays the journal, one the journal already holds (by its id) is not handed on again: its own
+   * record is applied where it is. One decided before the crash and never recorded (the crash came between the two)
+   * is handed on once the replay is done.
+   */
+  emitted(input: EmittedInput, replay: boolean): void {
+    if (!replay) {
+      this.deps?.forward(input);
+      return;
+    }
+    const recorded = this.recordedEmits.get(input.id) ?? 0;
+    if (recorded === 0) this.unrecorded.push(input);
+    else if (recorded === 1) this.recordedEmits.delete(input.id);
+    else this.recordedEmits.set(input.id, recorded - 1);
+  }
+
+  /**
    * Records profile changes before they are written to the store (the caller writes them once this settles), so a
    * replay judges each input by the profile of its moment.
    */
@@ -626,6 +674,7 @@ export class DurableInputs {
     if (this.stopping) return report;
 
     this.live = true;
+    this.forwardUnrecorded(deps);
     const held = this.held;
     this.held = [];
     for (const h of held) this.apply(h.seq, h.input, h.profile, false);
@@ -637,6 +686,19 @@ export class DurableInputs {
     // next start does not replay the same journal again.
     if (replayed > 0 || armed > 0 || this.saved === undefined) void this.checkpoint();
     return report;
+  }
+
+  /** Hands on the emitted events recovery decided again and found no record of, in the order decided. */
+  private forwardUnrecorded(deps: RecoveryDeps): void {
+    const unrecorded = this.unrecorded;
+    this.unrecorded = [];
+    this.recordedEmits.clear();
+    if (unrecorded.length === 0) return;
+    this.logger.info(
+      { emitted: unrecorded.length },
+      'emitted events decided before the crash and not recorded',
+    );
+    for (const input of unrecorded) deps.forward(input);
   }
 
   /** The profile a replayed input of `actor` was judged by: as the journal's profile records say, or the store's. */

@@ -1,4 +1,5 @@
 import { Decoder, Encoder } from 'cbor-x';
+import type { EmittedInput } from '../engine/index.js';
 import type { Event, EventSource, Profile } from '../shared/index.js';
 
 /** The MQTT publish a device event came in, as far as telling a resend from a new publish needs it. */
@@ -28,24 +29,27 @@ export interface RulesRecord {
 
 /**
  * An input of the decision loop, as the journal keeps it: an event with its arrival time, a timer that fired,
- * profiles that changed, or the rules swapped. Each is recorded before it is acknowledged or applied, and applied
+ * profiles that changed, the rules swapped, or a business event a scenario emitted for another actor. Each is recorded before it is acknowledged or applied, and applied
  * in journal order (docs/architecture.md, "Journal records").
  */
 export type InputRecord =
   | { kind: 'event'; event: Event; origin?: PublishOrigin }
   | { kind: 'timer'; timer: string; at: number; actor: string | undefined }
   | { kind: 'profiles'; at: number; changes: ProfileChange[] }
-  | { kind: 'rules'; at: number; rules: RulesRecord };
+  | { kind: 'rules'; at: number; rules: RulesRecord }
+  | { kind: 'emitted'; input: EmittedInput };
 
 const SOURCES: readonly EventSource[] = ['device', 'broker', 'cloud', 'engine'];
 const EVENT = 1;
 const TIMER = 2;
 const PROFILES = 3;
 const RULES = 4;
+const EMITTED = 5;
 
 /** The gateway time a record carries. */
 export function recordAt(record: InputRecord): number {
-  return record.kind === 'event' ? record.event.at : record.at;
+  if (record.kind === 'event') return record.event.at;
+  return record.kind === 'emitted' ? record.input.event.at : record.at;
 }
 
 // Plain CBOR, no cbor-x records: the journal stays readable by any CBOR decoder. Arrays rather than maps keep
@@ -61,6 +65,10 @@ export function encodeRecord(record: InputRecord): Buffer {
   if (record.kind === 'rules') {
     const { source, version, hash, files } = record.rules;
     return encoder.encode([RULES, record.at, source, version, hash, files.map((f) => [f.path, f.text])]);
+  }
+  if (record.kind === 'emitted') {
+    const { id, event: ev, depth } = record.input;
+    return encoder.encode([EMITTED, id, ev.actor, ev.type, ev.at, ev.data, depth]);
   }
   const { event: ev, origin } = record;
   return encoder.encode([
@@ -94,20 +102,32 @@ export function decodeRecord(bytes: Uint8Array): InputRecord | undefined {
   }
   if (fields[0] === PROFILES) return decodeProfiles(fields);
   if (fields[0] === RULES) return decodeRules(fields);
+  if (fields[0] === EMITTED) return decodeEmitted(fields);
   if (fields[0] !== EVENT) return undefined;
   const [, actor, type, at, data, source, deviceAt, clientId, messageId, hash] = fields;
   const src = typeof source === 'number' ? SOURCES[source] : undefined;
   if (typeof actor !== 'string' || typeof type !== 'string' || typeof at !== 'number' || src === undefined) {
     return undefined;
   }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) return undefined;
-  const event: Event = { actor, type, at, data: data as Record<string, unknown>, source: src };
+  if (!isDataObject(data)) return undefined;
+  const event: Event = { actor, type, at, data, source: src };
   if (typeof deviceAt === 'number') event.deviceAt = deviceAt;
   const record: InputRecord = { kind: 'event', event };
   if (typeof clientId === 'string' && typeof messageId === 'number' && typeof hash === 'number') {
     record.origin = { clientId, messageId, hash };
   }
   return record;
+}
+
+function isDataObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function decodeEmitted(fields: unknown[]): InputRecord | undefined {
+  const [, id, actor, type, at, data, depth] = fields;
+  if (typeof id !== 'string' || typeof actor !== 'string' || typeof type !== 'string') return undefined;
+  if (typeof at !== 'number' || typeof depth !== 'number' || !isDataObject(data)) return undefined;
+  return { kind: 'emitted', input: { id, event: { actor, type, at, data, source: 'engine' }, depth } };
 }
 
 function isProfileOrNull(value: unknown): value is Profile | null {

@@ -20,11 +20,19 @@ export interface TailScan {
   profileBase: Map<string, Profile | null>;
   /** The first rules record (what a replay from empty state starts under). */
   firstRules: Extract<InputRecord, { kind: 'rules' }> | undefined;
+  /** The ids of the emitted events recorded, each with how many records carry it. */
+  emitted: Map<string, number>;
 }
 
 /** Reads the records once, before they are applied (recovery and `vigil replay --journal` alike). */
 export async function scanTail(entries: AsyncIterable<JournalEntry>): Promise<TailScan> {
-  const scan: TailScan = { latestAt: undefined, origins: [], profileBase: new Map(), firstRules: undefined };
+  const scan: TailScan = {
+    latestAt: undefined,
+    origins: [],
+    profileBase: new Map(),
+    firstRules: undefined,
+    emitted: new Map(),
+  };
   for await (const { payload } of entries) {
     const record = decodeRecord(payload);
     if (record === undefined) continue;
@@ -35,6 +43,8 @@ export async function scanTail(entries: AsyncIterable<JournalEntry>): Promise<Ta
       for (const c of record.changes) if (!scan.profileBase.has(c.id)) scan.profileBase.set(c.id, c.before);
     }
     if (record.kind === 'rules') scan.firstRules ??= record;
+    if (record.kind === 'emitted')
+      scan.emitted.set(record.input.id, (scan.emitted.get(record.input.id) ?? 0) + 1);
   }
   return scan;
 }
@@ -56,11 +66,22 @@ export async function firstRecordTime(entries: AsyncIterable<JournalEntry>): Pro
 
 /** Whose profile an input is judged by. */
 export function actorOf(input: InputRecord): string | undefined {
-  return input.kind === 'event' ? input.event.actor : input.kind === 'timer' ? input.actor : undefined;
+  switch (input.kind) {
+    case 'event':
+      return input.event.actor;
+    case 'emitted':
+      return input.input.event.actor;
+    case 'timer':
+      return input.actor;
+    case 'profiles':
+    case 'rules':
+      return undefined;
+  }
 }
 
 /**
- * Applies one journal record to the decision loop: an event or a timer firing is decided, a profile record moves
+ * Applies one journal record to the decision loop: an event, an emitted event or a timer firing is decided (with the
+ * profile of its actor as the record's moment knew it), a profile record moves
  * the recorded profiles, a rules record swaps the rules. Live, recovery and `vigil replay --journal` all apply
  * records through here.
  */
@@ -75,6 +96,9 @@ export function applyRecord(
   switch (input.kind) {
     case 'event':
       loop.onEvent(input.event, profile, replay);
+      break;
+    case 'emitted':
+      loop.onEmitted(input.input, profile, replay);
       break;
     case 'timer':
       loop.onTimer(input.timer, input.at, input.actor, profile, replay);

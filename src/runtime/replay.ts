@@ -1,5 +1,5 @@
 import { Arbiter } from '../actions/index.js';
-import { Engine, type Effect, type EngineOptions } from '../engine/index.js';
+import { Engine, type EmittedInput, type Effect, type EngineOptions } from '../engine/index.js';
 import type { RuleSet } from '../rules/index.js';
 import type { Action, Destination, Event, EventSource, Profile } from '../shared/index.js';
 import { DecisionLoop, type ErrorEffect, type LoopOutputs } from './decision-loop.js';
@@ -26,11 +26,14 @@ export interface ReplayOptions {
 /**
  * The decision loop on virtual time, as the gateway runs it on real time: before each event every timer due
  * strictly before it fires, in deadline order. An event that arrives exactly at a timer's deadline is processed
- * first: a deadline is inclusive, so the awaited event came in time.
+ * first: a deadline is inclusive, so the awaited event came in time. A business event emitted for another actor is
+ * an input of its own, as in the gateway: queued at the time it was emitted and applied after the input that
+ * emitted it (and before the next), with its actor's profile from `profileOf`.
  */
 export class VirtualRun {
   readonly scheduler = new VirtualScheduler();
   readonly loop: DecisionLoop;
+  private readonly emitted: EmittedInput[] = [];
 
   constructor(
     readonly rules: RulesInForce,
@@ -38,7 +41,15 @@ export class VirtualRun {
     outputs: LoopOutputs,
     arbitrate: boolean,
   ) {
-    this.loop = new DecisionLoop({ rules, scheduler: this.scheduler, profileOf, outputs, arbitrate });
+    const queueing: LoopOutputs = {
+      ...outputs,
+      emitted: (input, replay) => {
+        outputs.emitted?.(input, replay);
+        // A replay of the journal applies the emitted events where the journal recorded them.
+        if (!replay) this.emitted.push(input);
+      },
+    };
+    this.loop = new DecisionLoop({ rules, scheduler: this.scheduler, outputs: queueing, arbitrate });
   }
 
   /** A run of `rules` from empty state. */
@@ -56,6 +67,7 @@ export class VirtualRun {
   feed(ev: Event): void {
     this.scheduler.advance(ev.at, false, this.fireDue);
     this.loop.onEvent(ev, this.profileOf(ev.actor));
+    this.applyEmitted();
   }
 
   advanceTo(now: number): void {
@@ -64,12 +76,29 @@ export class VirtualRun {
 
   /** Fires one timer at `now`, a time of the caller's choosing (a late or early runtime). */
   fire(timer: string, now: number, actor?: string): readonly Effect[] {
-    return this.loop.onTimer(timer, now, actor, actor === undefined ? undefined : this.profileOf(actor));
+    const effects = this.loop.onTimer(
+      timer,
+      now,
+      actor,
+      actor === undefined ? undefined : this.profileOf(actor),
+    );
+    this.applyEmitted();
+    return effects;
   }
 
   private readonly fireDue = (timer: string, actor: string | undefined, dueAt: number): void => {
     this.loop.onTimer(timer, dueAt, actor, actor === undefined ? undefined : this.profileOf(actor));
+    this.applyEmitted();
   };
+
+  /** The events emitted for other actors, in the order emitted, with those they emit in turn. */
+  private applyEmitted(): void {
+    for (let i = 0; i < this.emitted.length; i++) {
+      const input = this.emitted[i] as EmittedInput;
+      this.loop.onEmitted(input, this.profileOf(input.event.actor));
+    }
+    this.emitted.length = 0;
+  }
 }
 
 /**

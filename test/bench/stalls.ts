@@ -168,7 +168,6 @@ async function openDurable(
   const loop = new DecisionLoop({
     rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
     scheduler: new VirtualScheduler(clock.now()),
-    profileOf: () => undefined,
     outputs: { verdict: () => undefined },
   });
   await durable.recover({
@@ -176,6 +175,7 @@ async function openDurable(
     clock,
     profiles: { peek: () => ({ hit: true, profile: undefined }), get: () => Promise.resolve(undefined) },
     pendingWrites: () => [],
+    forward: () => undefined,
     onLiveEvent,
   });
   return durable;

@@ -5,6 +5,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import type { ReplayOutput } from '../../src/runtime/index.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
+import { OnboardingGateway } from '../integration/onboarding-gateway.js';
 import { busyRun, LiveRun } from '../integration/retention-run.js';
 
 // Needs `npm run build` first: the command line is the built dist/cli.js.
@@ -66,6 +67,35 @@ describe('vigil replay --journal DATA_DIR', () => {
     expect(early.code).toBe(2);
     expect(early.stderr).toContain('is not within what the journal');
     expect(early.stderr).toContain('retains');
+  }, 60_000);
+
+  test("an event emitted for a customer is replayed where the gateway journaled it, with the customer's recorded profile", async () => {
+    const tmp = await tempDir();
+    cleanups.push(() => tmp.remove());
+    const run = await OnboardingGateway.start(tmp.path);
+    cleanups.push(() => run.stop());
+    await run.importProfiles();
+    await run.restart();
+    await run.record('crm', 'account-created', { customerId: 'cust-1' });
+    await run.record('billing', 'contract-created', { customerId: 'cust-1', plan: 'gold' });
+    await run.record('router-17', 'device-assigned', { customerId: 'cust-1', model: 'r7' });
+    const [welcome] = await run.welcomes(1);
+    await run.gateway.stop();
+
+    const result = await runCli(['replay', '--journal', tmp.path, '--gateway-id', 'gw1']);
+    expect(result.code, result.stderr).toBe(0);
+    const lines = result.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as ReplayOutput);
+    expect(lines).toMatchObject([
+      {
+        id: welcome?.id,
+        scenario: 'welcome',
+        actor: 'cust-1',
+        payload: { name: 'Ada Lovelace', email: 'ada@example.com', plan: 'gold' },
+      },
+    ]);
   }, 60_000);
 
   test('a directory that is not a data directory, or holds no journal, is refused plainly', async () => {

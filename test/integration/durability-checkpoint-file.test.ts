@@ -228,7 +228,6 @@ describe('a checkpoint taken while inputs arrive', () => {
     const loop = new DecisionLoop({
       rules,
       scheduler: new VirtualScheduler(clock.now()),
-      profileOf: () => undefined,
       outputs: { verdict: () => undefined },
     });
     await durable.recover({
@@ -236,6 +235,7 @@ describe('a checkpoint taken while inputs arrive', () => {
       clock,
       profiles: { peek: () => ({ hit: true, profile: undefined }), get: () => Promise.resolve(undefined) },
       pendingWrites: () => [],
+      forward: () => undefined,
       onLiveEvent,
     });
     return { durable, rules };

@@ -52,7 +52,6 @@ async function start(dir: string, clock: Clock): Promise<Run> {
   const loop = new DecisionLoop({
     rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
     scheduler: new VirtualScheduler(),
-    profileOf: () => undefined,
     outputs: { verdict: (v, _now, replay) => decided.push({ action: v.candidate.action, replay }) },
   });
   await durable.recover({
@@ -60,6 +59,8 @@ async function start(dir: string, clock: Clock): Promise<Run> {
     clock,
     profiles: { peek: () => ({ hit: true, profile: undefined }), get: () => Promise.resolve(undefined) },
     pendingWrites: () => [],
+    // These rules emit nothing.
+    forward: () => undefined,
   });
   const publish = (n: number) =>
     durable.submitEvent(

@@ -20,8 +20,51 @@ import { captureLogs } from './durability-faults.js';
  * Recovery decides what happened: a run that crashes at random points (between acknowledged inputs) and
  * recovers from its checkpoint and journal each time decides exactly the actions, and the verdicts, of the
  * same inputs run without a crash. The inputs are device events, timer firings (silences), profile changes
- * that decide whether an event fires, and rules swaps, all on virtual time and through the real journal.
+ * that decide whether an event fires, rules swaps, and business events emitted for other actors (a device's
+ * reading relays an alarm to a hub, whose page escalates to `ops`: each judged by its own actor's profile), all on
+ * virtual time and through the real journal. A crash may also come between a decision and the record of the event
+ * it emitted for another actor.
  */
+
+/** In both rule sets: device → hub → ops, each hop an event emitted for another actor. */
+const CHAIN: Record<string, string> = {
+  'relay.yaml': `id: relay
+when:
+  event: reading
+  where: data.n >= 85
+then:
+  emit:
+    event: alarm
+    actor: 'data.n >= 95 ? "h1" : "h2"'
+    data:
+      n: data.n
+`,
+  'page.yaml': `id: page
+priority: 45
+when:
+  event: alarm
+  where: data.n > profile.limit
+then:
+  action: page
+  to: [upstream]
+  emit:
+    event: escalate
+    actor: '"ops"'
+    data:
+      n: data.n
+`,
+  'escalated.yaml': `id: escalated
+priority: 55
+when:
+  event: escalate
+  where: data.n > profile.limit
+  count: 2
+  within: 30s
+then:
+  action: escalate
+  to: [upstream]
+`,
+};
 
 const RULE_SETS: Record<'a' | 'b', Record<string, string>> = {
   a: {
@@ -44,6 +87,7 @@ then:
   to: [upstream]
 `,
     'policy.yaml': 'policy:\n  cooldown: 4s\n',
+    ...CHAIN,
   },
   b: {
     'hot.yaml': `id: hot
@@ -66,6 +110,7 @@ then:
   to: [upstream]
 `,
     'policy.yaml': 'policy:\n  contact:\n    max: 3\n    per: 20s\n',
+    ...CHAIN,
   },
 };
 
@@ -76,23 +121,27 @@ function compiled(name: 'a' | 'b'): { rules: RuleSet; record: RulesRecord } {
 }
 
 type Op =
-  | { op: 'event'; actor: string; n: number; dt: number }
+  /** `lost`: the process dies after deciding on the event, before the events it emitted are recorded. */
+  | { op: 'event'; actor: string; n: number; dt: number; lost: boolean }
   | { op: 'profile'; actor: string; limit: number }
   | { op: 'swap'; to: 'a' | 'b' }
   | { op: 'advance'; dt: number }
   | { op: 'checkpoint' }
   | { op: 'crash' };
 
-const ACTORS = ['d1', 'd2', 'd3'];
+const DEVICES = ['d1', 'd2', 'd3'];
+const ACTORS = [...DEVICES, 'h1', 'h2', 'ops'];
+const device = fc.constantFrom(...DEVICES);
 const actor = fc.constantFrom(...ACTORS);
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
     weight: 8,
     arbitrary: fc.record({
       op: fc.constant('event' as const),
-      actor,
+      actor: device,
       n: fc.integer({ min: 0, max: 100 }),
       dt: fc.integer({ min: 0, max: 4_000 }),
+      lost: fc.boolean(),
     }),
   },
   {
@@ -124,6 +173,11 @@ interface Instance {
   scheduler: VirtualScheduler;
 }
 
+/** The scenarios that decided anything, across all runs: the chain must have been exercised. */
+const scenariosSent = new Set<string>();
+/** Emitted events a recovery decided again and found unrecorded, across all runs. */
+let resubmitted = 0;
+
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -144,6 +198,10 @@ async function run(ops: readonly Op[], crashes: boolean): Promise<Set<string>> {
   const verdicts = new Set<string>();
   let inForce = compiled('a');
   const abandoned: DurableInputs[] = [];
+  /** Emitted events being recorded; checkpoints wait for them, as the gateway's do. */
+  const emits = new Set<Promise<void>>();
+  /** Set while the process is about to die: what it emits is never recorded. */
+  let dying = false;
 
   const start = async (): Promise<Instance> => {
     const durable = await DurableInputs.open({
@@ -158,11 +216,15 @@ async function run(ops: readonly Op[], crashes: boolean): Promise<Set<string>> {
     const loop = new DecisionLoop({
       rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
       scheduler,
-      profileOf: (id) => profiles.get(id),
       outputs: {
-        verdict: (v) => verdicts.add(`${v.candidate.action.id} ${v.suppressed ?? 'sent'}`),
+        verdict: (v) => {
+          verdicts.add(`${v.candidate.action.id} ${v.suppressed ?? 'sent'}`);
+          scenariosSent.add(v.candidate.action.scenario);
+        },
+        emitted: (input, replay) => durable.emitted(input, replay),
       },
     });
+    let recovering = true;
     await durable.recover({
       loop,
       clock,
@@ -170,8 +232,17 @@ async function run(ops: readonly Op[], crashes: boolean): Promise<Set<string>> {
         peek: (id) => ({ hit: true, profile: profiles.get(id) }),
         get: (id) => Promise.resolve(profiles.get(id)),
       },
-      pendingWrites: () => [],
+      pendingWrites: () => emits,
+      // The gateway's entrance: the emitted event is recorded with its actor's profile, then applied.
+      forward: (input) => {
+        if (dying) return;
+        if (recovering) resubmitted++;
+        const recorded = durable.submitEmitted(input, profiles.get(input.event.actor));
+        emits.add(recorded);
+        void recorded.catch(() => undefined).finally(() => emits.delete(recorded));
+      },
     });
+    recovering = false;
     // The checkpoint recovery starts in the background is awaited: abandoning an instance stands for a SIGKILL,
     // which would also stop that write, and an abandoned instance must not write on after its successor opened.
     await durable.checkpoint();
@@ -195,11 +266,17 @@ async function run(ops: readonly Op[], crashes: boolean): Promise<Set<string>> {
     switch (op.op) {
       case 'event':
         await advance(now + op.dt, false);
+        dying = crashes && op.lost;
         await gw.durable.submitEvent(
           { actor: op.actor, type: 'reading', at: now, data: { n: op.n }, source: 'device' },
           profiles.get(op.actor),
           'sync',
         );
+        if (dying) {
+          abandoned.push(gw.durable);
+          dying = false;
+          gw = await start();
+        }
         break;
       case 'profile': {
         const before = profiles.get(op.actor) ?? null;
@@ -227,6 +304,8 @@ async function run(ops: readonly Op[], crashes: boolean): Promise<Set<string>> {
         gw = await start();
         break;
     }
+    // What the input emitted, and what that emitted in turn, is recorded before the next input comes.
+    while (emits.size > 0) await Promise.all(emits);
   }
   await advance(now + 60_000, true);
   await gw.durable.close();
@@ -249,5 +328,7 @@ describe('recovery decides what an uncrashed run decides', () => {
       }),
       { seed, numRuns },
     );
+    expect([...scenariosSent].sort()).toEqual(['burst', 'escalated', 'hot', 'page', 'quiet']);
+    expect(resubmitted).toBeGreaterThan(0);
   }, 120_000);
 });

@@ -1,3 +1,4 @@
+import { decode as decodeCbor, encode as encodeCbor } from 'cbor-x';
 import { appendFile, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -326,6 +327,35 @@ describe('journal records', () => {
     const timer: InputRecord = { kind: 'timer', timer: 'device-offline:dev-1', at: 5, actor: 'dev-1' };
     expect(decodeRecord(encodeRecord(timer))).toEqual(timer);
     expect(decodeRecord(Buffer.from([0x01, 0x02]))).toBeUndefined();
+  });
+
+  test('an event emitted for another actor comes back with its id and depth, as a plain CBOR array', () => {
+    const record: InputRecord = {
+      kind: 'emitted',
+      input: {
+        id: '5be0c2d1a9f04e17',
+        event: {
+          actor: 'cust-1',
+          type: 'customer-created',
+          at: 1_764_150_000_123,
+          data: { plan: 'gold', seats: 2.5 },
+          source: 'engine',
+        },
+        depth: 2,
+      },
+    };
+    const bytes = encodeRecord(record);
+    expect(decodeRecord(bytes)).toEqual(record);
+    expect(decodeCbor(bytes)).toEqual([
+      5,
+      '5be0c2d1a9f04e17',
+      'cust-1',
+      'customer-created',
+      1_764_150_000_123,
+      { plan: 'gold', seats: 2.5 },
+      2,
+    ]);
+    expect(decodeRecord(encodeCbor([5, 'id', 'cust-1', 'customer-created', 1, [], 1]))).toBeUndefined();
   });
 });
 

@@ -58,7 +58,7 @@ describe('vigil replay --journal', () => {
     const run = await started(dir);
     await busyRun(run);
     const scenarios = new Set(run.sent.map((a) => a.scenario));
-    expect(scenarios).toEqual(new Set(['hot', 'quiet', 'burst']));
+    expect(scenarios).toEqual(new Set(['hot', 'quiet', 'burst', 'page']));
 
     // The gateway still owns the directory: the replay reads it beside it and changes nothing.
     const before = await snapshot(dir);

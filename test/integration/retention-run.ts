@@ -13,9 +13,37 @@ import {
 import type { Action, Profile } from '../../src/shared/index.js';
 import { captureLogs } from './durability-faults.js';
 
-/** Two rule sets: `hot` fires above the profile's limit under `a`, 20 above it under `b`; `b` adds `burst`. */
+/** A reading of 75 or more relays an alarm to `hub`, an event of its own, which pages above the hub's limit. */
+const RELAY: Record<string, string> = {
+  'relay.yaml': `id: relay
+when:
+  event: reading
+  where: data.n >= 75
+then:
+  emit:
+    event: alarm
+    actor: '"hub"'
+    data:
+      n: data.n
+`,
+  'page.yaml': `id: page
+priority: 45
+when:
+  event: alarm
+  where: data.n > profile.limit
+then:
+  action: page
+  to: [upstream]
+`,
+};
+
+/**
+ * Two rule sets: `hot` fires above the profile's limit under `a`, 20 above it under `b`; `b` adds `burst`. Both
+ * relay high readings to the hub.
+ */
 export const RULE_SETS: Record<'a' | 'b', Record<string, string>> = {
   a: {
+    ...RELAY,
     'hot.yaml': `id: hot
 priority: 50
 when:
@@ -36,6 +64,7 @@ then:
 `,
   },
   b: {
+    ...RELAY,
     'hot.yaml': `id: hot
 priority: 50
 when:
@@ -84,6 +113,8 @@ export class LiveRun {
   inForce = compiled('a');
   durable!: DurableInputs;
   private scheduler!: VirtualScheduler;
+  /** Emitted events being recorded: checkpoints wait for them, as the gateway's do. */
+  private readonly emits = new Set<Promise<void>>();
 
   private constructor(
     readonly dir: string,
@@ -113,11 +144,11 @@ export class LiveRun {
     const loop = new DecisionLoop({
       rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
       scheduler: this.scheduler,
-      profileOf: (id) => this.profiles.get(id),
       outputs: {
         verdict: (v, _now, replay) => {
           if (v.suppressed === undefined && !replay) this.sent.push(v.candidate.action);
         },
+        emitted: (input, replay) => this.durable.emitted(input, replay),
       },
     });
     await this.durable.recover({
@@ -127,7 +158,13 @@ export class LiveRun {
         peek: (id) => ({ hit: true, profile: this.profiles.get(id) }),
         get: (id) => Promise.resolve(this.profiles.get(id)),
       },
-      pendingWrites: () => [],
+      pendingWrites: () => this.emits,
+      // An event emitted for another actor is recorded with that actor's profile, as the gateway's entrance does.
+      forward: (input) => {
+        const recorded = this.durable.submitEmitted(input, this.profiles.get(input.event.actor));
+        this.emits.add(recorded);
+        void recorded.catch(() => undefined).finally(() => this.emits.delete(recorded));
+      },
     });
     await this.durable.checkpoint();
   }
@@ -148,6 +185,8 @@ export class LiveRun {
   async reading(actor: string, n: number): Promise<void> {
     const ev = { actor, type: 'reading', at: this.now, data: { n }, source: 'device' as const };
     await this.durable.submitEvent(ev, this.profiles.get(actor), 'sync');
+    // The events it emitted for other actors are recorded and applied before the next input comes.
+    while (this.emits.size > 0) await Promise.all(this.emits);
   }
 
   async profile(actor: string, limit: number): Promise<void> {
@@ -181,6 +220,7 @@ export class LiveRun {
 export async function busyRun(run: LiveRun): Promise<{ swappedAt: number; endAt: number }> {
   await run.profile('d1', 50);
   await run.profile('d2', 50);
+  await run.profile('hub', 70);
   for (let i = 0; i < 6; i++) {
     await run.reading('d1', 40 + i * 5); // over the limit from 55 on
     await run.reading('d2', 30);
@@ -197,8 +237,8 @@ export async function busyRun(run: LiveRun): Promise<{ swappedAt: number; endAt:
   const swappedAt = run.now;
   await run.advance(1_000);
   await run.reading('d1', 60); // under b: 60 is not over 50 + 20
-  await run.reading('d1', 75);
-  await run.reading('d1', 76); // burst: three within 6s
+  await run.reading('d1', 75); // relayed to the hub: paged
+  await run.reading('d1', 76); // burst: three within 6s; paged
   await run.durable.checkpoint();
   await run.restart();
   await run.advance(2_000);

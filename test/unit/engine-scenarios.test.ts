@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import type { Engine } from '../../src/engine/index.js';
+import { Engine, type Effect, type EmittedInput } from '../../src/engine/index.js';
 import { shippedRulesDir } from '../../src/rules/index.js';
 import { Harness, rulesFrom, shipped } from './engine-harness.js';
 
@@ -712,6 +712,57 @@ describe('emit chains', () => {
     expect(h.errors).toMatchObject([
       { scenario: 's2', stage: 'emit', message: expect.stringMatching(/deeper than 2/) as unknown },
     ]);
+  });
+
+  test("an event for another actor is not fed back within the step: it is an input of its own, with a deterministic id, judged by that actor's profile", () => {
+    const rules = rulesFrom({
+      'x.yaml': 'id: x\nwhen: { event: paired }\nthen:\n  emit: { event: owner-paired, actor: data.owner }',
+      'y.yaml':
+        'id: y\nwhen: { event: owner-paired }\nthen:\n  action: thank\n  payload: { name: profile.name }',
+    });
+    const paired = {
+      actor: 'dev-1',
+      type: 'paired',
+      at: 5,
+      data: { owner: 'cust-7' },
+      source: 'device' as const,
+    };
+    const emittedBy = (effects: readonly Effect[]): EmittedInput[] =>
+      effects.flatMap((e) => (e.kind === 'emit' && e.input ? [e.input] : []));
+    const engine = new Engine(rules, { gateway: 'g' });
+    const effects = engine.onEvent(paired, { name: 'the device' });
+    expect(effects.filter((e) => e.kind === 'decide')).toEqual([]);
+    const [input] = emittedBy(effects);
+    expect(input).toMatchObject({ depth: 1, event: { actor: 'cust-7', type: 'owner-paired', at: 5 } });
+    // The same decision made again (a recovery, a replay) emits the same id; another input another one.
+    expect(emittedBy(new Engine(rules, { gateway: 'g' }).onEvent(paired, undefined))[0]?.id).toBe(input?.id);
+    expect(emittedBy(engine.onEvent({ ...paired, at: 6 }, undefined))[0]?.id).not.toBe(input?.id);
+    const decided = engine.onEmitted(input as EmittedInput, { name: 'Ada' });
+    expect(decided).toMatchObject([
+      { kind: 'decide', candidate: { action: { actor: 'cust-7', payload: { name: 'Ada' } } } },
+    ]);
+  });
+
+  test('the depth limit holds across actors: an emitted event applied as an input counts on from its depth', () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 4; i++)
+      files[`s${i}.yaml`] =
+        `id: s${i}\nwhen: { event: e${i} }\nthen: { emit: { event: e${i + 1}, actor: '"a${i + 1}"' } }`;
+    files['end.yaml'] = 'id: end\nwhen: { event: e4 }\nthen: { action: done }';
+    const deep = new Harness(rulesFrom(files), {}, { gateway: 'g', maxEmitDepth: 2 });
+    deep.feed({ actor: 'a0', type: 'e0', at: 7 });
+    expect(deep.emitted.map((e) => e.actor)).toEqual(['a1', 'a2', 'a3']);
+    expect(deep.actions).toEqual([]);
+    expect(deep.errors).toMatchObject([
+      {
+        scenario: 's2',
+        actor: 'a2',
+        message: expect.stringMatching(/e3 not applied: .*deeper than 2/) as unknown,
+      },
+    ]);
+    const enough = new Harness(rulesFrom(files));
+    enough.feed({ actor: 'a0', type: 'e0', at: 7 });
+    expect(enough.actions).toMatchObject([{ scenario: 'end', actor: 'a4', eventAt: 7 }]);
   });
 
   test('a grouped scenario emits for its group key', () => {
