@@ -304,4 +304,3 @@ function liveOutputs(
     emitted: (input, replay) => deps.durable.emitted(input, replay),
   };
 }
-

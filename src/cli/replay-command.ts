@@ -4,8 +4,9 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { pino } from 'pino';
 import { loadRulesDir, shippedRulesDir } from '../rules/index.js';
 import { parseEventsNdjson, replay, type ReplayOutput } from '../runtime/replay.js';
-import { replayJournal } from '../runtime/journal-replay.js';
+import { replayJournal, type JournalReplay } from '../runtime/journal-replay.js';
 import { RuleError, VigilError, type Profile } from '../shared/index.js';
+import { openStoreSnapshot } from '../store/index.js';
 import { exitWithError, helpAfter, parsePositiveInt } from './util.js';
 
 interface ReplayFlags {
@@ -47,15 +48,16 @@ export function registerReplayCommand(program: Command): void {
       'after',
       helpAfter(
         [
-          'With --journal DATA_DIR the journal and checkpoints in DATA_DIR/journal are read, never written (a',
-          'running gateway may own them): the replay starts from the newest checkpoint kept at or before --from',
-          '(or the oldest; or empty state while the journal still begins at its first record) and applies every',
-          'record after it as recovery does, with the rules and profiles the journal records at each moment.',
+          'With --journal DATA_DIR nothing in DATA_DIR is written (a running gateway may own it): the replay',
+          'starts from the newest checkpoint kept at or before --from (or the oldest; or empty state while the',
+          'journal still begins at its first record) and applies every record after it as recovery does, with',
+          'the rules and profiles the journal records at each moment. A device whose profile the journal records',
+          'no change of is judged by its profile in the store as it is now, read from a copy of the store made in',
+          'the temporary directory (TMPDIR), or by --profiles FILE, which takes precedence over the store.',
           'It prints the actions decided within --from..--to, with the ids the gateway gave them, and a summary',
-          'per scenario on stderr. Devices whose profile the journal does not record are judged by --profiles.',
-          'How much is retained is set by durability.retention (docs/durability.md).',
+          'per scenario on stderr. How much is retained is set by durability.retention (docs/durability.md).',
         ],
-        '0 replayed, 1 bad events file, 2 the replay failed (no data, no journal, a range not retained).',
+        '0 replayed, 1 bad events file, 2 the replay failed (no data, no journal, a range not retained, a store that cannot be copied).',
       ),
     )
     .action(async (eventsFile: string | undefined, flags: ReplayFlags) => {
@@ -103,18 +105,27 @@ async function journalCommand(
   }
   const journalDir = join(dataDir, 'journal');
   if (!(await exists(dataDir))) throw notData(`${dataDir} does not exist`);
+  if (!(await exists(journalDir))) throw noJournal(dataDir);
   const logger = pino({ level: 'warn' }, pino.destination(2));
-  const result = (await exists(journalDir))
-    ? await replayJournal({
-        dir: journalDir,
-        gateway: flags.gatewayId ?? 'replay',
-        fromMs: flags.from,
-        toMs: flags.to,
-        profiles: flags.profiles !== undefined ? await readProfiles(flags.profiles) : undefined,
-        logger,
-      })
-    : undefined;
-  if (result === undefined) throw notData(`${dataDir} holds no journal (no ${journalDir}/*.wal)`);
+  const profiles = flags.profiles !== undefined ? await readProfiles(flags.profiles) : undefined;
+  // The store is copied before the journal is read: a profile change is recorded before it is written, so every
+  // change the copy holds is in the journal read after it, and the journal's records say when it happened.
+  const store = await openStoreSnapshot(dataDir);
+  let result: JournalReplay | undefined;
+  try {
+    result = await replayJournal({
+      dir: journalDir,
+      gateway: flags.gatewayId ?? 'replay',
+      fromMs: flags.from,
+      toMs: flags.to,
+      store: store?.profiles,
+      profiles,
+      logger,
+    });
+  } finally {
+    await store?.close();
+  }
+  if (result === undefined) throw noJournal(dataDir);
   for (const line of result.actions) process.stdout.write(JSON.stringify(line) + '\n');
   const iso = (ms: number): string => new Date(ms).toISOString();
   const start = result.startSeq === 0 ? 'empty state' : `the checkpoint at record ${result.startSeq}`;
@@ -123,11 +134,16 @@ async function journalCommand(
       `${iso(result.retained.fromAt)} to ${iso(result.retained.toAt)}, records ${result.retained.fromSeq} to ${result.retained.toSeq}\n`,
   );
   for (const line of summary(result.actions)) process.stderr.write(`${line}\n`);
+  if (store === undefined) process.stderr.write(`${dataDir} holds no profile store\n`);
   if (result.unprofiled.length > 0) {
     process.stderr.write(
-      `${result.unprofiled.length} devices were judged without a profile (the journal records none of theirs; --profiles FILE gives them)\n`,
+      `${result.unprofiled.length} devices were judged without a profile (neither the journal nor a store has one; --profiles FILE gives them)\n`,
     );
   }
+}
+
+function noJournal(dataDir: string): VigilError {
+  return notData(`${dataDir} holds no journal (no ${join(dataDir, 'journal')}/*.wal)`);
 }
 
 /** One line per scenario: actions sent and suppressed. */

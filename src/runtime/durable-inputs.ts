@@ -3,13 +3,7 @@ import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { Arbiter } from '../actions/index.js';
-import {
-  parseTimerKey,
-  type EmittedInput,
-  type Engine,
-  type EngineOptions,
-  type EngineState,
-} from '../engine/index.js';
+import { parseTimerKey, type EmittedInput, type Engine, type EngineOptions } from '../engine/index.js';
 import type { RuleSet, Scenario } from '../rules/index.js';
 import type { Event, Profile } from '../shared/index.js';
 import {

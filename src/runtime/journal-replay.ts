@@ -4,6 +4,7 @@ import type { RuleSet } from '../rules/index.js';
 import { VigilError, type Profile } from '../shared/index.js';
 import { Checkpoints, type CheckpointState } from './checkpoint.js';
 import { JournalReader } from './journal.js';
+import type { ProfileLookup } from './durable-inputs.js';
 import { decodeRecord, type RulesRecord } from './journal-records.js';
 import { fileJournalStorage, type JournalStorage } from './journal-storage.js';
 import {
@@ -27,7 +28,12 @@ export interface JournalReplayOptions {
   /** Gateway time: only actions decided from `fromMs` through `toMs` are returned. */
   fromMs?: number | undefined;
   toMs?: number | undefined;
-  /** Profiles of the devices whose profile the retained journal records no change of. */
+  /**
+   * The profile store as it is now (a copy of the gateway's): the profile of every device whose profile the
+   * retained journal records no change of. Without it such devices have no profile unless `profiles` gives one.
+   */
+  store?: ProfileLookup | undefined;
+  /** Profiles that replace the store's, for the devices whose profile the retained journal records no change of. */
   profiles?: ReadonlyMap<string, Profile> | undefined;
   logger: Logger;
   storage?: JournalStorage | undefined;
@@ -50,7 +56,7 @@ export interface JournalReplay {
   retained: RetainedRange;
   /** Verdicts decided within the range, in the order they were decided. */
   actions: ReplayOutput[];
-  /** Devices judged without a profile: the journal records no profile of theirs and none was given. */
+  /** Without a store: devices judged without a profile (the journal records no profile of theirs, none was given). */
   unprofiled: string[];
 }
 
@@ -94,7 +100,7 @@ export async function replayJournal(opts: JournalReplayOptions): Promise<Journal
   const actions: ReplayOutput[] = [];
   const fromMs = opts.fromMs ?? Number.NEGATIVE_INFINITY;
   const toMs = opts.toMs ?? Number.POSITIVE_INFINITY;
-  const { run, context, profileOf, unprofiled } = startRun(start, tail, opts, (line) => {
+  const { run, context, profiles } = startRun(start, tail, opts, (line) => {
     if (line.decidedAt >= fromMs && line.decidedAt <= toMs) actions.push(line);
   });
   const engineOpts: EngineOptions = { gateway: opts.gateway };
@@ -106,11 +112,12 @@ export async function replayJournal(opts: JournalReplayOptions): Promise<Journal
       continue;
     }
     const actor = actorOf(input);
-    const profile = actor === undefined ? undefined : profileOf(actor);
+    const profile = actor === undefined ? undefined : await profiles.read(actor);
     applyRecord(run.loop, context, engineOpts, { seq, input, profile }, true);
     records++;
   }
-  return { startSeq: start.seq, startAt: start.at, records, retained, actions, unprofiled: [...unprofiled] };
+  const unprofiled = [...profiles.unprofiled];
+  return { startSeq: start.seq, startAt: start.at, records, retained, actions, unprofiled };
 }
 
 /**
@@ -190,12 +197,7 @@ function startRun(
   tail: TailScan,
   opts: JournalReplayOptions,
   onVerdict: (line: ReplayOutput) => void,
-): {
-  run: VirtualRun;
-  context: RecordedContext;
-  profileOf: (actor: string) => Profile | undefined;
-  unprofiled: Set<string>;
-} {
+): { run: VirtualRun; context: RecordedContext; profiles: ReplayProfiles } {
   const record: RulesRecord | undefined = start.state?.rules ?? tail.firstRules?.rules;
   if (record === undefined) {
     throw new ReplayRangeError(
@@ -207,17 +209,10 @@ function startRun(
   const engineOpts: EngineOptions = { gateway: opts.gateway };
   const { engine, arbiter } = continueFrom(rules, engineOpts, start.state, opts.logger);
   const context = new RecordedContext(record, tail.profileBase, opts.logger);
-  const unprofiled = new Set<string>();
-  const profileOf = (actor: string): Profile | undefined => {
-    const recorded = context.replayProfile(actor);
-    if (recorded.known) return recorded.profile;
-    const given = opts.profiles?.get(actor);
-    if (given === undefined) unprofiled.add(actor);
-    return given;
-  };
+  const profiles = new ReplayProfiles(context, opts.profiles, opts.store);
   const run = new VirtualRun(
     new RulesInForce(rules, engine, arbiter),
-    profileOf,
+    (actor) => profiles.of(actor),
     {
       verdict: (v) => {
         const line: ReplayOutput = { ...v.candidate.action, to: v.candidate.to };
@@ -227,5 +222,42 @@ function startRun(
     },
     true,
   );
-  return { run, context, profileOf, unprofiled };
+  return { run, context, profiles };
+}
+
+/**
+ * The profile a replayed input is judged by: as the journal's profile records say it was at that moment; for a
+ * device they record no change of, the given one, else the store's (as it is now, which it has been all along).
+ */
+class ReplayProfiles {
+  /** Devices judged without a profile while there is no store. */
+  readonly unprofiled = new Set<string>();
+
+  constructor(
+    private readonly context: RecordedContext,
+    private readonly given: ReadonlyMap<string, Profile> | undefined,
+    private readonly store: ProfileLookup | undefined,
+  ) {}
+
+  /** What is known without a read: the store's cache, for what comes from the store (another device's profile). */
+  of(actor: string): Profile | undefined {
+    const recorded = this.context.replayProfile(actor);
+    if (recorded.known) return recorded.profile;
+    const given = this.given?.get(actor);
+    if (given !== undefined) return given;
+    if (this.store === undefined) {
+      this.unprofiled.add(actor);
+      return undefined;
+    }
+    const cached = this.store.peek(actor);
+    return cached.hit ? cached.profile : undefined;
+  }
+
+  /** The profile of `actor`, read from the store when it comes from there and is not cached. */
+  async read(actor: string): Promise<Profile | undefined> {
+    const fromStore =
+      this.store !== undefined && !this.context.replayProfile(actor).known && !this.given?.has(actor);
+    if (fromStore && !this.store.peek(actor).hit) return this.store.get(actor);
+    return this.of(actor);
+  }
 }

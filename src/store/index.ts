@@ -1,5 +1,7 @@
 export { openStore, storeExists, SUBLEVEL_NAMES } from './store.js';
 export type { Store, StoreOptions, SublevelName } from './store.js';
+export { openStoreSnapshot, StoreBusyError } from './store-snapshot.js';
+export type { SnapshotOptions, StoreSnapshot } from './store-snapshot.js';
 export type { RootLevel, Sublevel } from './level-types.js';
 export { storeIo } from './store-io.js';
 export { isDiskFull, type StoreHealth } from './write-fault.js';

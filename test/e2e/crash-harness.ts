@@ -3,7 +3,9 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
+import type { ReplayOutput } from '../../src/runtime/index.js';
 import type { Action } from '../../src/shared/index.js';
+import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
 
 /** An action as the cloud received it. */
@@ -219,6 +221,23 @@ export async function saveCloudActionIds(
       .join(''),
   );
   return { ids, dataDir: scene.data, file };
+}
+
+/**
+ * What the built `vigil replay --journal DATA_DIR` decides from the journal a stopped gateway retained: the ids of
+ * the actions it sends (not those the policy suppresses), each once, and what it printed on stderr.
+ */
+export async function replayedActionIds(
+  dataDir: string,
+): Promise<{ ids: ReadonlySet<string>; code: number | null; stderr: string }> {
+  const result = await runCli(['replay', '--journal', dataDir]);
+  const ids = new Set<string>();
+  for (const line of result.stdout.split('\n')) {
+    if (line.trim() === '') continue;
+    const out = JSON.parse(line) as ReplayOutput;
+    if (out.suppressed === undefined) ids.add(out.id);
+  }
+  return { ids, code: result.code, stderr: result.stderr };
 }
 
 /**

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { ReplayOutput } from '../../src/runtime/index.js';
 import { runCli } from '../helpers/cli.js';
+import { startGatewayProcess } from '../helpers/gateway-process.js';
 import { tempDir } from '../helpers/temp.js';
 import { OnboardingGateway } from '../integration/onboarding-gateway.js';
 import { busyRun, LiveRun } from '../integration/retention-run.js';
+import { connectDevice, crashScene, waitUntil, type CrashScene } from './crash-harness.js';
 
 // Needs `npm run build` first: the command line is the built dist/cli.js.
 
@@ -14,6 +16,42 @@ const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
+
+/** Every file below `dir` (recursively) with the sha-256 of its content. */
+async function treeHashes(dir: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    files[relative(dir, path)] = createHash('sha256')
+      .update(await readFile(path))
+      .digest('hex');
+  }
+  return files;
+}
+
+const LIMIT_RULES = {
+  'over-limit.yaml': `id: over-limit
+description: A reading above the limit in the device's profile goes to the cloud.
+priority: 50
+category: maintenance
+when:
+  event: telemetry
+  where: data.temp > profile.maxTemp
+then:
+  action: over-limit
+  to: [upstream]
+  payload:
+    n: data.n
+`,
+};
+
+async function importProfiles(scene: CrashScene, name: string, profiles: object[]): Promise<void> {
+  const file = join(scene.dir, name);
+  await writeFile(file, profiles.map((p) => JSON.stringify(p) + '\n').join(''));
+  const imported = await runCli(['profiles', 'import', file, '--data', scene.data]);
+  expect(imported.code, imported.out).toBe(0);
+}
 
 async function hashes(dir: string): Promise<Record<string, string>> {
   const files: Record<string, string> = {};
@@ -23,6 +61,17 @@ async function hashes(dir: string): Promise<Record<string, string>> {
       .digest('hex');
   }
   return files;
+}
+
+/** The ids of the actions an NDJSON replay output sends, sorted. */
+function sentIds(stdout: string): string[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as ReplayOutput)
+    .filter((line) => line.suppressed === undefined)
+    .map((line) => line.id)
+    .sort();
 }
 
 describe('vigil replay --journal DATA_DIR', () => {
@@ -96,6 +145,68 @@ describe('vigil replay --journal DATA_DIR', () => {
         payload: { name: 'Ada Lovelace', email: 'ada@example.com', plan: 'gold' },
       },
     ]);
+  }, 60_000);
+
+  test('judges a device the journal records no profile change of by the store as it is now, from a copy', async () => {
+    const scene = await crashScene({ rules: LIMIT_RULES, onCleanup: (c) => cleanups.push(c) });
+    // Imported before the gateway ever ran: in the store, and in no journal record.
+    await importProfiles(scene, 'first.ndjson', [
+      { id: 'dev-a', maxTemp: 50 },
+      { id: 'dev-b', maxTemp: 80 },
+      { id: 'dev-c', maxTemp: 50 },
+    ]);
+    const gateway = await startGatewayProcess(scene.args(0));
+    cleanups.push(() => gateway.stop());
+    const device = await connectDevice(gateway.mqttPort, 'feeder');
+    cleanups.push(() => device.endAsync(true));
+    const reading = (actor: string, n: number) =>
+      device.publishAsync(`devices/${actor}/events/telemetry`, JSON.stringify({ temp: 60, n }), { qos: 1 });
+    await reading('dev-a', 1); // over dev-a's 50
+    await reading('dev-b', 2); // within dev-b's 80
+    await reading('dev-c', 3); // over dev-c's 50
+    // Through the running gateway, so recorded in the journal with what they replace.
+    await importProfiles(scene, 'second.ndjson', [
+      { id: 'dev-a', maxTemp: 70 },
+      { id: 'dev-b', maxTemp: 55 },
+    ]);
+    await reading('dev-a', 4); // within dev-a's 70
+    await reading('dev-b', 5); // over dev-b's 55
+    const cloudKeys = () =>
+      scene.cloud.actions.map(({ action }) => `${action.actor} ${String(action.payload.n)}`);
+    await waitUntil(() => scene.cloud.actions.length >= 3, 10_000, 'three actions at the cloud');
+    expect(cloudKeys().sort()).toEqual(['dev-a 1', 'dev-b 5', 'dev-c 3']);
+    const cloudIds = new Set(scene.cloud.actions.map(({ action }) => action.id));
+    const tmp = join(scene.dir, 'tmp');
+    await mkdir(tmp);
+    const env = { TMPDIR: tmp };
+
+    // Beside the gateway that holds the store.
+    const beside = await runCli(['replay', '--journal', scene.data], env);
+    expect(beside.code, beside.stderr).toBe(0);
+    expect(sentIds(beside.stdout)).toEqual([...cloudIds].sort());
+
+    expect(await gateway.stop()).toBe(0);
+    const before = await treeHashes(scene.data);
+    const after = await runCli(['replay', '--journal', scene.data], env);
+    expect(after.code, after.stderr).toBe(0);
+    expect(sentIds(after.stdout)).toEqual([...cloudIds].sort());
+    expect(after.stderr).not.toContain('without a profile');
+    // --profiles replaces the store's profile of a device the journal records no change of.
+    await writeFile(join(scene.dir, 'given.ndjson'), '{"id":"dev-c","maxTemp":90}\n');
+    const given = await runCli(
+      ['replay', '--journal', scene.data, '--profiles', join(scene.dir, 'given.ndjson')],
+      env,
+    );
+    expect(given.code, given.stderr).toBe(0);
+    expect(sentIds(given.stdout)).toEqual(
+      scene.cloud.actions
+        .filter(({ action }) => action.actor !== 'dev-c')
+        .map(({ action }) => action.id)
+        .sort(),
+    );
+    expect(await treeHashes(scene.data)).toEqual(before);
+    // The copies are gone.
+    expect(await readdir(tmp)).toEqual([]);
   }, 60_000);
 
   test('a directory that is not a data directory, or holds no journal, is refused plainly', async () => {
