@@ -106,8 +106,115 @@ describe.skipIf(!hasChromium)('the dashboard for an operator, in headless Chromi
     await expect
       .poll(async () => (await perMinute()).page.reduce((a, b) => a + b, 0), { timeout: 10_000 })
       .toBeGreaterThan(0);
-    expect(await text(page, '#scenarios thead th:nth-child(3)')).toBe('detected /min');
-    expect(await text(page, '#scenarios thead th:nth-child(4)')).toBe('suppressed /min');
+    expect((await text(page, '#scenarios thead th:nth-child(3)')).trim()).toBe('detected /min');
+    expect((await text(page, '#scenarios thead th:nth-child(4)')).trim()).toBe('suppressed /min');
     expect(problems).toEqual([]);
   }, 90_000);
+
+  test('Tab reaches every control in page order, each with a visible focus ring', async () => {
+    const browser = await launchChromium(cleanups);
+    const { page, problems } = await watchedPage(browser);
+    await page.goto(`${fleet.base}/`);
+    await page.locator('#live.on').waitFor();
+    await page.locator('#scenarios a.scenario-id').first().waitFor();
+    const controls = await page.evaluate(() => {
+      const all = document.querySelectorAll<HTMLElement>(
+        'a[href], button, input, select, textarea, [tabindex]',
+      );
+      const groups = new Set<string>();
+      const out: string[] = [];
+      for (const el of all) {
+        if (!el.checkVisibility() || el.tabIndex < 0) continue;
+        // A radio group is one stop; the arrow keys move within it.
+        if (el instanceof HTMLInputElement && el.type === 'radio') {
+          if (groups.has(el.name)) continue;
+          groups.add(el.name);
+        }
+        out.push(el.dataset.key ?? '');
+      }
+      return out.length;
+    });
+    const reached: Array<{ what: string; ring: boolean }> = [];
+    for (let i = 0; i < 200; i++) {
+      await page.keyboard.press('Tab');
+      const now = await page.evaluate(() => {
+        const el = document.activeElement as HTMLElement | null;
+        if (!el || el === document.body) return undefined;
+        const what =
+          el instanceof HTMLInputElement && el.type === 'radio'
+            ? `radio ${el.name}`
+            : `${el.tagName.toLowerCase()} ${el.id || el.getAttribute('name') || el.textContent?.trim() || ''}`;
+        // The ring is the element's outline, or its label's where the input itself is not drawn (the range).
+        const ringOf = (x: Element | null) => {
+          if (!x) return false;
+          const st = getComputedStyle(x);
+          return st.outlineStyle !== 'none' && parseFloat(st.outlineWidth) >= 2;
+        };
+        return { what, ring: ringOf(el) || ringOf(el.closest('label')) };
+      });
+      if (!now || reached.some((r) => r.what === now.what)) break;
+      reached.push(now);
+    }
+    const names = reached.map((r) => r.what);
+    expect(reached.length, names.join(', ')).toBe(controls);
+    expect(reached.filter((r) => !r.ring)).toEqual([]);
+    // Page order: the range, the scenarios, then the action filters and the device lookup.
+    const at = (re: RegExp) => names.findIndex((n) => re.test(n));
+    const order = [/^radio range$/, /^a /, /^select scenario$/, /^select status$/, /^select reason$/];
+    order.push(/^input actor$/, /^input showSuppressed$/, /^input device-id$/, /^button look up$/);
+    const positions = order.map(at);
+    expect(
+      positions.every((p) => p >= 0),
+      names.join(', '),
+    ).toBe(true);
+    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+
+    // A scenario opens from the keyboard.
+    await page.locator('#scenarios a.scenario-id').first().focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#detail:not([hidden])').waitFor();
+    expect(problems).toEqual([]);
+  }, 60_000);
+
+  test('text is readable in the light and the dark theme (WCAG AA contrast)', async () => {
+    const browser = await launchChromium(cleanups);
+    for (const colorScheme of ['light', 'dark'] as const) {
+      const { page } = await watchedPage(browser, { colorScheme });
+      await page.goto(`${fleet.base}/`);
+      await page.locator('#live.on').waitFor();
+      await page.locator('#actions li').first().waitFor({ timeout: 20_000 });
+      const poor = await page.evaluate(() => {
+        const rgb = (c: string) => (/rgba?\(([^)]+)\)/.exec(c)?.[1] ?? '0,0,0,0').split(/[ ,/]+/).map(Number);
+        const lum = (c: number[]) => {
+          const [r, g, b] = c.slice(0, 3).map((v) => {
+            const s = v / 255;
+            return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+          }) as [number, number, number];
+          return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        };
+        const background = (el: Element | null): number[] => {
+          for (let x = el; x; x = x.parentElement) {
+            const c = rgb(getComputedStyle(x).backgroundColor);
+            if ((c[3] ?? 1) > 0) return c;
+          }
+          return [255, 255, 255, 1];
+        };
+        const out: string[] = [];
+        for (const el of document.querySelectorAll<HTMLElement>('body *')) {
+          const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent?.trim());
+          if (!own || !el.checkVisibility() || el.closest('.uplot')) continue;
+          const st = getComputedStyle(el);
+          const [a, b] = [lum(rgb(st.color)), lum(background(el))];
+          const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+          const large =
+            parseFloat(st.fontSize) >= 24 ||
+            (parseFloat(st.fontSize) >= 18.6 && Number(st.fontWeight) >= 700);
+          if (ratio < (large ? 3 : 4.5))
+            out.push(`${el.tagName} "${el.textContent?.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
+        }
+        return out;
+      });
+      expect(poor, colorScheme).toEqual([]);
+    }
+  }, 60_000);
 });
