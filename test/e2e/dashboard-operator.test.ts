@@ -56,6 +56,69 @@ async function bundle(version: number): Promise<{ file: string; hash: string }> 
   };
 }
 
+// Run in the page (plain JavaScript: the tests are not compiled against the DOM).
+
+/** Controls the keyboard should reach: visible, not taken out of the order; a radio group is one stop. */
+const COUNT_CONTROLS = `(() => {
+  const groups = new Set();
+  let n = 0;
+  for (const el of document.querySelectorAll('a[href], button, input, select, textarea, [tabindex]')) {
+    if (!el.checkVisibility() || el.tabIndex < 0) continue;
+    if (el.type === 'radio') {
+      if (groups.has(el.name)) continue;
+      groups.add(el.name);
+    }
+    n++;
+  }
+  return n;
+})()`;
+
+/** The focused control and whether a ring is drawn: its outline, or its label's where the input is not drawn. */
+const FOCUSED = `(() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const what = el.type === 'radio'
+    ? 'radio ' + el.name
+    : el.tagName.toLowerCase() + ' ' + (el.id || el.getAttribute('name') || el.textContent.trim());
+  const ringOf = (x) => {
+    if (!x) return false;
+    const st = getComputedStyle(x);
+    return st.outlineStyle !== 'none' && parseFloat(st.outlineWidth) >= 2;
+  };
+  return { what, ring: ringOf(el) || ringOf(el.closest('label')) };
+})()`;
+
+/** Visible text (the charts' canvas aside) below the WCAG AA contrast with its background. */
+const POOR_CONTRAST = `(() => {
+  const rgb = (c) => (/rgba?\\(([^)]+)\\)/.exec(c)?.[1] ?? '0,0,0,0').split(/[ ,\\/]+/).map(Number);
+  const lum = (c) => {
+    const [r, g, b] = c.slice(0, 3).map((v) => {
+      const s = v / 255;
+      return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = (el) => {
+    for (let x = el; x; x = x.parentElement) {
+      const c = rgb(getComputedStyle(x).backgroundColor);
+      if ((c[3] ?? 1) > 0) return c;
+    }
+    return [255, 255, 255, 1];
+  };
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.checkVisibility() || el.closest('.uplot')) continue;
+    const st = getComputedStyle(el);
+    const [a, b] = [lum(rgb(st.color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(st.fontSize);
+    const large = size >= 24 || (size >= 18.6 && Number(st.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) out.push(el.tagName + ' "' + el.textContent.trim().slice(0, 30) + '" ' + ratio.toFixed(2));
+  }
+  return out;
+})()`;
+
 const apply = (file: string) => runCli(['rules', 'apply', file, '--data', fleet.dataDir]);
 const text = async (page: Page, selector: string) => (await page.locator(selector).textContent()) ?? '';
 
@@ -117,41 +180,11 @@ describe.skipIf(!hasChromium)('the dashboard for an operator, in headless Chromi
     await page.goto(`${fleet.base}/`);
     await page.locator('#live.on').waitFor();
     await page.locator('#scenarios a.scenario-id').first().waitFor();
-    const controls = await page.evaluate(() => {
-      const all = document.querySelectorAll<HTMLElement>(
-        'a[href], button, input, select, textarea, [tabindex]',
-      );
-      const groups = new Set<string>();
-      const out: string[] = [];
-      for (const el of all) {
-        if (!el.checkVisibility() || el.tabIndex < 0) continue;
-        // A radio group is one stop; the arrow keys move within it.
-        if (el instanceof HTMLInputElement && el.type === 'radio') {
-          if (groups.has(el.name)) continue;
-          groups.add(el.name);
-        }
-        out.push(el.dataset.key ?? '');
-      }
-      return out.length;
-    });
+    const controls = await page.evaluate<number>(COUNT_CONTROLS);
     const reached: Array<{ what: string; ring: boolean }> = [];
     for (let i = 0; i < 200; i++) {
       await page.keyboard.press('Tab');
-      const now = await page.evaluate(() => {
-        const el = document.activeElement as HTMLElement | null;
-        if (!el || el === document.body) return undefined;
-        const what =
-          el instanceof HTMLInputElement && el.type === 'radio'
-            ? `radio ${el.name}`
-            : `${el.tagName.toLowerCase()} ${el.id || el.getAttribute('name') || el.textContent?.trim() || ''}`;
-        // The ring is the element's outline, or its label's where the input itself is not drawn (the range).
-        const ringOf = (x: Element | null) => {
-          if (!x) return false;
-          const st = getComputedStyle(x);
-          return st.outlineStyle !== 'none' && parseFloat(st.outlineWidth) >= 2;
-        };
-        return { what, ring: ringOf(el) || ringOf(el.closest('label')) };
-      });
+      const now = await page.evaluate<{ what: string; ring: boolean } | null>(FOCUSED);
       if (!now || reached.some((r) => r.what === now.what)) break;
       reached.push(now);
     }
@@ -183,37 +216,7 @@ describe.skipIf(!hasChromium)('the dashboard for an operator, in headless Chromi
       await page.goto(`${fleet.base}/`);
       await page.locator('#live.on').waitFor();
       await page.locator('#actions li').first().waitFor({ timeout: 20_000 });
-      const poor = await page.evaluate(() => {
-        const rgb = (c: string) => (/rgba?\(([^)]+)\)/.exec(c)?.[1] ?? '0,0,0,0').split(/[ ,/]+/).map(Number);
-        const lum = (c: number[]) => {
-          const [r, g, b] = c.slice(0, 3).map((v) => {
-            const s = v / 255;
-            return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
-          }) as [number, number, number];
-          return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-        };
-        const background = (el: Element | null): number[] => {
-          for (let x = el; x; x = x.parentElement) {
-            const c = rgb(getComputedStyle(x).backgroundColor);
-            if ((c[3] ?? 1) > 0) return c;
-          }
-          return [255, 255, 255, 1];
-        };
-        const out: string[] = [];
-        for (const el of document.querySelectorAll<HTMLElement>('body *')) {
-          const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent?.trim());
-          if (!own || !el.checkVisibility() || el.closest('.uplot')) continue;
-          const st = getComputedStyle(el);
-          const [a, b] = [lum(rgb(st.color)), lum(background(el))];
-          const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-          const large =
-            parseFloat(st.fontSize) >= 24 ||
-            (parseFloat(st.fontSize) >= 18.6 && Number(st.fontWeight) >= 700);
-          if (ratio < (large ? 3 : 4.5))
-            out.push(`${el.tagName} "${el.textContent?.trim().slice(0, 30)}" ${ratio.toFixed(2)}`);
-        }
-        return out;
-      });
+      const poor = await page.evaluate<string[]>(POOR_CONTRAST);
       expect(poor, colorScheme).toEqual([]);
     }
   }, 60_000);
