@@ -24,7 +24,7 @@ export interface HttpApiDeps extends Omit<DashboardDeps, 'profile' | 'countProfi
   store: Pick<Store, 'profiles' | 'sublevels'>;
   audit: Pick<AuditLog, 'list'>;
   credentials: CredentialStore;
-  rules: Pick<RuleSync, 'applyBundle' | 'running'>;
+  rules: Pick<RuleSync, 'applyBundle' | 'running' | 'inForce'>;
   /** The body of `GET /healthz`. */
   healthz: () => object;
   /** Ends the connection of a device whose credential was removed. */
@@ -53,6 +53,7 @@ export async function startHttpApi(deps: HttpApiDeps): Promise<RunningHttpApi> {
   mountDeviceRoutes(api, { credentials: deps.credentials, onRemoved: deps.disconnectDevice });
   const dashboard = mountDashboard(api, {
     ...deps,
+    rulesInForce: () => deps.rules.inForce,
     profile: (id) => deps.store.profiles.get(id),
     countProfiles: (where) => deps.store.profiles.count(where),
   });

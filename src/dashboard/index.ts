@@ -6,6 +6,7 @@ export {
   type EngineView,
   type Hello,
   type ScenarioDetail,
+  type RulesView,
   type ScenarioRow,
   type Summary,
   type UplinkState,

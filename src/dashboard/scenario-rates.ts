@@ -3,6 +3,8 @@ export interface ScenarioCounts {
   scenario: string;
   evaluations: number;
   matches: number;
+  /** Its actions the policy held back; counted per step like the detections when given. */
+  suppressed?: number;
 }
 
 /** What one scenario did during the latest step. */
@@ -22,8 +24,11 @@ export interface RateHistory {
 interface Track {
   prevEvaluations: number;
   prevMatches: number;
+  prevSuppressed: number;
   /** Detections per step, a ring indexed like `ScenarioRates.cursor`. */
   matches: Uint32Array;
+  /** Suppressed actions per step, the same way. */
+  suppressed: Uint32Array;
 }
 
 /**
@@ -54,7 +59,9 @@ export class ScenarioRates {
         track = {
           prevEvaluations: t.evaluations,
           prevMatches: t.matches,
+          prevSuppressed: t.suppressed ?? 0,
           matches: new Uint32Array(this.slots),
+          suppressed: new Uint32Array(this.slots),
         };
         this.tracks.set(t.scenario, track);
       }
@@ -63,6 +70,8 @@ export class ScenarioRates {
       track.prevEvaluations = t.evaluations;
       track.prevMatches = t.matches;
       track.matches[slot] = matches;
+      track.suppressed[slot] = delta(t.suppressed ?? 0, track.prevSuppressed);
+      track.prevSuppressed = t.suppressed ?? 0;
       steps.push({ scenario: t.scenario, evaluations, matches });
     }
     for (const id of this.tracks.keys()) if (!present.has(id)) this.tracks.delete(id);
@@ -72,13 +81,13 @@ export class ScenarioRates {
     return steps;
   }
 
-  /** Detections of `scenario` over the latest `steps` steps. */
-  recent(scenario: string, steps: number): number {
+  /** Detections (or suppressed actions) of `scenario` over the latest `steps` steps. */
+  recent(scenario: string, steps: number, what: 'matches' | 'suppressed' = 'matches'): number {
     const track = this.tracks.get(scenario);
     if (!track) return 0;
     let sum = 0;
     for (let i = 1; i <= Math.min(steps, this.filled); i++)
-      sum += track.matches[(this.cursor - i + this.slots) % this.slots] ?? 0;
+      sum += track[what][(this.cursor - i + this.slots) % this.slots] ?? 0;
     return sum;
   }
 

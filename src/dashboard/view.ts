@@ -24,6 +24,32 @@ export interface EngineView {
 
 export type UplinkState = 'connected' | 'disconnected' | 'none';
 
+/** The rules in force as the page shows them; `RuleSync.inForce` provides it. */
+export interface RulesView {
+  source: 'bundle' | 'dir';
+  /** 0 for the local rules directory. */
+  version: number;
+  /** The bundle's identity, the SHA-256 of its bytes. */
+  hash?: string | undefined;
+  /** Id of the key that signed the bundle. */
+  signer?: string | undefined;
+  /** When the bundle was made (ISO 8601). */
+  createdAt?: string | undefined;
+  /** Gateway time (ms) since when these rules run. */
+  since: number;
+  /** The latest rules change since start, applied or rejected. */
+  lastChange?:
+    | {
+        status: 'applied' | 'rejected';
+        version: number | null;
+        reason?: string | undefined;
+        detail: string;
+        time: string;
+        source: string;
+      }
+    | undefined;
+}
+
 /** Everything the dashboard reads. It only reads: nothing here changes what the gateway decides. */
 export interface DashboardDeps {
   gatewayId: string;
@@ -42,6 +68,8 @@ export interface DashboardDeps {
   connectedClients: () => number;
   /** Timers the runtime holds for the engine. */
   pendingTimers: () => number;
+  /** The rules in force; absent where nothing swaps them. */
+  rulesInForce?: () => RulesView;
   metrics: Metrics;
   /** The data directory, whose size is sampled for `vigil_leveldb_bytes`. */
   dataDir: string;
@@ -81,6 +109,8 @@ export interface ScenarioRow {
   lastFiredAt: number | null;
   /** Detections over the last minute. */
   perMinute: number;
+  /** Actions the policy suppressed over the last minute. */
+  suppressedPerMinute: number;
 }
 
 /** The once-a-second message of the live stream; also the body of `/api/health` in part. */
@@ -98,6 +128,8 @@ export interface Summary {
   scenarios: ScenarioRow[];
   /** Detections per scenario in the step just taken: the next point of each rate chart. */
   step: Record<string, number>;
+  /** The rules in force; null where nothing swaps them. */
+  rules: RulesView | null;
 }
 
 /** `/api/scenarios/{id}`: the row, where it is defined, its diagram and its rate series. */
@@ -176,7 +208,11 @@ export class DashboardView {
 
   /** One step of the rate charts; the page gets it with the next summary. */
   step(): void {
-    const steps = this.rates.sample(this.deps.clock.now(), this.deps.engine().stats());
+    const totals = this.deps
+      .engine()
+      .stats()
+      .map((s) => ({ ...s, suppressed: this.deps.recent.tally(s.scenario).suppressed }));
+    const steps = this.rates.sample(this.deps.clock.now(), totals);
     this.lastStep = Object.fromEntries(steps.map((s) => [s.scenario, s.matches]));
     this.history.tick(this.deps.clock.now()).catch((err: unknown) => {
       this.deps.logger.error({ err }, 'dashboard history step failed');
@@ -212,6 +248,7 @@ export class DashboardView {
         reasons: tally.reasons,
         lastFiredAt: s?.lastFiredAt ?? null,
         perMinute: this.rates.recent(sc.id, this.perMinuteSteps),
+        suppressedPerMinute: this.rates.recent(sc.id, this.perMinuteSteps, 'suppressed'),
       };
     });
   }
@@ -235,6 +272,7 @@ export class DashboardView {
       reasons: deps.recent.reasonTotals(),
       scenarios: this.rows(),
       step: this.lastStep,
+      rules: deps.rulesInForce ? rulesViewOf(deps.rulesInForce()) : null,
     };
   }
 
@@ -304,4 +342,18 @@ export class DashboardView {
     this.sampler.stop();
     this.presence.stop();
   }
+}
+
+/** What the page shows of the rules in force: a rejected change's full problem list stays in the log and the status. */
+function rulesViewOf(r: RulesView): RulesView {
+  const { source, version, hash, signer, createdAt, since, lastChange: c } = r;
+  const lastChange = c && {
+    status: c.status,
+    version: c.version,
+    ...(c.reason !== undefined ? { reason: c.reason } : {}),
+    detail: c.detail,
+    time: c.time,
+    source: c.source,
+  };
+  return { source, version, hash, signer, createdAt, since, ...(lastChange ? { lastChange } : {}) };
 }

@@ -18,7 +18,7 @@ export type { ParsedProfileBatch, ProfileBatch, ProfileBatchLimit } from './prof
 export { ProfileSync, PROFILE_SEQ_KEY } from './profile-sync.js';
 export type { ProfileBatchRefusal, ProfileBatchStatus, ProfileSyncOptions } from './profile-sync.js';
 export { RuleSync } from './rule-sync.js';
-export type { RuleSyncOptions, RunningRules } from './rule-sync.js';
+export type { RuleSyncOptions, RulesInForce, RunningRules } from './rule-sync.js';
 export type { RejectReason, RulesSource, RulesStatus } from './rules-status.js';
 export { chooseStartupRules } from './startup-rules.js';
 export { startCloudSync, type CloudSync, type CloudSyncOptions } from './cloud-sync.js';

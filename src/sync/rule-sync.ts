@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { EngineOptions } from '../engine/index.js';
 import type { LoadResult, RuleSet } from '../rules/index.js';
 import { formatProblem, type RuleProblem } from '../shared/index.js';
+import { openBundle } from './bundle.js';
 import type { BundleStore } from './bundle-store.js';
 import { checkBundle } from './check-bundle.js';
 import type { TrustedKey } from './keys.js';
@@ -20,6 +21,18 @@ export interface RunningRules {
    * the bundle of that version could not be used at start-up (no rollback by replay).
    */
   floor: number;
+}
+
+/** The rules in force as an operator reads them: who signed them, since when, and the latest change looked at. */
+export interface RulesInForce extends RunningRules {
+  /** Id of the key that signed the bundle in force; absent for the directory (or until the stored bundle is read). */
+  signer?: string;
+  /** When the bundle was made (ISO 8601); absent for the directory. */
+  createdAt?: string;
+  /** Gateway time (ms) since when these rules run: applied, or loaded at start. */
+  since: number;
+  /** The latest change looked at since start, applied or rejected; absent when there was none. */
+  lastChange?: RulesStatus;
 }
 
 export interface RuleSyncOptions {
@@ -61,18 +74,39 @@ const PROBLEMS_IN_DETAIL = 5;
  */
 export class RuleSync {
   private current: RunningRules;
+  private origin: Pick<RulesInForce, 'signer' | 'createdAt' | 'since'>;
+  private last: RulesStatus | undefined;
   private queue: Promise<unknown>;
   private stopping = false;
   private signalStop = (): void => undefined;
 
   constructor(private readonly opts: RuleSyncOptions) {
     this.current = { ...opts.initial };
+    this.origin = { since: opts.now() };
+    if (opts.initial.source === 'bundle') this.readOrigin(opts.initial.hash);
     const stopped = new Promise<void>((resolve) => (this.signalStop = resolve));
     this.queue = Promise.race([opts.ready ?? Promise.resolve(), stopped]).catch(() => undefined);
   }
 
   get running(): Readonly<RunningRules> {
     return this.current;
+  }
+
+  get inForce(): RulesInForce {
+    return { ...this.current, ...this.origin, ...(this.last ? { lastChange: this.last } : {}) };
+  }
+
+  /** The signer and date of the bundle the gateway started with, from the store; a swap meanwhile wins. */
+  private readOrigin(hash: string | undefined): void {
+    this.opts.bundles.current().then(
+      (stored) => {
+        if (stored === undefined || stored.hash !== hash || this.current.hash !== hash) return;
+        const opened = openBundle(stored.bundle, this.opts.trustedKeys);
+        if (!opened.ok) return;
+        this.origin = { signer: opened.keyId, createdAt: opened.content.createdAt, since: stored.appliedAt };
+      },
+      (err: unknown) => this.opts.logger.warn({ err }, 'the stored rules bundle could not be read'),
+    );
   }
 
   /**
@@ -131,13 +165,9 @@ export class RuleSync {
       return this.reject(source, verdict.version, verdict.reason, verdict.detail, { hash: verdict.hash });
     }
     const { content, hash, rules } = verdict;
+    const appliedAt = this.opts.now();
     try {
-      await this.opts.bundles.save({
-        bundle: bytes,
-        version: content.version,
-        hash,
-        appliedAt: this.opts.now(),
-      });
+      await this.opts.bundles.save({ bundle: bytes, version: content.version, hash, appliedAt });
     } catch (err) {
       this.opts.logger.error({ err, version: content.version }, 'rules bundle could not be stored');
       return this.reject(source, content.version, 'store-failed', `not stored: ${(err as Error).message}`, {
@@ -154,6 +184,7 @@ export class RuleSync {
       });
     }
     this.current = { source: 'bundle', version: content.version, hash, floor: content.version };
+    this.origin = { signer: verdict.keyId, createdAt: content.createdAt, since: appliedAt };
     return this.applied(source, content.version, rules, report, {
       hash,
       detail: `bundle version ${content.version} of ${content.createdAt}, signed by key ${verdict.keyId}`,
@@ -179,6 +210,7 @@ export class RuleSync {
       this.opts.logger.error({ err }, 'rules swap could not be recorded');
       return this.reject('dir', null, 'store-failed', `not recorded: ${(err as Error).message}`, {});
     }
+    this.origin = { since: this.opts.now() };
     return this.applied('dir', null, loaded.rules, report, { detail: 'local rules directory reloaded' });
   }
 
@@ -209,6 +241,7 @@ export class RuleSync {
       },
       'rules applied',
     );
+    this.last = status;
     this.opts.publish(status);
     this.opts.onApplied?.(report, rules, status);
     return status;
@@ -244,6 +277,7 @@ export class RuleSync {
       { version, source, reason, detail, running: this.current.version },
       'rules change rejected; the running rules stay',
     );
+    this.last = status;
     this.opts.publish(status);
     return status;
   }

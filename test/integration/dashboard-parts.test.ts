@@ -159,6 +159,16 @@ describe('ScenarioRates', () => {
   });
 });
 
+test('ScenarioRates counts suppressed actions per step beside the detections', () => {
+  const rates = new ScenarioRates(1_000, 4);
+  rates.sample(1_000, [{ scenario: 's', evaluations: 1, matches: 1, suppressed: 2 }]);
+  rates.sample(2_000, [{ scenario: 's', evaluations: 5, matches: 4, suppressed: 5 }]);
+  rates.sample(3_000, [{ scenario: 's', evaluations: 9, matches: 6, suppressed: 9 }]);
+  expect(rates.recent('s', 60, 'suppressed')).toBe(7);
+  expect(rates.recent('s', 1, 'suppressed')).toBe(4);
+  expect(rates.recent('s', 60)).toBe(5);
+});
+
 describe('scenario diagrams', () => {
   test('every shipped scenario reads as a sentence and a flow ending in what it does', async () => {
     const rules = await shippedRules();

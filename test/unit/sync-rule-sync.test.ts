@@ -134,6 +134,31 @@ describe('rule bundles applied between two events', () => {
     });
   });
 
+  test('inForce says who signed the rules in force, since when, and what became of the latest change', async () => {
+    const { sync, bundle, keys } = setup();
+    const now = Date.parse('2026-11-26T12:00:00Z');
+    expect(sync.inForce).toEqual({ source: 'dir', version: 0, floor: 0, since: now });
+    const applied = await sync.applyBundle(bundle(3, { 'hot.yaml': HOT(60) }), 'cloud');
+    expect(sync.inForce).toMatchObject({
+      source: 'bundle',
+      version: 3,
+      hash: applied?.hash,
+      signer: keys.signer.id,
+      createdAt: '2026-11-26T11:00:00Z',
+      since: now,
+      lastChange: { status: 'applied', version: 3 },
+    });
+    const stale = await sync.applyBundle(bundle(2, { 'hot.yaml': HOT(70) }), 'local');
+    expect(sync.inForce).toMatchObject({ version: 3, signer: keys.signer.id, lastChange: stale });
+    expect(stale).toMatchObject({ status: 'rejected', reason: 'stale-version' });
+
+    // A gateway that starts with the stored bundle reads its signer and date from the store.
+    const restarted = setup({ initial: { ...sync.running }, trusted: [keys.trusted] }).sync;
+    await expect.poll(() => restarted.inForce.signer).toBe(keys.signer.id);
+    expect(restarted.inForce).toMatchObject({ version: 3, since: now, createdAt: '2026-11-26T11:00:00Z' });
+    expect(restarted.inForce.lastChange).toBeUndefined();
+  });
+
   test('the bundle already running, met again, is ignored without a status', async () => {
     const { sync, published, bundle } = setup();
     const b = bundle(4, { 'hot.yaml': HOT(60) });

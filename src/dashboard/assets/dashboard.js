@@ -11,6 +11,16 @@ const MAX_ACTIONS_SHOWN = 100;
 const MAX_ACTIONS_KEPT = 500;
 /** How often the history is fetched again: a 5 s point, or a minute point for the day. */
 const HISTORY_EVERY_MS = { '15m': 5_000, '1h': 5_000, '24h': 30_000 };
+/** The numeric cells of a scenario row, in column order. */
+const ROW_NUMBERS = [
+  'perMinute',
+  'suppressedPerMinute',
+  'evaluations',
+  'detections',
+  'sent',
+  'suppressed',
+  'errors',
+];
 const ROLE_NAMES = {
   event: 'event',
   absent: 'missing event',
@@ -61,6 +71,13 @@ function clockTime(ms) {
   return new Date(ms).toLocaleTimeString([], { hour12: false });
 }
 
+/** A date and time in the browser's time zone, with the zone's name. */
+const dateTime = new Intl.DateTimeFormat([], {
+  dateStyle: 'medium',
+  timeStyle: 'long',
+  hour12: false,
+});
+
 function ago(ms, now) {
   if (ms === null || ms === undefined) return '–';
   const s = Math.max(0, Math.round((now - ms) / 1000));
@@ -87,24 +104,24 @@ function buildRows(scenarios) {
     tr.dataset.scenario = s.id;
     const name = el('td');
     const head = el('div');
-    head.append(
-      el('span', 'scenario-id', s.id),
-      el('span', 'badge', s.category),
-      el('span', 'badge', `p${s.priority}`),
-    );
+    const link = el('a', 'scenario-id', s.id);
+    link.href = `#scenario/${encodeURIComponent(s.id)}`;
+    link.title = 'show the definition';
+    head.append(link, el('span', 'badge', s.category), el('span', 'badge', `p${s.priority}`));
     name.append(head, el('div', 'scenario-desc', s.description));
     const chartCell = el('td');
     const chartBox = el('div', 'chart');
     chartCell.append(chartBox);
     const cells = {};
     tr.append(name, chartCell);
-    for (const key of ['perMinute', 'evaluations', 'detections', 'sent', 'suppressed', 'errors']) {
+    for (const key of ROW_NUMBERS) {
       cells[key] = el('td', 'num', '0');
       tr.append(cells[key]);
     }
     cells.lastFiredAt = el('td', 'muted', '–');
     tr.append(cells.lastFiredAt);
-    tr.addEventListener('click', () => {
+    tr.addEventListener('click', (e) => {
+      if (e.target instanceof window.HTMLAnchorElement) return;
       location.hash = `#scenario/${encodeURIComponent(s.id)}`;
     });
     tbody.append(tr);
@@ -176,8 +193,7 @@ function updateRows(scenarios, now) {
   for (const s of scenarios) {
     const row = state.rows.get(s.id);
     if (!row) continue;
-    for (const key of ['perMinute', 'evaluations', 'detections', 'sent', 'suppressed', 'errors'])
-      row.cells[key].textContent = String(s[key]);
+    for (const key of ROW_NUMBERS) row.cells[key].textContent = count(s[key]);
     row.cells.errors.classList.toggle('bad', s.errors > 0);
     row.cells.lastFiredAt.textContent = ago(s.lastFiredAt, now);
     row.cells.lastFiredAt.title = s.lastFiredAt ? clockTime(s.lastFiredAt) : '';
@@ -209,6 +225,34 @@ function updatePresence(p) {
     p.neverSeenAt === null
       ? 'has a profile, not heard from since start: being counted'
       : `has a profile, not heard from since start; counted every ${duration(p.neverSeenEveryMs)}, last at ${clockTime(p.neverSeenAt)}`;
+}
+
+// ---- the rules in force
+
+function updateRules(r, now) {
+  if (!r) return;
+  byId('ru-version').textContent =
+    r.source === 'bundle' ? `bundle version ${r.version}` : 'local rules directory (no bundle)';
+  const id = byId('ru-id');
+  id.textContent = r.hash ? r.hash.slice(0, 16) : '–';
+  id.title = r.hash ? `SHA-256 ${r.hash}` : '';
+  byId('ru-signer').textContent = r.signer
+    ? `key ${r.signer}${r.createdAt ? `, made ${dateTime.format(new Date(r.createdAt))}` : ''}`
+    : r.source === 'bundle'
+      ? '…'
+      : 'not signed';
+  byId('ru-since').textContent = `${dateTime.format(new Date(r.since))} (${ago(r.since, now)})`;
+  const last = byId('ru-last');
+  const c = r.lastChange;
+  if (!c) {
+    last.textContent = 'none since the gateway started';
+    last.className = 'muted';
+    return;
+  }
+  const what = c.version === null ? c.source : `version ${c.version} (${c.source})`;
+  const result = c.status === 'applied' ? 'applied' : `rejected: ${c.reason}`;
+  last.textContent = `${what} ${result} at ${clockTime(Date.parse(c.time))}: ${c.detail}`;
+  last.className = c.status === 'applied' ? 'ok' : 'bad';
 }
 
 function updateReasons(reasons) {
@@ -332,6 +376,7 @@ function applySummary(s, newStep) {
   updateStatus(s);
   updateRows(s.scenarios, s.at);
   updateReasons(s.reasons);
+  updateRules(s.rules, s.at);
   drawCharts();
 }
 
