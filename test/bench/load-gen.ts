@@ -169,17 +169,22 @@ class Generator {
     const ids = Array.from({ length: req.connections }, (_, i) => `${req.idPrefix}${i + 1}`);
     const opened: RawClient[] = [];
     let failed = 0;
+    const why = new Set<string>();
     await inParallel(ids, req.storm === true ? ids.length : CONNECT_CONCURRENCY * 2, async (id) => {
       const open = RawClient.open(host, port, id, `devices/${id}/commands/#`, {}, req.secret);
       if (req.storm !== true) opened.push(await open);
       else
         await open.then(
           (c) => opened.push(c),
-          () => failed++,
+          (err: unknown) => {
+            failed++;
+            if (why.size < 3)
+              why.add(err instanceof Error ? err.message.replace(/^dev-\d+: /, '') : String(err));
+          },
         );
     });
     this.idle = opened;
-    return { kind: 'idle', connected: opened.length, ms: nowMs() - started, failed };
+    return { kind: 'idle', connected: opened.length, ms: nowMs() - started, failed, why: [...why] };
   }
 
   async close(): Promise<GenResponse> {

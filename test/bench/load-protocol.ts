@@ -76,6 +76,6 @@ export interface LoadResult {
 export type GenResponse =
   | { kind: 'connected'; ms: number; connected: number }
   | { kind: 'loaded'; result: LoadResult }
-  | { kind: 'idle'; connected: number; ms: number; failed?: number }
+  | { kind: 'idle'; connected: number; ms: number; failed?: number; why?: string[] }
   | { kind: 'closed' }
   | { kind: 'error'; message: string };
