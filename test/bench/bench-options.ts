@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { CRASH_ARGS, CRASH_USAGE, crashOptions, type CrashOptions } from './startup-crash.js';
 import type { SystemName } from './systems.js';
 
 export interface BenchOptions {
@@ -38,7 +39,7 @@ export interface BenchOptions {
   aedesPlain: boolean;
   /** The startup section (test/bench/startup.ts): starts per system (0 skips it), whether to `xz -9`, and
    * whether to stop after it. */
-  startup: { runs: number; xz: boolean; only: boolean };
+  startup: { runs: number; xz: boolean; only: boolean; crash: Omit<CrashOptions, 'log'> };
 }
 
 const USAGE = `npm run bench -- [options]
@@ -60,6 +61,7 @@ const USAGE = `npm run bench -- [options]
   --startup-runs N        starts per system in the startup section (default 5; 0 skips the section)
   --startup-only          run the startup section alone
   --no-xz                 skip the xz -9 sizes in the startup section (about a minute)
+${CRASH_USAGE}
   --retries N             repeats of a fixed-rate run that other work on the machine disturbed
                           (CPU stall over 25%); the calmest attempt is kept (default 1, quick 0)
   --help`;
@@ -99,6 +101,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | 'help' {
       'startup-runs': { type: 'string' },
       'startup-only': { type: 'boolean', default: false },
       'no-xz': { type: 'boolean', default: false },
+      ...CRASH_ARGS,
       help: { type: 'boolean', default: false },
     },
   });
@@ -167,6 +170,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | 'help' {
       runs: values['startup-runs'] !== undefined ? Number(values['startup-runs']) : 5,
       xz: !values['no-xz'],
       only: values['startup-only'],
+      crash: crashOptions(values),
     },
   };
 }

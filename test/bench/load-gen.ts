@@ -168,11 +168,23 @@ class Generator {
     const { host, port } = hostPort(req.url);
     const ids = Array.from({ length: req.connections }, (_, i) => `${req.idPrefix}${i + 1}`);
     const opened: RawClient[] = [];
-    await inParallel(ids, CONNECT_CONCURRENCY * 2, async (id) => {
-      opened.push(await RawClient.open(host, port, id, `devices/${id}/commands/#`, {}, req.secret));
+    let failed = 0;
+    const why = new Set<string>();
+    await inParallel(ids, req.storm === true ? ids.length : CONNECT_CONCURRENCY * 2, async (id) => {
+      const open = RawClient.open(host, port, id, `devices/${id}/commands/#`, {}, req.secret);
+      if (req.storm !== true) opened.push(await open);
+      else
+        await open.then(
+          (c) => opened.push(c),
+          (err: unknown) => {
+            failed++;
+            if (why.size < 3)
+              why.add(err instanceof Error ? err.message.replace(/^dev-\d+: /, '') : String(err));
+          },
+        );
     });
     this.idle = opened;
-    return { kind: 'idle', connected: opened.length, ms: nowMs() - started };
+    return { kind: 'idle', connected: opened.length, ms: nowMs() - started, failed, why: [...why] };
   }
 
   async close(): Promise<GenResponse> {

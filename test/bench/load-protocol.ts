@@ -40,6 +40,8 @@ export interface IdleRequest {
   connections: number;
   idPrefix: string;
   secret: string;
+  /** A reconnect storm: every connection opened at once, and those the broker refused counted, not fatal. */
+  storm?: boolean;
 }
 
 export type GenRequest = ConnectRequest | LoadRequest | IdleRequest | { kind: 'close' };
@@ -74,6 +76,6 @@ export interface LoadResult {
 export type GenResponse =
   | { kind: 'connected'; ms: number; connected: number }
   | { kind: 'loaded'; result: LoadResult }
-  | { kind: 'idle'; connected: number; ms: number }
+  | { kind: 'idle'; connected: number; ms: number; failed?: number; why?: string[] }
   | { kind: 'closed' }
   | { kind: 'error'; message: string };

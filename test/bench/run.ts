@@ -429,6 +429,7 @@ async function main(): Promise<void> {
         runs: o.startup.runs,
         binary: o.binary ?? DEFAULT_BINARY,
         xz: o.startup.xz,
+        crash: o.startup.crash,
         log: (m) => bench.log(m),
       });
     }

@@ -2,7 +2,8 @@
 // executable warm and on its very first run, and `node dist/cli.js run`) beside the floor measured in the same
 // run (an empty start of the embedded Node version) and a plain aedes; the executable's size beside the stripped
 // base Node, and both compressed with `xz -9`. Needs `npm run build` and `npm run build:binary` first.
-// Alone: node --import tsx test/bench/startup.ts [--runs 5] [--binary FILE] [--no-xz]
+// Alone: node --import tsx test/bench/startup.ts [--runs 5] [--binary FILE] [--no-xz] [--crash-runs 5]
+//   [--crash-rate 20000] [--crash-devices 10000] (--runs 0: the crash part alone)
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -17,6 +18,15 @@ import { NODE_VERSION } from '../../build/pins.js';
 import { freePort } from '../helpers/ports.js';
 import { cpuSeconds, rssMB } from './proc-stats.js';
 import type { TargetRecord } from './results.js';
+import {
+  CRASH_ARGS,
+  crashBench,
+  crashOptions,
+  crashTable,
+  crashTargets,
+  type CrashOptions,
+  type CrashRecord,
+} from './startup-crash.js';
 
 const root = (rel: string) => fileURLToPath(new URL(`../../${rel}`, import.meta.url));
 const ROOT = root('');
@@ -37,6 +47,8 @@ export interface StartupOptions {
   readonly binary: string;
   /** Compress the executable and the stripped base Node with `xz -9` (about a minute on two cores). */
   readonly xz: boolean;
+  /** A SIGKILL under load, the restart and a reconnect storm (test/bench/startup-crash.ts); none when 0 runs. */
+  readonly crash?: Omit<CrashOptions, 'log'>;
   readonly log: (message: string) => void;
 }
 
@@ -63,6 +75,7 @@ export interface StartupRecord {
   readonly node: string;
   readonly rows: StartupRow[];
   readonly size?: SizeRecord;
+  readonly crash?: CrashRecord;
 }
 
 interface Sample {
@@ -307,9 +320,17 @@ export async function startupBench(o: StartupOptions): Promise<StartupRecord> {
   if (!existsSync(o.binary)) o.log(`startup: ${o.binary} is missing (npm run build:binary): skipped`);
   const scratch = await mkdtemp(join(tmpdir(), 'vigil-startup-'));
   try {
-    const rows = await timeStarts(o, scratch);
-    const size = await sizes(o, scratch);
-    return { runs: o.runs, node: nodeVersion(), rows, ...(size ? { size } : {}) };
+    // Runs 0: the crash part alone.
+    const rows = o.runs > 0 ? await timeStarts(o, scratch) : [];
+    const size = o.runs > 0 ? await sizes(o, scratch) : undefined;
+    const crash = o.crash && o.crash.runs > 0 ? await crashBench({ ...o.crash, log: o.log }) : undefined;
+    return {
+      runs: o.runs,
+      node: nodeVersion(),
+      rows,
+      ...(size ? { size } : {}),
+      ...(crash ? { crash } : {}),
+    };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -339,7 +360,7 @@ export function startupTable(r: StartupRecord): string {
       floor && !x.floor ? `+${(x.idleRssMB - floor.idleRssMB).toFixed(0)}` : '–',
     ]),
   );
-  const out = [line(head), line(head.map(() => '---')), ...rows];
+  const out = rows.length > 0 ? [line(head), line(head.map(() => '---')), ...rows] : [];
   const s = r.size;
   if (s) {
     const xz = (v: number | undefined) => (v === undefined ? 'not measured' : `${v} MiB`);
@@ -363,6 +384,7 @@ export function startupTable(r: StartupRecord): string {
       ]),
     );
   }
+  if (r.crash) out.push('', crashTable(r.crash));
   return out.join('\n');
 }
 
@@ -399,6 +421,7 @@ export function startupTargets(r: StartupRecord): TargetRecord[] {
       : 'not measured',
     met: s ? s.binaryMiB - s.strippedNodeMiB <= 5 : null,
   });
+  if (r.crash) out.push(...crashTargets(r.crash));
   return out;
 }
 
@@ -408,15 +431,18 @@ async function main(): Promise<void> {
       runs: { type: 'string', default: '5' },
       binary: { type: 'string', default: DEFAULT_BINARY },
       'no-xz': { type: 'boolean', default: false },
+      ...CRASH_ARGS,
     },
   });
   const record = await startupBench({
     runs: Number(values.runs),
     binary: values.binary,
     xz: !values['no-xz'],
+    crash: crashOptions(values),
     log: (m) => process.stderr.write(`[bench] ${m}\n`),
   });
   process.stdout.write(`${startupTable(record)}\n`);
+  for (const t of startupTargets(record)) process.stdout.write(`- ${t.target}: ${t.value}\n`);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {

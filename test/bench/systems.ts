@@ -103,12 +103,16 @@ export interface VigilStartOptions {
   nodeFlags?: string[] | undefined;
   /** Its environment; default the benchmark's own. */
   env?: NodeJS.ProcessEnv | undefined;
+  /** Run on this data directory as it is, and keep it (a restart); default a fresh copy of the template. */
+  data?: string | undefined;
+  /** Default `warn`. */
+  logLevel?: string | undefined;
 }
 
 /** The gateway as users run it, on a fresh copy of the data directory with the profiles imported. */
 export async function startVigil(setup: VigilSetup, opts: VigilStartOptions): Promise<SystemUnderTest> {
-  const data = await mkdtemp(join(setup.workDir, 'data-'));
-  await cp(setup.dataTemplate, data, { recursive: true });
+  const data = opts.data ?? (await mkdtemp(join(setup.workDir, 'data-')));
+  if (opts.data === undefined) await cp(setup.dataTemplate, data, { recursive: true });
   const runArgs = [
     'run',
     '--config',
@@ -128,7 +132,7 @@ export async function startVigil(setup: VigilSetup, opts: VigilStartOptions): Pr
     '--gateway-id',
     'bench',
     '--log-level',
-    'warn',
+    opts.logLevel ?? 'warn',
   ];
   const nodeFlags = [
     ...(opts.cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []),
@@ -159,7 +163,7 @@ export async function startVigil(setup: VigilSetup, opts: VigilStartOptions): Pr
     output: () => proc.output(),
     stop: async () => {
       await proc.stop();
-      await rm(data, { recursive: true, force: true });
+      if (opts.data === undefined) await rm(data, { recursive: true, force: true });
     },
   };
 }
