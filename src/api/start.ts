@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { CredentialStore } from '../credentials/index.js';
+import { withoutSecretFields, type CredentialStore } from '../credentials/index.js';
 import type { DashboardDeps } from '../dashboard/index.js';
 import type { Metrics } from '../runtime/index.js';
 import type { AuditLog, Store } from '../store/index.js';
@@ -54,7 +54,11 @@ export async function startHttpApi(deps: HttpApiDeps): Promise<RunningHttpApi> {
   const dashboard = mountDashboard(api, {
     ...deps,
     rulesInForce: () => deps.rules.inForce,
-    profile: (id) => deps.store.profiles.get(id),
+    // A profile is shown without a field named like a secret, even one stored before they were refused.
+    profile: async (id) => {
+      const profile = await deps.store.profiles.get(id);
+      return profile && withoutSecretFields(profile);
+    },
     countProfiles: (where) => deps.store.profiles.count(where),
   });
   let address: { host: string; port: number };

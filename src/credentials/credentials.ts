@@ -318,6 +318,17 @@ export function secretFieldOf(profile: Profile, except: readonly string[] = []):
   return undefined;
 }
 
+/**
+ * `profile` without its fields named like a secret, at any depth: for what shows a profile, in case one
+ * was stored before such fields were refused. The profile itself when it has none.
+ */
+export function withoutSecretFields(profile: Profile): Profile {
+  if (secretFieldOf(profile) === undefined) return profile;
+  return JSON.parse(JSON.stringify(profile), (key, value: unknown) =>
+    key !== '' && namesSecret(key) ? undefined : value,
+  ) as Profile;
+}
+
 function namesSecret(name: string): boolean {
   const plain = name.toLowerCase().replace(/[-_.]/g, '');
   return SECRET_FIELD_WORDS.some((word) => plain.endsWith(word) || plain.endsWith(`${word}s`));

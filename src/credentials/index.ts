@@ -9,6 +9,7 @@ export {
   profileSecretProblem,
   secretFieldOf,
   secretMatches,
+  withoutSecretFields,
   CREDENTIAL_FIELD,
   CREDENTIAL_SCHEME,
   SECRET_BYTES,

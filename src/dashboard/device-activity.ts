@@ -1,4 +1,5 @@
 import type { Event } from '../shared/index.js';
+import { DeviceEvents, type DeviceEventsOptions } from './device-events.js';
 
 /** A device heard from within this long is online, connected or not (the shipped `device-offline` waits 5m). */
 export const DEFAULT_ONLINE_WITHIN_MS = 5 * 60_000;
@@ -17,6 +18,8 @@ export interface DeviceActivityOptions {
   now: () => number;
   onlineWithinMs?: number;
   maxDevices?: number;
+  /** Bounds of the last events kept per device (`events`). */
+  events?: DeviceEventsOptions;
 }
 
 export interface DeviceCounts {
@@ -34,6 +37,8 @@ export interface DeviceCounts {
  */
 export class DeviceActivity {
   readonly onlineWithinMs: number;
+  /** The last events of recently active devices, their connections included. */
+  readonly events: DeviceEvents;
   private readonly maxDevices: number;
   /** Device id → last heard from, least recently heard first (to within REORDER_AFTER_MS). */
   private readonly lastSeen = new Map<string, number>();
@@ -45,12 +50,14 @@ export class DeviceActivity {
   constructor(private readonly opts: DeviceActivityOptions) {
     this.onlineWithinMs = opts.onlineWithinMs ?? DEFAULT_ONLINE_WITHIN_MS;
     this.maxDevices = opts.maxDevices ?? DEFAULT_MAX_TRACKED_DEVICES;
+    this.events = new DeviceEvents(opts.events);
   }
 
   /** An accepted event: the device's own events and its connections count; cloud and engine events do not. */
   observe(ev: Event): void {
     const id = ev.actor;
     const wasConnected = this.connections.has(id);
+    if (ev.source === 'broker' || ev.source === 'device') this.events.add(ev);
     if (ev.source === 'broker') {
       if (ev.type === 'disconnected') {
         this.disconnected(id);

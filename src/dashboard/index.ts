@@ -1,6 +1,8 @@
 export {
   DashboardView,
+  DEVICE_DECISIONS,
   FIRST_ACTIONS,
+  type DeviceOverview,
   type DashboardDeps,
   type DeviceDetail,
   type EngineView,
@@ -56,6 +58,15 @@ export { HistorySampler, type HistorySources } from './history-sampler.js';
 export {
   PresenceCounter,
   DEFAULT_NEVER_SEEN_EVERY_MS,
+  devicePresenceOf,
+  type DevicePresence,
   type Presence,
   type PresenceOptions,
 } from './presence.js';
+export {
+  DeviceEvents,
+  DEFAULT_EVENTS_PER_DEVICE,
+  DEFAULT_MAX_DEVICES_WITH_EVENTS,
+  type DeviceEventsOptions,
+  type SeenEvent,
+} from './device-events.js';

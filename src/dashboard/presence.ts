@@ -103,3 +103,13 @@ export class PresenceCounter {
     };
   }
 }
+
+/** Where one device stands, by the same definition as `Presence`. */
+export type DevicePresence = 'connected' | 'away' | 'silent' | 'never-seen';
+
+/** One device's presence from what the gateway remembers of it. */
+export function devicePresenceOf(devices: DeviceActivity, id: string): DevicePresence {
+  if (devices.isConnected(id)) return 'connected';
+  if (devices.lastSeenAt(id) === undefined) return 'never-seen';
+  return devices.isOnline(id) ? 'away' : 'silent';
+}

@@ -8,7 +8,8 @@ import { openMatchesOf, timersOf } from './device-state.js';
 import { DirSizeSampler } from './dir-size.js';
 import type { HistorySeries } from './history.js';
 import { HistorySampler } from './history-sampler.js';
-import { PresenceCounter, type Presence } from './presence.js';
+import type { SeenEvent } from './device-events.js';
+import { devicePresenceOf, PresenceCounter, type DevicePresence, type Presence } from './presence.js';
 import type { ActionEntry, RecentActions } from './recent-actions.js';
 import { describeScenario, type ScenarioDiagram } from './scenario-diagram.js';
 import { ScenarioRates, type RateHistory } from './scenario-rates.js';
@@ -149,6 +150,24 @@ export interface DeviceDetail {
   online: boolean;
   matches: ReturnType<typeof openMatchesOf>;
   timers: ReturnType<typeof timersOf>;
+}
+
+/** Decisions a device's page lists, newest first, found among the latest the gateway keeps. */
+export const DEVICE_DECISIONS = 20;
+
+/** `/api/devices/{id}/overview`: what a device's page shows. */
+export interface DeviceOverview extends DeviceDetail {
+  presence: DevicePresence;
+  /** The deadline past which a device not connected is silent. */
+  silentAfterMs: number;
+  /** Its latest events (its own and its connections), newest first. */
+  events: SeenEvent[];
+  /** How many events are kept per device, and for how many recently active devices. */
+  eventsKept: { perDevice: number; devices: number };
+  /** Its latest decisions, newest first, at most DEVICE_DECISIONS. */
+  decisions: ActionEntry[];
+  /** The decisions were looked for among this many latest ones of all devices. */
+  decisionsAmong: number;
 }
 
 /** The first message of the live stream: everything a page starts from. */
@@ -309,6 +328,35 @@ export class DashboardView {
       online: deps.devices.isOnline(id),
       matches,
       timers,
+    };
+  }
+
+  /** Undefined for a device the gateway knows nothing of: no profile, nothing seen, decided or open. */
+  async overview(id: string): Promise<DeviceOverview | undefined> {
+    const { devices, recent } = this.deps;
+    const detail = await this.device(id);
+    const events = devices.events.of(id);
+    const decisions = recent
+      .latest(recent.capacity)
+      .filter((e) => e.action.actor === id)
+      .slice(0, DEVICE_DECISIONS);
+    if (!detail && events.length === 0 && decisions.length === 0) return undefined;
+    return {
+      ...(detail ?? {
+        id,
+        profile: null,
+        lastSeenAt: null,
+        connected: false,
+        online: false,
+        matches: [],
+        timers: [],
+      }),
+      presence: devicePresenceOf(devices, id),
+      silentAfterMs: devices.onlineWithinMs,
+      events,
+      eventsKept: { perDevice: devices.events.perDevice, devices: devices.events.maxDevices },
+      decisions,
+      decisionsAmong: recent.capacity,
     };
   }
 

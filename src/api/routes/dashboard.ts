@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import {
   DashboardView,
   FIRST_ACTIONS,
@@ -19,7 +20,8 @@ const MAX_ID_CHARS = 256;
 
 /**
  * Mounts the dashboard: the page (`GET /` and `/assets/…`), the JSON API (`/api/scenarios`,
- * `/api/scenarios/{id}`, `/api/devices/{id}`, `/api/actions?limit=N`, `/api/health`, `/api/history?range=R`)
+ * `/api/scenarios/{id}`, `/api/devices/{id}`,
+ * `/api/devices/{id}/overview` (what a device's page shows), `/api/actions?limit=N`, `/api/health`, `/api/history?range=R`)
  * and the live stream
  * (`/api/live`, server-sent events, one batch a tick).
  */
@@ -86,17 +88,16 @@ function mountJson(api: HttpApi, view: DashboardView, deps: DashboardDeps): void
       else sendError(res, 404, 'VIGIL_NOT_FOUND', `no such scenario: ${id}`);
     })
     .route('GET', '/api/devices/:id', async ({ res, params }) => {
-      const id = params['id'] ?? '';
-      if (id.length > MAX_ID_CHARS) throw badTarget(`a device id has 1 to ${MAX_ID_CHARS} characters`);
+      const id = deviceIdOf(params);
       const detail = await view.device(id);
       if (detail) sendJson(res, 200, detail);
-      else
-        sendError(
-          res,
-          404,
-          'VIGIL_NOT_FOUND',
-          `unknown device: ${id} (no profile, not seen since the gateway started)`,
-        );
+      else unknownDevice(res, id);
+    })
+    .route('GET', '/api/devices/:id/overview', async ({ res, params }) => {
+      const id = deviceIdOf(params);
+      const overview = await view.overview(id);
+      if (overview) sendJson(res, 200, overview);
+      else unknownDevice(res, id);
     })
     .route('GET', '/api/actions', ({ res, query }) => {
       const limit = parseLimit(query.get('limit'), deps.recent.capacity);
@@ -112,6 +113,21 @@ function mountJson(api: HttpApi, view: DashboardView, deps: DashboardDeps): void
         );
       sendJson(res, 200, { range, ...view.historyOf(rangeMs) });
     });
+}
+
+function deviceIdOf(params: Readonly<Record<string, string>>): string {
+  const id = params['id'] ?? '';
+  if (id.length > MAX_ID_CHARS) throw badTarget(`a device id has 1 to ${MAX_ID_CHARS} characters`);
+  return id;
+}
+
+function unknownDevice(res: ServerResponse, id: string): void {
+  sendError(
+    res,
+    404,
+    'VIGIL_NOT_FOUND',
+    `unknown device: ${id} (no profile, not seen since the gateway started)`,
+  );
 }
 
 /** The ranges `/api/history` answers, as the page offers them. */

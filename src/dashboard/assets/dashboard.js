@@ -49,6 +49,9 @@ const state = {
   charts: undefined,
   selected: undefined,
   lastSummary: undefined,
+  /** The device whose page is open. */
+  device: undefined,
+  deviceTimer: undefined,
 };
 
 const byId = (id) => document.getElementById(id);
@@ -276,13 +279,31 @@ function renderAction(entry) {
     `verdict ${entry.verdict}`,
     entry.reason ? `${entry.verdict}: ${entry.reason}` : entry.verdict,
   );
-  li.append(
-    el('span', 'time', clockTime(a.decidedAt)),
-    el('b', 'what', a.scenario),
-    verdict,
-    el('span', 'who', `${a.actor} → ${a.action}`),
-  );
+  li.append(el('span', 'time', clockTime(a.decidedAt)), el('b', 'what', a.scenario), verdict, who(a));
   return li;
+}
+
+/** The device an action is for, linked to its page, and the action. */
+function who(a) {
+  const span = el('span', 'who');
+  const link = el('a', 'device-link', a.actor);
+  link.href = deviceHash(a.actor);
+  link.title = 'open the device';
+  // One tab stop for the whole list: the arrow keys move between its devices (see listKeys).
+  link.tabIndex = -1;
+  span.append(link, ` → ${a.action}`);
+  return span;
+}
+
+/** Up and down move the focus between the devices of a list of actions; Enter follows the link. */
+function listKeys(e) {
+  if (e.key !== 'ArrowDown' && e.key !== 'ArrowUp') return;
+  const links = [...e.currentTarget.querySelectorAll('a.device-link')];
+  const i = links.indexOf(document.activeElement);
+  const next = e.key === 'ArrowDown' ? i + 1 : i - 1;
+  if (next >= links.length || (i < 0 && e.key === 'ArrowUp')) return;
+  e.preventDefault();
+  (next < 0 ? e.currentTarget : links[next]).focus();
 }
 
 /** What became of an action, as the filter and the charts name it. */
@@ -333,7 +354,14 @@ function renderActions() {
     }
     if (shown.length < MAX_ACTIONS_SHOWN) shown.push(renderAction(entry));
   }
-  byId('actions').replaceChildren(...shown);
+  const list = byId('actions');
+  // The list is drawn again every second: the device focused in it stays focused.
+  const focusedSeq = list.contains(document.activeElement)
+    ? document.activeElement.closest('li')?.dataset.seq
+    : undefined;
+  list.replaceChildren(...shown);
+  if (focusedSeq !== undefined)
+    (list.querySelector(`li[data-seq="${focusedSeq}"] a.device-link`) ?? list).focus();
   const n = [...folded.values()].reduce((a, b) => a + b, 0);
   byId('actions-folded').textContent =
     n === 0
@@ -465,6 +493,13 @@ function hideScenario() {
 }
 
 function route() {
+  const device = /^#device\/(.+)$/.exec(location.hash);
+  if (device) {
+    hideScenario();
+    showDevice(decodeURIComponent(device[1]), true);
+    return;
+  }
+  hideDevice();
   const m = /^#scenario\/(.+)$/.exec(location.hash);
   if (!m) {
     hideScenario();
@@ -479,43 +514,148 @@ function route() {
   });
 }
 
-// ---- device lookup
+// ---- a device's page
 
-function deviceView(d) {
+/** How often an open device page is read again. */
+const DEVICE_EVERY_MS = 5_000;
+const PRESENCE_MEANS = {
+  connected: "connected to the gateway's broker now",
+  away: 'not connected, heard from within the silence deadline',
+  silent: 'heard from since start, not within the silence deadline',
+  'never-seen': 'not heard from since the gateway started',
+};
+
+function deviceHash(id) {
+  return `#device/${encodeURIComponent(id)}`;
+}
+
+/** The overview of device `id`, or null when the gateway does not know it. */
+async function deviceOverview(id) {
+  const res = await fetch(`/api/devices/${encodeURIComponent(id)}/overview`, {
+    headers: { accept: 'application/json' },
+  });
+  if (res.status === 404) return null;
+  const body = await res.json();
+  if (!res.ok) throw new Error(body.error?.message ?? `${res.status} ${res.statusText}`);
+  return body;
+}
+
+function showDevice(id, opened) {
+  clearTimeout(state.deviceTimer);
+  state.device = id;
+  deviceOverview(id).then(
+    (d) => {
+      if (state.device !== id) return;
+      if (d) renderDevice(d);
+      else renderUnknownDevice(id);
+      byId('device-page').hidden = false;
+      if (opened) byId('device-title').focus();
+      if (d) state.deviceTimer = setTimeout(() => showDevice(id, false), DEVICE_EVERY_MS);
+    },
+    (err) => {
+      if (state.device !== id) return;
+      byId('device-title').textContent = id;
+      byId('device-presence').textContent = `cannot read the device: ${err.message}`;
+      byId('device-body').replaceChildren();
+      byId('device-page').hidden = false;
+    },
+  );
+}
+
+function hideDevice() {
+  clearTimeout(state.deviceTimer);
+  state.device = undefined;
+  byId('device-page').hidden = true;
+}
+
+function renderUnknownDevice(id) {
+  byId('device-title').textContent = id;
+  const p = byId('device-presence');
+  p.className = 'summary not-known';
+  p.textContent = 'not known: no profile, not seen since the gateway started, no decisions kept';
+  byId('device-body').replaceChildren();
+}
+
+function renderDevice(d) {
   const now = state.lastSummary?.at ?? Date.now();
-  const rows = [
-    ['device', d.id],
-    [
-      'last seen',
-      d.lastSeenAt ? `${clockTime(d.lastSeenAt)} (${ago(d.lastSeenAt, now)})` : 'not since start',
-    ],
-    ['connected', d.connected ? 'yes' : 'no'],
-    ['online', d.online ? 'yes' : 'no'],
-  ];
-  for (const [k, v] of Object.entries(d.profile ?? {}))
-    rows.push([`profile.${k}`, typeof v === 'string' ? v : JSON.stringify(v)]);
-  if (!d.profile) rows.push(['profile', 'none']);
-  for (const m of d.matches)
-    rows.push([
-      m.scenario,
-      `${m.progress}${m.dueAt ? `; due ${clockTime(m.dueAt)}` : ''}${m.group !== d.id ? ` (group ${m.group})` : ''}`,
-    ]);
-  if (d.matches.length === 0) rows.push(['open matches', 'none']);
-  for (const t of d.timers) rows.push([`timer ${t.scenario}`, clockTime(t.dueAt)]);
-  const dl = el('dl');
+  byId('device-title').textContent = d.id;
+  const p = byId('device-presence');
+  p.className = `summary presence-state ${d.presence}`;
+  const seen = d.lastSeenAt ? `; last heard from ${clockTime(d.lastSeenAt)} (${ago(d.lastSeenAt, now)})` : '';
+  p.textContent = `${d.presence.replace('-', ' ')}: ${PRESENCE_MEANS[d.presence]}${seen}`;
+  p.title = `silent after ${duration(d.silentAfterMs)}`;
+  byId('device-body').replaceChildren(
+    ...devicePart('Profile', profileList(d.profile), 'device-profile'),
+    ...devicePart('Last events', eventList(d), 'device-events'),
+    ...devicePart('Recent decisions', decisionList(d), 'device-decisions'),
+    ...devicePart('Where it stands', standingList(d), 'device-standing'),
+  );
+}
+
+function devicePart(title, body, id) {
+  const h = el('h3', '', title);
+  h.id = `${id}-title`;
+  body.id = id;
+  body.setAttribute('aria-labelledby', h.id);
+  return [h, body];
+}
+
+function metaList(rows) {
+  const dl = el('dl', 'meta');
   dl.append(...rows.flatMap(([k, v]) => [el('dt', '', k), el('dd', '', v)]));
   return dl;
+}
+
+/** The profile as stored, without any field named like a secret (the gateway leaves those out). */
+function profileList(profile) {
+  if (!profile) return el('p', 'muted', 'no profile');
+  const rows = Object.entries(profile).map(([k, v]) => [k, typeof v === 'string' ? v : JSON.stringify(v)]);
+  return rows.length === 0 ? el('p', 'muted', 'an empty profile') : metaList(rows);
+}
+
+function eventList(d) {
+  if (d.events.length === 0)
+    return el('p', 'muted', `none kept (the last ${d.eventsKept.perDevice} of recently active devices are)`);
+  const ol = el('ol', 'device-events');
+  for (const e of d.events) {
+    const li = el('li');
+    const fields = Object.entries(e.data).map(([k, v]) => `${k}: ${JSON.stringify(v)}`);
+    if (e.more > 0) fields.push(`+${e.more} more`);
+    li.append(
+      el('span', 'time', clockTime(e.at)),
+      el('b', '', e.source === 'broker' ? `${e.type} (broker)` : e.type),
+      el('span', 'data', fields.join(', ')),
+    );
+    ol.append(li);
+  }
+  return ol;
+}
+
+function decisionList(d) {
+  if (d.decisions.length === 0)
+    return el('p', 'muted', `none among the latest ${d.decisionsAmong} decisions of the gateway`);
+  const ol = el('ol', 'actions');
+  ol.append(...d.decisions.map(renderAction));
+  return ol;
+}
+
+/** The open matches and timers; an explanation for every scenario is not served by the API yet. */
+function standingList(d) {
+  const rows = d.matches.map((m) => [
+    m.scenario,
+    `${m.progress}${m.dueAt ? `; due ${clockTime(m.dueAt)}` : ''}${m.group !== d.id ? ` (group ${m.group})` : ''}`,
+  ]);
+  for (const t of d.timers) rows.push([`timer ${t.scenario}`, `due ${clockTime(t.dueAt)}`]);
+  if (rows.length === 0) rows.push(['open matches', 'none']);
+  return metaList(rows);
 }
 
 byId('device-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const id = byId('device-id').value.trim();
-  const out = byId('device');
   if (!id) return;
-  getJson(`/api/devices/${encodeURIComponent(id)}`).then(
-    (d) => out.replaceChildren(deviceView(d)),
-    (err) => out.replaceChildren(el('p', 'muted', err.message)),
-  );
+  if (location.hash === deviceHash(id)) showDevice(id, true);
+  else location.hash = deviceHash(id);
 });
 
 // ---- the history charts
@@ -541,6 +681,7 @@ byId('range').addEventListener('change', (e) => {
 });
 
 byId('action-filters').addEventListener('input', () => renderActions());
+byId('actions').addEventListener('keydown', listKeys);
 byId('action-filters').addEventListener('submit', (e) => e.preventDefault());
 
 // Colours come from the theme: the charts are drawn again when it changes.
