@@ -112,6 +112,19 @@ async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean, 
   }
 }
 
+/**
+ * Waits for the checkpoint a fresh gateway takes once it has recovered: it is written beside the first inputs, and
+ * one that met the full disk would only be tried again at the next interval (minutes away), so the disk is filled
+ * after it.
+ */
+async function startupCheckpoint(gateway: Gateway): Promise<void> {
+  await eventually(
+    () => metric(gateway, 'vigil_checkpoints_total{result="written"}'),
+    (v) => v >= 1,
+    'the start-up checkpoint',
+  );
+}
+
 /** The reading numbers of the actions in the outbox. */
 function inOutbox(gateway: Gateway): Set<number> {
   return new Set(gateway.store.outbox.next(100_000).map((a) => (a.payload as { n: number }).n));
@@ -138,6 +151,7 @@ describe('a disk that really fills up (tmpfs)', () => {
       client.publishAsync(`devices/${id}/events/telemetry`, reading(n, 2_000), { qos });
     await publish(sensor, 'dev-a', 1, 1);
     await waitUntil(() => inOutbox(gateway).has(1), 5_000, 'the action of reading 1');
+    await startupCheckpoint(gateway);
     expect((await health(gateway)).status).toBe('ok');
 
     s.disk.fill();
@@ -244,6 +258,7 @@ describe('a disk that really fills up (tmpfs)', () => {
     const s = await setUp(ctx);
     const gateway = await start(s);
     const sensor = await device(gateway, 'dev-a');
+    await startupCheckpoint(gateway);
     // The disk fills at the moment the outbox writes: the journal has already recorded the reading.
     let armed = true;
     gateway.store.db.hooks.prewrite.add((op: unknown) => {

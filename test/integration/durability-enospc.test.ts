@@ -260,9 +260,11 @@ describe('ENOSPC during a segment rotation', () => {
     await waitUntil(() => journal.fault !== undefined, 2_000, 'the fault');
     const r3 = append('r3').then(() => done.push('r3'));
     storage.fail('ENOSPC', ['fdatasync']);
-    await waitUntil(() => storage.refused >= 6, 2_000, 'retries');
-    // Once no segment can be created, the attempts before have cleaned up after themselves.
-    storage.fail('ENOSPC', ['create']);
+    const createsRefused = storage.refused;
+    await waitUntil(() => storage.refused >= createsRefused + 3, 2_000, 'retries whose sync fails');
+    // Once no segment can be created, the attempts before have cleaned up after themselves. Syncs still fail:
+    // an attempt that created its segment just before keeps failing as the ones before it did, and cleans up.
+    storage.fail('ENOSPC', ['create', 'fdatasync']);
     const refused = storage.refused;
     await waitUntil(() => storage.refused >= refused + 2, 2_000, 'retries');
     // r2 is synced, but its commit (which rotates) has not ended: it is reported with what comes after it.
