@@ -165,6 +165,30 @@ describe('ENOSPC during a checkpoint write', () => {
     expect(second.lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
   });
 
+  test('the checkpoint after a replay that fails is tried again at the interval, with no input meanwhile', async () => {
+    const dirs = await dataDir();
+    const storage = faultyStorage();
+    const first = await run(dirs, storage, { checkpointInterval: '1h' });
+    await first.publish(1);
+    storage.fail('ENOSPC', ['replace']);
+    await first.stop(); // no checkpoint on the way out: the next start replays reading 1
+
+    const second = await run(dirs, storage, { checkpointInterval: '200ms' });
+    expect((await second.gateway.recovered).replayed).toBeGreaterThanOrEqual(1);
+    await eventually(
+      () => second.health(),
+      (h) => h.durability.checkpointFault !== undefined,
+      'the failed checkpoint after the replay on /healthz',
+    );
+    storage.heal();
+    await eventually(
+      () => second.health(),
+      (h) => h.status === 'ok' && h.durability.checkpointFault === undefined,
+      'the checkpoint written at the next interval',
+    );
+    expect(second.actions()).toEqual([1]);
+  });
+
   test('a failing checkpoint due by the record count is not tried again on every input', async () => {
     const dirs = await dataDir();
     const storage = faultyStorage();
