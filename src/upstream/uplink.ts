@@ -383,7 +383,7 @@ export class Uplink {
     if (!this.opts.onMessage) announce();
     else {
       this.client.subscribe(
-        [this.topics.rules, this.topics.profiles, this.topics.events],
+        [this.topics.rules, this.topics.profiles, this.topics.events, this.topics.commands],
         { qos: 1 },
         (err) => {
           if (err) this.opts.logger.warn({ err: err.message }, 'upstream subscribe failed');
