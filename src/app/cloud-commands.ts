@@ -105,10 +105,13 @@ export function cloudCommandHandler(
     logger.warn({ id, reason, detail, by }, 'command from the cloud refused');
     reports.report({ id: id ?? null, status: 'refused', reason: detail, at: decision.clock.now() });
   };
-  const known = async (device: string): Promise<boolean> =>
-    decision.durable.hasSeen(device) ||
-    (await store.profiles.get(device)) !== undefined ||
-    (await credentials.has(device));
+  const known = async (device: string): Promise<boolean> => {
+    if (decision.durable.hasSeen(device)) return true;
+    if ((await store.profiles.get(device)) !== undefined || (await credentials.has(device))) return true;
+    // Until recovery has replayed the journal's tail, a device seen only there is not known yet.
+    await decision.recovered.catch(() => undefined);
+    return decision.durable.hasSeen(device);
+  };
 
   return async (payload, message) => {
     metrics.received.inc();

@@ -48,29 +48,42 @@ async function until(what: string, predicate: () => boolean, timeoutMs = 10_000)
   }
 }
 
+/** mosquitto as the cloud, a console publishing commands on it, and the `vigil run` arguments of a gateway. */
+async function cloudScene() {
+  const cloud = await startMosquitto({ persistent: true });
+  cleanups.push(() => cloud.stop());
+  const dir = await tempDir();
+  cleanups.push(() => dir.remove());
+  const args = [
+    '--allow-anonymous',
+    ...['--mqtt-port', '0', '--http-port', '0', '--gateway-id', 'gw1'],
+    ...['--data', join(dir.path, 'data'), '--upstream', cloud.url],
+  ];
+  const seen = await Collector.connect(cloud.url, ['vigil/gw1/status', 'vigil/gw1/commands/status']);
+  cleanups.push(() => seen.close());
+  const console1 = await mqtt.connectAsync(cloud.url, { clientId: 'console', reconnectPeriod: 0 });
+  cleanups.push(() => console1.endAsync());
+  return {
+    args,
+    seen,
+    onlines: () => seen.messages.filter((m) => m.payload.toString() === 'online').length,
+    statuses: () => seen.json<Status>('vigil/gw1/commands/status'),
+    send: (body: unknown) =>
+      console1.publishAsync('vigil/gw1/commands', typeof body === 'string' ? body : JSON.stringify(body), {
+        qos: 1,
+      }),
+  };
+}
+
+async function metrics(gateway: GatewayProcess): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${gateway.httpPort}/metrics`)).text();
+}
+
 describe.skipIf(!hasMosquitto())(
   'commands from the cloud (mosquitto as the cloud, the built gateway)',
   () => {
     test('a command reaches a device offline across a restart, an expired one never does, and the cloud hears both', async () => {
-      const cloud = await startMosquitto();
-      cleanups.push(() => cloud.stop());
-      const dir = await tempDir();
-      cleanups.push(() => dir.remove());
-      const args = [
-        '--allow-anonymous',
-        ...['--mqtt-port', '0', '--http-port', '0', '--gateway-id', 'gw1'],
-        ...['--data', join(dir.path, 'data'), '--upstream', cloud.url],
-      ];
-      const seen = await Collector.connect(cloud.url, ['vigil/gw1/status', 'vigil/gw1/commands/status']);
-      cleanups.push(() => seen.close());
-      const onlines = () => seen.messages.filter((m) => m.payload.toString() === 'online').length;
-      const statuses = () => seen.json<Status>('vigil/gw1/commands/status');
-      const console1 = await mqtt.connectAsync(cloud.url, { clientId: 'console', reconnectPeriod: 0 });
-      cleanups.push(() => console1.endAsync());
-      const send = (body: unknown) =>
-        console1.publishAsync('vigil/gw1/commands', typeof body === 'string' ? body : JSON.stringify(body), {
-          qos: 1,
-        });
+      const { args, seen, onlines, statuses, send } = await cloudScene();
 
       let gateway = await startGatewayProcess(args);
       cleanups.push(() => gateway.stop());
@@ -129,8 +142,41 @@ describe.skipIf(!hasMosquitto())(
       ]);
       expect(statuses().filter((s) => s.id === 'c-1')).toHaveLength(1);
 
-      const metrics = await (await fetch(`http://127.0.0.1:${gateway.httpPort}/metrics`)).text();
-      expect(metrics).toMatch(/^vigil_cloud_commands_duplicate_total 1$/m);
+      expect(await metrics(gateway)).toMatch(/^vigil_cloud_commands_duplicate_total 1$/m);
+    });
+
+    test('a command acknowledged to the cloud survives a kill -9 and is delivered once', async () => {
+      const { args, seen, onlines, statuses, send } = await cloudScene();
+      let gateway = await startGatewayProcess(args);
+      cleanups.push(() => gateway.stop());
+      await seen.waitFor(() => onlines() >= 1, 10_000, 'the gateway online');
+      const first = await device(gateway);
+      await first.client.subscribeAsync('devices/dev-1/commands/#', { qos: 1 });
+      await first.client.publishAsync('devices/dev-1/events/heartbeat', '{}', { qos: 1 });
+      await first.client.endAsync();
+
+      await send({ id: 'k-1', device: 'dev-1', command: 'reboot', data: { n: 1 }, ttl: '10m' });
+      // Queued is counted once the command is synced to the command outbox; the cloud's PUBACK may follow or not.
+      const deadline = Date.now() + 10_000;
+      while (!/^vigil_device_commands_queued_total 1$/m.test(await metrics(gateway))) {
+        if (Date.now() > deadline) throw new Error('k-1 was never queued');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await gateway.kill();
+      gateway = await startGatewayProcess(args);
+      await seen.waitFor(() => onlines() >= 2, 10_000, 'the gateway online again');
+
+      const received: string[] = [];
+      await device(gateway, received);
+      await until('k-1 delivered', () => statuses().some((s) => s.id === 'k-1'));
+      // mosquitto may deliver k-1 again (its PUBACK may not have left before the kill): still one delivery.
+      await send({ id: 'k-2', device: 'dev-1', command: 'ping', ttl: '10m' });
+      await until('k-2 delivered', () => statuses().some((s) => s.id === 'k-2'));
+      expect(received).toEqual(['devices/dev-1/commands/reboot {"n":1}', 'devices/dev-1/commands/ping {}']);
+      expect(statuses().map(({ id, status }) => ({ id, status }))).toEqual([
+        { id: 'k-1', status: 'delivered' },
+        { id: 'k-2', status: 'delivered' },
+      ]);
     });
   },
 );
