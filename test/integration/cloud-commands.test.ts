@@ -21,6 +21,8 @@ interface Status {
 
 async function scene(): Promise<{
   gateway: Gateway;
+  /** Stops the gateway and starts it again on the same data directory, once it is back online. */
+  restart: () => Promise<Gateway>;
   send: (body: unknown) => Promise<unknown>;
   statuses: () => Status[];
   waitForStatuses: (n: number) => Promise<void>;
@@ -34,24 +36,33 @@ async function scene(): Promise<{
   cleanups.push(() => seen.close());
   const console1 = await mqtt.connectAsync(cloudUrl, { clientId: 'console', reconnectPeriod: 0 });
   cleanups.push(() => console1.endAsync());
-  const gateway = await startGateway(
-    parseConfig({
-      gatewayId: 'gw1',
-      data: join(tmp.path, 'data'),
-      mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
-      http: { port: 0 },
-      upstream: { url: cloudUrl, reconnect: '200ms' },
-      ingest: { cloudEvents: { maxBytes: 512 } },
-      log: { level: 'silent' },
-    }),
-  );
-  cleanups.push(() => gateway.stop());
-  await gateway.recovered;
-  await seen.waitFor((m) => m.some((x) => x.payload.toString() === 'online'), 5_000, 'online');
+  const config = parseConfig({
+    gatewayId: 'gw1',
+    data: join(tmp.path, 'data'),
+    mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
+    http: { port: 0 },
+    upstream: { url: cloudUrl, reconnect: '200ms' },
+    ingest: { cloudEvents: { maxBytes: 512 } },
+    log: { level: 'silent' },
+  });
+  const start = async (): Promise<Gateway> => {
+    const onlines = () => seen.messages.filter((m) => m.payload.toString() === 'online').length;
+    const before = onlines();
+    const gw = await startGateway(config);
+    cleanups.push(() => gw.stop());
+    await gw.recovered;
+    await seen.waitFor(() => onlines() > before, 5_000, 'online');
+    return gw;
+  };
+  const gateway = await start();
   const statuses = () =>
     seen.json<Status>('vigil/gw1/commands/status').map(({ id, status, reason }) => ({ id, status, reason }));
   return {
     gateway,
+    restart: async () => {
+      await gateway.stop();
+      return start();
+    },
     send: (body) =>
       console1.publishAsync('vigil/gw1/commands', typeof body === 'string' ? body : JSON.stringify(body), {
         qos: 1,
@@ -118,5 +129,21 @@ describe('commands from the cloud, in process (aedes as the cloud)', () => {
     expect(statuses()).toEqual([{ id: null, status: 'refused', reason: 'the command is over 512 bytes' }]);
     expect(await metric(gateway, 'vigil_cloud_commands_refused_total{reason="too-large"}')).toBe(1);
     expect(gateway.store.commands.size).toBe(0);
+  });
+
+  test('a command that waited past its ttl is reported expired at the next start, its device still away', async () => {
+    const { gateway, restart, send, statuses, waitForStatuses } = await scene();
+    await gateway.store.profiles.put('dev-p', { id: 'dev-p' });
+    await send({ id: 'e-1', device: 'dev-p', command: 'open', ttl: '300ms' });
+    await send({ id: 'marker', device: 'dev-x', command: 'open', ttl: '1m' });
+    await waitForStatuses(1);
+    expect(gateway.store.commands.has('cloud:e-1')).toBe(true);
+    await new Promise((r) => setTimeout(r, 400));
+    const again = await restart();
+    // Recovery sweeps the command outbox once: no device needs to come back for the status.
+    await waitForStatuses(2);
+    expect(statuses()[1]).toEqual({ id: 'e-1', status: 'expired', reason: 'ttl' });
+    expect(again.store.commands.size).toBe(0);
+    expect(again.store.commands.isAcknowledged('cloud:e-1')).toBe(true);
   });
 });
