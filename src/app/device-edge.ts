@@ -1,11 +1,12 @@
 import { DeviceGuard, sessionMetrics, startBroker, type Broker, type ClientInfo } from '../broker/index.js';
-import { CommandMetrics, DeviceCommands } from '../commands/index.js';
+import { CommandMetrics, DeviceCommands, type DeviceCommandsOptions } from '../commands/index.js';
 import { cloudEventMetrics, Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js';
 import { DurableInputs } from '../runtime/index.js';
 import { DEAD_LETTER_TOPIC, upstreamTopics } from '../shared/index.js';
 import { CredentialStore } from '../credentials/index.js';
 import { MqttSessions } from '../store/index.js';
 import type { CloudMessage } from '../upstream/index.js';
+import { cloudCommandHandler, cloudCommandReports, type CloudCommandReports } from './cloud-commands.js';
 import type { DecisionModule } from './decision.js';
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
@@ -60,7 +61,7 @@ export async function startDeviceEdge(
 
   const credentials = new CredentialStore(store.sublevels.creds);
   const guard = deviceGuard(base, credentials);
-  const commands = deviceCommands(base, decision, () => broker);
+  const { commands, reports } = commandsWithCloud(base, decision, uplink, credentials, () => broker);
   const sessions = await openSessions(base);
   broker = await startBroker({
     host: config.mqtt.host,
@@ -121,6 +122,7 @@ export async function startDeviceEdge(
       await ingest.drain();
       // Commands decided from here on (the decision loop applies what is left) are queued for the next start.
       await commands.stop();
+      reports.stop();
     },
   };
 }
@@ -185,11 +187,29 @@ function receiveCloudEvent(
   );
 }
 
+/** Device commands, and the commands the cloud sends on `vigil/{gw}/commands` through them (docs/sync.md). */
+function commandsWithCloud(
+  base: Foundation,
+  decision: DecisionModule,
+  uplink: UplinkModule,
+  credentials: CredentialStore,
+  broker: () => Broker | undefined,
+): { commands: DeviceCommands; reports: CloudCommandReports } {
+  const reports = cloudCommandReports(base, decision, uplink);
+  const commands = deviceCommands(base, decision, broker, reports.onFate);
+  uplink.route(
+    upstreamTopics(base.gatewayId).commands,
+    cloudCommandHandler(base, decision, { reports, commands, credentials }),
+  );
+  return { commands, reports };
+}
+
 /** Device commands with their durable outbox (docs/durability.md, "Device commands"), sent through `broker`. */
 function deviceCommands(
   base: Foundation,
   decision: DecisionModule,
   broker: () => Broker | undefined,
+  onFate: NonNullable<DeviceCommandsOptions['onFate']>,
 ): DeviceCommands {
   const { store, logger, metrics } = base;
   const outbox = store.commands;
@@ -212,6 +232,7 @@ function deviceCommands(
     logger,
     holdCheckpointsFor: (write) => decision.holdCheckpointsFor(write),
     notResent: () => decision.durable.metrics.commandsNotResent.inc(),
+    onFate,
   });
 }
 

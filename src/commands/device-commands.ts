@@ -4,10 +4,17 @@ import type { Policy } from '../rules/index.js';
 import { retryUntilDone } from '../runtime/index.js';
 import { deviceCommandTopic, type Action } from '../shared/index.js';
 import type { CommandAddResult, CommandOutbox } from '../store/index.js';
+import { cloudCommandOf } from './cloud-command.js';
 import type { CommandMetrics } from './command-metrics.js';
 
 /** What became of a command sent to its device (the broker's `SendOutcome`). */
 export type CommandOutcome = 'acknowledged' | 'written' | 'not-connected' | 'not-subscribed' | 'lost';
+
+/**
+ * What finally became of a queued command: `delivered` (its device's PUBACK, or written to it at QoS 0),
+ * `expired` (dropped unsent at its ttl), `dropped` (unsent, to make room in the full command outbox).
+ */
+export type CommandFate = 'delivered' | 'expired' | 'dropped';
 
 /** The broker, as device commands use it. */
 export interface CommandLink {
@@ -30,11 +37,19 @@ export interface DeviceCommandsOptions {
   holdCheckpointsFor(write: Promise<unknown>): void;
   /** A command decided again during recovery that is not sent again: it is queued or was acknowledged. */
   notResent(): void;
+  /** What became of each command, with the reason in words (commands from the cloud report it upstream). */
+  onFate?: (action: Action, fate: CommandFate, reason: string) => void;
 }
 
 /** The topic a device receives a command on. */
 export function commandTopic(action: Action): string {
   return deviceCommandTopic(action.actor, action.action);
+}
+
+/** What the device receives: the action as JSON, or for a command from the cloud its `data`. */
+export function commandPayload(action: Action): string {
+  const cloud = cloudCommandOf(action);
+  return JSON.stringify(cloud === undefined ? action : cloud.data);
 }
 
 /**
@@ -88,6 +103,19 @@ export class DeviceCommands {
     );
   }
 
+  /**
+   * A command the cloud sent (`cloudCommandAction`): resolves once it is synced to the command outbox (the
+   * cloud's PUBACK waits for it), rejects when it could not be written (the cloud sends it again).
+   */
+  async fromCloud(action: Action): Promise<CommandAddResult> {
+    if (this.#stopping) throw new Error('device commands are stopping');
+    const added = this.#opts.outbox.add(action);
+    this.#track(added);
+    const result = await added;
+    this.#added(action, result, false);
+    return result;
+  }
+
   /** The device connected or subscribed: what waits for it is sent, in the order it was decided. */
   deviceReady(device: string): void {
     if (this.#stopping) return;
@@ -137,11 +165,12 @@ export class DeviceCommands {
             { id: dropped.id, actor: dropped.actor, action: dropped.action, reason },
             'command outbox full: dropped the oldest device command',
           );
+          this.#opts.onFate?.(dropped, 'dropped', `dropped unsent: the command outbox was full (${reason})`);
         }
         this.#gauge();
         // Anyone else subscribed to the topic (a monitor, in development) sees it once, as before.
         if (!replay) {
-          link.publish(commandTopic(action), JSON.stringify(action), { except: action.actor }).catch(() => {
+          link.publish(commandTopic(action), commandPayload(action), { except: action.actor }).catch(() => {
             // The broker is closing; the device's own copy is in the outbox.
           });
         }
@@ -164,12 +193,15 @@ export class DeviceCommands {
   #send(action: Action): void {
     const { link, metrics, outbox, now, logger } = this.#opts;
     this.#inFlight.add(action.id);
-    const sent = link.sendTo(action.actor, commandTopic(action), JSON.stringify(action)).then((outcome) => {
+    const sent = link.sendTo(action.actor, commandTopic(action), commandPayload(action)).then((outcome) => {
       this.#inFlight.delete(action.id);
       if (outcome === 'not-connected' || outcome === 'not-subscribed') return;
       metrics.sent.inc();
-      if (outcome === 'lost' || this.#stopping) return;
-      metrics.acknowledged.inc({ qos: outcome === 'acknowledged' ? '1' : '0' });
+      if (outcome === 'lost') return;
+      const acknowledged = outcome === 'acknowledged';
+      this.#opts.onFate?.(action, 'delivered', acknowledged ? 'PUBACK' : 'written at QoS 0');
+      if (this.#stopping) return;
+      metrics.acknowledged.inc({ qos: acknowledged ? '1' : '0' });
       return outbox.acknowledge(action.id, now()).then(
         () => this.#gauge(),
         (err: unknown) => {
@@ -185,7 +217,8 @@ export class DeviceCommands {
   #expire(action: Action): boolean {
     const { outbox, now, policy, metrics, logger } = this.#opts;
     const at = now();
-    if (!isExpired(action, at, policy())) return false;
+    const cloud = cloudCommandOf(action);
+    if (cloud === undefined ? !isExpired(action, at, policy()) : at < cloud.expiresAt) return false;
     metrics.expired.inc();
     logger.info(
       {
@@ -199,8 +232,11 @@ export class DeviceCommands {
       },
       'device command dropped: it waited past its ttl',
     );
+    this.#opts.onFate?.(action, 'expired', 'ttl');
+    // A cloud command's id is remembered as done: the same id sent again is not queued again.
+    const removed = cloud === undefined ? outbox.remove(action.id) : outbox.acknowledge(action.id, at);
     this.#track(
-      outbox.remove(action.id).then(
+      removed.then(
         () => this.#gauge(),
         (err: unknown) => logger.warn({ err, id: action.id }, 'expired device command not removed'),
       ),

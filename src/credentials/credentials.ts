@@ -210,6 +210,11 @@ export class CredentialStore {
     });
   }
 
+  /** Whether device `id` has a credential. */
+  async has(id: string): Promise<boolean> {
+    return isDeviceId(id) && (await this.#read(id)) !== undefined;
+  }
+
   /** Deletes a credential; false when there was none. */
   async remove(id: string): Promise<boolean> {
     return this.#serial(async () => {

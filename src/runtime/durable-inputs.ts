@@ -364,6 +364,11 @@ export class DurableInputs {
     return health;
   }
 
+  /** Whether the journal (or the checkpoint it continues) has an input from or about `actor`. */
+  hasSeen(actor: string): boolean {
+    return this.lastSeen.has(actor);
+  }
+
   /** Many inputs are waiting to be recorded or applied: QoS 0 publishes should wait too. */
   get congested(): boolean {
     return this.journal.fault !== undefined || this.journal.queued + this.held.length >= CONGESTED_AT;

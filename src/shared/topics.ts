@@ -119,5 +119,9 @@ export function upstreamTopics(gw: string) {
     profilesStatus: `${root}/profiles/status`,
     /** Business systems' events about devices, cloud to gateway. */
     events: `${root}/events`,
+    /** Commands for the gateway's devices, cloud to gateway (docs/sync.md, "Commands from the cloud"). */
+    commands: `${root}/commands`,
+    /** What became of each command from the cloud: delivered, expired or refused. */
+    commandsStatus: `${root}/commands/status`,
   } as const;
 }

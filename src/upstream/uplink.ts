@@ -88,7 +88,7 @@ export interface UplinkOptions {
   batch?: BatchOptions | undefined;
   /** The gateway's clock, in ms: `rate` and `ttl` are measured on it. Default `Date.now`. */
   now?: () => number;
-  /** Messages on the topics the cloud sends down (rules, profiles, events); see `CloudMessageHandler`. */
+  /** Messages on the topics the cloud sends down (rules, profiles, events, commands); see `CloudMessageHandler`. */
   onMessage?: CloudMessageHandler;
   onSent?: (action: Action) => void;
   /** An action left the outbox unsent: it waited longer than its category's `ttl`. */
@@ -383,7 +383,7 @@ export class Uplink {
     if (!this.opts.onMessage) announce();
     else {
       this.client.subscribe(
-        [this.topics.rules, this.topics.profiles, this.topics.events],
+        [this.topics.rules, this.topics.profiles, this.topics.events, this.topics.commands],
         { qos: 1 },
         (err) => {
           if (err) this.opts.logger.warn({ err: err.message }, 'upstream subscribe failed');

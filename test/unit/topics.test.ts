@@ -47,6 +47,8 @@ describe('topics as devices and the cloud see them', () => {
       profiles: 'vigil/gw1/profiles',
       profilesStatus: 'vigil/gw1/profiles/status',
       events: 'vigil/gw1/events',
+      commands: 'vigil/gw1/commands',
+      commandsStatus: 'vigil/gw1/commands/status',
     });
   });
 });
