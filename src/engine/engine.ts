@@ -199,10 +199,23 @@ export class Engine {
   /**
    * Forgets windows, counts and matches that can no longer lead anywhere at `now`, so that memory follows
    * the devices that are active rather than every device ever seen. Each kind knows when that is (silence
-   * timers are kept).
+   * timers are kept). Returns how many groups it forgot.
    */
-  prune(now: number): void {
-    for (const rt of this.runtimes) rt.kind.prune?.(rt, now);
+  prune(now: number): number {
+    let pruned = 0;
+    for (const rt of this.runtimes) {
+      const before = rt.groups.size;
+      rt.kind.prune?.(rt, now);
+      pruned += before - rt.groups.size;
+    }
+    return pruned;
+  }
+
+  /** How many groups the scenarios hold state for. */
+  groupCount(): number {
+    let n = 0;
+    for (const rt of this.runtimes) n += rt.groups.size;
+    return n;
   }
 
   /** The whole state as plain data, detached from the live engine. */

@@ -20,6 +20,8 @@ export interface LoopOutputs {
    * the journal finds it there.
    */
   emitted?(input: EmittedInput, replay: boolean): void;
+  /** A housekeeping pass forgot `groups` groups that could no longer fire at `at`. */
+  pruned?(groups: number, at: number, replay: boolean): void;
   /** Every step's effects as the engine returned them (tests). */
   step?(effects: readonly Effect[]): void;
 }
@@ -76,6 +78,16 @@ export class DecisionLoop {
     const effects = this.deps.rules.engine.onTimer(timer, now, profile);
     this.apply(effects, now, actor ?? '', profile, replay);
     return effects;
+  }
+
+  /**
+   * A housekeeping pass: the engine forgets the groups from which nothing can fire any more at `at`. It changes no
+   * decision, and is an input like the others so that recovery and replay hold the same state as the live gateway.
+   */
+  prune(at: number, replay = false): number {
+    const groups = this.deps.rules.engine.prune(at);
+    this.deps.outputs.pruned?.(groups, at, replay);
+    return groups;
   }
 
   /** Arms a timer the engine's state waits on, for `dueAt` (its deadline, or later after a restart). */

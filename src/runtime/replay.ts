@@ -74,6 +74,12 @@ export class VirtualRun {
     this.scheduler.advance(now, true, this.fireDue);
   }
 
+  /** A housekeeping pass at `at`: timers due strictly before it fire first, as before an event. */
+  prune(at: number): number {
+    this.scheduler.advance(at, false, this.fireDue);
+    return this.loop.prune(at);
+  }
+
   /** Fires one timer at `now`, a time of the caller's choosing (a late or early runtime). */
   fire(timer: string, now: number, actor?: string): readonly Effect[] {
     const effects = this.loop.onTimer(
