@@ -23,7 +23,10 @@ import { BundleStore, chooseStartupRules, type RunningRules } from '../sync/inde
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
 
-/** How often the arbiter forgets what its windows no longer see. */
+/**
+ * How often housekeeping runs: the arbiter forgets what its windows no longer see, and a prune record has the engine
+ * forget the groups that can no longer fire. Both look this far back, not at now.
+ */
 const PRUNE_EVERY_MS = 60_000;
 
 export interface DecisionOptions {
@@ -93,7 +96,10 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
         .pushInput(actor, (profile) => durable.submitTimer(timer, at, actor, profile))
         ?.catch(() => undefined);
   });
-  base.metrics.readFrom({ pendingTimers: () => timers.pending });
+  base.metrics.readFrom({
+    pendingTimers: () => timers.pending,
+    engineGroups: () => rules.engine.groupCount(),
+  });
   // Profile changes from every source (import, API, cloud batches) are journaled before they are written.
   store.profiles.recordChangesWith((changes) => durable.submitProfiles(changes, clock.now()));
 
@@ -107,10 +113,14 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const devices = new DeviceActivity({ now: () => clock.now() });
   const recorder = config.record !== undefined ? new Recorder(config.record, logger) : undefined;
   // Only once inputs are applied live, and only what expired a while ago: an input is applied after its time
-  // (recorded first; held during a checkpoint), and must find the arbiter as it was at that time.
+  // (recorded first; held during a checkpoint), and must find the arbiter and the engine as they were at that time.
+  // The engine's pass is journaled, so that recovery and replay prune at the same place.
   let live = false;
   const prune = setInterval(() => {
-    if (live) rules.arbiter.prune(clock.now() - PRUNE_EVERY_MS);
+    if (!live) return;
+    const at = clock.now() - PRUNE_EVERY_MS;
+    rules.arbiter.prune(at);
+    void durable.submitPrune(at).catch(() => undefined);
   }, PRUNE_EVERY_MS);
   prune.unref();
   let begin = (): void => undefined;
@@ -302,5 +312,8 @@ function liveOutputs(
       if (!replay) metrics.eventsIn.inc({ type: metrics.eventType(event.type), source: 'engine' });
     },
     emitted: (input, replay) => deps.durable.emitted(input, replay),
+    pruned(groups, _at, replay) {
+      if (!replay) metrics.groupsPruned.inc(groups);
+    },
   };
 }

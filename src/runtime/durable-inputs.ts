@@ -467,6 +467,16 @@ export class DurableInputs {
   }
 
   /**
+   * Records a housekeeping pass: once written, the engine forgets the groups that can no longer fire at `at`. Recovery
+   * and replay prune at the same place in the journal, so they hold the state the live gateway held.
+   */
+  submitPrune(at: number): Promise<void> {
+    const recorded = this.record({ kind: 'prune', at }, undefined, 'write');
+    recorded.catch((err: unknown) => this.logger.debug({ err }, 'housekeeping pass not recorded'));
+    return recorded;
+  }
+
+  /**
    * Records a business event a scenario emitted for another actor (see `emitted`), with that actor's profile, and
    * applies it once written. One that is not recorded (the gateway is closing) is decided again from the input that
    * emitted it on the next start.

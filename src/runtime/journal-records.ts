@@ -29,7 +29,8 @@ export interface RulesRecord {
 
 /**
  * An input of the decision loop, as the journal keeps it: an event with its arrival time, a timer that fired,
- * profiles that changed, the rules swapped, or a business event a scenario emitted for another actor. Each is recorded before it is acknowledged or applied, and applied
+ * profiles that changed, the rules swapped, a business event a scenario emitted for another actor, or a housekeeping
+ * pass (`prune`: the engine forgets the groups that can no longer fire at `at`). Each is recorded before it is acknowledged or applied, and applied
  * in journal order (docs/architecture.md, "Journal records").
  */
 export type InputRecord =
@@ -37,7 +38,8 @@ export type InputRecord =
   | { kind: 'timer'; timer: string; at: number; actor: string | undefined }
   | { kind: 'profiles'; at: number; changes: ProfileChange[] }
   | { kind: 'rules'; at: number; rules: RulesRecord }
-  | { kind: 'emitted'; input: EmittedInput };
+  | { kind: 'emitted'; input: EmittedInput }
+  | { kind: 'prune'; at: number };
 
 const SOURCES: readonly EventSource[] = ['device', 'broker', 'cloud', 'engine'];
 const EVENT = 1;
@@ -45,6 +47,7 @@ const TIMER = 2;
 const PROFILES = 3;
 const RULES = 4;
 const EMITTED = 5;
+const PRUNE = 6;
 
 /** The gateway time a record carries. */
 export function recordAt(record: InputRecord): number {
@@ -59,6 +62,7 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 export function encodeRecord(record: InputRecord): Buffer {
   if (record.kind === 'timer') return encoder.encode([TIMER, record.timer, record.at, record.actor ?? null]);
+  if (record.kind === 'prune') return encoder.encode([PRUNE, record.at]);
   if (record.kind === 'profiles') {
     return encoder.encode([PROFILES, record.at, record.changes.map((c) => [c.id, c.before, c.after])]);
   }
@@ -103,6 +107,8 @@ export function decodeRecord(bytes: Uint8Array): InputRecord | undefined {
   if (fields[0] === PROFILES) return decodeProfiles(fields);
   if (fields[0] === RULES) return decodeRules(fields);
   if (fields[0] === EMITTED) return decodeEmitted(fields);
+  if (fields[0] === PRUNE)
+    return typeof fields[1] === 'number' ? { kind: 'prune', at: fields[1] } : undefined;
   if (fields[0] !== EVENT) return undefined;
   const [, actor, type, at, data, source, deviceAt, clientId, messageId, hash] = fields;
   const src = typeof source === 'number' ? SOURCES[source] : undefined;

@@ -75,6 +75,7 @@ export function actorOf(input: InputRecord): string | undefined {
       return input.actor;
     case 'profiles':
     case 'rules':
+    case 'prune':
       return undefined;
   }
 }
@@ -82,7 +83,7 @@ export function actorOf(input: InputRecord): string | undefined {
 /**
  * Applies one journal record to the decision loop: an event, an emitted event or a timer firing is decided (with the
  * profile of its actor as the record's moment knew it), a profile record moves
- * the recorded profiles, a rules record swaps the rules. Live, recovery and `vigil replay --journal` all apply
+ * the recorded profiles, a rules record swaps the rules, a prune record forgets the groups that can no longer fire. Live, recovery and `vigil replay --journal` all apply
  * records through here.
  */
 export function applyRecord(
@@ -108,6 +109,9 @@ export function applyRecord(
       break;
     case 'rules':
       context.onRules(seq, input.rules, loop, engineOpts, replay);
+      break;
+    case 'prune':
+      loop.prune(input.at, replay);
       break;
   }
 }

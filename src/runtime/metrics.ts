@@ -20,6 +20,8 @@ export interface MetricSources {
   scenarioTotals?: () => readonly ScenarioTotals[];
   devices?: () => { online: number; offline: number };
   pendingTimers?: () => number;
+  /** Groups the scenarios hold state for. */
+  engineGroups?: () => number;
   /** The outbox's delivered ids: how many it holds, how many the cap dropped since start. */
   deliveredIds?: () => { held: number; dropped: number };
 }
@@ -118,6 +120,20 @@ export class Metrics {
         if (pending !== undefined) this.pendingTimers.set(pending);
       },
     },
+  );
+  readonly engineGroups: Gauge = this.family.gauge(
+    'vigil_engine_groups',
+    'Groups (usually devices) the scenarios hold state for',
+    {
+      collect: () => {
+        const groups = this.sources.engineGroups?.();
+        if (groups !== undefined) this.engineGroups.set(groups);
+      },
+    },
+  );
+  readonly groupsPruned = this.family.counter(
+    'vigil_engine_groups_pruned_total',
+    'Groups forgotten by housekeeping because nothing can fire from them any more',
   );
   readonly authRefusals = this.family.counter(
     'vigil_auth_refusals_total',

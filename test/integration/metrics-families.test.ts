@@ -99,6 +99,9 @@ describe('GET /metrics', () => {
     expect(sample(text, 'vigil_devices_online')).toBe(1);
     expect(sample(text, 'vigil_devices_offline')).toBe(0);
     expect(sample(text, 'vigil_pending_timers')).toBe(1); // device-offline's silence timer
+    // Engine state: the groups held (device-offline's silence among them); housekeeping has not run yet.
+    expect(sample(text, 'vigil_engine_groups')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'vigil_engine_groups_pruned_total')).toBe(0);
     // The process.
     expect(sample(text, 'vigil_process_resident_memory_bytes')).toBeGreaterThan(1024 * 1024);
     expect(sample(text, 'vigil_nodejs_eventloop_lag_seconds')).toBeGreaterThanOrEqual(0);
