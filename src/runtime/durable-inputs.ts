@@ -648,7 +648,7 @@ export class DurableInputs {
       );
     }
 
-    const overdueTimers = this.armTimers(deps, rules);
+    const overdueTimers = await this.armTimers(deps, rules);
     const ms = performance.now() - started;
     this.metrics.recoverySeconds.set(ms / 1_000);
     this.metrics.timersOverdue.set(overdueTimers);
@@ -794,12 +794,22 @@ export class DurableInputs {
     return startup.rules;
   }
 
-  /** Timers the state waits on; one whose deadline passed while the gateway was down waits a grace period. */
-  private armTimers(deps: RecoveryDeps, rules: RuleSet): number {
+  /**
+   * Timers the state waits on; one whose deadline passed while the gateway was down waits a grace period. Yields to
+   * I/O between batches, like the replay.
+   */
+  private async armTimers(deps: RecoveryDeps, rules: RuleSet): Promise<number> {
     const byId = new Map<string, Scenario>(rules.scenarios.map((sc) => [sc.id, sc]));
     const now = deps.clock.now();
     let overdue = 0;
+    let armed = 0;
+    let batchAt = performance.now();
     for (const t of deps.loop.rules.engine.pendingTimers()) {
+      if (++armed % REPLAY_BATCH_RECORDS === 0 || performance.now() - batchAt >= REPLAY_BATCH_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.stopping) break;
+        batchAt = performance.now();
+      }
       let dueAt = t.dueAt;
       if (dueAt <= now) {
         dueAt = now + graceMs(byId.get(parseTimerKey(t.timer)?.id ?? ''), this.settings.maxGraceMs);
