@@ -150,7 +150,7 @@ describe('a gateway with a long journal to replay', () => {
     const rules = join(dir.path, 'rules');
     await writeRules(rules, { 'third.yaml': third });
     // 250,000 readings recorded by a gateway that died before any checkpoint: more than recovery keeps decoded from
-    // its first read of the journal (200,000 records), so the replay reads the rest again.
+    // its first read of the journal (125,000 records), so the replay reads the rest again.
     const records = 250_000;
     const journal = await Journal.open({
       dir: join(dir.path, 'data', 'journal'),
