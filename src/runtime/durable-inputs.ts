@@ -27,7 +27,15 @@ import {
   type RulesRecord,
 } from './journal-records.js';
 import { fileJournalStorage, type JournalStorage } from './journal-storage.js';
-import { actorOf, applyRecord, continueFrom, firstRecordTime, scanTail } from './journal-tail.js';
+import {
+  actorOf,
+  applyRecord,
+  continueFrom,
+  firstRecordTime,
+  scanTail,
+  type KeepBound,
+  type KeptTail,
+} from './journal-tail.js';
 import type { DecisionLoop } from './decision-loop.js';
 import { RecordedContext } from './recorded-context.js';
 import { armFromLastSeen, graceMs, restoreEngine, type RuleChanges } from './recovery.js';
@@ -144,8 +152,18 @@ interface Held {
 
 /** How long closing waits for the journal to record what is left before it gives up on it. */
 const CLOSE_SYNC_MS = 5_000;
-/** Yield to I/O this often while replaying, so the broker keeps acknowledging during recovery. */
-const REPLAY_YIELD_EVERY = 500;
+/**
+ * The replay yields to I/O after this many records or this long, whichever comes first, so the broker keeps
+ * accepting and acknowledging during recovery.
+ */
+const REPLAY_BATCH_RECORDS = 2_000;
+const REPLAY_BATCH_MS = 10;
+/**
+ * How much of the journal tail `open` keeps decoded for the replay (which then does not read and decode it again);
+ * the replay reads the rest of a longer tail from the journal. The bytes are of the records' encoding. A decoded
+ * QoS 1 device event takes about 500 bytes of heap: at most about 64 MB.
+ */
+const KEEP_TAIL: KeepBound = { maxRecords: 125_000, maxBytes: 16 * 1024 * 1024 };
 /** Groups (or other entries) a checkpoint encodes between two turns of the event loop (about a millisecond's work). */
 const CHECKPOINT_ENTRIES_PER_CHUNK = 2_000;
 /** Past this many inputs waiting, QoS 0 publishes wait for their record too (back-pressure on devices). */
@@ -200,6 +218,8 @@ export class DurableInputs {
   private recordedEmits: Map<string, number>;
   /** Emitted events recovery decided again that the journal does not hold: handed on once it is done. */
   private unrecorded: EmittedInput[] = [];
+  /** The journal tail as `open` decoded it (within `KEEP_TAIL`), until the replay applies it. */
+  private keptTail: KeptTail | undefined;
 
   private constructor(
     private readonly journal: Journal,
@@ -251,7 +271,8 @@ export class DurableInputs {
         metrics.commitSeconds.observe(c.ms / 1_000);
       },
     });
-    const tail = await scanTail(journal.read(saved?.seq ?? 0));
+    const from = saved?.seq ?? 0;
+    const tail = await scanTail(journal.read(from), from, KEEP_TAIL);
     const latestAt =
       saved === undefined || tail.latestAt === undefined
         ? (tail.latestAt ?? saved?.at)
@@ -269,7 +290,9 @@ export class DurableInputs {
       tail.emitted,
     );
     inputs.onCheckpoint = opts.onCheckpoint;
-    inputs.firstRecordAt = await firstRecordAt(journal);
+    inputs.keptTail = tail.kept;
+    // A tail read from the journal's start has its first records' time already.
+    inputs.firstRecordAt = from === 0 && journal.firstSeq <= 1 ? tail.firstAt : await firstRecordAt(journal);
     inputs.duplicates.restore(saved?.duplicates ?? []);
     for (const { origin, at } of tail.origins) {
       inputs.duplicates.remember(origin.clientId, -1, origin.messageId, origin.hash, at);
@@ -606,28 +629,7 @@ export class DurableInputs {
     const engineOpts = this.engineOpts;
     if (this.rules === undefined || engineOpts === undefined)
       throw new Error('restore() must come before recover()');
-    const from = this.saved?.seq ?? 0;
-    let replayed = 0;
-    try {
-      for await (const { seq, payload } of this.journal.read(from)) {
-        if (this.stopping) break;
-        const input = decodeRecord(payload);
-        if (input === undefined) {
-          this.logger.error({ seq }, 'journal record cannot be decoded; it is skipped');
-          continue;
-        }
-        const actor = actorOf(input);
-        const profile = actor === undefined ? undefined : await this.replayProfile(deps.profiles, actor);
-        this.apply(seq, input, profile, true);
-        replayed++;
-        if (replayed % REPLAY_YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
-      }
-    } catch (err) {
-      this.logger.error(
-        { err, afterSeq: this.appliedSeq },
-        'the journal could not be read to the end; the state goes on from the last record read',
-      );
-    }
+    const replayed = await this.replay(deps.profiles);
     this.metrics.recoveryRecords.inc(replayed);
     const rules = this.swapToStartupRules(deps.loop, engineOpts);
 
@@ -657,7 +659,7 @@ export class DurableInputs {
       );
     }
 
-    const overdueTimers = this.armTimers(deps, rules);
+    const overdueTimers = await this.armTimers(deps, rules);
     const ms = performance.now() - started;
     this.metrics.recoverySeconds.set(ms / 1_000);
     this.metrics.timersOverdue.set(overdueTimers);
@@ -697,6 +699,64 @@ export class DurableInputs {
     return report;
   }
 
+  /**
+   * Replays the journal after the checkpoint: the records `open` kept decoded, then the rest of the tail read from
+   * the journal. Yields to I/O between batches (see `REPLAY_BATCH_RECORDS`); inputs recorded meanwhile are held and
+   * applied after the replay, in journal order. Returns how many records were applied.
+   */
+  private async replay(profiles: ProfileLookup): Promise<number> {
+    const kept = this.keptTail ?? { records: [], throughSeq: this.saved?.seq ?? 0, complete: false };
+    this.keptTail = undefined;
+    let replayed = 0;
+    let batchFrom = 0;
+    let batchAt = performance.now();
+    // Synchronous unless a profile must be read or the batch is over: no promise per record.
+    const step = (
+      seq: number,
+      input: InputRecord,
+      profile: Profile | undefined,
+    ): Promise<void> | undefined => {
+      this.apply(seq, input, profile, true);
+      replayed++;
+      if (replayed - batchFrom < REPLAY_BATCH_RECORDS && performance.now() - batchAt < REPLAY_BATCH_MS)
+        return;
+      return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        batchFrom = replayed;
+        batchAt = performance.now();
+      });
+    };
+    const replayOne = (seq: number, input: InputRecord | undefined): Promise<void> | undefined => {
+      if (input === undefined) {
+        this.logger.error({ seq }, 'journal record cannot be decoded; it is skipped');
+        return;
+      }
+      const actor = actorOf(input);
+      if (actor === undefined) return step(seq, input, undefined);
+      const known = this.knownProfile(profiles, actor);
+      if (known.hit) return step(seq, input, known.profile);
+      return profileOf(profiles, actor, this.logger).then((profile) => step(seq, input, profile));
+    };
+    for (const { seq, input } of kept.records) {
+      if (this.stopping) return replayed;
+      const pending = replayOne(seq, input);
+      if (pending) await pending;
+    }
+    if (kept.complete) return replayed;
+    try {
+      for await (const { seq, payload } of this.journal.read(kept.throughSeq)) {
+        if (this.stopping) break;
+        const pending = replayOne(seq, decodeRecord(payload));
+        if (pending) await pending;
+      }
+    } catch (err) {
+      this.logger.error(
+        { err, afterSeq: this.appliedSeq },
+        'the journal could not be read to the end; the state goes on from the last record read',
+      );
+    }
+    return replayed;
+  }
+
   /** Hands on the emitted events recovery decided again and found no record of, in the order decided. */
   private forwardUnrecorded(deps: RecoveryDeps): void {
     const unrecorded = this.unrecorded;
@@ -710,10 +770,16 @@ export class DurableInputs {
     for (const input of unrecorded) deps.forward(input);
   }
 
-  /** The profile a replayed input of `actor` was judged by: as the journal's profile records say, or the store's. */
-  private async replayProfile(profiles: ProfileLookup, actor: string): Promise<Profile | undefined> {
+  /**
+   * The profile a replayed input of `actor` was judged by, when known without a read: as the journal's profile
+   * records say, or the store's cache (else the store is read, see `profileOf`).
+   */
+  private knownProfile(
+    profiles: ProfileLookup,
+    actor: string,
+  ): { hit: true; profile: Profile | undefined } | { hit: false } {
     const recorded = this.context.replayProfile(actor);
-    return recorded.known ? recorded.profile : profileOf(profiles, actor, this.logger);
+    return recorded.known ? { hit: true, profile: recorded.profile } : profiles.peek(actor);
   }
 
   /**
@@ -739,12 +805,22 @@ export class DurableInputs {
     return startup.rules;
   }
 
-  /** Timers the state waits on; one whose deadline passed while the gateway was down waits a grace period. */
-  private armTimers(deps: RecoveryDeps, rules: RuleSet): number {
+  /**
+   * Timers the state waits on; one whose deadline passed while the gateway was down waits a grace period. Yields to
+   * I/O between batches, like the replay.
+   */
+  private async armTimers(deps: RecoveryDeps, rules: RuleSet): Promise<number> {
     const byId = new Map<string, Scenario>(rules.scenarios.map((sc) => [sc.id, sc]));
     const now = deps.clock.now();
     let overdue = 0;
+    let armed = 0;
+    let batchAt = performance.now();
     for (const t of deps.loop.rules.engine.pendingTimers()) {
+      if (++armed % REPLAY_BATCH_RECORDS === 0 || performance.now() - batchAt >= REPLAY_BATCH_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.stopping) break;
+        batchAt = performance.now();
+      }
       let dueAt = t.dueAt;
       if (dueAt <= now) {
         dueAt = now + graceMs(byId.get(parseTimerKey(t.timer)?.id ?? ''), this.settings.maxGraceMs);

@@ -22,21 +22,62 @@ export interface TailScan {
   firstRules: Extract<InputRecord, { kind: 'rules' }> | undefined;
   /** The ids of the emitted events recorded, each with how many records carry it. */
   emitted: Map<string, number>;
+  /** The time of the first of the records read that carries one, looking at the first few (see `firstRecordTime`). */
+  firstAt: number | undefined;
+  /** The records read, decoded, as far as `keep` allowed: a replay applies these without reading them again. */
+  kept: KeptTail;
 }
 
-/** Reads the records once, before they are applied (recovery and `vigil replay --journal` alike). */
-export async function scanTail(entries: AsyncIterable<JournalEntry>): Promise<TailScan> {
+/** The first records of a tail, decoded (`input` undefined for one that cannot be). */
+export interface KeptTail {
+  records: Array<{ seq: number; input: InputRecord | undefined }>;
+  /** The last record kept; the tail goes on after it unless `complete`. */
+  throughSeq: number;
+  /** Every record read was kept. */
+  complete: boolean;
+}
+
+/** How much of a tail `scanTail` keeps decoded: records, and bytes of their encoding. */
+export interface KeepBound {
+  maxRecords: number;
+  maxBytes: number;
+}
+
+/** How many of the first records `firstRecordTime` looks at for a time. */
+const FIRST_RECORDS_LOOKED_AT = 16;
+
+/**
+ * Reads the records once, before they are applied (recovery and `vigil replay --journal` alike), and keeps the first
+ * of them decoded within `keep` (none without it). `afterSeq`: where `entries` start.
+ */
+export async function scanTail(
+  entries: AsyncIterable<JournalEntry>,
+  afterSeq = 0,
+  keep: KeepBound = { maxRecords: 0, maxBytes: 0 },
+): Promise<TailScan> {
+  const kept: KeptTail = { records: [], throughSeq: afterSeq, complete: true };
   const scan: TailScan = {
     latestAt: undefined,
     origins: [],
     profileBase: new Map(),
     firstRules: undefined,
     emitted: new Map(),
+    firstAt: undefined,
+    kept,
   };
-  for await (const { payload } of entries) {
+  let read = 0;
+  let keptBytes = 0;
+  for await (const { seq, payload } of entries) {
     const record = decodeRecord(payload);
+    keptBytes += payload.length;
+    if (kept.complete && kept.records.length < keep.maxRecords && keptBytes <= keep.maxBytes) {
+      kept.records.push({ seq, input: record });
+      kept.throughSeq = seq;
+    } else kept.complete = false;
+    const index = read++;
     if (record === undefined) continue;
     const at = recordAt(record);
+    if (scan.firstAt === undefined && at > 0 && index < FIRST_RECORDS_LOOKED_AT) scan.firstAt = at;
     scan.latestAt = scan.latestAt === undefined ? at : Math.max(scan.latestAt, at);
     if (record.kind === 'event' && record.origin) scan.origins.push({ origin: record.origin, at });
     if (record.kind === 'profiles') {
@@ -59,7 +100,7 @@ export async function firstRecordTime(entries: AsyncIterable<JournalEntry>): Pro
     const record = decodeRecord(payload);
     const at = record === undefined ? 0 : recordAt(record);
     if (at > 0) return at;
-    if (++looked >= 16) return undefined;
+    if (++looked >= FIRST_RECORDS_LOOKED_AT) return undefined;
   }
   return undefined;
 }
