@@ -1,10 +1,12 @@
 import { join } from 'node:path';
-import mqtt, { type IConnackPacket, type MqttClient } from 'mqtt';
+import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { hasMosquitto, MOSQUITTO_MISSING, startMosquitto } from '../helpers/mosquitto.js';
-import { Collector } from '../helpers/mqtt.js';
+import { Collector, connectWithConnack, until as untilFor } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
+
+const until = (what: string, predicate: () => boolean) => untilFor(what, predicate, 10_000);
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -20,32 +22,10 @@ interface Status {
   at: number;
 }
 
-/** Connects to the gateway's broker; `received` gets every message as `topic payload`. */
-async function device(
-  gateway: GatewayProcess,
-  received: string[] = [],
-): Promise<{ client: MqttClient; connack: IConnackPacket }> {
-  const client = mqtt.connect(`mqtt://127.0.0.1:${gateway.mqttPort}`, {
-    clientId: 'dev-1',
-    clean: false,
-    reconnectPeriod: 0,
-  });
-  client.on('message', (topic, payload) => received.push(`${topic} ${payload.toString()}`));
-  client.on('error', () => undefined);
-  cleanups.push(() => client.endAsync(true));
-  const connack = await new Promise<IConnackPacket>((resolve, reject) => {
-    client.once('connect', resolve);
-    client.once('error', reject);
-  });
-  return { client, connack };
-}
-
-async function until(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Connects dev-1, with a persistent session, to the gateway's broker; `received` gets every message. */
+function device(gateway: GatewayProcess, received: string[] = []) {
+  const opts = { clientId: 'dev-1', clean: false };
+  return connectWithConnack(gateway.mqttPort, opts, received, (c) => cleanups.push(c));
 }
 
 /** mosquitto as the cloud, a console publishing commands on it, and the `vigil run` arguments of a gateway. */

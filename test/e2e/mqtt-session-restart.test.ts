@@ -1,7 +1,8 @@
 import { join } from 'node:path';
-import mqtt, { type IConnackPacket, type MqttClient } from 'mqtt';
+import type mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { connectWithConnack, until } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -9,29 +10,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** Connects and resolves with the CONNACK; `received` gets every message, those sent before the CONNACK included. */
-async function connect(
-  gateway: GatewayProcess,
-  opts: mqtt.IClientOptions,
-  received: string[] = [],
-): Promise<{ client: MqttClient; connack: IConnackPacket }> {
-  const client = mqtt.connect(`mqtt://127.0.0.1:${gateway.mqttPort}`, { reconnectPeriod: 0, ...opts });
-  client.on('message', (topic, payload) => received.push(`${topic} ${payload.toString()}`));
-  client.on('error', () => undefined);
-  cleanups.push(() => client.endAsync(true));
-  const connack = await new Promise<IConnackPacket>((resolve, reject) => {
-    client.once('connect', resolve);
-    client.once('error', reject);
-  });
-  return { client, connack };
-}
-
-async function until(what: string, predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Connects to the gateway's broker and resolves with the CONNACK. */
+function connect(gateway: GatewayProcess, opts: mqtt.IClientOptions, received: string[] = []) {
+  return connectWithConnack(gateway.mqttPort, opts, received, (c) => cleanups.push(c));
 }
 
 describe('the built gateway keeps MQTT sessions and retained messages across a restart', () => {

@@ -61,3 +61,33 @@ export class Collector {
     return this.client.endAsync();
   }
 }
+
+/**
+ * Connects and resolves with the CONNACK; `received` gets every message as `topic payload`, those sent before the
+ * CONNACK included. The client is ended by `onCleanup`'s callback.
+ */
+export async function connectWithConnack(
+  port: number,
+  opts: mqtt.IClientOptions,
+  received: string[],
+  onCleanup: (cleanup: () => Promise<unknown>) => void,
+): Promise<{ client: MqttClient; connack: mqtt.IConnackPacket }> {
+  const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, ...opts });
+  client.on('message', (topic, payload) => received.push(`${topic} ${payload.toString()}`));
+  client.on('error', () => undefined);
+  onCleanup(() => client.endAsync(true));
+  const connack = await new Promise<mqtt.IConnackPacket>((resolve, reject) => {
+    client.once('connect', resolve);
+    client.once('error', reject);
+  });
+  return { client, connack };
+}
+
+/** Waits until `predicate` holds, or fails naming `what` after `timeoutMs`. */
+export async function until(what: string, predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import net from 'node:net';
-import mqtt, { type IConnackPacket, type MqttClient } from 'mqtt';
+import type mqtt from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { pino } from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -8,6 +8,7 @@ import { startGateway, type Gateway } from '../../src/app/index.js';
 import { startBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig, type ConfigInput } from '../../src/config/index.js';
 import { MqttSessions, openStore, type Store } from '../../src/store/index.js';
+import { connectWithConnack, until } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
 import { captureLogs } from './durability-faults.js';
 
@@ -35,29 +36,9 @@ async function gateway(
   return { gateway: gw, lines };
 }
 
-/** Connects and resolves with the CONNACK; `received` gets every message, those sent before the CONNACK included. */
-async function connect(
-  port: number,
-  opts: mqtt.IClientOptions,
-  received: string[] = [],
-): Promise<{ client: MqttClient; connack: IConnackPacket }> {
-  const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, ...opts });
-  client.on('message', (topic, payload) => received.push(`${topic} ${payload.toString()}`));
-  client.on('error', () => undefined);
-  cleanups.push(() => client.endAsync(true));
-  const connack = await new Promise<IConnackPacket>((resolve, reject) => {
-    client.once('connect', resolve);
-    client.once('error', reject);
-  });
-  return { client, connack };
-}
-
-async function until(what: string, predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Connects and resolves with the CONNACK; `received` gets every message as `topic payload`. */
+function connect(port: number, opts: mqtt.IClientOptions, received: string[] = []) {
+  return connectWithConnack(port, opts, received, (c) => cleanups.push(c));
 }
 
 async function counter(gw: Gateway, name: string, labels: Record<string, string> = {}): Promise<number> {
