@@ -8,6 +8,7 @@ import { parseConfig } from '../../src/config/index.js';
 import type { ShadowReport } from '../../src/shadow/index.js';
 import type { Action } from '../../src/shared/index.js';
 import { createBundle, readSigningKey, writeKeyPair, type SigningKey } from '../../src/sync/index.js';
+import { hasChromium, launchChromium, watchedPage } from '../helpers/dashboard-fleet.js';
 import { Collector, until } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -136,6 +137,31 @@ async function send(client: MqttClient, id: string, temp: number): Promise<void>
   await client.publishAsync(`devices/${id}/events/telemetry`, JSON.stringify({ temp }), { qos: 1 });
 }
 
+/** The dashboard's shadow panel: one row per scenario, the differences marked. */
+async function dashboardShows(gateway: Gateway): Promise<void> {
+  const browser = await launchChromium(cleanups);
+  const { page, problems } = await watchedPage(browser);
+  await page.goto(`http://127.0.0.1:${gateway.http.port}/`);
+  await page.locator('#shadow:not([hidden]) #shadow-diff tbody tr').first().waitFor();
+  const rows = await Promise.all(
+    (await page.locator('#shadow-diff tbody tr').all()).map((tr) => tr.locator('td').allTextContents()),
+  );
+  expect(rows).toEqual([
+    ['cold', '1', '0', '0', '0', '1', '0'],
+    ['hot', '1', '2', '1', '1', '0', '0'],
+    ['note', '1', '1', '0', '0', '0', '1'],
+  ]);
+  expect(await page.locator('#shadow-diff td.bad').count()).toBe(3);
+  expect(await page.locator('#sh-summary').textContent()).toMatch(
+    /^bundle version 2 beside the local rules directory, since .*: 5 inputs, 0 errors$/,
+  );
+  await page
+    .locator('#shadow')
+    .screenshot({ path: join(import.meta.dirname, '../artifacts/shadow-panel.png') });
+  expect(problems).toEqual([]);
+  await page.close();
+}
+
 describe('shadow rules', () => {
   test('a shadow bundle decides beside the live rules, sends nothing, reports what differs, and is promoted by the same bundle pushed live', async () => {
     const s = await site();
@@ -177,6 +203,7 @@ describe('shadow rules', () => {
       await fetch(`http://127.0.0.1:${gateway.http.port}/api/shadow`)
     ).json()) as ShadowReport;
     expect(api).toMatchObject({ status: 'running', version: 2, scenarios: report.scenarios });
+    if (hasChromium) await dashboardShows(gateway);
 
     // Promoted: the same bundle pushed live ends the shadow with a last report, and its rules decide from now on.
     await s.publisher.publishAsync('vigil/gw1/rules', shadow, { qos: 1, retain: true });

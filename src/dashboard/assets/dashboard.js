@@ -273,8 +273,9 @@ function renderShadow(r) {
   section.hidden = r.status !== 'running';
   if (section.hidden) return;
   const lost = r.dropped > 0 ? `, ${r.dropped} dropped (the shadow fell behind)` : '';
+  const live = r.live === 0 ? 'the local rules directory' : `version ${r.live}`;
   byId('sh-summary').textContent =
-    `bundle version ${r.version} beside version ${r.live}, since ${dateTime.format(new Date(r.since))}: ` +
+    `bundle version ${r.version} beside ${live}, since ${dateTime.format(new Date(r.since))}: ` +
     `${r.inputs} inputs${lost}, ${r.errors} errors`;
   const body = byId('shadow-diff').tBodies[0];
   body.replaceChildren();
