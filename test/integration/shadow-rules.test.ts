@@ -285,4 +285,83 @@ then:
     );
     expect(reports(s).slice(before)[0]).toMatchObject({ inputs: 0, totals: { live: 0, shadow: 0 } });
   });
+  test('a parameter file in the bundle sets each site its limit, and a change for one site is shadowed before it goes live', async () => {
+    const s = await site();
+    const gateway = await gatewayOf(s);
+    await gateway.recovered;
+    const template = `template: threshold
+params:
+  limit: { type: number }
+when:
+  event: telemetry
+  where: data.temp > params.limit
+`;
+    const tempHigh = `id: temp-high
+priority: 50
+category: alert
+use: threshold
+with: { limit: 50 }
+then:
+  action: temp-high
+  to: [upstream]
+  payload:
+    limit: params.limit
+`;
+    const params = (berlin: number) =>
+      `params:\n  site:\n    berlin-1:\n      temp-high: { limit: ${berlin} }\n`;
+    const files = (berlin: number) => ({
+      'templates/threshold.yaml': template,
+      'temp-high.yaml': tempHigh,
+      'params.yaml': params(berlin),
+    });
+    await s.publisher.publishAsync('vigil/gw1/rules', bundleOf(s, 1, files(30)), { qos: 1, retain: true });
+    await s.cloud.waitFor(
+      (m) => m.some((x) => x.topic === 'vigil/gw1/rules/status'),
+      10_000,
+      'the live bundle',
+    );
+    expect(s.cloud.json('vigil/gw1/rules/status')[0]).toMatchObject({ status: 'applied', version: 1 });
+    const profiles = await Collector.connect(s.cloudUrl, ['vigil/gw1/profiles/status']);
+    cleanups.push(() => profiles.close());
+    const batch = {
+      seq: 1,
+      upsert: [
+        { id: 'b1', site: 'berlin-1' },
+        { id: 'p1', site: 'paris-2' },
+      ],
+    };
+    await s.publisher.publishAsync('vigil/gw1/profiles', JSON.stringify(batch), { qos: 1 });
+    await profiles.waitFor((m) => m.length > 0, 10_000, 'the profiles');
+
+    await s.publisher.publishAsync('vigil/gw1/rules/shadow', bundleOf(s, 2, files(20)), {
+      qos: 1,
+      retain: true,
+    });
+    await s.cloud.waitFor(() => reports(s).some((r) => r.status === 'running'), 10_000, 'the shadow to run');
+    const berlin = await device(gateway, 'b1');
+    const paris = await device(gateway, 'p1');
+    await send(berlin.client, 'b1', 25);
+    await send(berlin.client, 'b1', 35);
+    await send(paris.client, 'p1', 35);
+    await send(paris.client, 'p1', 55);
+
+    const counted = (r: ShadowReport) => (r.totals?.live ?? 0) + (r.totals?.shadow ?? 0) >= 5;
+    await s.cloud.waitFor(() => reports(s).some(counted), 10_000, 'the shadow report');
+    const report = reports(s).find(counted) as ShadowReport;
+    // Berlin at 25 fires only with the shadow's limit of 20; at 35 both fire, each with its own limit in the
+    // payload; Paris keeps the template's 50 on both sides.
+    expect(report.scenarios?.['temp-high']).toEqual({
+      live: 2,
+      shadow: 3,
+      same: 1,
+      newly: 1,
+      noLonger: 0,
+      changed: 1,
+    });
+    await until('the live actions', () => actions(s).length === 2);
+    expect(actions(s).map((a) => [a.actor, a.payload])).toEqual([
+      ['b1', { limit: 30 }],
+      ['p1', { limit: 50 }],
+    ]);
+  });
 });
