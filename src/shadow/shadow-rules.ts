@@ -60,7 +60,7 @@ export interface ShadowRulesOptions {
 }
 
 /** A decision is counted once both sides have had this long past its input to make it. */
-const SETTLE_MS = 2_000;
+const SETTLE_MS = 5_000;
 /** How often the shadow's timers catch up with the gateway's time. */
 const TICK_MS = 1_000;
 

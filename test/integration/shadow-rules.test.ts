@@ -232,8 +232,20 @@ then:
   action: three
   to: [upstream]
 `,
+      'quiet.yaml': `
+id: quiet
+priority: 50
+category: alert
+when:
+  absent: any
+  for: 3s
+then:
+  action: quiet
+  to: [upstream]
+`,
     };
     await writeFile(join(s.rulesDir, 'three.yaml'), counting['three.yaml']);
+    await writeFile(join(s.rulesDir, 'quiet.yaml'), counting['quiet.yaml']);
     let gateway = await gatewayOf(s);
     await gateway.recovered;
     const d = await device(gateway, 'd2');
@@ -270,6 +282,10 @@ then:
       noLonger: 0,
       changed: 0,
     });
+    // A silence timer: the shadow's fires on the gateway's time as the live one does, and the two are paired.
+    const quiet = (r: ShadowReport) => r.version === 2 && (r.scenarios?.['quiet']?.same ?? 0) >= 1;
+    await s.cloud.waitFor(() => reports(s).some(quiet), 20_000, 'the silence decided on both sides');
+    expect(reports(s).find(quiet)?.scenarios?.['quiet']).toMatchObject({ newly: 0, noLonger: 0, changed: 0 });
 
     await gateway.stop();
     const before = reports(s).length;
