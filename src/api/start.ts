@@ -12,6 +12,7 @@ import { mountDeviceRoutes } from './routes/devices.js';
 import { mountHealthRoutes } from './routes/health.js';
 import { mountProfileRoutes } from './routes/profiles.js';
 import { mountRulesRoutes } from './routes/rules.js';
+import { mountShadowRoutes } from './routes/shadow.js';
 import { HttpApi } from './server.js';
 
 /** What the local HTTP API serves from; the gateway passes its parts in. */
@@ -29,6 +30,8 @@ export interface HttpApiDeps extends Omit<DashboardDeps, 'profile' | 'countProfi
   healthz: () => object;
   /** Ends the connection of a device whose credential was removed. */
   disconnectDevice: (id: string) => void;
+  /** The shadow rules' report (`GET /api/shadow`); undefined when none runs. */
+  shadow?: () => object | undefined;
 }
 
 export interface RunningHttpApi {
@@ -49,6 +52,7 @@ export async function startHttpApi(deps: HttpApiDeps): Promise<RunningHttpApi> {
   mountProfileRoutes(api, deps.store);
   mountAuditRoutes(api, deps.audit);
   mountRulesRoutes(api, deps.rules);
+  mountShadowRoutes(api, deps.shadow ?? (() => undefined));
   // `vigil devices` while the gateway runs; a removed device's connection ends at once.
   mountDeviceRoutes(api, { credentials: deps.credentials, onRemoved: deps.disconnectDevice });
   const dashboard = mountDashboard(api, {

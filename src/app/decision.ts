@@ -14,10 +14,11 @@ import {
   TimerDriver,
   type Clock,
   type JournalStorage,
+  type InputRecord,
   type LoopOutputs,
   type RecoveryReport,
 } from '../runtime/index.js';
-import type { Action, Candidate } from '../shared/index.js';
+import type { Action, Candidate, Profile } from '../shared/index.js';
 import { auditEntryOf } from '../store/index.js';
 import { BundleStore, chooseStartupRules, type RunningRules } from '../sync/index.js';
 import type { Foundation } from './foundation.js';
@@ -40,6 +41,9 @@ export interface DecisionOptions {
 /** A sent decision, for the modules that carry it out; `replay` when recovery decided it again. */
 export type OnSent = (candidate: Candidate, replay: boolean) => void;
 
+/** An input the loop applied live, with the profile it was applied with. */
+export type AfterLive = (input: InputRecord, profile: Profile | undefined) => void;
+
 /** A checkpoint was written: no recovery decides again what was decided before `replayFromAt` (gateway time). */
 export type OnCheckpoint = (replayFromAt: number) => void;
 
@@ -59,6 +63,8 @@ export interface DecisionModule extends Started {
   readonly devices: DeviceActivity;
   /** Hands every sent decision to `handler` (device commands, the outbox). */
   onSent(handler: OnSent): void;
+  /** Hands every input the loop applied live, after it was journaled, to `handler` (the shadow rules). */
+  afterLive(handler: AfterLive): void;
   /** Calls `handler` after every checkpoint written (the outbox forgets delivered ids by it). */
   onCheckpoint(handler: OnCheckpoint): void;
   /** A write that carries out a decision (the outbox's): no checkpoint forgets the input until it is done. */
@@ -86,16 +92,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const deliverEvent: Deliver = (ev, profile, meta) =>
     durable.submitEvent(ev, profile, meta && meta.qos > 0 ? 'sync' : 'write', meta?.source);
   const entrance = new OrderedDelivery(store.profiles, deliverEvent, logger);
-  const timers = new TimerDriver(new TimerQueue(), clock, (timer, actor, dueAt) => {
-    // Stamped now, in the device's order: no later event of the device is ahead of it.
-    const at = Math.max(dueAt, clock.now());
-    // A firing that is not recorded (the gateway is closing) stays pending in the state: logged by the journal.
-    if (actor === undefined) void durable.submitTimer(timer, at, undefined, undefined).catch(() => undefined);
-    else
-      void entrance
-        .pushInput(actor, (profile) => durable.submitTimer(timer, at, actor, profile))
-        ?.catch(() => undefined);
-  });
+  const timers = recordedTimers(clock, entrance, durable);
   base.metrics.readFrom({
     pendingTimers: () => timers.pending,
     engineGroups: () => rules.engine.groupCount(),
@@ -106,6 +103,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const { writes, holdCheckpointsFor } = heldWrites();
   const forward = forwardEmitted(entrance, durable, holdCheckpointsFor);
   const sent: OnSent[] = [];
+  const appliedLive: AfterLive[] = [];
   const recent = new RecentActions();
   const outputs = liveOutputs(base, { clock, durable, recent, sent, onAction: opts.onAction });
   const loop = new DecisionLoop({ rules, scheduler: timers, outputs });
@@ -135,6 +133,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
         devices.observe(ev);
         recorder?.record(ev);
       },
+      afterLive: (input, profile) => appliedLive.forEach((handle) => handle(input, profile)),
     }),
   );
   recovered.then(
@@ -153,6 +152,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     recent,
     devices,
     onSent: (handler) => void sent.push(handler),
+    afterLive: (handler) => void appliedLive.push(handler),
     onCheckpoint: (handler) => void checkpointed.push(handler),
     holdCheckpointsFor,
     recovered,
@@ -169,6 +169,20 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       await recorder?.close();
     },
   };
+}
+
+/** Real timers whose firings are inputs: recorded in the device's order, then applied like any other input. */
+function recordedTimers(clock: Clock, entrance: OrderedDelivery, durable: DurableInputs): TimerDriver {
+  return new TimerDriver(new TimerQueue(), clock, (timer, actor, dueAt) => {
+    // Stamped now, in the device's order: no later event of the device is ahead of it.
+    const at = Math.max(dueAt, clock.now());
+    // A firing that is not recorded (the gateway is closing) stays pending in the state: logged by the journal.
+    if (actor === undefined) void durable.submitTimer(timer, at, undefined, undefined).catch(() => undefined);
+    else
+      void entrance
+        .pushInput(actor, (profile) => durable.submitTimer(timer, at, actor, profile))
+        ?.catch(() => undefined);
+  });
 }
 
 /** The writes that carry out decisions, which no checkpoint may overtake (see `holdCheckpointsFor`). */

@@ -7,6 +7,7 @@ import type { DeviceEdge } from './device-edge.js';
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
 import { watchStorage } from './storage-health.js';
+import type { ShadowModule } from './shadow.js';
 import type { UplinkModule } from './uplink.js';
 
 export interface HttpApiModule extends Started {
@@ -20,6 +21,7 @@ export interface HttpApiModuleDeps {
   uplink: UplinkModule;
   sync: CloudSync;
   edge: DeviceEdge;
+  shadow?: ShadowModule;
 }
 
 /** The local HTTP API, metrics and dashboard; then `gateway.json`, where CLI commands find the running gateway. */
@@ -36,6 +38,7 @@ export async function startGatewayApi(deps: HttpApiModuleDeps): Promise<HttpApiM
     audit: base.audit,
     credentials: edge.credentials,
     rules: sync.rules,
+    shadow: () => deps.shadow?.shadow.report(),
     disconnectDevice: (id) => edge.guard.disconnect(id),
     healthz: () => {
       const { degraded, ...disk } = storage();

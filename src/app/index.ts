@@ -12,6 +12,7 @@ import { openFoundation } from './foundation.js';
 import { startGatewayApi } from './http-api.js';
 import { Modules } from './modules.js';
 import { startSync } from './cloud-sync.js';
+import { startShadow } from './shadow.js';
 import { startUplink } from './uplink.js';
 
 export interface GatewayOptions {
@@ -64,9 +65,10 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     const decision = await modules.start('decision loop', () => startDecisionLoop(base, opts));
     const uplink = await modules.start('uplink', () => startUplink(base, decision));
     const sync = await modules.start('cloud sync', () => startSync(base, decision, uplink));
+    const shadow = await modules.start('shadow rules', () => startShadow(base, decision, uplink, sync));
     const edge = await modules.start('device edge', () => startDeviceEdge(base, decision, uplink));
     const http = await modules.start('http api', () =>
-      startGatewayApi({ base, decision, uplink, sync, edge }),
+      startGatewayApi({ base, decision, uplink, sync, edge, shadow }),
     );
 
     uplink.connect();

@@ -22,6 +22,7 @@ import {
   readTrustedKeys,
   type RulesStatus,
 } from '../sync/index.js';
+import { pickVersion, recordVersion, VERSION_FILE, type PickedVersion } from './bundle-version.js';
 import { errorText, parsePositiveInt } from './util.js';
 
 /** Where the commands write; a test passes its own. */
@@ -41,9 +42,9 @@ export function registerBundleCommands(rules: Command): void {
     .command('bundle')
     .argument('<dir>', 'rules directory (scenarios, templates/, policy.yaml)')
     .requiredOption('--key <file>', 'Ed25519 private key (PEM) from `vigil keygen`')
-    .requiredOption(
+    .option(
       '--version <n>',
-      'bundle version: greater than the one the gateways run',
+      `bundle version, greater than the one the gateways run; default: one above the last (${VERSION_FILE} beside the key)`,
       parsePositiveInt,
     )
     .requiredOption('--out <file>', 'where to write the signed bundle')
@@ -52,7 +53,7 @@ export function registerBundleCommands(rules: Command): void {
       'after',
       '\nExit status: 0 written, 1 the rules have problems (listed as file:line: message), 2 failure.',
     )
-    .action(async (dir: string, flags: { key: string; version: number; out: string }) => {
+    .action(async (dir: string, flags: { key: string; version?: number; out: string }) => {
       process.exitCode = await bundleCommand(dir, flags, io);
     });
   rules
@@ -90,11 +91,13 @@ export function registerBundleCommands(rules: Command): void {
 /** `vigil rules bundle DIR`; resolves to the exit status. */
 async function bundleCommand(
   dir: string,
-  flags: { key: string; version: number; out: string },
+  flags: { key: string; version?: number | undefined; out: string },
   io: BundleIo,
 ): Promise<number> {
   try {
-    if (flags.version < 1) return fatal(io, new ConfigError('--version must be 1 or more'));
+    if (flags.version !== undefined && flags.version < 1) {
+      return fatal(io, new ConfigError('--version must be 1 or more'));
+    }
     const signer = await readSigningKey(flags.key);
     const files = await readBundleFiles(dir).catch((err: unknown) => {
       throw new VigilError(
@@ -111,19 +114,27 @@ async function bundleCommand(
       io.stderr.write(`no bundle written: fix the rules first\n`);
       return EXIT_REFUSED;
     }
-    const bundle = createBundle(
-      { version: flags.version, createdAt: new Date().toISOString(), files },
-      signer,
-    );
+    const picked: PickedVersion =
+      flags.version !== undefined
+        ? { version: flags.version }
+        : await pickVersion(flags.key, flags.out, signer);
+    const { version } = picked;
+    const bundle = createBundle({ version, createdAt: new Date().toISOString(), files }, signer);
     // Written aside, then renamed: a bundle that is there is whole.
     const tmp = `${flags.out}.${process.pid}.tmp`;
     await writeFile(tmp, bundle);
     await rename(tmp, flags.out);
     io.stdout.write(
-      `${flags.out}: bundle version ${flags.version}, ${files.length} files, ` +
+      `${flags.out}: bundle version ${version}, ${files.length} files, ` +
         `${compiled.rules.scenarios.length} scenarios${compiled.rules.policy ? ' and a policy' : ''}, ` +
         `${bundle.length} bytes, signed by key ${signer.id}\n`,
     );
+    if (picked.reason !== undefined) io.stdout.write(`version ${version}: ${picked.reason}\n`);
+    await recordVersion(flags.key, version).catch((err: unknown) => {
+      io.stderr.write(
+        `warning: version ${version} was not recorded beside the key: ${(err as Error).message}\n`,
+      );
+    });
     return EXIT_OK;
   } catch (err) {
     return fatal(io, err);

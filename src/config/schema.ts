@@ -203,6 +203,8 @@ export const configSchema = z
       .object({
         /** Ed25519 public keys (PEM files) whose signed rule bundles the gateway accepts. */
         trustedKeys: z.array(z.string().min(1)).default([]),
+        /** How often shadow rules publish what they would have done differently (docs/sync.md, "Shadow rules"). */
+        shadowReport: duration.refine((ms) => ms >= 100, 'expected at least 100ms').default(60_000),
       })
       .strict()
       .prefault({}),

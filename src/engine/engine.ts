@@ -51,7 +51,8 @@ interface Listeners {
  */
 function thresholdOf(rt: Running, fields: string[]): (DataThreshold & { slot: number }) | undefined {
   const where = rt.kind.stopsAt?.(rt.sc.when);
-  if (where === undefined) return undefined;
+  // Parameters that differ by profile: the threshold is not the same for every actor.
+  if (where === undefined || rt.sc.paramsBy !== undefined) return undefined;
   const threshold = dataThreshold(where, rt.sc.params);
   if (threshold === undefined) return undefined;
   let slot = fields.indexOf(threshold.field);

@@ -3,6 +3,7 @@ import type { Action, Event, Expression, Profile } from '../shared/index.js';
 import { canonicalJson, fnv1a64 } from '../shared/hash.js';
 import type { Effect, ErrorStage, ScenarioCandidate } from './effects.js';
 import { fastCondition } from './fast-condition.js';
+import { paramsOf } from './scenario-params.js';
 import type { ScenarioRuntime, SeenEvent } from './state.js';
 
 export interface StepOptions {
@@ -111,7 +112,7 @@ export class Step {
       this.varsEvent = ev;
       this.vars = { data: ev.data, actor: ev.actor, params: rt.sc.params, profile: profile ?? NO_PROFILE };
     }
-    this.vars.params = rt.sc.params;
+    this.vars.params = paramsOf(rt.sc, profile);
     return this.vars;
   }
 
@@ -220,7 +221,7 @@ export class Step {
     const vars: Vars = {
       data: m.last.data ?? {},
       actor: m.actor,
-      params: sc.params,
+      params: paramsOf(sc, m.profile),
       last: { ...m.last, data: m.last.data ?? {} },
       group: m.group,
       profile: m.profile ?? NO_PROFILE,

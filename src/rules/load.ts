@@ -4,6 +4,7 @@ import { isMap, isScalar, isSeq } from 'yaml';
 import { formatProblem } from '../shared/index.js';
 import type { RuleProblem } from '../shared/index.js';
 import { findEmitCycles } from './emit-cycles.js';
+import { applyParamsFile } from './params-file.js';
 import { parsePolicy } from './policy.js';
 import type { Policy } from './policy.js';
 import { parseScenario } from './scenario-parser.js';
@@ -20,7 +21,7 @@ import type { Source, YamlNode } from './yaml-reader.js';
 export const TEMPLATES_DIR = 'templates';
 const RULE_FILE = /\.ya?ml$/i;
 
-type Kind = 'policy' | 'template' | 'schema' | 'scenarios' | 'empty';
+type Kind = 'policy' | 'template' | 'schema' | 'params' | 'scenarios' | 'empty';
 
 function kindOf(node: YamlNode): Kind {
   if (node === null || (isScalar(node) && node.value === null)) return 'empty';
@@ -29,6 +30,7 @@ function kindOf(node: YamlNode): Kind {
     if (keys.includes('policy')) return 'policy';
     if (keys.includes('template')) return 'template';
     if (keys.includes('schema')) return 'schema';
+    if (keys.includes('params') && !keys.includes('id')) return 'params';
   }
   return 'scenarios';
 }
@@ -41,7 +43,7 @@ interface Parsed {
 
 /**
  * Compiles rule files given as text (a directory read from disk, or a signed bundle): scenarios,
- * templates, at most one policy and at most one schema. Every problem in every file is reported, each with
+ * templates, at most one policy, at most one schema and at most one parameter file (`params.yaml`). Every problem in every file is reported, each with
  * its file, line and column. With a schema, every expression is type-checked against it and every event
  * type a scenario listens to must be declared or emitted; without one, types are not checked.
  */
@@ -62,6 +64,8 @@ export function compileRuleFiles(files: ReadonlyArray<{ path: string; text: stri
   const typing = schema ? readSchema(r, schema.src, r.resolve(schema.src, schema.src.doc.contents)) : undefined;
   if (typing) r.typing = new RuleTyping(typing, emittedEvents(parsed));
   const scenarios = readScenarios(r, parsed, templates);
+  const params = only(r, parsed, 'params', 'parameter file');
+  if (params) applyParamsFile(r, params.src, r.resolve(params.src, params.src.doc.contents), scenarios, typing?.profile);
 
   for (const cycle of findEmitCycles(scenarios.map((s) => s.scenario))) {
     const head = scenarios.find((s) => s.scenario.id === cycle[0]);

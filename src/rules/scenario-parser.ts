@@ -37,6 +37,8 @@ export interface ParsedScenario {
   scenario: Scenario;
   /** Where `then.emit` is written, to locate an emit cycle. */
   emitAt?: { file: string; line: number };
+  /** The template it uses, if any (a parameter file sets its parameters). */
+  template?: Template;
 }
 
 interface WhenResult {
@@ -61,7 +63,7 @@ export function parseScenario(
   else if (id !== undefined && !ID_PATTERN.test(id))
     r.problem(src, idField.value, `id: "${id}" may use only letters, digits, ".", "-" and "_"`);
   const label = id ?? 'scenario';
-  const { fields, params } = withTemplate(r, src, own, label, templates);
+  const { fields, params, template } = withTemplate(r, src, own, label, templates);
   const use = own.get('use');
 
   const description =
@@ -118,6 +120,7 @@ export function parseScenario(
   if (when.by) scenario.by = when.by;
   const parsed: ParsedScenario = { scenario };
   if (then.emitAt) parsed.emitAt = then.emitAt;
+  if (template) parsed.template = template;
   return parsed;
 }
 
@@ -131,7 +134,7 @@ function withTemplate(
   own: ReadonlyMap<string, Field>,
   label: string,
   templates: ReadonlyMap<string, Template>,
-): { fields: Map<string, Field>; params: Readonly<Record<string, unknown>> } {
+): { fields: Map<string, Field>; params: Readonly<Record<string, unknown>>; template?: Template } {
   const fields = new Map<string, Field>(own);
   const use = own.get('use');
   let params: Record<string, unknown> = {};
@@ -162,6 +165,7 @@ function withTemplate(
     for (const [key, f] of tpl.body) if (!own.has(key)) fields.set(key, { ...f, src: tplSrc });
     for (const [pname, p] of bound) params[pname] = p.value;
     params = Object.freeze(params);
+    return { fields, params, template: tpl };
   }
   return { fields, params };
 }

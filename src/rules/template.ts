@@ -6,7 +6,7 @@ import type { Field, ParamValue, Reader, Source, YamlNode } from './yaml-reader.
 const PARAM_TYPES = ['string', 'number', 'integer', 'boolean', 'duration'] as const;
 export type ParamType = (typeof PARAM_TYPES)[number];
 
-interface ParamSpec {
+export interface ParamSpec {
   type: ParamType;
   default?: ParamValue;
 }
@@ -17,6 +17,8 @@ export interface Template {
   src: Source;
   line: number;
   params: ReadonlyMap<string, ParamSpec>;
+  /** The parameters written into the body as `${name}`: fixed when the rules compile, unlike `params.name`. */
+  substituted: ReadonlySet<string>;
   /** `when`, and optionally `then`, `priority`, `category`, `cooldown`, `description`. */
   body: ReadonlyMap<string, Field>;
 }
@@ -36,7 +38,7 @@ const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const PARAM_REF = /\$\{([^}]*)\}/g;
 
 /** Converts a raw value to a parameter of `type`; a message saying what was expected when it does not fit. */
-function toParam(
+export function toParam(
   type: ParamType,
   raw: unknown,
 ): { ok: true; param: ParamValue } | { ok: false; expected: string } {
@@ -130,7 +132,8 @@ export function readTemplate(r: Reader, src: Source, node: YamlNode): Template |
     }
   }
   if (!ok || name === undefined) return undefined;
-  return { name, src, line: r.lineOf(src, nameField?.key ?? node), params, body };
+  const substituted = new Set(refs.map((ref) => ref.name));
+  return { name, src, line: r.lineOf(src, nameField?.key ?? node), params, substituted, body };
 }
 
 function readParamSpec(r: Reader, src: Source, pname: string, node: YamlNode): ParamSpec | undefined {

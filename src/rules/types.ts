@@ -23,6 +23,13 @@ export interface EmitPlan {
   actor?: Expression;
 }
 
+/** The parameters of one scenario for the actors whose profile field `field` has a given value. */
+export interface ParamsByField {
+  field: string;
+  /** By the field's value (as text): the overrides alone, and the scenario's parameters with them. */
+  values: ReadonlyMap<string, { overrides: Readonly<Record<string, unknown>>; params: Readonly<Record<string, unknown>> }>;
+}
+
 /** A compiled scenario: what the engine runs. */
 export interface Scenario {
   id: string;
@@ -44,6 +51,11 @@ export interface Scenario {
   when: KindPlan;
   /** Template parameters, visible to CEL as `params`. */
   params: Readonly<Record<string, unknown>>;
+  /**
+   * Parameters that differ by a profile field (the rules' parameter file): for an actor whose profile has one of
+   * these values, CEL sees `params` with its overrides, later fields over earlier ones.
+   */
+  paramsBy?: readonly ParamsByField[];
   /** Event types the scenario listens to (not counting `absent: any`). */
   listens: readonly string[];
   /** The longest stretch of time the scenario looks at (for `replay`'s default end). */

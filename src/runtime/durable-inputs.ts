@@ -97,6 +97,8 @@ export interface RecoveryDeps {
   pendingWrites: () => Iterable<Promise<unknown>>;
   /** Each event as it is applied live (not during replay): the dashboard, the `--record` file. */
   onLiveEvent?: ((ev: Event) => void) | undefined;
+  /** Each input once the live loop applied it (not during replay), with its profile: the shadow rules. */
+  afterLive?: ((input: InputRecord, profile: Profile | undefined) => void) | undefined;
   /**
    * Hands a business event emitted for another actor to that actor's entrance, which submits it (`submitEmitted`)
    * with the actor's profile, in the actor's order (see `emitted`).
@@ -591,6 +593,7 @@ export class DurableInputs {
       }
       const loop = this.loop as DecisionLoop;
       applyRecord(loop, this.context, this.engineOpts as EngineOptions, { seq, input, profile }, replay);
+      if (!replay) this.deps?.afterLive?.(input, profile);
     } catch (err) {
       // One input that breaks a later stage must not stop the ones after it.
       this.logger.error({ err, seq, kind: input.kind }, 'applying an input failed');

@@ -113,6 +113,10 @@ export function upstreamTopics(gw: string) {
     rules: `${root}/rules`,
     /** What the gateway did with a rules change. */
     rulesStatus: `${root}/rules/status`,
+    /** Retained signed rule bundle to run as shadow rules beside the live ones, cloud to gateway. */
+    rulesShadow: `${root}/rules/shadow`,
+    /** What the shadow rules would have done differently, gateway to cloud (docs/sync.md, "Shadow rules"). */
+    shadow: `${root}/shadow`,
     /** Profile batches, cloud to gateway. */
     profiles: `${root}/profiles`,
     /** What the gateway did with a profile batch. */

@@ -2,7 +2,7 @@ export { createBundle, openBundle, MAX_BUNDLE_BYTES } from './bundle.js';
 export type { BundleContent, BundleDefect, BundleFile, OpenedBundle } from './bundle.js';
 export { readBundleFiles } from './bundle-files.js';
 export { BundleStore, type StoredBundle } from './bundle-store.js';
-export type { BundleVerdict, BundleInForce } from './check-bundle.js';
+export { checkBundle, type BundleVerdict, type BundleInForce } from './check-bundle.js';
 export {
   keyId,
   readSigningKey,

@@ -383,7 +383,13 @@ export class Uplink {
     if (!this.opts.onMessage) announce();
     else {
       this.client.subscribe(
-        [this.topics.rules, this.topics.profiles, this.topics.events, this.topics.commands],
+        [
+          this.topics.rules,
+          this.topics.rulesShadow,
+          this.topics.profiles,
+          this.topics.events,
+          this.topics.commands,
+        ],
         { qos: 1 },
         (err) => {
           if (err) this.opts.logger.warn({ err: err.message }, 'upstream subscribe failed');

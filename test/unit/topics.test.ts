@@ -44,6 +44,8 @@ describe('topics as devices and the cloud see them', () => {
       status: 'vigil/gw1/status',
       rules: 'vigil/gw1/rules',
       rulesStatus: 'vigil/gw1/rules/status',
+      rulesShadow: 'vigil/gw1/rules/shadow',
+      shadow: 'vigil/gw1/shadow',
       profiles: 'vigil/gw1/profiles',
       profilesStatus: 'vigil/gw1/profiles/status',
       events: 'vigil/gw1/events',

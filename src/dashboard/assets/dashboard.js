@@ -258,6 +258,45 @@ function updateRules(r, now) {
   last.className = c.status === 'applied' ? 'ok' : 'bad';
 }
 
+// ---- shadow rules: what a shadow bundle would have done differently (GET /api/shadow)
+
+const SHADOW_EVERY_MS = 5_000;
+const SHADOW_COLUMNS = ['live', 'shadow', 'same', 'newly', 'noLonger', 'changed'];
+
+function loadShadow() {
+  getJson('/api/shadow').then(renderShadow, () => undefined);
+  setTimeout(loadShadow, SHADOW_EVERY_MS);
+}
+
+function renderShadow(r) {
+  const section = byId('shadow');
+  section.hidden = r.status !== 'running';
+  if (section.hidden) return;
+  const lost = r.dropped > 0 ? `, ${r.dropped} dropped (the shadow fell behind)` : '';
+  const live = r.live === 0 ? 'the local rules directory' : `version ${r.live}`;
+  byId('sh-summary').textContent =
+    `bundle version ${r.version} beside ${live}, since ${dateTime.format(new Date(r.since))}: ` +
+    `${r.inputs} inputs${lost}, ${r.errors} errors`;
+  const body = byId('shadow-diff').tBodies[0];
+  body.replaceChildren();
+  for (const [id, d] of Object.entries(r.scenarios)) {
+    const tr = el('tr');
+    tr.append(el('td', '', id));
+    for (const k of SHADOW_COLUMNS) {
+      const differs = (k === 'newly' || k === 'noLonger' || k === 'changed') && d[k] > 0;
+      tr.append(el('td', differs ? 'num bad' : 'num', String(d[k])));
+    }
+    body.append(tr);
+  }
+  if (body.rows.length === 0) {
+    const tr = el('tr');
+    const td = el('td', 'muted', 'no actions decided on either side yet');
+    td.colSpan = SHADOW_COLUMNS.length + 1;
+    tr.append(td);
+    body.append(tr);
+  }
+}
+
 function updateReasons(reasons) {
   const dl = byId('reasons');
   const entries = Object.entries(reasons).sort((a, b) => b[1] - a[1]);
@@ -697,6 +736,7 @@ window.addEventListener('resize', () => {
 
 state.charts = new Charts(byId('charts'));
 loadHistory();
+loadShadow();
 
 getJson('/api/scenarios').then(
   ({ scenarios }) => {
