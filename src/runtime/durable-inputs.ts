@@ -183,6 +183,10 @@ export class DurableInputs {
   private readonly duplicates = new DuplicateFilter();
   private readonly lastSeen: Map<string, number>;
   private held: Held[] = [];
+  /** Appended to the journal, not yet recorded: applied (or held) by the commit that records them. */
+  private unapplied: Held[] = [];
+  private readonly recordsSync: { inc(): void };
+  private readonly recordsWrite: { inc(): void };
   private loop: DecisionLoop | undefined;
   private deps: RecoveryDeps | undefined;
   private live = false;
@@ -235,6 +239,9 @@ export class DurableInputs {
   ) {
     this.recordedEmits = recordedEmits;
     this.metrics = metrics;
+    // Bound once: a labelled `inc` per record would build its label key each time.
+    this.recordsSync = metrics.records.labels({ persist: 'sync' });
+    this.recordsWrite = metrics.records.labels({ persist: 'write' });
     this.settings = settings;
     this.lastSeen = new Map(saved?.lastSeen ?? []);
     this.appliedSeq = saved?.seq ?? 0;
@@ -265,6 +272,7 @@ export class DurableInputs {
         if (fault === undefined) inputs?.faultEnded();
       },
       onError: () => metrics.writeErrors.inc(),
+      onRecorded: (through) => inputs?.recordedThrough(through),
       onCommit: (c) => {
         metrics.commits.inc({ synced: c.synced ? 'true' : 'false' });
         metrics.bytes.inc(c.bytes);
@@ -551,29 +559,36 @@ export class DurableInputs {
     return recorded.then(() => swapped ?? Promise.reject(new Error('the journal is closed')));
   }
 
-  /** `onSeq` learns the record's sequence number before it can be applied. */
+  /**
+   * Appends the input to the journal; it is applied once its commit is done (`recordedThrough`). Returns the promise
+   * of that commit, shared by every input it carries, or a rejected one when the journal is closing.
+   */
   private record(
     input: InputRecord,
     profile: Profile | undefined,
     persist: Persist,
     onSeq?: (seq: number) => void,
   ): Promise<void> {
-    this.metrics.records.inc({ persist });
-    const recorded = new Promise<void>((resolve, reject) => {
-      const seq = this.journal.append(encodeRecord(input), persist, (err) => {
-        if (err) {
-          reject(err);
-          return;
-        }
-        if (this.live && !this.paused) this.apply(seq, input, profile, false);
-        else this.held.push({ seq, input, profile });
-        resolve();
-      });
-      onSeq?.(seq);
-    });
-    // Callers that do not wait for it (QoS 0) must not see an unhandled rejection when the gateway closes.
-    recorded.catch(() => undefined);
-    return recorded;
+    (persist === 'sync' ? this.recordsSync : this.recordsWrite).inc();
+    const seq = this.journal.append(encodeRecord(input), persist);
+    if (seq < 0) return this.journal.recorded();
+    this.unapplied.push({ seq, input, profile });
+    onSeq?.(seq);
+    return this.journal.recorded();
+  }
+
+  /** A commit recorded everything through `seq`: applied in journal order, or held while paused or recovering. */
+  private recordedThrough(seq: number): void {
+    const queue = this.unapplied;
+    let n = 0;
+    while (n < queue.length && (queue[n] as Held).seq <= seq) n++;
+    if (n === 0) return;
+    this.unapplied = n === queue.length ? [] : queue.slice(n);
+    for (let i = 0; i < n; i++) {
+      const r = queue[i] as Held;
+      if (this.live && !this.paused) this.apply(r.seq, r.input, r.profile, false);
+      else this.held.push(r);
+    }
   }
 
   private apply(seq: number, input: InputRecord, profile: Profile | undefined, replay: boolean): void {
