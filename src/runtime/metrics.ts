@@ -31,6 +31,8 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly family = metricFamilies(this.registry);
   private readonly seenTypes = new Set<string>();
+  /** `eventsIn` bound to its labels, by source then type: counting an event builds no label object. */
+  private readonly eventsInBound = new Map<string, Map<string, { inc(): void }>>();
   private sources: MetricSources = {};
 
   readonly eventsIn = this.family.counter(
@@ -235,6 +237,22 @@ export class Metrics {
     // Prometheus reads as a counter reset.
     counter.reset();
     for (const t of totals) counter.inc({ scenario: t.scenario }, t[field]);
+  }
+
+  /** Counts an accepted event in `vigil_events_in_total` (its type bounded as `eventType` bounds it). */
+  countEventIn(type: string, source: string): void {
+    let bySource = this.eventsInBound.get(source);
+    if (bySource === undefined) {
+      bySource = new Map();
+      this.eventsInBound.set(source, bySource);
+    }
+    let child = bySource.get(type);
+    if (child === undefined) {
+      child = this.eventsIn.labels({ type: this.eventType(type), source });
+      // Types past the bound all count as `other`; the map stays as bounded as the label.
+      if (bySource.size < MAX_EVENT_TYPES) bySource.set(type, child);
+    }
+    child.inc();
   }
 
   /** Bounds the `type` label: device-chosen topic levels must not grow the registry without end. */
