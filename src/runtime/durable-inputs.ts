@@ -185,8 +185,6 @@ export class DurableInputs {
   private held: Held[] = [];
   /** Appended to the journal, not yet recorded: applied (or held) by the commit that records them. */
   private unapplied: Held[] = [];
-  private readonly recordsSync: { inc(): void };
-  private readonly recordsWrite: { inc(): void };
   private loop: DecisionLoop | undefined;
   private deps: RecoveryDeps | undefined;
   private live = false;
@@ -239,9 +237,6 @@ export class DurableInputs {
   ) {
     this.recordedEmits = recordedEmits;
     this.metrics = metrics;
-    // Bound once: a labelled `inc` per record would build its label key each time.
-    this.recordsSync = metrics.records.labels({ persist: 'sync' });
-    this.recordsWrite = metrics.records.labels({ persist: 'write' });
     this.settings = settings;
     this.lastSeen = new Map(saved?.lastSeen ?? []);
     this.appliedSeq = saved?.seq ?? 0;
@@ -569,7 +564,7 @@ export class DurableInputs {
     persist: Persist,
     onSeq?: (seq: number) => void,
   ): Promise<void> {
-    (persist === 'sync' ? this.recordsSync : this.recordsWrite).inc();
+    this.metrics.recorded[persist]++;
     const seq = this.journal.append(encodeRecord(input), persist);
     if (seq < 0) return this.journal.recorded();
     this.unapplied.push({ seq, input, profile });
