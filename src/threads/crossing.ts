@@ -69,12 +69,14 @@ export class Crossing {
     this.onRecord = onRecord;
   }
 
-  private handle(arg: BatchMessage | ReturnMessage): void {
+  private handle(arg: BatchMessage | ReturnMessage | { kind?: undefined }): void {
     if (arg.kind === 'return') {
       if (this.spare.length < this.keepBuffers && arg.buffer.byteLength >= this.batchBytes)
         this.spare.push(arg.buffer);
       return;
     }
+    // Other messages on the same port are someone else's.
+    if (arg.kind !== 'batch') return;
     const batch = new Uint8Array(arg.buffer, 0, arg.bytes);
     let offset = 0;
     for (let i = 0; i < arg.records; i++) {
