@@ -397,7 +397,7 @@ export class Journal {
           this.#requests = [];
           break;
         }
-        if (batch.length > 0) this.#onRecorded?.(through);
+        if (batch.length > 0) this.#reportRecorded(through);
         for (const r of requests) r.resolve();
       }
     } finally {
@@ -467,6 +467,15 @@ export class Journal {
         this.#wakeRetry = undefined;
         delayMs = Math.min(this.#retryMaxMs, delayMs * 2);
       }
+    }
+  }
+
+  #reportRecorded(through: number): void {
+    try {
+      this.#onRecorded?.(through);
+    } catch (err) {
+      // The records are written all the same: the waiters are told so, and the journal goes on.
+      this.#logger.error({ err, through }, 'handling recorded journal records failed');
     }
   }
 
