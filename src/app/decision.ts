@@ -323,7 +323,7 @@ function liveOutputs(
       else logger.debug(fields, effect.message);
     },
     emit(event, replay) {
-      if (!replay) metrics.eventsIn.inc({ type: metrics.eventType(event.type), source: 'engine' });
+      if (!replay) metrics.countEventIn(event.type, 'engine');
     },
     emitted: (input, replay) => deps.durable.emitted(input, replay),
     pruned(groups, _at, replay) {

@@ -47,8 +47,7 @@ export async function startDeviceEdge(
     cloudEvents: { ...cloudEvents, now: () => performance.now() },
     deadLetter,
     metrics: {
-      accepted: (type, source) =>
-        metrics.eventsIn.inc({ type: metrics.eventType(type), source: source ?? 'device' }),
+      accepted: (type, source) => metrics.countEventIn(type, source ?? 'device'),
       rejected: (reason) => metrics.ingestRejects.inc({ reason }),
       ...cloudEventMetrics(metrics.registry, cloudEvents),
     },

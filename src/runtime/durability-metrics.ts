@@ -4,6 +4,11 @@ import { LATENCY_BUCKETS, metricFamilies } from './metric-families.js';
 /** What the journal, the checkpoints and recovery report, in the gateway's registry. */
 export class DurabilityMetrics {
   readonly records: Counter<'persist'>;
+  /**
+   * Records counted by `persist`, copied into `records` at scrape time: prom-client's `inc` with labels (bound or not)
+   * hashes them into a new string on every call, once per input here.
+   */
+  readonly recorded = { sync: 0, write: 0 };
   readonly commits: Counter<'synced'>;
   readonly bytes: Counter;
   readonly commitSeconds: Histogram;
@@ -27,7 +32,14 @@ export class DurabilityMetrics {
     this.records = counter(
       'vigil_journal_records_total',
       'Inputs recorded in the journal, by how far they were persisted before they went on (sync or write)',
-      { labels: ['persist'] },
+      {
+        labels: ['persist'],
+        collect: () => {
+          this.records.reset();
+          this.records.inc({ persist: 'sync' }, this.recorded.sync);
+          this.records.inc({ persist: 'write' }, this.recorded.write);
+        },
+      },
     );
     this.commits = counter(
       'vigil_journal_commits_total',

@@ -185,6 +185,8 @@ export class DurableInputs {
   private readonly duplicates = new DuplicateFilter();
   private readonly lastSeen: Map<string, number>;
   private held: Held[] = [];
+  /** Appended to the journal, not yet recorded: applied (or held) by the commit that records them. */
+  private unapplied: Held[] = [];
   private loop: DecisionLoop | undefined;
   private deps: RecoveryDeps | undefined;
   private live = false;
@@ -267,6 +269,7 @@ export class DurableInputs {
         if (fault === undefined) inputs?.faultEnded();
       },
       onError: () => metrics.writeErrors.inc(),
+      onRecorded: (through) => inputs?.recordedThrough(through),
       onCommit: (c) => {
         metrics.commits.inc({ synced: c.synced ? 'true' : 'false' });
         metrics.bytes.inc(c.bytes);
@@ -553,29 +556,36 @@ export class DurableInputs {
     return recorded.then(() => swapped ?? Promise.reject(new Error('the journal is closed')));
   }
 
-  /** `onSeq` learns the record's sequence number before it can be applied. */
+  /**
+   * Appends the input to the journal; it is applied once its commit is done (`recordedThrough`). Returns the promise
+   * of that commit, shared by every input it carries, or a rejected one when the journal is closing.
+   */
   private record(
     input: InputRecord,
     profile: Profile | undefined,
     persist: Persist,
     onSeq?: (seq: number) => void,
   ): Promise<void> {
-    this.metrics.records.inc({ persist });
-    const recorded = new Promise<void>((resolve, reject) => {
-      const seq = this.journal.append(encodeRecord(input), persist, (err) => {
-        if (err) {
-          reject(err);
-          return;
-        }
-        if (this.live && !this.paused) this.apply(seq, input, profile, false);
-        else this.held.push({ seq, input, profile });
-        resolve();
-      });
-      onSeq?.(seq);
-    });
-    // Callers that do not wait for it (QoS 0) must not see an unhandled rejection when the gateway closes.
-    recorded.catch(() => undefined);
-    return recorded;
+    this.metrics.recorded[persist]++;
+    const seq = this.journal.append(encodeRecord(input), persist);
+    if (seq < 0) return this.journal.recorded();
+    this.unapplied.push({ seq, input, profile });
+    onSeq?.(seq);
+    return this.journal.recorded();
+  }
+
+  /** A commit recorded everything through `seq`: applied in journal order, or held while paused or recovering. */
+  private recordedThrough(seq: number): void {
+    const queue = this.unapplied;
+    let n = 0;
+    while (n < queue.length && (queue[n] as Held).seq <= seq) n++;
+    if (n === 0) return;
+    this.unapplied = n === queue.length ? [] : queue.slice(n);
+    for (let i = 0; i < n; i++) {
+      const r = queue[i] as Held;
+      if (this.live && !this.paused) this.apply(r.seq, r.input, r.profile, false);
+      else this.held.push(r);
+    }
   }
 
   private apply(seq: number, input: InputRecord, profile: Profile | undefined, replay: boolean): void {

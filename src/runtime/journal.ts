@@ -48,6 +48,11 @@ export interface JournalOptions {
   /** Called when writing starts failing (with the fault) and when it works again (undefined). */
   onFault?: ((fault: JournalFault | undefined) => void) | undefined;
   onCommit?: ((info: CommitInfo) => void) | undefined;
+  /**
+   * After each commit, before the promises of `recorded()` settle: every record through `throughSeq` is recorded as
+   * its `persist` asked. Called in order, once per commit (a group commit, not once per record).
+   */
+  onRecorded?: ((throughSeq: number) => void) | undefined;
   /** Every failed attempt to write or sync, for counting. */
   onError?: ((err: unknown) => void) | undefined;
 }
@@ -85,7 +90,6 @@ interface Pending {
   seq: number;
   frame: Buffer;
   sync: boolean;
-  done: (err?: Error) => void;
 }
 
 interface Request {
@@ -120,6 +124,7 @@ export class Journal {
   readonly #retryMaxMs: number;
   readonly #onFault: JournalOptions['onFault'];
   readonly #onCommit: JournalOptions['onCommit'];
+  readonly #onRecorded: JournalOptions['onRecorded'];
   readonly #onError: JournalOptions['onError'];
   readonly #segments: Segment[];
   #gen: number;
@@ -129,6 +134,9 @@ export class Journal {
   #writtenThrough: number;
   #queue: Pending[] = [];
   #requests: Request[] = [];
+  /** The request `recorded()` shares among everyone who asks before the next commit takes the queue. */
+  #open: Request | undefined;
+  #openPromise: Promise<void> | undefined;
   /** Written since the last fdatasync: rewritten into a fresh segment if the storage fails. */
   #unsynced: Pending[] = [];
   #broken = false;
@@ -158,6 +166,7 @@ export class Journal {
     this.#retryMaxMs = opts.retryMaxMs ?? DEFAULT_RETRY_MAX_MS;
     this.#onFault = opts.onFault;
     this.#onCommit = opts.onCommit;
+    this.#onRecorded = opts.onRecorded;
     this.#onError = opts.onError;
     this.#segments = segments;
     this.#gen = segments.reduce((max, s) => Math.max(max, s.gen), 0) + 1;
@@ -210,19 +219,39 @@ export class Journal {
   }
 
   /**
-   * Appends a record; returns its sequence number. `done` is called once it is recorded as `persist` asks,
-   * in the order the records were appended, or with an error if the journal closed before that.
+   * Appends a record; returns its sequence number, or -1 when the journal is closing (the record is dropped).
+   * It is recorded by a later commit, which `onRecorded` and `recorded()` report for all its records at once.
    */
-  append(payload: Uint8Array, persist: Persist, done: (err?: Error) => void): number {
-    if (this.#closing) {
-      queueMicrotask(() => done(closedError()));
-      return -1;
-    }
+  append(payload: Uint8Array, persist: Persist): number {
+    if (this.#closing) return -1;
     if (payload.length > MAX_RECORD_BYTES) throw new RangeError(`journal record of ${payload.length} bytes`);
     const seq = this.#nextSeq++;
-    this.#queue.push({ seq, frame: frame(seq, payload), sync: persist === 'sync', done });
+    this.#queue.push({ seq, frame: frame(seq, payload), sync: persist === 'sync' });
     this.#schedule();
     return seq;
+  }
+
+  /**
+   * Settles once every record appended so far is recorded as its `persist` asked (after `onRecorded` was called for
+   * it), or rejects if the journal closed before that. Everyone who asks between two commits shares one promise:
+   * one per commit, not one per record.
+   */
+  recorded(): Promise<void> {
+    if (this.#closing) return Promise.reject(closedError());
+    const through = this.#nextSeq - 1;
+    if (this.#open !== undefined && this.#openPromise !== undefined) {
+      this.#open.through = through;
+      return this.#openPromise;
+    }
+    const promise = new Promise<void>((resolve, reject) => {
+      this.#open = { through, sync: false, rotate: false, resolve, reject };
+    });
+    // Callers that do not wait for it (QoS 0) must not see an unhandled rejection when the journal closes.
+    promise.catch(() => undefined);
+    this.#requests.push(this.#open as Request);
+    this.#openPromise = promise;
+    this.#schedule();
+    return promise;
   }
 
   /** Resolves once everything appended so far is synced. */
@@ -349,6 +378,9 @@ export class Journal {
         this.#queue = batch === this.#queue ? [] : this.#queue.slice(MAX_BATCH);
         // A sync or rotation asked for covers what was appended before it, so it goes with the slice that ends there.
         const through = batch[batch.length - 1]?.seq ?? this.#writtenThrough;
+        // What is appended from here on is recorded by a later commit: it shares a new promise.
+        this.#open = undefined;
+        this.#openPromise = undefined;
         const requests = this.#requests.filter((r) => r.through <= through);
         this.#requests = this.#requests.filter((r) => r.through > through);
         this.#inCommit = batch.length;
@@ -360,13 +392,12 @@ export class Journal {
         this.#inCommit = 0;
         if (!ok) {
           const err = closedError();
-          for (const p of [...batch, ...this.#queue]) p.done(err);
           for (const r of [...requests, ...this.#requests]) r.reject(err);
           this.#queue = [];
           this.#requests = [];
           break;
         }
-        for (const p of batch) p.done();
+        if (batch.length > 0) this.#reportRecorded(through);
         for (const r of requests) r.resolve();
       }
     } finally {
@@ -436,6 +467,15 @@ export class Journal {
         this.#wakeRetry = undefined;
         delayMs = Math.min(this.#retryMaxMs, delayMs * 2);
       }
+    }
+  }
+
+  #reportRecorded(through: number): void {
+    try {
+      this.#onRecorded?.(through);
+    } catch (err) {
+      // The records are written all the same: the waiters are told so, and the journal goes on.
+      this.#logger.error({ err, through }, 'handling recorded journal records failed');
     }
   }
 

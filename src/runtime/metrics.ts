@@ -31,12 +31,17 @@ export class Metrics {
   readonly registry = new Registry();
   private readonly family = metricFamilies(this.registry);
   private readonly seenTypes = new Set<string>();
+  /**
+   * `eventsIn`'s counts by source then type, copied into it at scrape time: prom-client's `inc` with labels (bound or
+   * not) hashes them into a new string on every call, once per event here.
+   */
+  private readonly eventsInCounts = new Map<string, Map<string, { n: number }>>();
   private sources: MetricSources = {};
 
   readonly eventsIn = this.family.counter(
     'vigil_events_in_total',
     'Events accepted by ingest, by event type and source',
-    { labels: ['type', 'source'] },
+    { labels: ['type', 'source'], collect: () => this.copyEventsIn() },
   );
   readonly ingestRejects = this.family.counter(
     'vigil_ingest_rejects_total',
@@ -235,6 +240,32 @@ export class Metrics {
     // Prometheus reads as a counter reset.
     counter.reset();
     for (const t of totals) counter.inc({ scenario: t.scenario }, t[field]);
+  }
+
+  /** Counts an accepted event in `vigil_events_in_total` (its type bounded as `eventType` bounds it). */
+  countEventIn(type: string, source: string): void {
+    let bySource = this.eventsInCounts.get(source);
+    if (bySource === undefined) {
+      bySource = new Map();
+      this.eventsInCounts.set(source, bySource);
+    }
+    const count = bySource.get(type);
+    if (count !== undefined) {
+      count.n++;
+      return;
+    }
+    const label = this.eventType(type);
+    // Types past the bound all count under `other`, so the map stays as bounded as the label.
+    const shared = label === type ? undefined : bySource.get(label);
+    if (shared !== undefined) shared.n++;
+    else bySource.set(label, { n: 1 });
+  }
+
+  private copyEventsIn(): void {
+    this.eventsIn.reset();
+    for (const [source, byType] of this.eventsInCounts) {
+      for (const [type, { n }] of byType) this.eventsIn.inc({ type, source }, n);
+    }
   }
 
   /** Bounds the `type` label: device-chosen topic levels must not grow the registry without end. */

@@ -221,22 +221,17 @@ async function measureRecovery(work: string, records: number): Promise<void> {
   const data = join(work, 'data-recovery');
   const journal = await Journal.open({ dir: join(data, 'journal'), logger: pino({ level: 'silent' }) });
   const startMs = Date.now() - records;
-  let written = 0;
-  await new Promise<void>((resolve, reject) => {
-    for (let i = 0; i < records; i++) {
-      const event = {
-        actor: `dev-${i % devices}`,
-        type: 'telemetry',
-        at: startMs + i,
-        data: { temp: 20 + (i % 10), hum: 40, bat: 3.9, ts: startMs + i },
-        source: 'device' as const,
-      };
-      journal.append(encodeRecord({ kind: 'event', event }), 'write', (err) => {
-        if (err) reject(err);
-        else if (++written === records) resolve();
-      });
-    }
-  });
+  for (let i = 0; i < records; i++) {
+    const event = {
+      actor: `dev-${i % devices}`,
+      type: 'telemetry',
+      at: startMs + i,
+      data: { temp: 20 + (i % 10), hum: 40, bat: 3.9, ts: startMs + i },
+      source: 'device' as const,
+    };
+    journal.append(encodeRecord({ kind: 'event', event }), 'write');
+  }
+  await journal.recorded();
   await journal.close();
   const journalBytes = await dirBytes(join(data, 'journal'));
   const gateway = await startGateway(['--data', data, '--rules', rules, '--log-level', 'info']);

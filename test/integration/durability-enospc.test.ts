@@ -268,10 +268,10 @@ describe('ENOSPC during a segment rotation', () => {
       retryMaxMs: 20,
     });
     cleanups.push(() => journal.close(100));
-    const append = (text: string) =>
-      new Promise<void>((resolve, reject) =>
-        journal.append(Buffer.from(text), 'sync', (err) => (err ? reject(err) : resolve())),
-      );
+    const append = (text: string): Promise<void> => {
+      journal.append(Buffer.from(text), 'sync');
+      return journal.recorded();
+    };
     await append('r1');
     await journal.sync();
     const before = (await readdir(dir)).filter((n) => n.endsWith('.wal'));

@@ -38,18 +38,11 @@ async function open(dir: string, extra: Partial<Parameters<typeof Journal.open>[
   return journal;
 }
 
-/** Appends `texts` and resolves once all are recorded, with the order in which they were reported done. */
+/** Appends `texts` and resolves with them once all are recorded. */
 function appendAll(journal: Journal, texts: string[], persist: 'sync' | 'write' = 'sync'): Promise<string[]> {
-  const done: string[] = [];
-  return new Promise((resolve, reject) => {
-    for (const text of texts) {
-      journal.append(Buffer.from(text), persist, (err) => {
-        if (err) return reject(err);
-        done.push(text);
-        if (done.length === texts.length) resolve(done);
-      });
-    }
-  });
+  for (const text of texts) journal.append(Buffer.from(text), persist);
+  // One commit records them all, in the order appended.
+  return journal.recorded().then(() => [...texts]);
 }
 
 async function waitFor(predicate: () => boolean, timeoutMs = 2_000): Promise<void> {
@@ -101,6 +94,28 @@ describe('the journal', () => {
     await second.close();
     const third = await open(dir);
     expect((await readAll(third)).map(([seq]) => seq)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  test('records appended before a commit share its promise, and are reported recorded once, through the last', async () => {
+    const dir = await journalDir();
+    const reported: number[] = [];
+    const journal = await open(dir, { onRecorded: (through) => reported.push(through) });
+    const seqs = ['a', 'b', 'c'].map((text) => journal.append(Buffer.from(text), 'write'));
+    const first = journal.recorded();
+    journal.append(Buffer.from('d'), 'sync');
+    expect(journal.recorded()).toBe(first);
+    await first;
+    expect(seqs).toEqual([1, 2, 3]);
+    expect(reported).toEqual([4]);
+    // After that commit took the queue, a record goes into the next commit, with a promise of its own.
+    journal.append(Buffer.from('e'), 'sync');
+    const second = journal.recorded();
+    expect(second).not.toBe(first);
+    await second;
+    expect(reported).toEqual([4, 5]);
+    await journal.close();
+    expect(journal.append(Buffer.from('late'), 'sync')).toBe(-1);
+    await expect(journal.recorded()).rejects.toThrow(/journal is closed/);
   });
 
   test('a backlog of many thousand records is written in slices, and a sync covers all of it', async () => {
@@ -172,8 +187,10 @@ describe('the journal', () => {
 
     storage.fail('ENOSPC');
     const done: string[] = [];
-    for (const text of ['f1', 'f2', 'f3'])
-      journal.append(Buffer.from(text), text === 'f2' ? 'write' : 'sync', () => done.push(text));
+    for (const text of ['f1', 'f2', 'f3']) {
+      journal.append(Buffer.from(text), text === 'f2' ? 'write' : 'sync');
+      void journal.recorded().then(() => done.push(text));
+    }
     await new Promise((r) => setTimeout(r, 150));
     expect(done).toEqual([]);
     expect(journal.fault?.code).toBe('ENOSPC');
@@ -283,8 +300,10 @@ describe('the journal', () => {
     const journal = await open(dir, { storage });
     await appendAll(journal, ['kept']);
     storage.fail('EIO');
-    const outcome = new Promise<Error | undefined>((resolve) =>
-      journal.append(Buffer.from('lost'), 'sync', (err) => resolve(err)),
+    journal.append(Buffer.from('lost'), 'sync');
+    const outcome = journal.recorded().then(
+      () => undefined,
+      (err: unknown) => err as Error,
     );
     await new Promise((r) => setTimeout(r, 30));
     await journal.close(100);

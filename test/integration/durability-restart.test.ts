@@ -156,22 +156,17 @@ describe('a gateway with a long journal to replay', () => {
       dir: join(dir.path, 'data', 'journal'),
       logger: captureLogs().logger,
     });
-    await new Promise<void>((resolve, reject) => {
-      let written = 0;
-      for (let i = 0; i < records; i++) {
-        const event = {
-          actor: `old-${i % 1000}`,
-          type: 'telemetry',
-          at: 1_000 + i,
-          data: { n: i },
-          source: 'device' as const,
-        };
-        journal.append(encodeRecord({ kind: 'event', event }), 'write', (err) => {
-          if (err) reject(err);
-          else if (++written === records) resolve();
-        });
-      }
-    });
+    for (let i = 0; i < records; i++) {
+      const event = {
+        actor: `old-${i % 1000}`,
+        type: 'telemetry',
+        at: 1_000 + i,
+        data: { n: i },
+        source: 'device' as const,
+      };
+      journal.append(encodeRecord({ kind: 'event', event }), 'write');
+    }
+    await journal.recorded();
     await journal.close();
 
     const decided: Action[] = [];

@@ -19,13 +19,8 @@ async function journalOf(count: number): Promise<Journal> {
   const written: Array<Promise<void>> = [];
   for (let n = 1; n <= count; n++) {
     const event = { actor: 'd1', type: 'reading', at: 1_000 + n, data: { n }, source: 'device' as const };
-    written.push(
-      new Promise((resolve, reject) =>
-        journal.append(encodeRecord({ kind: 'event', event }), 'write', (err) =>
-          err ? reject(err) : resolve(),
-        ),
-      ),
-    );
+    journal.append(encodeRecord({ kind: 'event', event }), 'write');
+    written.push(journal.recorded());
   }
   await Promise.all(written);
   await journal.close();

@@ -1,0 +1,1 @@
+export { Crossing, type CrossingOptions, type CrossingPort, type OnRecord } from './crossing.js';
