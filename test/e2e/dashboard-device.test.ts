@@ -1,6 +1,6 @@
 import type { Page } from 'playwright-core';
 import { afterEach, describe, expect, test } from 'vitest';
-import type { DeviceOverview } from '../../src/dashboard/index.js';
+import type { DeviceExplanation, DeviceOverview } from '../../src/dashboard/index.js';
 import {
   hasChromium,
   launchChromium,
@@ -67,6 +67,31 @@ describe.skipIf(!hasChromium)("a device's page in headless Chromium", () => {
     const whos = await page.locator('#device-decisions li .who').allTextContents();
     expect(whos.length).toBeGreaterThan(0);
     expect(whos.every((w) => w.startsWith(`${id} → `))).toBe(true);
+
+    // Where it stands in each scenario, as /api/devices/{id}/explain has it: the silence deadline of
+    // device-offline (every simulated device keeps one open), and its decisions with their reasons.
+    const res = await fetch(`${fleet.base}/api/devices/${encodeURIComponent(id)}/explain`);
+    expect(res.status).toBe(200);
+    const explained = (await res.json()) as DeviceExplanation;
+    expect(explained.scenarios.find((s) => s.scenario === 'device-offline')?.state).toMatch(
+      /^waiting for any event until \S+Z \(silence deadline; the last came at \S+Z\)$/,
+    );
+    const offline = page.locator('#device-standing li[data-scenario="device-offline"] .state');
+    expect(await offline.textContent()).toMatch(/^waiting for any event until \S+Z \(silence deadline/);
+    const decided = explained.scenarios.filter((s) => s.decisions.length > 0).map((s) => s.scenario);
+    expect(decided.length).toBeGreaterThan(0);
+    for (const scenario of decided) {
+      const why = await page
+        .locator(`#device-standing li[data-scenario="${scenario}"] .why li`)
+        .allTextContents();
+      expect(why.length, scenario).toBeGreaterThan(0);
+      for (const line of why)
+        expect(line).toMatch(/^\d\d:\d\d:\d\d\S*: (sent|suppressed by|exclusive because|expired|dropped)/);
+    }
+    // The scenarios with nothing to say share one line.
+    expect(await page.locator('#device-standing li.quiet').textContent()).toMatch(
+      /^nothing pending, no decisions kept: /,
+    );
 
     // Closing goes back to the overview.
     await page.locator('#device-page .close').click();
