@@ -156,6 +156,7 @@ describe('the vigil command line', () => {
       ['rules', 'check'],
       ['replay'],
       ['backtest'],
+      ['explain'],
       ['profiles', 'import'],
       ['profiles', 'get'],
       ['sim'],
