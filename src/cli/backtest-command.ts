@@ -272,6 +272,7 @@ function print(outcome: Outcome, flags: BacktestFlags): void {
     `backtest: ${flags.rules} against ${flags.against} over ${span.events} events from ${where}${range}`,
     '',
     ...backtestText(diff, flags.limit),
+    ...(errors.old.length + errors.new.length > 0 ? [''] : []),
     ...errorLines(errors.old, 'old '),
     ...errorLines(errors.new, 'new '),
   ];
