@@ -2,6 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { DeviceCredentialError, type CredentialInfo } from '../credentials/index.js';
+import type { DeviceExplanation } from '../dashboard/index.js';
 import type { Profile } from '../shared/index.js';
 import type { AuditEntry, AuditQuery, ImportSummary } from '../store/index.js';
 import type { RulesStatus } from '../sync/index.js';
@@ -112,6 +113,18 @@ export class GatewayClient {
     if (answer.status === 200) return true;
     if (answer.status === 404) return false;
     throw this.refusal(url, answer);
+  }
+
+  /** Where a device stands in every scenario, and its latest decisions; undefined for a device the gateway does not know. */
+  async explain(id: string): Promise<DeviceExplanation | undefined> {
+    const url = this.url(`/api/devices/${encodeURIComponent(id)}/explain`);
+    const answer = await this.request('GET', url);
+    if (answer.status === 404) return undefined;
+    if (answer.status !== 200) throw this.refusal(url, answer);
+    const body = this.json(url, answer) as Partial<DeviceExplanation> | null;
+    if (!Array.isArray(body?.scenarios))
+      throw new GatewayApiError(`the gateway at ${url.origin} answered something other than an explanation`);
+    return body as DeviceExplanation;
   }
 
   /** Sends a rules bundle, which the gateway checks under its own trusted keys and applies. */

@@ -54,6 +54,7 @@ export async function startGatewayApi(deps: HttpApiModuleDeps): Promise<HttpApiM
       };
     },
     engine: () => decision.rules.engine,
+    policy: () => decision.rules.rules.policy,
     recent: decision.recent,
     devices: decision.devices,
     outbox: store.outbox,

@@ -14,6 +14,8 @@ const COMMANDS: Readonly<Record<string, () => Promise<Register>>> = {
   rules: async () => (await import('./rules-command.js')).registerRulesCommands,
   keys: async () => (await import('./keys-command.js')).registerKeysCommand,
   replay: async () => (await import('./replay-command.js')).registerReplayCommand,
+  backtest: async () => (await import('./backtest-command.js')).registerBacktestCommand,
+  explain: async () => (await import('./explain-command.js')).registerExplainCommand,
   profiles: async () => (await import('./profiles-command.js')).registerProfilesCommands,
   devices: async () => (await import('./devices-command.js')).registerDevicesCommands,
   actions: async () => (await import('./actions-command.js')).registerActionsCommands,

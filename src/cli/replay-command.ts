@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { pino } from 'pino';
 import { loadRulesDir, shippedRulesDir } from '../rules/index.js';
-import { parseEventsNdjson, replay, type ReplayOutput } from '../runtime/replay.js';
+import { parseEventsNdjson, replay, type ReplayError } from '../runtime/replay.js';
 import { replayJournal, type JournalReplay } from '../runtime/journal-replay.js';
 import { RuleError, VigilError, type Profile } from '../shared/index.js';
 import { openStoreSnapshot } from '../store/index.js';
+import { errorLines, iso, profileDependent, ProfilesMissingError, runSummary } from './run-report.js';
 import { exitWithError, helpAfter, parsePositiveInt } from './util.js';
 
 interface ReplayFlags {
@@ -17,6 +18,7 @@ interface ReplayFlags {
   journal?: string;
   from?: number;
   to?: number;
+  withoutProfiles?: boolean;
 }
 
 export function registerReplayCommand(program: Command): void {
@@ -44,6 +46,10 @@ export function registerReplayCommand(program: Command): void {
       parseTime,
     )
     .option('--to <time>', 'with --journal: actions decided up to this time', parseTime)
+    .option(
+      '--without-profiles',
+      'without --journal: run rules that read profiles with none given (every profile field missing)',
+    )
     .addHelpText(
       'after',
       helpAfter(
@@ -55,7 +61,10 @@ export function registerReplayCommand(program: Command): void {
           'no change of is judged by its profile in the store as it is now, read from a copy of the store made in',
           'the temporary directory (TMPDIR), or by --profiles FILE, which takes precedence over the store.',
           'It prints the actions decided within --from..--to, with the ids the gateway gave them, and a summary',
-          'per scenario on stderr. How much is retained is set by durability.retention (docs/durability.md).',
+          'How much is retained is set by durability.retention (docs/durability.md).',
+          'Either way stdout has the actions as NDJSON, and stderr the time range (ISO 8601), a table per scenario',
+          '(sent, suppressed, errors) and each expression that failed, with its time, scenario and actor. Given an',
+          'events file, rules that read profiles are refused without --profiles unless --without-profiles.',
         ],
         '0 replayed, 1 bad events file, 2 the replay failed (no data, no journal, a range not retained, a store that cannot be copied).',
       ),
@@ -82,13 +91,29 @@ async function eventsCommand(eventsFile: string, flags: ReplayFlags): Promise<vo
     return;
   }
   const profiles = flags.profiles !== undefined ? await readProfiles(flags.profiles) : undefined;
+  if (profiles === undefined && flags.withoutProfiles !== true) {
+    const reading = profileDependent(loaded.rules);
+    if (reading.length > 0) throw new ProfilesMissingError(reading);
+  }
+  const errors: ReplayError[] = [];
   const out = replay(loaded.rules, parsed.events, {
     gateway: flags.gatewayId ?? 'replay',
     ...(profiles ? { profiles } : {}),
     ...(flags.until !== undefined ? { untilMs: flags.until } : {}),
     arbitrate: true,
+    onError: (e) => errors.push(e),
   });
   for (const line of out) process.stdout.write(JSON.stringify(line) + '\n');
+  const times = parsed.events.map((ev) => ev.at);
+  const range = times.length === 0 ? '' : `, ${iso(Math.min(...times))} to ${iso(Math.max(...times))}`;
+  const report = [
+    `replayed ${parsed.events.length} events${range}`,
+    ...runSummary(out, errors),
+    ...errorLines(errors),
+  ];
+  if (profiles === undefined && flags.withoutProfiles === true)
+    report.push('run without profiles (--without-profiles)');
+  process.stderr.write(report.join('\n') + '\n');
 }
 
 /** `vigil replay --journal DATA_DIR`: the retained journal, replayed read-only. */
@@ -98,9 +123,9 @@ async function journalCommand(
   flags: ReplayFlags,
 ): Promise<void> {
   if (eventsFile !== undefined) exitWithError('give either an events file or --journal, not both');
-  if (flags.rules !== undefined || flags.until !== undefined) {
+  if (flags.rules !== undefined || flags.until !== undefined || flags.withoutProfiles === true) {
     exitWithError(
-      '--rules and --until do not go with --journal: the journal records the rules and the timer firings',
+      '--rules, --until and --without-profiles do not go with --journal: the journal records the rules, the timer firings and the profiles',
     );
   }
   const journalDir = join(dataDir, 'journal');
@@ -127,13 +152,13 @@ async function journalCommand(
   }
   if (result === undefined) throw noJournal(dataDir);
   for (const line of result.actions) process.stdout.write(JSON.stringify(line) + '\n');
-  const iso = (ms: number): string => new Date(ms).toISOString();
   const start = result.startSeq === 0 ? 'empty state' : `the checkpoint at record ${result.startSeq}`;
   process.stderr.write(
     `replayed ${result.records} records from ${start} (${iso(result.startAt)}); retained: ` +
       `${iso(result.retained.fromAt)} to ${iso(result.retained.toAt)}, records ${result.retained.fromSeq} to ${result.retained.toSeq}\n`,
   );
-  for (const line of summary(result.actions)) process.stderr.write(`${line}\n`);
+  for (const line of [...runSummary(result.actions, result.errors), ...errorLines(result.errors)])
+    process.stderr.write(`${line}\n`);
   if (store === undefined) process.stderr.write(`${dataDir} holds no profile store\n`);
   if (result.unprofiled.length > 0) {
     process.stderr.write(
@@ -142,31 +167,17 @@ async function journalCommand(
   }
 }
 
-function noJournal(dataDir: string): VigilError {
+export function noJournal(dataDir: string): VigilError {
   return notData(`${dataDir} holds no journal (no ${join(dataDir, 'journal')}/*.wal)`);
 }
 
-/** One line per scenario: actions sent and suppressed. */
-function summary(actions: readonly ReplayOutput[]): string[] {
-  const by = new Map<string, { sent: number; suppressed: number }>();
-  for (const a of actions) {
-    const counts = by.get(a.scenario) ?? { sent: 0, suppressed: 0 };
-    if (a.suppressed === undefined) counts.sent++;
-    else counts.suppressed++;
-    by.set(a.scenario, counts);
-  }
-  return [...by]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([scenario, c]) => `${scenario}: ${c.sent} sent, ${c.suppressed} suppressed`);
-}
-
-function notData(message: string): VigilError {
+export function notData(message: string): VigilError {
   return new VigilError('VIGIL_DATA_MISSING', `${message}: not a Vigil data directory with a journal`, {
     hint: "pass the gateway's data directory (its `data` setting, ./data by default)",
   });
 }
 
-async function exists(path: string): Promise<boolean> {
+export async function exists(path: string): Promise<boolean> {
   return access(path).then(
     () => true,
     () => false,
@@ -180,7 +191,7 @@ function parseTime(value: string): number {
   return ms;
 }
 
-async function readProfiles(file: string): Promise<Map<string, Profile>> {
+export async function readProfiles(file: string): Promise<Map<string, Profile>> {
   const profiles = new Map<string, Profile>();
   const lines = (await readFile(file, 'utf8')).split('\n');
   lines.forEach((line, i) => {

@@ -37,6 +37,13 @@ export {
   type ScenarioDiagram,
 } from './scenario-diagram.js';
 export { openMatchesOf, timersOf, type OpenMatch, type DeviceTimer } from './device-state.js';
+export {
+  explainDevice,
+  type DeviceExplanation,
+  type ScenarioExplanation,
+  type DecisionExplanation,
+} from './device-explain.js';
+export { DeviceDecisions } from './device-decisions.js';
 export { ScenarioRates, type RateHistory } from './scenario-rates.js';
 export { DirSizeSampler, dirBytes, DEFAULT_DIR_SIZE_EVERY_MS } from './dir-size.js';
 export { StaticAssets, ASSETS_DIR, VENDOR_FILES } from './static-assets.js';

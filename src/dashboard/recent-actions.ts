@@ -1,4 +1,5 @@
 import type { Action } from '../shared/index.js';
+import { DeviceDecisions } from './device-decisions.js';
 
 /** What became of a decided action: sent, held back by the policy, or dropped unsent. */
 export type Verdict = 'sent' | 'suppressed' | 'dropped';
@@ -51,6 +52,8 @@ export class RecentActions {
   private readonly tallies = new Map<string, Tally>();
   private readonly reasons = new Map<string, number>();
   private readonly verdicts: VerdictTotals = { sent: 0, suppressed: 0, expired: 0, dropped: 0 };
+  /** The latest decisions of each device, kept apart from the ring (`vigil explain`). */
+  readonly byDevice = new DeviceDecisions();
 
   constructor(readonly capacity: number = DEFAULT_RECENT_ACTIONS) {
     if (!Number.isInteger(capacity) || capacity < 1)
@@ -120,6 +123,7 @@ export class RecentActions {
   private push(entry: ActionEntry): void {
     this.ring[this.next % this.capacity] = entry;
     this.next++;
+    this.byDevice.add(entry);
     const scenario = entry.action.scenario;
     let tally = this.tallies.get(scenario);
     if (!tally) {

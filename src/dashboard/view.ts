@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
-import type { EngineState, PendingTimer, ScenarioStats } from '../engine/index.js';
-import type { Scenario } from '../rules/index.js';
+import type { EngineState, LiveEngineState, PendingTimer, ScenarioStats } from '../engine/index.js';
+import type { Policy, Scenario } from '../rules/index.js';
 import type { Clock, Metrics } from '../runtime/index.js';
 import type { Profile } from '../shared/index.js';
 import type { DeviceActivity } from './device-activity.js';
 import { openMatchesOf, timersOf } from './device-state.js';
+import { explainDevice, type DeviceExplanation } from './device-explain.js';
 import { DirSizeSampler } from './dir-size.js';
 import type { HistorySeries } from './history.js';
 import { HistorySampler } from './history-sampler.js';
@@ -21,6 +22,8 @@ export interface EngineView {
   pendingTimers(): PendingTimer[];
   /** Read for one device's open matches, on request only: it copies the engine's whole state. */
   snapshot(): EngineState;
+  /** The state as the engine holds it, not copied (`vigil explain`); read at once, never across an await. */
+  liveState?(): LiveEngineState;
 }
 
 export type UplinkState = 'connected' | 'disconnected' | 'none';
@@ -71,6 +74,8 @@ export interface DashboardDeps {
   pendingTimers: () => number;
   /** The rules in force; absent where nothing swaps them. */
   rulesInForce?: () => RulesView;
+  /** The policy in force, which the reasons of `vigil explain` are told by; absent: none. */
+  policy?: () => Policy | undefined;
   metrics: Metrics;
   /** The data directory, whose size is sampled for `vigil_leveldb_bytes`. */
   dataDir: string;
@@ -358,6 +363,33 @@ export class DashboardView {
       decisions,
       decisionsAmong: recent.capacity,
     };
+  }
+
+  /** `/api/devices/{id}/explain`; undefined for a device the gateway knows nothing of. */
+  async explain(id: string): Promise<DeviceExplanation | undefined> {
+    const { deps } = this;
+    const profile = await deps.profile(id);
+    // From here on nothing is awaited: the engine's state is read as it is.
+    const engine = deps.engine();
+    const kept = deps.recent.byDevice;
+    const policy = deps.policy?.();
+    const scenarios = engine.scenarios;
+    const cooldowns = new Map(scenarios.map((sc) => [sc.id, sc.cooldownMs]));
+    const explained = explainDevice(
+      id,
+      deps.clock.now(),
+      scenarios,
+      engine.liveState?.() ?? engine.snapshot(),
+      kept.of(id),
+      { policy, cooldownOf: (scenario) => cooldowns.get(scenario) },
+    );
+    const known =
+      profile !== undefined ||
+      deps.devices.lastSeenAt(id) !== undefined ||
+      deps.devices.isConnected(id) ||
+      explained.scenarios.some((s) => s.groups.length > 0 || s.decisions.length > 0);
+    if (!known) return undefined;
+    return { ...explained, decisionsKept: { perDevice: kept.perDevice, devices: kept.maxDevices } };
   }
 
   /** `/api/health`. */

@@ -12,6 +12,7 @@ export {
   kindOf,
   listText,
   registerKind,
+  timeText,
   scenarioKinds,
 } from './kinds/index.js';
 export type {
@@ -19,6 +20,7 @@ export type {
   AggregatePlan,
   BoxRole,
   DiagramBox,
+  GroupExplanation,
   GroupTimer,
   KindDiagram,
   KindSyntax,

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { EngineOptions } from '../engine/index.js';
 import type { RuleSet } from '../rules/index.js';
-import { VigilError, type Profile } from '../shared/index.js';
+import { VigilError, type Event, type Profile } from '../shared/index.js';
 import { Checkpoints, type CheckpointState } from './checkpoint.js';
 import { JournalReader } from './journal.js';
 import type { ProfileLookup } from './durable-inputs.js';
@@ -16,7 +16,7 @@ import {
   type TailScan,
 } from './journal-tail.js';
 import { RecordedContext } from './recorded-context.js';
-import { VirtualRun, type ReplayOutput } from './replay.js';
+import { VirtualRun, type ReplayError, type ReplayOutput } from './replay.js';
 import { RulesInForce } from './rules-in-force.js';
 import { rulesOfRecord } from './rules-record.js';
 
@@ -56,6 +56,8 @@ export interface JournalReplay {
   retained: RetainedRange;
   /** Verdicts decided within the range, in the order they were decided. */
   actions: ReplayOutput[];
+  /** Expressions that could not be evaluated within the range, in the order they failed. */
+  errors: ReplayError[];
   /** Without a store: devices judged without a profile (the journal records no profile of theirs, none was given). */
   unprofiled: string[];
 }
@@ -79,6 +81,52 @@ interface Start {
  * on virtual time, the profiles and rules as the journal records them at each point. Nothing in `dir` is written.
  */
 export async function replayJournal(opts: JournalReplayOptions): Promise<JournalReplay | undefined> {
+  const opened = await openRetained(opts);
+  if (opened === undefined) return undefined;
+  const { reader, start, tail, retained } = opened;
+  checkRange(retained, opts);
+
+  const actions: ReplayOutput[] = [];
+  const errors: ReplayError[] = [];
+  const fromMs = opts.fromMs ?? Number.NEGATIVE_INFINITY;
+  const toMs = opts.toMs ?? Number.POSITIVE_INFINITY;
+  const within = (at: number): boolean => at >= fromMs && at <= toMs;
+  const { run, context, profiles } = startRun(start, tail, opts, {
+    verdict: (line) => {
+      if (within(line.decidedAt)) actions.push(line);
+    },
+    error: (error) => {
+      if (within(error.at)) errors.push(error);
+    },
+  });
+  const engineOpts: EngineOptions = { gateway: opts.gateway };
+  let records = 0;
+  for await (const { seq, payload } of reader.read(start.seq)) {
+    const input = decodeRecord(payload);
+    if (input === undefined) {
+      opts.logger.error({ seq }, 'journal record cannot be decoded; it is skipped');
+      continue;
+    }
+    const actor = actorOf(input);
+    const profile = actor === undefined ? undefined : await profiles.read(actor);
+    applyRecord(run.loop, context, engineOpts, { seq, input, profile }, true);
+    records++;
+  }
+  const unprofiled = [...profiles.unprofiled];
+  return { startSeq: start.seq, startAt: start.at, records, retained, actions, errors, unprofiled };
+}
+
+/** The retained journal opened for a replay from its oldest start (or the newest at or before `fromMs`). */
+interface OpenedJournal {
+  reader: JournalReader;
+  start: Start;
+  tail: TailScan;
+  retained: RetainedRange;
+}
+
+async function openRetained(
+  opts: Pick<JournalReplayOptions, 'dir' | 'storage' | 'logger' | 'fromMs'>,
+): Promise<OpenedJournal | undefined> {
   const storage = opts.storage ?? fileJournalStorage();
   const reader = await JournalReader.open(opts.dir, storage, opts.logger);
   if (reader === undefined) return undefined;
@@ -95,29 +143,65 @@ export async function replayJournal(opts: JournalReplayOptions): Promise<Journal
   await profilesBefore(reader, start.seq, tail.profileBase);
   const lastAt = tail.latestAt ?? start.at;
   const retained = { fromSeq: oldest.seq, fromAt: oldest.at, toSeq: reader.lastSeq, toAt: lastAt };
-  checkRange(retained, opts);
+  return { reader, start, tail, retained };
+}
 
-  const actions: ReplayOutput[] = [];
-  const fromMs = opts.fromMs ?? Number.NEGATIVE_INFINITY;
-  const toMs = opts.toMs ?? Number.POSITIVE_INFINITY;
-  const { run, context, profiles } = startRun(start, tail, opts, (line) => {
-    if (line.decidedAt >= fromMs && line.decidedAt <= toMs) actions.push(line);
-  });
-  const engineOpts: EngineOptions = { gateway: opts.gateway };
-  let records = 0;
-  for await (const { seq, payload } of reader.read(start.seq)) {
+/** One input of the retained journal, for a run by other rules: an event with its actor's profile at that moment. */
+export interface RetainedEvent {
+  event: Event;
+  profile: Profile | undefined;
+}
+
+/** What `retainedEvents` reads: the journal, its start, and the profile of any actor as of the current record. */
+export interface RetainedEvents {
+  /** The start the events follow: its engine and arbiter state (undefined for empty state) are what a run continues from. */
+  start: { seq: number; at: number; state: CheckpointState | undefined };
+  retained: RetainedRange;
+  /** The recorded events in journal order; profile records move `profileOf` as they are passed. */
+  events(): AsyncIterable<RetainedEvent>;
+  /** The profile of `actor` as of the last event handed out (for timers and emitted events of a run). */
+  profileOf(actor: string): Profile | undefined;
+  /** Devices judged without a profile (no profile record, none given, no store). */
+  unprofiled(): string[];
+}
+
+/**
+ * The recorded events of the retained journal from its oldest start, each with the profile its actor had then,
+ * for running them through rules other than those recorded (`vigil backtest --journal`). Timer firings, emitted
+ * events, rules swaps and prunes are left out: a run by other rules makes its own.
+ */
+export async function retainedEvents(
+  opts: Pick<JournalReplayOptions, 'dir' | 'storage' | 'logger' | 'store' | 'profiles'>,
+): Promise<RetainedEvents | undefined> {
+  const opened = await openRetained({ ...opts, fromMs: undefined });
+  if (opened === undefined) return undefined;
+  const { reader, start, tail, retained } = opened;
+  const context = new RecordedContext(undefined, tail.profileBase, opts.logger);
+  const profiles = new ReplayProfiles(context, opts.profiles, opts.store);
+  // Every actor's store profile is read before the run: a timer or an emitted event needs it at once.
+  for await (const { payload } of reader.read(start.seq)) {
     const input = decodeRecord(payload);
-    if (input === undefined) {
-      opts.logger.error({ seq }, 'journal record cannot be decoded; it is skipped');
-      continue;
-    }
-    const actor = actorOf(input);
-    const profile = actor === undefined ? undefined : await profiles.read(actor);
-    applyRecord(run.loop, context, engineOpts, { seq, input, profile }, true);
-    records++;
+    const actor = input === undefined ? undefined : actorOf(input);
+    if (actor !== undefined) await profiles.load(actor);
   }
-  const unprofiled = [...profiles.unprofiled];
-  return { startSeq: start.seq, startAt: start.at, records, retained, actions, unprofiled };
+  async function* events(): AsyncIterable<RetainedEvent> {
+    for await (const { seq, payload } of reader.read(start.seq)) {
+      const input = decodeRecord(payload);
+      if (input === undefined) {
+        opts.logger.error({ seq }, 'journal record cannot be decoded; it is skipped');
+        continue;
+      }
+      if (input.kind === 'profiles') context.onProfiles(input.changes, true);
+      if (input.kind === 'event') yield { event: input.event, profile: profiles.of(input.event.actor) };
+    }
+  }
+  return {
+    start,
+    retained,
+    events,
+    profileOf: (actor) => profiles.of(actor),
+    unprofiled: () => [...profiles.unprofiled],
+  };
 }
 
 /**
@@ -196,7 +280,7 @@ function startRun(
   start: Start,
   tail: TailScan,
   opts: JournalReplayOptions,
-  onVerdict: (line: ReplayOutput) => void,
+  on: { verdict: (line: ReplayOutput) => void; error: (error: ReplayError) => void },
 ): { run: VirtualRun; context: RecordedContext; profiles: ReplayProfiles } {
   const record: RulesRecord | undefined = start.state?.rules ?? tail.firstRules?.rules;
   if (record === undefined) {
@@ -217,8 +301,9 @@ function startRun(
       verdict: (v) => {
         const line: ReplayOutput = { ...v.candidate.action, to: v.candidate.to };
         if (v.suppressed !== undefined) line.suppressed = v.suppressed;
-        onVerdict(line);
+        on.verdict(line);
       },
+      error: (e, now) => on.error({ ...e, at: now }),
     },
     true,
   );
@@ -232,6 +317,8 @@ function startRun(
 class ReplayProfiles {
   /** Devices judged without a profile while there is no store. */
   readonly unprofiled = new Set<string>();
+  /** Profiles read from the store ahead of a run (`load`). */
+  private readonly loaded = new Map<string, Profile | undefined>();
 
   constructor(
     private readonly context: RecordedContext,
@@ -249,6 +336,7 @@ class ReplayProfiles {
       this.unprofiled.add(actor);
       return undefined;
     }
+    if (this.loaded.has(actor)) return this.loaded.get(actor);
     const cached = this.store.peek(actor);
     return cached.hit ? cached.profile : undefined;
   }
@@ -259,5 +347,11 @@ class ReplayProfiles {
       this.store !== undefined && !this.context.replayProfile(actor).known && !this.given?.has(actor);
     if (fromStore && !this.store.peek(actor).hit) return this.store.get(actor);
     return this.of(actor);
+  }
+
+  /** Reads the store's profile of `actor` once and keeps it, so that `of` answers it without a read. */
+  async load(actor: string): Promise<void> {
+    if (this.store === undefined || this.loaded.has(actor)) return;
+    this.loaded.set(actor, await this.store.get(actor));
   }
 }

@@ -124,8 +124,19 @@ describe('the vigil command line', () => {
         .map((e) => JSON.stringify(e))
         .join('\n') + '\n',
     );
-    const result = await runCli(['replay', events, '--rules', SHIPPED]);
-    expect(result.code).toBe(0);
+    // The shipped rules read profiles: refused without them, run when told to.
+    const refused = await runCli(['replay', events, '--rules', SHIPPED]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('overheat');
+    expect(refused.stderr).toContain('--without-profiles');
+    const result = await runCli(['replay', events, '--rules', SHIPPED, '--without-profiles']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain(
+      'replayed 2 events, 1970-01-01T00:00:01.000Z to 1970-01-01T00:00:02.000Z',
+    );
+    expect(result.stderr).toMatch(/^low-battery +1 +0 +0$/m);
+    // overheat reads profile.maxTemp: each telemetry event is an error, with its time, scenario and actor.
+    expect(result.stderr).toContain('error 1970-01-01T00:00:01.000Z overheat d1 (where)');
     const out = result.stdout
       .trim()
       .split('\n')
@@ -144,6 +155,8 @@ describe('the vigil command line', () => {
       ['run'],
       ['rules', 'check'],
       ['replay'],
+      ['backtest'],
+      ['explain'],
       ['profiles', 'import'],
       ['profiles', 'get'],
       ['sim'],

@@ -1,6 +1,6 @@
 import type { Page } from 'playwright-core';
 import { afterEach, describe, expect, test } from 'vitest';
-import type { DeviceOverview } from '../../src/dashboard/index.js';
+import type { DeviceExplanation, DeviceOverview } from '../../src/dashboard/index.js';
 import {
   hasChromium,
   launchChromium,
@@ -67,6 +67,34 @@ describe.skipIf(!hasChromium)("a device's page in headless Chromium", () => {
     const whos = await page.locator('#device-decisions li .who').allTextContents();
     expect(whos.length).toBeGreaterThan(0);
     expect(whos.every((w) => w.startsWith(`${id} → `))).toBe(true);
+
+    // Where it stands in each scenario, as /api/devices/{id}/explain has it: the silence deadline of
+    // device-offline (every simulated device keeps one open), and its decisions with their reasons. The page
+    // is read first: the API, asked after, may know of newer decisions.
+    const shown = await page.evaluate<Array<{ scenario: string; state: string; why: string[] }>>(
+      `[...document.querySelectorAll('#device-standing li[data-scenario]')].map((li) => ({
+        scenario: li.dataset.scenario,
+        state: li.querySelector('.state')?.textContent ?? '',
+        why: [...li.querySelectorAll('.why li')].map((x) => x.textContent),
+      }))`,
+    );
+    const res = await fetch(`${fleet.base}/api/devices/${encodeURIComponent(id)}/explain`);
+    expect(res.status).toBe(200);
+    const explained = (await res.json()) as DeviceExplanation;
+    const silence = /^waiting for any event until \S+Z \(silence deadline; the last came at \S+Z\)$/;
+    expect(explained.scenarios.find((s) => s.scenario === 'device-offline')?.state).toMatch(silence);
+    expect(shown.find((s) => s.scenario === 'device-offline')?.state).toMatch(silence);
+    const apiScenarios = explained.scenarios.map((s) => s.scenario);
+    for (const s of shown) expect(apiScenarios).toContain(s.scenario);
+    // The action that opened the page is among the decisions shown, each line a time, the action and its reason.
+    const why = shown.flatMap((s) => s.why);
+    expect(why.length).toBeGreaterThan(0);
+    for (const line of why)
+      expect(line).toMatch(/^\d\d:\d\d:\d\d\S*: (sent|suppressed by|exclusive because|expired|dropped)/);
+    // The scenarios with nothing to say share one line.
+    expect(await page.locator('#device-standing li.quiet').textContent()).toMatch(
+      /^nothing pending, no decisions kept: /,
+    );
 
     // Closing goes back to the overview.
     await page.locator('#device-page .close').click();

@@ -32,8 +32,10 @@ test('the fixture applies the policy exactly as shipped', async () => {
 
 test('vigil replay: support then offer → exclusive:support, a third capped action → contact, a repeat → cooldown', async () => {
   const run = await replay();
-  expect(run.stderr).toBe('');
-  expect(run.code).toBe(0);
+  expect(run.code, run.stderr).toBe(0);
+  // The summary on stderr: per scenario, what was sent and suppressed; no expression failed.
+  expect(run.stderr).toMatch(/^support-callback +1 +1 +0$/m);
+  expect(run.stderr).not.toMatch(/^error /m);
   const lines = run.stdout
     .trimEnd()
     .split('\n')

@@ -21,7 +21,8 @@ const MAX_ID_CHARS = 256;
 /**
  * Mounts the dashboard: the page (`GET /` and `/assets/…`), the JSON API (`/api/scenarios`,
  * `/api/scenarios/{id}`, `/api/devices/{id}`,
- * `/api/devices/{id}/overview` (what a device's page shows), `/api/actions?limit=N`, `/api/health`, `/api/history?range=R`)
+ * `/api/devices/{id}/overview` (what a device's page shows), `/api/devices/{id}/explain` (where it stands in
+ * every scenario, and why its actions were decided as they were), `/api/actions?limit=N`, `/api/health`, `/api/history?range=R`)
  * and the live stream
  * (`/api/live`, server-sent events, one batch a tick).
  */
@@ -97,6 +98,12 @@ function mountJson(api: HttpApi, view: DashboardView, deps: DashboardDeps): void
       const id = deviceIdOf(params);
       const overview = await view.overview(id);
       if (overview) sendJson(res, 200, overview);
+      else unknownDevice(res, id);
+    })
+    .route('GET', '/api/devices/:id/explain', async ({ res, params }) => {
+      const id = deviceIdOf(params);
+      const explained = await view.explain(id);
+      if (explained) sendJson(res, 200, explained);
       else unknownDevice(res, id);
     })
     .route('GET', '/api/actions', ({ res, query }) => {

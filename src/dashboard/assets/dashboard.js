@@ -568,15 +568,21 @@ function deviceHash(id) {
   return `#device/${encodeURIComponent(id)}`;
 }
 
-/** The overview of device `id`, or null when the gateway does not know it. */
-async function deviceOverview(id) {
-  const res = await fetch(`/api/devices/${encodeURIComponent(id)}/overview`, {
+/** GETs a device's `part` (`overview`, `explain`), or null when the gateway does not know the device. */
+async function devicePartOf(id, part) {
+  const res = await fetch(`/api/devices/${encodeURIComponent(id)}/${part}`, {
     headers: { accept: 'application/json' },
   });
   if (res.status === 404) return null;
   const body = await res.json();
   if (!res.ok) throw new Error(body.error?.message ?? `${res.status} ${res.statusText}`);
   return body;
+}
+
+/** The overview of device `id` with its explanation (`explain`), or null when the gateway does not know it. */
+async function deviceOverview(id) {
+  const overview = await devicePartOf(id, 'overview');
+  return overview && { ...overview, explain: await devicePartOf(id, 'explain') };
 }
 
 function showDevice(id, opened) {
@@ -678,15 +684,40 @@ function decisionList(d) {
   return ol;
 }
 
-/** The open matches and timers; an explanation for every scenario is not served by the API yet. */
+/** Every scenario as the gateway explains it: where the device stands, and its latest decisions with their reasons. */
 function standingList(d) {
-  const rows = d.matches.map((m) => [
-    m.scenario,
-    `${m.progress}${m.dueAt ? `; due ${clockTime(m.dueAt)}` : ''}${m.group !== d.id ? ` (group ${m.group})` : ''}`,
-  ]);
-  for (const t of d.timers) rows.push([`timer ${t.scenario}`, `due ${clockTime(t.dueAt)}`]);
-  if (rows.length === 0) rows.push(['open matches', 'none']);
-  return metaList(rows);
+  const scenarios = d.explain?.scenarios ?? [];
+  const busy = scenarios.filter((s) => s.groups.length > 0 || s.decisions.length > 0);
+  const quiet = scenarios.filter((s) => s.groups.length === 0 && s.decisions.length === 0);
+  const ol = el('ol', 'standing');
+  for (const s of busy) {
+    const li = el('li');
+    li.dataset.scenario = s.scenario;
+    const head = el('div', 'standing-head');
+    head.append(el('b', '', s.scenario), el('span', 'state', s.state));
+    head.title = s.summary;
+    li.append(head);
+    if (s.decisions.length > 0) {
+      const why = el('ul', 'why');
+      for (const dec of s.decisions) {
+        const item = el('li', `verdict-${dec.verdict}`);
+        item.append(el('span', 'time', clockTime(dec.at)), el('span', '', `${dec.action}: ${dec.why}`));
+        why.append(item);
+      }
+      li.append(why);
+    }
+    ol.append(li);
+  }
+  if (quiet.length > 0) {
+    const li = el(
+      'li',
+      'muted quiet',
+      `nothing pending, no decisions kept: ${quiet.map((s) => s.scenario).join(', ')}`,
+    );
+    ol.append(li);
+  }
+  if (scenarios.length === 0) ol.append(el('li', 'muted', 'no scenarios'));
+  return ol;
 }
 
 byId('device-form').addEventListener('submit', (e) => {

@@ -12,7 +12,7 @@ import { EVENT_SELECTORS, selectedEvents } from './event-selector.js';
 import { addExact, exactPartials, exactTotal } from './exact-sum.js';
 import type { ScenarioKind } from './kind.js';
 import { eventBox, eventsText, formatDuration } from './view.js';
-import type { DiagramBox, KindDiagram, Show } from './view.js';
+import type { DiagramBox, GroupExplanation, KindDiagram, Show } from './view.js';
 import { pruneWindows } from './window.js';
 
 export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
@@ -210,6 +210,59 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
   step.fireOnEvent(rt, group, ev, profile, last, extra);
 }
 
+/** An aggregate over the entries from `from` on, read without touching the state (no running sums). */
+function plainValue(a: AggregatePlan, st: AggregateState, i: number, from: number): unknown {
+  const values = (st.values[i] ?? []).slice(from) as number[];
+  const n = st.ats.length - from;
+  switch (a.fn) {
+    case 'count':
+      return n;
+    case 'first':
+      return values[0] ?? null;
+    case 'last':
+      return values[values.length - 1] ?? null;
+    case 'sum':
+    case 'avg': {
+      let sum = 0;
+      for (const v of values) sum += v;
+      return a.fn === 'sum' ? sum : sum / n;
+    }
+    case 'min':
+      return Math.min(...values);
+    case 'max':
+      return Math.max(...values);
+  }
+}
+
+/** A figure as the explanation shows it: numbers to at most 3 decimals. */
+function figure(v: unknown): number | string | boolean | null {
+  if (typeof v === 'number') return Number.isInteger(v) ? v : Math.round(v * 1000) / 1000;
+  if (typeof v === 'string' || typeof v === 'boolean' || v === null) return v;
+  return JSON.stringify(v) ?? null;
+}
+
+/** `avg 61.2, n 4 over the 5m window (since T)`: the aggregates over the events still in the window at `now`. */
+function explainAggregate(
+  plan: AggregateWindowPlan,
+  st: AggregateState,
+  now: number,
+): GroupExplanation | undefined {
+  let from = st.start ?? 0;
+  while (from < st.ats.length && (st.ats[from] as number) < now - plan.windowMs) from++;
+  if (from >= st.ats.length) return undefined;
+  const figures: GroupExplanation['figures'] = {};
+  plan.aggregates.forEach((a, i) => (figures[a.name] = figure(plainValue(a, st, i, from))));
+  const sinceAt = st.ats[from] as number;
+  const values = plan.aggregates.map((a) => `${a.name} ${String(figures[a.name])}`).join(', ');
+  const having = plan.having ? `; fires when ${plan.having.source}` : '';
+  return {
+    state: `${values} over the ${formatDuration(plan.windowMs)} window (${st.ats.length - from} events)${having}`,
+    figures,
+    sinceAt,
+    untilAt: sinceAt + plan.windowMs,
+  };
+}
+
 /** Drops groups whose every event has left the window. */
 export function pruneAggregate(rt: Runtime, now: number): void {
   pruneWindows(rt.groups, now - rt.sc.when.windowMs);
@@ -356,5 +409,6 @@ export const aggregate: ScenarioKind<AggregateWindowPlan, AggregateState> = {
       sinceAt: ats[start] ?? 0,
     };
   },
+  explain: explainAggregate,
   diagram: describeAggregate,
 };

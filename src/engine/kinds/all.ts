@@ -5,7 +5,7 @@ import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { seen } from '../step.js';
 import type { Step } from '../step.js';
 import type { ScenarioKind } from './kind.js';
-import { formatDuration, listText } from './view.js';
+import { formatDuration, listText, timeText } from './view.js';
 import type { KindDiagram, Show } from './view.js';
 
 /** `all: [...]` + `within`: every listed event within `withinMs` of each other, in any order. */
@@ -118,5 +118,21 @@ export const all: ScenarioKind<AllPlan, AllState> = {
     };
   },
   lastActor: (st) => st.last.actor,
+  explain: (plan, { ats }, now) => {
+    // Those seen too long ago to complete a match with an event arriving now no longer count.
+    const counted = (at: number | null | undefined): at is number =>
+      typeof at === 'number' && at >= now - plan.withinMs;
+    const seen = plan.events.filter((_, i) => counted(ats[i]));
+    if (seen.length === 0) return undefined;
+    const missing = plan.events.filter((_, i) => !counted(ats[i]));
+    const sinceAt = Math.min(...ats.filter(counted));
+    const untilAt = sinceAt + plan.withinMs;
+    return {
+      state: `${seen.length} of ${plan.events.length} (${seen.join(', ')}); waiting for ${missing.join(', ')} until ${timeText(untilAt)}`,
+      figures: { seen: seen.length, of: plan.events.length, waitingFor: missing.join(',') },
+      sinceAt,
+      untilAt,
+    };
+  },
   diagram: describeAll,
 };

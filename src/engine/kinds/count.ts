@@ -7,7 +7,8 @@ import { EVENT_SELECTORS, selectedEvents } from './event-selector.js';
 import type { ScenarioKind } from './kind.js';
 import { eventBox, eventsText, formatDuration } from './view.js';
 import { leftWindow, pruneWindows } from './window.js';
-import type { KindDiagram, Show } from './view.js';
+import type { GroupExplanation, KindDiagram, Show } from './view.js';
+import { timeText } from './view.js';
 
 const MAX_COUNT = 100_000;
 
@@ -116,6 +117,26 @@ function describeCount(plan: CountPlan, show: Show): KindDiagram {
   };
 }
 
+/** `3 of 5 within 10m`, counting only the events still in the window at `now`. */
+function explainCount(plan: CountPlan, st: CountState, now: number): GroupExplanation | undefined {
+  const from = plan.withinMs === undefined ? 0 : leftWindow(st.ats, now - plan.withinMs);
+  const n = st.ats.length - from;
+  if (n <= 0) return undefined;
+  const sinceAt = st.ats[from] as number;
+  const within = plan.withinMs !== undefined ? ` within ${formatDuration(plan.withinMs)}` : '';
+  const distinct = plan.distinct ? ' distinct' : '';
+  const out: GroupExplanation = {
+    state: `count ${n} of ${plan.count}${distinct}${within}`,
+    figures: { count: n, of: plan.count },
+    sinceAt,
+  };
+  if (plan.withinMs !== undefined) {
+    out.untilAt = sinceAt + plan.withinMs;
+    out.state += `; the oldest leaves the window at ${timeText(out.untilAt)}`;
+  }
+  return out;
+}
+
 export const count: ScenarioKind<CountPlan, CountState> = {
   name: 'count',
   syntax: { selectors: EVENT_SELECTORS, keys: ['count', 'within', 'distinct'], shared: ['where', 'by'] },
@@ -130,5 +151,6 @@ export const count: ScenarioKind<CountPlan, CountState> = {
     const within = plan.withinMs !== undefined ? ` within ${formatDuration(plan.withinMs)}` : '';
     return { progress: `${ats.length} of ${plan.count}${within}`, sinceAt: ats[0] ?? 0 };
   },
+  explain: explainCount,
   diagram: describeCount,
 };

@@ -8,8 +8,8 @@ export {
   whenKeysOf,
 } from './registry.js';
 export type { GroupTimer, KindSyntax, ScenarioKind } from './kind.js';
-export type { BoxRole, DiagramBox, KindDiagram, MatchProgress, Show } from './view.js';
-export { eventBox, eventsText, formatDuration, listText } from './view.js';
+export type { BoxRole, DiagramBox, GroupExplanation, KindDiagram, MatchProgress, Show } from './view.js';
+export { eventBox, eventsText, formatDuration, listText, timeText } from './view.js';
 export type { AggregateFn, AggregatePlan, AggregateState, AggregateWindowPlan } from './aggregate.js';
 export type { AllPlan, AllState } from './all.js';
 export type { CountPlan, CountState } from './count.js';

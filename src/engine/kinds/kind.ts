@@ -4,7 +4,7 @@ import type { Field, Reader } from '../../rules/yaml-reader.js';
 import type { Event, Expression, Profile } from '../../shared/index.js';
 import type { GroupState, ScenarioRuntime } from '../state.js';
 import type { Step } from '../step.js';
-import type { KindDiagram, MatchProgress, Show } from './view.js';
+import type { GroupExplanation, KindDiagram, MatchProgress, Show } from './view.js';
 
 /** The `when` keys of a kind. */
 export interface KindSyntax {
@@ -79,5 +79,10 @@ export interface ScenarioKind<P extends KindPlan = KindPlan, S extends GroupStat
   readonly progress: (plan: P, state: S) => MatchProgress | undefined;
   /** The device whose event the group saw last, when the state knows it. */
   readonly lastActor?: ((state: S) => string | undefined) | undefined;
+  /**
+   * Where a group stands at `now`, in words and figures (`vigil explain`); without it the group's `progress` is
+   * shown. Undefined when the group holds nothing that counts at `now`.
+   */
+  readonly explain?: ((plan: P, state: S, now: number) => GroupExplanation | undefined) | undefined;
   readonly diagram: (plan: P, show: Show) => KindDiagram;
 }

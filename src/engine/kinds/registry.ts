@@ -58,6 +58,7 @@ export function registerKind<P extends KindPlan, S extends GroupState>(kind: Sce
     lastSeenEvent: erased.lastSeenEvent,
     progress: erased.progress,
     lastActor: erased.lastActor,
+    explain: erased.explain,
     diagram: erased.diagram,
   });
   whenKeys = undefined;

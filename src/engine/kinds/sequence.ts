@@ -7,8 +7,8 @@ import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { eventInput, seen, timerInput, timerKey } from '../step.js';
 import type { Step, Vars } from '../step.js';
 import type { ScenarioKind, TimerStep } from './kind.js';
-import { eventBox, formatDuration } from './view.js';
-import type { DiagramBox, KindDiagram, MatchProgress, Show } from './view.js';
+import { eventBox, formatDuration, timeText } from './view.js';
+import type { DiagramBox, GroupExplanation, KindDiagram, MatchProgress, Show } from './view.js';
 
 const STEP_KEYS = ['event', 'absent', 'where', 'within'];
 
@@ -241,6 +241,32 @@ function describeSequence(plan: SequencePlan, show: Show): KindDiagram {
   return { summary: `Fires on the sequence: ${parts.join(', then ')}.`, flow };
 }
 
+/** `step 2 of 3: waiting for B until T`, or `no B until T` for an absent step. */
+function explainSequence(plan: SequencePlan, st: SequenceState): GroupExplanation {
+  const step = plan.steps[st.step];
+  const head = `step ${st.step + 1} of ${plan.steps.length}`;
+  const out: GroupExplanation = {
+    state: head,
+    figures: { step: st.step + 1, of: plan.steps.length },
+    sinceAt: st.prevAt,
+  };
+  if (step === undefined) return out;
+  out.figures['waitingFor'] = step.event;
+  if (step.kind === 'absent') {
+    const dueAt = st.dueAt ?? st.prevAt + (step.withinMs ?? 0);
+    out.dueAt = dueAt;
+    out.state = `${head}: no ${step.event} until ${timeText(dueAt)}, then it fires`;
+    return out;
+  }
+  if (step.withinMs === undefined) {
+    out.state = `${head}: waiting for ${step.event}`;
+    return out;
+  }
+  out.untilAt = st.prevAt + step.withinMs;
+  out.state = `${head}: waiting for ${step.event} until ${timeText(out.untilAt)}`;
+  return out;
+}
+
 export const sequence: ScenarioKind<SequencePlan, SequenceState> = {
   name: 'sequence',
   syntax: { selectors: ['sequence'], keys: [], shared: ['by'] },
@@ -266,5 +292,6 @@ export const sequence: ScenarioKind<SequencePlan, SequenceState> = {
     return match;
   },
   lastActor: (st) => st.last.actor,
+  explain: explainSequence,
   diagram: describeSequence,
 };

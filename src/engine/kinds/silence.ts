@@ -5,7 +5,7 @@ import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { seen, timerInput, timerKey } from '../step.js';
 import type { Step } from '../step.js';
 import type { ScenarioKind, TimerStep } from './kind.js';
-import { formatDuration } from './view.js';
+import { formatDuration, timeText } from './view.js';
 import type { KindDiagram } from './view.js';
 
 /** `absent: T|any` + `for`: a silence timer per group, restarted by each such event, firing once per silence. */
@@ -101,5 +101,13 @@ export const silence: ScenarioKind<SilencePlan, SilenceState> = {
     return { progress: `waiting for ${what}`, sinceAt: st.last.at, dueAt: st.dueAt };
   },
   lastActor: (st) => st.last.actor,
+  explain: (plan, st) => ({
+    state:
+      `waiting for ${plan.any ? 'any event' : plan.absent} until ${timeText(st.dueAt)} (silence deadline; ` +
+      `the last came at ${timeText(st.last.at)})`,
+    figures: { waitingFor: plan.any ? 'any' : plan.absent, forMs: plan.forMs },
+    sinceAt: st.last.at,
+    dueAt: st.dueAt,
+  }),
   diagram: describeSilence,
 };

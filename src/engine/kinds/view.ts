@@ -31,6 +31,26 @@ export interface MatchProgress {
   dueAt?: number;
 }
 
+/**
+ * Where one group stands, as its kind explains it: plain words (`3 of 5 within 10m`, `waiting for connected until
+ * …`, `avg 61.2 over the 5m window`) and the figures behind them, for tools.
+ */
+export interface GroupExplanation {
+  state: string;
+  figures: Record<string, number | string | boolean | null>;
+  /** The earliest event still counted. */
+  sinceAt?: number;
+  /** When the group's timer falls due (a silence deadline, an absent step's deadline). */
+  dueAt?: number;
+  /** Until when the group can still complete as it stands (the oldest event counted leaves its window then). */
+  untilAt?: number;
+}
+
+/** A time in the words of an explanation (ISO 8601, UTC). */
+export function timeText(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
 export function eventBox(events: readonly string[], where: string | undefined): DiagramBox {
   const lines = events.length > 1 ? [`any of ${listText(events)}`] : [];
   if (where !== undefined) lines.push(`where ${where}`);
