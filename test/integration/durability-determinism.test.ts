@@ -70,6 +70,7 @@ const RULE_SETS: Record<'a' | 'b', Record<string, string>> = {
   a: {
     'hot.yaml': `id: hot
 priority: 50
+category: support
 when:
   event: reading
   where: data.n > profile.limit
@@ -79,6 +80,7 @@ then:
 `,
     'quiet.yaml': `id: quiet
 priority: 40
+category: offer
 when:
   absent: reading
   for: 10s
@@ -86,7 +88,9 @@ then:
   action: check
   to: [upstream]
 `,
-    'policy.yaml': 'policy:\n  cooldown: 4s\n',
+    // Keyed by a profile field, so that a profile change moves a device to another key.
+    'policy.yaml':
+      'policy:\n  cooldown: 4s\n  exclusive:\n    - { active: support, for: 15s, suppress: [offer], by: profile.limit }\n',
     ...CHAIN,
   },
   b: {
@@ -109,7 +113,8 @@ then:
   action: slow-down
   to: [upstream]
 `,
-    'policy.yaml': 'policy:\n  contact:\n    max: 3\n    per: 20s\n',
+    'policy.yaml':
+      'policy:\n  contact:\n    - { categories: [general], max: 2, per: 20s, by: profile.limit }\n    - { max: 3, per: 20s }\n',
     ...CHAIN,
   },
 };
