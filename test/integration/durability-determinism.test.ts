@@ -113,6 +113,22 @@ then:
   action: slow-down
   to: [upstream]
 `,
+    // Named windows, one of them a calendar hour: restored from checkpoints like any window.
+    'trend.yaml': `id: trend
+priority: 35
+when:
+  event: reading
+  windows:
+    recent: 10s
+    hour: { every: 1h, tz: Europe/Berlin }
+  aggregate:
+    avg: avg(data.n)
+    n: count()
+  having: recent.avg > hour.avg + 10 && hour.n >= 3
+then:
+  action: trend
+  to: [upstream]
+`,
     'policy.yaml':
       'policy:\n  contact:\n    - { categories: [general], max: 2, per: 20s, by: profile.limit }\n    - { max: 3, per: 20s }\n',
     ...CHAIN,
@@ -333,7 +349,7 @@ describe('recovery decides what an uncrashed run decides', () => {
       }),
       { seed, numRuns },
     );
-    expect([...scenariosSent].sort()).toEqual(['burst', 'escalated', 'hot', 'page', 'quiet']);
+    expect([...scenariosSent].sort()).toEqual(['burst', 'escalated', 'hot', 'page', 'quiet', 'trend']);
     expect(resubmitted).toBeGreaterThan(0);
   }, 120_000);
 });
