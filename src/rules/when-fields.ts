@@ -43,9 +43,10 @@ export function compile(
     return undefined;
   }
   let type = c.type;
+  // Without a schema, only what the scenario declares is checked: `data` of any event is anything.
   const typing = r.typing ?? (declared ? untypedChecker() : undefined);
   if (typing) {
-    const t = typing.check(source, variables, r.dataEvents, declared);
+    const t = typing.check(source, variables, r.typing ? r.dataEvents : undefined, declared);
     if (!t.ok) {
       r.problem(src, node, `${where}: ${t.message}`, placed(src, node, source, t.at, t.hint));
       return undefined;

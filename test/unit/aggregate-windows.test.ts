@@ -81,6 +81,14 @@ describe('named windows: parse and check', () => {
     }
   });
 
+  test('without a schema, only the windows are checked: data stays anything, as in any rule without one', () => {
+    const text = SPIKE.replace('event: telemetry', 'event: disconnected').replace(
+      'baseline.n >= 4',
+      'baseline.n >= 4 && data.code != 0',
+    );
+    expect(problems({ 'x.yaml': text })).toEqual([]);
+  });
+
   test('a window compared with a string is a type error', () => {
     const text = SPIKE.replace('recent.avg > 1.5 * baseline.avg', 'recent.avg > "5"');
     expect(problems({ 'x.yaml': text })).toMatchObject([
