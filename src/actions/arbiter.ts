@@ -1,5 +1,5 @@
 import type { ContactPolicy, Policy } from '../rules/policy.js';
-import type { Action, Candidate, Profile } from '../shared/index.js';
+import type { Action, Candidate, Expression, Profile } from '../shared/index.js';
 import { byPriority } from './priority-order.js';
 
 /** Why a candidate was not sent. `ttl` is the uplink's, when an action waited too long in the outbox. */
@@ -19,18 +19,35 @@ export interface Verdict<C extends Candidate = Candidate> {
 
 /** Everything the arbiter remembers, as plain data (JSON- and CBOR-safe) for checkpoints. */
 export interface ArbiterState {
-  version: 1;
-  /** Contact key → times of the latest sent, capped actions, ascending (at most `contact.max` of them). */
+  version: 2;
+  /**
+   * A contact cap and one of its keys → times of the latest sent, capped actions, ascending (at most the `max`
+   * of the cap with the longest `per` among those alike). The key is `[cap, key]` as JSON (see `capId`).
+   */
   contact: [key: string, sentAtMs: number[]][];
   /** Scenario with its group or actor → until when a repeat is held back. */
   cooldowns: [key: string, untilMs: number][];
-  /** Actor and category → when an action of that category was last sent to it (for `exclusive`). */
+  /**
+   * Who (an actor, or the value of an exclusive rule's `by`, see `scopeOf`) and category → when an action of that
+   * category was last sent to them (for `exclusive`).
+   */
+  active: [scope: string, category: string, sentAtMs: number][];
+}
+
+/** The state before contact caps and exclusivity could be keyed by a profile field: one cap, per actor. */
+export interface ArbiterStateV1 {
+  version: 1;
+  contact: [key: string, sentAtMs: number[]][];
+  cooldowns: [key: string, untilMs: number][];
   active: [actor: string, category: string, sentAtMs: number][];
 }
 
+/** A state as a checkpoint may hold it: the current version, or one `restore` still reads. */
+export type SavedArbiterState = ArbiterState | ArbiterStateV1;
+
 type ProfileOf = (actor: string) => Profile | undefined;
 
-const NO_POLICY: Policy = { exclusive: [], ttlMs: new Map() };
+const NO_POLICY: Policy = { contact: [], exclusive: [], ttlMs: new Map() };
 
 /** Keys built from tuples, so that no actor, group or scenario id can collide with another's. */
 function keyOf(...parts: string[]): string {
@@ -44,6 +61,37 @@ function cooldownKey(action: Action): string {
 }
 
 /**
+ * What makes two contact caps count the same sends: what they cap and how they key. Their `max` and `per` are
+ * not part of it, so that a changed limit applies to the sends already counted.
+ */
+function capId(cap: ContactPolicy): string {
+  const selector = cap.categories
+    ? ['only', ...[...cap.categories].sort()]
+    : ['except', ...[...cap.except].sort()];
+  return JSON.stringify([...selector, cap.by?.source ?? '']);
+}
+
+/** Whether a contact cap counts and limits actions of `category`. */
+export function capCovers(cap: ContactPolicy, category: string): boolean {
+  return cap.categories ? cap.categories.includes(category) : !cap.except.includes(category);
+}
+
+/**
+ * The key `by` gives over `{ profile, actor }`: its value when it is a non-empty string or a number, otherwise
+ * (no such field, an error) the actor's own key. Undefined `by`: the actor.
+ */
+function scopeOf(by: Expression | undefined, actor: string, profileOf: ProfileOf | undefined): string {
+  if (!by) return keyOf('actor', actor);
+  const result = by.evaluate({ profile: profileOf?.(actor) ?? {}, actor });
+  const value = result.ok ? result.value : undefined;
+  if (typeof value === 'string' && value !== '') return keyOf('by', by.source, value);
+  if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'bigint') {
+    return keyOf('by', by.source, String(value));
+  }
+  return keyOf('actor', actor);
+}
+
+/**
  * Decides which candidates are sent and which are suppressed, and why. Pure: time is an argument and the
  * state is plain data (`snapshot`, `restore`).
  *
@@ -54,28 +102,35 @@ function cooldownKey(action: Action): string {
  *   policy's and applies even without a policy file. The end of a cooldown is fixed when it starts, so a
  *   changed policy applies to the next one.
  * - `exclusive`: while the actor has had a sent action of category `active` within `for`, candidates of a
- *   category in `suppress` are suppressed as `exclusive:<active>`.
- * - `contact`: at most `max` sent actions per `per` for one contact key; categories in `except` are neither
- *   capped nor counted, and suppressed candidates are not counted. The key is the actor, or the value of
- *   `by` over `{ profile, actor }` (profile `{}` when unknown). When `by` fails or yields anything but a
- *   non-empty string or a number (say a device without `profile.customer`), that device is capped on its own.
+ *   category in `suppress` are suppressed as `exclusive:<active>`. With `by` (`profile.household`), what was sent
+ *   to any actor with the same key counts.
+ * - `contact`: each cap allows at most `max` sent actions per `per` for one contact key, counting the categories
+ *   it caps (`categories`, or all but `except`); suppressed candidates are not counted. The key is the actor, or
+ *   the value of `by` over `{ profile, actor }` (profile `{}` when unknown). A candidate must pass every cap that
+ *   covers its category.
+ * - A `by` that fails or yields anything but a non-empty string or a number (say a device without
+ *   `profile.customer`) keys that device on its own.
  * - When several rules apply, the reason reported is the first of cooldown, exclusive, contact.
  * - Without a policy, everything is sent (in priority order), except within a scenario's own cooldown.
  */
 export class Arbiter {
   private readonly policy: Policy;
-  private readonly exempt: ReadonlySet<string>;
   /** Category → the longest `for` of the exclusive rules it activates. */
   private readonly activeForMs = new Map<string, number>();
+  /** Cap id → the longest `per` of the caps alike. */
+  private readonly capWindowMs = new Map<string, number>();
   private contact = new Map<string, number[]>();
   private cooldowns = new Map<string, number>();
   private active = new Map<string, Map<string, number>>();
 
   constructor(policy: Policy | undefined) {
     this.policy = policy ?? NO_POLICY;
-    this.exempt = new Set(this.policy.contact?.except ?? []);
     for (const rule of this.policy.exclusive) {
       this.activeForMs.set(rule.active, Math.max(rule.forMs, this.activeForMs.get(rule.active) ?? 0));
+    }
+    for (const cap of this.policy.contact) {
+      const id = capId(cap);
+      this.capWindowMs.set(id, Math.max(cap.perMs, this.capWindowMs.get(id) ?? 0));
     }
   }
 
@@ -93,38 +148,37 @@ export class Arbiter {
 
   /** Forgets what no window can still see, so that memory stays bounded; call it now and then. */
   prune(now: number): void {
-    const contact = this.policy.contact;
     for (const [key, sent] of this.contact) {
-      const kept = contact ? sent.filter((at) => at > now - contact.perMs) : [];
+      const windowMs = this.capWindowMs.get(capOfKey(key));
+      const kept = windowMs === undefined ? [] : sent.filter((at) => at > now - windowMs);
       if (kept.length === 0) this.contact.delete(key);
       else this.contact.set(key, kept);
     }
     for (const [key, untilMs] of this.cooldowns) {
       if (untilMs <= now) this.cooldowns.delete(key);
     }
-    for (const [actor, categories] of this.active) {
+    for (const [scope, categories] of this.active) {
       for (const [category, at] of categories) {
         const forMs = this.activeForMs.get(category);
         if (forMs === undefined || at + forMs <= now) categories.delete(category);
       }
-      if (categories.size === 0) this.active.delete(actor);
+      if (categories.size === 0) this.active.delete(scope);
     }
   }
 
   snapshot(): ArbiterState {
     const active: ArbiterState['active'] = [];
-    for (const [actor, categories] of this.active) {
-      for (const [category, at] of categories) active.push([actor, category, at]);
+    for (const [scope, categories] of this.active) {
+      for (const [category, at] of categories) active.push([scope, category, at]);
     }
     return {
-      version: 1,
+      version: 2,
       contact: [...this.contact].map(([key, sent]) => [key, [...sent]]),
       cooldowns: [...this.cooldowns],
       active,
     };
   }
 
-  /** An arbiter with `state`, weighing against `policy` (which may differ from the one the state was built with). */
   /**
    * The same memory weighed by another policy (a rules swap): the memory moves over without a copy, and this
    * arbiter must not be used afterwards.
@@ -137,16 +191,22 @@ export class Arbiter {
     return next;
   }
 
-  static restore(policy: Policy | undefined, state: ArbiterState): Arbiter {
-    if (state.version !== 1) throw new Error(`unknown arbiter state version ${String(state.version)}`);
+  /**
+   * An arbiter with `state`, weighing against `policy` (which may differ from the one the state was built with).
+   * A version 1 state (one cap, per actor) is read as the state of the policy's first cap.
+   */
+  static restore(policy: Policy | undefined, saved: SavedArbiterState): Arbiter {
+    const state = saved.version === 1 ? fromV1(saved, policy) : saved;
+    if (state.version !== 2) throw new Error(`unknown arbiter state version ${String(state.version)}`);
     const arbiter = new Arbiter(policy);
-    for (const [key, sent] of state.contact)
+    for (const [key, sent] of state.contact) {
       arbiter.contact.set(
         key,
         [...sent].sort((a, b) => a - b),
       );
+    }
     for (const [key, untilMs] of state.cooldowns) arbiter.cooldowns.set(key, untilMs);
-    for (const [actor, category, at] of state.active) arbiter.remember(actor, category, at);
+    for (const [scope, category, at] of state.active) arbiter.remember(scope, category, at);
     return arbiter;
   }
 
@@ -162,45 +222,55 @@ export class Arbiter {
 
     for (const rule of this.policy.exclusive) {
       if (!rule.suppress.includes(action.category)) continue;
-      const at = this.active.get(action.actor)?.get(rule.active);
+      const at = this.active.get(scopeOf(rule.by, action.actor, profileOf))?.get(rule.active);
       if (at !== undefined && now < at + rule.forMs) return `exclusive:${rule.active}`;
     }
 
-    const contact = this.policy.contact;
-    let capped: { key: string; sent: number[] } | undefined;
-    if (contact && !this.exempt.has(action.category)) {
-      const key = this.contactKey(contact, action.actor, profileOf);
-      const sent = (this.contact.get(key) ?? []).filter((at) => at > now - contact.perMs);
-      if (sent.length >= contact.max) return 'contact';
-      capped = { key, sent };
+    const counted = new Map<string, number[]>();
+    for (const cap of this.policy.contact) {
+      if (!capCovers(cap, action.category)) continue;
+      const id = capId(cap);
+      const key = JSON.stringify([id, scopeOf(cap.by, action.actor, profileOf)]);
+      const windowMs = this.capWindowMs.get(id) ?? cap.perMs;
+      const sent = counted.get(key) ?? (this.contact.get(key) ?? []).filter((at) => at > now - windowMs);
+      if (sent.filter((at) => at > now - cap.perMs).length >= cap.max) return 'contact';
+      counted.set(key, sent);
     }
 
     if (cooldownMs > 0) this.cooldowns.set(cooling, now + cooldownMs);
-    if (this.activeForMs.has(action.category)) this.remember(action.actor, action.category, now);
-    if (capped) {
-      // Within the window and under `max` by now, so the list never holds more than `max` times. Kept
+    for (const rule of this.policy.exclusive) {
+      if (rule.active === action.category)
+        this.remember(scopeOf(rule.by, action.actor, profileOf), rule.active, now);
+    }
+    for (const [key, sent] of counted) {
+      // Within the longest window of the caps alike and under its `max` by now, so the list stays bounded. Kept
       // ascending even if time steps back (a replay, a clock correction).
-      const { key, sent } = capped;
       sent.splice(sent.findLastIndex((t) => t <= now) + 1, 0, now);
       this.contact.set(key, sent);
     }
     return undefined;
   }
 
-  private remember(actor: string, category: string, at: number): void {
-    let categories = this.active.get(actor);
-    if (!categories) this.active.set(actor, (categories = new Map<string, number>()));
+  private remember(scope: string, category: string, at: number): void {
+    let categories = this.active.get(scope);
+    if (!categories) this.active.set(scope, (categories = new Map<string, number>()));
     categories.set(category, Math.max(at, categories.get(category) ?? Number.NEGATIVE_INFINITY));
   }
+}
 
-  private contactKey(contact: ContactPolicy, actor: string, profileOf: ProfileOf | undefined): string {
-    if (!contact.by) return keyOf('actor', actor);
-    const result = contact.by.evaluate({ profile: profileOf?.(actor) ?? {}, actor });
-    const value = result.ok ? result.value : undefined;
-    if (typeof value === 'string' && value !== '') return keyOf('by', value);
-    if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'bigint') {
-      return keyOf('by', String(value));
-    }
-    return keyOf('actor', actor);
-  }
+/** The cap id of a contact memory key (`[cap, key]` as JSON). */
+function capOfKey(key: string): string {
+  const parsed = JSON.parse(key) as unknown;
+  return Array.isArray(parsed) && typeof parsed[0] === 'string' ? parsed[0] : '';
+}
+
+/** A version 1 state: its one cap's counts become those of the policy's first cap, its actors scopes. */
+function fromV1(state: ArbiterStateV1, policy: Policy | undefined): ArbiterState {
+  const first = policy?.contact[0];
+  return {
+    version: 2,
+    contact: first ? state.contact.map(([key, sent]) => [JSON.stringify([capId(first), key]), sent]) : [],
+    cooldowns: state.cooldowns,
+    active: state.active.map(([actor, category, at]) => [keyOf('actor', actor), category, at]),
+  };
 }

@@ -1,5 +1,12 @@
-export { Arbiter } from './arbiter.js';
-export type { ArbiterCandidate, ArbiterState, SuppressReason, Verdict } from './arbiter.js';
+export { Arbiter, capCovers } from './arbiter.js';
+export type {
+  ArbiterCandidate,
+  ArbiterState,
+  ArbiterStateV1,
+  SavedArbiterState,
+  SuppressReason,
+  Verdict,
+} from './arbiter.js';
 export { isExpired } from './expiry.js';
 export { RateLimiter } from './rate-limiter.js';
 export type { RateLimiterState } from './rate-limiter.js';

@@ -1,5 +1,6 @@
 import { formatDuration, timeText } from '../engine/index.js';
-import type { Policy } from '../rules/index.js';
+import { capCovers } from '../actions/index.js';
+import type { ContactPolicy, Policy } from '../rules/index.js';
 import { EXPIRED_REASON, type ActionEntry } from './recent-actions.js';
 
 /** One decision about a device's action, with its reason in plain words. */
@@ -75,24 +76,40 @@ function exclusive(
   return out;
 }
 
+/** The suppressing cap in words, with when it frees up where this device's own sends tell. */
 function contact(
   entry: ActionEntry,
   history: readonly ActionEntry[],
   ctx: ReasonContext,
 ): Partial<DecisionExplanation> {
-  const cap = ctx.policy?.contact;
-  if (cap === undefined) return { why: 'suppressed by the contact cap' };
-  const words = `the contact cap ${cap.max} per ${formatDuration(cap.perMs)}`;
-  const shared = cap.by === undefined ? '' : ` (shared by ${cap.by.source})`;
-  const at = entry.action.decidedAt;
-  // Those of this device that count toward its cap; with `by`, other devices' count too and are not known here.
-  const counted = sentBefore(history, entry).filter(
-    (e) => !cap.except.includes(e.action.category) && e.action.decidedAt > at - cap.perMs,
-  );
-  if (cap.by !== undefined || counted.length < cap.max) return { why: `suppressed by ${words}${shared}` };
-  const oldest = counted[counted.length - cap.max] as ActionEntry;
-  const untilAt = oldest.action.decidedAt + cap.perMs;
-  return { why: `suppressed by ${words} until ${timeText(untilAt)}`, untilAt };
+  const { category, decidedAt: at } = entry.action;
+  const covering = (ctx.policy?.contact ?? []).filter((cap) => capCovers(cap, category));
+  if (covering.length === 0) return { why: 'suppressed by the contact cap' };
+  const sent = sentBefore(history, entry);
+  for (const cap of covering) {
+    // Those of this device that count toward the cap; with `by`, other devices' count too and are not known here.
+    const counted = sent.filter(
+      (e) => capCovers(cap, e.action.category) && e.action.decidedAt > at - cap.perMs,
+    );
+    if (cap.by === undefined && counted.length >= cap.max) {
+      const oldest = counted[counted.length - cap.max] as ActionEntry;
+      const untilAt = oldest.action.decidedAt + cap.perMs;
+      return { why: `suppressed by ${capWords([cap], category)} until ${timeText(untilAt)}`, untilAt };
+    }
+  }
+  const shared = covering.find((cap) => cap.by !== undefined);
+  if (shared?.by === undefined) return { why: `suppressed by ${capWords(covering, category)}` };
+  return { why: `suppressed by ${capWords([shared], category)} (shared by ${shared.by.source})` };
+}
+
+/** `the offer cap 1 per 24h` for a cap on named categories, `the contact cap 3 per 1h` for the rest. */
+function capWords(caps: readonly ContactPolicy[], category: string): string {
+  return caps
+    .map((cap) => {
+      const name = cap.categories === undefined ? 'contact' : category;
+      return `the ${name} cap ${cap.max} per ${formatDuration(cap.perMs)}`;
+    })
+    .join(' or ');
 }
 
 function expired(entry: ActionEntry, ctx: ReasonContext): string {

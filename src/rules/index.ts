@@ -8,4 +8,4 @@ export { MAX_PERIOD_MS } from './when-fields.js';
 export type { WhenFields } from './when-fields.js';
 export type { EmitPlan, FieldPlan, KindPlan, LoadResult, RuleSet, Scenario } from './types.js';
 export type { AggregateFn, AggregatePlan, StepPlan, WhenPlan } from '../engine/kinds/index.js';
-export type { Policy } from './policy.js';
+export type { ContactPolicy, Policy } from './policy.js';

@@ -58,11 +58,11 @@ export function compileRuleFiles(files: ReadonlyArray<{ path: string; text: stri
     }
     parsed.push({ src, text: file.text, kind: kindOf(r.resolve(src, src.doc.contents)) });
   }
-  const policy = readPolicy(r, parsed);
   const templates = readTemplates(r, parsed);
   const schema = only(r, parsed, 'schema', 'schema file');
   const typing = schema ? readSchema(r, schema.src, r.resolve(schema.src, schema.src.doc.contents)) : undefined;
   if (typing) r.typing = new RuleTyping(typing, emittedEvents(parsed));
+  const policy = readPolicy(r, parsed);
   const scenarios = readScenarios(r, parsed, templates);
   const params = only(r, parsed, 'params', 'parameter file');
   if (params) applyParamsFile(r, params.src, r.resolve(params.src, params.src.doc.contents), scenarios, typing?.profile);
@@ -103,7 +103,7 @@ function only(r: Reader, parsed: readonly Parsed[], kind: Kind, what: string): P
 function readPolicy(r: Reader, parsed: readonly Parsed[]): Policy | undefined {
   const p = only(r, parsed, 'policy', 'policy file');
   if (!p) return undefined;
-  const result = parsePolicy(p.src.file, p.text);
+  const result = parsePolicy(p.src.file, p.text, r.typing);
   if (result.ok) return result.policy;
   r.problems.push(...result.problems);
   return undefined;

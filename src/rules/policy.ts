@@ -4,12 +4,15 @@ import { RuleError } from '../shared/index.js';
 import type { Expression, RuleProblem } from '../shared/index.js';
 import { compileExpression } from './cel.js';
 import { ruleDurationMs } from './yaml-reader.js';
+import type { ExpressionTyping } from './yaml-reader.js';
 
-/** How often one contact key may be reached, across all scenarios. */
+/** How often one contact key may be reached, across all scenarios: one cap of the policy's `contact`. */
 export interface ContactPolicy {
   /** Most actions sent to one contact key within `perMs`. */
   max: number;
   perMs: number;
+  /** The categories capped; absent, every category but those in `except`. */
+  categories?: readonly string[];
   /** Categories that are never capped; their actions do not count toward `max` either. */
   except: readonly string[];
   /**
@@ -19,11 +22,15 @@ export interface ContactPolicy {
   by?: Expression;
 }
 
-/** While an actor has had a sent action of category `active` within `forMs`, `suppress` categories are held back. */
+/**
+ * While the actor (or, with `by`, anyone sharing its key: `profile.household`) has had a sent action of category
+ * `active` within `forMs`, `suppress` categories are held back.
+ */
 export interface ExclusiveRule {
   active: string;
   forMs: number;
   suppress: readonly string[];
+  by?: Expression;
 }
 
 /** `count` upstream actions per `perMs`; the uplink delays beyond it, it never suppresses. */
@@ -34,7 +41,8 @@ export interface RatePolicy {
 
 /** The contact policy of a rules directory (`policy.yaml`). Absent parts impose no constraint. */
 export interface Policy {
-  contact?: ContactPolicy;
+  /** The contact caps, each applied on its own; a candidate must pass all that cover its category. */
+  contact: readonly ContactPolicy[];
   /** Default cooldown per scenario and actor (per group for grouped scenarios); a scenario may set its own. */
   cooldownMs?: number;
   exclusive: readonly ExclusiveRule[];
@@ -46,10 +54,12 @@ export interface Policy {
 export type PolicyResult = { ok: true; policy: Policy } | { ok: false; problems: RuleProblem[] };
 
 const POLICY_KEYS = ['contact', 'cooldown', 'exclusive', 'rate', 'ttl'] as const;
-const CONTACT_KEYS = ['max', 'per', 'except', 'by'] as const;
-const EXCLUSIVE_KEYS = ['active', 'for', 'suppress'] as const;
-/** What `contact.by` may refer to: a name outside these is a typo, caught when the policy loads. */
-const CONTACT_BY_VARIABLES = ['profile', 'actor'];
+const CONTACT_KEYS = ['categories', 'except', 'max', 'per', 'by'] as const;
+const EXCLUSIVE_KEYS = ['active', 'for', 'suppress', 'by'] as const;
+/** What a `by:` key may refer to: a name outside these is a typo, caught when the policy loads. */
+const KEY_VARIABLES = ['profile', 'actor'];
+/** The static types a `by:` key may have (a field of a declared profile, or anything when undeclared). */
+const KEY_TYPES = ['string', 'double', 'int', 'uint', 'dyn'];
 const RATE_UNIT_MS: Readonly<Record<string, number>> = { s: 1_000, m: 60_000 };
 
 type Value = Node | null;
@@ -62,11 +72,13 @@ class Reader {
   private readonly file: string;
   private readonly doc: Document;
   private readonly lines: LineCounter;
+  private readonly typing: ExpressionTyping | undefined;
 
-  constructor(file: string, doc: Document, lines: LineCounter) {
+  constructor(file: string, doc: Document, lines: LineCounter, typing: ExpressionTyping | undefined) {
     this.file = file;
     this.doc = doc;
     this.lines = lines;
+    this.typing = typing;
   }
 
   lineOf(node: Value, fallback?: Value): number {
@@ -74,10 +86,38 @@ class Reader {
     return range ? this.lines.linePos(range[0]).line : 1;
   }
 
-  problem(at: Value, message: string, fallback?: Value): void {
+  problem(at: Value, message: string, fallback?: Value, hint?: string): void {
     const range = at?.range ?? fallback?.range;
     const pos = range ? this.lines.linePos(range[0]) : { line: 1, col: 1 };
-    this.problems.push({ file: this.file, line: pos.line, col: pos.col, message });
+    this.problems.push({ file: this.file, line: pos.line, col: pos.col, message, ...(hint ? { hint } : {}) });
+  }
+
+  /**
+   * A `by:` key over `{ profile, actor }`. With a schema it is type-checked: an unknown profile field is an error,
+   * and so is a key that can be neither a string nor a number.
+   */
+  keyExpression(node: Value, where: string, example: string): Expression | undefined {
+    const source = isScalar(node) ? node.value : undefined;
+    if (typeof source !== 'string' || source.trim() === '') {
+      this.problem(node, `${where}: expected a CEL expression such as ${example}, not ${show(node)}`);
+      return undefined;
+    }
+    const compiled = compileExpression(source, { variables: KEY_VARIABLES });
+    if (!compiled.ok) {
+      this.problem(node, `${where}: ${compiled.message}`);
+      return undefined;
+    }
+    const checked = this.typing?.check(source, KEY_VARIABLES, undefined);
+    if (checked && !checked.ok) {
+      this.problem(node, `${where}: ${checked.message}`, undefined, checked.hint);
+      return undefined;
+    }
+    if (checked?.ok && !KEY_TYPES.includes(checked.type)) {
+      const hint = `a key is a string or a number, such as ${example}`;
+      this.problem(node, `${where}: gives ${checked.type}, not a key`, undefined, hint);
+      return undefined;
+    }
+    return compiled.expression;
   }
 
   resolve(node: unknown): Value {
@@ -168,38 +208,51 @@ function show(node: Value): string {
   return isSeq(node) ? 'a list' : isMap(node) ? 'a mapping' : 'this value';
 }
 
-function readContact(r: Reader, field: Field): ContactPolicy | undefined {
-  const f = r.fields(field.value, 'policy.contact', CONTACT_KEYS);
+/** `contact:` is one cap (a mapping) or a list of them. */
+function readContacts(r: Reader, field: Field): ContactPolicy[] | undefined {
+  const node = field.value;
+  if (!isSeq(node)) {
+    const cap = readContact(r, node, field.key, 'policy.contact');
+    return cap ? [cap] : undefined;
+  }
+  const caps: ContactPolicy[] = [];
+  let ok = true;
+  node.items.forEach((raw, i) => {
+    const item = r.resolve(raw);
+    const cap = readContact(r, item, item ?? field.key, `policy.contact[${i}]`);
+    if (cap) caps.push(cap);
+    else ok = false;
+  });
+  return ok ? caps : undefined;
+}
+
+/** One cap; `parent` is where a missing key is reported. */
+function readContact(r: Reader, node: Value, parent: Node, where: string): ContactPolicy | undefined {
+  const f = r.fields(node, where, CONTACT_KEYS);
   if (!f) return undefined;
-  const max = r.required(f.max, field.key, 'policy.contact.max', (v) => {
+  const max = r.required(f.max, parent, `${where}.max`, (v) => {
     const n = isScalar(v) ? v.value : undefined;
     if (typeof n === 'number' && Number.isInteger(n) && n > 0) return n;
-    r.problem(v, `policy.contact.max: must be a whole number greater than 0, not ${show(v)}`);
+    r.problem(v, `${where}.max: must be a whole number greater than 0, not ${show(v)}`);
     return undefined;
   });
-  const perMs = r.required(f.per, field.key, 'policy.contact.per', (v) =>
-    r.duration(v, 'policy.contact.per', false),
-  );
-  const except = f.except ? r.categories(f.except.value, 'policy.contact.except') : [];
-  let by: Expression | undefined;
-  if (f.by) {
-    const v = f.by.value;
-    const source = isScalar(v) ? v.value : undefined;
-    if (typeof source !== 'string' || source.trim() === '') {
-      r.problem(v, `policy.contact.by: expected a CEL expression such as profile.customer, not ${show(v)}`);
-    } else {
-      const compiled = compileExpression(source, { variables: CONTACT_BY_VARIABLES });
-      if (compiled.ok) by = compiled.expression;
-      else r.problem(v, `policy.contact.by: ${compiled.message}`);
-    }
+  const perMs = r.required(f.per, parent, `${where}.per`, (v) => r.duration(v, `${where}.per`, false));
+  const except = f.except ? r.categories(f.except.value, `${where}.except`) : [];
+  const categories = f.categories ? r.categories(f.categories.value, `${where}.categories`) : undefined;
+  if (f.categories && f.except) {
+    r.problem(f.except.key, `${where}: give either categories (those capped) or except (those not), not both`);
   }
+  if (categories?.length === 0) r.problem(f.categories?.value ?? null, `${where}.categories: list at least one`);
+  const by = f.by ? r.keyExpression(f.by.value, `${where}.by`, 'profile.customer') : undefined;
   if (max === undefined || perMs === undefined || except === undefined) return undefined;
-  return by ? { max, perMs, except, by } : { max, perMs, except };
+  if (f.categories && (categories === undefined || categories.length === 0 || f.except)) return undefined;
+  if (f.by && by === undefined) return undefined;
+  return { max, perMs, ...(categories ? { categories } : {}), except, ...(by ? { by } : {}) };
 }
 
 function readExclusive(r: Reader, node: Value): ExclusiveRule[] | undefined {
   if (!isSeq(node)) {
-    r.problem(node, 'policy.exclusive: expected a list of { active, for, suppress }');
+    r.problem(node, 'policy.exclusive: expected a list of { active, for, suppress, by }');
     return undefined;
   }
   const rules: ExclusiveRule[] = [];
@@ -219,8 +272,9 @@ function readExclusive(r: Reader, node: Value): ExclusiveRule[] | undefined {
       if (list?.length === 0) r.problem(v, `${where}.suppress: list at least one category`);
       return list?.length === 0 ? undefined : list;
     });
-    if (active === undefined || forMs === undefined || suppress === undefined) ok = false;
-    else rules.push({ active, forMs, suppress });
+    const by = f.by ? r.keyExpression(f.by.value, `${where}.by`, 'profile.household') : undefined;
+    if (active === undefined || forMs === undefined || suppress === undefined || (f.by && !by)) ok = false;
+    else rules.push({ active, forMs, suppress, ...(by ? { by } : {}) });
   });
   return ok ? rules : undefined;
 }
@@ -259,9 +313,10 @@ function readTtl(r: Reader, node: Value): Map<string, number> | undefined {
 
 /**
  * Parses a policy file (`policy.yaml`). Every problem is reported at once with its line; a policy with any
- * problem is rejected as a whole rather than applied in part.
+ * problem is rejected as a whole rather than applied in part. With `typing` (the rules declare a schema), the
+ * `by:` keys are type-checked against the declared profile.
  */
-export function parsePolicy(file: string, text: string): PolicyResult {
+export function parsePolicy(file: string, text: string, typing?: ExpressionTyping): PolicyResult {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   if (doc.errors.length > 0) {
@@ -272,7 +327,7 @@ export function parsePolicy(file: string, text: string): PolicyResult {
     }));
     return { ok: false, problems };
   }
-  const r = new Reader(file, doc, lines);
+  const r = new Reader(file, doc, lines, typing);
   const contents = r.resolve(doc.contents);
   const root = isMap(contents) ? r.fields(contents, 'policy file', ['policy']) : undefined;
   if (!root?.policy) r.problem(contents, 'policy file: expected a top-level "policy:" mapping');
@@ -281,11 +336,8 @@ export function parsePolicy(file: string, text: string): PolicyResult {
   const empty = body === null || (isScalar(body) && body.value === null);
   const f = root?.policy && !empty ? r.fields(body, 'policy', POLICY_KEYS) : undefined;
 
-  const policy: Policy = { exclusive: [], ttlMs: new Map() };
-  if (f?.contact) {
-    const contact = readContact(r, f.contact);
-    if (contact) policy.contact = contact;
-  }
+  const policy: Policy = { contact: [], exclusive: [], ttlMs: new Map() };
+  if (f?.contact) policy.contact = readContacts(r, f.contact) ?? [];
   if (f?.cooldown) {
     const ms = r.duration(f.cooldown.value, 'policy.cooldown', true);
     if (ms !== undefined) policy.cooldownMs = ms;
@@ -298,7 +350,7 @@ export function parsePolicy(file: string, text: string): PolicyResult {
   if (f?.ttl) policy.ttlMs = readTtl(r, f.ttl.value) ?? new Map();
 
   if (r.problems.length > 0) {
-    const problems = [...r.problems].sort((a, b) => a.line - b.line);
+    const problems = [...r.problems].sort((a, b) => a.line - b.line || (a.col ?? 0) - (b.col ?? 0));
     return { ok: false, problems };
   }
   return { ok: true, policy };

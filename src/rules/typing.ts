@@ -43,10 +43,18 @@ export class RuleTyping implements ExpressionTyping {
     return closest(event, [...this.events.keys()]);
   }
 
-  /** Checks `source` with `variables` in scope, `data` being of `events` (undefined: any event). */
-  check(source: string, variables: readonly string[], events: readonly string[] | undefined): TypeCheck {
+  /**
+   * Checks `source` with `variables` in scope, `data` being of `events` (undefined: any event); `declared` gives
+   * the types of variables a scenario binds itself (its named windows).
+   */
+  check(
+    source: string,
+    variables: readonly string[],
+    events: readonly string[] | undefined,
+    declared?: ReadonlyMap<string, FieldType>,
+  ): TypeCheck {
     const data = events === undefined ? undefined : this.dataOf(events);
-    const env = this.envFor(variables, events, data);
+    const env = this.envFor(variables, events, data, declared);
     let result: ReturnType<Environment['check']>;
     try {
       result = env.check(source);
@@ -54,7 +62,7 @@ export class RuleTyping implements ExpressionTyping {
       return { ok: false, message: celProblem(err).summary };
     }
     if (result.valid) return { ok: true, type: result.type ?? 'dyn' };
-    return this.explain(source, celProblem(result.error), events, data);
+    return this.explain(source, celProblem(result.error), events, data, declared);
   }
 
   /** The data of any of `events`: the fields of all of them (a field typed differently by two is anything). */
@@ -72,8 +80,14 @@ export class RuleTyping implements ExpressionTyping {
     return { kind: 'object', fields };
   }
 
-  private envFor(variables: readonly string[], events: readonly string[] | undefined, data?: ObjectType): Environment {
-    const key = `${events?.join(',') ?? '*'}|${[...variables].sort().join(',')}`;
+  private envFor(
+    variables: readonly string[],
+    events: readonly string[] | undefined,
+    data?: ObjectType,
+    declared?: ReadonlyMap<string, FieldType>,
+  ): Environment {
+    const own = declared ? JSON.stringify([...declared].map(([n, t]) => [n, typeKey(t)])) : '';
+    const key = `${events?.join(',') ?? '*'}|${[...variables].sort().join(',')}|${own}`;
     let env = this.envs.get(key);
     if (env) return env;
     env = checkingEnvironment();
@@ -91,6 +105,7 @@ export class RuleTyping implements ExpressionTyping {
       last: 'Last',
       params: 'dyn',
     };
+    for (const [name, type] of declared ?? []) typeOf[name] = types.of(type, `Own_${name}`);
     for (const name of new Set(variables)) env.registerVariable(name, typeOf[name] ?? 'dyn');
     this.envs.set(key, env);
     return env;
@@ -102,18 +117,22 @@ export class RuleTyping implements ExpressionTyping {
     problem: { summary: string; at?: number },
     events: readonly string[] | undefined,
     data: ObjectType | undefined,
+    declared?: ReadonlyMap<string, FieldType>,
   ): TypeCheck {
     const { summary, at } = problem;
     const where = at !== undefined ? { at } : {};
     const key = /^No such key: (.+)$/.exec(summary)?.[1];
     if (key !== undefined && at !== undefined) {
       const path = /([A-Za-z_][\w.]*?)\s*\.\??\s*$/.exec(source.slice(0, at))?.[1] ?? '';
+      const own = declared?.get(path);
       const known =
         path === 'profile'
           ? { what: 'the profile', fields: this.schema.profile?.fields }
           : path === 'data' || path === 'last.data'
             ? { what: `the data of ${events?.join(', ') ?? 'the event'}`, fields: data?.fields }
-            : undefined;
+            : own?.kind === 'object'
+              ? { what: `the window ${path}`, fields: own.fields }
+              : undefined;
       if (known) {
         const names = [...(known.fields?.keys() ?? [])];
         const near = closest(key, names);
@@ -122,7 +141,8 @@ export class RuleTyping implements ExpressionTyping {
           : names.length > 0
             ? `${known.what} has ${names.join(', ')}`
             : `${known.what} has no fields`;
-        const message = `${path}.${key}: ${known.what} has no field "${key}" (${this.schema.file})`;
+        const from = own ? '' : ` (${this.schema.file})`;
+        const message = `${path}.${key}: ${known.what} has no field "${key}"${from}`;
         return { ok: false, message, ...where, hint };
       }
       return { ok: false, message: `no field "${key}"`, ...where };
@@ -137,6 +157,24 @@ export class RuleTyping implements ExpressionTyping {
     }
     return { ok: false, message: summary, ...where };
   }
+}
+
+/** A field type as a string, to tell environments apart. */
+function typeKey(type: FieldType): unknown {
+  if (type.kind === 'list') return ['list', typeKey(type.of)];
+  if (type.kind === 'object') return ['object', type.fields ? [...type.fields].map(([n, t]) => [n, typeKey(t)]) : null];
+  return type.kind;
+}
+
+let untyped: RuleTyping | undefined;
+
+/**
+ * A checker for rules without a schema: `data` and `profile` are anything, and only the variables a scenario
+ * declares itself (its named windows) are checked.
+ */
+export function untypedChecker(): RuleTyping {
+  untyped ??= new RuleTyping({ file: '', events: new Map() }, new Map());
+  return untyped;
 }
 
 /** Registers the object types of the schema in one environment, under names of their own. */

@@ -1,6 +1,8 @@
 import { isSeq } from 'yaml';
 import type { Expression } from '../shared/index.js';
 import { compileTyped, RULE_VARIABLES } from './cel.js';
+import type { FieldType } from './schema.js';
+import { untypedChecker } from './typing.js';
 import type { Field, ProblemDetail, Reader, Source, YamlNode } from './yaml-reader.js';
 
 // The parts of a rule that every scenario kind reads the same way. A leaf of rules/: the scenario kinds
@@ -19,7 +21,10 @@ export const EVENT_VARS: readonly string[] = ['data', 'profile', 'actor', 'param
 /** Variables of `having`, payload and emitted data: also the match's last event and its group. */
 export const THEN_VARS: readonly string[] = [...EVENT_VARS, 'last', 'group'];
 
-/** Compiles a CEL expression of a rule; reports its problem and returns undefined when it does not compile. */
+/**
+ * Compiles a CEL expression of a rule; reports its problem and returns undefined when it does not compile.
+ * `declared` types variables the scenario binds itself: they are checked even where the rules have no schema.
+ */
 export function compile(
   r: Reader,
   src: Source,
@@ -27,6 +32,7 @@ export function compile(
   where: string,
   variables: readonly string[],
   condition: boolean,
+  declared?: ReadonlyMap<string, FieldType>,
 ): Expression | undefined {
   const source = r.celSource(src, node, where);
   if (source === undefined) return undefined;
@@ -37,8 +43,10 @@ export function compile(
     return undefined;
   }
   let type = c.type;
-  if (r.typing) {
-    const t = r.typing.check(source, variables, r.dataEvents);
+  // Without a schema, only what the scenario declares is checked: `data` of any event is anything.
+  const typing = r.typing ?? (declared ? untypedChecker() : undefined);
+  if (typing) {
+    const t = typing.check(source, variables, r.typing ? r.dataEvents : undefined, declared);
     if (!t.ok) {
       r.problem(src, node, `${where}: ${t.message}`, placed(src, node, source, t.at, t.hint));
       return undefined;
@@ -184,9 +192,14 @@ export class WhenFields {
     return false;
   }
 
-  /** Compiles the CEL expression of a key. */
-  compile(key: string, variables: readonly string[], condition: boolean): Expression | undefined {
-    return compile(this.r, this.srcOf(key), this.value(key), key, variables, condition);
+  /** Compiles the CEL expression of a key; `declared` types variables the scenario binds itself. */
+  compile(
+    key: string,
+    variables: readonly string[],
+    condition: boolean,
+    declared?: ReadonlyMap<string, FieldType>,
+  ): Expression | undefined {
+    return compile(this.r, this.srcOf(key), this.value(key), key, variables, condition, declared);
   }
 
   /**

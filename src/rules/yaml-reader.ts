@@ -2,6 +2,7 @@ import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yam
 import type { Document, Node } from 'yaml';
 import { parseDurationMs } from '../shared/index.js';
 import type { RuleProblem } from '../shared/index.js';
+import type { FieldType } from './schema.js';
 
 /** A template parameter's value: `text` replaces `${name}` in the body, `value` is what CEL sees as `params.name`. */
 export interface ParamValue {
@@ -66,8 +67,16 @@ export interface ExpressionTyping {
   /** Whether a device, the cloud, the broker or a scenario produces the event type. */
   knows(event: string): boolean;
   closestEvent(event: string): string | undefined;
-  /** Checks an expression with `variables` in scope, `data` being of `events` (undefined: any event). */
-  check(source: string, variables: readonly string[], events: readonly string[] | undefined): TypeCheck;
+  /**
+   * Checks an expression with `variables` in scope, `data` being of `events` (undefined: any event); `declared`
+   * types the variables a scenario binds itself.
+   */
+  check(
+    source: string,
+    variables: readonly string[],
+    events: readonly string[] | undefined,
+    declared?: ReadonlyMap<string, FieldType>,
+  ): TypeCheck;
 }
 
 /** Walks YAML nodes, converting them to typed values and collecting every problem with its file and line. */

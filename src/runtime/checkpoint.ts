@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { Decoder, Encoder } from 'cbor-x';
 import type { Logger } from 'pino';
-import type { ArbiterState } from '../actions/index.js';
+import type { SavedArbiterState } from '../actions/index.js';
 import type { EngineState, GroupState } from '../engine/index.js';
 import type { DuplicateEntry } from './duplicate-filter.js';
 import type { RulesRecord } from './journal-records.js';
@@ -16,7 +16,7 @@ export interface CheckpointState {
   /** Gateway time when it was taken. */
   at: number;
   engine: EngineState;
-  arbiter: ArbiterState;
+  arbiter: SavedArbiterState;
   /** When each device was last heard from (its events and its connection changes). */
   lastSeen: Array<[actor: string, at: number]>;
   duplicates: DuplicateEntry[];
@@ -262,7 +262,7 @@ function headOf(source: CheckpointSource): CheckpointState {
       key,
       Array.isArray(value) ? [] : (value as unknown),
     ]),
-  ) as unknown as ArbiterState;
+  ) as unknown as SavedArbiterState;
   const scenarios = source.engine.scenarios.map(({ id, fingerprint, stats }) => ({
     id,
     fingerprint,

@@ -70,6 +70,7 @@ const RULE_SETS: Record<'a' | 'b', Record<string, string>> = {
   a: {
     'hot.yaml': `id: hot
 priority: 50
+category: support
 when:
   event: reading
   where: data.n > profile.limit
@@ -79,6 +80,7 @@ then:
 `,
     'quiet.yaml': `id: quiet
 priority: 40
+category: offer
 when:
   absent: reading
   for: 10s
@@ -86,7 +88,9 @@ then:
   action: check
   to: [upstream]
 `,
-    'policy.yaml': 'policy:\n  cooldown: 4s\n',
+    // Keyed by a profile field, so that a profile change moves a device to another key.
+    'policy.yaml':
+      'policy:\n  cooldown: 4s\n  exclusive:\n    - { active: support, for: 15s, suppress: [offer], by: profile.limit }\n',
     ...CHAIN,
   },
   b: {
@@ -109,7 +113,24 @@ then:
   action: slow-down
   to: [upstream]
 `,
-    'policy.yaml': 'policy:\n  contact:\n    max: 3\n    per: 20s\n',
+    // Named windows, one of them a calendar hour: restored from checkpoints like any window.
+    'trend.yaml': `id: trend
+priority: 35
+when:
+  event: reading
+  windows:
+    recent: 10s
+    hour: { every: 1h, tz: Europe/Berlin }
+  aggregate:
+    avg: avg(data.n)
+    n: count()
+  having: recent.avg > hour.avg + 10 && hour.n >= 3
+then:
+  action: trend
+  to: [upstream]
+`,
+    'policy.yaml':
+      'policy:\n  contact:\n    - { categories: [general], max: 2, per: 20s, by: profile.limit }\n    - { max: 3, per: 20s }\n',
     ...CHAIN,
   },
 };
@@ -328,7 +349,7 @@ describe('recovery decides what an uncrashed run decides', () => {
       }),
       { seed, numRuns },
     );
-    expect([...scenariosSent].sort()).toEqual(['burst', 'escalated', 'hot', 'page', 'quiet']);
+    expect([...scenariosSent].sort()).toEqual(['burst', 'escalated', 'hot', 'page', 'quiet', 'trend']);
     expect(resubmitted).toBeGreaterThan(0);
   }, 120_000);
 });

@@ -105,8 +105,8 @@ describe('snapshot and restore', () => {
   });
 
   test('a snapshot of an unknown version is refused rather than misread', () => {
-    const state = { version: 2, contact: [], cooldowns: [], active: [] } as unknown as ArbiterState;
-    expect(() => Arbiter.restore(policy(), state)).toThrow(/version 2/);
+    const state = { version: 3, contact: [], cooldowns: [], active: [] } as unknown as ArbiterState;
+    expect(() => Arbiter.restore(policy(), state)).toThrow(/version 3/);
   });
 });
 
@@ -181,6 +181,6 @@ describe('prune', () => {
   test('without a policy nothing is remembered', () => {
     const arbiter = new Arbiter(undefined);
     arbiter.decide([candidate('s1', 'd1', 'offer'), candidate('s2', 'd1', 'support')], 0);
-    expect(arbiter.snapshot()).toEqual({ version: 1, contact: [], cooldowns: [], active: [] });
+    expect(arbiter.snapshot()).toEqual({ version: 2, contact: [], cooldowns: [], active: [] });
   });
 });

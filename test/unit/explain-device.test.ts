@@ -116,7 +116,7 @@ describe('the reasons of a device’s decisions, in words', () => {
     recent.decided(action('call', 'support', 31 * MIN), 'cooldown');
     recent.dropped(action('offer', 'offer', 40 * MIN), 'ttl');
     const policy: Policy = {
-      contact: { max: 1, perMs: 24 * 60 * MIN, except: ['support'] },
+      contact: [{ max: 1, perMs: 24 * 60 * MIN, except: ['support'] }],
       exclusive: [{ active: 'support', forMs: 120 * MIN, suppress: ['offer'] }],
       ttlMs: new Map([['offer', 60 * MIN]]),
     };

@@ -26,7 +26,7 @@ describe('the shipped rules/policy.yaml', () => {
   test('loads as written, with every value in milliseconds', () => {
     const policy = policyOf(load('rules/policy.yaml'));
     expect(policy).toEqual({
-      contact: { max: 2, perMs: 3_600_000, except: ['support', 'safety'] },
+      contact: [{ max: 2, perMs: 3_600_000, except: ['support', 'safety'] }],
       cooldownMs: 600_000,
       exclusive: [{ active: 'support', forMs: 7_200_000, suppress: ['offer'] }],
       rate: { count: 100, perMs: 1_000 },
@@ -131,7 +131,11 @@ describe('invalid policy values are reported as file:line, all at once', () => {
 
 describe('valid variations', () => {
   test('an empty policy constrains nothing', () => {
-    expect(policyOf(parsePolicy('p.yaml', 'policy:\n'))).toEqual({ exclusive: [], ttlMs: new Map() });
+    expect(policyOf(parsePolicy('p.yaml', 'policy:\n'))).toEqual({
+      contact: [],
+      exclusive: [],
+      ttlMs: new Map(),
+    });
   });
 
   test('per-minute rates, zero cooldown, and a contact key computed over the profile', () => {
@@ -143,7 +147,7 @@ describe('valid variations', () => {
     );
     expect(policy.rate).toEqual({ count: 600, perMs: 60_000 });
     expect(policy.cooldownMs).toBe(0);
-    expect(policy.contact?.by?.evaluate({ profile: { customer: 'c1' }, actor: 'd1' })).toEqual({
+    expect(policy.contact[0]?.by?.evaluate({ profile: { customer: 'c1' }, actor: 'd1' })).toEqual({
       ok: true,
       value: 'c1',
     });

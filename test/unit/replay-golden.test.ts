@@ -114,6 +114,12 @@ describe('golden scenarios', () => {
         a.eventAt === undefined ? a : { ...a, eventAt: time(a.eventAt) },
       );
       expect(out).toMatchObject(expected);
+      // Through the arbiter, an expected action that names no `suppressed` reason must have been sent.
+      if (golden.arbitrate === true) {
+        const verdicts = (list: ReadonlyArray<{ suppressed?: unknown }>) =>
+          list.map((a) => a.suppressed ?? 'sent');
+        expect(verdicts(out)).toEqual(verdicts(expected));
+      }
       for (const action of out) expect(action.gateway).toBe('golden');
       if (golden.errors) expect(errors).toMatchObject(golden.errors);
     });

@@ -1,9 +1,10 @@
 import { isMap, isScalar } from 'yaml';
 import { compileTyped } from '../../rules/cel.js';
-import { EVENT_VARS, IDENTIFIER, RESERVED, THEN_VARS } from '../../rules/when-fields.js';
+import type { FieldType } from '../../rules/schema.js';
+import { EVENT_VARS, IDENTIFIER, MAX_PERIOD_MS, RESERVED, THEN_VARS } from '../../rules/when-fields.js';
 import type { WhenFields } from '../../rules/when-fields.js';
 import { show as showNode } from '../../rules/yaml-reader.js';
-import type { Field, Reader } from '../../rules/yaml-reader.js';
+import type { Field, Reader, Source, YamlNode } from '../../rules/yaml-reader.js';
 import type { Event, Expression, Profile } from '../../shared/index.js';
 import type { ScenarioRuntime } from '../state.js';
 import { seen } from '../step.js';
@@ -13,6 +14,8 @@ import { addExact, exactPartials, exactTotal } from './exact-sum.js';
 import type { ScenarioKind } from './kind.js';
 import { eventBox, eventsText, formatDuration } from './view.js';
 import type { DiagramBox, GroupExplanation, KindDiagram, Show } from './view.js';
+import { calendarLabel, calendarWindow, windowStart } from './calendar.js';
+import type { CalendarWindow } from './calendar.js';
 import { pruneWindows } from './window.js';
 
 export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
@@ -25,14 +28,40 @@ export interface AggregatePlan {
   arg?: Expression;
 }
 
-/** `window` + `aggregate` (+ `having`): sliding-window aggregates per group, evaluated on each event. */
+/** One of a scenario's `windows`: the last `ms` (sliding), or since the latest boundary of a calendar. */
+export interface NamedWindow {
+  name: string;
+  ms?: number;
+  calendar?: CalendarWindow;
+}
+
+/**
+ * `window` (or `windows`) + `aggregate` (+ `having`): aggregates per group over a sliding or calendar window, or
+ * over several named ones, evaluated on each event.
+ */
 export interface AggregateWindowPlan {
   kind: 'aggregate';
   events: readonly string[];
   where?: Expression;
+  /** How far back the window reaches: its length, or for a calendar window its period and an hour of DST. */
   windowMs: number;
+  /** `window: {every, at, tz}`: the window holds the events since its latest boundary. */
+  calendar?: CalendarWindow;
+  /** `windows: {recent: 5m, baseline: 24h}`: each name is bound to the aggregates over its window. */
+  windows?: readonly NamedWindow[];
   aggregates: readonly AggregatePlan[];
   having?: Expression;
+}
+
+/** The earliest arrival time a window holds at `now`. */
+function startOf(w: { ms?: number; calendar?: CalendarWindow }, now: number): number {
+  return w.calendar ? windowStart(w.calendar, now) : now - (w.ms ?? 0);
+}
+
+/** The earliest arrival time the group's state must keep at `now`: that of the widest window. */
+function keepFrom(plan: AggregateWindowPlan, now: number): number {
+  if (!plan.windows) return plan.calendar ? windowStart(plan.calendar, now) : now - plan.windowMs;
+  return Math.min(...plan.windows.map((w) => startOf(w, now)));
 }
 
 /**
@@ -113,7 +142,7 @@ function emptyWindow(plan: AggregateWindowPlan): AggregateState {
 function slide(plan: AggregateWindowPlan, st: AggregateState, at: number, row: readonly unknown[]): number {
   let start = st.start ?? 0;
   const capped = st.ats.length + 1 - MAX_WINDOW_ENTRIES;
-  const from = at - plan.windowMs;
+  const from = keepFrom(plan, at);
   while (start < st.ats.length && (start < capped || (st.ats[start] as number) < from)) {
     for (let i = 0; i < st.values.length; i++) {
       const partials = st.sums?.[i];
@@ -174,6 +203,43 @@ function rowOf(step: Step, rt: Runtime, vars: Vars, actor: string, row: unknown[
   return true;
 }
 
+/** The aggregates over the entries from `from` on, by name. */
+function values(plan: AggregateWindowPlan, st: AggregateState, from: number): Vars {
+  const out: Vars = {};
+  for (let i = 0; i < plan.aggregates.length; i++) {
+    const a = plan.aggregates[i] as AggregatePlan;
+    out[a.name] = compute(a, st, i, from);
+  }
+  return out;
+}
+
+/**
+ * Each named window bound to its aggregates. The state holds the widest window with its running sums; a narrower
+ * one is summed afresh over its own entries (exactly, so it gives the same whether live or restored).
+ */
+function windowValues(
+  plan: AggregateWindowPlan,
+  windows: readonly NamedWindow[],
+  st: AggregateState,
+  from: number,
+  now: number,
+): Vars {
+  const out: Vars = {};
+  for (const w of windows) {
+    const start = startOf(w, now);
+    let first = from;
+    while (first < st.ats.length && (st.ats[first] as number) < start) first++;
+    if (first === from) {
+      out[w.name] = values(plan, st, from);
+      continue;
+    }
+    // Summed afresh: a view of the window's own entries, without running sums.
+    const narrow: AggregateState = { ats: st.ats, values: st.values, start: first };
+    out[w.name] = values(plan, narrow, first);
+  }
+  return out;
+}
+
 /** The event's values, reused from one event to the next (the engine runs one event at a time). */
 const scratchRow: unknown[] = [];
 
@@ -196,12 +262,7 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
     rt.groups.set(group, st);
   }
   const from = slide(plan, st, ev.at, scratchRow);
-
-  const extra: Vars = {};
-  for (let i = 0; i < plan.aggregates.length; i++) {
-    const a = plan.aggregates[i] as AggregatePlan;
-    extra[a.name] = compute(a, st, i, from);
-  }
+  const extra = plan.windows ? windowValues(plan, plan.windows, st, from, ev.at) : values(plan, st, from);
   const last = seen(ev, true);
   if (plan.having) {
     const havingVars: Vars = { ...vars, last, group, ...extra };
@@ -247,8 +308,9 @@ function explainAggregate(
   st: AggregateState,
   now: number,
 ): GroupExplanation | undefined {
+  const cutoff = keepFrom(plan, now);
   let from = st.start ?? 0;
-  while (from < st.ats.length && (st.ats[from] as number) < now - plan.windowMs) from++;
+  while (from < st.ats.length && (st.ats[from] as number) < cutoff) from++;
   if (from >= st.ats.length) return undefined;
   const figures: GroupExplanation['figures'] = {};
   plan.aggregates.forEach((a, i) => (figures[a.name] = figure(plainValue(a, st, i, from))));
@@ -256,35 +318,139 @@ function explainAggregate(
   const values = plan.aggregates.map((a) => `${a.name} ${String(figures[a.name])}`).join(', ');
   const having = plan.having ? `; fires when ${plan.having.source}` : '';
   return {
-    state: `${values} over the ${formatDuration(plan.windowMs)} window (${st.ats.length - from} events)${having}`,
+    state: `${values} over ${windowWords(plan)} (${st.ats.length - from} events)${having}`,
     figures,
     sinceAt,
-    untilAt: sinceAt + plan.windowMs,
+    ...(plan.calendar || plan.windows ? {} : { untilAt: sinceAt + plan.windowMs }),
   };
+}
+
+/** `the 5m window`, `the calendar window 1d at 00:00 Europe/Berlin`, or the widest of named windows. */
+function windowWords(plan: AggregateWindowPlan): string {
+  if (plan.calendar) return `the calendar window ${calendarLabel(plan.calendar)}`;
+  if (plan.windows) return `the widest of the windows ${plan.windows.map((w) => w.name).join(', ')}`;
+  return `the ${formatDuration(plan.windowMs)} window`;
 }
 
 /** Drops groups whose every event has left the window. */
 export function pruneAggregate(rt: Runtime, now: number): void {
-  pruneWindows(rt.groups, now - rt.sc.when.windowMs);
+  pruneWindows(rt.groups, keepFrom(rt.sc.when, now));
+}
+
+const HOUR_MS = 3_600_000;
+const CALENDAR_KEYS = ['every', 'at', 'tz'];
+
+/** A window: a duration (`10m`, sliding), or `{ every: 1d, at: "00:00", tz: Europe/Berlin }` (calendar). */
+function parseSpan(
+  r: Reader,
+  src: Source,
+  node: YamlNode,
+  where: string,
+): Omit<NamedWindow, 'name'> | undefined {
+  if (!isMap(node)) {
+    const ms = r.duration(src, node, where, MAX_PERIOD_MS);
+    return ms === undefined ? undefined : { ms };
+  }
+  const f = r.fields(src, node, where, CALENDAR_KEYS);
+  if (!f) return undefined;
+  const every = f.get('every');
+  if (!every) {
+    r.problem(src, node, `${where}: a calendar window needs "every" (1d, or hours such as 6h)`);
+    return undefined;
+  }
+  const everyMs = r.duration(src, every.value, `${where}.every`, MAX_PERIOD_MS);
+  const at = f.get('at');
+  const atText = at ? r.string(src, at.value, `${where}.at`, '"00:00"') : '00:00';
+  const tz = f.get('tz');
+  const tzText = tz ? r.string(src, tz.value, `${where}.tz`, 'Europe/Berlin') : 'UTC';
+  if (everyMs === undefined || atText === undefined || tzText === undefined) return undefined;
+  const cal = calendarWindow(everyMs, atText, tzText);
+  if (!cal.ok) {
+    const field = cal.problem.startsWith('every') ? every : cal.problem.startsWith('at') ? at : tz;
+    r.problem(src, field?.value ?? node, `${where}.${cal.problem}`);
+    return undefined;
+  }
+  return { calendar: cal.window };
+}
+
+/** How far back a window reaches: its length, or a calendar period and the hour a change of the clocks adds. */
+function reachMs(span: Omit<NamedWindow, 'name'>): number {
+  return span.calendar ? span.calendar.everyMs + HOUR_MS : (span.ms ?? 0);
+}
+
+/** `windows: {recent: 5m, baseline: 24h}`: names bound in `having` and `then`, each to the aggregates over it. */
+function parseWindows(w: WhenFields): NamedWindow[] | undefined {
+  const field = w.field('windows') as Field;
+  const { r, src } = { r: w.r, src: field.src };
+  if (!isMap(field.value) || field.value.items.length === 0) {
+    r.problem(
+      src,
+      field.value,
+      'windows: expected a mapping of name to window, such as { recent: 5m, baseline: 24h }',
+    );
+    return undefined;
+  }
+  const out: NamedWindow[] = [];
+  let ok = true;
+  for (const pair of field.value.items) {
+    const key = r.resolve(src, pair.key);
+    const name = isScalar(key) ? key.value : undefined;
+    if (typeof name !== 'string' || !IDENTIFIER.test(name) || RESERVED.has(name)) {
+      r.problem(
+        src,
+        key ?? field.value,
+        `windows: ${showNode(key)} cannot name a window (use an identifier that is not ${[...RESERVED].join(', ')})`,
+      );
+      ok = false;
+      continue;
+    }
+    const span = parseSpan(r, src, r.resolve(src, pair.value), `windows.${name}`);
+    if (span) out.push({ name, ...span });
+    else ok = false;
+  }
+  return ok ? out : undefined;
+}
+
+/** The type of each aggregate, for type-checking what reads a named window (`recent.avg`). */
+function windowType(aggs: readonly AggregatePlan[]): FieldType {
+  const fields = new Map<string, FieldType>(
+    aggs.map((a) => [a.name, a.fn === 'first' || a.fn === 'last' ? { kind: 'any' } : { kind: 'number' }]),
+  );
+  return { kind: 'object', fields };
 }
 
 function parseAggregateWindow(w: WhenFields): AggregateWindowPlan | undefined {
   const events = selectedEvents(w);
   if (!events) return undefined;
+  if (w.has('window') && w.has('windows')) {
+    w.r.problem(
+      w.srcOf('windows'),
+      w.field('windows')?.key,
+      'when: give either "window" or "windows", not both',
+    );
+    return undefined;
+  }
+  const many = w.has('windows');
   if (
-    !w.required('window', 'how far back to aggregate, such as 10m') ||
+    (!many && !w.required('window', 'how far back to aggregate, such as 10m')) ||
     !w.required('aggregate', 'named functions')
   )
     return undefined;
-  const windowMs = w.durationMs('window');
+  const span = many ? undefined : parseSpan(w.r, w.srcOf('window'), w.value('window'), 'window');
+  const windows = many ? parseWindows(w) : undefined;
   const aggs = parseAggregates(w.r, w.field('aggregate') as Field);
-  if (windowMs === undefined || !aggs) return undefined;
+  if ((!span && !windows) || !aggs) return undefined;
   let having: Expression | undefined;
   if (w.has('having')) {
-    having = w.compile('having', [...THEN_VARS, ...aggs.map((a) => a.name)], true);
+    const names = windows ? windows.map((n) => n.name) : aggs.map((a) => a.name);
+    const declared = windows ? new Map(windows.map((n) => [n.name, windowType(aggs)])) : undefined;
+    having = w.compile('having', [...THEN_VARS, ...names], true, declared);
     if (!having) return undefined;
   }
+  const windowMs = windows ? Math.max(...windows.map(reachMs)) : reachMs(span ?? {});
   const plan: AggregateWindowPlan = { kind: 'aggregate', events, windowMs, aggregates: aggs };
+  if (span?.calendar) plan.calendar = span.calendar;
+  if (windows) plan.windows = windows;
   if (w.where) plan.where = w.where;
   if (having) plan.having = having;
   return plan;
@@ -362,21 +528,43 @@ function parseAggregates(r: Reader, field: Field): AggregatePlan[] | undefined {
   return ok ? out : undefined;
 }
 
-/** The names an `aggregate` mapping binds, read without validating it. */
+/** The names an `aggregate` mapping binds (or, with `windows`, the window names), read without validating it. */
 function aggregateNames(r: Reader, when: Field): string[] {
   if (!isMap(when.value)) return [];
+  const windows = when.value.items.find((p) => isScalar(p.key) && p.key.value === 'windows');
+  const named = windows ? r.resolve(when.src, windows.value) : null;
+  if (isMap(named)) {
+    return named.items
+      .map((p) => (isScalar(p.key) ? String(p.key.value) : ''))
+      .filter((n) => IDENTIFIER.test(n));
+  }
   const pair = when.value.items.find((p) => isScalar(p.key) && p.key.value === 'aggregate');
   const agg = pair ? r.resolve(when.src, pair.value) : null;
   if (!isMap(agg)) return [];
   return agg.items.map((p) => (isScalar(p.key) ? String(p.key.value) : '')).filter((n) => IDENTIFIER.test(n));
 }
 
+/** `the last 10m`, `every 1d at 00:00 (Europe/Berlin)`. */
+function spanLabel(span: { ms?: number; calendar?: CalendarWindow }): string {
+  return span.calendar
+    ? `since the boundary ${calendarLabel(span.calendar)}`
+    : `the last ${formatDuration(span.ms ?? 0)}`;
+}
+
+/** The window as words: `the last 10m`, or `recent (the last 5m), baseline (the last 24h)`. */
+function planWindows(plan: AggregateWindowPlan): string {
+  if (plan.windows) return plan.windows.map((w) => `${w.name} (${spanLabel(w)})`).join(', ');
+  return spanLabel(plan.calendar ? { calendar: plan.calendar } : { ms: plan.windowMs });
+}
+
 function describeAggregate(plan: AggregateWindowPlan, show: Show): KindDiagram {
+  const over = planWindows(plan);
   const flow: DiagramBox[] = [
     eventBox(plan.events, plan.where ? show(plan.where) : undefined),
     {
       role: 'window',
-      title: `over the last ${formatDuration(plan.windowMs)}`,
+      title:
+        plan.windows || plan.calendar ? `over ${over}` : `over the last ${formatDuration(plan.windowMs)}`,
       lines: plan.aggregates.map((a) => `${a.name} = ${a.fn}(${a.arg ? show(a.arg) : ''})`),
     },
   ];
@@ -384,15 +572,19 @@ function describeAggregate(plan: AggregateWindowPlan, show: Show): KindDiagram {
   const names = plan.aggregates.map((a) => a.name).join(', ');
   return {
     summary:
-      `On every ${eventsText(plan.events)} event, computes ${names} over the last ` +
-      `${formatDuration(plan.windowMs)}${plan.having ? ` and fires when ${show(plan.having)}` : ' and fires'}.`,
+      `On every ${eventsText(plan.events)} event, computes ${names} over ${over}` +
+      `${plan.having ? ` and fires when ${show(plan.having)}` : ' and fires'}.`,
     flow,
   };
 }
 
 export const aggregate: ScenarioKind<AggregateWindowPlan, AggregateState> = {
   name: 'aggregate',
-  syntax: { selectors: EVENT_SELECTORS, keys: ['window', 'aggregate', 'having'], shared: ['where', 'by'] },
+  syntax: {
+    selectors: EVENT_SELECTORS,
+    keys: ['window', 'windows', 'aggregate', 'having'],
+    shared: ['where', 'by'],
+  },
   parse: parseAggregateWindow,
   boundNames: aggregateNames,
   firingExpressions: (plan) => (plan.having ? [plan.having] : []),
@@ -404,8 +596,10 @@ export const aggregate: ScenarioKind<AggregateWindowPlan, AggregateState> = {
   progress: (plan, { ats, start = 0 }) => {
     const n = ats.length - start;
     if (n <= 0) return undefined;
+    const window =
+      plan.windows || plan.calendar ? planWindows(plan) : `the ${formatDuration(plan.windowMs)} window`;
     return {
-      progress: `${n} ${n === 1 ? 'event' : 'events'} in the ${formatDuration(plan.windowMs)} window`,
+      progress: `${n} ${n === 1 ? 'event' : 'events'} in ${window}`,
       sinceAt: ats[start] ?? 0,
     };
   },

@@ -7,15 +7,19 @@ import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { eventInput, seen, timerInput, timerKey } from '../step.js';
 import type { Step, Vars } from '../step.js';
 import type { ScenarioKind, TimerStep } from './kind.js';
+import { absentLabel, absentTypes, absentValue } from './silence.js';
 import { eventBox, formatDuration, timeText } from './view.js';
 import type { DiagramBox, GroupExplanation, KindDiagram, MatchProgress, Show } from './view.js';
 
 const STEP_KEYS = ['event', 'absent', 'where', 'within'];
 
-/** One step of a `sequence`: an event that must come, or one that must not come before its deadline. */
+/**
+ * One step of a `sequence`: an event that must come, or one that must not come before its deadline (an absent
+ * step may name several types, any of which ends the match).
+ */
 export interface StepPlan {
   kind: 'event' | 'absent';
-  event: string;
+  event: string | readonly string[];
   where?: Expression;
   /** For an event step, the latest it may come after the previous step; for an absent step, its deadline. */
   withinMs?: number;
@@ -40,7 +44,8 @@ export interface SequenceState {
 type Runtime = ScenarioRuntime<SequencePlan, SequenceState>;
 
 function matches(step: Step, rt: Runtime, s: StepPlan, ev: Event, vars: Vars): boolean {
-  return s.event === ev.type && step.holds(rt, s.where, vars, ev.actor);
+  const type = typeof s.event === 'string' ? s.event === ev.type : s.event.includes(ev.type);
+  return type && step.holds(rt, s.where, vars, ev.actor);
 }
 
 /** After a step matched: the sequence is complete, or waits for the next step (arming its deadline if absent). */
@@ -152,19 +157,16 @@ function parseStep(r: Reader, src: Source, node: YamlNode, i: number): StepPlan 
     return undefined;
   }
   let ok = true;
-  const event = eventName(
-    r,
-    src,
-    f.get(isAbsent ? 'absent' : 'event')?.value ?? null,
-    `${where}.${isAbsent ? 'absent' : 'event'}`,
-  );
+  const event = isAbsent
+    ? absentValue({ r, src }, f.get('absent')?.value ?? null, `${where}.absent`)
+    : eventName(r, src, f.get('event')?.value ?? null, `${where}.event`);
   const step: StepPlan = { kind: isAbsent ? 'absent' : 'event', event: event ?? '' };
   if (event === undefined) ok = false;
   const whereField = f.get('where');
   if (whereField) {
     // A step's `where` looks at its own event; the rest of the sequence at all of them.
     const all = r.dataEvents;
-    r.dataEvents = event !== undefined ? [event] : undefined;
+    r.dataEvents = event !== undefined ? absentTypes(event) : undefined;
     const w = compile(r, src, whereField.value, `${where}.where`, EVENT_VARS, true);
     r.dataEvents = all;
     if (w) step.where = w;
@@ -219,13 +221,13 @@ function stepBox(step: StepPlan, index: number, show: Show): DiagramBox {
   if (step.kind === 'absent') {
     const box: DiagramBox = {
       role: 'absent',
-      title: `no ${step.event}`,
+      title: `no ${absentLabel(step.event)}`,
       lines: [`within ${formatDuration(step.withinMs ?? 0)}`],
     };
     if (after) box.arrow = after;
     return box;
   }
-  const box = eventBox([step.event], step.where ? show(step.where) : undefined);
+  const box = eventBox(absentTypes(step.event), step.where ? show(step.where) : undefined);
   if (step.withinMs !== undefined) box.arrow = `within ${formatDuration(step.withinMs)}`;
   else if (after) box.arrow = after;
   return box;
@@ -235,8 +237,8 @@ function describeSequence(plan: SequencePlan, show: Show): KindDiagram {
   const flow = plan.steps.map((step, i) => stepBox(step, i, show));
   const parts = plan.steps.map((step) =>
     step.kind === 'event'
-      ? `${step.event}${step.withinMs !== undefined ? ` within ${formatDuration(step.withinMs)}` : ''}`
-      : `no ${step.event} within ${formatDuration(step.withinMs ?? 0)}`,
+      ? `${absentLabel(step.event)}${step.withinMs !== undefined ? ` within ${formatDuration(step.withinMs)}` : ''}`
+      : `no ${absentLabel(step.event)} within ${formatDuration(step.withinMs ?? 0)}`,
   );
   return { summary: `Fires on the sequence: ${parts.join(', then ')}.`, flow };
 }
@@ -251,19 +253,19 @@ function explainSequence(plan: SequencePlan, st: SequenceState): GroupExplanatio
     sinceAt: st.prevAt,
   };
   if (step === undefined) return out;
-  out.figures['waitingFor'] = step.event;
+  out.figures['waitingFor'] = absentLabel(step.event);
   if (step.kind === 'absent') {
     const dueAt = st.dueAt ?? st.prevAt + (step.withinMs ?? 0);
     out.dueAt = dueAt;
-    out.state = `${head}: no ${step.event} until ${timeText(dueAt)}, then it fires`;
+    out.state = `${head}: no ${absentLabel(step.event)} until ${timeText(dueAt)}, then it fires`;
     return out;
   }
   if (step.withinMs === undefined) {
-    out.state = `${head}: waiting for ${step.event}`;
+    out.state = `${head}: waiting for ${absentLabel(step.event)}`;
     return out;
   }
   out.untilAt = st.prevAt + step.withinMs;
-  out.state = `${head}: waiting for ${step.event} until ${timeText(out.untilAt)}`;
+  out.state = `${head}: waiting for ${absentLabel(step.event)} until ${timeText(out.untilAt)}`;
   return out;
 }
 
@@ -271,7 +273,7 @@ export const sequence: ScenarioKind<SequencePlan, SequenceState> = {
   name: 'sequence',
   syntax: { selectors: ['sequence'], keys: [], shared: ['by'] },
   parse: parseSequence,
-  listens: (plan) => [...new Set(plan.steps.map((s) => s.event))],
+  listens: (plan) => [...new Set(plan.steps.flatMap((s) => absentTypes(s.event)))],
   horizonMs: (plan) => plan.steps.reduce((sum, s) => sum + (s.withinMs ?? 0), 0),
   onEvent: onSequenceEvent,
   onTimer: onSequenceTimer,
@@ -285,7 +287,7 @@ export const sequence: ScenarioKind<SequencePlan, SequenceState> = {
   progress: (plan, st) => {
     const step = plan.steps[st.step];
     const progress = step
-      ? `step ${st.step + 1} of ${plan.steps.length}: ${step.kind === 'absent' ? `no ${step.event}` : step.event}`
+      ? `step ${st.step + 1} of ${plan.steps.length}: ${step.kind === 'absent' ? 'no ' : ''}${absentLabel(step.event)}`
       : `step ${st.step + 1} of ${plan.steps.length}`;
     const match: MatchProgress = { progress, sinceAt: st.prevAt };
     if (st.dueAt !== undefined) match.dueAt = st.dueAt;

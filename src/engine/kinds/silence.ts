@@ -1,5 +1,7 @@
-import { eventName } from '../../rules/when-fields.js';
+import { isSeq } from 'yaml';
+import { eventList, eventName } from '../../rules/when-fields.js';
 import type { WhenFields } from '../../rules/when-fields.js';
+import type { YamlNode } from '../../rules/yaml-reader.js';
 import type { Event, Profile } from '../../shared/index.js';
 import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { seen, timerInput, timerKey } from '../step.js';
@@ -8,12 +10,36 @@ import type { ScenarioKind, TimerStep } from './kind.js';
 import { formatDuration, timeText } from './view.js';
 import type { KindDiagram } from './view.js';
 
-/** `absent: T|any` + `for`: a silence timer per group, restarted by each such event, firing once per silence. */
+/**
+ * `absent: T|[T, U]|any` + `for`: a silence timer per group, restarted by each such event, firing once per
+ * silence. One type stays a string, so that the plans (and state fingerprints) written before lists are unchanged.
+ */
 export interface SilencePlan {
   kind: 'silence';
-  absent: string;
+  absent: string | readonly string[];
   any: boolean;
   forMs: number;
+}
+
+/** The event types whose absence a plan or step waits for: `absent: T` or `absent: [T, U]`. */
+export function absentTypes(absent: string | readonly string[]): readonly string[] {
+  return typeof absent === 'string' ? [absent] : absent;
+}
+
+/** `heartbeat`, or `heartbeat or telemetry`. */
+export function absentLabel(absent: string | readonly string[]): string {
+  return absentTypes(absent).join(' or ');
+}
+
+/** An `absent:` value: one event type, or a list of them (any one of which breaks the silence). */
+export function absentValue(
+  w: { r: WhenFields['r']; src: WhenFields['src'] },
+  node: YamlNode,
+  where: string,
+): string | readonly string[] | undefined {
+  if (!isSeq(node)) return eventName(w.r, w.src, node, where);
+  const list = eventList(w.r, w.src, node, where, 1);
+  return list?.length === 1 ? list[0] : list;
 }
 
 /** The deadline of the current silence and the event that started it. */
@@ -54,9 +80,9 @@ export const onSilenceTimer: TimerStep<SilencePlan, SilenceState> = (step, rt, k
 };
 
 function parseSilence(w: WhenFields): SilencePlan | undefined {
-  const raw = w.r.string(w.src, w.value('absent'), 'absent', 'any');
-  const isAny = raw === 'any';
-  const absent = isAny ? 'any' : eventName(w.r, w.src, w.value('absent'), 'absent');
+  const node = w.value('absent');
+  const isAny = !isSeq(node) && w.r.string(w.src, node, 'absent', 'any') === 'any';
+  const absent = isAny ? 'any' : absentValue(w, node, 'absent');
   if (!w.required('for', 'how long the silence lasts, such as 5m')) return undefined;
   const forMs = w.durationMs('for');
   if (absent === undefined || forMs === undefined) return undefined;
@@ -64,18 +90,18 @@ function parseSilence(w: WhenFields): SilencePlan | undefined {
 }
 
 function describeSilence(plan: SilencePlan): KindDiagram {
-  const what = plan.any ? 'nothing' : `no ${plan.absent} event`;
+  const what = plan.any ? 'nothing' : `no ${absentLabel(plan.absent)} event`;
   return {
     summary: `Fires when ${what} has come for ${formatDuration(plan.forMs)}; once per silence.`,
     flow: [
       {
         role: 'event',
-        title: plan.any ? 'any event from the device' : plan.absent,
+        title: plan.any ? 'any event from the device' : absentLabel(plan.absent),
         lines: ['each one restarts the clock'],
       },
       {
         role: 'timer',
-        title: `${plan.any ? 'nothing' : `no ${plan.absent}`} for ${formatDuration(plan.forMs)}`,
+        title: `${plan.any ? 'nothing' : `no ${absentLabel(plan.absent)}`} for ${formatDuration(plan.forMs)}`,
         lines: ['fires once per silence'],
       },
     ],
@@ -86,7 +112,7 @@ export const silence: ScenarioKind<SilencePlan, SilenceState> = {
   name: 'silence',
   syntax: { selectors: ['absent'], keys: ['for'], shared: ['by'] },
   parse: parseSilence,
-  listens: (plan) => (plan.any ? [] : [plan.absent]),
+  listens: (plan) => (plan.any ? [] : absentTypes(plan.absent)),
   horizonMs: (plan) => plan.forMs,
   hearsDevice: (plan) => plan.any,
   onEvent: onSilenceEvent,
@@ -95,17 +121,17 @@ export const silence: ScenarioKind<SilencePlan, SilenceState> = {
   // No prune: every silence kept is a timer that will fire and end it.
   timerPeriodMs: (plan) => plan.forMs,
   // `absent: any` hears every event from the device, whatever its type.
-  lastSeenEvent: (plan) => (plan.any ? 'last-seen' : plan.absent),
+  lastSeenEvent: (plan) => (plan.any ? 'last-seen' : (absentTypes(plan.absent)[0] ?? 'last-seen')),
   progress: (plan, st) => {
-    const what = plan.any ? 'any event' : plan.absent;
+    const what = plan.any ? 'any event' : absentLabel(plan.absent);
     return { progress: `waiting for ${what}`, sinceAt: st.last.at, dueAt: st.dueAt };
   },
   lastActor: (st) => st.last.actor,
   explain: (plan, st) => ({
     state:
-      `waiting for ${plan.any ? 'any event' : plan.absent} until ${timeText(st.dueAt)} (silence deadline; ` +
+      `waiting for ${plan.any ? 'any event' : absentLabel(plan.absent)} until ${timeText(st.dueAt)} (silence deadline; ` +
       `the last came at ${timeText(st.last.at)})`,
-    figures: { waitingFor: plan.any ? 'any' : plan.absent, forMs: plan.forMs },
+    figures: { waitingFor: plan.any ? 'any' : absentLabel(plan.absent), forMs: plan.forMs },
     sinceAt: st.last.at,
     dueAt: st.dueAt,
   }),
