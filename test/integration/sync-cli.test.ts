@@ -138,7 +138,7 @@ describe('vigil keygen, rules bundle, rules verify, rules apply', () => {
     expect(gateway.rules.scenarios.map((s) => s.id)).toEqual(['seen']);
     expect(gateway.rules.policy?.cooldownMs).toBe(60_000);
     expect(gateway.sync.rules.running).toMatchObject({ source: 'bundle', version: 3 });
-  });
+  }, 120_000);
 
   test.skipIf(!hasMosquitto())(
     'a bundle published with mosquitto_pub -r to a Debian mosquitto is applied, as docs/sync.md shows',
