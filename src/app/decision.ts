@@ -8,6 +8,7 @@ import {
   DecisionLoop,
   DurableInputs,
   monotonicClock,
+  observeWall,
   Recorder,
   RulesInForce,
   rulesRecordOf,
@@ -16,6 +17,7 @@ import {
   type JournalStorage,
   type LoopOutputs,
   type RecoveryReport,
+  type WallState,
 } from '../runtime/index.js';
 import type { Action, Candidate } from '../shared/index.js';
 import { auditEntryOf } from '../store/index.js';
@@ -29,8 +31,13 @@ import type { Started } from './modules.js';
  */
 const PRUNE_EVERY_MS = 60_000;
 
+/** How often the wall clock is compared with gateway time, for a step (src/runtime/clock.ts). */
+const WALL_CHECK_MS = 1_000;
+
 export interface DecisionOptions {
   clock?: Clock | undefined;
+  /** The wall clock the gateway's is compared with for steps; default `Date.now`. */
+  wallNow?: (() => number) | undefined;
   /** Where the journal and checkpoints are written (tests inject storage faults here); default the filesystem. */
   journalStorage?: JournalStorage | undefined;
   /** Sees every verdict (the demo, tests). */
@@ -45,7 +52,10 @@ export type OnCheckpoint = (replayFromAt: number) => void;
 
 /** The decision loop with its journal: inputs in, verdicts out (docs/architecture.md, "Decision loop"). */
 export interface DecisionModule extends Started {
+  /** Gateway time: monotonic, what the engine and its timers run on. */
   readonly clock: Clock;
+  /** Wall time, as stamped on actions: gateway time plus the offset the journal recorded last. */
+  readonly wallClock: Clock;
   readonly durable: DurableInputs;
   readonly loop: DecisionLoop;
   readonly rules: RulesInForce;
@@ -78,7 +88,8 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const durable = await openJournal(base, opts.journalStorage, (replayFromAt) => {
     for (const handle of checkpointed) handle(replayFromAt);
   });
-  const clock = opts.clock ?? startClock(durable.lastKnownAt, base);
+  const clock = opts.clock ?? startClock(durable.lastKnownAt, durable.recordedWall, base);
+  const wallClock: Clock = { now: () => loop.wall.at(clock.now()) };
   const { bundles, running, rules } = await restoreRules(base, durable);
 
   // Inputs enter in arrival order per device, each with its device's profile: events, and timer firings, which
@@ -86,16 +97,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const deliverEvent: Deliver = (ev, profile, meta) =>
     durable.submitEvent(ev, profile, meta && meta.qos > 0 ? 'sync' : 'write', meta?.source);
   const entrance = new OrderedDelivery(store.profiles, deliverEvent, logger);
-  const timers = new TimerDriver(new TimerQueue(), clock, (timer, actor, dueAt) => {
-    // Stamped now, in the device's order: no later event of the device is ahead of it.
-    const at = Math.max(dueAt, clock.now());
-    // A firing that is not recorded (the gateway is closing) stays pending in the state: logged by the journal.
-    if (actor === undefined) void durable.submitTimer(timer, at, undefined, undefined).catch(() => undefined);
-    else
-      void entrance
-        .pushInput(actor, (profile) => durable.submitTimer(timer, at, actor, profile))
-        ?.catch(() => undefined);
-  });
+  const timers = timerDriver(clock, durable, entrance);
   base.metrics.readFrom({
     pendingTimers: () => timers.pending,
     engineGroups: () => rules.engine.groupCount(),
@@ -107,7 +109,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const forward = forwardEmitted(entrance, durable, holdCheckpointsFor);
   const sent: OnSent[] = [];
   const recent = new RecentActions();
-  const outputs = liveOutputs(base, { clock, durable, recent, sent, onAction: opts.onAction });
+  const outputs = liveOutputs(base, { wallClock, durable, recent, sent, onAction: opts.onAction });
   const loop = new DecisionLoop({ rules, scheduler: timers, outputs });
 
   const devices = new DeviceActivity({ now: () => clock.now() });
@@ -137,13 +139,18 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       },
     }),
   );
+  const wallWatch = watchWall(base, { loop, clock, durable, wallNow: opts.wallNow ?? Date.now });
   recovered.then(
-    () => (live = true),
+    () => {
+      live = true;
+      wallWatch.start();
+    },
     () => undefined,
   );
 
   return {
     clock,
+    wallClock,
     durable,
     loop,
     rules,
@@ -162,6 +169,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     },
     async stop() {
       clearInterval(prune);
+      wallWatch.stop();
       timers.stop();
       await entrance.drain();
       // Applies what is still recorded and waiting, then takes a last checkpoint.
@@ -169,6 +177,20 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       await recorder?.close();
     },
   };
+}
+
+/** Real timers on gateway time; a firing is an input, recorded in its actor's order. */
+function timerDriver(clock: Clock, durable: DurableInputs, entrance: OrderedDelivery): TimerDriver {
+  return new TimerDriver(new TimerQueue(), clock, (timer, actor, dueAt) => {
+    // Stamped now, in the device's order: no later event of the device is ahead of it.
+    const at = Math.max(dueAt, clock.now());
+    // A firing that is not recorded (the gateway is closing) stays pending in the state: logged by the journal.
+    if (actor === undefined) void durable.submitTimer(timer, at, undefined, undefined).catch(() => undefined);
+    else
+      void entrance
+        .pushInput(actor, (profile) => durable.submitTimer(timer, at, actor, profile))
+        ?.catch(() => undefined);
+  });
 }
 
 /** The writes that carry out decisions, which no checkpoint may overtake (see `holdCheckpointsFor`). */
@@ -233,10 +255,49 @@ function openJournal(
   });
 }
 
-/** Gateway time: the monotonic clock, not behind the latest time the journal and checkpoint recorded. */
-function startClock(lastKnownAt: number | undefined, base: Foundation): Clock {
-  const clock = monotonicClock();
+/**
+ * Gateway time: the monotonic clock, on the timeline the journal and checkpoint recorded (wall time less the offset
+ * recorded last), and not behind the latest time they hold.
+ */
+function startClock(lastKnownAt: number | undefined, wall: WallState | undefined, base: Foundation): Clock {
+  const clock = monotonicClock(wall?.offsetMs ?? 0);
   return lastKnownAt === undefined ? clock : clockNotBefore(clock, lastKnownAt, base.logger);
+}
+
+/**
+ * Compares the wall clock with gateway time once live and every `WALL_CHECK_MS`: a step, or the clock becoming
+ * synchronised, is recorded in the journal (and stamps the actions decided after it).
+ */
+function watchWall(
+  base: Foundation,
+  deps: { loop: DecisionLoop; clock: Clock; durable: DurableInputs; wallNow: () => number },
+): { start(): void; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let recorded: WallState | undefined;
+  const check = () => {
+    recorded ??= deps.loop.wall.state();
+    const change = observeWall(recorded, deps.clock.now(), deps.wallNow());
+    if (change === undefined) return;
+    recorded = change;
+    base.logger.warn(
+      { stepMs: change.stepMs, offsetMs: change.offsetMs, synced: change.synced },
+      change.stepMs === 0
+        ? 'wall clock synchronisation changed'
+        : 'wall clock stepped: actions are stamped with the new time, timers keep theirs',
+    );
+    deps.durable.submitClock(change).catch(() => undefined);
+  };
+  return {
+    start() {
+      const { offsetMs, synced } = deps.loop.wall.state();
+      base.metrics.clockOffset.set(offsetMs / 1_000);
+      base.metrics.clockSynced.set(synced ? 1 : 0);
+      check();
+      timer = setInterval(check, WALL_CHECK_MS);
+      timer.unref();
+    },
+    stop: () => clearInterval(timer),
+  };
 }
 
 /**
@@ -265,7 +326,7 @@ async function restoreRules(
 function liveOutputs(
   base: Foundation,
   deps: {
-    clock: Clock;
+    wallClock: Clock;
     durable: DurableInputs;
     recent: RecentActions;
     sent: readonly OnSent[];
@@ -273,7 +334,7 @@ function liveOutputs(
   },
 ): LoopOutputs {
   const { metrics, logger, audit } = base;
-  const { clock, recent, sent } = deps;
+  const { wallClock, recent, sent } = deps;
   return {
     verdict(verdict: Verdict<Candidate>, _now: number, replay: boolean) {
       const { candidate, suppressed } = verdict;
@@ -291,12 +352,12 @@ function liveOutputs(
         );
       } else {
         metrics.actionsDecided.inc({ scenario: action.scenario });
-        action.decidedAt = Math.max(action.decidedAt, clock.now());
+        action.decidedAt = Math.max(action.decidedAt, wallClock.now());
         metrics.latency.observe(Math.max(0, action.decidedAt - action.eventAt) / 1000);
         for (const handle of sent) handle(candidate, false);
       }
       recent.decided(action, suppressed);
-      audit.append(auditEntryOf(action, clock.now(), suppressed));
+      audit.append(auditEntryOf(action, wallClock.now(), suppressed));
       deps.onAction?.(action, suppressed);
     },
     error(effect, _now, replay) {
@@ -314,6 +375,11 @@ function liveOutputs(
     emitted: (input, replay) => deps.durable.emitted(input, replay),
     pruned(groups, _at, replay) {
       if (!replay) metrics.groupsPruned.inc(groups);
+    },
+    clock(record, replay) {
+      if (!replay && record.stepMs !== 0) metrics.clockSteps.inc();
+      metrics.clockOffset.set(record.offsetMs / 1_000);
+      metrics.clockSynced.set(record.synced ? 1 : 0);
     },
   };
 }

@@ -31,7 +31,7 @@ export interface UplinkModule extends Started {
 
 export async function startUplink(base: Foundation, decision: DecisionModule): Promise<UplinkModule> {
   const { config, logger, metrics, store } = base;
-  const { clock, recent } = decision;
+  const { wallClock, recent } = decision;
   const outbox = store.outbox;
   const routes = new Map<string, CloudHandler>();
   const pending = new Set<Promise<unknown>>();
@@ -100,7 +100,7 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
 
   // Expired actions leave the outbox even while the uplink is down, or absent, rather than take room there.
   const expire = setInterval(() => {
-    const now = clock.now();
+    const now = wallClock.now();
     if (uplink) return uplink.expireQueued(now);
     for (const action of queuedExpired(outbox, decision.rules.rules.policy, now)) {
       outbox.remove(action.id).catch((err: unknown) => {
@@ -182,7 +182,7 @@ async function connection(
     // Read at use: a rules swap changes the rate and the ttl at once.
     policy: () => decision.rules.rules.policy,
     batch: batch ? { max: batch.max, withinMs: batch.within } : undefined,
-    now: () => decision.clock.now(),
+    now: () => decision.wallClock.now(),
     onExpired,
     onSent: () => {
       metrics.upstreamSent.inc();

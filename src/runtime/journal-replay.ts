@@ -103,6 +103,8 @@ export async function replayJournal(opts: JournalReplayOptions): Promise<Journal
   const { run, context, profiles } = startRun(start, tail, opts, (line) => {
     if (line.decidedAt >= fromMs && line.decidedAt <= toMs) actions.push(line);
   });
+  // Actions are stamped with wall time as the live gateway stamped them: from the checkpoint's offset on.
+  if (start.state?.clock) run.loop.wall.set(start.state.clock);
   const engineOpts: EngineOptions = { gateway: opts.gateway };
   let records = 0;
   for await (const { seq, payload } of reader.read(start.seq)) {

@@ -27,9 +27,12 @@ export interface Action {
   group?: string;
   priority: number;
   category: string;
+  /** Wall time (ms) when it was decided, and of the event or deadline it was decided on. */
   decidedAt: number;
   eventAt: number;
   late?: boolean;
+  /** Present (false) when it was decided before the gateway's wall clock was synchronised: its times are doubtful. */
+  clockSynced?: false;
   payload: Record<string, unknown>;
 }
 

@@ -7,6 +7,8 @@ import { startGatewayProcess } from '../helpers/gateway-process.js';
 import { runCli } from '../helpers/cli.js';
 import { connectWithConnack, until } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
+import { DATA_FORMATS } from '../../src/shared/index.js';
+import { openStore, STORE_FORMAT_KEY } from '../../src/store/index.js';
 import { connectDevice, gatewayArgs, startCloud, waitUntil, type Cloud } from './crash-harness.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/upgrade/', import.meta.url));
@@ -98,5 +100,28 @@ describe('a data directory written by the previous release', () => {
     gateway = await startGatewayProcess(args(0));
     await waitUntil(() => sent(cloud2, 'device-offline').includes('dev-new'), 15_000, 'dev-new offline');
     expect(cloud2.actions.map((r) => r.action.actor)).not.toContain('dev-quiet');
+  });
+
+  test('a binary that meets a newer format refuses to start, saying which release wrote it and what to do', async () => {
+    const { data, rules } = await previousRelease('v0.1.0');
+    const store = await openStore(data);
+    await store.sublevels.state.put(STORE_FORMAT_KEY, { format: DATA_FORMATS.store + 1, writtenBy: '9.4.0' });
+    await store.close();
+    const run = await runCli([
+      'run',
+      '--allow-anonymous',
+      '--data',
+      data,
+      '--rules',
+      rules,
+      '--mqtt-port',
+      '0',
+    ]);
+    expect(run.code).not.toBe(0);
+    expect(run.out).toMatch(/^vigil: the database \(profiles, outboxes, sessions, bundles\) in /m);
+    expect(run.out).toMatch(/in format 2, written by Vigil 9\.4\.0; this Vigil reads store formats up to 1/);
+    expect(run.out).toMatch(
+      /^hint: run Vigil 9\.4\.0 or a newer one .* restore the copy of it taken before the upgrade/m,
+    );
   });
 });
