@@ -36,7 +36,10 @@ const WALL_CHECK_MS = 1_000;
 
 export interface DecisionOptions {
   clock?: Clock | undefined;
-  /** The wall clock the gateway's is compared with for steps; default `Date.now`. */
+  /**
+   * The wall clock the gateway's is compared with for steps; default `Date.now`, or none when `clock` is given
+   * (tests on virtual time: wall time is then gateway time).
+   */
   wallNow?: (() => number) | undefined;
   /** Where the journal and checkpoints are written (tests inject storage faults here); default the filesystem. */
   journalStorage?: JournalStorage | undefined;
@@ -139,7 +142,8 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       },
     }),
   );
-  const wallWatch = watchWall(base, { loop, clock, durable, wallNow: opts.wallNow ?? Date.now });
+  const wallNow = opts.wallNow ?? (opts.clock === undefined ? Date.now : undefined);
+  const wallWatch = watchWall(base, { loop, clock, durable, wallNow });
   recovered.then(
     () => {
       live = true;
@@ -265,17 +269,18 @@ function startClock(lastKnownAt: number | undefined, wall: WallState | undefined
 }
 
 /**
- * Compares the wall clock with gateway time once live and every `WALL_CHECK_MS`: a step, or the clock becoming
- * synchronised, is recorded in the journal (and stamps the actions decided after it).
+ * Compares the wall clock with gateway time at start and, once live, every `WALL_CHECK_MS`: a step, or the clock
+ * becoming synchronised, is recorded in the journal (and stamps the actions decided after it).
  */
 function watchWall(
   base: Foundation,
-  deps: { loop: DecisionLoop; clock: Clock; durable: DurableInputs; wallNow: () => number },
+  deps: { loop: DecisionLoop; clock: Clock; durable: DurableInputs; wallNow: (() => number) | undefined },
 ): { start(): void; stop(): void } {
   let timer: NodeJS.Timeout | undefined;
-  let recorded: WallState | undefined;
+  // How the journal left it; what is recorded here is applied after the replay, before what arrives meanwhile.
+  let recorded: WallState = deps.durable.recordedWall ?? { offsetMs: 0, synced: true };
   const check = () => {
-    recorded ??= deps.loop.wall.state();
+    if (deps.wallNow === undefined) return;
     const change = observeWall(recorded, deps.clock.now(), deps.wallNow());
     if (change === undefined) return;
     recorded = change;
@@ -287,6 +292,8 @@ function watchWall(
     );
     deps.durable.submitClock(change).catch(() => undefined);
   };
+  // At once, before recovery: the inputs devices send while it runs are recorded after the change and stamped by it.
+  check();
   return {
     start() {
       const { offsetMs, synced } = deps.loop.wall.state();
