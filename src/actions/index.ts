@@ -1,5 +1,5 @@
 export { Arbiter } from './arbiter.js';
 export type { ArbiterCandidate, ArbiterState, SuppressReason, Verdict } from './arbiter.js';
-export { isExpired } from './expiry.js';
+export { decidedOnGatewayAt, isExpired } from './expiry.js';
 export { RateLimiter } from './rate-limiter.js';
 export type { RateLimiterState } from './rate-limiter.js';

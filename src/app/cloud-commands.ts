@@ -135,9 +135,7 @@ export function cloudCommandHandler(
       return refuse(cmd.id, 'unknown-device', `unknown device ${cmd.device}`, cmd.by);
     }
     // Rejects when it cannot be written: no PUBACK, and the cloud broker delivers the command again.
-    const result = await commands.fromCloud(
-      cloudCommandAction(base.gatewayId, cmd, decision.wallClock.now()),
-    );
+    const result = await commands.fromCloud(cloudCommandAction(base.gatewayId, cmd, decision.clock.now()));
     if (result.status === 'too-large') {
       return refuse(cmd.id, 'too-large', 'the command is larger than the whole command outbox', cmd.by);
     }

@@ -226,7 +226,7 @@ function deviceCommands(
         broker()?.sendTo(clientId, topic, payload) ?? Promise.resolve('not-connected'),
       publish: (topic, payload, opts) => broker()?.publish(topic, payload, opts) ?? Promise.resolve(),
     },
-    now: () => decision.wallClock.now(),
+    now: () => decision.clock.now(),
     policy: () => decision.rules.rules.policy,
     metrics: new CommandMetrics(metrics.registry, metrics.commandsSent),
     logger,

@@ -1,3 +1,4 @@
+import { decidedOnGatewayAt } from '../actions/index.js';
 import { loadUplink, queuedExpired, type CloudMessage, type Uplink } from '../upstream/index.js';
 import { retryUntilDone } from '../runtime/index.js';
 import type { Action, Candidate } from '../shared/index.js';
@@ -31,7 +32,7 @@ export interface UplinkModule extends Started {
 
 export async function startUplink(base: Foundation, decision: DecisionModule): Promise<UplinkModule> {
   const { config, logger, metrics, store } = base;
-  const { wallClock, recent } = decision;
+  const { clock, recent } = decision;
   const outbox = store.outbox;
   const routes = new Map<string, CloudHandler>();
   const pending = new Set<Promise<unknown>>();
@@ -100,7 +101,7 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
 
   // Expired actions leave the outbox even while the uplink is down, or absent, rather than take room there.
   const expire = setInterval(() => {
-    const now = wallClock.now();
+    const now = clock.now();
     if (uplink) return uplink.expireQueued(now);
     for (const action of queuedExpired(outbox, decision.rules.rules.policy, now)) {
       outbox.remove(action.id).catch((err: unknown) => {
@@ -136,11 +137,11 @@ function reportExpired(base: Foundation, decision: DecisionModule, action: Actio
       scenario: action.scenario,
       actor: action.actor,
       category: action.category,
-      waitedMs: now - action.decidedAt,
+      waitedMs: now - decidedOnGatewayAt(action),
     },
     'action dropped: it waited in the outbox past its ttl',
   );
-  base.audit.append(auditEntryOf(action, now, 'ttl'));
+  base.audit.append(auditEntryOf(action, decision.wallClock.now(), 'ttl'));
   decision.recent.dropped(action, 'ttl');
 }
 
@@ -182,7 +183,7 @@ async function connection(
     // Read at use: a rules swap changes the rate and the ttl at once.
     policy: () => decision.rules.rules.policy,
     batch: batch ? { max: batch.max, withinMs: batch.within } : undefined,
-    now: () => decision.wallClock.now(),
+    now: () => decision.clock.now(),
     onExpired,
     onSent: () => {
       metrics.upstreamSent.inc();

@@ -168,5 +168,6 @@ export class DecisionLoop {
     action.decidedAt = this.wall.at(action.decidedAt);
     action.eventAt = this.wall.at(action.eventAt);
     if (!this.wall.synced) action.clockSynced = false;
+    if (this.wall.offsetMs !== 0) action.clockOffsetMs = this.wall.offsetMs;
   }
 }

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, test } from 'vitest';
-import { compileRuleFiles } from '../../src/rules/index.js';
+import { isExpired } from '../../src/actions/index.js';
+import { compileRuleFiles, type Policy } from '../../src/rules/index.js';
 import {
   CLOCK_FLOOR_MS,
   DecisionLoop,
@@ -154,6 +155,15 @@ describe('a wall clock that steps', () => {
       eventAt: BOOT + 12 * MIN + FIFTY_YEARS - DAY,
     });
     expect(new Date(second?.decidedAt ?? 0).toISOString()).toBe('2026-12-04T00:12:00.000Z');
+    expect(second?.clockOffsetMs).toBe(FIFTY_YEARS - DAY);
+    expect(alarm).not.toHaveProperty('clockOffsetMs');
+    // A ttl is counted on gateway time: the steps move neither action's expiry.
+    const categories = [alarm?.category, second?.category].map((c) => [c, 10 * MIN] as const);
+    const ttl = { ttlMs: new Map(categories) } as unknown as Policy;
+    expect(isExpired(alarm as Action, BOOT + 9 * MIN, ttl)).toBe(false);
+    expect(isExpired(alarm as Action, BOOT + 10 * MIN, ttl)).toBe(true);
+    expect(isExpired(second as Action, BOOT + 21 * MIN, ttl)).toBe(false);
+    expect(isExpired(second as Action, BOOT + 22 * MIN, ttl)).toBe(true);
 
     // The process dies: recovery replays the journal, clock records included, and stamps every action the same.
     const again: Decided[] = [];
