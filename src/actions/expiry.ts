@@ -3,10 +3,18 @@ import type { Action } from '../shared/index.js';
 
 /**
  * True once an action has waited its category's `ttl` since it was decided: the uplink then drops it (reason
- * `ttl`) rather than send it late. An action lives for `[decidedAt, decidedAt + ttl)`; without a ttl for its
+ * `ttl`) rather than send it late. An action lives for `[decidedAt, decidedAt + ttl)` on gateway time; without a ttl for its
  * category, or without a policy, it never expires.
  */
 export function isExpired(action: Action, now: number, policy: Policy | undefined): boolean {
   const ttlMs = policy?.ttlMs.get(action.category);
-  return ttlMs !== undefined && now >= action.decidedAt + ttlMs;
+  return ttlMs !== undefined && now >= decidedOnGatewayAt(action) + ttlMs;
+}
+
+/**
+ * When an action was decided on gateway time, which `now` is given in: its ttl is not moved by a step of the wall
+ * clock while it waits (src/runtime/clock.ts).
+ */
+export function decidedOnGatewayAt(action: Action): number {
+  return action.decidedAt - (action.clockOffsetMs ?? 0);
 }

@@ -7,6 +7,6 @@ export type {
   SuppressReason,
   Verdict,
 } from './arbiter.js';
-export { isExpired } from './expiry.js';
+export { decidedOnGatewayAt, isExpired } from './expiry.js';
 export { RateLimiter } from './rate-limiter.js';
 export type { RateLimiterState } from './rate-limiter.js';

@@ -66,7 +66,7 @@ export function cloudCommandReports(
     onFate: (action, fate, reason) => {
       const cloud = cloudCommandOf(action);
       if (cloud === undefined) return;
-      const at = decision.clock.now();
+      const at = decision.wallClock.now();
       if (fate === 'dropped') {
         metrics.refused.inc({ reason: 'outbox' });
         report({ id: cloud.id, status: 'refused', reason, at });
@@ -103,7 +103,7 @@ export function cloudCommandHandler(
   const refuse = (id: string | undefined, reason: CloudCommandRefusal, detail: string, by?: string): void => {
     metrics.refused.inc({ reason });
     logger.warn({ id, reason, detail, by }, 'command from the cloud refused');
-    reports.report({ id: id ?? null, status: 'refused', reason: detail, at: decision.clock.now() });
+    reports.report({ id: id ?? null, status: 'refused', reason: detail, at: decision.wallClock.now() });
   };
   const known = async (device: string): Promise<boolean> => {
     if (decision.durable.hasSeen(device)) return true;

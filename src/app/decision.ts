@@ -8,6 +8,7 @@ import {
   DecisionLoop,
   DurableInputs,
   monotonicClock,
+  observeWall,
   Recorder,
   RulesInForce,
   rulesRecordOf,
@@ -17,6 +18,7 @@ import {
   type InputRecord,
   type LoopOutputs,
   type RecoveryReport,
+  type WallState,
 } from '../runtime/index.js';
 import type { Action, Candidate, Profile } from '../shared/index.js';
 import { auditEntryOf } from '../store/index.js';
@@ -30,8 +32,16 @@ import type { Started } from './modules.js';
  */
 const PRUNE_EVERY_MS = 60_000;
 
+/** How often the wall clock is compared with gateway time, for a step (src/runtime/clock.ts). */
+const WALL_CHECK_MS = 1_000;
+
 export interface DecisionOptions {
   clock?: Clock | undefined;
+  /**
+   * The wall clock the gateway's is compared with for steps; default `Date.now`, or none when `clock` is given
+   * (tests on virtual time: wall time is then gateway time).
+   */
+  wallNow?: (() => number) | undefined;
   /** Where the journal and checkpoints are written (tests inject storage faults here); default the filesystem. */
   journalStorage?: JournalStorage | undefined;
   /** Sees every verdict (the demo, tests). */
@@ -49,7 +59,10 @@ export type OnCheckpoint = (replayFromAt: number) => void;
 
 /** The decision loop with its journal: inputs in, verdicts out (docs/architecture.md, "Decision loop"). */
 export interface DecisionModule extends Started {
+  /** Gateway time: monotonic, what the engine and its timers run on. */
   readonly clock: Clock;
+  /** Wall time, as stamped on actions: gateway time plus the offset the journal recorded last. */
+  readonly wallClock: Clock;
   readonly durable: DurableInputs;
   readonly loop: DecisionLoop;
   readonly rules: RulesInForce;
@@ -84,7 +97,8 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const durable = await openJournal(base, opts.journalStorage, (replayFromAt) => {
     for (const handle of checkpointed) handle(replayFromAt);
   });
-  const clock = opts.clock ?? startClock(durable.lastKnownAt, base);
+  const clock = opts.clock ?? startClock(durable.lastKnownAt, durable.recordedWall, base);
+  const wallClock: Clock = { now: () => loop.wall.at(clock.now()) };
   const { bundles, running, rules } = await restoreRules(base, durable);
 
   // Inputs enter in arrival order per device, each with its device's profile: events, and timer firings, which
@@ -105,7 +119,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const sent: OnSent[] = [];
   const appliedLive: AfterLive[] = [];
   const recent = new RecentActions();
-  const outputs = liveOutputs(base, { clock, durable, recent, sent, onAction: opts.onAction });
+  const outputs = liveOutputs(base, { wallClock, durable, recent, sent, onAction: opts.onAction });
   const loop = new DecisionLoop({ rules, scheduler: timers, outputs });
 
   const devices = new DeviceActivity({ now: () => clock.now() });
@@ -136,13 +150,19 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       afterLive: (input, profile) => appliedLive.forEach((handle) => handle(input, profile)),
     }),
   );
+  const wallNow = opts.wallNow ?? (opts.clock === undefined ? Date.now : undefined);
+  const wallWatch = watchWall(base, { loop, clock, durable, wallNow });
   recovered.then(
-    () => (live = true),
+    () => {
+      live = true;
+      wallWatch.start();
+    },
     () => undefined,
   );
 
   return {
     clock,
+    wallClock,
     durable,
     loop,
     rules,
@@ -162,6 +182,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     },
     async stop() {
       clearInterval(prune);
+      wallWatch.stop();
       timers.stop();
       await entrance.drain();
       // Applies what is still recorded and waiting, then takes a last checkpoint.
@@ -247,10 +268,52 @@ function openJournal(
   });
 }
 
-/** Gateway time: the monotonic clock, not behind the latest time the journal and checkpoint recorded. */
-function startClock(lastKnownAt: number | undefined, base: Foundation): Clock {
-  const clock = monotonicClock();
+/**
+ * Gateway time: the monotonic clock, on the timeline the journal and checkpoint recorded (wall time less the offset
+ * recorded last), and not behind the latest time they hold.
+ */
+function startClock(lastKnownAt: number | undefined, wall: WallState | undefined, base: Foundation): Clock {
+  const clock = monotonicClock(wall?.offsetMs ?? 0);
   return lastKnownAt === undefined ? clock : clockNotBefore(clock, lastKnownAt, base.logger);
+}
+
+/**
+ * Compares the wall clock with gateway time at start and, once live, every `WALL_CHECK_MS`: a step, or the clock
+ * becoming synchronised, is recorded in the journal (and stamps the actions decided after it).
+ */
+function watchWall(
+  base: Foundation,
+  deps: { loop: DecisionLoop; clock: Clock; durable: DurableInputs; wallNow: (() => number) | undefined },
+): { start(): void; stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  // How the journal left it; what is recorded here is applied after the replay, before what arrives meanwhile.
+  let recorded: WallState = deps.durable.recordedWall ?? { offsetMs: 0, synced: true };
+  const check = () => {
+    if (deps.wallNow === undefined) return;
+    const change = observeWall(recorded, deps.clock.now(), deps.wallNow());
+    if (change === undefined) return;
+    recorded = change;
+    base.logger.warn(
+      { stepMs: change.stepMs, offsetMs: change.offsetMs, synced: change.synced },
+      change.stepMs === 0
+        ? 'wall clock synchronisation changed'
+        : 'wall clock stepped: actions are stamped with the new time, timers keep theirs',
+    );
+    deps.durable.submitClock(change).catch(() => undefined);
+  };
+  // At once, before recovery: the inputs devices send while it runs are recorded after the change and stamped by it.
+  check();
+  return {
+    start() {
+      const { offsetMs, synced } = deps.loop.wall.state();
+      base.metrics.clockOffset.set(offsetMs / 1_000);
+      base.metrics.clockSynced.set(synced ? 1 : 0);
+      check();
+      timer = setInterval(check, WALL_CHECK_MS);
+      timer.unref();
+    },
+    stop: () => clearInterval(timer),
+  };
 }
 
 /**
@@ -279,7 +342,7 @@ async function restoreRules(
 function liveOutputs(
   base: Foundation,
   deps: {
-    clock: Clock;
+    wallClock: Clock;
     durable: DurableInputs;
     recent: RecentActions;
     sent: readonly OnSent[];
@@ -287,7 +350,7 @@ function liveOutputs(
   },
 ): LoopOutputs {
   const { metrics, logger, audit } = base;
-  const { clock, recent, sent } = deps;
+  const { wallClock, recent, sent } = deps;
   return {
     verdict(verdict: Verdict<Candidate>, _now: number, replay: boolean) {
       const { candidate, suppressed } = verdict;
@@ -305,12 +368,12 @@ function liveOutputs(
         );
       } else {
         metrics.actionsDecided.inc({ scenario: action.scenario });
-        action.decidedAt = Math.max(action.decidedAt, clock.now());
+        action.decidedAt = Math.max(action.decidedAt, wallClock.now());
         metrics.latency.observe(Math.max(0, action.decidedAt - action.eventAt) / 1000);
         for (const handle of sent) handle(candidate, false);
       }
       recent.decided(action, suppressed);
-      audit.append(auditEntryOf(action, clock.now(), suppressed));
+      audit.append(auditEntryOf(action, wallClock.now(), suppressed));
       deps.onAction?.(action, suppressed);
     },
     error(effect, _now, replay) {
@@ -328,6 +391,11 @@ function liveOutputs(
     emitted: (input, replay) => deps.durable.emitted(input, replay),
     pruned(groups, _at, replay) {
       if (!replay) metrics.groupsPruned.inc(groups);
+    },
+    clock(record, replay) {
+      if (!replay && record.stepMs !== 0) metrics.clockSteps.inc();
+      metrics.clockOffset.set(record.offsetMs / 1_000);
+      metrics.clockSynced.set(record.synced ? 1 : 0);
     },
   };
 }

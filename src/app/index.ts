@@ -18,6 +18,8 @@ import { startUplink } from './uplink.js';
 export interface GatewayOptions {
   logger?: Logger;
   clock?: Clock;
+  /** The wall clock compared with `clock` for steps (src/runtime/clock.ts); default `Date.now` without `clock`. */
+  wallNow?: () => number;
   /** Observers for the dashboard and tests. */
   onAction?: (action: Action, suppressed: string | undefined) => void;
   /** Rule files that replace those of the same name in the rules directory (the demo's short periods). */

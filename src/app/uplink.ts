@@ -1,3 +1,4 @@
+import { decidedOnGatewayAt } from '../actions/index.js';
 import { loadUplink, queuedExpired, type CloudMessage, type Uplink } from '../upstream/index.js';
 import { retryUntilDone } from '../runtime/index.js';
 import type { Action, Candidate } from '../shared/index.js';
@@ -136,11 +137,11 @@ function reportExpired(base: Foundation, decision: DecisionModule, action: Actio
       scenario: action.scenario,
       actor: action.actor,
       category: action.category,
-      waitedMs: now - action.decidedAt,
+      waitedMs: now - decidedOnGatewayAt(action),
     },
     'action dropped: it waited in the outbox past its ttl',
   );
-  base.audit.append(auditEntryOf(action, now, 'ttl'));
+  base.audit.append(auditEntryOf(action, decision.wallClock.now(), 'ttl'));
   decision.recent.dropped(action, 'ttl');
 }
 

@@ -1,19 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { getAsset, isSea } from 'node:sea';
+import { isSea } from 'node:sea';
+import { buildInfo } from '../shared/index.js';
 import { cborDecoderInUse, leveldbInUse } from './native-addons.js';
-
-interface BuildInfo {
-  readonly version: string;
-  /** A commit, or where to ask git for it (a checkout). */
-  readonly commit: string | { readonly checkout: string };
-}
-
-// Written by build/build-binary.ts into the single executable, which has no package.json or .git.
-const BUILD_INFO_ASSET = 'vigil/build-info.json';
-
-let info: BuildInfo | undefined;
 
 /** What `vigil --version` prints: version and commit, Node, and whether the native addons are in use. */
 export function versionReport(): string {
@@ -25,25 +14,6 @@ export function versionReport(): string {
     `leveldb ${leveldbInUse()}`,
     `cbor ${cborDecoderInUse()}`,
   ].join('\n');
-}
-
-function buildInfo(): BuildInfo {
-  info ??= readBuildInfo();
-  return info;
-}
-
-function readBuildInfo(): BuildInfo {
-  if (isSea()) return JSON.parse(getAsset(BUILD_INFO_ASSET, 'utf8')) as BuildInfo;
-  for (const rel of ['../../', '../../../']) {
-    const root = new URL(rel, import.meta.url);
-    const pkgUrl = new URL('package.json', root);
-    if (!existsSync(pkgUrl)) continue;
-    const pkg = JSON.parse(readFileSync(pkgUrl, 'utf8')) as { name?: string; version?: string };
-    if (pkg.name === 'vigil' && pkg.version) {
-      return { version: pkg.version, commit: { checkout: fileURLToPath(root) } };
-    }
-  }
-  return { version: 'unknown', commit: 'unknown' };
 }
 
 // Only for a checkout; an installed package has no .git and says `unknown`.

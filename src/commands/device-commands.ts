@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { isExpired } from '../actions/index.js';
+import { decidedOnGatewayAt, isExpired } from '../actions/index.js';
 import type { Policy } from '../rules/index.js';
 import { retryUntilDone } from '../runtime/index.js';
 import { deviceCommandTopic, type Action } from '../shared/index.js';
@@ -227,7 +227,7 @@ export class DeviceCommands {
         actor: action.actor,
         action: action.action,
         category: action.category,
-        waitedMs: at - action.decidedAt,
+        waitedMs: at - decidedOnGatewayAt(action),
         reason: 'ttl',
       },
       'device command dropped: it waited past its ttl',

@@ -1,5 +1,5 @@
 import type { RuleSet, Scenario } from '../rules/types.js';
-import type { Event, Profile } from '../shared/index.js';
+import { DataFormatError, type Event, type Profile } from '../shared/index.js';
 import type { EmittedInput, Effect } from './effects.js';
 import { dataThreshold, own, thresholdHolds, type DataThreshold } from './fast-condition.js';
 import { kindOf } from './kinds/index.js';
@@ -271,7 +271,8 @@ export class Engine {
 
   static restore(rules: RuleSet, opts: EngineOptions, state: EngineState): Engine {
     const engine = new Engine(rules, opts);
-    if (state.version !== 1) return engine;
+    // Never started empty in silence: checkpoints refuse a newer engine state before it gets here.
+    if (state.version !== 1) throw new DataFormatError('checkpoint', state.version, 'the engine state');
     for (const saved of state.scenarios) {
       const rt = engine.byId.get(saved.id);
       if (!rt || rt.sc.fingerprint !== saved.fingerprint) continue;

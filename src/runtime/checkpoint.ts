@@ -4,6 +4,8 @@ import { Decoder, Encoder } from 'cbor-x';
 import type { Logger } from 'pino';
 import type { SavedArbiterState } from '../actions/index.js';
 import type { EngineState, GroupState } from '../engine/index.js';
+import { DATA_FORMATS, DataFormatError } from '../shared/index.js';
+import type { WallState } from './clock.js';
 import type { DuplicateEntry } from './duplicate-filter.js';
 import type { RulesRecord } from './journal-records.js';
 import type { JournalStorage } from './journal-storage.js';
@@ -22,6 +24,10 @@ export interface CheckpointState {
   duplicates: DuplicateEntry[];
   /** The rules the state was taken under (checkpoints written before rules were journaled have none). */
   rules?: RulesRecord;
+  /** How wall time related to gateway time (src/runtime/clock.ts); absent before 0.2: offset 0, synchronised. */
+  clock?: WallState;
+  /** The release that wrote it (named when a build that cannot read it refuses it); absent before 0.2. */
+  writtenBy?: string;
 }
 
 /** How many checkpoints are kept: the newest, and one before it in case the newest cannot be read. */
@@ -64,13 +70,15 @@ export class Checkpoints {
       const path = this.path(seq);
       try {
         const buf = await this.storage.read(path);
-        const state = decode(buf);
+        const state = decode(buf, path);
         if (state !== undefined && state.seq === seq) {
           this.known.set(seq, { at: state.at, bytes: buf.length });
           return state;
         }
         this.logger.error({ checkpoint: path }, 'checkpoint is damaged; trying the one before it');
       } catch (err) {
+        // Not damage: falling back would lose what the newer build recorded since the older checkpoint.
+        if (err instanceof DataFormatError) throw err;
         this.logger.error({ err, checkpoint: path }, 'checkpoint cannot be read; trying the one before it');
       }
     }
@@ -120,9 +128,10 @@ export class Checkpoints {
   /** The checkpoint taken at journal record `seq`, or undefined when it is missing or cannot be read. */
   async read(seq: number): Promise<CheckpointState | undefined> {
     try {
-      const state = decode(await this.storage.read(this.path(seq)));
+      const state = decode(await this.storage.read(this.path(seq)), this.path(seq));
       return state?.seq === seq ? state : undefined;
-    } catch {
+    } catch (err) {
+      if (err instanceof DataFormatError) throw err;
       return undefined;
     }
   }
@@ -272,16 +281,26 @@ function headOf(source: CheckpointSource): CheckpointState {
   return { ...source, engine: { version: 1, scenarios }, arbiter, lastSeen: [], duplicates: [] };
 }
 
-function decode(buf: Buffer): CheckpointState | undefined {
+/**
+ * The state in a checkpoint file; undefined when it is damaged. Throws DataFormatError for one written in a newer
+ * format: its body's `version` (or its engine's or arbiter's state's) above `DATA_FORMATS.checkpoint`, or a container
+ * after `VGC2`.
+ */
+function decode(buf: Buffer, path: string): CheckpointState | undefined {
   if (buf.length < HEADER_BYTES) return undefined;
   const magic = buf.subarray(0, 4);
   const chunked = magic.equals(MAGIC_CHUNKED);
-  if (!chunked && !magic.equals(MAGIC)) return undefined;
+  if (!chunked && !magic.equals(MAGIC)) {
+    const container = /^VGC([3-9])$/.exec(magic.toString('latin1'));
+    if (container) throw new DataFormatError('checkpoint', Number(container[1]), path);
+    return undefined;
+  }
   const length = buf.readUInt32LE(4);
   const body = buf.subarray(HEADER_BYTES);
   if (body.length !== length || crc32(body) !== buf.readUInt32LE(8)) return undefined;
   const value = (chunked ? decodeItems(body) : decoder.decode(body)) as
     Partial<CheckpointState> | null | undefined;
+  if (value !== null && typeof value === 'object') refuseNewer(value, path);
   if (
     value === null ||
     value === undefined ||
@@ -297,6 +316,23 @@ function decode(buf: Buffer): CheckpointState | undefined {
     return undefined;
   }
   return value as CheckpointState;
+}
+
+function refuseNewer(value: Partial<CheckpointState>, path: string): void {
+  const writtenBy = typeof value.writtenBy === 'string' ? value.writtenBy : undefined;
+  const engine = (value.engine as { version?: unknown } | undefined)?.version;
+  const arbiter = (value.arbiter as { version?: unknown } | undefined)?.version;
+  // The newest version of each part this build reads: body 1, engine state 1, arbiter state 2.
+  const parts: Array<[unknown, number]> = [
+    [value.version, 1],
+    [engine, 1],
+    [arbiter, 2],
+  ];
+  for (const [version, newest] of parts) {
+    if (typeof version === 'number' && version > newest) {
+      throw new DataFormatError('checkpoint', version, path, writtenBy);
+    }
+  }
 }
 
 /** A checkpoint on disk: the journal record it includes, when it was taken and its size. */

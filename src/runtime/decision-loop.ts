@@ -1,6 +1,8 @@
 import type { Verdict } from '../actions/index.js';
 import type { EmittedInput, Effect } from '../engine/index.js';
 import type { Candidate, Event, Profile } from '../shared/index.js';
+import { WallTime } from './clock.js';
+import type { ClockRecord } from './journal-records.js';
 import type { RulesInForce } from './rules-in-force.js';
 import type { Scheduler } from './scheduler.js';
 
@@ -20,6 +22,8 @@ export interface LoopOutputs {
    * the journal finds it there.
    */
   emitted?(input: EmittedInput, replay: boolean): void;
+  /** The wall clock stepped or became synchronised (a clock record was applied). */
+  clock?(record: ClockRecord, replay: boolean): void;
   /** A housekeeping pass forgot `groups` groups that could no longer fire at `at`. */
   pruned?(groups: number, at: number, replay: boolean): void;
   /** Every step's effects as the engine returned them (tests). */
@@ -44,6 +48,9 @@ export interface DecisionLoopDeps {
  * armed: they are rebuilt from the state afterwards (`armTimer`).
  */
 export class DecisionLoop {
+  /** The wall time stamped on the actions decided, as the clock records applied so far set it. */
+  readonly wall = new WallTime();
+
   constructor(private readonly deps: DecisionLoopDeps) {}
 
   get rules(): RulesInForce {
@@ -90,6 +97,15 @@ export class DecisionLoop {
     return groups;
   }
 
+  /**
+   * The wall clock stepped against gateway time (or became synchronised): actions decided from here on are stamped
+   * with the new offset. Timers stay on gateway time and are not touched.
+   */
+  onClock(record: ClockRecord, replay = false): void {
+    this.wall.set(record);
+    this.deps.outputs.clock?.(record, replay);
+  }
+
   /** Arms a timer the engine's state waits on, for `dueAt` (its deadline, or later after a restart). */
   armTimer(timer: string, actor: string, dueAt: number): void {
     this.deps.scheduler.schedule(timer, actor, dueAt);
@@ -130,6 +146,7 @@ export class DecisionLoop {
       }
     }
     if (!candidates) return;
+    for (const candidate of candidates) this.stamp(candidate);
     if (this.deps.arbitrate === false) {
       for (const candidate of candidates) outputs.verdict({ candidate }, now, replay);
       return;
@@ -140,5 +157,17 @@ export class DecisionLoop {
     for (const verdict of this.deps.rules.arbiter.decide(candidates, now, profileOf)) {
       outputs.verdict(verdict, now, replay);
     }
+  }
+
+  /**
+   * The engine decides on gateway time; what leaves the gateway carries wall time. An action decided while the wall
+   * clock was not synchronised says so (`clockSynced: false`) rather than pass a 1970 date for a real one.
+   */
+  private stamp(candidate: Candidate): void {
+    const { action } = candidate;
+    action.decidedAt = this.wall.at(action.decidedAt);
+    action.eventAt = this.wall.at(action.eventAt);
+    if (!this.wall.synced) action.clockSynced = false;
+    if (this.wall.offsetMs !== 0) action.clockOffsetMs = this.wall.offsetMs;
   }
 }

@@ -5,7 +5,7 @@ import type { Registry } from 'prom-client';
 import { Arbiter } from '../actions/index.js';
 import { parseTimerKey, type EmittedInput, type Engine, type EngineOptions } from '../engine/index.js';
 import type { RuleSet, Scenario } from '../rules/index.js';
-import type { Event, Profile } from '../shared/index.js';
+import { DataFormatError, releaseVersion, type Event, type Profile } from '../shared/index.js';
 import {
   CheckpointEncoder,
   Checkpoints,
@@ -13,13 +13,14 @@ import {
   type CheckpointState,
   type EncodedCheckpoint,
 } from './checkpoint.js';
-import type { Clock } from './clock.js';
+import type { Clock, WallChange, WallState } from './clock.js';
 import { DurabilityMetrics } from './durability-metrics.js';
 import { DuplicateFilter } from './duplicate-filter.js';
 import { Journal, type Persist } from './journal.js';
 import {
   decodeRecord,
   encodeRecord,
+  recordFormat,
   recordAt,
   type InputRecord,
   type ProfileChange,
@@ -236,6 +237,8 @@ export class DurableInputs {
     /** The latest gateway time the checkpoint and the journal know of. */
     readonly lastKnownAt: number | undefined,
     recordedEmits: Map<string, number>,
+    /** How wall time related to gateway time when the journal ends (its last clock record, or the checkpoint's). */
+    readonly recordedWall: WallState | undefined,
   ) {
     this.recordedEmits = recordedEmits;
     this.metrics = metrics;
@@ -277,7 +280,14 @@ export class DurableInputs {
       },
     });
     const from = saved?.seq ?? 0;
-    const tail = await scanTail(journal.read(from), from, KEEP_TAIL);
+    let tail: Awaited<ReturnType<typeof scanTail>>;
+    try {
+      tail = await scanTail(journal.read(from), from, KEEP_TAIL);
+    } catch (err) {
+      // A record of a newer format: nothing more is written here.
+      await journal.close();
+      throw err;
+    }
     const latestAt =
       saved === undefined || tail.latestAt === undefined
         ? (tail.latestAt ?? saved?.at)
@@ -293,6 +303,7 @@ export class DurableInputs {
       settings,
       latestAt,
       tail.emitted,
+      tail.clock ?? saved?.clock,
     );
     inputs.onCheckpoint = opts.onCheckpoint;
     inputs.keptTail = tail.kept;
@@ -498,6 +509,17 @@ export class DurableInputs {
    * Records a housekeeping pass: once written, the engine forgets the groups that can no longer fire at `at`. Recovery
    * and replay prune at the same place in the journal, so they hold the state the live gateway held.
    */
+  /**
+   * Records that the wall clock stepped against gateway time (or became synchronised); once written, actions are
+   * stamped with the new offset. Synced: the step is a fact about the past that replays must agree on.
+   */
+  submitClock(change: WallChange): Promise<void> {
+    const { at, offsetMs, synced, stepMs } = change;
+    const recorded = this.record({ kind: 'clock', at, offsetMs, synced, stepMs }, undefined, 'sync');
+    recorded.catch((err: unknown) => this.logger.debug({ err }, 'clock step not recorded'));
+    return recorded;
+  }
+
   submitPrune(at: number): Promise<void> {
     const recorded = this.record({ kind: 'prune', at }, undefined, 'write');
     recorded.catch((err: unknown) => this.logger.debug({ err }, 'housekeeping pass not recorded'));
@@ -567,7 +589,7 @@ export class DurableInputs {
     onSeq?: (seq: number) => void,
   ): Promise<void> {
     this.metrics.recorded[persist]++;
-    const seq = this.journal.append(encodeRecord(input), persist);
+    const seq = this.journal.append(encodeRecord(input), persist, recordFormat(input));
     if (seq < 0) return this.journal.recorded();
     this.unapplied.push({ seq, input, profile });
     onSeq?.(seq);
@@ -642,6 +664,7 @@ export class DurableInputs {
     const engineOpts = this.engineOpts;
     if (this.rules === undefined || engineOpts === undefined)
       throw new Error('restore() must come before recover()');
+    if (this.saved?.clock) deps.loop.wall.set(this.saved.clock);
     const replayed = await this.replay(deps.profiles);
     this.metrics.recoveryRecords.inc(replayed);
     const rules = this.swapToStartupRules(deps.loop, engineOpts);
@@ -762,6 +785,7 @@ export class DurableInputs {
         if (pending) await pending;
       }
     } catch (err) {
+      if (err instanceof DataFormatError) throw err;
       this.logger.error(
         { err, afterSeq: this.appliedSeq },
         'the journal could not be read to the end; the state goes on from the last record read',
@@ -907,6 +931,8 @@ export class DurableInputs {
       lastSeen,
       duplicates,
       ...(inForce ? { rules: inForce } : {}),
+      clock: (this.loop as DecisionLoop).wall.state(),
+      writtenBy: releaseVersion(),
     });
     const writes = [...deps.pendingWrites()];
     const counted = this.sinceCheckpoint;

@@ -1,4 +1,13 @@
-export { monotonicClock, type Clock } from './clock.js';
+export {
+  CLOCK_FLOOR_MS,
+  CLOCK_STEP_MS,
+  monotonicClock,
+  observeWall,
+  WallTime,
+  type Clock,
+  type WallChange,
+  type WallState,
+} from './clock.js';
 export { TimerDriver, type TimerQueueLike } from './timer-driver.js';
 export { Metrics } from './metrics.js';
 export {
@@ -24,7 +33,14 @@ export {
   type RecoveryReport,
 } from './durable-inputs.js';
 export { Journal, type JournalEntry, type JournalFault, type Persist } from './journal.js';
-export { decodeRecord, encodeRecord, type InputRecord, type PublishOrigin } from './journal-records.js';
+export {
+  decodeRecord,
+  encodeRecord,
+  recordFormat,
+  type ClockRecord,
+  type InputRecord,
+  type PublishOrigin,
+} from './journal-records.js';
 export {
   CheckpointEncoder,
   Checkpoints,

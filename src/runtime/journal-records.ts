@@ -1,6 +1,6 @@
 import { Decoder, Encoder } from 'cbor-x';
 import type { EmittedInput } from '../engine/index.js';
-import type { Event, EventSource, Profile } from '../shared/index.js';
+import { DataFormatError, type Event, type EventSource, type Profile } from '../shared/index.js';
 
 /** The MQTT publish a device event came in, as far as telling a resend from a new publish needs it. */
 export interface PublishOrigin {
@@ -39,7 +39,21 @@ export type InputRecord =
   | { kind: 'profiles'; at: number; changes: ProfileChange[] }
   | { kind: 'rules'; at: number; rules: RulesRecord }
   | { kind: 'emitted'; input: EmittedInput }
-  | { kind: 'prune'; at: number };
+  | { kind: 'prune'; at: number }
+  | ClockRecord;
+
+/**
+ * The wall clock stepped against gateway time, or became synchronised (src/runtime/clock.ts): from here on, wall time
+ * is gateway time + `offsetMs`. Format 2: a build that reads only format 1 refuses it.
+ */
+export interface ClockRecord {
+  kind: 'clock';
+  at: number;
+  offsetMs: number;
+  synced: boolean;
+  /** How far the wall clock stepped (0 when only `synced` changed). */
+  stepMs: number;
+}
 
 const SOURCES: readonly EventSource[] = ['device', 'broker', 'cloud', 'engine'];
 const EVENT = 1;
@@ -48,6 +62,12 @@ const PROFILES = 3;
 const RULES = 4;
 const EMITTED = 5;
 const PRUNE = 6;
+const CLOCK = 7;
+
+/** The format of a record's encoding (see `DATA_FORMATS.journal`): 2 for the clock record, 1 for the others. */
+export function recordFormat(record: InputRecord): number {
+  return record.kind === 'clock' ? 2 : 1;
+}
 
 /** The gateway time a record carries. */
 export function recordAt(record: InputRecord): number {
@@ -63,6 +83,9 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 export function encodeRecord(record: InputRecord): Buffer {
   if (record.kind === 'timer') return encoder.encode([TIMER, record.timer, record.at, record.actor ?? null]);
   if (record.kind === 'prune') return encoder.encode([PRUNE, record.at]);
+  if (record.kind === 'clock') {
+    return encoder.encode([CLOCK, record.at, record.offsetMs, record.synced, record.stepMs]);
+  }
   if (record.kind === 'profiles') {
     return encoder.encode([PROFILES, record.at, record.changes.map((c) => [c.id, c.before, c.after])]);
   }
@@ -89,7 +112,10 @@ export function encodeRecord(record: InputRecord): Buffer {
   ]);
 }
 
-/** The record in `bytes`, or undefined when they are not one (a newer format, damage the CRC missed). */
+/**
+ * The record in `bytes`, or undefined when they are not one (damage the CRC missed). Throws DataFormatError for a
+ * record of a type this build does not know: a newer build wrote it, and skipping it would lose an input.
+ */
 export function decodeRecord(bytes: Uint8Array): InputRecord | undefined {
   let value: unknown;
   try {
@@ -109,7 +135,13 @@ export function decodeRecord(bytes: Uint8Array): InputRecord | undefined {
   if (fields[0] === EMITTED) return decodeEmitted(fields);
   if (fields[0] === PRUNE)
     return typeof fields[1] === 'number' ? { kind: 'prune', at: fields[1] } : undefined;
-  if (fields[0] !== EVENT) return undefined;
+  if (fields[0] === CLOCK) return decodeClock(fields);
+  if (fields[0] !== EVENT) {
+    if (typeof fields[0] === 'number') {
+      throw new DataFormatError('journal', undefined, `the journal (a record of type ${fields[0]})`);
+    }
+    return undefined;
+  }
   const [, actor, type, at, data, source, deviceAt, clientId, messageId, hash] = fields;
   const src = typeof source === 'number' ? SOURCES[source] : undefined;
   if (typeof actor !== 'string' || typeof type !== 'string' || typeof at !== 'number' || src === undefined) {
@@ -127,6 +159,12 @@ export function decodeRecord(bytes: Uint8Array): InputRecord | undefined {
 
 function isDataObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function decodeClock(fields: unknown[]): InputRecord | undefined {
+  const [, at, offsetMs, synced, stepMs] = fields;
+  if (typeof at !== 'number' || typeof offsetMs !== 'number' || typeof synced !== 'boolean') return undefined;
+  return { kind: 'clock', at, offsetMs, synced, stepMs: typeof stepMs === 'number' ? stepMs : 0 };
 }
 
 function decodeEmitted(fields: unknown[]): InputRecord | undefined {

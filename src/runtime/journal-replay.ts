@@ -99,6 +99,8 @@ export async function replayJournal(opts: JournalReplayOptions): Promise<Journal
       if (within(error.at)) errors.push(error);
     },
   });
+  // Actions are stamped with wall time as the live gateway stamped them: from the checkpoint's offset on.
+  if (start.state?.clock) run.loop.wall.set(start.state.clock);
   const engineOpts: EngineOptions = { gateway: opts.gateway };
   let records = 0;
   for await (const { seq, payload } of reader.read(start.seq)) {

@@ -26,6 +26,8 @@ export interface TailScan {
   firstAt: number | undefined;
   /** The records read, decoded, as far as `keep` allowed: a replay applies these without reading them again. */
   kept: KeptTail;
+  /** The last clock record: how wall time related to gateway time when the journal ends. */
+  clock: Extract<InputRecord, { kind: 'clock' }> | undefined;
 }
 
 /** The first records of a tail, decoded (`input` undefined for one that cannot be). */
@@ -64,6 +66,7 @@ export async function scanTail(
     emitted: new Map(),
     firstAt: undefined,
     kept,
+    clock: undefined,
   };
   let read = 0;
   let keptBytes = 0;
@@ -84,6 +87,7 @@ export async function scanTail(
       for (const c of record.changes) if (!scan.profileBase.has(c.id)) scan.profileBase.set(c.id, c.before);
     }
     if (record.kind === 'rules') scan.firstRules ??= record;
+    if (record.kind === 'clock') scan.clock = record;
     if (record.kind === 'emitted')
       scan.emitted.set(record.input.id, (scan.emitted.get(record.input.id) ?? 0) + 1);
   }
@@ -117,6 +121,7 @@ export function actorOf(input: InputRecord): string | undefined {
     case 'profiles':
     case 'rules':
     case 'prune':
+    case 'clock':
       return undefined;
   }
 }
@@ -124,7 +129,8 @@ export function actorOf(input: InputRecord): string | undefined {
 /**
  * Applies one journal record to the decision loop: an event, an emitted event or a timer firing is decided (with the
  * profile of its actor as the record's moment knew it), a profile record moves
- * the recorded profiles, a rules record swaps the rules, a prune record forgets the groups that can no longer fire. Live, recovery and `vigil replay --journal` all apply
+ * the recorded profiles, a rules record swaps the rules, a prune record forgets the groups that can no longer fire, a
+ * clock record moves the wall time stamped on actions. Live, recovery and `vigil replay --journal` all apply
  * records through here.
  */
 export function applyRecord(
@@ -153,6 +159,9 @@ export function applyRecord(
       break;
     case 'prune':
       loop.prune(input.at, replay);
+      break;
+    case 'clock':
+      loop.onClock(input, replay);
       break;
   }
 }

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
-import { StoreIoError } from '../shared/index.js';
+import { DATA_FORMATS, DataFormatError, StoreIoError } from '../shared/index.js';
 import { fileJournalStorage, type JournalFile, type JournalStorage } from './journal-storage.js';
 
 /**
@@ -57,7 +57,10 @@ export interface JournalOptions {
   onError?: ((err: unknown) => void) | undefined;
 }
 
-/** Frame: u32 payload length, u32 CRC-32 of the next 8 bytes and the payload, u48 sequence number, u16 zero. */
+/**
+ * Frame: u32 payload length, u32 CRC-32 of the next 8 bytes and the payload, u48 sequence number, u16 the format of
+ * the record (0 in frames written before formats were numbered: format 1).
+ */
 const HEADER_BYTES = 16;
 const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
@@ -221,12 +224,13 @@ export class Journal {
   /**
    * Appends a record; returns its sequence number, or -1 when the journal is closing (the record is dropped).
    * It is recorded by a later commit, which `onRecorded` and `recorded()` report for all its records at once.
+   * `format`: the format of the record's encoding, which a build that reads only older ones refuses.
    */
-  append(payload: Uint8Array, persist: Persist): number {
+  append(payload: Uint8Array, persist: Persist, format = 1): number {
     if (this.#closing) return -1;
     if (payload.length > MAX_RECORD_BYTES) throw new RangeError(`journal record of ${payload.length} bytes`);
     const seq = this.#nextSeq++;
-    this.#queue.push({ seq, frame: frame(seq, payload), sync: persist === 'sync' });
+    this.#queue.push({ seq, frame: frame(seq, payload, format), sync: persist === 'sync' });
     this.#schedule();
     return seq;
   }
@@ -683,6 +687,9 @@ async function scanSegments(
     const buf = await storage.read(seg.path);
     seg.bytes = buf.length;
     const parsed = parseFrames(buf, seg.first, Number.POSITIVE_INFINITY);
+    if (parsed.newest !== undefined && parsed.newest.format > DATA_FORMATS.journal) {
+      throw new DataFormatError('journal', parsed.newest.format, `${seg.path} (record ${parsed.newest.seq})`);
+    }
     lasts.push(parsed.count > 0 ? seg.first + parsed.count - 1 : seg.first - 1);
     if (parsed.validBytes < buf.length) {
       logger.warn(
@@ -745,11 +752,11 @@ function segmentName(seg: { first: number; gen: number }): string {
   return `${String(seg.first).padStart(16, '0')}-${String(seg.gen).padStart(8, '0')}.wal`;
 }
 
-function frame(seq: number, payload: Uint8Array): Buffer {
+function frame(seq: number, payload: Uint8Array, format: number): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
   buf.writeUInt32LE(payload.length, 0);
   buf.writeUIntLE(seq, 8, 6);
-  buf.writeUInt16LE(0, 14);
+  buf.writeUInt16LE(format, 14);
   buf.set(payload, HEADER_BYTES);
   buf.writeUInt32LE(crc32(buf.subarray(8)), 4);
   return buf;
@@ -767,16 +774,24 @@ function readFrame(buf: Buffer, offset: number, seq: number): number | undefined
   return end;
 }
 
-function parseFrames(buf: Buffer, first: number, limit: number): { count: number; validBytes: number } {
+/** The whole frames from the start of `buf`: how many, their bytes, and the first of the newest format among them. */
+function parseFrames(
+  buf: Buffer,
+  first: number,
+  limit: number,
+): { count: number; validBytes: number; newest: { format: number; seq: number } | undefined } {
   let offset = 0;
   let count = 0;
+  let newest: { format: number; seq: number } | undefined;
   while (first + count < limit) {
     const next = readFrame(buf, offset, first + count);
     if (next === undefined) break;
+    const format = Math.max(1, buf.readUInt16LE(offset + 14));
+    if (newest === undefined || format > newest.format) newest = { format, seq: first + count };
     offset = next;
     count++;
   }
-  return { count, validBytes: offset };
+  return { count, validBytes: offset, newest };
 }
 
 function noopRequest(through: number, sync: boolean): Request {

@@ -140,6 +140,18 @@ export class Metrics {
     'vigil_engine_groups_pruned_total',
     'Groups forgotten by housekeeping because nothing can fire from them any more',
   );
+  readonly clockSteps = this.family.counter(
+    'vigil_clock_steps_total',
+    'Steps of the wall clock against gateway time (an NTP correction, a clock set by hand), each a journal record',
+  );
+  readonly clockOffset = this.family.gauge(
+    'vigil_clock_offset_seconds',
+    'Wall time less gateway time: what is added to the times the engine decides on before they leave the gateway',
+  );
+  readonly clockSynced = this.family.gauge(
+    'vigil_clock_synced',
+    '1 while the wall clock is taken as synchronised (at or after the build date); actions say clockSynced: false otherwise',
+  );
   readonly authRefusals = this.family.counter(
     'vigil_auth_refusals_total',
     'Device connections refused by authentication, by reason',

@@ -27,9 +27,17 @@ export interface Action {
   group?: string;
   priority: number;
   category: string;
+  /** Wall time (ms) when it was decided, and of the event or deadline it was decided on. */
   decidedAt: number;
   eventAt: number;
   late?: boolean;
+  /** Present (false) when it was decided before the gateway's wall clock was synchronised: its times are doubtful. */
+  clockSynced?: false;
+  /**
+   * Wall time less gateway time when it was decided, when not 0 (the wall clock stepped since the gateway started):
+   * `decidedAt - clockOffsetMs` is on the gateway's monotonic timeline, which its ttl is counted on.
+   */
+  clockOffsetMs?: number;
   payload: Record<string, unknown>;
 }
 

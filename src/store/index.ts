@@ -1,4 +1,5 @@
 export { openStore, storeExists, SUBLEVEL_NAMES } from './store.js';
+export { STORE_FORMAT_KEY, type StoreFormat } from './store-format.js';
 export type { Store, StoreOptions, SublevelName } from './store.js';
 export { openStoreSnapshot, StoreBusyError } from './store-snapshot.js';
 export type { SnapshotOptions, StoreSnapshot } from './store-snapshot.js';

@@ -10,6 +10,7 @@ import type { OutboxLimits } from './outbox.js';
 import { Outbox } from './outbox.js';
 import { DEFAULT_PROFILE_CACHE_ENTRIES, ProfileStore } from './profile-store.js';
 import { ReopenableLevel } from './reopenable-level.js';
+import { checkStoreFormat } from './store-format.js';
 import { WriteFaultWatch, type StoreHealth, type WriteFaultOptions } from './write-fault.js';
 
 // `delivered`: ids of the actions the cloud acknowledged, with the gateway time (the outbox's).
@@ -95,6 +96,8 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
   let outbox: Outbox;
   let commands: CommandOutbox;
   try {
+    // Before anything reads a value: a database in a newer format is not read at all.
+    await checkStoreFormat(sublevels.state, dir, opts.createIfMissing ?? true);
     // The outboxes encode their values themselves: they need their size to enforce their byte bounds.
     const raw = db.sublevel<string, Buffer>('outbox', { valueEncoding: 'buffer' });
     outbox = await Outbox.open(db, { outbox: raw, delivered: sublevels.delivered }, opts.outbox);
