@@ -5,7 +5,8 @@ import type { Registry } from 'prom-client';
 import { Arbiter } from '../actions/index.js';
 import { parseTimerKey, type EmittedInput, type Engine, type EngineOptions } from '../engine/index.js';
 import type { RuleSet, Scenario } from '../rules/index.js';
-import type { Event, Profile } from '../shared/index.js';
+import { QueueFullError, type Event, type Profile } from '../shared/index.js';
+import { BoundMetrics } from './bound-metrics.js';
 import {
   CheckpointEncoder,
   Checkpoints,
@@ -37,6 +38,7 @@ import {
   type KeptTail,
 } from './journal-tail.js';
 import type { DecisionLoop } from './decision-loop.js';
+import { LastSeen, type LastSeenNeeds } from './last-seen.js';
 import { RecordedContext } from './recorded-context.js';
 import { armFromLastSeen, graceMs, restoreEngine, type RuleChanges } from './recovery.js';
 import { oldestRetained, type Retained, type RetentionSettings } from './retention.js';
@@ -80,7 +82,19 @@ export interface DurableInputsOptions {
    * it when the newest cannot be read): nothing decided before that time can be decided again by a recovery.
    */
   onCheckpoint?: ((replayFromAt: number) => void) | undefined;
+  /** Bounds on what is held in memory (`limits` in the config). */
+  limits?: Partial<InputLimits> | undefined;
 }
+
+/** Bounds on the inputs waiting and the devices whose last-seen time is kept. */
+export interface InputLimits {
+  /** Inputs being recorded or waiting to be applied; past it device and cloud events are refused. */
+  maxHeld: number;
+  /** Devices whose last-seen time is kept. */
+  maxLastSeen: number;
+}
+
+export const DEFAULT_INPUT_LIMITS: InputLimits = { maxHeld: 200_000, maxLastSeen: 200_000 };
 
 /** Profiles as recovery reads them: the cache, and a read that may go to disk. */
 export interface ProfileLookup {
@@ -181,7 +195,9 @@ const CHECKPOINT_RETRY_MS = 10_000;
 export class DurableInputs {
   readonly metrics: DurabilityMetrics;
   private readonly duplicates = new DuplicateFilter();
-  private readonly lastSeen: Map<string, number>;
+  readonly bounds: BoundMetrics;
+  private readonly lastSeen: LastSeen;
+  private readonly maxHeld: number;
   private held: Held[] = [];
   private loop: DecisionLoop | undefined;
   private deps: RecoveryDeps | undefined;
@@ -232,11 +248,18 @@ export class DurableInputs {
     /** The latest gateway time the checkpoint and the journal know of. */
     readonly lastKnownAt: number | undefined,
     recordedEmits: Map<string, number>,
+    bounds: BoundMetrics,
+    limits: InputLimits,
   ) {
     this.recordedEmits = recordedEmits;
     this.metrics = metrics;
     this.settings = settings;
-    this.lastSeen = new Map(saved?.lastSeen ?? []);
+    this.bounds = bounds;
+    this.maxHeld = limits.maxHeld;
+    this.lastSeen = new LastSeen(saved?.lastSeen ?? [], limits.maxLastSeen, (reason, n) =>
+      bounds.evicted(reason, n),
+    );
+    bounds.measure('held', () => this.journal.queued + this.held.length);
     this.appliedSeq = saved?.seq ?? 0;
     this.checkpointAt = saved?.at;
   }
@@ -250,6 +273,7 @@ export class DurableInputs {
     const settings = { ...DEFAULT_DURABILITY, ...opts.settings };
     let inputs: DurableInputs | undefined;
     const metrics = new DurabilityMetrics(opts.registry, () => inputs?.health().held ?? 0);
+    const bounds = new BoundMetrics(opts.registry, () => inputs?.lastSeen.size ?? 0);
     const checkpoints = new Checkpoints(opts.dir, storage, opts.logger);
     await storage.ensureDir(opts.dir);
     const saved = await checkpoints.latest();
@@ -288,6 +312,8 @@ export class DurableInputs {
       settings,
       latestAt,
       tail.emitted,
+      bounds,
+      { ...DEFAULT_INPUT_LIMITS, ...opts.limits },
     );
     inputs.onCheckpoint = opts.onCheckpoint;
     inputs.keptTail = tail.kept;
@@ -392,6 +418,14 @@ export class DurableInputs {
     return this.lastSeen.has(actor);
   }
 
+  /**
+   * Forgets the last-seen time of the devices last seen at or before `seenBefore` that are neither connected, nor
+   * waited on by a timer, nor known (see `LastSeen`). Returns how many were forgotten.
+   */
+  forgetUnseen(needs: LastSeenNeeds, seenBefore: number): Promise<number> {
+    return this.lastSeen.forget(needs, seenBefore);
+  }
+
   /** Many inputs are waiting to be recorded or applied: QoS 0 publishes should wait too. */
   get congested(): boolean {
     return this.journal.fault !== undefined || this.journal.queued + this.held.length >= CONGESTED_AT;
@@ -426,6 +460,13 @@ export class DurableInputs {
     source?: PublishSource,
   ): Promise<void> {
     if (this.sheds(ev, persist, source)) return Promise.resolve();
+    if (ev.source !== 'broker' && this.journal.queued + this.held.length >= this.maxHeld) {
+      this.bounds.refused.inc({ queue: 'held' });
+      // QoS 0 has no acknowledgement to withhold: it is dropped. QoS 1 is not acknowledged, and sent again.
+      return persist === 'sync'
+        ? Promise.reject(new QueueFullError('held', this.maxHeld))
+        : Promise.resolve();
+    }
     const origin: PublishOrigin | undefined = source && {
       clientId: source.clientId,
       messageId: source.messageId,
@@ -583,10 +624,7 @@ export class DurableInputs {
     try {
       if (input.kind === 'event') {
         const ev = input.event;
-        if (ev.source === 'device' || ev.source === 'broker') {
-          const seen = this.lastSeen.get(ev.actor);
-          if (seen === undefined || seen < ev.at) this.lastSeen.set(ev.actor, ev.at);
-        }
+        if (ev.source === 'device' || ev.source === 'broker') this.lastSeen.see(ev);
         if (!replay) this.deps?.onLiveEvent?.(ev);
       }
       const loop = this.loop as DecisionLoop;
@@ -630,6 +668,8 @@ export class DurableInputs {
     if (this.rules === undefined || engineOpts === undefined)
       throw new Error('restore() must come before recover()');
     const replayed = await this.replay(deps.profiles);
+    // The connections the replay saw open ended with the gateway: connections recorded since are applied next.
+    this.lastSeen.forgetConnections();
     this.metrics.recoveryRecords.inc(replayed);
     const rules = this.swapToStartupRules(deps.loop, engineOpts);
 
@@ -638,14 +678,14 @@ export class DurableInputs {
       (sc) => armedFor.includes(sc.id) && sc.when.kind === 'silence' && sc.by !== undefined,
     );
     if (needsProfiles && !this.stopping) {
-      for (const actor of this.lastSeen.keys()) await profileOf(deps.profiles, actor, this.logger);
+      for (const actor of this.lastSeen.times.keys()) await profileOf(deps.profiles, actor, this.logger);
     }
     const { engine, armed } = armFromLastSeen(
       deps.loop.rules.engine,
       rules,
       engineOpts,
       armedFor,
-      this.lastSeen,
+      this.lastSeen.times,
       (actor) => {
         const cached = deps.profiles.peek(actor);
         return cached.hit ? cached.profile : undefined;
@@ -882,7 +922,7 @@ export class DurableInputs {
     this.duplicates.prune(now);
     const seq = this.appliedSeq;
     const arbiter = rules.arbiter.snapshot();
-    const lastSeen = [...this.lastSeen];
+    const lastSeen = this.lastSeen.entries();
     const duplicates = this.duplicates.snapshot();
     const inForce = this.context.inForce;
     const state = await this.encodeState({
