@@ -129,6 +129,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       clock,
       profiles: store.profiles,
       pendingWrites: () => writes,
+      syncWrites: () => store.sync(),
       forward,
       onLiveEvent: (ev) => {
         devices.observe(ev);
@@ -225,8 +226,7 @@ function forgetUnseen(
   profiles: ProfileLookup,
   at: number,
 ): Promise<number> {
-  const waitedOn = new Set<string>();
-  for (const t of rules.engine.pendingTimers()) waitedOn.add(t.actor);
+  const waitedOn = (actor: string): boolean => rules.engine.waitsOn(actor);
   const known = (actor: string): boolean | Promise<boolean> => {
     const cached = profiles.peek(actor);
     if (cached.hit) return cached.profile !== undefined;

@@ -109,6 +109,8 @@ export interface RecoveryDeps {
   /** Writes still in progress that a checkpoint must wait for (the outbox's): an action decided from a record
    *  the checkpoint covers has to be on disk before that record may be forgotten. */
   pendingWrites: () => Iterable<Promise<unknown>>;
+  /** Makes those writes durable (they are not synced on their own); a checkpoint waits for it. */
+  syncWrites?: (() => Promise<void>) | undefined;
   /** Each event as it is applied live (not during replay): the dashboard, the `--record` file. */
   onLiveEvent?: ((ev: Event) => void) | undefined;
   /**
@@ -940,6 +942,7 @@ export class DurableInputs {
     let replayFromAt: number | undefined;
     try {
       await Promise.all(writes);
+      await deps.syncWrites?.();
       await this.journal.rotate();
       const bytes = await this.checkpoints.write(state);
       replayFromAt = this.checkpointAt;

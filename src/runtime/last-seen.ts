@@ -5,8 +5,8 @@ export type LastSeenEviction = 'unneeded' | 'bound';
 
 /** What a pass of `forget` asks about each device it could forget. */
 export interface LastSeenNeeds {
-  /** Devices a pending timer waits on (a silence that has not fired yet). */
-  waitedOn: ReadonlySet<string>;
+  /** Whether a pending timer waits on the device (a silence that has not fired yet). */
+  waitedOn: (actor: string) => boolean;
   /** Whether the device is known (it has a profile); a promise when that takes a read. */
   known: (actor: string) => boolean | Promise<boolean>;
 }
@@ -81,7 +81,7 @@ export class LastSeen {
     const candidates: string[] = [];
     for (const [actor, at] of this.at) {
       if (at > seenBefore) break;
-      if (!this.connected.has(actor) && !needs.waitedOn.has(actor)) candidates.push(actor);
+      if (!this.connected.has(actor) && !needs.waitedOn(actor)) candidates.push(actor);
     }
     let forgotten = 0;
     for (let i = 0; i < candidates.length; i++) {

@@ -186,7 +186,7 @@ export class CommandOutbox {
   }
 
   /**
-   * Queues a command for its device (`action.actor`); resolves once it is synced to disk. To make room, the
+   * Queues a command for its device (`action.actor`); resolves once it is written (synced by the next checkpoint). To make room, the
    * device's oldest command goes when it has `maxPerDevice`, the oldest of all when the outbox is full.
    */
   async add(action: Action): Promise<CommandAddResult> {
@@ -214,7 +214,7 @@ export class CommandOutbox {
     this.#insert(entry);
     batch.ops.push({ type: 'put', key, value });
     batch.added.push(entry);
-    batch.sync = true;
+    // Not synced on its own, like the outbox's actions: the next checkpoint syncs the store first.
     await batch.committed;
     return { status: 'queued', dropped: dropped.map((v) => ({ action: v.entry.action, reason: v.reason })) };
   }
