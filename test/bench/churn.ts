@@ -139,7 +139,12 @@ async function drive(socket: Socket, o: ChurnOptions, progress: { sent: number }
           }),
         );
       }
-      if (!socket.write(Buffer.concat(packets))) await new Promise((r) => socket.once('drain', r));
+      if (socket.destroyed) return;
+      if (!socket.write(Buffer.concat(packets)))
+        await new Promise((r) => {
+          socket.once('drain', r);
+          socket.once('close', r);
+        });
       progress.sent += packets.length;
       const aheadMs = (progress.sent / o.rate) * 1_000 - (performance.now() - started);
       if (aheadMs > 0) await sleep(aheadMs);
@@ -221,8 +226,9 @@ async function main(): Promise<void> {
     let tailFrom: number | undefined;
     while (gateway.alive()) {
       await sleep(o.everyMs);
-      if (!gateway.alive()) break;
-      const s = await sample(gateway, t0, progress.sent);
+      const s = await sample(gateway, t0, progress.sent).catch(() => undefined);
+      // Gone between two samples (out of memory): reported below with what it printed.
+      if (s === undefined) break;
       samples.push(s);
       log(
         `${s.s}s sent ${s.sent.toLocaleString('en-US')} RSS ${s.rssMB} MB heap ${s.heapMB} MB groups ${s.groups} ` +
@@ -231,8 +237,8 @@ async function main(): Promise<void> {
       if (done) tailFrom ??= performance.now();
       if (tailFrom !== undefined && performance.now() - tailFrom >= o.tailMs) break;
     }
-    await driving.catch(() => undefined);
     socket.destroy();
+    await driving.catch(() => undefined);
     const survived = gateway.alive();
     const peak = samples.reduce((a, b) => (b.rssMB > a.rssMB ? b : a));
     const end = samples.at(-1) as Sample;

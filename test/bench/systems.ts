@@ -148,9 +148,14 @@ export async function startVigil(setup: VigilSetup, opts: VigilStartOptions): Pr
       : [opts.wrapper[0] as string, [...opts.wrapper.slice(1), plain, ...plainArgs]];
   let proc: ServerProcess;
   try {
-    proc = await startServer(command, args, /mqtt listening on \S+:(\d+)\nhttp listening on \S+:(\d+)/, {
-      ...(opts.env !== undefined ? { env: opts.env } : {}),
-    });
+    proc = await startServer(
+      command,
+      args,
+      /mqtt listening on \S+:(\d+)\n(?:.*\n)*?http listening on \S+:(\d+)/,
+      {
+        ...(opts.env !== undefined ? { env: opts.env } : {}),
+      },
+    );
   } catch (err) {
     await rm(data, { recursive: true, force: true });
     throw err;

@@ -19,9 +19,19 @@ export type SyncTarget = 'journal' | 'journal-dir' | 'checkpoint' | 'leveldb';
 export interface BudgetPoint {
   qos: 0 | 1;
   rate: number;
-  /** Device events taken in during the window (refused ones left out), and those refused by a full queue. */
+  /**
+   * Inputs recorded in the journal during the window (device events, and the few timer firings): the figures are
+   * per recorded input, so that a gateway running behind its load is not credited with what it has yet to write.
+   */
   events: number;
+  /** Device events taken in during the window, and those refused by a full queue. */
+  takenIn: number;
   refused: number;
+  /**
+   * Inputs waiting to be recorded at the end of the window, when more than a second of the load: the gateway ran
+   * behind, and the figures are not a cost per event (what it had yet to write is left out).
+   */
+  behind: number | null;
   seconds: number;
   bytesPerEvent: number;
   /** Of those, appended to the journal (its own count), and checkpoints written in the window. */
@@ -114,6 +124,9 @@ interface Reading {
   checkpoints: number;
   checkpointBytes: number;
   refused: number;
+  records: number;
+  /** Inputs waiting to be recorded or applied. */
+  held: number;
 }
 
 function metricSum(text: string, name: string, labels: readonly string[] = []): number {
@@ -138,6 +151,8 @@ async function read(sut: SystemUnderTest, pid: number): Promise<Reading> {
     checkpoints: metricSum(text, 'vigil_checkpoints_total', ['result="written"']),
     checkpointBytes: metricSum(text, 'vigil_checkpoint_bytes'),
     refused: metricSum(text, 'vigil_queue_refused_total') + metricSum(text, 'vigil_events_shed_total'),
+    records: metricSum(text, 'vigil_journal_records_total'),
+    held: metricSum(text, 'vigil_journal_held'),
   };
 }
 
@@ -274,14 +289,16 @@ async function loadPoints(o: WriteBudgetOptions, traced: boolean): Promise<Budge
     }
     const { before, after } = window;
     const refused = after.refused - before.refused;
-    const events = Math.max(1, after.events - before.events - refused);
+    const events = Math.max(1, after.records - before.records);
     const seconds = (after.atMs - before.atMs) / 1_000;
     const syncsBy = trace === undefined ? null : syncsBetween(trace, before.atMs, after.atMs);
     const syncs = syncsBy === null ? null : total(syncsBy);
     const record: BudgetPoint = {
       ...point,
       events,
+      takenIn: after.events - before.events,
       refused,
+      behind: after.held > point.rate ? after.held : null,
       seconds: round(seconds, 1),
       bytesPerEvent: round((after.writeBytes - before.writeBytes) / events, 1),
       journalBytesPerEvent: round((after.journalBytes - before.journalBytes) / events, 1),
@@ -366,16 +383,17 @@ function round(n: number, digits: number): number {
 export function writeBudgetTable(r: WriteBudgetRecord): string {
   const mb = (b: number) => (b / 1024 / 1024).toFixed(2);
   const lines = [
-    '| load | B written / event | journal B / event | checkpoint B / event | syncs / s | syncs / event | target |',
-    '| ---- | ----------------: | ----------------: | -------------------: | --------: | ------------: | ------ |',
+    '| load | inputs recorded / s | B written / input | journal B / input | checkpoint B / input | syncs / s | syncs / input | target |',
+    '| ---- | ------------------: | ----------------: | ----------------: | -------------------: | --------: | ------------: | ------ |',
   ];
   for (const p of r.points) {
     const target =
       p.qos === 0
         ? `≤ ${BUDGET_TARGETS.qos0BytesPerEvent} B/event: ${p.bytesPerEvent <= BUDGET_TARGETS.qos0BytesPerEvent ? 'met' : 'missed'}`
         : '–';
+    const behind = p.behind === null ? '' : ` (behind: ${p.behind.toLocaleString('en-US')} waiting)`;
     lines.push(
-      `| QoS ${p.qos}, ${p.rate.toLocaleString('en-US')}/s | ${p.bytesPerEvent} | ${p.journalBytesPerEvent} | ` +
+      `| QoS ${p.qos}, ${p.rate.toLocaleString('en-US')}/s${behind} | ${Math.round(p.events / p.seconds).toLocaleString('en-US')} | ${p.bytesPerEvent} | ${p.journalBytesPerEvent} | ` +
         `${p.checkpointBytesPerEvent} | ${p.syncsPerSecond ?? '–'} | ${p.syncsPerEvent ?? '–'} | ${target} |`,
     );
   }
@@ -384,7 +402,7 @@ export function writeBudgetTable(r: WriteBudgetRecord): string {
     const met = i.bytesPerHour <= BUDGET_TARGETS.idleBytesPerHourAt1000 ? 'met' : 'missed';
     lines.push(
       `| idle, ${i.devices.toLocaleString('en-US')} devices (${i.measuredMinutes} min after ${i.settledMinutes}, ×${(60 / i.measuredMinutes).toFixed(1)}) | ` +
-        `${mb(i.bytesPerHour)} MB/hour | ${mb(i.journalBytesPerHour)} MB/hour | ${mb(i.checkpointBytesPerHour)} MB/hour ` +
+        `– | ${mb(i.bytesPerHour)} MB/hour | ${mb(i.journalBytesPerHour)} MB/hour | ${mb(i.checkpointBytesPerHour)} MB/hour ` +
         `(${i.checkpoints} written) | ${i.syncsPerHour ?? '–'} / hour | – | ≤ 10 MB/hour: ${met} |`,
     );
   }
