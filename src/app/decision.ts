@@ -17,6 +17,7 @@ import {
   type JournalStorage,
   type InputRecord,
   type LoopOutputs,
+  type ProfileLookup,
   type RecoveryReport,
   type WallState,
 } from '../runtime/index.js';
@@ -87,6 +88,10 @@ export interface DecisionModule extends Started {
    * applied live; rejects only if recovery itself failed.
    */
   readonly recovered: Promise<RecoveryReport>;
+  /** A bounded queue is half full (the entrance, the record file): publishers should wait for `relieved`. */
+  readonly congested: boolean;
+  /** Settles once no bounded queue of the module is congested. */
+  relieved(): Promise<void>;
   /** Starts recovery, in the background: devices are served and acknowledged meanwhile. */
   recover(): Promise<RecoveryReport>;
 }
@@ -105,7 +110,11 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   // are inputs like events (recorded with their time, then applied in journal order).
   const deliverEvent: Deliver = (ev, profile, meta) =>
     durable.submitEvent(ev, profile, meta && meta.qos > 0 ? 'sync' : 'write', meta?.source);
-  const entrance = new OrderedDelivery(store.profiles, deliverEvent, logger);
+  const entrance = new OrderedDelivery(store.profiles, deliverEvent, logger, {
+    maxQueued: config.limits.ingestQueue,
+    onRefused: () => durable.bounds.refused.inc({ queue: 'ingest' }),
+  });
+  durable.bounds.measure('ingest', () => entrance.queued);
   const timers = recordedTimers(clock, entrance, durable);
   base.metrics.readFrom({
     pendingTimers: () => timers.pending,
@@ -123,18 +132,8 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const loop = new DecisionLoop({ rules, scheduler: timers, outputs });
 
   const devices = new DeviceActivity({ now: () => clock.now() });
-  const recorder = config.record !== undefined ? new Recorder(config.record, logger) : undefined;
-  // Only once inputs are applied live, and only what expired a while ago: an input is applied after its time
-  // (recorded first; held during a checkpoint), and must find the arbiter and the engine as they were at that time.
-  // The engine's pass is journaled, so that recovery and replay prune at the same place.
-  let live = false;
-  const prune = setInterval(() => {
-    if (!live) return;
-    const at = clock.now() - PRUNE_EVERY_MS;
-    rules.arbiter.prune(at);
-    void durable.submitPrune(at).catch(() => undefined);
-  }, PRUNE_EVERY_MS);
-  prune.unref();
+  const recorder = openRecorder(base, durable);
+  const housekeeping = startHousekeeping(base, durable, rules, clock);
   let begin = (): void => undefined;
   const recovered = new Promise<void>((resolve) => (begin = resolve)).then(() =>
     durable.recover({
@@ -142,6 +141,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       clock,
       profiles: store.profiles,
       pendingWrites: () => writes,
+      syncWrites: () => store.sync(),
       forward,
       onLiveEvent: (ev) => {
         devices.observe(ev);
@@ -154,7 +154,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const wallWatch = watchWall(base, { loop, clock, durable, wallNow });
   recovered.then(
     () => {
-      live = true;
+      housekeeping.goLive();
       wallWatch.start();
     },
     () => undefined,
@@ -176,12 +176,16 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     onCheckpoint: (handler) => void checkpointed.push(handler),
     holdCheckpointsFor,
     recovered,
+    get congested() {
+      return entrance.congested || recorder?.congested === true;
+    },
+    relieved: () => recorder?.relieved() ?? Promise.resolve(),
     recover() {
       begin();
       return recovered;
     },
     async stop() {
-      clearInterval(prune);
+      housekeeping.stop();
       wallWatch.stop();
       timers.stop();
       await entrance.drain();
@@ -204,6 +208,69 @@ function recordedTimers(clock: Clock, entrance: OrderedDelivery, durable: Durabl
         .pushInput(actor, (profile) => durable.submitTimer(timer, at, actor, profile))
         ?.catch(() => undefined);
   });
+}
+
+/**
+ * Every minute, once inputs are applied live, and only what expired a while ago: an input is applied after its time
+ * (recorded first; held during a checkpoint), and must find the arbiter and the engine as they were at that time.
+ * The engine's pass is journaled, so that recovery and replay prune at the same place.
+ */
+function startHousekeeping(
+  base: Foundation,
+  durable: DurableInputs,
+  rules: RulesInForce,
+  clock: Clock,
+): { goLive(): void; stop(): void } {
+  let live = false;
+  let forgetting: Promise<unknown> | undefined;
+  const prune = setInterval(() => {
+    if (!live) return;
+    const at = clock.now() - PRUNE_EVERY_MS;
+    rules.arbiter.prune(at);
+    void durable.submitPrune(at).catch(() => undefined);
+    forgetting ??= forgetUnseen(durable, rules, base.store.profiles, at)
+      .catch((err: unknown) => base.logger.warn({ err }, 'last-seen times not pruned'))
+      .finally(() => (forgetting = undefined));
+  }, PRUNE_EVERY_MS);
+  prune.unref();
+  return {
+    goLive: () => void (live = true),
+    stop: () => clearInterval(prune),
+  };
+}
+
+/** The `record` file, when configured, bounded by `limits.recorderBytes`. */
+function openRecorder(base: Foundation, durable: DurableInputs): Recorder | undefined {
+  const { config, logger } = base;
+  if (config.record === undefined) return undefined;
+  const recorder = new Recorder(config.record, logger, {
+    maxBytes: config.limits.recorderBytes,
+    onRefused: () => durable.bounds.refused.inc({ queue: 'recorder' }),
+  });
+  durable.bounds.measure('recorder', () => recorder.pendingBytes);
+  return recorder;
+}
+
+/**
+ * Forgets the last-seen time of devices seen last before `at` that no longer need it: not connected, not awaited by
+ * a pending timer (a silence), not known to the profile store.
+ */
+function forgetUnseen(
+  durable: DurableInputs,
+  rules: RulesInForce,
+  profiles: ProfileLookup,
+  at: number,
+): Promise<number> {
+  const waitedOn = (actor: string): boolean => rules.engine.waitsOn(actor);
+  const known = (actor: string): boolean | Promise<boolean> => {
+    const cached = profiles.peek(actor);
+    if (cached.hit) return cached.profile !== undefined;
+    return profiles.get(actor).then(
+      (profile) => profile !== undefined,
+      () => true,
+    );
+  };
+  return durable.forgetUnseen({ waitedOn, known }, at);
 }
 
 /** The writes that carry out decisions, which no checkpoint may overtake (see `holdCheckpointsFor`). */
@@ -264,6 +331,7 @@ function openJournal(
       commitWindowMs: durability.commitWindow,
       retention: { maxAgeMs: durability.retention.age, maxBytes: durability.retention.size },
     },
+    limits: { maxHeld: base.config.limits.held, maxLastSeen: base.config.limits.lastSeen },
     onCheckpoint,
   });
 }

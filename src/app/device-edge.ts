@@ -84,9 +84,7 @@ export async function startDeviceEdge(
           const resend = durable.resent(source, packet.dup);
           if (resend) return resend;
         }
-        const accepted = ingest.handleDevicePublish(client, topic, payload, qos, source);
-        // QoS 0 has no acknowledgement to hold back; its publisher waits only while inputs pile up.
-        return qos > 0 || durable.congested ? accepted : undefined;
+        return heldBack(ingest.handleDevicePublish(client, topic, payload, qos, source), qos, decision);
       },
       onConnected: (client) => {
         metrics.devicesConnected.set(broker?.connectedCount ?? 0);
@@ -124,6 +122,19 @@ export async function startDeviceEdge(
       reports.stop();
     },
   };
+}
+
+/**
+ * What the broker waits for before it acknowledges a publish (and reads on): QoS 1 its record. QoS 0 has no
+ * acknowledgement to hold back; its publisher waits only while inputs pile up (a bounded queue half full).
+ */
+function heldBack(
+  accepted: Promise<void> | void,
+  qos: 0 | 1 | 2,
+  decision: DecisionModule,
+): Promise<void> | void {
+  if (decision.congested) return Promise.resolve(accepted).then(() => decision.relieved());
+  return qos > 0 || decision.durable.congested ? accepted : undefined;
 }
 
 /** The broker's persistent sessions and retained messages, in the store's LevelDB (docs/mqtt.md). */

@@ -109,7 +109,7 @@ export class DeviceCommands {
    */
   async fromCloud(action: Action): Promise<CommandAddResult> {
     if (this.#stopping) throw new Error('device commands are stopping');
-    const added = this.#opts.outbox.add(action);
+    const added = this.#opts.outbox.add(action, true);
     this.#track(added);
     const result = await added;
     this.#added(action, result, false);

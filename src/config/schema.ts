@@ -177,6 +177,20 @@ export const configSchema = z
       .object({ cacheSize: positiveInt.default(100_000) })
       .strict()
       .prefault({}),
+    /** Bounds on what the gateway holds in memory; what each refuses or forgets is counted (docs/durability.md). */
+    limits: z
+      .object({
+        /** Devices whose last-seen time is kept (those connected, known or awaited by a timer); past it the oldest go. */
+        lastSeen: positiveInt.default(200_000),
+        /** Inputs waiting for their device's profile read, all devices together. */
+        ingestQueue: positiveInt.default(50_000),
+        /** Inputs being recorded or recorded and not yet applied (recovery, a checkpoint, a slow or full disk). */
+        held: positiveInt.default(200_000),
+        /** Bytes of events not yet written to the `record` file. */
+        recorderBytes: byteSize.default(16 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
     /** The journal of inputs and the checkpoints of state (docs/durability.md). */
     durability: z
       .object({

@@ -197,6 +197,17 @@ export class Engine {
     return out;
   }
 
+  /** Whether a pending timer of a group of `actor` alone (a scenario without `by`) waits on the device. */
+  waitsOn(actor: string): boolean {
+    for (const rt of this.runtimes) {
+      const timerOf = rt.kind.timerOf;
+      if (timerOf === undefined || rt.sc.by !== undefined) continue;
+      const state = rt.groups.get(actor);
+      if (state !== undefined && timerOf(state) !== undefined) return true;
+    }
+    return false;
+  }
+
   /**
    * Forgets windows, counts and matches that can no longer lead anywhere at `now`, so that memory follows
    * the devices that are active rather than every device ever seen. Each kind knows when that is (silence

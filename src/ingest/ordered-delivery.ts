@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Event, Profile } from '../shared/index.js';
+import { QueueFullError, type Event, type Profile } from '../shared/index.js';
 import type { ProfileSource, PublishMeta } from './types.js';
 
 /**
@@ -10,6 +10,12 @@ export type Deliver = (ev: Event, profile: Profile | undefined, meta: PublishMet
 
 /** Hands an input on with its device's profile; a promise it returns is what the caller waits for. */
 export type HandOn = (profile: Profile | undefined) => Promise<void> | void;
+
+/** How many inputs may wait for profile reads, all devices together, and who counts what that refuses. */
+export interface DeliveryBound {
+  maxQueued: number;
+  onRefused: () => void;
+}
 
 interface Queued {
   handOn: HandOn;
@@ -23,22 +29,34 @@ interface Queued {
  * FIFO that waits for the profile read, so a later input that hits the cache cannot overtake it.
  * Devices do not wait for each other. Events and timer firings share the FIFO, so a timer never
  * overtakes its device's events, and time never goes backwards for a device.
+ *
+ * What waits is bounded: past `bound.maxQueued` a device or cloud event that would wait is refused (a QoS 1 publish
+ * is not acknowledged, so it is sent again; a QoS 0 one is dropped), counted. Connection changes, timer firings and
+ * emitted events are never refused (they are not sent again), but count toward the bound.
  */
 export class OrderedDelivery {
   private readonly queues = new Map<string, Queued[]>();
   private idleWaiters: Array<() => void> = [];
+  private count = 0;
 
   constructor(
     private readonly profiles: ProfileSource,
     private readonly deliver: Deliver,
     private readonly logger: Logger,
+    private readonly bound: DeliveryBound = {
+      maxQueued: Number.POSITIVE_INFINITY,
+      onRefused: () => undefined,
+    },
   ) {}
 
   /** Events waiting for a profile read, across all devices. */
   get queued(): number {
-    let n = 0;
-    for (const queue of this.queues.values()) n += queue.length;
-    return n;
+    return this.count;
+  }
+
+  /** Half the bound is taken: publishers should wait. */
+  get congested(): boolean {
+    return this.count >= this.bound.maxQueued / 2;
   }
 
   /**
@@ -49,6 +67,12 @@ export class OrderedDelivery {
     if (!this.queues.has(ev.actor)) {
       const cached = this.profiles.peek(ev.actor);
       if (cached.hit) return this.handOn(ev, cached.profile, meta);
+    }
+    if (this.count >= this.bound.maxQueued && ev.source !== 'broker') {
+      this.bound.onRefused();
+      if (meta !== undefined && meta.qos > 0)
+        return Promise.reject(new QueueFullError('ingest', this.bound.maxQueued));
+      return;
     }
     return this.pushInput(ev.actor, (profile) => this.handOn(ev, profile, meta));
   }
@@ -70,6 +94,7 @@ export class OrderedDelivery {
     const settled = new Promise<void>((resolve, reject) =>
       queue.push({ handOn, settle: { resolve, reject } }),
     );
+    this.count++;
     // The caller may not wait for it (a QoS 0 publish, a connection change): no unhandled rejection.
     settled.catch(() => undefined);
     return settled;
@@ -87,6 +112,7 @@ export class OrderedDelivery {
       for (let item = queue[0]; item !== undefined; item = queue[0]) {
         const profile = await this.profileOf(actor);
         queue.shift();
+        this.count--;
         let result: Promise<void> | void;
         try {
           result = item.handOn(profile);

@@ -5,7 +5,8 @@ import type { Registry } from 'prom-client';
 import { Arbiter } from '../actions/index.js';
 import { parseTimerKey, type EmittedInput, type Engine, type EngineOptions } from '../engine/index.js';
 import type { RuleSet, Scenario } from '../rules/index.js';
-import { DataFormatError, releaseVersion, type Event, type Profile } from '../shared/index.js';
+import { DataFormatError, QueueFullError, releaseVersion, type Event, type Profile } from '../shared/index.js';
+import { BoundMetrics } from './bound-metrics.js';
 import {
   CheckpointEncoder,
   Checkpoints,
@@ -38,6 +39,7 @@ import {
   type KeptTail,
 } from './journal-tail.js';
 import type { DecisionLoop } from './decision-loop.js';
+import { LastSeen, type LastSeenNeeds } from './last-seen.js';
 import { RecordedContext } from './recorded-context.js';
 import { armFromLastSeen, graceMs, restoreEngine, type RuleChanges } from './recovery.js';
 import { oldestRetained, type Retained, type RetentionSettings } from './retention.js';
@@ -81,7 +83,19 @@ export interface DurableInputsOptions {
    * it when the newest cannot be read): nothing decided before that time can be decided again by a recovery.
    */
   onCheckpoint?: ((replayFromAt: number) => void) | undefined;
+  /** Bounds on what is held in memory (`limits` in the config). */
+  limits?: Partial<InputLimits> | undefined;
 }
+
+/** Bounds on the inputs waiting and the devices whose last-seen time is kept. */
+export interface InputLimits {
+  /** Inputs being recorded or waiting to be applied; past it device and cloud events are refused. */
+  maxHeld: number;
+  /** Devices whose last-seen time is kept. */
+  maxLastSeen: number;
+}
+
+export const DEFAULT_INPUT_LIMITS: InputLimits = { maxHeld: 200_000, maxLastSeen: 200_000 };
 
 /** Profiles as recovery reads them: the cache, and a read that may go to disk. */
 export interface ProfileLookup {
@@ -96,6 +110,8 @@ export interface RecoveryDeps {
   /** Writes still in progress that a checkpoint must wait for (the outbox's): an action decided from a record
    *  the checkpoint covers has to be on disk before that record may be forgotten. */
   pendingWrites: () => Iterable<Promise<unknown>>;
+  /** Makes those writes durable (they are not synced on their own); a checkpoint waits for it. */
+  syncWrites?: (() => Promise<void>) | undefined;
   /** Each event as it is applied live (not during replay): the dashboard, the `--record` file. */
   onLiveEvent?: ((ev: Event) => void) | undefined;
   /** Each input once the live loop applied it (not during replay), with its profile: the shadow rules. */
@@ -184,7 +200,9 @@ const CHECKPOINT_RETRY_MS = 10_000;
 export class DurableInputs {
   readonly metrics: DurabilityMetrics;
   private readonly duplicates = new DuplicateFilter();
-  private readonly lastSeen: Map<string, number>;
+  readonly bounds: BoundMetrics;
+  private readonly lastSeen: LastSeen;
+  private readonly maxHeld: number;
   private held: Held[] = [];
   /** Appended to the journal, not yet recorded: applied (or held) by the commit that records them. */
   private unapplied: Held[] = [];
@@ -239,11 +257,18 @@ export class DurableInputs {
     recordedEmits: Map<string, number>,
     /** How wall time related to gateway time when the journal ends (its last clock record, or the checkpoint's). */
     readonly recordedWall: WallState | undefined,
+    bounds: BoundMetrics,
+    limits: InputLimits,
   ) {
     this.recordedEmits = recordedEmits;
     this.metrics = metrics;
     this.settings = settings;
-    this.lastSeen = new Map(saved?.lastSeen ?? []);
+    this.bounds = bounds;
+    this.maxHeld = limits.maxHeld;
+    this.lastSeen = new LastSeen(saved?.lastSeen ?? [], limits.maxLastSeen, (reason, n) =>
+      bounds.evicted(reason, n),
+    );
+    bounds.measure('held', () => this.journal.queued + this.held.length);
     this.appliedSeq = saved?.seq ?? 0;
     this.checkpointAt = saved?.at;
   }
@@ -257,6 +282,7 @@ export class DurableInputs {
     const settings = { ...DEFAULT_DURABILITY, ...opts.settings };
     let inputs: DurableInputs | undefined;
     const metrics = new DurabilityMetrics(opts.registry, () => inputs?.health().held ?? 0);
+    const bounds = new BoundMetrics(opts.registry, () => inputs?.lastSeen.size ?? 0);
     const checkpoints = new Checkpoints(opts.dir, storage, opts.logger);
     await storage.ensureDir(opts.dir);
     const saved = await checkpoints.latest();
@@ -304,6 +330,8 @@ export class DurableInputs {
       latestAt,
       tail.emitted,
       tail.clock ?? saved?.clock,
+      bounds,
+      { ...DEFAULT_INPUT_LIMITS, ...opts.limits },
     );
     inputs.onCheckpoint = opts.onCheckpoint;
     inputs.keptTail = tail.kept;
@@ -408,6 +436,14 @@ export class DurableInputs {
     return this.lastSeen.has(actor);
   }
 
+  /**
+   * Forgets the last-seen time of the devices last seen at or before `seenBefore` that are neither connected, nor
+   * waited on by a timer, nor known (see `LastSeen`). Returns how many were forgotten.
+   */
+  forgetUnseen(needs: LastSeenNeeds, seenBefore: number): Promise<number> {
+    return this.lastSeen.forget(needs, seenBefore);
+  }
+
   /** Many inputs are waiting to be recorded or applied: QoS 0 publishes should wait too. */
   get congested(): boolean {
     return this.journal.fault !== undefined || this.journal.queued + this.held.length >= CONGESTED_AT;
@@ -442,6 +478,13 @@ export class DurableInputs {
     source?: PublishSource,
   ): Promise<void> {
     if (this.sheds(ev, persist, source)) return Promise.resolve();
+    if (ev.source !== 'broker' && this.journal.queued + this.held.length >= this.maxHeld) {
+      this.bounds.refused.inc({ queue: 'held' });
+      // QoS 0 has no acknowledgement to withhold: it is dropped. QoS 1 is not acknowledged, and sent again.
+      return persist === 'sync'
+        ? Promise.reject(new QueueFullError('held', this.maxHeld))
+        : Promise.resolve();
+    }
     const origin: PublishOrigin | undefined = source && {
       clientId: source.clientId,
       messageId: source.messageId,
@@ -617,10 +660,7 @@ export class DurableInputs {
     try {
       if (input.kind === 'event') {
         const ev = input.event;
-        if (ev.source === 'device' || ev.source === 'broker') {
-          const seen = this.lastSeen.get(ev.actor);
-          if (seen === undefined || seen < ev.at) this.lastSeen.set(ev.actor, ev.at);
-        }
+        if (ev.source === 'device' || ev.source === 'broker') this.lastSeen.see(ev);
         if (!replay) this.deps?.onLiveEvent?.(ev);
       }
       const loop = this.loop as DecisionLoop;
@@ -666,6 +706,8 @@ export class DurableInputs {
       throw new Error('restore() must come before recover()');
     if (this.saved?.clock) deps.loop.wall.set(this.saved.clock);
     const replayed = await this.replay(deps.profiles);
+    // The connections the replay saw open ended with the gateway: connections recorded since are applied next.
+    this.lastSeen.forgetConnections();
     this.metrics.recoveryRecords.inc(replayed);
     const rules = this.swapToStartupRules(deps.loop, engineOpts);
 
@@ -674,14 +716,14 @@ export class DurableInputs {
       (sc) => armedFor.includes(sc.id) && sc.when.kind === 'silence' && sc.by !== undefined,
     );
     if (needsProfiles && !this.stopping) {
-      for (const actor of this.lastSeen.keys()) await profileOf(deps.profiles, actor, this.logger);
+      for (const actor of this.lastSeen.times.keys()) await profileOf(deps.profiles, actor, this.logger);
     }
     const { engine, armed } = armFromLastSeen(
       deps.loop.rules.engine,
       rules,
       engineOpts,
       armedFor,
-      this.lastSeen,
+      this.lastSeen.times,
       (actor) => {
         const cached = deps.profiles.peek(actor);
         return cached.hit ? cached.profile : undefined;
@@ -919,7 +961,7 @@ export class DurableInputs {
     this.duplicates.prune(now);
     const seq = this.appliedSeq;
     const arbiter = rules.arbiter.snapshot();
-    const lastSeen = [...this.lastSeen];
+    const lastSeen = this.lastSeen.entries();
     const duplicates = this.duplicates.snapshot();
     const inForce = this.context.inForce;
     const state = await this.encodeState({
@@ -939,6 +981,7 @@ export class DurableInputs {
     let replayFromAt: number | undefined;
     try {
       await Promise.all(writes);
+      await deps.syncWrites?.();
       await this.journal.rotate();
       const bytes = await this.checkpoints.write(state);
       replayFromAt = this.checkpointAt;

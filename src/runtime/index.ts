@@ -66,3 +66,6 @@ export {
   type RetainedRange,
 } from './journal-replay.js';
 export { oldestRetained, type RetentionSettings, type ReplayStart, type Retained } from './retention.js';
+export { LastSeen, type LastSeenEviction, type LastSeenNeeds } from './last-seen.js';
+export { BoundMetrics, type BoundedQueue } from './bound-metrics.js';
+export { DEFAULT_INPUT_LIMITS, type InputLimits } from './durable-inputs.js';

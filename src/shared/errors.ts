@@ -27,6 +27,7 @@ export const ERROR_CODES = [
   'VIGIL_MQTT_PACKET_TOO_LARGE',
   'VIGIL_MQTT_MALFORMED',
   'VIGIL_MQTT_MALFORMED_TOPIC',
+  'VIGIL_QUEUE_FULL',
   'VIGIL_NOT_FOUND',
   'VIGIL_HTTP_BAD_TARGET',
   'VIGIL_HTTP_BAD_ENCODING',
@@ -70,6 +71,15 @@ export class VigilError extends Error {
 export class ConfigError extends VigilError {
   constructor(message: string, options?: VigilErrorOptions) {
     super('VIGIL_CONFIG', message, options);
+  }
+}
+
+/** A bounded queue of inputs is full: the input is refused (a QoS 1 publish is not acknowledged, and sent again). */
+export class QueueFullError extends VigilError {
+  constructor(queue: string, bound: number) {
+    super('VIGIL_QUEUE_FULL', `the ${queue} queue holds ${bound} inputs, its bound: input refused`, {
+      hint: 'the gateway takes in more than it can record or apply; the device sends the publish again',
+    });
   }
 }
 

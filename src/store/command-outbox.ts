@@ -186,10 +186,12 @@ export class CommandOutbox {
   }
 
   /**
-   * Queues a command for its device (`action.actor`); resolves once it is synced to disk. To make room, the
-   * device's oldest command goes when it has `maxPerDevice`, the oldest of all when the outbox is full.
+   * Queues a command for its device (`action.actor`); resolves once it is written, and synced when `sync` (a
+   * command from the cloud, acknowledged once it is stored; a decided one is synced by the next checkpoint). To
+   * make room, the device's oldest command goes when it has `maxPerDevice`, the oldest of all when the outbox is
+   * full.
    */
-  async add(action: Action): Promise<CommandAddResult> {
+  async add(action: Action, sync = false): Promise<CommandAddResult> {
     if (this.#closed) throw new StoreIoError('the command outbox is closed');
     if (this.#acknowledged.has(action.id)) return { status: 'acknowledged' };
     const existing = this.#queued.get(action.id);
@@ -214,7 +216,9 @@ export class CommandOutbox {
     this.#insert(entry);
     batch.ops.push({ type: 'put', key, value });
     batch.added.push(entry);
-    batch.sync = true;
+    // A decided command is not synced on its own, like the outbox's actions: the next checkpoint syncs the store
+    // before it forgets the input. A command from the cloud has no input in the journal: synced before its PUBACK.
+    if (sync) batch.sync = true;
     await batch.committed;
     return { status: 'queued', dropped: dropped.map((v) => ({ action: v.entry.action, reason: v.reason })) };
   }

@@ -187,7 +187,7 @@ export class Outbox {
   }
 
   /**
-   * Queues an action; resolves once it is synced to disk. An id already queued is kept once, and an id
+   * Queues an action; resolves once it is written (synced by the next checkpoint, see `add`). An id already queued is kept once, and an id
    * the cloud already acknowledged is not queued at all (an action decided again after a crash has the
    * same id).
    */
@@ -217,7 +217,8 @@ export class Outbox {
     this.#insert(entry);
     batch.ops.push({ type: 'put', sublevel: this.#level, key, value });
     batch.added.push(entry);
-    batch.sync = true;
+    // Not synced on its own: the action's input stays in the journal until a checkpoint, which syncs the store
+    // first (`Store.sync`), so a power cut loses nothing that recovery does not decide again.
     await batch.committed;
     return { status: 'queued', dropped: victims.map((v) => v.action) };
   }

@@ -5,6 +5,7 @@ import { StoreIoError, StoreLockedError } from '../shared/index.js';
 import { cborEncoding } from './cbor-encoding.js';
 import { DISK_HINT } from './store-io.js';
 import type { RootLevel, Sublevel } from './level-types.js';
+import { storeIo } from './store-io.js';
 import { CommandOutbox, type CommandOutboxLimits } from './command-outbox.js';
 import type { OutboxLimits } from './outbox.js';
 import { Outbox } from './outbox.js';
@@ -57,6 +58,11 @@ export interface Store {
   readonly commands: CommandOutbox;
   /** Whether LevelDB takes writes, and since when it does not. */
   health(): StoreHealth;
+  /**
+   * Makes what was written without a sync of its own (the outboxes' entries, delivered ids) durable: one synced
+   * write, which syncs LevelDB's log up to it.
+   */
+  sync(): Promise<void>;
   /** Waits for pending outbox writes, then closes LevelDB. */
   close(): Promise<void>;
 }
@@ -121,6 +127,12 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
     outbox,
     commands,
     health: () => faults.health(),
+    sync: () =>
+      storeIo('syncing the store', () =>
+        db.batch([{ type: 'put', sublevel: sublevels.state, key: 'synced', value: Date.now() }], {
+          sync: true,
+        }),
+      ),
     close() {
       closing ??= (async () => {
         await outbox.close();

@@ -40,6 +40,8 @@ export interface BenchOptions {
   /** The startup section (test/bench/startup.ts): starts per system (0 skips it), whether to `xz -9`, and
    * whether to stop after it. */
   startup: { runs: number; xz: boolean; only: boolean; crash: Omit<CrashOptions, 'log'> };
+  /** The write-budget section (test/bench/write-budget.ts): whether it runs, alone, and the idle run's minutes. */
+  budget: { run: boolean; only: boolean; idleSettleMs: number; idleMeasureMs: number; measureMs: number };
 }
 
 const USAGE = `npm run bench -- [options]
@@ -62,6 +64,10 @@ const USAGE = `npm run bench -- [options]
   --startup-only          run the startup section alone
   --no-xz                 skip the xz -9 sizes in the startup section (about a minute)
 ${CRASH_USAGE}
+ --budget-only           run the write-budget section alone (bytes written and syncs per event and per idle
+                          hour; about 15 minutes, quick 5)
+  --no-budget             skip the write-budget section
+  --budget-idle MINUTES   idle minutes measured (after 6 minutes connected; quick: 2 after 1) (default 5)
   --retries N             repeats of a fixed-rate run that other work on the machine disturbed
                           (CPU stall over 25%); the calmest attempt is kept (default 1, quick 0)
   --help`;
@@ -101,6 +107,9 @@ export function parseBenchOptions(argv: string[]): BenchOptions | 'help' {
       'startup-runs': { type: 'string' },
       'startup-only': { type: 'boolean', default: false },
       'no-xz': { type: 'boolean', default: false },
+      'budget-only': { type: 'boolean', default: false },
+      'no-budget': { type: 'boolean', default: false },
+      'budget-idle': { type: 'string' },
       ...CRASH_ARGS,
       help: { type: 'boolean', default: false },
     },
@@ -171,6 +180,18 @@ export function parseBenchOptions(argv: string[]): BenchOptions | 'help' {
       xz: !values['no-xz'],
       only: values['startup-only'],
       crash: crashOptions(values),
+    },
+    budget: {
+      run: !values['no-budget'],
+      only: values['budget-only'],
+      idleSettleMs: quick ? 60_000 : 6 * 60_000,
+      idleMeasureMs:
+        values['budget-idle'] !== undefined
+          ? positiveNumber('--budget-idle', values['budget-idle']) * 60_000
+          : quick
+            ? 2 * 60_000
+            : 5 * 60_000,
+      measureMs: quick ? 10_000 : 30_000,
     },
   };
 }

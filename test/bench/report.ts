@@ -1,3 +1,4 @@
+import { writeBudgetTable } from './write-budget.js';
 import type { BenchResults, RunRecord, TargetRecord } from './results.js';
 import { startupTable, startupTargets } from './startup.js';
 
@@ -205,6 +206,7 @@ export function markdownReport(results: BenchResults): string {
     ...(results.idleMemory.length === 0
       ? []
       : ['### Memory with idle device connections', '', idleMemoryTable(results), '']),
+    ...(results.writeBudget ? ['### Write budget', '', writeBudgetTable(results.writeBudget), ''] : []),
     '### Targets',
     '',
     targetsTable(results.targets),

@@ -1,3 +1,4 @@
+import type { WriteBudgetRecord } from './write-budget.js';
 import type { LatencySummary } from './latency.js';
 import type { StartupRecord } from './startup.js';
 import type { SystemName } from './systems.js';
@@ -100,5 +101,7 @@ export interface BenchResults {
   idleMemory: IdleMemoryRecord[];
   /** The startup section: exec → first CONNACK, idle RSS and size, beside their floors. */
   startup?: StartupRecord;
+  /** The write-budget section: bytes written and syncs per event and per idle hour. */
+  writeBudget?: WriteBudgetRecord;
   targets: TargetRecord[];
 }

@@ -27,6 +27,7 @@ import {
   type SystemUnderTest,
 } from './systems.js';
 import { benchSecret, CLI, prepareVigil, type FleetShape, type VigilSetup } from './vigil-setup.js';
+import { writeBudget, type WriteBudgetRecord } from './write-budget.js';
 
 /** The fleet's profiles spread over sites and customers as 100,000 simulated devices would be. */
 const FLEET: Pick<FleetShape, 'sites' | 'customers'> = { sites: 5_000, customers: 25_000 };
@@ -52,7 +53,7 @@ class Bench {
   }
 
   async setUp(): Promise<void> {
-    if (!this.o.systems.includes('vigil')) return;
+    if (!this.o.systems.includes('vigil') || this.vigil !== undefined) return;
     if (this.o.binary === undefined && !existsSync(CLI)) {
       throw new Error(`${CLI} is missing: run \`npm run build\` first (npm run bench does)`);
     }
@@ -74,6 +75,32 @@ class Bench {
 
   get importMs(): number | undefined {
     return this.vigil?.importMs;
+  }
+
+  /** The write-budget section, on the shipped rules. */
+  async writeBudget(): Promise<WriteBudgetRecord> {
+    if (!this.vigil || !this.cloud) throw new Error('set up first');
+    const { budget } = this.o;
+    return writeBudget({
+      setup: this.vigil,
+      cloud: this.cloud,
+      fleet: FLEET,
+      secret: this.secret,
+      seed: this.o.seed,
+      devices: this.o.devices,
+      points: [
+        { qos: 0, rate: 1_000 },
+        { qos: 0, rate: 20_000 },
+        { qos: 1, rate: 1_000 },
+        { qos: 1, rate: 20_000 },
+      ],
+      warmupMs: this.o.warmupMs,
+      measureMs: budget.measureMs,
+      idleDevices: 1_000,
+      idleSettleMs: budget.idleSettleMs,
+      idleMeasureMs: budget.idleMeasureMs,
+      log: (m) => this.log(m),
+    });
   }
 
   /** Starts a system and a load generator with the fleet connected to it. */
@@ -424,7 +451,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', stop);
   try {
     // First, while the machine is quiet: nothing of the benchmark runs yet.
-    if (o.startup.runs > 0 && !o.cpuProf) {
+    if (o.startup.runs > 0 && !o.cpuProf && !o.budget.only) {
       results.startup = await startupBench({
         runs: o.startup.runs,
         binary: o.binary ?? DEFAULT_BINARY,
@@ -433,7 +460,11 @@ async function main(): Promise<void> {
         log: (m) => bench.log(m),
       });
     }
-    if (!o.startup.only) await underLoad(bench, o, systems, results);
+    if (!o.startup.only && !o.budget.only) await underLoad(bench, o, systems, results);
+    if (o.budget.only || (o.budget.run && !o.startup.only && !o.cpuProf && systems.includes('vigil'))) {
+      await bench.setUp();
+      results.writeBudget = await bench.writeBudget();
+    }
   } finally {
     await bench.tearDown();
   }

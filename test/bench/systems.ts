@@ -107,6 +107,8 @@ export interface VigilStartOptions {
   data?: string | undefined;
   /** Default `warn`. */
   logLevel?: string | undefined;
+  /** A command the gateway runs under (`strace …`), its arguments first; not with the binary. */
+  wrapper?: readonly string[] | undefined;
 }
 
 /** The gateway as users run it, on a fresh copy of the data directory with the profiles imported. */
@@ -138,13 +140,22 @@ export async function startVigil(setup: VigilSetup, opts: VigilStartOptions): Pr
     ...(opts.cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []),
     ...(opts.nodeFlags ?? []),
   ];
-  const [command, args] =
+  const [plain, plainArgs] =
     opts.binary !== undefined ? [opts.binary, runArgs] : [process.execPath, [...nodeFlags, CLI, ...runArgs]];
+  const [command, args] =
+    opts.wrapper === undefined || opts.wrapper.length === 0
+      ? [plain, plainArgs]
+      : [opts.wrapper[0] as string, [...opts.wrapper.slice(1), plain, ...plainArgs]];
   let proc: ServerProcess;
   try {
-    proc = await startServer(command, args, /mqtt listening on \S+:(\d+)\nhttp listening on \S+:(\d+)/, {
-      ...(opts.env !== undefined ? { env: opts.env } : {}),
-    });
+    proc = await startServer(
+      command,
+      args,
+      /mqtt listening on \S+:(\d+)\n(?:.*\n)*?http listening on \S+:(\d+)/,
+      {
+        ...(opts.env !== undefined ? { env: opts.env } : {}),
+      },
+    );
   } catch (err) {
     await rm(data, { recursive: true, force: true });
     throw err;
