@@ -86,6 +86,8 @@ export interface DurableInputsOptions {
 export interface ProfileLookup {
   peek(actor: string): { hit: true; profile: Profile | undefined } | { hit: false };
   get(actor: string): Promise<Profile | undefined>;
+  /** Reads the profiles of many actors into the cache at once, ahead of their `get`s. */
+  prefetch?(actors: Iterable<string>): Promise<unknown>;
 }
 
 export interface RecoveryDeps {
@@ -736,6 +738,7 @@ export class DurableInputs {
       if (known.hit) return step(seq, input, known.profile);
       return profileOf(profiles, actor, this.logger).then((profile) => step(seq, input, profile));
     };
+    await this.prefetchProfiles(profiles, kept.records);
     for (const { seq, input } of kept.records) {
       if (this.stopping) return replayed;
       const pending = replayOne(seq, input);
@@ -755,6 +758,27 @@ export class DurableInputs {
       );
     }
     return replayed;
+  }
+
+  /**
+   * The profiles of the devices the decoded tail names, read in a few batches rather than one read per device as
+   * the replay reaches it. A failure only costs the batching: the replay reads each profile it misses.
+   */
+  private async prefetchProfiles(
+    profiles: ProfileLookup,
+    records: ReadonlyArray<{ input: InputRecord | undefined }>,
+  ): Promise<void> {
+    if (profiles.prefetch === undefined) return;
+    const actors = new Set<string>();
+    for (const { input } of records) {
+      const actor = input === undefined ? undefined : actorOf(input);
+      if (actor !== undefined) actors.add(actor);
+    }
+    try {
+      await profiles.prefetch(actors);
+    } catch (err) {
+      this.logger.warn({ err }, 'profiles could not be read ahead of the replay; each is read as it comes');
+    }
   }
 
   /** Hands on the emitted events recovery decided again and found no record of, in the order decided. */
