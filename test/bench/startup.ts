@@ -323,7 +323,14 @@ export async function startupBench(o: StartupOptions): Promise<StartupRecord> {
     // Runs 0: the crash part alone.
     const rows = o.runs > 0 ? await timeStarts(o, scratch) : [];
     const size = o.runs > 0 ? await sizes(o, scratch) : undefined;
-    const crash = o.crash && o.crash.runs > 0 ? await crashBench({ ...o.crash, log: o.log }) : undefined;
+    const crash =
+      o.crash && o.crash.runs > 0
+        ? await crashBench({
+            ...o.crash,
+            ...(existsSync(o.binary) ? { binary: o.binary } : {}),
+            log: o.log,
+          })
+        : undefined;
     return {
       runs: o.runs,
       node: nodeVersion(),
