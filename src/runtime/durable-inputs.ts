@@ -198,6 +198,7 @@ export class DurableInputs {
   private checkpointDue = false;
   private checkpointTimer: NodeJS.Timeout | undefined;
   private recovering: Promise<RecoveryReport> | undefined;
+  private savedEngineTaken = false;
   private closing: Promise<void> | undefined;
   private rules: RuleSet | undefined;
   /** The rules loaded at start, when they differ from those of the recovered state: swapped in after the replay. */
@@ -351,7 +352,12 @@ export class DurableInputs {
       );
     }
     this.rules = rules;
-    const { engine, arbiter, changes } = continueFrom(rules, engineOpts, this.saved, this.logger);
+    // The checkpoint's engine state, decoded for this start alone, is taken over by the first engine made from it.
+    const owned = !this.savedEngineTaken;
+    this.savedEngineTaken = true;
+    const { engine, arbiter, changes } = continueFrom(rules, engineOpts, this.saved, this.logger, owned);
+    // Its lists of entries are not needed again (the groups live on in the engine).
+    if (owned) for (const s of this.saved?.engine.scenarios ?? []) s.groups = [];
     this.changes = changes;
     return { rules, engine, arbiter };
   }
@@ -819,6 +825,7 @@ export class DurableInputs {
         engineOpts,
         loop.rules.engine.snapshot(),
         this.logger,
+        true,
       );
       const arbiter = Arbiter.restore(startup.rules.policy, loop.rules.arbiter.snapshot());
       loop.rules.use(engine, arbiter, startup.rules);
