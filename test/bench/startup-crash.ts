@@ -66,6 +66,8 @@ interface Storm {
   readonly ms: number;
   readonly connected: number;
   readonly failed: number;
+  /** Up to three reasons the load generator saw for connections that failed. */
+  readonly why: readonly string[];
 }
 
 export interface CrashRecord {
@@ -119,7 +121,7 @@ async function storm(url: string, devices: number, secret: string, perAddress: n
       { kind: 'idle', url, connections: devices, idPrefix: 'dev-', secret, storm: true, perAddress },
       'idle',
     );
-    return { ms: r.ms, connected: r.connected, failed: r.failed ?? 0 };
+    return { ms: r.ms, connected: r.connected, failed: r.failed ?? 0, why: r.why ?? [] };
   } finally {
     await gen.stop();
   }
@@ -265,7 +267,9 @@ export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
             ? `; one address: vigil ${run.nat.vigil.connected} in ${run.nat.vigil.ms.toFixed(0)} ms, aedes ` +
               `${run.nat.aedes.connected} in ${run.nat.aedes.ms.toFixed(0)} ms`
             : '') +
-          `; ${run.groupsBefore} groups and ${run.takenPerS.toFixed(0)} events/s taken in before the kill`,
+          `; ${run.groupsBefore} groups and ${run.takenPerS.toFixed(0)} events/s taken in before the kill` +
+          (run.storm.vigil.failed > 0 ? `; vigil's storm failed: ${run.storm.vigil.why.join(', ')}` : '') +
+          (run.storm.aedes.failed > 0 ? `; aedes's storm failed: ${run.storm.aedes.why.join(', ')}` : ''),
       );
     }
   } finally {
