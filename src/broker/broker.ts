@@ -8,6 +8,7 @@ import { Deliveries } from './deliveries.js';
 import { BrokerClosedError, listenHint } from './errors.js';
 import { guardPacketSize } from './packet-size-guard.js';
 import { EmptyClientIdError } from './security-errors.js';
+import { LISTEN_BACKLOG } from './limits.js';
 import { startTlsListener, type TlsListener } from './tls.js';
 import { SubscriptionTracker } from './subscriptions.js';
 import type {
@@ -288,7 +289,7 @@ class ConnectionNumbers {
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       server.removeListener('error', reject);
       resolve(server.address() as AddressInfo);
     });

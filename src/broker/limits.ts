@@ -13,6 +13,14 @@ export type LimitName =
   | 'packet-size'
   | 'subscriptions';
 
+/**
+ * Connections the kernel completes and holds for the listener to accept. Node's default (511) is what a
+ * reconnect storm of thousands of devices overflows: the rest are dropped and retry their handshake after
+ * 1, 3, 7, 15 s. Linux caps it at `net.core.somaxconn` (4,096 by default since 5.4). Who gets in is still
+ * decided at accept (see `ConnectionAdmission`), however many wait here.
+ */
+export const LISTEN_BACKLOG = 65_535;
+
 /** Repeated refusals of one kind are logged at most this often. */
 export const LOG_EVERY_MS = 10_000;
 

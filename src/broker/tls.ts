@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { ConfigError, TlsFileError } from '../shared/index.js';
 import { listenHint } from './errors.js';
 import { crlProblem, watchCrl } from './crl-watch.js';
+import { LISTEN_BACKLOG } from './limits.js';
 import type { DeviceGuard } from './guard.js';
 
 /** PEM material of a TLS endpoint. */
@@ -155,7 +156,7 @@ export async function startTlsListener(
 
   const address = await new Promise<AddressInfo>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
+    server.listen({ port: opts.port, host: opts.host, backlog: LISTEN_BACKLOG }, () => {
       server.removeListener('error', reject);
       resolve(server.address() as AddressInfo);
     });

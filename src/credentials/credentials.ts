@@ -110,6 +110,12 @@ function parseHash(text: string): { salt: Buffer; mac: Buffer } | undefined {
   return { salt, mac };
 }
 
+/** A `verify` waiting for its read. */
+interface Waiting {
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
 // Compared against when the device is unknown, so that an unknown id costs what a known one does.
 const DECOY_HASH = hashSecret(generateSecret());
 
@@ -122,6 +128,8 @@ export class CredentialStore {
   readonly #now: () => number;
   // Writes of one id run one after another, so that `add` cannot race another `add` of the same id.
   #writing: Promise<unknown> = Promise.resolve();
+  // The reads `verify` asked for in this turn of the event loop, by id: read together in the next one.
+  #verifying: Map<string, Waiting[]> | undefined;
 
   constructor(level: Sublevel, now: () => number = Date.now) {
     this.#level = level;
@@ -240,7 +248,7 @@ export class CredentialStore {
 
   /** Whether `secret` is the secret of device `id`. */
   async verify(id: string, secret: Buffer | string): Promise<Verification> {
-    const stored = isDeviceId(id) ? await this.#read(id) : undefined;
+    const stored = isDeviceId(id) ? asStored(await this.#readTogether(id)) : undefined;
     if (stored === undefined) {
       secretMatches(DECOY_HASH, secret);
       return 'unknown-device';
@@ -251,6 +259,41 @@ export class CredentialStore {
     const overlapping =
       previous !== undefined && secretMatches(previous.hash, secret) && this.#now() < previous.until;
     return current || overlapping ? 'ok' : 'wrong-secret';
+  }
+
+  /**
+   * One id's credential, read with the others asked for in the same turn of the event loop in one LevelDB
+   * `getMany`: a reconnect storm's CONNECTs, read from the sockets in one go, cost one trip to LevelDB's thread
+   * rather than one each (a `get` costs about 0.1 ms of the main thread).
+   */
+  #readTogether(id: string): Promise<unknown> {
+    let batch = this.#verifying;
+    if (batch === undefined) {
+      const started = new Map<string, Waiting[]>();
+      this.#verifying = batch = started;
+      setImmediate(() => {
+        this.#verifying = undefined;
+        void this.#readBatch(started);
+      });
+    }
+    return new Promise((resolve, reject) => {
+      const waiting = { resolve, reject };
+      const same = batch.get(id);
+      if (same === undefined) batch.set(id, [waiting]);
+      else same.push(waiting);
+    });
+  }
+
+  async #readBatch(batch: Map<string, Waiting[]>): Promise<void> {
+    const ids = [...batch.keys()];
+    try {
+      const values = await storeIo(`reading the credentials of ${ids.length} devices`, () =>
+        this.#level.getMany(ids),
+      );
+      ids.forEach((id, i) => batch.get(id)?.forEach((w) => w.resolve(values[i])));
+    } catch (err) {
+      for (const waiting of batch.values()) for (const w of waiting) w.reject(err);
+    }
   }
 
   async #read(id: string): Promise<StoredCredential | undefined> {

@@ -168,15 +168,17 @@ export function applyRecord(
 
 /**
  * The engine and arbiter continuing from a checkpoint's state under `rules` (see `restoreEngine`); an arbiter
- * state that cannot be restored starts empty.
+ * state that cannot be restored starts empty. `owned`: nothing else holds `saved`'s engine state, which the
+ * engine then takes over as it is.
  */
 export function continueFrom(
   rules: RuleSet,
   engineOpts: EngineOptions,
   saved: CheckpointState | undefined,
   logger: Logger,
+  owned = false,
 ): { engine: Engine; arbiter: Arbiter; changes: RuleChanges } {
-  const { engine, changes } = restoreEngine(rules, engineOpts, saved?.engine, logger);
+  const { engine, changes } = restoreEngine(rules, engineOpts, saved?.engine, logger, owned);
   let arbiter = new Arbiter(rules.policy);
   if (saved) {
     try {

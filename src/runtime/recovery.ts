@@ -17,13 +17,15 @@ export interface RuleChanges {
 
 /**
  * The engine for `rules`, continuing from `saved`: unchanged scenarios keep their state, changed and removed
- * ones lose it, and the log says which and how much.
+ * ones lose it, and the log says which and how much. `owned`: nothing else holds `saved`, so its groups are
+ * taken as they are rather than copied (see `Engine.adopt`).
  */
 export function restoreEngine(
   rules: RuleSet,
   opts: EngineOptions,
   saved: EngineState | undefined,
   logger: Logger,
+  owned = false,
 ): { engine: Engine; changes: RuleChanges } {
   const changes: RuleChanges = { kept: [], changed: [], removed: [], added: [] };
   if (saved === undefined) {
@@ -55,7 +57,7 @@ export function restoreEngine(
   for (const sc of rules.scenarios) if (!savedIds.has(sc.id)) changes.added.push(sc.id);
   if (changes.added.length > 0)
     logger.info({ scenarios: changes.added }, 'scenarios new since the checkpoint');
-  return { engine: Engine.restore(rules, opts, saved), changes };
+  return { engine: owned ? Engine.adopt(rules, opts, saved) : Engine.restore(rules, opts, saved), changes };
 }
 
 /**
@@ -103,7 +105,8 @@ export function armFromLastSeen(
     }
   }
   if (armed === 0) return { engine, armed };
-  return { engine: Engine.restore(rules, opts, merged), armed };
+  // `merged` is a snapshot of its own: its groups move in as they are.
+  return { engine: Engine.adopt(rules, opts, merged), armed };
 }
 
 /**

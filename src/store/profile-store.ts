@@ -13,6 +13,8 @@ export interface ProfileEntry {
 }
 
 export const DEFAULT_PROFILE_CACHE_ENTRIES = 100_000;
+/** Profiles `prefetch` reads in one `getMany`. */
+const PREFETCH_CHUNK = 1_000;
 
 /** One profile written or deleted (`null`), with what it was before. */
 export interface ProfileWrite {
@@ -101,6 +103,45 @@ export class ProfileStore {
       return profile;
     } finally {
       if (this.#reading.get(id) === reading) this.#reading.delete(id);
+    }
+  }
+
+  /**
+   * Reads the profiles of `ids` that are neither cached nor being read into the cache, `PREFETCH_CHUNK` to one
+   * LevelDB `getMany` (one trip to LevelDB's thread, where `get` makes one per id): recovery reads the profiles
+   * of all the devices the journal tail names before it replays it. Returns how many it read.
+   */
+  async prefetch(ids: Iterable<string>): Promise<number> {
+    const wanted = [...new Set(ids)].filter((id) => !this.#cache.has(id) && !this.#reading.has(id));
+    for (let from = 0; from < wanted.length; from += PREFETCH_CHUNK) {
+      await this.#readMany(wanted.slice(from, from + PREFETCH_CHUNK));
+    }
+    return wanted.length;
+  }
+
+  async #readMany(ids: string[]): Promise<void> {
+    const values = storeIo(`reading ${ids.length} profiles`, () => this.#level.getMany(ids));
+    const readings = ids.map((id, i) => {
+      const reading = {} as Reading;
+      reading.promise = values.then((v) => (isProfile(v[i]) ? v[i] : undefined));
+      // Whoever joins the read sees its failure; the prefetch itself reports it once.
+      reading.promise.catch(() => undefined);
+      this.#reading.set(id, reading);
+      return reading;
+    });
+    try {
+      const read = await values;
+      ids.forEach((id, i) => {
+        // A write to this id since the read started took it out of #reading: what was read may be stale.
+        if (this.#reading.get(id) !== readings[i]) return;
+        const value: unknown = read[i];
+        this.#cache.set(id, isProfile(value) ? value : MISSING);
+        this.#reading.delete(id);
+      });
+    } finally {
+      ids.forEach((id, i) => {
+        if (this.#reading.get(id) === readings[i]) this.#reading.delete(id);
+      });
     }
   }
 

@@ -4,13 +4,14 @@
 import { EventSchedule, nowMs, planFleet, type DevicePlan } from '../../firmware-sim/index.js';
 import { jsonTimestamp, publishBytes, topicField, writePublish } from './mqtt-wire.js';
 import { LatencyHistogram, ReplyMatcher, replyKey } from './latency.js';
-import type {
-  ConnectRequest,
-  GenRequest,
-  GenResponse,
-  IdleRequest,
-  LoadRequest,
-  LoadResult,
+import {
+  loopbackAddress,
+  type ConnectRequest,
+  type GenRequest,
+  type GenResponse,
+  type IdleRequest,
+  type LoadRequest,
+  type LoadResult,
 } from './load-protocol.js';
 import { KEEPALIVE_S, RawClient } from './raw-client.js';
 
@@ -170,8 +171,12 @@ class Generator {
     const opened: RawClient[] = [];
     let failed = 0;
     const why = new Set<string>();
-    await inParallel(ids, req.storm === true ? ids.length : CONNECT_CONCURRENCY * 2, async (id) => {
-      const open = RawClient.open(host, port, id, `devices/${id}/commands/#`, {}, req.secret);
+    const from = (i: number): string | undefined =>
+      req.perAddress === undefined ? undefined : loopbackAddress(1 + Math.floor(i / req.perAddress));
+    const indexes = ids.map((_, i) => i);
+    await inParallel(indexes, req.storm === true ? ids.length : CONNECT_CONCURRENCY * 2, async (i) => {
+      const id = ids[i] as string;
+      const open = RawClient.open(host, port, id, `devices/${id}/commands/#`, {}, req.secret, from(i));
       if (req.storm !== true) opened.push(await open);
       else
         await open.then(

@@ -42,6 +42,22 @@ export interface IdleRequest {
   secret: string;
   /** A reconnect storm: every connection opened at once, and those the broker refused counted, not fatal. */
   storm?: boolean;
+  /**
+   * Connections from one source address: the first this many from the first loopback address (127.0.0.2),
+   * the next from the one after, and so on (see `loopbackAddress`). Unset: all from the default (127.0.0.1).
+   */
+  perAddress?: number;
+}
+
+/**
+ * The `n`th source address of 127.0.0.0/8 past 127.0.0.1 (n ≥ 1): 127.0.0.2, …, 127.0.0.250, 127.0.1.1, …;
+ * the last byte stays within 1–250.
+ */
+export function loopbackAddress(n: number): string {
+  const low = (n % 250) + 1;
+  const mid = Math.floor(n / 250) % 256;
+  const high = Math.floor(n / 250 / 256);
+  return `127.${high}.${mid}.${low}`;
 }
 
 export type GenRequest = ConnectRequest | LoadRequest | IdleRequest | { kind: 'close' };

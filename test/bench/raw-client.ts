@@ -41,7 +41,8 @@ export class RawClient {
 
   /**
    * Connects (with the client id as user name and `password`, when given) and subscribes to `filter` (when
-   * given), resolving once the broker acknowledged both.
+   * given), resolving once the broker acknowledged both. From `localAddress` when given: any address of
+   * 127.0.0.0/8 is the loopback interface on Linux, so one process can stand for devices of many addresses.
    */
   static async open(
     host: string,
@@ -50,8 +51,9 @@ export class RawClient {
     filter: string | undefined,
     hooks: RawClientHooks,
     password?: string,
+    localAddress?: string,
   ): Promise<RawClient> {
-    const socket = tcpConnect({ host, port, noDelay: true });
+    const socket = tcpConnect({ host, port, noDelay: true, ...(localAddress ? { localAddress } : {}) });
     const client = new RawClient(socket, hooks);
     const failed = new Promise<never>((_resolve, reject) => {
       socket.once('error', reject);

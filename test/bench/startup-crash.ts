@@ -1,8 +1,10 @@
 // The crash part of the startup section: the gateway SIGKILLed in the middle of sustained load, restarted on the
 // same data directory, timed from exec until it decides again (its `state recovered` log line, which also says
 // how long recovery took and what it replayed); right after, the devices that were under load reconnect all at
-// once, and a plain aedes takes the same storm in the same run.
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+// once, and a plain aedes takes the same storm in the same run. The storm comes from many source addresses (every
+// address of 127.0.0.0/8 is loopback on Linux), as a fleet does; a second storm is one site behind NAT: hundreds
+// of devices from one address, within the gateway's limit of connections without CONNECT per address.
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCloudBroker } from './cloud-broker.js';
@@ -20,6 +22,16 @@ export interface CrashOptions {
   readonly devices: number;
   /** How long the load runs before the SIGKILL. */
   readonly loadMs: number;
+  /** Devices of the storm that share one source address (1: each its own). */
+  readonly perAddress: number;
+  /** Devices of the NAT storm, all from one address (0 skips it). */
+  readonly natDevices: number;
+  /** Live groups wanted at the kill: windowed scenarios are added until each device holds its share. */
+  readonly groups: number;
+  /** A CPU profile of each restarted gateway is written here (`--cpu-prof`), when set. */
+  readonly cpuProfDir?: string | undefined;
+  /** The single executable to crash and restart, when it was built; else `node dist/cli.js`. */
+  readonly binary?: string | undefined;
   readonly log: (message: string) => void;
 }
 
@@ -35,11 +47,17 @@ interface Recovered {
 export interface CrashRun {
   /** Silence timers pending just before the SIGKILL (vigil_pending_timers). */
   readonly timersBefore: number;
+  /** Groups the scenarios hold just before the SIGKILL (vigil_engine_groups). */
+  readonly groupsBefore: number;
+  /** Device events a second the gateway took in during the load (vigil_events_in_total over the load). */
+  readonly takenPerS: number;
   /** Exec of the restart → its `state recovered` line, ms. */
   readonly decidingMs: number;
   readonly recovered: Recovered;
   /** The storm: all devices at once against the restarted gateway, then against a plain aedes. */
   readonly storm: { vigil: Storm; aedes: Storm };
+  /** Then `natDevices` from one address, against the same gateway and the same aedes. */
+  readonly nat?: { vigil: Storm; aedes: Storm };
   /** vigil_pending_timers once the storm is in. */
   readonly timersAfterStorm: number;
 }
@@ -48,11 +66,17 @@ interface Storm {
   readonly ms: number;
   readonly connected: number;
   readonly failed: number;
+  /** Up to three reasons the load generator saw for connections that failed. */
+  readonly why: readonly string[];
 }
 
 export interface CrashRecord {
   readonly rate: number;
   readonly devices: number;
+  readonly perAddress: number;
+  readonly natDevices: number;
+  /** What was killed and restarted. */
+  readonly gateway: string;
   readonly runs: CrashRun[];
 }
 
@@ -86,15 +110,18 @@ async function recoveredLine(sut: SystemUnderTest, t0: number): Promise<{ atMs: 
   }
 }
 
-/** A storm of `devices` connections at once, from a load generator of its own. */
-async function storm(url: string, devices: number, secret: string): Promise<Storm> {
+/**
+ * A storm of `devices` connections at once, `perAddress` of them from each source address, from a load generator
+ * of its own; all closed again before it resolves.
+ */
+async function storm(url: string, devices: number, secret: string, perAddress: number): Promise<Storm> {
   const gen = LoadGenClient.start();
   try {
     const r = await gen.request(
-      { kind: 'idle', url, connections: devices, idPrefix: 'dev-', secret, storm: true },
+      { kind: 'idle', url, connections: devices, idPrefix: 'dev-', secret, storm: true, perAddress },
       'idle',
     );
-    return { ms: r.ms, connected: r.connected, failed: r.failed ?? 0 };
+    return { ms: r.ms, connected: r.connected, failed: r.failed ?? 0, why: r.why ?? [] };
   } finally {
     await gen.stop();
   }
@@ -104,13 +131,26 @@ async function storm(url: string, devices: number, secret: string): Promise<Stor
 async function crashOnce(
   o: CrashOptions,
   setup: VigilSetup,
+  rulesDir: string,
   cloudUrl: string,
   secret: string,
 ): Promise<CrashRun> {
   const data = await mkdtemp(join(setup.workDir, 'data-'));
   await cp(setup.dataTemplate, data, { recursive: true });
-  const start = (): Promise<SystemUnderTest> =>
-    startVigil(setup, { cloudUrl, rulesDir: setup.shippedRulesDir, logLevel: 'info', data });
+  const start = (cpuProfDir?: string): Promise<SystemUnderTest> =>
+    startVigil(setup, {
+      cloudUrl,
+      rulesDir,
+      logLevel: 'info',
+      data,
+      binary: o.binary,
+      // The executable takes V8's flags from NODE_OPTIONS, as Node does.
+      ...(cpuProfDir === undefined
+        ? {}
+        : o.binary === undefined
+          ? { cpuProfDir }
+          : { env: { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${cpuProfDir}` } }),
+    });
   const first = await start();
   const gen = LoadGenClient.start();
   let restarted: SystemUnderTest | undefined;
@@ -123,30 +163,33 @@ async function crashOnce(
       { kind: 'load', rate: o.rate, qos: 0, warmupMs: 0, measureMs: o.loadMs + 5_000, drainMs: 0 },
       'loaded',
     );
+    const inAtStart = (await first.eventsIn()) ?? NaN;
+    const loadStarted = performance.now();
     await sleep(o.loadMs);
-    const timersBefore = gauge(await first.metrics(), 'vigil_pending_timers');
+    const before = await first.metrics();
+    const takenPerS =
+      (((await first.eventsIn()) ?? NaN) - inAtStart) / ((performance.now() - loadStarted) / 1_000);
     process.kill(first.pid, 'SIGKILL');
     await first.stop();
     const t0 = performance.now();
-    restarted = await start();
+    restarted = await start(o.cpuProfDir);
     const [vigilStorm, recovered] = await Promise.all([
-      storm(restarted.url, o.devices, secret),
+      storm(restarted.url, o.devices, secret, o.perAddress),
       recoveredLine(restarted, t0),
     ]);
     await load.catch(() => undefined);
     const timersAfterStorm = gauge(await restarted.metrics(), 'vigil_pending_timers');
-    const aedes = await startAedes({ batchWrites: true });
-    let aedesStorm: Storm;
-    try {
-      aedesStorm = await storm(aedes.url, o.devices, secret);
-    } finally {
-      await aedes.stop();
-    }
+    const vigilNat =
+      o.natDevices > 0 ? await storm(restarted.url, o.natDevices, secret, o.natDevices) : undefined;
+    const aedes = await aedesStorms(o, secret);
     return {
-      timersBefore,
+      timersBefore: gauge(before, 'vigil_pending_timers'),
+      groupsBefore: gauge(before, 'vigil_engine_groups'),
+      takenPerS,
       decidingMs: recovered.atMs,
       recovered: recovered.line,
-      storm: { vigil: vigilStorm, aedes: aedesStorm },
+      storm: { vigil: vigilStorm, aedes: aedes.storm },
+      ...(vigilNat && aedes.nat ? { nat: { vigil: vigilNat, aedes: aedes.nat } } : {}),
       timersAfterStorm,
     };
   } finally {
@@ -157,6 +200,44 @@ async function crashOnce(
   }
 }
 
+/** The same storms against a plain aedes. */
+async function aedesStorms(o: CrashOptions, secret: string): Promise<{ storm: Storm; nat?: Storm }> {
+  const aedes = await startAedes({ batchWrites: true });
+  try {
+    const all = await storm(aedes.url, o.devices, secret, o.perAddress);
+    if (o.natDevices === 0) return { storm: all };
+    return { storm: all, nat: await storm(aedes.url, o.natDevices, secret, o.natDevices) };
+  } finally {
+    await aedes.stop();
+  }
+}
+
+/**
+ * `n` windowed averages of the temperature per device (1 to `n` minutes), which never fire: each holds a group
+ * for every device under load, so the state at the kill has the size the goal names.
+ */
+function windowScenarios(n: number): string {
+  const lines = ['# Generated by test/bench for the crash benchmark.'];
+  for (let i = 1; i <= n; i++) {
+    lines.push(
+      `- id: bench-window-${i}`,
+      `  description: Average temperature over ${i} minutes above 1000 (never).`,
+      '  priority: 10',
+      '  category: maintenance',
+      '  when:',
+      '    event: telemetry',
+      `    window: ${i}m`,
+      '    aggregate:',
+      '      avgTemp: avg(data.temp)',
+      '    having: avgTemp > 1000',
+      '  then:',
+      `    action: bench-window-${i}`,
+      '    to: [upstream]',
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
 /** The crash part: the profiles imported once (every device under load has a credential), then `runs` crashes. */
 export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
   const secret = benchSecret();
@@ -164,26 +245,45 @@ export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
   const setup = await prepareVigil(
     { ...FLEET, profiles: o.devices, credentialed: o.devices, secret },
     0,
-    undefined,
+    o.binary,
   );
+  const rulesDir = join(setup.workDir, 'rules-crash');
+  await cp(setup.shippedRulesDir, rulesDir, { recursive: true });
+  // The shipped scenarios hold two groups per device under telemetry (device-offline, hot-average).
+  const windows = Math.max(0, Math.ceil(o.groups / o.devices) - 2);
+  await writeFile(join(rulesDir, 'bench-windows.yaml'), windowScenarios(windows));
   const cloud = await startCloudBroker();
   const runs: CrashRun[] = [];
   try {
     for (let i = 0; i < o.runs; i++) {
-      const run = await crashOnce(o, setup, cloud.url, secret);
+      const run = await crashOnce(o, setup, rulesDir, cloud.url, secret);
       runs.push(run);
       o.log(
         `crash ${i + 1} of ${o.runs}: deciding again ${run.decidingMs.toFixed(0)} ms after exec ` +
           `(recovery ${run.recovered.ms} ms, ${run.recovered.replayed} replayed); storm: vigil ` +
           `${run.storm.vigil.connected} in ${run.storm.vigil.ms.toFixed(0)} ms, aedes ` +
-          `${run.storm.aedes.connected} in ${run.storm.aedes.ms.toFixed(0)} ms`,
+          `${run.storm.aedes.connected} in ${run.storm.aedes.ms.toFixed(0)} ms` +
+          (run.nat
+            ? `; one address: vigil ${run.nat.vigil.connected} in ${run.nat.vigil.ms.toFixed(0)} ms, aedes ` +
+              `${run.nat.aedes.connected} in ${run.nat.aedes.ms.toFixed(0)} ms`
+            : '') +
+          `; ${run.groupsBefore} groups and ${run.takenPerS.toFixed(0)} events/s taken in before the kill` +
+          (run.storm.vigil.failed > 0 ? `; vigil's storm failed: ${run.storm.vigil.why.join(', ')}` : '') +
+          (run.storm.aedes.failed > 0 ? `; aedes's storm failed: ${run.storm.aedes.why.join(', ')}` : ''),
       );
     }
   } finally {
     await cloud.stop();
     await setup.remove();
   }
-  return { rate: o.rate, devices: o.devices, runs };
+  return {
+    rate: o.rate,
+    devices: o.devices,
+    perAddress: o.perAddress,
+    natDevices: o.natDevices,
+    gateway: o.binary === undefined ? '`node dist/cli.js run`' : 'the executable',
+    runs,
+  };
 }
 
 const med = (r: CrashRecord, f: (x: CrashRun) => number): number => median(r.runs.map(f));
@@ -194,9 +294,12 @@ export function crashTable(r: CrashRecord): string {
   const n = r.devices.toLocaleString('en-US');
   const storm = (s: 'vigil' | 'aedes'): string =>
     `${med(r, (x) => x.storm[s].ms).toFixed(0)} ms, ${med(r, (x) => x.storm[s].connected)} of ${n} in`;
+  const nat = (s: 'vigil' | 'aedes'): string =>
+    `${med(r, (x) => x.nat?.[s].ms ?? NaN).toFixed(0)} ms, ${med(r, (x) => x.nat?.[s].connected ?? NaN)} of ${r.natDevices} in`;
+  const spread = r.perAddress === 1 ? 'each from its own address' : `${r.perAddress} per address`;
   return [
     line([
-      `SIGKILL at ${r.rate.toLocaleString('en-US')} events/s, ${n} devices; median of ${r.runs.length}`,
+      `${r.gateway} SIGKILLed at ${r.rate.toLocaleString('en-US')} events/s, ${n} devices; median of ${r.runs.length}`,
       'figure',
       'floor',
     ]),
@@ -207,15 +310,30 @@ export function crashTable(r: CrashRecord): string {
       '2,000 ms',
     ]),
     line([
+      'device events a second taken in during the load',
+      `${med(r, (x) => x.takenPerS).toFixed(0)}`,
+      r.rate.toLocaleString('en-US'),
+    ]),
+    line(['groups the scenarios held at the kill', `${med(r, (x) => x.groupsBefore)}`, '100,000']),
+    line([
       'recovery, as the log says',
       `${med(r, (x) => x.recovered.ms).toFixed(0)} ms, ${med(r, (x) => x.recovered.replayed)} records replayed`,
       '–',
     ]),
     line([
-      `reconnect storm, ${n} devices at once`,
+      `reconnect storm, ${n} devices at once, ${spread}`,
       `Vigil: ${storm('vigil')}`,
       `plain aedes: ${storm('aedes')}`,
     ]),
+    ...(r.natDevices > 0
+      ? [
+          line([
+            `then one site behind NAT: ${r.natDevices} devices at once from one address`,
+            `Vigil: ${nat('vigil')}`,
+            `plain aedes: ${nat('aedes')}`,
+          ]),
+        ]
+      : []),
     line([
       'silence timers: before the kill → recovered → after the storm',
       `${med(r, (x) => x.timersBefore)} → ${med(r, (x) => x.recovered.pendingTimers)} → ${med(r, (x) => x.timersAfterStorm)}`,
@@ -235,10 +353,12 @@ export function crashTargets(r: CrashRecord): TargetRecord[] {
   const timers = r.runs.every(
     (x) => x.recovered.pendingTimers >= r.devices && x.timersAfterStorm >= r.devices,
   );
+  const natIn = r.runs.every((x) => x.nat?.vigil.connected === r.natDevices);
+  const groups = med(r, (x) => x.groupsBefore);
   return [
     {
       target: `exec → deciding again after a SIGKILL at ${r.rate}/s with ${r.devices} devices ≤ 2 s`,
-      value: `${deciding.toFixed(0)} ms`,
+      value: `${deciding.toFixed(0)} ms (${groups} groups at the kill)`,
       met: deciding <= 2_000,
     },
     {
@@ -246,6 +366,15 @@ export function crashTargets(r: CrashRecord): TargetRecord[] {
       value: `${vigil.toFixed(0)} ms vs aedes ${aedes.toFixed(0)} ms; all in: ${allIn}; timers intact: ${timers}`,
       met: allIn && timers && vigil <= aedes,
     },
+    ...(r.natDevices > 0
+      ? [
+          {
+            target: `one site behind NAT: ${r.natDevices} devices at once from one address all in`,
+            value: `${med(r, (x) => x.nat?.vigil.connected ?? NaN)} of ${r.natDevices} in ${med(r, (x) => x.nat?.vigil.ms ?? NaN).toFixed(0)} ms (aedes ${med(r, (x) => x.nat?.aedes.ms ?? NaN).toFixed(0)} ms)`,
+            met: natIn,
+          },
+        ]
+      : []),
   ];
 }
 
@@ -254,16 +383,28 @@ export const CRASH_ARGS = {
   'crash-runs': { type: 'string' },
   'crash-rate': { type: 'string' },
   'crash-devices': { type: 'string' },
+  'crash-per-address': { type: 'string' },
+  'crash-nat': { type: 'string' },
+  'crash-groups': { type: 'string' },
+  'crash-cpu-prof': { type: 'string' },
 } as const;
 
 export const CRASH_USAGE = `  --crash-runs N          SIGKILLs under load in the startup section (default 5; 0 skips them)
   --crash-rate N          events/s at the SIGKILL (default 20000)
-  --crash-devices N       devices under load, then reconnecting at once (default 10000)`;
+  --crash-devices N       devices under load, then reconnecting at once (default 10000)
+  --crash-per-address N   devices of the storm sharing one source address (default 1: each its own)
+  --crash-nat N           then N devices at once from one address, a site behind NAT (default 500; 0 skips)
+  --crash-groups N        live groups at the kill (default 100000: windowed scenarios added to reach it)
+  --crash-cpu-prof DIR    write a CPU profile of each restarted gateway to DIR`;
 
 export function crashOptions(values: {
   'crash-runs'?: string | undefined;
   'crash-rate'?: string | undefined;
   'crash-devices'?: string | undefined;
+  'crash-per-address'?: string | undefined;
+  'crash-nat'?: string | undefined;
+  'crash-groups'?: string | undefined;
+  'crash-cpu-prof'?: string | undefined;
 }): Omit<CrashOptions, 'log'> {
   const num = (name: keyof typeof CRASH_ARGS, fallback: number): number => {
     const v = values[name];
@@ -276,5 +417,9 @@ export function crashOptions(values: {
     rate: num('crash-rate', 20_000),
     devices: num('crash-devices', 10_000),
     loadMs: 10_000,
+    perAddress: Math.max(1, num('crash-per-address', 1)),
+    natDevices: num('crash-nat', 500),
+    groups: num('crash-groups', 100_000),
+    cpuProfDir: values['crash-cpu-prof'],
   };
 }

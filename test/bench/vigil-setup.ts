@@ -128,9 +128,10 @@ export function benchSecret(): string {
 /**
  * The gateway's configuration for a benchmark: its per-device publish rate limit (100/s by default) would drop
  * events at the top rates, where 1,000 devices send 100 or more a second each, its connection limit
- * (10,000) would refuse the idle-connection test's last ones, and its limit of connections without CONNECT per
- * address (1,000) would refuse most of a reconnect storm from the one address. All are lifted, not turned off, so their cost
- * per publish and per connection stays in the figures. Keys the built gateway does not know yet are left out.
+ * (10,000) would refuse the idle-connection test's last ones. Both are lifted, not turned off, so their cost per
+ * publish and per connection stays in the figures. The limit of connections without CONNECT per address (1,000)
+ * stays as shipped: a reconnect storm comes from many source addresses (test/bench/startup-crash.ts), and the
+ * other tests open at most 200 connections at a time. Keys the built gateway does not know yet are left out.
  */
 async function gatewayConfig(binary: string | undefined): Promise<string> {
   const source = await readFile(
@@ -140,9 +141,6 @@ async function gatewayConfig(binary: string | undefined): Promise<string> {
   const mqtt: string[] = [];
   if (knows('maxConnections')) mqtt.push('  maxConnections: 50000');
   if (knows('publishRate')) mqtt.push('  publishRate: { perSecond: 1000000, burst: 1000000 }');
-  // Every device of the benchmark connects from 127.0.0.1: a reconnect storm of more than 1,000 would be one
-  // address over its limit of connections without CONNECT, where in the field the devices come from many.
-  if (knows('maxPendingPerAddress')) mqtt.push('  maxPendingPerAddress: 50000');
   return mqtt.length > 0 ? `mqtt:\n${mqtt.join('\n')}\n` : '{}\n';
 }
 

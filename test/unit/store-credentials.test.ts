@@ -119,6 +119,22 @@ describe('CredentialStore', () => {
     expect(await creds.verify('dev-a', Buffer.from('anything'))).toBe('unknown-device');
   });
 
+  test('verifications asked for together are each answered for their own device and secret', async () => {
+    const secrets = await Promise.all(Array.from({ length: 300 }, (_, i) => creds.add(`dev-${i}`)));
+    const asked = secrets.flatMap((secret, i) => [
+      creds.verify(`dev-${i}`, secret),
+      creds.verify(`dev-${i}`, secrets[(i + 1) % secrets.length] as string),
+      creds.verify(`dev-${i}`, secret),
+    ]);
+    const answers = await Promise.all([...asked, creds.verify('ghost', 'x'), creds.verify('../bad', 'x')]);
+    expect(answers.slice(0, -2)).toEqual(secrets.flatMap(() => ['ok', 'wrong-secret', 'ok']));
+    expect(answers.slice(-2)).toEqual(['unknown-device', 'unknown-device']);
+    // Read again in a later turn, a rotated secret answers as rotated.
+    const rotated = await creds.rotate('dev-0');
+    await expect(creds.verify('dev-0', rotated)).resolves.toBe('ok');
+    await expect(creds.verify('dev-0', secrets[0] as string)).resolves.toBe('wrong-secret');
+  });
+
   test('concurrent adds of one id: exactly one wins', async () => {
     const results = await Promise.all(Array.from({ length: 5 }, () => codeOf(creds.add('dev-1'))));
     expect(results.filter((r) => r === 'resolved')).toHaveLength(1);

@@ -100,6 +100,35 @@ describe('ProfileStore', () => {
     }
   });
 
+  test('prefetch caches many profiles, and their absence, in one go; a get meanwhile shares the read', async () => {
+    const ids = Array.from({ length: 2_500 }, (_, i) => `dev-${i}`);
+    await store.profiles.putMany(ids.map((id) => ({ id, profile: { n: id } })));
+    await reopen();
+    const reading = store.profiles.prefetch([...ids, 'ghost', 'dev-7']);
+    const joined = store.profiles.get('dev-1');
+    await expect(reading).resolves.toBe(2_501);
+    await expect(joined).resolves.toEqual({ n: 'dev-1' });
+    for (const id of ids) expect(store.profiles.peek(id)).toEqual({ hit: true, profile: { n: id } });
+    expect(store.profiles.peek('ghost')).toEqual({ hit: true, profile: undefined });
+    // What is cached already is not read again.
+    await expect(store.profiles.prefetch(['dev-1', 'ghost'])).resolves.toBe(0);
+  });
+
+  test('a prefetch that overlaps a write never leaves the old profile in the cache', async () => {
+    const ids = Array.from({ length: 300 }, (_, i) => `dev-${i}`);
+    await store.profiles.putMany(ids.map((id) => ({ id, profile: { v: 'old' } })));
+    await reopen();
+    await Promise.all([
+      store.profiles.prefetch(ids),
+      ...ids.map((id) => store.profiles.put(id, { v: 'new' })),
+    ]);
+    for (const id of ids) {
+      const peek = store.profiles.peek(id);
+      if (peek.hit) expect(peek.profile).toEqual({ v: 'new' });
+      await expect(store.profiles.get(id)).resolves.toEqual({ v: 'new' });
+    }
+  });
+
   test('count tells how many profiles are stored', async () => {
     await expect(store.profiles.count()).resolves.toBe(0);
     await store.profiles.putMany(Array.from({ length: 25_001 }, (_, i) => ({ id: `d${i}`, profile: {} })));
