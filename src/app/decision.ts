@@ -19,7 +19,7 @@ import {
 } from '../runtime/index.js';
 import type { Action, Candidate } from '../shared/index.js';
 import { auditEntryOf } from '../store/index.js';
-import { BundleStore, chooseStartupRules, type RunningRules } from '../sync/index.js';
+import { BundleStore, chooseStartupRules, KeyRing, type RunningRules } from '../sync/index.js';
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
 
@@ -52,6 +52,8 @@ export interface DecisionModule extends Started {
   readonly bundles: BundleStore;
   /** Which rules were in force at start: a stored bundle or the rules directory. */
   readonly running: RunningRules;
+  /** The keys trusted now: the configured ones, or the latest signed key list (docs/sync.md). */
+  readonly keys: KeyRing;
   /** Where device and cloud events enter: per device in arrival order, with the device's profile. */
   readonly entrance: OrderedDelivery;
   /** What the dashboard reads of the decisions and of the inputs applied live. */
@@ -79,7 +81,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     for (const handle of checkpointed) handle(replayFromAt);
   });
   const clock = opts.clock ?? startClock(durable.lastKnownAt, base);
-  const { bundles, running, rules } = await restoreRules(base, durable);
+  const { bundles, running, rules, keys } = await restoreRules(base, durable);
 
   // Inputs enter in arrival order per device, each with its device's profile: events, and timer firings, which
   // are inputs like events (recorded with their time, then applied in journal order).
@@ -149,6 +151,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     rules,
     bundles,
     running,
+    keys,
     entrance,
     recent,
     devices,
@@ -246,11 +249,13 @@ function startClock(lastKnownAt: number | undefined, base: Foundation): Clock {
 async function restoreRules(
   base: Foundation,
   durable: DurableInputs,
-): Promise<{ bundles: BundleStore; running: RunningRules; rules: RulesInForce }> {
+): Promise<{ bundles: BundleStore; running: RunningRules; rules: RulesInForce; keys: KeyRing }> {
   const bundles = new BundleStore(base.store.sublevels.rules);
+  // A key list applied before decides which keys the stored bundle must verify with.
+  const keys = await KeyRing.open(base.store.sublevels.state, base.files.trustedKeys, base.logger);
   const startup = await chooseStartupRules({
     bundles,
-    trustedKeys: base.files.trustedKeys,
+    trustedKeys: keys.keys,
     dirRules: base.dirRules,
     logger: base.logger,
   });
@@ -258,7 +263,7 @@ async function restoreRules(
   const record = rulesRecordOf(startup.rules, source, version);
   const restored = durable.restore(startup.rules, { gateway: base.gatewayId }, record);
   const rules = new RulesInForce(restored.rules, restored.engine, restored.arbiter);
-  return { bundles, running: startup.running, rules };
+  return { bundles, running: startup.running, rules, keys };
 }
 
 /** What the live gateway does with the loop's outputs: count, log, observe, and hand sent decisions on. */

@@ -25,8 +25,11 @@ export interface UplinkModule extends Started {
   route(topic: string, handler: CloudHandler): void;
   /** Connects to the cloud, once every topic has its handler. */
   connect(): void;
-  /** Publishes a status message upstream (QoS 1), dropped while disconnected. */
-  publishStatus(topic: string, payload: string): void;
+  /**
+   * Publishes a status message upstream (QoS 1), dropped while disconnected; a retained one is published again
+   * on every connection until replaced, so the cloud's copy is never older than the gateway's.
+   */
+  publishStatus(topic: string, payload: string, opts?: { retain: boolean }): void;
 }
 
 export async function startUplink(base: Foundation, decision: DecisionModule): Promise<UplinkModule> {
@@ -116,7 +119,7 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
     state: () => (uplink ? (uplink.connected ? 'connected' : 'disconnected') : 'none'),
     route: (topic, handler) => void routes.set(topic, handler),
     connect: () => uplink?.connect(),
-    publishStatus: (topic, payload) => uplink?.publishStatus(topic, payload),
+    publishStatus: (topic, payload, how) => uplink?.publishStatus(topic, payload, how),
     async stop() {
       clearInterval(expire);
       // Writes that keep failing give up now; their inputs stay in the journal for the next start.
@@ -190,6 +193,7 @@ async function connection(
       metrics.outboxBytes.set(store.outbox.bytes);
     },
     onConnectionChange: (up) => metrics.upstreamConnected.set(up ? 1 : 0),
+    subscriptions: () => [...routes.keys()],
     onMessage: (message) => {
       const handler = routes.get(message.topic);
       if (handler) return handler(message.payload, message);

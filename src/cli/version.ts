@@ -27,6 +27,11 @@ export function versionReport(): string {
   ].join('\n');
 }
 
+/** The version alone, for the gateway's health report. */
+export function buildVersion(): string {
+  return buildInfo().version;
+}
+
 function buildInfo(): BuildInfo {
   info ??= readBuildInfo();
   return info;

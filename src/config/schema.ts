@@ -203,6 +203,14 @@ export const configSchema = z
       .object({
         /** Ed25519 public keys (PEM files) whose signed rule bundles the gateway accepts. */
         trustedKeys: z.array(z.string().min(1)).default([]),
+        /** Groups this gateway belongs to: it takes bundles and key lists from `vigil/groups/{group}/…` too. */
+        groups: z
+          .array(
+            z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected a group name of letters, digits, _ . -'),
+          )
+          .default([]),
+        /** How often the retained health report goes to `vigil/{gw}/health`; 0 turns it off. */
+        healthEvery: duration.default(30_000),
       })
       .strict()
       .prefault({}),

@@ -90,6 +90,11 @@ export interface UplinkOptions {
   now?: () => number;
   /** Messages on the topics the cloud sends down (rules, profiles, events, commands); see `CloudMessageHandler`. */
   onMessage?: CloudMessageHandler;
+  /**
+   * The topics `onMessage` takes, read on every connection; default the gateway's rules, profiles, events and
+   * commands.
+   */
+  subscriptions?: () => readonly string[];
   onSent?: (action: Action) => void;
   /** An action left the outbox unsent: it waited longer than its category's `ttl`. */
   onExpired?: (action: Action, now: number) => void;
@@ -150,6 +155,8 @@ export class Uplink {
   private readOn: (() => void) | undefined;
   /** Publishes of actions waiting for their PUBACK (or their removal): `stop` gives them a moment. */
   private readonly unacknowledged = new Set<Promise<void>>();
+  /** The latest retained status per topic, published again on every connection. */
+  private readonly retained = new Map<string, string>();
 
   constructor(private readonly opts: UplinkOptions) {
     if (opts.batch && (!Number.isInteger(opts.batch.max) || opts.batch.max < 1 || opts.batch.withinMs < 0)) {
@@ -266,9 +273,14 @@ export class Uplink {
     await ended;
   }
 
-  publishStatus(topic: string, payload: string): void {
+  /**
+   * A status message, QoS 1, dropped while disconnected. A retained one is kept and published again on every
+   * connection until replaced: what the cloud retains catches up with what happened while it was away.
+   */
+  publishStatus(topic: string, payload: string, opts: { retain: boolean } = { retain: false }): void {
+    if (opts.retain) this.retained.set(topic, payload);
     if (!this.client.connected) return;
-    this.client.publish(topic, payload, { qos: 1 }, (err) => {
+    this.client.publish(topic, payload, { qos: 1, retain: opts.retain }, (err) => {
       if (err) this.opts.logger.warn({ err: err.message, topic }, 'upstream publish failed');
     });
   }
@@ -379,17 +391,20 @@ export class Uplink {
       this.client.publish(this.topics.status, 'online', { qos: 1, retain: true }, (err) => {
         if (err) this.opts.logger.warn({ err: err.message }, 'could not publish online status');
       });
+      for (const [topic, payload] of this.retained) this.publishStatus(topic, payload, { retain: true });
     };
-    if (!this.opts.onMessage) announce();
+    const topics = this.opts.subscriptions?.() ?? [
+      this.topics.rules,
+      this.topics.profiles,
+      this.topics.events,
+      this.topics.commands,
+    ];
+    if (!this.opts.onMessage || topics.length === 0) announce();
     else {
-      this.client.subscribe(
-        [this.topics.rules, this.topics.profiles, this.topics.events, this.topics.commands],
-        { qos: 1 },
-        (err) => {
-          if (err) this.opts.logger.warn({ err: err.message }, 'upstream subscribe failed');
-          if (this.client.connected) announce();
-        },
-      );
+      this.client.subscribe([...topics], { qos: 1 }, (err) => {
+        if (err) this.opts.logger.warn({ err: err.message }, 'upstream subscribe failed');
+        if (this.client.connected) announce();
+      });
     }
     this.drain();
   }
