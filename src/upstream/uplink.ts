@@ -1,4 +1,4 @@
-import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { isExpired, RateLimiter } from '../actions/index.js';
 import type { Policy, RatePolicy } from '../rules/policy.js';
@@ -155,6 +155,8 @@ export class Uplink {
   private readOn: (() => void) | undefined;
   /** Publishes of actions waiting for their PUBACK (or their removal): `stop` gives them a moment. */
   private readonly unacknowledged = new Set<Promise<void>>();
+  /** MQTT 5: actions carry an expiry, user properties and a content type. */
+  private readonly v5: boolean;
   /** The latest retained status per topic, published again on every connection. */
   private readonly retained = new Map<string, string>();
 
@@ -167,6 +169,7 @@ export class Uplink {
     this.topics = upstreamTopics(opts.gatewayId);
     this.now = opts.now ?? Date.now;
     const session = opts.session ?? { protocolVersion: 4, expiryMs: 0 };
+    this.v5 = session.protocolVersion === 5;
     this.client = mqtt.connect(opts.url, {
       clientId: opts.clientId ?? `vigil-${opts.gatewayId}`,
       protocolVersion: session.protocolVersion,
@@ -525,31 +528,37 @@ export class Uplink {
     const unacknowledged = new Promise<void>((resolve) => (answered = resolve));
     this.unacknowledged.add(unacknowledged);
     void unacknowledged.then(() => this.unacknowledged.delete(unacknowledged));
-    this.client.publish(this.topics.actions, body, { qos: 1 }, (err) => {
-      answered();
-      if (err) {
-        settle();
-        this.opts.logger.debug(
-          { err: err.message, ids: actions.map((a) => a.id) },
-          'actions not acknowledged; they stay queued',
+    const properties = this.v5 ? actionProperties(actions, this.policy, this.now()) : undefined;
+    this.client.publish(
+      this.topics.actions,
+      body,
+      { qos: 1, ...(properties ? { properties } : {}) },
+      (err) => {
+        answered();
+        if (err) {
+          settle();
+          this.opts.logger.debug(
+            { err: err.message, ids: actions.map((a) => a.id) },
+            'actions not acknowledged; they stay queued',
+          );
+          return;
+        }
+        // Acknowledged, even if on a connection since replaced: they may leave the outbox. They stay held
+        // until removed so that the drain does not pick them up again meanwhile.
+        for (const action of actions) this.opts.onSent?.(action);
+        const at = this.now();
+        Promise.all(actions.map((action) => this.opts.outbox.markDelivered(action.id, at))).then(
+          () => {
+            settle();
+            this.kick();
+          },
+          (removeErr: unknown) => {
+            settle();
+            this.opts.logger.error({ err: removeErr, ids: actions.map((a) => a.id) }, 'outbox remove failed');
+          },
         );
-        return;
-      }
-      // Acknowledged, even if on a connection since replaced: they may leave the outbox. They stay held
-      // until removed so that the drain does not pick them up again meanwhile.
-      for (const action of actions) this.opts.onSent?.(action);
-      const at = this.now();
-      Promise.all(actions.map((action) => this.opts.outbox.markDelivered(action.id, at))).then(
-        () => {
-          settle();
-          this.kick();
-        },
-        (removeErr: unknown) => {
-          settle();
-          this.opts.logger.error({ err: removeErr, ids: actions.map((a) => a.id) }, 'outbox remove failed');
-        },
-      );
-    });
+      },
+    );
   }
 
   private expire(action: Action, now: number): void {
@@ -586,6 +595,39 @@ export class Uplink {
     this.wakeTimer = undefined;
     this.wakeAt = Number.POSITIVE_INFINITY;
   }
+}
+
+/**
+ * MQTT 5 properties of a message of actions: `application/json`; the user properties `actionId` and `scenario`
+ * (one of each per action of a batch, in order); and, when every action has a `ttl`, the message expiry
+ * (MQTT 5.0 [MQTT-3.3.2-5]): the broker drops the message once the longest of their remaining ttls passes, so a consumer
+ * that was away meanwhile never gets an action the gateway itself would no longer send.
+ */
+export function actionProperties(
+  actions: readonly Action[],
+  policy: Policy | undefined,
+  now: number,
+): IClientPublishOptions['properties'] {
+  let remainingMs = 0;
+  for (const action of actions) {
+    const ttlMs = policy?.ttlMs.get(action.category);
+    if (ttlMs === undefined) {
+      remainingMs = Number.POSITIVE_INFINITY;
+      break;
+    }
+    remainingMs = Math.max(remainingMs, action.decidedAt + ttlMs - now);
+  }
+  const one = actions.length === 1;
+  return {
+    contentType: 'application/json',
+    userProperties: {
+      actionId: one ? (actions[0]?.id ?? '') : actions.map((a) => a.id),
+      scenario: one ? (actions[0]?.scenario ?? '') : actions.map((a) => a.scenario),
+    },
+    ...(Number.isFinite(remainingMs)
+      ? { messageExpiryInterval: Math.min(MAX_EXPIRY_S, Math.max(1, Math.ceil(remainingMs / 1000))) }
+      : {}),
+  };
 }
 
 /** Waits for all of `promises` to settle, or `ms`, whichever comes first; true if they all settled. */
