@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Verdict } from '../actions/index.js';
 import { DeviceActivity, RecentActions } from '../dashboard/index.js';
-import { TimerQueue, type EmittedInput } from '../engine/index.js';
+import { TimerQueue, type EmittedInput, type Telemetry } from '../engine/index.js';
 import { OrderedDelivery, type Deliver } from '../ingest/index.js';
 import {
   clockNotBefore,
@@ -61,6 +61,8 @@ export interface DecisionModule extends Started {
   readonly devices: DeviceActivity;
   /** Hands every sent decision to `handler` (device commands, the outbox). */
   onSent(handler: OnSent): void;
+  /** Hands the telemetry scenarios forward, live only (a replay forwards nothing again), to `handler`. */
+  onForward(handler: (telemetry: Telemetry) => void): void;
   /** Calls `handler` after every checkpoint written (the outbox forgets delivered ids by it). */
   onCheckpoint(handler: OnCheckpoint): void;
   /** A write that carries out a decision (the outbox's): no checkpoint forgets the input until it is done. */
@@ -107,9 +109,9 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
 
   const { writes, holdCheckpointsFor } = heldWrites();
   const forward = forwardEmitted(entrance, durable, holdCheckpointsFor);
-  const sent: OnSent[] = [];
+  const handlers = { sent: [] as OnSent[], forwards: [] as Array<(telemetry: Telemetry) => void> };
   const recent = new RecentActions();
-  const outputs = liveOutputs(base, { clock, durable, recent, sent, onAction: opts.onAction });
+  const outputs = liveOutputs(base, { clock, durable, recent, ...handlers, onAction: opts.onAction });
   const loop = new DecisionLoop({ rules, scheduler: timers, outputs });
 
   const devices = new DeviceActivity({ now: () => clock.now() });
@@ -155,7 +157,8 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     entrance,
     recent,
     devices,
-    onSent: (handler) => void sent.push(handler),
+    onSent: (handler) => void handlers.sent.push(handler),
+    onForward: (handler) => void handlers.forwards.push(handler),
     onCheckpoint: (handler) => void checkpointed.push(handler),
     holdCheckpointsFor,
     recovered,
@@ -274,6 +277,7 @@ function liveOutputs(
     durable: DurableInputs;
     recent: RecentActions;
     sent: readonly OnSent[];
+    forwards: ReadonlyArray<(telemetry: Telemetry) => void>;
     onAction: DecisionOptions['onAction'];
   },
 ): LoopOutputs {
@@ -317,6 +321,10 @@ function liveOutputs(
       if (!replay) metrics.eventsIn.inc({ type: metrics.eventType(event.type), source: 'engine' });
     },
     emitted: (input, replay) => deps.durable.emitted(input, replay),
+    // At most once: what a replay of the journal forwards again is not sent again.
+    forward(telemetry, replay) {
+      if (!replay) for (const handle of deps.forwards) handle(telemetry);
+    },
     pruned(groups, _at, replay) {
       if (!replay) metrics.groupsPruned.inc(groups);
     },

@@ -135,6 +135,15 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        /** The telemetry lane (`then.forward`): in memory, bounded, at most once; full, it drops `drop`. */
+        telemetry: z
+          .object({
+            maxCount: positiveInt.default(10_000),
+            maxBytes: positiveInt.default(8 * 1024 * 1024),
+            drop: z.enum(['oldest', 'newest']).default('oldest'),
+          })
+          .strict()
+          .prefault({}),
         /** Up to `max` actions per message, a JSON array; a batch not full goes after `within`. Unset: one per message. */
         batch: z
           .object({ max: positiveInt.max(1_000), within: duration.default(50) })

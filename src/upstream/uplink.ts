@@ -5,6 +5,7 @@ import type { Policy, RatePolicy } from '../rules/policy.js';
 import { upstreamTopics, type Action } from '../shared/index.js';
 import type { OutboxSource } from './outbox-source.js';
 import { queuedExpired } from './queued-expired.js';
+import type { TelemetryLane } from './telemetry-lane.js';
 
 /** Several actions in one message, a JSON array, for cloud brokers that limit publishes per connection. */
 export interface BatchOptions {
@@ -42,6 +43,11 @@ export interface SessionOptions {
   expiryMs: number;
 }
 
+/**
+ * Telemetry is written only while the connection's socket holds less than this unsent: an action decided meanwhile
+ * waits behind at most this much telemetry, never behind a backlog.
+ */
+const TELEMETRY_SOCKET_BYTES = 64 * 1024;
 /** How long `stop` waits for the messages from the cloud being recorded before it gives them up unacknowledged. */
 const STOP_RECEIVING_MS = 2_000;
 /** How long `stop` waits for the PUBACKs of the actions in flight and of the `offline` status. */
@@ -99,6 +105,8 @@ export interface UplinkOptions {
   /** An action left the outbox unsent: it waited longer than its category's `ttl`. */
   onExpired?: (action: Action, now: number) => void;
   onConnectionChange?: (connected: boolean) => void;
+  /** The low-priority lane of telemetry (`then.forward`): sent at QoS 0 only while no action waits to be sent. */
+  telemetry?: TelemetryLane | undefined;
 }
 
 /**
@@ -157,6 +165,8 @@ export class Uplink {
   private readonly unacknowledged = new Set<Promise<void>>();
   /** MQTT 5: actions carry an expiry, user properties and a content type. */
   private readonly v5: boolean;
+  /** Telemetry waits for the socket to take what it holds. */
+  private telemetryWaitsForSocket = false;
   /** The latest retained status per topic, published again on every connection. */
   private readonly retained = new Map<string, string>();
 
@@ -386,6 +396,8 @@ export class Uplink {
     if (this.closed) return;
     this.generation += 1;
     this.forgetInflight();
+    // A new connection has a new socket: whatever the old one held is gone.
+    this.telemetryWaitsForSocket = false;
     this.opts.logger.info({ url: this.opts.url }, 'upstream connected');
     // `online` (and the connected gauge) only once the cloud's topics are subscribed: what the cloud
     // sends after seeing it is not missed.
@@ -460,6 +472,8 @@ export class Uplink {
         const ready = this.ready(target, now);
         if (ready.length === 0) {
           this.lingerUntil = undefined;
+          // No action waits to be sent: the telemetry lane's turn.
+          this.sendTelemetry();
           return;
         }
         const count = this.sendable(ready.length, target, now);
@@ -470,6 +484,32 @@ export class Uplink {
       }
     } finally {
       this.draining = false;
+    }
+  }
+
+  /**
+   * Publishes waiting telemetry at QoS 0 (at most once) while the socket takes it; when it holds too much unsent,
+   * waits for it to drain, then looks at the actions first again. Only once the actions in flight are acknowledged:
+   * mqtt.js writes a QoS 0 publish at once but a QoS 1 one after storing it, so telemetry would overtake them.
+   */
+  private sendTelemetry(): void {
+    const lane = this.opts.telemetry;
+    if (lane === undefined || this.telemetryWaitsForSocket || this.inflight.size > 0) return;
+    const stream = this.client.stream;
+    const properties = this.v5 ? { properties: { contentType: 'application/json' } } : {};
+    while (lane.size > 0 && this.client.connected && !this.closed) {
+      if (stream.writableLength >= TELEMETRY_SOCKET_BYTES) {
+        this.telemetryWaitsForSocket = true;
+        stream.once('drain', () => {
+          this.telemetryWaitsForSocket = false;
+          this.drain();
+        });
+        return;
+      }
+      const message = lane.take();
+      if (message === undefined) return;
+      this.client.publish(message.topic, message.payload, { qos: 0, ...properties });
+      lane.sent();
     }
   }
 
