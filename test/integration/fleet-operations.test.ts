@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -40,6 +42,22 @@ interface Key {
   signer: SigningKey;
   publicPem: string;
   publicPath: string;
+  privatePath: string;
+}
+
+const MAIN = join(import.meta.dirname, '../../src/cli/main.ts');
+
+/** `vigil keys rotate …`, as an operator runs it; resolves with the signed list it wrote. */
+async function rotateWithCli(dir: string, args: string[]): Promise<{ list: Buffer; stdout: string }> {
+  const out = join(dir, `list-${Date.now()}.cose`);
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'keys', 'rotate', ...args, '--out', out], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let stdout = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  expect(code).toBe(0);
+  return { list: await readFile(out), stdout };
 }
 
 interface Fleet {
@@ -63,6 +81,7 @@ async function fleet(): Promise<Fleet> {
       signer: await readSigningKey(pair.privatePath),
       publicPem: await readFile(pair.publicPath, 'utf8'),
       publicPath: pair.publicPath,
+      privatePath: pair.privatePath,
     });
   }
   await mkdir(join(tmp.path, 'rules'));
@@ -292,8 +311,21 @@ describe('fleet operations', () => {
       reason: 'untrusted-key',
       trusted: [a.signer.id],
     });
-    // Signed by A: A and B trusted.
-    expect(await keysStatus(list(a.signer, 1, [a, b]))).toMatchObject({
+    // Signed by A: A and B trusted (made as an operator would, with the command line).
+    const made = await rotateWithCli(f.dir, [
+      '--key',
+      a.privatePath,
+      '--seq',
+      '1',
+      '--trust',
+      a.publicPath,
+      '--trust',
+      b.publicPath,
+    ]);
+    expect(made.stdout).toContain(
+      `key list 1, trusting ${a.signer.id}, ${b.signer.id}, signed by key ${a.signer.id}`,
+    );
+    expect(await keysStatus(made.list)).toMatchObject({
       status: 'applied',
       seq: 1,
       trusted: [a.signer.id, b.signer.id],
