@@ -48,7 +48,7 @@ export class KeyRing {
     private readonly state: Sublevel,
     private stored: StoredKeyList | undefined,
     configured: readonly TrustedKey[],
-    private readonly logger: Logger,
+    private readonly logger: Pick<Logger, 'info' | 'warn'>,
   ) {
     const revoked = new Set(stored?.revoked ?? []);
     const keys = stored === undefined ? configured : trustedKeysOf(stored.keys, `key list ${stored.seq}`);
@@ -68,7 +68,11 @@ export class KeyRing {
     this.trusted = keys.filter((k) => !revoked.has(k.id));
   }
 
-  static async open(state: Sublevel, configured: readonly TrustedKey[], logger: Logger): Promise<KeyRing> {
+  static async open(
+    state: Sublevel,
+    configured: readonly TrustedKey[],
+    logger: Pick<Logger, 'info' | 'warn'>,
+  ): Promise<KeyRing> {
     const value = await state.get(KEY_LIST_KEY);
     return new KeyRing(state, isStoredKeyList(value) ? value : undefined, configured, logger);
   }
