@@ -18,6 +18,7 @@ import {
   type RulesStatus,
   type SigningKey,
 } from '../../src/sync/index.js';
+import { hasMosquitto, MOSQUITTO_MISSING, startMosquitto } from '../helpers/mosquitto.js';
 import { Collector, until } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -68,12 +69,26 @@ interface Fleet {
   keys: Key[];
 }
 
-async function fleet(): Promise<Fleet> {
+type CloudStart = () => Promise<{ url: string; stop: () => Promise<unknown> }>;
+
+const clouds: Array<{ name: string; start: CloudStart }> = [
+  {
+    name: 'aedes',
+    start: async () => {
+      const broker = await startLocalBroker({ maxPacketBytes: 8 * 1024 * 1024 });
+      return { url: `mqtt://127.0.0.1:${broker.address.port}`, stop: () => broker.close() };
+    },
+  },
+  ...(hasMosquitto() ? [{ name: 'mosquitto', start: () => startMosquitto() }] : []),
+];
+if (!hasMosquitto()) console.warn(MOSQUITTO_MISSING);
+
+async function fleet(start: CloudStart): Promise<Fleet> {
   const tmp = await tempDir();
   cleanups.push(() => tmp.remove());
-  const cloud = await startLocalBroker({ maxPacketBytes: 8 * 1024 * 1024 });
-  cleanups.push(() => cloud.close());
-  const cloudUrl = `mqtt://127.0.0.1:${cloud.address.port}`;
+  const cloud = await start();
+  cleanups.push(() => cloud.stop());
+  const cloudUrl = cloud.url;
   const keys: Key[] = [];
   for (const name of ['a', 'b']) {
     const pair = await writeKeyPair(join(tmp.path, `key-${name}`));
@@ -157,9 +172,9 @@ async function applyRules(f: Fleet, topic: string, bytes: Buffer): Promise<Rules
   return statusOf<RulesStatus>(f, 'vigil/gw1/rules/status', bytes, seen);
 }
 
-describe('fleet operations', () => {
+describe.each(clouds)('fleet operations, $name as the cloud', ({ start }) => {
   test('rules status, online status and the health report are retained: a console that subscribes later sees them', async () => {
-    const f = await fleet();
+    const f = await fleet(start);
     const gateway = await gatewayOf(f, { healthEvery: '200ms' });
     const applied = await applyRules(f, 'vigil/gw1/rules', bundle(f.keys[0]!.signer, 1, 'one'));
     expect(applied).toMatchObject({ status: 'applied', version: 1 });
@@ -217,7 +232,7 @@ describe('fleet operations', () => {
   }, 30_000);
 
   test('group bundles: one version sequence, the gateway’s own wins a tie; a restart runs the last good one and refuses a bad one', async () => {
-    const f = await fleet();
+    const f = await fleet(start);
     const signer = f.keys[0]!.signer;
     let gateway = await gatewayOf(f, { groups: ['north', 'eu'] });
 
@@ -286,7 +301,7 @@ describe('fleet operations', () => {
   }, 30_000);
 
   test('key rotation: a list signed by a trusted key replaces the keys, revoked keys are refused, and it survives a restart', async () => {
-    const f = await fleet();
+    const f = await fleet(start);
     const [a, b] = f.keys as [Key, Key];
     let gateway = await gatewayOf(f);
     const keysStatus = async (list: Buffer): Promise<KeyListStatus> => {
