@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Verdict } from '../actions/index.js';
 import { DeviceActivity, RecentActions } from '../dashboard/index.js';
-import { TimerQueue, type EmittedInput } from '../engine/index.js';
+import { TimerQueue, type EmittedInput, type Telemetry } from '../engine/index.js';
 import { OrderedDelivery, type Deliver } from '../ingest/index.js';
 import {
   clockNotBefore,
@@ -23,7 +23,7 @@ import {
 } from '../runtime/index.js';
 import type { Action, Candidate, Profile } from '../shared/index.js';
 import { auditEntryOf } from '../store/index.js';
-import { BundleStore, chooseStartupRules, type RunningRules } from '../sync/index.js';
+import { BundleStore, chooseStartupRules, KeyRing, type RunningRules } from '../sync/index.js';
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
 
@@ -70,6 +70,8 @@ export interface DecisionModule extends Started {
   readonly bundles: BundleStore;
   /** Which rules were in force at start: a stored bundle or the rules directory. */
   readonly running: RunningRules;
+  /** The keys trusted now: the configured ones, or the latest signed key list (docs/sync.md). */
+  readonly keys: KeyRing;
   /** Where device and cloud events enter: per device in arrival order, with the device's profile. */
   readonly entrance: OrderedDelivery;
   /** What the dashboard reads of the decisions and of the inputs applied live. */
@@ -79,6 +81,8 @@ export interface DecisionModule extends Started {
   onSent(handler: OnSent): void;
   /** Hands every input the loop applied live, after it was journaled, to `handler` (the shadow rules). */
   afterLive(handler: AfterLive): void;
+  /** Hands the telemetry scenarios forward, live only (a replay forwards nothing again), to `handler`. */
+  onForward(handler: (telemetry: Telemetry) => void): void;
   /** Calls `handler` after every checkpoint written (the outbox forgets delivered ids by it). */
   onCheckpoint(handler: OnCheckpoint): void;
   /** A write that carries out a decision (the outbox's): no checkpoint forgets the input until it is done. */
@@ -97,24 +101,16 @@ export interface DecisionModule extends Started {
 }
 
 export async function startDecisionLoop(base: Foundation, opts: DecisionOptions): Promise<DecisionModule> {
-  const { config, logger, store } = base;
+  const { store } = base;
   const checkpointed: OnCheckpoint[] = [];
   const durable = await openJournal(base, opts.journalStorage, (replayFromAt) => {
     for (const handle of checkpointed) handle(replayFromAt);
   });
   const clock = opts.clock ?? startClock(durable.lastKnownAt, durable.recordedWall, base);
   const wallClock: Clock = { now: () => loop.wall.at(clock.now()) };
-  const { bundles, running, rules } = await restoreRules(base, durable);
+  const { bundles, running, rules, keys } = await restoreRules(base, durable);
 
-  // Inputs enter in arrival order per device, each with its device's profile: events, and timer firings, which
-  // are inputs like events (recorded with their time, then applied in journal order).
-  const deliverEvent: Deliver = (ev, profile, meta) =>
-    durable.submitEvent(ev, profile, meta && meta.qos > 0 ? 'sync' : 'write', meta?.source);
-  const entrance = new OrderedDelivery(store.profiles, deliverEvent, logger, {
-    maxQueued: config.limits.ingestQueue,
-    onRefused: () => durable.bounds.refused.inc({ queue: 'ingest' }),
-  });
-  durable.bounds.measure('ingest', () => entrance.queued);
+  const entrance = openEntrance(base, durable);
   const timers = recordedTimers(clock, entrance, durable);
   base.metrics.readFrom({
     pendingTimers: () => timers.pending,
@@ -125,10 +121,13 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
 
   const { writes, holdCheckpointsFor } = heldWrites();
   const forward = forwardEmitted(entrance, durable, holdCheckpointsFor);
-  const sent: OnSent[] = [];
-  const appliedLive: AfterLive[] = [];
+  const handlers = {
+    sent: [] as OnSent[],
+    forwards: [] as Array<(telemetry: Telemetry) => void>,
+    afterLive: [] as AfterLive[],
+  };
   const recent = new RecentActions();
-  const outputs = liveOutputs(base, { wallClock, durable, recent, sent, onAction: opts.onAction });
+  const outputs = liveOutputs(base, { wallClock, durable, recent, ...handlers, onAction: opts.onAction });
   const loop = new DecisionLoop({ rules, scheduler: timers, outputs });
 
   const devices = new DeviceActivity({ now: () => clock.now() });
@@ -147,7 +146,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
         devices.observe(ev);
         recorder?.record(ev);
       },
-      afterLive: (input, profile) => appliedLive.forEach((handle) => handle(input, profile)),
+      afterLive: (input, profile) => handlers.afterLive.forEach((handle) => handle(input, profile)),
     }),
   );
   const wallNow = opts.wallNow ?? (opts.clock === undefined ? Date.now : undefined);
@@ -168,11 +167,13 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     rules,
     bundles,
     running,
+    keys,
     entrance,
     recent,
     devices,
-    onSent: (handler) => void sent.push(handler),
-    afterLive: (handler) => void appliedLive.push(handler),
+    onSent: (handler) => void handlers.sent.push(handler),
+    afterLive: (handler) => void handlers.afterLive.push(handler),
+    onForward: (handler) => void handlers.forwards.push(handler),
     onCheckpoint: (handler) => void checkpointed.push(handler),
     holdCheckpointsFor,
     recovered,
@@ -194,6 +195,21 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       await recorder?.close();
     },
   };
+}
+
+/**
+ * Inputs enter in arrival order per device, each with its device's profile: events, and timer firings, which are
+ * inputs like events (recorded with their time, then applied in journal order). Bounded by `limits.ingestQueue`.
+ */
+function openEntrance(base: Foundation, durable: DurableInputs): OrderedDelivery {
+  const deliverEvent: Deliver = (ev, profile, meta) =>
+    durable.submitEvent(ev, profile, meta && meta.qos > 0 ? 'sync' : 'write', meta?.source);
+  const entrance = new OrderedDelivery(base.store.profiles, deliverEvent, base.logger, {
+    maxQueued: base.config.limits.ingestQueue,
+    onRefused: () => durable.bounds.refused.inc({ queue: 'ingest' }),
+  });
+  durable.bounds.measure('ingest', () => entrance.queued);
+  return entrance;
 }
 
 /** Real timers whose firings are inputs: recorded in the device's order, then applied like any other input. */
@@ -391,11 +407,13 @@ function watchWall(
 async function restoreRules(
   base: Foundation,
   durable: DurableInputs,
-): Promise<{ bundles: BundleStore; running: RunningRules; rules: RulesInForce }> {
+): Promise<{ bundles: BundleStore; running: RunningRules; rules: RulesInForce; keys: KeyRing }> {
   const bundles = new BundleStore(base.store.sublevels.rules);
+  // A key list applied before decides which keys the stored bundle must verify with.
+  const keys = await KeyRing.open(base.store.sublevels.state, base.files.trustedKeys, base.logger);
   const startup = await chooseStartupRules({
     bundles,
-    trustedKeys: base.files.trustedKeys,
+    trustedKeys: keys.keys,
     dirRules: base.dirRules,
     logger: base.logger,
   });
@@ -403,7 +421,7 @@ async function restoreRules(
   const record = rulesRecordOf(startup.rules, source, version);
   const restored = durable.restore(startup.rules, { gateway: base.gatewayId }, record);
   const rules = new RulesInForce(restored.rules, restored.engine, restored.arbiter);
-  return { bundles, running: startup.running, rules };
+  return { bundles, running: startup.running, rules, keys };
 }
 
 /** What the live gateway does with the loop's outputs: count, log, observe, and hand sent decisions on. */
@@ -414,6 +432,7 @@ function liveOutputs(
     durable: DurableInputs;
     recent: RecentActions;
     sent: readonly OnSent[];
+    forwards: ReadonlyArray<(telemetry: Telemetry) => void>;
     onAction: DecisionOptions['onAction'];
   },
 ): LoopOutputs {
@@ -457,6 +476,10 @@ function liveOutputs(
       if (!replay) metrics.countEventIn(event.type, 'engine');
     },
     emitted: (input, replay) => deps.durable.emitted(input, replay),
+    // At most once: what a replay of the journal forwards again is not sent again.
+    forward(telemetry, replay) {
+      if (!replay) for (const handle of deps.forwards) handle(telemetry);
+    },
     pruned(groups, _at, replay) {
       if (!replay) metrics.groupsPruned.inc(groups);
     },

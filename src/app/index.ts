@@ -26,6 +26,8 @@ export interface GatewayOptions {
   rulesOverlay?: string;
   /** Where the journal and checkpoints are written (tests inject storage faults here); default the filesystem. */
   journalStorage?: JournalStorage;
+  /** The build version the health report names; default `unknown`. */
+  version?: string;
 }
 
 export interface Gateway {
@@ -66,7 +68,7 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
   try {
     const decision = await modules.start('decision loop', () => startDecisionLoop(base, opts));
     const uplink = await modules.start('uplink', () => startUplink(base, decision));
-    const sync = await modules.start('cloud sync', () => startSync(base, decision, uplink));
+    const sync = await modules.start('cloud sync', () => startSync(base, decision, uplink, opts.version));
     const shadow = await modules.start('shadow rules', () => startShadow(base, decision, uplink, sync));
     const edge = await modules.start('device edge', () => startDeviceEdge(base, decision, uplink));
     const http = await modules.start('http api', () =>

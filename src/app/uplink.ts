@@ -1,5 +1,12 @@
+import { Counter, Gauge } from 'prom-client';
 import { decidedOnGatewayAt } from '../actions/index.js';
-import { loadUplink, queuedExpired, type CloudMessage, type Uplink } from '../upstream/index.js';
+import {
+  loadUplink,
+  queuedExpired,
+  TelemetryLane,
+  type CloudMessage,
+  type Uplink,
+} from '../upstream/index.js';
 import { retryUntilDone } from '../runtime/index.js';
 import type { Action, Candidate } from '../shared/index.js';
 import { auditEntryOf } from '../store/index.js';
@@ -26,8 +33,11 @@ export interface UplinkModule extends Started {
   route(topic: string, handler: CloudHandler): void;
   /** Connects to the cloud, once every topic has its handler. */
   connect(): void;
-  /** Publishes a status message upstream (QoS 1), dropped while disconnected. */
-  publishStatus(topic: string, payload: string): void;
+  /**
+   * Publishes a status message upstream (QoS 1), dropped while disconnected; a retained one is published again
+   * on every connection until replaced, so the cloud's copy is never older than the gateway's.
+   */
+  publishStatus(topic: string, payload: string, opts?: { retain: boolean }): void;
 }
 
 export async function startUplink(base: Foundation, decision: DecisionModule): Promise<UplinkModule> {
@@ -117,7 +127,7 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
     state: () => (uplink ? (uplink.connected ? 'connected' : 'disconnected') : 'none'),
     route: (topic, handler) => void routes.set(topic, handler),
     connect: () => uplink?.connect(),
-    publishStatus: (topic, payload) => uplink?.publishStatus(topic, payload),
+    publishStatus: (topic, payload, how) => uplink?.publishStatus(topic, payload, how),
     async stop() {
       clearInterval(expire);
       // Writes that keep failing give up now; their inputs stay in the journal for the next start.
@@ -158,6 +168,48 @@ function forgetDeliveredAtCheckpoints(base: Foundation, decision: DecisionModule
   });
 }
 
+/** The telemetry lane of `upstream.telemetry`, with its metrics. */
+function telemetryLane(base: Foundation): TelemetryLane {
+  const { config, gatewayId, metrics } = base;
+  const lane = new TelemetryLane({ gatewayId, ...config.upstream.telemetry });
+  const registers = [metrics.registry];
+  const totals: Array<[string, string, () => number]> = [
+    [
+      'vigil_telemetry_sent_total',
+      'Telemetry messages published (QoS 0, at most once)',
+      () => lane.counts.sent,
+    ],
+    [
+      'vigil_telemetry_dropped_total',
+      'Telemetry messages dropped because the lane was full (upstream.telemetry.drop says which)',
+      () => lane.counts.dropped,
+    ],
+    [
+      'vigil_telemetry_sampled_out_total',
+      "Telemetry left out by a scenario's sampling (forward.sample, forward.every)",
+      () => lane.counts.sampledOut,
+    ],
+  ];
+  for (const [name, help, read] of totals) {
+    const counter: Counter = new Counter({
+      name,
+      help,
+      registers,
+      collect: () => {
+        counter.reset();
+        counter.inc(read());
+      },
+    });
+  }
+  const queued: Gauge = new Gauge({
+    name: 'vigil_telemetry_queued',
+    help: 'Telemetry messages waiting in the lane',
+    registers,
+    collect: () => queued.set(lane.size),
+  });
+  return lane;
+}
+
 async function connection(
   base: Foundation,
   decision: DecisionModule,
@@ -167,7 +219,9 @@ async function connection(
   const { config, logger, metrics, store } = base;
   const batch = config.upstream.batch;
   const Uplink = await loadUplink();
-  return new Uplink({
+  // Without an upstream, what scenarios forward goes nowhere.
+  const telemetry = telemetryLane(base);
+  const uplink = new Uplink({
     url: config.upstream.url ?? '',
     gatewayId: base.gatewayId,
     clientId: config.upstream.clientId,
@@ -191,10 +245,16 @@ async function connection(
       metrics.outboxBytes.set(store.outbox.bytes);
     },
     onConnectionChange: (up) => metrics.upstreamConnected.set(up ? 1 : 0),
+    subscriptions: () => [...routes.keys()],
+    telemetry,
     onMessage: (message) => {
       const handler = routes.get(message.topic);
       if (handler) return handler(message.payload, message);
       logger.warn({ topic: message.topic }, 'message from the cloud on a topic nothing handles; dropped');
     },
   });
+  decision.onForward((t) => {
+    if (telemetry.offer(t)) uplink.kick();
+  });
+  return uplink;
 }

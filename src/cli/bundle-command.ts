@@ -16,6 +16,7 @@ import {
   applyToStore,
   BundleStore,
   createBundle,
+  KeyRing,
   openBundle,
   readBundleFiles,
   readSigningKey,
@@ -219,11 +220,16 @@ async function applyCommand(
           ),
         );
       }
+      // A signed key list applied on this data directory replaces the configured keys, as on the gateway.
+      const ring = await KeyRing.open(store.sublevels.state, await readTrustedKeys(paths), {
+        info: () => undefined,
+        warn: () => undefined,
+      });
       const outcome = await applyToStore({
         gateway: config.gatewayId,
         bundles: new BundleStore(store.sublevels.rules),
         bundle: bytes,
-        trustedKeys: await readTrustedKeys(paths),
+        trustedKeys: ring.keys,
         now: Date.now(),
       });
       return report(io, file, outcome);

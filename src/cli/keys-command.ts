@@ -1,6 +1,9 @@
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { writeKeyPair } from '../sync/index.js';
+import { createKeyList, readSigningKey, readTrustedKey, writeKeyPair } from '../sync/index.js';
 import { exitWithError } from './util.js';
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 export function registerKeysCommand(program: Command): void {
   program
@@ -21,6 +24,41 @@ export function registerKeysCommand(program: Command): void {
         const pair = await writeKeyPair(flags.out);
         process.stdout.write(
           `key ${pair.id}\nprivate key ${pair.privatePath}\npublic key  ${pair.publicPath}\n`,
+        );
+      } catch (err) {
+        exitWithError(err);
+      }
+    });
+  program
+    .command('keys')
+    .description('signed trusted-key lists for gateways (docs/sync.md, "Rotating signing keys")')
+    .command('rotate')
+    .description('sign a new trusted-key list with a key the gateways trust now')
+    .requiredOption('--key <file>', 'Ed25519 private key (PEM) the gateways trust now')
+    .requiredOption('--seq <n>', 'sequence of the list: greater than that of the list in force (0 at first)')
+    .requiredOption(
+      '--trust <file>',
+      'public key (PEM) to trust, repeated: the whole trusted set',
+      collect,
+      [],
+    )
+    .option('--revoke <id>', 'id of a key never to trust again, repeated', collect, [])
+    .requiredOption(
+      '--out <file>',
+      'where to write the signed list (publish it, retained, on vigil/{gw}/keys)',
+    )
+    .action(async (flags: { key: string; seq: string; trust: string[]; revoke: string[]; out: string }) => {
+      try {
+        const signer = await readSigningKey(flags.key);
+        const keys = await Promise.all(flags.trust.map((path) => readFile(path, 'utf8')));
+        const ids = await Promise.all(flags.trust.map(async (path) => (await readTrustedKey(path)).id));
+        const list = createKeyList(
+          { seq: Number(flags.seq), createdAt: new Date().toISOString(), keys, revoked: flags.revoke },
+          signer,
+        );
+        await writeFile(flags.out, list, { flag: 'wx' });
+        process.stdout.write(
+          `${flags.out}: key list ${flags.seq}, trusting ${ids.join(', ')}${flags.revoke.length > 0 ? `, revoking ${flags.revoke.join(', ')}` : ''}, signed by key ${signer.id}\n`,
         );
       } catch (err) {
         exitWithError(err);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { loadConfig, type Overrides } from '../config/index.js';
 import { startGateway } from '../app/index.js';
 import { exitWithError, parsePort } from './util.js';
+import { releaseVersion } from '../shared/index.js';
 
 interface RunFlags {
   config?: string;
@@ -92,7 +93,7 @@ async function run(flags: RunFlags): Promise<void> {
     flags.trustedKey.length > 0
       ? { ...loaded, sync: { ...loaded.sync, trustedKeys: flags.trustedKey } }
       : loaded;
-  const gateway = await startGateway(config);
+  const gateway = await startGateway(config, { version: releaseVersion() });
   // Handlers first: a supervisor may signal as soon as it reads the ports below.
   let stopping = false;
   const stop = (signal: string) => {

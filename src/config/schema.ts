@@ -135,6 +135,15 @@ export const configSchema = z
           })
           .strict()
           .prefault({}),
+        /** The telemetry lane (`then.forward`): in memory, bounded, at most once; full, it drops `drop`. */
+        telemetry: z
+          .object({
+            maxCount: positiveInt.default(10_000),
+            maxBytes: positiveInt.default(8 * 1024 * 1024),
+            drop: z.enum(['oldest', 'newest']).default('oldest'),
+          })
+          .strict()
+          .prefault({}),
         /** Up to `max` actions per message, a JSON array; a batch not full goes after `within`. Unset: one per message. */
         batch: z
           .object({ max: positiveInt.max(1_000), within: duration.default(50) })
@@ -219,6 +228,14 @@ export const configSchema = z
         trustedKeys: z.array(z.string().min(1)).default([]),
         /** How often shadow rules publish what they would have done differently (docs/sync.md, "Shadow rules"). */
         shadowReport: duration.refine((ms) => ms >= 100, 'expected at least 100ms').default(60_000),
+        /** Groups this gateway belongs to: it takes bundles and key lists from `vigil/groups/{group}/…` too. */
+        groups: z
+          .array(
+            z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected a group name of letters, digits, _ . -'),
+          )
+          .default([]),
+        /** How often the retained health report goes to `vigil/{gw}/health`; 0 turns it off. */
+        healthEvery: duration.default(30_000),
       })
       .strict()
       .prefault({}),

@@ -23,6 +23,24 @@ export interface EmittedInput {
   depth: number;
 }
 
+/**
+ * Telemetry a scenario forwards (`then.forward`): at most once, in its own lane of the uplink, never journaled nor
+ * remembered as delivered. Sampling (`oneIn`, `everyMs`) is the lane's, per scenario and actor.
+ */
+export interface Telemetry {
+  scenario: string;
+  /** `vigil/{gw}/telemetry/{type}`. */
+  type: string;
+  actor: string;
+  /** Gateway time of the firing. */
+  at: number;
+  /** The event's data (raw), or the aggregates and the group (aggregates). */
+  data: Record<string, unknown>;
+  of: 'raw' | 'aggregates';
+  oneIn?: number;
+  everyMs?: number;
+}
+
 /** What one engine step asks the runtime to do, in order. */
 export type Effect =
   /** Arm (or move) the timer `timer` for `dueAt`; `actor` is whose profile its firing needs. */
@@ -35,4 +53,5 @@ export type Effect =
    * an input of its own.
    */
   | { kind: 'emit'; event: Event; input?: EmittedInput }
+  | { kind: 'forward'; telemetry: Telemetry }
   | { kind: 'error'; scenario: string; actor: string; stage: ErrorStage; message: string };

@@ -1,7 +1,7 @@
 import type { EmitPlan, FieldPlan, Scenario } from '../rules/types.js';
 import type { Action, Event, Expression, Profile } from '../shared/index.js';
 import { canonicalJson, fnv1a64 } from '../shared/hash.js';
-import type { Effect, ErrorStage, ScenarioCandidate } from './effects.js';
+import type { Effect, ErrorStage, ScenarioCandidate, Telemetry } from './effects.js';
 import { fastCondition } from './fast-condition.js';
 import { paramsOf } from './scenario-params.js';
 import type { ScenarioRuntime, SeenEvent } from './state.js';
@@ -229,6 +229,25 @@ export class Step {
     };
     if (sc.action !== undefined) this.decide(rt, m, vars, sc.action);
     if (sc.emit) this.emit(rt, m, vars, sc.emit);
+    if (sc.forward) this.forward(sc, m);
+  }
+
+  /** The scenario's telemetry: the event that fired it, or its aggregates; the lane samples it. */
+  private forward(sc: Scenario, m: Match): void {
+    const plan = sc.forward;
+    if (!plan) return;
+    const raw = plan.of === 'raw';
+    const telemetry: Telemetry = {
+      scenario: sc.id,
+      type: plan.type ?? (raw ? m.last.type : sc.id),
+      actor: m.actor,
+      at: this.now,
+      data: raw ? (m.last.data ?? {}) : { ...m.extra, ...(sc.by ? { group: m.group } : {}) },
+      of: plan.of,
+    };
+    if (plan.oneIn !== undefined) telemetry.oneIn = plan.oneIn;
+    if (plan.everyMs !== undefined) telemetry.everyMs = plan.everyMs;
+    this.effects.push({ kind: 'forward', telemetry });
   }
 
   /**

@@ -5,7 +5,8 @@ import type { Destination, Expression } from '../shared/index.js';
 import { canonicalJson, fnv1a64 } from '../shared/hash.js';
 import { bindParams } from './template.js';
 import type { Template } from './template.js';
-import type { EmitPlan, FieldPlan, KindPlan, Scenario } from './types.js';
+import { parseForward } from './forward-parser.js';
+import type { EmitPlan, FieldPlan, ForwardPlan, KindPlan, Scenario } from './types.js';
 import {
   compile,
   EVENT_VARS,
@@ -28,7 +29,7 @@ const SCENARIO_KEYS = [
   'use',
   'with',
 ];
-const THEN_KEYS = ['action', 'to', 'payload', 'emit'];
+const THEN_KEYS = ['action', 'to', 'payload', 'emit', 'forward'];
 const EMIT_KEYS = ['event', 'data', 'actor'];
 const DESTINATIONS: readonly Destination[] = ['upstream', 'device'];
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -111,11 +112,13 @@ export function parseScenario(
     params,
     listens: [...kind.listens(plan)],
     horizonMs: kind.horizonMs(plan),
-    keepsData: sources.some(usesPastData),
+    // Raw forwarding sends the data of the event that fired it.
+    keepsData: sources.some(usesPastData) || then.forward?.of === 'raw',
     fingerprint: fnv1a64(canonicalJson(describe({ when: plan, by: when.by, params }))),
   };
   if (then.action !== undefined) scenario.action = then.action;
   if (then.emit) scenario.emit = then.emit;
+  if (then.forward) scenario.forward = then.forward;
   if (cooldownMs !== undefined) scenario.cooldownMs = cooldownMs;
   if (when.by) scenario.by = when.by;
   const parsed: ParsedScenario = { scenario };
@@ -254,6 +257,7 @@ interface ThenResult {
   payload: FieldPlan[];
   emit?: EmitPlan;
   emitAt?: { file: string; line: number };
+  forward?: ForwardPlan;
 }
 
 function parseFields(
@@ -351,8 +355,14 @@ function parseThen(r: Reader, thenField: Field, aggregates: readonly string[]): 
       else out.emit = { event, data: [] };
     }
   }
-  if (!actionField && !emitField) {
-    r.problem(src, thenField.key, 'then: give an "action", an "emit", or both');
+  const forwardField = f.get('forward');
+  if (forwardField) {
+    const forward = parseForward(r, forwardField, aggregates);
+    if (forward) out.forward = forward;
+    else ok = false;
+  }
+  if (!actionField && !emitField && !forwardField) {
+    r.problem(src, thenField.key, 'then: give an "action", an "emit", a "forward", or more than one');
     ok = false;
   }
   return ok ? out : undefined;

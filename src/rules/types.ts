@@ -30,6 +30,18 @@ export interface ParamsByField {
   values: ReadonlyMap<string, { overrides: Readonly<Record<string, unknown>>; params: Readonly<Record<string, unknown>> }>;
 }
 
+/** Telemetry a scenario forwards upstream when it fires (`then.forward`), at most once, in its own lane. */
+export interface ForwardPlan {
+  /** `raw`: the event that made the scenario fire, as it came; `aggregates`: what the scenario's window computed. */
+  of: 'raw' | 'aggregates';
+  /** One in `oneIn` firings per actor. */
+  oneIn?: number;
+  /** At most one per `everyMs` per actor. */
+  everyMs?: number;
+  /** `vigil/{gw}/telemetry/{type}`; default the event's type (raw) or the scenario's id (aggregates). */
+  type?: string;
+}
+
 /** A compiled scenario: what the engine runs. */
 export interface Scenario {
   id: string;
@@ -44,6 +56,7 @@ export interface Scenario {
   to: readonly Destination[];
   payload: readonly FieldPlan[];
   emit?: EmitPlan;
+  forward?: ForwardPlan;
   /** The scenario's own cooldown for the arbiter, when it sets one. */
   cooldownMs?: number;
   /** Group key; absent means one group per actor. */

@@ -4,7 +4,7 @@ import { Decoder, Encoder } from 'cbor-x';
 import type { Logger } from 'pino';
 import type { SavedArbiterState } from '../actions/index.js';
 import type { EngineState, GroupState } from '../engine/index.js';
-import { DATA_FORMATS, DataFormatError } from '../shared/index.js';
+import { DataFormatError } from '../shared/index.js';
 import type { WallState } from './clock.js';
 import type { DuplicateEntry } from './duplicate-filter.js';
 import type { RulesRecord } from './journal-records.js';

@@ -1,5 +1,5 @@
 import type { Verdict } from '../actions/index.js';
-import type { EmittedInput, Effect } from '../engine/index.js';
+import type { EmittedInput, Effect, Telemetry } from '../engine/index.js';
 import type { Candidate, Event, Profile } from '../shared/index.js';
 import { WallTime } from './clock.js';
 import type { ClockRecord } from './journal-records.js';
@@ -24,6 +24,8 @@ export interface LoopOutputs {
   emitted?(input: EmittedInput, replay: boolean): void;
   /** The wall clock stepped or became synchronised (a clock record was applied). */
   clock?(record: ClockRecord, replay: boolean): void;
+  /** Telemetry a scenario forwards; never carried out again by a replay (at most once). */
+  forward?(telemetry: Telemetry, replay: boolean): void;
   /** A housekeeping pass forgot `groups` groups that could no longer fire at `at`. */
   pruned?(groups: number, at: number, replay: boolean): void;
   /** Every step's effects as the engine returned them (tests). */
@@ -139,6 +141,9 @@ export class DecisionLoop {
         case 'emit':
           outputs.emit?.(effect.event, replay);
           if (effect.input) outputs.emitted?.(effect.input, replay);
+          break;
+        case 'forward':
+          outputs.forward?.(effect.telemetry, replay);
           break;
         case 'error':
           outputs.error?.(effect, now, replay);

@@ -5,7 +5,13 @@ import type { Registry } from 'prom-client';
 import { Arbiter } from '../actions/index.js';
 import { parseTimerKey, type EmittedInput, type Engine, type EngineOptions } from '../engine/index.js';
 import type { RuleSet, Scenario } from '../rules/index.js';
-import { DataFormatError, QueueFullError, releaseVersion, type Event, type Profile } from '../shared/index.js';
+import {
+  DataFormatError,
+  QueueFullError,
+  releaseVersion,
+  type Event,
+  type Profile,
+} from '../shared/index.js';
 import { BoundMetrics } from './bound-metrics.js';
 import {
   CheckpointEncoder,

@@ -127,5 +127,22 @@ export function upstreamTopics(gw: string) {
     commands: `${root}/commands`,
     /** What became of each command from the cloud: delivered, expired or refused. */
     commandsStatus: `${root}/commands/status`,
+    /** Retained health report, gateway to cloud (docs/sync.md, "Fleet operations"). */
+    health: `${root}/health`,
+    /** Retained signed trusted-key list, cloud to gateway. */
+    keys: `${root}/keys`,
+    /** What the gateway did with a trusted-key list. */
+    keysStatus: `${root}/keys/status`,
+  } as const;
+}
+
+/** Topics a group of gateways shares on the cloud broker (`sync.groups`): retained bundles and key lists. */
+export function groupTopics(group: string) {
+  const root = `${GATEWAY}/groups/${group}`;
+  return {
+    /** Retained signed rule bundle for every gateway of the group. */
+    rules: `${root}/rules`,
+    /** Retained signed trusted-key list for every gateway of the group. */
+    keys: `${root}/keys`,
   } as const;
 }

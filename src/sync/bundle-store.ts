@@ -7,6 +7,8 @@ export interface StoredBundle {
   hash: string;
   /** Gateway time (ms) when it was applied. */
   appliedAt: number;
+  /** The group it came for (`vigil/groups/{group}/rules`); absent for the gateway's own bundle. */
+  group?: string | undefined;
 }
 
 const CURRENT = 'current';
@@ -23,7 +25,8 @@ export class BundleStore {
 
   /** Replaces the stored bundle; resolves once LevelDB has it. */
   async save(entry: StoredBundle): Promise<void> {
-    await this.level.put(CURRENT, entry);
+    const { group, ...rest } = entry;
+    await this.level.put(CURRENT, group === undefined ? rest : entry);
   }
 }
 
@@ -34,6 +37,7 @@ function isStoredBundle(value: unknown): value is StoredBundle {
     v.bundle instanceof Uint8Array &&
     typeof v.version === 'number' &&
     typeof v.hash === 'string' &&
-    typeof v.appliedAt === 'number'
+    typeof v.appliedAt === 'number' &&
+    (v.group === undefined || typeof v.group === 'string')
   );
 }

@@ -10,6 +10,8 @@ export interface BundleInForce {
   hash?: string | undefined;
   /** The highest version applied so far. */
   floor: number;
+  /** The floor was reached by a group's bundle: the gateway's own bundle of that same version may still replace it. */
+  floorFromGroup?: boolean | undefined;
 }
 
 export type BundleVerdict =
@@ -29,12 +31,15 @@ export type BundleVerdict =
 /**
  * Every check a bundle goes through before it may replace the rules in force, in this order: envelope,
  * signature by a trusted key, content, version above the floor (or the same bytes as the bundle in
- * force), and the compilation of all its files.
+ * force), and the compilation of all its files. Bundles for the gateway and for its groups share one sequence
+ * of versions: the higher version wins, and at the same version the gateway's own bundle wins over a group's
+ * (`forGroup`: the group the bundle came for; undefined for the gateway's own).
  */
 export function checkBundle(
   bytes: Uint8Array,
   trusted: readonly TrustedKey[],
   inForce: BundleInForce,
+  forGroup?: string,
 ): BundleVerdict {
   const opened = openBundle(bytes, trusted);
   if (!opened.ok) {
@@ -42,7 +47,9 @@ export function checkBundle(
   }
   const { content, hash } = opened;
   if (hash === inForce.hash) return { kind: 'running', version: content.version, hash };
-  if (content.version <= inForce.floor) {
+  const overridesGroup =
+    forGroup === undefined && inForce.floorFromGroup === true && content.version === inForce.floor;
+  if (content.version <= inForce.floor && !overridesGroup) {
     const detail =
       inForce.version === inForce.floor
         ? `version ${content.version} is not greater than the running version ${inForce.floor}`

@@ -22,3 +22,7 @@ export type { RuleSyncOptions, RulesInForce, RunningRules } from './rule-sync.js
 export type { RejectReason, RulesSource, RulesStatus } from './rules-status.js';
 export { chooseStartupRules } from './startup-rules.js';
 export { startCloudSync, type CloudSync, type CloudSyncOptions } from './cloud-sync.js';
+export { createKeyList, openKeyList, MAX_KEY_LIST_BYTES } from './key-list.js';
+export type { KeyListContent } from './key-list.js';
+export { KeyRing, KEY_LIST_KEY } from './key-ring.js';
+export type { KeyListRejectReason, KeyListStatus } from './key-ring.js';

@@ -16,7 +16,12 @@ export async function applyToStore(opts: {
 }): Promise<RulesStatus | undefined> {
   const stored = await opts.bundles.current();
   const inForce = stored
-    ? { version: stored.version, hash: stored.hash, floor: stored.version }
+    ? {
+        version: stored.version,
+        hash: stored.hash,
+        floor: stored.version,
+        floorFromGroup: stored.group !== undefined,
+      }
     : { version: 0, floor: 0 };
   const verdict = checkBundle(opts.bundle, opts.trustedKeys, inForce);
   if (verdict.kind === 'running') return undefined;

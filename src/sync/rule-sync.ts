@@ -21,6 +21,10 @@ export interface RunningRules {
    * the bundle of that version could not be used at start-up (no rollback by replay).
    */
   floor: number;
+  /** The floor was reached by a group's bundle: the gateway's own bundle of the same version may replace it. */
+  floorFromGroup?: boolean | undefined;
+  /** The group whose bundle is in force (`vigil/groups/{group}/rules`); absent for the gateway's own. */
+  group?: string | undefined;
 }
 
 /** The rules in force as an operator reads them: who signed them, since when, and the latest change looked at. */
@@ -37,7 +41,8 @@ export interface RulesInForce extends RunningRules {
 
 export interface RuleSyncOptions {
   gateway: string;
-  trustedKeys: readonly TrustedKey[];
+  /** The keys trusted now; a function when they can change (a key list replaces them). */
+  trustedKeys: readonly TrustedKey[] | (() => readonly TrustedKey[]);
   bundles: BundleStore;
   target: SwapTarget;
   engine: EngineOptions;
@@ -79,6 +84,8 @@ export class RuleSync {
   private queue: Promise<unknown>;
   private stopping = false;
   private signalStop = (): void => undefined;
+  /** Group bundles refused as stale: a group's retained bundle met again on a reconnect is not reported again. */
+  private readonly staleReported = new Set<string>();
 
   constructor(private readonly opts: RuleSyncOptions) {
     this.current = { ...opts.initial };
@@ -86,6 +93,11 @@ export class RuleSync {
     if (opts.initial.source === 'bundle') this.readOrigin(opts.initial.hash);
     const stopped = new Promise<void>((resolve) => (this.signalStop = resolve));
     this.queue = Promise.race([opts.ready ?? Promise.resolve(), stopped]).catch(() => undefined);
+  }
+
+  private get trusted(): readonly TrustedKey[] {
+    const keys = this.opts.trustedKeys;
+    return typeof keys === 'function' ? keys() : keys;
   }
 
   get running(): Readonly<RunningRules> {
@@ -101,7 +113,7 @@ export class RuleSync {
     this.opts.bundles.current().then(
       (stored) => {
         if (stored === undefined || stored.hash !== hash || this.current.hash !== hash) return;
-        const opened = openBundle(stored.bundle, this.opts.trustedKeys);
+        const opened = openBundle(stored.bundle, this.trusted);
         if (!opened.ok) return;
         this.origin = { signer: opened.keyId, createdAt: opened.content.createdAt, since: stored.appliedAt };
       },
@@ -111,11 +123,15 @@ export class RuleSync {
 
   /**
    * Checks and applies a bundle; resolves to the outcome, or undefined when it is the one running. Rejects when
-   * the gateway stopped before it was looked at.
+   * the gateway stopped before it was looked at. `group`: the group it came for, undefined for the gateway's own.
    */
-  applyBundle(bytes: Uint8Array, source: Exclude<RulesSource, 'dir'>): Promise<RulesStatus | undefined> {
+  applyBundle(
+    bytes: Uint8Array,
+    source: Exclude<RulesSource, 'dir'>,
+    group?: string,
+  ): Promise<RulesStatus | undefined> {
     return this.serially(
-      () => this.tryBundle(Buffer.from(bytes), source),
+      () => this.tryBundle(Buffer.from(bytes), source, group),
       () => Promise.reject(new Error('the gateway is stopping: the rules bundle was not looked at')),
     );
   }
@@ -152,26 +168,37 @@ export class RuleSync {
   private async tryBundle(
     bytes: Buffer,
     source: Exclude<RulesSource, 'dir'>,
+    group: string | undefined,
   ): Promise<RulesStatus | undefined> {
-    const verdict = checkBundle(bytes, this.opts.trustedKeys, this.current);
+    const verdict = checkBundle(bytes, this.trusted, this.current, group);
     if (verdict.kind === 'running') {
       this.opts.logger.debug({ version: verdict.version, source }, 'rules bundle already running; ignored');
       return undefined;
     }
+    const scope = group !== undefined ? { group } : {};
     if (verdict.kind === 'reject') {
       if (verdict.problems !== undefined) {
-        return this.invalid(source, verdict.version, verdict.problems, { hash: verdict.hash });
+        return this.invalid(source, verdict.version, verdict.problems, { hash: verdict.hash, ...scope });
       }
-      return this.reject(source, verdict.version, verdict.reason, verdict.detail, { hash: verdict.hash });
+      if (verdict.reason === 'stale-version' && group !== undefined) {
+        // A group's bundle superseded by a newer one is the normal case: reported once, not on every reconnect.
+        if (this.staleReported.has(verdict.hash)) return undefined;
+        this.staleReported.add(verdict.hash);
+      }
+      return this.reject(source, verdict.version, verdict.reason, verdict.detail, {
+        hash: verdict.hash,
+        ...scope,
+      });
     }
     const { content, hash, rules } = verdict;
     const appliedAt = this.opts.now();
     try {
-      await this.opts.bundles.save({ bundle: bytes, version: content.version, hash, appliedAt });
+      await this.opts.bundles.save({ bundle: bytes, version: content.version, hash, appliedAt, group });
     } catch (err) {
       this.opts.logger.error({ err, version: content.version }, 'rules bundle could not be stored');
       return this.reject(source, content.version, 'store-failed', `not stored: ${(err as Error).message}`, {
         hash,
+        ...scope,
       });
     }
     let report: SwapReport;
@@ -181,13 +208,22 @@ export class RuleSync {
       this.opts.logger.error({ err, version: content.version }, 'rules swap could not be recorded');
       return this.reject(source, content.version, 'store-failed', `not recorded: ${(err as Error).message}`, {
         hash,
+        ...scope,
       });
     }
-    this.current = { source: 'bundle', version: content.version, hash, floor: content.version };
+    this.current = {
+      source: 'bundle',
+      version: content.version,
+      hash,
+      floor: content.version,
+      ...(group !== undefined ? { floorFromGroup: true, group } : {}),
+    };
     this.origin = { signer: verdict.keyId, createdAt: content.createdAt, since: appliedAt };
+    const forWhom = group !== undefined ? ` for group ${group}` : '';
     return this.applied(source, content.version, rules, report, {
       hash,
-      detail: `bundle version ${content.version} of ${content.createdAt}, signed by key ${verdict.keyId}`,
+      ...scope,
+      detail: `bundle version ${content.version}${forWhom} of ${content.createdAt}, signed by key ${verdict.keyId}`,
     });
   }
 
@@ -219,12 +255,13 @@ export class RuleSync {
     version: number | null,
     rules: RuleSet,
     report: SwapReport,
-    extra: { hash?: string; detail: string },
+    extra: { hash?: string; group?: string; detail: string },
   ): RulesStatus {
     const { kept, changed, added, removed } = report;
     const status: RulesStatus = {
       ...this.base(source, version, 'applied'),
       detail: extra.detail,
+      ...(extra.group !== undefined ? { group: extra.group } : {}),
       ...(extra.hash !== undefined ? { hash: extra.hash } : {}),
       scenarios: { kept, changed, added, removed },
     };
@@ -251,7 +288,7 @@ export class RuleSync {
     source: RulesSource,
     version: number | null,
     problems: readonly RuleProblem[],
-    extra: { hash?: string },
+    extra: { hash?: string; group?: string },
   ): RulesStatus {
     const shown = problems.slice(0, PROBLEMS_IN_DETAIL).map(formatProblem);
     const more = problems.length > shown.length ? ` (and ${problems.length - shown.length} more)` : '';
@@ -264,12 +301,13 @@ export class RuleSync {
     version: number | null,
     reason: RejectReason,
     detail: string,
-    extra: { hash?: string; problems?: RuleProblem[] },
+    extra: { hash?: string; group?: string; problems?: RuleProblem[] },
   ): RulesStatus {
     const status: RulesStatus = {
       ...this.base(source, version, 'rejected'),
       reason,
       detail,
+      ...(extra.group !== undefined ? { group: extra.group } : {}),
       ...(extra.hash !== undefined ? { hash: extra.hash } : {}),
       ...(extra.problems !== undefined ? { problems: extra.problems } : {}),
     };

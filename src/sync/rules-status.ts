@@ -6,7 +6,7 @@ export type RulesSource = 'cloud' | 'local' | 'dir';
 
 /**
  * Why a rules change was refused. The bundle defects, then: `stale-version` (not greater than the version
- * running), `invalid-rules` (does not compile; `problems` says where), `store-failed` (could not be
+ * running, or equal to it for a group's bundle), `invalid-rules` (does not compile; `problems` says where), `store-failed` (could not be
  * kept for the next start), `managed-by-bundle` (a local directory reload while a bundle is in force).
  */
 export type RejectReason =
@@ -25,6 +25,8 @@ export interface RulesStatus {
   /** ISO 8601 gateway time of the outcome. */
   time: string;
   source: RulesSource;
+  /** The group the bundle came for (`vigil/groups/{group}/rules`); absent for the gateway's own. */
+  group?: string;
   /** SHA-256 of the bundle; absent for a directory. */
   hash?: string;
   /** The version running after this outcome (0: the local rules directory). */

@@ -20,9 +20,11 @@ export async function chooseStartupRules(opts: {
   const { logger, dirRules } = opts;
   const stored = await opts.bundles.current();
   if (stored === undefined) return { rules: dirRules, running: { source: 'dir', version: 0, floor: 0 } };
+  // Only when true: a floor reached by the gateway's own bundle is the default.
+  const fromGroup = stored.group !== undefined ? ({ floorFromGroup: true } as const) : {};
   const fallback = {
     rules: dirRules,
-    running: { source: 'dir', version: 0, floor: stored.version },
+    running: { source: 'dir', version: 0, floor: stored.version, ...fromGroup },
   } as const;
   const opened = openBundle(stored.bundle, opts.trustedKeys);
   if (!opened.ok) {
@@ -47,6 +49,13 @@ export async function chooseStartupRules(opts: {
   );
   return {
     rules: compiled.rules,
-    running: { source: 'bundle', version, hash: opened.hash, floor: Math.max(version, stored.version) },
+    running: {
+      source: 'bundle',
+      version,
+      hash: opened.hash,
+      floor: Math.max(version, stored.version),
+      ...fromGroup,
+      ...(stored.group !== undefined ? { group: stored.group } : {}),
+    },
   };
 }

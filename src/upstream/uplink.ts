@@ -1,10 +1,11 @@
-import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt';
+import mqtt, { type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { isExpired, RateLimiter } from '../actions/index.js';
 import type { Policy, RatePolicy } from '../rules/policy.js';
 import { upstreamTopics, type Action } from '../shared/index.js';
 import type { OutboxSource } from './outbox-source.js';
 import { queuedExpired } from './queued-expired.js';
+import type { TelemetryLane } from './telemetry-lane.js';
 
 /** Several actions in one message, a JSON array, for cloud brokers that limit publishes per connection. */
 export interface BatchOptions {
@@ -42,6 +43,11 @@ export interface SessionOptions {
   expiryMs: number;
 }
 
+/**
+ * Telemetry is written only while the connection's socket holds less than this unsent: an action decided meanwhile
+ * waits behind at most this much telemetry, never behind a backlog.
+ */
+const TELEMETRY_SOCKET_BYTES = 64 * 1024;
 /** How long `stop` waits for the messages from the cloud being recorded before it gives them up unacknowledged. */
 const STOP_RECEIVING_MS = 2_000;
 /** How long `stop` waits for the PUBACKs of the actions in flight and of the `offline` status. */
@@ -90,10 +96,17 @@ export interface UplinkOptions {
   now?: () => number;
   /** Messages on the topics the cloud sends down (rules, profiles, events, commands); see `CloudMessageHandler`. */
   onMessage?: CloudMessageHandler;
+  /**
+   * The topics `onMessage` takes, read on every connection; default the gateway's rules, profiles, events and
+   * commands.
+   */
+  subscriptions?: () => readonly string[];
   onSent?: (action: Action) => void;
   /** An action left the outbox unsent: it waited longer than its category's `ttl`. */
   onExpired?: (action: Action, now: number) => void;
   onConnectionChange?: (connected: boolean) => void;
+  /** The low-priority lane of telemetry (`then.forward`): sent at QoS 0 only while no action waits to be sent. */
+  telemetry?: TelemetryLane | undefined;
 }
 
 /**
@@ -150,6 +163,12 @@ export class Uplink {
   private readOn: (() => void) | undefined;
   /** Publishes of actions waiting for their PUBACK (or their removal): `stop` gives them a moment. */
   private readonly unacknowledged = new Set<Promise<void>>();
+  /** MQTT 5: actions carry an expiry, user properties and a content type. */
+  private readonly v5: boolean;
+  /** Telemetry waits for the socket to take what it holds. */
+  private telemetryWaitsForSocket = false;
+  /** The latest retained status per topic, published again on every connection. */
+  private readonly retained = new Map<string, string>();
 
   constructor(private readonly opts: UplinkOptions) {
     if (opts.batch && (!Number.isInteger(opts.batch.max) || opts.batch.max < 1 || opts.batch.withinMs < 0)) {
@@ -160,6 +179,7 @@ export class Uplink {
     this.topics = upstreamTopics(opts.gatewayId);
     this.now = opts.now ?? Date.now;
     const session = opts.session ?? { protocolVersion: 4, expiryMs: 0 };
+    this.v5 = session.protocolVersion === 5;
     this.client = mqtt.connect(opts.url, {
       clientId: opts.clientId ?? `vigil-${opts.gatewayId}`,
       protocolVersion: session.protocolVersion,
@@ -266,9 +286,14 @@ export class Uplink {
     await ended;
   }
 
-  publishStatus(topic: string, payload: string): void {
+  /**
+   * A status message, QoS 1, dropped while disconnected. A retained one is kept and published again on every
+   * connection until replaced: what the cloud retains catches up with what happened while it was away.
+   */
+  publishStatus(topic: string, payload: string, opts: { retain: boolean } = { retain: false }): void {
+    if (opts.retain) this.retained.set(topic, payload);
     if (!this.client.connected) return;
-    this.client.publish(topic, payload, { qos: 1 }, (err) => {
+    this.client.publish(topic, payload, { qos: 1, retain: opts.retain }, (err) => {
       if (err) this.opts.logger.warn({ err: err.message, topic }, 'upstream publish failed');
     });
   }
@@ -371,6 +396,8 @@ export class Uplink {
     if (this.closed) return;
     this.generation += 1;
     this.forgetInflight();
+    // A new connection has a new socket: whatever the old one held is gone.
+    this.telemetryWaitsForSocket = false;
     this.opts.logger.info({ url: this.opts.url }, 'upstream connected');
     // `online` (and the connected gauge) only once the cloud's topics are subscribed: what the cloud
     // sends after seeing it is not missed.
@@ -379,23 +406,20 @@ export class Uplink {
       this.client.publish(this.topics.status, 'online', { qos: 1, retain: true }, (err) => {
         if (err) this.opts.logger.warn({ err: err.message }, 'could not publish online status');
       });
+      for (const [topic, payload] of this.retained) this.publishStatus(topic, payload, { retain: true });
     };
-    if (!this.opts.onMessage) announce();
+    const topics = this.opts.subscriptions?.() ?? [
+      this.topics.rules,
+      this.topics.profiles,
+      this.topics.events,
+      this.topics.commands,
+    ];
+    if (!this.opts.onMessage || topics.length === 0) announce();
     else {
-      this.client.subscribe(
-        [
-          this.topics.rules,
-          this.topics.rulesShadow,
-          this.topics.profiles,
-          this.topics.events,
-          this.topics.commands,
-        ],
-        { qos: 1 },
-        (err) => {
-          if (err) this.opts.logger.warn({ err: err.message }, 'upstream subscribe failed');
-          if (this.client.connected) announce();
-        },
-      );
+      this.client.subscribe([...topics], { qos: 1 }, (err) => {
+        if (err) this.opts.logger.warn({ err: err.message }, 'upstream subscribe failed');
+        if (this.client.connected) announce();
+      });
     }
     this.drain();
   }
@@ -448,6 +472,8 @@ export class Uplink {
         const ready = this.ready(target, now);
         if (ready.length === 0) {
           this.lingerUntil = undefined;
+          // No action waits to be sent: the telemetry lane's turn.
+          this.sendTelemetry();
           return;
         }
         const count = this.sendable(ready.length, target, now);
@@ -458,6 +484,32 @@ export class Uplink {
       }
     } finally {
       this.draining = false;
+    }
+  }
+
+  /**
+   * Publishes waiting telemetry at QoS 0 (at most once) while the socket takes it; when it holds too much unsent,
+   * waits for it to drain, then looks at the actions first again. Only once the actions in flight are acknowledged:
+   * mqtt.js writes a QoS 0 publish at once but a QoS 1 one after storing it, so telemetry would overtake them.
+   */
+  private sendTelemetry(): void {
+    const lane = this.opts.telemetry;
+    if (lane === undefined || this.telemetryWaitsForSocket || this.inflight.size > 0) return;
+    const stream = this.client.stream;
+    const properties = this.v5 ? { properties: { contentType: 'application/json' } } : {};
+    while (lane.size > 0 && this.client.connected && !this.closed) {
+      if (stream.writableLength >= TELEMETRY_SOCKET_BYTES) {
+        this.telemetryWaitsForSocket = true;
+        stream.once('drain', () => {
+          this.telemetryWaitsForSocket = false;
+          this.drain();
+        });
+        return;
+      }
+      const message = lane.take();
+      if (message === undefined) return;
+      this.client.publish(message.topic, message.payload, { qos: 0, ...properties });
+      lane.sent();
     }
   }
 
@@ -516,31 +568,37 @@ export class Uplink {
     const unacknowledged = new Promise<void>((resolve) => (answered = resolve));
     this.unacknowledged.add(unacknowledged);
     void unacknowledged.then(() => this.unacknowledged.delete(unacknowledged));
-    this.client.publish(this.topics.actions, body, { qos: 1 }, (err) => {
-      answered();
-      if (err) {
-        settle();
-        this.opts.logger.debug(
-          { err: err.message, ids: actions.map((a) => a.id) },
-          'actions not acknowledged; they stay queued',
+    const properties = this.v5 ? actionProperties(actions, this.policy, this.now()) : undefined;
+    this.client.publish(
+      this.topics.actions,
+      body,
+      { qos: 1, ...(properties ? { properties } : {}) },
+      (err) => {
+        answered();
+        if (err) {
+          settle();
+          this.opts.logger.debug(
+            { err: err.message, ids: actions.map((a) => a.id) },
+            'actions not acknowledged; they stay queued',
+          );
+          return;
+        }
+        // Acknowledged, even if on a connection since replaced: they may leave the outbox. They stay held
+        // until removed so that the drain does not pick them up again meanwhile.
+        for (const action of actions) this.opts.onSent?.(action);
+        const at = this.now();
+        Promise.all(actions.map((action) => this.opts.outbox.markDelivered(action.id, at))).then(
+          () => {
+            settle();
+            this.kick();
+          },
+          (removeErr: unknown) => {
+            settle();
+            this.opts.logger.error({ err: removeErr, ids: actions.map((a) => a.id) }, 'outbox remove failed');
+          },
         );
-        return;
-      }
-      // Acknowledged, even if on a connection since replaced: they may leave the outbox. They stay held
-      // until removed so that the drain does not pick them up again meanwhile.
-      for (const action of actions) this.opts.onSent?.(action);
-      const at = this.now();
-      Promise.all(actions.map((action) => this.opts.outbox.markDelivered(action.id, at))).then(
-        () => {
-          settle();
-          this.kick();
-        },
-        (removeErr: unknown) => {
-          settle();
-          this.opts.logger.error({ err: removeErr, ids: actions.map((a) => a.id) }, 'outbox remove failed');
-        },
-      );
-    });
+      },
+    );
   }
 
   private expire(action: Action, now: number): void {
@@ -577,6 +635,39 @@ export class Uplink {
     this.wakeTimer = undefined;
     this.wakeAt = Number.POSITIVE_INFINITY;
   }
+}
+
+/**
+ * MQTT 5 properties of a message of actions: `application/json`; the user properties `actionId` and `scenario`
+ * (one of each per action of a batch, in order); and, when every action has a `ttl`, the message expiry
+ * (MQTT 5.0 [MQTT-3.3.2-5]): the broker drops the message once the longest of their remaining ttls passes, so a consumer
+ * that was away meanwhile never gets an action the gateway itself would no longer send.
+ */
+export function actionProperties(
+  actions: readonly Action[],
+  policy: Policy | undefined,
+  now: number,
+): IClientPublishOptions['properties'] {
+  let remainingMs = 0;
+  for (const action of actions) {
+    const ttlMs = policy?.ttlMs.get(action.category);
+    if (ttlMs === undefined) {
+      remainingMs = Number.POSITIVE_INFINITY;
+      break;
+    }
+    remainingMs = Math.max(remainingMs, action.decidedAt + ttlMs - now);
+  }
+  const one = actions.length === 1;
+  return {
+    contentType: 'application/json',
+    userProperties: {
+      actionId: one ? (actions[0]?.id ?? '') : actions.map((a) => a.id),
+      scenario: one ? (actions[0]?.scenario ?? '') : actions.map((a) => a.scenario),
+    },
+    ...(Number.isFinite(remainingMs)
+      ? { messageExpiryInterval: Math.min(MAX_EXPIRY_S, Math.max(1, Math.ceil(remainingMs / 1000))) }
+      : {}),
+  };
 }
 
 /** Waits for all of `promises` to settle, or `ms`, whichever comes first; true if they all settled. */

@@ -276,6 +276,8 @@ function apply(queue: TimerQueue, effects: readonly Effect[], t: Tally): void {
       case 'emit':
         t.emitted++;
         break;
+      case 'forward':
+        break;
       case 'error':
         t.errors++;
         break;

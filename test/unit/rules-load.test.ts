@@ -253,7 +253,7 @@ describe('rule files with problems', () => {
     [
       'then without action or emit',
       'id: a\nwhen: { event: a }\nthen: { payload: { x: "1" } }',
-      /give an "action", an "emit", or both/,
+      /give an "action", an "emit", a "forward", or more than one/,
     ],
     [
       'to without action',

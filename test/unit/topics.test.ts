@@ -9,6 +9,7 @@ import {
   parseDeviceCommandTopic,
   parseDeviceTopic,
   upstreamTopics,
+  groupTopics,
 } from '../../src/shared/index.js';
 
 // The topic strings are a public contract (README, "Topics"): these tests spell them out literally.
@@ -51,6 +52,13 @@ describe('topics as devices and the cloud see them', () => {
       events: 'vigil/gw1/events',
       commands: 'vigil/gw1/commands',
       commandsStatus: 'vigil/gw1/commands/status',
+      health: 'vigil/gw1/health',
+      keys: 'vigil/gw1/keys',
+      keysStatus: 'vigil/gw1/keys/status',
+    });
+    expect(groupTopics('north')).toEqual({
+      rules: 'vigil/groups/north/rules',
+      keys: 'vigil/groups/north/keys',
     });
   });
 });
