@@ -28,6 +28,9 @@ const SUBSTITUTES: readonly Substitute[] = [
   },
 ];
 
+/** mqtt-packet's `debug`, replaced by the quiet one (see the plugin). */
+const QUIET_DEBUG = 'mqtt-packet → quiet debug';
+
 export interface BundleResult {
   readonly bytes: number;
   readonly inputs: number;
@@ -57,6 +60,20 @@ export async function bundle(opts: {
           return { contents: s.contents(opts.seaDir), loader: 'js', resolveDir: opts.seaDir };
         });
       }
+      // mqtt-packet gets `debug` instances that check whether they are enabled before collecting their arguments
+      // (src/broker/quiet-debug.ts); from node_modules that is done at run time, in the bundle here.
+      b.onResolve({ filter: /^debug$/ }, (args) => {
+        if (!/[\\/]node_modules[\\/]mqtt-packet[\\/]/.test(args.importer)) return undefined;
+        found.add(QUIET_DEBUG);
+        return { path: QUIET_DEBUG, namespace: 'vigil-quiet-debug', pluginData: args.resolveDir };
+      });
+      b.onLoad({ filter: /.*/, namespace: 'vigil-quiet-debug' }, (args) => ({
+        contents:
+          `const { quietDebugFactory } = require(${JSON.stringify(`${opts.root}/src/broker/quiet-debug.ts`)});\n` +
+          `module.exports = quietDebugFactory(require('debug'));\n`,
+        loader: 'js',
+        resolveDir: args.pluginData as string,
+      }));
       // CommonJS has no import.meta: each module gets its own URL inside the embedded files instead.
       b.onLoad({ filter: /\.ts$/ }, async (args) => {
         const rel = relative(opts.root, args.path).split(sep).join('/');
@@ -92,7 +109,7 @@ export async function bundle(opts: {
     logLevel: 'silent',
     plugins: [plugin],
   });
-  const missing = SUBSTITUTES.filter((s) => !found.has(s.what)).map((s) => s.what);
+  const missing = [...SUBSTITUTES.map((s) => s.what), QUIET_DEBUG].filter((what) => !found.has(what));
   if (missing.length > 0) {
     throw new Error(`the bundle no longer loads ${missing.join(', ')}: update build/bundle.ts`);
   }
