@@ -1,11 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startLocalBroker } from '../../src/broker/index.js';
 import { hasMosquitto, MOSQUITTO_MISSING } from '../helpers/mosquitto.js';
+import { copyRepository, ROOT, userShellEnv } from '../helpers/repo-copy.js';
 import { tempDir } from '../helpers/temp.js';
 
 /**
@@ -15,8 +14,6 @@ import { tempDir } from '../helpers/temp.js';
  * and the gateway binds loopback and free ports; those substitutions are spelled out below. Commands that
  * need more than loopback, or that are the repository's own checks, are listed in SKIPPED with the reason.
  */
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
 const SKIPPED: Record<string, string> = {
   'npm ci && npm test': 'runs the whole suite, this test included; CI runs it',
   'npm run lint': "the repository's own check; CI runs it",
@@ -92,32 +89,11 @@ async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Pr
   await exited;
 }
 
-/** The repository's tracked files as they are in the working tree, and node_modules as installed. */
-function copyRepository(to: string): void {
-  const files = execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' }).split('\0');
-  for (const file of files.filter((f) => f !== '')) {
-    mkdirSync(dirname(join(to, file)), { recursive: true });
-    try {
-      copyFileSync(join(ROOT, file), join(to, file));
-    } catch {
-      // A file deleted in the working tree and not yet committed.
-    }
-  }
-  symlinkSync(realpathSync(join(ROOT, 'node_modules')), join(to, 'node_modules'));
-}
-
 beforeAll(async () => {
   const dir = await tempDir('vigil-readme-');
   removeDir = () => dir.remove();
   copyRepository(dir.path);
-  // A new user's shell: the machine's own Node and npm, not the pinned Node that npm scripts put first.
-  const path = (process.env.PATH ?? '')
-    .split(':')
-    .filter((p) => !p.includes('node_modules'))
-    .join(':');
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: path };
-  for (const key of Object.keys(env)) if (key.startsWith('npm_')) delete env[key];
-  shell = { dir: dir.path, env, running: new Set() };
+  shell = { dir: dir.path, env: userShellEnv(), running: new Set() };
   cloud = await startLocalBroker();
 }, 60_000);
 
