@@ -1,7 +1,7 @@
 import { DeviceGuard, sessionMetrics, startBroker, type Broker, type ClientInfo } from '../broker/index.js';
 import { CommandMetrics, DeviceCommands, type DeviceCommandsOptions } from '../commands/index.js';
 import { cloudEventMetrics, Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js';
-import { DurableInputs } from '../runtime/index.js';
+import { DurableInputs, UPSTREAM_SENDER } from '../runtime/index.js';
 import { DEAD_LETTER_TOPIC, upstreamTopics } from '../shared/index.js';
 import { CredentialStore } from '../credentials/index.js';
 import { MqttSessions } from '../store/index.js';
@@ -173,9 +173,6 @@ function closeAndThrow(opened: { close(): Promise<void> }): (err: unknown) => Pr
   };
 }
 
-/** Whose publishes cloud events are in the journal's record of QoS 1 packets (the topic tells them apart too). */
-const UPSTREAM_CLIENT = '$upstream';
-
 /**
  * A cloud event is acknowledged to the cloud broker once its record is synced, as a device's QoS 1 publish is;
  * the broker's redelivery of one already recorded (the gateway died before the PUBACK) is acknowledged and not
@@ -190,7 +187,7 @@ function receiveCloudEvent(
   const { qos, messageId, topic } = message;
   if (qos === 0 || messageId === undefined) return ingest.handleCloudEvent(payload, topic, { qos: 0 });
   const hash = DurableInputs.hashPublish(topic, payload);
-  const source = { clientId: UPSTREAM_CLIENT, connection: message.connection, messageId, hash };
+  const source = { clientId: UPSTREAM_SENDER, connection: message.connection, messageId, hash };
   // The cloud broker numbers its packets in sequence: a repeat of id and payload is a redelivery, whenever.
   return (
     durable.resent(source, message.dup, true) ?? ingest.handleCloudEvent(payload, topic, { qos, source })

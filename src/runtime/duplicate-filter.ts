@@ -6,7 +6,15 @@ export interface DuplicateFilterOptions {
   perClient?: number | undefined;
   /** How long a recorded publish can be recognised when resent; default 10 minutes. */
   maxAgeMs?: number | undefined;
+  /**
+   * Senders that number their packets in sequence (see `DuplicateFilter`): every packet id of theirs is
+   * remembered for `maxAgeMs`, not only the last `perClient`; default `UPSTREAM_SENDER`.
+   */
+  sequentialSenders?: readonly string[] | undefined;
 }
+
+/** The client id under which the QoS 1 cloud events of the cloud broker are recorded. */
+export const UPSTREAM_SENDER = '$upstream';
 
 interface Remembered {
   hash: number;
@@ -19,6 +27,10 @@ interface Remembered {
 
 interface ClientState {
   entries: Map<number, Remembered>;
+  /** How many packet ids are remembered. */
+  limit: number;
+  /** The sender numbers its packets in sequence. */
+  sequential: boolean;
   connection: number;
   /** From a new connection until its first new publish: what a client resends comes first [MQTT-4.4.0-1]. */
   resending: boolean;
@@ -26,6 +38,8 @@ interface ClientState {
 
 const DEFAULT_PER_CLIENT = 1_024;
 const DEFAULT_MAX_AGE_MS = 10 * 60_000;
+/** Every packet id there is: a sender numbering in sequence has no more in use at once. */
+const ALL_PACKET_IDS = 65_535;
 
 /**
  * Tells a resent QoS 1 publish that was already recorded from a new one, so that it is acknowledged and not
@@ -40,18 +54,22 @@ const DEFAULT_MAX_AGE_MS = 10 * 60_000;
  * one it sent under that id.
  *
  * A sender that numbers its packets in sequence (a broker, for the session it keeps for the gateway) gives an
- * id to another message only after going through the other 65,535, far more than are remembered: the same id
+ * id to another message only after going through the other 65,535: the same id
  * with the same topic and payload is a redelivery whenever it comes, DUP or not, on a new connection or on
  * the same one (aedes, resuming a session, can deliver a message published meanwhile twice on one connection).
+ * The second delivery can come after the whole queue the broker kept for the session, thousands of messages
+ * later: from such a sender every packet id is remembered (for the maximum age), not only the most recent ones.
  */
 export class DuplicateFilter {
   private readonly clients = new Map<string, ClientState>();
   private readonly perClient: number;
   private readonly maxAgeMs: number;
+  private readonly sequentialSenders: ReadonlySet<string>;
 
   constructor(opts: DuplicateFilterOptions = {}) {
     this.perClient = opts.perClient ?? DEFAULT_PER_CLIENT;
     this.maxAgeMs = opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
+    this.sequentialSenders = new Set(opts.sequentialSenders ?? [UPSTREAM_SENDER]);
   }
 
   /**
@@ -76,7 +94,7 @@ export class DuplicateFilter {
     const resend =
       entry !== undefined &&
       entry.hash === hash &&
-      (dup || sequentialIds || (client.resending && entry.connection !== connection));
+      (dup || sequentialIds || client.sequential || (client.resending && entry.connection !== connection));
     if (!resend) {
       if (!dup) client.resending = false;
       return undefined;
@@ -110,7 +128,7 @@ export class DuplicateFilter {
     }
     client.entries.delete(messageId);
     client.entries.set(messageId, entry);
-    if (client.entries.size > this.perClient) {
+    if (client.entries.size > client.limit) {
       const oldest = client.entries.keys().next();
       if (!oldest.done) client.entries.delete(oldest.value);
     }
@@ -142,7 +160,9 @@ export class DuplicateFilter {
   private client(clientId: string): ClientState {
     let client = this.clients.get(clientId);
     if (client === undefined) {
-      client = { entries: new Map(), connection: -1, resending: false };
+      const sequential = this.sequentialSenders.has(clientId);
+      const limit = sequential ? Math.max(this.perClient, ALL_PACKET_IDS) : this.perClient;
+      client = { entries: new Map(), limit, sequential, connection: -1, resending: false };
       this.clients.set(clientId, client);
     }
     return client;

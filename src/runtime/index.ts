@@ -49,7 +49,7 @@ export {
   type CheckpointState,
   type EncodedCheckpoint,
 } from './checkpoint.js';
-export { DuplicateFilter, type DuplicateEntry } from './duplicate-filter.js';
+export { DuplicateFilter, UPSTREAM_SENDER, type DuplicateEntry } from './duplicate-filter.js';
 export { DurabilityMetrics } from './durability-metrics.js';
 export { fileJournalStorage, type JournalFile, type JournalStorage } from './journal-storage.js';
 export { clockNotBefore, graceMs, type RuleChanges } from './recovery.js';
