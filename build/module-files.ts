@@ -21,5 +21,7 @@ export const MODULE_FILES: Readonly<Record<string, readonly TreeEntry[]>> = {
     { from: 'node_modules/uplot/dist/uPlot.min.css', to: 'src/dashboard/assets/vendor/uPlot.min.css' },
   ],
   // Reads package.json only when not running as the executable (which has its build info instead).
-  'src/cli/version.ts': [],
+  'src/shared/release.ts': [],
+  // Resolves aedes's mqtt-packet in node_modules; in the executable the bundle does that (build/bundle.ts).
+  'src/broker/quiet-debug.ts': [],
 };
