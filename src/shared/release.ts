@@ -20,7 +20,7 @@ export function buildInfo(): BuildInfo {
   return info;
 }
 
-/** This build's release (`0.1.0`), which the data it writes names. */
+/** This build's release (`0.2.0` in package.json), which the data it writes names. */
 export function releaseVersion(): string {
   return buildInfo().version;
 }
