@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { VigilError } from '../shared/index.js';
-import { decodeCbor, encodeCbor } from '../store/index.js';
-import { parseSign1, signSign1, verifySign1 } from './cose-sign1.js';
+import { encodeCbor } from '../store/index.js';
+import { signSign1 } from './cose-sign1.js';
 import type { SigningKey, TrustedKey } from './keys.js';
+import { openSigned, type SignedDefect } from './signed.js';
 
 /** One rule file of a bundle; `path` is relative to the rules directory (`overheat.yaml`, `templates/x.yaml`). */
 export interface BundleFile {
@@ -27,16 +27,11 @@ const MAX_BUNDLE_FILES = 1_000;
 const FILE_PATH = /^(templates\/)?[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\.ya?ml$/;
 
 /** Why a bundle was refused before its rules were looked at. */
-export type BundleDefect = 'malformed' | 'untrusted-key' | 'bad-signature' | 'invalid-content';
+export type BundleDefect = SignedDefect;
 
 export type OpenedBundle =
   | { ok: true; content: BundleContent; keyId: string; hash: string }
   | { ok: false; reason: BundleDefect; detail: string; hash: string };
-
-/** The identity of a bundle: the SHA-256 of its bytes, in hex. */
-function bundleHash(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
 
 /** Packs and signs `content`: a COSE_Sign1 message whose payload is the CBOR of the content; throws VIGIL_BUNDLE_INPUT when it cannot be a bundle. */
 export function createBundle(content: BundleContent, signer: SigningKey): Buffer {
@@ -63,44 +58,15 @@ export function createBundle(content: BundleContent, signer: SigningKey): Buffer
  * validates what it carries. Nothing of an unverified bundle is interpreted beyond its envelope.
  */
 export function openBundle(bytes: Uint8Array, trusted: readonly TrustedKey[]): OpenedBundle {
-  const hash = bundleHash(bytes);
-  const refuse = (reason: BundleDefect, detail: string): OpenedBundle => ({
-    ok: false,
-    reason,
-    detail,
-    hash,
-  });
-  if (bytes.length > MAX_BUNDLE_BYTES) {
-    return refuse('malformed', `${bytes.length} bytes; a bundle is at most ${MAX_BUNDLE_BYTES}`);
-  }
-  const parsed = parseSign1(bytes);
-  if (!parsed.ok) return refuse('malformed', `not a signed bundle: ${parsed.detail}`);
-  const { sign1 } = parsed;
-  if (trusted.length === 0) return refuse('untrusted-key', 'no trusted keys are configured on this gateway');
-  const signer = trusted.find((k) => verifySign1(sign1, k.key));
-  if (signer === undefined) {
-    const kid = sign1.kid?.toString('hex');
-    const named = kid === undefined ? undefined : trusted.find((k) => k.id === kid);
-    if (named !== undefined) {
-      return refuse('bad-signature', `the signature does not match key ${named.id}: the bundle was altered`);
-    }
-    return refuse(
-      'untrusted-key',
-      `signed by ${kid === undefined ? 'a key it does not name' : `key ${kid}`}, which this gateway does not trust`,
-    );
-  }
-  let value: unknown;
-  try {
-    value = decodeCbor(sign1.payload);
-  } catch (err) {
-    return refuse('invalid-content', `the signed payload is not CBOR: ${(err as Error).message}`);
-  }
+  const opened = openSigned(bytes, trusted, 'bundle', MAX_BUNDLE_BYTES);
+  if (!opened.ok) return opened;
+  const { value, signer, hash } = opened;
   const problem = contentProblem(value);
-  if (problem !== undefined) return refuse('invalid-content', problem);
+  if (problem !== undefined) return { ok: false, reason: 'invalid-content', detail: problem, hash };
   const v = value as BundleContent;
   return {
     ok: true,
-    keyId: signer.id,
+    keyId: signer,
     hash,
     content: {
       version: v.version,

@@ -1,8 +1,9 @@
-import { createHash, createPublicKey } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { VigilError } from '../shared/index.js';
-import { decodeCbor, encodeCbor } from '../store/index.js';
-import { parseSign1, signSign1, verifySign1 } from './cose-sign1.js';
+import { encodeCbor } from '../store/index.js';
+import { signSign1 } from './cose-sign1.js';
 import { keyId, type SigningKey, type TrustedKey } from './keys.js';
+import { openSigned, type SignedDefect } from './signed.js';
 
 /** A trusted-key list: the keys the gateway accepts bundles (and the next list) from, once it is applied. */
 export interface KeyListContent {
@@ -23,7 +24,7 @@ export const MAX_KEY_LIST_BYTES = 64 * 1024;
 const MAX_KEYS = 64;
 const KEY_ID = /^[0-9a-f]{16}$/;
 
-export type KeyListDefect = 'malformed' | 'untrusted-key' | 'bad-signature' | 'invalid-content';
+export type KeyListDefect = SignedDefect;
 
 export type OpenedKeyList =
   | { ok: true; content: KeyListContent; keys: TrustedKey[]; signer: string; hash: string }
@@ -47,45 +48,18 @@ export function createKeyList(content: KeyListContent, signer: SigningKey): Buff
 
 /** Checks a key list's envelope and signature against `trusted`, then its content; nothing unverified is decoded. */
 export function openKeyList(bytes: Uint8Array, trusted: readonly TrustedKey[]): OpenedKeyList {
-  const hash = createHash('sha256').update(bytes).digest('hex');
-  const refuse = (reason: KeyListDefect, detail: string): OpenedKeyList => ({
-    ok: false,
-    reason,
-    detail,
-    hash,
-  });
-  if (bytes.length > MAX_KEY_LIST_BYTES) {
-    return refuse('malformed', `${bytes.length} bytes; a key list is at most ${MAX_KEY_LIST_BYTES}`);
-  }
-  const parsed = parseSign1(bytes);
-  if (!parsed.ok) return refuse('malformed', `not a signed key list: ${parsed.detail}`);
-  const { sign1 } = parsed;
-  const signer = trusted.find((k) => verifySign1(sign1, k.key));
-  if (signer === undefined) {
-    const kid = sign1.kid?.toString('hex');
-    if (kid !== undefined && trusted.some((k) => k.id === kid)) {
-      return refuse('bad-signature', `the signature does not match key ${kid}: the list was altered`);
-    }
-    return refuse(
-      'untrusted-key',
-      `signed by ${kid === undefined ? 'a key it does not name' : `key ${kid}`}, which this gateway does not trust`,
-    );
-  }
-  let value: unknown;
-  try {
-    value = decodeCbor(sign1.payload);
-  } catch (err) {
-    return refuse('invalid-content', `the signed payload is not CBOR: ${(err as Error).message}`);
-  }
+  const opened = openSigned(bytes, trusted, 'key list', MAX_KEY_LIST_BYTES);
+  if (!opened.ok) return opened;
+  const { value, signer, hash } = opened;
   const problem = contentProblem(value);
-  if (problem !== undefined) return refuse('invalid-content', problem);
+  if (problem !== undefined) return { ok: false, reason: 'invalid-content', detail: problem, hash };
   const v = value as KeyListContent;
   const content = { seq: v.seq, createdAt: v.createdAt, keys: [...v.keys], revoked: [...v.revoked] };
   return {
     ok: true,
     content,
     keys: trustedKeysOf(content.keys, `key list ${v.seq}`),
-    signer: signer.id,
+    signer,
     hash,
   };
 }
