@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Verdict } from '../actions/index.js';
 import { DeviceActivity, RecentActions } from '../dashboard/index.js';
-import { TimerQueue, type EmittedInput, type Telemetry } from '../engine/index.js';
+import { TimerQueue, type EmittedInput } from '../engine/index.js';
 import { OrderedDelivery, type Deliver } from '../ingest/index.js';
 import {
   clockNotBefore,
@@ -21,7 +21,7 @@ import {
   type RecoveryReport,
   type WallState,
 } from '../runtime/index.js';
-import type { Action, Candidate, Profile } from '../shared/index.js';
+import type { Action, Candidate, Profile, Telemetry } from '../shared/index.js';
 import { auditEntryOf } from '../store/index.js';
 import { BundleStore, chooseStartupRules, KeyRing, type RunningRules } from '../sync/index.js';
 import type { Foundation } from './foundation.js';

@@ -1,4 +1,4 @@
-import type { Candidate, Event } from '../shared/index.js';
+import type { Candidate, Event, Telemetry } from '../shared/index.js';
 
 /** Where in a scenario an evaluation failed; a metric label, so the set is closed. */
 export type ErrorStage = 'where' | 'by' | 'distinct' | 'aggregate' | 'having' | 'payload' | 'emit';
@@ -21,24 +21,6 @@ export interface EmittedInput {
   event: Event;
   /** How many emits led to it: 1 when a scenario fed the original input emitted it. */
   depth: number;
-}
-
-/**
- * Telemetry a scenario forwards (`then.forward`): at most once, in its own lane of the uplink, never journaled nor
- * remembered as delivered. Sampling (`oneIn`, `everyMs`) is the lane's, per scenario and actor.
- */
-export interface Telemetry {
-  scenario: string;
-  /** `vigil/{gw}/telemetry/{type}`. */
-  type: string;
-  actor: string;
-  /** Gateway time of the firing. */
-  at: number;
-  /** The event's data (raw), or the aggregates and the group (aggregates). */
-  data: Record<string, unknown>;
-  of: 'raw' | 'aggregates';
-  oneIn?: number;
-  everyMs?: number;
 }
 
 /** What one engine step asks the runtime to do, in order. */

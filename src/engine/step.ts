@@ -1,7 +1,7 @@
 import type { EmitPlan, FieldPlan, Scenario } from '../rules/types.js';
-import type { Action, Event, Expression, Profile } from '../shared/index.js';
+import type { Action, Event, Expression, Profile, Telemetry } from '../shared/index.js';
 import { canonicalJson, fnv1a64 } from '../shared/hash.js';
-import type { Effect, ErrorStage, ScenarioCandidate, Telemetry } from './effects.js';
+import type { Effect, ErrorStage, ScenarioCandidate } from './effects.js';
 import { fastCondition } from './fast-condition.js';
 import { paramsOf } from './scenario-params.js';
 import type { ScenarioRuntime, SeenEvent } from './state.js';

@@ -1,6 +1,6 @@
 import type { Verdict } from '../actions/index.js';
-import type { EmittedInput, Effect, Telemetry } from '../engine/index.js';
-import type { Candidate, Event, Profile } from '../shared/index.js';
+import type { EmittedInput, Effect } from '../engine/index.js';
+import type { Candidate, Event, Profile, Telemetry } from '../shared/index.js';
 import { WallTime } from './clock.js';
 import type { ClockRecord } from './journal-records.js';
 import type { RulesInForce } from './rules-in-force.js';

@@ -46,3 +46,21 @@ export interface Candidate {
   action: Action;
   to: readonly Destination[];
 }
+
+/**
+ * Telemetry a scenario forwards (`then.forward`): at most once, in its own lane of the uplink, never journaled nor
+ * remembered as delivered. Sampling (`oneIn`, `everyMs`) is the lane's, per scenario and actor.
+ */
+export interface Telemetry {
+  scenario: string;
+  /** `vigil/{gw}/telemetry/{type}`. */
+  type: string;
+  actor: string;
+  /** Gateway time of the firing. */
+  at: number;
+  /** The event's data (raw), or the aggregates and the group (aggregates). */
+  data: Record<string, unknown>;
+  of: 'raw' | 'aggregates';
+  oneIn?: number;
+  everyMs?: number;
+}

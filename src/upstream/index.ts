@@ -12,9 +12,4 @@ export { queuedExpired } from './queued-expired.js';
 export { readUpstreamTls, type UpstreamTls } from './upstream-tls.js';
 export { HealthReporter, type HealthReport, type HealthSources } from './health-report.js';
 export { TelemetryLane } from './telemetry-lane.js';
-export type {
-  TelemetryCounts,
-  TelemetryDrop,
-  TelemetryInput,
-  TelemetryLaneOptions,
-} from './telemetry-lane.js';
+export type { TelemetryCounts, TelemetryDrop, TelemetryLaneOptions } from './telemetry-lane.js';

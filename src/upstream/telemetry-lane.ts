@@ -1,14 +1,4 @@
-/** What a scenario forwards (the engine's `Telemetry`, as the lane reads it). */
-export interface TelemetryInput {
-  scenario: string;
-  type: string;
-  actor: string;
-  at: number;
-  data: Record<string, unknown>;
-  of: 'raw' | 'aggregates';
-  oneIn?: number;
-  everyMs?: number;
-}
+import type { Telemetry } from '../shared/index.js';
 
 /** What the lane does when it is full: drop the oldest message waiting, or the one arriving. */
 export type TelemetryDrop = 'oldest' | 'newest';
@@ -69,7 +59,7 @@ export class TelemetryLane {
   }
 
   /** Takes what a scenario forwards: sampled, then queued (dropping by the policy when full). True when queued. */
-  offer(t: TelemetryInput): boolean {
+  offer(t: Telemetry): boolean {
     if (!this.sampled(t)) {
       this.counts.sampledOut += 1;
       return false;
@@ -124,7 +114,7 @@ export class TelemetryLane {
   }
 
   /** `sample: N` lets the 1st, (N+1)th… firing of a scenario for an actor through; `every` one per interval. */
-  private sampled(t: TelemetryInput): boolean {
+  private sampled(t: Telemetry): boolean {
     if (t.oneIn === undefined && t.everyMs === undefined) return true;
     const key = `${t.scenario}\u0000${t.actor}`;
     let s = this.sampling.get(key);

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { compileRuleFiles } from '../../src/rules/index.js';
-import { TelemetryLane, type TelemetryInput } from '../../src/upstream/index.js';
+import type { Telemetry } from '../../src/shared/index.js';
+import { TelemetryLane } from '../../src/upstream/index.js';
 
 const scenario = (then: string, when = 'event: telemetry') => `
 id: s
@@ -53,7 +54,7 @@ describe('then.forward', () => {
   });
 });
 
-const input = (i: number, over: Partial<TelemetryInput> = {}): TelemetryInput => ({
+const input = (i: number, over: Partial<Telemetry> = {}): Telemetry => ({
   scenario: 's',
   type: 't',
   actor: 'd1',
