@@ -243,9 +243,18 @@ function startHousekeeping(
     if (!live) return;
     const at = clock.now() - PRUNE_EVERY_MS;
     rules.arbiter.prune(at);
-    void durable.submitPrune(at).catch(() => undefined);
-    forgetting ??= forgetUnseen(durable, rules, base.store.profiles, at)
-      .catch((err: unknown) => base.logger.warn({ err }, 'last-seen times not pruned'))
+    if (forgetting !== undefined) {
+      void durable.submitPrune(at).catch(() => undefined);
+      return;
+    }
+    // The devices whose last-seen time goes are in the pass's record: recovery and replay forget the same ones.
+    forgetting = unneededLastSeen(durable, rules, base.store.profiles, at)
+      .catch((err: unknown): string[] => {
+        base.logger.warn({ err }, 'last-seen times not pruned');
+        return [];
+      })
+      .then((forget) => durable.submitPrune(at, forget))
+      .catch(() => undefined)
       .finally(() => (forgetting = undefined));
   }, PRUNE_EVERY_MS);
   prune.unref();
@@ -268,15 +277,15 @@ function openRecorder(base: Foundation, durable: DurableInputs): Recorder | unde
 }
 
 /**
- * Forgets the last-seen time of devices seen last before `at` that no longer need it: not connected, not awaited by
- * a pending timer (a silence), not known to the profile store.
+ * The devices seen last before `at` whose last-seen time is no longer needed: not connected, not awaited by a pending
+ * timer (a silence), not known to the profile store.
  */
-function forgetUnseen(
+function unneededLastSeen(
   durable: DurableInputs,
   rules: RulesInForce,
   profiles: ProfileLookup,
   at: number,
-): Promise<number> {
+): Promise<string[]> {
   const waitedOn = (actor: string): boolean => rules.engine.waitsOn(actor);
   const known = (actor: string): boolean | Promise<boolean> => {
     const cached = profiles.peek(actor);
@@ -286,7 +295,7 @@ function forgetUnseen(
       () => true,
     );
   };
-  return durable.forgetUnseen({ waitedOn, known }, at);
+  return durable.unneededLastSeen({ waitedOn, known }, at);
 }
 
 /** The writes that carry out decisions, which no checkpoint may overtake (see `holdCheckpointsFor`). */

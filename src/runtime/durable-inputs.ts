@@ -459,8 +459,8 @@ export class DurableInputs {
    * Forgets the last-seen time of the devices last seen at or before `seenBefore` that are neither connected, nor
    * waited on by a timer, nor known (see `LastSeen`). Returns how many were forgotten.
    */
-  forgetUnseen(needs: LastSeenNeeds, seenBefore: number): Promise<number> {
-    return this.lastSeen.forget(needs, seenBefore);
+  unneededLastSeen(needs: LastSeenNeeds, seenBefore: number): Promise<string[]> {
+    return this.lastSeen.unneeded(needs, seenBefore);
   }
 
   /** Many inputs are waiting to be recorded or applied: QoS 0 publishes should wait too. */
@@ -582,8 +582,12 @@ export class DurableInputs {
     return recorded;
   }
 
-  submitPrune(at: number): Promise<void> {
-    const recorded = this.record({ kind: 'prune', at }, undefined, 'write');
+  submitPrune(at: number, forget?: readonly string[]): Promise<void> {
+    const recorded = this.record(
+      { kind: 'prune', at, ...(forget?.length ? { forget } : {}) },
+      undefined,
+      'write',
+    );
     recorded.catch((err: unknown) => this.logger.debug({ err }, 'housekeeping pass not recorded'));
     return recorded;
   }
@@ -682,6 +686,7 @@ export class DurableInputs {
         if (ev.source === 'device' || ev.source === 'broker') this.lastSeen.see(ev);
         if (!replay) this.deps?.onLiveEvent?.(ev);
       }
+      if (input.kind === 'prune' && input.forget) this.lastSeen.drop(input.forget, input.at);
       const loop = this.loop as DecisionLoop;
       applyRecord(loop, this.context, this.engineOpts as EngineOptions, { seq, input, profile }, replay);
       if (!replay) this.deps?.afterLive?.(input, profile);

@@ -39,7 +39,12 @@ export type InputRecord =
   | { kind: 'profiles'; at: number; changes: ProfileChange[] }
   | { kind: 'rules'; at: number; rules: RulesRecord }
   | { kind: 'emitted'; input: EmittedInput }
-  | { kind: 'prune'; at: number }
+  | {
+      kind: 'prune';
+      at: number;
+      /** Devices whose last-seen time the pass forgets (not connected, awaited or known); older records: none. */
+      forget?: readonly string[];
+    }
   | ClockRecord;
 
 /**
@@ -82,7 +87,9 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 export function encodeRecord(record: InputRecord): Buffer {
   if (record.kind === 'timer') return encoder.encode([TIMER, record.timer, record.at, record.actor ?? null]);
-  if (record.kind === 'prune') return encoder.encode([PRUNE, record.at]);
+  if (record.kind === 'prune') {
+    return encoder.encode(record.forget?.length ? [PRUNE, record.at, record.forget] : [PRUNE, record.at]);
+  }
   if (record.kind === 'clock') {
     return encoder.encode([CLOCK, record.at, record.offsetMs, record.synced, record.stepMs]);
   }
@@ -133,8 +140,7 @@ export function decodeRecord(bytes: Uint8Array): InputRecord | undefined {
   if (fields[0] === PROFILES) return decodeProfiles(fields);
   if (fields[0] === RULES) return decodeRules(fields);
   if (fields[0] === EMITTED) return decodeEmitted(fields);
-  if (fields[0] === PRUNE)
-    return typeof fields[1] === 'number' ? { kind: 'prune', at: fields[1] } : undefined;
+  if (fields[0] === PRUNE) return decodePrune(fields);
   if (fields[0] === CLOCK) return decodeClock(fields);
   if (fields[0] !== EVENT) {
     if (typeof fields[0] === 'number') {
@@ -203,4 +209,13 @@ function decodeRules(fields: unknown[]): InputRecord | undefined {
     files.push({ path, text });
   }
   return { kind: 'rules', at, rules: { source, version, hash, files } };
+}
+
+/** `[PRUNE, at, forget?]`: a third field is a list of device ids (added without a format change: older builds ignore it). */
+function decodePrune(fields: unknown[]): InputRecord | undefined {
+  const [, at, forget] = fields;
+  if (typeof at !== 'number') return undefined;
+  if (forget === undefined) return { kind: 'prune', at };
+  if (!Array.isArray(forget) || !forget.every((id) => typeof id === 'string')) return undefined;
+  return { kind: 'prune', at, forget: forget };
 }

@@ -74,21 +74,33 @@ export class LastSeen {
   }
 
   /**
-   * Forgets the devices last seen at or before `seenBefore` that are neither connected, nor waited on, nor known.
-   * Yields to I/O now and then; a device seen again meanwhile is kept. Returns how many were forgotten.
+   * The devices last seen at or before `seenBefore` that are neither connected, nor waited on, nor known: those a
+   * housekeeping pass forgets (`drop`, as its journal record says). Yields to I/O now and then.
    */
-  async forget(needs: LastSeenNeeds, seenBefore: number): Promise<number> {
+  async unneeded(needs: LastSeenNeeds, seenBefore: number): Promise<string[]> {
     const candidates: string[] = [];
     for (const [actor, at] of this.at) {
       if (at > seenBefore) break;
       if (!this.connected.has(actor) && !needs.waitedOn(actor)) candidates.push(actor);
     }
-    let forgotten = 0;
+    const unneeded: string[] = [];
     for (let i = 0; i < candidates.length; i++) {
       if (i > 0 && i % CHECKS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
       const actor = candidates[i] as string;
       const known = needs.known(actor);
       if (known === true || (known !== false && (await known))) continue;
+      unneeded.push(actor);
+    }
+    return unneeded;
+  }
+
+  /**
+   * Forgets `actors` (from `unneeded`) that are still last seen at or before `seenBefore` and not connected: a device
+   * seen or connected since the pass looked is kept. Returns how many were forgotten.
+   */
+  drop(actors: readonly string[], seenBefore: number): number {
+    let forgotten = 0;
+    for (const actor of actors) {
       const at = this.at.get(actor);
       if (at === undefined || at > seenBefore || this.connected.has(actor)) continue;
       this.at.delete(actor);

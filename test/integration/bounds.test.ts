@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { cp, readFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import mqttPacket from 'mqtt-packet';
@@ -145,15 +145,26 @@ describe('last-seen times', () => {
     const waitedOn = (actor: string) => loop.rules.engine.waitsOn(actor);
     expect(['awaited', 'stranger', 'known', 'online', 'later'].filter(waitedOn)).toEqual(['awaited']);
 
-    const forgotten = await durable.forgetUnseen(
+    const forget = await durable.unneededLastSeen(
       { waitedOn, known: (actor) => Promise.resolve(actor === 'known') },
       at + 60_000,
     );
-    expect(forgotten).toBe(1);
+    expect(forget).toEqual(['stranger']);
+    // Forgotten as the pass's journal record is applied.
+    expect(durable.hasSeen('stranger')).toBe(true);
+    await durable.submitPrune(at + 60_000, forget);
     for (const actor of ['awaited', 'known', 'online', 'later']) expect(durable.hasSeen(actor)).toBe(true);
     expect(durable.hasSeen('stranger')).toBe(false);
     expect(await sample(registry, 'vigil_last_seen_evicted_total{reason="unneeded"}')).toBe(1);
     expect(await sample(registry, 'vigil_last_seen_devices')).toBe(4);
+
+    // A crash now (no checkpoint since): recovery replays the record and forgets the same device.
+    const crashed = join(dir, 'crashed');
+    await cp(join(dir, 'journal'), join(crashed, 'journal'), { recursive: true });
+    const recovered = await openInputs(crashed, {});
+    expect(recovered.durable.hasSeen('stranger')).toBe(false);
+    for (const actor of ['awaited', 'known', 'online', 'later'])
+      expect(recovered.durable.hasSeen(actor)).toBe(true);
 
     // The checkpoint holds what is kept, and a restart goes on from it.
     await durable.checkpoint();
