@@ -8,6 +8,7 @@ import { MqttSessions } from '../store/index.js';
 import type { CloudMessage } from '../upstream/index.js';
 import { cloudCommandHandler, cloudCommandReports, type CloudCommandReports } from './cloud-commands.js';
 import type { DecisionModule } from './decision.js';
+import { guardOptions } from './guard-options.js';
 import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
 import type { UplinkModule } from './uplink.js';
@@ -18,7 +19,8 @@ const COMMAND_SWEEP_EVERY_MS = 30_000;
 /** The broker devices connect to, with authentication, limits and ingest (docs/architecture.md, "Device edge"). */
 export interface DeviceEdge extends Started {
   readonly broker: Broker;
-  readonly guard: DeviceGuard;
+  /** Ends a device's connection (its credential was revoked); false when it was not connected. */
+  readonly guard: Pick<DeviceGuard, 'disconnect'>;
   readonly credentials: CredentialStore;
 }
 
@@ -178,7 +180,7 @@ function closeAndThrow(opened: { close(): Promise<void> }): (err: unknown) => Pr
  * the broker's redelivery of one already recorded (the gateway died before the PUBACK) is acknowledged and not
  * decided again.
  */
-function receiveCloudEvent(
+export function receiveCloudEvent(
   durable: DurableInputs,
   ingest: Ingest,
   payload: Buffer,
@@ -195,7 +197,7 @@ function receiveCloudEvent(
 }
 
 /** Device commands, and the commands the cloud sends on `vigil/{gw}/commands` through them (docs/sync.md). */
-function commandsWithCloud(
+export function commandsWithCloud(
   base: Foundation,
   decision: DecisionModule,
   uplink: UplinkModule,
@@ -265,27 +267,14 @@ function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuar
   })) {
     metrics.mqttLimits.set({ limit }, value);
   }
-  return new DeviceGuard({
-    allowAnonymous: mqtt.allowAnonymous,
-    credentials,
-    maxConnections: mqtt.maxConnections,
-    maxPendingPerAddress: mqtt.maxPendingPerAddress,
-    connectTimeoutMs: mqtt.connectTimeout,
-    topics: { maxTopicBytes: mqtt.maxTopicBytes, maxTopicLevels: mqtt.maxTopicLevels },
-    maxSubscriptions: mqtt.maxSubscriptions,
-    publishRate: {
-      perSecond: mqtt.publishRate.perSecond,
-      burst: mqtt.publishRate.burst,
-      disconnectAfterMs: mqtt.publishRate.disconnectAfter,
-    },
-    logger: base.logger,
-    counters: {
+  return new DeviceGuard(
+    guardOptions(mqtt, credentials, base.logger, {
       authRefused: (reason) => metrics.authRefusals.inc({ reason }),
       aclRefused: (action) => metrics.aclRefusals.inc({ action }),
       limitHit: (limit) => metrics.limitHits.inc({ limit }),
       protocolError: () => metrics.protocolErrors.inc(),
       openConnections: (n) => metrics.mqttConnections.set(n),
       pendingConnections: (n) => metrics.mqttPendingConnections.set(n),
-    },
-  });
+    }),
+  );
 }

@@ -13,6 +13,7 @@ import { startGatewayApi } from './http-api.js';
 import { Modules } from './modules.js';
 import { startSync } from './cloud-sync.js';
 import { startShadow } from './shadow.js';
+import { checkThreads, startThreadedEdge } from './threaded-edge.js';
 import { startUplink } from './uplink.js';
 
 export interface GatewayOptions {
@@ -61,6 +62,7 @@ export interface Gateway {
  * stopped in reverse order, then goes live: the uplink connects and the state is recovered in the background.
  */
 export async function startGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
+  checkThreads(config);
   const base = await openFoundation(config, opts);
   const { logger } = base;
   const modules = new Modules(logger);
@@ -70,7 +72,11 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     const uplink = await modules.start('uplink', () => startUplink(base, decision));
     const sync = await modules.start('cloud sync', () => startSync(base, decision, uplink, opts.version));
     const shadow = await modules.start('shadow rules', () => startShadow(base, decision, uplink, sync));
-    const edge = await modules.start('device edge', () => startDeviceEdge(base, decision, uplink));
+    const edge = await modules.start('device edge', () =>
+      config.threads === 2
+        ? startThreadedEdge(base, decision, uplink)
+        : startDeviceEdge(base, decision, uplink),
+    );
     const http = await modules.start('http api', () =>
       startGatewayApi({ base, decision, uplink, sync, edge, shadow }),
     );

@@ -73,6 +73,8 @@ export interface BrokerOptions {
   tls?: TlsListenerOptions | undefined;
   /** Durable sessions and retained messages; none: aedes keeps them in memory, until the broker stops. */
   sessions?: SessionPersistence | undefined;
+  /** Set: a CONNECT asking for a persistent session (`clean: false`) is refused, for this reason. */
+  noPersistentSessions?: string | undefined;
 }
 
 export interface PublishOptions {

@@ -15,6 +15,7 @@ interface RunFlags {
   upstream?: string;
   gatewayId?: string;
   record?: string;
+  threads?: number;
   logLevel?: string;
   allowAnonymous?: boolean;
   tlsPort?: number;
@@ -61,6 +62,7 @@ function addRunOptions(cmd: Command): Command {
     .option('--upstream <url>', 'cloud broker URL, e.g. mqtt://cloud.example:1883 (default: none)')
     .option('--gateway-id <id>', 'gateway id used in upstream topics (default vigil)')
     .option('--record <file>', 'append every ingested event to this NDJSON file, for `vigil replay`')
+    .option('--threads <n>', '1, or 2: the device edge on a thread of its own (default 1)', Number)
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
     .option('--allow-anonymous', 'let devices connect without credentials: for development only')
     .option('--tls-cert <file>', 'PEM certificate: opens a TLS listener for devices (with --tls-key)')
@@ -140,6 +142,7 @@ function overridesOf(flags: RunFlags): Overrides {
     data: flags.data,
     rules: flags.rules,
     record: flags.record,
+    threads: flags.threads,
     'mqtt.port': flags.mqttPort,
     'mqtt.host': flags.mqttHost,
     'http.port': flags.httpPort,

@@ -36,6 +36,7 @@ const ENV_KEYS: Readonly<Record<string, string>> = {
 
 /** Paths whose values are numbers, so string overrides from flags and the environment are converted. */
 const NUMERIC = new Set([
+  'threads',
   'mqtt.port',
   'mqtt.maxPacketBytes',
   'http.port',

@@ -32,6 +32,11 @@ export const configSchema = z
     /** A rules directory; unset means the rules shipped with the gateway. */
     rules: z.string().min(1).optional(),
     record: z.string().min(1).optional(),
+    /**
+     * 1: one thread. 2: the device edge (broker, TLS, auth, limits, decoding) on a thread of its own beside the
+     * decision loop (docs/architecture.md, "Threads").
+     */
+    threads: z.union([z.literal(1), z.literal(2)]).default(1),
     mqtt: z
       .object({
         host: host.default('0.0.0.0'),
