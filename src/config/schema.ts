@@ -36,7 +36,7 @@ export const configSchema = z
      * 1: one thread. 2: the device edge (broker, TLS, auth, limits, decoding) on a thread of its own beside the
      * decision loop (docs/architecture.md, "Threads").
      */
-    threads: z.union([z.literal(1), z.literal(2)]).default(1),
+    threads: z.union([z.literal(1), z.literal(2)], { error: 'expected 1 or 2' }).default(1),
     mqtt: z
       .object({
         host: host.default('0.0.0.0'),
