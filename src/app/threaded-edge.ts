@@ -124,7 +124,12 @@ class EdgeLink {
   ) {
     const data: EdgeThreadData = { config: base.config, tls: base.files.mqttTls };
     const { entry, execArgv } = edgeThreadEntry();
-    this.worker = new Worker(entry, { workerData: data, ...(execArgv ? { execArgv } : {}) });
+    // Named so that the thread can be told apart (its CPU in /proc/PID/task/*/comm).
+    this.worker = new Worker(entry, {
+      name: 'vigil-edge',
+      workerData: data,
+      ...(execArgv ? { execArgv } : {}),
+    });
     this.worker.once('exit', (code) => {
       this.exited = true;
       if (this.stopped === undefined) base.logger.fatal({ code }, 'the edge thread ended');

@@ -50,7 +50,8 @@ const USAGE = `npm run bench -- [options]
   --out FILE              results JSON (default test/bench/results/latest.json)
   --svg FILE              latency chart (default: next to --out, .svg)
   --binary FILE           run the single binary rather than node dist/cli.js
-  --systems LIST          vigil,aedes,mosquitto (default all; mosquitto when installed)
+  --systems LIST          vigil,vigil-2t,aedes,mosquitto (default all; mosquitto when installed);
+                          vigil-2t is Vigil with --threads 2
   --rates LIST            fixed rates in events/s (default 1000,5000,10000,20000)
   --qos LIST              0,1 (default both; --quick: 5000 and 20000 at QoS 0, 5000 at QoS 1)
   --measure SECONDS       measured window of a fixed-rate run (default 15)
@@ -119,10 +120,10 @@ export function parseBenchOptions(argv: string[]): BenchOptions | 'help' {
   const out = values.out ?? fileURLToPath(new URL('./results/latest.json', import.meta.url));
   const systems = values.systems
     ? list(values.systems, (s): SystemName => {
-        if (s === 'vigil' || s === 'aedes' || s === 'mosquitto') return s;
-        throw new Error(`--systems: unknown system '${s}' (vigil, aedes, mosquitto)`);
+        if (s === 'vigil' || s === 'vigil-2t' || s === 'aedes' || s === 'mosquitto') return s;
+        throw new Error(`--systems: unknown system '${s}' (vigil, vigil-2t, aedes, mosquitto)`);
       })
-    : (['vigil', 'aedes', 'mosquitto'] as SystemName[]);
+    : (['vigil', 'vigil-2t', 'aedes', 'mosquitto'] as SystemName[]);
   const qos = values.qos
     ? list(values.qos, (q): 0 | 1 => {
         if (q === '0' || q === '1') return Number(q) as 0 | 1;

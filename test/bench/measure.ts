@@ -61,12 +61,14 @@ export async function measure(
     achievedRate: Math.round(result.achievedRate),
     latencyMs: result.latency ?? null,
     cpuPct: round1(used.cpuPct),
+    threadCpuPct: used.threadPct,
     rssMB: round1(used.peakRssMB),
     dropped: unprocessed + missing + upstreamMissing,
     loadGenCpuPct: round1(result.cpuPct),
     replies: { expected: result.expected, received: result.received },
   };
   if (sut.mode === 'vigil') record.upstreamLatencyMs = result.cloudLatency ?? null;
+  if (result.achievedRate > 0) record.cpuUsPerEvent = round1((used.cpuPct * 1e4) / result.achievedRate);
   if (used.stallPct !== undefined) record.cpuStallPct = round1(used.stallPct);
   if (qos === 1) record.acks = { sent: result.qos1Sent, acked: result.acked };
   return { record, load: result };

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Clock ticks per second of /proc/PID/stat's CPU times. */
 const TICKS_PER_S = (() => {
@@ -18,6 +18,23 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
 }
 
+/** User + system CPU seconds of each thread of a process, summed by thread name. */
+export function threadCpuSeconds(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const s = (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
+      byName.set(name, (byName.get(name) ?? 0) + s);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return byName;
+}
+
 /** Resident set size in MB. */
 export function rssMB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -31,6 +48,8 @@ export interface ProcUsage {
   peakRssMB: number;
   /** Share of the span during which some task waited for a CPU (PSI); undefined where not reported. */
   stallPct: number | undefined;
+  /** CPU by thread name, % of one core; empty where /proc does not tell. */
+  threadPct: Record<string, number>;
 }
 
 /** Samples a process's RSS every `everyMs` and its CPU between `start` and `stop`. */
@@ -39,6 +58,7 @@ export class ProcSampler {
   private readonly cpuAtStart: number;
   private readonly startedMs = performance.now();
   private readonly stallAtStart = cpuStallUs();
+  private threadsAtStart = new Map<string, number>();
   private peak: number;
 
   constructor(
@@ -49,6 +69,7 @@ export class ProcSampler {
     this.peak = 0;
     try {
       this.cpuAtStart = cpuSeconds(pid);
+      this.threadsAtStart = threadCpuSeconds(pid);
       this.peak = rssMB(pid);
     } catch {
       // Already gone: stop() reports NaN.
@@ -62,8 +83,13 @@ export class ProcSampler {
     this.sample();
     const wallS = (performance.now() - this.startedMs) / 1_000;
     let cpu = NaN;
+    const threadPct: Record<string, number> = {};
     try {
       cpu = cpuSeconds(this.pid);
+      for (const [name, s] of threadCpuSeconds(this.pid)) {
+        const pct = ((s - (this.threadsAtStart.get(name) ?? 0)) / wallS) * 100;
+        if (pct >= 1) threadPct[name] = Math.round(pct * 10) / 10;
+      }
     } catch {
       // It exited: the caller finds out and says so.
     }
@@ -72,7 +98,7 @@ export class ProcSampler {
       stall === undefined || this.stallAtStart === undefined
         ? undefined
         : ((stall - this.stallAtStart) / 1e6 / wallS) * 100;
-    return { cpuPct: ((cpu - this.cpuAtStart) / wallS) * 100, peakRssMB: this.peak, stallPct };
+    return { cpuPct: ((cpu - this.cpuAtStart) / wallS) * 100, peakRssMB: this.peak, stallPct, threadPct };
   }
 
   private sample(): void {

@@ -32,6 +32,7 @@ export function runsTable(runs: readonly RunRecord[]): string {
     const aedes = find(runs, 'aedes', r.qos, r.rate);
     const mosquitto = find(runs, 'mosquitto', r.qos, r.rate);
     const l = r.latencyMs;
+    const vigil = r.system.startsWith('vigil');
     return [
       r.system,
       String(r.qos),
@@ -41,10 +42,13 @@ export function runsTable(runs: readonly RunRecord[]): string {
       fmt(l?.p99),
       fmt(l?.p999),
       fmt(l?.max),
-      r.system === 'vigil' ? fmt(r.upstreamLatencyMs?.p99) : '',
-      r.system === 'vigil' ? ratio(l?.p99, aedes?.latencyMs?.p99) : '',
-      r.system === 'vigil' ? ratio(l?.p99, mosquitto?.latencyMs?.p99) : '',
+      vigil ? fmt(r.upstreamLatencyMs?.p99) : '',
+      vigil ? ratio(l?.p99, aedes?.latencyMs?.p99) : '',
+      vigil ? ratio(l?.p99, mosquitto?.latencyMs?.p99) : '',
       fmt(r.cpuPct, 0),
+      fmt(r.cpuUsPerEvent, 1),
+      vigil ? ratio(r.cpuUsPerEvent, aedes?.cpuUsPerEvent) : '',
+      threadsOf(r),
       fmt(r.rssMB, 0),
       fmt(r.loadGenCpuPct, 0),
       r.error ?? String(r.dropped),
@@ -67,6 +71,9 @@ export function runsTable(runs: readonly RunRecord[]): string {
       'p99 / aedes',
       'p99 / mosquitto',
       'CPU %',
+      'CPU µs / event',
+      'CPU / event / aedes',
+      'CPU % by thread',
       'peak RSS MB',
       'generator CPU %',
       'dropped',
@@ -74,6 +81,15 @@ export function runsTable(runs: readonly RunRecord[]): string {
     ],
     rows,
   );
+}
+
+/** The busiest threads of a run, `name pct`, most first. */
+function threadsOf(r: RunRecord): string {
+  const threads = Object.entries(r.threadCpuPct ?? {}).sort((a, b) => b[1] - a[1]);
+  return threads
+    .slice(0, 4)
+    .map(([name, pct]) => `${name} ${Math.round(pct)}`)
+    .join(', ');
 }
 
 export function maxThroughputTable(results: BenchResults): string {
@@ -89,6 +105,7 @@ export function maxThroughputTable(results: BenchResults): string {
     ]);
   };
   add('vigil (shipped + threshold scenarios)', m.vigil);
+  add('vigil --threads 2 (shipped + threshold scenarios)', m['vigil-2t']);
   add('vigil (shipped scenarios)', m.vigilShippedRules);
   add('aedes', m.aedes);
   add('mosquitto', m.mosquitto);

@@ -14,6 +14,13 @@ export interface RunRecord {
   latencyMs: LatencySummary | null;
   /** CPU of the system under test during the measured window, % of one core (all its threads). */
   cpuPct: number;
+  /** CPU µs of the system under test (all its threads) per event sent in the window: `cpuPct` / achieved rate. */
+  cpuUsPerEvent?: number;
+  /**
+   * CPU per thread during the window, % of one core, by thread name (/proc/PID/task/*\/comm; threads of the same
+   * name summed, those under 1% left out): Vigil's `vigil-edge` is the device edge with `--threads 2`.
+   */
+  threadCpuPct?: Record<string, number>;
   /** Largest RSS of the system under test during the run. */
   rssMB: number;
   /** Events not taken in, plus replies (commands, upstream actions, deliveries) that never arrived. */
@@ -95,6 +102,7 @@ export interface BenchResults {
     vigil: number | null;
     aedes: number | null;
     mosquitto: number | null;
+    'vigil-2t'?: number | null;
     vigilShippedRules?: number | null;
   };
   probes: ProbeRecord[];

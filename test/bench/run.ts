@@ -53,7 +53,7 @@ class Bench {
   }
 
   async setUp(): Promise<void> {
-    if (!this.o.systems.includes('vigil') || this.vigil !== undefined) return;
+    if (!this.o.systems.some(isVigil) || this.vigil !== undefined) return;
     if (this.o.binary === undefined && !existsSync(CLI)) {
       throw new Error(`${CLI} is missing: run \`npm run build\` first (npm run bench does)`);
     }
@@ -149,9 +149,11 @@ class Bench {
         return startAedes({ batchWrites: !this.o.aedesPlain });
       case 'mosquitto':
         return startMosquitto();
-      case 'vigil': {
+      case 'vigil':
+      case 'vigil-2t': {
         if (!this.vigil || !this.cloud) throw new Error('set up first');
         return startVigil(this.vigil, {
+          threads: name === 'vigil-2t' ? 2 : 1,
           cloudUrl: this.cloud.url,
           binary: this.o.binary,
           rulesDir: variant === 'bench-rules' ? this.vigil.rulesDir : this.vigil.shippedRulesDir,
@@ -351,6 +353,10 @@ class Bench {
     }
     process.stdout.write(await summarizeCpuProfile(dir));
   }
+}
+
+function isVigil(name: SystemName): boolean {
+  return name === 'vigil' || name === 'vigil-2t';
 }
 
 /** A run during which the system under test exited. */

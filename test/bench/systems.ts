@@ -9,7 +9,8 @@ import { startServer, type ServerProcess } from './child-process.js';
 import type { ReplyMode } from './load-protocol.js';
 import { CLI, type VigilSetup } from './vigil-setup.js';
 
-export type SystemName = 'vigil' | 'aedes' | 'mosquitto';
+/** `vigil-2t`: Vigil with `--threads 2` (the device edge on a thread of its own). */
+export type SystemName = 'vigil' | 'vigil-2t' | 'aedes' | 'mosquitto';
 
 /** A broker or gateway the load generator drives, in its own process. */
 export interface SystemUnderTest {
@@ -107,6 +108,8 @@ export interface VigilStartOptions {
   data?: string | undefined;
   /** Default `warn`. */
   logLevel?: string | undefined;
+  /** `vigil run --threads`; default 1 (and the flag left out, for builds that do not know it). */
+  threads?: 1 | 2 | undefined;
   /** A command the gateway runs under (`strace …`), its arguments first; not with the binary. */
   wrapper?: readonly string[] | undefined;
 }
@@ -135,6 +138,7 @@ export async function startVigil(setup: VigilSetup, opts: VigilStartOptions): Pr
     'bench',
     '--log-level',
     opts.logLevel ?? 'warn',
+    ...(opts.threads === 2 ? ['--threads', '2'] : []),
   ];
   const nodeFlags = [
     ...(opts.cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []),
@@ -162,7 +166,7 @@ export async function startVigil(setup: VigilSetup, opts: VigilStartOptions): Pr
   }
   const httpPort = Number(proc.ready[2]);
   return {
-    name: 'vigil',
+    name: opts.threads === 2 ? 'vigil-2t' : 'vigil',
     url: `mqtt://127.0.0.1:${Number(proc.ready[1])}`,
     pid: proc.pid,
     mode: 'vigil',
