@@ -116,6 +116,7 @@ class EdgeLink {
   private listening: Extract<EdgeControl, { kind: 'listening' }> | undefined;
   private stopped: Promise<void> | undefined;
   private exited = false;
+  private broken = false;
   readonly broker: Broker;
 
   constructor(
@@ -132,7 +133,8 @@ class EdgeLink {
     });
     this.worker.once('exit', (code) => {
       this.exited = true;
-      if (this.stopped === undefined) base.logger.fatal({ code }, 'the edge thread ended');
+      if (this.stopped === undefined && this.listening !== undefined)
+        this.fail(new Error(`the edge thread ended (exit code ${code})`));
     });
     this.crossing = new Crossing(this.worker);
     this.crossing.onRecords((batch, start, end) => this.receive(decodeRecord<EdgeRecord>(batch, start, end)));
@@ -153,7 +155,7 @@ class EdgeLink {
           this.listening = message;
           this.worker.off('message', onMessage);
           this.worker.off('error', onError);
-          this.worker.on('error', (err) => this.base.logger.fatal({ err }, 'edge thread failed'));
+          this.worker.on('error', (err: Error) => this.fail(err));
           resolve();
         } else if (message.kind === 'failed') {
           this.worker.off('message', onMessage);
@@ -166,6 +168,18 @@ class EdgeLink {
         }
       };
       this.worker.on('message', onMessage);
+    });
+  }
+
+  /**
+   * The edge thread failed after it started: no device is served any more. Thrown as an uncaught exception, which
+   * `vigil run` logs and exits on, so that the supervisor restarts the gateway (it recovers from its journal).
+   */
+  private fail(err: Error): void {
+    if (this.broken) return;
+    this.broken = true;
+    setImmediate(() => {
+      throw err;
     });
   }
 
