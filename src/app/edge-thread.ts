@@ -72,7 +72,7 @@ class EdgeThread {
         host: mqtt.tls.host ?? mqtt.host,
         port: mqtt.tls.port,
       },
-      noPersistentSessions: 'sessions are not kept with threads: 2',
+      noSessionStore: 'sessions and retained messages are not kept with threads: 2',
       hooks: {
         onPublish: (client, topic, payload, qos, packet) =>
           this.publish(client.id, topic, payload, qos, packet),

@@ -13,7 +13,7 @@ import { startGatewayApi } from './http-api.js';
 import { Modules } from './modules.js';
 import { startSync } from './cloud-sync.js';
 import { startShadow } from './shadow.js';
-import { checkThreads, startThreadedEdge } from './threaded-edge.js';
+import { startThreadedEdge } from './threaded-edge.js';
 import { startUplink } from './uplink.js';
 
 export interface GatewayOptions {
@@ -62,7 +62,6 @@ export interface Gateway {
  * stopped in reverse order, then goes live: the uplink connects and the state is recovered in the background.
  */
 export async function startGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
-  checkThreads(config);
   const base = await openFoundation(config, opts);
   const { logger } = base;
   const modules = new Modules(logger);

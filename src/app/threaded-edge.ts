@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Broker, PublishOptions, SendOutcome } from '../broker/index.js';
-import type { Config } from '../config/index.js';
 import { CredentialStore } from '../credentials/index.js';
 import { cloudEventMetrics, Ingest, type PublishMeta } from '../ingest/index.js';
 import { ConfigError, DEAD_LETTER_TOPIC, upstreamTopics, VigilError, type Event } from '../shared/index.js';
@@ -319,19 +318,6 @@ class EdgeLink {
       close: () => this.stop(),
     };
   }
-}
-
-/**
- * What does not run with `threads: 2` yet: refused at start, by name, rather than run otherwise than configured.
- * (Persistent MQTT sessions are refused per CONNECT, by the edge thread's broker.)
- */
-export function checkThreads(config: Config): void {
-  if (config.threads !== 2) return;
-  const refuse = (feature: string, hint: string): never => {
-    throw new ConfigError(`threads: 2 does not support ${feature} yet`, { hint });
-  };
-  if (config.mqtt.tls.cert !== undefined || config.mqtt.tls.key !== undefined)
-    refuse('the TLS listener (mqtt.tls)', 'run with threads: 1 to serve devices over TLS');
 }
 
 /**

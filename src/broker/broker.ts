@@ -11,14 +11,7 @@ import { EmptyClientIdError, NoPersistentSessionError } from './security-errors.
 import { LISTEN_BACKLOG } from './limits.js';
 import { startTlsListener, type TlsListener } from './tls.js';
 import { SubscriptionTracker } from './subscriptions.js';
-import type {
-  Broker,
-  BrokerHooks,
-  BrokerOptions,
-  PublishOptions,
-  PublishPacketInfo,
-  SendOutcome,
-} from './types.js';
+import type { Broker, BrokerOptions, PublishOptions, PublishPacketInfo, SendOutcome } from './types.js';
 import { batchWrites } from './write-batching.js';
 
 /** Starts aedes on a TCP listener; resolves once it listens. */
@@ -117,7 +110,7 @@ function aedesOptions(opts: BrokerOptions, clients: ClientTracker): AedesOptions
     // aedes makes up an id for a zero-length one; only CONNECT itself tells that it was empty.
     preConnect: (client, packet, done) => {
       if (packet.clientId === '' && !packet.clean) noSessionId.add(client);
-      else if (!packet.clean && opts.noPersistentSessions !== undefined) noSession.add(client);
+      else if (!packet.clean && opts.noSessionStore !== undefined) noSession.add(client);
       done(null, true);
     },
     authenticate: (client, _username, _password, done) => {
@@ -131,7 +124,7 @@ function aedesOptions(opts: BrokerOptions, clients: ClientTracker): AedesOptions
         return done(refused, false);
       }
       if (noSession.has(client)) {
-        const refused = new NoPersistentSessionError(opts.noPersistentSessions ?? '');
+        const refused = new NoPersistentSessionError(opts.noSessionStore ?? '');
         opts.logger.warn(
           { code: refused.code, reason: 'persistent-session', address: clients.info(client).address },
           refused.message,
@@ -238,10 +231,17 @@ function authorizePublish(
   done: (err?: Error | null) => void,
   clients: ClientTracker,
   connections: ConnectionNumbers,
-  opts: { hooks: BrokerHooks; logger: BrokerOptions['logger'] },
+  opts: Pick<BrokerOptions, 'hooks' | 'logger' | 'noSessionStore'>,
 ): void {
   // A will left by another broker instance, replayed from persistence (none with in-memory persistence).
   if (client === null) return done(null);
+  if (packet.retain && opts.noSessionStore !== undefined) {
+    packet.retain = false;
+    opts.logger.warn(
+      { clientId: client.id, topic: packet.topic, reason: opts.noSessionStore },
+      'retained publish relayed without being retained',
+    );
+  }
   // aedes' default policy, kept: $SYS/ is the broker's own [MQTT-4.7.2-1].
   if (packet.topic.startsWith('$SYS/')) return done(new Error('$SYS/ topics are reserved to the broker'));
   if (!isDeviceEventTopic(packet.topic)) return done(null);

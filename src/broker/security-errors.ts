@@ -34,7 +34,7 @@ export class EmptyClientIdError extends GuardError {
 }
 
 /**
- * A CONNECT that asks for a persistent session where the broker keeps none (`BrokerOptions.noPersistentSessions`):
+ * A CONNECT that asks for a persistent session where the broker keeps none (`BrokerOptions.noSessionStore`):
  * CONNACK 0x03 (server unavailable), then the connection closes.
  */
 export class NoPersistentSessionError extends GuardError {

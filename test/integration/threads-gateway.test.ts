@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -8,6 +8,7 @@ import { parseConfig } from '../../src/config/index.js';
 import { CredentialStore } from '../../src/credentials/index.js';
 import { fileJournalStorage, type JournalStorage } from '../../src/runtime/index.js';
 import type { Action } from '../../src/shared/index.js';
+import { makePki } from '../helpers/certs.js';
 import { Collector, connectWithConnack, until } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -69,7 +70,12 @@ function gatedStorage(): { storage: JournalStorage; hold(on: boolean): void; syn
   };
 }
 
-async function threadedGateway(data: string, cloudPort: number, storage?: JournalStorage): Promise<Gateway> {
+async function threadedGateway(
+  data: string,
+  cloudPort: number,
+  storage?: JournalStorage,
+  tls?: Record<string, string | number>,
+): Promise<Gateway> {
   const rules = join(data, 'rules');
   await mkdir(rules, { recursive: true });
   await writeFile(join(rules, 'reading.yaml'), RULE);
@@ -79,7 +85,7 @@ async function threadedGateway(data: string, cloudPort: number, storage?: Journa
       data: join(data, 'data'),
       rules,
       threads: 2,
-      mqtt: { host: '127.0.0.1', port: 0 },
+      mqtt: { host: '127.0.0.1', port: 0, ...(tls !== undefined ? { tls } : {}) },
       http: { port: 0 },
       upstream: { url: `mqtt://127.0.0.1:${cloudPort}`, reconnect: '200ms' },
       log: { level: 'silent' },
@@ -187,18 +193,33 @@ describe('the gateway with threads: 2 (the device edge on a thread of its own)',
     await expect(lasting).rejects.toThrow(/Server unavailable/i);
   });
 
-  test('a configuration with a feature the edge thread does not run yet is refused at start, by name', async () => {
+  test('the TLS listener runs on the edge thread: a device with a client certificate is its common name', async () => {
     const dir = await tempDir();
     cleanups.push(() => dir.remove());
-    const start = startGateway(
-      parseConfig({
-        data: dir.path,
-        threads: 2,
-        mqtt: { port: 0, tls: { cert: join(dir.path, 'cert.pem'), key: join(dir.path, 'key.pem') } },
-        http: { port: 0 },
-        log: { level: 'silent' },
-      }),
-    );
-    await expect(start).rejects.toThrow(/threads: 2 does not support the TLS listener \(mqtt\.tls\)/);
+    const pki = await makePki(dir.path);
+    const cloud = await startLocalBroker({ port: 0 });
+    cleanups.push(() => cloud.close());
+    const tls = { port: 0, cert: pki.serverCert, key: pki.serverKey, ca: pki.caCert };
+    const gateway = await threadedGateway(dir.path, cloud.address.port, undefined, tls);
+    const atCloud = await Collector.connect(`mqtt://127.0.0.1:${cloud.address.port}`, ['vigil/gw1/actions']);
+    cleanups.push(() => atCloud.close());
+    const tlsPort = gateway.mqtts?.port;
+    expect(tlsPort).toBeGreaterThan(0);
+    const connect = async (id: string) => {
+      const cert = await pki.client(id);
+      return mqtt.connectAsync(`mqtts://127.0.0.1:${tlsPort}`, {
+        clientId: id,
+        ca: await readFile(pki.caCert),
+        cert: await readFile(cert.cert),
+        key: await readFile(cert.key),
+        reconnectPeriod: 0,
+        connectTimeout: 5_000,
+      });
+    };
+    const dev = await connect('dev-t');
+    cleanups.push(() => dev.endAsync());
+    await dev.publishAsync('devices/dev-t/events/telemetry', JSON.stringify({ n: 5 }), { qos: 1 });
+    await atCloud.waitFor((m) => m.length === 1, 10_000, 'the action at the cloud');
+    expect(atCloud.json<Action>()[0]).toMatchObject({ actor: 'dev-t', payload: { n: 5 } });
   });
 });
