@@ -248,6 +248,22 @@ function deviceCommands(
 function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuard {
   const { metrics } = base;
   const mqtt = base.config.mqtt;
+  reportLimits(base);
+  return new DeviceGuard(
+    guardOptions(mqtt, credentials, base.logger, {
+      authRefused: (reason) => metrics.authRefusals.inc({ reason }),
+      aclRefused: (action) => metrics.aclRefusals.inc({ action }),
+      limitHit: (limit) => metrics.limitHits.inc({ limit }),
+      protocolError: () => metrics.protocolErrors.inc(),
+      openConnections: (n) => metrics.mqttConnections.set(n),
+      pendingConnections: (n) => metrics.mqttPendingConnections.set(n),
+    }),
+  );
+}
+
+/** The MQTT limits in force, as gauges (`vigil_mqtt_limit`). */
+export function reportLimits(base: Foundation): void {
+  const mqtt = base.config.mqtt;
   for (const [limit, value] of Object.entries({
     'max-connections': mqtt.maxConnections,
     'max-pending-per-address': mqtt.maxPendingPerAddress,
@@ -265,16 +281,6 @@ function deviceGuard(base: Foundation, credentials: CredentialStore): DeviceGuar
     'retained-max-count': mqtt.retained.maxCount,
     'retained-max-bytes': mqtt.retained.maxBytes,
   })) {
-    metrics.mqttLimits.set({ limit }, value);
+    base.metrics.mqttLimits.set({ limit }, value);
   }
-  return new DeviceGuard(
-    guardOptions(mqtt, credentials, base.logger, {
-      authRefused: (reason) => metrics.authRefusals.inc({ reason }),
-      aclRefused: (action) => metrics.aclRefusals.inc({ action }),
-      limitHit: (limit) => metrics.limitHits.inc({ limit }),
-      protocolError: () => metrics.protocolErrors.inc(),
-      openConnections: (n) => metrics.mqttConnections.set(n),
-      pendingConnections: (n) => metrics.mqttPendingConnections.set(n),
-    }),
-  );
 }

@@ -1,6 +1,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino, type Logger } from 'pino';
-import { DeviceGuard, startBroker, type Broker, type CredentialCheck } from '../broker/index.js';
+import {
+  DeviceGuard,
+  startBroker,
+  type Broker,
+  type CredentialCheck,
+  type GuardCounters,
+} from '../broker/index.js';
 import { decodePayload, type DeadLetter } from '../ingest/index.js';
 import { crc32 } from 'node:zlib';
 import { DEAD_LETTER_TOPIC, DEVICE_EVENT_SCHEME, parseDeviceTopic, VigilError } from '../shared/index.js';
@@ -55,7 +61,7 @@ class EdgeThread {
   async start(): Promise<void> {
     const { config } = this.data;
     const { mqtt } = config;
-    this.guard = new DeviceGuard(guardOptions(mqtt, this.credentials(), this.logger, noCounters()));
+    this.guard = new DeviceGuard(guardOptions(mqtt, this.credentials(), this.logger, this.counters()));
     const tls = this.data.tls;
     this.broker = await startBroker({
       host: mqtt.host,
@@ -141,6 +147,22 @@ class EdgeThread {
     });
   }
 
+  /** The guard's counters, counted by the decision thread's metrics. */
+  private counters(): GuardCounters {
+    const count =
+      (counter: keyof GuardCounters) =>
+      (label?: string | number): void =>
+        this.send([ToDecision.Guard, counter, label ?? null]);
+    return {
+      authRefused: count('authRefused'),
+      aclRefused: count('aclRefused'),
+      limitHit: count('limitHit'),
+      protocolError: count('protocolError'),
+      openConnections: count('openConnections'),
+      pendingConnections: count('pendingConnections'),
+    };
+  }
+
   /** Credentials are in the store, on the decision thread: asked there. */
   private credentials(): CredentialCheck {
     return {
@@ -203,18 +225,6 @@ class EdgeThread {
 }
 
 type VerifyVerdict = 'ok' | 'unknown-device' | 'wrong-secret';
-
-function noCounters(): Parameters<typeof guardOptions>[3] {
-  const none = (): void => undefined;
-  return {
-    authRefused: none,
-    aclRefused: none,
-    limitHit: none,
-    protocolError: none,
-    openConnections: none,
-    pendingConnections: none,
-  };
-}
 
 async function main(): Promise<void> {
   const port = parentPort;

@@ -1,7 +1,7 @@
 import { decode, encode } from 'cbor-x';
 import type { DisconnectReason, PublishOptions, SendOutcome } from '../broker/index.js';
 import type { Config } from '../config/index.js';
-import type { TlsMaterial } from '../broker/index.js';
+import type { GuardCounters, TlsMaterial } from '../broker/index.js';
 
 /**
  * What crosses between the edge thread (the broker) and the decision thread, as records of a `Crossing`
@@ -25,6 +25,8 @@ export const ToDecision = {
   Sent: 6,
   /** `[tag, reason]`: a publish the edge refused (counted by the decision thread's metrics). */
   Refused: 7,
+  /** `[tag, counter, label]`: one of the guard's counters (`GuardCounters`), a name or a count as its label. */
+  Guard: 8,
 } as const;
 
 /** Decision → edge. */
@@ -65,7 +67,8 @@ export type EdgeRecord =
   | [typeof ToDecision.Subscribed, string]
   | [typeof ToDecision.Verify, number, string, Uint8Array]
   | [typeof ToDecision.Sent, number, SendOutcome]
-  | [typeof ToDecision.Refused, string];
+  | [typeof ToDecision.Refused, string]
+  | [typeof ToDecision.Guard, keyof GuardCounters, string | number | null];
 
 export type DecisionRecord =
   | [typeof ToEdge.Recorded, number[]]

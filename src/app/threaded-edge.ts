@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Broker, PublishOptions, SendOutcome } from '../broker/index.js';
+import type { Broker, GuardCounters, PublishOptions, SendOutcome } from '../broker/index.js';
 import { CredentialStore } from '../credentials/index.js';
 import { cloudEventMetrics, Ingest, type PublishMeta } from '../ingest/index.js';
 import { ConfigError, DEAD_LETTER_TOPIC, upstreamTopics, VigilError, type Event } from '../shared/index.js';
 import { Crossing } from '../threads/index.js';
 import type { DecisionModule } from './decision.js';
-import { commandsWithCloud, receiveCloudEvent, type DeviceEdge } from './device-edge.js';
+import { commandsWithCloud, receiveCloudEvent, reportLimits, type DeviceEdge } from './device-edge.js';
 import {
   decodeRecord,
   encodeRecord,
@@ -63,6 +63,7 @@ export async function startThreadedEdge(
     receiveCloudEvent(decision.durable, ingest, payload, message),
   );
   const credentials = new CredentialStore(store.sublevels.creds);
+  reportLimits(base);
   const { commands, reports } = commandsWithCloud(base, decision, uplink, credentials, () => edge.broker);
   edge.on({
     connected: (clientId) => {
@@ -241,7 +242,20 @@ class EdgeLink {
       case ToDecision.Refused:
         this.base.metrics.ingestRejects.inc({ reason: record[1] });
         return;
+      case ToDecision.Guard:
+        return this.guardCounter(record[1], record[2]);
     }
+  }
+
+  private guardCounter(counter: keyof GuardCounters, label: string | number | null): void {
+    const { metrics } = this.base;
+    const name = String(label);
+    if (counter === 'authRefused') metrics.authRefusals.inc({ reason: name });
+    else if (counter === 'aclRefused') metrics.aclRefusals.inc({ action: name });
+    else if (counter === 'limitHit') metrics.limitHits.inc({ limit: name });
+    else if (counter === 'protocolError') metrics.protocolErrors.inc();
+    else if (counter === 'openConnections') metrics.mqttConnections.set(Number(label));
+    else metrics.mqttPendingConnections.set(Number(label));
   }
 
   private connected(count: number): void {

@@ -110,6 +110,13 @@ async function device(gateway: Gateway, id: string): Promise<MqttClient> {
   return client;
 }
 
+/** The auth refusals in the gateway's metrics, once one is counted (the count crosses from the edge thread). */
+async function refusals(gateway: Gateway): Promise<string> {
+  const read = () => gateway.metrics.registry.getSingleMetricAsString('vigil_auth_refusals_total');
+  for (let i = 0; i < 100 && !/\} [1-9]/.test(await read()); i++) await new Promise((r) => setTimeout(r, 20));
+  return read();
+}
+
 async function scene(storage?: JournalStorage): Promise<{ gateway: Gateway; atCloud: Collector }> {
   const dir = await tempDir();
   cleanups.push(() => dir.remove());
@@ -183,6 +190,8 @@ describe('the gateway with threads: 2 (the device edge on a thread of its own)',
       (c) => cleanups.push(c),
     );
     await expect(wrong).rejects.toThrow(/Not authorized|Bad username/i);
+    // The edge thread's guard counts, in the decision thread's metrics.
+    expect(await refusals(gateway)).toMatch(/^vigil_auth_refusals_total\{reason="[a-z-]+"\} 1$/m);
     const secret = await new CredentialStore(gateway.store.sublevels.creds).rotate('dev-9');
     const lasting = connectWithConnack(
       port,
