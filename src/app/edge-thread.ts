@@ -40,6 +40,8 @@ class EdgeThread {
     { resolve: (v: VerifyVerdict) => void; reject: (e: Error) => void }
   >();
   private nextId = 1;
+  /** The decision thread's queues are half full: QoS 0 publishers wait too (see `heldBack` in device-edge.ts). */
+  private congested = false;
   broker: Broker | undefined;
   guard: DeviceGuard | undefined;
 
@@ -114,7 +116,8 @@ class EdgeThread {
       return this.refuse(letter, payload);
     }
     const id = this.nextId++;
-    const held = qos > 0 && packet.messageId !== undefined;
+    const resendable = qos > 0 && packet.messageId !== undefined;
+    const held = resendable || this.congested;
     this.send([
       ToDecision.Event,
       id,
@@ -128,7 +131,8 @@ class EdgeThread {
       packet.messageId ?? null,
       packet.dup,
       // The hash `DurableInputs.hashPublish` makes.
-      held ? crc32(payload, crc32(topic)) : null,
+      resendable ? crc32(payload, crc32(topic)) : null,
+      held,
     ]);
     if (!held) return;
     return new Promise<void>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
@@ -208,6 +212,9 @@ class EdgeThread {
       }
       case ToEdge.Disconnect:
         this.guard?.disconnect(record[1]);
+        return;
+      case ToEdge.Congested:
+        this.congested = record[1];
         return;
     }
   }

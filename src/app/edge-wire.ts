@@ -11,7 +11,11 @@ import type { GuardCounters, TlsMaterial } from '../broker/index.js';
 
 /** Edge → decision. */
 export const ToDecision = {
-  /** A device event the edge decoded: `[tag, id, qos, actor, type, data, deviceAt, clientId, connection, messageId, dup, hash]`. */
+  /**
+   * A device event the edge decoded: `[tag, id, qos, actor, type, data, deviceAt, clientId, connection, messageId,
+   * dup, hash, held]`; `held`: the publisher waits for `Recorded` (QoS 1, or QoS 0 while the decision thread is
+   * congested).
+   */
   Event: 1,
   /** `[tag, clientId, connectedCount]` */
   Connected: 2,
@@ -43,6 +47,8 @@ export const ToEdge = {
   Verified: 5,
   /** `[tag, deviceId]`: end the device's connection (its credential was revoked). */
   Disconnect: 6,
+  /** `[tag, congested]`: while true, QoS 0 publishers wait too (for their record, and the queues to drain). */
+  Congested: 7,
 } as const;
 
 export type EventRecord = [
@@ -58,6 +64,7 @@ export type EventRecord = [
   number | null,
   boolean,
   number | null,
+  boolean,
 ];
 
 export type EdgeRecord =
@@ -76,7 +83,8 @@ export type DecisionRecord =
   | [typeof ToEdge.Send, number, string, string, Uint8Array | string]
   | [typeof ToEdge.Publish, string, Uint8Array | string, 0 | 1, boolean, string | null]
   | [typeof ToEdge.Verified, number, 'ok' | 'unknown-device' | 'wrong-secret' | null, string | null]
-  | [typeof ToEdge.Disconnect, string];
+  | [typeof ToEdge.Disconnect, string]
+  | [typeof ToEdge.Congested, boolean];
 
 export function encodeRecord(record: EdgeRecord | DecisionRecord): Uint8Array {
   return encode(record);

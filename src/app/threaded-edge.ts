@@ -113,6 +113,7 @@ class EdgeLink {
   private failed: number[] = [];
   private acking = false;
   private connectedCount = 0;
+  private congested = false;
   private listening: Extract<EdgeControl, { kind: 'listening' }> | undefined;
   private stopped: Promise<void> | undefined;
   private exited = false;
@@ -258,6 +259,17 @@ class EdgeLink {
     else metrics.mqttPendingConnections.set(Number(label));
   }
 
+  /**
+   * Tells the edge thread when the queues fill (half full: the entrance, the record file) or the journal lags, and
+   * when that is over: meanwhile QoS 0 publishers wait for their records too, as with one thread (`heldBack`).
+   */
+  private watchCongestion(): void {
+    const congested = this.decision.congested || this.decision.durable.congested;
+    if (congested === this.congested) return;
+    this.congested = congested;
+    this.send([ToEdge.Congested, congested]);
+  }
+
   private connected(count: number): void {
     this.connectedCount = count;
     this.base.metrics.devicesConnected.set(count);
@@ -265,7 +277,7 @@ class EdgeLink {
 
   /** A decoded device event: into the entrance, stamped with its arrival here; QoS 1 acknowledged once recorded. */
   private event(record: EventRecord): void {
-    const [, id, qos, actor, type, data, deviceAt, clientId, connection, messageId, dup, hash] = record;
+    const [, id, qos, actor, type, data, deviceAt, clientId, connection, messageId, dup, hash, held] = record;
     const ev: Event = { actor, type, at: this.decision.clock.now(), data, source: 'device' };
     if (deviceAt !== null) ev.deviceAt = deviceAt;
     let meta: PublishMeta = { qos };
@@ -278,7 +290,13 @@ class EdgeLink {
     this.base.metrics.countEventIn(type, 'device');
     const accepted = this.decision.entrance.push(ev, meta);
     if (hash !== null) this.acknowledgeOnce(id, accepted);
+    else if (held)
+      this.acknowledgeOnce(
+        id,
+        Promise.resolve(accepted).then(() => this.decision.relieved()),
+      );
     else if (accepted !== undefined) accepted.catch(() => undefined);
+    this.watchCongestion();
   }
 
   /** Reports to the edge thread, with the others of this turn, that the publish `id` is recorded (or not). */
@@ -298,6 +316,7 @@ class EdgeLink {
       this.acking = false;
       if (this.recorded.length > 0) this.send([ToEdge.Recorded, this.recorded.splice(0)]);
       if (this.failed.length > 0) this.send([ToEdge.Failed, this.failed.splice(0)]);
+      this.watchCongestion();
       this.crossing.flush();
     });
   }

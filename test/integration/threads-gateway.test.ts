@@ -85,7 +85,11 @@ async function threadedGateway(
       data: join(data, 'data'),
       rules,
       threads: 2,
-      mqtt: { host: '127.0.0.1', port: 0, ...(tls !== undefined ? { tls } : {}) },
+      mqtt: {
+        host: '127.0.0.1',
+        port: 0,
+        ...(tls !== undefined ? { tls } : {}),
+      },
       http: { port: 0 },
       upstream: { url: `mqtt://127.0.0.1:${cloudPort}`, reconnect: '200ms' },
       log: { level: 'silent' },
