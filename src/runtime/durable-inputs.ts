@@ -26,7 +26,7 @@ import { DuplicateFilter } from './duplicate-filter.js';
 import { Journal, type Persist } from './journal.js';
 import {
   decodeRecord,
-  encodeRecord,
+  encodeRecordInPlace,
   recordFormat,
   recordAt,
   type InputRecord,
@@ -655,7 +655,8 @@ export class DurableInputs {
     onSeq?: (seq: number) => void,
   ): Promise<void> {
     this.metrics.recorded[persist]++;
-    const seq = this.journal.append(encodeRecord(input), persist, recordFormat(input));
+    const encoded = encodeRecordInPlace(input);
+    const seq = this.journal.append(encoded.bytes, persist, recordFormat(input), encoded.start, encoded.end);
     if (seq < 0) return this.journal.recorded();
     this.unapplied.push({ seq, input, profile });
     onSeq?.(seq);
