@@ -1,5 +1,6 @@
 import { Decoder, Encoder } from 'cbor-x';
 import type { EmittedInput } from '../engine/index.js';
+import { startRecord, writeArrayHead, writeValue, writtenBytes, writtenEnd } from './journal-cbor.js';
 import { DataFormatError, type Event, type EventSource, type Profile } from '../shared/index.js';
 
 /** The MQTT publish a device event came in, as far as telling a resend from a new publish needs it. */
@@ -112,11 +113,36 @@ const inPlace: { bytes: Buffer; start: number; end: number } = { bytes: Buffer.a
  * the record's frame).
  */
 export function encodeRecordInPlace(record: InputRecord): EncodedRecord {
+  startRecord();
+  if (record.kind === 'event' ? writeEventRecord(record) : writeValue(fieldsOf(record))) {
+    inPlace.bytes = writtenBytes();
+    inPlace.start = 0;
+    inPlace.end = writtenEnd();
+    return inPlace;
+  }
+  // Data journal-cbor.ts does not write (a Date, bytes, a bigint): cbor-x's own encoder.
   const target = encodeInPlace(fieldsOf(record), IN_PLACE);
   inPlace.bytes = target;
   inPlace.start = target.start;
   inPlace.end = target.end;
   return inPlace;
+}
+
+/** `fieldsOf` an event, written without the array. */
+function writeEventRecord(record: InputRecord & { kind: 'event' }): boolean {
+  const { event: ev, origin } = record;
+  writeArrayHead(10);
+  writeValue(EVENT);
+  writeValue(ev.actor);
+  writeValue(ev.type);
+  writeValue(ev.at);
+  if (!writeValue(ev.data, 1)) return false;
+  writeValue(SOURCES.indexOf(ev.source));
+  writeValue(ev.deviceAt ?? null);
+  writeValue(origin?.clientId ?? null);
+  writeValue(origin?.messageId ?? null);
+  writeValue(origin?.hash ?? null);
+  return true;
 }
 
 /** The record as the array it is encoded as. */
