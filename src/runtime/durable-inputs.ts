@@ -314,8 +314,9 @@ export class DurableInputs {
       onError: () => metrics.writeErrors.inc(),
       onRecorded: (through) => inputs?.recordedThrough(through),
       onCommit: (c) => {
-        metrics.commits.inc({ synced: c.synced ? 'true' : 'false' });
-        metrics.bytes.inc(c.bytes);
+        if (c.synced) metrics.committed.synced++;
+        else metrics.committed.unsynced++;
+        metrics.committed.bytes += c.bytes;
         metrics.commitSeconds.observe(c.ms / 1_000);
       },
     });

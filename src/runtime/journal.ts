@@ -252,7 +252,7 @@ export class Journal {
       this.#open = { through, sync: false, rotate: false, resolve, reject };
     });
     // Callers that do not wait for it (QoS 0) must not see an unhandled rejection when the journal closes.
-    promise.catch(() => undefined);
+    promise.catch(ignore);
     this.#requests.push(this.#open as Request);
     this.#openPromise = promise;
     this.#schedule();
@@ -356,15 +356,18 @@ export class Journal {
   #schedule(): void {
     if (this.#flushing || this.#scheduled) return;
     this.#scheduled = true;
-    const start = (): void => {
-      this.#scheduled = false;
-      void this.#flush();
-    };
     // After the current turn: the publishes of one socket read, and of every socket readable now, join one
     // commit; with a commit window, so do those of the next milliseconds when the commit will have to sync.
-    if (this.#commitWindowMs > 0 && this.#queue.some((p) => p.sync)) setTimeout(start, this.#commitWindowMs);
-    else setImmediate(start);
+    if (this.#commitWindowMs > 0 && this.#queue.some((p) => p.sync))
+      setTimeout(this.#start, this.#commitWindowMs);
+    else setImmediate(this.#start);
   }
+
+  /** Made once, not per commit. */
+  readonly #start = (): void => {
+    this.#scheduled = false;
+    void this.#flush();
+  };
 
   #whenIdle(): Promise<void> {
     if (!this.#flushing && !this.#scheduled && this.#queue.length === 0 && this.#requests.length === 0) {
@@ -752,6 +755,8 @@ async function* readSegments(
 function segmentName(seg: { first: number; gen: number }): string {
   return `${String(seg.first).padStart(16, '0')}-${String(seg.gen).padStart(8, '0')}.wal`;
 }
+
+function ignore(): void {}
 
 function frame(seq: number, payload: Uint8Array, start: number, end: number, format: number): Buffer {
   const buf = Buffer.allocUnsafe(HEADER_BYTES + end - start);
