@@ -63,6 +63,8 @@ export interface JournalOptions {
  */
 const HEADER_BYTES = 16;
 const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+/** The slab frames are written into (a larger record gets one of its own size). */
+const SLAB_BYTES = 64 * 1024;
 const DEFAULT_SEGMENT_BYTES = 16 * 1024 * 1024;
 const DEFAULT_SYNC_INTERVAL_MS = 1_000;
 const DEFAULT_RETRY_MIN_MS = 50;
@@ -89,9 +91,12 @@ export interface SegmentSpan {
   bytes: number;
 }
 
+/** A record appended: its frame is `slab` from `start` to `end`. */
 interface Pending {
   seq: number;
-  frame: Buffer;
+  slab: Buffer;
+  start: number;
+  end: number;
   sync: boolean;
 }
 
@@ -142,6 +147,12 @@ export class Journal {
   #openPromise: Promise<void> | undefined;
   /** Written since the last fdatasync: rewritten into a fresh segment if the storage fails. */
   #unsynced: Pending[] = [];
+  /**
+   * Frames are written one after the other into a slab, not a buffer each; a full slab is left to the records in
+   * it (never written over: a rewrite after a fault may need them) and a new one taken.
+   */
+  #slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  #slabUsed = 0;
   #broken = false;
   #flushing = false;
   #scheduled = false;
@@ -231,7 +242,16 @@ export class Journal {
     if (this.#closing) return -1;
     if (end - start > MAX_RECORD_BYTES) throw new RangeError(`journal record of ${end - start} bytes`);
     const seq = this.#nextSeq++;
-    this.#queue.push({ seq, frame: frame(seq, payload, start, end, format), sync: persist === 'sync' });
+    const bytes = HEADER_BYTES + end - start;
+    if (this.#slabUsed + bytes > this.#slab.length) {
+      this.#slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, bytes));
+      this.#slabUsed = 0;
+    }
+    const slab = this.#slab;
+    const at = this.#slabUsed;
+    writeFrame(slab, at, seq, payload, start, end, format);
+    this.#slabUsed = at + bytes;
+    this.#queue.push({ seq, slab, start: at, end: at + bytes, sync: persist === 'sync' });
     this.#schedule();
     return seq;
   }
@@ -426,7 +446,7 @@ export class Journal {
   async #commit(batch: Pending[], sync: boolean, rotate: boolean, due: boolean): Promise<boolean> {
     for (const p of batch) this.#unsynced.push(p);
     let bytes = 0;
-    for (const p of batch) bytes += p.frame.length;
+    for (const p of batch) bytes += p.end - p.start;
     let delayMs = this.#retryMinMs;
     const started = performance.now();
     for (;;) {
@@ -437,7 +457,7 @@ export class Journal {
           await this.#reopen();
           synced = true;
         } else if (batch.length > 0) {
-          await (this.#file as JournalFile).append(batch.map((p) => p.frame));
+          await (this.#file as JournalFile).append(framesOf(batch));
           this.#fileBytes += bytes;
           this.#checkBackground();
         }
@@ -540,8 +560,8 @@ export class Journal {
     try {
       await this.#storage.syncDir(this.dir);
       if (rewrite.length > 0) {
-        await file.append(rewrite.map((p) => p.frame));
-        for (const p of rewrite) bytes += p.frame.length;
+        await file.append(framesOf(rewrite));
+        for (const p of rewrite) bytes += p.end - p.start;
       }
       await file.datasync();
     } catch (err) {
@@ -758,16 +778,39 @@ function segmentName(seg: { first: number; gen: number }): string {
 
 function ignore(): void {}
 
-function frame(seq: number, payload: Uint8Array, start: number, end: number, format: number): Buffer {
-  const buf = Buffer.allocUnsafe(HEADER_BYTES + end - start);
-  buf.writeUInt32LE(end - start, 0);
-  buf.writeUIntLE(seq, 8, 6);
-  buf.writeUInt16LE(format, 14);
+/** Writes the frame of record `seq` (the bytes of `payload` from `start` to `end`) into `slab` at `at`. */
+function writeFrame(
+  slab: Buffer,
+  at: number,
+  seq: number,
+  payload: Uint8Array,
+  start: number,
+  end: number,
+  format: number,
+): void {
+  slab.writeUInt32LE(end - start, at);
+  slab.writeUIntLE(seq, at + 8, 6);
+  slab.writeUInt16LE(format, at + 14);
   // Copied without a view of the range: `copy` takes the range itself.
-  if (Buffer.isBuffer(payload)) payload.copy(buf, HEADER_BYTES, start, end);
-  else buf.set(payload.subarray(start, end), HEADER_BYTES);
-  buf.writeUInt32LE(crc32Of(buf, 8, buf.length), 4);
-  return buf;
+  if (Buffer.isBuffer(payload)) payload.copy(slab, at + HEADER_BYTES, start, end);
+  else slab.set(payload.subarray(start, end), at + HEADER_BYTES);
+  slab.writeUInt32LE(crc32Of(slab, at + 8, at + HEADER_BYTES + end - start), at + 4);
+}
+
+/** The frames of `records`, one buffer for each run of them that lies end to end in a slab. */
+function framesOf(records: readonly Pending[]): Buffer[] {
+  const frames: Buffer[] = [];
+  for (let i = 0; i < records.length;) {
+    const first = records[i] as Pending;
+    let end = first.end;
+    for (i++; i < records.length; i++) {
+      const next = records[i] as Pending;
+      if (next.slab !== first.slab || next.start !== end) break;
+      end = next.end;
+    }
+    frames.push(first.slab.subarray(first.start, end));
+  }
+  return frames;
 }
 
 /**

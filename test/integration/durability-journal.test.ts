@@ -394,11 +394,11 @@ test('records encoded in place are framed with the bytes of a fresh encoding, an
   });
   const records: InputRecord[] = [
     ...Array.from({ length: 200 }, (_, i) => event(i)),
-    // Larger than the encoder's buffer: it grows for this one.
+    // Larger than the encoder's buffer and the journal's slab: each grows for this one.
     {
       kind: 'rules',
       at: 7,
-      rules: { source: 'dir', version: 0, hash: 'h', files: [{ path: 'a.yaml', text: 'x'.repeat(20_000) }] },
+      rules: { source: 'dir', version: 0, hash: 'h', files: [{ path: 'a.yaml', text: 'x'.repeat(100_000) }] },
     },
     { kind: 'timer', timer: 'device-offline:dev-1', at: 9, actor: undefined },
     { kind: 'clock', at: 10, offsetMs: -5, synced: true, stepMs: 3 },
