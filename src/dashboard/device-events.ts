@@ -25,16 +25,78 @@ export interface DeviceEventsOptions {
   maxDevices?: number;
 }
 
+/** One kept event, overwritten in place when its ring comes round: keeping an event allocates nothing. */
+class Slot {
+  at = 0;
+  type = '';
+  source: Event['source'] = 'device';
+  deviceAt: number | undefined;
+  /** The preview's fields, `fields` of them used; `value` alone when the data is not an object. */
+  readonly keys: string[] = [];
+  readonly values: Array<string | number | boolean | null> = [];
+  fields = 0;
+  more = 0;
+
+  fill(ev: Event): void {
+    this.at = ev.at;
+    this.type = ev.type;
+    this.source = ev.source;
+    this.deviceAt = ev.deviceAt;
+    this.fields = 0;
+    this.more = 0;
+    const value: unknown = ev.data;
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      if (value !== undefined) this.put('value', shown(value));
+      return;
+    }
+    // for…in rather than Object.keys: no array of keys per event.
+    for (const key in value) {
+      if (!Object.hasOwn(value, key)) continue;
+      if (this.fields < MAX_FIELDS) this.put(cut(key), shown((value as Record<string, unknown>)[key]));
+      else this.more++;
+    }
+  }
+
+  private put(key: string, v: string | number | boolean | null): void {
+    this.keys[this.fields] = key;
+    this.values[this.fields] = v;
+    this.fields++;
+  }
+
+  seen(): SeenEvent {
+    const data: SeenEvent['data'] = Object.create(null) as SeenEvent['data'];
+    for (let i = 0; i < this.fields; i++)
+      data[this.keys[i] as string] = this.values[i] as SeenEvent['data'][string];
+    return {
+      at: this.at,
+      type: this.type,
+      source: this.source,
+      ...(this.deviceAt !== undefined ? { deviceAt: this.deviceAt } : {}),
+      data,
+      more: this.more,
+    };
+  }
+}
+
+/** A device's last events: `count` slots used, the oldest at `head`. */
+interface Ring {
+  readonly slots: Slot[];
+  head: number;
+  count: number;
+}
+
 /**
  * The last few events of each recently active device, for its page: a ring per device, and at most
  * `maxDevices` rings, so memory is bounded (about 1 kB an event at worst, ~100 bytes for usual telemetry)
- * however large the fleet. A preview copies at most MAX_FIELDS fields of an event.
+ * however large the fleet. A preview copies at most MAX_FIELDS fields of an event. An event is kept in a slot
+ * of its ring, overwritten in place, and the ring of a device forgotten goes to the next device: keeping an
+ * event allocates nothing once the rings are full; the page's objects are made when it asks (`of`).
  */
 export class DeviceEvents {
   readonly perDevice: number;
   readonly maxDevices: number;
-  /** Device id → its latest events, oldest first; devices in the order they were last heard from. */
-  private readonly rings = new Map<string, SeenEvent[]>();
+  /** Device id → its latest events; devices in the order they were last heard from. */
+  private readonly rings = new Map<string, Ring>();
 
   constructor(opts: DeviceEventsOptions = {}) {
     this.perDevice = opts.perDevice ?? DEFAULT_EVENTS_PER_DEVICE;
@@ -51,46 +113,42 @@ export class DeviceEvents {
   add(ev: Event): void {
     let ring = this.rings.get(ev.actor);
     if (ring) this.rings.delete(ev.actor);
-    else ring = [];
+    else ring = this.freeRing();
     this.rings.set(ev.actor, ring);
-    ring.push(seen(ev));
-    if (ring.length > this.perDevice) ring.shift();
-    if (this.rings.size > this.maxDevices) {
-      const oldest = this.rings.keys().next();
-      if (!oldest.done) this.rings.delete(oldest.value);
+    let at = ring.head + ring.count;
+    if (at >= this.perDevice) at -= this.perDevice;
+    if (ring.count === this.perDevice) ring.head = ring.head + 1 === this.perDevice ? 0 : ring.head + 1;
+    else ring.count++;
+    let slot = ring.slots[at];
+    if (slot === undefined) {
+      slot = new Slot();
+      ring.slots[at] = slot;
     }
+    slot.fill(ev);
   }
 
   /** The latest events of device `id`, newest first; empty when none are kept. */
   of(id: string): SeenEvent[] {
-    return [...(this.rings.get(id) ?? [])].reverse();
+    const ring = this.rings.get(id);
+    const list: SeenEvent[] = [];
+    if (!ring) return list;
+    for (let i = ring.count - 1; i >= 0; i--) {
+      list.push((ring.slots[(ring.head + i) % this.perDevice] as Slot).seen());
+    }
+    return list;
   }
-}
 
-function seen(ev: Event): SeenEvent {
-  const { data, more } = preview(ev.data);
-  return {
-    at: ev.at,
-    type: ev.type,
-    source: ev.source,
-    ...(ev.deviceAt !== undefined ? { deviceAt: ev.deviceAt } : {}),
-    data,
-    more,
-  };
-}
-
-function preview(value: unknown): Pick<SeenEvent, 'data' | 'more'> {
-  const data: SeenEvent['data'] = Object.create(null) as SeenEvent['data'];
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    if (value === undefined) return { data, more: 0 };
-    data['value'] = shown(value);
-    return { data, more: 0 };
+  /** An empty ring: that of the device heard from least recently when the bound is reached, else a new one. */
+  private freeRing(): Ring {
+    if (this.rings.size < this.maxDevices) return { slots: [], head: 0, count: 0 };
+    const oldest = this.rings.entries().next();
+    if (oldest.done) return { slots: [], head: 0, count: 0 };
+    const [id, ring] = oldest.value;
+    this.rings.delete(id);
+    ring.head = 0;
+    ring.count = 0;
+    return ring;
   }
-  const keys = Object.keys(value);
-  for (const key of keys.slice(0, MAX_FIELDS))
-    data[cut(key)] = shown((value as Record<string, unknown>)[key]);
-  const more = Math.max(0, keys.length - MAX_FIELDS);
-  return { data, more };
 }
 
 function shown(v: unknown): string | number | boolean | null {

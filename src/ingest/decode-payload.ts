@@ -40,7 +40,8 @@ export function decodePayload(buf: Buffer, maxBytes: number): DecodedPayload {
 function decodeJson(buf: Buffer, start: number): DecodedPayload {
   let value: unknown;
   try {
-    value = JSON.parse(utf8.decode(buf.subarray(start)));
+    // The usual payload starts with its `{`: decoded as it is, without a view of it.
+    value = JSON.parse(utf8.decode(start === 0 ? buf : buf.subarray(start)));
   } catch (err) {
     const detail = err instanceof TypeError ? 'the payload is not valid UTF-8' : messageOf(err);
     return fail('json', detail);
@@ -113,18 +114,33 @@ function timestampOf(value: unknown): number | undefined {
   return undefined;
 }
 
-/** Whether arrays and objects nest more than `max` levels (the payload itself is level 1); without recursion. */
+/**
+ * Whether arrays and objects nest more than `max` levels (the payload itself is level 1); without recursion, and
+ * without allocating for a flat payload (what is still to be looked at is kept only once a level has containers).
+ */
 function deeperThan(root: unknown, max: number): boolean {
-  const stack: Array<[unknown, number]> = [[root, 1]];
-  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
-    const [value, depth] = item;
-    if (typeof value !== 'object' || value === null) continue;
-    if (depth > max) return true;
-    for (const child of Array.isArray(value) ? value : Object.values(value)) {
-      if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  let stack: Array<[unknown, number]> | undefined;
+  let value = root;
+  let depth = 1;
+  for (;;) {
+    if (typeof value === 'object' && value !== null) {
+      if (depth > max) return true;
+      if (Array.isArray(value)) {
+        for (const child of value as unknown[]) {
+          if (typeof child === 'object' && child !== null) (stack ??= []).push([child, depth + 1]);
+        }
+      } else {
+        for (const key in value) {
+          if (!Object.hasOwn(value, key)) continue;
+          const child = (value as Record<string, unknown>)[key];
+          if (typeof child === 'object' && child !== null) (stack ??= []).push([child, depth + 1]);
+        }
+      }
     }
+    const next = stack?.pop();
+    if (next === undefined) return false;
+    [value, depth] = next;
   }
-  return false;
 }
 
 class NonTextKey extends Error {}

@@ -97,9 +97,13 @@ export class Ingest {
       );
       return;
     }
-    const ev: Event = { actor: parsed.deviceId, type: parsed.type, at, data: decoded.data, source: 'device' };
-    if (decoded.deviceAt !== undefined) ev.deviceAt = decoded.deviceAt;
-    return this.accept(ev, source === undefined ? { qos } : { qos, source });
+    const { deviceId: actor, type } = parsed;
+    // Made whole at once: a property added afterwards would give the event a backing store of its own.
+    const ev: Event =
+      decoded.deviceAt === undefined
+        ? { actor, type, at, data: decoded.data, source: 'device' }
+        : { actor, type, at, data: decoded.data, source: 'device', deviceAt: decoded.deviceAt };
+    return this.accept(ev, source === undefined ? QOS_ONLY[qos] : { qos, source });
   }
 
   /** A device's connection came up or went down, as the broker saw it. */
@@ -167,6 +171,13 @@ export class Ingest {
     }
   }
 }
+
+/** The meta of a publish without a source (QoS 0), one per level rather than one per publish. */
+const QOS_ONLY: Readonly<Record<0 | 1 | 2, PublishMeta>> = {
+  0: Object.freeze({ qos: 0 }),
+  1: Object.freeze({ qos: 1 }),
+  2: Object.freeze({ qos: 2 }),
+};
 
 function deviceOf(deviceId: string | undefined): { deviceId?: string } {
   return deviceId === undefined ? {} : { deviceId };

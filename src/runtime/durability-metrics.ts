@@ -11,6 +11,8 @@ export class DurabilityMetrics {
   readonly recorded = { sync: 0, write: 0 };
   readonly commits: Counter<'synced'>;
   readonly bytes: Counter;
+  /** Commits and their bytes, copied into `commits` and `bytes` at scrape time (as `recorded`). */
+  readonly committed = { synced: 0, unsynced: 0, bytes: 0 };
   readonly commitSeconds: Histogram;
   readonly storageFault: Gauge;
   readonly writeErrors: Counter;
@@ -44,9 +46,21 @@ export class DurabilityMetrics {
     this.commits = counter(
       'vigil_journal_commits_total',
       'Group commits of the journal, by whether they ended with an fdatasync',
-      { labels: ['synced'] },
+      {
+        labels: ['synced'],
+        collect: () => {
+          this.commits.reset();
+          this.commits.inc({ synced: 'true' }, this.committed.synced);
+          this.commits.inc({ synced: 'false' }, this.committed.unsynced);
+        },
+      },
     );
-    this.bytes = counter('vigil_journal_bytes_total', 'Bytes appended to the journal');
+    this.bytes = counter('vigil_journal_bytes_total', 'Bytes appended to the journal', {
+      collect: () => {
+        this.bytes.reset();
+        this.bytes.inc(this.committed.bytes);
+      },
+    });
     this.commitSeconds = histogram(
       'vigil_journal_commit_seconds',
       'Time to write (and sync) one group commit',

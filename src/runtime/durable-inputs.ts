@@ -26,7 +26,7 @@ import { DuplicateFilter } from './duplicate-filter.js';
 import { Journal, type Persist } from './journal.js';
 import {
   decodeRecord,
-  encodeRecord,
+  encodeRecordInPlace,
   recordFormat,
   recordAt,
   type InputRecord,
@@ -219,6 +219,8 @@ export class DurableInputs {
   private held: Held[] = [];
   /** Appended to the journal, not yet recorded: applied (or held) by the commit that records them. */
   private unapplied: Held[] = [];
+  /** The list `unapplied` takes turns with, so that a commit applying all of it makes no new one. */
+  private spareUnapplied: Held[] | undefined = [];
   private loop: DecisionLoop | undefined;
   private deps: RecoveryDeps | undefined;
   private live = false;
@@ -314,8 +316,9 @@ export class DurableInputs {
       onError: () => metrics.writeErrors.inc(),
       onRecorded: (through) => inputs?.recordedThrough(through),
       onCommit: (c) => {
-        metrics.commits.inc({ synced: c.synced ? 'true' : 'false' });
-        metrics.bytes.inc(c.bytes);
+        if (c.synced) metrics.committed.synced++;
+        else metrics.committed.unsynced++;
+        metrics.committed.bytes += c.bytes;
         metrics.commitSeconds.observe(c.ms / 1_000);
       },
     });
@@ -655,7 +658,8 @@ export class DurableInputs {
     onSeq?: (seq: number) => void,
   ): Promise<void> {
     this.metrics.recorded[persist]++;
-    const seq = this.journal.append(encodeRecord(input), persist, recordFormat(input));
+    const encoded = encodeRecordInPlace(input);
+    const seq = this.journal.append(encoded.bytes, persist, recordFormat(input), encoded.start, encoded.end);
     if (seq < 0) return this.journal.recorded();
     this.unapplied.push({ seq, input, profile });
     onSeq?.(seq);
@@ -668,11 +672,17 @@ export class DurableInputs {
     let n = 0;
     while (n < queue.length && (queue[n] as Held).seq <= seq) n++;
     if (n === 0) return;
-    this.unapplied = n === queue.length ? [] : queue.slice(n);
+    const all = n === queue.length;
+    this.unapplied = all ? (this.spareUnapplied ?? []) : queue.slice(n);
+    if (all) this.spareUnapplied = undefined;
     for (let i = 0; i < n; i++) {
       const r = queue[i] as Held;
       if (this.live && !this.paused) this.apply(r.seq, r.input, r.profile, false);
       else this.held.push(r);
+    }
+    if (all) {
+      queue.length = 0;
+      this.spareUnapplied = queue;
     }
   }
 
@@ -688,7 +698,7 @@ export class DurableInputs {
       }
       if (input.kind === 'prune' && input.forget) this.lastSeen.drop(input.forget, input.at);
       const loop = this.loop as DecisionLoop;
-      applyRecord(loop, this.context, this.engineOpts as EngineOptions, { seq, input, profile }, replay);
+      applyRecord(loop, this.context, this.engineOpts as EngineOptions, seq, input, profile, replay);
       if (!replay) this.deps?.afterLive?.(input, profile);
     } catch (err) {
       // One input that breaks a later stage must not stop the ones after it.

@@ -36,6 +36,7 @@ export { Journal, type JournalEntry, type JournalFault, type Persist } from './j
 export {
   decodeRecord,
   encodeRecord,
+  encodeRecordInPlace,
   recordFormat,
   type ClockRecord,
   type InputRecord,

@@ -1,5 +1,6 @@
 import { Decoder, Encoder } from 'cbor-x';
 import type { EmittedInput } from '../engine/index.js';
+import { startRecord, writeArrayHead, writeValue, writtenBytes, writtenEnd } from './journal-cbor.js';
 import { DataFormatError, type Event, type EventSource, type Profile } from '../shared/index.js';
 
 /** The MQTT publish a device event came in, as far as telling a resend from a new publish needs it. */
@@ -85,27 +86,85 @@ export function recordAt(record: InputRecord): number {
 const encoder = new Encoder({ useRecords: false, mapsAsObjects: true });
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
+/** The CBOR encoding of `record`: a view of cbor-x's shared buffer that later encodings do not overwrite. */
 export function encodeRecord(record: InputRecord): Buffer {
-  if (record.kind === 'timer') return encoder.encode([TIMER, record.timer, record.at, record.actor ?? null]);
+  return encoder.encode(fieldsOf(record));
+}
+
+/** An encoding in a buffer that the next one reuses: the bytes from `start` to `end` of `bytes`. */
+export interface EncodedRecord {
+  readonly bytes: Buffer;
+  readonly start: number;
+  readonly end: number;
+}
+
+// cbor-x's encode modes (encode.js, not in its type declarations): REUSE_BUFFER_MODE (512) returns its buffer with
+// `start` and `end` set instead of a new view of it; RESET_BUFFER_MODE (1024) writes the next encoding over this one.
+const IN_PLACE = 512 | 1024;
+const encodeInPlace = encoder.encode.bind(encoder) as unknown as (
+  value: unknown,
+  mode: number,
+) => Buffer & { start: number; end: number };
+const inPlace: { bytes: Buffer; start: number; end: number } = { bytes: Buffer.alloc(0), start: 0, end: 0 };
+
+/**
+ * The same bytes as `encodeRecord`, without a buffer or view per record: valid only until the next encoding (the
+ * buffer and the object returned are both reused), so they are to be copied at once (the journal copies them into
+ * the record's frame).
+ */
+export function encodeRecordInPlace(record: InputRecord): EncodedRecord {
+  startRecord();
+  if (record.kind === 'event' ? writeEventRecord(record) : writeValue(fieldsOf(record))) {
+    inPlace.bytes = writtenBytes();
+    inPlace.start = 0;
+    inPlace.end = writtenEnd();
+    return inPlace;
+  }
+  // Data journal-cbor.ts does not write (a Date, bytes, a bigint): cbor-x's own encoder.
+  const target = encodeInPlace(fieldsOf(record), IN_PLACE);
+  inPlace.bytes = target;
+  inPlace.start = target.start;
+  inPlace.end = target.end;
+  return inPlace;
+}
+
+/** `fieldsOf` an event, written without the array. */
+function writeEventRecord(record: InputRecord & { kind: 'event' }): boolean {
+  const { event: ev, origin } = record;
+  writeArrayHead(10);
+  writeValue(EVENT);
+  writeValue(ev.actor);
+  writeValue(ev.type);
+  writeValue(ev.at);
+  if (!writeValue(ev.data, 1)) return false;
+  writeValue(SOURCES.indexOf(ev.source));
+  writeValue(ev.deviceAt ?? null);
+  writeValue(origin?.clientId ?? null);
+  writeValue(origin?.messageId ?? null);
+  writeValue(origin?.hash ?? null);
+  return true;
+}
+
+/** The record as the array it is encoded as. */
+function fieldsOf(record: InputRecord): unknown[] {
+  if (record.kind === 'timer') return [TIMER, record.timer, record.at, record.actor ?? null];
   if (record.kind === 'prune') {
-    return encoder.encode(record.forget?.length ? [PRUNE, record.at, record.forget] : [PRUNE, record.at]);
+    return record.forget?.length ? [PRUNE, record.at, record.forget] : [PRUNE, record.at];
   }
-  if (record.kind === 'clock') {
-    return encoder.encode([CLOCK, record.at, record.offsetMs, record.synced, record.stepMs]);
-  }
+  if (record.kind === 'clock') return [CLOCK, record.at, record.offsetMs, record.synced, record.stepMs];
   if (record.kind === 'profiles') {
-    return encoder.encode([PROFILES, record.at, record.changes.map((c) => [c.id, c.before, c.after])]);
+    return [PROFILES, record.at, record.changes.map((c) => [c.id, c.before, c.after])];
   }
   if (record.kind === 'rules') {
     const { source, version, hash, files } = record.rules;
-    return encoder.encode([RULES, record.at, source, version, hash, files.map((f) => [f.path, f.text])]);
+    return [RULES, record.at, source, version, hash, files.map((f) => [f.path, f.text])];
   }
   if (record.kind === 'emitted') {
     const { id, event: ev, depth } = record.input;
-    return encoder.encode([EMITTED, id, ev.actor, ev.type, ev.at, ev.data, depth]);
+    return [EMITTED, id, ev.actor, ev.type, ev.at, ev.data, depth];
   }
   const { event: ev, origin } = record;
-  return encoder.encode([
+  return [
     EVENT,
     ev.actor,
     ev.type,
@@ -116,7 +175,7 @@ export function encodeRecord(record: InputRecord): Buffer {
     origin?.clientId ?? null,
     origin?.messageId ?? null,
     origin?.hash ?? null,
-  ]);
+  ];
 }
 
 /**

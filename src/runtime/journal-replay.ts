@@ -111,7 +111,7 @@ export async function replayJournal(opts: JournalReplayOptions): Promise<Journal
     }
     const actor = actorOf(input);
     const profile = actor === undefined ? undefined : await profiles.read(actor);
-    applyRecord(run.loop, context, engineOpts, { seq, input, profile }, true);
+    applyRecord(run.loop, context, engineOpts, seq, input, profile, true);
     records++;
   }
   const unprofiled = [...profiles.unprofiled];

@@ -99,10 +99,15 @@ class NodeJournalFile implements JournalFile {
 
 /** writev may write less than asked (a disk filling up): the rest is written again, or the error surfaces. */
 async function writeAll(handle: FileHandle, chunks: readonly Buffer[]): Promise<void> {
-  let rest = chunks.filter((c) => c.length > 0);
+  // The journal's frames are never empty: no copy of the list for them.
+  let rest = chunks.every((c) => c.length > 0) ? chunks : chunks.filter((c) => c.length > 0);
+  let total = 0;
+  for (const c of rest) total += c.length;
   while (rest.length > 0) {
-    const { bytesWritten } = await handle.writev(rest);
+    const { bytesWritten } = await handle.writev(rest as Buffer[]);
     if (bytesWritten === 0) throw Object.assign(new Error('no bytes written'), { code: 'EIO' });
+    if (bytesWritten === total) return;
+    total -= bytesWritten;
     let skip = bytesWritten;
     const next: Buffer[] = [];
     for (const chunk of rest) {

@@ -137,10 +137,11 @@ export function applyRecord(
   loop: DecisionLoop,
   context: RecordedContext,
   engineOpts: EngineOptions,
-  entry: { seq: number; input: InputRecord; profile: Profile | undefined },
+  seq: number,
+  input: InputRecord,
+  profile: Profile | undefined,
   replay: boolean,
 ): void {
-  const { seq, input, profile } = entry;
   switch (input.kind) {
     case 'event':
       loop.onEvent(input.event, profile, replay);

@@ -26,6 +26,8 @@ describe('DeviceEvents', () => {
     expect(events.size).toBe(2);
     expect(events.of('b')).toEqual([]);
     expect(events.of('a').map((e) => e.at)).toEqual([3, 1]);
+    // The newcomer starts with its own events only, whatever was kept for the device forgotten.
+    expect(events.of('c').map((e) => e.at)).toEqual([4]);
   });
 
   test('keeps a bounded preview of the data, never the whole payload', () => {
