@@ -87,6 +87,25 @@ async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Pr
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   process.kill(-child.pid, signal);
   await exited;
+  await groupGone(child.pid);
+}
+
+/**
+ * Waits until no process of the group is left: npm exits before the gateway it started has finished its own
+ * shutdown (the last checkpoint), which still writes in the copy's data directory.
+ */
+async function groupGone(pgid: number, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`process group ${pgid} still running ${timeoutMs} ms after its signal`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 beforeAll(async () => {
