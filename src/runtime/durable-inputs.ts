@@ -1005,8 +1005,19 @@ export class DurableInputs {
    * are applied once they are, in order; the other lists are copies already and are encoded after.
    */
   private async encodeState(source: CheckpointSource): Promise<EncodedCheckpoint> {
+    // One chunk between two turns of I/O, or as many as fit in the time the last turn took (up to
+    // REPLAY_BATCH_MAX_MS): under sustained load the checkpoint keeps about half of the loop and still ends.
     const stepThrough = async (steps: Generator<void, void>): Promise<void> => {
-      while (steps.next().done !== true) await new Promise((resolve) => setImmediate(resolve));
+      let budgetMs = 0;
+      for (;;) {
+        const from = performance.now();
+        do {
+          if (steps.next().done === true) return;
+        } while (performance.now() - from < budgetMs);
+        const yieldedAt = performance.now();
+        await new Promise((resolve) => setImmediate(resolve));
+        budgetMs = Math.min(REPLAY_BATCH_MAX_MS, performance.now() - yieldedAt);
+      }
     };
     const encoder = new CheckpointEncoder(source, CHECKPOINT_ENTRIES_PER_CHUNK);
     this.paused = true;
