@@ -11,13 +11,6 @@
  */
 export const CHECKPOINT_BYTES_PER_RECORD = 100;
 
-export interface JournalTail {
-  /** Records applied since the last checkpoint. */
-  readonly records: number;
-  /** The size of the last checkpoint written (0 before the first). */
-  readonly checkpointBytes: number;
-}
-
 export interface TailBounds {
   /** A checkpoint is due after this many records whatever it costs. */
   readonly checkpointRecords: number;
@@ -25,9 +18,11 @@ export interface TailBounds {
   readonly replayRecords: number;
 }
 
-export function checkpointDue(tail: JournalTail, bounds: TailBounds): boolean {
-  if (tail.records >= bounds.checkpointRecords) return true;
-  return (
-    tail.records >= bounds.replayRecords && tail.records * CHECKPOINT_BYTES_PER_RECORD >= tail.checkpointBytes
-  );
+/**
+ * Whether `records` applied since the last checkpoint, which was `checkpointBytes` long (0 before the first), make
+ * the next one due. Numbers rather than an object: it is asked for every live record past `replayRecords`.
+ */
+export function checkpointDue(records: number, checkpointBytes: number, bounds: TailBounds): boolean {
+  if (records >= bounds.checkpointRecords) return true;
+  return records >= bounds.replayRecords && records * CHECKPOINT_BYTES_PER_RECORD >= checkpointBytes;
 }

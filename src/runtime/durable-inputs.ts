@@ -690,10 +690,7 @@ export class DurableInputs {
     if (
       this.checkpointDue ||
       this.checkpointing !== undefined ||
-      !checkpointDue(
-        { records: this.sinceCheckpoint, checkpointBytes: this.checkpointBytes },
-        this.settings,
-      ) ||
+      !checkpointDue(this.sinceCheckpoint, this.checkpointBytes, this.settings) ||
       performance.now() < this.checkpointRetryAt
     ) {
       return;
