@@ -56,6 +56,8 @@ export interface CrashRun {
   /** Checkpoints written during the load, and the size of the last (vigil_checkpoints_total, vigil_checkpoint_bytes). */
   readonly checkpoints: number;
   readonly checkpointBytes: number;
+  /** The checkpoint the restarted gateway wrote after its recovery (the whole state at the kill): size and time. */
+  readonly recoveredCheckpoint: { bytes: number; seconds: number };
   /** Exec of the restart → its `state recovered` line, ms. */
   readonly decidingMs: number;
   readonly recovered: Recovered;
@@ -191,7 +193,8 @@ async function crashOnce(
       recoveredLine(restarted, t0),
     ]);
     await load.catch(() => undefined);
-    const timersAfterStorm = gauge(await restarted.metrics(), 'vigil_pending_timers');
+    const afterStorm = await restarted.metrics();
+    const timersAfterStorm = gauge(afterStorm, 'vigil_pending_timers');
     const vigilNat =
       o.natDevices > 0 ? await storm(restarted.url, o.natDevices, secret, o.natDevices) : undefined;
     const aedes = await aedesStorms(o, secret);
@@ -201,6 +204,10 @@ async function crashOnce(
       takenPerS,
       checkpoints,
       checkpointBytes: gauge(before, 'vigil_checkpoint_bytes'),
+      recoveredCheckpoint: {
+        bytes: gauge(afterStorm, 'vigil_checkpoint_bytes'),
+        seconds: gauge(afterStorm, 'vigil_checkpoint_seconds'),
+      },
       decidingMs: recovered.atMs,
       recovered: recovered.line,
       storm: { vigil: vigilStorm, aedes: aedes.storm },
@@ -276,7 +283,8 @@ export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
       o.log(
         `crash ${i + 1} of ${o.runs}: deciding again ${run.decidingMs.toFixed(0)} ms after exec ` +
           `(recovery ${run.recovered.ms} ms, ${run.recovered.replayed} replayed in ${run.recovered.replayMs ?? '?'} ms); ` +
-          `${run.checkpoints} checkpoints in the load, the last ${run.checkpointBytes} bytes; storm: vigil ` +
+          `${run.checkpoints} checkpoints in the load, the last ${run.checkpointBytes} bytes; after the recovery ` +
+          `${run.recoveredCheckpoint.bytes} bytes in ${run.recoveredCheckpoint.seconds} s; storm: vigil ` +
           `${run.storm.vigil.connected} in ${run.storm.vigil.ms.toFixed(0)} ms, aedes ` +
           `${run.storm.aedes.connected} in ${run.storm.aedes.ms.toFixed(0)} ms` +
           (run.nat
