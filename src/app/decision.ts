@@ -351,6 +351,7 @@ function openJournal(
     settings: {
       checkpointIntervalMs: durability.checkpointInterval,
       checkpointRecords: durability.checkpointRecords,
+      replayRecords: durability.replayRecords,
       maxGraceMs: durability.maxGrace,
       syncIntervalMs: durability.syncInterval,
       commitWindowMs: durability.commitWindow,

@@ -210,6 +210,8 @@ export const configSchema = z
       .object({
         checkpointInterval: duration.refine((ms) => ms >= 100, 'expected at least 100ms').default(5 * 60_000),
         checkpointRecords: positiveInt.default(500_000),
+        /** ...and after this many, the most a restart replays, unless the state is too large to rewrite that often. */
+        replayRecords: positiveInt.default(50_000),
         /** Cap of the grace period of timers whose deadline passed while the gateway was down. */
         maxGrace: duration.default(5 * 60_000),
         syncInterval: duration.refine((ms) => ms >= 10, 'expected at least 10ms').default(1_000),

@@ -46,7 +46,7 @@ export {
 export { DeviceDecisions } from './device-decisions.js';
 export { ScenarioRates, type RateHistory } from './scenario-rates.js';
 export { DirSizeSampler, dirBytes, DEFAULT_DIR_SIZE_EVERY_MS } from './dir-size.js';
-export { StaticAssets, ASSETS_DIR, VENDOR_FILES } from './static-assets.js';
+export { StaticAssets, assetsDir, VENDOR_FILES } from './static-assets.js';
 export {
   History,
   PointRing,

@@ -6,8 +6,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 
-/** The page's own files, next to this module (the build copies them to dist/src/dashboard/assets). */
-export const ASSETS_DIR = fileURLToPath(new URL('./assets/', import.meta.url));
+/**
+ * The page's own files, next to this module (the build copies them to dist/src/dashboard/assets). Resolved on first
+ * use, not at import: in the single executable that resolution writes out the embedded files.
+ */
+export function assetsDir(): string {
+  return fileURLToPath(new URL('./assets/', import.meta.url));
+}
 /** uPlot's files: copied into assets/vendor by the build; read from node_modules when running from source. */
 export const VENDOR_FILES = ['uPlot.iife.min.js', 'uPlot.min.css'] as const;
 const OWN_FILES = ['index.html', 'dashboard.css', 'dashboard.js', 'charts.js'] as const;
@@ -40,7 +45,8 @@ export class StaticAssets {
 
   constructor(
     private readonly logger: Logger,
-    private readonly dir: string = ASSETS_DIR,
+    /** Default: `assetsDir()`, resolved on the first request. */
+    private readonly dir?: string,
   ) {}
 
   isAsset(name: string): name is AssetName {
@@ -75,11 +81,12 @@ export class StaticAssets {
 
   private async load(): Promise<Map<string, Asset>> {
     const out = new Map<string, Asset>();
+    const dir = this.dir ?? assetsDir();
     const files: Array<[AssetName, string[]]> = [
-      ...OWN_FILES.map((name): [AssetName, string[]] => [name, [join(this.dir, name)]]),
+      ...OWN_FILES.map((name): [AssetName, string[]] => [name, [join(dir, name)]]),
       ...VENDOR_FILES.map((name): [AssetName, string[]] => [
         name,
-        [join(this.dir, 'vendor', name), ...uplotFromNodeModules(name)],
+        [join(dir, 'vendor', name), ...uplotFromNodeModules(name)],
       ]),
     ];
     for (const [name, candidates] of files) {

@@ -22,6 +22,7 @@ import {
 } from './checkpoint.js';
 import type { Clock, WallChange, WallState } from './clock.js';
 import { DurabilityMetrics } from './durability-metrics.js';
+import { checkpointDue } from './checkpoint-policy.js';
 import { DuplicateFilter } from './duplicate-filter.js';
 import { Journal, type Persist } from './journal.js';
 import {
@@ -58,6 +59,11 @@ export interface DurabilitySettings {
   checkpointIntervalMs: number;
   /** ...and after this many journal records, whichever comes first. */
   checkpointRecords: number;
+  /**
+   * ...and after this many, the most a restart replays before it decides again, unless the state is so large that
+   * checkpointing it that often would exceed the write budget (src/runtime/checkpoint-policy.ts).
+   */
+  replayRecords: number;
   /** The longest grace period of a timer whose deadline passed while the gateway was down. */
   maxGraceMs: number;
   /** Records that do not wait for an fdatasync (QoS 0, connections, timers) are synced at least this often. */
@@ -71,6 +77,7 @@ export interface DurabilitySettings {
 export const DEFAULT_DURABILITY: DurabilitySettings = {
   checkpointIntervalMs: 5 * 60_000,
   checkpointRecords: 500_000,
+  replayRecords: 50_000,
   maxGraceMs: 5 * 60_000,
   syncIntervalMs: 1_000,
   commitWindowMs: 0,
@@ -230,6 +237,8 @@ export class DurableInputs {
   private closed = false;
   private appliedSeq: number;
   private sinceCheckpoint = 0;
+  /** The size of the last checkpoint written. */
+  private checkpointBytes = 0;
   private checkpointing: Promise<void> | undefined;
   private checkpointDue = false;
   private checkpointTimer: NodeJS.Timeout | undefined;
@@ -686,6 +695,23 @@ export class DurableInputs {
     }
   }
 
+  /** Schedules a checkpoint when the journal since the last one asks for it (`checkpointDue`). */
+  private checkpointIfDue(): void {
+    if (
+      this.checkpointDue ||
+      this.checkpointing !== undefined ||
+      !checkpointDue(this.sinceCheckpoint, this.checkpointBytes, this.settings) ||
+      performance.now() < this.checkpointRetryAt
+    ) {
+      return;
+    }
+    this.checkpointDue = true;
+    setImmediate(() => {
+      this.checkpointDue = false;
+      void this.checkpoint();
+    });
+  }
+
   private apply(seq: number, input: InputRecord, profile: Profile | undefined, replay: boolean): void {
     if (this.firstRecordAt === undefined && seq <= 16 && this.journal.firstSeq <= 1 && recordAt(input) > 0) {
       this.firstRecordAt = recordAt(input);
@@ -706,19 +732,8 @@ export class DurableInputs {
     }
     this.appliedSeq = seq;
     this.sinceCheckpoint++;
-    if (
-      !replay &&
-      this.sinceCheckpoint >= this.settings.checkpointRecords &&
-      !this.checkpointDue &&
-      this.checkpointing === undefined &&
-      performance.now() >= this.checkpointRetryAt
-    ) {
-      this.checkpointDue = true;
-      setImmediate(() => {
-        this.checkpointDue = false;
-        void this.checkpoint();
-      });
-    }
+    if (!replay && this.sinceCheckpoint >= this.settings.replayRecords) this.checkpointIfDue();
+    else if (!replay && this.sinceCheckpoint >= this.settings.checkpointRecords) this.checkpointIfDue();
   }
 
   /**
@@ -739,7 +754,9 @@ export class DurableInputs {
     if (this.rules === undefined || engineOpts === undefined)
       throw new Error('restore() must come before recover()');
     if (this.saved?.clock) deps.loop.wall.set(this.saved.clock);
+    const replayStarted = performance.now();
     const replayed = await this.replay(deps.profiles);
+    const replayMs = performance.now() - replayStarted;
     // The connections the replay saw open ended with the gateway: connections recorded since are applied next.
     this.lastSeen.forgetConnections();
     this.metrics.recoveryRecords.inc(replayed);
@@ -787,6 +804,7 @@ export class DurableInputs {
       {
         checkpoint: report.checkpointSeq ?? null,
         replayed,
+        replayMs: Math.round(replayMs),
         ms: Math.round(ms),
         overdueTimers,
         pendingTimers: deps.loop.scheduler.pending,
@@ -994,8 +1012,19 @@ export class DurableInputs {
    * are applied once they are, in order; the other lists are copies already and are encoded after.
    */
   private async encodeState(source: CheckpointSource): Promise<EncodedCheckpoint> {
+    // One chunk between two turns of I/O, or as many as fit in the time the last turn took (up to
+    // REPLAY_BATCH_MAX_MS): under sustained load the checkpoint keeps about half of the loop and still ends.
     const stepThrough = async (steps: Generator<void, void>): Promise<void> => {
-      while (steps.next().done !== true) await new Promise((resolve) => setImmediate(resolve));
+      let budgetMs = 0;
+      for (;;) {
+        const from = performance.now();
+        do {
+          if (steps.next().done === true) return;
+        } while (performance.now() - from < budgetMs);
+        const yieldedAt = performance.now();
+        await new Promise((resolve) => setImmediate(resolve));
+        budgetMs = Math.min(REPLAY_BATCH_MAX_MS, performance.now() - yieldedAt);
+      }
     };
     const encoder = new CheckpointEncoder(source, CHECKPOINT_ENTRIES_PER_CHUNK);
     this.paused = true;
@@ -1048,6 +1077,7 @@ export class DurableInputs {
       this.checkpointAt = state.at;
       const dropped = await this.retain(state.seq);
       this.sinceCheckpoint = Math.max(0, this.sinceCheckpoint - counted);
+      this.checkpointBytes = bytes;
       const ms = performance.now() - started;
       this.metrics.checkpoints.inc({ result: 'written' });
       this.metrics.checkpointBytes.set(bytes);
@@ -1058,7 +1088,13 @@ export class DurableInputs {
         this.checkpointFault = undefined;
       }
       this.logger.debug(
-        { seq: state.seq, bytes, ms: Math.round(ms), segmentsDropped: dropped },
+        {
+          seq: state.seq,
+          bytes,
+          ms: Math.round(ms),
+          segmentsDropped: dropped,
+          records: counted,
+        },
         'checkpoint written',
       );
     } catch (err) {

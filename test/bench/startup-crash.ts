@@ -39,6 +39,8 @@ export interface CrashOptions {
 interface Recovered {
   readonly checkpoint: number | null;
   readonly replayed: number;
+  /** The replay alone (older gateways do not log it). */
+  readonly replayMs?: number;
   readonly ms: number;
   readonly pendingTimers: number;
   readonly recordedMeanwhile: number;
@@ -51,6 +53,11 @@ export interface CrashRun {
   readonly groupsBefore: number;
   /** Device events a second the gateway took in during the load (vigil_events_in_total over the load). */
   readonly takenPerS: number;
+  /** Checkpoints written during the load, and the size of the last (vigil_checkpoints_total, vigil_checkpoint_bytes). */
+  readonly checkpoints: number;
+  readonly checkpointBytes: number;
+  /** The checkpoint the restarted gateway wrote after its recovery (the whole state at the kill): size and time. */
+  readonly recoveredCheckpoint: { bytes: number; seconds: number };
   /** Exec of the restart → its `state recovered` line, ms. */
   readonly decidingMs: number;
   readonly recovered: Recovered;
@@ -73,6 +80,7 @@ interface Storm {
 export interface CrashRecord {
   readonly rate: number;
   readonly devices: number;
+  readonly loadMs: number;
   readonly perAddress: number;
   readonly natDevices: number;
   /** What was killed and restarted. */
@@ -86,6 +94,11 @@ function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
+}
+
+function checkpointsWritten(metrics: string): number {
+  const line = metrics.split('\n').find((l) => l.startsWith('vigil_checkpoints_total{result="written"}'));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 function gauge(metrics: string, name: string): number {
@@ -163,10 +176,12 @@ async function crashOnce(
       { kind: 'load', rate: o.rate, qos: 0, warmupMs: 0, measureMs: o.loadMs + 5_000, drainMs: 0 },
       'loaded',
     );
+    const atLoad = await first.metrics();
     const inAtStart = (await first.eventsIn()) ?? NaN;
     const loadStarted = performance.now();
     await sleep(o.loadMs);
     const before = await first.metrics();
+    const checkpoints = checkpointsWritten(before) - checkpointsWritten(atLoad);
     const takenPerS =
       (((await first.eventsIn()) ?? NaN) - inAtStart) / ((performance.now() - loadStarted) / 1_000);
     process.kill(first.pid, 'SIGKILL');
@@ -178,7 +193,8 @@ async function crashOnce(
       recoveredLine(restarted, t0),
     ]);
     await load.catch(() => undefined);
-    const timersAfterStorm = gauge(await restarted.metrics(), 'vigil_pending_timers');
+    const afterStorm = await restarted.metrics();
+    const timersAfterStorm = gauge(afterStorm, 'vigil_pending_timers');
     const vigilNat =
       o.natDevices > 0 ? await storm(restarted.url, o.natDevices, secret, o.natDevices) : undefined;
     const aedes = await aedesStorms(o, secret);
@@ -186,6 +202,12 @@ async function crashOnce(
       timersBefore: gauge(before, 'vigil_pending_timers'),
       groupsBefore: gauge(before, 'vigil_engine_groups'),
       takenPerS,
+      checkpoints,
+      checkpointBytes: gauge(before, 'vigil_checkpoint_bytes'),
+      recoveredCheckpoint: {
+        bytes: gauge(afterStorm, 'vigil_checkpoint_bytes'),
+        seconds: gauge(afterStorm, 'vigil_checkpoint_seconds'),
+      },
       decidingMs: recovered.atMs,
       recovered: recovered.line,
       storm: { vigil: vigilStorm, aedes: aedes.storm },
@@ -260,7 +282,9 @@ export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
       runs.push(run);
       o.log(
         `crash ${i + 1} of ${o.runs}: deciding again ${run.decidingMs.toFixed(0)} ms after exec ` +
-          `(recovery ${run.recovered.ms} ms, ${run.recovered.replayed} replayed); storm: vigil ` +
+          `(recovery ${run.recovered.ms} ms, ${run.recovered.replayed} replayed in ${run.recovered.replayMs ?? '?'} ms); ` +
+          `${run.checkpoints} checkpoints in the load, the last ${run.checkpointBytes} bytes; after the recovery ` +
+          `${run.recoveredCheckpoint.bytes} bytes in ${run.recoveredCheckpoint.seconds} s; storm: vigil ` +
           `${run.storm.vigil.connected} in ${run.storm.vigil.ms.toFixed(0)} ms, aedes ` +
           `${run.storm.aedes.connected} in ${run.storm.aedes.ms.toFixed(0)} ms` +
           (run.nat
@@ -279,6 +303,7 @@ export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
   return {
     rate: o.rate,
     devices: o.devices,
+    loadMs: o.loadMs,
     perAddress: o.perAddress,
     natDevices: o.natDevices,
     gateway: o.binary === undefined ? '`node dist/cli.js run`' : 'the executable',
@@ -316,8 +341,18 @@ export function crashTable(r: CrashRecord): string {
     ]),
     line(['groups the scenarios held at the kill', `${med(r, (x) => x.groupsBefore)}`, '100,000']),
     line([
+      `checkpoints in the ${r.loadMs / 1_000} s of load, and the size of the last`,
+      `${med(r, (x) => x.checkpoints)}, ${(med(r, (x) => x.checkpointBytes) / 1e6).toFixed(1)} MB`,
+      '–',
+    ]),
+    line([
       'recovery, as the log says',
       `${med(r, (x) => x.recovered.ms).toFixed(0)} ms, ${med(r, (x) => x.recovered.replayed)} records replayed`,
+      '–',
+    ]),
+    line([
+      'replay speed (records replayed / the replay alone)',
+      `${med(r, (x) => (x.recovered.replayMs ? (x.recovered.replayed / x.recovered.replayMs) * 1_000 : NaN)).toFixed(0)} records/s`,
       '–',
     ]),
     line([
@@ -383,6 +418,7 @@ export const CRASH_ARGS = {
   'crash-runs': { type: 'string' },
   'crash-rate': { type: 'string' },
   'crash-devices': { type: 'string' },
+  'crash-load': { type: 'string' },
   'crash-per-address': { type: 'string' },
   'crash-nat': { type: 'string' },
   'crash-groups': { type: 'string' },
@@ -392,6 +428,7 @@ export const CRASH_ARGS = {
 export const CRASH_USAGE = `  --crash-runs N          SIGKILLs under load in the startup section (default 5; 0 skips them)
   --crash-rate N          events/s at the SIGKILL (default 20000)
   --crash-devices N       devices under load, then reconnecting at once (default 10000)
+  --crash-load S          seconds of load before the SIGKILL (default 30: past the first checkpoints)
   --crash-per-address N   devices of the storm sharing one source address (default 1: each its own)
   --crash-nat N           then N devices at once from one address, a site behind NAT (default 500; 0 skips)
   --crash-groups N        live groups at the kill (default 100000: windowed scenarios added to reach it)
@@ -401,6 +438,7 @@ export function crashOptions(values: {
   'crash-runs'?: string | undefined;
   'crash-rate'?: string | undefined;
   'crash-devices'?: string | undefined;
+  'crash-load'?: string | undefined;
   'crash-per-address'?: string | undefined;
   'crash-nat'?: string | undefined;
   'crash-groups'?: string | undefined;
@@ -416,7 +454,7 @@ export function crashOptions(values: {
     runs: num('crash-runs', 5),
     rate: num('crash-rate', 20_000),
     devices: num('crash-devices', 10_000),
-    loadMs: 10_000,
+    loadMs: num('crash-load', 30) * 1_000,
     perAddress: Math.max(1, num('crash-per-address', 1)),
     natDevices: num('crash-nat', 500),
     groups: num('crash-groups', 100_000),

@@ -1,0 +1,28 @@
+/**
+ * When a checkpoint is due by the journal written since the last one (the interval is the other way): a restart
+ * replays that tail before it decides again, so the tail is kept short; but a large state is not rewritten more often
+ * than the flash's write budget allows.
+ */
+
+/**
+ * A checkpoint due by `replayRecords` also waits for as many records as make it cost at most this many bytes a record:
+ * a third of the write budget of a QoS 0 event (300 bytes, of which the journal takes about 170; docs/benchmarks.md,
+ * "Write budget").
+ */
+export const CHECKPOINT_BYTES_PER_RECORD = 100;
+
+export interface TailBounds {
+  /** A checkpoint is due after this many records whatever it costs. */
+  readonly checkpointRecords: number;
+  /** ...and after this many, the replay a restart has to do, once they pay for the checkpoint's size. */
+  readonly replayRecords: number;
+}
+
+/**
+ * Whether `records` applied since the last checkpoint, which was `checkpointBytes` long (0 before the first), make
+ * the next one due. Numbers rather than an object: it is asked for every live record past `replayRecords`.
+ */
+export function checkpointDue(records: number, checkpointBytes: number, bounds: TailBounds): boolean {
+  if (records >= bounds.checkpointRecords) return true;
+  return records >= bounds.replayRecords && records * CHECKPOINT_BYTES_PER_RECORD >= checkpointBytes;
+}
