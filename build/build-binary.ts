@@ -52,7 +52,10 @@ interface Asset {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { target: { type: 'string', multiple: true } } });
+  const { values } = parseArgs({
+    options: { target: { type: 'string', multiple: true }, snapshot: { type: 'boolean', default: true } },
+    allowNegative: true,
+  });
   const targets = (values.target ?? [...TARGETS]).map(parseTarget);
   const host = parseTarget(process.arch);
   const started = performance.now();
@@ -72,7 +75,9 @@ async function main(): Promise<void> {
   const tree = treeEntries(bundled.importMetaUsers);
   // The blob must come from exactly the Node version it runs on: the host's copy of the pinned one.
   const generator = await step(`fetch node ${NODE_VERSION} for ${host}`, () => nodeBinary(host));
-  for (const target of targets) await makeExecutable(target, target === host, generator, tree);
+  for (const target of targets) {
+    await makeExecutable(target, target === host, generator, tree, values.snapshot);
+  }
   // Every executable in build/out, also one built earlier for a target not asked for this time.
   const sums = readdirSync(OUT)
     .filter((f) => f.startsWith('vigil-linux-'))
@@ -86,6 +91,7 @@ async function makeExecutable(
   isHost: boolean,
   generator: string,
   tree: readonly TreeEntry[],
+  snapshot: boolean,
 ): Promise<string> {
   const work = join(WORK, target);
   rmSync(work, { recursive: true, force: true });
@@ -98,28 +104,7 @@ async function makeExecutable(
     (list) => `${list.length} assets`,
   );
   const blob = join(work, 'sea.blob');
-  const config = join(work, 'sea-config.json');
-  writeFileSync(
-    config,
-    JSON.stringify(
-      {
-        main: join(OUT, 'vigil.cjs'),
-        output: blob,
-        disableExperimentalSEAWarning: true,
-        // V8's code cache is specific to the CPU it was made on.
-        useCodeCache: isHost,
-        useSnapshot: false,
-        assets: Object.fromEntries(assets.map((a) => [a.key, a.file])),
-      },
-      null,
-      2,
-    ),
-  );
-  await step(
-    `${target}: SEA blob${isHost ? ' with code cache' : ''}`,
-    () => run(generator, ['--experimental-sea-config', config], work),
-    () => mb(statSync(blob).size),
-  );
+  const kind = await seaBlob(target, isHost && snapshot, isHost, generator, { work, blob, assets });
   const base = nodeBinary(target);
   await step(
     `${target}: copy and strip node ${NODE_VERSION}`,
@@ -140,7 +125,7 @@ async function makeExecutable(
   );
   if (isHost) {
     const out = await step(
-      `${target}: check --version`,
+      `${target}: check --version (${kind})`,
       () => run(exe, ['--version'], work, { VIGIL_CACHE_DIR: join(work, 'cache') }),
       (o) => o.trim().split('\n').join('; '),
     );
@@ -149,6 +134,55 @@ async function makeExecutable(
     }
   }
   return exe;
+}
+
+/**
+ * Writes the SEA blob. For the host, with a V8 startup snapshot of the bundle's modules when it builds
+ * (`useSnapshot`; `--no-snapshot` skips it), else with V8's code cache: either is made by running the
+ * host's Node, which cannot run another target's, and the two cannot be combined. Says which it made.
+ */
+async function seaBlob(
+  target: Target,
+  trySnapshot: boolean,
+  isHost: boolean,
+  generator: string,
+  { work, blob, assets }: { work: string; blob: string; assets: readonly Asset[] },
+): Promise<string> {
+  const write = (useSnapshot: boolean): string => {
+    const config = join(work, 'sea-config.json');
+    const sea = {
+      main: join(OUT, 'vigil.cjs'),
+      output: blob,
+      disableExperimentalSEAWarning: true,
+      // V8's code cache is specific to the CPU it was made on.
+      useCodeCache: isHost && !useSnapshot,
+      useSnapshot,
+      assets: Object.fromEntries(assets.map((a) => [a.key, a.file])),
+    };
+    writeFileSync(config, JSON.stringify(sea, null, 2));
+    return run(generator, ['--experimental-sea-config', config], work);
+  };
+  if (trySnapshot) {
+    try {
+      await step(
+        `${target}: SEA blob with startup snapshot`,
+        () => write(true),
+        () => mb(statSync(blob).size),
+      );
+      return 'startup snapshot';
+    } catch (err) {
+      const why =
+        err instanceof Error ? err.message.trim().split('\n').slice(0, 12).join('\n  ') : String(err);
+      console.log(`failed; falling back to the code cache. The snapshot builder said:\n  ${why}`);
+    }
+  }
+  const kind = isHost ? 'code cache' : 'no code cache';
+  await step(
+    `${target}: SEA blob with ${kind}`,
+    () => write(false),
+    () => mb(statSync(blob).size),
+  );
+  return kind;
 }
 
 /** What the bundle's modules read beside themselves (module-files.ts); fails for a module not listed. */

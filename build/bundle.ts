@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
-import { relative, sep } from 'node:path';
+import { dirname, relative, sep } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 
 /** A dependency's module replaced in the bundle, and what replaces it. */
 interface Substitute {
   readonly what: string;
   readonly filter: RegExp;
-  readonly contents: (seaDir: string) => string;
+  /** The replacement, given the original's source; undefined when the original is no longer as expected. */
+  readonly contents: (seaDir: string, root: string, source: string) => string | undefined;
 }
 
 // Each of these must be found, or the executable would look for files that are not there: the build
@@ -17,14 +18,38 @@ const SUBSTITUTES: readonly Substitute[] = [
     what: 'classic-level/binding.js',
     filter: /[\\/]node_modules[\\/]classic-level[\\/]binding\.js$/,
     contents: (seaDir) =>
-      `module.exports = require(${JSON.stringify(`${seaDir}/native-addon.ts`)}).loadLevelDbAddon();\n`,
+      `module.exports = require(${JSON.stringify(`${seaDir}/native-addon.ts`)}).levelDbBinding();\n`,
   },
   {
-    // cbor-x catches a failure here and falls back to pure JavaScript, which `--version` reports.
+    // cbor-x catches a failure here and falls back to pure JavaScript, which `--version` reports. Its
+    // `setExtractor` (decode.js, not exported by the package) takes the addon after a startup snapshot.
     what: 'cbor-extract/index.js',
     filter: /[\\/]node_modules[\\/]cbor-extract[\\/]index\.js$/,
-    contents: (seaDir) =>
-      `module.exports = require(${JSON.stringify(`${seaDir}/native-addon.ts`)}).loadEmbeddedAddon('cbor-extract');\n`,
+    contents: (seaDir, root) =>
+      `module.exports = require(${JSON.stringify(`${seaDir}/native-addon.ts`)}).cborExtract(\n` +
+      `  (extractStrings) => require(${JSON.stringify(`${root}/node_modules/cbor-x/decode.js`)}).setExtractor(extractStrings),\n);\n`,
+  },
+  {
+    // prom-client's index loads its Pushgateway, which requires `http` and `https` at load: a startup
+    // snapshot cannot hold them, and the gateway never pushes. Required on first use instead.
+    what: 'prom-client/lib/pushgateway.js',
+    filter: /[\\/]node_modules[\\/]prom-client[\\/]lib[\\/]pushgateway\.js$/,
+    contents: (_seaDir, _root, source) => {
+      const lazy = source
+        .replace("const http = require('http');", "const http = lazyBuiltin('http');")
+        .replace("const https = require('https');", "const https = lazyBuiltin('https');");
+      if (/require\('https?'\)/.test(lazy)) return undefined;
+      return `const lazyBuiltin = (id) => new Proxy({}, { get: (_t, key) => require(id)[key] });\n${lazy}`;
+    },
+  },
+  {
+    // `debug` reads DEBUG at load; after a startup snapshot, that would be the build's. Read again then.
+    what: 'debug/src/node.js',
+    filter: /[\\/]node_modules[\\/]debug[\\/]src[\\/]node\.js$/,
+    contents: (_seaDir, _root, source) =>
+      `${source}\n{\n  const { startupSnapshot } = require('node:v8');\n` +
+      `  if (startupSnapshot.isBuildingSnapshot()) {\n` +
+      `    startupSnapshot.addDeserializeCallback(() => module.exports.enable(module.exports.load()));\n  }\n}\n`,
   },
 ];
 
@@ -55,9 +80,11 @@ export async function bundle(opts: {
     name: 'vigil-sea',
     setup(b) {
       for (const s of SUBSTITUTES) {
-        b.onLoad({ filter: s.filter }, () => {
+        b.onLoad({ filter: s.filter }, async (args) => {
+          const contents = s.contents(opts.seaDir, opts.root, await readFile(args.path, 'utf8'));
+          if (contents === undefined) return undefined;
           found.add(s.what);
-          return { contents: s.contents(opts.seaDir), loader: 'js', resolveDir: opts.seaDir };
+          return { contents, loader: 'js', resolveDir: dirname(args.path) };
         });
       }
       // mqtt-packet gets `debug` instances that check whether they are enabled before collecting their arguments

@@ -58,3 +58,46 @@ export function loadLevelDbAddon(): object {
     return new Proxy({}, { get: fail, has: fail, ownKeys: fail, getOwnPropertyDescriptor: fail });
   }
 }
+
+/**
+ * classic-level's binding in the bundle. While the executable's startup snapshot is built (outside the
+ * executable, where no addon is embedded), it is a stand-in filled in when the executable starts from
+ * the snapshot, before anything runs; otherwise the addon itself.
+ */
+export function levelDbBinding(): object {
+  const { startupSnapshot } = process.getBuiltinModule('node:v8');
+  if (!startupSnapshot.isBuildingSnapshot()) return loadLevelDbAddon();
+  let addon: object | undefined;
+  startupSnapshot.addDeserializeCallback(() => {
+    addon = loadLevelDbAddon();
+  });
+  const loaded = (): object => {
+    if (addon === undefined)
+      throw new Error('the LevelDB addon is not loaded while a startup snapshot is built');
+    return addon;
+  };
+  return new Proxy(
+    {},
+    { get: (_t, key): unknown => Reflect.get(loaded(), key), has: (_t, key) => key in loaded() },
+  );
+}
+
+/**
+ * cbor-extract for cbor-x, which decodes in pure JavaScript without it. While the startup snapshot is
+ * built there is none: the executable loads it when it starts from the snapshot and hands its
+ * `extractStrings` to cbor-x's `setExtractor`, as cbor-x does when it loads the addon itself.
+ */
+export function cborExtract(setExtractor: (extractStrings: unknown) => void): unknown {
+  const { startupSnapshot } = process.getBuiltinModule('node:v8');
+  if (!startupSnapshot.isBuildingSnapshot()) return loadEmbeddedAddon('cbor-extract');
+  startupSnapshot.addDeserializeCallback(() => {
+    // cbor-x reads this at import; the snapshot holds the build's environment, so it is read again here.
+    if (process.env.CBOR_NATIVE_ACCELERATION_DISABLED?.toLowerCase() === 'true') return;
+    try {
+      setExtractor((loadEmbeddedAddon('cbor-extract') as { extractStrings: unknown }).extractStrings);
+    } catch {
+      // Decoded in JavaScript, as cbor-x does when the addon fails; `vigil --version` says why.
+    }
+  });
+  return undefined;
+}

@@ -1,5 +1,3 @@
-import http from 'node:http';
-import https from 'node:https';
 import type { Readable } from 'node:stream';
 import { DeviceCredentialError, type CredentialInfo } from '../credentials/index.js';
 import type { DeviceExplanation } from '../dashboard/index.js';
@@ -157,7 +155,8 @@ export class GatewayClient {
 
   private request(method: string, url: URL, opts: RequestOptions = {}): Promise<Answer> {
     const { info } = this;
-    const client = url.protocol === 'https:' ? https : http;
+    // Loaded on first use: the gateway's start does not need them (and a startup snapshot cannot hold them).
+    const client = process.getBuiltinModule(url.protocol === 'https:' ? 'node:https' : 'node:http');
     const headers = { ...opts.headers };
     if (info.token !== undefined) headers['authorization'] = `Bearer ${info.token}`;
     const { body } = opts;

@@ -1,10 +1,4 @@
-import {
-  createServer,
-  STATUS_CODES,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -71,6 +65,8 @@ export class HttpApi {
 
   constructor(private readonly opts: HttpApiOptions) {
     this.openPaths = new Set(opts.openPaths ?? []);
+    // `node:http` is loaded here, not at import: a startup snapshot cannot hold its parser.
+    const { createServer } = process.getBuiltinModule('node:http');
     // The Host check is ours, so that its refusal is JSON like every other.
     this.server = createServer({ requireHostHeader: false }, (req, res) => void this.handle(req, res));
     this.server.on('error', (err) => opts.logger.error({ err }, 'http server error'));
@@ -297,7 +293,7 @@ function parserRefusal(code: string | undefined): ParserRefusal {
   const c = code ?? '';
   const make = (status: number, apiCode: ParserRefusal['code'], message: string): ParserRefusal => ({
     status,
-    statusText: STATUS_CODES[status] ?? '',
+    statusText: process.getBuiltinModule('node:http').STATUS_CODES[status] ?? '',
     code: apiCode,
     reason: reasonOf(apiCode),
     message,

@@ -1,12 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo, Socket } from 'node:net';
-import {
-  createSecureContext,
-  createServer,
-  type SecureContextOptions,
-  type Server,
-  type TLSSocket,
-} from 'node:tls';
+import type { SecureContextOptions, Server, TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { ConfigError, TlsFileError } from '../shared/index.js';
 import { listenHint } from './errors.js';
@@ -103,6 +97,8 @@ export async function startTlsListener(
   deps: { guard: DeviceGuard | undefined; logger: Logger; accept: (socket: Socket) => void },
 ): Promise<TlsListener> {
   const requireCert = opts.ca !== undefined;
+  // Loaded when TLS is on, not at import: a startup snapshot cannot hold `node:tls`.
+  const { createSecureContext, createServer } = process.getBuiltinModule('node:tls');
   let server: Server;
   try {
     server = createServer({

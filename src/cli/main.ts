@@ -52,5 +52,15 @@ async function main(): Promise<void> {
   await program.parseAsync(process.argv);
 }
 
-// Not a top-level await: the single executable runs the bundle as CommonJS.
-main().catch((err: unknown) => exitWithError(err, 1));
+const { startupSnapshot } = process.getBuiltinModule('node:v8');
+if (startupSnapshot.isBuildingSnapshot()) {
+  // The single executable's startup snapshot (docs/binary.md): `run`'s modules are evaluated now, into
+  // the snapshot, and the command line is read when the executable starts from it.
+  startupSnapshot.setDeserializeMainFunction(
+    () => void main().catch((err: unknown) => exitWithError(err, 1)),
+  );
+  COMMANDS.run?.().catch((err: unknown) => exitWithError(err, 1));
+} else {
+  // Not a top-level await: the single executable runs the bundle as CommonJS.
+  main().catch((err: unknown) => exitWithError(err, 1));
+}
