@@ -47,11 +47,39 @@ const SUBSTITUTES: readonly Substitute[] = [
     what: 'debug/src/node.js',
     filter: /[\\/]node_modules[\\/]debug[\\/]src[\\/]node\.js$/,
     contents: (_seaDir, _root, source) =>
-      `${source}\n{\n  const { startupSnapshot } = require('node:v8');\n` +
-      `  if (startupSnapshot.isBuildingSnapshot()) {\n` +
-      `    startupSnapshot.addDeserializeCallback(() => module.exports.enable(module.exports.load()));\n  }\n}\n`,
+      afterSnapshot(source, 'module.exports.enable(module.exports.load());'),
+  },
+  {
+    // pino takes the pid and host name for every line at load: the build's, after a startup snapshot.
+    what: 'pino/pino.js',
+    filter: /[\\/]node_modules[\\/]pino[\\/]pino\.js$/,
+    contents: (_seaDir, _root, source) =>
+      /^ {2}base: \{ pid, hostname \},$/m.test(source)
+        ? afterSnapshot(source, 'defaultOptions.base = { pid: process.pid, hostname: os.hostname() };')
+        : undefined,
+  },
+  {
+    // prom-client's process_start_time_seconds, computed at load: the build's, after a startup snapshot.
+    what: 'prom-client/lib/metrics/processStartTime.js',
+    filter: /[\\/]node_modules[\\/]prom-client[\\/]lib[\\/]metrics[\\/]processStartTime\.js$/,
+    contents: (_seaDir, _root, source) => {
+      const start = 'startInSeconds = Math.round(Date.now() / 1000 - process.uptime());';
+      if (!source.includes(`const ${start}`)) return undefined;
+      return afterSnapshot(source.replace(`const ${start}`, `let ${start}`), start);
+    },
   },
 ];
+
+/**
+ * A CommonJS module's source with `code` run again when the executable starts from its startup
+ * snapshot, for what the module computed at load from the process (its pid, environment, start time).
+ */
+function afterSnapshot(source: string, code: string): string {
+  return (
+    `${source}\n{\n  const { startupSnapshot } = require('node:v8');\n` +
+    `  if (startupSnapshot.isBuildingSnapshot()) startupSnapshot.addDeserializeCallback(() => { ${code} });\n}\n`
+  );
+}
 
 /** mqtt-packet's `debug`, replaced by the quiet one (see the plugin). */
 const QUIET_DEBUG = 'mqtt-packet → quiet debug';
