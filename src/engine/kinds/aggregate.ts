@@ -137,9 +137,12 @@ function compute(a: AggregatePlan, st: AggregateState, i: number, from: number):
   }
 }
 
-/** A fresh group's state: empty columns (`count()` reads the times); running sums are made when needed. */
+/** The column of an aggregate without an argument (`count()` reads the times): empty, never written, one for all. */
+const NO_VALUES: unknown[] = Object.freeze([]) as unknown as unknown[];
+
+/** A fresh group's state: empty columns; running sums are made when needed. */
 function emptyWindow(plan: AggregateWindowPlan): AggregateState {
-  return { ats: [], values: plan.aggregates.map(() => []), start: 0 };
+  return { ats: [], values: plan.aggregates.map((a) => (a.arg ? [] : NO_VALUES)), start: 0 };
 }
 
 /** Moves the window's start past the entries before `from` and the oldest ones over the cap, then adds `row`. */
