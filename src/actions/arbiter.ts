@@ -121,6 +121,11 @@ export class Arbiter {
   private readonly capWindowMs = new Map<string, number>();
   private contact = new Map<string, number[]>();
   private cooldowns = new Map<string, number>();
+  /**
+   * Category → who (see `scopeOf`) → when an action of that category was last sent to them. By category first: a
+   * few categories, and per scope one entry rather than a map of its own (a device that went offline is remembered
+   * for the exclusive rule's `for`, two hours in the shipped policy).
+   */
   private active = new Map<string, Map<string, number>>();
 
   constructor(policy: Policy | undefined) {
@@ -157,19 +162,17 @@ export class Arbiter {
     for (const [key, untilMs] of this.cooldowns) {
       if (untilMs <= now) this.cooldowns.delete(key);
     }
-    for (const [scope, categories] of this.active) {
-      for (const [category, at] of categories) {
-        const forMs = this.activeForMs.get(category);
-        if (forMs === undefined || at + forMs <= now) categories.delete(category);
-      }
-      if (categories.size === 0) this.active.delete(scope);
+    for (const [category, scopes] of this.active) {
+      const forMs = this.activeForMs.get(category);
+      for (const [scope, at] of scopes) if (forMs === undefined || at + forMs <= now) scopes.delete(scope);
+      if (scopes.size === 0) this.active.delete(category);
     }
   }
 
   snapshot(): ArbiterState {
     const active: ArbiterState['active'] = [];
-    for (const [scope, categories] of this.active) {
-      for (const [category, at] of categories) active.push([scope, category, at]);
+    for (const [category, scopes] of this.active) {
+      for (const [scope, at] of scopes) active.push([scope, category, at]);
     }
     return {
       version: 2,
@@ -222,7 +225,7 @@ export class Arbiter {
 
     for (const rule of this.policy.exclusive) {
       if (!rule.suppress.includes(action.category)) continue;
-      const at = this.active.get(scopeOf(rule.by, action.actor, profileOf))?.get(rule.active);
+      const at = this.active.get(rule.active)?.get(scopeOf(rule.by, action.actor, profileOf));
       if (at !== undefined && now < at + rule.forMs) return `exclusive:${rule.active}`;
     }
 
@@ -252,9 +255,9 @@ export class Arbiter {
   }
 
   private remember(scope: string, category: string, at: number): void {
-    let categories = this.active.get(scope);
-    if (!categories) this.active.set(scope, (categories = new Map<string, number>()));
-    categories.set(category, Math.max(at, categories.get(category) ?? Number.NEGATIVE_INFINITY));
+    let scopes = this.active.get(category);
+    if (!scopes) this.active.set(category, (scopes = new Map<string, number>()));
+    scopes.set(scope, Math.max(at, scopes.get(scope) ?? Number.NEGATIVE_INFINITY));
   }
 }
 

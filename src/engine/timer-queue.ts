@@ -60,7 +60,8 @@ export class TimerQueue {
   schedule(key: string, dueAt: number, actor?: string): void {
     const existing = this.slotOf.get(key);
     if (existing !== undefined) {
-      this.actors[existing] = actor;
+      // An equal actor keeps the string already held (each event's id is a string of its own).
+      if (this.actors[existing] !== actor) this.actors[existing] = actor;
       this.due[existing] = dueAt;
       this.seq[existing] = this.nextSeq++;
       const i = this.pos[existing] as number;

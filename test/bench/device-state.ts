@@ -5,6 +5,7 @@
 // an MQTT topic as ingest does. Parts are measured by dropping them one at a time (heap used plus typed arrays'
 // backing stores, after full collections). See docs/benchmarks.md ("Churn at the target's size").
 import { parseArgs } from 'node:util';
+import { Arbiter } from '../../src/actions/index.js';
 import { Engine, TimerQueue } from '../../src/engine/index.js';
 import type { Effect } from '../../src/engine/index.js';
 import { loadRulesDir, shippedRulesDir } from '../../src/rules/index.js';
@@ -30,9 +31,14 @@ const rules = loaded.rules;
 /** Heap used for the devices' state with the parts named kept (the others are not built). */
 async function measure(
   parts: ReadonlySet<string>,
+  scenario?: string,
 ): Promise<{ bytes: number; groups: number; timers: number }> {
   const base = used();
-  const engine = new Engine(rules, { gateway: 'gw-probe' });
+  const only =
+    scenario === undefined
+      ? rules
+      : { ...rules, scenarios: rules.scenarios.filter((s) => s.id === scenario) };
+  const engine = new Engine(only, { gateway: 'gw-probe' });
   let now = 1_780_000_000_000;
   const driver = parts.has('timers')
     ? new TimerDriver(new TimerQueue(), { now: () => now }, () => undefined)
@@ -75,6 +81,39 @@ async function measure(
   return out;
 }
 
+/**
+ * The arbiter's memory of each device's `device-offline` action once its silence fired: under the shipped policy, its
+ * cooldown (10 minutes) and, the action being `support`, the exclusive rule's memory of it (2 hours).
+ */
+function measureArbiter(): number {
+  const base = used();
+  const arbiter = new Arbiter(rules.policy);
+  let now = 1_780_000_000_000;
+  for (let i = 0; i < devices; i++) {
+    const actor = Buffer.from(`churn-${i}`).toString('utf8');
+    const action = {
+      id: `a${i}`,
+      gateway: 'gw-probe',
+      scenario: 'device-offline',
+      action: 'device-offline',
+      actor,
+      priority: 90,
+      category: 'support',
+      decidedAt: now,
+      eventAt: now,
+      payload: {},
+    };
+    arbiter.decide([{ action, to: ['upstream'] }], now++);
+  }
+  const bytes = used() - base;
+  if (arbiter.snapshot().active.length !== devices)
+    throw new Error('the arbiter did not remember every device');
+  return bytes;
+}
+
+const arbiterBytes = measureArbiter();
+const silence = await measure(new Set(), 'device-offline');
+const window = await measure(new Set(), 'hot-average');
 const engineOnly = await measure(new Set());
 const withTimers = await measure(new Set(['timers']));
 const all = await measure(new Set(['timers', 'last-seen']));
@@ -88,9 +127,12 @@ process.stdout.write(
     '| part | bytes per device |',
     '| --- | -: |',
     `| engine groups (both scenarios: states, map entries, keys) | ${per(engineOnly.bytes)} |`,
+    `| of which device-offline's silence (alone) | ${per(silence.bytes)} |`,
+    `| of which hot-average's window of 3 readings (alone) | ${per(window.bytes)} |`,
     `| silence timer (timer queue, timer-to-actor map, key) | ${per(withTimers.bytes - engineOnly.bytes)} |`,
     `| last-seen time | ${per(all.bytes - withTimers.bytes)} |`,
     `| **all** | **${per(all.bytes)}** |`,
+    `| then, once its silence fired: the arbiter's memory of its device-offline action | ${per(arbiterBytes)} |`,
     '',
   ].join('\n'),
 );
