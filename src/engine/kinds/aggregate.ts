@@ -17,6 +17,7 @@ import type { DiagramBox, GroupExplanation, KindDiagram, Show } from './view.js'
 import { calendarLabel, calendarWindow, windowStart } from './calendar.js';
 import type { CalendarWindow } from './calendar.js';
 import { pruneWindows } from './window.js';
+import { AggregateGroups } from './aggregate-groups.js';
 
 export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
 const AGGREGATE_FNS: readonly AggregateFn[] = ['count', 'sum', 'avg', 'min', 'max', 'first', 'last'];
@@ -292,13 +293,11 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
   if (group === undefined) return;
   if (!rowOf(step, rt, vars, ev.actor, scratchRow)) return;
 
-  let st = rt.groups.get(group);
-  if (st === undefined) {
-    st = emptyWindow(plan);
-    rt.groups.set(group, st);
-  }
+  const st = rt.groups.get(group) ?? emptyWindow(plan);
   const from = slide(plan, st, ev.at, scratchRow);
   const extra = plan.windows ? windowValues(plan, plan.windows, st, from, ev.at) : values(plan, st, from);
+  // Set again once changed (running sums included): the groups' map packs a small window (AggregateGroups).
+  rt.groups.set(group, st);
   const last = seen(ev, true);
   if (plan.having) {
     const havingVars: Vars = { ...vars, last, group, ...extra };
@@ -628,6 +627,13 @@ export const aggregate: ScenarioKind<AggregateWindowPlan, AggregateState> = {
   horizonMs: (plan) => plan.windowMs,
   stopsAt: (plan) => plan.where,
   onEvent: onAggregateEvent,
+  // A small window packed into one array: at a high churn of devices, most of them hold a few readings.
+  groups: (plan) =>
+    new AggregateGroups(
+      plan.aggregates.map((a) => a.arg !== undefined),
+      NO_VALUES,
+      SMALL_WINDOW,
+    ),
   prune: pruneAggregate,
   progress: (plan, { ats, start = 0 }) => {
     const n = ats.length - start;
