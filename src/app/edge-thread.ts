@@ -291,4 +291,10 @@ async function main(): Promise<void> {
   post({ kind: 'listening', address: broker.address, tls: broker.tlsAddress });
 }
 
-await main();
+// Not awaited at the top level: the single executable runs this module as CommonJS (build/bundle.ts). A failure
+// ends the thread as an uncaught exception does.
+main().catch((err: unknown) => {
+  process.nextTick(() => {
+    throw err;
+  });
+});

@@ -389,17 +389,23 @@ class EdgeLink {
 }
 
 /**
- * The edge thread's module: the compiled `edge-thread.js` beside this file, or under the TypeScript sources (the
- * tests) `edge-thread.ts` through tsx. A build that has no such file (the single executable) cannot run two threads.
+ * The edge thread's module beside this file: compiled (`edge-thread.js`), the single executable's own bundle of it
+ * (`edge-thread.cjs`, written out with the executable's files), or under the TypeScript sources (the tests)
+ * `edge-thread.ts` through tsx.
  */
 function edgeThreadEntry(): { entry: URL; execArgv?: string[] } {
   const here = import.meta.url;
-  const source = here.endsWith('.ts');
-  const entry = new URL(source ? './edge-thread.ts' : './edge-thread.js', here);
-  if (entry.protocol !== 'file:' || !existsSync(fileURLToPath(entry))) {
-    throw new ConfigError('threads: 2 is not available in this build (the edge thread module is missing)', {
-      hint: 'run with threads: 1, or from the npm package',
-    });
+  const candidates: Array<[string, string[] | undefined]> = [
+    ['./edge-thread.js', undefined],
+    ['./edge-thread.cjs', undefined],
+    ['./edge-thread.ts', ['--import', 'tsx']],
+  ];
+  for (const [name, execArgv] of candidates) {
+    const entry = new URL(name, here);
+    if (entry.protocol === 'file:' && existsSync(fileURLToPath(entry)))
+      return execArgv ? { entry, execArgv } : { entry };
   }
-  return source ? { entry, execArgv: ['--import', 'tsx'] } : { entry };
+  throw new ConfigError('threads: 2 is not available in this build (the edge thread module is missing)', {
+    hint: 'run with threads: 1',
+  });
 }
