@@ -21,6 +21,8 @@ export type SessionTell = (method: SessionMethod, args: unknown[]) => void;
  */
 export class EdgeSessions implements SessionPersistence {
   readonly #subscriptions = new MemoryPersistence();
+  /** The broker it serves, once set up (aedes-persistence's interface has it). */
+  broker: { id: string } | undefined;
 
   constructor(
     private readonly call: SessionCall,
@@ -28,6 +30,7 @@ export class EdgeSessions implements SessionPersistence {
   ) {}
 
   async setup(broker: { id: string }): Promise<void> {
+    this.broker = broker;
     await this.#subscriptions.setup(broker);
     const held = (await this.call('setup', [{ id: broker.id }])) as Array<[string, StoredSubscription[]]>;
     for (const [id, subs] of held) await this.#subscriptions.addSubscriptions({ id }, subs);
@@ -128,7 +131,10 @@ export class EdgeSessions implements SessionPersistence {
     await this.call('cleanIncoming', [{ id: client.id }]);
   }
 
+  /** As `MqttSessions.putWill`, which marks the will with the broker's id and its client's. */
   async putWill(client: SessionClient, packet: StoredPacket): Promise<void> {
+    packet.brokerId = this.broker?.id ?? '';
+    packet.clientId = client.id;
     await this.call('putWill', [{ id: client.id }, plain(packet)]);
   }
 
