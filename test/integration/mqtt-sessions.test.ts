@@ -50,6 +50,15 @@ async function counter(gw: Gateway, name: string, labels: Record<string, string>
     .reduce((sum, v) => sum + v.value, 0);
 }
 
+/** Resolves once the broker has seen every client go: what is published next is queued for their sessions. */
+async function offline(gw: Gateway): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while ((await counter(gw, 'vigil_devices_connected')) > 0) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the clients to be gone');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /**
  * Sends a raw CONNECT (MQTT 3.1.1) with a zero-length client id, which mqtt.js refuses to send with a persistent
  * session. Resolves with the CONNACK's return code, then whether the connection closed or answers a PINGREQ.
@@ -81,6 +90,7 @@ describe.each([1, 2] as const)('persistent sessions, threads: %i', (threads) => 
     const first = await connect(port, { clientId: 'dev-1', clean: false });
     await first.client.subscribeAsync('devices/dev-1/commands/#', { qos: 1 });
     await first.client.endAsync();
+    await offline(gw);
 
     const console1 = await connect(port, { clientId: 'console' });
     for (const n of [1, 2, 3, 4, 5]) {
