@@ -14,10 +14,14 @@ export type SessionTell = (method: SessionMethod, args: unknown[]) => void;
 
 /**
  * The edge thread's aedes persistence (`threads: 2`): the sessions and retained messages are the decision thread's
- * `MqttSessions`, in its LevelDB, and each call crosses there as a record and waits for its answer (the records of
- * a turn cross together). Streams come back as one list. Only the subscriptions are also kept here, a copy made
- * at start and changed with each call that changes them (and a session's expiry): aedes matches every QoS 1
- * publish against them (`subscriptionsByTopic`), which would otherwise cross twice per device event.
+ * `MqttSessions`, in its LevelDB, and each call crosses there as a record (the records of a turn cross together).
+ * A call that changes the store does not wait: `MqttSessions` applies it as it arrives, in the order sent, and
+ * writes behind as with one thread, so a call that reads (an answer crossing back, by id; a stream as one list)
+ * sees every change sent before it. Waiting would let a message that needs no such call (QoS 0, not retained)
+ * overtake one that does, from the same publisher or to the same subscriber [MQTT-4.6.0-5]. Only the subscriptions
+ * are also kept here, a copy made at start and changed with each call that changes them (and a session's expiry):
+ * aedes matches every QoS 1 publish against them (`subscriptionsByTopic`), and a device event has no persistent
+ * subscriber, so nothing of it crosses.
  */
 export class EdgeSessions implements SessionPersistence {
   readonly #subscriptions = new MemoryPersistence();
@@ -50,7 +54,8 @@ export class EdgeSessions implements SessionPersistence {
   }
 
   async storeRetained(packet: StoredPacket): Promise<void> {
-    await this.call('storeRetained', [plain(packet)]);
+    this.tell('storeRetained', [plain(packet)]);
+    return Promise.resolve();
   }
 
   createRetainedStream(pattern: string): Readable {
@@ -62,18 +67,18 @@ export class EdgeSessions implements SessionPersistence {
   }
 
   async addSubscriptions(client: SessionClient, subs: StoredSubscription[]): Promise<void> {
+    this.tell('addSubscriptions', [{ id: client.id }, subs.map(plain)]);
     await this.#subscriptions.addSubscriptions({ id: client.id }, subs);
-    await this.call('addSubscriptions', [{ id: client.id }, subs.map(plain)]);
   }
 
   async removeSubscriptions(client: SessionClient, topics: string[]): Promise<void> {
+    this.tell('removeSubscriptions', [{ id: client.id }, topics]);
     await this.#subscriptions.removeSubscriptions({ id: client.id }, topics);
-    await this.call('removeSubscriptions', [{ id: client.id }, topics]);
   }
 
   async cleanSubscriptions(client: SessionClient): Promise<void> {
+    this.tell('cleanSubscriptions', [{ id: client.id }]);
     await this.#subscriptions.cleanSubscriptions({ id: client.id });
-    await this.call('cleanSubscriptions', [{ id: client.id }]);
   }
 
   subscriptionsByClient(client: SessionClient): Promise<StoredSubscription[]> {
@@ -89,22 +94,32 @@ export class EdgeSessions implements SessionPersistence {
   }
 
   async outgoingEnqueue(sub: { clientId: string }, packet: StoredPacket): Promise<void> {
-    await this.call('outgoingEnqueue', [{ clientId: sub.clientId }, plain(packet)]);
+    this.tell('outgoingEnqueue', [{ clientId: sub.clientId }, plain(packet)]);
+    return Promise.resolve();
   }
 
+  /** Called for every QoS 1 publish (a device event too), mostly with no persistent subscriber: nothing crosses. */
   async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: StoredPacket): Promise<void> {
+    if (subs.length === 0) return Promise.resolve();
     const clients = subs.map((sub) => ({ clientId: sub.clientId }));
-    await this.call('outgoingEnqueueCombi', [clients, plain(packet)]);
+    this.tell('outgoingEnqueueCombi', [clients, plain(packet)]);
+    return Promise.resolve();
   }
 
   async outgoingUpdate(client: SessionClient, packet: StoredPacket): Promise<void> {
-    await this.call('outgoingUpdate', [{ id: client.id }, plain(packet)]);
+    this.tell('outgoingUpdate', [{ id: client.id }, plain(packet)]);
+    return Promise.resolve();
   }
 
+  /**
+   * Every PUBACK comes here. A client of a clean session has no messages in the store (aedes queues only for
+   * persistent ones), so its PUBACKs do not cross.
+   */
   async outgoingClearMessageId(
-    client: SessionClient,
+    client: SessionClient & { clean?: boolean },
     packet: { messageId?: number | undefined },
   ): Promise<StoredPacket | undefined> {
+    if (client.clean === true) return undefined;
     const args = [{ id: client.id }, plain({ messageId: packet.messageId })];
     return asPacket((await this.call('outgoingClearMessageId', args)) ?? undefined) as
       StoredPacket | undefined;
@@ -115,7 +130,8 @@ export class EdgeSessions implements SessionPersistence {
   }
 
   async incomingStorePacket(client: SessionClient, packet: StoredPacket): Promise<void> {
-    await this.call('incomingStorePacket', [{ id: client.id }, plain(packet)]);
+    this.tell('incomingStorePacket', [{ id: client.id }, plain(packet)]);
+    return Promise.resolve();
   }
 
   async incomingGetPacket(client: SessionClient, packet: { messageId?: number }): Promise<StoredPacket> {
@@ -124,18 +140,21 @@ export class EdgeSessions implements SessionPersistence {
   }
 
   async incomingDelPacket(client: SessionClient, packet: { messageId?: number }): Promise<void> {
-    await this.call('incomingDelPacket', [{ id: client.id }, plain({ messageId: packet.messageId })]);
+    this.tell('incomingDelPacket', [{ id: client.id }, plain({ messageId: packet.messageId })]);
+    return Promise.resolve();
   }
 
   async cleanIncoming(client: SessionClient): Promise<void> {
-    await this.call('cleanIncoming', [{ id: client.id }]);
+    this.tell('cleanIncoming', [{ id: client.id }]);
+    return Promise.resolve();
   }
 
   /** As `MqttSessions.putWill`, which marks the will with the broker's id and its client's. */
   async putWill(client: SessionClient, packet: StoredPacket): Promise<void> {
     packet.brokerId = this.broker?.id ?? '';
     packet.clientId = client.id;
-    await this.call('putWill', [{ id: client.id }, plain(packet)]);
+    this.tell('putWill', [{ id: client.id }, plain(packet)]);
+    return Promise.resolve();
   }
 
   async getWill(client: SessionClient): Promise<StoredPacket | undefined> {
