@@ -69,7 +69,23 @@ async function main(): Promise<void> {
       }),
     (r) => `${r.inputs} modules, ${mb(r.bytes)}`,
   );
-  const tree = treeEntries(bundled.importMetaUsers);
+  // The edge thread's module (`threads: 2`), a file of its own in the executable's files for a worker to load.
+  const edgeBundle = await step(
+    'bundle src/app/edge-thread.ts',
+    () =>
+      bundle({
+        root: ROOT,
+        entry: join(ROOT, 'src', 'app', 'edge-thread.ts'),
+        outFile: join(OUT, 'edge-thread.cjs'),
+        seaDir: join(ROOT, 'build', 'sea'),
+        kind: 'edge-thread',
+      }),
+    (r) => `${r.inputs} modules, ${mb(r.bytes)}`,
+  );
+  const withFiles = edgeBundle.importMetaUsers.filter((m) => (MODULE_FILES[m] ?? []).length > 0);
+  if (withFiles.length > 0)
+    throw new Error(`the edge thread has no files, but ${withFiles.join(', ')} reads some`);
+  const tree = treeEntries([...bundled.importMetaUsers, ...edgeBundle.importMetaUsers]);
   // The blob must come from exactly the Node version it runs on: the host's copy of the pinned one.
   const generator = await step(`fetch node ${NODE_VERSION} for ${host}`, () => nodeBinary(host));
   for (const target of targets) await makeExecutable(target, target === host, generator, tree);
