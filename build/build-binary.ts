@@ -53,7 +53,7 @@ interface Asset {
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { target: { type: 'string', multiple: true }, snapshot: { type: 'boolean', default: true } },
+    options: { target: { type: 'string', multiple: true }, snapshot: { type: 'boolean', default: false } },
     allowNegative: true,
   });
   const targets = (values.target ?? [...TARGETS]).map(parseTarget);
@@ -72,7 +72,23 @@ async function main(): Promise<void> {
       }),
     (r) => `${r.inputs} modules, ${mb(r.bytes)}`,
   );
-  const tree = treeEntries(bundled.importMetaUsers);
+  // The edge thread's module (`threads: 2`), a file of its own in the executable's files for a worker to load.
+  const edgeBundle = await step(
+    'bundle src/app/edge-thread.ts',
+    () =>
+      bundle({
+        root: ROOT,
+        entry: join(ROOT, 'src', 'app', 'edge-thread.ts'),
+        outFile: join(OUT, 'edge-thread.cjs'),
+        seaDir: join(ROOT, 'build', 'sea'),
+        kind: 'edge-thread',
+      }),
+    (r) => `${r.inputs} modules, ${mb(r.bytes)}`,
+  );
+  const withFiles = edgeBundle.importMetaUsers.filter((m) => (MODULE_FILES[m] ?? []).length > 0);
+  if (withFiles.length > 0)
+    throw new Error(`the edge thread has no files, but ${withFiles.join(', ')} reads some`);
+  const tree = treeEntries([...bundled.importMetaUsers, ...edgeBundle.importMetaUsers]);
   // The blob must come from exactly the Node version it runs on: the host's copy of the pinned one.
   const generator = await step(`fetch node ${NODE_VERSION} for ${host}`, () => nodeBinary(host));
   for (const target of targets) {
@@ -137,9 +153,11 @@ async function makeExecutable(
 }
 
 /**
- * Writes the SEA blob. For the host, with a V8 startup snapshot of the bundle's modules when it builds
- * (`useSnapshot`; `--no-snapshot` skips it), else with V8's code cache: either is made by running the
+ * Writes the SEA blob. For the host, with V8's code cache, or with `--snapshot` a V8 startup snapshot of
+ * the bundle's modules when it builds (`useSnapshot`), else the code cache: either is made by running the
  * host's Node, which cannot run another target's, and the two cannot be combined. Says which it made.
+ * Not the default: on Node 24.21 a worker thread started by a process restored from a user snapshot
+ * aborts when it loads `net` (`shutdown_wrap_template_.IsEmpty()`), so `threads: 2` fails with it.
  */
 async function seaBlob(
   target: Target,

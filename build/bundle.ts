@@ -12,7 +12,7 @@ interface Substitute {
 
 // Each of these must be found, or the executable would look for files that are not there: the build
 // fails when a dependency update moves one.
-const SUBSTITUTES: readonly Substitute[] = [
+const APP_SUBSTITUTES: readonly Substitute[] = [
   {
     // node-gyp-build looks for the addon next to the package; it is an asset instead. No JS fallback.
     what: 'classic-level/binding.js',
@@ -81,6 +81,20 @@ function afterSnapshot(source: string, code: string): string {
   );
 }
 
+// The edge thread's bundle (`threads: 2`) is a file of its own that a worker thread loads: it reads no assets
+// and opens no store. cbor-x runs there without its addon (as it does when the addon cannot load), and LevelDB
+// must not be in it at all.
+const EDGE_SUBSTITUTES: readonly Substitute[] = [
+  {
+    what: 'cbor-extract/index.js',
+    filter: /[\\/]node_modules[\\/]cbor-extract[\\/]index\.js$/,
+    contents: () => `throw new Error('cbor-extract is not loaded on the edge thread');\n`,
+  },
+];
+
+/** What a bundle is of: the command line (the executable's main), or the edge thread's module. */
+export type BundleKind = 'app' | 'edge-thread';
+
 /** mqtt-packet's `debug`, replaced by the quiet one (see the plugin). */
 const QUIET_DEBUG = 'mqtt-packet → quiet debug';
 
@@ -101,13 +115,19 @@ export async function bundle(opts: {
   entry: string;
   outFile: string;
   seaDir: string;
+  kind?: BundleKind;
 }): Promise<BundleResult> {
+  const edge = opts.kind === 'edge-thread';
+  const substitutes = edge ? EDGE_SUBSTITUTES : APP_SUBSTITUTES;
+  // The edge thread has no embedded files: a module there that looks for its own (quiet-debug.ts, which
+  // expects to find nothing when bundled) gets no URL.
+  const moduleUrlHelper = `${opts.seaDir}/${edge ? 'no-module-files.ts' : 'embedded-tree.ts'}`;
   const found = new Set<string>();
   const metaUsers = new Set<string>();
   const plugin: Plugin = {
     name: 'vigil-sea',
     setup(b) {
-      for (const s of SUBSTITUTES) {
+      for (const s of substitutes) {
         b.onLoad({ filter: s.filter }, async (args) => {
           const contents = s.contents(opts.seaDir, opts.root, await readFile(args.path, 'utf8'));
           if (contents === undefined) return undefined;
@@ -136,7 +156,7 @@ export async function bundle(opts: {
         const source = await readFile(args.path, 'utf8');
         if (!source.includes('import.meta')) return undefined;
         metaUsers.add(rel);
-        const helper = JSON.stringify(`${opts.seaDir}/embedded-tree.ts`);
+        const helper = JSON.stringify(moduleUrlHelper);
         const body = source.replaceAll('import.meta.url', `__vigilModuleUrl(${JSON.stringify(rel)})`);
         if (body.includes('import.meta')) {
           return { errors: [{ text: `${rel}: only import.meta.url is supported in the executable` }] };
@@ -164,7 +184,7 @@ export async function bundle(opts: {
     logLevel: 'silent',
     plugins: [plugin],
   });
-  const missing = [...SUBSTITUTES.map((s) => s.what), QUIET_DEBUG].filter((what) => !found.has(what));
+  const missing = [...substitutes.map((s) => s.what), QUIET_DEBUG].filter((what) => !found.has(what));
   if (missing.length > 0) {
     throw new Error(`the bundle no longer loads ${missing.join(', ')}: update build/bundle.ts`);
   }
@@ -173,7 +193,9 @@ export async function bundle(opts: {
       `esbuild: ${w.location ? `${w.location.file}:${w.location.line}: ` : ''}${w.text}\n`,
     );
   }
-  const stray = Object.keys(result.metafile.inputs).filter((p) => /node-gyp-build|\.node$/.test(p));
+  const stray = Object.keys(result.metafile.inputs).filter(
+    (p) => /node-gyp-build|\.node$/.test(p) || (edge && /[\\/]classic-level[\\/]/.test(p)),
+  );
   if (stray.length > 0) {
     throw new Error(`the bundle still loads addons from node_modules: ${stray.join(', ')}`);
   }

@@ -24,6 +24,6 @@ export const MODULE_FILES: Readonly<Record<string, readonly TreeEntry[]>> = {
   'src/shared/release.ts': [],
   // Resolves aedes's mqtt-packet in node_modules; in the executable the bundle does that (build/bundle.ts).
   'src/broker/quiet-debug.ts': [],
-  // Finds the edge thread's module (`threads: 2`); the executable has none and refuses that setting.
-  'src/app/threaded-edge.ts': [],
+  // Starts the edge thread (`threads: 2`) from its module beside it: in the executable, its own bundle.
+  'src/app/threaded-edge.ts': [{ from: 'build/out/edge-thread.cjs', to: 'src/app/edge-thread.cjs' }],
 };

@@ -1,5 +1,6 @@
 import type { ContactPolicy, Policy } from '../rules/policy.js';
 import type { Action, Candidate, Expression, Profile } from '../shared/index.js';
+import { joinKey, KeyedTimes } from './keyed-times.js';
 import { byPriority } from './priority-order.js';
 
 /** Why a candidate was not sent. `ttl` is the uplink's, when an action waited too long in the outbox. */
@@ -54,10 +55,11 @@ function keyOf(...parts: string[]): string {
   return JSON.stringify(parts);
 }
 
-function cooldownKey(action: Action): string {
+/** The cooldown key of an action (`["actor", scenario, actor]` or `["group", scenario, group]`) as its parts. */
+function cooldownOf(action: Action): { head: string; last: string } {
   return action.group === undefined
-    ? keyOf('actor', action.scenario, action.actor)
-    : keyOf('group', action.scenario, action.group);
+    ? { head: keyOf('actor', action.scenario), last: action.actor }
+    : { head: keyOf('group', action.scenario), last: action.group };
 }
 
 /**
@@ -80,15 +82,27 @@ export function capCovers(cap: ContactPolicy, category: string): boolean {
  * The key `by` gives over `{ profile, actor }`: its value when it is a non-empty string or a number, otherwise
  * (no such field, an error) the actor's own key. Undefined `by`: the actor.
  */
-function scopeOf(by: Expression | undefined, actor: string, profileOf: ProfileOf | undefined): string {
-  if (!by) return keyOf('actor', actor);
+const ACTOR_SCOPE = keyOf('actor');
+
+/** Who a rule keyed `by` applies to, as the parts of its key: `["actor", actor]`, or `["by", by, value]`. */
+function scopePartsOf(
+  by: Expression | undefined,
+  actor: string,
+  profileOf: ProfileOf | undefined,
+): { head: string; last: string } {
+  if (!by) return { head: ACTOR_SCOPE, last: actor };
   const result = by.evaluate({ profile: profileOf?.(actor) ?? {}, actor });
   const value = result.ok ? result.value : undefined;
-  if (typeof value === 'string' && value !== '') return keyOf('by', by.source, value);
+  if (typeof value === 'string' && value !== '') return { head: keyOf('by', by.source), last: value };
   if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'bigint') {
-    return keyOf('by', by.source, String(value));
+    return { head: keyOf('by', by.source), last: String(value) };
   }
-  return keyOf('actor', actor);
+  return { head: ACTOR_SCOPE, last: actor };
+}
+
+function scopeOf(by: Expression | undefined, actor: string, profileOf: ProfileOf | undefined): string {
+  const { head, last } = scopePartsOf(by, actor, profileOf);
+  return joinKey(head, last);
 }
 
 /**
@@ -120,8 +134,14 @@ export class Arbiter {
   /** Cap id → the longest `per` of the caps alike. */
   private readonly capWindowMs = new Map<string, number>();
   private contact = new Map<string, number[]>();
-  private cooldowns = new Map<string, number>();
-  private active = new Map<string, Map<string, number>>();
+  /** Scenario with its group or actor → until when a repeat is held back (keys kept by their parts). */
+  private cooldowns = new KeyedTimes();
+  /**
+   * Category → who (see `scopeOf`) → when an action of that category was last sent to them. By category first: a
+   * few categories, and per scope one entry rather than a map of its own (a device that went offline is remembered
+   * for the exclusive rule's `for`, two hours in the shipped policy).
+   */
+  private active = new Map<string, KeyedTimes>();
 
   constructor(policy: Policy | undefined) {
     this.policy = policy ?? NO_POLICY;
@@ -154,27 +174,23 @@ export class Arbiter {
       if (kept.length === 0) this.contact.delete(key);
       else this.contact.set(key, kept);
     }
-    for (const [key, untilMs] of this.cooldowns) {
-      if (untilMs <= now) this.cooldowns.delete(key);
-    }
-    for (const [scope, categories] of this.active) {
-      for (const [category, at] of categories) {
-        const forMs = this.activeForMs.get(category);
-        if (forMs === undefined || at + forMs <= now) categories.delete(category);
-      }
-      if (categories.size === 0) this.active.delete(scope);
+    this.cooldowns.prune((untilMs) => untilMs <= now);
+    for (const [category, scopes] of this.active) {
+      const forMs = this.activeForMs.get(category);
+      scopes.prune((at) => forMs === undefined || at + forMs <= now);
+      if (scopes.size === 0) this.active.delete(category);
     }
   }
 
   snapshot(): ArbiterState {
     const active: ArbiterState['active'] = [];
-    for (const [scope, categories] of this.active) {
-      for (const [category, at] of categories) active.push([scope, category, at]);
+    for (const [category, scopes] of this.active) {
+      for (const [scope, at] of scopes.entries()) active.push([scope, category, at]);
     }
     return {
       version: 2,
       contact: [...this.contact].map(([key, sent]) => [key, [...sent]]),
-      cooldowns: [...this.cooldowns],
+      cooldowns: [...this.cooldowns.entries()],
       active,
     };
   }
@@ -205,8 +221,8 @@ export class Arbiter {
         [...sent].sort((a, b) => a - b),
       );
     }
-    for (const [key, untilMs] of state.cooldowns) arbiter.cooldowns.set(key, untilMs);
-    for (const [scope, category, at] of state.active) arbiter.remember(scope, category, at);
+    for (const [key, untilMs] of state.cooldowns) arbiter.cooldowns.setKey(key, untilMs);
+    for (const [scope, category, at] of state.active) arbiter.activeIn(category).setKey(scope, at, true);
     return arbiter;
   }
 
@@ -217,12 +233,14 @@ export class Arbiter {
   ): SuppressReason | undefined {
     const { action } = candidate;
     const cooldownMs = candidate.cooldownMs ?? this.policy.cooldownMs ?? 0;
-    const cooling = cooldownKey(action);
-    if (cooldownMs > 0 && now < (this.cooldowns.get(cooling) ?? Number.NEGATIVE_INFINITY)) return 'cooldown';
+    const cooling = cooldownOf(action);
+    const coolUntil = this.cooldowns.get(cooling.head, cooling.last);
+    if (cooldownMs > 0 && now < (coolUntil ?? Number.NEGATIVE_INFINITY)) return 'cooldown';
 
     for (const rule of this.policy.exclusive) {
       if (!rule.suppress.includes(action.category)) continue;
-      const at = this.active.get(scopeOf(rule.by, action.actor, profileOf))?.get(rule.active);
+      const scope = scopePartsOf(rule.by, action.actor, profileOf);
+      const at = this.active.get(rule.active)?.get(scope.head, scope.last);
       if (at !== undefined && now < at + rule.forMs) return `exclusive:${rule.active}`;
     }
 
@@ -237,10 +255,10 @@ export class Arbiter {
       counted.set(key, sent);
     }
 
-    if (cooldownMs > 0) this.cooldowns.set(cooling, now + cooldownMs);
+    if (cooldownMs > 0) this.cooldowns.set(cooling.head, cooling.last, now + cooldownMs);
     for (const rule of this.policy.exclusive) {
       if (rule.active === action.category)
-        this.remember(scopeOf(rule.by, action.actor, profileOf), rule.active, now);
+        this.remember(scopePartsOf(rule.by, action.actor, profileOf), rule.active, now);
     }
     for (const [key, sent] of counted) {
       // Within the longest window of the caps alike and under its `max` by now, so the list stays bounded. Kept
@@ -251,10 +269,19 @@ export class Arbiter {
     return undefined;
   }
 
-  private remember(scope: string, category: string, at: number): void {
-    let categories = this.active.get(scope);
-    if (!categories) this.active.set(scope, (categories = new Map<string, number>()));
-    categories.set(category, Math.max(at, categories.get(category) ?? Number.NEGATIVE_INFINITY));
+  private remember(scope: { head: string; last: string }, category: string, at: number): void {
+    const scopes = this.activeIn(category);
+    scopes.set(
+      scope.head,
+      scope.last,
+      Math.max(at, scopes.get(scope.head, scope.last) ?? Number.NEGATIVE_INFINITY),
+    );
+  }
+
+  private activeIn(category: string): KeyedTimes {
+    let scopes = this.active.get(category);
+    if (!scopes) this.active.set(category, (scopes = new KeyedTimes()));
+    return scopes;
   }
 }
 

@@ -139,12 +139,19 @@ function heldBack(
   return qos > 0 || decision.durable.congested ? accepted : undefined;
 }
 
-/** The broker's persistent sessions and retained messages, in the store's LevelDB (docs/mqtt.md). */
-async function openSessions(base: Foundation): Promise<MqttSessions> {
+/**
+ * The broker's persistent sessions and retained messages, in the store's LevelDB (docs/mqtt.md); `onExpired` is
+ * told of each session that expires, after the metrics.
+ */
+export async function openSessions(
+  base: Foundation,
+  onExpired?: (clientId: string) => void,
+): Promise<MqttSessions> {
   const { config, logger, metrics, store } = base;
   const { sessions: limits, retained } = config.mqtt;
   let opened: MqttSessions | undefined;
   const zero = { sessions: 0, queued: 0, queuedBytes: 0, retained: 0, retainedBytes: 0 };
+  const observers = sessionMetrics(metrics.registry, logger, () => opened?.stats() ?? zero);
   const sessions = await MqttSessions.open(store.db, {
     limits: {
       maxQueued: limits.maxQueued,
@@ -155,7 +162,11 @@ async function openSessions(base: Foundation): Promise<MqttSessions> {
       retainedBytes: retained.maxBytes,
     },
     syncIntervalMs: config.durability.syncInterval,
-    ...sessionMetrics(metrics.registry, logger, () => opened?.stats() ?? zero),
+    ...observers,
+    onExpired: (clientId, queued) => {
+      observers.onExpired(clientId, queued);
+      onExpired?.(clientId);
+    },
   });
   opened = sessions;
   if (sessions.unreadableOnOpen > 0) {
@@ -168,7 +179,7 @@ async function openSessions(base: Foundation): Promise<MqttSessions> {
 }
 
 /** For a start that failed: closes what was opened for it, then fails as it did. */
-function closeAndThrow(opened: { close(): Promise<void> }): (err: unknown) => Promise<never> {
+export function closeAndThrow(opened: { close(): Promise<void> }): (err: unknown) => Promise<never> {
   return async (err) => {
     await opened.close();
     throw err;

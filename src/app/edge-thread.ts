@@ -20,7 +20,10 @@ import {
   type EdgeControl,
   type EdgeRecord,
   type EdgeThreadData,
+  type SessionMethod,
+  asPacket,
 } from './edge-wire.js';
+import { EdgeSessions } from './edge-sessions.js';
 import { guardOptions } from './guard-options.js';
 
 /** How much of a refused payload the dead letter carries (as `Ingest` does). */
@@ -39,6 +42,11 @@ class EdgeThread {
     number,
     { resolve: (v: VerifyVerdict) => void; reject: (e: Error) => void }
   >();
+  private readonly asking = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly sessions = new EdgeSessions(
+    (method, args) => this.ask(method, args),
+    (method, args) => this.send([ToDecision.Session, null, method, args]),
+  );
   private nextId = 1;
   /** The decision thread's queues are half full: QoS 0 publishers wait too (see `heldBack` in device-edge.ts). */
   private congested = false;
@@ -80,7 +88,7 @@ class EdgeThread {
         host: mqtt.tls.host ?? mqtt.host,
         port: mqtt.tls.port,
       },
-      noSessionStore: 'sessions and retained messages are not kept with threads: 2',
+      sessions: this.sessions,
       hooks: {
         onPublish: (client, topic, payload, qos, packet) =>
           this.publish(client.id, topic, payload, qos, packet),
@@ -167,6 +175,23 @@ class EdgeThread {
     };
   }
 
+  /** A persistence call of aedes, answered by the decision thread's `MqttSessions`. */
+  private ask(method: SessionMethod, args: unknown[]): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      const id = this.nextId++;
+      this.asking.set(id, { resolve, reject });
+      this.send([ToDecision.Session, id, method, args]);
+    });
+  }
+
+  private answered(requestId: number, ok: boolean, value: unknown): void {
+    const asked = this.asking.get(requestId);
+    this.asking.delete(requestId);
+    // Copied now: the batch goes back to the decision thread once read, and with it any payload bytes in `value`.
+    if (ok) asked?.resolve(Array.isArray(value) ? value.map(asPacket) : asPacket(value));
+    else asked?.reject(new Error(typeof value === 'string' ? value : 'the session store failed'));
+  }
+
   /** Credentials are in the store, on the decision thread: asked there. */
   private credentials(): CredentialCheck {
     return {
@@ -216,6 +241,10 @@ class EdgeThread {
       case ToEdge.Congested:
         this.congested = record[1];
         return;
+      case ToEdge.SessionReply:
+        return this.answered(record[1], record[2], record[3]);
+      case ToEdge.SessionExpired:
+        return this.sessions.expired(record[1]);
     }
   }
 
@@ -262,4 +291,10 @@ async function main(): Promise<void> {
   post({ kind: 'listening', address: broker.address, tls: broker.tlsAddress });
 }
 
-await main();
+// Not awaited at the top level: the single executable runs this module as CommonJS (build/bundle.ts). A failure
+// ends the thread as an uncaught exception does.
+main().catch((err: unknown) => {
+  process.nextTick(() => {
+    throw err;
+  });
+});

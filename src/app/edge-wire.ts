@@ -31,6 +31,11 @@ export const ToDecision = {
   Refused: 7,
   /** `[tag, counter, label]`: one of the guard's counters (`GuardCounters`), a name or a count as its label. */
   Guard: 8,
+  /**
+   * `[tag, requestId, method, args]`: a call of aedes on its persistence, for the decision thread's `MqttSessions`
+   * (`EdgeSessions`); `requestId` null: no answer wanted.
+   */
+  Session: 9,
 } as const;
 
 /** Decision → edge. */
@@ -49,6 +54,10 @@ export const ToEdge = {
   Disconnect: 6,
   /** `[tag, congested]`: while true, QoS 0 publishers wait too (for their record, and the queues to drain). */
   Congested: 7,
+  /** `[tag, requestId, ok, value]`: the answer to a `Session` call: its result, or (not ok) its error's message. */
+  SessionReply: 8,
+  /** `[tag, clientId]`: the session expired; its subscriptions are gone. */
+  SessionExpired: 9,
 } as const;
 
 export type EventRecord = [
@@ -75,7 +84,8 @@ export type EdgeRecord =
   | [typeof ToDecision.Verify, number, string, Uint8Array]
   | [typeof ToDecision.Sent, number, SendOutcome]
   | [typeof ToDecision.Refused, string]
-  | [typeof ToDecision.Guard, keyof GuardCounters, string | number | null];
+  | [typeof ToDecision.Guard, keyof GuardCounters, string | number | null]
+  | [typeof ToDecision.Session, number | null, SessionMethod, unknown[]];
 
 export type DecisionRecord =
   | [typeof ToEdge.Recorded, number[]]
@@ -84,7 +94,48 @@ export type DecisionRecord =
   | [typeof ToEdge.Publish, string, Uint8Array | string, 0 | 1, boolean, string | null]
   | [typeof ToEdge.Verified, number, 'ok' | 'unknown-device' | 'wrong-secret' | null, string | null]
   | [typeof ToEdge.Disconnect, string]
-  | [typeof ToEdge.Congested, boolean];
+  | [typeof ToEdge.Congested, boolean]
+  | [typeof ToEdge.SessionReply, number, boolean, unknown]
+  | [typeof ToEdge.SessionExpired, string];
+
+/** The persistence calls the edge thread's aedes makes that the decision thread answers. */
+export const SESSION_METHODS = [
+  'setup',
+  'sessionConnected',
+  'sessionDisconnected',
+  'storeRetained',
+  'createRetainedStream',
+  'createRetainedStreamCombi',
+  'addSubscriptions',
+  'removeSubscriptions',
+  'cleanSubscriptions',
+  'outgoingEnqueue',
+  'outgoingEnqueueCombi',
+  'outgoingUpdate',
+  'outgoingClearMessageId',
+  'outgoingStream',
+  'incomingStorePacket',
+  'incomingGetPacket',
+  'incomingDelPacket',
+  'cleanIncoming',
+  'putWill',
+  'getWill',
+  'delWill',
+  'streamWill',
+  'getClientList',
+] as const;
+export type SessionMethod = (typeof SESSION_METHODS)[number];
+
+/**
+ * A packet as it crossed, its payload copied out of the batch (which goes back to its sender once read) into a
+ * `Buffer` of its own, as aedes and the store keep it.
+ */
+export function asPacket<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  const packet = value as { payload?: unknown };
+  if (packet.payload instanceof Uint8Array) packet.payload = Buffer.from(packet.payload);
+  return value;
+}
 
 export function encodeRecord(record: EdgeRecord | DecisionRecord): Uint8Array {
   return encode(record);

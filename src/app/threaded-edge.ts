@@ -7,7 +7,14 @@ import { cloudEventMetrics, Ingest, type PublishMeta } from '../ingest/index.js'
 import { ConfigError, DEAD_LETTER_TOPIC, upstreamTopics, VigilError, type Event } from '../shared/index.js';
 import { Crossing } from '../threads/index.js';
 import type { DecisionModule } from './decision.js';
-import { commandsWithCloud, receiveCloudEvent, reportLimits, type DeviceEdge } from './device-edge.js';
+import {
+  closeAndThrow,
+  commandsWithCloud,
+  openSessions,
+  receiveCloudEvent,
+  reportLimits,
+  type DeviceEdge,
+} from './device-edge.js';
 import {
   decodeRecord,
   encodeRecord,
@@ -18,8 +25,10 @@ import {
   type EdgeRecord,
   type EdgeThreadData,
   type EventRecord,
+  type SessionMethod,
 } from './edge-wire.js';
 import type { Foundation } from './foundation.js';
+import { serveSessions } from './session-service.js';
 import type { UplinkModule } from './uplink.js';
 
 /** How long a stop waits for the edge thread to close its connections before it is terminated. */
@@ -38,7 +47,11 @@ export async function startThreadedEdge(
   uplink: UplinkModule,
 ): Promise<DeviceEdge> {
   const { config, logger, metrics, store } = base;
-  const edge = new EdgeLink(base, decision);
+  // The sessions live here, in LevelDB; the edge thread's aedes asks for them across (`EdgeSessions`).
+  const expiredTo: { edge?: EdgeLink } = {};
+  const sessions = await openSessions(base, (clientId) => expiredTo.edge?.expired(clientId));
+  const edge = new EdgeLink(base, decision, serveSessions(sessions));
+  expiredTo.edge = edge;
   const ingest = new Ingest({
     clock: () => decision.clock.now(),
     logger,
@@ -74,7 +87,7 @@ export async function startThreadedEdge(
     disconnected: (clientId, reason) => ingest.handleBrokerEvent(clientId, 'disconnected', { reason }),
     verify: (deviceId, secret) => credentials.verify(deviceId, secret),
   });
-  await edge.start();
+  await edge.start().catch(closeAndThrow(sessions));
   decision.onSent(({ action, to }, replay) => {
     if (to.includes('device')) commands.decided(action, replay);
   });
@@ -88,6 +101,7 @@ export async function startThreadedEdge(
     credentials,
     async stop() {
       await edge.stop();
+      await sessions.close();
       await ingest.drain();
       await commands.stop();
       reports.stop();
@@ -123,6 +137,7 @@ class EdgeLink {
   constructor(
     private readonly base: Foundation,
     private readonly decision: DecisionModule,
+    private readonly sessions: (method: SessionMethod, args: unknown[]) => Promise<unknown>,
   ) {
     const data: EdgeThreadData = { config: base.config, tls: base.files.mqttTls };
     const { entry, execArgv } = edgeThreadEntry();
@@ -182,6 +197,24 @@ class EdgeLink {
     setImmediate(() => {
       throw err;
     });
+  }
+
+  /** The session of `clientId` expired here: the edge thread forgets its subscriptions. */
+  expired(clientId: string): void {
+    this.send([ToEdge.SessionExpired, clientId]);
+  }
+
+  /** A persistence call of the edge thread's aedes; answered unless `requestId` is null. */
+  private session(requestId: number | null, method: SessionMethod, args: unknown[]): void {
+    const answer = this.sessions(method, args);
+    if (requestId === null) {
+      answer.catch((err: unknown) => this.base.logger.warn({ err, method }, 'mqtt session call failed'));
+      return;
+    }
+    answer.then(
+      (value) => this.send([ToEdge.SessionReply, requestId, true, value]),
+      (err: unknown) => this.send([ToEdge.SessionReply, requestId, false, (err as Error).message]),
+    );
   }
 
   disconnect(deviceId: string): boolean {
@@ -245,6 +278,8 @@ class EdgeLink {
         return;
       case ToDecision.Guard:
         return this.guardCounter(record[1], record[2]);
+      case ToDecision.Session:
+        return this.session(record[1], record[2], record[3]);
     }
   }
 
@@ -354,17 +389,23 @@ class EdgeLink {
 }
 
 /**
- * The edge thread's module: the compiled `edge-thread.js` beside this file, or under the TypeScript sources (the
- * tests) `edge-thread.ts` through tsx. A build that has no such file (the single executable) cannot run two threads.
+ * The edge thread's module beside this file: compiled (`edge-thread.js`), the single executable's own bundle of it
+ * (`edge-thread.cjs`, written out with the executable's files), or under the TypeScript sources (the tests)
+ * `edge-thread.ts` through tsx.
  */
 function edgeThreadEntry(): { entry: URL; execArgv?: string[] } {
   const here = import.meta.url;
-  const source = here.endsWith('.ts');
-  const entry = new URL(source ? './edge-thread.ts' : './edge-thread.js', here);
-  if (entry.protocol !== 'file:' || !existsSync(fileURLToPath(entry))) {
-    throw new ConfigError('threads: 2 is not available in this build (the edge thread module is missing)', {
-      hint: 'run with threads: 1, or from the npm package',
-    });
+  const candidates: Array<[string, string[] | undefined]> = [
+    ['./edge-thread.js', undefined],
+    ['./edge-thread.cjs', undefined],
+    ['./edge-thread.ts', ['--import', 'tsx']],
+  ];
+  for (const [name, execArgv] of candidates) {
+    const entry = new URL(name, here);
+    if (entry.protocol === 'file:' && existsSync(fileURLToPath(entry)))
+      return execArgv ? { entry, execArgv } : { entry };
   }
-  return source ? { entry, execArgv: ['--import', 'tsx'] } : { entry };
+  throw new ConfigError('threads: 2 is not available in this build (the edge thread module is missing)', {
+    hint: 'run with threads: 1',
+  });
 }

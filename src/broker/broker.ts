@@ -7,7 +7,7 @@ import { ClientTracker } from './client-tracker.js';
 import { Deliveries } from './deliveries.js';
 import { BrokerClosedError, listenHint } from './errors.js';
 import { guardPacketSize } from './packet-size-guard.js';
-import { EmptyClientIdError, NoPersistentSessionError } from './security-errors.js';
+import { EmptyClientIdError } from './security-errors.js';
 import { LISTEN_BACKLOG } from './limits.js';
 import { startTlsListener, type TlsListener } from './tls.js';
 import { SubscriptionTracker } from './subscriptions.js';
@@ -95,7 +95,6 @@ function aedesOptions(opts: BrokerOptions, clients: ClientTracker): AedesOptions
   const connections = new ConnectionNumbers();
   // Connections whose CONNECT has a zero-length client id and asks for a persistent session.
   const noSessionId = new WeakSet<Client>();
-  const noSession = new WeakSet<Client>();
   return {
     // No cap on messages in flight in aedes' mqemitter. With the default cap (100), messages past it wait in
     // a queue that each completed delivery drains by a synchronous call: a burst of device events (which no
@@ -110,7 +109,6 @@ function aedesOptions(opts: BrokerOptions, clients: ClientTracker): AedesOptions
     // aedes makes up an id for a zero-length one; only CONNECT itself tells that it was empty.
     preConnect: (client, packet, done) => {
       if (packet.clientId === '' && !packet.clean) noSessionId.add(client);
-      else if (!packet.clean && opts.noSessionStore !== undefined) noSession.add(client);
       done(null, true);
     },
     authenticate: (client, _username, _password, done) => {
@@ -120,14 +118,6 @@ function aedesOptions(opts: BrokerOptions, clients: ClientTracker): AedesOptions
         opts.logger.warn(
           { code: refused.code, reason: 'empty-client-id', address: clients.info(client).address },
           'mqtt connect refused',
-        );
-        return done(refused, false);
-      }
-      if (noSession.has(client)) {
-        const refused = new NoPersistentSessionError(opts.noSessionStore ?? '');
-        opts.logger.warn(
-          { code: refused.code, reason: 'persistent-session', address: clients.info(client).address },
-          refused.message,
         );
         return done(refused, false);
       }
@@ -231,17 +221,10 @@ function authorizePublish(
   done: (err?: Error | null) => void,
   clients: ClientTracker,
   connections: ConnectionNumbers,
-  opts: Pick<BrokerOptions, 'hooks' | 'logger' | 'noSessionStore'>,
+  opts: Pick<BrokerOptions, 'hooks' | 'logger'>,
 ): void {
   // A will left by another broker instance, replayed from persistence (none with in-memory persistence).
   if (client === null) return done(null);
-  if (packet.retain && opts.noSessionStore !== undefined) {
-    packet.retain = false;
-    opts.logger.warn(
-      { clientId: client.id, topic: packet.topic, reason: opts.noSessionStore },
-      'retained publish relayed without being retained',
-    );
-  }
   // aedes' default policy, kept: $SYS/ is the broker's own [MQTT-4.7.2-1].
   if (packet.topic.startsWith('$SYS/')) return done(new Error('$SYS/ topics are reserved to the broker'));
   if (!isDeviceEventTopic(packet.topic)) return done(null);

@@ -33,17 +33,6 @@ export class EmptyClientIdError extends GuardError {
   }
 }
 
-/**
- * A CONNECT that asks for a persistent session where the broker keeps none (`BrokerOptions.noSessionStore`):
- * CONNACK 0x03 (server unavailable), then the connection closes.
- */
-export class NoPersistentSessionError extends GuardError {
-  readonly returnCode = 3;
-  constructor(why: string) {
-    super('VIGIL_MQTT_CONNECT_REFUSED', `connect refused: no persistent sessions (${why})`);
-  }
-}
-
 /** A device kept publishing over its rate and was disconnected. */
 export class PublishRateError extends GuardError {
   constructor(perSecond: number, forMs: number) {

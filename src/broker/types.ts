@@ -73,11 +73,6 @@ export interface BrokerOptions {
   tls?: TlsListenerOptions | undefined;
   /** Durable sessions and retained messages; none: aedes keeps them in memory, until the broker stops. */
   sessions?: SessionPersistence | undefined;
-  /**
-   * Set: the broker keeps no sessions or retained messages, for this reason: a CONNECT asking for a persistent
-   * session (`clean: false`) is refused, and a retained publish is relayed without being retained (logged).
-   */
-  noSessionStore?: string | undefined;
 }
 
 export interface PublishOptions {

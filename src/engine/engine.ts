@@ -86,12 +86,11 @@ export class Engine {
       maxEmitDepth: opts.maxEmitDepth ?? DEFAULT_MAX_EMIT_DEPTH,
       lateAfterMs: opts.lateAfterMs ?? DEFAULT_LATE_AFTER_MS,
     };
-    this.runtimes = rules.scenarios.map((sc) => ({
-      sc,
-      groups: new Map<string, GroupState>(),
-      stats: { evaluations: 0, matches: 0, errors: 0 },
-      kind: kindOf(sc.when),
-    }));
+    this.runtimes = rules.scenarios.map((sc) => {
+      const kind = kindOf(sc.when);
+      const groups = kind.groups?.(sc.when) ?? new Map<string, GroupState>();
+      return { sc, groups, stats: { evaluations: 0, matches: 0, errors: 0 }, kind };
+    });
     for (const rt of this.runtimes) {
       this.byId.set(rt.sc.id, rt);
       if (rt.kind.hearsDevice?.(rt.sc.when) === true) this.deviceAny.push(rt);

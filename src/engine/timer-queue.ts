@@ -6,6 +6,14 @@ export interface TimerQueueState {
 
 const INITIAL_CAPACITY = 64;
 
+/** A pending timer as the queue hands it out. */
+export interface DueTimer {
+  key: string;
+  dueAt: number;
+  /** What it was scheduled with (whose profile its firing needs), if anything. */
+  actor?: string | undefined;
+}
+
 /**
  * Pending timers keyed by name: a binary min-heap on typed arrays with an index from key to slot, so a
  * million timers cost a few arrays rather than a million objects, and schedule, cancel and pop are
@@ -14,6 +22,8 @@ const INITIAL_CAPACITY = 64;
 export class TimerQueue {
   private readonly slotOf = new Map<string, number>();
   private keyOf: Array<string | undefined> = [];
+  /** Slot → the actor it was (last) scheduled with: kept here rather than in a map of its own beside the queue. */
+  private actors: Array<string | undefined> = [];
   private due = new Float64Array(INITIAL_CAPACITY);
   private seq = new Float64Array(INITIAL_CAPACITY);
   /** Slot → its index in the heap. */
@@ -40,10 +50,18 @@ export class TimerQueue {
     return slot === undefined ? undefined : this.due[slot];
   }
 
-  /** Arms `key` for `dueAt`, or moves it there when it is already pending. */
-  schedule(key: string, dueAt: number): void {
+  /** The actor a pending timer was (last) scheduled with. */
+  actorOf(key: string): string | undefined {
+    const slot = this.slotOf.get(key);
+    return slot === undefined ? undefined : this.actors[slot];
+  }
+
+  /** Arms `key` for `dueAt`, or moves it there when it is already pending; `actor` is handed out with it. */
+  schedule(key: string, dueAt: number, actor?: string): void {
     const existing = this.slotOf.get(key);
     if (existing !== undefined) {
+      // An equal actor keeps the string already held (each event's id is a string of its own).
+      if (this.actors[existing] !== actor) this.actors[existing] = actor;
       this.due[existing] = dueAt;
       this.seq[existing] = this.nextSeq++;
       const i = this.pos[existing] as number;
@@ -54,6 +72,7 @@ export class TimerQueue {
     const slot = this.allocate();
     this.slotOf.set(key, slot);
     this.keyOf[slot] = key;
+    this.actors[slot] = actor;
     this.due[slot] = dueAt;
     this.seq[slot] = this.nextSeq++;
     const i = this.count++;
@@ -71,24 +90,24 @@ export class TimerQueue {
   }
 
   /** The earliest pending timer. */
-  peek(): { key: string; dueAt: number } | undefined {
+  peek(): DueTimer | undefined {
     if (this.count === 0) return undefined;
     const slot = this.heap[0] as number;
-    return { key: this.keyOf[slot] as string, dueAt: this.due[slot] as number };
+    return { key: this.keyOf[slot] as string, dueAt: this.due[slot] as number, actor: this.actors[slot] };
   }
 
   /** Removes and returns the earliest pending timer. */
-  pop(): { key: string; dueAt: number } | undefined {
+  pop(): DueTimer | undefined {
     const top = this.peek();
     if (top) this.removeAt(0);
     return top;
   }
 
   /** Removes and returns every timer due at or before `now`, earliest first. */
-  popDue(now: number): Array<{ key: string; dueAt: number }> {
-    const out: Array<{ key: string; dueAt: number }> = [];
+  popDue(now: number): DueTimer[] {
+    const out: DueTimer[] = [];
     while (this.count > 0 && (this.due[this.heap[0] as number] as number) <= now) {
-      out.push(this.pop() as { key: string; dueAt: number });
+      out.push(this.pop() as DueTimer);
     }
     return out;
   }
@@ -96,6 +115,7 @@ export class TimerQueue {
   clear(): void {
     this.slotOf.clear();
     this.keyOf = [];
+    this.actors = [];
     this.count = 0;
     this.freeCount = 0;
     this.nextSlot = 0;
@@ -145,6 +165,7 @@ export class TimerQueue {
     const key = this.keyOf[slot] as string;
     this.slotOf.delete(key);
     this.keyOf[slot] = undefined;
+    this.actors[slot] = undefined;
     this.freeSlots[this.freeCount++] = slot;
     const last = this.heap[--this.count] as number;
     if (i < this.count) {

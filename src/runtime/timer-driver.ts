@@ -3,10 +3,11 @@ import type { FireTimer, Scheduler } from './scheduler.js';
 
 /** The pending-timer structure the driver arms real timers for (the engine's TimerQueue). */
 export interface TimerQueueLike {
-  schedule(key: string, dueAt: number): void;
+  /** `actor` is kept with the timer and handed out again when it falls due. */
+  schedule(key: string, dueAt: number, actor: string): void;
   cancel(key: string): void;
   peek(): { key: string; dueAt: number } | undefined;
-  popDue(now: number): Array<{ key: string; dueAt: number }>;
+  popDue(now: number): Array<{ key: string; dueAt: number; actor?: string | undefined }>;
   readonly size: number;
 }
 
@@ -21,8 +22,6 @@ export class TimerDriver implements Scheduler {
   private handle: NodeJS.Timeout | undefined;
   private armedFor = Number.POSITIVE_INFINITY;
   private stopped = false;
-  /** Whose profile each pending timer's firing needs. */
-  private readonly actors = new Map<string, string>();
 
   constructor(
     private readonly queue: TimerQueueLike,
@@ -39,14 +38,13 @@ export class TimerDriver implements Scheduler {
   }
 
   schedule(key: string, actor: string, dueAt: number): void {
-    this.queue.schedule(key, dueAt);
-    this.actors.set(key, actor);
+    // Whose profile its firing needs, kept in the queue's slot (no map of its own: a million timers, a million entries).
+    this.queue.schedule(key, dueAt, actor);
     if (dueAt < this.armedFor) this.arm();
   }
 
   cancel(key: string): void {
     this.queue.cancel(key);
-    this.actors.delete(key);
     // A cancelled earliest timer leaves the real timer armed early; it finds nothing due and re-arms.
   }
 
@@ -73,11 +71,7 @@ export class TimerDriver implements Scheduler {
   private onTimeout(): void {
     this.handle = undefined;
     this.armedFor = Number.POSITIVE_INFINITY;
-    for (const due of this.queue.popDue(this.clock.now())) {
-      const actor = this.actors.get(due.key);
-      this.actors.delete(due.key);
-      this.fire(due.key, actor, due.dueAt);
-    }
+    for (const due of this.queue.popDue(this.clock.now())) this.fire(due.key, due.actor, due.dueAt);
     this.arm();
   }
 }

@@ -5,7 +5,6 @@ import type { FireTimer, Scheduler } from './scheduler.js';
 export class VirtualScheduler implements Scheduler {
   /** The pending timers, in deadline order. */
   readonly queue = new TimerQueue();
-  private readonly actors = new Map<string, string>();
   private at: number;
 
   constructor(startAt = 0) {
@@ -21,13 +20,11 @@ export class VirtualScheduler implements Scheduler {
   }
 
   schedule(timer: string, actor: string, dueAt: number): void {
-    this.queue.schedule(timer, dueAt);
-    this.actors.set(timer, actor);
+    this.queue.schedule(timer, dueAt, actor);
   }
 
   cancel(timer: string): void {
     this.queue.cancel(timer);
-    this.actors.delete(timer);
   }
 
   /**
@@ -40,9 +37,7 @@ export class VirtualScheduler implements Scheduler {
       if (!next || next.dueAt > limit || (!inclusive && next.dueAt === limit)) break;
       this.queue.pop();
       this.at = Math.max(this.at, next.dueAt);
-      const actor = this.actors.get(next.key);
-      this.actors.delete(next.key);
-      fire(next.key, actor, next.dueAt);
+      fire(next.key, next.actor, next.dueAt);
     }
     this.at = Math.max(this.at, limit);
   }

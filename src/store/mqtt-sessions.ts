@@ -182,6 +182,13 @@ export class MqttSessions extends MemoryPersistence {
     };
   }
 
+  /** Every client's subscriptions, by client id. */
+  async subscriptionsHeld(): Promise<Array<[string, StoredSubscription[]]>> {
+    const held: Array<[string, StoredSubscription[]]> = [];
+    for (const id of this.#subscribed) held.push([id, await super.subscriptionsByClient({ id })]);
+    return held;
+  }
+
   override async setup(broker: { id: string }): Promise<void> {
     this.#broker = broker;
     await super.setup(broker);

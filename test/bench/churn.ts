@@ -20,13 +20,17 @@ const SHIPPED_RULES = fileURLToPath(new URL('../../rules', import.meta.url));
 const USAGE = `npm run bench:churn -- [options]
 
   --devices N        distinct device ids (default 100000)
-  --full             1,000,000 device ids (the target's size; about 20 minutes)
+  --full             1,000,000 device ids (the target's size) at 1,500 events/s: 500 new devices a second,
+                     about 40 minutes
   --events N         events per device (default 3)
-  --rate N           events per second (default 5000)
+  --rate N           events per second (default 5000; 1500 with --full)
   --heap MB          the gateway's --max-old-space-size (default 512, as for a 512 MB gateway)
   --tail MINUTES     minutes sampled after the last event, while the silences fire (default 6; quick 1)
   --every SECONDS    sampling period (default 5)
-  --help`;
+  --node-flags="…"   more flags for the gateway's node (such as --node-flags=--max-semi-space-size=4)
+  --help
+
+The gateway inherits the environment (MALLOC_ARENA_MAX=2 and the like apply to it).`;
 
 interface ChurnOptions {
   devices: number;
@@ -35,6 +39,7 @@ interface ChurnOptions {
   heapMB: number;
   tailMs: number;
   everyMs: number;
+  nodeFlags: string[];
 }
 
 function options(argv: string[]): ChurnOptions | 'help' {
@@ -48,6 +53,7 @@ function options(argv: string[]): ChurnOptions | 'help' {
       heap: { type: 'string' },
       tail: { type: 'string' },
       every: { type: 'string' },
+      'node-flags': { type: 'string', default: '' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -62,10 +68,14 @@ function options(argv: string[]): ChurnOptions | 'help' {
   return {
     devices,
     events: num(values.events, 3),
-    rate: num(values.rate, 5_000),
+    // 500 new device ids a second with --full: a million in half an hour, a busy gateway's churn. Its live set (every
+    // device of the last 10 minutes, for hot-average's window) is what a gateway at that churn holds; at 5,000/s it
+    // would be every device of the run.
+    rate: num(values.rate, values.full ? 1_500 : 5_000),
     heapMB: num(values.heap, 512),
     tailMs: num(values.tail, devices >= 1_000_000 ? 6 : 1) * 60_000,
     everyMs: num(values.every, 5) * 1_000,
+    nodeFlags: values['node-flags'].split(/\s+/).filter((f) => f !== ''),
   };
 }
 
@@ -74,6 +84,9 @@ interface Sample {
   sent: number;
   rssMB: number;
   heapMB: number;
+  /** The V8 heap as committed (used or not), and memory held outside it (buffers, typed arrays). */
+  heapTotalMB: number;
+  externalMB: number;
   groups: number;
   timers: number;
   lastSeen: number;
@@ -159,6 +172,8 @@ async function sample(sut: SystemUnderTest, t0: number, sent: number): Promise<S
     sent,
     rssMB: Math.round(rssMB(sut.pid)),
     heapMB: Math.round(metric(text, 'vigil_nodejs_heap_size_used_bytes') / 1024 / 1024),
+    heapTotalMB: Math.round(metric(text, 'vigil_nodejs_heap_size_total_bytes') / 1024 / 1024),
+    externalMB: Math.round(metric(text, 'vigil_nodejs_external_memory_bytes') / 1024 / 1024),
     groups: metric(text, 'vigil_engine_groups'),
     timers: metric(text, 'vigil_pending_timers'),
     lastSeen: metric(text, 'vigil_last_seen_devices'),
@@ -171,11 +186,12 @@ function table(samples: readonly Sample[], rows: number): string {
   const step = Math.max(1, Math.ceil(samples.length / rows));
   const picked = samples.filter((_, i) => i % step === 0 || i === samples.length - 1);
   return [
-    '| s | events sent | RSS MB | heap used MB | engine groups | pending timers | last-seen | outbox | refused |',
-    '| -: | -: | -: | -: | -: | -: | -: | -: | -: |',
+    '| s | events sent | RSS MB | heap used MB | heap total MB | external MB | engine groups | pending timers | last-seen | outbox | refused |',
+    '| -: | -: | -: | -: | -: | -: | -: | -: | -: | -: | -: |',
     ...picked.map(
       (p) =>
-        `| ${p.s} | ${p.sent.toLocaleString('en-US')} | ${p.rssMB} | ${p.heapMB} | ${p.groups.toLocaleString('en-US')} | ` +
+        `| ${p.s} | ${p.sent.toLocaleString('en-US')} | ${p.rssMB} | ${p.heapMB} | ${p.heapTotalMB} | ${p.externalMB} | ` +
+        `${p.groups.toLocaleString('en-US')} | ` +
         `${p.timers.toLocaleString('en-US')} | ${p.lastSeen.toLocaleString('en-US')} | ${p.outbox.toLocaleString('en-US')} | ${p.refused} |`,
     ),
   ].join('\n');
@@ -210,11 +226,13 @@ async function main(): Promise<void> {
       cloudUrl: cloud.url,
       rulesDir: SHIPPED_RULES,
       data,
-      nodeFlags: [`--max-old-space-size=${o.heapMB}`],
+      nodeFlags: [`--max-old-space-size=${o.heapMB}`, ...o.nodeFlags],
     });
     const gateway = sut;
     log(
-      `${o.devices.toLocaleString('en-US')} devices × ${o.events} events at ${o.rate}/s, heap capped at ${o.heapMB} MB, ` +
+      `${o.devices.toLocaleString('en-US')} devices × ${o.events} events at ${o.rate}/s, heap capped at ${o.heapMB} MB` +
+        `${o.nodeFlags.length > 0 ? ` (${o.nodeFlags.join(' ')})` : ''}` +
+        `${process.env.MALLOC_ARENA_MAX !== undefined ? `, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}` : ''}, ` +
         `then ${o.tailMs / 60_000} min idle`,
     );
     const socket = await publisher(gateway.url);
@@ -231,7 +249,8 @@ async function main(): Promise<void> {
       if (s === undefined) break;
       samples.push(s);
       log(
-        `${s.s}s sent ${s.sent.toLocaleString('en-US')} RSS ${s.rssMB} MB heap ${s.heapMB} MB groups ${s.groups} ` +
+        `${s.s}s sent ${s.sent.toLocaleString('en-US')} RSS ${s.rssMB} MB heap ${s.heapMB}/${s.heapTotalMB} MB ` +
+          `external ${s.externalMB} MB groups ${s.groups} ` +
           `timers ${s.timers} last-seen ${s.lastSeen} outbox ${s.outbox} refused ${s.refused}`,
       );
       if (done) tailFrom ??= performance.now();
@@ -244,7 +263,9 @@ async function main(): Promise<void> {
     const end = samples.at(-1) as Sample;
     process.stdout.write(
       [
-        `## Churn: ${o.devices.toLocaleString('en-US')} device ids × ${o.events} events at ${o.rate}/s, shipped rules, --max-old-space-size=${o.heapMB}`,
+        `## Churn: ${o.devices.toLocaleString('en-US')} device ids × ${o.events} events at ${o.rate}/s, shipped rules, ` +
+          `--max-old-space-size=${o.heapMB} ${o.nodeFlags.join(' ')}` +
+          `${process.env.MALLOC_ARENA_MAX !== undefined ? ` MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}` : ''}`,
         '',
         table(samples, 30),
         '',

@@ -143,6 +143,48 @@ describe.skipIf(!WANTED || process.arch !== 'x64')('single executable, linux-x64
     },
   );
 
+  test.skipIf(!hasMosquitto() && !REQUIRED)(
+    'runs with --threads 2: the edge thread starts from the files the executable writes out, and an event becomes an action',
+    async () => {
+      const dir = await emptyDirWithBinary();
+      const cloud: Mosquitto = await startMosquitto();
+      cleanups.push(() => cloud.stop());
+      const actions = await Collector.connect(cloud.url, ['vigil/+/actions']);
+      cleanups.push(() => actions.close());
+      const added = spawnSync('./vigil', ['devices', 'add', 'meter-8'], {
+        cwd: dir,
+        env: BARE_ENV,
+        encoding: 'utf8',
+      });
+      expect(added.status, added.stderr).toBe(0);
+      const secret = added.stdout.trim().split('\n').pop() ?? '';
+
+      const gw = await startBinary(dir, ['--upstream', cloud.url, '--threads', '2']);
+      const pid = gw.child.pid ?? 0;
+      const threads = readdirSync(`/proc/${pid}/task`).map((t) =>
+        readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim(),
+      );
+      expect(threads).toContain('vigil-edge');
+
+      const payload = join(dir, 'reading.cbor');
+      writeFileSync(payload, encode({ bat: 3.2 }));
+      const code = await mosquittoPub([
+        ...['-h', '127.0.0.1', '-p', String(gw.mqttPort), '-q', '1'],
+        ...['-i', 'meter-8', '-u', 'meter-8', '-P', secret],
+        ...['-t', 'devices/meter-8/events/telemetry', '-f', payload],
+      ]);
+      expect(code).toBe(0);
+      await actions.waitFor((m) => m.length > 0, 10_000, 'the action at the cloud');
+      expect(actions.json('vigil/vigil/actions')).toMatchObject([
+        { scenario: 'low-battery', actor: 'meter-8', gateway: 'vigil', payload: { bat: 3.2 } },
+      ]);
+
+      gw.child.kill('SIGTERM');
+      expect(await gw.exited).toBe(0);
+      expect(readdirSync(dir).sort()).toEqual(['data', 'reading.cbor', 'vigil']);
+    },
+  );
+
   test('--version reports the build, Node 24 and native LevelDB and CBOR', async () => {
     const dir = await emptyDirWithBinary();
     const r = spawnSync('./vigil', ['--version'], {

@@ -19,6 +19,7 @@ afterEach(async () => {
 
 async function gateway(
   mqttConfig: NonNullable<ConfigInput['mqtt']> = {},
+  threads: 1 | 2 = 1,
 ): Promise<{ gateway: Gateway; lines: Array<Record<string, unknown>> }> {
   const dir = await tempDir();
   cleanups.push(() => dir.remove());
@@ -26,6 +27,7 @@ async function gateway(
   const gw = await startGateway(
     parseConfig({
       gatewayId: 'gw1',
+      threads,
       data: dir.path,
       mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true, ...mqttConfig },
       http: { port: 0 },
@@ -46,6 +48,15 @@ async function counter(gw: Gateway, name: string, labels: Record<string, string>
   return (metric?.values ?? [])
     .filter((v) => Object.entries(labels).every(([k, want]) => v.labels[k] === want))
     .reduce((sum, v) => sum + v.value, 0);
+}
+
+/** Resolves once the broker has seen every client go: what is published next is queued for their sessions. */
+async function offline(gw: Gateway): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while ((await counter(gw, 'vigil_devices_connected')) > 0) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the clients to be gone');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /**
@@ -71,13 +82,15 @@ async function connectWithEmptyId(port: number, clean: boolean): Promise<[number
   return [returnCode, 'open'];
 }
 
-describe('persistent sessions', () => {
+// With two threads aedes runs on the edge thread and its sessions are this thread's, asked across.
+describe.each([1, 2] as const)('persistent sessions, threads: %i', (threads) => {
   test('an offline client is held at most mqtt.sessions.maxQueued messages; the rest are counted and logged', async () => {
-    const { gateway: gw, lines } = await gateway({ sessions: { maxQueued: 3 } });
+    const { gateway: gw, lines } = await gateway({ sessions: { maxQueued: 3 } }, threads);
     const port = gw.mqtt.port;
     const first = await connect(port, { clientId: 'dev-1', clean: false });
     await first.client.subscribeAsync('devices/dev-1/commands/#', { qos: 1 });
     await first.client.endAsync();
+    await offline(gw);
 
     const console1 = await connect(port, { clientId: 'console' });
     for (const n of [1, 2, 3, 4, 5]) {
@@ -99,9 +112,35 @@ describe('persistent sessions', () => {
   });
 
   test('a zero-length client id with a persistent session is refused with CONNACK 0x02 and closed; with a clean one it is accepted', async () => {
-    const { gateway: gw } = await gateway();
+    const { gateway: gw } = await gateway({}, threads);
     expect(await connectWithEmptyId(gw.mqtt.port, false)).toEqual([2, 'closed']);
     expect(await connectWithEmptyId(gw.mqtt.port, true)).toEqual([0, 'open']);
+  });
+
+  test('a retained message reaches a later subscriber; an empty one clears it; a session is resumed with its subscription', async () => {
+    const { gateway: gw } = await gateway({}, threads);
+    const port = gw.mqtt.port;
+    const first = await connect(port, { clientId: 'dev-1', clean: false });
+    await first.client.subscribeAsync('devices/dev-1/commands/#', { qos: 1 });
+    await first.client.endAsync();
+    const console1 = await connect(port, { clientId: 'console' });
+    await console1.client.publishAsync('devices/dev-2/status', 'online', { qos: 1, retain: true });
+    await console1.client.publishAsync('devices/dev-3/status', 'online', { qos: 1, retain: true });
+    await console1.client.publishAsync('devices/dev-3/status', '', { qos: 1, retain: true });
+
+    const statuses: string[] = [];
+    const watcher = await connect(port, { clientId: 'watcher' }, statuses);
+    await watcher.client.subscribeAsync('devices/+/status', { qos: 1 });
+    await until('the retained status', () => statuses.length >= 1);
+    expect(statuses).toEqual(['devices/dev-2/status online']);
+
+    const received: string[] = [];
+    const back = await connect(port, { clientId: 'dev-1', clean: false }, received);
+    expect(back.connack.sessionPresent).toBe(true);
+    // No SUBSCRIBE on this connection: the message reaches it by the session's subscription.
+    await console1.client.publishAsync('devices/dev-1/commands/reboot', 'now', { qos: 1 });
+    await until('the command', () => received.length >= 1);
+    expect(received).toEqual(['devices/dev-1/commands/reboot now']);
   });
 });
 

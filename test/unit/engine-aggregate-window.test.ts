@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { Engine } from '../../src/engine/index.js';
 import type { Effect, EngineState } from '../../src/engine/index.js';
-import type { AggregateState } from '../../src/engine/kinds/index.js';
+import { SMALL_WINDOW, type AggregateState } from '../../src/engine/kinds/aggregate.js';
 import { addExact, exactTotal } from '../../src/engine/kinds/exact-sum.js';
 import { rulesFrom } from './engine-harness.js';
 
@@ -52,6 +52,8 @@ function feed(
   }
   return { effects, at };
 }
+
+const ev = (actor: string, at: number) => ({ actor, type: 'reading', at, source: 'device' as const });
 
 /** Through a checkpoint's bytes and back. */
 function throughCheckpoint(state: EngineState): EngineState {
@@ -131,6 +133,39 @@ describe('aggregate windows with running sums', () => {
           expect(payload).toMatchObject({ total: Number(exact) / SCALE, n: kept.length });
           expect(payload).toMatchObject({ mean: Number(exact) / SCALE / kept.length });
           expect(payload).toMatchObject({ oldest: kept[0]?.v, newest: r.v });
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('a window that grows past the small size and shrinks back stays exact, live or restored', () => {
+    // Bursts (many readings at once) fill the window past SMALL_WINDOW; pauses empty it again.
+    const SCALE = 2 ** 20;
+    const grid = fc.bigInt({ min: -(2n ** 60n), max: 2n ** 60n }).map((k) => Number(k) / SCALE);
+    const bursty = fc.record({
+      actor: fc.constant('d1'),
+      stepMs: fc.oneof(fc.constant(0), fc.constant(100), fc.integer({ min: 2_000, max: 12_000 })),
+      v: grid,
+    });
+    const readings = fc.array(bursty, { minLength: SMALL_WINDOW, maxLength: 120 });
+    fc.assert(
+      fc.property(readings, fc.nat(), (list, k) => {
+        liveAgainstRestored(list, k % (list.length + 1), throughCheckpoint);
+        const engine = new Engine(rules, opts);
+        const kept: Array<{ at: number; v: number }> = [];
+        let at = 0;
+        for (const r of list) {
+          at += r.stepMs;
+          const [fired] = engine.onEvent({ ...ev(r.actor, at), data: { v: r.v } }, undefined);
+          kept.push({ at, v: r.v });
+          while ((kept[0]?.at ?? at) < at - WINDOW_MS) kept.shift();
+          const exact = kept.reduce((s, e) => s + BigInt(e.v * SCALE), 0n);
+          const payload = fired?.kind === 'decide' ? fired.candidate.action.payload : undefined;
+          expect(payload).toMatchObject({ total: Number(exact) / SCALE, n: kept.length });
+          const st = engine.snapshot().scenarios[0]?.groups[0]?.[1] as AggregateState;
+          // A small window holds its entries and nothing else (nothing that has left it).
+          if (kept.length <= SMALL_WINDOW) expect([st.ats.length, st.start]).toEqual([kept.length, 0]);
         }
       }),
       { numRuns: 200 },

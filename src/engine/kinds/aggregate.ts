@@ -17,6 +17,7 @@ import type { DiagramBox, GroupExplanation, KindDiagram, Show } from './view.js'
 import { calendarLabel, calendarWindow, windowStart } from './calendar.js';
 import type { CalendarWindow } from './calendar.js';
 import { pruneWindows } from './window.js';
+import { AggregateGroups } from './aggregate-groups.js';
 
 export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
 const AGGREGATE_FNS: readonly AggregateFn[] = ['count', 'sum', 'avg', 'min', 'max', 'first', 'last'];
@@ -88,14 +89,23 @@ export const MAX_WINDOW_ENTRIES = 10_000;
 const NUMERIC = new Set(['sum', 'avg', 'min', 'max']);
 /** Left entries are cut off once there are at least this many, and more than the window holds. */
 const COMPACT_AT = 64;
+/**
+ * A window of at most this many entries is kept in arrays of its exact length, without running sums: the state of a
+ * device that spoke a few times costs a few hundred bytes, not the spare capacity of growing arrays (about 150 bytes
+ * an array). Adding an entry then copies the window, at most this many values per column.
+ */
+export const SMALL_WINDOW = 16;
 
-/** The window's sum of an aggregate's values, from its running sum (set up again where there is none). */
+/**
+ * The window's sum of an aggregate's values, from its running sum. Where there is none it is summed afresh, and kept
+ * as a running sum only for a window past `SMALL_WINDOW` entries: a small window costs less memory summed afresh, and
+ * gives the same sum (exact, whatever the order).
+ */
 function windowSum(st: AggregateState, i: number, values: unknown[], from: number): number {
-  const sums = (st.sums ??= []);
-  let partials = sums[i] ?? undefined;
+  let partials = st.sums?.[i] ?? undefined;
   if (partials === undefined) {
     partials = exactPartials(values, from);
-    sums[i] = partials ?? null;
+    if (values.length - from > SMALL_WINDOW) (st.sums ??= [])[i] = partials ?? null;
   }
   if (partials !== undefined) return exactTotal(partials);
   // An intermediate sum overflowed: the plain sum, as large as it gets.
@@ -128,14 +138,12 @@ function compute(a: AggregatePlan, st: AggregateState, i: number, from: number):
   }
 }
 
-/** A fresh group's state: empty columns for the aggregates with an argument (`count()` reads the times). */
+/** The column of an aggregate without an argument (`count()` reads the times): empty, never written, one for all. */
+const NO_VALUES: unknown[] = Object.freeze([]) as unknown as unknown[];
+
+/** A fresh group's state: empty columns; running sums are made when needed. */
 function emptyWindow(plan: AggregateWindowPlan): AggregateState {
-  return {
-    ats: [],
-    values: plan.aggregates.map(() => []),
-    start: 0,
-    sums: plan.aggregates.map((a) => (a.fn === 'sum' || a.fn === 'avg' ? [] : null)),
-  };
+  return { ats: [], values: plan.aggregates.map((a) => (a.arg ? [] : NO_VALUES)), start: 0 };
 }
 
 /** Moves the window's start past the entries before `from` and the oldest ones over the cap, then adds `row`. */
@@ -151,6 +159,7 @@ function slide(plan: AggregateWindowPlan, st: AggregateState, at: number, row: r
     }
     start++;
   }
+  if (st.ats.length - start < SMALL_WINDOW) return appendSmall(plan, st, start, at, row);
   if (start >= COMPACT_AT && start * 2 >= st.ats.length) {
     cutFront(st.ats, start);
     for (const col of st.values) if (col.length > 0) cutFront(col, start);
@@ -166,6 +175,34 @@ function slide(plan: AggregateWindowPlan, st: AggregateState, at: number, row: r
     if (partials && !addExact(partials, v as number)) (st.sums as Array<number[] | null>)[i] = null;
   }
   return start;
+}
+
+/** The entries from `start` on, and `x`, in an array of that exact length. */
+function withEntry<T>(list: readonly T[], start: number, x: T): T[] {
+  const out = new Array<T>(list.length - start + 1);
+  for (let k = start; k < list.length; k++) out[k - start] = list[k] as T;
+  out[out.length - 1] = x;
+  return out;
+}
+
+/** Adds `row` to a window holding fewer than `SMALL_WINDOW` entries from `start` on: copied, the left ones cut off. */
+function appendSmall(
+  plan: AggregateWindowPlan,
+  st: AggregateState,
+  start: number,
+  at: number,
+  row: readonly unknown[],
+): number {
+  st.ats = withEntry(st.ats, start, at);
+  for (let i = 0; i < plan.aggregates.length; i++) {
+    if (!plan.aggregates[i]?.arg) continue;
+    const v = row[i];
+    st.values[i] = withEntry(st.values[i] as unknown[], start, v);
+    const partials = st.sums?.[i];
+    if (partials && !addExact(partials, v as number)) (st.sums as Array<number[] | null>)[i] = null;
+  }
+  st.start = 0;
+  return 0;
 }
 
 function cutFront(list: unknown[], n: number): void {
@@ -256,13 +293,11 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
   if (group === undefined) return;
   if (!rowOf(step, rt, vars, ev.actor, scratchRow)) return;
 
-  let st = rt.groups.get(group);
-  if (st === undefined) {
-    st = emptyWindow(plan);
-    rt.groups.set(group, st);
-  }
+  const st = rt.groups.get(group) ?? emptyWindow(plan);
   const from = slide(plan, st, ev.at, scratchRow);
   const extra = plan.windows ? windowValues(plan, plan.windows, st, from, ev.at) : values(plan, st, from);
+  // Set again once changed (running sums included): the groups' map packs a small window (AggregateGroups).
+  rt.groups.set(group, st);
   const last = seen(ev, true);
   if (plan.having) {
     const havingVars: Vars = { ...vars, last, group, ...extra };
@@ -592,6 +627,13 @@ export const aggregate: ScenarioKind<AggregateWindowPlan, AggregateState> = {
   horizonMs: (plan) => plan.windowMs,
   stopsAt: (plan) => plan.where,
   onEvent: onAggregateEvent,
+  // A small window packed into one array: at a high churn of devices, most of them hold a few readings.
+  groups: (plan) =>
+    new AggregateGroups(
+      plan.aggregates.map((a) => a.arg !== undefined),
+      NO_VALUES,
+      SMALL_WINDOW,
+    ),
   prune: pruneAggregate,
   progress: (plan, { ats, start = 0 }) => {
     const n = ats.length - start;

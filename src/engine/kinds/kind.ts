@@ -63,6 +63,11 @@ export interface ScenarioKind<P extends KindPlan = KindPlan, S extends GroupStat
   readonly hearsDevice?: ((plan: P) => boolean) | undefined;
   readonly onEvent: (step: Step, rt: ScenarioRuntime<P, S>, ev: Event, profile: Profile | undefined) => void;
   readonly onTimer?: TimerStep<P, S> | undefined;
+  /**
+   * The map its groups are kept in, when not a plain `Map`: one that stores them more compactly (column by column)
+   * and hands out, and takes, the plain states that checkpoints hold.
+   */
+  readonly groups?: ((plan: P) => Map<string, S>) | undefined;
   /** The timer a group's state waits on, to rebuild the timer queue after a restore. */
   readonly timerOf?: ((state: S) => GroupTimer | undefined) | undefined;
   /** Forgets groups that can no longer lead anywhere at `now`. */

@@ -52,6 +52,7 @@ export function registerKind<P extends KindPlan, S extends GroupState>(kind: Sce
     hearsDevice: erased.hearsDevice,
     onEvent: erased.onEvent,
     onTimer: erased.onTimer,
+    groups: erased.groups,
     timerOf: erased.timerOf,
     prune: erased.prune,
     timerPeriodMs: erased.timerPeriodMs,

@@ -7,6 +7,7 @@ import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { seen, timerInput, timerKey } from '../step.js';
 import type { Step } from '../step.js';
 import type { ScenarioKind, TimerStep } from './kind.js';
+import { SilenceGroups } from './silence-groups.js';
 import { formatDuration, timeText } from './view.js';
 import type { KindDiagram } from './view.js';
 
@@ -117,6 +118,8 @@ export const silence: ScenarioKind<SilencePlan, SilenceState> = {
   hearsDevice: (plan) => plan.any,
   onEvent: onSilenceEvent,
   onTimer: onSilenceTimer,
+  // Column by column: a silence per device that spoke in the last `for`, at a high churn most of the engine's state.
+  groups: () => new SilenceGroups(),
   timerOf: (st) => ({ actor: st.last.actor, dueAt: st.dueAt }),
   // No prune: every silence kept is a timer that will fire and end it.
   timerPeriodMs: (plan) => plan.forMs,

@@ -1,0 +1,141 @@
+import type { EventSource } from '../../shared/index.js';
+import type { SeenEvent } from '../state.js';
+import type { SilenceState } from './silence.js';
+
+const INITIAL_CAPACITY = 64;
+
+/**
+ * A silence scenario's groups, column by column: per group a slot in a few arrays (the deadline, the last event's
+ * time, actor, type and source, its data when it has any) instead of two objects and two boxed numbers. A silence is
+ * kept for every device that spoke in the last `for`, so at a high churn of devices this is most of what the engine
+ * holds. It reads and writes like a `Map` of `SilenceState`s: `get` and iteration make the plain state (the one
+ * checkpoints hold), `set` takes it apart, so nothing outside the silence kind sees the difference.
+ */
+export class SilenceGroups implements Map<string, SilenceState> {
+  private readonly slotOf = new Map<string, number>();
+  private dueAt = new Float64Array(INITIAL_CAPACITY);
+  private lastAt = new Float64Array(INITIAL_CAPACITY);
+  private actors: Array<string | undefined> = [];
+  private types: Array<string | undefined> = [];
+  private sources: Array<EventSource | undefined> = [];
+  /** The last event's data, by slot, for the groups that keep it (scenarios that read `last.data`). */
+  private readonly data = new Map<number, Record<string, unknown>>();
+  private freeSlots: number[] = [];
+  private nextSlot = 0;
+
+  get size(): number {
+    return this.slotOf.size;
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'SilenceGroups';
+  }
+
+  has(group: string): boolean {
+    return this.slotOf.has(group);
+  }
+
+  get(group: string): SilenceState | undefined {
+    const slot = this.slotOf.get(group);
+    return slot === undefined ? undefined : this.stateAt(slot);
+  }
+
+  /** The deadline and actor of a group, without making its state. */
+  timerOf(group: string): { actor: string; dueAt: number } | undefined {
+    const slot = this.slotOf.get(group);
+    if (slot === undefined) return undefined;
+    return { actor: this.actors[slot] as string, dueAt: this.dueAt[slot] as number };
+  }
+
+  set(group: string, st: SilenceState): this {
+    let slot = this.slotOf.get(group);
+    if (slot === undefined) {
+      slot = this.allocate();
+      this.slotOf.set(group, slot);
+    }
+    const { last } = st;
+    this.dueAt[slot] = st.dueAt;
+    this.lastAt[slot] = last.at;
+    // The same id as the one kept: the copy of this event's id (a string of its own per publish) is let go.
+    const kept = this.actors[slot];
+    if (kept !== last.actor) this.actors[slot] = group === last.actor ? group : last.actor;
+    this.types[slot] = last.type;
+    this.sources[slot] = last.source;
+    if (last.data !== undefined) this.data.set(slot, last.data);
+    else this.data.delete(slot);
+    return this;
+  }
+
+  delete(group: string): boolean {
+    const slot = this.slotOf.get(group);
+    if (slot === undefined) return false;
+    this.slotOf.delete(group);
+    this.actors[slot] = undefined;
+    this.types[slot] = undefined;
+    this.sources[slot] = undefined;
+    this.data.delete(slot);
+    this.freeSlots.push(slot);
+    return true;
+  }
+
+  clear(): void {
+    this.slotOf.clear();
+    this.actors = [];
+    this.types = [];
+    this.sources = [];
+    this.data.clear();
+    this.freeSlots = [];
+    this.nextSlot = 0;
+  }
+
+  forEach(
+    fn: (st: SilenceState, group: string, map: Map<string, SilenceState>) => void,
+    thisArg?: unknown,
+  ): void {
+    for (const [group, st] of this) fn.call(thisArg, st, group, this);
+  }
+
+  *entries(): MapIterator<[string, SilenceState]> {
+    for (const [group, slot] of this.slotOf) yield [group, this.stateAt(slot)];
+  }
+
+  keys(): MapIterator<string> {
+    return this.slotOf.keys();
+  }
+
+  *values(): MapIterator<SilenceState> {
+    for (const slot of this.slotOf.values()) yield this.stateAt(slot);
+  }
+
+  [Symbol.iterator](): MapIterator<[string, SilenceState]> {
+    return this.entries();
+  }
+
+  /** The plain state, in the shape and key order `onSilenceEvent` makes it. */
+  private stateAt(slot: number): SilenceState {
+    const last: SeenEvent = {
+      actor: this.actors[slot] as string,
+      type: this.types[slot] as string,
+      at: this.lastAt[slot] as number,
+      source: this.sources[slot] as EventSource,
+    };
+    const data = this.data.get(slot);
+    if (data !== undefined) last.data = data;
+    return { dueAt: this.dueAt[slot] as number, last };
+  }
+
+  private allocate(): number {
+    const free = this.freeSlots.pop();
+    if (free !== undefined) return free;
+    if (this.nextSlot === this.dueAt.length) {
+      const grown = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
+        const b = new Float64Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.dueAt = grown(this.dueAt);
+      this.lastAt = grown(this.lastAt);
+    }
+    return this.nextSlot++;
+  }
+}

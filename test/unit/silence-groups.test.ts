@@ -1,0 +1,72 @@
+import fc from 'fast-check';
+import { describe, expect, test } from 'vitest';
+import { SilenceGroups } from '../../src/engine/kinds/silence-groups.js';
+import type { SilenceState } from '../../src/engine/kinds/silence.js';
+
+const group = fc.constantFrom('d1', 'd2', 'd3', 'site-1', 'a-device-id-longer-than-thirteen');
+const state: fc.Arbitrary<SilenceState> = fc
+  .record({
+    dueAt: fc.double({ noNaN: true, min: 0, max: 1e15 }),
+    actor: fc.constantFrom('d1', 'd2', 'd9'),
+    type: fc.constantFrom('telemetry', 'heartbeat', 'connected'),
+    at: fc.integer({ min: 0, max: 2 ** 50 }),
+    source: fc.constantFrom('device' as const, 'broker' as const, 'cloud' as const),
+    data: fc.option(fc.dictionary(fc.constantFrom('temp', 'bat'), fc.integer()), { nil: undefined }),
+  })
+  .map(({ dueAt, actor, type, at, source, data }) => ({
+    dueAt,
+    last: { actor, type, at, source, ...(data !== undefined ? { data } : {}) },
+  }));
+
+type Op = { op: 'set'; group: string; st: SilenceState } | { op: 'delete'; group: string } | { op: 'clear' };
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 6, arbitrary: fc.record({ op: fc.constant('set' as const), group, st: state }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('delete' as const), group }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('clear' as const) }) },
+);
+
+describe('SilenceGroups', () => {
+  test('reads, writes and iterates like a Map of the plain states, in the same order', () => {
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+        const groups = new SilenceGroups();
+        const model = new Map<string, SilenceState>();
+        for (const o of ops) {
+          if (o.op === 'set') {
+            groups.set(o.group, o.st);
+            model.set(o.group, structuredClone(o.st));
+          } else if (o.op === 'delete') expect(groups.delete(o.group)).toBe(model.delete(o.group));
+          else {
+            groups.clear();
+            model.clear();
+          }
+          expect(groups.size).toBe(model.size);
+          expect([...groups]).toEqual([...model]);
+          for (const g of ['d1', 'd2', 'nobody']) {
+            expect(groups.get(g)).toEqual(model.get(g));
+            expect(groups.has(g)).toBe(model.has(g));
+          }
+        }
+        expect([...groups.keys()]).toEqual([...model.keys()]);
+        expect([...groups.values()]).toEqual([...model.values()]);
+        expect(structuredClone([...groups.entries()])).toEqual([...model.entries()]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  test('grows past its first capacity and reuses the slots of deleted groups', () => {
+    const groups = new SilenceGroups();
+    const st = (i: number): SilenceState => ({
+      dueAt: 1e12 + i,
+      last: { actor: `d${i}`, type: 'telemetry', at: i, source: 'device' },
+    });
+    for (let i = 0; i < 1_000; i++) groups.set(`d${i}`, st(i));
+    for (let i = 0; i < 1_000; i += 2) groups.delete(`d${i}`);
+    for (let i = 1_000; i < 1_500; i++) groups.set(`d${i}`, st(i));
+    expect(groups.size).toBe(1_000);
+    expect(groups.get('d999')).toEqual(st(999));
+    expect(groups.get('d1499')).toEqual(st(1_499));
+    expect(groups.get('d0')).toBeUndefined();
+  });
+});
