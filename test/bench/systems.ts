@@ -135,7 +135,8 @@ export async function startVigil(setup: VigilSetup, opts: VigilStartOptions): Pr
     '--upstream',
     opts.cloudUrl,
     '--gateway-id',
-    'bench',
+    // Each its own: two gateways with one id would take each other's connection to the cloud broker.
+    opts.threads === 2 ? 'bench-2t' : 'bench',
     '--log-level',
     opts.logLevel ?? 'warn',
     ...(opts.threads === 2 ? ['--threads', '2'] : []),
