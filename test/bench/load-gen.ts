@@ -113,7 +113,8 @@ class Generator {
     if (req.cloudUrl !== undefined) {
       const cloud = hostPort(req.cloudUrl);
       this.others.push(
-        await RawClient.open(cloud.host, cloud.port, 'bench-cloud', 'vigil/+/actions', {
+        // A client id of its own: each system has its generator, and the cloud broker keeps one connection per id.
+        await RawClient.open(cloud.host, cloud.port, `bench-cloud-${process.pid}`, 'vigil/+/actions', {
           onPublish: (_topic, payload) => this.onUpstream(payload),
         }),
       );
