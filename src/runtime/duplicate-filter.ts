@@ -1,8 +1,11 @@
-/** A recorded QoS 1 publish, as a checkpoint keeps it: client id, packet id, hash of topic and payload, arrival. */
+/**
+ * A recorded QoS 1 publish, as a checkpoint keeps it: client id, packet id, hash of topic and payload, arrival. A
+ * packet id can come more than once, with different hashes.
+ */
 export type DuplicateEntry = [clientId: string, messageId: number, hash: number, at: number];
 
 export interface DuplicateFilterOptions {
-  /** Packet ids remembered per client, the most recent ones; default 1,024. */
+  /** Publishes remembered per client, the most recent ones; default 1,024. */
   perClient?: number | undefined;
   /** How long a recorded publish can be recognised when resent; default 10 minutes. */
   maxAgeMs?: number | undefined;
@@ -17,6 +20,7 @@ export interface DuplicateFilterOptions {
 export const UPSTREAM_SENDER = '$upstream';
 
 interface Remembered {
+  messageId: number;
   hash: number;
   at: number;
   /** The connection it arrived on; -1 for one remembered from before a restart. */
@@ -26,8 +30,9 @@ interface Remembered {
 }
 
 interface ClientState {
+  /** By packet id and hash (`keyOf`): a new message that takes a remembered id does not evict the one before it. */
   entries: Map<number, Remembered>;
-  /** How many packet ids are remembered. */
+  /** How many publishes are remembered. */
   limit: number;
   /** The sender numbers its packets in sequence. */
   sequential: boolean;
@@ -40,6 +45,12 @@ const DEFAULT_PER_CLIENT = 1_024;
 const DEFAULT_MAX_AGE_MS = 10 * 60_000;
 /** Every packet id there is: a sender numbering in sequence has no more in use at once. */
 const ALL_PACKET_IDS = 65_535;
+const HASHES = 0x1_0000_0000;
+
+/** One number for a packet id (16 bits) and a hash (32 bits): exact, below 2^53. */
+function keyOf(messageId: number, hash: number): number {
+  return messageId * HASHES + (hash >>> 0);
+}
 
 /**
  * Tells a resent QoS 1 publish that was already recorded from a new one, so that it is acknowledged and not
@@ -59,6 +70,13 @@ const ALL_PACKET_IDS = 65_535;
  * the same one (aedes, resuming a session, can deliver a message published meanwhile twice on one connection).
  * The second delivery can come after the whole queue the broker kept for the session, thousands of messages
  * later: from such a sender every packet id is remembered (for the maximum age), not only the most recent ones.
+ *
+ * A packet id alone names no message for long: aedes starts every connection's ids at a random number, and so do
+ * devices that lose their state, so after a reconnect a new message can take the id of one remembered (still
+ * unacknowledged, and redelivered later under that id, or within the window). A publish is remembered by its
+ * packet id and hash together: a new message under a remembered id is recorded and remembered beside the old
+ * one, whose resend is still recognised. What cannot be told apart is a new message with the topic and payload
+ * of the one remembered under its id: it is taken for a redelivery.
  */
 export class DuplicateFilter {
   private readonly clients = new Map<string, ClientState>();
@@ -90,10 +108,9 @@ export class DuplicateFilter {
       client.connection = connection;
       client.resending = true;
     }
-    const entry = client.entries.get(messageId);
+    const entry = client.entries.get(keyOf(messageId, hash));
     const resend =
       entry !== undefined &&
-      entry.hash === hash &&
       (dup || sequentialIds || client.sequential || (client.resending && entry.connection !== connection));
     if (!resend) {
       if (!dup) client.resending = false;
@@ -114,7 +131,8 @@ export class DuplicateFilter {
     recorded?: Promise<void>,
   ): void {
     const client = this.client(clientId);
-    const entry: Remembered = { hash, at, connection, recorded };
+    const key = keyOf(messageId, hash);
+    const entry: Remembered = { messageId, hash, at, connection, recorded };
     if (recorded) {
       recorded.then(
         () => {
@@ -122,12 +140,12 @@ export class DuplicateFilter {
         },
         () => {
           // Never recorded (the gateway is closing): a resend is a new publish.
-          if (client.entries.get(messageId) === entry) client.entries.delete(messageId);
+          if (client.entries.get(key) === entry) client.entries.delete(key);
         },
       );
     }
-    client.entries.delete(messageId);
-    client.entries.set(messageId, entry);
+    client.entries.delete(key);
+    client.entries.set(key, entry);
     if (client.entries.size > client.limit) {
       const oldest = client.entries.keys().next();
       if (!oldest.done) client.entries.delete(oldest.value);
@@ -137,8 +155,8 @@ export class DuplicateFilter {
   /** Forgets publishes older than the maximum age, counted back from `now`. */
   prune(now: number): void {
     for (const [id, client] of this.clients) {
-      for (const [messageId, entry] of client.entries) {
-        if (entry.at < now - this.maxAgeMs) client.entries.delete(messageId);
+      for (const [key, entry] of client.entries) {
+        if (entry.at < now - this.maxAgeMs) client.entries.delete(key);
       }
       if (client.entries.size === 0) this.clients.delete(id);
     }
@@ -147,7 +165,7 @@ export class DuplicateFilter {
   snapshot(): DuplicateEntry[] {
     const out: DuplicateEntry[] = [];
     for (const [clientId, client] of this.clients) {
-      for (const [messageId, e] of client.entries) out.push([clientId, messageId, e.hash, e.at]);
+      for (const e of client.entries.values()) out.push([clientId, e.messageId, e.hash, e.at]);
     }
     return out;
   }

@@ -456,6 +456,29 @@ describe('recognising a resend', () => {
     expect(f.resent('$upstream', 2, 9, false, hash, true)).toBeUndefined();
   });
 
+  test('a new message that takes a remembered packet id is new, and the resend of the one before it is still a resend', () => {
+    // aedes starts each connection's packet ids at a random number: a message published while the gateway
+    // resumes its session can take the id of one delivered on the last connection and not acknowledged, which
+    // the broker then delivers again under that id.
+    const f = new DuplicateFilter();
+    f.remember('$upstream', 1, 7, hash, 0);
+    expect(f.resent('$upstream', 2, 7, false, hash + 1, true)).toBeUndefined();
+    f.remember('$upstream', 2, 7, hash + 1, 1);
+    expect(f.resent('$upstream', 2, 7, false, hash, true)).toBeDefined();
+    expect(f.resent('$upstream', 2, 7, false, hash + 1, true)).toBeDefined();
+    // A device that sets DUP on its resend, likewise; and both are kept across a checkpoint.
+    f.remember('c1', 1, 7, hash, 0);
+    expect(f.resent('c1', 2, 7, false, hash + 1)).toBeUndefined();
+    f.remember('c1', 2, 7, hash + 1, 1);
+    expect(f.resent('c1', 2, 7, true, hash)).toBeDefined();
+    const g = new DuplicateFilter();
+    g.restore(f.snapshot());
+    expect(g.resent('c1', 3, 7, true, hash)).toBeDefined();
+    expect(g.resent('c1', 3, 7, true, hash + 1)).toBeDefined();
+    expect(g.resent('c1', 3, 7, true, hash + 2)).toBeUndefined();
+    expect(f.snapshot()).toHaveLength(4);
+  });
+
   test('a resend of a publish still being written waits for it', async () => {
     const f = new DuplicateFilter();
     let recorded!: () => void;
