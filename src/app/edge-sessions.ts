@@ -19,7 +19,8 @@ export type SessionTell = (method: SessionMethod, args: unknown[]) => void;
  * writes behind as with one thread, so a call that reads (an answer crossing back, by id; a stream as one list)
  * sees every change sent before it. Waiting would let a message that needs no such call (QoS 0, not retained)
  * overtake one that does, from the same publisher or to the same subscriber [MQTT-4.6.0-5]. Only the subscriptions
- * are also kept here, a copy made at start and changed with each call that changes them (and a session's expiry):
+ * are also kept here, a copy made at start and changed with each call that changes them, a session's expiry and
+ * what the decision thread answers when a client of a persistent session connects (`subscriptionsByClient`):
  * aedes matches every QoS 1 publish against them (`subscriptionsByTopic`), and a device event has no persistent
  * subscriber, so nothing of it crosses.
  */
@@ -81,8 +82,16 @@ export class EdgeSessions implements SessionPersistence {
     await this.#subscriptions.cleanSubscriptions({ id: client.id });
   }
 
-  subscriptionsByClient(client: SessionClient): Promise<StoredSubscription[]> {
-    return this.#subscriptions.subscriptionsByClient({ id: client.id });
+  /**
+   * Asked when a client connects with a persistent session, and answered by the decision thread, where the session
+   * may have expired meanwhile: its answer comes after any expiry it sent before (`expired`), and the session does
+   * not expire after it (`MqttSessions.subscriptionsByClient`). The copy here becomes what it answered.
+   */
+  async subscriptionsByClient(client: SessionClient): Promise<StoredSubscription[]> {
+    const subs = (await this.call('subscriptionsByClient', [{ id: client.id }])) as StoredSubscription[];
+    await this.#subscriptions.cleanSubscriptions({ id: client.id });
+    if (subs.length > 0) await this.#subscriptions.addSubscriptions({ id: client.id }, subs);
+    return subs;
   }
 
   subscriptionsByTopic(topic: string): ReturnType<MemoryPersistence['subscriptionsByTopic']> {

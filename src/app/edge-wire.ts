@@ -109,6 +109,7 @@ export const SESSION_METHODS = [
   'addSubscriptions',
   'removeSubscriptions',
   'cleanSubscriptions',
+  'subscriptionsByClient',
   'outgoingEnqueue',
   'outgoingEnqueueCombi',
   'outgoingUpdate',

@@ -213,8 +213,10 @@ export class MqttSessions extends MemoryPersistence {
     if (this.#closing !== undefined) return 0;
     const before = this.#now() - this.limits.expiryMs;
     let expired = 0;
-    for (const [clientId, session] of [...this.#sessions]) {
-      if (session.connected || session.seenAtMs > before) continue;
+    for (const clientId of [...this.#sessions.keys()]) {
+      // As it is now: a client may have come back while an earlier session was discarded.
+      const session = this.#sessions.get(clientId);
+      if (session === undefined || session.connected || session.seenAtMs > before) continue;
       const queued = await this.#discard(clientId);
       this.#opts.onExpired?.(clientId, queued);
       expired += 1;
@@ -240,6 +242,17 @@ export class MqttSessions extends MemoryPersistence {
     this.#keepRetained(topic, bytes);
     this.#writes.put(RETAINED + topic, value);
     return super.storeRetained(packet);
+  }
+
+  /**
+   * aedes asks for a client's subscriptions when it connects with a persistent session, before anything else of
+   * it: the client is back, and its session no longer expires from the time it went away. Whether the session is
+   * still there is decided here, in order with the expiry (with `threads: 2` the edge thread asks across).
+   */
+  override async subscriptionsByClient(client: SessionClient): Promise<StoredSubscription[]> {
+    const session = this.#sessions.get(client.id);
+    if (session !== undefined && !session.connected) session.seenAtMs = this.#now();
+    return super.subscriptionsByClient(client);
   }
 
   override async addSubscriptions(client: SessionClient, subs: StoredSubscription[]): Promise<void> {

@@ -266,8 +266,23 @@ describe('expiry', () => {
     expect(await sessions.expire()).toBe(0);
     // The gateway restarts meanwhile: the time away goes on counting.
     await restart({ limits: { expiryMs } });
-    expect(await sessions.subscriptionsByClient(client)).toHaveLength(1);
+    expect(await sessions.subscriptionsHeld()).toMatchObject([['dev-1', [{ topic: 't' }]]]);
     nowMs += expiryMs / 2;
+    expect(await sessions.expire()).toBe(1);
+  });
+
+  test('a client that comes back as its session is due keeps it: aedes asks for its subscriptions first', async () => {
+    await sessionWithMessage();
+    sessions.sessionDisconnected('dev-1', false);
+    nowMs += expiryMs;
+    // CONNECT: the subscriptions, then the will and the queue; only after the CONNACK is the client connected.
+    expect(await sessions.subscriptionsByClient(client)).toHaveLength(1);
+    expect(await sessions.expire()).toBe(0);
+    expect(await all(sessions.outgoingStream(client))).toHaveLength(1);
+    sessions.sessionConnected('dev-1', false);
+    // Away again: its time away counts from now.
+    sessions.sessionDisconnected('dev-1', false);
+    nowMs += expiryMs;
     expect(await sessions.expire()).toBe(1);
   });
 
