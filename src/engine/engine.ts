@@ -69,7 +69,8 @@ export interface PendingTimer {
 
 /**
  * The scenario engine: pure and deterministic. Time comes in with each input (an event's `at`, a timer's
- * `now`), state is plain data, and every step returns the effects the runtime carries out.
+ * `now`, and `wallOffsetMs`: how far the wall clock is ahead of that gateway time, for calendar windows), state is
+ * plain data, and every step returns the effects the runtime carries out.
  */
 export class Engine {
   private readonly opts: StepOptions;
@@ -117,8 +118,8 @@ export class Engine {
    * Runs one event (and the business events it leads to for its own actor) through the scenarios that listen to
    * it. Events emitted for other actors come out as `emit` effects with an `input`, for the runtime to apply.
    */
-  onEvent(ev: Event, profile: Profile | undefined): Effect[] {
-    const step = new Step(ev.at, this.opts);
+  onEvent(ev: Event, profile: Profile | undefined, wallOffsetMs = 0): Effect[] {
+    const step = new Step(ev.at, this.opts, wallOffsetMs);
     this.feed(step, ev, profile);
     step.drain((e, p) => this.feed(step, e, p));
     return step.effects;
@@ -128,8 +129,8 @@ export class Engine {
    * A business event another input emitted for this actor, applied as an input of its own at the time it was
    * emitted; the emits it leads to count on from its depth.
    */
-  onEmitted(input: EmittedInput, profile: Profile | undefined): Effect[] {
-    const step = new Step(input.event.at, this.opts);
+  onEmitted(input: EmittedInput, profile: Profile | undefined, wallOffsetMs = 0): Effect[] {
+    const step = new Step(input.event.at, this.opts, wallOffsetMs);
     step.depth = input.depth;
     this.feed(step, input.event, profile);
     step.drain((e, p) => this.feed(step, e, p));
@@ -140,8 +141,8 @@ export class Engine {
    * A timer fell due. `now` is when it fires (its deadline, or later); a timer that is stale (its
    * scenario's state moved on) does nothing, and one fired before its deadline is scheduled again.
    */
-  onTimer(timer: string, now: number, profile: Profile | undefined): Effect[] {
-    const step = new Step(now, this.opts);
+  onTimer(timer: string, now: number, profile: Profile | undefined, wallOffsetMs = 0): Effect[] {
+    const step = new Step(now, this.opts, wallOffsetMs);
     const parsed = parseTimerKey(timer);
     const rt = parsed && this.byId.get(parsed.id);
     if (!parsed || !rt) return step.effects;
@@ -212,11 +213,11 @@ export class Engine {
    * the devices that are active rather than every device ever seen. Each kind knows when that is (silence
    * timers are kept). Returns how many groups it forgot.
    */
-  prune(now: number): number {
+  prune(now: number, wallOffsetMs = 0): number {
     let pruned = 0;
     for (const rt of this.runtimes) {
       const before = rt.groups.size;
-      rt.kind.prune?.(rt, now);
+      rt.kind.prune?.(rt, now, wallOffsetMs);
       pruned += before - rt.groups.size;
     }
     return pruned;

@@ -98,6 +98,11 @@ export class Step {
   constructor(
     readonly now: number,
     readonly opts: StepOptions,
+    /**
+     * How far wall time is ahead of gateway time for this input (the offset the journal recorded): calendar windows
+     * put their boundaries where the wall clock shows them. Timers and `now` stay on gateway time.
+     */
+    readonly wallOffsetMs = 0,
   ) {}
 
   private varsEvent: Event | undefined;

@@ -31,6 +31,11 @@ export interface WallState {
   offsetMs: number;
   /** Whether the wall clock was synchronised (see `CLOCK_FLOOR_MS`). */
   synced: boolean;
+  /**
+   * The offset of the wall clock when it was last synchronised, where that is not `offsetMs` (while it is not
+   * synchronised); absent: `offsetMs`. Held in checkpoints, never in clock records (it follows from them).
+   */
+  syncedOffsetMs?: number;
 }
 
 /**
@@ -40,19 +45,35 @@ export interface WallState {
 export class WallTime {
   offsetMs = 0;
   synced = true;
+  /**
+   * The offset calendar windows follow: that of the wall clock when it was last synchronised. A gateway that never
+   * was keeps gateway time (0); one that reboots without a hardware clock keeps the days it had, not 1970's.
+   */
+  syncedOffsetMs = 0;
 
   /** The wall time of gateway time `gatewayMs`. */
   at(gatewayMs: number): number {
     return gatewayMs + this.offsetMs;
   }
 
+  /** The state a checkpoint held. */
   set(state: WallState): void {
     this.offsetMs = state.offsetMs;
     this.synced = state.synced;
+    this.syncedOffsetMs = state.syncedOffsetMs ?? state.offsetMs;
+  }
+
+  /** A clock record: what the wall clock did next. */
+  apply(change: WallState): void {
+    this.offsetMs = change.offsetMs;
+    this.synced = change.synced;
+    if (change.synced) this.syncedOffsetMs = change.offsetMs;
   }
 
   state(): WallState {
-    return { offsetMs: this.offsetMs, synced: this.synced };
+    const state: WallState = { offsetMs: this.offsetMs, synced: this.synced };
+    if (this.syncedOffsetMs !== this.offsetMs) state.syncedOffsetMs = this.syncedOffsetMs;
+    return state;
   }
 }
 

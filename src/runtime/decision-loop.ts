@@ -64,14 +64,14 @@ export class DecisionLoop {
   }
 
   onEvent(ev: Event, profile: Profile | undefined, replay = false): readonly Effect[] {
-    const effects = this.deps.rules.engine.onEvent(ev, profile);
+    const effects = this.deps.rules.engine.onEvent(ev, profile, this.wall.syncedOffsetMs);
     this.apply(effects, ev.at, ev.actor, profile, replay);
     return effects;
   }
 
   /** A business event another input emitted for `input.event.actor`, with that actor's profile. */
   onEmitted(input: EmittedInput, profile: Profile | undefined, replay = false): readonly Effect[] {
-    const effects = this.deps.rules.engine.onEmitted(input, profile);
+    const effects = this.deps.rules.engine.onEmitted(input, profile, this.wall.syncedOffsetMs);
     this.apply(effects, input.event.at, input.event.actor, profile, replay);
     return effects;
   }
@@ -84,7 +84,7 @@ export class DecisionLoop {
     profile: Profile | undefined,
     replay = false,
   ): readonly Effect[] {
-    const effects = this.deps.rules.engine.onTimer(timer, now, profile);
+    const effects = this.deps.rules.engine.onTimer(timer, now, profile, this.wall.syncedOffsetMs);
     this.apply(effects, now, actor ?? '', profile, replay);
     return effects;
   }
@@ -94,17 +94,18 @@ export class DecisionLoop {
    * decision, and is an input like the others so that recovery and replay hold the same state as the live gateway.
    */
   prune(at: number, replay = false): number {
-    const groups = this.deps.rules.engine.prune(at);
+    const groups = this.deps.rules.engine.prune(at, this.wall.syncedOffsetMs);
     this.deps.outputs.pruned?.(groups, at, replay);
     return groups;
   }
 
   /**
    * The wall clock stepped against gateway time (or became synchronised): actions decided from here on are stamped
-   * with the new offset. Timers stay on gateway time and are not touched.
+   * with the new offset, and calendar windows put their boundaries where the synchronised wall clock shows them (the
+   * engine gets `wall.syncedOffsetMs` with each input). Timers stay on gateway time and are not touched.
    */
   onClock(record: ClockRecord, replay = false): void {
-    this.wall.set(record);
+    this.wall.apply(record);
     this.deps.outputs.clock?.(record, replay);
   }
 

@@ -14,7 +14,7 @@ import { addExact, exactPartials, exactTotal } from './exact-sum.js';
 import type { ScenarioKind } from './kind.js';
 import { eventBox, eventsText, formatDuration } from './view.js';
 import type { DiagramBox, GroupExplanation, KindDiagram, Show } from './view.js';
-import { calendarLabel, calendarWindow, windowStart } from './calendar.js';
+import { calendarLabel, calendarWindow, windowStartAt } from './calendar.js';
 import type { CalendarWindow } from './calendar.js';
 import { pruneWindows } from './window.js';
 import { AggregateGroups } from './aggregate-groups.js';
@@ -54,15 +54,19 @@ export interface AggregateWindowPlan {
   having?: Expression;
 }
 
-/** The earliest arrival time a window holds at `now`. */
-function startOf(w: { ms?: number; calendar?: CalendarWindow }, now: number): number {
-  return w.calendar ? windowStart(w.calendar, now) : now - (w.ms ?? 0);
+/**
+ * The earliest arrival time a window holds at `now`; a calendar window's boundaries are where the wall clock,
+ * `wallOffsetMs` ahead of gateway time, shows them.
+ */
+function startOf(w: { ms?: number; calendar?: CalendarWindow }, now: number, wallOffsetMs: number): number {
+  return w.calendar ? windowStartAt(w.calendar, now, wallOffsetMs) : now - (w.ms ?? 0);
 }
 
 /** The earliest arrival time the group's state must keep at `now`: that of the widest window. */
-function keepFrom(plan: AggregateWindowPlan, now: number): number {
-  if (!plan.windows) return plan.calendar ? windowStart(plan.calendar, now) : now - plan.windowMs;
-  return Math.min(...plan.windows.map((w) => startOf(w, now)));
+function keepFrom(plan: AggregateWindowPlan, now: number, wallOffsetMs: number): number {
+  if (!plan.windows)
+    return plan.calendar ? windowStartAt(plan.calendar, now, wallOffsetMs) : now - plan.windowMs;
+  return Math.min(...plan.windows.map((w) => startOf(w, now, wallOffsetMs)));
 }
 
 /**
@@ -146,11 +150,20 @@ function emptyWindow(plan: AggregateWindowPlan): AggregateState {
   return { ats: [], values: plan.aggregates.map((a) => (a.arg ? [] : NO_VALUES)), start: 0 };
 }
 
-/** Moves the window's start past the entries before `from` and the oldest ones over the cap, then adds `row`. */
-function slide(plan: AggregateWindowPlan, st: AggregateState, at: number, row: readonly unknown[]): number {
+/**
+ * Moves the window's start past the entries before `from` and the oldest ones over the cap, then adds `row`. After a
+ * step of the wall clock a calendar window's start moves with it: the entries before the new boundary leave.
+ */
+function slide(
+  plan: AggregateWindowPlan,
+  st: AggregateState,
+  at: number,
+  row: readonly unknown[],
+  wallOffsetMs: number,
+): number {
   let start = st.start ?? 0;
   const capped = st.ats.length + 1 - MAX_WINDOW_ENTRIES;
-  const from = keepFrom(plan, at);
+  const from = keepFrom(plan, at, wallOffsetMs);
   while (start < st.ats.length && (start < capped || (st.ats[start] as number) < from)) {
     for (let i = 0; i < st.values.length; i++) {
       const partials = st.sums?.[i];
@@ -260,10 +273,11 @@ function windowValues(
   st: AggregateState,
   from: number,
   now: number,
+  wallOffsetMs: number,
 ): Vars {
   const out: Vars = {};
   for (const w of windows) {
-    const start = startOf(w, now);
+    const start = startOf(w, now, wallOffsetMs);
     let first = from;
     while (first < st.ats.length && (st.ats[first] as number) < start) first++;
     if (first === from) {
@@ -294,8 +308,10 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
   if (!rowOf(step, rt, vars, ev.actor, scratchRow)) return;
 
   const st = rt.groups.get(group) ?? emptyWindow(plan);
-  const from = slide(plan, st, ev.at, scratchRow);
-  const extra = plan.windows ? windowValues(plan, plan.windows, st, from, ev.at) : values(plan, st, from);
+  const from = slide(plan, st, ev.at, scratchRow, step.wallOffsetMs);
+  const extra = plan.windows
+    ? windowValues(plan, plan.windows, st, from, ev.at, step.wallOffsetMs)
+    : values(plan, st, from);
   // Set again once changed (running sums included): the groups' map packs a small window (AggregateGroups).
   rt.groups.set(group, st);
   const last = seen(ev, true);
@@ -342,8 +358,9 @@ function explainAggregate(
   plan: AggregateWindowPlan,
   st: AggregateState,
   now: number,
+  wallOffsetMs = 0,
 ): GroupExplanation | undefined {
-  const cutoff = keepFrom(plan, now);
+  const cutoff = keepFrom(plan, now, wallOffsetMs);
   let from = st.start ?? 0;
   while (from < st.ats.length && (st.ats[from] as number) < cutoff) from++;
   if (from >= st.ats.length) return undefined;
@@ -368,8 +385,8 @@ function windowWords(plan: AggregateWindowPlan): string {
 }
 
 /** Drops groups whose every event has left the window. */
-export function pruneAggregate(rt: Runtime, now: number): void {
-  pruneWindows(rt.groups, keepFrom(rt.sc.when, now));
+export function pruneAggregate(rt: Runtime, now: number, wallOffsetMs = 0): void {
+  pruneWindows(rt.groups, keepFrom(rt.sc.when, now, wallOffsetMs));
 }
 
 const HOUR_MS = 3_600_000;

@@ -3,6 +3,7 @@
  * since midnight in Berlin), not those of the last 24 hours. Boundaries are wall-clock times in the zone, found
  * with Intl, so daylight saving time moves them as a person there would expect: a day is 23 or 25 hours long
  * when the clocks change. Pure: the same instant and zone give the same boundary, live, after a restore, in replay.
+ * The engine runs on gateway time; the wall clock's offset over it comes in with each input (`windowStartAt`).
  */
 
 const HOUR_MS = 3_600_000;
@@ -79,6 +80,15 @@ export function windowStart(cal: CalendarWindow, instant: number): number {
     if (boundary <= instant) return boundary;
   }
   return instantOf(dayStart + cal.atMs + (k - 3) * cal.everyMs, cal.tz);
+}
+
+/**
+ * The start, in gateway time, of the calendar window that holds gateway time `gatewayMs`, its boundaries where the
+ * wall clock shows them: wall time is gateway time plus `wallOffsetMs` (see src/runtime/clock.ts), so a gateway that
+ * booted in 1970 and was then stepped by NTP counts the real day, not a day of 1970.
+ */
+export function windowStartAt(cal: CalendarWindow, gatewayMs: number, wallOffsetMs: number): number {
+  return windowStart(cal, gatewayMs + wallOffsetMs) - wallOffsetMs;
 }
 
 /** Reads `every`, `at` and `tz`; `every` must be one day, or whole hours that divide a day. */

@@ -70,8 +70,8 @@ export interface ScenarioKind<P extends KindPlan = KindPlan, S extends GroupStat
   readonly groups?: ((plan: P) => Map<string, S>) | undefined;
   /** The timer a group's state waits on, to rebuild the timer queue after a restore. */
   readonly timerOf?: ((state: S) => GroupTimer | undefined) | undefined;
-  /** Forgets groups that can no longer lead anywhere at `now`. */
-  readonly prune?: ((rt: ScenarioRuntime<P, S>, now: number) => void) | undefined;
+  /** Forgets groups that can no longer lead anywhere at `now` (wall time: `now + wallOffsetMs`, as in `Step`). */
+  readonly prune?: ((rt: ScenarioRuntime<P, S>, now: number, wallOffsetMs: number) => void) | undefined;
 
   // Recovery after downtime.
   /** How long the kind's timers wait for their event; a timer overdue after downtime gets that long again. */
@@ -86,8 +86,9 @@ export interface ScenarioKind<P extends KindPlan = KindPlan, S extends GroupStat
   readonly lastActor?: ((state: S) => string | undefined) | undefined;
   /**
    * Where a group stands at `now`, in words and figures (`vigil explain`); without it the group's `progress` is
-   * shown. Undefined when the group holds nothing that counts at `now`.
+   * shown. Undefined when the group holds nothing that counts at `now` (wall time: `now + wallOffsetMs`, default 0).
    */
-  readonly explain?: ((plan: P, state: S, now: number) => GroupExplanation | undefined) | undefined;
+  readonly explain?:
+    ((plan: P, state: S, now: number, wallOffsetMs?: number) => GroupExplanation | undefined) | undefined;
   readonly diagram: (plan: P, show: Show) => KindDiagram;
 }
