@@ -8,6 +8,7 @@ import {
   DecisionLoop,
   DurableInputs,
   observeWall,
+  replayJournal,
   RulesInForce,
   rulesRecordOf,
   VirtualScheduler,
@@ -30,6 +31,12 @@ const loaded = compileRuleFiles([
   {
     path: 'alarm.yaml',
     text: 'id: alarm\nwhen: { event: alarm }\nthen: { action: alarm, to: [upstream] }\n',
+  },
+  {
+    path: 'today.yaml',
+    text:
+      'id: today\nwhen:\n  event: reset\n  window: { every: 1d, at: "00:00", tz: Europe/Berlin }\n' +
+      '  aggregate: { n: count() }\nthen: { action: count, to: [upstream], payload: { n: n } }\n',
   },
 ]);
 if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
@@ -178,6 +185,97 @@ describe('a wall clock that steps', () => {
     await recovered.durable.close();
     const third = await start(dir, () => now, []);
     expect(third.loop.wall.state()).toEqual({ offsetMs: FIFTY_YEARS - DAY, synced: true });
+    await third.durable.close();
+  });
+});
+
+describe('a calendar window on a wall clock that steps', () => {
+  test('live, recovery, a replay of the journal and a restart from a checkpoint count the same days', async () => {
+    const tmp = await tempDir();
+    cleanups.push(() => tmp.remove());
+    const dir = join(tmp.path, 'journal');
+    // Booted in 1976 at 19:00Z; NTP steps the wall clock at 22:00Z to 02:00 in Berlin on 10 December 2026, whose
+    // midnight was at 20:00Z gateway time. Later the clock falls back to 1976 (not synchronised).
+    const G = (hhmm: string, day = 5) =>
+      Date.UTC(1976, 11, day, Number(hhmm.slice(0, 2)), Number(hhmm.slice(3)));
+    const STEP = Date.UTC(2026, 11, 10, 1, 0) - G('22:00');
+    let now = G('19:00');
+    let skew = 0;
+    const decided: Decided[] = [];
+    const gw = await start(dir, () => now, decided);
+    let recorded = gw.loop.wall.state();
+    const watch = async () => {
+      const change = observeWall(recorded, now, now + skew);
+      if (change === undefined) return;
+      recorded = change;
+      await gw.durable.submitClock(change);
+    };
+    const reset = async (t: number) => {
+      now = t;
+      await gw.durable.submitEvent(
+        { actor: 'd1', type: 'reset', at: t, data: {}, source: 'cloud' },
+        undefined,
+        'sync',
+      );
+    };
+    const counts = (list: readonly Decided[]) =>
+      list.filter((d) => d.action.scenario === 'today').map((d) => [d.at, d.action.payload.n]);
+
+    await watch();
+    await reset(G('19:30'));
+    await reset(G('21:00'));
+    now = G('22:00');
+    skew = STEP;
+    await watch();
+    await reset(G('22:10'));
+    now = G('23:00');
+    skew = 0;
+    await watch();
+    await reset(G('23:30'));
+
+    const live = decided.filter((d) => !d.replay);
+    expect(counts(live)).toEqual([
+      [G('19:30'), 1],
+      [G('21:00'), 2],
+      // Since midnight in Berlin by the stepped wall clock: the reset at 19:30 was the day before.
+      [G('22:10'), 2],
+      // The wall clock is no longer synchronised: the window stays on the days of the last synchronised one.
+      [G('23:30'), 3],
+    ]);
+    expect(live[3]?.action).toMatchObject({ decidedAt: G('23:30'), clockSynced: false });
+
+    // `vigil replay --journal` applies the clock records where the live gateway did, and decides the same.
+    const replayed = await replayJournal({ dir, gateway: 'gw1', logger: captureLogs().logger });
+    const ofToday = (actions: readonly Action[]) =>
+      actions.filter((a) => a.scenario === 'today').map((a) => [a.id, a.payload, a.decidedAt, a.clockSynced]);
+    expect(ofToday(replayed?.actions ?? [])).toEqual(ofToday(live.map((d) => d.action)));
+
+    // The process dies: recovery replays the journal and decides the same.
+    const again: Decided[] = [];
+    const recovered = await start(dir, () => now, again);
+    cleanups.push(() => gw.durable.close().catch(() => undefined));
+    expect(again.map((d) => d.action)).toEqual(live.map((d) => d.action));
+    expect(recovered.loop.wall.state()).toEqual({ offsetMs: 0, synced: false, syncedOffsetMs: STEP });
+
+    // A checkpoint keeps the offset the windows follow once the journal before it is gone.
+    await recovered.durable.checkpoint();
+    await recovered.durable.close();
+    const after: Decided[] = [];
+    const third = await start(dir, () => now, after);
+    expect(third.loop.wall.state()).toEqual({ offsetMs: 0, synced: false, syncedOffsetMs: STEP });
+    const submit = (t: number) =>
+      third.durable.submitEvent(
+        { actor: 'd1', type: 'reset', at: t, data: {}, source: 'cloud' },
+        undefined,
+        'sync',
+      );
+    await submit(G('19:59', 6));
+    await submit(G('20:00', 6));
+    expect(counts(after)).toEqual([
+      [G('19:59', 6), 4],
+      // Midnight of 11 December in Berlin.
+      [G('20:00', 6), 1],
+    ]);
     await third.durable.close();
   });
 });
