@@ -27,6 +27,7 @@ export function startShadow(
     trustedKeys: () => base.files.trustedKeys,
     running: () => sync.rules.running,
     live: decision.rules,
+    wall: () => decision.loop.wall.state(),
     engine: { gateway: base.gatewayId },
     profileOf: (actor) => {
       const peeked = profiles.peek(actor);

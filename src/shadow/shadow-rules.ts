@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { EngineOptions } from '../engine/index.js';
 import type { RuleSet } from '../rules/index.js';
-import { rulesRecordOf, type InputRecord, type RulesInForce } from '../runtime/index.js';
+import { rulesRecordOf, type InputRecord, type RulesInForce, type WallState } from '../runtime/index.js';
 import type { Candidate, Profile, RuleProblem } from '../shared/index.js';
 import { checkBundle, type BundleInForce, type RejectReason, type TrustedKey } from '../sync/index.js';
 import { ShadowDiff, type DiffExample, type ScenarioDiff } from './shadow-diff.js';
@@ -47,6 +47,8 @@ export interface ShadowRulesOptions {
   /** The live bundle: a shadow bundle must be above its version, as a live one must, so that it can be promoted. */
   running: () => BundleInForce;
   live: RulesInForce;
+  /** The live loop's wall clock offset (its calendar windows follow it). */
+  wall?: () => WallState;
   engine: EngineOptions;
   profileOf: (actor: string) => Profile | undefined;
   publish: (report: ShadowReport) => void;
@@ -168,6 +170,7 @@ export class ShadowRules {
     const run = new ShadowRun({
       rules: verdict.rules,
       live: this.opts.live,
+      ...(this.opts.wall ? { wall: this.opts.wall() } : {}),
       engine: this.opts.engine,
       profileOf: this.opts.profileOf,
       onSent: (candidate) => diff.shadow(candidate),

@@ -1,7 +1,13 @@
 import { Arbiter } from '../actions/index.js';
 import { Engine, type EngineOptions } from '../engine/index.js';
 import type { RuleSet } from '../rules/index.js';
-import { RulesInForce, VirtualRun, type InputRecord, type LoopOutputs } from '../runtime/index.js';
+import {
+  RulesInForce,
+  VirtualRun,
+  type InputRecord,
+  type LoopOutputs,
+  type WallState,
+} from '../runtime/index.js';
 import type { Candidate, Profile } from '../shared/index.js';
 
 export interface ShadowRunOptions {
@@ -9,6 +15,8 @@ export interface ShadowRunOptions {
   rules: RuleSet;
   /** The live rules, engine and arbiter: the shadow starts from a copy of their state. */
   live: Pick<RulesInForce, 'engine' | 'arbiter'>;
+  /** The live loop's wall clock offset: calendar windows then count the same days on both sides. */
+  wall?: WallState;
   engine: EngineOptions;
   /** A profile without waiting (the cache): for timers and events emitted for another actor. */
   profileOf: (actor: string) => Profile | undefined;
@@ -58,6 +66,7 @@ export class ShadowRun {
     const profileOf = (actor: string): Profile | undefined =>
       actor === this.current?.actor ? this.current.profile : opts.profileOf(actor);
     this.run = new VirtualRun(new RulesInForce(rules, engine, arbiter), profileOf, outputs, true);
+    if (opts.wall) this.run.loop.wall.set(opts.wall);
     for (const t of engine.pendingTimers()) this.run.loop.armTimer(t.timer, t.actor, t.dueAt);
   }
 
@@ -67,7 +76,7 @@ export class ShadowRun {
 
   /** An input the live loop applied, with the profile it was applied with. */
   offer(input: InputRecord, profile: Profile | undefined): void {
-    if (this.stopped || (input.kind !== 'event' && input.kind !== 'prune')) return;
+    if (this.stopped || (input.kind !== 'event' && input.kind !== 'prune' && input.kind !== 'clock')) return;
     if (this.queue.length >= (this.opts.maxQueued ?? MAX_QUEUED)) {
       this.dropped++;
       return;
@@ -121,6 +130,8 @@ export class ShadowRun {
     } else if (input.kind === 'prune') {
       this.run.prune(input.at);
       this.run.rules.arbiter.prune(input.at);
+    } else if (input.kind === 'clock') {
+      this.run.loop.onClock(input);
     }
   }
 

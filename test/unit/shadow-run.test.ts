@@ -105,4 +105,58 @@ describe('ShadowRun', () => {
     shadow.offer({ kind: 'event', event: ev('d9', 9_000) }, undefined);
     expect(shadow.queued).toBe(0);
   });
+
+  test('follows the live wall clock: its calendar windows count the days the live ones do', () => {
+    const DAILY = `id: today
+when:
+  event: telemetry
+  window: { every: 1d, at: "00:00", tz: UTC }
+  aggregate: { n: count() }
+then:
+  action: today
+  to: [upstream]
+  payload: { n: n }
+`;
+    const HOUR = 3_600_000;
+    const sent: Array<[string, unknown]> = [];
+    const run = VirtualRun.of(rules({ 'today.yaml': DAILY }), { gateway: 'gw1' }, () => undefined, {
+      verdict: (v) => void sent.push(['live', v.candidate.action.payload.n]),
+    });
+    // Gateway time is 20:00 on day 0; the wall clock was stepped to 02:00 on a later day.
+    const step = 100 * 24 * HOUR + 6 * HOUR;
+    run.loop.onClock({ kind: 'clock', at: 20 * HOUR, offsetMs: step, synced: true, stepMs: step });
+    run.feed(ev('d1', 17 * HOUR)); // 23:00 the day before, by the wall clock
+    const shadow = new ShadowRun({
+      rules: rules({ 'today.yaml': DAILY }),
+      live: run.rules,
+      wall: run.loop.wall.state(),
+      engine: { gateway: 'gw1' },
+      profileOf: () => undefined,
+      onSent: (c) => void sent.push(['shadow', c.action.payload.n]),
+    });
+    run.feed(ev('d1', 21 * HOUR));
+    shadow.offer({ kind: 'event', event: ev('d1', 21 * HOUR) }, undefined);
+    // A step applied live reaches the shadow as an input too: 3.5 hours back, so that the wall clock's midnight
+    // comes at 21:30 gateway time, after the event at 21:00.
+    const STEP_BACK = -3.5 * HOUR;
+    const back = {
+      kind: 'clock',
+      at: 21 * HOUR,
+      offsetMs: step + STEP_BACK,
+      synced: true,
+      stepMs: STEP_BACK,
+    } as const;
+    run.loop.onClock(back);
+    shadow.offer(back, undefined);
+    run.feed(ev('d1', 22 * HOUR));
+    shadow.offer({ kind: 'event', event: ev('d1', 22 * HOUR) }, undefined);
+    shadow.flush();
+    expect(sent).toEqual([
+      ['live', 1],
+      ['live', 1],
+      ['live', 1],
+      ['shadow', 1],
+      ['shadow', 1],
+    ]);
+  });
 });
