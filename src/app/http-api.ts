@@ -64,6 +64,7 @@ export async function startGatewayApi(deps: HttpApiModuleDeps): Promise<HttpApiM
     metrics: base.metrics,
     dataDir: base.dataDir,
     clock: decision.clock,
+    wallOffsetMs: () => decision.loop.wall.syncedOffsetMs,
     logger: base.logger,
   });
   let marker: string;

@@ -32,9 +32,14 @@ export interface DeviceExplanation {
 }
 
 /** A group without a kind's `explain`: its `progress`, as the dashboard shows it. */
-function groupOf(sc: Scenario, st: GroupState, now: number): GroupExplanation | undefined {
+function groupOf(
+  sc: Scenario,
+  st: GroupState,
+  now: number,
+  wallOffsetMs: number,
+): GroupExplanation | undefined {
   const kind = kindOf(sc.when);
-  if (kind.explain) return kind.explain(sc.when, st, now);
+  if (kind.explain) return kind.explain(sc.when, st, now, wallOffsetMs);
   const p = kind.progress(sc.when, st);
   if (p === undefined) return undefined;
   const out: GroupExplanation = { state: p.progress, figures: {} };
@@ -54,6 +59,8 @@ export function explainDevice(
   state: { scenarios: ReadonlyArray<{ id: string; groups: Iterable<readonly [string, GroupState]> }> },
   decisions: readonly ActionEntry[],
   reasons: ReasonContext,
+  /** How far the wall clock the engine's calendar windows follow is ahead of gateway time (`Step.wallOffsetMs`). */
+  wallOffsetMs = 0,
 ): Omit<DeviceExplanation, 'decisionsKept'> {
   const groupsOf = new Map(state.scenarios.map((s) => [s.id, s.groups]));
   const out: ScenarioExplanation[] = scenarios.map((sc) => {
@@ -61,7 +68,7 @@ export function explainDevice(
     const groups: ScenarioExplanation['groups'] = [];
     for (const [group, st] of groupsOf.get(sc.id) ?? []) {
       if (group !== id && kind.lastActor?.(st) !== id) continue;
-      const g = groupOf(sc, st, now);
+      const g = groupOf(sc, st, now, wallOffsetMs);
       if (g) groups.push({ group, ...g });
     }
     const own = decisions.filter((d) => d.action.scenario === sc.id);

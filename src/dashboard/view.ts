@@ -80,6 +80,8 @@ export interface DashboardDeps {
   /** The data directory, whose size is sampled for `vigil_leveldb_bytes`. */
   dataDir: string;
   clock: Clock;
+  /** The wall clock offset the engine's calendar windows follow (`WallTime.syncedOffsetMs`); absent: 0. */
+  wallOffsetMs?: () => number;
   logger: Logger;
   /** How often the page's summary and action batches go out (and the rate charts take a step). */
   tickMs?: number;
@@ -382,6 +384,7 @@ export class DashboardView {
       engine.liveState?.() ?? engine.snapshot(),
       kept.of(id),
       { policy, cooldownOf: (scenario) => cooldowns.get(scenario) },
+      deps.wallOffsetMs?.() ?? 0,
     );
     const known =
       profile !== undefined ||

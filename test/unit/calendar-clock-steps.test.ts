@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { explainDevice } from '../../src/dashboard/index.js';
 import type { ClockRecord } from '../../src/runtime/index.js';
 import { Harness, rulesFrom } from './engine-harness.js';
 
@@ -56,6 +57,28 @@ describe('a per-day calendar window on a wall clock that steps', () => {
     expect(countAt(h, G('23:30', 6))).toBe(2);
     const last = h.actions[h.actions.length - 1];
     expect(new Date(last?.decidedAt ?? 0).toISOString()).toBe('2026-03-11T02:30:00.000Z');
+  });
+
+  test('`vigil explain` shows the window the wall clock shows', () => {
+    const h = new Harness(rulesFrom({ 'today.yaml': DAILY }));
+    h.loop.onClock(clock(G('22:00'), STEP, true, STEP));
+    countAt(h, G('22:10'));
+    countAt(h, G('23:00'));
+    const explain = (now: number) =>
+      explainDevice(
+        'd1',
+        now,
+        h.rules.scenarios,
+        h.engine.liveState(),
+        [],
+        { policy: undefined, cooldownOf: () => undefined },
+        h.loop.wall.syncedOffsetMs,
+      ).scenarios[0]?.state;
+    // 23:00 in Berlin on 10 March, gateway time 19:00 on 1970-01-06, when 1970-01-05 in Berlin was long over.
+    expect(explain(G('19:00', 6))).toBe(
+      'n 2 over the calendar window every 1d at 00:00 (Europe/Berlin) (2 events)',
+    );
+    expect(explain(G('20:00', 6))).toBe('nothing pending');
   });
 
   test('a housekeeping prune keeps a group whose events are in the real day though not in gateway time’s', () => {
