@@ -43,6 +43,30 @@ const APP_SUBSTITUTES: readonly Substitute[] = [
     },
   },
   {
+    // prom-client's CPU counters use OpenTelemetry only for exemplars, which the gateway never enables:
+    // its 50 modules are evaluated on first use instead of at every start.
+    what: 'prom-client/lib/metrics/processCpuTotal.js',
+    filter: /[\\/]node_modules[\\/]prom-client[\\/]lib[\\/]metrics[\\/]processCpuTotal\.js$/,
+    contents: (_seaDir, _root, source) => {
+      const eager = "const OtelApi = require('@opentelemetry/api');";
+      if (!source.includes(eager)) return undefined;
+      return source.replace(
+        eager,
+        "let otelApi;\nconst OtelApi = new Proxy({}, { get: (_t, key) => (otelApi ??= require('@opentelemetry/api'))[key] });",
+      );
+    },
+  },
+  {
+    // zod's namespace re-exports all of its 40-odd locales (400 KB), evaluated at load; the gateway's
+    // messages are English, the locale zod sets itself (schemas.js imports en.js directly).
+    what: 'zod/v4/locales/index.js',
+    filter: /[\\/]node_modules[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/,
+    contents: (_seaDir, _root, source) =>
+      source.includes('export { default as en } from "./en.js";')
+        ? 'export { default as en } from "./en.js";\n'
+        : undefined,
+  },
+  {
     // `debug` reads DEBUG at load; after a startup snapshot, that would be the build's. Read again then.
     what: 'debug/src/node.js',
     filter: /[\\/]node_modules[\\/]debug[\\/]src[\\/]node\.js$/,
