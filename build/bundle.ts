@@ -43,6 +43,19 @@ const APP_SUBSTITUTES: readonly Substitute[] = [
     },
   },
   {
+    // prom-client's index evaluates its Pushgateway (with `url` and `zlib`) at load; the gateway never pushes.
+    what: 'prom-client/index.js',
+    filter: /[\\/]node_modules[\\/]prom-client[\\/]index\.js$/,
+    contents: (_seaDir, _root, source) => {
+      const eager = "exports.Pushgateway = require('./lib/pushgateway');";
+      if (!source.includes(eager)) return undefined;
+      return source.replace(
+        eager,
+        "Object.defineProperty(exports, 'Pushgateway', { enumerable: true, get: () => require('./lib/pushgateway') });",
+      );
+    },
+  },
+  {
     // prom-client's CPU counters use OpenTelemetry only for exemplars, which the gateway never enables:
     // its 50 modules are evaluated on first use instead of at every start.
     what: 'prom-client/lib/metrics/processCpuTotal.js',
