@@ -10,9 +10,22 @@ interface Substitute {
   readonly contents: (seaDir: string, root: string, source: string) => string | undefined;
 }
 
+// mqtt-packet's writer makes a Buffer for each of the 65,536 16-bit numbers on its first packet (10 to 14 MB
+// kept for good): off from the start, as src/broker/packet-number-cache.ts turns it off under node_modules.
+const NO_PACKET_NUMBER_CACHE: Substitute = {
+  what: 'mqtt-packet/writeToStream.js',
+  filter: /[\\/]node_modules[\\/]mqtt-packet[\\/]writeToStream\.js$/,
+  contents: (_seaDir, _root, source) => {
+    const cached = 'let writeNumber = writeNumberCached\nlet toGenerate = true\n';
+    if (!source.includes(cached)) return undefined;
+    return source.replace(cached, 'let writeNumber = writeNumberGenerated\nlet toGenerate = false\n');
+  },
+};
+
 // Each of these must be found, or the executable would look for files that are not there: the build
 // fails when a dependency update moves one.
 const APP_SUBSTITUTES: readonly Substitute[] = [
+  NO_PACKET_NUMBER_CACHE,
   {
     // node-gyp-build looks for the addon next to the package; it is an asset instead. No JS fallback.
     what: 'classic-level/binding.js',
@@ -122,6 +135,7 @@ function afterSnapshot(source: string, code: string): string {
 // and opens no store. cbor-x runs there without its addon (as it does when the addon cannot load), and LevelDB
 // must not be in it at all.
 const EDGE_SUBSTITUTES: readonly Substitute[] = [
+  NO_PACKET_NUMBER_CACHE,
   {
     what: 'cbor-extract/index.js',
     filter: /[\\/]node_modules[\\/]cbor-extract[\\/]index\.js$/,
