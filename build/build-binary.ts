@@ -106,7 +106,7 @@ async function makeExecutable(
   target: Target,
   isHost: boolean,
   generator: string,
-  tree: readonly TreeEntry[],
+  tree: Readonly<Record<string, readonly TreeEntry[]>>,
   snapshot: boolean,
 ): Promise<string> {
   const work = join(WORK, target);
@@ -203,18 +203,22 @@ async function seaBlob(
   return kind;
 }
 
-/** What the bundle's modules read beside themselves (module-files.ts); fails for a module not listed. */
-function treeEntries(importMetaUsers: readonly string[]): TreeEntry[] {
+/** What the bundle's modules read beside themselves (module-files.ts), by module; fails for a module not listed. */
+function treeEntries(importMetaUsers: readonly string[]): Record<string, readonly TreeEntry[]> {
   const unknown = importMetaUsers.filter((m) => !(m in MODULE_FILES));
   if (unknown.length > 0) {
     throw new Error(
       `${unknown.join(', ')} find files through import.meta.url: list what they read in build/module-files.ts`,
     );
   }
-  return importMetaUsers.flatMap((m) => MODULE_FILES[m] ?? []);
+  return Object.fromEntries(importMetaUsers.map((m) => [m, MODULE_FILES[m] ?? []]));
 }
 
-function collectAssets(target: Target, work: string, tree: readonly TreeEntry[]): Asset[] {
+function collectAssets(
+  target: Target,
+  work: string,
+  tree: Readonly<Record<string, readonly TreeEntry[]>>,
+): Asset[] {
   const assets: Asset[] = [];
   const embed = (key: string, file: string, path: string): EmbeddedFile => {
     const bytes = readFileSync(file);
@@ -224,15 +228,23 @@ function collectAssets(target: Target, work: string, tree: readonly TreeEntry[])
 
   // By destination, so that a file listed twice (uPlot, once `npm run build` copied it) goes in once.
   const treeFiles = new Map<string, string>();
-  for (const entry of tree) {
-    const from = join(ROOT, entry.from);
-    const to = entry.to ?? entry.from;
-    if (!existsSync(from)) throw new Error(`${entry.from} is missing: it ships in the executable`);
-    if (statSync(from).isDirectory()) {
-      for (const rel of listFiles(from)) treeFiles.set(`${to}/${rel}`, join(from, rel));
-    } else {
-      treeFiles.set(to, from);
+  // Each module's files, written out when that module first asks for its URL.
+  const modules: Record<string, string[]> = {};
+  for (const [module, entries] of Object.entries(tree)) {
+    const paths = new Set<string>();
+    for (const entry of entries) {
+      const from = join(ROOT, entry.from);
+      const to = entry.to ?? entry.from;
+      if (!existsSync(from)) throw new Error(`${entry.from} is missing: it ships in the executable`);
+      const found: Array<[string, string]> = statSync(from).isDirectory()
+        ? listFiles(from).map((rel) => [`${to}/${rel}`, join(from, rel)])
+        : [[to, from]];
+      for (const [path, file] of found) {
+        treeFiles.set(path, file);
+        paths.add(path);
+      }
     }
+    modules[module] = [...paths].sort();
   }
   const files = [...treeFiles]
     .sort(([a], [b]) => a.localeCompare(b))
@@ -262,7 +274,7 @@ function collectAssets(target: Target, work: string, tree: readonly TreeEntry[])
         `${CBOR_EXTRACT_PACKAGES[target].spec.replace(`@${CBOR_EXTRACT_VERSION}`, '')}@${CBOR_EXTRACT_VERSION} ${cborFile}`,
       ),
     },
-    tree: { sha256: treeHash, files },
+    tree: { sha256: treeHash, files, modules },
   };
   const manifestFile = join(work, 'embedded.json');
   writeFileSync(manifestFile, JSON.stringify(manifest));

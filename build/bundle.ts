@@ -10,9 +10,22 @@ interface Substitute {
   readonly contents: (seaDir: string, root: string, source: string) => string | undefined;
 }
 
+// mqtt-packet's writer makes a Buffer for each of the 65,536 16-bit numbers on its first packet (10 to 14 MB
+// kept for good): off from the start, as src/broker/packet-number-cache.ts turns it off under node_modules.
+const NO_PACKET_NUMBER_CACHE: Substitute = {
+  what: 'mqtt-packet/writeToStream.js',
+  filter: /[\\/]node_modules[\\/]mqtt-packet[\\/]writeToStream\.js$/,
+  contents: (_seaDir, _root, source) => {
+    const cached = 'let writeNumber = writeNumberCached\nlet toGenerate = true\n';
+    if (!source.includes(cached)) return undefined;
+    return source.replace(cached, 'let writeNumber = writeNumberGenerated\nlet toGenerate = false\n');
+  },
+};
+
 // Each of these must be found, or the executable would look for files that are not there: the build
 // fails when a dependency update moves one.
 const APP_SUBSTITUTES: readonly Substitute[] = [
+  NO_PACKET_NUMBER_CACHE,
   {
     // node-gyp-build looks for the addon next to the package; it is an asset instead. No JS fallback.
     what: 'classic-level/binding.js',
@@ -41,6 +54,43 @@ const APP_SUBSTITUTES: readonly Substitute[] = [
       if (/require\('https?'\)/.test(lazy)) return undefined;
       return `const lazyBuiltin = (id) => new Proxy({}, { get: (_t, key) => require(id)[key] });\n${lazy}`;
     },
+  },
+  {
+    // prom-client's index evaluates its Pushgateway (with `url` and `zlib`) at load; the gateway never pushes.
+    what: 'prom-client/index.js',
+    filter: /[\\/]node_modules[\\/]prom-client[\\/]index\.js$/,
+    contents: (_seaDir, _root, source) => {
+      const eager = "exports.Pushgateway = require('./lib/pushgateway');";
+      if (!source.includes(eager)) return undefined;
+      return source.replace(
+        eager,
+        "Object.defineProperty(exports, 'Pushgateway', { enumerable: true, get: () => require('./lib/pushgateway') });",
+      );
+    },
+  },
+  {
+    // prom-client's CPU counters use OpenTelemetry only for exemplars, which the gateway never enables:
+    // its 50 modules are evaluated on first use instead of at every start.
+    what: 'prom-client/lib/metrics/processCpuTotal.js',
+    filter: /[\\/]node_modules[\\/]prom-client[\\/]lib[\\/]metrics[\\/]processCpuTotal\.js$/,
+    contents: (_seaDir, _root, source) => {
+      const eager = "const OtelApi = require('@opentelemetry/api');";
+      if (!source.includes(eager)) return undefined;
+      return source.replace(
+        eager,
+        "let otelApi;\nconst OtelApi = new Proxy({}, { get: (_t, key) => (otelApi ??= require('@opentelemetry/api'))[key] });",
+      );
+    },
+  },
+  {
+    // zod's namespace re-exports all of its 40-odd locales (400 KB), evaluated at load; the gateway's
+    // messages are English, the locale zod sets itself (schemas.js imports en.js directly).
+    what: 'zod/v4/locales/index.js',
+    filter: /[\\/]node_modules[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/,
+    contents: (_seaDir, _root, source) =>
+      source.includes('export { default as en } from "./en.js";')
+        ? 'export { default as en } from "./en.js";\n'
+        : undefined,
   },
   {
     // `debug` reads DEBUG at load; after a startup snapshot, that would be the build's. Read again then.
@@ -85,6 +135,7 @@ function afterSnapshot(source: string, code: string): string {
 // and opens no store. cbor-x runs there without its addon (as it does when the addon cannot load), and LevelDB
 // must not be in it at all.
 const EDGE_SUBSTITUTES: readonly Substitute[] = [
+  NO_PACKET_NUMBER_CACHE,
   {
     what: 'cbor-extract/index.js',
     filter: /[\\/]node_modules[\\/]cbor-extract[\\/]index\.js$/,
@@ -176,8 +227,10 @@ export async function bundle(opts: {
     platform: 'node',
     format: 'cjs',
     target: 'node24',
-    // Readable stack traces; the code cache, not minification, is what makes start-up fast.
-    minify: false,
+    // Comments and white space are a third of the bundle, carried in the executable and held in memory as
+    // the script's source: left out. Names are kept (stack traces and errors name their functions and
+    // classes); positions in a stack trace are read with the source map written beside the bundle.
+    minifyWhitespace: true,
     sourcemap: 'external',
     legalComments: 'eof',
     metafile: true,

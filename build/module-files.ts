@@ -24,6 +24,8 @@ export const MODULE_FILES: Readonly<Record<string, readonly TreeEntry[]>> = {
   'src/shared/release.ts': [],
   // Resolves aedes's mqtt-packet in node_modules; in the executable the bundle does that (build/bundle.ts).
   'src/broker/quiet-debug.ts': [],
+  // Likewise: turns mqtt-packet's number cache off in node_modules; the bundle has it off (build/bundle.ts).
+  'src/broker/packet-number-cache.ts': [],
   // Starts the edge thread (`threads: 2`) from its module beside it: in the executable, its own bundle.
   'src/app/threaded-edge.ts': [{ from: 'build/out/edge-thread.cjs', to: 'src/app/edge-thread.cjs' }],
 };

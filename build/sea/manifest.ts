@@ -28,5 +28,10 @@ export interface Manifest {
    * Files the app's modules read relative to themselves (`rules/`, the dashboard's page), with their
    * paths in the repository; `sha256` covers every path and content, and names the cache folder.
    */
-  readonly tree: { readonly sha256: string; readonly files: readonly EmbeddedFile[] };
+  readonly tree: {
+    readonly sha256: string;
+    readonly files: readonly EmbeddedFile[];
+    /** The paths of `files` each module reads, by the module's path in the repository (module-files.ts). */
+    readonly modules: Readonly<Record<string, readonly string[]>>;
+  };
 }

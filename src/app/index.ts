@@ -13,7 +13,6 @@ import { startGatewayApi } from './http-api.js';
 import { Modules } from './modules.js';
 import { startSync } from './cloud-sync.js';
 import { startShadow } from './shadow.js';
-import { startThreadedEdge } from './threaded-edge.js';
 import { startUplink } from './uplink.js';
 
 export interface GatewayOptions {
@@ -73,7 +72,8 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     const shadow = await modules.start('shadow rules', () => startShadow(base, decision, uplink, sync));
     const edge = await modules.start('device edge', () =>
       config.threads === 2
-        ? startThreadedEdge(base, decision, uplink)
+        ? // Loaded only then: the worker, the crossing and the session service are for two threads.
+          import('./threaded-edge.js').then((m) => m.startThreadedEdge(base, decision, uplink))
         : startDeviceEdge(base, decision, uplink),
     );
     const http = await modules.start('http api', () =>

@@ -6,6 +6,7 @@ import { ConfigError, isDeviceEventTopic } from '../shared/index.js';
 import { ClientTracker } from './client-tracker.js';
 import { Deliveries } from './deliveries.js';
 import { BrokerClosedError, listenHint } from './errors.js';
+import { dropPacketNumberCache } from './packet-number-cache.js';
 import { guardPacketSize } from './packet-size-guard.js';
 import { EmptyClientIdError } from './security-errors.js';
 import { LISTEN_BACKLOG } from './limits.js';
@@ -21,6 +22,7 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
       `mqtt.maxPacketBytes must be a whole number of bytes, at least 2 (got ${opts.maxPacketBytes})`,
     );
   }
+  dropPacketNumberCache();
   const clients = new ClientTracker(opts.hooks, opts.logger);
   const aedes = await Aedes.createBroker(aedesOptions(opts, clients));
   clients.watch(aedes);
