@@ -92,28 +92,52 @@ function keyOf(value: unknown): string | undefined {
  * the scenario kinds share.
  */
 export class Step {
-  readonly effects: Effect[] = [];
+  /** The effects of the input being processed; a fresh list for each (the caller keeps it). */
+  effects: Effect[] = [];
   private readonly queue: Pending[] = [];
+  private time: number;
 
   constructor(
-    readonly now: number,
+    now: number,
     readonly opts: StepOptions,
-  ) {}
+  ) {
+    this.time = now;
+  }
 
-  private varsEvent: Event | undefined;
-  private vars: Vars = {};
+  /** When the input being processed happens (an event's `at`, a timer's firing time). */
+  get now(): number {
+    return this.time;
+  }
 
   /**
-   * The variables of an expression over `ev`. One object serves every scenario looking at the same event
-   * (only `params` differs); callers use it synchronously and copy it to keep it.
+   * Starts the next input on this step, which the engine keeps from one input to the next (inputs run one at a
+   * time): a new list of effects, depth 0, no event's variables.
+   */
+  restart(now: number): void {
+    this.time = now;
+    this.effects = [];
+    this.queue.length = 0;
+    this.depth = 0;
+    this.varsEvent = undefined;
+  }
+
+  private varsEvent: Event | undefined;
+  private readonly vars: Vars = { data: undefined, actor: undefined, params: undefined, profile: undefined };
+
+  /**
+   * The variables of an expression over `ev`. One object serves every scenario looking at the same event (only
+   * `params` differs), and the next event too; callers use it synchronously and copy it to keep it.
    */
   baseVars(rt: ScenarioRuntime, ev: Event, profile: Profile | undefined): Vars {
+    const vars = this.vars;
     if (this.varsEvent !== ev) {
       this.varsEvent = ev;
-      this.vars = { data: ev.data, actor: ev.actor, params: rt.sc.params, profile: profile ?? NO_PROFILE };
+      vars.data = ev.data;
+      vars.actor = ev.actor;
+      vars.profile = profile ?? NO_PROFILE;
     }
-    this.vars.params = paramsOf(rt.sc, profile);
-    return this.vars;
+    vars.params = paramsOf(rt.sc, profile);
+    return vars;
   }
 
   error(rt: ScenarioRuntime, actor: string, stage: ErrorStage, message: string): void {
