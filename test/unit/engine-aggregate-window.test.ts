@@ -195,3 +195,44 @@ describe('aggregate windows with running sums', () => {
     );
   });
 });
+
+test("what a firing hands on keeps its event's figures after the engine takes the next events", () => {
+  // The aggregates, `having`'s variables and `last` are reused from event to event inside the engine.
+  const engine = new Engine(
+    rulesFrom({
+      'hot.yaml': `id: hot
+when:
+  event: reading
+  window: 10s
+  aggregate:
+    mean: avg(data.v)
+    n: count()
+  having: mean > 1 && n >= 1
+then:
+  action: report
+  to: [upstream]
+  payload: { mean: mean, n: n, at: last.at, v: last.data.v }
+  forward: aggregates
+`,
+    }),
+    opts,
+  );
+  const first = feed(engine, [{ actor: 'd1', stepMs: 1, v: 4 }], 0).effects;
+  feed(
+    engine,
+    [
+      { actor: 'd1', stepMs: 1, v: 8 },
+      { actor: 'd2', stepMs: 1, v: 0 },
+    ],
+    1,
+  );
+  const decided = first.find((e) => e.kind === 'decide');
+  const forwarded = first.find((e) => e.kind === 'forward');
+  expect(decided?.kind === 'decide' && decided.candidate.action.payload).toEqual({
+    mean: 4,
+    n: 1,
+    at: 1,
+    v: 4,
+  });
+  expect(forwarded?.kind === 'forward' && forwarded.telemetry.data).toEqual({ mean: 4, n: 1 });
+});

@@ -6,7 +6,7 @@ import type { WhenFields } from '../../rules/when-fields.js';
 import { show as showNode } from '../../rules/yaml-reader.js';
 import type { Field, Reader, Source, YamlNode } from '../../rules/yaml-reader.js';
 import type { Event, Expression, Profile } from '../../shared/index.js';
-import type { ScenarioRuntime } from '../state.js';
+import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { seen } from '../step.js';
 import type { Step, Vars } from '../step.js';
 import { EVENT_SELECTORS, selectedEvents } from './event-selector.js';
@@ -18,6 +18,7 @@ import { calendarLabel, calendarWindow, windowStart } from './calendar.js';
 import type { CalendarWindow } from './calendar.js';
 import { pruneWindows } from './window.js';
 import { AggregateGroups } from './aggregate-groups.js';
+import { fastDataNumber } from '../fast-condition.js';
 
 export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
 const AGGREGATE_FNS: readonly AggregateFn[] = ['count', 'sum', 'avg', 'min', 'max', 'first', 'last'];
@@ -219,6 +220,12 @@ function rowOf(step: Step, rt: Runtime, vars: Vars, actor: string, row: unknown[
       row[i] = null;
       continue;
     }
+    // `avg(data.temp)`: a number read as CEL would give it, without the interpreter.
+    const fast = fastDataNumber(a.arg, vars.data);
+    if (fast !== undefined) {
+      row[i] = fast === 0 ? 0 : fast;
+      continue;
+    }
     const r = step.evaluate(rt, a.arg, vars, actor, 'aggregate');
     if (!r.ok) return false;
     let v = r.value;
@@ -240,9 +247,8 @@ function rowOf(step: Step, rt: Runtime, vars: Vars, actor: string, row: unknown[
   return true;
 }
 
-/** The aggregates over the entries from `from` on, by name. */
-function values(plan: AggregateWindowPlan, st: AggregateState, from: number): Vars {
-  const out: Vars = {};
+/** The aggregates over the entries from `from` on, by name (into `out` when given). */
+function values(plan: AggregateWindowPlan, st: AggregateState, from: number, out: Vars = {}): Vars {
   for (let i = 0; i < plan.aggregates.length; i++) {
     const a = plan.aggregates[i] as AggregatePlan;
     out[a.name] = compute(a, st, i, from);
@@ -281,6 +287,44 @@ function windowValues(
 const scratchRow: unknown[] = [];
 
 /**
+ * What a scenario's event is judged with, reused from one event to the next: its aggregates (with `windows`, made
+ * afresh: they are objects `having` and `then` may keep), the variables of `having`, and its `last` there. None of
+ * them outlives the event: firing copies what it keeps (`Step.fire`, `seen`).
+ */
+interface Scratch {
+  extra: Vars;
+  having: Vars;
+  last: SeenEvent;
+}
+
+const scratches = new WeakMap<AggregateWindowPlan, Scratch>();
+
+function scratchOf(plan: AggregateWindowPlan): Scratch {
+  let s = scratches.get(plan);
+  if (s === undefined) {
+    const last: SeenEvent = { actor: '', type: '', at: 0, source: 'device', data: {} };
+    s = { extra: {}, having: {}, last };
+    scratches.set(plan, s);
+  }
+  return s;
+}
+
+/** `having`'s variables: as `{ ...vars, last, group, ...extra }`, written into the scratch object. */
+function havingVars(s: Scratch, vars: Vars, ev: Event, group: string, extra: Vars): Vars {
+  const { having, last } = s;
+  for (const k in vars) having[k] = vars[k];
+  last.actor = ev.actor;
+  last.type = ev.type;
+  last.at = ev.at;
+  last.source = ev.source;
+  last.data = ev.data;
+  having.last = last;
+  having.group = group;
+  for (const k in extra) having[k] = extra[k];
+  return having;
+}
+
+/**
  * `window` + `aggregate` + `having`: each matching event joins its group's sliding window (events at most
  * `window` old), the aggregates are computed over it and `having` is evaluated; the scenario fires on
  * every event for which `having` holds. An event whose aggregate argument cannot be evaluated, or is not
@@ -295,15 +339,17 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
 
   const st = rt.groups.get(group) ?? emptyWindow(plan);
   const from = slide(plan, st, ev.at, scratchRow);
-  const extra = plan.windows ? windowValues(plan, plan.windows, st, from, ev.at) : values(plan, st, from);
+  const scratch = scratchOf(plan);
+  const extra = plan.windows
+    ? windowValues(plan, plan.windows, st, from, ev.at)
+    : values(plan, st, from, scratch.extra);
   // Set again once changed (running sums included): the groups' map packs a small window (AggregateGroups).
   rt.groups.set(group, st);
-  const last = seen(ev, true);
   if (plan.having) {
-    const havingVars: Vars = { ...vars, last, group, ...extra };
-    if (!step.holds(rt, plan.having, havingVars, ev.actor, 'having')) return;
+    const judged = havingVars(scratch, vars, ev, group, extra);
+    if (!step.holds(rt, plan.having, judged, ev.actor, 'having')) return;
   }
-  step.fireOnEvent(rt, group, ev, profile, last, extra);
+  step.fireOnEvent(rt, group, ev, profile, seen(ev, true), extra);
 }
 
 /** An aggregate over the entries from `from` on, read without touching the state (no running sums). */
