@@ -124,7 +124,7 @@ export class Engine {
     const step = this.stepAt(ev.at);
     this.feed(step, ev, profile);
     step.drain((e, p) => this.feed(step, e, p));
-    return step.effects;
+    return step.taken();
   }
 
   /**
@@ -136,7 +136,7 @@ export class Engine {
     step.depth = input.depth;
     this.feed(step, input.event, profile);
     step.drain((e, p) => this.feed(step, e, p));
-    return step.effects;
+    return step.taken();
   }
 
   /**
@@ -147,11 +147,11 @@ export class Engine {
     const step = this.stepAt(now);
     const parsed = parseTimerKey(timer);
     const rt = parsed && this.byId.get(parsed.id);
-    if (!parsed || !rt) return step.effects;
+    if (!parsed || !rt) return step.taken();
     rt.stats.evaluations++;
     rt.kind.onTimer?.(step, rt, timer, parsed.group, profile);
     step.drain((e, p) => this.feed(step, e, p));
-    return step.effects;
+    return step.taken();
   }
 
   /** The step for the next input: the one kept from input to input. */

@@ -24,8 +24,11 @@ export function addExact(partials: number[], x: number): boolean {
     if (lo !== 0) partials[kept++] = lo;
     x = hi;
   }
-  partials.length = kept;
-  partials.push(x);
+  // Written in place: emptying the array would let go of its backing store, and the push then make a new one.
+  if (kept < partials.length) {
+    partials[kept] = x;
+    if (partials.length !== kept + 1) partials.length = kept + 1;
+  } else partials.push(x);
   return true;
 }
 
