@@ -10,7 +10,7 @@ import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { seen } from '../step.js';
 import type { Step, Vars } from '../step.js';
 import { EVENT_SELECTORS, selectedEvents } from './event-selector.js';
-import { addExact, exactPartials, exactTotal } from './exact-sum.js';
+import { addExact, exactPartials, exactSum, exactTotal } from './exact-sum.js';
 import type { ScenarioKind } from './kind.js';
 import { eventBox, eventsText, formatDuration } from './view.js';
 import type { DiagramBox, GroupExplanation, KindDiagram, Show } from './view.js';
@@ -104,9 +104,12 @@ export const SMALL_WINDOW = 16;
  */
 function windowSum(st: AggregateState, i: number, values: unknown[], from: number): number {
   let partials = st.sums?.[i] ?? undefined;
-  if (partials === undefined) {
+  if (partials === undefined && values.length - from <= SMALL_WINDOW) {
+    const sum = exactSum(values, from);
+    if (sum !== undefined) return sum;
+  } else if (partials === undefined) {
     partials = exactPartials(values, from);
-    if (values.length - from > SMALL_WINDOW) (st.sums ??= [])[i] = partials ?? null;
+    (st.sums ??= [])[i] = partials ?? null;
   }
   if (partials !== undefined) return exactTotal(partials);
   // An intermediate sum overflowed: the plain sum, as large as it gets.
@@ -147,8 +150,18 @@ function emptyWindow(plan: AggregateWindowPlan): AggregateState {
   return { ats: [], values: plan.aggregates.map((a) => (a.arg ? [] : NO_VALUES)), start: 0 };
 }
 
-/** Moves the window's start past the entries before `from` and the oldest ones over the cap, then adds `row`. */
-function slide(plan: AggregateWindowPlan, st: AggregateState, at: number, row: readonly unknown[]): number {
+/**
+ * Moves the window's start past the entries before `from` and the oldest ones over the cap, then adds `row`.
+ * `inPlace`: the state's arrays are the caller's to change (AggregateGroups' reused state), not copied for a small
+ * window.
+ */
+function slide(
+  plan: AggregateWindowPlan,
+  st: AggregateState,
+  at: number,
+  row: readonly unknown[],
+  inPlace = false,
+): number {
   let start = st.start ?? 0;
   const capped = st.ats.length + 1 - MAX_WINDOW_ENTRIES;
   const from = keepFrom(plan, at);
@@ -160,7 +173,9 @@ function slide(plan: AggregateWindowPlan, st: AggregateState, at: number, row: r
     }
     start++;
   }
-  if (st.ats.length - start < SMALL_WINDOW) return appendSmall(plan, st, start, at, row);
+  if (st.ats.length - start < SMALL_WINDOW) {
+    return inPlace ? appendInPlace(plan, st, start, at, row) : appendSmall(plan, st, start, at, row);
+  }
   if (start >= COMPACT_AT && start * 2 >= st.ats.length) {
     cutFront(st.ats, start);
     for (const col of st.values) if (col.length > 0) cutFront(col, start);
@@ -199,6 +214,29 @@ function appendSmall(
     if (!plan.aggregates[i]?.arg) continue;
     const v = row[i];
     st.values[i] = withEntry(st.values[i] as unknown[], start, v);
+    const partials = st.sums?.[i];
+    if (partials && !addExact(partials, v as number)) (st.sums as Array<number[] | null>)[i] = null;
+  }
+  st.start = 0;
+  return 0;
+}
+
+/** As `appendSmall`, into the state's own arrays: the left entries cut off, `row` pushed. */
+function appendInPlace(
+  plan: AggregateWindowPlan,
+  st: AggregateState,
+  start: number,
+  at: number,
+  row: readonly unknown[],
+): number {
+  if (start > 0) cutFront(st.ats, start);
+  st.ats.push(at);
+  for (let i = 0; i < plan.aggregates.length; i++) {
+    if (!plan.aggregates[i]?.arg) continue;
+    const col = st.values[i] as unknown[];
+    if (start > 0) cutFront(col, start);
+    const v = row[i];
+    col.push(v);
     const partials = st.sums?.[i];
     if (partials && !addExact(partials, v as number)) (st.sums as Array<number[] | null>)[i] = null;
   }
@@ -337,8 +375,11 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
   if (group === undefined) return;
   if (!rowOf(step, rt, vars, ev.actor, scratchRow)) return;
 
-  const st = rt.groups.get(group) ?? emptyWindow(plan);
-  const from = slide(plan, st, ev.at, scratchRow);
+  // A small window's state read into arrays the groups reuse, changed in place and packed again by `set`.
+  const groups = rt.groups;
+  const reusable = groups instanceof AggregateGroups;
+  const st = (reusable ? groups.forUpdate(group) : groups.get(group)) ?? emptyWindow(plan);
+  const from = slide(plan, st, ev.at, scratchRow, reusable && groups.isReused(st));
   const scratch = scratchOf(plan);
   const extra = plan.windows
     ? windowValues(plan, plan.windows, st, from, ev.at)
