@@ -146,7 +146,9 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
         devices.observe(ev);
         recorder?.record(ev);
       },
-      afterLive: (input, profile) => handlers.afterLive.forEach((handle) => handle(input, profile)),
+      afterLive: (input, profile) => {
+        for (let i = 0; i < handlers.afterLive.length; i++) handlers.afterLive[i]?.(input, profile);
+      },
     }),
   );
   const wallNow = opts.wallNow ?? (opts.clock === undefined ? Date.now : undefined);
