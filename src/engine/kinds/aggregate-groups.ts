@@ -9,7 +9,7 @@ type Packed = number[];
  * (running sums, values that are not numbers, entries that left the window) is kept as it is. It reads and writes
  * like a `Map` of `AggregateState`s: `get` and iteration make the plain state (the one checkpoints hold), `set` packs
  * it when it can, so nothing outside the aggregate kind sees the difference. A state read with `get` and changed must
- * be `set` again.
+ * be `set` again. The kind's event path reads with `forUpdate` instead, which makes no state per event.
  */
 export class AggregateGroups implements Map<string, AggregateState> {
   private readonly states = new Map<string, AggregateState | Packed>();
