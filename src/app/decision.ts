@@ -110,7 +110,8 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const wallClock: Clock = { now: () => loop.wall.at(clock.now()) };
   const { bundles, running, rules, keys } = await restoreRules(base, durable);
 
-  const entrance = openEntrance(base, durable);
+  const recorder = openRecorder(base, durable);
+  const entrance = openEntrance(base, durable, recorder);
   const timers = recordedTimers(clock, entrance, durable);
   base.metrics.readFrom({
     pendingTimers: () => timers.pending,
@@ -131,7 +132,6 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   const loop = new DecisionLoop({ rules, scheduler: timers, outputs });
 
   const devices = new DeviceActivity({ now: () => clock.now() });
-  const recorder = openRecorder(base, durable);
   const housekeeping = startHousekeeping(base, durable, rules, clock);
   let begin = (): void => undefined;
   const recovered = new Promise<void>((resolve) => (begin = resolve)).then(() =>
@@ -146,7 +146,9 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
         devices.observe(ev);
         recorder?.record(ev);
       },
-      afterLive: (input, profile) => handlers.afterLive.forEach((handle) => handle(input, profile)),
+      afterLive: (input, profile) => {
+        for (let i = 0; i < handlers.afterLive.length; i++) handlers.afterLive[i]?.(input, profile);
+      },
     }),
   );
   const wallNow = opts.wallNow ?? (opts.clock === undefined ? Date.now : undefined);
@@ -201,9 +203,19 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
  * Inputs enter in arrival order per device, each with its device's profile: events, and timer firings, which are
  * inputs like events (recorded with their time, then applied in journal order). Bounded by `limits.ingestQueue`.
  */
-function openEntrance(base: Foundation, durable: DurableInputs): OrderedDelivery {
+function openEntrance(
+  base: Foundation,
+  durable: DurableInputs,
+  recorder: Recorder | undefined,
+): OrderedDelivery {
+  // Whether a QoS 0 publisher waits for its record: as the device edge's `heldBack` decides, and while profile reads
+  // are pending (the entrance's queue hands on what its caller may wait for).
+  const waits = (): boolean =>
+    entrance.congested || recorder?.congested === true || durable.congested || entrance.reading;
   const deliverEvent: Deliver = (ev, profile, meta) =>
-    durable.submitEvent(ev, profile, meta && meta.qos > 0 ? 'sync' : 'write', meta?.source);
+    meta?.waitsOnlyIfCongested === true && ev.source === 'device'
+      ? durable.submitUnawaited(ev, profile, waits)
+      : durable.submitEvent(ev, profile, meta && meta.qos > 0 ? 'sync' : 'write', meta?.source);
   const entrance = new OrderedDelivery(base.store.profiles, deliverEvent, base.logger, {
     maxQueued: base.config.limits.ingestQueue,
     onRefused: () => durable.bounds.refused.inc({ queue: 'ingest' }),

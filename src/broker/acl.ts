@@ -41,11 +41,22 @@ export function checkPublish(identity: Identity, topic: string, limits: TopicLim
   const reserved = reservedPrefix(topic);
   if (reserved !== undefined) return acl(`${reserved} topics are not open to clients`);
   if (identity.kind === 'anonymous') return OK;
-  const own = deviceTopicPrefix(identity.deviceId);
-  if (!topic.startsWith(own)) {
-    return acl(`device ${identity.deviceId} may publish only under ${own}`);
+  if (!underOwnPrefix(topic, identity.deviceId)) {
+    return acl(`device ${identity.deviceId} may publish only under ${deviceTopicPrefix(identity.deviceId)}`);
   }
   return OK;
+}
+
+const DEVICES_PREFIX = deviceTopicPrefix('').slice(0, -1);
+
+/** `topic.startsWith(deviceTopicPrefix(deviceId))`, read in place: this runs for every publish. */
+function underOwnPrefix(topic: string, deviceId: string): boolean {
+  const idAt = DEVICES_PREFIX.length;
+  return (
+    topic.startsWith(DEVICES_PREFIX) &&
+    topic.startsWith(deviceId, idAt) &&
+    topic.charCodeAt(idAt + deviceId.length) === 47 // '/'
+  );
 }
 
 /**

@@ -80,6 +80,8 @@ export class Engine {
   private readonly byType = new Map<string, Listeners>();
   /** Scenarios fed every event from a device itself (`absent: any`). */
   private readonly deviceAny: Running[] = [];
+  /** Reused by every input (`stepAt`): the engine takes one input at a time, to the end. */
+  private readonly step: Step;
 
   constructor(rules: RuleSet, opts: EngineOptions) {
     this.opts = {
@@ -87,6 +89,7 @@ export class Engine {
       maxEmitDepth: opts.maxEmitDepth ?? DEFAULT_MAX_EMIT_DEPTH,
       lateAfterMs: opts.lateAfterMs ?? DEFAULT_LATE_AFTER_MS,
     };
+    this.step = new Step(0, this.opts);
     this.runtimes = rules.scenarios.map((sc) => {
       const kind = kindOf(sc.when);
       const groups = kind.groups?.(sc.when) ?? new Map<string, GroupState>();
@@ -119,10 +122,10 @@ export class Engine {
    * it. Events emitted for other actors come out as `emit` effects with an `input`, for the runtime to apply.
    */
   onEvent(ev: Event, profile: Profile | undefined, wallOffsetMs = 0): Effect[] {
-    const step = new Step(ev.at, this.opts, wallOffsetMs);
+    const step = this.stepAt(ev.at, wallOffsetMs);
     this.feed(step, ev, profile);
     step.drain((e, p) => this.feed(step, e, p));
-    return step.effects;
+    return step.taken();
   }
 
   /**
@@ -130,11 +133,11 @@ export class Engine {
    * emitted; the emits it leads to count on from its depth.
    */
   onEmitted(input: EmittedInput, profile: Profile | undefined, wallOffsetMs = 0): Effect[] {
-    const step = new Step(input.event.at, this.opts, wallOffsetMs);
+    const step = this.stepAt(input.event.at, wallOffsetMs);
     step.depth = input.depth;
     this.feed(step, input.event, profile);
     step.drain((e, p) => this.feed(step, e, p));
-    return step.effects;
+    return step.taken();
   }
 
   /**
@@ -142,14 +145,20 @@ export class Engine {
    * scenario's state moved on) does nothing, and one fired before its deadline is scheduled again.
    */
   onTimer(timer: string, now: number, profile: Profile | undefined, wallOffsetMs = 0): Effect[] {
-    const step = new Step(now, this.opts, wallOffsetMs);
+    const step = this.stepAt(now, wallOffsetMs);
     const parsed = parseTimerKey(timer);
     const rt = parsed && this.byId.get(parsed.id);
-    if (!parsed || !rt) return step.effects;
+    if (!parsed || !rt) return step.taken();
     rt.stats.evaluations++;
     rt.kind.onTimer?.(step, rt, timer, parsed.group, profile);
     step.drain((e, p) => this.feed(step, e, p));
-    return step.effects;
+    return step.taken();
+  }
+
+  /** The step for the next input: the one kept from input to input. */
+  private stepAt(now: number, wallOffsetMs: number): Step {
+    this.step.restart(now, wallOffsetMs);
+    return this.step;
   }
 
   private feed(step: Step, ev: Event, profile: Profile | undefined): void {

@@ -8,7 +8,7 @@ type FastCondition = (vars: Readonly<Record<string, unknown>>) => boolean | unde
 type Operand = (vars: Readonly<Record<string, unknown>>) => unknown;
 
 const IDENT = '[A-Za-z_][A-Za-z0-9_]*';
-const OPERAND = `(?:(data|profile|params)\\.(${IDENT})|data\\[params\\.(${IDENT})\\]|(-?\\d+(?:\\.\\d+)?))`;
+const OPERAND = `(?:(data|profile|params)\\.(${IDENT})|data\\[params\\.(${IDENT})\\]|(-?\\d+(?:\\.\\d+)?)|(${IDENT}))`;
 const COMPARISON = new RegExp(`^\\s*${OPERAND}\\s*(>=|<=|==|!=|>|<)\\s*${OPERAND}\\s*$`);
 
 type Comparison = (a: number, b: number) => boolean;
@@ -49,23 +49,47 @@ interface Parsed {
   right: OperandSpec;
 }
 
-/** One side of a comparison: a variable's field, a data field named by a parameter, or a number. */
+/** One side of a comparison: a variable's field, a data field named by a parameter, a number, or a variable. */
 type OperandSpec =
   | { kind: 'field'; variable: string; field: string }
   | { kind: 'data-by-param'; param: string }
-  | { kind: 'number'; value: number };
+  | { kind: 'number'; value: number }
+  | { kind: 'variable'; name: string };
 
 function parse(source: string): Parsed | undefined {
   const m = COMPARISON.exec(source);
   if (!m) return undefined;
-  const left = spec(m[1], m[2], m[3], m[4]);
-  const right = spec(m[6], m[7], m[8], m[9]);
-  const op = m[5];
+  const left = spec(m[1], m[2], m[3], m[4], m[5]);
+  const right = spec(m[7], m[8], m[9], m[10], m[11]);
+  const op = m[6];
   if (!left || !right || op === undefined || !(op in COMPARE)) return undefined;
   return { left, op, right };
 }
 
+/**
+ * A comparison, or comparisons joined by `&&` (`avgTemp > 70 && readings >= 5`, an aggregate's `having`): CEL's
+ * `&&` of two booleans is JavaScript's, and the conjunction answers only when every comparison does.
+ */
 function compile(source: string): FastCondition | undefined {
+  if (!source.includes('&&')) return compileComparison(source);
+  const parts: FastCondition[] = [];
+  for (const part of source.split('&&')) {
+    const c = compileComparison(part);
+    if (c === undefined) return undefined;
+    parts.push(c);
+  }
+  return (vars) => {
+    let all = true;
+    for (let i = 0; i < parts.length; i++) {
+      const r = (parts[i] as FastCondition)(vars);
+      if (r === undefined) return undefined;
+      all &&= r;
+    }
+    return all;
+  };
+}
+
+function compileComparison(source: string): FastCondition | undefined {
   const parsed = parse(source);
   if (!parsed) return undefined;
   const left = operand(parsed.left);
@@ -162,8 +186,10 @@ function spec(
   field: string | undefined,
   paramKey: string | undefined,
   literal: string | undefined,
+  name: string | undefined,
 ): OperandSpec | undefined {
   if (variable !== undefined && field !== undefined) return { kind: 'field', variable, field };
+  if (name !== undefined) return { kind: 'variable', name };
   if (paramKey !== undefined) return { kind: 'data-by-param', param: paramKey };
   if (literal !== undefined) {
     const value = Number(literal);
@@ -185,7 +211,29 @@ function operand(o: OperandSpec): Operand {
       };
     case 'number':
       return () => o.value;
+    case 'variable':
+      // An aggregate's name in `having` (`avgTemp`); `true`, `null` and the like are no number here either.
+      return (vars) => own(vars, o.name);
   }
+}
+
+const DATA_FIELD = new RegExp(`^\\s*data\\.(${IDENT})\\s*$`);
+const dataFields = new WeakMap<Expression, string | null>();
+
+/**
+ * The value of an expression `data.x` (an aggregate's argument, `avg(data.temp)`) read without the interpreter,
+ * when it is a finite number, which CEL gives as it is; undefined for anything else and any other shape (the
+ * interpreter then evaluates it: it gives null for NaN).
+ */
+export function fastDataNumber(expr: Expression, data: unknown): number | undefined {
+  let field = dataFields.get(expr);
+  if (field === undefined) {
+    field = DATA_FIELD.exec(expr.source)?.[1] ?? null;
+    dataFields.set(expr, field);
+  }
+  if (field === null) return undefined;
+  const v = own(data, field);
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
 /**

@@ -92,38 +92,87 @@ function keyOf(value: unknown): string | undefined {
  * the scenario kinds share.
  */
 export class Step {
-  readonly effects: Effect[] = [];
+  /**
+   * The effects of the input being processed: the first `effectCount` of a list kept from input to input (`taken`
+   * copies them out). Never shortened: an emptied array lets go of its backing store, and the next push makes one.
+   */
+  private readonly effects: Effect[] = [];
+  private effectCount = 0;
   private readonly queue: Pending[] = [];
+  private time: number;
+  private offset: number;
 
   constructor(
-    readonly now: number,
+    now: number,
     readonly opts: StepOptions,
-    /**
-     * How far wall time is ahead of gateway time for this input (the offset the journal recorded): calendar windows
-     * put their boundaries where the wall clock shows them. Timers and `now` stay on gateway time.
-     */
-    readonly wallOffsetMs = 0,
-  ) {}
-
-  private varsEvent: Event | undefined;
-  private vars: Vars = {};
+    wallOffsetMs = 0,
+  ) {
+    this.time = now;
+    this.offset = wallOffsetMs;
+  }
 
   /**
-   * The variables of an expression over `ev`. One object serves every scenario looking at the same event
-   * (only `params` differs); callers use it synchronously and copy it to keep it.
+   * How far wall time is ahead of gateway time for this input (the offset the journal recorded): calendar windows
+   * put their boundaries where the wall clock shows them. Timers and `now` stay on gateway time.
+   */
+  get wallOffsetMs(): number {
+    return this.offset;
+  }
+
+  /** When the input being processed happens (an event's `at`, a timer's firing time). */
+  get now(): number {
+    return this.time;
+  }
+
+  /**
+   * Starts the next input on this step, which the engine keeps from one input to the next (inputs run one at a
+   * time): no effects, depth 0, no event's variables.
+   */
+  restart(now: number, wallOffsetMs: number): void {
+    this.time = now;
+    this.offset = wallOffsetMs;
+    this.effectCount = 0;
+    this.queue.length = 0;
+    this.depth = 0;
+    this.varsEvent = undefined;
+  }
+
+  /** The input's effects in a list of their own, of its exact length, for the caller to keep. */
+  taken(): Effect[] {
+    const out = this.effects.slice(0, this.effectCount);
+    // Let go of what they refer to.
+    this.effects.fill(undefined as unknown as Effect, 0, this.effectCount);
+    return out;
+  }
+
+  private effect(e: Effect): void {
+    if (this.effectCount < this.effects.length) this.effects[this.effectCount] = e;
+    else this.effects.push(e);
+    this.effectCount++;
+  }
+
+  private varsEvent: Event | undefined;
+  private readonly vars: Vars = { data: undefined, actor: undefined, params: undefined, profile: undefined };
+
+  /**
+   * The variables of an expression over `ev`. One object serves every scenario looking at the same event (only
+   * `params` differs), and the next event too; callers use it synchronously and copy it to keep it.
    */
   baseVars(rt: ScenarioRuntime, ev: Event, profile: Profile | undefined): Vars {
+    const vars = this.vars;
     if (this.varsEvent !== ev) {
       this.varsEvent = ev;
-      this.vars = { data: ev.data, actor: ev.actor, params: rt.sc.params, profile: profile ?? NO_PROFILE };
+      vars.data = ev.data;
+      vars.actor = ev.actor;
+      vars.profile = profile ?? NO_PROFILE;
     }
-    this.vars.params = paramsOf(rt.sc, profile);
-    return this.vars;
+    vars.params = paramsOf(rt.sc, profile);
+    return vars;
   }
 
   error(rt: ScenarioRuntime, actor: string, stage: ErrorStage, message: string): void {
     rt.stats.errors++;
-    this.effects.push({ kind: 'error', scenario: rt.sc.id, actor, stage, message });
+    this.effect({ kind: 'error', scenario: rt.sc.id, actor, stage, message });
   }
 
   /** Evaluates an expression, reporting a failure as an error effect; `ok: false` then. */
@@ -211,11 +260,11 @@ export class Step {
   }
 
   schedule(timer: string, actor: string, dueAt: number): void {
-    this.effects.push({ kind: 'schedule', timer, actor, dueAt });
+    this.effect({ kind: 'schedule', timer, actor, dueAt });
   }
 
   cancel(timer: string): void {
-    this.effects.push({ kind: 'cancel', timer });
+    this.effect({ kind: 'cancel', timer });
   }
 
   /** The scenario fired: decide its action and emit its event. */
@@ -252,7 +301,7 @@ export class Step {
     };
     if (plan.oneIn !== undefined) telemetry.oneIn = plan.oneIn;
     if (plan.everyMs !== undefined) telemetry.everyMs = plan.everyMs;
-    this.effects.push({ kind: 'forward', telemetry });
+    this.effect({ kind: 'forward', telemetry });
   }
 
   /**
@@ -322,7 +371,7 @@ export class Step {
     if (this.now - m.eventAt > this.opts.lateAfterMs) action.late = true;
     const candidate: ScenarioCandidate = { action, to: sc.to };
     if (sc.cooldownMs !== undefined) candidate.cooldownMs = sc.cooldownMs;
-    this.effects.push({ kind: 'decide', candidate });
+    this.effect({ kind: 'decide', candidate });
   }
 
   /**
@@ -340,7 +389,7 @@ export class Step {
     const event: Event = { actor, type: emit.event, at: this.now, data, source: 'engine' };
     const depth = this.depth + 1;
     if (depth > this.opts.maxEmitDepth) {
-      this.effects.push({ kind: 'emit', event });
+      this.effect({ kind: 'emit', event });
       const how = actor === m.actor ? 'fed back' : 'applied';
       this.error(
         rt,
@@ -352,10 +401,10 @@ export class Step {
     }
     if (actor !== m.actor) {
       const id = fnv1a64(['emit', rt.sc.id, m.group, m.input].join(SEP));
-      this.effects.push({ kind: 'emit', event, input: { id, event, depth } });
+      this.effect({ kind: 'emit', event, input: { id, event, depth } });
       return;
     }
-    this.effects.push({ kind: 'emit', event });
+    this.effect({ kind: 'emit', event });
     this.queue.push({ ev: event, profile: m.profile, depth });
   }
 

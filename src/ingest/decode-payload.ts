@@ -47,7 +47,8 @@ function decodeJson(buf: Buffer, start: number): DecodedPayload {
     return fail('json', detail);
   }
   if (!isRecord(value)) return fail('not-object', `a JSON ${jsonKind(value)}, not an object`);
-  if (deeperThan(value, MAX_PAYLOAD_DEPTH))
+  // Each level takes an opening and a closing bracket: a shorter payload cannot nest too deep.
+  if (buf.length - start > 2 * MAX_PAYLOAD_DEPTH && deeperThan(value, MAX_PAYLOAD_DEPTH))
     return fail('json', `nested deeper than ${MAX_PAYLOAD_DEPTH} levels`);
   return accept(value);
 }

@@ -172,9 +172,12 @@ export class Ingest {
   }
 }
 
-/** The meta of a publish without a source (QoS 0), one per level rather than one per publish. */
+/**
+ * The meta of a publish without a source, one per level rather than one per publish. A QoS 0 publisher waits only
+ * while the gateway is congested (`heldBack`, src/app/device-edge.ts).
+ */
 const QOS_ONLY: Readonly<Record<0 | 1 | 2, PublishMeta>> = {
-  0: Object.freeze({ qos: 0 }),
+  0: Object.freeze({ qos: 0, waitsOnlyIfCongested: true }),
   1: Object.freeze({ qos: 1 }),
   2: Object.freeze({ qos: 2 }),
 };

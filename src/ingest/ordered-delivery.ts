@@ -54,6 +54,11 @@ export class OrderedDelivery {
     return this.count;
   }
 
+  /** Some device's inputs wait for its profile, or are being handed on from that wait. */
+  get reading(): boolean {
+    return this.queues.size > 0;
+  }
+
   /** Half the bound is taken: publishers should wait. */
   get congested(): boolean {
     return this.count >= this.bound.maxQueued / 2;

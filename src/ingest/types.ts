@@ -50,6 +50,11 @@ export interface PublishMeta {
   qos: 0 | 1 | 2;
   /** Present for QoS 1 and 2: what a resend of this publish would be recognised by. */
   source?: PublishSource;
+  /**
+   * Its publisher waits for its record only while the gateway is congested (a QoS 0 device publish, see the
+   * device edge's `heldBack`): the promise of the record is then made only when that is so.
+   */
+  waitsOnlyIfCongested?: boolean;
 }
 
 /** Counters ingest reports to. */

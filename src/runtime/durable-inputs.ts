@@ -537,6 +537,22 @@ export class DurableInputs {
   }
 
   /**
+   * A QoS 0 device event whose publisher waits for its record only while the gateway is congested: recorded and
+   * applied as `submitEvent` does, but the promise of its record is made only when `waits()`, asked once the event is
+   * appended, says someone will wait for it. At a few events per commit that promise, its functions and its guard were
+   * most of what recording an event made. Undefined when nobody waits.
+   */
+  submitUnawaited(ev: Event, profile: Profile | undefined, waits: () => boolean): Promise<void> | undefined {
+    if (this.sheds(ev, 'write', undefined)) return undefined;
+    if (ev.source !== 'broker' && this.journal.queued + this.held.length >= this.maxHeld) {
+      this.bounds.refused.inc({ queue: 'held' });
+      return undefined;
+    }
+    this.append({ kind: 'event', event: ev }, profile, 'write');
+    return waits() ? this.journal.recorded() : undefined;
+  }
+
+  /**
    * While the journal cannot write, a QoS 0 device event is shed (counted) rather than held: it has no
    * acknowledgement to withhold, a backlog of them would only grow, and nothing is decided that the journal
    * does not hold. Connections, cloud events and timer firings are held, in order, like QoS 1.
@@ -666,13 +682,23 @@ export class DurableInputs {
     persist: Persist,
     onSeq?: (seq: number) => void,
   ): Promise<void> {
+    this.append(input, profile, persist, onSeq);
+    return this.journal.recorded();
+  }
+
+  /** Appends the input to the journal, to be applied once its commit is done; nothing when the journal is closing. */
+  private append(
+    input: InputRecord,
+    profile: Profile | undefined,
+    persist: Persist,
+    onSeq?: (seq: number) => void,
+  ): void {
     this.metrics.recorded[persist]++;
     const encoded = encodeRecordInPlace(input);
     const seq = this.journal.append(encoded.bytes, persist, recordFormat(input), encoded.start, encoded.end);
-    if (seq < 0) return this.journal.recorded();
+    if (seq < 0) return;
     this.unapplied.push({ seq, input, profile });
     onSeq?.(seq);
-    return this.journal.recorded();
   }
 
   /** A commit recorded everything through `seq`: applied in journal order, or held while paused or recovering. */

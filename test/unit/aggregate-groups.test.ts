@@ -74,6 +74,56 @@ describe('AggregateGroups', () => {
     );
   });
 
+  test('a state read for update, changed in place and set again is what changing a copy from get gives', () => {
+    // As the aggregate kind changes a window: entries cut off the front, one pushed, running sums perhaps made.
+    const change = (st: AggregateState, cut: number, at: number, v: number, sums: boolean): void => {
+      const n = Math.min(cut, st.ats.length);
+      st.ats.splice(0, n);
+      (st.values[0] as unknown[]).splice(0, n);
+      st.ats.push(at);
+      (st.values[0] as unknown[]).push(v);
+      if (sums) st.sums = [[v], null];
+    };
+    const update = fc.tuple(
+      group,
+      fc.nat(3),
+      fc.integer({ min: 0, max: 2 ** 45 }),
+      fc.double(),
+      fc.boolean(),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 20 }), fc.array(update, { maxLength: 20 }), (ops, updates) => {
+        const groups = new AggregateGroups(COLUMNS, NO_VALUES, MAX_PACKED);
+        const model = new Map<string, AggregateState>();
+        for (const o of ops) {
+          if (o.op === 'delete') {
+            groups.delete(o.group);
+            model.delete(o.group);
+            continue;
+          }
+          groups.set(o.group, structuredClone(o.st));
+          model.set(o.group, structuredClone(o.st));
+        }
+        for (const [g, cut, at, v, sums] of updates) {
+          const st = groups.forUpdate(g);
+          const copy = structuredClone(groups.get(g));
+          expect(plain(st)).toEqual(plain(copy));
+          if (st === undefined || copy === undefined) continue;
+          change(st, cut, at, v, sums);
+          change(copy, cut, at, v, sums);
+          groups.set(g, st);
+          model.set(g, copy);
+          for (const [k, m] of model) {
+            const kept = groups.get(k);
+            expect(plain(kept)).toEqual(plain(m));
+            expect(Object.keys(kept ?? {})).toEqual(Object.keys(m));
+          }
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   test('a small window of numbers comes back as the state it was, its count() column the shared empty one', () => {
     const groups = new AggregateGroups(COLUMNS, NO_VALUES, MAX_PACKED);
     groups.set('d1', { ats: [1, 2, 3], values: [[20.5, 21, -3], NO_VALUES], start: 0 });

@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { Engine } from '../../src/engine/index.js';
 import type { Effect, EngineState } from '../../src/engine/index.js';
 import { SMALL_WINDOW, type AggregateState } from '../../src/engine/kinds/aggregate.js';
-import { addExact, exactTotal } from '../../src/engine/kinds/exact-sum.js';
+import { addExact, exactPartials, exactSum, exactTotal } from '../../src/engine/kinds/exact-sum.js';
 import { rulesFrom } from './engine-harness.js';
 
 const WINDOW_MS = 10_000;
@@ -194,4 +194,62 @@ describe('aggregate windows with running sums', () => {
       { numRuns: 500 },
     );
   });
+});
+
+test('a small window summed in the reused buffer gives what its partials give, overflow included', () => {
+  const values = fc.array(
+    fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant(1.7e308)),
+    {
+      maxLength: 20,
+    },
+  );
+  fc.assert(
+    fc.property(values, fc.nat(), (list, k) => {
+      const from = k % (list.length + 1);
+      const partials = exactPartials(list, from);
+      expect(exactSum(list, from)).toBe(partials === undefined ? undefined : exactTotal(partials));
+    }),
+    { numRuns: 2_000 },
+  );
+});
+
+test("what a firing hands on keeps its event's figures after the engine takes the next events", () => {
+  // The aggregates, `having`'s variables and `last` are reused from event to event inside the engine.
+  const engine = new Engine(
+    rulesFrom({
+      'hot.yaml': `id: hot
+when:
+  event: reading
+  window: 10s
+  aggregate:
+    mean: avg(data.v)
+    n: count()
+  having: mean > 1 && n >= 1
+then:
+  action: report
+  to: [upstream]
+  payload: { mean: mean, n: n, at: last.at, v: last.data.v }
+  forward: aggregates
+`,
+    }),
+    opts,
+  );
+  const first = feed(engine, [{ actor: 'd1', stepMs: 1, v: 4 }], 0).effects;
+  feed(
+    engine,
+    [
+      { actor: 'd1', stepMs: 1, v: 8 },
+      { actor: 'd2', stepMs: 1, v: 0 },
+    ],
+    1,
+  );
+  const decided = first.find((e) => e.kind === 'decide');
+  const forwarded = first.find((e) => e.kind === 'forward');
+  expect(decided?.kind === 'decide' && decided.candidate.action.payload).toEqual({
+    mean: 4,
+    n: 1,
+    at: 1,
+    v: 4,
+  });
+  expect(forwarded?.kind === 'forward' && forwarded.telemetry.data).toEqual({ mean: 4, n: 1 });
 });

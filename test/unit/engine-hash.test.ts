@@ -35,3 +35,19 @@ describe('canonicalJson', () => {
     expect(canonicalJson({ u: undefined, n: Number.NaN })).toBe('{"n":null,"u":null}');
   });
 });
+
+test('canonicalJson orders keys as sort() does, and writes what JSON.stringify writes of them', () => {
+  // The text every action id and emitted event id is hashed from: it must not change.
+  const reference = (value: unknown): string => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return canonicalJson(value);
+    const rec = value as Record<string, unknown>;
+    const keys = Object.keys(rec).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${reference(rec[k])}`).join(',')}}`;
+  };
+  fc.assert(
+    fc.property(fc.dictionary(fc.string({ unit: 'binary' }), fc.jsonValue(), { maxKeys: 12 }), (rec) => {
+      expect(canonicalJson(rec)).toBe(reference(rec));
+    }),
+    { numRuns: 1_000 },
+  );
+});

@@ -9,17 +9,25 @@ type Packed = number[];
  * (running sums, values that are not numbers, entries that left the window) is kept as it is. It reads and writes
  * like a `Map` of `AggregateState`s: `get` and iteration make the plain state (the one checkpoints hold), `set` packs
  * it when it can, so nothing outside the aggregate kind sees the difference. A state read with `get` and changed must
- * be `set` again.
+ * be `set` again. The kind's event path reads with `forUpdate` instead, which makes no state per event.
  */
 export class AggregateGroups implements Map<string, AggregateState> {
   private readonly states = new Map<string, AggregateState | Packed>();
+  /**
+   * The state `forUpdate` hands out for a packed window: its arrays reused from one event to the next, so reading a
+   * small window to add an entry makes nothing but the packed array `set` stores.
+   */
+  private readonly scratch: AggregateState;
+  private scratchOut = false;
 
   /** `columns[i]`: whether aggregate `i` keeps values (has an argument); `noValues`, the column of one that does not. */
   constructor(
     private readonly columns: readonly boolean[],
     private readonly noValues: unknown[],
     private readonly maxPacked: number,
-  ) {}
+  ) {
+    this.scratch = { ats: [], values: columns.map((has) => (has ? [] : noValues)), start: 0 };
+  }
 
   get size(): number {
     return this.states.size;
@@ -38,8 +46,45 @@ export class AggregateGroups implements Map<string, AggregateState> {
     return st === undefined ? undefined : this.unpack(st);
   }
 
+  /**
+   * The group's state to change and `set` again before anything else reads the groups (the aggregate kind's event
+   * path): a packed window is read into a state whose arrays are reused, which `set` packs again (or copies, when it
+   * no longer packs); any other state is the one kept, as `get` gives it. The arrays of a reused state may be changed
+   * in place, and are not of their exact length.
+   */
+  forUpdate(group: string): AggregateState | undefined {
+    const st = this.states.get(group);
+    if (!Array.isArray(st)) return st;
+    const out = this.scratch;
+    const kept = this.kept();
+    const n = st.length / (1 + kept);
+    fill(out.ats, st, 0, n);
+    let k = n;
+    for (let i = 0; i < this.columns.length; i++) {
+      if (this.columns[i] !== true) continue;
+      fill(out.values[i] as unknown[], st, k, n);
+      k += n;
+    }
+    out.start = 0;
+    this.scratchOut = true;
+    return out;
+  }
+
+  /** Whether `st` is the reused state `forUpdate` handed out: one the caller may change in place. */
+  isReused(st: AggregateState): boolean {
+    return st === this.scratch && this.scratchOut;
+  }
+
   set(group: string, st: AggregateState): this {
-    this.states.set(group, this.pack(st) ?? st);
+    const before = st === this.scratch ? this.states.get(group) : undefined;
+    const packed = this.pack(st, Array.isArray(before) ? before : undefined);
+    if (st === this.scratch) {
+      this.scratchOut = false;
+      this.states.set(group, packed ?? copyOf(st, this.noValues));
+      this.resetScratch();
+      return this;
+    }
+    this.states.set(group, packed ?? st);
     return this;
   }
 
@@ -74,41 +119,85 @@ export class AggregateGroups implements Map<string, AggregateState> {
     return this.entries();
   }
 
-  /** The packed form of a state that has one: a window of at most `maxPacked` entries, all numbers, nothing else. */
-  private pack(st: AggregateState): Packed | undefined {
+  /**
+   * The packed form of a state that has one: a window of at most `maxPacked` entries, all numbers, nothing else.
+   * Written into `into` when it is of the length needed (the group's packed array, which nothing else holds).
+   */
+  private pack(st: AggregateState, into?: Packed): Packed | undefined {
     const n = st.ats.length;
     if (n > this.maxPacked || (st.start ?? 0) !== 0 || st.sums !== undefined) return undefined;
-    if (Object.keys(st).length !== 3 || st.values.length !== this.columns.length) return undefined;
+    // The reused state has no other key (`sums` is checked above).
+    const keys = st === this.scratch ? 3 : Object.keys(st).length;
+    if (keys !== 3 || st.values.length !== this.columns.length) return undefined;
     let kept = 0;
     for (let i = 0; i < this.columns.length; i++) {
       const col = st.values[i] as unknown[];
       if (this.columns[i] === true) {
-        if (col.length !== n) return undefined;
+        if (col.length !== n || !allNumbers(col, n)) return undefined;
         kept++;
       } else if (col.length !== 0) return undefined;
     }
-    const packed: Packed = new Array<number>(n * (1 + kept));
+    if (!allNumbers(st.ats, n, false)) return undefined;
+    const packed: Packed = into?.length === n * (1 + kept) ? into : new Array<number>(n * (1 + kept));
     let k = 0;
-    for (const at of st.ats) {
-      if (typeof at !== 'number') return undefined;
-      packed[k++] = at;
-    }
+    for (let j = 0; j < n; j++) packed[k++] = st.ats[j] as number;
     for (let i = 0; i < this.columns.length; i++) {
       if (this.columns[i] !== true) continue;
-      for (const v of st.values[i] as unknown[]) {
-        if (typeof v !== 'number' || Object.is(v, -0)) return undefined;
-        packed[k++] = v;
-      }
+      const col = st.values[i] as number[];
+      for (let j = 0; j < n; j++) packed[k++] = col[j] as number;
     }
     return packed;
   }
 
+  /** The reused state back to its shape: the columns that keep no values are the shared empty one again. */
+  private resetScratch(): void {
+    const out = this.scratch;
+    delete out.sums;
+    for (let i = 0; i < this.columns.length; i++) if (this.columns[i] !== true) out.values[i] = this.noValues;
+  }
+
+  /** How many aggregates keep values. */
+  private kept(): number {
+    let kept = 0;
+    for (let i = 0; i < this.columns.length; i++) if (this.columns[i] === true) kept++;
+    return kept;
+  }
+
   private unpack(st: AggregateState | Packed): AggregateState {
     if (!Array.isArray(st)) return st;
-    const kept = this.columns.filter(Boolean).length;
+    const kept = this.kept();
     const n = st.length / (1 + kept);
     let k = n;
     const values = this.columns.map((has) => (has ? st.slice(k, (k += n)) : this.noValues));
     return { ats: st.slice(0, n), values, start: 0 };
   }
+}
+
+/** Whether the first `n` entries are numbers; with `values`, none of them -0 (a checkpoint keeps no -0 value). */
+function allNumbers(list: readonly unknown[], n: number, values = true): boolean {
+  for (let j = 0; j < n; j++) {
+    const v = list[j];
+    if (typeof v !== 'number' || (values && Object.is(v, -0))) return false;
+  }
+  return true;
+}
+
+/** `to` holds `n` numbers of `from` from `start` on (its length set to `n`, its backing store kept when it can be). */
+function fill(to: unknown[], from: Packed, start: number, n: number): void {
+  for (let k = 0; k < n; k++) to[k] = from[start + k];
+  if (to.length !== n) to.length = n;
+}
+
+/**
+ * The reused state in arrays of its own, of their exact length, its keys in the same order (checkpoints write them
+ * in it): the reused one is never kept. Its running sums were made for it, and move over.
+ */
+function copyOf(st: AggregateState, noValues: unknown[]): AggregateState {
+  const out: AggregateState = {
+    ats: st.ats.slice(),
+    values: st.values.map((col) => (col === noValues ? col : col.slice())),
+  };
+  if (st.start !== undefined) out.start = st.start;
+  if (st.sums !== undefined) out.sums = st.sums;
+  return out;
 }

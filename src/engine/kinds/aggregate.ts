@@ -6,11 +6,11 @@ import type { WhenFields } from '../../rules/when-fields.js';
 import { show as showNode } from '../../rules/yaml-reader.js';
 import type { Field, Reader, Source, YamlNode } from '../../rules/yaml-reader.js';
 import type { Event, Expression, Profile } from '../../shared/index.js';
-import type { ScenarioRuntime } from '../state.js';
+import type { ScenarioRuntime, SeenEvent } from '../state.js';
 import { seen } from '../step.js';
 import type { Step, Vars } from '../step.js';
 import { EVENT_SELECTORS, selectedEvents } from './event-selector.js';
-import { addExact, exactPartials, exactTotal } from './exact-sum.js';
+import { addExact, exactPartials, exactSum, exactTotal } from './exact-sum.js';
 import type { ScenarioKind } from './kind.js';
 import { eventBox, eventsText, formatDuration } from './view.js';
 import type { DiagramBox, GroupExplanation, KindDiagram, Show } from './view.js';
@@ -18,6 +18,7 @@ import { calendarLabel, calendarWindow, windowStartAt } from './calendar.js';
 import type { CalendarWindow } from './calendar.js';
 import { pruneWindows } from './window.js';
 import { AggregateGroups } from './aggregate-groups.js';
+import { fastDataNumber } from '../fast-condition.js';
 
 export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
 const AGGREGATE_FNS: readonly AggregateFn[] = ['count', 'sum', 'avg', 'min', 'max', 'first', 'last'];
@@ -107,9 +108,12 @@ export const SMALL_WINDOW = 16;
  */
 function windowSum(st: AggregateState, i: number, values: unknown[], from: number): number {
   let partials = st.sums?.[i] ?? undefined;
-  if (partials === undefined) {
+  if (partials === undefined && values.length - from <= SMALL_WINDOW) {
+    const sum = exactSum(values, from);
+    if (sum !== undefined) return sum;
+  } else if (partials === undefined) {
     partials = exactPartials(values, from);
-    if (values.length - from > SMALL_WINDOW) (st.sums ??= [])[i] = partials ?? null;
+    (st.sums ??= [])[i] = partials ?? null;
   }
   if (partials !== undefined) return exactTotal(partials);
   // An intermediate sum overflowed: the plain sum, as large as it gets.
@@ -153,6 +157,8 @@ function emptyWindow(plan: AggregateWindowPlan): AggregateState {
 /**
  * Moves the window's start past the entries before `from` and the oldest ones over the cap, then adds `row`. After a
  * step of the wall clock a calendar window's start moves with it: the entries before the new boundary leave.
+ * `inPlace`: the state's arrays are the caller's to change (AggregateGroups' reused state), not copied for a small
+ * window.
  */
 function slide(
   plan: AggregateWindowPlan,
@@ -160,6 +166,7 @@ function slide(
   at: number,
   row: readonly unknown[],
   wallOffsetMs: number,
+  inPlace = false,
 ): number {
   let start = st.start ?? 0;
   const capped = st.ats.length + 1 - MAX_WINDOW_ENTRIES;
@@ -172,7 +179,9 @@ function slide(
     }
     start++;
   }
-  if (st.ats.length - start < SMALL_WINDOW) return appendSmall(plan, st, start, at, row);
+  if (st.ats.length - start < SMALL_WINDOW) {
+    return inPlace ? appendInPlace(plan, st, start, at, row) : appendSmall(plan, st, start, at, row);
+  }
   if (start >= COMPACT_AT && start * 2 >= st.ats.length) {
     cutFront(st.ats, start);
     for (const col of st.values) if (col.length > 0) cutFront(col, start);
@@ -218,6 +227,29 @@ function appendSmall(
   return 0;
 }
 
+/** As `appendSmall`, into the state's own arrays: the left entries cut off, `row` pushed. */
+function appendInPlace(
+  plan: AggregateWindowPlan,
+  st: AggregateState,
+  start: number,
+  at: number,
+  row: readonly unknown[],
+): number {
+  if (start > 0) cutFront(st.ats, start);
+  st.ats.push(at);
+  for (let i = 0; i < plan.aggregates.length; i++) {
+    if (!plan.aggregates[i]?.arg) continue;
+    const col = st.values[i] as unknown[];
+    if (start > 0) cutFront(col, start);
+    const v = row[i];
+    col.push(v);
+    const partials = st.sums?.[i];
+    if (partials && !addExact(partials, v as number)) (st.sums as Array<number[] | null>)[i] = null;
+  }
+  st.start = 0;
+  return 0;
+}
+
 function cutFront(list: unknown[], n: number): void {
   list.copyWithin(0, n);
   list.length -= n;
@@ -230,6 +262,12 @@ function rowOf(step: Step, rt: Runtime, vars: Vars, actor: string, row: unknown[
     const a = plan.aggregates[i] as AggregatePlan;
     if (!a.arg) {
       row[i] = null;
+      continue;
+    }
+    // `avg(data.temp)`: a number read as CEL would give it, without the interpreter.
+    const fast = fastDataNumber(a.arg, vars.data);
+    if (fast !== undefined) {
+      row[i] = fast === 0 ? 0 : fast;
       continue;
     }
     const r = step.evaluate(rt, a.arg, vars, actor, 'aggregate');
@@ -253,9 +291,8 @@ function rowOf(step: Step, rt: Runtime, vars: Vars, actor: string, row: unknown[
   return true;
 }
 
-/** The aggregates over the entries from `from` on, by name. */
-function values(plan: AggregateWindowPlan, st: AggregateState, from: number): Vars {
-  const out: Vars = {};
+/** The aggregates over the entries from `from` on, by name (into `out` when given). */
+function values(plan: AggregateWindowPlan, st: AggregateState, from: number, out: Vars = {}): Vars {
   for (let i = 0; i < plan.aggregates.length; i++) {
     const a = plan.aggregates[i] as AggregatePlan;
     out[a.name] = compute(a, st, i, from);
@@ -295,6 +332,44 @@ function windowValues(
 const scratchRow: unknown[] = [];
 
 /**
+ * What a scenario's event is judged with, reused from one event to the next: its aggregates (with `windows`, made
+ * afresh: they are objects `having` and `then` may keep), the variables of `having`, and its `last` there. None of
+ * them outlives the event: firing copies what it keeps (`Step.fire`, `seen`).
+ */
+interface Scratch {
+  extra: Vars;
+  having: Vars;
+  last: SeenEvent;
+}
+
+const scratches = new WeakMap<AggregateWindowPlan, Scratch>();
+
+function scratchOf(plan: AggregateWindowPlan): Scratch {
+  let s = scratches.get(plan);
+  if (s === undefined) {
+    const last: SeenEvent = { actor: '', type: '', at: 0, source: 'device', data: {} };
+    s = { extra: {}, having: {}, last };
+    scratches.set(plan, s);
+  }
+  return s;
+}
+
+/** `having`'s variables: as `{ ...vars, last, group, ...extra }`, written into the scratch object. */
+function havingVars(s: Scratch, vars: Vars, ev: Event, group: string, extra: Vars): Vars {
+  const { having, last } = s;
+  for (const k in vars) having[k] = vars[k];
+  last.actor = ev.actor;
+  last.type = ev.type;
+  last.at = ev.at;
+  last.source = ev.source;
+  last.data = ev.data;
+  having.last = last;
+  having.group = group;
+  for (const k in extra) having[k] = extra[k];
+  return having;
+}
+
+/**
  * `window` + `aggregate` + `having`: each matching event joins its group's sliding window (events at most
  * `window` old), the aggregates are computed over it and `having` is evaluated; the scenario fires on
  * every event for which `having` holds. An event whose aggregate argument cannot be evaluated, or is not
@@ -307,19 +382,22 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
   if (group === undefined) return;
   if (!rowOf(step, rt, vars, ev.actor, scratchRow)) return;
 
-  const st = rt.groups.get(group) ?? emptyWindow(plan);
-  const from = slide(plan, st, ev.at, scratchRow, step.wallOffsetMs);
+  // A small window's state read into arrays the groups reuse, changed in place and packed again by `set`.
+  const groups = rt.groups;
+  const reusable = groups instanceof AggregateGroups;
+  const st = (reusable ? groups.forUpdate(group) : groups.get(group)) ?? emptyWindow(plan);
+  const from = slide(plan, st, ev.at, scratchRow, step.wallOffsetMs, reusable && groups.isReused(st));
+  const scratch = scratchOf(plan);
   const extra = plan.windows
     ? windowValues(plan, plan.windows, st, from, ev.at, step.wallOffsetMs)
-    : values(plan, st, from);
+    : values(plan, st, from, scratch.extra);
   // Set again once changed (running sums included): the groups' map packs a small window (AggregateGroups).
   rt.groups.set(group, st);
-  const last = seen(ev, true);
   if (plan.having) {
-    const havingVars: Vars = { ...vars, last, group, ...extra };
-    if (!step.holds(rt, plan.having, havingVars, ev.actor, 'having')) return;
+    const judged = havingVars(scratch, vars, ev, group, extra);
+    if (!step.holds(rt, plan.having, judged, ev.actor, 'having')) return;
   }
-  step.fireOnEvent(rt, group, ev, profile, last, extra);
+  step.fireOnEvent(rt, group, ev, profile, seen(ev, true), extra);
 }
 
 /** An aggregate over the entries from `from` on, read without touching the state (no running sums). */

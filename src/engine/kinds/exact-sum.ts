@@ -24,14 +24,17 @@ export function addExact(partials: number[], x: number): boolean {
     if (lo !== 0) partials[kept++] = lo;
     x = hi;
   }
-  partials.length = kept;
-  partials.push(x);
+  // Written in place: emptying the array would let go of its backing store, and the push then make a new one.
+  if (kept < partials.length) {
+    partials[kept] = x;
+    if (partials.length !== kept + 1) partials.length = kept + 1;
+  } else partials.push(x);
   return true;
 }
 
 /** The exact sum the partials hold, rounded to the nearest double (ties to even); 0 rather than -0. */
-export function exactTotal(partials: readonly number[]): number {
-  let n = partials.length;
+export function exactTotal(partials: ArrayLike<number>, count = partials.length): number {
+  let n = count;
   if (n === 0) return 0;
   let hi = partials[--n] as number;
   let lo = 0;
@@ -57,4 +60,40 @@ export function exactPartials(values: readonly unknown[], from: number): number[
   const partials: number[] = [];
   for (let i = from; i < values.length; i++) if (!addExact(partials, values[i] as number)) return undefined;
   return partials;
+}
+
+/** Room for the partials of `exactSum`: doubles need at most about 40 (2,098 binary exponents, 53 bits each). */
+const scratch = new Float64Array(64);
+
+/**
+ * The exact sum of `values[from..]` rounded once, as `exactTotal(exactPartials(values, from))` gives it, with the
+ * partials in a buffer reused from call to call (a small window is summed afresh on every event); undefined when an
+ * intermediate sum overflows.
+ */
+export function exactSum(values: readonly unknown[], from: number): number | undefined {
+  let n = 0;
+  for (let i = from; i < values.length; i++) {
+    let x = values[i] as number;
+    let kept = 0;
+    for (let j = 0; j < n; j++) {
+      let y = scratch[j] as number;
+      if (Math.abs(x) < Math.abs(y)) {
+        const t = x;
+        x = y;
+        y = t;
+      }
+      const hi = x + y;
+      if (!Number.isFinite(hi)) return undefined;
+      const lo = y - (hi - x);
+      if (lo !== 0) scratch[kept++] = lo;
+      x = hi;
+    }
+    if (kept === scratch.length) {
+      const partials = exactPartials(values, from);
+      return partials === undefined ? undefined : exactTotal(partials);
+    }
+    scratch[kept] = x;
+    n = kept + 1;
+  }
+  return exactTotal(scratch, n);
 }

@@ -1,4 +1,4 @@
-import type { EventSource } from '../../shared/index.js';
+import type { Event, EventSource } from '../../shared/index.js';
 import type { SeenEvent } from '../state.js';
 import type { SilenceState } from './silence.js';
 
@@ -48,22 +48,42 @@ export class SilenceGroups implements Map<string, SilenceState> {
   }
 
   set(group: string, st: SilenceState): this {
+    const { last } = st;
+    this.write(group, st.dueAt, last.actor, last.type, last.at, last.source, last.data);
+    return this;
+  }
+
+  /**
+   * Starts the group's silence again from `ev`, until `dueAt`: what `set` does with `{ dueAt, last: seen(ev,
+   * keepData) }`, without making either object (this is every device event's path).
+   */
+  restart(group: string, dueAt: number, ev: Event, keepData: boolean): void {
+    this.write(group, dueAt, ev.actor, ev.type, ev.at, ev.source, keepData ? ev.data : undefined);
+  }
+
+  private write(
+    group: string,
+    dueAt: number,
+    actor: string,
+    type: string,
+    at: number,
+    source: EventSource,
+    data: Record<string, unknown> | undefined,
+  ): void {
     let slot = this.slotOf.get(group);
     if (slot === undefined) {
       slot = this.allocate();
       this.slotOf.set(group, slot);
     }
-    const { last } = st;
-    this.dueAt[slot] = st.dueAt;
-    this.lastAt[slot] = last.at;
+    this.dueAt[slot] = dueAt;
+    this.lastAt[slot] = at;
     // The same id as the one kept: the copy of this event's id (a string of its own per publish) is let go.
     const kept = this.actors[slot];
-    if (kept !== last.actor) this.actors[slot] = group === last.actor ? group : last.actor;
-    this.types[slot] = last.type;
-    this.sources[slot] = last.source;
-    if (last.data !== undefined) this.data.set(slot, last.data);
+    if (kept !== actor) this.actors[slot] = group === actor ? group : actor;
+    this.types[slot] = type;
+    this.sources[slot] = source;
+    if (data !== undefined) this.data.set(slot, data);
     else this.data.delete(slot);
-    return this;
   }
 
   delete(group: string): boolean {

@@ -59,8 +59,9 @@ export function onSilenceEvent(step: Step, rt: Runtime, ev: Event, profile: Prof
   const group = rt.sc.by ? step.group(rt, step.baseVars(rt, ev, profile), ev.actor) : ev.actor;
   if (group === undefined) return;
   const dueAt = ev.at + rt.sc.when.forMs;
-  const st: SilenceState = { dueAt, last: seen(ev, rt.sc.keepsData) };
-  rt.groups.set(group, st);
+  const groups = rt.groups;
+  if (groups instanceof SilenceGroups) groups.restart(group, dueAt, ev, rt.sc.keepsData);
+  else groups.set(group, { dueAt, last: seen(ev, rt.sc.keepsData) });
   step.schedule(timerKey(rt.sc, group), ev.actor, dueAt);
 }
 
