@@ -2,9 +2,10 @@
 // from Debian's packages (no binfmt here). Runs when VIGIL_BINARY_TEST=1 (then a missing binary or
 // qemu is a failure) or when both are there; `npm test` skips it otherwise.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { connectAsync } from 'mqtt';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { arm64Sysroot, QEMU_AARCH64 } from '../../build/arm64-sysroot.js';
 import { tempDir } from '../helpers/temp.js';
@@ -55,14 +56,32 @@ describe.skipIf(!WANTED)('single executable, linux-arm64 under qemu', () => {
     EMULATED_MS,
   );
 
-  test(
-    'starts the gateway on its LevelDB and stops cleanly on SIGTERM',
-    async () => {
+  test.each([1, 2])(
+    'starts the gateway on its LevelDB with %i thread(s), takes an MQTT connection and stops cleanly on SIGTERM',
+    async (threads) => {
       const dir = await cacheDir();
       const child = spawn(
         QEMU_AARCH64,
-        ['-L', sysroot, BINARY, 'run', '--mqtt-host', '127.0.0.1', '--mqtt-port', '0', '--http-port', '0'],
-        { cwd: dir, env: { PATH: '/usr/bin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] },
+        [
+          ...[
+            '-L',
+            sysroot,
+            BINARY,
+            'run',
+            '--mqtt-host',
+            '127.0.0.1',
+            '--mqtt-port',
+            '0',
+            '--http-port',
+            '0',
+          ],
+          ...['--threads', String(threads)],
+        ],
+        {
+          cwd: dir,
+          env: { PATH: '/usr/bin:/bin', VIGIL_ALLOW_ANONYMOUS: 'true' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
       );
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -93,6 +112,19 @@ describe.skipIf(!WANTED)('single executable, linux-arm64 under qemu', () => {
       });
       const health = (await (await fetch(`http://127.0.0.1:${http}/healthz`)).json()) as { cbor: string };
       expect(health.cbor).toBe('native');
+      // The broker answers a CONNECT: with two threads, from the edge thread the executable started.
+      const mqttPort = Number(/mqtt listening on \S+:(\d+)/.exec(out)?.[1]);
+      const client = await connectAsync(`mqtt://127.0.0.1:${mqttPort}`, {
+        clientId: 'arm64-probe',
+        reconnectPeriod: 0,
+        connectTimeout: EMULATED_MS / 3,
+      });
+      await client.endAsync();
+      const names = readdirSync(`/proc/${child.pid ?? 0}/task`).map((t) =>
+        readFileSync(`/proc/${child.pid ?? 0}/task/${t}/comm`, 'utf8').trim(),
+      );
+      if (threads === 2) expect(names).toContain('vigil-edge');
+      else expect(names).not.toContain('vigil-edge');
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(existsSync(join(dir, 'data', 'CURRENT'))).toBe(true);
