@@ -3,10 +3,11 @@ import type { Transferable } from 'node:worker_threads';
 /**
  * One end of a channel between two threads; the other end is another `Crossing` on the paired port. Each end
  * sends records (byte strings: a journal record, a command) and receives the other end's. Records are copied
- * into a batch buffer and cross in one message per turn of the event loop, the buffer transferred, not cloned:
- * one structured clone of a small envelope per batch, none per record. The receiver hands each buffer back once
- * it has read it, and the sender writes its next batches into those: in steady state nothing is allocated per
- * batch either.
+ * into a batch buffer and cross in one message per turn of the event loop, transferred, not cloned: one
+ * structured clone of a small envelope per batch, none per record. A batch that filled a good part of its buffer
+ * crosses in that buffer, which the receiver hands back once it has read it, and the sender writes its next
+ * batches into those. A smaller one (most turns: a few records) crosses as a copy of its bytes, which the receiver
+ * keeps: one small allocation rather than a second message, which would wake the sender's thread again.
  */
 export interface CrossingPort {
   postMessage(message: unknown, transfer: Transferable[]): void;
@@ -22,6 +23,11 @@ export interface CrossingOptions {
   batchBytes?: number;
   /** Buffers handed back and kept for reuse, at most. Default 8. */
   keepBuffers?: number;
+  /**
+   * A batch of fewer bytes than this crosses as a copy, not handed back; one of this many bytes or more in its
+   * buffer. Default a quarter of `batchBytes`.
+   */
+  copyBelow?: number;
 }
 
 interface BatchMessage {
@@ -29,6 +35,7 @@ interface BatchMessage {
   buffer: ArrayBuffer;
   bytes: number;
   records: number;
+  copy?: true;
 }
 interface ReturnMessage {
   kind: 'return';
@@ -42,6 +49,7 @@ const DEFAULT_KEEP_BUFFERS = 8;
 export class Crossing {
   private readonly batchBytes: number;
   private readonly keepBuffers: number;
+  private readonly copyBelow: number;
   private readonly spare: ArrayBuffer[] = [];
   private batch: Uint8Array;
   private used = 0;
@@ -51,8 +59,10 @@ export class Crossing {
   private onRecord: OnRecord | undefined;
   private readonly listener = (message: unknown): void =>
     this.handle(message as BatchMessage | ReturnMessage);
-  /** Batches and records sent, and buffers allocated (not reused), since start. */
-  readonly stats = { batches: 0, records: 0, allocated: 0 };
+  /**
+   * Batches and records sent, buffers allocated (not reused), and batches that crossed as a copy, since start.
+   */
+  readonly stats = { batches: 0, records: 0, allocated: 0, copied: 0 };
 
   constructor(
     private readonly port: CrossingPort,
@@ -60,6 +70,7 @@ export class Crossing {
   ) {
     this.batchBytes = opts.batchBytes ?? DEFAULT_BATCH_BYTES;
     this.keepBuffers = opts.keepBuffers ?? DEFAULT_KEEP_BUFFERS;
+    this.copyBelow = opts.copyBelow ?? Math.floor(this.batchBytes / 4);
     this.batch = this.freshBuffer(this.batchBytes);
     port.on('message', this.listener);
   }
@@ -85,8 +96,9 @@ export class Crossing {
       offset = start + length;
       this.onRecord?.(batch, start, offset);
     }
-    // Read through: the sender may write its next batch into it.
-    if (!this.closed) this.port.postMessage({ kind: 'return', buffer: arg.buffer }, [arg.buffer]);
+    // Read through: the sender may write its next batch into it (a copy is ours, and simply dropped).
+    if (arg.copy !== true && !this.closed)
+      this.port.postMessage({ kind: 'return', buffer: arg.buffer }, [arg.buffer]);
   }
 
   /** Queues `record` for the other end; it crosses with the others of this turn. */
@@ -112,6 +124,7 @@ export class Crossing {
   /** Sends what is queued now rather than at the end of the turn. */
   flush(): void {
     if (this.count === 0 || this.closed) return;
+    if (this.used < this.copyBelow) return this.flushCopy();
     const buffer = this.batch.buffer as ArrayBuffer;
     const message: BatchMessage = { kind: 'batch', buffer, bytes: this.used, records: this.count };
     this.port.postMessage(message, [buffer]);
@@ -120,6 +133,24 @@ export class Crossing {
     this.used = 0;
     this.count = 0;
     this.batch = new Uint8Array(this.spare.pop() ?? this.freshBuffer(this.batchBytes).buffer);
+  }
+
+  /** Sends the queued bytes as a copy the receiver keeps, and writes the next batch into the same buffer. */
+  private flushCopy(): void {
+    const buffer = this.batch.buffer.slice(0, this.used) as ArrayBuffer;
+    const message: BatchMessage = {
+      kind: 'batch',
+      buffer,
+      bytes: this.used,
+      records: this.count,
+      copy: true,
+    };
+    this.port.postMessage(message, [buffer]);
+    this.stats.batches++;
+    this.stats.copied++;
+    this.stats.records += this.count;
+    this.used = 0;
+    this.count = 0;
   }
 
   /** Sends what is queued and stops listening. */

@@ -31,15 +31,29 @@ export function short(url: string): string {
 }
 
 /**
- * Self time by function and by area, and total (inclusive) time by area, of the newest `.cpuprofile` in
- * `dir`, as markdown: enough to see where the gateway's time goes without opening a flame graph.
+ * The `.cpuprofile` files of the newest process profiled in `dir`: node --cpu-prof writes one per thread, named
+ * `CPU.<date>.<time>.<pid>.<thread id>.<n>.cpuprofile`; the main thread (id 0) first.
  */
-export async function summarizeCpuProfile(dir: string, top = 30): Promise<string> {
+export async function newestProfiles(dir: string): Promise<string[]> {
   const files = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
-  if (files.length === 0) return `no .cpuprofile in ${dir}\n`;
+  if (files.length === 0) return [];
   const dated = await Promise.all(files.map(async (f) => ({ f, at: (await stat(join(dir, f))).mtimeMs })));
   dated.sort((a, b) => b.at - a.at);
-  const file = join(dir, dated[0]?.f ?? '');
+  const pidOf = (f: string): string | undefined => f.split('.')[3];
+  const pid = pidOf(dated[0]?.f ?? '');
+  const threadOf = (f: string): number => Number(f.split('.')[4]);
+  return dated
+    .filter(({ f }) => pidOf(f) === pid)
+    .map(({ f }) => f)
+    .sort((a, b) => threadOf(a) - threadOf(b))
+    .map((f) => join(dir, f));
+}
+
+/**
+ * Self time by function and by area, and total (inclusive) time by area, of one `.cpuprofile`, as markdown:
+ * enough to see where the gateway's time goes without opening a flame graph.
+ */
+export async function summarizeCpuProfile(file: string, top = 30): Promise<string> {
   const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
 
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));

@@ -12,7 +12,7 @@ import { LoadGenClient } from './load-gen-client.js';
 import { machineInfo } from './machine.js';
 import { holds, measure, round1, sustained, SystemDiedError, type Measured, type Window } from './measure.js';
 import type { LoadResult } from './load-protocol.js';
-import { summarizeCpuProfile } from './cpu-profile.js';
+import { newestProfiles, summarizeCpuProfile } from './cpu-profile.js';
 import { rssMB } from './proc-stats.js';
 import { evaluateTargets, markdownReport } from './report.js';
 import type { BenchResults, IdleMemoryRecord, ProbeRecord, RunRecord } from './results.js';
@@ -336,9 +336,9 @@ class Bench {
   }
 
   /** The gateway under `node --cpu-prof` at one rate; prints where its time went. */
-  async profile(dir: string, rate: number, measureMs: number): Promise<void> {
+  async profile(dir: string, rate: number, measureMs: number, system: SystemName): Promise<void> {
     await mkdir(dir, { recursive: true });
-    const d = await this.launch('vigil', 'bench-rules', dir);
+    const d = await this.launch(system, 'bench-rules', dir);
     try {
       const { record } = await measure(d.gen, d.sut, rate, 0, {
         warmupMs: 2_000,
@@ -351,7 +351,8 @@ class Bench {
     } finally {
       await this.shutDown(d);
     }
-    process.stdout.write(await summarizeCpuProfile(dir));
+    // One profile per thread (node --cpu-prof writes the edge thread's too, with --threads 2).
+    for (const file of await newestProfiles(dir)) process.stdout.write(await summarizeCpuProfile(file));
   }
 }
 
@@ -385,7 +386,7 @@ async function underLoad(
 ): Promise<void> {
   await bench.setUp();
   if (o.cpuProf) {
-    await bench.profile(o.cpuProf.dir, o.cpuProf.rate, o.cpuProf.measureMs);
+    await bench.profile(o.cpuProf.dir, o.cpuProf.rate, o.cpuProf.measureMs, systems.find(isVigil) ?? 'vigil');
     return;
   }
   if (bench.importMs !== undefined) results.machine.profileImportMs = Math.round(bench.importMs);

@@ -65,6 +65,22 @@ test('buffers come back and are written again: turn after turn, no new buffer is
   expect(a.stats.allocated).toBeLessThanOrEqual(3);
 });
 
+test('a small batch crosses as a copy the receiver keeps: its buffer is written again at once', async () => {
+  const { a, b } = channel(4 * 1024);
+  const got: number[] = [];
+  b.onRecords((batch, start, end) => got.push(end - start, batch[start] as number));
+  for (let turn = 0; turn < 20; turn++) {
+    a.send(new Uint8Array(10).fill(turn));
+    a.send(new Uint8Array(30).fill(turn + 100));
+    await waitUntil(() => got.length === (turn + 1) * 4);
+  }
+  expect(got.slice(-4)).toEqual([10, 19, 30, 119]);
+  expect(a.stats.batches).toBe(20);
+  expect(a.stats.copied).toBe(20);
+  // Nothing handed back to wait for: the one buffer serves every turn.
+  expect(a.stats.allocated).toBe(1);
+});
+
 test('a record larger than a batch buffer crosses whole, between the records around it', async () => {
   const { a, b } = channel(1024);
   const got: number[] = [];
