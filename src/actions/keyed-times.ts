@@ -64,6 +64,18 @@ export class KeyedTimes {
     return n;
   }
 
+  /** Every key, whole, with its time, as they are now (see `TimeTable.frozenEntries`), read later. */
+  frozenEntries(): Iterable<[key: string, at: number]> {
+    const heads = [...this.byHead].map(([head, lasts]) => [head, lasts.frozenEntries()] as const);
+    const other = [...this.other];
+    return {
+      *[Symbol.iterator]() {
+        for (const [head, lasts] of heads) for (const [last, at] of lasts) yield [joinKey(head, last), at];
+        yield* other;
+      },
+    };
+  }
+
   /** Every key, whole, with its time. */
   *entries(): Generator<[key: string, at: number]> {
     for (const [head, lasts] of this.byHead)

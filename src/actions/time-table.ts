@@ -108,6 +108,26 @@ export class TimeTable {
     yield* this.#odd;
   }
 
+  /**
+   * The entries as they are now, read later: a copy of the typed arrays (a few tens of bytes an entry) rather than
+   * of every key and time as a tuple, for a checkpoint encoded a chunk at a time while the table goes on changing.
+   */
+  frozenEntries(): Iterable<[key: string, at: number]> {
+    const count = this.#count;
+    const start = this.#start.slice(0, count + 1);
+    const bytes = this.#bytes.slice(0, start[count]);
+    const times = this.#at.slice(0, count);
+    const odd = [...this.#odd];
+    return {
+      *[Symbol.iterator]() {
+        for (let i = 0; i < count; i++) {
+          yield [decoder.decode(bytes.subarray(start[i], start[i + 1])), times[i] as number];
+        }
+        yield* odd;
+      },
+    };
+  }
+
   // The entry of `key`, or -1 with the key encoded and the slot it would take noted for `#append`.
   #find(key: string): number {
     if (this.#keyBytes.length < key.length * 3) this.#keyBytes = new Uint8Array(key.length * 3);
