@@ -43,6 +43,15 @@ export interface ArbiterStateV1 {
   active: [actor: string, category: string, sentAtMs: number][];
 }
 
+/**
+ * The state as a checkpoint encodes it: `ArbiterState` with its long lists as iterables over a compact copy made
+ * when it was taken (see `Arbiter.checkpointState`).
+ */
+export interface ArbiterStateLists extends Omit<ArbiterState, 'cooldowns' | 'active'> {
+  cooldowns: Iterable<[key: string, untilMs: number]>;
+  active: Iterable<[scope: string, category: string, sentAtMs: number]>;
+}
+
 /** A state as a checkpoint may hold it: the current version, or one `restore` still reads. */
 export type SavedArbiterState = ArbiterState | ArbiterStateV1;
 
@@ -192,6 +201,29 @@ export class Arbiter {
       contact: [...this.contact].map(([key, sent]) => [key, [...sent]]),
       cooldowns: [...this.cooldowns.entries()],
       active,
+    };
+  }
+
+  /**
+   * The state `snapshot` gives, its cooldowns and exclusive memory copied as typed arrays now and made into entries
+   * as they are read: with a million devices remembered, the tuples all at once would be about 120 MB of heap on a
+   * 512 MB gateway, the copy is about 30.
+   */
+  checkpointState(): ArbiterStateLists {
+    const categories = [...this.active].map(
+      ([category, scopes]) => [category, scopes.frozenEntries()] as const,
+    );
+    return {
+      version: 2,
+      contact: [...this.contact].map(([key, sent]) => [key, [...sent]]),
+      cooldowns: this.cooldowns.frozenEntries(),
+      active: {
+        *[Symbol.iterator]() {
+          for (const [category, scopes] of categories) {
+            for (const [scope, at] of scopes) yield [scope, category, at];
+          }
+        },
+      },
     };
   }
 

@@ -2,6 +2,7 @@ export { Arbiter, capCovers } from './arbiter.js';
 export type {
   ArbiterCandidate,
   ArbiterState,
+  ArbiterStateLists,
   ArbiterStateV1,
   SavedArbiterState,
   SuppressReason,

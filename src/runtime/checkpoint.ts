@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { Decoder, Encoder } from 'cbor-x';
 import type { Logger } from 'pino';
-import type { SavedArbiterState } from '../actions/index.js';
+import type { ArbiterStateLists, SavedArbiterState } from '../actions/index.js';
 import type { EngineState, GroupState } from '../engine/index.js';
 import { DataFormatError } from '../shared/index.js';
 import type { WallState } from './clock.js';
@@ -160,7 +160,9 @@ export class Checkpoints {
 }
 
 /** What a checkpoint is encoded from: a `CheckpointState`, or one whose engine groups are the live engine's maps. */
-export interface CheckpointSource extends Omit<CheckpointState, 'engine'> {
+export interface CheckpointSource extends Omit<CheckpointState, 'engine' | 'arbiter'> {
+  /** The arbiter's state, or the same with its long lists as iterables over a copy (`Arbiter.checkpointState`). */
+  arbiter: SavedArbiterState | ArbiterStateLists;
   engine: {
     version: 1;
     scenarios: ReadonlyArray<
@@ -213,7 +215,7 @@ export class CheckpointEncoder {
     yield* this.list(['lastSeen'], this.source.lastSeen);
     yield* this.list(['duplicates'], this.source.duplicates);
     for (const [key, value] of Object.entries(this.source.arbiter)) {
-      if (Array.isArray(value)) yield* this.list(['arbiter', key], value as unknown[]);
+      if (isList(value)) yield* this.list(['arbiter', key], value);
     }
   }
 
@@ -255,6 +257,11 @@ export class CheckpointEncoder {
   }
 }
 
+/** A list of the arbiter's state: an array, or an iterable over a copy. */
+function isList(value: unknown): value is Iterable<unknown> {
+  return typeof value === 'object' && value !== null && Symbol.iterator in value;
+}
+
 /** Encodes `state` in one go (no event loop to free: tests, tools). */
 export function encodeCheckpoint(state: CheckpointSource): EncodedCheckpoint {
   const encoding = new CheckpointEncoder(state, Number.POSITIVE_INFINITY);
@@ -267,10 +274,7 @@ export function encodeCheckpoint(state: CheckpointSource): EncodedCheckpoint {
 /** The first item of the file: the state with the lists the other items fill in empty. */
 function headOf(source: CheckpointSource): CheckpointState {
   const arbiter = Object.fromEntries(
-    Object.entries(source.arbiter).map(([key, value]) => [
-      key,
-      Array.isArray(value) ? [] : (value as unknown),
-    ]),
+    Object.entries(source.arbiter).map(([key, value]) => [key, isList(value) ? [] : (value as unknown)]),
   ) as unknown as SavedArbiterState;
   const scenarios = source.engine.scenarios.map(({ id, fingerprint, stats }) => ({
     id,

@@ -1075,7 +1075,8 @@ export class DurableInputs {
     const now = deps.clock.now();
     this.duplicates.prune(now);
     const seq = this.appliedSeq;
-    const arbiter = rules.arbiter.snapshot();
+    // Its long lists copied compactly and made into entries as they are encoded.
+    const arbiter = rules.arbiter.checkpointState();
     const lastSeen = this.lastSeen.entries();
     const duplicates = this.duplicates.snapshot();
     const inForce = this.context.inForce;

@@ -3,6 +3,8 @@ import type { SeenEvent } from '../state.js';
 import type { SilenceState } from './silence.js';
 
 const INITIAL_CAPACITY = 64;
+/** Distinct event types kept as one string each (`telemetry`, `status`, …); past this, each slot keeps its own. */
+const MAX_SHARED_TYPES = 256;
 
 /**
  * A silence scenario's groups, column by column: per group a slot in a few arrays (the deadline, the last event's
@@ -20,6 +22,11 @@ export class SilenceGroups implements Map<string, SilenceState> {
   private sources: Array<EventSource | undefined> = [];
   /** The last event's data, by slot, for the groups that keep it (scenarios that read `last.data`). */
   private readonly data = new Map<number, Record<string, unknown>>();
+  /**
+   * Each event's type is a string of its own (parsed from its topic): kept per group, a device's copy of `telemetry`
+   * costs 32 bytes. The groups share one string per type instead.
+   */
+  private readonly sharedTypes = new Map<string, string>();
   private freeSlots: number[] = [];
   private nextSlot = 0;
 
@@ -80,10 +87,17 @@ export class SilenceGroups implements Map<string, SilenceState> {
     // The same id as the one kept: the copy of this event's id (a string of its own per publish) is let go.
     const kept = this.actors[slot];
     if (kept !== actor) this.actors[slot] = group === actor ? group : actor;
-    this.types[slot] = type;
+    this.types[slot] = this.shared(type);
     this.sources[slot] = source;
     if (data !== undefined) this.data.set(slot, data);
     else this.data.delete(slot);
+  }
+
+  private shared(type: string): string {
+    const kept = this.sharedTypes.get(type);
+    if (kept !== undefined) return kept;
+    if (this.sharedTypes.size < MAX_SHARED_TYPES) this.sharedTypes.set(type, type);
+    return type;
   }
 
   delete(group: string): boolean {
