@@ -6,12 +6,18 @@
  */
 
 /**
- * Adds `x` to the partials in place. Returns false, leaving them unusable, when an intermediate sum overflows
- * (values near ±1.8e308): the caller sums afresh then.
+ * Adds `x` to the first `count` partials of `partials`, in place: the partials that stay are written from index 0,
+ * and the running high part is returned in `carry[0]`. Returns how many stay below it, or -1 when an intermediate
+ * sum overflows (values near ±1.8e308).
  */
-export function addExact(partials: number[], x: number): boolean {
+function addInto(
+  partials: { [index: number]: number },
+  count: number,
+  x: number,
+  carry: Float64Array,
+): number {
   let kept = 0;
-  for (let j = 0; j < partials.length; j++) {
+  for (let j = 0; j < count; j++) {
     let y = partials[j] as number;
     if (Math.abs(x) < Math.abs(y)) {
       const t = x;
@@ -19,16 +25,30 @@ export function addExact(partials: number[], x: number): boolean {
       y = t;
     }
     const hi = x + y;
-    if (!Number.isFinite(hi)) return false;
+    if (!Number.isFinite(hi)) return -1;
     const lo = y - (hi - x);
     if (lo !== 0) partials[kept++] = lo;
     x = hi;
   }
+  carry[0] = x;
+  return kept;
+}
+
+const carried = new Float64Array(1);
+
+/**
+ * Adds `x` to the partials in place. Returns false, leaving them unusable, when an intermediate sum overflows
+ * (values near ±1.8e308): the caller sums afresh then.
+ */
+export function addExact(partials: number[], x: number): boolean {
+  const kept = addInto(partials, partials.length, x, carried);
+  if (kept < 0) return false;
+  const top = carried[0] as number;
   // Written in place: emptying the array would let go of its backing store, and the push then make a new one.
   if (kept < partials.length) {
-    partials[kept] = x;
+    partials[kept] = top;
     if (partials.length !== kept + 1) partials.length = kept + 1;
-  } else partials.push(x);
+  } else partials.push(top);
   return true;
 }
 
@@ -73,26 +93,13 @@ const scratch = new Float64Array(64);
 export function exactSum(values: readonly unknown[], from: number): number | undefined {
   let n = 0;
   for (let i = from; i < values.length; i++) {
-    let x = values[i] as number;
-    let kept = 0;
-    for (let j = 0; j < n; j++) {
-      let y = scratch[j] as number;
-      if (Math.abs(x) < Math.abs(y)) {
-        const t = x;
-        x = y;
-        y = t;
-      }
-      const hi = x + y;
-      if (!Number.isFinite(hi)) return undefined;
-      const lo = y - (hi - x);
-      if (lo !== 0) scratch[kept++] = lo;
-      x = hi;
-    }
+    const kept = addInto(scratch, n, values[i] as number, carried);
+    if (kept < 0) return undefined;
     if (kept === scratch.length) {
       const partials = exactPartials(values, from);
       return partials === undefined ? undefined : exactTotal(partials);
     }
-    scratch[kept] = x;
+    scratch[kept] = carried[0] as number;
     n = kept + 1;
   }
   return exactTotal(scratch, n);
