@@ -93,6 +93,26 @@ export class Checkpoints {
     return file.bytes;
   }
 
+  /**
+   * Writes the checkpoint `encoder` encodes while `body` encodes it: each batch `body` hands out is written (and
+   * let go of) before the next is encoded, so the encoded file is never all in memory. The file is in place, durably,
+   * once `body` has ended and it is written whole; returns its size in bytes.
+   */
+  async writeStreamed(
+    state: { seq: number; at: number },
+    encoder: CheckpointEncoder,
+    body: AsyncIterable<readonly Buffer[]>,
+  ): Promise<number> {
+    await this.storage.replace(this.path(state.seq), {
+      headBytes: HEADER_BYTES,
+      body,
+      head: () => encoder.head(),
+    });
+    const bytes = encoder.size;
+    this.written(state, bytes);
+    return bytes;
+  }
+
   /** Finds the checkpoints on disk; returns their journal records, oldest first (none when `dir` cannot be read). */
   async scan(): Promise<number[]> {
     let names: string[];
@@ -219,18 +239,33 @@ export class CheckpointEncoder {
     }
   }
 
-  /** The file: `VGC2`, the length and the CRC-32 of the items, then the items. */
+  /** The file: `VGC2`, the length and the CRC-32 of the items, then the items (those not taken yet). */
   finish(): EncodedCheckpoint {
+    return {
+      seq: this.source.seq,
+      at: this.source.at,
+      chunks: [this.head(), ...this.take()],
+      bytes: this.size,
+    };
+  }
+
+  /** The items encoded since the last call, which the encoder lets go of. */
+  take(): Buffer[] {
+    return this.chunks.splice(0);
+  }
+
+  /** The file's header, of the items encoded so far: `VGC2`, their length and their CRC-32. */
+  head(): Buffer {
     const header = Buffer.alloc(HEADER_BYTES);
     MAGIC_CHUNKED.copy(header, 0);
     header.writeUInt32LE(this.bytes, 4);
     header.writeUInt32LE(this.crc, 8);
-    return {
-      seq: this.source.seq,
-      at: this.source.at,
-      chunks: [header, ...this.chunks],
-      bytes: HEADER_BYTES + this.bytes,
-    };
+    return header;
+  }
+
+  /** The file's size in bytes, of the items encoded so far. */
+  get size(): number {
+    return HEADER_BYTES + this.bytes;
   }
 
   private *list(path: ListPath, entries: Iterable<unknown>): Generator<void, void> {

@@ -13,13 +13,7 @@ import {
   type Profile,
 } from '../shared/index.js';
 import { BoundMetrics } from './bound-metrics.js';
-import {
-  CheckpointEncoder,
-  Checkpoints,
-  type CheckpointSource,
-  type CheckpointState,
-  type EncodedCheckpoint,
-} from './checkpoint.js';
+import { CheckpointEncoder, Checkpoints, type CheckpointState } from './checkpoint.js';
 import type { Clock, WallChange, WallState } from './clock.js';
 import { DurabilityMetrics } from './durability-metrics.js';
 import { checkpointDue } from './checkpoint-policy.js';
@@ -1034,13 +1028,20 @@ export class DurableInputs {
 
   /**
    * The checkpoint's file, encoded a chunk at a time with the event loop free in between (the broker goes on
-   * accepting and acknowledging). The engine's groups are encoded from the live state, so inputs recorded meanwhile
-   * are applied once they are, in order; the other lists are copies already and are encoded after.
+   * accepting and acknowledging), handed out a batch at a time for `Checkpoints.writeStreamed` to write: what is
+   * written is let go of, so the file is never in memory whole. The engine's groups are encoded from the live state,
+   * so inputs recorded meanwhile are applied once they are, in order; the other lists are copies already and are
+   * encoded after. `ready` runs last, before the file is put in place.
    */
-  private async encodeState(source: CheckpointSource): Promise<EncodedCheckpoint> {
+  private async *encodeState(
+    encoder: CheckpointEncoder,
+    ready: () => Promise<void>,
+  ): AsyncGenerator<readonly Buffer[], void> {
     // One chunk between two turns of I/O, or as many as fit in the time the last turn took (up to
     // REPLAY_BATCH_MAX_MS): under sustained load the checkpoint keeps about half of the loop and still ends.
-    const stepThrough = async (steps: Generator<void, void>): Promise<void> => {
+    const stepThrough = async function* (
+      steps: Generator<void, void>,
+    ): AsyncGenerator<readonly Buffer[], void> {
       let budgetMs = 0;
       for (;;) {
         const from = performance.now();
@@ -1048,24 +1049,30 @@ export class DurableInputs {
           if (steps.next().done === true) return;
         } while (performance.now() - from < budgetMs);
         const yieldedAt = performance.now();
+        yield encoder.take();
         await new Promise((resolve) => setImmediate(resolve));
         budgetMs = Math.min(REPLAY_BATCH_MAX_MS, performance.now() - yieldedAt);
       }
     };
-    const encoder = new CheckpointEncoder(source, CHECKPOINT_ENTRIES_PER_CHUNK);
-    this.paused = true;
     try {
-      await stepThrough(encoder.engineGroups());
+      yield* stepThrough(encoder.engineGroups());
     } finally {
-      this.paused = false;
-      if (this.live) {
-        const held = this.held;
-        this.held = [];
-        for (const h of held) this.apply(h.seq, h.input, h.profile, false);
-      }
+      this.resume();
     }
-    await stepThrough(encoder.copies());
-    return encoder.finish();
+    yield* stepThrough(encoder.copies());
+    yield encoder.take();
+    await ready();
+  }
+
+  /** Applies what was held while the engine's groups were encoded, and what comes next at once again. */
+  private resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.live) {
+      const held = this.held;
+      this.held = [];
+      for (const h of held) this.apply(h.seq, h.input, h.profile, false);
+    }
   }
 
   private async takeCheckpoint(): Promise<void> {
@@ -1080,26 +1087,37 @@ export class DurableInputs {
     const lastSeen = this.lastSeen.entries();
     const duplicates = this.duplicates.snapshot();
     const inForce = this.context.inForce;
-    const state = await this.encodeState({
-      version: 1,
-      seq,
-      at: now,
-      engine: rules.engine.liveState(),
-      arbiter,
-      lastSeen,
-      duplicates,
-      ...(inForce ? { rules: inForce } : {}),
-      clock: (this.loop as DecisionLoop).wall.state(),
-      writtenBy: releaseVersion(),
-    });
-    const writes = [...deps.pendingWrites()];
-    const counted = this.sinceCheckpoint;
-    let replayFromAt: number | undefined;
-    try {
+    const state = { seq, at: now };
+    const encoder = new CheckpointEncoder(
+      {
+        version: 1,
+        ...state,
+        engine: rules.engine.liveState(),
+        arbiter,
+        lastSeen,
+        duplicates,
+        ...(inForce ? { rules: inForce } : {}),
+        clock: (this.loop as DecisionLoop).wall.state(),
+        writtenBy: releaseVersion(),
+      },
+      CHECKPOINT_ENTRIES_PER_CHUNK,
+    );
+    // Held from here, where the state is taken, until the engine's groups are encoded (`encodeState`).
+    this.paused = true;
+    let counted = 0;
+    // Once it is encoded, before it is in place: the writes its decisions started, and the journal up to it.
+    const ready = async (): Promise<void> => {
+      const writes = [...deps.pendingWrites()];
+      counted = this.sinceCheckpoint;
       await Promise.all(writes);
       await deps.syncWrites?.();
       await this.journal.rotate();
-      const bytes = await this.checkpoints.write(state);
+    };
+    let replayFromAt: number | undefined;
+    try {
+      const bytes = await this.checkpoints
+        .writeStreamed(state, encoder, this.encodeState(encoder, ready))
+        .finally(() => this.resume());
       replayFromAt = this.checkpointAt;
       this.checkpointAt = state.at;
       const dropped = await this.retain(state.seq);

@@ -52,7 +52,12 @@ export {
 } from './checkpoint.js';
 export { DuplicateFilter, UPSTREAM_SENDER, type DuplicateEntry } from './duplicate-filter.js';
 export { DurabilityMetrics } from './durability-metrics.js';
-export { fileJournalStorage, type JournalFile, type JournalStorage } from './journal-storage.js';
+export {
+  fileJournalStorage,
+  type JournalFile,
+  type JournalStorage,
+  type StreamedFile,
+} from './journal-storage.js';
 export { clockNotBefore, graceMs, type RuleChanges } from './recovery.js';
 export { retryUntilDone } from './retry.js';
 export { swapRules, type SwapReport, type SwapTarget } from './rules-swap.js';

@@ -36,12 +36,25 @@ export interface JournalStorage {
   truncate(path: string, bytes: number): Promise<void>;
   remove(path: string): Promise<void>;
   /**
-   * Replaces `path` with `data` (one buffer, or the buffers one after the other) so that a crash or a power cut
-   * leaves either the old content or the new.
+   * Replaces `path` with `data` (one buffer, the buffers one after the other, or a file written as it is produced)
+   * so that a crash or a power cut leaves either the old content or the new.
    */
-  replace(path: string, data: Buffer | readonly Buffer[]): Promise<void>;
+  replace(path: string, data: Buffer | readonly Buffer[] | StreamedFile): Promise<void>;
   /** Makes names created, renamed or removed in `dir` durable. */
   syncDir(dir: string): Promise<void>;
+}
+
+/**
+ * A file's content handed out as it is produced, so that it need not be in memory whole: the body a batch of buffers
+ * at a time (each written before the next is asked for), then the head, which goes before the body and may depend on
+ * it (its length, its checksum).
+ */
+export interface StreamedFile {
+  /** The head's size: the body starts after it. */
+  readonly headBytes: number;
+  readonly body: AsyncIterable<readonly Buffer[]>;
+  /** The head, asked for once the body has ended. */
+  head(): Buffer;
 }
 
 /** The journal's storage on the local filesystem. */
@@ -64,7 +77,9 @@ export function fileJournalStorage(): JournalStorage {
       try {
         const handle = await open(temp, 'w');
         try {
-          await writeAll(handle, Buffer.isBuffer(data) ? [data] : data);
+          if (Buffer.isBuffer(data)) await writeAll(handle, [data]);
+          else if ('body' in data) await writeStreamed(handle, data);
+          else await writeAll(handle, data);
           await handle.datasync();
         } finally {
           await handle.close();
@@ -119,6 +134,21 @@ async function writeAll(handle: FileHandle, chunks: readonly Buffer[]): Promise<
       skip = 0;
     }
     rest = next;
+  }
+}
+
+/** The body after room for the head, then the head in its place. */
+async function writeStreamed(handle: FileHandle, file: StreamedFile): Promise<void> {
+  await writeAll(handle, [Buffer.alloc(file.headBytes)]);
+  for await (const chunks of file.body) await writeAll(handle, chunks);
+  const head = file.head();
+  if (head.length !== file.headBytes)
+    throw new Error(`a head of ${head.length} bytes, not ${file.headBytes}`);
+  let at = 0;
+  while (at < head.length) {
+    const { bytesWritten } = await handle.write(head, at, head.length - at, at);
+    if (bytesWritten === 0) throw Object.assign(new Error('no bytes written'), { code: 'EIO' });
+    at += bytesWritten;
   }
 }
 

@@ -127,6 +127,45 @@ describe('checkpoint files, encoded a chunk at a time', () => {
     expect(await new Checkpoints(path, storage, logger).latest()).toEqual(newer.state);
   });
 
+  test('written as it is encoded, a checkpoint is the file encoded whole; a failure midway keeps the one before', async () => {
+    const path = await dir();
+    const storage = fileJournalStorage();
+    const checkpoints = new Checkpoints(path, storage, captureLogs().logger);
+    const older = realisticState(30, 5).state;
+    await checkpoints.write(older);
+    const newer = realisticState(3_000, 9);
+    const source = () => ({ ...newer.state, engine: newer.engine.liveState() });
+    const inOneGo = new CheckpointEncoder(source(), 500);
+    for (const part of [inOneGo.engineGroups(), inOneGo.copies()]) while (part.next().done !== true);
+    const whole = Buffer.concat(inOneGo.finish().chunks);
+    // Each batch the items encoded since the one before, then the rest; `failAfter` batches, a write that fails.
+    async function* body(encoder: CheckpointEncoder, failAfter = Infinity): AsyncGenerator<Buffer[]> {
+      let batches = 0;
+      for (const part of [encoder.engineGroups(), encoder.copies()]) {
+        while (part.next().done !== true) {
+          // Written before the next batch is asked for, as the gateway's turns of I/O are.
+          await new Promise((resolve) => setImmediate(resolve));
+          yield encoder.take();
+          if (++batches === failAfter) throw new Error('no room left');
+        }
+      }
+      yield encoder.take();
+    }
+
+    const failing = new CheckpointEncoder(source(), 500);
+    await expect(checkpoints.writeStreamed(newer.state, failing, body(failing, 3))).rejects.toThrow(
+      'no room left',
+    );
+    expect(await readdir(path)).toEqual([fileOf(5)]);
+    expect(await new Checkpoints(path, storage, captureLogs().logger).latest()).toEqual(older);
+
+    const encoder = new CheckpointEncoder(source(), 500);
+    expect(await checkpoints.writeStreamed(newer.state, encoder, body(encoder))).toBe(whole.length);
+    expect(await readFile(join(path, fileOf(9)))).toEqual(whole);
+    expect(encoder.take()).toEqual([]);
+    expect(await new Checkpoints(path, storage, captureLogs().logger).latest()).toEqual(newer.state);
+  });
+
   test('a crash while a checkpoint is written leaves its temporary file, which is ignored and later replaced', async () => {
     const path = await dir();
     const storage = fileJournalStorage();
