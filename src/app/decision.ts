@@ -28,8 +28,8 @@ import type { Foundation } from './foundation.js';
 import type { Started } from './modules.js';
 
 /**
- * How often housekeeping runs: the arbiter forgets what its windows no longer see, and a prune record has the engine
- * forget the groups that can no longer fire. Both look this far back, not at now.
+ * How often housekeeping runs: a prune record has the engine forget the groups that can no longer fire and the
+ * arbiter what its windows no longer see. It looks this far back, not at now.
  */
 const PRUNE_EVERY_MS = 60_000;
 
@@ -241,7 +241,7 @@ function recordedTimers(clock: Clock, entrance: OrderedDelivery, durable: Durabl
 /**
  * Every minute, once inputs are applied live, and only what expired a while ago: an input is applied after its time
  * (recorded first; held during a checkpoint), and must find the arbiter and the engine as they were at that time.
- * The engine's pass is journaled, so that recovery and replay prune at the same place.
+ * The pass is journaled, so that recovery and replay prune the engine and the arbiter at the same place.
  */
 function startHousekeeping(
   base: Foundation,
@@ -254,7 +254,6 @@ function startHousekeeping(
   const prune = setInterval(() => {
     if (!live) return;
     const at = clock.now() - PRUNE_EVERY_MS;
-    rules.arbiter.prune(at);
     if (forgetting !== undefined) {
       void durable.submitPrune(at).catch(() => undefined);
       return;

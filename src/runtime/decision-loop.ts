@@ -90,11 +90,13 @@ export class DecisionLoop {
   }
 
   /**
-   * A housekeeping pass: the engine forgets the groups from which nothing can fire any more at `at`. It changes no
-   * decision, and is an input like the others so that recovery and replay hold the same state as the live gateway.
+   * A housekeeping pass: the engine forgets the groups from which nothing can fire any more at `at`, the arbiter what
+   * its windows no longer see. It is an input like the others so that recovery and replay hold the same state as the
+   * live gateway: what the arbiter forgot is not counted by a later rules swap that widens a window.
    */
   prune(at: number, replay = false): number {
     const groups = this.deps.rules.engine.prune(at, this.wall.syncedOffsetMs);
+    this.deps.rules.arbiter.prune(at);
     this.deps.outputs.pruned?.(groups, at, replay);
     return groups;
   }

@@ -590,10 +590,6 @@ export class DurableInputs {
   }
 
   /**
-   * Records a housekeeping pass: once written, the engine forgets the groups that can no longer fire at `at`. Recovery
-   * and replay prune at the same place in the journal, so they hold the state the live gateway held.
-   */
-  /**
    * Records that the wall clock stepped against gateway time (or became synchronised); once written, actions are
    * stamped with the new offset. Synced: the step is a fact about the past that replays must agree on.
    */
@@ -604,6 +600,11 @@ export class DurableInputs {
     return recorded;
   }
 
+  /**
+   * Records a housekeeping pass: once written, the engine forgets the groups that can no longer fire at `at`, the
+   * arbiter what its windows no longer see, and the last-seen times of `forget` go. Recovery and replay prune at the
+   * same place in the journal, so they hold the state the live gateway held.
+   */
   submitPrune(at: number, forget?: readonly string[]): Promise<void> {
     const recorded = this.record(
       { kind: 'prune', at, ...(forget?.length ? { forget } : {}) },

@@ -31,8 +31,8 @@ export interface RulesRecord {
 /**
  * An input of the decision loop, as the journal keeps it: an event with its arrival time, a timer that fired,
  * profiles that changed, the rules swapped, a business event a scenario emitted for another actor, or a housekeeping
- * pass (`prune`: the engine forgets the groups that can no longer fire at `at`). Each is recorded before it is acknowledged or applied, and applied
- * in journal order (docs/architecture.md, "Journal records").
+ * pass (`prune`: the engine forgets the groups that can no longer fire at `at`, the arbiter what its windows no
+ * longer see). Each is recorded before it is acknowledged or applied, and applied in journal order (docs/architecture.md, "Journal records").
  */
 export type InputRecord =
   | { kind: 'event'; event: Event; origin?: PublishOrigin }

@@ -128,9 +128,9 @@ export function actorOf(input: InputRecord): string | undefined {
 
 /**
  * Applies one journal record to the decision loop: an event, an emitted event or a timer firing is decided (with the
- * profile of its actor as the record's moment knew it), a profile record moves
- * the recorded profiles, a rules record swaps the rules, a prune record forgets the groups that can no longer fire, a
- * clock record moves the wall time stamped on actions. Live, recovery and `vigil replay --journal` all apply
+ * profile of its actor as the record's moment knew it), a profile record moves the recorded profiles, a rules record
+ * swaps the rules, a prune record forgets the groups that can no longer fire and what the arbiter's windows no longer
+ * see, a clock record moves the wall time stamped on actions. Live, recovery and `vigil replay --journal` all apply
  * records through here.
  */
 export function applyRecord(

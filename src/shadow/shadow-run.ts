@@ -129,7 +129,6 @@ export class ShadowRun {
       }
     } else if (input.kind === 'prune') {
       this.run.prune(input.at);
-      this.run.rules.arbiter.prune(input.at);
     } else if (input.kind === 'clock') {
       this.run.loop.onClock(input);
     }
