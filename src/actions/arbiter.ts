@@ -1,6 +1,7 @@
 import type { ContactPolicy, Policy } from '../rules/policy.js';
 import type { Action, Candidate, Expression, Profile } from '../shared/index.js';
 import { joinKey, KeyedTimes } from './keyed-times.js';
+import { kthSmallest } from './kth-smallest.js';
 import { byPriority } from './priority-order.js';
 
 /** Why a candidate was not sent. `ttl` is the uplink's, when an action waited too long in the outbox. */
@@ -56,6 +57,12 @@ export interface ArbiterStateLists extends Omit<ArbiterState, 'cooldowns' | 'act
 export type SavedArbiterState = ArbiterState | ArbiterStateV1;
 
 type ProfileOf = (actor: string) => Profile | undefined;
+
+/**
+ * The most entries the arbiter remembers by default (`limits.arbiterEntries`): about 40 bytes a cooldown or exclusive
+ * entry, about 350 a contact key, so at most some 90 MB of a 512 MB gateway, and far less in practice.
+ */
+export const DEFAULT_ARBITER_ENTRIES = 250_000;
 
 const NO_POLICY: Policy = { contact: [], exclusive: [], ttlMs: new Map() };
 
@@ -191,6 +198,43 @@ export class Arbiter {
     }
   }
 
+  /** Contact keys, cooldowns and exclusive scopes remembered: what `evict` bounds. */
+  get size(): number {
+    let entries = this.contact.size + this.cooldowns.size;
+    for (const scopes of this.active.values()) entries += scopes.size;
+    return entries;
+  }
+
+  /**
+   * Forgets the entries whose hold ends soonest until at most `keep` remain, and returns how many went. An entry's
+   * hold ends when `prune` would forget it: a cooldown at its end, an exclusive send `for` after it, a contact key a
+   * cap's window after its last send. Entries whose holds end at the same time go together, so what goes depends on
+   * the memory alone, never on its order: recovery forgets what the live gateway forgot. What goes no longer holds a
+   * candidate back, so a full memory can let through what the policy would have suppressed (the caller counts it).
+   */
+  evict(keep: number): number {
+    const before = this.size;
+    if (before <= keep) return 0;
+    const ends = new Float64Array(before);
+    let n = 0;
+    for (const [key, sent] of this.contact) ends[n++] = this.contactEnd(key, sent);
+    for (const until of this.cooldowns.times()) ends[n++] = until;
+    for (const [category, scopes] of this.active) {
+      const forMs = this.activeForMs.get(category);
+      for (const at of scopes.times())
+        ends[n++] = forMs === undefined ? Number.NEGATIVE_INFINITY : at + forMs;
+    }
+    const last = kthSmallest(ends, before - Math.max(0, keep) - 1);
+    for (const [key, sent] of this.contact) if (this.contactEnd(key, sent) <= last) this.contact.delete(key);
+    this.cooldowns.prune((until) => until <= last);
+    for (const [category, scopes] of this.active) {
+      const forMs = this.activeForMs.get(category);
+      scopes.prune((at) => forMs === undefined || at + forMs <= last);
+      if (scopes.size === 0) this.active.delete(category);
+    }
+    return before - this.size;
+  }
+
   snapshot(): ArbiterState {
     const active: ArbiterState['active'] = [];
     for (const [category, scopes] of this.active) {
@@ -299,6 +343,13 @@ export class Arbiter {
       this.contact.set(key, sent);
     }
     return undefined;
+  }
+
+  /** When a contact key's last send leaves the longest window of its caps: -∞ when no cap of the policy counts it. */
+  private contactEnd(key: string, sent: readonly number[]): number {
+    const windowMs = this.capWindowMs.get(capOfKey(key));
+    const latest = sent[sent.length - 1];
+    return windowMs === undefined || latest === undefined ? Number.NEGATIVE_INFINITY : latest + windowMs;
   }
 
   private remember(scope: { head: string; last: string }, category: string, at: number): void {

@@ -1,4 +1,4 @@
-export { Arbiter, capCovers } from './arbiter.js';
+export { Arbiter, capCovers, DEFAULT_ARBITER_ENTRIES } from './arbiter.js';
 export type {
   ArbiterCandidate,
   ArbiterState,

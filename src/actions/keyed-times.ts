@@ -76,6 +76,12 @@ export class KeyedTimes {
     };
   }
 
+  /** Every entry's time, without making its key. */
+  *times(): Generator<number> {
+    for (const lasts of this.byHead.values()) yield* lasts.times();
+    yield* this.other.values();
+  }
+
   /** Every key, whole, with its time. */
   *entries(): Generator<[key: string, at: number]> {
     for (const [head, lasts] of this.byHead)

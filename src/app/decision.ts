@@ -129,7 +129,9 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   };
   const recent = new RecentActions();
   const outputs = liveOutputs(base, { wallClock, durable, recent, ...handlers, onAction: opts.onAction });
-  const loop = new DecisionLoop({ rules, scheduler: timers, outputs });
+  const arbiterEntries = base.config.limits.arbiterEntries;
+  const loop = new DecisionLoop({ rules, scheduler: timers, outputs, arbiterEntries });
+  durable.bounds.measureArbiter(() => rules.arbiter.size);
 
   const devices = new DeviceActivity({ now: () => clock.now() });
   const housekeeping = startHousekeeping(base, durable, rules, clock);
@@ -272,6 +274,33 @@ function startHousekeeping(
   return {
     goLive: () => void (live = true),
     stop: () => clearInterval(prune),
+  };
+}
+
+/** How often a full arbiter memory is logged, at most (gateway time). */
+const EVICTIONS_LOGGED_EVERY_MS = 60_000;
+
+/**
+ * Counts what the arbiter forgot over its bound, and says so in the log at most once a minute: each entry forgotten
+ * early may let through an action the policy would have suppressed. Replays forget what the live run counted.
+ */
+function arbiterEvictions(
+  base: Foundation,
+  durable: DurableInputs,
+): (entries: number, at: number, replay: boolean) => void {
+  let unlogged = 0;
+  let loggedAt = Number.NEGATIVE_INFINITY;
+  return (entries, at, replay) => {
+    if (replay) return;
+    durable.bounds.arbiterEvicted.inc(entries);
+    unlogged += entries;
+    if (at - loggedAt < EVICTIONS_LOGGED_EVERY_MS) return;
+    base.logger.warn(
+      { evicted: unlogged, limit: base.config.limits.arbiterEntries },
+      'arbiter memory full (limits.arbiterEntries): cooldowns, exclusive sends and contact counts that ended soonest were forgotten early',
+    );
+    unlogged = 0;
+    loggedAt = at;
   };
 }
 
@@ -504,6 +533,7 @@ function liveOutputs(
     pruned(groups, _at, replay) {
       if (!replay) metrics.groupsPruned.inc(groups);
     },
+    evicted: arbiterEvictions(base, deps.durable),
     clock(record, replay) {
       if (!replay && record.stepMs !== 0) metrics.clockSteps.inc();
       metrics.clockOffset.set(record.offsetMs / 1_000);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_ARBITER_ENTRIES } from '../actions/index.js';
 import { parseBytes, parseDurationMs } from '../shared/index.js';
 
 const port = z.number().int().min(0).max(65_535);
@@ -202,6 +203,11 @@ export const configSchema = z
         held: positiveInt.default(200_000),
         /** Bytes of events not yet written to the `record` file. */
         recorderBytes: byteSize.default(16 * 1024 * 1024),
+        /**
+         * Cooldowns, exclusive sends and contact keys the arbiter remembers; past it those that end soonest are
+         * forgotten early (docs/arbitration.md, "Memory").
+         */
+        arbiterEntries: positiveInt.default(DEFAULT_ARBITER_ENTRIES),
       })
       .strict()
       .prefault({}),

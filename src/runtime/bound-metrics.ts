@@ -11,7 +11,10 @@ export class BoundMetrics {
   readonly queued: Gauge<'queue'>;
   readonly lastSeenEvicted: Counter<'reason'>;
   readonly lastSeenDevices: Gauge;
+  readonly arbiterEvicted: Counter;
+  readonly arbiterEntries: Gauge;
   private readonly lengths = new Map<BoundedQueue, () => number>();
+  private arbiterSize: () => number = () => 0;
 
   constructor(registry: Registry, lastSeenDevices: () => number) {
     const { counter, gauge } = metricFamilies(registry);
@@ -34,6 +37,15 @@ export class BoundMetrics {
     this.lastSeenDevices = gauge('vigil_last_seen_devices', 'Devices whose last-seen time is kept', {
       collect: () => this.lastSeenDevices.set(lastSeenDevices()),
     });
+    this.arbiterEvicted = counter(
+      'vigil_arbiter_evicted_total',
+      'Cooldowns, exclusive sends and contact keys the arbiter forgot over its bound (limits.arbiterEntries) before they ended: each could let through an action the policy would have suppressed',
+    );
+    this.arbiterEntries = gauge(
+      'vigil_arbiter_entries',
+      'Cooldowns, exclusive sends and contact keys the arbiter remembers',
+      { collect: () => this.arbiterEntries.set(this.arbiterSize()) },
+    );
     for (const queue of ['ingest', 'held', 'recorder'] as const) this.refused.inc({ queue }, 0);
     for (const reason of ['unneeded', 'bound'] as const) this.lastSeenEvicted.inc({ reason }, 0);
   }
@@ -41,6 +53,11 @@ export class BoundMetrics {
   /** Reports the length of `queue` at scrape time. */
   measure(queue: BoundedQueue, length: () => number): void {
     this.lengths.set(queue, length);
+  }
+
+  /** Reports the size of the arbiter's memory at scrape time. */
+  measureArbiter(entries: () => number): void {
+    this.arbiterSize = entries;
   }
 
   evicted(reason: LastSeenEviction, devices: number): void {

@@ -1,4 +1,4 @@
-import type { Verdict } from '../actions/index.js';
+import { DEFAULT_ARBITER_ENTRIES, type Verdict } from '../actions/index.js';
 import type { EmittedInput, Effect } from '../engine/index.js';
 import type { Candidate, Event, Profile, Telemetry } from '../shared/index.js';
 import { WallTime } from './clock.js';
@@ -28,6 +28,11 @@ export interface LoopOutputs {
   forward?(telemetry: Telemetry, replay: boolean): void;
   /** A housekeeping pass forgot `groups` groups that could no longer fire at `at`. */
   pruned?(groups: number, at: number, replay: boolean): void;
+  /**
+   * The arbiter's memory was over its bound at `at`: `entries` went, those whose hold ended soonest (see
+   * `Arbiter.evict`).
+   */
+  evicted?(entries: number, at: number, replay: boolean): void;
   /** Every step's effects as the engine returned them (tests). */
   step?(effects: readonly Effect[]): void;
 }
@@ -38,7 +43,15 @@ export interface DecisionLoopDeps {
   outputs: LoopOutputs;
   /** Without arbitration every candidate is sent (replays of scenarios alone). Default true. */
   arbitrate?: boolean;
+  /** The most entries the arbiter remembers (`limits.arbiterEntries`); default `DEFAULT_ARBITER_ENTRIES`. */
+  arbiterEntries?: number;
 }
+
+/**
+ * Past its bound the arbiter forgets this share more than the excess, so that the look at every entry a pass takes is
+ * made once in many decisions rather than at each.
+ */
+const EVICT_SLACK = 1 / 64;
 
 /**
  * The one effect interpreter: runs an input through the engine in force, carries out the effects it returns
@@ -98,6 +111,7 @@ export class DecisionLoop {
     const groups = this.deps.rules.engine.prune(at, this.wall.syncedOffsetMs);
     this.deps.rules.arbiter.prune(at);
     this.deps.outputs.pruned?.(groups, at, replay);
+    this.boundArbiter(at, replay);
     return groups;
   }
 
@@ -165,6 +179,19 @@ export class DecisionLoop {
     for (const verdict of this.deps.rules.arbiter.decide(candidates, now, profileOf)) {
       outputs.verdict(verdict, now, replay);
     }
+    this.boundArbiter(now, replay);
+  }
+
+  /**
+   * Holds the arbiter's memory to its bound, at the same input live, in recovery and in a replay (the memory it
+   * looks at is the same there), so that they forget alike.
+   */
+  private boundArbiter(at: number, replay: boolean): void {
+    const max = this.deps.arbiterEntries ?? DEFAULT_ARBITER_ENTRIES;
+    const { arbiter } = this.deps.rules;
+    if (arbiter.size <= max) return;
+    const evicted = arbiter.evict(max - Math.floor(max * EVICT_SLACK));
+    this.deps.outputs.evicted?.(evicted, at, replay);
   }
 
   /**

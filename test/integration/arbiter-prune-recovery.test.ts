@@ -45,7 +45,7 @@ interface Started {
 }
 
 /** A decision loop over the journal in `dir` with `rules` at start, recovered from what the journal holds. */
-async function start(dir: string, rules: RuleSet, now: number): Promise<Started> {
+async function start(dir: string, rules: RuleSet, now: number, arbiterEntries?: number): Promise<Started> {
   const durable = await DurableInputs.open({
     dir,
     logger: captureLogs().logger,
@@ -57,7 +57,12 @@ async function start(dir: string, rules: RuleSet, now: number): Promise<Started>
   const loop = new DecisionLoop({
     rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
     scheduler: new VirtualScheduler(now),
-    outputs: { verdict: (v, at) => verdicts.push(`${String(at)} ${v.suppressed ?? 'sent'}`) },
+    outputs: {
+      verdict: (v, at) =>
+        verdicts.push(`${String(at)} ${v.candidate.action.actor} ${v.suppressed ?? 'sent'}`),
+      evicted: (entries, at) => verdicts.push(`${String(at)} evicted ${String(entries)}`),
+    },
+    ...(arbiterEntries === undefined ? {} : { arbiterEntries }),
   });
   await durable.recover({
     loop,
@@ -95,15 +100,52 @@ describe('arbiter memory and housekeeping', () => {
     await looked(t0 + 3 * HOUR);
     await looked(t0 + 4 * HOUR);
     expect(live.verdicts).toEqual([
-      `${String(t0)} sent`,
-      `${String(t0 + 3 * HOUR)} sent`,
-      `${String(t0 + 4 * HOUR)} contact`,
+      `${String(t0)} d1 sent`,
+      `${String(t0 + 3 * HOUR)} d1 sent`,
+      `${String(t0 + 4 * HOUR)} d1 contact`,
     ]);
     const state = live.loop.rules.arbiter.snapshot();
 
     // The process dies (no checkpoint, no close): recovery replays the whole journal, the prune included.
     const recovered = await start(dir, daily, t0 + 5 * HOUR);
     expect(recovered.verdicts).toEqual(live.verdicts);
+    expect(recovered.loop.rules.arbiter.snapshot()).toEqual(state);
+    await recovered.durable.close();
+  });
+
+  test('recovery from a checkpoint forgets what the live arbiter forgot over its bound, and decides alike', async () => {
+    const tmp = await tempDir();
+    cleanups.push(() => tmp.remove());
+    const dir = join(tmp.path, 'journal');
+    const t0 = 10 * HOUR;
+    const live = await start(dir, hourly, t0, 8);
+    cleanups.push(() => live.durable.close().catch(() => undefined));
+    const looked = (actor: string, at: number) =>
+      live.durable.submitEvent({ actor, type: 'looked', at, data: {}, source: 'device' }, undefined, 'write');
+    // Thirty devices each looking twice, a few minutes apart: each offer a contact key, far more than 8.
+    const MIN = 60_000;
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 30; i++) {
+        await looked(`d${String(i % 12)}`, t0 + round * 40 * MIN + i * MIN);
+        if (i === 15) await live.durable.submitPrune(t0 + round * 40 * MIN + i * MIN - HOUR);
+      }
+      if (round === 0) {
+        // The first joins the checkpoint the start may have begun; the second is of the state now.
+        await live.durable.checkpoint();
+        await live.durable.checkpoint();
+      }
+    }
+    expect(live.verdicts.some((v) => v.includes('evicted'))).toBe(true);
+    expect(live.verdicts.some((v) => v.endsWith('contact'))).toBe(true);
+    expect(live.loop.rules.arbiter.size).toBeLessThanOrEqual(8);
+    const afterCheckpoint = live.verdicts.slice(
+      live.verdicts.findIndex((v) => v.startsWith(String(t0 + 40 * MIN))),
+    );
+    const state = live.loop.rules.arbiter.snapshot();
+
+    // The process dies: recovery starts from the checkpoint and replays the second round.
+    const recovered = await start(dir, hourly, t0 + 2 * HOUR, 8);
+    expect(recovered.verdicts).toEqual(afterCheckpoint);
     expect(recovered.loop.rules.arbiter.snapshot()).toEqual(state);
     await recovered.durable.close();
   });
