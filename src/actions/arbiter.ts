@@ -149,6 +149,11 @@ export class Arbiter {
   private readonly activeForMs = new Map<string, number>();
   /** Cap id → the longest `per` of the caps alike. */
   private readonly capWindowMs = new Map<string, number>();
+  /**
+   * The start every contact key of a cap id has (`["<id>",`, the key being `[id, scope]` as JSON), with the cap's
+   * window: a test of a few prefixes rather than parsing each of a hundred thousand keys.
+   */
+  private readonly capPrefixes: Array<[prefix: string, windowMs: number]> = [];
   private contact = new Map<string, number[]>();
   /** Scenario with its group or actor → until when a repeat is held back (keys kept by their parts). */
   private cooldowns = new KeyedTimes();
@@ -168,6 +173,9 @@ export class Arbiter {
       const id = capId(cap);
       this.capWindowMs.set(id, Math.max(cap.perMs, this.capWindowMs.get(id) ?? 0));
     }
+    for (const [id, windowMs] of this.capWindowMs) {
+      this.capPrefixes.push([JSON.stringify([id, '']).slice(0, -3), windowMs]);
+    }
   }
 
   /** Weighs candidates decided at one instant, in any order; verdicts come back in the order weighed. */
@@ -185,10 +193,12 @@ export class Arbiter {
   /** Forgets what no window can still see, so that memory stays bounded; call it now and then. */
   prune(now: number): void {
     for (const [key, sent] of this.contact) {
-      const windowMs = this.capWindowMs.get(capOfKey(key));
-      const kept = windowMs === undefined ? [] : sent.filter((at) => at > now - windowMs);
-      if (kept.length === 0) this.contact.delete(key);
-      else this.contact.set(key, kept);
+      const windowMs = this.windowOfKey(key);
+      // Ascending: what a window no longer sees is at the front, and is cut there (a map's `set` for each of a hundred
+      // thousand keys would cost far more).
+      const gone = windowMs === undefined ? sent.length : sent.findIndex((at) => at > now - windowMs);
+      if (gone === -1 || gone === sent.length) this.contact.delete(key);
+      else if (gone > 0) sent.splice(0, gone);
     }
     this.cooldowns.prune((untilMs) => untilMs <= now);
     for (const [category, scopes] of this.active) {
@@ -347,9 +357,15 @@ export class Arbiter {
 
   /** When a contact key's last send leaves the longest window of its caps: -∞ when no cap of the policy counts it. */
   private contactEnd(key: string, sent: readonly number[]): number {
-    const windowMs = this.capWindowMs.get(capOfKey(key));
+    const windowMs = this.windowOfKey(key);
     const latest = sent[sent.length - 1];
     return windowMs === undefined || latest === undefined ? Number.NEGATIVE_INFINITY : latest + windowMs;
+  }
+
+  /** The longest window of the caps a contact key counts for, by the start of the key (see `capPrefixes`). */
+  private windowOfKey(key: string): number | undefined {
+    for (const [prefix, windowMs] of this.capPrefixes) if (key.startsWith(prefix)) return windowMs;
+    return undefined;
   }
 
   private remember(scope: { head: string; last: string }, category: string, at: number): void {
@@ -366,12 +382,6 @@ export class Arbiter {
     if (!scopes) this.active.set(category, (scopes = new KeyedTimes()));
     return scopes;
   }
-}
-
-/** The cap id of a contact memory key (`[cap, key]` as JSON). */
-function capOfKey(key: string): string {
-  const parsed = JSON.parse(key) as unknown;
-  return Array.isArray(parsed) && typeof parsed[0] === 'string' ? parsed[0] : '';
 }
 
 /** A version 1 state: its one cap's counts become those of the policy's first cap, its actors scopes. */
