@@ -25,6 +25,7 @@ describe('KeyedTimes', () => {
           [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
         expect(sorted(times.entries())).toEqual(sorted(model));
         expect(times.size).toBe(model.size);
+        expect([...times.times()]).toEqual([...times.entries()].map(([, at]) => at));
         times.prune((at) => at <= cutoff);
         expect(sorted(times.entries())).toEqual(sorted([...model].filter(([, at]) => at > cutoff)));
       }),
