@@ -5,6 +5,7 @@ import { compileRuleFiles, type RuleSet } from '../../src/rules/index.js';
 import {
   DecisionLoop,
   DurableInputs,
+  replayJournal,
   RulesInForce,
   rulesRecordOf,
   VirtualScheduler,
@@ -111,6 +112,12 @@ describe('arbiter memory and housekeeping', () => {
     expect(recovered.verdicts).toEqual(live.verdicts);
     expect(recovered.loop.rules.arbiter.snapshot()).toEqual(state);
     await recovered.durable.close();
+
+    // `vigil replay --journal` applies the same records the same way.
+    const replayed = await replayJournal({ dir, gateway: 'gw1', logger: captureLogs().logger });
+    expect(
+      replayed?.actions.map((a) => `${String(a.decidedAt)} ${a.actor} ${a.suppressed ?? 'sent'}`),
+    ).toEqual(live.verdicts);
   });
 
   test('recovery from a checkpoint forgets what the live arbiter forgot over its bound, and decides alike', async () => {
