@@ -1023,6 +1023,8 @@ export class DurableInputs {
     if (!this.live || this.closed) return Promise.resolve();
     this.checkpointing ??= this.takeCheckpoint().finally(() => {
       this.checkpointing = undefined;
+      // The records applied while it was taken may already make the next one due: no input need come to say so.
+      this.checkpointIfDue();
     });
     return this.checkpointing;
   }
