@@ -27,9 +27,11 @@ export class RouteTable {
     concurrency: 0,
     matchEmptyLevels: true, // [MQTT-4.7.1-3]
   });
+  /**
+   * The filter of every listener added, as often as it was added: aedes takes a listener away only once, and
+   * only one it added (a client's subscription, when it ends or is replaced), so a filter goes when its last does.
+   */
   readonly #filters = new TopicFilterSet();
-  /** Each filter's listeners, counted as mqemitter holds them (a pair added twice is removed twice). */
-  readonly #listeners = new Map<string, Map<Listener, number>>();
   #closed = false;
   /** Client publishes acknowledged without being routed: no subscription could match them. */
   unrouted = 0;
@@ -44,9 +46,6 @@ export class RouteTable {
   }
 
   on(topic: string, listener: Listener, callback?: () => void): this {
-    let held = this.#listeners.get(topic);
-    if (held === undefined) this.#listeners.set(topic, (held = new Map<Listener, number>()));
-    held.set(listener, (held.get(listener) ?? 0) + 1);
     this.#filters.add(topic);
     this.#inner.on(topic, listener, callback);
     return this;
@@ -55,7 +54,7 @@ export class RouteTable {
   removeListener(topic: string, listener: Listener, callback?: () => void): void {
     // mqemitter takes a listener away on the next turn: the filter stays known until it has.
     this.#inner.removeListener(topic, listener, () => {
-      this.#forget(topic, listener);
+      this.#filters.delete(topic);
       callback?.();
     });
   }
@@ -93,15 +92,5 @@ export class RouteTable {
       this.unrouted += 1;
       done?.();
     };
-  }
-
-  #forget(topic: string, listener: Listener): void {
-    const held = this.#listeners.get(topic);
-    const count = held?.get(listener);
-    if (held === undefined || count === undefined) return;
-    if (count > 1) held.set(listener, count - 1);
-    else held.delete(listener);
-    if (held.size === 0) this.#listeners.delete(topic);
-    this.#filters.delete(topic);
   }
 }

@@ -84,6 +84,17 @@ describe('TopicFilterSet', () => {
     expect(set.matchesAny('a/b/c')).toBe(true);
   });
 
+  test('many filters of one shape with `+` before their own levels', () => {
+    const set = new TopicFilterSet();
+    for (let i = 0; i < 40; i++) set.add(`devices/+/commands/c${i}`);
+    expect(set.matchesAny('devices/d1/commands/c39')).toBe(true);
+    expect(set.matchesAny('devices/d1/commands/c40')).toBe(false);
+    expect(set.matchesAny('devices/d1/events/c1')).toBe(false);
+    for (let i = 0; i < 30; i++) set.delete(`devices/+/commands/c${i}`);
+    expect(set.matchesAny('devices/d1/commands/c29')).toBe(false);
+    expect(set.matchesAny('devices/d1/commands/c30')).toBe(true);
+  });
+
   test('a filter starting with a wildcard matches a topic starting with $, as the router it stands for does', () => {
     const set = new TopicFilterSet();
     set.add('#');
