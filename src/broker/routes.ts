@@ -40,11 +40,6 @@ export class RouteTable {
     return this.#inner.current;
   }
 
-  /** Whether a listener's filter could match `topic`. */
-  reaches(topic: string): boolean {
-    return this.#filters.matchesAny(topic);
-  }
-
   on(topic: string, listener: Listener, callback?: () => void): this {
     this.#filters.add(topic);
     this.#inner.on(topic, listener, callback);
