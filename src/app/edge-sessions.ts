@@ -5,6 +5,7 @@ import MemoryPersistence, {
   type StoredSubscription,
 } from 'aedes-persistence/asyncPersistence.js';
 import type { SessionPersistence } from '../broker/index.js';
+import { ClientFilters } from '../shared/index.js';
 import { asPacket, type SessionMethod } from './edge-wire.js';
 
 /** Sends a call to the decision thread; resolves with its answer. */
@@ -21,11 +22,13 @@ export type SessionTell = (method: SessionMethod, args: unknown[]) => void;
  * overtake one that does, from the same publisher or to the same subscriber [MQTT-4.6.0-5]. Only the subscriptions
  * are also kept here, a copy made at start and changed with each call that changes them, a session's expiry and
  * what the decision thread answers when a client of a persistent session connects (`subscriptionsByClient`):
- * aedes matches every QoS 1 publish against them (`subscriptionsByTopic`), and a device event has no persistent
- * subscriber, so nothing of it crosses.
+ * a QoS 1 publish is matched against them (`subscriptionsByTopic`, or first `holdsSubscriptionMatching`, which lets
+ * the broker skip the match), and a device event has no persistent subscriber, so nothing of it crosses.
  */
 export class EdgeSessions implements SessionPersistence {
   readonly #subscriptions = new MemoryPersistence();
+  // The filters of the copy, as they are added (before it) and removed (after it).
+  readonly #filters = new ClientFilters();
   /** The broker it serves, once set up (aedes-persistence's interface has it). */
   broker: { id: string } | undefined;
 
@@ -38,7 +41,7 @@ export class EdgeSessions implements SessionPersistence {
     this.broker = broker;
     await this.#subscriptions.setup(broker);
     const held = (await this.call('setup', [{ id: broker.id }])) as Array<[string, StoredSubscription[]]>;
-    for (const [id, subs] of held) await this.#subscriptions.addSubscriptions({ id }, subs);
+    for (const [id, subs] of held) await this.#add(id, subs);
   }
 
   sessionConnected(clientId: string, clean: boolean): void {
@@ -51,7 +54,12 @@ export class EdgeSessions implements SessionPersistence {
 
   /** The decision thread discarded the session of `clientId`. */
   expired(clientId: string): void {
-    void this.#subscriptions.cleanSubscriptions({ id: clientId });
+    void this.#clean(clientId);
+  }
+
+  /** Whether a subscription of the copy could match `topic`: false, and the broker need not ask `subscriptionsByTopic`. */
+  holdsSubscriptionMatching(topic: string): boolean {
+    return this.#filters.matchesAny(topic);
   }
 
   async storeRetained(packet: StoredPacket): Promise<void> {
@@ -69,17 +77,18 @@ export class EdgeSessions implements SessionPersistence {
 
   async addSubscriptions(client: SessionClient, subs: StoredSubscription[]): Promise<void> {
     this.tell('addSubscriptions', [{ id: client.id }, subs.map(plain)]);
-    await this.#subscriptions.addSubscriptions({ id: client.id }, subs);
+    await this.#add(client.id, subs);
   }
 
   async removeSubscriptions(client: SessionClient, topics: string[]): Promise<void> {
     this.tell('removeSubscriptions', [{ id: client.id }, topics]);
     await this.#subscriptions.removeSubscriptions({ id: client.id }, topics);
+    this.#filters.remove(client.id, topics);
   }
 
   async cleanSubscriptions(client: SessionClient): Promise<void> {
     this.tell('cleanSubscriptions', [{ id: client.id }]);
-    await this.#subscriptions.cleanSubscriptions({ id: client.id });
+    await this.#clean(client.id);
   }
 
   /**
@@ -89,8 +98,8 @@ export class EdgeSessions implements SessionPersistence {
    */
   async subscriptionsByClient(client: SessionClient): Promise<StoredSubscription[]> {
     const subs = (await this.call('subscriptionsByClient', [{ id: client.id }])) as StoredSubscription[];
-    await this.#subscriptions.cleanSubscriptions({ id: client.id });
-    if (subs.length > 0) await this.#subscriptions.addSubscriptions({ id: client.id }, subs);
+    await this.#clean(client.id);
+    if (subs.length > 0) await this.#add(client.id, subs);
     return subs;
   }
 
@@ -187,6 +196,19 @@ export class EdgeSessions implements SessionPersistence {
   /** The store is the decision thread's, closed there. */
   async destroy(): Promise<void> {
     await this.#subscriptions.destroy();
+  }
+
+  async #add(clientId: string, subs: StoredSubscription[]): Promise<void> {
+    this.#filters.add(
+      clientId,
+      subs.map((sub) => sub.topic),
+    );
+    await this.#subscriptions.addSubscriptions({ id: clientId }, subs);
+  }
+
+  async #clean(clientId: string): Promise<void> {
+    await this.#subscriptions.cleanSubscriptions({ id: clientId });
+    this.#filters.clean(clientId);
   }
 
   private stream(method: SessionMethod, args: unknown[]): Readable {

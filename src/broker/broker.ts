@@ -10,6 +10,7 @@ import { dropPacketNumberCache } from './packet-number-cache.js';
 import { guardPacketSize } from './packet-size-guard.js';
 import { EmptyClientIdError } from './security-errors.js';
 import { LISTEN_BACKLOG } from './limits.js';
+import { RouteTable } from './routes.js';
 import { startTlsListener, type TlsListener } from './tls.js';
 import { SubscriptionTracker } from './subscriptions.js';
 import type { Broker, BrokerOptions, PublishOptions, PublishPacketInfo, SendOutcome } from './types.js';
@@ -24,7 +25,9 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
   }
   dropPacketNumberCache();
   const clients = new ClientTracker(opts.hooks, opts.logger);
-  const aedes = await Aedes.createBroker(aedesOptions(opts, clients));
+  const routes = new RouteTable();
+  const aedes = await Aedes.createBroker(aedesOptions(opts, clients, routes));
+  routes.shortcut(aedes, opts.sessions);
   clients.watch(aedes);
   const sessions = opts.sessions;
   if (sessions !== undefined) {
@@ -88,21 +91,20 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
     sockets,
     clients,
     sending,
+    routes,
     { host: opts.host, port: address.port },
     tls,
   );
 }
 
-function aedesOptions(opts: BrokerOptions, clients: ClientTracker): AedesOptions {
+function aedesOptions(opts: BrokerOptions, clients: ClientTracker, routes: RouteTable): AedesOptions {
   const connections = new ConnectionNumbers();
   // Connections whose CONNECT has a zero-length client id and asks for a persistent session.
   const noSessionId = new WeakSet<Client>();
   return {
-    // No cap on messages in flight in aedes' mqemitter. With the default cap (100), messages past it wait in
-    // a queue that each completed delivery drains by a synchronous call: a burst of device events (which no
-    // client subscribes to) queued behind 100 command deliveries recursed once per event, and a few thousand
-    // QoS 1 publishes in one read overflowed the stack and crashed the gateway (mcollina/mqemitter#204).
-    // Deliveries still wait for their socket; nothing else was bounded by the cap.
+    // The router, with the topic filters it holds known (routes.ts), and without a cap on messages in flight.
+    mq: routes,
+    // Passed on to each socket's listener limit (0: none), as when aedes made the router with this cap.
     concurrency: 0,
     // The guard closes a connection that has not completed CONNECT in time, counted and logged as such;
     // aedes' own timer (which logs every connection it closes) is left a little longer so it never comes first.
@@ -140,6 +142,7 @@ class EmbeddedBroker implements Broker {
     private readonly sockets: Set<Socket>,
     private readonly clients: ClientTracker,
     private readonly sending: { subscriptions: SubscriptionTracker; deliveries: Deliveries },
+    private readonly routes: RouteTable,
     readonly address: { host: string; port: number },
     private readonly tls?: TlsListener,
   ) {}
@@ -150,6 +153,10 @@ class EmbeddedBroker implements Broker {
 
   get connectedCount(): number {
     return this.clients.connectedCount;
+  }
+
+  get unroutedPublishes(): number {
+    return this.routes.unrouted;
   }
 
   publish(topic: string, payload: Buffer | string, opts: PublishOptions = {}): Promise<void> {

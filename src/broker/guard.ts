@@ -427,7 +427,8 @@ export class DeviceGuard {
 
 /**
  * Acknowledges a publish and delivers it to no one: aedes has no "drop" answer for authorizePublish
- * (an error closes the connection), so the packet is sent where no subscription can be, unretained.
+ * (an error closes the connection), so the packet is sent where no subscription can be, unretained;
+ * with no filter there, the broker acknowledges it without routing it (routes.ts).
  */
 function drop(packet: PublishPacket, done: (err?: Error | null) => void): void {
   packet.topic = DROPPED_TOPIC;

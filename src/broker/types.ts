@@ -57,6 +57,12 @@ export interface SessionPersistence {
   /** A client completed CONNECT; `clean` false: it has a persistent session. */
   sessionConnected(clientId: string, clean: boolean): void;
   sessionDisconnected(clientId: string, clean: boolean): void;
+  /**
+   * Whether a subscription it keeps could match `topic` (true when unsure). False lets a QoS 1 publish that no
+   * client subscribes to be acknowledged without aedes asking for the sessions subscribed to its topic; without
+   * this method every QoS 1 publish is routed.
+   */
+  holdsSubscriptionMatching?(topic: string): boolean;
 }
 
 export interface BrokerOptions {
@@ -102,6 +108,11 @@ export interface Broker {
    */
   sendTo(clientId: string, topic: string, payload: Buffer | string): Promise<SendOutcome>;
   readonly connectedCount: number;
+  /**
+   * Client publishes acknowledged and delivered to no one without going through aedes' router, as none could match
+   * them; not known here when the broker runs on another thread.
+   */
+  readonly unroutedPublishes?: number;
   /** Receives what is published on `pattern`, in process, without a client connection (the dashboard, tests). */
   subscribe(pattern: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void>;
   /** Stops accepting, closes every client connection, then aedes. Idempotent. */

@@ -6,3 +6,4 @@ export * from './expression.js';
 export * from './topics.js';
 export * from './formats.js';
 export * from './release.js';
+export * from './topic-filters.js';

@@ -4,7 +4,7 @@ import MemoryPersistence, {
   type StoredPacket,
   type StoredSubscription,
 } from 'aedes-persistence/asyncPersistence.js';
-import { parseDeviceTopic } from '../shared/index.js';
+import { ClientFilters, parseDeviceTopic } from '../shared/index.js';
 import { decodeCbor, encodeCbor } from './cbor-encoding.js';
 import type { RootLevel, Sublevel } from './level-types.js';
 import { SessionWrites } from './session-writes.js';
@@ -116,6 +116,8 @@ export class MqttSessions extends MemoryPersistence {
   // Message ids of the QoS 2 publishes each client has on disk.
   readonly #incoming = new Map<string, Set<number>>();
   readonly #wills = new Map<string, StoredPacket>();
+  // The filters of the subscriptions held, as they are added (before the trie) and removed (after it).
+  readonly #filters = new ClientFilters();
   readonly #retained = new Map<string, { bytes: number; device: string | undefined }>();
   readonly #retainedByDevice = new Map<string, number>();
   #retainedBytes = 0;
@@ -255,7 +257,16 @@ export class MqttSessions extends MemoryPersistence {
     return super.subscriptionsByClient(client);
   }
 
+  /** Whether a subscription held could match `topic`: false, and the broker need not ask `subscriptionsByTopic`. */
+  holdsSubscriptionMatching(topic: string): boolean {
+    return this.#filters.matchesAny(topic);
+  }
+
   override async addSubscriptions(client: SessionClient, subs: StoredSubscription[]): Promise<void> {
+    this.#filters.add(
+      client.id,
+      subs.map((sub) => sub.topic),
+    );
     await super.addSubscriptions(client, subs);
     await this.#writeSubscriptions(client.id);
     this.#touch(client.id);
@@ -263,11 +274,13 @@ export class MqttSessions extends MemoryPersistence {
 
   override async removeSubscriptions(client: SessionClient, topics: string[]): Promise<void> {
     await super.removeSubscriptions(client, topics);
+    this.#filters.remove(client.id, topics);
     await this.#writeSubscriptions(client.id);
   }
 
   override async cleanSubscriptions(client: SessionClient): Promise<void> {
     await super.cleanSubscriptions(client);
+    this.#filters.clean(client.id);
     if (this.#subscribed.delete(client.id)) this.#writes.del(SUBSCRIPTIONS + client.id);
   }
 
@@ -511,6 +524,10 @@ export class MqttSessions extends MemoryPersistence {
     const decoded = decodeSafely(value);
     if (prefix === MARK) return;
     if (prefix === SUBSCRIPTIONS && Array.isArray(decoded) && decoded.every(isSubscription)) {
+      this.#filters.add(
+        rest,
+        decoded.map((sub) => sub.topic),
+      );
       await super.addSubscriptions({ id: rest }, decoded);
       this.#subscribed.add(rest);
     } else if (prefix === QUEUED && isPacket(decoded) && rest.charAt(SEQ_DIGITS) === '!') {
