@@ -8,7 +8,8 @@
 //   npm run build && node --import tsx test/bench/recovery.ts [--records 300000] [--runs 3] [--cpu-prof DIR]
 import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
-import { loadavg } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
@@ -35,6 +36,8 @@ Times a gateway's recovery from a checkpoint and a journal tail written directly
   --groups N    live groups wanted: windowed averages added until each device holds its share (default 100000)
   --rate N      events a second the records are spaced at (default 20000)
   --runs N      restarts timed, each on a fresh copy of the same data (default 3)
+  --keep D      keep the prepared data and rules in directory D, and start from them when D has them (the
+                same journal for a build before and after a change; the other options must match)
   --cpu-prof D  write a CPU profile of the last restart (start → recovered) to directory D, with a breakdown
   --help        this text`;
 
@@ -46,6 +49,7 @@ interface Options {
   readonly rate: number;
   readonly runs: number;
   readonly cpuProfDir: string | undefined;
+  readonly keep: string | undefined;
 }
 
 /** The `state recovered` line's figures (src/runtime/durable-inputs.ts). */
@@ -59,6 +63,8 @@ interface Recovered {
 interface Run {
   /** `startGateway` called → `recovered` settled. */
   readonly startToRecoveredMs: number;
+  /** CPU time of this process over the same span (user + system): steadier than wall time on a shared machine. */
+  readonly cpuMs: number;
   readonly line: Recovered;
 }
 
@@ -72,6 +78,7 @@ function options(): Options | undefined {
       rate: { type: 'string', default: '20000' },
       runs: { type: 'string', default: '3' },
       'cpu-prof': { type: 'string' },
+      keep: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -89,6 +96,7 @@ function options(): Options | undefined {
     rate: Math.max(1, num('rate', values.rate)),
     runs: Math.max(1, num('runs', values.runs)),
     cpuProfDir: values['cpu-prof'],
+    keep: values.keep,
   };
 }
 
@@ -187,14 +195,16 @@ async function runGateway(
     upstream: { url: cloudUrl },
   });
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const gateway = await startGateway(config, { logger });
   try {
     await gateway.recovered;
     const startToRecoveredMs = performance.now() - started;
+    const { user, system } = process.cpuUsage(cpu);
     await onRecovered?.();
     const line = recovered();
     if (line === undefined) throw new Error('no "state recovered" line');
-    return { startToRecoveredMs, line };
+    return { startToRecoveredMs, cpuMs: (user + system) / 1_000, line };
   } finally {
     await gateway.stop();
   }
@@ -226,6 +236,50 @@ const load = (): string =>
     .map((l) => l.toFixed(2))
     .join(' ');
 
+/**
+ * The rules directory and the data directory to restart on, prepared in `workDir`, or taken from `keep` when it holds
+ * them (and left there for the next time when it does not).
+ */
+async function prepared(
+  o: Options,
+  workDir: string,
+  cloudUrl: string,
+  log: (m: string) => void,
+): Promise<{ template: string; rulesDir: string }> {
+  if (o.keep !== undefined && existsSync(join(o.keep, 'data')) && existsSync(join(o.keep, 'rules'))) {
+    log(`the data and rules prepared in ${o.keep}`);
+    return { template: join(o.keep, 'data'), rulesDir: join(o.keep, 'rules') };
+  }
+  log(`importing ${o.devices.toLocaleString('en-US')} profiles`);
+  const setup = await prepareVigil(
+    { ...FLEET, profiles: o.devices, credentialed: 0, secret: benchSecret() },
+    0,
+    undefined,
+  );
+  try {
+    const rulesDir = join(workDir, 'rules');
+    await cp(setup.shippedRulesDir, rulesDir, { recursive: true });
+    // As the crash benchmark: the shipped scenarios hold two groups per device under telemetry.
+    const windows = Math.max(0, Math.ceil(o.groups / o.devices) - 2);
+    await writeFile(join(rulesDir, 'bench-windows.yaml'), windowScenarios(windows));
+    const template = join(workDir, 'data');
+    await cp(setup.dataTemplate, template, { recursive: true });
+    const events = fleetEvents(o, Date.now() - Math.ceil(((o.warm + o.records) * 1_000) / o.rate) - 1_000);
+    log(`preparing: ${o.warm} records replayed and checkpointed, then ${o.records} after the checkpoint`);
+    await appendEvents(template, events, o.warm);
+    await runGateway(template, rulesDir, cloudUrl);
+    await appendEvents(template, events, o.records);
+    await decideBeforeTheCrash(template, workDir, rulesDir, cloudUrl);
+    if (o.keep !== undefined) {
+      await cp(template, join(o.keep, 'data'), { recursive: true });
+      await cp(rulesDir, join(o.keep, 'rules'), { recursive: true });
+    }
+    return { template, rulesDir };
+  } finally {
+    await setup.remove();
+  }
+}
+
 async function main(): Promise<void> {
   const o = options();
   if (o === undefined) {
@@ -233,30 +287,14 @@ async function main(): Promise<void> {
     return;
   }
   const log = (m: string): void => console.error(`[recovery] ${m}`);
-  log(`load average ${load()}; importing ${o.devices.toLocaleString('en-US')} profiles`);
-  const setup = await prepareVigil(
-    { ...FLEET, profiles: o.devices, credentialed: 0, secret: benchSecret() },
-    0,
-    undefined,
-  );
+  log(`load average ${load()}`);
+  const workDir = await mkdtemp(join(tmpdir(), 'vigil-recovery-'));
   const cloud = await startCloudBroker();
   try {
-    const rulesDir = join(setup.workDir, 'rules-recovery');
-    await cp(setup.shippedRulesDir, rulesDir, { recursive: true });
-    // As the crash benchmark: the shipped scenarios hold two groups per device under telemetry.
-    const windows = Math.max(0, Math.ceil(o.groups / o.devices) - 2);
-    await writeFile(join(rulesDir, 'bench-windows.yaml'), windowScenarios(windows));
-    const template = setup.dataTemplate;
-    const events = fleetEvents(o, Date.now() - Math.ceil(((o.warm + o.records) * 1_000) / o.rate) - 1_000);
-    log(`preparing: ${o.warm} records replayed and checkpointed, then ${o.records} after the checkpoint`);
-    await appendEvents(template, events, o.warm);
-    await runGateway(template, rulesDir, cloud.url);
-    await appendEvents(template, events, o.records);
-    await decideBeforeTheCrash(template, setup.workDir, rulesDir, cloud.url);
-
+    const { template, rulesDir } = await prepared(o, workDir, cloud.url, log);
     const runs: Run[] = [];
     for (let i = 0; i < o.runs; i++) {
-      const data = await mkdtemp(join(setup.workDir, 'data-'));
+      const data = await mkdtemp(join(workDir, 'run-'));
       await cp(template, data, { recursive: true });
       const profiling = o.cpuProfDir !== undefined && i === o.runs - 1;
       const profiler = profiling ? await startProfiler() : undefined;
@@ -271,7 +309,8 @@ async function main(): Promise<void> {
         log(
           `run ${i + 1} of ${o.runs}: ${replayed} records replayed in ${replayMs} ms ` +
             `(${Math.round((replayed / replayMs) * 1_000)} records/s); recovery ${ms} ms; ` +
-            `start → recovered ${run.startToRecoveredMs.toFixed(0)} ms; load average ${loadBefore} → ${load()}`,
+            `start → recovered ${run.startToRecoveredMs.toFixed(0)} ms, ${run.cpuMs.toFixed(0)} ms of CPU ` +
+            `(${Math.round((replayed / run.cpuMs) * 1_000)} records a CPU-second); load average ${loadBefore} → ${load()}`,
         );
         if (profile !== undefined && o.cpuProfDir !== undefined) {
           const file = join(o.cpuProfDir, `recovery-${Date.now()}.cpuprofile`);
@@ -291,12 +330,14 @@ async function main(): Promise<void> {
         `| the replay alone (\`replayMs\`) | ${median(runs.map((r) => r.line.replayMs)).toFixed(0)} ms |`,
         `| recovery, as the log says (\`ms\`) | ${median(runs.map((r) => r.line.ms)).toFixed(0)} ms |`,
         `| start → recovered | ${median(runs.map((r) => r.startToRecoveredMs)).toFixed(0)} ms |`,
+        `| CPU time, start → recovered | ${median(runs.map((r) => r.cpuMs)).toFixed(0)} ms |`,
+        `| records replayed a CPU-second (start → recovered) | ${Math.round(median(runs.map((r) => (r.line.replayed / r.cpuMs) * 1_000))).toLocaleString('en-US')} |`,
         `| load average at the end | ${load()} |`,
       ].join('\n'),
     );
   } finally {
     await cloud.stop();
-    await setup.remove();
+    await rm(workDir, { recursive: true, force: true });
   }
 }
 
