@@ -6,7 +6,7 @@
 // every time, so a change to the replay can be compared before and after on the same machine load.
 //
 //   npm run build && node --import tsx test/bench/recovery.ts [--records 300000] [--runs 3] [--cpu-prof DIR]
-import { cp, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
@@ -257,7 +257,9 @@ async function prepared(
     undefined,
   );
   try {
-    const rulesDir = join(workDir, 'rules');
+    // Where they are kept from the start: the rules record in the journal names the files by their path.
+    const rulesDir = join(o.keep ?? workDir, 'rules');
+    await mkdir(rulesDir, { recursive: true });
     await cp(setup.shippedRulesDir, rulesDir, { recursive: true });
     // As the crash benchmark: the shipped scenarios hold two groups per device under telemetry.
     const windows = Math.max(0, Math.ceil(o.groups / o.devices) - 2);
@@ -270,10 +272,7 @@ async function prepared(
     await runGateway(template, rulesDir, cloudUrl);
     await appendEvents(template, events, o.records);
     await decideBeforeTheCrash(template, workDir, rulesDir, cloudUrl);
-    if (o.keep !== undefined) {
-      await cp(template, join(o.keep, 'data'), { recursive: true });
-      await cp(rulesDir, join(o.keep, 'rules'), { recursive: true });
-    }
+    if (o.keep !== undefined) await cp(template, join(o.keep, 'data'), { recursive: true });
     return { template, rulesDir };
   } finally {
     await setup.remove();
