@@ -30,15 +30,7 @@ import {
   type RulesRecord,
 } from './journal-records.js';
 import { fileJournalStorage, type JournalStorage } from './journal-storage.js';
-import {
-  actorOf,
-  applyRecord,
-  continueFrom,
-  firstRecordTime,
-  scanTail,
-  type KeepBound,
-  type KeptTail,
-} from './journal-tail.js';
+import { actorOf, applyRecord, continueFrom, firstRecordTime, scanTail } from './journal-tail.js';
 import type { DecisionLoop } from './decision-loop.js';
 import { LastSeen, type LastSeenNeeds } from './last-seen.js';
 import { RecordedContext } from './recorded-context.js';
@@ -191,18 +183,40 @@ const REPLAY_BATCH_MS = 10;
  * under a reconnect storm the replay keeps about half of the loop rather than 10 ms in every few hundred.
  */
 const REPLAY_BATCH_MAX_MS = 50;
-/**
- * How much of the journal tail `open` keeps decoded for the replay (which then does not read and decode it again);
- * the replay reads the rest of a longer tail from the journal. The bytes are of the records' encoding. A decoded
- * QoS 1 device event takes about 500 bytes of heap: at most about 64 MB.
- */
-const KEEP_TAIL: KeepBound = { maxRecords: 125_000, maxBytes: 16 * 1024 * 1024 };
 /** Groups (or other entries) a checkpoint encodes between two turns of the event loop (about a millisecond's work). */
 const CHECKPOINT_ENTRIES_PER_CHUNK = 2_000;
 /** Past this many inputs waiting, QoS 0 publishes wait for their record too (back-pressure on devices). */
 const CONGESTED_AT = 10_000;
 /** After a checkpoint failed, one due by the record count waits this long (one due by the interval does not). */
 const CHECKPOINT_RETRY_MS = 10_000;
+
+/**
+ * When the replay yields to I/O: after `REPLAY_BATCH_RECORDS` records or `REPLAY_BATCH_MS`, whichever comes first (the
+ * clock read every few records); a batch after a longer turn of I/O may run as long as that turn took, up to
+ * `REPLAY_BATCH_MAX_MS`, and as many more records.
+ */
+class ReplayPace {
+  private batchFrom = 0;
+  private batchAt = performance.now();
+  private batchMs = REPLAY_BATCH_MS;
+  private batchRecords = REPLAY_BATCH_RECORDS;
+
+  /** Whether the batch is over once `replayed` records are applied. */
+  due(replayed: number): boolean {
+    const inBatch = replayed - this.batchFrom;
+    if (inBatch >= this.batchRecords) return true;
+    return (inBatch & 31) === 0 && performance.now() - this.batchAt >= this.batchMs;
+  }
+
+  async yield(replayed: number): Promise<void> {
+    const yieldedAt = performance.now();
+    await new Promise((resolve) => setImmediate(resolve));
+    this.batchFrom = replayed;
+    this.batchAt = performance.now();
+    this.batchMs = Math.min(REPLAY_BATCH_MAX_MS, Math.max(REPLAY_BATCH_MS, this.batchAt - yieldedAt));
+    this.batchRecords = (REPLAY_BATCH_RECORDS * this.batchMs) / REPLAY_BATCH_MS;
+  }
+}
 
 /**
  * Nothing acknowledged is lost: every input of the engine (device events with their arrival time, connection
@@ -260,8 +274,8 @@ export class DurableInputs {
   private recordedEmits: Map<string, number>;
   /** Emitted events recovery decided again that the journal does not hold: handed on once it is done. */
   private unrecorded: EmittedInput[] = [];
-  /** The journal tail as `open` decoded it (within `KEEP_TAIL`), until the replay applies it. */
-  private keptTail: KeptTail | undefined;
+  /** Whose inputs the journal tail holds (see `TailScan.actors`), until the replay reads their profiles. */
+  private tailActors: ReadonlySet<string> | undefined;
 
   private constructor(
     private readonly journal: Journal,
@@ -328,7 +342,7 @@ export class DurableInputs {
     const from = saved?.seq ?? 0;
     let tail: Awaited<ReturnType<typeof scanTail>>;
     try {
-      tail = await scanTail(journal.read(from), from, KEEP_TAIL);
+      tail = await scanTail(journal.readChunks(from));
     } catch (err) {
       // A record of a newer format: nothing more is written here.
       await journal.close();
@@ -354,7 +368,7 @@ export class DurableInputs {
       { ...DEFAULT_INPUT_LIMITS, ...opts.limits },
     );
     inputs.onCheckpoint = opts.onCheckpoint;
-    inputs.keptTail = tail.kept;
+    inputs.tailActors = tail.actors;
     // A tail read from the journal's start has its first records' time already.
     inputs.firstRecordAt = from === 0 && journal.firstSeq <= 1 ? tail.firstAt : await firstRecordAt(journal);
     inputs.duplicates.restore(saved?.duplicates ?? []);
@@ -851,57 +865,37 @@ export class DurableInputs {
   }
 
   /**
-   * Replays the journal after the checkpoint: the records `open` kept decoded, then the rest of the tail read from
-   * the journal. Yields to I/O between batches (see `REPLAY_BATCH_RECORDS`); inputs recorded meanwhile are held and
-   * applied after the replay, in journal order. Returns how many records were applied.
+   * Replays the journal after the checkpoint, read a chunk at a time, each record decoded once as it is applied.
+   * Yields to I/O between batches (see `ReplayPace`); inputs recorded meanwhile are held and applied after the replay,
+   * in journal order. Returns how many records were applied.
    */
   private async replay(profiles: ProfileLookup): Promise<number> {
-    const kept = this.keptTail ?? { records: [], throughSeq: this.saved?.seq ?? 0, complete: false };
-    this.keptTail = undefined;
+    await this.prefetchProfiles(profiles);
+    const pace = new ReplayPace();
+    // Each actor's profile as the store has it, read once: the store changes only through profile records, and those
+    // the overlay of `context` answers for first (a change recorded while the tail is replayed included).
+    const stored = new Map<string, Profile | undefined>();
     let replayed = 0;
-    let batchFrom = 0;
-    let batchAt = performance.now();
-    let batchMs = REPLAY_BATCH_MS;
-    // Synchronous unless a profile must be read or the batch is over: no promise per record.
-    const step = (
-      seq: number,
-      input: InputRecord,
-      profile: Profile | undefined,
-    ): Promise<void> | undefined => {
-      this.apply(seq, input, profile, true);
-      replayed++;
-      const records = (REPLAY_BATCH_RECORDS * batchMs) / REPLAY_BATCH_MS;
-      if (replayed - batchFrom < records && performance.now() - batchAt < batchMs) return;
-      const yieldedAt = performance.now();
-      return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        batchFrom = replayed;
-        batchAt = performance.now();
-        batchMs = Math.min(REPLAY_BATCH_MAX_MS, Math.max(REPLAY_BATCH_MS, batchAt - yieldedAt));
-      });
-    };
-    const replayOne = (seq: number, input: InputRecord | undefined): Promise<void> | undefined => {
-      if (input === undefined) {
-        this.logger.error({ seq }, 'journal record cannot be decoded; it is skipped');
-        return;
-      }
-      const actor = actorOf(input);
-      if (actor === undefined) return step(seq, input, undefined);
-      const known = this.knownProfile(profiles, actor);
-      if (known.hit) return step(seq, input, known.profile);
-      return profileOf(profiles, actor, this.logger).then((profile) => step(seq, input, profile));
-    };
-    await this.prefetchProfiles(profiles, kept.records);
-    for (const { seq, input } of kept.records) {
-      if (this.stopping) return replayed;
-      const pending = replayOne(seq, input);
-      if (pending) await pending;
-    }
-    if (kept.complete) return replayed;
     try {
-      for await (const { seq, payload } of this.journal.read(kept.throughSeq)) {
-        if (this.stopping) break;
-        const pending = replayOne(seq, decodeRecord(payload));
-        if (pending) await pending;
+      for await (const chunk of this.journal.readChunks(this.saved?.seq ?? 0)) {
+        for (const { seq, payload } of chunk) {
+          if (this.stopping) return replayed;
+          const input = decodeRecord(payload);
+          if (input === undefined) {
+            this.logger.error({ seq }, 'journal record cannot be decoded; it is skipped');
+            continue;
+          }
+          const actor = actorOf(input);
+          let profile: Profile | undefined;
+          if (actor !== undefined) {
+            const recorded = this.context.recordedProfile(actor);
+            if (recorded !== undefined) profile = recorded ?? undefined;
+            else if (stored.has(actor)) profile = stored.get(actor);
+            else profile = await this.storedProfile(profiles, actor, stored);
+          }
+          this.apply(seq, input, profile, true);
+          if (pace.due(++replayed)) await pace.yield(replayed);
+        }
       }
     } catch (err) {
       if (err instanceof DataFormatError) throw err;
@@ -913,20 +907,39 @@ export class DurableInputs {
     return replayed;
   }
 
-  /**
-   * The profiles of the devices the decoded tail names, read in a few batches rather than one read per device as
-   * the replay reaches it. A failure only costs the batching: the replay reads each profile it misses.
-   */
-  private async prefetchProfiles(
+  /** The profile of `actor` in the store, from its cache or read; kept in `stored` once known. */
+  private async storedProfile(
     profiles: ProfileLookup,
-    records: ReadonlyArray<{ input: InputRecord | undefined }>,
-  ): Promise<void> {
-    if (profiles.prefetch === undefined) return;
-    const actors = new Set<string>();
-    for (const { input } of records) {
-      const actor = input === undefined ? undefined : actorOf(input);
-      if (actor !== undefined) actors.add(actor);
+    actor: string,
+    stored: Map<string, Profile | undefined>,
+  ): Promise<Profile | undefined> {
+    const cached = profiles.peek(actor);
+    if (cached.hit) {
+      stored.set(actor, cached.profile);
+      return cached.profile;
     }
+    try {
+      const profile = await profiles.get(actor);
+      stored.set(actor, profile);
+      return profile;
+    } catch (err) {
+      // Not kept: the next input of the actor reads it again.
+      this.logger.warn(
+        { err, actor },
+        'profile read failed during recovery; the input goes on without the profile',
+      );
+      return undefined;
+    }
+  }
+
+  /**
+   * The profiles of the devices the tail names, read in a few batches rather than one read per device as the replay
+   * reaches it. A failure only costs the batching: the replay reads each profile it misses.
+   */
+  private async prefetchProfiles(profiles: ProfileLookup): Promise<void> {
+    const actors = this.tailActors;
+    this.tailActors = undefined;
+    if (profiles.prefetch === undefined || actors === undefined) return;
     try {
       await profiles.prefetch(actors);
     } catch (err) {
@@ -945,18 +958,6 @@ export class DurableInputs {
       'emitted events decided before the crash and not recorded',
     );
     for (const input of unrecorded) deps.forward(input);
-  }
-
-  /**
-   * The profile a replayed input of `actor` was judged by, when known without a read: as the journal's profile
-   * records say, or the store's cache (else the store is read, see `profileOf`).
-   */
-  private knownProfile(
-    profiles: ProfileLookup,
-    actor: string,
-  ): { hit: true; profile: Profile | undefined } | { hit: false } {
-    const recorded = this.context.replayProfile(actor);
-    return recorded.known ? { hit: true, profile: recorded.profile } : profiles.peek(actor);
   }
 
   /**

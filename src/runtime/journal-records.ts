@@ -278,3 +278,175 @@ function decodePrune(fields: unknown[]): InputRecord | undefined {
   if (!Array.isArray(forget) || !forget.every((id) => typeof id === 'string')) return undefined;
   return { kind: 'prune', at, forget: forget };
 }
+
+/** What the scan of a journal tail needs of an event record (see `peekEventRecord`). */
+export interface EventPeek {
+  at: number;
+  /** Where the actor's UTF-8 bytes are in the record. */
+  actorStart: number;
+  actorEnd: number;
+  /** Where the publish's client id is (both -1 when the record has no origin), and the rest of the origin. */
+  clientIdStart: number;
+  clientIdEnd: number;
+  messageId: number;
+  hash: number;
+}
+
+const peeked: EventPeek = {
+  at: 0,
+  actorStart: 0,
+  actorEnd: 0,
+  clientIdStart: -1,
+  clientIdEnd: -1,
+  messageId: 0,
+  hash: 0,
+};
+
+/**
+ * The time, actor and origin of an event record, read in place without decoding the record (its payload is skipped
+ * over): valid until the next call. Undefined for anything else, and for an event whose fields this reader does not
+ * take for what `decodeRecord` would (a number in more than 32 bits or in a float other than a double, an indefinite
+ * length where the fields are): `decodeRecord` is then the judge. What it accepts, `decodeRecord` decodes to an event
+ * with the same `at` and origin.
+ */
+export function peekEventRecord(bytes: Buffer): EventPeek | undefined {
+  const peek = peekEvent(bytes);
+  // The journal segment `bytes` is part of is not held on to.
+  cursor.bytes = NO_BYTES;
+  return peek;
+}
+
+const NO_BYTES = Buffer.alloc(0);
+
+function peekEvent(bytes: Buffer): EventPeek | undefined {
+  const r = cursor;
+  r.bytes = bytes;
+  r.pos = 0;
+  // [EVENT, actor, type, at, data, source, deviceAt, clientId, messageId, hash]
+  if (bytes[0] !== 0x8a || bytes[1] !== EVENT) return undefined;
+  r.pos = 2;
+  if (!stringAt(r)) return undefined;
+  peeked.actorStart = r.start;
+  peeked.actorEnd = r.pos;
+  if (!stringAt(r) || !numberAt(r)) return undefined;
+  peeked.at = r.number;
+  if (bytes[r.pos] === undefined || (bytes[r.pos] as number) >> 5 !== 5 || !skipItem(r, 0)) return undefined;
+  if (!numberAt(r) || SOURCES[r.number] === undefined) return undefined;
+  if (!skipItem(r, 0)) return undefined;
+  peeked.clientIdStart = -1;
+  peeked.clientIdEnd = -1;
+  if ((bytes[r.pos] as number) >> 5 !== 3) {
+    // No origin unless all three fields are there; null and undefined (or anything else) stand for none.
+    return skipItem(r, 0) && skipItem(r, 0) && skipItem(r, 0) && r.pos === bytes.length ? peeked : undefined;
+  }
+  if (!stringAt(r)) return undefined;
+  const clientIdStart = r.start;
+  const clientIdEnd = r.pos;
+  if (!numberAt(r)) return skipItem(r, 0) && skipItem(r, 0) && r.pos === bytes.length ? peeked : undefined;
+  const messageId = r.number;
+  if (!numberAt(r)) return skipItem(r, 0) && r.pos === bytes.length ? peeked : undefined;
+  if (r.pos !== bytes.length) return undefined;
+  peeked.clientIdStart = clientIdStart;
+  peeked.clientIdEnd = clientIdEnd;
+  peeked.messageId = messageId;
+  peeked.hash = r.number;
+  return peeked;
+}
+
+interface Cursor {
+  bytes: Buffer;
+  pos: number;
+  /** Where the last string read begins (after its head). */
+  start: number;
+  /** The last number read. */
+  number: number;
+}
+
+const cursor: Cursor = { bytes: NO_BYTES, pos: 0, start: 0, number: 0 };
+
+/** The argument of the head at `r.pos` (definite lengths up to 32 bits), moving past the head; -1 otherwise. */
+function argumentAt(r: Cursor): number {
+  const b = r.bytes;
+  const info = (b[r.pos] as number) & 0x1f;
+  if (info < 0x18) {
+    r.pos += 1;
+    return info;
+  }
+  if (r.pos + (1 << (info - 0x18)) >= b.length) return -1;
+  const p = r.pos + 1;
+  switch (info) {
+    case 0x18:
+      r.pos += 2;
+      return b[p] as number;
+    case 0x19:
+      r.pos += 3;
+      return ((b[p] as number) << 8) | (b[p + 1] as number);
+    case 0x1a:
+      r.pos += 5;
+      return (
+        (b[p] as number) * 0x1000000 +
+        (((b[p + 1] as number) << 16) | ((b[p + 2] as number) << 8) | (b[p + 3] as number))
+      );
+    default:
+      return -1;
+  }
+}
+
+/** A definite text string at `r.pos`: true, with `r.start` where its bytes begin and `r.pos` past them. */
+function stringAt(r: Cursor): boolean {
+  if (r.pos >= r.bytes.length || (r.bytes[r.pos] as number) >> 5 !== 3) return false;
+  const length = argumentAt(r);
+  if (length < 0) return false;
+  r.start = r.pos;
+  r.pos += length;
+  return r.pos <= r.bytes.length;
+}
+
+/** An integer of up to 32 bits, or a double, at `r.pos`: true, with the value in `r.number`. */
+function numberAt(r: Cursor): boolean {
+  const b = r.bytes;
+  if (r.pos >= b.length) return false;
+  const head = b[r.pos] as number;
+  const major = head >> 5;
+  if (major === 0 || major === 1) {
+    const n = argumentAt(r);
+    if (n < 0) return false;
+    r.number = major === 0 ? n : -1 - n;
+    return true;
+  }
+  if (head !== 0xfb || r.pos + 9 > b.length) return false;
+  r.number = b.readDoubleBE(r.pos + 1);
+  r.pos += 9;
+  return true;
+}
+
+/**
+ * Moves past one data item of the kinds journal-cbor.ts writes (definite strings, arrays and maps with string keys,
+ * integers of up to 32 bits, doubles, booleans, null and undefined): what cbor-x decodes into plain values without a
+ * complaint. False for anything else (a record cbor-x's own encoder wrote, or damage), which is left to `decodeRecord`.
+ */
+function skipItem(r: Cursor, depth: number): boolean {
+  const b = r.bytes;
+  if (r.pos >= b.length || depth > 64) return false;
+  const head = b[r.pos] as number;
+  const major = head >> 5;
+  if (major === 7) {
+    if (head >= 0xf4 && head <= 0xf7) {
+      r.pos += 1;
+      return true;
+    }
+    return head === 0xfb && (r.pos += 9) <= b.length;
+  }
+  if (major === 3) return stringAt(r);
+  if (major > 5) return false;
+  const n = argumentAt(r);
+  if (n < 0) return false;
+  if (major === 4) {
+    for (let i = 0; i < n; i++) if (!skipItem(r, depth + 1)) return false;
+  } else if (major === 5) {
+    for (let i = 0; i < n; i++) if (!stringAt(r) || !skipItem(r, depth + 1)) return false;
+  } else if (major === 2) {
+    return false;
+  }
+  return true;
+}

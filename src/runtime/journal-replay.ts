@@ -141,7 +141,7 @@ async function openRetained(
     );
   }
   const start = starts[starts.length - 1] as Start;
-  const tail = await scanTail(reader.read(start.seq));
+  const tail = await scanTail(reader.readChunks(start.seq));
   await profilesBefore(reader, start.seq, tail.profileBase);
   const lastAt = tail.latestAt ?? start.at;
   const retained = { fromSeq: oldest.seq, fromAt: oldest.at, toSeq: reader.lastSeq, toAt: lastAt };

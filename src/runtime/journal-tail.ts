@@ -6,7 +6,13 @@ import type { Profile } from '../shared/index.js';
 import type { CheckpointState } from './checkpoint.js';
 import type { DecisionLoop } from './decision-loop.js';
 import type { JournalEntry } from './journal.js';
-import { decodeRecord, recordAt, type InputRecord, type PublishOrigin } from './journal-records.js';
+import {
+  decodeRecord,
+  peekEventRecord,
+  recordAt,
+  type InputRecord,
+  type PublishOrigin,
+} from './journal-records.js';
 import type { RecordedContext } from './recorded-context.js';
 import { restoreEngine, type RuleChanges } from './recovery.js';
 
@@ -24,40 +30,21 @@ export interface TailScan {
   emitted: Map<string, number>;
   /** The time of the first of the records read that carries one, looking at the first few (see `firstRecordTime`). */
   firstAt: number | undefined;
-  /** The records read, decoded, as far as `keep` allowed: a replay applies these without reading them again. */
-  kept: KeptTail;
   /** The last clock record: how wall time related to gateway time when the journal ends. */
   clock: Extract<InputRecord, { kind: 'clock' }> | undefined;
-}
-
-/** The first records of a tail, decoded (`input` undefined for one that cannot be). */
-export interface KeptTail {
-  records: Array<{ seq: number; input: InputRecord | undefined }>;
-  /** The last record kept; the tail goes on after it unless `complete`. */
-  throughSeq: number;
-  /** Every record read was kept. */
-  complete: boolean;
-}
-
-/** How much of a tail `scanTail` keeps decoded: records, and bytes of their encoding. */
-export interface KeepBound {
-  maxRecords: number;
-  maxBytes: number;
+  /** Whose inputs the tail holds: the profiles a replay will judge them by, to read ahead. */
+  actors: Set<string>;
 }
 
 /** How many of the first records `firstRecordTime` looks at for a time. */
 const FIRST_RECORDS_LOOKED_AT = 16;
 
 /**
- * Reads the records once, before they are applied (recovery and `vigil replay --journal` alike), and keeps the first
- * of them decoded within `keep` (none without it). `afterSeq`: where `entries` start.
+ * Reads the records once, before they are applied (recovery and `vigil replay --journal` alike). An event record, by
+ * far the most common, is not decoded: its time, actor and origin are read in place (`peekEventRecord`), so the
+ * replay that follows is the only one to decode it. Any other record is decoded.
  */
-export async function scanTail(
-  entries: AsyncIterable<JournalEntry>,
-  afterSeq = 0,
-  keep: KeepBound = { maxRecords: 0, maxBytes: 0 },
-): Promise<TailScan> {
-  const kept: KeptTail = { records: [], throughSeq: afterSeq, complete: true };
+export async function scanTail(chunks: AsyncIterable<readonly JournalEntry[]>): Promise<TailScan> {
   const scan: TailScan = {
     latestAt: undefined,
     origins: [],
@@ -65,33 +52,59 @@ export async function scanTail(
     firstRules: undefined,
     emitted: new Map(),
     firstAt: undefined,
-    kept,
     clock: undefined,
+    actors: new Set(),
   };
   let read = 0;
-  let keptBytes = 0;
-  for await (const { seq, payload } of entries) {
-    const record = decodeRecord(payload);
-    keptBytes += payload.length;
-    if (kept.complete && kept.records.length < keep.maxRecords && keptBytes <= keep.maxBytes) {
-      kept.records.push({ seq, input: record });
-      kept.throughSeq = seq;
-    } else kept.complete = false;
-    const index = read++;
-    if (record === undefined) continue;
-    const at = recordAt(record);
-    if (scan.firstAt === undefined && at > 0 && index < FIRST_RECORDS_LOOKED_AT) scan.firstAt = at;
-    scan.latestAt = scan.latestAt === undefined ? at : Math.max(scan.latestAt, at);
-    if (record.kind === 'event' && record.origin) scan.origins.push({ origin: record.origin, at });
-    if (record.kind === 'profiles') {
-      for (const c of record.changes) if (!scan.profileBase.has(c.id)) scan.profileBase.set(c.id, c.before);
+  for await (const chunk of chunks) {
+    for (const { payload } of chunk) {
+      const index = read++;
+      const peek = peekEventRecord(payload);
+      if (
+        peek !== undefined &&
+        (peek.clientIdStart < 0 || isAscii(payload, peek.clientIdStart, peek.clientIdEnd))
+      ) {
+        const { at } = peek;
+        noteTime(scan, at, index);
+        scan.actors.add(payload.toString('utf8', peek.actorStart, peek.actorEnd));
+        if (peek.clientIdStart >= 0) {
+          const clientId = payload.toString('latin1', peek.clientIdStart, peek.clientIdEnd);
+          scan.origins.push({ origin: { clientId, messageId: peek.messageId, hash: peek.hash }, at });
+        }
+        continue;
+      }
+      const record = decodeRecord(payload);
+      if (record !== undefined) noteRecord(scan, record, index);
     }
-    if (record.kind === 'rules') scan.firstRules ??= record;
-    if (record.kind === 'clock') scan.clock = record;
-    if (record.kind === 'emitted')
-      scan.emitted.set(record.input.id, (scan.emitted.get(record.input.id) ?? 0) + 1);
   }
   return scan;
+}
+
+/** What the scan keeps of a record it decoded. */
+function noteRecord(scan: TailScan, record: InputRecord, index: number): void {
+  const at = recordAt(record);
+  noteTime(scan, at, index);
+  const actor = actorOf(record);
+  if (actor !== undefined) scan.actors.add(actor);
+  if (record.kind === 'event' && record.origin) scan.origins.push({ origin: record.origin, at });
+  if (record.kind === 'profiles') {
+    for (const c of record.changes) if (!scan.profileBase.has(c.id)) scan.profileBase.set(c.id, c.before);
+  }
+  if (record.kind === 'rules') scan.firstRules ??= record;
+  if (record.kind === 'clock') scan.clock = record;
+  if (record.kind === 'emitted')
+    scan.emitted.set(record.input.id, (scan.emitted.get(record.input.id) ?? 0) + 1);
+}
+
+function noteTime(scan: TailScan, at: number, index: number): void {
+  if (scan.firstAt === undefined && at > 0 && index < FIRST_RECORDS_LOOKED_AT) scan.firstAt = at;
+  scan.latestAt = scan.latestAt === undefined ? at : Math.max(scan.latestAt, at);
+}
+
+/** Whether the bytes from `start` to `end` are ASCII: their string is then the same however it is decoded. */
+function isAscii(bytes: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if ((bytes[i] as number) >= 0x80) return false;
+  return true;
 }
 
 /**

@@ -42,6 +42,14 @@ export class RecordedContext {
   }
 
   /**
+   * As `replayProfile`, without an object per call: the profile (`null` for none) when the journal recorded a change of
+   * it, undefined when it did not.
+   */
+  recordedProfile(actor: string): Profile | null | undefined {
+    return this.overlay.get(actor);
+  }
+
+  /**
    * Profiles changed while the journal tail is still replayed (recorded after it): inputs of the tail that read
    * them must see them as they were, the value before the change, unless the tail itself changed them.
    */

@@ -137,3 +137,80 @@ export async function summarizeCpuProfile(file: string, top = 30): Promise<strin
     '',
   ].join('\n');
 }
+
+/** A `.cpuprofile`, as much of it as the breakdown reads (node:inspector's `Profiler.Profile` is one). */
+export interface CpuProfileData {
+  nodes: Array<{
+    id: number;
+    callFrame: { functionName: string; url: string };
+    children?: number[] | undefined;
+  }>;
+  samples?: number[] | undefined;
+  timeDeltas?: number[] | undefined;
+}
+
+const YIELDS = 'yields, promises and timers of Node';
+
+/** What a sample's time counts as: the first frame from the leaf up that names a part of recovery. */
+const PARTS: ReadonlyArray<[string, (fn: string, url: string) => boolean]> = [
+  ['garbage collection', (fn) => fn === '(garbage collector)'],
+  ['decoding records', (fn) => fn === 'decodeRecord'],
+  ['engine steps', (_fn, url) => url.includes('/src/engine/')],
+  ['arbiter', (_fn, url) => url.includes('/src/actions/')],
+  [
+    'outboxes (replayed actions)',
+    (_fn, url) => /\/src\/(store\/(outbox|command-outbox)|commands\/|app\/uplink|app\/device-edge)/.test(url),
+  ],
+  ['metrics', (_fn, url) => url.includes('prom-client') || url.includes('/src/runtime/metrics')],
+  ['last-seen times', (_fn, url) => url.includes('/src/runtime/last-seen')],
+  ['timers', (fn, url) => /\/src\/runtime\/(timer-driver|scheduler)/.test(url) || fn === 'armTimers'],
+  ['checkpoint (read and write)', (_fn, url) => url.includes('/src/runtime/checkpoint')],
+  ['journal (reading and writing)', (_fn, url) => /\/src\/runtime\/journal(-storage)?\.[jt]s/.test(url)],
+  [
+    'profiles and the store',
+    (_fn, url) => /\/src\/store\/|classic-level|abstract-level|level-transcoder/.test(url),
+  ],
+  [
+    'replay loop (journal tail, durable inputs, decision loop)',
+    (_fn, url) => /\/src\/runtime\/(durable-inputs|journal-tail|decision-loop|recorded-context)/.test(url),
+  ],
+  [YIELDS, (fn, url) => /node:internal\/(timers|process\/task_queues)/.test(url) || fn === 'runMicrotasks'],
+];
+
+/** The profile's busy time by part of recovery, as markdown. */
+export function recoveryBreakdown(profile: CpuProfileData): string {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const partOf = new Map<number, string>();
+  const part = (id: number): string => {
+    const known = partOf.get(id);
+    if (known !== undefined) return known;
+    let found: string | undefined;
+    let ours = false;
+    for (let at: number | undefined = id; at !== undefined && found === undefined; at = parent.get(at)) {
+      const { functionName, url } = (byId.get(at) as CpuProfileData['nodes'][number]).callFrame;
+      found = PARTS.find(([, test]) => test(functionName, url))?.[0];
+      // Node's task queues run the broker's callbacks too: they count as the gateway's, not as a yield.
+      if (found === YIELDS && ours) found = undefined;
+      ours ||= /\/src\/|node_modules/.test(url);
+    }
+    found ??= ours ? 'the rest of the gateway (start, broker, storm, API)' : 'other (native, Node)';
+    partOf.set(id, found);
+    return found;
+  };
+  const us = new Map<string, number>();
+  let busy = 0;
+  const samples = profile.samples ?? [];
+  samples.forEach((id, i) => {
+    if (byId.get(id)?.callFrame.functionName === '(idle)') return;
+    const d = profile.timeDeltas?.[i] ?? 0;
+    busy += d;
+    const p = part(id);
+    us.set(p, (us.get(p) ?? 0) + d);
+  });
+  const rows = [...us]
+    .sort((a, b) => b[1] - a[1])
+    .map(([p, t]) => `| ${p} | ${(t / 1_000).toFixed(0)} | ${((t / busy) * 100).toFixed(1)}% |`);
+  return ['| part | ms of CPU | share |', '| --- | --- | --- |', ...rows].join('\n');
+}

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { encodeRecord, Journal } from '../../src/runtime/index.js';
+import type { InputRecord } from '../../src/runtime/journal-records.js';
 import { scanTail } from '../../src/runtime/journal-tail.js';
 import { tempDir } from '../helpers/temp.js';
 import { captureLogs } from './durability-faults.js';
@@ -30,36 +31,51 @@ async function journalOf(count: number): Promise<Journal> {
 }
 
 describe('the journal tail read once at start', () => {
-  test('keeps its first records decoded up to the bound and says where the rest begins', async () => {
+  test('covers the whole tail: the latest time, the first, whose inputs it holds', async () => {
     const journal = await journalOf(10);
-    const scan = await scanTail(journal.read(3), 3, { maxRecords: 4, maxBytes: 1_000_000 });
-    expect(scan.kept.records.map((r) => r.seq)).toEqual([4, 5, 6, 7]);
-    expect(scan.kept.records.map((r) => r.input?.kind === 'event' && r.input.event.at)).toEqual([
-      1_004, 1_005, 1_006, 1_007,
-    ]);
-    expect(scan.kept).toMatchObject({ throughSeq: 7, complete: false });
-    // The scan itself still covers the whole tail.
+    const scan = await scanTail(journal.readChunks(3));
     expect(scan.latestAt).toBe(1_010);
-    const rest = [];
-    for await (const { seq } of journal.read(scan.kept.throughSeq)) rest.push(seq);
-    expect(rest).toEqual([8, 9, 10]);
+    expect(scan.firstAt).toBe(1_004);
+    expect([...scan.actors]).toEqual(['d1']);
+    expect(scan.origins).toEqual([]);
   });
 
-  test('a bound in bytes stops keeping before the record that crosses it', async () => {
+  test('a tail read from the start has the time of its first records', async () => {
     const journal = await journalOf(10);
-    const sizes: number[] = [];
-    for await (const { payload } of journal.read(0)) sizes.push(payload.length);
-    const twoAndAHalf = (sizes[0] ?? 0) + (sizes[1] ?? 0) + Math.floor((sizes[2] ?? 0) / 2);
-    const scan = await scanTail(journal.read(0), 0, { maxRecords: 100, maxBytes: twoAndAHalf });
-    expect(scan.kept.records.map((r) => r.seq)).toEqual([1, 2]);
-    expect(scan.kept).toMatchObject({ throughSeq: 2, complete: false });
-  });
-
-  test('a tail within the bound is kept whole, with the time of its first records', async () => {
-    const journal = await journalOf(10);
-    const scan = await scanTail(journal.read(0), 0, { maxRecords: 10, maxBytes: 1_000_000 });
-    expect(scan.kept.records).toHaveLength(10);
-    expect(scan.kept).toMatchObject({ throughSeq: 10, complete: true });
+    const scan = await scanTail(journal.readChunks(0));
     expect(scan.firstAt).toBe(1_001);
+  });
+
+  test('the QoS 1 publishes it holds are those the records decode to, without decoding the events', async () => {
+    const dir = await tempDir();
+    cleanups.push(() => dir.remove());
+    const path = join(dir.path, 'journal');
+    const written = await Journal.open({ dir: path, logger: captureLogs().logger });
+    const records: InputRecord[] = [
+      { kind: 'event', event: { actor: 'd1', type: 't', at: 5, data: {}, source: 'device' } },
+      {
+        kind: 'event',
+        event: { actor: 'd2', type: 't', at: 1_796_000_000_123, data: { n: [1, 'x'] }, source: 'device' },
+        origin: { clientId: 'd2', messageId: 7, hash: 0xfedcba98 },
+      },
+      {
+        kind: 'event',
+        event: { actor: 'dé', type: 't', at: 9, data: {}, source: 'device', deviceAt: 3 },
+        origin: { clientId: 'dé', messageId: 65_535, hash: 1 },
+      },
+      { kind: 'timer', timer: 'offline:d3', at: 12, actor: 'd3' },
+    ];
+    for (const record of records) written.append(encodeRecord(record), 'write');
+    await written.recorded();
+    await written.close();
+    const journal = await Journal.open({ dir: path, logger: captureLogs().logger });
+    cleanups.push(() => journal.close());
+    const scan = await scanTail(journal.readChunks(0));
+    expect(scan.origins).toEqual([
+      { origin: { clientId: 'd2', messageId: 7, hash: 0xfedcba98 }, at: 1_796_000_000_123 },
+      { origin: { clientId: 'dé', messageId: 65_535, hash: 1 }, at: 9 },
+    ]);
+    expect(scan.latestAt).toBe(1_796_000_000_123);
+    expect([...scan.actors].sort()).toEqual(['d1', 'd2', 'd3', 'dé']);
   });
 });
