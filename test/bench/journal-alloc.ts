@@ -2,8 +2,11 @@
 // appended in one turn of the event loop and committed together, then the next ones (at 5k/s in the gateway a
 // commit carries one or two). Counted as alloc-probe.ts counts (the heap's growth plus what each collection freed),
 // less what the loop alone allocates.
-// node --import tsx test/bench/journal-alloc.ts [--records-per-turn 2] [--turns 20000]
+// With --heap-prof FILE, a sampling heap profile of the measured run.
+// node --import tsx test/bench/journal-alloc.ts [--records-per-turn 2] [--turns 20000] [--heap-prof FILE]
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
@@ -16,6 +19,7 @@ const { values } = parseArgs({
   options: {
     'records-per-turn': { type: 'string', default: '2' },
     turns: { type: 'string', default: '20000' },
+    'heap-prof': { type: 'string' },
   },
 });
 const perTurn = Number(values['records-per-turn']);
@@ -53,7 +57,21 @@ const journal = await Journal.open({ dir, logger: pino({ level: 'silent' }) });
 try {
   await run(journal, turns);
   const alone = await allocated(undefined, turns);
+  let session: Session | undefined;
+  if (values['heap-prof'] !== undefined) {
+    session = new Session();
+    session.connect();
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 4_096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+  }
   const with_ = await allocated(journal, turns);
+  if (session !== undefined) {
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    writeFileSync(values['heap-prof'] as string, JSON.stringify(profile));
+  }
   process.stdout.write(
     `${perTurn} records a commit: the journal allocates ${(with_.bytes - alone.bytes).toFixed(0)} B per record ` +
       `(${with_.bytes.toFixed(0)} with the loop, ${alone.bytes.toFixed(0)} the loop alone), ` +

@@ -3,8 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, test, type TestContext } from 'vitest';
+import { Journal } from '../../src/runtime/journal.js';
 import { fileJournalStorage } from '../../src/runtime/journal-storage.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
+import { captureLogs, faultyStorage } from './durability-faults.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 
@@ -57,5 +59,47 @@ describe("the journal's file", () => {
     const written = await readFile(path);
     expect(written.length).toBeGreaterThan(0);
     expect(written.equals(Buffer.concat(chunks).subarray(0, written.length))).toBe(true);
+  });
+});
+
+describe('a commit of records kept at write', () => {
+  test('whose write fails is held and retried; once the disk takes writes each record is recorded once, in order', async () => {
+    const dir = join(await tempDir(), 'journal');
+    const storage = faultyStorage();
+    const open = (): Promise<Journal> =>
+      Journal.open({ dir, storage, logger: captureLogs().logger, retryMinMs: 5, retryMaxMs: 20 });
+    const journal = await open();
+    journal.append(Buffer.from('w1'), 'write');
+    await journal.recorded();
+    const recorded: string[] = [];
+    // Plain commits, one write each and nothing else: the first of them fails.
+    storage.fail('ENOSPC', ['write']);
+    for (const text of ['w2', 'w3']) {
+      journal.append(Buffer.from(text), 'write');
+      void journal.recorded().then(() => recorded.push(text));
+    }
+    await new Promise((r) => setTimeout(r, 60));
+    expect(recorded).toEqual([]);
+    expect(journal.fault?.code).toBe('ENOSPC');
+    storage.heal();
+    journal.append(Buffer.from('w4'), 'write');
+    await journal.recorded();
+    expect(recorded).toEqual(['w2', 'w3']);
+    expect(journal.fault).toBeUndefined();
+    journal.append(Buffer.from('w5'), 'write');
+    await journal.recorded();
+    await journal.close();
+
+    const reopened = await open();
+    const texts: Array<[number, string]> = [];
+    for await (const { seq, payload } of reopened.read(0)) texts.push([seq, payload.toString()]);
+    await reopened.close();
+    expect(texts).toEqual([
+      [1, 'w1'],
+      [2, 'w2'],
+      [3, 'w3'],
+      [4, 'w4'],
+      [5, 'w5'],
+    ]);
   });
 });
