@@ -73,6 +73,7 @@ const DEFAULT_RETRY_MAX_MS = 5_000;
 const FAULT_REMINDER_MS = 10_000;
 const SEGMENT_NAME = /^(\d{16})-(\d{8})\.wal$/;
 const MAX_BATCH = 4_096;
+const NO_REQUESTS: readonly Request[] = Object.freeze([]);
 
 interface Segment {
   first: number;
@@ -162,6 +163,10 @@ export class Journal {
   #fault: JournalFault | undefined;
   #lastReminderMs = 0;
   #inCommit = 0;
+  /** The plain commit being written (see `#commit`), its bytes and when it started. */
+  #plain: Pending[] = [];
+  #plainBytes = 0;
+  #plainStartedMs = 0;
   #idle: Array<() => void> = [];
   /** The periodic sync of records kept at `write` is due; it runs beside the commits, nobody waits for it. */
   #syncDue = false;
@@ -418,11 +423,15 @@ export class Journal {
         // What is appended from here on is recorded by a later commit: it shares a new promise.
         this.#open = undefined;
         this.#openPromise = undefined;
-        const requests = this.#requests.filter((r) => r.through <= through);
-        this.#requests = this.#requests.filter((r) => r.through > through);
+        const requests = this.#takeRequests(through);
         this.#inCommit = batch.length;
-        const sync = batch.some((p) => p.sync) || requests.some((r) => r.sync);
-        const rotate = requests.some((r) => r.rotate);
+        let sync = false;
+        let rotate = false;
+        for (const p of batch) sync ||= p.sync;
+        for (const r of requests) {
+          sync ||= r.sync;
+          rotate ||= r.rotate;
+        }
         const due = this.#syncDue;
         this.#syncDue = false;
         const ok = await this.#commit(batch, sync, rotate, due);
@@ -448,63 +457,138 @@ export class Journal {
     }
   }
 
+  /** The requests the commit through `through` answers, taken out of those waiting (no arrays when none wait). */
+  #takeRequests(through: number): readonly Request[] {
+    const waiting = this.#requests;
+    if (waiting.length === 0) return NO_REQUESTS;
+    if (waiting.every((r) => r.through <= through)) {
+      this.#requests = [];
+      return waiting;
+    }
+    this.#requests = waiting.filter((r) => r.through > through);
+    return waiting.filter((r) => r.through <= through);
+  }
+
   /**
    * Writes the batch (and syncs, rotates); retries until it works or the journal closes. `due`: start the
    * periodic sync in the background, so that records at `write` never wait for a sync.
    */
-  async #commit(batch: Pending[], sync: boolean, rotate: boolean, due: boolean): Promise<boolean> {
+  #commit(batch: Pending[], sync: boolean, rotate: boolean, due: boolean): Promise<boolean> {
     for (const p of batch) this.#unsynced.push(p);
     let bytes = 0;
     for (const p of batch) bytes += p.end - p.start;
-    let delayMs = this.#retryMinMs;
-    const started = performance.now();
-    for (;;) {
-      let synced = false;
-      try {
-        if (this.#broken) {
-          await this.#settleBackground();
-          await this.#reopen();
-          synced = true;
-        } else if (batch.length > 0) {
-          await (this.#file as JournalFile).append(framesOf(batch));
-          this.#fileBytes += bytes;
-          this.#checkBackground();
-        }
-        const last = batch[batch.length - 1];
-        if (last) this.#writtenThrough = last.seq;
-        if (sync && this.#unsynced.length > 0) {
-          const through = (this.#unsynced[this.#unsynced.length - 1] as Pending).seq;
-          await (this.#file as JournalFile).datasync();
-          this.#checkBackground();
-          this.#syncedThrough(through);
-          synced = true;
-        } else if (due && this.#unsynced.length > 0 && this.#background === undefined) {
-          this.#syncInBackground();
-        }
-        if ((rotate || this.#fileBytes >= this.#segmentBytes) && this.#fileBytes > 0) {
-          await this.#settleBackground();
-          this.#checkBackground();
-          await this.#rotate();
-        }
-        this.#healthy();
-        this.#onCommit?.({ records: batch.length, bytes, synced, ms: performance.now() - started });
-        return true;
-      } catch (err) {
-        this.#broken = true;
-        this.#failing(err);
-        if (this.#closing && performance.now() >= this.#closeDeadlineMs) return false;
-        const waitMs = this.#closing ? Math.min(delayMs, this.#closeDeadlineMs - performance.now()) : delayMs;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, Math.max(1, waitMs));
-          this.#wakeRetry = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.#wakeRetry = undefined;
-        delayMs = Math.min(this.#retryMaxMs, delayMs * 2);
-      }
+    const startedMs = performance.now();
+    const plain = !this.#broken && batch.length > 0 && !sync && !rotate && !due;
+    if (plain && this.#fileBytes + bytes < this.#segmentBytes) {
+      // The usual commit is one write and nothing else: it waits on the write alone, without a suspended frame of
+      // its own (an async function's frame and promise cost more than the write's own allocations).
+      this.#plain = batch;
+      this.#plainBytes = bytes;
+      this.#plainStartedMs = startedMs;
+      return (this.#file as JournalFile).append(framesOf(batch)).then(this.#plainWritten, this.#plainFailed);
     }
+    return this.#commitWithRetries(batch, sync, rotate, due, bytes, startedMs, undefined);
+  }
+
+  /** After the write of a plain commit: as `#attempt` goes on after its write. */
+  readonly #plainWritten = (): boolean | Promise<boolean> => {
+    const batch = this.#plain;
+    try {
+      this.#fileBytes += this.#plainBytes;
+      this.#checkBackground();
+      this.#writtenThrough = (batch[batch.length - 1] as Pending).seq;
+      this.#healthy();
+      this.#onCommit?.({
+        records: batch.length,
+        bytes: this.#plainBytes,
+        synced: false,
+        ms: performance.now() - this.#plainStartedMs,
+      });
+    } catch (err) {
+      return this.#plainFailed(err);
+    }
+    return true;
+  };
+
+  /** A plain commit that failed goes on as any failed commit: the storage is broken, and it is retried. */
+  readonly #plainFailed = (err: unknown): Promise<boolean> =>
+    this.#commitWithRetries(this.#plain, false, false, false, this.#plainBytes, this.#plainStartedMs, {
+      err,
+    });
+
+  async #commitWithRetries(
+    batch: Pending[],
+    sync: boolean,
+    rotate: boolean,
+    due: boolean,
+    bytes: number,
+    startedMs: number,
+    failed: { err: unknown } | undefined,
+  ): Promise<boolean> {
+    let delayMs = this.#retryMinMs;
+    for (;;) {
+      if (failed === undefined) {
+        try {
+          await this.#attempt(batch, sync, rotate, due, bytes, startedMs);
+          return true;
+        } catch (err) {
+          failed = { err };
+        }
+      }
+      this.#broken = true;
+      this.#failing(failed.err);
+      failed = undefined;
+      if (this.#closing && performance.now() >= this.#closeDeadlineMs) return false;
+      const waitMs = this.#closing ? Math.min(delayMs, this.#closeDeadlineMs - performance.now()) : delayMs;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(1, waitMs));
+        this.#wakeRetry = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wakeRetry = undefined;
+      delayMs = Math.min(this.#retryMaxMs, delayMs * 2);
+    }
+  }
+
+  /** One attempt at a commit: throws when the storage fails. */
+  async #attempt(
+    batch: Pending[],
+    sync: boolean,
+    rotate: boolean,
+    due: boolean,
+    bytes: number,
+    startedMs: number,
+  ): Promise<void> {
+    let synced = false;
+    if (this.#broken) {
+      await this.#settleBackground();
+      await this.#reopen();
+      synced = true;
+    } else if (batch.length > 0) {
+      await (this.#file as JournalFile).append(framesOf(batch));
+      this.#fileBytes += bytes;
+      this.#checkBackground();
+    }
+    const last = batch[batch.length - 1];
+    if (last) this.#writtenThrough = last.seq;
+    if (sync && this.#unsynced.length > 0) {
+      const through = (this.#unsynced[this.#unsynced.length - 1] as Pending).seq;
+      await (this.#file as JournalFile).datasync();
+      this.#checkBackground();
+      this.#syncedThrough(through);
+      synced = true;
+    } else if (due && this.#unsynced.length > 0 && this.#background === undefined) {
+      this.#syncInBackground();
+    }
+    if ((rotate || this.#fileBytes >= this.#segmentBytes) && this.#fileBytes > 0) {
+      await this.#settleBackground();
+      this.#checkBackground();
+      await this.#rotate();
+    }
+    this.#healthy();
+    this.#onCommit?.({ records: batch.length, bytes, synced, ms: performance.now() - startedMs });
   }
 
   #reportRecorded(through: number): void {

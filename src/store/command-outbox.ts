@@ -2,8 +2,9 @@ import type { Action } from '../shared/index.js';
 import { StoreIoError } from '../shared/index.js';
 import { decodeCbor, encodeCbor } from './cbor-encoding.js';
 import { GroupCommit, type GroupBatch } from './group-commit.js';
-import type { RootLevel, Sublevel } from './level-types.js';
+import type { Sublevel } from './level-types.js';
 import { storeIo } from './store-io.js';
+import { delOp, prefixOf, putOp, type EncodedOp, type StoreWrites } from './store-writes.js';
 
 /** How much the command outbox holds, and how long it remembers what devices acknowledged. */
 export interface CommandOutboxLimits {
@@ -53,11 +54,23 @@ interface Entry {
   committed: Promise<void>;
 }
 
-type Op = { type: 'put'; key: string; value: Buffer } | { type: 'del'; key: string };
-type Batch = GroupBatch<Op, Entry>;
+type Batch = GroupBatch<EncodedOp, Entry>;
 
 const QUEUED = 'q!';
 const ACKNOWLEDGED = 'a!';
+
+// What `add` hands out when it has nothing of its own to say: no object per command.
+const NO_VICTIMS: ReadonlyArray<{ entry: Entry; reason: CommandDropReason }> = Object.freeze([]);
+const QUEUED_RESULT: CommandAddResult = Object.freeze({ status: 'queued', dropped: Object.freeze([]) });
+const DUPLICATE_RESULT: CommandAddResult = Object.freeze({ status: 'duplicate' });
+const ACKNOWLEDGED_RESULT: CommandAddResult = Object.freeze({ status: 'acknowledged' });
+const TOO_LARGE: CommandAddResult = Object.freeze({ status: 'too-large' });
+const queuedAlone = (): CommandAddResult => QUEUED_RESULT;
+const duplicate = (): CommandAddResult => DUPLICATE_RESULT;
+
+function closedError(): StoreIoError {
+  return new StoreIoError('the command outbox is closed');
+}
 
 /**
  * Commands decided for devices, durable until their device took them, keyed by action id. A command is
@@ -70,7 +83,8 @@ export class CommandOutbox {
   /** Entries found on open that could not be decoded; they are left on disk and ignored. */
   readonly unreadableOnOpen: number;
 
-  readonly #level: Sublevel<Buffer>;
+  // The keys' prefix in the root: the command outbox writes its entries already encoded (`StoreWrites`).
+  readonly #prefix: string;
   // Insertion order is decision order: the first entry is the oldest.
   #queued = new Map<string, Entry>();
   readonly #byDevice = new Map<string, Map<string, Entry>>();
@@ -78,35 +92,29 @@ export class CommandOutbox {
   readonly #acknowledged = new Map<string, number>();
   #bytes = 0;
   #nextSeq: number;
-  readonly #commits: GroupCommit<Op, Entry>;
+  readonly #commits: GroupCommit<EncodedOp, Entry>;
   #closed = false;
 
   private constructor(
-    root: RootLevel,
+    writes: StoreWrites,
     level: Sublevel<Buffer>,
     limits: CommandOutboxLimits,
     nextSeq: number,
     unreadable: number,
   ) {
-    this.#level = level;
+    this.#prefix = prefixOf(level);
     this.limits = limits;
     this.#nextSeq = nextSeq;
     this.unreadableOnOpen = unreadable;
     this.#commits = new GroupCommit(
-      (ops, sync) =>
-        storeIo('writing the command outbox', () =>
-          root.batch(
-            ops.map((op) => ({ ...op, sublevel: this.#level })),
-            { sync },
-          ),
-        ),
+      (ops, sync) => storeIo('writing the command outbox', () => writes.write(ops, sync)),
       (batch) => this.#rollBack(batch),
     );
   }
 
   /** Loads what a previous run left. `level` is the `commands` sublevel with raw (buffer) values. */
   static async open(
-    root: RootLevel,
+    writes: StoreWrites,
     level: Sublevel<Buffer>,
     limits: Partial<CommandOutboxLimits> = {},
   ): Promise<CommandOutbox> {
@@ -138,7 +146,7 @@ export class CommandOutbox {
     queued.sort((a, b) => a.seq - b.seq);
     acknowledged.sort((a, b) => a[1] - b[1]);
     const nextSeq = (queued.at(-1)?.seq ?? -1) + 1;
-    const outbox = new CommandOutbox(root, level, resolved, nextSeq, unreadable);
+    const outbox = new CommandOutbox(writes, level, resolved, nextSeq, unreadable);
     for (const [id, at] of acknowledged) outbox.#acknowledged.set(id, at);
     for (const entry of queued) if (!outbox.#acknowledged.has(entry.action.id)) outbox.#insert(entry);
     return outbox;
@@ -191,36 +199,46 @@ export class CommandOutbox {
    * make room, the device's oldest command goes when it has `maxPerDevice`, the oldest of all when the outbox is
    * full.
    */
-  async add(action: Action, sync = false): Promise<CommandAddResult> {
-    if (this.#closed) throw new StoreIoError('the command outbox is closed');
-    if (this.#acknowledged.has(action.id)) return { status: 'acknowledged' };
-    const existing = this.#queued.get(action.id);
-    if (existing !== undefined) {
-      await existing.committed;
-      return { status: 'duplicate' };
+  add(action: Action, sync = false): Promise<CommandAddResult> {
+    // Not an async function: its suspended frame cost more than the write it waits for (see docs/benchmarks.md).
+    try {
+      return this.#add(action, sync);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+
+  #add(action: Action, sync: boolean): Promise<CommandAddResult> {
+    if (this.#closed) throw closedError();
+    if (this.#acknowledged.has(action.id)) return Promise.resolve(ACKNOWLEDGED_RESULT);
+    const existing = this.#queued.get(action.id);
+    if (existing !== undefined) return existing.committed.then(duplicate);
     const seq = this.#nextSeq++;
     const key = QUEUED + action.id;
     const value = encodeCbor({ seq, action });
     const bytes = key.length + value.length;
-    if (bytes > this.limits.maxBytes) return { status: 'too-large' };
+    if (bytes > this.limits.maxBytes) return Promise.resolve(TOO_LARGE);
 
     const dropped = this.#victimsFor(action.actor, bytes);
     const batch = this.#commits.batch();
     for (const victim of dropped) {
       this.#take(victim.entry);
-      batch.ops.push({ type: 'del', key: QUEUED + victim.entry.action.id });
+      batch.ops.push(delOp(this.#prefix + QUEUED + victim.entry.action.id));
       batch.evicted.push(victim.entry);
     }
     const entry: Entry = { action, seq, bytes, durable: false, committed: batch.committed };
     this.#insert(entry);
-    batch.ops.push({ type: 'put', key, value });
+    batch.ops.push(putOp(this.#prefix + key, value));
     batch.added.push(entry);
     // A decided command is not synced on its own, like the outbox's actions: the next checkpoint syncs the store
     // before it forgets the input. A command from the cloud has no input in the journal: synced before its PUBACK.
     if (sync) batch.sync = true;
-    await batch.committed;
-    return { status: 'queued', dropped: dropped.map((v) => ({ action: v.entry.action, reason: v.reason })) };
+    if (dropped.length === 0) return batch.committed.then(queuedAlone);
+    const result: CommandAddResult = {
+      status: 'queued',
+      dropped: dropped.map((v) => ({ action: v.entry.action, reason: v.reason })),
+    };
+    return batch.committed.then(() => result);
   }
 
   /**
@@ -228,18 +246,20 @@ export class CommandOutbox {
    * remembered, so that deciding it again after a crash does not send it again. Not synced on its own: an
    * acknowledgement lost to a crash means the command is sent once more, and the device can tell by its id.
    */
-  async acknowledge(id: string, atMs: number): Promise<void> {
+  acknowledge(id: string, atMs: number): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError());
     const batch = this.#dequeue(id);
-    if (batch === undefined) return;
+    if (batch === undefined) return Promise.resolve();
     this.#acknowledged.delete(id);
     this.#acknowledged.set(id, atMs);
-    batch.ops.push({ type: 'put', key: ACKNOWLEDGED + id, value: encodeCbor(atMs) });
+    batch.ops.push(putOp(this.#prefix + ACKNOWLEDGED + id, encodeCbor(atMs)));
     for (const oldest of this.#acknowledged.keys()) {
       if (this.#acknowledged.size <= this.limits.maxAcknowledged) break;
       this.#acknowledged.delete(oldest);
-      batch.ops.push({ type: 'del', key: ACKNOWLEDGED + oldest });
+      batch.ops.push(delOp(this.#prefix + ACKNOWLEDGED + oldest));
     }
-    await batch.committed;
+    // The batch's own promise: every writer of the batch shares it (no frame, no promise of its own).
+    return batch.committed;
   }
 
   /** Drops a queued command unsent (its ttl passed); an id not queued is ignored. */
@@ -260,7 +280,7 @@ export class CommandOutbox {
     const batch = this.#commits.batch();
     for (const id of forgotten) {
       this.#acknowledged.delete(id);
-      batch.ops.push({ type: 'del', key: ACKNOWLEDGED + id });
+      batch.ops.push(delOp(this.#prefix + ACKNOWLEDGED + id));
     }
     await batch.committed;
     return forgotten.length;
@@ -274,23 +294,27 @@ export class CommandOutbox {
 
   // Takes a queued command out of memory and deletes it in the next batch; undefined when it is not queued.
   #dequeue(id: string): Batch | undefined {
-    if (this.#closed) throw new StoreIoError('the command outbox is closed');
+    if (this.#closed) throw closedError();
     const entry = this.#queued.get(id);
     if (entry === undefined) return undefined;
     this.#take(entry);
     const batch = this.#commits.batch();
-    batch.ops.push({ type: 'del', key: QUEUED + id });
+    batch.ops.push(delOp(this.#prefix + QUEUED + id));
     return batch;
   }
 
-  #victimsFor(device: string, bytes: number): Array<{ entry: Entry; reason: CommandDropReason }> {
+  #victimsFor(device: string, bytes: number): ReadonlyArray<{ entry: Entry; reason: CommandDropReason }> {
+    const own = this.#byDevice.get(device);
+    const { maxPerDevice, maxCount, maxBytes } = this.limits;
+    // The common case, room for one more: no arrays.
+    if ((own?.size ?? 0) < maxPerDevice && this.#queued.size < maxCount && this.#bytes + bytes <= maxBytes)
+      return NO_VICTIMS;
     const victims: Array<{ entry: Entry; reason: CommandDropReason }> = [];
     const chosen = new Set<Entry>();
-    const own = this.#byDevice.get(device);
     if (own !== undefined) {
       let count = own.size + 1;
       for (const entry of own.values()) {
-        if (count <= this.limits.maxPerDevice) break;
+        if (count <= maxPerDevice) break;
         victims.push({ entry, reason: 'device-full' });
         chosen.add(entry);
         count -= 1;
@@ -299,7 +323,7 @@ export class CommandOutbox {
     let count = this.#queued.size + 1 - victims.length;
     let total = this.#bytes + bytes - victims.reduce((sum, v) => sum + v.entry.bytes, 0);
     for (const entry of this.#queued.values()) {
-      if (count <= this.limits.maxCount && total <= this.limits.maxBytes) break;
+      if (count <= maxCount && total <= maxBytes) break;
       if (chosen.has(entry)) continue;
       victims.push({ entry, reason: 'full' });
       count -= 1;

@@ -57,11 +57,7 @@ export class GroupCommit<Op, E extends { durable: boolean }> {
       reject,
     };
     this.#pending = batch;
-    if (this.#writing === undefined) {
-      this.#writing = this.#writeAll().finally(() => {
-        this.#writing = undefined;
-      });
-    }
+    this.#writing ??= this.#writeAll();
     return batch;
   }
 
@@ -71,18 +67,24 @@ export class GroupCommit<Op, E extends { durable: boolean }> {
   }
 
   async #writeAll(): Promise<void> {
-    // Let the writers of this tick add to the batch before it is written.
-    await Promise.resolve();
-    for (let batch = this.#pending; batch !== undefined; batch = this.#pending) {
-      this.#pending = undefined;
-      try {
-        await this.#write(batch.ops, batch.sync);
-        for (const entry of batch.added) entry.durable = true;
-        batch.resolve();
-      } catch (err) {
-        this.#rollBack(batch);
-        batch.reject(err);
+    try {
+      // Let the writers of this tick add to the batch before it is written.
+      await Promise.resolve();
+      for (let batch = this.#pending; batch !== undefined; batch = this.#pending) {
+        this.#pending = undefined;
+        try {
+          await this.#write(batch.ops, batch.sync);
+          for (const entry of batch.added) entry.durable = true;
+          batch.resolve();
+        } catch (err) {
+          this.#rollBack(batch);
+          batch.reject(err);
+        }
       }
+    } finally {
+      // At once, in the turn that found nothing pending: a batch made after it (a writer woken by the last one's
+      // promise) starts the next writer rather than waiting for one that has ended.
+      this.#writing = undefined;
     }
   }
 }

@@ -3,8 +3,9 @@ import { StoreIoError } from '../shared/index.js';
 import { decodeCbor, encodeCbor } from './cbor-encoding.js';
 import { DeliveredIds } from './delivered-ids.js';
 import { GroupCommit, type GroupBatch } from './group-commit.js';
-import type { RootLevel, Sublevel } from './level-types.js';
+import type { Sublevel } from './level-types.js';
 import { storeIo } from './store-io.js';
+import { delOp, prefixOf, putOp, type EncodedOp, type StoreWrites } from './store-writes.js';
 
 /** How much the outbox holds before it drops actions, and how many delivered ids it remembers. */
 export interface OutboxLimits {
@@ -54,12 +55,15 @@ interface Entry {
   committed: Promise<void>;
 }
 
-type Op =
-  | { type: 'put'; sublevel: Sublevel<Buffer>; key: string; value: Buffer }
-  | { type: 'put'; sublevel: Sublevel; key: string; value: number }
-  | { type: 'del'; sublevel: Sublevel<Buffer> | Sublevel; key: string };
+type Batch = GroupBatch<EncodedOp, Entry>;
 
-type Batch = GroupBatch<Op, Entry>;
+/** When nothing is evicted: `add` hands out no array nor result of its own. */
+const NO_VICTIMS: readonly Entry[] = Object.freeze([]);
+const QUEUED: AddResult = Object.freeze({ status: 'queued', dropped: Object.freeze([]) });
+const DUPLICATE: AddResult = Object.freeze({ status: 'duplicate', dropped: Object.freeze<[]>([]) });
+const DELIVERED: AddResult = Object.freeze({ status: 'delivered', dropped: Object.freeze<[]>([]) });
+const queuedAlone = (): AddResult => QUEUED;
+const duplicate = (): AddResult => DUPLICATE;
 
 /**
  * Actions waiting for the uplink, durable until it got their PUBACK. Drained highest priority first,
@@ -76,8 +80,9 @@ export class Outbox {
   /** Entries found on open that could not be decoded as actions; they are left on disk and ignored. */
   readonly unreadableOnOpen: number;
 
-  readonly #level: Sublevel<Buffer>;
-  readonly #deliveredLevel: Sublevel;
+  // The keys' prefixes in the root: the outbox writes its entries already encoded (`StoreWrites`).
+  readonly #prefix: string;
+  readonly #deliveredPrefix: string;
   readonly #delivered: DeliveredIds;
   #deliveredDropped = 0;
   #forgetBefore = Number.NEGATIVE_INFINITY;
@@ -88,31 +93,31 @@ export class Outbox {
   #ranks: number[] = [];
   #bytes = 0;
   #nextSeq: number;
-  readonly #commits: GroupCommit<Op, Entry>;
+  readonly #commits: GroupCommit<EncodedOp, Entry>;
   #closed = false;
 
   private constructor(
-    root: RootLevel,
+    writes: StoreWrites,
     levels: { outbox: Sublevel<Buffer>; delivered: Sublevel },
     limits: OutboxLimits,
     nextSeq: number,
     unreadable: number,
   ) {
-    this.#level = levels.outbox;
-    this.#deliveredLevel = levels.delivered;
+    this.#prefix = prefixOf(levels.outbox);
+    this.#deliveredPrefix = prefixOf(levels.delivered);
     this.#delivered = new DeliveredIds(limits.maxDelivered);
     this.limits = limits;
     this.#nextSeq = nextSeq;
     this.unreadableOnOpen = unreadable;
     this.#commits = new GroupCommit(
-      (ops, sync) => storeIo('writing the outbox', () => root.batch<string, Buffer | number>(ops, { sync })),
+      (ops, sync) => storeIo('writing the outbox', () => writes.write(ops, sync)),
       (batch) => this.#rollBack(batch),
     );
   }
 
   /** Loads what a previous run left in the outbox, and the ids it delivered. */
   static async open(
-    root: RootLevel,
+    writes: StoreWrites,
     levels: { outbox: Sublevel<Buffer>; delivered: Sublevel },
     limits: Partial<OutboxLimits> = {},
   ): Promise<Outbox> {
@@ -136,7 +141,7 @@ export class Outbox {
       loaded.push({ action, ...parsed, bytes, durable: true, committed: Promise.resolve() });
     });
     const delivered = await readDelivered(levels.delivered);
-    const outbox = new Outbox(root, levels, resolved, maxSeq + 1, unreadable);
+    const outbox = new Outbox(writes, levels, resolved, maxSeq + 1, unreadable);
     // Keys iterate in drain order, so each rank's map is filled oldest first.
     for (const entry of loaded) if (!outbox.#byId.has(entry.action.id)) outbox.#insert(entry);
     // Oldest first, so that a lowered `maxDelivered` drops the oldest.
@@ -192,36 +197,43 @@ export class Outbox {
    * the cloud already acknowledged is not queued at all (an action decided again after a crash has the
    * same id).
    */
-  async add(action: Action): Promise<AddResult> {
-    if (this.#closed) throw new StoreIoError('the outbox is closed');
-    if (this.#delivered.has(action.id)) return { status: 'delivered', dropped: [] };
-    const existing = this.#byId.get(action.id);
-    if (existing !== undefined) {
-      await existing.committed;
-      return { status: 'duplicate', dropped: [] };
+  add(action: Action): Promise<AddResult> {
+    // Not an async function: its suspended frame cost more than the write it waits for (see docs/benchmarks.md).
+    try {
+      return this.#add(action);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+  }
+
+  #add(action: Action): Promise<AddResult> {
+    if (this.#closed) throw new StoreIoError('the outbox is closed');
+    if (this.#delivered.has(action.id)) return Promise.resolve(DELIVERED);
+    const existing = this.#byId.get(action.id);
+    if (existing !== undefined) return existing.committed.then(duplicate);
     const value = encodeCbor(action);
     const rank = rankOf(action.priority);
     const seq = this.#nextSeq++;
     const key = formatKey(rank, seq);
     const bytes = key.length + value.length;
     const victims = this.#victimsFor(rank, bytes);
-    if (victims === undefined) return { status: 'dropped', dropped: [action] };
+    if (victims === undefined) return Promise.resolve({ status: 'dropped', dropped: [action] });
 
     const batch = this.#commits.batch();
     for (const victim of victims) {
       this.#take(victim);
-      batch.ops.push({ type: 'del', sublevel: this.#level, key: formatKey(victim.rank, victim.seq) });
+      batch.ops.push(delOp(this.#prefix + formatKey(victim.rank, victim.seq)));
       batch.evicted.push(victim);
     }
     const entry: Entry = { action, rank, seq, bytes, durable: false, committed: batch.committed };
     this.#insert(entry);
-    batch.ops.push({ type: 'put', sublevel: this.#level, key, value });
+    batch.ops.push(putOp(this.#prefix + key, value));
     batch.added.push(entry);
     // Not synced on its own: the action's input stays in the journal until a checkpoint, which syncs the store
     // first (`Store.sync`), so a power cut loses nothing that recovery does not decide again.
-    await batch.committed;
-    return { status: 'queued', dropped: victims.map((v) => v.action) };
+    if (victims.length === 0) return batch.committed.then(queuedAlone);
+    const dropped = victims.map((v) => v.action);
+    return batch.committed.then(() => ({ status: 'queued', dropped }));
   }
 
   /**
@@ -248,7 +260,7 @@ export class Outbox {
     if (entry === undefined) return;
     this.#take(entry);
     const batch = this.#commits.batch();
-    batch.ops.push({ type: 'del', sublevel: this.#level, key: formatKey(entry.rank, entry.seq) });
+    batch.ops.push(delOp(this.#prefix + formatKey(entry.rank, entry.seq)));
     await batch.committed;
   }
 
@@ -258,20 +270,21 @@ export class Outbox {
    * (a `kill -9` keeps what was written; a power cut may lose the last writes, and those actions are sent again,
    * which the cloud drops by their id).
    */
-  async markDelivered(id: string, atMs: number): Promise<void> {
-    if (this.#closed) throw new StoreIoError('the outbox is closed');
+  markDelivered(id: string, atMs: number): Promise<void> {
+    if (this.#closed) return Promise.reject(new StoreIoError('the outbox is closed'));
     const entry = this.#byId.get(id);
     if (entry !== undefined) this.#take(entry);
     const evicted: string[] = [];
     const at = this.#delivered.add(id, atMs, evicted);
-    if (entry === undefined && at === undefined) return;
+    if (entry === undefined && at === undefined) return Promise.resolve();
     const batch = this.#commits.batch();
-    if (entry !== undefined)
-      batch.ops.push({ type: 'del', sublevel: this.#level, key: formatKey(entry.rank, entry.seq) });
-    if (at !== undefined) batch.ops.push({ type: 'put', sublevel: this.#deliveredLevel, key: id, value: at });
-    for (const key of evicted) batch.ops.push({ type: 'del', sublevel: this.#deliveredLevel, key });
+    if (entry !== undefined) batch.ops.push(delOp(this.#prefix + formatKey(entry.rank, entry.seq)));
+    // As the `delivered` area's own encoding (CBOR) writes it.
+    if (at !== undefined) batch.ops.push(putOp(this.#deliveredPrefix + id, encodeCbor(at)));
+    for (const key of evicted) batch.ops.push(delOp(this.#deliveredPrefix + key));
     this.#deliveredDropped += evicted.length;
-    await batch.committed;
+    // The batch's own promise: every writer of the batch shares it (no frame, no promise of its own).
+    return batch.committed;
   }
 
   /**
@@ -292,7 +305,7 @@ export class Outbox {
       const ids = this.#delivered.takeBefore(this.#forgetBefore, FORGET_CHUNK);
       if (ids.length === 0) break;
       const batch = this.#commits.batch();
-      for (const key of ids) batch.ops.push({ type: 'del', sublevel: this.#deliveredLevel, key });
+      for (const key of ids) batch.ops.push(delOp(this.#deliveredPrefix + key));
       forgotten += ids.length;
       // A failed delete leaves the ids on disk: the next open loads them, and a later checkpoint forgets them.
       await batch.committed.catch(() => undefined);
@@ -309,12 +322,12 @@ export class Outbox {
 
   // The entries to evict so that one more of this rank and size fits, lowest rank and oldest first;
   // undefined when the new action is itself the one to drop.
-  #victimsFor(rank: number, bytes: number): Entry[] | undefined {
+  #victimsFor(rank: number, bytes: number): readonly Entry[] | undefined {
     const { maxCount, maxBytes } = this.limits;
     if (bytes > maxBytes) return undefined;
     let count = this.#byId.size + 1;
     let total = this.#bytes + bytes;
-    if (count <= maxCount && total <= maxBytes) return [];
+    if (count <= maxCount && total <= maxBytes) return NO_VICTIMS;
     const victims: Entry[] = [];
     for (let i = this.#ranks.length - 1; i >= 0; i--) {
       const victimRank = this.#ranks[i] as number;

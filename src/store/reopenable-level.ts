@@ -1,5 +1,7 @@
+import type { AbstractBatchOperation } from 'abstract-level';
 import { Level } from 'level';
 import { StoreIoError } from '../shared/index.js';
+import type { EncodedOp } from './store-writes.js';
 
 /**
  * The methods of abstract-level's implementer API (documented there, not typed by `level`) that this class
@@ -113,6 +115,19 @@ export class ReopenableLevel extends Level<string, unknown> {
 
   _batch(operations: unknown[], options: object): Promise<void> {
     return this.#write(() => native._batch.call(this, operations, options));
+  }
+
+  /**
+   * Writes operations already in the form `_batch` takes (keys prefixed, values encoded) as one batch, without
+   * abstract-level's encoding of a public batch. While the database is not open (a reopen), or when something
+   * listens to its writes (a `write` listener, a prewrite hook), they go through the public `batch` instead.
+   */
+  writeEncoded(ops: EncodedOp[], sync: boolean): Promise<void> {
+    const hooks = this.hooks as unknown as { prewrite: { noop: boolean } };
+    if (this.status !== 'open' || !hooks.prewrite.noop || this.listenerCount('write') > 0) {
+      return this.batch(ops as unknown as Array<AbstractBatchOperation<this, string, unknown>>, { sync });
+    }
+    return this.#write(() => native._batch.call(this, ops, { sync }));
   }
 
   _clear(options: object): Promise<void> {

@@ -12,6 +12,7 @@ import { Outbox } from './outbox.js';
 import { DEFAULT_PROFILE_CACHE_ENTRIES, ProfileStore } from './profile-store.js';
 import { ReopenableLevel } from './reopenable-level.js';
 import { checkStoreFormat } from './store-format.js';
+import { StoreWrites } from './store-writes.js';
 import { WriteFaultWatch, type StoreHealth, type WriteFaultOptions } from './write-fault.js';
 
 // `delivered`: ids of the actions the cloud acknowledged, with the gateway time (the outbox's).
@@ -105,10 +106,12 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
     // Before anything reads a value: a database in a newer format is not read at all.
     await checkStoreFormat(sublevels.state, dir, opts.createIfMissing ?? true);
     // The outboxes encode their values themselves: they need their size to enforce their byte bounds.
+    // They share their writes of a turn (`StoreWrites`): an action for the cloud and its device is one write.
+    const writes = new StoreWrites((ops, sync) => level.writeEncoded(ops, sync));
     const raw = db.sublevel<string, Buffer>('outbox', { valueEncoding: 'buffer' });
-    outbox = await Outbox.open(db, { outbox: raw, delivered: sublevels.delivered }, opts.outbox);
+    outbox = await Outbox.open(writes, { outbox: raw, delivered: sublevels.delivered }, opts.outbox);
     const rawCommands = db.sublevel<string, Buffer>('commands', { valueEncoding: 'buffer' });
-    commands = await CommandOutbox.open(db, rawCommands, opts.commands);
+    commands = await CommandOutbox.open(writes, rawCommands, opts.commands);
   } catch (err) {
     await db.close();
     throw err;

@@ -262,8 +262,11 @@ describe('a disk that really fills up (tmpfs)', () => {
     // The disk fills at the moment the outbox writes: the journal has already recorded the reading.
     let armed = true;
     gateway.store.db.hooks.prewrite.add((op: unknown) => {
-      const { type, sublevel } = op as { type: string; sublevel?: { prefix?: string } };
-      if (armed && type === 'put' && sublevel?.prefix === '!outbox!') {
+      const { type, key, sublevel } = op as { type: string; key: unknown; sublevel?: { prefix?: string } };
+      // The outboxes write their keys with the area's prefix already on (`StoreWrites`).
+      const outbox =
+        sublevel?.prefix === '!outbox!' || (typeof key === 'string' && key.startsWith('!outbox!'));
+      if (armed && type === 'put' && outbox) {
         armed = false;
         s.disk.fill();
       }

@@ -2,6 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { SilenceGroups } from '../../src/engine/kinds/silence-groups.js';
 import type { SilenceState } from '../../src/engine/kinds/silence.js';
+import { timerKey } from '../../src/engine/step.js';
+import type { Scenario } from '../../src/rules/types.js';
 
 const group = fc.constantFrom('d1', 'd2', 'd3', 'site-1', 'a-device-id-longer-than-thirteen');
 const state: fc.Arbitrary<SilenceState> = fc
@@ -68,5 +70,37 @@ describe('SilenceGroups', () => {
     expect(groups.get('d999')).toEqual(st(999));
     expect(groups.get('d1499')).toEqual(st(1_499));
     expect(groups.get('d0')).toBeUndefined();
+  });
+
+  test('restart hands out the timer key made for its group, as timerKey makes it, through deletes and reused slots', () => {
+    const scenarios = [{ id: 'device-offline' }, { id: 'quiet' }] as Scenario[];
+    const restart = fc.record({
+      op: fc.constant('restart' as const),
+      group,
+      actor: fc.constantFrom('d1', 'd2', 'd9'),
+      at: fc.integer({ min: 0, max: 2 ** 40 }),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof({ weight: 4, arbitrary: restart }, { weight: 3, arbitrary: op }), {
+          maxLength: 80,
+        }),
+        fc.constantFrom(...scenarios),
+        (ops, sc) => {
+          const groups = new SilenceGroups();
+          for (const o of ops) {
+            if (o.op === 'restart') {
+              const ev = { actor: o.actor, type: 'telemetry', at: o.at, data: {}, source: 'device' as const };
+              // The old way: a key made for every event.
+              expect(groups.restart(o.group, o.at + 300_000, ev, false, sc)).toBe(timerKey(sc, o.group));
+              expect(groups.get(o.group)?.dueAt).toBe(o.at + 300_000);
+            } else if (o.op === 'set') groups.set(o.group, o.st);
+            else if (o.op === 'delete') groups.delete(o.group);
+            else groups.clear();
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

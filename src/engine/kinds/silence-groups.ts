@@ -1,5 +1,7 @@
+import type { Scenario } from '../../rules/types.js';
 import type { Event, EventSource } from '../../shared/index.js';
 import type { SeenEvent } from '../state.js';
+import { timerKey } from '../step.js';
 import type { SilenceState } from './silence.js';
 
 const INITIAL_CAPACITY = 64;
@@ -20,6 +22,8 @@ export class SilenceGroups implements Map<string, SilenceState> {
   private actors: Array<string | undefined> = [];
   private types: Array<string | undefined> = [];
   private sources: Array<EventSource | undefined> = [];
+  /** Each group's timer key (`timerKey`), made on its first event rather than on every one. */
+  private timerKeys: Array<string | undefined> = [];
   /** The last event's data, by slot, for the groups that keep it (scenarios that read `last.data`). */
   private readonly data = new Map<number, Record<string, unknown>>();
   /**
@@ -62,10 +66,20 @@ export class SilenceGroups implements Map<string, SilenceState> {
 
   /**
    * Starts the group's silence again from `ev`, until `dueAt`: what `set` does with `{ dueAt, last: seen(ev,
-   * keepData) }`, without making either object (this is every device event's path).
+   * keepData) }`, without making either object (this is every device event's path). Returns the group's timer key
+   * (`timerKey(sc, group)`), made on the group's first event only.
    */
-  restart(group: string, dueAt: number, ev: Event, keepData: boolean): void {
-    this.write(group, dueAt, ev.actor, ev.type, ev.at, ev.source, keepData ? ev.data : undefined);
+  restart(group: string, dueAt: number, ev: Event, keepData: boolean, sc: Scenario): string {
+    const slot = this.write(
+      group,
+      dueAt,
+      ev.actor,
+      ev.type,
+      ev.at,
+      ev.source,
+      keepData ? ev.data : undefined,
+    );
+    return (this.timerKeys[slot] ??= timerKey(sc, group));
   }
 
   private write(
@@ -76,7 +90,7 @@ export class SilenceGroups implements Map<string, SilenceState> {
     at: number,
     source: EventSource,
     data: Record<string, unknown> | undefined,
-  ): void {
+  ): number {
     let slot = this.slotOf.get(group);
     if (slot === undefined) {
       slot = this.allocate();
@@ -91,6 +105,7 @@ export class SilenceGroups implements Map<string, SilenceState> {
     this.sources[slot] = source;
     if (data !== undefined) this.data.set(slot, data);
     else this.data.delete(slot);
+    return slot;
   }
 
   private shared(type: string): string {
@@ -107,6 +122,7 @@ export class SilenceGroups implements Map<string, SilenceState> {
     this.actors[slot] = undefined;
     this.types[slot] = undefined;
     this.sources[slot] = undefined;
+    this.timerKeys[slot] = undefined;
     this.data.delete(slot);
     this.freeSlots.push(slot);
     return true;
@@ -117,6 +133,7 @@ export class SilenceGroups implements Map<string, SilenceState> {
     this.actors = [];
     this.types = [];
     this.sources = [];
+    this.timerKeys = [];
     this.data.clear();
     this.freeSlots = [];
     this.nextSlot = 0;

@@ -60,8 +60,12 @@ export function onSilenceEvent(step: Step, rt: Runtime, ev: Event, profile: Prof
   if (group === undefined) return;
   const dueAt = ev.at + rt.sc.when.forMs;
   const groups = rt.groups;
-  if (groups instanceof SilenceGroups) groups.restart(group, dueAt, ev, rt.sc.keepsData);
-  else groups.set(group, { dueAt, last: seen(ev, rt.sc.keepsData) });
+  if (groups instanceof SilenceGroups) {
+    // The group's key, kept with it: not a new string on every event (`device-offline` hears them all).
+    step.schedule(groups.restart(group, dueAt, ev, rt.sc.keepsData, rt.sc), ev.actor, dueAt);
+    return;
+  }
+  groups.set(group, { dueAt, last: seen(ev, rt.sc.keepsData) });
   step.schedule(timerKey(rt.sc, group), ev.actor, dueAt);
 }
 

@@ -1,0 +1,83 @@
+// Bytes the journal allocates per record, on a real file: RECORDS records kept at `write` (QoS 0 events) are
+// appended in one turn of the event loop and committed together, then the next ones (at 5k/s in the gateway a
+// commit carries one or two). Counted as alloc-probe.ts counts (the heap's growth plus what each collection freed),
+// less what the loop alone allocates.
+// With --heap-prof FILE, a sampling heap profile of the measured run.
+// node --import tsx test/bench/journal-alloc.ts [--records-per-turn 2] [--turns 20000] [--heap-prof FILE]
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setImmediate as turn } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
+import { pino } from 'pino';
+import { Journal } from '../../src/runtime/journal.js';
+
+const { values } = parseArgs({
+  options: {
+    'records-per-turn': { type: 'string', default: '2' },
+    turns: { type: 'string', default: '20000' },
+    'heap-prof': { type: 'string' },
+  },
+});
+const perTurn = Number(values['records-per-turn']);
+const turns = Number(values.turns);
+// A telemetry event's record is about 130 bytes.
+const payload = Buffer.alloc(130, 0x61);
+
+async function run(journal: Journal | undefined, n: number): Promise<void> {
+  for (let j = 0; j < n; j++) {
+    for (let r = 0; r < perTurn; r++) journal?.append(payload, 'write');
+    await (journal === undefined ? turn() : journal.recorded());
+  }
+}
+
+async function allocated(journal: Journal | undefined, n: number): Promise<{ bytes: number; cpuUs: number }> {
+  const profiler = new v8.GCProfiler();
+  profiler.start();
+  const before = v8.getHeapStatistics().used_heap_size;
+  const cpu = process.cpuUsage();
+  await run(journal, n);
+  const used = process.cpuUsage(cpu);
+  const after = v8.getHeapStatistics().used_heap_size;
+  let freed = 0;
+  for (const g of (profiler.stop()?.statistics ?? []) as Array<{
+    beforeGC: { heapStatistics: { usedHeapSize: number } };
+    afterGC: { heapStatistics: { usedHeapSize: number } };
+  }>)
+    freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
+  const records = n * perTurn;
+  return { bytes: (after - before + freed) / records, cpuUs: (used.user + used.system) / records };
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'vigil-journal-alloc-'));
+const journal = await Journal.open({ dir, logger: pino({ level: 'silent' }) });
+try {
+  await run(journal, turns);
+  const alone = await allocated(undefined, turns);
+  let session: Session | undefined;
+  if (values['heap-prof'] !== undefined) {
+    session = new Session();
+    session.connect();
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 4_096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+  }
+  const with_ = await allocated(journal, turns);
+  if (session !== undefined) {
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    writeFileSync(values['heap-prof'] as string, JSON.stringify(profile));
+  }
+  process.stdout.write(
+    `${perTurn} records a commit: the journal allocates ${(with_.bytes - alone.bytes).toFixed(0)} B per record ` +
+      `(${with_.bytes.toFixed(0)} with the loop, ${alone.bytes.toFixed(0)} the loop alone), ` +
+      `${(with_.cpuUs - alone.cpuUs).toFixed(1)} µs CPU per record\n`,
+  );
+} finally {
+  await journal.close();
+  await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,116 @@
+// Bytes the outboxes allocate per action, in a real LevelDB: each turn of the event loop decides one action that
+// goes upstream and to its device (as `overheat` does), and the turn after, the cloud and the device acknowledge
+// it, as they do in the gateway at a few hundred actions a second. Counted as alloc-probe.ts counts (the heap's
+// growth plus what each collection freed); with --heap-prof FILE a sampling heap profile of the measured run.
+// node --import tsx test/bench/outbox-alloc.ts [--actions 20000] [--heap-prof FILE]
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setImmediate as turn } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import v8 from 'node:v8';
+import type { Action } from '../../src/shared/index.js';
+import { openStore, type Store } from '../../src/store/index.js';
+
+const { values } = parseArgs({
+  options: {
+    actions: { type: 'string', default: '20000' },
+    'heap-prof': { type: 'string' },
+  },
+});
+const actions = Number(values.actions);
+
+let k = 0;
+/** An action as the decision loop makes one for `overheat`. */
+function action(): Action {
+  const i = k++;
+  const at = 1_780_000_000_000 + i * 3;
+  return {
+    id: `${((i * 2_654_435_761) >>> 0).toString(16).padStart(8, '0')}${i.toString(16).padStart(24, '0')}`,
+    gateway: 'gw-bench',
+    scenario: 'overheat',
+    action: 'inspect-device',
+    actor: `dev-${i % 1_000}`,
+    priority: 70,
+    category: 'maintenance',
+    decidedAt: at + 1,
+    eventAt: at,
+    payload: { temp: 80 + (i % 150) / 10, site: `site-${i % 5_000}` },
+  };
+}
+
+async function run(store: Store, n: number): Promise<void> {
+  let last: Action | undefined;
+  for (let j = 0; j < n; j++) {
+    const a = action();
+    const writes: Array<Promise<unknown>> = [store.outbox.add(a), store.commands.add(a)];
+    if (last !== undefined) {
+      writes.push(store.outbox.markDelivered(last.id, last.decidedAt + 5));
+      writes.push(store.commands.acknowledge(last.id, last.decidedAt + 5));
+    }
+    last = a;
+    await turn();
+    if (j % 64 === 63) await Promise.all(writes);
+  }
+  await store.outbox.markDelivered((last as Action).id, 0);
+  await store.commands.acknowledge((last as Action).id, 0);
+}
+
+async function allocated(store: Store, n: number): Promise<{ bytes: number; cpuUs: number }> {
+  const profiler = new v8.GCProfiler();
+  profiler.start();
+  const before = v8.getHeapStatistics().used_heap_size;
+  const cpu = process.cpuUsage();
+  await run(store, n);
+  const used = process.cpuUsage(cpu);
+  const after = v8.getHeapStatistics().used_heap_size;
+  let freed = 0;
+  for (const g of (profiler.stop()?.statistics ?? []) as Array<{
+    beforeGC: { heapStatistics: { usedHeapSize: number } };
+    afterGC: { heapStatistics: { usedHeapSize: number } };
+  }>)
+    freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
+  return { bytes: (after - before + freed) / n, cpuUs: (used.user + used.system) / n };
+}
+
+/** What the loop allocates with no store: the actions, the turns and the promises it waits on. */
+async function bare(n: number): Promise<{ bytes: number; cpuUs: number }> {
+  const nothing = (): Promise<void> => Promise.resolve();
+  const none = {
+    outbox: { add: nothing, markDelivered: nothing },
+    commands: { add: nothing, acknowledge: nothing },
+  } as unknown as Store;
+  return allocated(none, n);
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'vigil-outbox-alloc-'));
+const store = await openStore(join(dir, 'data'));
+try {
+  await run(store, actions);
+  const alone = await bare(actions);
+  let session: Session | undefined;
+  if (values['heap-prof'] !== undefined) {
+    session = new Session();
+    session.connect();
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 4_096,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+  }
+  const with_ = await allocated(store, actions);
+  if (session !== undefined) {
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    writeFileSync(values['heap-prof'] as string, JSON.stringify(profile));
+  }
+  process.stdout.write(
+    `the outbox and the command outbox allocate ${(with_.bytes - alone.bytes).toFixed(0)} B per action ` +
+      `(added to both, delivered and acknowledged; ${with_.bytes.toFixed(0)} with the loop, ` +
+      `${alone.bytes.toFixed(0)} the loop alone), ${(with_.cpuUs - alone.cpuUs).toFixed(1)} µs CPU per action\n`,
+  );
+} finally {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+}
