@@ -1,3 +1,4 @@
+import type { GroupsView, ViewableGroups } from '../state.js';
 import type { AggregateState } from './aggregate.js';
 
 /** A small window packed: its times, then each column with values, in one array of numbers of its exact length. */
@@ -10,9 +11,15 @@ type Packed = number[];
  * like a `Map` of `AggregateState`s: `get` and iteration make the plain state (the one checkpoints hold), `set` packs
  * it when it can, so nothing outside the aggregate kind sees the difference. A state read with `get` and changed must
  * be `set` again. The kind's event path reads with `forUpdate` instead, which makes no state per event.
+ *
+ * A checkpoint's `view` is a shallow copy of the groups; while it lasts, a packed window it holds is packed again into
+ * a new array, not into its own, and a state that is not packed (changed in place by the kind) is copied into the
+ * view before it is handed out.
  */
-export class AggregateGroups implements Map<string, AggregateState> {
+export class AggregateGroups implements Map<string, AggregateState>, ViewableGroups {
   private readonly states = new Map<string, AggregateState | Packed>();
+  /** The groups the view has not handed out yet, as of when it was taken; undefined while there is no view. */
+  private viewed: Map<string, AggregateState | Packed> | undefined;
   /**
    * The state `forUpdate` hands out for a packed window: its arrays reused from one event to the next, so reading a
    * small window to add an entry makes nothing but the packed array `set` stores.
@@ -43,7 +50,9 @@ export class AggregateGroups implements Map<string, AggregateState> {
 
   get(group: string): AggregateState | undefined {
     const st = this.states.get(group);
-    return st === undefined ? undefined : this.unpack(st);
+    if (st === undefined) return undefined;
+    if (!Array.isArray(st)) this.keep(group, st);
+    return this.unpack(st);
   }
 
   /**
@@ -54,7 +63,10 @@ export class AggregateGroups implements Map<string, AggregateState> {
    */
   forUpdate(group: string): AggregateState | undefined {
     const st = this.states.get(group);
-    if (!Array.isArray(st)) return st;
+    if (!Array.isArray(st)) {
+      if (st !== undefined) this.keep(group, st);
+      return st;
+    }
     const out = this.scratch;
     const kept = this.kept();
     const n = st.length / (1 + kept);
@@ -77,7 +89,9 @@ export class AggregateGroups implements Map<string, AggregateState> {
 
   set(group: string, st: AggregateState): this {
     const before = st === this.scratch ? this.states.get(group) : undefined;
-    const packed = this.pack(st, Array.isArray(before) ? before : undefined);
+    // A packed array the view holds stays as it is: the window is packed into a new one.
+    const into = Array.isArray(before) && this.viewed?.get(group) !== before ? before : undefined;
+    const packed = this.pack(st, into);
     if (st === this.scratch) {
       this.scratchOut = false;
       this.states.set(group, packed ?? copyOf(st, this.noValues));
@@ -104,7 +118,10 @@ export class AggregateGroups implements Map<string, AggregateState> {
   }
 
   *entries(): MapIterator<[string, AggregateState]> {
-    for (const [group, st] of this.states) yield [group, this.unpack(st)];
+    for (const [group, st] of this.states) {
+      if (!Array.isArray(st)) this.keep(group, st);
+      yield [group, this.unpack(st)];
+    }
   }
 
   keys(): MapIterator<string> {
@@ -112,11 +129,39 @@ export class AggregateGroups implements Map<string, AggregateState> {
   }
 
   *values(): MapIterator<AggregateState> {
-    for (const st of this.states.values()) yield this.unpack(st);
+    for (const [, st] of this.entries()) yield st;
   }
 
   [Symbol.iterator](): MapIterator<[string, AggregateState]> {
     return this.entries();
+  }
+
+  /** The groups as of now, for a checkpoint: see the class. */
+  view(): GroupsView {
+    if (this.viewed !== undefined) throw new Error('the groups have a view already');
+    const view = new Map(this.states);
+    this.viewed = view;
+    const release = (): void => {
+      if (this.viewed === view) this.viewed = undefined;
+    };
+    const unpack = (st: AggregateState | Packed): AggregateState => this.unpack(st);
+    return {
+      *[Symbol.iterator]() {
+        for (const [group, st] of view) {
+          // Handed out to be encoded before the next input: from here on the view need not keep it.
+          view.delete(group);
+          yield [group, unpack(st)];
+        }
+        release();
+      },
+      release,
+    };
+  }
+
+  /** The view keeps a copy of a state (not packed) it shares with the groups, which the caller may change. */
+  private keep(group: string, st: AggregateState): void {
+    const view = this.viewed;
+    if (view !== undefined && view.get(group) === st) view.set(group, structuredClone(st));
   }
 
   /**
