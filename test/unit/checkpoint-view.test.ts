@@ -2,7 +2,12 @@ import fc from 'fast-check';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Arbiter } from '../../src/actions/index.js';
-import { Engine, type Effect, type EngineState } from '../../src/engine/index.js';
+import { Engine, type Effect, type EngineState, type GroupState } from '../../src/engine/index.js';
+import { AggregateGroups } from '../../src/engine/kinds/aggregate-groups.js';
+import type { AggregateState } from '../../src/engine/kinds/aggregate.js';
+import { SilenceGroups } from '../../src/engine/kinds/silence-groups.js';
+import { PlainGroups } from '../../src/engine/plain-groups.js';
+import type { ViewableGroups } from '../../src/engine/state.js';
 import { CheckpointEncoder, Checkpoints, fileJournalStorage } from '../../src/runtime/index.js';
 import type { Event, Profile } from '../../src/shared/index.js';
 import { tempDir } from '../helpers/temp.js';
@@ -276,4 +281,135 @@ describe('a checkpoint encoded while the engine takes inputs', () => {
     expect(written).toEqual(atInstant);
     expect(engine.snapshot()).not.toEqual(atInstant);
   });
+});
+
+/** Groups as a kind uses them: stores a state, changes the one it reads and stores it again, deletes, iterates. */
+interface Container {
+  groups: Map<string, GroupState> & ViewableGroups;
+  state: (seed: number) => GroupState;
+  change: (group: string, seed: number) => void;
+}
+
+const containers: Record<string, () => Container> = {
+  PlainGroups: () => {
+    const groups = new PlainGroups<{ ats: number[] }>();
+    return {
+      groups,
+      state: (seed) => ({ ats: Array.from({ length: seed % 5 }, (_, k) => seed + k) }),
+      change: (group, seed) => {
+        const st = groups.get(group) ?? { ats: [] };
+        st.ats.push(seed);
+        groups.set(group, st);
+      },
+    };
+  },
+  AggregateGroups: () => {
+    const noValues = Object.freeze([]) as unknown as unknown[];
+    const groups = new AggregateGroups([true, false], noValues, 4);
+    return {
+      groups,
+      // Windows up to 7 entries: packed up to 4, kept as they are past that, some with running sums.
+      state: (seed) => {
+        const n = seed % 8;
+        const st: AggregateState = {
+          ats: Array.from({ length: n }, (_, k) => seed + k),
+          values: [Array.from({ length: n }, (_, k) => k / 4), noValues],
+          start: 0,
+        };
+        if (seed % 3 === 0) st.sums = [[n], null];
+        return st;
+      },
+      // As the aggregate kind's event path does: read for update, changed in place, set again.
+      change: (group, seed) => {
+        const st = groups.forUpdate(group) ?? { ats: [], values: [[], noValues], start: 0 };
+        st.ats.push(seed);
+        (st.values[0] as number[]).push(seed / 8);
+        const partials = st.sums?.[0];
+        if (partials) partials[0] = (partials[0] ?? 0) + seed / 8;
+        groups.set(group, st);
+      },
+    };
+  },
+  SilenceGroups: () => {
+    const groups = new SilenceGroups();
+    const ev = (seed: number): Event => ({
+      actor: `d${seed % 3}`,
+      type: seed % 2 === 0 ? 'telemetry' : 'status',
+      at: seed,
+      data: { seed },
+      source: 'device',
+    });
+    return {
+      groups,
+      state: (seed) => ({ dueAt: seed + 30_000, last: { ...ev(seed), data: { seed } } }),
+      change: (group, seed) => groups.restart(group, seed + 30_000, ev(seed), seed % 2 === 0),
+    };
+  },
+};
+
+type Op =
+  | { op: 'set' | 'change'; group: string; seed: number }
+  | { op: 'delete'; group: string }
+  | { op: 'prune'; seed: number }
+  | { op: 'clear' }
+  | { op: 'read'; n: number };
+
+const groupName = fc.constantFrom('g0', 'g1', 'g2', 'g3', 'g4', 'g5', 'g6', 'g7');
+const seed = fc.integer({ min: 0, max: 1_000 });
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.record({ op: fc.constantFrom('set' as const, 'change' as const), group: groupName, seed }),
+  },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('delete' as const), group: groupName }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('prune' as const), seed }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant('clear' as const) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ op: fc.constant('read' as const), n: fc.integer({ min: 1, max: 3 }) }),
+  },
+);
+
+describe('a view of the groups', () => {
+  test.each(Object.keys(containers))(
+    '%s: reads what the groups held when it was taken, whatever is done to them meanwhile',
+    (name) => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.tuple(groupName, seed), { maxLength: 8 }),
+          fc.array(op, { maxLength: 30 }),
+          (initial, ops) => {
+            const c = (containers[name] as () => Container)();
+            for (const [group, s] of initial) c.groups.set(group, c.state(s));
+            const expected = structuredClone([...c.groups]);
+            const view = c.groups.view()[Symbol.iterator]();
+            const read: Array<[string, GroupState]> = [];
+            const readOne = (): void => {
+              const next = view.next();
+              // Encoded as soon as it is handed out, before anything else is done to the groups.
+              if (next.done !== true) read.push(structuredClone(next.value));
+            };
+            for (const o of ops) {
+              if (o.op === 'read') for (let k = 0; k < o.n; k++) readOne();
+              else if (o.op === 'set') c.groups.set(o.group, c.state(o.seed));
+              else if (o.op === 'change') c.change(o.group, o.seed);
+              else if (o.op === 'delete') c.groups.delete(o.group);
+              else if (o.op === 'clear') c.groups.clear();
+              // A housekeeping pass: reads every group, deletes some.
+              else
+                for (const [group] of c.groups)
+                  if ((group.charCodeAt(1) + o.seed) % 3 === 0) c.groups.delete(group);
+            }
+            for (;;) {
+              const before = read.length;
+              readOne();
+              if (read.length === before) break;
+            }
+            expect(read).toEqual(expected);
+          },
+        ),
+        { numRuns: 500 },
+      );
+    },
+  );
 });

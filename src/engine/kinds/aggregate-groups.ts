@@ -1,3 +1,4 @@
+import { GroupsAtInstant } from '../groups-at-instant.js';
 import type { GroupsView, ViewableGroups } from '../state.js';
 import type { AggregateState } from './aggregate.js';
 
@@ -12,14 +13,13 @@ type Packed = number[];
  * it when it can, so nothing outside the aggregate kind sees the difference. A state read with `get` and changed must
  * be `set` again. The kind's event path reads with `forUpdate` instead, which makes no state per event.
  *
- * A checkpoint's `view` is a shallow copy of the groups; while it lasts, a packed window it holds is packed again into
- * a new array, not into its own, and a state that is not packed (changed in place by the kind) is copied into the
- * view before it is handed out.
+ * A checkpoint's `view` (see `GroupsAtInstant`): while it lasts, a packed window it still needs is packed again into a
+ * new array, not into its own, a state that is not packed (changed in place by the kind) is copied for it before it
+ * is handed out, and what is stored over or deleted is kept for it as it is.
  */
 export class AggregateGroups implements Map<string, AggregateState>, ViewableGroups {
   private readonly states = new Map<string, AggregateState | Packed>();
-  /** The groups the view has not handed out yet, as of when it was taken; undefined while there is no view. */
-  private viewed: Map<string, AggregateState | Packed> | undefined;
+  private instant: GroupsAtInstant<AggregateState | Packed> | undefined;
   /**
    * The state `forUpdate` hands out for a packed window: its arrays reused from one event to the next, so reading a
    * small window to add an entry makes nothing but the packed array `set` stores.
@@ -89,9 +89,10 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
 
   set(group: string, st: AggregateState): this {
     const before = st === this.scratch ? this.states.get(group) : undefined;
-    // A packed array the view holds stays as it is: the window is packed into a new one.
-    const into = Array.isArray(before) && this.viewed?.get(group) !== before ? before : undefined;
+    // A packed array the view needs stays as it is: the window is packed into a new one.
+    const into = Array.isArray(before) && this.instant?.needs(group) !== true ? before : undefined;
     const packed = this.pack(st, into);
+    if (this.instant !== undefined) this.replacing(group);
     if (st === this.scratch) {
       this.scratchOut = false;
       this.states.set(group, packed ?? copyOf(st, this.noValues));
@@ -103,10 +104,12 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
   }
 
   delete(group: string): boolean {
+    if (this.instant !== undefined) this.replacing(group);
     return this.states.delete(group);
   }
 
   clear(): void {
+    if (this.instant !== undefined) for (const group of this.states.keys()) this.replacing(group);
     this.states.clear();
   }
 
@@ -138,30 +141,30 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
 
   /** The groups as of now, for a checkpoint: see the class. */
   view(): GroupsView {
-    if (this.viewed !== undefined) throw new Error('the groups have a view already');
-    const view = new Map(this.states);
-    this.viewed = view;
-    const release = (): void => {
-      if (this.viewed === view) this.viewed = undefined;
-    };
+    if (this.instant !== undefined) throw new Error('the groups have a view already');
     const unpack = (st: AggregateState | Packed): AggregateState => this.unpack(st);
-    return {
-      *[Symbol.iterator]() {
-        for (const [group, st] of view) {
-          // Handed out to be encoded before the next input: from here on the view need not keep it.
-          view.delete(group);
-          yield [group, unpack(st)];
-        }
-        release();
+    const instant = new GroupsAtInstant(
+      [...this.states.keys()],
+      [...this.states.values()],
+      unpack,
+      unpack,
+      () => {
+        if (this.instant === instant) this.instant = undefined;
       },
-      release,
-    };
+    );
+    this.instant = instant;
+    return instant.view();
   }
 
-  /** The view keeps a copy of a state (not packed) it shares with the groups, which the caller may change. */
+  /** A state (not packed) about to be handed out, which the caller may change: the view keeps a copy. */
   private keep(group: string, st: AggregateState): void {
-    const view = this.viewed;
-    if (view !== undefined && view.get(group) === st) view.set(group, structuredClone(st));
+    this.instant?.handingOut(group, () => copyState(st, this.noValues));
+  }
+
+  /** What the groups hold for `group` is about to be stored over or deleted: the view keeps it as it is. */
+  private replacing(group: string): void {
+    const st = this.states.get(group);
+    if (st !== undefined) this.instant?.replacing(group, st);
   }
 
   /**
@@ -231,6 +234,15 @@ function allNumbers(list: readonly unknown[], n: number, values = true): boolean
 function fill(to: unknown[], from: Packed, start: number, n: number): void {
   for (let k = 0; k < n; k++) to[k] = from[start + k];
   if (to.length !== n) to.length = n;
+}
+
+/** A state with arrays of its own, its keys in the same order: what the kind may change in place, copied. */
+function copyState(st: AggregateState, noValues: unknown[]): AggregateState {
+  const out = { ...st };
+  out.ats = st.ats.slice();
+  out.values = st.values.map((col) => (col === noValues ? col : col.slice()));
+  if (st.sums !== undefined) out.sums = st.sums.map((partials) => partials?.slice() ?? null);
+  return out;
 }
 
 /**

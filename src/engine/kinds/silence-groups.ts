@@ -1,4 +1,5 @@
 import type { Event, EventSource } from '../../shared/index.js';
+import { GroupsAtInstant } from '../groups-at-instant.js';
 import type { GroupsView, SeenEvent, ViewableGroups } from '../state.js';
 import type { SilenceState } from './silence.js';
 
@@ -13,13 +14,12 @@ const MAX_SHARED_TYPES = 256;
  * holds. It reads and writes like a `Map` of `SilenceState`s: `get` and iteration make the plain state (the one
  * checkpoints hold), `set` takes it apart, so nothing outside the silence kind sees the difference.
  *
- * A checkpoint's `view` is a copy of the groups' slots; while it lasts, a group it holds is made into its plain state
- * for the view before its slot is written or freed.
+ * A checkpoint's `view` (see `GroupsAtInstant`) copies the groups' slots; while it lasts, a group it still needs is
+ * made into its plain state for it before its slot is written or freed.
  */
 export class SilenceGroups implements Map<string, SilenceState>, ViewableGroups {
   private readonly slotOf = new Map<string, number>();
-  /** The groups the view has not handed out yet (their slots as of when it was taken, and those saved since). */
-  private viewed: { slots: Map<string, number>; saved: Map<string, SilenceState> } | undefined;
+  private instant: GroupsAtInstant<number, SilenceState> | undefined;
   private dueAt = new Float64Array(INITIAL_CAPACITY);
   private lastAt = new Float64Array(INITIAL_CAPACITY);
   private actors: Array<string | undefined> = [];
@@ -82,7 +82,7 @@ export class SilenceGroups implements Map<string, SilenceState>, ViewableGroups 
     source: EventSource,
     data: Record<string, unknown> | undefined,
   ): void {
-    if (this.viewed !== undefined) this.save(group);
+    if (this.instant !== undefined) this.save(group);
     let slot = this.slotOf.get(group);
     if (slot === undefined) {
       slot = this.allocate();
@@ -109,7 +109,7 @@ export class SilenceGroups implements Map<string, SilenceState>, ViewableGroups 
   delete(group: string): boolean {
     const slot = this.slotOf.get(group);
     if (slot === undefined) return false;
-    if (this.viewed !== undefined) this.save(group);
+    if (this.instant !== undefined) this.save(group);
     this.slotOf.delete(group);
     this.actors[slot] = undefined;
     this.types[slot] = undefined;
@@ -120,7 +120,7 @@ export class SilenceGroups implements Map<string, SilenceState>, ViewableGroups 
   }
 
   clear(): void {
-    if (this.viewed !== undefined) for (const group of this.viewed.slots.keys()) this.save(group);
+    if (this.instant !== undefined) for (const group of this.slotOf.keys()) this.save(group);
     this.slotOf.clear();
     this.actors = [];
     this.types = [];
@@ -155,35 +155,25 @@ export class SilenceGroups implements Map<string, SilenceState>, ViewableGroups 
 
   /** The groups as of now, for a checkpoint: see the class. */
   view(): GroupsView {
-    if (this.viewed !== undefined) throw new Error('the groups have a view already');
-    const viewed = { slots: new Map(this.slotOf), saved: new Map<string, SilenceState>() };
-    this.viewed = viewed;
-    const release = (): void => {
-      if (this.viewed === viewed) this.viewed = undefined;
-    };
+    if (this.instant !== undefined) throw new Error('the groups have a view already');
     const stateAt = (slot: number): SilenceState => this.stateAt(slot);
-    return {
-      *[Symbol.iterator]() {
-        const { slots, saved } = viewed;
-        for (const [group, slot] of slots) {
-          // Handed out to be encoded before the next input: from here on the view need not keep it.
-          slots.delete(group);
-          const st = saved.get(group) ?? stateAt(slot);
-          saved.delete(group);
-          yield [group, st];
-        }
-        release();
+    const instant = new GroupsAtInstant(
+      [...this.slotOf.keys()],
+      [...this.slotOf.values()],
+      stateAt,
+      (st: SilenceState) => st,
+      () => {
+        if (this.instant === instant) this.instant = undefined;
       },
-      release,
-    };
+    );
+    this.instant = instant;
+    return instant.view();
   }
 
   /** The view keeps the group's state as it is, before its slot is written or freed. */
   private save(group: string): void {
-    const viewed = this.viewed;
-    if (viewed === undefined || viewed.saved.has(group)) return;
-    const slot = viewed.slots.get(group);
-    if (slot !== undefined) viewed.saved.set(group, this.stateAt(slot));
+    const slot = this.slotOf.get(group);
+    if (slot !== undefined) this.instant?.replacing(group, () => this.stateAt(slot));
   }
 
   /** The plain state, in the shape and key order `onSilenceEvent` makes it. */
