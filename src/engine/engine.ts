@@ -9,6 +9,7 @@ import type {
   EngineState,
   EngineView,
   GroupState,
+  GroupsView,
   LiveEngineState,
   ScenarioRuntime,
   ScenarioStats,
@@ -283,14 +284,21 @@ export class Engine {
    * `release` once it is encoded or given up.
    */
   checkpointView(): EngineView {
-    const views = this.runtimes.map((rt) => viewOf(rt.groups));
+    const views: GroupsView[] = [];
+    try {
+      for (const rt of this.runtimes) views.push(viewOf(rt.groups));
+    } catch (err) {
+      // None is left taken: the groups would keep copying for a view nothing reads.
+      for (const view of views) view.release();
+      throw err;
+    }
     return {
       state: {
         version: 1,
         scenarios: this.runtimes.map((rt, i) => ({
           id: rt.sc.id,
           fingerprint: rt.sc.fingerprint,
-          groups: views[i] as EngineView['state']['scenarios'][number]['groups'],
+          groups: views[i] as GroupsView,
           stats: { ...rt.stats },
         })),
       },

@@ -1021,6 +1021,8 @@ export class DurableInputs {
     if (!this.live || this.closed) return Promise.resolve();
     this.checkpointing ??= this.takeCheckpoint().finally(() => {
       this.checkpointing = undefined;
+      // The records applied while it was taken count towards the next, which they may have made due.
+      if (!this.stopping) this.checkpointIfDue();
     });
     return this.checkpointing;
   }
@@ -1068,11 +1070,11 @@ export class DurableInputs {
     const { encoder, release } = this.checkpointOf(rules, state);
     // What inputs wait for: the state taken, in one step; the rest runs between them.
     const heldMs = performance.now() - started;
-    let counted = 0;
+    // The records it includes: those applied after it are applied while it is encoded, and count towards the next.
+    const counted = this.sinceCheckpoint;
     // Once it is encoded, before it is in place: the writes its decisions started, and the journal up to it.
     const ready = async (): Promise<void> => {
       const writes = [...deps.pendingWrites()];
-      counted = this.sinceCheckpoint;
       await Promise.all(writes);
       await deps.syncWrites?.();
       await this.journal.rotate();
