@@ -6,9 +6,8 @@ const HANDED_OUT = Symbol('handed out');
  * A scenario's groups as of one instant, for a checkpoint to read while the groups go on changing (copy-on-write):
  * the groups' keys and what they store copied flat at the instant (two arrays: a copy of 100,000 groups takes about a
  * millisecond, into a `Map` ten times that), and a state kept for each group changed since, the first time it is
- * changed. The groups call
- * `handingOut` before they hand out a state the caller may change in place, and `replacing` before they store over,
- * free or delete one; once the view has handed a group out, nothing more is kept for it.
+ * changed. The groups call `handingOut` before they hand out a state the caller may change in place, and `replacing`
+ * before they store over, free or delete one; once the view has handed a group out, nothing more is kept for it.
  *
  * `V` is what the groups store per group (a state, a packed window, a slot), `K` what is kept of a changed one.
  */
