@@ -262,8 +262,9 @@ export class Engine {
   }
 
   /**
-   * Each scenario's state as the engine holds it, not copied (a checkpoint encodes it a chunk at a time while no
-   * input is applied): the groups must not be changed, nor read once the engine has taken another input.
+   * Each scenario's state as the engine holds it, not copied (for the dashboard, and tests that encode it in one go):
+   * the groups must not be changed, nor read once the engine has taken another input (a checkpoint encodes
+   * `checkpointView` instead).
    */
   liveState(): LiveEngineState {
     return {
