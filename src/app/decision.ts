@@ -242,7 +242,7 @@ function recordedTimers(clock: Clock, entrance: OrderedDelivery, durable: Durabl
 
 /**
  * Every minute, once inputs are applied live, and only what expired a while ago: an input is applied after its time
- * (recorded first; held during a checkpoint), and must find the arbiter and the engine as they were at that time.
+ * (recorded first), and must find the arbiter and the engine as they were at that time.
  * The pass is journaled, so that recovery and replay prune the engine and the arbiter at the same place.
  */
 function startHousekeeping(

@@ -4,7 +4,16 @@ import type { EmittedInput, Effect } from './effects.js';
 import { dataThreshold, own, thresholdHolds, type DataThreshold } from './fast-condition.js';
 import { kindOf } from './kinds/index.js';
 import type { ScenarioKind } from './kinds/index.js';
-import type { EngineState, GroupState, LiveEngineState, ScenarioRuntime, ScenarioStats } from './state.js';
+import { PlainGroups, viewOf } from './plain-groups.js';
+import type {
+  EngineState,
+  EngineView,
+  GroupState,
+  GroupsView,
+  LiveEngineState,
+  ScenarioRuntime,
+  ScenarioStats,
+} from './state.js';
 import { parseTimerKey, Step, timerKey } from './step.js';
 import type { StepOptions } from './step.js';
 
@@ -92,7 +101,7 @@ export class Engine {
     this.step = new Step(0, this.opts);
     this.runtimes = rules.scenarios.map((sc) => {
       const kind = kindOf(sc.when);
-      const groups = kind.groups?.(sc.when) ?? new Map<string, GroupState>();
+      const groups = kind.groups?.(sc.when) ?? new PlainGroups<GroupState>();
       return { sc, groups, stats: { evaluations: 0, matches: 0, errors: 0 }, kind };
     });
     for (const rt of this.runtimes) {
@@ -253,8 +262,9 @@ export class Engine {
   }
 
   /**
-   * Each scenario's state as the engine holds it, not copied (a checkpoint encodes it a chunk at a time while no
-   * input is applied): the groups must not be changed, nor read once the engine has taken another input.
+   * Each scenario's state as the engine holds it, not copied (for the dashboard, and tests that encode it in one go):
+   * the groups must not be changed, nor read once the engine has taken another input (a checkpoint encodes
+   * `checkpointView` instead).
    */
   liveState(): LiveEngineState {
     return {
@@ -269,9 +279,36 @@ export class Engine {
   }
 
   /**
-   * An engine for `rules` that continues from `state`: scenarios whose id and fingerprint are unchanged
-   * keep their state and counters; new or changed ones start empty, and removed ones are dropped.
+   * Each scenario's state as of now, for a checkpoint to encode while the engine goes on taking inputs: each
+   * scenario's groups as a view (`GroupsView`), a shallow copy whose states are copied before their first change
+   * after it (copy-on-write), so taking it costs a copy of the maps, not of the states. Each view is read once;
+   * `release` once it is encoded or given up.
    */
+  checkpointView(): EngineView {
+    const views: GroupsView[] = [];
+    try {
+      for (const rt of this.runtimes) views.push(viewOf(rt.groups));
+    } catch (err) {
+      // None is left taken: the groups would keep copying for a view nothing reads.
+      for (const view of views) view.release();
+      throw err;
+    }
+    return {
+      state: {
+        version: 1,
+        scenarios: this.runtimes.map((rt, i) => ({
+          id: rt.sc.id,
+          fingerprint: rt.sc.fingerprint,
+          groups: views[i] as GroupsView,
+          stats: { ...rt.stats },
+        })),
+      },
+      release: () => {
+        for (const view of views) view.release();
+      },
+    };
+  }
+
   /**
    * An engine for `rules` that continues from `previous` without copying: the state of each scenario whose id and
    * fingerprint are unchanged moves over as it is (its groups map and counters); new or changed ones start empty.

@@ -58,3 +58,27 @@ export interface LiveEngineState {
     Omit<EngineState['scenarios'][number], 'groups'> & { groups: ReadonlyMap<string, GroupState> }
   >;
 }
+
+/**
+ * A scenario's groups as they were when the view was taken (`Engine.checkpointView`): inputs applied since do not
+ * reach it. It hands out each group once, in the order the groups were kept; `release` ends what keeps it (copying a
+ * state before its first change), and iterating it to the end releases it too.
+ */
+export interface GroupsView extends Iterable<[group: string, state: GroupState]> {
+  readonly release: () => void;
+}
+
+/** Groups that take such a view without copying every state: a shallow copy, and copy-on-write after it. */
+export interface ViewableGroups {
+  view(): GroupsView;
+}
+
+/** The engine's state as of one instant, for a checkpoint to encode while later inputs are applied. */
+export interface EngineView {
+  state: {
+    version: 1;
+    scenarios: Array<Omit<EngineState['scenarios'][number], 'groups'> & { groups: GroupsView }>;
+  };
+  /** Ends the views' copying on write (once encoded, or given up). */
+  readonly release: () => void;
+}

@@ -179,7 +179,10 @@ export class Checkpoints {
   }
 }
 
-/** What a checkpoint is encoded from: a `CheckpointState`, or one whose engine groups are the live engine's maps. */
+/**
+ * What a checkpoint is encoded from: a `CheckpointState`, or one whose engine groups are iterables (the engine's view
+ * as of the checkpoint, `Engine.checkpointView`, or its maps as they are).
+ */
 export interface CheckpointSource extends Omit<CheckpointState, 'engine' | 'arbiter'> {
   /** The arbiter's state, or the same with its long lists as iterables over a copy (`Arbiter.checkpointState`). */
   arbiter: SavedArbiterState | ArbiterStateLists;
@@ -223,7 +226,7 @@ export class CheckpointEncoder {
     this.push(headOf(source));
   }
 
-  /** The engine's groups, read as they are: nothing may change them until this is done. */
+  /** The engine's groups, read as the source gives them: a view that inputs applied meanwhile do not reach. */
   *engineGroups(): Generator<void, void> {
     for (const [i, scenario] of this.source.engine.scenarios.entries()) {
       yield* this.list(['engine', 'scenarios', i, 'groups'], scenario.groups);

@@ -37,6 +37,7 @@ import { RecordedContext } from './recorded-context.js';
 import { armFromLastSeen, graceMs, restoreEngine, type RuleChanges } from './recovery.js';
 import { oldestRetained, type Retained, type RetentionSettings } from './retention.js';
 import { rulesOfRecord } from './rules-record.js';
+import type { RulesInForce } from './rules-in-force.js';
 import type { SwapReport } from './rules-swap.js';
 
 /** How the gateway records its inputs and checkpoints its state (`durability` in the config). */
@@ -239,8 +240,6 @@ export class DurableInputs {
   private loop: DecisionLoop | undefined;
   private deps: RecoveryDeps | undefined;
   private live = false;
-  /** While a checkpoint copies the state, inputs are recorded (and acknowledged) but applied after it. */
-  private paused = false;
   private stopping = false;
   private closed = false;
   private appliedSeq: number;
@@ -710,7 +709,7 @@ export class DurableInputs {
     onSeq?.(seq);
   }
 
-  /** A commit recorded everything through `seq`: applied in journal order, or held while paused or recovering. */
+  /** A commit recorded everything through `seq`: applied in journal order, or held while recovering. */
   private recordedThrough(seq: number): void {
     const queue = this.unapplied;
     let n = 0;
@@ -721,7 +720,7 @@ export class DurableInputs {
     if (all) this.spareUnapplied = undefined;
     for (let i = 0; i < n; i++) {
       const r = queue[i] as Held;
-      if (this.live && !this.paused) this.apply(r.seq, r.input, r.profile, false);
+      if (this.live) this.apply(r.seq, r.input, r.profile, false);
       else this.held.push(r);
     }
     if (all) {
@@ -1024,8 +1023,8 @@ export class DurableInputs {
     if (!this.live || this.closed) return Promise.resolve();
     this.checkpointing ??= this.takeCheckpoint().finally(() => {
       this.checkpointing = undefined;
-      // The records applied while it was taken may already make the next one due: no input need come to say so.
-      this.checkpointIfDue();
+      // The records applied while it was taken count towards the next, which they may have made due.
+      if (!this.stopping) this.checkpointIfDue();
     });
     return this.checkpointing;
   }
@@ -1033,9 +1032,9 @@ export class DurableInputs {
   /**
    * The checkpoint's file, encoded a chunk at a time with the event loop free in between (the broker goes on
    * accepting and acknowledging), handed out a batch at a time for `Checkpoints.writeStreamed` to write: what is
-   * written is let go of, so the file is never in memory whole. The engine's groups are encoded from the live state,
-   * so inputs recorded meanwhile are applied once they are, in order; the other lists are copies already and are
-   * encoded after. `ready` runs last, before the file is put in place.
+   * written is let go of, so the file is never in memory whole. Inputs go on being applied meanwhile: the engine's
+   * groups are encoded from the view taken with the checkpoint (`Engine.checkpointView`), which later inputs do not
+   * reach, and the other lists are copies. `ready` runs last, before the file is put in place.
    */
   private async *encodeState(
     encoder: CheckpointEncoder,
@@ -1058,25 +1057,10 @@ export class DurableInputs {
         budgetMs = Math.min(REPLAY_BATCH_MAX_MS, performance.now() - yieldedAt);
       }
     };
-    try {
-      yield* stepThrough(encoder.engineGroups());
-    } finally {
-      this.resume();
-    }
+    yield* stepThrough(encoder.engineGroups());
     yield* stepThrough(encoder.copies());
     yield encoder.take();
     await ready();
-  }
-
-  /** Applies what was held while the engine's groups were encoded, and what comes next at once again. */
-  private resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    if (this.live) {
-      const held = this.held;
-      this.held = [];
-      for (const h of held) this.apply(h.seq, h.input, h.profile, false);
-    }
   }
 
   private async takeCheckpoint(): Promise<void> {
@@ -1084,35 +1068,15 @@ export class DurableInputs {
     const deps = this.deps as RecoveryDeps;
     const started = performance.now();
     const now = deps.clock.now();
-    this.duplicates.prune(now);
-    const seq = this.appliedSeq;
-    // Its long lists copied compactly and made into entries as they are encoded.
-    const arbiter = rules.arbiter.checkpointState();
-    const lastSeen = this.lastSeen.entries();
-    const duplicates = this.duplicates.snapshot();
-    const inForce = this.context.inForce;
-    const state = { seq, at: now };
-    const encoder = new CheckpointEncoder(
-      {
-        version: 1,
-        ...state,
-        engine: rules.engine.liveState(),
-        arbiter,
-        lastSeen,
-        duplicates,
-        ...(inForce ? { rules: inForce } : {}),
-        clock: (this.loop as DecisionLoop).wall.state(),
-        writtenBy: releaseVersion(),
-      },
-      CHECKPOINT_ENTRIES_PER_CHUNK,
-    );
-    // Held from here, where the state is taken, until the engine's groups are encoded (`encodeState`).
-    this.paused = true;
-    let counted = 0;
+    const state = { seq: this.appliedSeq, at: now };
+    const { encoder, release } = this.checkpointOf(rules, state);
+    // What inputs wait for: the state taken, in one step; the rest runs between them.
+    const heldMs = performance.now() - started;
+    // The records it includes: those applied after it are applied while it is encoded, and count towards the next.
+    const counted = this.sinceCheckpoint;
     // Once it is encoded, before it is in place: the writes its decisions started, and the journal up to it.
     const ready = async (): Promise<void> => {
       const writes = [...deps.pendingWrites()];
-      counted = this.sinceCheckpoint;
       await Promise.all(writes);
       await deps.syncWrites?.();
       await this.journal.rotate();
@@ -1121,7 +1085,7 @@ export class DurableInputs {
     try {
       const bytes = await this.checkpoints
         .writeStreamed(state, encoder, this.encodeState(encoder, ready))
-        .finally(() => this.resume());
+        .finally(release);
       replayFromAt = this.checkpointAt;
       this.checkpointAt = state.at;
       const dropped = await this.retain(state.seq);
@@ -1141,6 +1105,7 @@ export class DurableInputs {
           seq: state.seq,
           bytes,
           ms: Math.round(ms),
+          heldMs: Math.round(heldMs * 10) / 10,
           segmentsDropped: dropped,
           records: counted,
         },
@@ -1159,6 +1124,43 @@ export class DurableInputs {
       );
     }
     if (replayFromAt !== undefined) this.onCheckpoint?.(replayFromAt);
+  }
+
+  /**
+   * The state as of the last applied record, to encode: the engine's groups as a view that inputs applied meanwhile do
+   * not reach (`Engine.checkpointView`; `release` once it is written or given up), the other long lists copied
+   * compactly and made into entries as they are encoded.
+   */
+  private checkpointOf(
+    rules: RulesInForce,
+    state: { seq: number; at: number },
+  ): { encoder: CheckpointEncoder; release: () => void } {
+    this.duplicates.prune(state.at);
+    const arbiter = rules.arbiter.checkpointState();
+    const lastSeen = this.lastSeen.entries();
+    const duplicates = this.duplicates.snapshot();
+    const inForce = this.context.inForce;
+    const engine = rules.engine.checkpointView();
+    try {
+      const source = {
+        version: 1 as const,
+        ...state,
+        engine: engine.state,
+        arbiter,
+        lastSeen,
+        duplicates,
+        ...(inForce ? { rules: inForce } : {}),
+        clock: (this.loop as DecisionLoop).wall.state(),
+        writtenBy: releaseVersion(),
+      };
+      return {
+        encoder: new CheckpointEncoder(source, CHECKPOINT_ENTRIES_PER_CHUNK),
+        release: engine.release,
+      };
+    } catch (err) {
+      engine.release();
+      throw err;
+    }
   }
 
   /**

@@ -1,3 +1,5 @@
+import { GroupsAtInstant } from '../groups-at-instant.js';
+import type { GroupsView, ViewableGroups } from '../state.js';
 import type { AggregateState } from './aggregate.js';
 
 /** A small window packed: its times, then each column with values, in one array of numbers of its exact length. */
@@ -10,9 +12,14 @@ type Packed = number[];
  * like a `Map` of `AggregateState`s: `get` and iteration make the plain state (the one checkpoints hold), `set` packs
  * it when it can, so nothing outside the aggregate kind sees the difference. A state read with `get` and changed must
  * be `set` again. The kind's event path reads with `forUpdate` instead, which makes no state per event.
+ *
+ * A checkpoint's `view` (see `GroupsAtInstant`): while it lasts, a packed window it still needs is packed again into a
+ * new array, not into its own, a state that is not packed (changed in place by the kind) is copied for it before it
+ * is handed out, and what is stored over or deleted is kept for it as it is.
  */
-export class AggregateGroups implements Map<string, AggregateState> {
+export class AggregateGroups implements Map<string, AggregateState>, ViewableGroups {
   private readonly states = new Map<string, AggregateState | Packed>();
+  private instant: GroupsAtInstant<AggregateState | Packed> | undefined;
   /**
    * The state `forUpdate` hands out for a packed window: its arrays reused from one event to the next, so reading a
    * small window to add an entry makes nothing but the packed array `set` stores.
@@ -43,7 +50,9 @@ export class AggregateGroups implements Map<string, AggregateState> {
 
   get(group: string): AggregateState | undefined {
     const st = this.states.get(group);
-    return st === undefined ? undefined : this.unpack(st);
+    if (st === undefined) return undefined;
+    if (!Array.isArray(st)) this.keep(group, st);
+    return this.unpack(st);
   }
 
   /**
@@ -54,7 +63,10 @@ export class AggregateGroups implements Map<string, AggregateState> {
    */
   forUpdate(group: string): AggregateState | undefined {
     const st = this.states.get(group);
-    if (!Array.isArray(st)) return st;
+    if (!Array.isArray(st)) {
+      if (st !== undefined) this.keep(group, st);
+      return st;
+    }
     const out = this.scratch;
     const kept = this.kept();
     const n = st.length / (1 + kept);
@@ -77,7 +89,10 @@ export class AggregateGroups implements Map<string, AggregateState> {
 
   set(group: string, st: AggregateState): this {
     const before = st === this.scratch ? this.states.get(group) : undefined;
-    const packed = this.pack(st, Array.isArray(before) ? before : undefined);
+    // A packed array the view needs stays as it is: the window is packed into a new one.
+    const into = Array.isArray(before) && this.instant?.needs(group) !== true ? before : undefined;
+    const packed = this.pack(st, into);
+    if (this.instant !== undefined) this.replacing(group);
     if (st === this.scratch) {
       this.scratchOut = false;
       this.states.set(group, packed ?? copyOf(st, this.noValues));
@@ -89,10 +104,12 @@ export class AggregateGroups implements Map<string, AggregateState> {
   }
 
   delete(group: string): boolean {
+    if (this.instant !== undefined) this.replacing(group);
     return this.states.delete(group);
   }
 
   clear(): void {
+    if (this.instant !== undefined) for (const group of this.states.keys()) this.replacing(group);
     this.states.clear();
   }
 
@@ -104,7 +121,10 @@ export class AggregateGroups implements Map<string, AggregateState> {
   }
 
   *entries(): MapIterator<[string, AggregateState]> {
-    for (const [group, st] of this.states) yield [group, this.unpack(st)];
+    for (const [group, st] of this.states) {
+      if (!Array.isArray(st)) this.keep(group, st);
+      yield [group, this.unpack(st)];
+    }
   }
 
   keys(): MapIterator<string> {
@@ -112,11 +132,39 @@ export class AggregateGroups implements Map<string, AggregateState> {
   }
 
   *values(): MapIterator<AggregateState> {
-    for (const st of this.states.values()) yield this.unpack(st);
+    for (const [, st] of this.entries()) yield st;
   }
 
   [Symbol.iterator](): MapIterator<[string, AggregateState]> {
     return this.entries();
+  }
+
+  /** The groups as of now, for a checkpoint: see the class. */
+  view(): GroupsView {
+    if (this.instant !== undefined) throw new Error('the groups have a view already');
+    const unpack = (st: AggregateState | Packed): AggregateState => this.unpack(st);
+    const instant = new GroupsAtInstant(
+      [...this.states.keys()],
+      [...this.states.values()],
+      unpack,
+      unpack,
+      () => {
+        if (this.instant === instant) this.instant = undefined;
+      },
+    );
+    this.instant = instant;
+    return instant.view();
+  }
+
+  /** A state (not packed) about to be handed out, which the caller may change: the view keeps a copy. */
+  private keep(group: string, st: AggregateState): void {
+    this.instant?.handingOut(group, () => copyState(st, this.noValues));
+  }
+
+  /** What the groups hold for `group` is about to be stored over or deleted: the view keeps it as it is. */
+  private replacing(group: string): void {
+    const st = this.states.get(group);
+    if (st !== undefined) this.instant?.replacing(group, st);
   }
 
   /**
@@ -186,6 +234,15 @@ function allNumbers(list: readonly unknown[], n: number, values = true): boolean
 function fill(to: unknown[], from: Packed, start: number, n: number): void {
   for (let k = 0; k < n; k++) to[k] = from[start + k];
   if (to.length !== n) to.length = n;
+}
+
+/** A state with arrays of its own, its keys in the same order: what the kind may change in place, copied. */
+function copyState(st: AggregateState, noValues: unknown[]): AggregateState {
+  const out = { ...st };
+  out.ats = st.ats.slice();
+  out.values = st.values.map((col) => (col === noValues ? col : col.slice()));
+  if (st.sums !== undefined) out.sums = st.sums.map((partials) => partials?.slice() ?? null);
+  return out;
 }
 
 /**

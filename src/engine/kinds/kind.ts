@@ -65,7 +65,9 @@ export interface ScenarioKind<P extends KindPlan = KindPlan, S extends GroupStat
   readonly onTimer?: TimerStep<P, S> | undefined;
   /**
    * The map its groups are kept in, when not a plain `Map`: one that stores them more compactly (column by column)
-   * and hands out, and takes, the plain states that checkpoints hold.
+   * and hands out, and takes, the plain states that checkpoints hold. It should take a checkpoint's view of itself
+   * (`ViewableGroups`, copy-on-write); one that cannot is deep-copied whole when a checkpoint is taken. Whatever the
+   * map, a step changes only the states it hands out during that step, never one kept from an earlier input.
    */
   readonly groups?: ((plan: P) => Map<string, S>) | undefined;
   /** The timer a group's state waits on, to rebuild the timer queue after a restore. */

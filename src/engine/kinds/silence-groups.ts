@@ -1,6 +1,7 @@
 import type { Scenario } from '../../rules/types.js';
 import type { Event, EventSource } from '../../shared/index.js';
-import type { SeenEvent } from '../state.js';
+import { GroupsAtInstant } from '../groups-at-instant.js';
+import type { GroupsView, SeenEvent, ViewableGroups } from '../state.js';
 import { timerKey } from '../step.js';
 import type { SilenceState } from './silence.js';
 
@@ -14,9 +15,13 @@ const MAX_SHARED_TYPES = 256;
  * kept for every device that spoke in the last `for`, so at a high churn of devices this is most of what the engine
  * holds. It reads and writes like a `Map` of `SilenceState`s: `get` and iteration make the plain state (the one
  * checkpoints hold), `set` takes it apart, so nothing outside the silence kind sees the difference.
+ *
+ * A checkpoint's `view` (see `GroupsAtInstant`) copies the groups' slots; while it lasts, a group it still needs is
+ * made into its plain state for it before its slot is written or freed.
  */
-export class SilenceGroups implements Map<string, SilenceState> {
+export class SilenceGroups implements Map<string, SilenceState>, ViewableGroups {
   private readonly slotOf = new Map<string, number>();
+  private instant: GroupsAtInstant<number, SilenceState> | undefined;
   private dueAt = new Float64Array(INITIAL_CAPACITY);
   private lastAt = new Float64Array(INITIAL_CAPACITY);
   private actors: Array<string | undefined> = [];
@@ -91,6 +96,7 @@ export class SilenceGroups implements Map<string, SilenceState> {
     source: EventSource,
     data: Record<string, unknown> | undefined,
   ): number {
+    if (this.instant !== undefined) this.save(group);
     let slot = this.slotOf.get(group);
     if (slot === undefined) {
       slot = this.allocate();
@@ -118,6 +124,7 @@ export class SilenceGroups implements Map<string, SilenceState> {
   delete(group: string): boolean {
     const slot = this.slotOf.get(group);
     if (slot === undefined) return false;
+    if (this.instant !== undefined) this.save(group);
     this.slotOf.delete(group);
     this.actors[slot] = undefined;
     this.types[slot] = undefined;
@@ -129,6 +136,7 @@ export class SilenceGroups implements Map<string, SilenceState> {
   }
 
   clear(): void {
+    if (this.instant !== undefined) for (const group of this.slotOf.keys()) this.save(group);
     this.slotOf.clear();
     this.actors = [];
     this.types = [];
@@ -160,6 +168,29 @@ export class SilenceGroups implements Map<string, SilenceState> {
 
   [Symbol.iterator](): MapIterator<[string, SilenceState]> {
     return this.entries();
+  }
+
+  /** The groups as of now, for a checkpoint: see the class. */
+  view(): GroupsView {
+    if (this.instant !== undefined) throw new Error('the groups have a view already');
+    const stateAt = (slot: number): SilenceState => this.stateAt(slot);
+    const instant = new GroupsAtInstant(
+      [...this.slotOf.keys()],
+      [...this.slotOf.values()],
+      stateAt,
+      (st: SilenceState) => st,
+      () => {
+        if (this.instant === instant) this.instant = undefined;
+      },
+    );
+    this.instant = instant;
+    return instant.view();
+  }
+
+  /** The view keeps the group's state as it is, before its slot is written or freed. */
+  private save(group: string): void {
+    const slot = this.slotOf.get(group);
+    if (slot !== undefined) this.instant?.replacing(group, () => this.stateAt(slot));
   }
 
   /** The plain state, in the shape and key order `onSilenceEvent` makes it. */
