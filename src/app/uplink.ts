@@ -62,6 +62,7 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
 
   const write = (candidate: Candidate): void => {
     const { action } = candidate;
+    if (alreadyQueued(base, action)) return;
     // Retried until it is written: until then, no checkpoint forgets the input that decided it.
     const added = retryUntilDone(() => outbox.add(action), {
       stopped: () => stopping,
@@ -136,6 +137,17 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
       await uplink?.stop();
     },
   };
+}
+
+/**
+ * Whether the action is on disk in the outbox already, or was delivered (recovery decides again what it had
+ * queued): then there is nothing to write, nor to hold a checkpoint for, nor new for the drain, and a lookup
+ * answers instead of a write's promise, a retry and a hold.
+ */
+function alreadyQueued(base: Foundation, action: Action): boolean {
+  const known = base.store.outbox.known(action.id);
+  if (known === 'delivered') base.metrics.outboxRedeliverySkipped.inc();
+  return known !== undefined;
 }
 
 /** An action that waited in the outbox past its category's ttl is dropped, not sent late. */

@@ -41,6 +41,9 @@ export interface DeviceCommandsOptions {
   onFate?: (action: Action, fate: CommandFate, reason: string) => void;
 }
 
+const DUPLICATE: CommandAddResult = Object.freeze({ status: 'duplicate' });
+const ACKNOWLEDGED: CommandAddResult = Object.freeze({ status: 'acknowledged' });
+
 /** The topic a device receives a command on. */
 export function commandTopic(action: Action): string {
   return deviceCommandTopic(action.actor, action.action);
@@ -78,6 +81,12 @@ export class DeviceCommands {
    */
   decided(action: Action, replay: boolean): void {
     const { outbox, metrics, logger } = this.#opts;
+    // Decided again by recovery and already on disk, or acknowledged: answered as `add` would, without a write.
+    const known = outbox.known(action.id);
+    if (known !== undefined) {
+      this.#added(action, known === 'queued' ? DUPLICATE : ACKNOWLEDGED, replay);
+      return;
+    }
     const added = retryUntilDone(() => outbox.add(action), {
       stopped: () => this.#stopping,
       onError: (err, attempt) => {

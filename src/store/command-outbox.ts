@@ -171,6 +171,15 @@ export class CommandOutbox {
     return this.#queued.has(id);
   }
 
+  /**
+   * What `add` would answer for `id` without writing anything, when that needs no wait: `acknowledged`, `queued`
+   * (queued and on disk), otherwise undefined (not known, or its write is still under way: only `add` can say).
+   */
+  known(id: string): 'queued' | 'acknowledged' | undefined {
+    if (this.#acknowledged.has(id)) return 'acknowledged';
+    return this.#queued.get(id)?.durable === true ? 'queued' : undefined;
+  }
+
   /** Whether the device acknowledged this id (as far as it is remembered). */
   isAcknowledged(id: string): boolean {
     return this.#acknowledged.has(id);

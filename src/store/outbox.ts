@@ -182,6 +182,16 @@ export class Outbox {
     return this.#byId.has(id);
   }
 
+  /**
+   * What `add` would answer for `id` without writing anything, when that needs no wait: `delivered` (the cloud
+   * acknowledged it), `queued` (queued and on disk), otherwise undefined (not known, or its write is still under
+   * way: only `add` can say). Recovery decides again actions it already queued; this answers them with a lookup.
+   */
+  known(id: string): 'queued' | 'delivered' | undefined {
+    if (this.#delivered.has(id)) return 'delivered';
+    return this.#byId.get(id)?.durable === true ? 'queued' : undefined;
+  }
+
   /** Ids of delivered actions remembered (see `markDelivered`). */
   get deliveredCount(): number {
     return this.#delivered.size;

@@ -95,6 +95,27 @@ describe('CommandOutbox', () => {
     expect(outbox.size).toBe(1);
   });
 
+  test('known answers as add would, without a write: queued once on disk, acknowledged once taken', async () => {
+    const adding = outbox.add(command('a'));
+    expect(outbox.known('a')).toBeUndefined();
+    await adding;
+    expect(outbox.known('a')).toBe('queued');
+    await outbox.add(command('b'));
+    await outbox.acknowledge('b', 5_000);
+    expect(outbox.known('b')).toBe('acknowledged');
+    await outbox.add(command('c'));
+    await outbox.remove('c');
+    expect(outbox.known('c')).toBeUndefined();
+    await reopen();
+    expect([outbox.known('a'), outbox.known('b'), outbox.known('c')]).toEqual([
+      'queued',
+      'acknowledged',
+      undefined,
+    ]);
+    expect(await outbox.add(command('a'))).toEqual({ status: 'duplicate' });
+    expect(await outbox.add(command('b'))).toEqual({ status: 'acknowledged' });
+  });
+
   test('a removed command (past its ttl) is gone and not remembered as acknowledged', async () => {
     await outbox.add(command('a'));
     await outbox.remove('a');

@@ -205,6 +205,79 @@ describe('Outbox', () => {
     expect(ids(store.outbox.next(10))).toEqual(['mid', 'low']);
   });
 
+  test('known answers as add would, without a write: queued once on disk, delivered once acknowledged', async () => {
+    expect(store.outbox.known('a')).toBeUndefined();
+    const adding = store.outbox.add(action('a', 50));
+    // Its write is under way: only add can answer (it waits for that write).
+    expect(store.outbox.known('a')).toBeUndefined();
+    await adding;
+    expect(store.outbox.known('a')).toBe('queued');
+    await store.outbox.add(action('b', 50));
+    await store.outbox.markDelivered('b', 2_000);
+    expect(store.outbox.known('b')).toBe('delivered');
+    await store.outbox.add(action('c', 50));
+    await store.outbox.remove('c');
+    expect(store.outbox.known('c')).toBeUndefined();
+    await reopen();
+    expect([store.outbox.known('a'), store.outbox.known('b'), store.outbox.known('c')]).toEqual([
+      'queued',
+      'delivered',
+      undefined,
+    ]);
+    expect((await store.outbox.add(action('a', 50))).status).toBe('duplicate');
+    expect((await store.outbox.add(action('b', 50))).status).toBe('delivered');
+  });
+
+  test('known says nothing of an action whose write failed', async () => {
+    await store.db.close();
+    await expect(store.outbox.add(action('lost', 50))).rejects.toBeInstanceOf(StoreIoError);
+    expect(store.outbox.known('lost')).toBeUndefined();
+  });
+
+  test('known agrees with add whatever the sequence of operations', async () => {
+    type Op = { kind: 'add' | 'deliver' | 'remove'; id: number } | { kind: 'reopen' };
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constantFrom('add' as const, 'deliver' as const, 'remove' as const),
+        id: fc.nat(6),
+      }),
+      fc.record({ kind: fc.constant('reopen' as const) }),
+    );
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(op as fc.Arbitrary<Op>, { maxLength: 30 }), async (ops) => {
+        run += 1;
+        const runDir = join(dir, `known-${run}`);
+        const reopenRun = async (): Promise<void> => {
+          await store.close();
+          store = await openStore(runDir, { outbox: { maxCount: 4 } });
+        };
+        await reopenRun();
+        for (const o of ops) {
+          if (o.kind === 'reopen') {
+            await reopenRun();
+            continue;
+          }
+          const id = `k${o.id}`;
+          const known = store.outbox.known(id);
+          // Every write is awaited: what is queued is on disk.
+          if (known !== 'delivered') expect(known === 'queued').toBe(store.outbox.has(id));
+          if (o.kind === 'add') {
+            const result = await store.outbox.add(action(id, o.id % 3));
+            const expected = { queued: 'duplicate', delivered: 'delivered' } as const;
+            if (known === undefined) expect(['queued', 'dropped']).toContain(result.status);
+            else expect(result.status).toBe(expected[known]);
+          } else if (o.kind === 'deliver') {
+            await store.outbox.markDelivered(id, 1_000);
+          } else {
+            await store.outbox.remove(id);
+          }
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
   test('behaves like a list sorted by priority, bounded, whatever the sequence of operations', async () => {
     type Op = { kind: 'add'; priority: number } | { kind: 'remove'; index: number } | { kind: 'reopen' };
     const op = fc.oneof(
