@@ -2,7 +2,10 @@
 // goes upstream and to its device (as `overheat` does), and the turn after, the cloud and the device acknowledge
 // it, as they do in the gateway at a few hundred actions a second. Counted as alloc-probe.ts counts (the heap's
 // growth plus what each collection freed); with --heap-prof FILE a sampling heap profile of the measured run.
+// With --pending N (and --expose-gc), instead: the heap the outbox retains per pending action, N actions queued
+// and none delivered (the cloud away), measured after a full collection before and after.
 // node --import tsx test/bench/outbox-alloc.ts [--actions 20000] [--heap-prof FILE]
+// node --expose-gc --import tsx test/bench/outbox-alloc.ts --pending 100000
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
@@ -18,6 +21,7 @@ const { values } = parseArgs({
   options: {
     actions: { type: 'string', default: '20000' },
     'heap-prof': { type: 'string' },
+    pending: { type: 'string' },
   },
 });
 const actions = Number(values.actions);
@@ -85,31 +89,77 @@ async function bare(n: number): Promise<{ bytes: number; cpuUs: number }> {
   return allocated(none, n);
 }
 
+/** Heap in use after a full collection (twice: the first may leave what finalizers free). */
+function settledHeap(): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) throw new Error('--pending needs node --expose-gc');
+  gc();
+  gc();
+  return v8.getHeapStatistics().used_heap_size;
+}
+
+/** The heap the outbox retains per pending action: `n` queued (as the uplink does, a turn each), none delivered. */
+async function retained(store: Store, n: number): Promise<void> {
+  const before = settledHeap();
+  for (let j = 0; j < n; j += 256) {
+    const writes: Array<Promise<unknown>> = [];
+    for (let i = j; i < Math.min(n, j + 256); i++) writes.push(store.outbox.add(action()));
+    await Promise.all(writes);
+  }
+  const after = settledHeap();
+  if (store.outbox.size !== n) throw new Error(`${store.outbox.size} queued, not ${n}`);
+  process.stdout.write(
+    `${n} actions pending: the outbox retains ${((after - before) / n).toFixed(0)} B per action ` +
+      `(${((after - before) / 1024 / 1024).toFixed(1)} MiB of heap; ${(store.outbox.bytes / n).toFixed(0)} B each on disk)\n`,
+  );
+}
+
 const dir = await mkdtemp(join(tmpdir(), 'vigil-outbox-alloc-'));
 const store = await openStore(join(dir, 'data'));
 try {
-  await run(store, actions);
-  const alone = await bare(actions);
-  let session: Session | undefined;
-  if (values['heap-prof'] !== undefined) {
-    session = new Session();
-    session.connect();
-    await session.post('HeapProfiler.startSampling', {
-      samplingInterval: 4_096,
-      includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
-    });
+  if (values.pending !== undefined) {
+    const n = Number(values.pending);
+    await retained(store, n);
+    // The drain with the cloud back: the first 100 in drain order, each acknowledged, then the next 100.
+    const cpu = process.cpuUsage();
+    const started = performance.now();
+    let sent = 0;
+    const held = new Set<string>();
+    while (store.outbox.size > 0) {
+      const next = store.outbox.next(100, held);
+      await Promise.all(next.map((a) => store.outbox.markDelivered(a.id, a.decidedAt + 5)));
+      sent += next.length;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    process.stdout.write(
+      `drained ${sent} in ${seconds.toFixed(2)} s: ${(sent / seconds).toFixed(0)} actions/s, ` +
+        `${((used.user + used.system) / sent).toFixed(1)} µs CPU per action\n`,
+    );
+  } else {
+    await run(store, actions);
+    const alone = await bare(actions);
+    let session: Session | undefined;
+    if (values['heap-prof'] !== undefined) {
+      session = new Session();
+      session.connect();
+      await session.post('HeapProfiler.startSampling', {
+        samplingInterval: 4_096,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+    }
+    const with_ = await allocated(store, actions);
+    if (session !== undefined) {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      writeFileSync(values['heap-prof'] as string, JSON.stringify(profile));
+    }
+    process.stdout.write(
+      `the outbox and the command outbox allocate ${(with_.bytes - alone.bytes).toFixed(0)} B per action ` +
+        `(added to both, delivered and acknowledged; ${with_.bytes.toFixed(0)} with the loop, ` +
+        `${alone.bytes.toFixed(0)} the loop alone), ${(with_.cpuUs - alone.cpuUs).toFixed(1)} µs CPU per action\n`,
+    );
   }
-  const with_ = await allocated(store, actions);
-  if (session !== undefined) {
-    const { profile } = await session.post('HeapProfiler.stopSampling');
-    writeFileSync(values['heap-prof'] as string, JSON.stringify(profile));
-  }
-  process.stdout.write(
-    `the outbox and the command outbox allocate ${(with_.bytes - alone.bytes).toFixed(0)} B per action ` +
-      `(added to both, delivered and acknowledged; ${with_.bytes.toFixed(0)} with the loop, ` +
-      `${alone.bytes.toFixed(0)} the loop alone), ${(with_.cpuUs - alone.cpuUs).toFixed(1)} µs CPU per action\n`,
-  );
 } finally {
   await store.close();
   await rm(dir, { recursive: true, force: true });

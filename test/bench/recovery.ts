@@ -312,6 +312,7 @@ async function main(): Promise<void> {
             `(${Math.round((replayed / run.cpuMs) * 1_000)} records a CPU-second); load average ${loadBefore} → ${load()}`,
         );
         if (profile !== undefined && o.cpuProfDir !== undefined) {
+          await mkdir(o.cpuProfDir, { recursive: true });
           const file = join(o.cpuProfDir, `recovery-${Date.now()}.cpuprofile`);
           await writeFile(file, JSON.stringify(profile));
           console.log(`CPU profile of the last start, exec → recovered: ${file}\n\n${breakdown(profile)}\n`);
