@@ -168,3 +168,69 @@ describe("an aggregate's having, read from the aggregates alone", () => {
     expect(effectsOf('avgV > 2 && data.v > 2', readings).filter((e) => e.kind === 'decide')).not.toEqual([]);
   });
 });
+
+describe('a long window, its left entries cut off a block at a time', () => {
+  const rules = rulesFrom({
+    'window.yaml': `id: window
+when:
+  event: reading
+  window: 10s
+  aggregate:
+    total: sum(data.v)
+    mean: avg(data.v)
+    low: min(data.v)
+    high: max(data.v)
+    oldest: first(data.v)
+    newest: last(data.v)
+    n: count()
+then:
+  action: report
+  to: [upstream]
+  payload: { total: total, mean: mean, low: low, high: high, oldest: oldest, newest: newest, n: n }
+`,
+  });
+  const opts = { gateway: 'gw-test' };
+  // Multiples of 2^-20: their exact sum is a BigInt count of 2^-20, rounded once by Number().
+  const SCALE = 2 ** 20;
+  const grid = fc.bigInt({ min: -(2n ** 60n), max: 2n ** 60n }).map((k) => Number(k) / SCALE);
+
+  test('gives the aggregates of the window summed afresh, live and restored from a checkpoint anywhere', () => {
+    // Readings 0–250 ms apart: windows of about 80 entries, hundreds of them leaving.
+    const readings = fc.array(fc.record({ stepMs: fc.integer({ min: 0, max: 250 }), v: grid }), {
+      minLength: 200,
+      maxLength: 700,
+    });
+    fc.assert(
+      fc.property(readings, fc.nat(), (list, cutAt) => {
+        const cut = cutAt % list.length;
+        let engine = new Engine(rules, opts);
+        const kept: Array<{ at: number; v: number }> = [];
+        let at = 0;
+        list.forEach((r, i) => {
+          if (i === cut) engine = Engine.restore(rules, opts, structuredClone(engine.snapshot()));
+          at += r.stepMs;
+          const data = { v: r.v };
+          const [fired] = engine.onEvent(
+            { actor: 'd1', type: 'reading', at, data, source: 'device' },
+            undefined,
+          );
+          kept.push({ at, v: r.v });
+          while ((kept[0]?.at ?? at) < at - 10_000) kept.shift();
+          const exact = kept.reduce((s, e) => s + BigInt(e.v * SCALE), 0n);
+          const vs = kept.map((e) => e.v);
+          const payload = fired?.kind === 'decide' ? fired.candidate.action.payload : undefined;
+          expect(payload).toEqual({
+            total: Number(exact) / SCALE,
+            mean: Number(exact) / SCALE / kept.length,
+            low: Math.min(...vs),
+            high: Math.max(...vs),
+            oldest: vs[0],
+            newest: r.v,
+            n: kept.length,
+          });
+        });
+      }),
+      { numRuns: 60 },
+    );
+  });
+});

@@ -252,9 +252,11 @@ function appendInPlace(
   return 0;
 }
 
+/** Drops the first `n` entries. A loop: `copyWithin` moves an element twenty times slower (Node 24). */
 function cutFront(list: unknown[], n: number): void {
-  list.copyWithin(0, n);
-  list.length -= n;
+  const kept = list.length - n;
+  for (let k = 0; k < kept; k++) list[k] = list[k + n];
+  list.length = kept;
 }
 
 /** The values of the event for each aggregate (null for `count()`); undefined (reported) when one has none. */
