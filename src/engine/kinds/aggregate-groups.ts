@@ -26,6 +26,9 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
    */
   private readonly scratch: AggregateState;
   private scratchOut = false;
+  /** The stored state (not packed) `forUpdate` last handed out, and its group: `set` of it again may store nothing. */
+  private handed: AggregateState | undefined;
+  private handedGroup = '';
 
   /** `columns[i]`: whether aggregate `i` keeps values (has an argument); `noValues`, the column of one that does not. */
   constructor(
@@ -64,9 +67,14 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
   forUpdate(group: string): AggregateState | undefined {
     const st = this.states.get(group);
     if (!Array.isArray(st)) {
-      if (st !== undefined) this.keep(group, st);
+      if (st !== undefined) {
+        this.keep(group, st);
+        this.handed = st;
+        this.handedGroup = group;
+      }
       return st;
     }
+    this.handed = undefined;
     const out = this.scratch;
     const kept = this.kept();
     const n = st.length / (1 + kept);
@@ -88,6 +96,11 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
   }
 
   set(group: string, st: AggregateState): this {
+    const handed = st === this.handed && group === this.handedGroup;
+    this.handed = undefined;
+    // Changed in place where it is stored, and it does not pack: nothing to store (the view kept it when handed out).
+    if (handed && ((st.start ?? 0) !== 0 || st.sums !== undefined || st.ats.length > this.maxPacked))
+      return this;
     const before = st === this.scratch ? this.states.get(group) : undefined;
     // A packed array the view needs stays as it is: the window is packed into a new one.
     const into = Array.isArray(before) && this.instant?.needs(group) !== true ? before : undefined;
@@ -104,11 +117,13 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
   }
 
   delete(group: string): boolean {
+    this.handed = undefined;
     if (this.instant !== undefined) this.replacing(group);
     return this.states.delete(group);
   }
 
   clear(): void {
+    this.handed = undefined;
     if (this.instant !== undefined) for (const group of this.states.keys()) this.replacing(group);
     this.states.clear();
   }

@@ -18,7 +18,7 @@ import { calendarLabel, calendarWindow, windowStartAt } from './calendar.js';
 import type { CalendarWindow } from './calendar.js';
 import { pruneWindows } from './window.js';
 import { AggregateGroups } from './aggregate-groups.js';
-import { fastDataNumber } from '../fast-condition.js';
+import { fastCondition, fastDataNumber } from '../fast-condition.js';
 
 export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
 const AGGREGATE_FNS: readonly AggregateFn[] = ['count', 'sum', 'avg', 'min', 'max', 'first', 'last'];
@@ -67,7 +67,9 @@ function startOf(w: { ms?: number; calendar?: CalendarWindow }, now: number, wal
 function keepFrom(plan: AggregateWindowPlan, now: number, wallOffsetMs: number): number {
   if (!plan.windows)
     return plan.calendar ? windowStartAt(plan.calendar, now, wallOffsetMs) : now - plan.windowMs;
-  return Math.min(...plan.windows.map((w) => startOf(w, now, wallOffsetMs)));
+  let from = Infinity;
+  for (const w of plan.windows) from = Math.min(from, startOf(w, now, wallOffsetMs));
+  return from;
 }
 
 /**
@@ -250,9 +252,11 @@ function appendInPlace(
   return 0;
 }
 
+/** Drops the first `n` entries. A loop: `copyWithin` moves an element twenty times slower (Node 24). */
 function cutFront(list: unknown[], n: number): void {
-  list.copyWithin(0, n);
-  list.length -= n;
+  const kept = list.length - n;
+  for (let k = 0; k < kept; k++) list[k] = list[k + n];
+  list.length = kept;
 }
 
 /** The values of the event for each aggregate (null for `count()`); undefined (reported) when one has none. */
@@ -394,8 +398,14 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
   // Set again once changed (running sums included): the groups' map packs a small window (AggregateGroups).
   rt.groups.set(group, st);
   if (plan.having) {
-    const judged = havingVars(scratch, vars, ev, group, extra);
-    if (!step.holds(rt, plan.having, judged, ev.actor, 'having')) return;
+    // `avgTemp > 1000`: read from the aggregates alone, which `having` sees as they are (they are bound last); any
+    // other operand is not among them, and the condition is judged with all its variables.
+    const quick = fastCondition(plan.having)?.(extra);
+    if (quick === false) return;
+    if (quick === undefined) {
+      const judged = havingVars(scratch, vars, ev, group, extra);
+      if (!step.holds(rt, plan.having, judged, ev.actor, 'having')) return;
+    }
   }
   step.fireOnEvent(rt, group, ev, profile, seen(ev, true), extra);
 }
