@@ -50,7 +50,7 @@ export class FrameRing {
     this.#count++;
   }
 
-  /** Forgets the records through `seq` (those held, from `first` on). */
+  /** Forgets the records held through `seq` (`next` stays where it is). */
   dropThrough(seq: number): void {
     while (this.#count > 0 && this.#first <= seq) {
       // The slab goes once no record holds it.
@@ -58,7 +58,6 @@ export class FrameRing {
       this.#first++;
       this.#count--;
     }
-    if (this.#count === 0 && seq >= this.#first) this.#first = seq + 1;
   }
 
   slabOf(seq: number): Buffer {
