@@ -101,6 +101,8 @@ interface Request {
   rotate: boolean;
   resolve: () => void;
   reject: (err: Error) => void;
+  /** The promise of `recorded()`, which callers may not wait for: it is made handled before it is rejected. */
+  shared: Promise<void> | undefined;
 }
 
 /**
@@ -279,10 +281,9 @@ export class Journal {
       return this.#openPromise;
     }
     const promise = new Promise<void>((resolve, reject) => {
-      this.#open = { through, sync: false, rotate: false, resolve, reject };
+      this.#open = { through, sync: false, rotate: false, resolve, reject, shared: undefined };
     });
-    // Callers that do not wait for it (QoS 0) must not see an unhandled rejection when the journal closes.
-    promise.catch(ignore);
+    (this.#open as Request).shared = promise;
     this.#requests.push(this.#open as Request);
     this.#openPromise = promise;
     this.#schedule();
@@ -387,7 +388,7 @@ export class Journal {
   #request(sync: boolean, rotate: boolean): Promise<void> {
     if (this.#closing) return Promise.reject(closedError());
     return new Promise<void>((resolve, reject) => {
-      this.#requests.push({ through: this.#nextSeq - 1, sync, rotate, resolve, reject });
+      this.#requests.push({ through: this.#nextSeq - 1, sync, rotate, resolve, reject, shared: undefined });
       this.#schedule();
     });
   }
@@ -465,8 +466,8 @@ export class Journal {
     this.#batchRequests = NO_REQUESTS;
     if (!ok) {
       const err = closedError();
-      for (const r of requests) r.reject(err);
-      for (const r of this.#requests) r.reject(err);
+      rejectAll(requests, err);
+      rejectAll(this.#requests, err);
       this.#requests = [];
       // Never written: nothing is left to write.
       this.#queuedFrom = this.#nextSeq;
@@ -1030,7 +1031,25 @@ function parseFrames(
 }
 
 function noopRequest(through: number, sync: boolean): Request {
-  return { through, sync, rotate: false, resolve: () => undefined, reject: () => undefined };
+  return {
+    through,
+    sync,
+    rotate: false,
+    resolve: () => undefined,
+    reject: () => undefined,
+    shared: undefined,
+  };
+}
+
+/**
+ * Callers that do not wait for the promise of `recorded()` (QoS 0) must not see an unhandled rejection when the journal
+ * closes: it is made handled here, not when it is made (a derived promise per commit for a rejection that comes once).
+ */
+function rejectAll(requests: readonly Request[], err: Error): void {
+  for (const r of requests) {
+    r.shared?.catch(ignore);
+    r.reject(err);
+  }
 }
 
 function closedError(): StoreIoError {

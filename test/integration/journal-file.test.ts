@@ -153,6 +153,39 @@ describe('a commit of records kept at write', () => {
   });
 });
 
+describe('a journal closed while its disk refuses writes', () => {
+  test('rejects what waits for the records it gives up on, and nothing unawaited goes unhandled', async () => {
+    const dir = join(await tempDir(), 'journal');
+    const storage = faultyStorage();
+    const journal = await Journal.open({
+      dir,
+      storage,
+      logger: captureLogs().logger,
+      retryMinMs: 1,
+      retryMaxMs: 4,
+    });
+    journal.append(Buffer.from('w1'), 'write');
+    await journal.recorded();
+    storage.fail('EIO', ['write', 'create']);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      journal.append(Buffer.from('w2'), 'write');
+      // Not awaited, as a QoS 0 publisher does not wait.
+      void journal.recorded();
+      journal.append(Buffer.from('w3'), 'sync');
+      const awaited = journal.recorded();
+      await journal.close(30);
+      await expect(awaited).rejects.toThrow(/closed/);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
+
 describe('records appended in turns, some larger than a slab, some synced, with writes failing now and then', () => {
   test('read back after a restart as they were appended, each once, in order', async () => {
     const root = await tempDir();
