@@ -39,6 +39,7 @@ import { oldestRetained, type Retained, type RetentionSettings } from './retenti
 import { rulesOfRecord } from './rules-record.js';
 import type { RulesInForce } from './rules-in-force.js';
 import type { SwapReport } from './rules-swap.js';
+import { UnappliedInputs } from './unapplied-inputs.js';
 
 /** How the gateway records its inputs and checkpoints its state (`durability` in the config). */
 export interface DurabilitySettings {
@@ -234,9 +235,7 @@ export class DurableInputs {
   private readonly maxHeld: number;
   private held: Held[] = [];
   /** Appended to the journal, not yet recorded: applied (or held) by the commit that records them. */
-  private unapplied: Held[] = [];
-  /** The list `unapplied` takes turns with, so that a commit applying all of it makes no new one. */
-  private spareUnapplied: Held[] | undefined = [];
+  private readonly unapplied = new UnappliedInputs<InputRecord, Profile>();
   private loop: DecisionLoop | undefined;
   private deps: RecoveryDeps | undefined;
   private live = false;
@@ -705,29 +704,20 @@ export class DurableInputs {
     const encoded = encodeRecordInPlace(input);
     const seq = this.journal.append(encoded.bytes, persist, recordFormat(input), encoded.start, encoded.end);
     if (seq < 0) return;
-    this.unapplied.push({ seq, input, profile });
+    this.unapplied.push(seq, input, profile);
     onSeq?.(seq);
   }
 
   /** A commit recorded everything through `seq`: applied in journal order, or held while recovering. */
   private recordedThrough(seq: number): void {
-    const queue = this.unapplied;
-    let n = 0;
-    while (n < queue.length && (queue[n] as Held).seq <= seq) n++;
-    if (n === 0) return;
-    const all = n === queue.length;
-    this.unapplied = all ? (this.spareUnapplied ?? []) : queue.slice(n);
-    if (all) this.spareUnapplied = undefined;
-    for (let i = 0; i < n; i++) {
-      const r = queue[i] as Held;
-      if (this.live) this.apply(r.seq, r.input, r.profile, false);
-      else this.held.push(r);
-    }
-    if (all) {
-      queue.length = 0;
-      this.spareUnapplied = queue;
-    }
+    this.unapplied.takeThrough(seq, this.applyRecorded);
   }
+
+  /** Made once, not per commit. */
+  private readonly applyRecorded = (seq: number, input: InputRecord, profile: Profile | undefined): void => {
+    if (this.live) this.apply(seq, input, profile, false);
+    else this.held.push({ seq, input, profile });
+  };
 
   /** Schedules a checkpoint when the journal since the last one asks for it (`checkpointDue`). */
   private checkpointIfDue(): void {

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { crc32 } from 'node:zlib';
 import type { Logger } from 'pino';
 import { DATA_FORMATS, DataFormatError, StoreIoError } from '../shared/index.js';
+import { FrameRing } from './journal-frames.js';
 import { fileJournalStorage, type JournalFile, type JournalStorage } from './journal-storage.js';
 
 /**
@@ -47,6 +48,7 @@ export interface JournalOptions {
   retryMaxMs?: number | undefined;
   /** Called when writing starts failing (with the fault) and when it works again (undefined). */
   onFault?: ((fault: JournalFault | undefined) => void) | undefined;
+  /** After each commit; `info` is one object the journal reuses, to be read during the call. */
   onCommit?: ((info: CommitInfo) => void) | undefined;
   /**
    * After each commit, before the promises of `recorded()` settle: every record through `throughSeq` is recorded as
@@ -92,15 +94,6 @@ export interface SegmentSpan {
   bytes: number;
 }
 
-/** A record appended: its frame is `slab` from `start` to `end`. */
-interface Pending {
-  seq: number;
-  slab: Buffer;
-  start: number;
-  end: number;
-  sync: boolean;
-}
-
 interface Request {
   /** The last record appended when it was asked for. */
   through: number;
@@ -108,6 +101,8 @@ interface Request {
   rotate: boolean;
   resolve: () => void;
   reject: (err: Error) => void;
+  /** The promise of `recorded()`, which callers may not wait for: it is made handled before it is rejected. */
+  shared: Promise<void> | undefined;
 }
 
 /**
@@ -141,13 +136,19 @@ export class Journal {
   #fileBytes = 0;
   #nextSeq: number;
   #writtenThrough: number;
-  #queue: Pending[] = [];
+  /**
+   * Where the frames of the records not yet synced lie (`#frames.first` on): those written (or being written) up to
+   * `#queuedFrom - 1`, then those waiting for a commit, up to `#nextSeq - 1`.
+   */
+  readonly #frames: FrameRing;
+  /** The first record no commit has taken. */
+  #queuedFrom: number;
+  /** The last record appended that asked for a sync. */
+  #lastSyncSeq = 0;
   #requests: Request[] = [];
   /** The request `recorded()` shares among everyone who asks before the next commit takes the queue. */
   #open: Request | undefined;
   #openPromise: Promise<void> | undefined;
-  /** Written since the last fdatasync: rewritten into a fresh segment if the storage fails. */
-  #unsynced: Pending[] = [];
   /**
    * Frames are written one after the other into a slab, not a buffer each; a full slab is left to the records in
    * it (never written over: a rewrite after a fault may need them) and a new one taken.
@@ -163,10 +164,13 @@ export class Journal {
   #fault: JournalFault | undefined;
   #lastReminderMs = 0;
   #inCommit = 0;
-  /** The plain commit being written (see `#commit`), its bytes and when it started. */
-  #plain: Pending[] = [];
-  #plainBytes = 0;
-  #plainStartedMs = 0;
+  /** The commit under way: its records (none when `#batchThrough` < `#batchFrom`), what it answers, its bytes, its start. */
+  #batchFrom = 0;
+  #batchThrough = 0;
+  #batchRequests: readonly Request[] = NO_REQUESTS;
+  #batchBytes = 0;
+  #batchStartedMs = 0;
+  readonly #info: CommitInfo = { records: 0, bytes: 0, synced: false, ms: 0 };
   #idle: Array<() => void> = [];
   /** The periodic sync of records kept at `write` is due; it runs beside the commits, nobody waits for it. */
   #syncDue = false;
@@ -192,11 +196,13 @@ export class Journal {
     this.recoveredThrough = lastSeq;
     this.#nextSeq = lastSeq + 1;
     this.#writtenThrough = lastSeq;
+    this.#frames = new FrameRing(lastSeq + 1);
+    this.#queuedFrom = lastSeq + 1;
     // The active segment is created by the first commit, through the same path a retry takes.
     this.#broken = true;
     const syncIntervalMs = opts.syncIntervalMs ?? DEFAULT_SYNC_INTERVAL_MS;
     this.#syncTimer = setInterval(() => {
-      if (this.#unsynced.length > 0 || (this.#broken && this.#fault !== undefined)) {
+      if (this.#hasUnsynced() || (this.#broken && this.#fault !== undefined)) {
         this.#syncDue = true;
         this.#schedule();
       }
@@ -229,7 +235,7 @@ export class Journal {
 
   /** Records appended and not yet recorded (waiting for a commit, or for the storage to work again). */
   get queued(): number {
-    return this.#queue.length + (this.#flushing ? this.#inCommit : 0);
+    return this.#nextSeq - this.#queuedFrom + (this.#flushing ? this.#inCommit : 0);
   }
 
   /** Set while the storage refuses writes. */
@@ -256,7 +262,8 @@ export class Journal {
     const at = this.#slabUsed;
     writeFrame(slab, at, seq, payload, start, end, format);
     this.#slabUsed = at + bytes;
-    this.#queue.push({ seq, slab, start: at, end: at + bytes, sync: persist === 'sync' });
+    this.#frames.push(seq, slab, at, at + bytes, persist === 'sync');
+    if (persist === 'sync') this.#lastSyncSeq = seq;
     this.#schedule();
     return seq;
   }
@@ -274,10 +281,9 @@ export class Journal {
       return this.#openPromise;
     }
     const promise = new Promise<void>((resolve, reject) => {
-      this.#open = { through, sync: false, rotate: false, resolve, reject };
+      this.#open = { through, sync: false, rotate: false, resolve, reject, shared: undefined };
     });
-    // Callers that do not wait for it (QoS 0) must not see an unhandled rejection when the journal closes.
-    promise.catch(ignore);
+    (this.#open as Request).shared = promise;
     this.#requests.push(this.#open as Request);
     this.#openPromise = promise;
     this.#schedule();
@@ -361,7 +367,7 @@ export class Journal {
       this.#closing = true;
       this.#closeDeadlineMs = performance.now() + timeoutMs;
       clearInterval(this.#syncTimer);
-      if (this.#queue.length > 0 || this.#unsynced.length > 0)
+      if (this.#nextSeq > this.#queuedFrom || this.#hasUnsynced())
         this.#requests.push(noopRequest(this.#nextSeq - 1, true));
       this.#schedule();
       this.#wakeRetry?.();
@@ -382,7 +388,7 @@ export class Journal {
   #request(sync: boolean, rotate: boolean): Promise<void> {
     if (this.#closing) return Promise.reject(closedError());
     return new Promise<void>((resolve, reject) => {
-      this.#requests.push({ through: this.#nextSeq - 1, sync, rotate, resolve, reject });
+      this.#requests.push({ through: this.#nextSeq - 1, sync, rotate, resolve, reject, shared: undefined });
       this.#schedule();
     });
   }
@@ -392,7 +398,7 @@ export class Journal {
     this.#scheduled = true;
     // After the current turn: the publishes of one socket read, and of every socket readable now, join one
     // commit; with a commit window, so do those of the next milliseconds when the commit will have to sync.
-    if (this.#commitWindowMs > 0 && this.#queue.some((p) => p.sync))
+    if (this.#commitWindowMs > 0 && this.#lastSyncSeq >= this.#queuedFrom)
       setTimeout(this.#start, this.#commitWindowMs);
     else setImmediate(this.#start);
   }
@@ -400,61 +406,95 @@ export class Journal {
   /** Made once, not per commit. */
   readonly #start = (): void => {
     this.#scheduled = false;
-    void this.#flush();
+    this.#flush();
   };
 
   #whenIdle(): Promise<void> {
-    if (!this.#flushing && !this.#scheduled && this.#queue.length === 0 && this.#requests.length === 0) {
+    if (
+      !this.#flushing &&
+      !this.#scheduled &&
+      this.#nextSeq === this.#queuedFrom &&
+      this.#requests.length === 0
+    ) {
       return Promise.resolve();
     }
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  // Never rejects: a failure is retried, and reported to the callers only when the journal closes.
-  async #flush(): Promise<void> {
+  /**
+   * Starts the next commit, or ends the flushing when nothing waits for one. A plain function, not an async one: the
+   * commit calls back (`#committed`) and that starts the next. Never fails: a failure is retried, and reported to the
+   * callers only when the journal closes.
+   */
+  #flush(): void {
     this.#flushing = true;
-    try {
-      while (this.#queue.length > 0 || this.#requests.length > 0 || this.#syncDue) {
-        // A commit takes at most MAX_BATCH records: a backlog (the storage failed for a while) goes in slices.
-        const batch = this.#queue.length <= MAX_BATCH ? this.#queue : this.#queue.slice(0, MAX_BATCH);
-        this.#queue = batch === this.#queue ? [] : this.#queue.slice(MAX_BATCH);
-        // A sync or rotation asked for covers what was appended before it, so it goes with the slice that ends there.
-        const through = batch[batch.length - 1]?.seq ?? this.#writtenThrough;
-        // What is appended from here on is recorded by a later commit: it shares a new promise.
-        this.#open = undefined;
-        this.#openPromise = undefined;
-        const requests = this.#takeRequests(through);
-        this.#inCommit = batch.length;
-        let sync = false;
-        let rotate = false;
-        for (const p of batch) sync ||= p.sync;
-        for (const r of requests) {
-          sync ||= r.sync;
-          rotate ||= r.rotate;
-        }
-        const due = this.#syncDue;
-        this.#syncDue = false;
-        const ok = await this.#commit(batch, sync, rotate, due);
-        this.#inCommit = 0;
-        if (!ok) {
-          const err = closedError();
-          for (const r of [...requests, ...this.#requests]) r.reject(err);
-          this.#queue = [];
-          this.#requests = [];
-          break;
-        }
-        if (batch.length > 0) this.#reportRecorded(through);
-        for (const r of requests) r.resolve();
-      }
-    } finally {
-      this.#flushing = false;
-      if (this.#queue.length > 0 || this.#requests.length > 0) this.#schedule();
-      else {
-        const idle = this.#idle;
-        this.#idle = [];
-        for (const wake of idle) wake();
-      }
+    if (this.#nextSeq === this.#queuedFrom && this.#requests.length === 0 && !this.#syncDue) {
+      this.#flushEnd();
+      return;
     }
+    // A commit takes at most MAX_BATCH records: a backlog (the storage failed for a while) goes in slices.
+    const from = this.#queuedFrom;
+    const through = Math.min(this.#nextSeq - 1, from + MAX_BATCH - 1);
+    this.#queuedFrom = through + 1;
+    // What is appended from here on is recorded by a later commit: it shares a new promise.
+    this.#open = undefined;
+    this.#openPromise = undefined;
+    // A sync or rotation asked for covers what was appended before it, so it goes with the slice that ends there.
+    const requests = this.#takeRequests(through >= from ? through : this.#writtenThrough);
+    this.#inCommit = through - from + 1;
+    let sync = through >= from && this.#frames.anySync(from, through);
+    let rotate = false;
+    for (let i = 0; i < requests.length; i++) {
+      const r = requests[i] as Request;
+      sync ||= r.sync;
+      rotate ||= r.rotate;
+    }
+    const due = this.#syncDue;
+    this.#syncDue = false;
+    this.#batchFrom = from;
+    this.#batchThrough = through;
+    this.#batchRequests = requests;
+    this.#batchBytes = through >= from ? this.#frames.bytes(from, through) : 0;
+    this.#batchStartedMs = performance.now();
+    this.#commit(sync, rotate, due);
+  }
+
+  /** The commit under way is done (`ok`) or given up (the journal closes): its callers are told, and the next starts. */
+  readonly #committed = (ok: boolean): void => {
+    this.#inCommit = 0;
+    const requests = this.#batchRequests;
+    this.#batchRequests = NO_REQUESTS;
+    if (!ok) {
+      const err = closedError();
+      rejectAll(requests, err);
+      rejectAll(this.#requests, err);
+      this.#requests = [];
+      // Never written: nothing is left to write.
+      this.#queuedFrom = this.#nextSeq;
+      this.#frames.dropThrough(this.#nextSeq - 1);
+      this.#flushEnd();
+      return;
+    }
+    if (this.#batchThrough >= this.#batchFrom) this.#reportRecorded(this.#batchThrough);
+    for (let i = 0; i < requests.length; i++) (requests[i] as Request).resolve();
+    this.#flush();
+  };
+
+  #flushEnd(): void {
+    this.#flushing = false;
+    if (this.#nextSeq > this.#queuedFrom || this.#requests.length > 0) {
+      this.#schedule();
+      return;
+    }
+    if (this.#idle.length === 0) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const wake of idle) wake();
+  }
+
+  /** Whether records were written (or are being written) and not yet synced. */
+  #hasUnsynced(): boolean {
+    return this.#queuedFrom > this.#frames.first;
   }
 
   /** The requests the commit through `through` answers, taken out of those waiting (no arrays when none wait). */
@@ -470,66 +510,73 @@ export class Journal {
   }
 
   /**
-   * Writes the batch (and syncs, rotates); retries until it works or the journal closes. `due`: start the
-   * periodic sync in the background, so that records at `write` never wait for a sync.
+   * Writes the batch (and syncs, rotates); retries until it works or the journal closes, then `#committed`. `due`:
+   * start the periodic sync in the background, so that records at `write` never wait for a sync.
    */
-  #commit(batch: Pending[], sync: boolean, rotate: boolean, due: boolean): Promise<boolean> {
-    for (const p of batch) this.#unsynced.push(p);
-    let bytes = 0;
-    for (const p of batch) bytes += p.end - p.start;
-    const startedMs = performance.now();
-    const plain = !this.#broken && batch.length > 0 && !sync && !rotate && !due;
-    if (plain && this.#fileBytes + bytes < this.#segmentBytes) {
-      // The usual commit is one write and nothing else: it waits on the write alone, without a suspended frame of
-      // its own (an async function's frame and promise cost more than the write's own allocations).
-      this.#plain = batch;
-      this.#plainBytes = bytes;
-      this.#plainStartedMs = startedMs;
-      return (this.#file as JournalFile).append(framesOf(batch)).then(this.#plainWritten, this.#plainFailed);
+  #commit(sync: boolean, rotate: boolean, due: boolean): void {
+    const from = this.#batchFrom;
+    const through = this.#batchThrough;
+    const plain = !this.#broken && through >= from && !sync && !rotate && !due;
+    if (plain && this.#fileBytes + this.#batchBytes < this.#segmentBytes) {
+      // The usual commit is one write and nothing else: it waits on the write alone, without a promise or a suspended
+      // frame (an async function's frame and promise cost more than the write's own allocations), and when its frames
+      // lie end to end in one slab (all but the commit that crosses to a new slab), without a list of them.
+      const file = this.#file as JournalFile;
+      const frames = this.#frames;
+      if (file.write !== undefined && frames.oneRun(from, through))
+        file.write(frames.slabOf(from), frames.startOf(from), frames.endOf(through), this.#plainDone);
+      else file.append(frames.runs(from, through)).then(this.#plainWritten, this.#plainFailed);
+      return;
     }
-    return this.#commitWithRetries(batch, sync, rotate, due, bytes, startedMs, undefined);
+    void this.#commitWithRetries(sync, rotate, due, undefined).then(this.#committed);
   }
 
+  readonly #plainDone = (err: Error | null): void => {
+    if (err) this.#plainFailed(err);
+    else this.#plainWritten();
+  };
+
   /** After the write of a plain commit: as `#attempt` goes on after its write. */
-  readonly #plainWritten = (): boolean | Promise<boolean> => {
-    const batch = this.#plain;
+  readonly #plainWritten = (): void => {
     try {
-      this.#fileBytes += this.#plainBytes;
+      this.#fileBytes += this.#batchBytes;
       this.#checkBackground();
-      this.#writtenThrough = (batch[batch.length - 1] as Pending).seq;
+      this.#writtenThrough = this.#batchThrough;
       this.#healthy();
-      this.#onCommit?.({
-        records: batch.length,
-        bytes: this.#plainBytes,
-        synced: false,
-        ms: performance.now() - this.#plainStartedMs,
-      });
+      this.#reportCommit(false);
     } catch (err) {
-      return this.#plainFailed(err);
+      this.#plainFailed(err);
+      return;
     }
-    return true;
+    this.#committed(true);
   };
 
   /** A plain commit that failed goes on as any failed commit: the storage is broken, and it is retried. */
-  readonly #plainFailed = (err: unknown): Promise<boolean> =>
-    this.#commitWithRetries(this.#plain, false, false, false, this.#plainBytes, this.#plainStartedMs, {
-      err,
-    });
+  readonly #plainFailed = (err: unknown): void => {
+    void this.#commitWithRetries(false, false, false, { err }).then(this.#committed);
+  };
+
+  #reportCommit(synced: boolean): void {
+    if (this.#onCommit === undefined) return;
+    const info = this.#info;
+    info.records = Math.max(0, this.#batchThrough - this.#batchFrom + 1);
+    info.bytes = this.#batchBytes;
+    info.synced = synced;
+    info.ms = performance.now() - this.#batchStartedMs;
+    this.#onCommit(info);
+  }
 
   async #commitWithRetries(
-    batch: Pending[],
     sync: boolean,
     rotate: boolean,
     due: boolean,
-    bytes: number,
-    startedMs: number,
     failed: { err: unknown } | undefined,
   ): Promise<boolean> {
     let delayMs = this.#retryMinMs;
     for (;;) {
       if (failed === undefined) {
         try {
-          await this.#attempt(batch, sync, rotate, due, bytes, startedMs);
+          await this.#attempt(sync, rotate, due);
           return true;
         } catch (err) {
           failed = { err };
@@ -552,34 +599,28 @@ export class Journal {
     }
   }
 
-  /** One attempt at a commit: throws when the storage fails. */
-  async #attempt(
-    batch: Pending[],
-    sync: boolean,
-    rotate: boolean,
-    due: boolean,
-    bytes: number,
-    startedMs: number,
-  ): Promise<void> {
+  /** One attempt at the commit under way: throws when the storage fails. */
+  async #attempt(sync: boolean, rotate: boolean, due: boolean): Promise<void> {
+    const from = this.#batchFrom;
+    const through = this.#batchThrough;
     let synced = false;
     if (this.#broken) {
       await this.#settleBackground();
       await this.#reopen();
       synced = true;
-    } else if (batch.length > 0) {
-      await (this.#file as JournalFile).append(framesOf(batch));
-      this.#fileBytes += bytes;
+    } else if (through >= from) {
+      await (this.#file as JournalFile).append(this.#frames.runs(from, through));
+      this.#fileBytes += this.#batchBytes;
       this.#checkBackground();
     }
-    const last = batch[batch.length - 1];
-    if (last) this.#writtenThrough = last.seq;
-    if (sync && this.#unsynced.length > 0) {
-      const through = (this.#unsynced[this.#unsynced.length - 1] as Pending).seq;
+    if (through >= from) this.#writtenThrough = through;
+    if (sync && this.#hasUnsynced()) {
+      const syncThrough = this.#queuedFrom - 1;
       await (this.#file as JournalFile).datasync();
       this.#checkBackground();
-      this.#syncedThrough(through);
+      this.#syncedThrough(syncThrough);
       synced = true;
-    } else if (due && this.#unsynced.length > 0 && this.#background === undefined) {
+    } else if (due && this.#hasUnsynced() && this.#background === undefined) {
       this.#syncInBackground();
     }
     if ((rotate || this.#fileBytes >= this.#segmentBytes) && this.#fileBytes > 0) {
@@ -588,7 +629,7 @@ export class Journal {
       await this.#rotate();
     }
     this.#healthy();
-    this.#onCommit?.({ records: batch.length, bytes, synced, ms: performance.now() - startedMs });
+    this.#reportCommit(synced);
   }
 
   #reportRecorded(through: number): void {
@@ -602,7 +643,7 @@ export class Journal {
 
   #syncInBackground(): void {
     const file = this.#file as JournalFile;
-    const through = (this.#unsynced[this.#unsynced.length - 1] as Pending).seq;
+    const through = this.#queuedFrom - 1;
     const running = file.datasync().then(
       () => this.#syncedThrough(through),
       (err: unknown) => {
@@ -629,15 +670,14 @@ export class Journal {
   }
 
   #syncedThrough(seq: number): void {
-    let i = 0;
-    while (i < this.#unsynced.length && (this.#unsynced[i] as Pending).seq <= seq) i++;
-    if (i > 0) this.#unsynced = this.#unsynced.slice(i);
+    this.#frames.dropThrough(Math.min(seq, this.#queuedFrom - 1));
   }
 
   /** A fresh segment holding everything not yet synced; the old file is closed and superseded from there on. */
   async #reopen(): Promise<void> {
-    const rewrite = this.#unsynced;
-    const first = rewrite[0]?.seq ?? this.#writtenThrough + 1;
+    const rewrite = this.#hasUnsynced();
+    const through = this.#queuedFrom - 1;
+    const first = rewrite ? this.#frames.first : this.#writtenThrough + 1;
     const old = this.#file;
     this.#file = undefined;
     const previous = this.#segments[this.#segments.length - 1];
@@ -652,9 +692,9 @@ export class Journal {
     let bytes = 0;
     try {
       await this.#storage.syncDir(this.dir);
-      if (rewrite.length > 0) {
-        await file.append(framesOf(rewrite));
-        for (const p of rewrite) bytes += p.end - p.start;
+      if (rewrite) {
+        await file.append(this.#frames.runs(first, through));
+        bytes = this.#frames.bytes(first, through);
       }
       await file.datasync();
     } catch (err) {
@@ -667,15 +707,16 @@ export class Journal {
     this.#segments.push(seg);
     this.#file = file;
     this.#fileBytes = bytes;
-    this.#unsynced = [];
+    this.#frames.dropThrough(through);
     this.#broken = false;
   }
 
   async #rotate(): Promise<void> {
     const file = this.#file as JournalFile;
-    if (this.#unsynced.length > 0) {
+    if (this.#hasUnsynced()) {
+      const through = this.#queuedFrom - 1;
       await file.datasync();
-      this.#unsynced = [];
+      this.#frames.dropThrough(through);
     }
     const previous = this.#segments[this.#segments.length - 1] as Segment;
     this.#file = undefined;
@@ -916,22 +957,6 @@ function writeFrame(
   slab.writeUInt32LE(crc32Of(slab, at + 8, at + HEADER_BYTES + end - start), at + 4);
 }
 
-/** The frames of `records`, one buffer for each run of them that lies end to end in a slab. */
-function framesOf(records: readonly Pending[]): Buffer[] {
-  const frames: Buffer[] = [];
-  for (let i = 0; i < records.length;) {
-    const first = records[i] as Pending;
-    let end = first.end;
-    for (i++; i < records.length; i++) {
-      const next = records[i] as Pending;
-      if (next.slab !== first.slab || next.start !== end) break;
-      end = next.end;
-    }
-    frames.push(first.slab.subarray(first.start, end));
-  }
-  return frames;
-}
-
 /**
  * CRC-32 (that of zlib's `crc32`) of `buf` from `start` to `end`, without a view of the range; four bytes a step
  * (slice-by-4), which for a record of a hundred-odd bytes is quicker than zlib's call with the view it needs.
@@ -1006,7 +1031,25 @@ function parseFrames(
 }
 
 function noopRequest(through: number, sync: boolean): Request {
-  return { through, sync, rotate: false, resolve: () => undefined, reject: () => undefined };
+  return {
+    through,
+    sync,
+    rotate: false,
+    resolve: () => undefined,
+    reject: () => undefined,
+    shared: undefined,
+  };
+}
+
+/**
+ * Callers that do not wait for the promise of `recorded()` (QoS 0) must not see an unhandled rejection when the journal
+ * closes: it is made handled here, not when it is made (a derived promise per commit for a rejection that comes once).
+ */
+function rejectAll(requests: readonly Request[], err: Error): void {
+  for (const r of requests) {
+    r.shared?.catch(ignore);
+    r.reject(err);
+  }
 }
 
 function closedError(): StoreIoError {

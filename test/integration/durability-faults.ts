@@ -45,6 +45,16 @@ export function faultyStorage(base: JournalStorage = fileJournalStorage()): Faul
       check('write');
       await file.append(chunks);
     },
+    write: (buf, start, end, done) => {
+      try {
+        check('write');
+      } catch (err) {
+        process.nextTick(done, err);
+        return;
+      }
+      if (file.write === undefined) file.append([buf.subarray(start, end)]).then(() => done(null), done);
+      else file.write(buf, start, end, done);
+    },
     datasync: async () => {
       check('fdatasync');
       await file.datasync();

@@ -45,6 +45,55 @@ describe("the journal's file", () => {
     );
   });
 
+  test('holds what was written a range at a time, as `append` would', async () => {
+    const dir = await tempDir();
+    const storage = fileJournalStorage();
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc
+            .tuple(fc.uint8Array({ minLength: 1, maxLength: 300 }), fc.nat(), fc.nat())
+            .map(([bytes, a, b]) => {
+              const start = a % (bytes.length + 1);
+              return { buf: Buffer.from(bytes), start, end: start + (b % (bytes.length - start + 1)) };
+            }),
+          { maxLength: 10 },
+        ),
+        async (writes) => {
+          const path = join(dir, `written-${run++}.wal`);
+          const file = await storage.create(path);
+          try {
+            for (const { buf, start, end } of writes) {
+              await new Promise<void>((resolve, reject) =>
+                file.write?.(buf, start, end, (err) => (err ? reject(err) : resolve())),
+              );
+            }
+          } finally {
+            await file.close();
+          }
+          const expected = Buffer.concat(writes.map(({ buf, start, end }) => buf.subarray(start, end)));
+          expect((await readFile(path)).equals(expected)).toBe(true);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  test('on a full disk a write fails with ENOSPC, and what reached the file is a prefix of it (tmpfs)', async (ctx: TestContext) => {
+    const disk = await mountTmpfs(1024 * 1024);
+    if (typeof disk === 'string') ctx.skip(disk);
+    cleanups.push(() => disk.unmount());
+    const file = await fileJournalStorage().create(join(disk.path, 'segment.wal'));
+    cleanups.push(() => file.close().catch(() => undefined));
+    disk.fill(64 * 1024);
+    const buf = Buffer.alloc(256 * 1024, 7);
+    const err = await new Promise<Error | null>((resolve) => file.write?.(buf, 1, buf.length, resolve));
+    expect(err).toMatchObject({ code: 'ENOSPC' });
+    const written = await readFile(join(disk.path, 'segment.wal'));
+    expect(written.equals(buf.subarray(1, 1 + written.length))).toBe(true);
+  });
+
   test('on a full disk an append fails with ENOSPC, and what reached the file is a prefix of it (tmpfs)', async (ctx: TestContext) => {
     const disk = await mountTmpfs(1024 * 1024);
     if (typeof disk === 'string') ctx.skip(disk);
@@ -101,5 +150,100 @@ describe('a commit of records kept at write', () => {
       [4, 'w4'],
       [5, 'w5'],
     ]);
+  });
+});
+
+describe('a journal closed while its disk refuses writes', () => {
+  test('rejects what waits for the records it gives up on, and nothing unawaited goes unhandled', async () => {
+    const dir = join(await tempDir(), 'journal');
+    const storage = faultyStorage();
+    const journal = await Journal.open({
+      dir,
+      storage,
+      logger: captureLogs().logger,
+      retryMinMs: 1,
+      retryMaxMs: 4,
+    });
+    journal.append(Buffer.from('w1'), 'write');
+    await journal.recorded();
+    storage.fail('EIO', ['write', 'create']);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      journal.append(Buffer.from('w2'), 'write');
+      // Not awaited, as a QoS 0 publisher does not wait.
+      void journal.recorded();
+      journal.append(Buffer.from('w3'), 'sync');
+      const awaited = journal.recorded();
+      await journal.close(30);
+      await expect(awaited).rejects.toThrow(/closed/);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
+
+describe('records appended in turns, some larger than a slab, some synced, with writes failing now and then', () => {
+  test('read back after a restart as they were appended, each once, in order', async () => {
+    const root = await tempDir();
+    let run = 0;
+    const record = fc.record({
+      bytes: fc.oneof(
+        { weight: 8, arbitrary: fc.integer({ min: 4, max: 400 }) },
+        { weight: 1, arbitrary: fc.integer({ min: 20_000, max: 70_000 }) },
+      ),
+      sync: fc.boolean(),
+    });
+    const turn = fc.record({
+      records: fc.array(record, { maxLength: 6 }),
+      fail: fc.boolean(),
+      wait: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(turn, { minLength: 1, maxLength: 12 }), async (turns) => {
+        const dir = join(root, `journal-${run++}`);
+        const storage = faultyStorage();
+        const open = (): Promise<Journal> =>
+          Journal.open({ dir, storage, logger: captureLogs().logger, retryMinMs: 1, retryMaxMs: 4 });
+        const journal = await open();
+        const appended: Buffer[] = [];
+        const recorded: number[] = [];
+        let reported = 0;
+        for (const { records, fail, wait } of turns) {
+          for (const { bytes, sync } of records) {
+            const payload = Buffer.alloc(bytes, appended.length & 0xff);
+            payload.writeUInt32LE(appended.length, 0);
+            appended.push(payload);
+            expect(journal.append(payload, sync ? 'sync' : 'write')).toBe(appended.length);
+          }
+          const through = appended.length;
+          const done = journal.recorded().then(() => {
+            // Everything appended before it asked is recorded when it settles, and settlings come in order.
+            expect(through).toBeGreaterThanOrEqual(reported);
+            reported = through;
+            recorded.push(through);
+          });
+          if (fail) storage.fail('EIO', ['write']);
+          await new Promise((resolve) => setImmediate(resolve));
+          storage.heal();
+          if (wait) await done;
+        }
+        await journal.close();
+        expect(recorded.at(-1)).toBe(appended.length);
+        const reopened = await open();
+        const read: Buffer[] = [];
+        for await (const { seq, payload } of reopened.read(0)) {
+          expect(seq).toBe(read.length + 1);
+          read.push(Buffer.from(payload));
+        }
+        await reopened.close();
+        expect(read.length).toBe(appended.length);
+        read.forEach((payload, i) => expect(payload.equals(appended[i] as Buffer)).toBe(true));
+      }),
+      { numRuns: 25 },
+    );
   });
 });
