@@ -72,6 +72,8 @@ export async function openFoundation(config: Config, opts: FoundationOptions): P
   const dataDir = resolve(config.data);
   const store = await openStore(dataDir, {
     profileCacheSize: config.profiles.cacheSize,
+    writeBufferBytes: config.store.writeBuffer,
+    blockCacheBytes: config.store.blockCache,
     outbox: {
       maxCount: config.outbox.maxCount,
       maxBytes: config.outbox.maxBytes,

@@ -192,6 +192,19 @@ export const configSchema = z
       .object({ cacheSize: positiveInt.default(100_000) })
       .strict()
       .prefault({}),
+    /** LevelDB's memory (docs/benchmarks.md, "Memory with idle device connections"). */
+    store: z
+      .object({
+        /**
+         * Writes held in memory before they go to a table; a start replays what the log holds into it. LevelDB's
+         * own default; larger speeds bulk writes and costs as much memory, kept once touched.
+         */
+        writeBuffer: byteSize.default(4 * 1024 * 1024),
+        /** Blocks read from tables, uncompressed; profiles read are also kept decoded (`profiles.cacheSize`). */
+        blockCache: byteSize.default(8 * 1024 * 1024),
+      })
+      .strict()
+      .prefault({}),
     /** Bounds on what the gateway holds in memory; what each refuses or forgets is counted (docs/durability.md). */
     limits: z
       .object({

@@ -33,8 +33,14 @@ export interface StoreOptions {
   profileCacheSize?: number | undefined;
   outbox?: Partial<OutboxLimits> | undefined;
   commands?: Partial<CommandOutboxLimits> | undefined;
-  /** LevelDB's in-memory write buffer; a larger one speeds bulk imports. Default 16 MiB. */
+  /**
+   * LevelDB's in-memory write buffer (its memtable): writes are held there until it is full, and an open replays
+   * what its log holds into it. A larger one speeds bulk imports; the gateway keeps it small (`store.writeBuffer`),
+   * since its memory stays in the process. Default 16 MiB.
+   */
   writeBufferBytes?: number | undefined;
+  /** LevelDB's cache of uncompressed blocks read from its tables. Default LevelDB's, 8 MiB. */
+  blockCacheBytes?: number | undefined;
   /** False for commands that only read: a missing database is then an error, not created. Default true. */
   createIfMissing?: boolean | undefined;
   /** Where a failed write and the reopen after it are reported. */
@@ -82,6 +88,7 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
       keyEncoding: 'utf8',
       valueEncoding: cborEncoding,
       writeBufferSize: opts.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
+      ...(opts.blockCacheBytes !== undefined ? { cacheSize: opts.blockCacheBytes } : {}),
     },
     (err) => watch?.failed(err),
   );
