@@ -4,7 +4,7 @@ import { startGateway } from '../app/index.js';
 import { exitWithError, parsePort } from './util.js';
 import type { Logger } from 'pino';
 import { releaseVersion } from '../shared/index.js';
-import { releaseStartMemory } from './release-start-memory.js';
+import { RELEASE_MAX_HEAP_USED, releaseStartMemory } from './release-start-memory.js';
 
 interface RunFlags {
   config?: string;
@@ -147,7 +147,7 @@ async function run(flags: RunFlags): Promise<void> {
 function releaseStartGarbage(logger: Logger): void {
   const before = process.memoryUsage.rss();
   const startedMs = performance.now();
-  if (!releaseStartMemory()) return;
+  if (!releaseStartMemory(RELEASE_MAX_HEAP_USED)) return;
   const mb = (bytes: number) => Math.round(bytes / 104_857.6) / 10;
   logger.debug(
     { rssMB: mb(process.memoryUsage.rss()), releasedMB: mb(before - process.memoryUsage.rss()) },

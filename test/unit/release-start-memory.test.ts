@@ -18,3 +18,12 @@ test('the young generation a start grew is given back, and no context keeps the 
   expect(after).toBeLessThan(grown / 2);
   expect(runInNewContext('typeof gc')).toBe('undefined');
 });
+
+test('no collection is made while more of the heap is in use than the limit', () => {
+  const kept: object[] = [];
+  for (let i = 0; i < 400_000; i++) kept.push({ i, name: `device-${i}`, at: [i] });
+  const grown = youngGenerationBytes();
+  expect(releaseStartMemory(1)).toBe(false);
+  expect(youngGenerationBytes()).toBe(grown);
+  expect(kept).toHaveLength(400_000);
+});
