@@ -3,7 +3,7 @@
 // less what making the events alone allocates.
 // node --import tsx test/bench/engine-alloc.ts [--devices 1000] [--rate 5000] [--events 300000]
 import { parseArgs } from 'node:util';
-import v8 from 'node:v8';
+import { allocatedSync, type Allocation } from './allocated.js';
 import { Engine } from '../../src/engine/index.js';
 import { loadRulesDir, shippedRulesDir } from '../../src/rules/index.js';
 import type { Event, Profile } from '../../src/shared/index.js';
@@ -53,21 +53,8 @@ const make = (n: number): void => {
   for (let j = 0; j < n; j++) if (next().ev.at < 0) effects++;
 };
 
-function allocated(work: (n: number) => void, n: number): { bytes: number; cpuUs: number } {
-  const profiler = new v8.GCProfiler();
-  profiler.start();
-  const before = v8.getHeapStatistics().used_heap_size;
-  const cpu = process.cpuUsage();
-  work(n);
-  const used = process.cpuUsage(cpu);
-  const after = v8.getHeapStatistics().used_heap_size;
-  let freed = 0;
-  for (const g of (profiler.stop()?.statistics ?? []) as Array<{
-    beforeGC: { heapStatistics: { usedHeapSize: number } };
-    afterGC: { heapStatistics: { usedHeapSize: number } };
-  }>)
-    freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
-  return { bytes: (after - before + freed) / n, cpuUs: (used.user + used.system) / n };
+function allocated(work: (n: number) => void, n: number): Allocation {
+  return allocatedSync(() => work(n), n);
 }
 
 run(events);

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import v8 from 'node:v8';
+import { allocated, type Allocation } from './allocated.js';
 import { pino } from 'pino';
 import { Journal } from '../../src/runtime/journal.js';
 
@@ -34,29 +34,15 @@ async function run(journal: Journal | undefined, n: number): Promise<void> {
   }
 }
 
-async function allocated(journal: Journal | undefined, n: number): Promise<{ bytes: number; cpuUs: number }> {
-  const profiler = new v8.GCProfiler();
-  profiler.start();
-  const before = v8.getHeapStatistics().used_heap_size;
-  const cpu = process.cpuUsage();
-  await run(journal, n);
-  const used = process.cpuUsage(cpu);
-  const after = v8.getHeapStatistics().used_heap_size;
-  let freed = 0;
-  for (const g of (profiler.stop()?.statistics ?? []) as Array<{
-    beforeGC: { heapStatistics: { usedHeapSize: number } };
-    afterGC: { heapStatistics: { usedHeapSize: number } };
-  }>)
-    freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
-  const records = n * perTurn;
-  return { bytes: (after - before + freed) / records, cpuUs: (used.user + used.system) / records };
+function allocatedBy(journal: Journal | undefined, n: number): Promise<Allocation> {
+  return allocated(() => run(journal, n), n * perTurn);
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'vigil-journal-alloc-'));
 const journal = await Journal.open({ dir, logger: pino({ level: 'silent' }) });
 try {
   await run(journal, turns);
-  const alone = await allocated(undefined, turns);
+  const alone = await allocatedBy(undefined, turns);
   let session: Session | undefined;
   if (values['heap-prof'] !== undefined) {
     session = new Session();
@@ -67,7 +53,7 @@ try {
       includeObjectsCollectedByMinorGC: true,
     });
   }
-  const with_ = await allocated(journal, turns);
+  const with_ = await allocatedBy(journal, turns);
   if (session !== undefined) {
     const { profile } = await session.post('HeapProfiler.stopSampling');
     writeFileSync(values['heap-prof'] as string, JSON.stringify(profile));

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
+import { allocated, type Allocation } from './allocated.js';
 import type { Action } from '../../src/shared/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 
@@ -62,31 +63,18 @@ async function run(store: Store, n: number): Promise<void> {
   await store.commands.acknowledge((last as Action).id, 0);
 }
 
-async function allocated(store: Store, n: number): Promise<{ bytes: number; cpuUs: number }> {
-  const profiler = new v8.GCProfiler();
-  profiler.start();
-  const before = v8.getHeapStatistics().used_heap_size;
-  const cpu = process.cpuUsage();
-  await run(store, n);
-  const used = process.cpuUsage(cpu);
-  const after = v8.getHeapStatistics().used_heap_size;
-  let freed = 0;
-  for (const g of (profiler.stop()?.statistics ?? []) as Array<{
-    beforeGC: { heapStatistics: { usedHeapSize: number } };
-    afterGC: { heapStatistics: { usedHeapSize: number } };
-  }>)
-    freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
-  return { bytes: (after - before + freed) / n, cpuUs: (used.user + used.system) / n };
+function allocatedBy(store: Store, n: number): Promise<Allocation> {
+  return allocated(() => run(store, n), n);
 }
 
 /** What the loop allocates with no store: the actions, the turns and the promises it waits on. */
-async function bare(n: number): Promise<{ bytes: number; cpuUs: number }> {
+function bare(n: number): Promise<Allocation> {
   const nothing = (): Promise<void> => Promise.resolve();
   const none = {
     outbox: { add: nothing, markDelivered: nothing },
     commands: { add: nothing, acknowledge: nothing },
   } as unknown as Store;
-  return allocated(none, n);
+  return allocatedBy(none, n);
 }
 
 /** Heap in use after a full collection (twice: the first may leave what finalizers free). */
@@ -149,7 +137,7 @@ try {
         includeObjectsCollectedByMinorGC: true,
       });
     }
-    const with_ = await allocated(store, actions);
+    const with_ = await allocatedBy(store, actions);
     if (session !== undefined) {
       const { profile } = await session.post('HeapProfiler.stopSampling');
       writeFileSync(values['heap-prof'] as string, JSON.stringify(profile));

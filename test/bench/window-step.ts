@@ -5,7 +5,7 @@
 // node --import tsx test/bench/window-step.ts [--help]
 import { parseArgs } from 'node:util';
 import { loadavg } from 'node:os';
-import v8 from 'node:v8';
+import { allocatedSync, type Allocation } from './allocated.js';
 import { Engine } from '../../src/engine/index.js';
 import { compileRuleFiles } from '../../src/rules/index.js';
 import type { Event } from '../../src/shared/index.js';
@@ -70,21 +70,8 @@ const make = (n: number): void => {
 };
 
 /** CPU µs and bytes allocated (the heap's growth plus what each collection freed) per call of `work`'s unit. */
-function measure(work: (n: number) => void, n: number): { bytes: number; cpuUs: number } {
-  const profiler = new v8.GCProfiler();
-  profiler.start();
-  const before = v8.getHeapStatistics().used_heap_size;
-  const cpu = process.cpuUsage();
-  work(n);
-  const used = process.cpuUsage(cpu);
-  const after = v8.getHeapStatistics().used_heap_size;
-  let freed = 0;
-  for (const g of (profiler.stop()?.statistics ?? []) as Array<{
-    beforeGC: { heapStatistics: { usedHeapSize: number } };
-    afterGC: { heapStatistics: { usedHeapSize: number } };
-  }>)
-    freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
-  return { bytes: (after - before + freed) / n, cpuUs: (used.user + used.system) / n };
+function measure(work: (n: number) => void, n: number): Allocation {
+  return allocatedSync(() => work(n), n);
 }
 
 run(warmEvents);
