@@ -1,20 +1,32 @@
-// Bytes the scenario engine allocates per event, on virtual time: the shipped rules, telemetry from DEVICES devices
-// at RATE events/s (seeded), counted as alloc-probe.ts counts (the heap's growth plus what each collection freed),
-// less what making the events alone allocates.
-// node --import tsx test/bench/engine-alloc.ts [--devices 1000] [--rate 5000] [--events 300000]
 import { parseArgs } from 'node:util';
 import { allocatedSync, type Allocation } from './allocated.js';
 import { Engine } from '../../src/engine/index.js';
 import { loadRulesDir, shippedRulesDir } from '../../src/rules/index.js';
 import type { Event, Profile } from '../../src/shared/index.js';
 
+const USAGE = `Usage: node --import tsx test/bench/engine-alloc.ts [options]
+
+Bytes the scenario engine allocates per event, on virtual time: the shipped rules, seeded telemetry, counted as
+alloc-probe.ts counts (the heap's growth plus what each collection freed), less what making the events allocates.
+
+  --devices N  devices sending telemetry (default 1000)
+  --rate N     events a second, in virtual time (default 5000)
+  --events N   events measured (default 300000)
+  --help       this text
+`;
+
 const { values } = parseArgs({
   options: {
+    help: { type: 'boolean', default: false },
     devices: { type: 'string', default: '1000' },
     rate: { type: 'string', default: '5000' },
     events: { type: 'string', default: '300000' },
   },
 });
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const devices = Number(values.devices);
 const stepMs = 1_000 / Number(values.rate);
 const events = Number(values.events);

@@ -1,9 +1,3 @@
-// Bytes the journal allocates per record, on a real file: RECORDS records kept at `write` (QoS 0 events) are
-// appended in one turn of the event loop and committed together, then the next ones (at 5k/s in the gateway a
-// commit carries one or two). Counted as alloc-probe.ts counts (the heap's growth plus what each collection freed),
-// less what the loop alone allocates.
-// With --heap-prof FILE, a sampling heap profile of the measured run.
-// node --import tsx test/bench/journal-alloc.ts [--records-per-turn 2] [--turns 20000] [--heap-prof FILE]
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
@@ -15,13 +9,30 @@ import { allocated, type Allocation } from './allocated.js';
 import { pino } from 'pino';
 import { Journal } from '../../src/runtime/journal.js';
 
+const USAGE = `Usage: node --import tsx test/bench/journal-alloc.ts [options]
+
+Bytes the journal allocates per record, on a real file: records kept at \`write\` (QoS 0 events) are appended in
+one turn of the event loop and committed together, then the next ones. Counted as alloc-probe.ts counts (the
+heap's growth plus what each collection freed), less what the loop alone allocates.
+
+  --records-per-turn N  records appended in each turn (default 2; at 5k/s a commit carries one or two)
+  --turns N             turns measured (default 20000)
+  --heap-prof FILE      write a sampling heap profile of the measured run
+  --help                this text
+`;
+
 const { values } = parseArgs({
   options: {
+    help: { type: 'boolean', default: false },
     'records-per-turn': { type: 'string', default: '2' },
     turns: { type: 'string', default: '20000' },
     'heap-prof': { type: 'string' },
   },
 });
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const perTurn = Number(values['records-per-turn']);
 const turns = Number(values.turns);
 // A telemetry event's record is about 130 bytes.

@@ -1,11 +1,3 @@
-// Bytes the outboxes allocate per action, in a real LevelDB: each turn of the event loop decides one action that
-// goes upstream and to its device (as `overheat` does), and the turn after, the cloud and the device acknowledge
-// it, as they do in the gateway at a few hundred actions a second. Counted as alloc-probe.ts counts (the heap's
-// growth plus what each collection freed); with --heap-prof FILE a sampling heap profile of the measured run.
-// With --pending N (and --expose-gc), instead: the heap the outbox retains per pending action, N actions queued
-// and none delivered (the cloud away), measured after a full collection before and after.
-// node --import tsx test/bench/outbox-alloc.ts [--actions 20000] [--heap-prof FILE]
-// node --expose-gc --import tsx test/bench/outbox-alloc.ts --pending 100000
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
@@ -18,13 +10,31 @@ import { allocated, type Allocation } from './allocated.js';
 import type { Action } from '../../src/shared/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 
+const USAGE = `Usage: node [--expose-gc] --import tsx test/bench/outbox-alloc.ts [options]
+
+Bytes the outboxes allocate per action, in a real LevelDB: each turn of the event loop decides one action that
+goes upstream and to its device, and the turn after, the cloud and the device acknowledge it. Counted as
+alloc-probe.ts counts (the heap's growth plus what each collection freed).
+
+  --actions N       actions measured (default 20000)
+  --heap-prof FILE  write a sampling heap profile of the measured run
+  --pending N       instead: the heap the outbox retains per pending action, N queued and none delivered
+                    (needs --expose-gc)
+  --help            this text
+`;
+
 const { values } = parseArgs({
   options: {
+    help: { type: 'boolean', default: false },
     actions: { type: 'string', default: '20000' },
     'heap-prof': { type: 'string' },
     pending: { type: 'string' },
   },
 });
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const actions = Number(values.actions);
 
 let k = 0;
