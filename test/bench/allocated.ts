@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import v8 from 'node:v8';
 
 /** Per unit of work: bytes allocated (the heap's growth plus what each collection freed) and CPU µs. */
@@ -44,4 +46,21 @@ export async function allocated(work: () => Promise<void>, units: number): Promi
   const s = begin();
   await work();
   return end(s, units);
+}
+
+/** `work`, with a sampling heap profile of it written to `file` when one is given (collected objects kept). */
+export async function heapProfiled<T>(file: string | undefined, work: () => Promise<T>): Promise<T> {
+  if (file === undefined) return work();
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 4_096,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  const result = await work();
+  const { profile } = await session.post('HeapProfiler.stopSampling');
+  writeFileSync(file, JSON.stringify(profile));
+  session.disconnect();
+  return result;
 }

@@ -1,11 +1,9 @@
-import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { allocated, type Allocation } from './allocated.js';
+import { allocated, heapProfiled, type Allocation } from './allocated.js';
 import { pino } from 'pino';
 import { Journal } from '../../src/runtime/journal.js';
 
@@ -54,21 +52,7 @@ const journal = await Journal.open({ dir, logger: pino({ level: 'silent' }) });
 try {
   await run(journal, turns);
   const alone = await allocatedBy(undefined, turns);
-  let session: Session | undefined;
-  if (values['heap-prof'] !== undefined) {
-    session = new Session();
-    session.connect();
-    await session.post('HeapProfiler.startSampling', {
-      samplingInterval: 4_096,
-      includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
-    });
-  }
-  const with_ = await allocatedBy(journal, turns);
-  if (session !== undefined) {
-    const { profile } = await session.post('HeapProfiler.stopSampling');
-    writeFileSync(values['heap-prof'] as string, JSON.stringify(profile));
-  }
+  const with_ = await heapProfiled(values['heap-prof'], () => allocatedBy(journal, turns));
   process.stdout.write(
     `${perTurn} records a commit: the journal allocates ${(with_.bytes - alone.bytes).toFixed(0)} B per record ` +
       `(${with_.bytes.toFixed(0)} with the loop, ${alone.bytes.toFixed(0)} the loop alone), ` +

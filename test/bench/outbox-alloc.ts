@@ -1,12 +1,10 @@
-import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as turn } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
-import { allocated, type Allocation } from './allocated.js';
+import { allocated, heapProfiled, type Allocation } from './allocated.js';
 import type { Action } from '../../src/shared/index.js';
 import { openStore, type Store } from '../../src/store/index.js';
 
@@ -137,21 +135,7 @@ try {
   } else {
     await run(store, actions);
     const alone = await bare(actions);
-    let session: Session | undefined;
-    if (values['heap-prof'] !== undefined) {
-      session = new Session();
-      session.connect();
-      await session.post('HeapProfiler.startSampling', {
-        samplingInterval: 4_096,
-        includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true,
-      });
-    }
-    const with_ = await allocatedBy(store, actions);
-    if (session !== undefined) {
-      const { profile } = await session.post('HeapProfiler.stopSampling');
-      writeFileSync(values['heap-prof'] as string, JSON.stringify(profile));
-    }
+    const with_ = await heapProfiled(values['heap-prof'], () => allocatedBy(store, actions));
     process.stdout.write(
       `the outbox and the command outbox allocate ${(with_.bytes - alone.bytes).toFixed(0)} B per action ` +
         `(added to both, delivered and acknowledged; ${with_.bytes.toFixed(0)} with the loop, ` +
