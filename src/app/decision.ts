@@ -18,6 +18,7 @@ import {
   type InputRecord,
   type LoopOutputs,
   type ProfileLookup,
+  type RecoveryDeps,
   type RecoveryReport,
   type WallState,
 } from '../runtime/index.js';
@@ -96,9 +97,15 @@ export interface DecisionModule extends Started {
   readonly congested: boolean;
   /** Settles once no bounded queue of the module is congested. */
   relieved(): Promise<void>;
-  /** Starts recovery, in the background: devices are served and acknowledged meanwhile. */
-  recover(): Promise<RecoveryReport>;
+  /**
+   * Starts recovery, in the background: devices are served and acknowledged meanwhile, and while `connectionSteps`
+   * (the broker's, on this thread) moves, the replay gives most of the loop to the devices connecting.
+   */
+  recover(connectionSteps?: () => number): Promise<RecoveryReport>;
 }
+
+/** A count that moves while devices connect (`Broker.connectionSteps`). */
+type ConnectionSteps = () => number;
 
 export async function startDecisionLoop(base: Foundation, opts: DecisionOptions): Promise<DecisionModule> {
   const { store } = base;
@@ -135,23 +142,19 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
 
   const devices = new DeviceActivity({ now: () => clock.now() });
   const housekeeping = startHousekeeping(base, durable, rules, clock);
-  let begin = (): void => undefined;
-  const recovered = new Promise<void>((resolve) => (begin = resolve)).then(() =>
-    durable.recover({
-      loop,
-      clock,
-      profiles: store.profiles,
-      pendingWrites: () => writes,
-      syncWrites: () => store.sync(),
-      forward,
-      onLiveEvent: (ev) => {
-        devices.observe(ev);
-        recorder?.record(ev);
-      },
-      afterLive: (input, profile) => {
-        for (let i = 0; i < handlers.afterLive.length; i++) handlers.afterLive[i]?.(input, profile);
-      },
-    }),
+  let begin = (_: ConnectionSteps | undefined): void => undefined;
+  const recovered = new Promise<ConnectionSteps | undefined>((resolve) => (begin = resolve)).then(
+    (connectionSteps) =>
+      durable.recover({
+        connectionSteps,
+        loop,
+        clock,
+        profiles: store.profiles,
+        pendingWrites: () => writes,
+        syncWrites: () => store.sync(),
+        forward,
+        ...liveHooks(devices, recorder, handlers.afterLive),
+      }),
   );
   const wallNow = opts.wallNow ?? (opts.clock === undefined ? Date.now : undefined);
   const wallWatch = watchWall(base, { loop, clock, durable, wallNow });
@@ -185,8 +188,8 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       return entrance.congested || recorder?.congested === true;
     },
     relieved: () => recorder?.relieved() ?? Promise.resolve(),
-    recover() {
-      begin();
+    recover(steps) {
+      begin(steps);
       return recovered;
     },
     async stop() {
@@ -197,6 +200,23 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
       // Applies what is still recorded and waiting, then takes a last checkpoint.
       await durable.close();
       await recorder?.close();
+    },
+  };
+}
+
+/** What the live loop hands on (not the replay): events to the dashboard and the record file, inputs to `afterLive`. */
+function liveHooks(
+  devices: DeviceActivity,
+  recorder: Recorder | undefined,
+  afterLive: readonly AfterLive[],
+): Pick<RecoveryDeps, 'onLiveEvent' | 'afterLive'> {
+  return {
+    onLiveEvent: (ev) => {
+      devices.observe(ev);
+      recorder?.record(ev);
+    },
+    afterLive: (input, profile) => {
+      for (let i = 0; i < afterLive.length; i++) afterLive[i]?.(input, profile);
     },
   };
 }

@@ -81,7 +81,10 @@ export async function startGateway(config: Config, opts: GatewayOptions = {}): P
     );
 
     uplink.connect();
-    const recovered = decision.recover();
+    const { broker } = edge;
+    const recovered = decision.recover(
+      broker.connectionSteps === undefined ? undefined : () => broker.connectionSteps ?? 0,
+    );
     recovered.catch((err: unknown) =>
       logger.fatal({ err }, 'recovery failed; inputs are recorded but not processed'),
     );

@@ -155,6 +155,10 @@ class EmbeddedBroker implements Broker {
     return this.clients.connectedCount;
   }
 
+  get connectionSteps(): number {
+    return this.clients.connectionSteps;
+  }
+
   get unroutedPublishes(): number {
     return this.routes.unrouted;
   }

@@ -15,6 +15,7 @@ export class ClientTracker {
   private readonly endReasons = new WeakMap<Client, DisconnectReason>();
   // Taken when the connection is accepted: once the socket is destroyed it no longer knows its peer.
   private readonly addresses = new WeakMap<object, string>();
+  private steps = 0;
 
   constructor(
     private readonly hooks: BrokerHooks,
@@ -25,7 +26,13 @@ export class ClientTracker {
     return this.registered.size;
   }
 
+  /** Connections accepted and clients registered (CONNECT completed) so far. */
+  get connectionSteps(): number {
+    return this.steps;
+  }
+
   accepted(socket: Socket): void {
+    this.steps++;
     this.addresses.set(socket, peerAddress(socket));
   }
 
@@ -72,6 +79,7 @@ export class ClientTracker {
   }
 
   private onRegistered(client: Client): void {
+    this.steps++;
     const info = this.describe(client);
     this.registered.set(client, info);
     this.byId.set(client.id, client);

@@ -113,6 +113,12 @@ export interface Broker {
    * them; not known here when the broker runs on another thread.
    */
   readonly unroutedPublishes?: number;
+  /**
+   * Connections accepted and CONNECTs completed since the broker started: it moves while devices are coming in, and
+   * long work on the broker's thread gives them the loop meanwhile (see `yieldToIo`). Not known here when the broker
+   * runs on another thread (whose loop long work does not hold).
+   */
+  readonly connectionSteps?: number;
   /** Receives what is published on `pattern`, in process, without a client connection (the dashboard, tests). */
   subscribe(pattern: string, onMessage: (topic: string, payload: Buffer) => void): Promise<void>;
   /** Stops accepting, closes every client connection, then aedes. Idempotent. */

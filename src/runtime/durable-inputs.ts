@@ -11,6 +11,7 @@ import {
   releaseVersion,
   type Event,
   type Profile,
+  yieldToIo,
 } from '../shared/index.js';
 import { BoundMetrics } from './bound-metrics.js';
 import { CheckpointEncoder, Checkpoints, type CheckpointState } from './checkpoint.js';
@@ -115,6 +116,11 @@ export interface RecoveryDeps {
   pendingWrites: () => Iterable<Promise<unknown>>;
   /** Makes those writes durable (they are not synced on their own); a checkpoint waits for it. */
   syncWrites?: (() => Promise<void>) | undefined;
+  /**
+   * A count that moves while devices connect (`Broker.connectionSteps`): the replay and the checkpoint's encoding give
+   * them most of the loop meanwhile (see `yieldToIo`).
+   */
+  connectionSteps?: (() => number) | undefined;
   /** Each event as it is applied live (not during replay): the dashboard, the `--record` file. */
   onLiveEvent?: ((ev: Event) => void) | undefined;
   /** Each input once the live loop applied it (not during replay), with its profile: the shadow rules. */
@@ -203,6 +209,9 @@ class ReplayPace {
   private batchMs = REPLAY_BATCH_MS;
   private batchRecords = REPLAY_BATCH_RECORDS;
 
+  /** `connectionSteps`: while it moves, devices are connecting, and yields last longer (see `yieldToIo`). */
+  constructor(private readonly connectionSteps: (() => number) | undefined) {}
+
   /** Whether the batch is over once `replayed` records are applied. */
   due(replayed: number): boolean {
     const inBatch = replayed - this.batchFrom;
@@ -211,11 +220,10 @@ class ReplayPace {
   }
 
   async yield(replayed: number): Promise<void> {
-    const yieldedAt = performance.now();
-    await new Promise((resolve) => setImmediate(resolve));
+    const turnMs = await yieldToIo(performance.now() - this.batchAt, this.connectionSteps);
     this.batchFrom = replayed;
     this.batchAt = performance.now();
-    this.batchMs = Math.min(REPLAY_BATCH_MAX_MS, Math.max(REPLAY_BATCH_MS, this.batchAt - yieldedAt));
+    this.batchMs = Math.min(REPLAY_BATCH_MAX_MS, Math.max(REPLAY_BATCH_MS, turnMs));
     this.batchRecords = (REPLAY_BATCH_RECORDS * this.batchMs) / REPLAY_BATCH_MS;
   }
 }
@@ -860,7 +868,7 @@ export class DurableInputs {
    */
   private async replay(profiles: ProfileLookup): Promise<number> {
     await this.prefetchProfiles(profiles);
-    const pace = new ReplayPace();
+    const pace = new ReplayPace(this.deps?.connectionSteps);
     // Each actor's profile as the store has it, read once: the store changes only through profile records, and those
     // the overlay of `context` answers for first (a change recorded while the tail is replayed included).
     const stored = new Map<string, Profile | undefined>();
@@ -985,7 +993,7 @@ export class DurableInputs {
     let batchAt = performance.now();
     for (const t of deps.loop.rules.engine.pendingTimers()) {
       if (++armed % REPLAY_BATCH_RECORDS === 0 || performance.now() - batchAt >= REPLAY_BATCH_MS) {
-        await new Promise((resolve) => setImmediate(resolve));
+        await yieldToIo(performance.now() - batchAt, deps.connectionSteps);
         if (this.stopping) break;
         batchAt = performance.now();
       }
@@ -1032,6 +1040,7 @@ export class DurableInputs {
   ): AsyncGenerator<readonly Buffer[], void> {
     // One chunk between two turns of I/O, or as many as fit in the time the last turn took (up to
     // REPLAY_BATCH_MAX_MS): under sustained load the checkpoint keeps about half of the loop and still ends.
+    const connectionSteps = this.deps?.connectionSteps;
     const stepThrough = async function* (
       steps: Generator<void, void>,
     ): AsyncGenerator<readonly Buffer[], void> {
@@ -1043,8 +1052,9 @@ export class DurableInputs {
         } while (performance.now() - from < budgetMs);
         const yieldedAt = performance.now();
         yield encoder.take();
-        await new Promise((resolve) => setImmediate(resolve));
-        budgetMs = Math.min(REPLAY_BATCH_MAX_MS, performance.now() - yieldedAt);
+        const writtenMs = performance.now() - yieldedAt;
+        const turnMs = await yieldToIo(yieldedAt - from, connectionSteps);
+        budgetMs = Math.min(REPLAY_BATCH_MAX_MS, writtenMs + turnMs);
       }
     };
     yield* stepThrough(encoder.engineGroups());

@@ -29,6 +29,7 @@ export {
   type DurabilityHealth,
   type DurabilityState,
   type ProfileLookup,
+  type RecoveryDeps,
   type PublishSource,
   type RecoveryReport,
 } from './durable-inputs.js';

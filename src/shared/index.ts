@@ -7,3 +7,4 @@ export * from './topics.js';
 export * from './formats.js';
 export * from './release.js';
 export * from './topic-filters.js';
+export * from './yield-to-io.js';

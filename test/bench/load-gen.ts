@@ -171,7 +171,8 @@ class Generator {
     const ids = Array.from({ length: req.connections }, (_, i) => `${req.idPrefix}${i + 1}`);
     const opened: RawClient[] = [];
     let failed = 0;
-    const why = new Set<string>();
+    // Each reason a connection failed, and how many failed for it.
+    const why = new Map<string, number>();
     const from = (i: number): string | undefined =>
       req.perAddress === undefined ? undefined : loopbackAddress(1 + Math.floor(i / req.perAddress));
     const indexes = ids.map((_, i) => i);
@@ -184,13 +185,19 @@ class Generator {
           (c) => opened.push(c),
           (err: unknown) => {
             failed++;
-            if (why.size < 3)
-              why.add(err instanceof Error ? err.message.replace(/^dev-\d+: /, '') : String(err));
+            const reason = err instanceof Error ? err.message.replace(/^dev-\d+: /, '') : String(err);
+            why.set(reason, (why.get(reason) ?? 0) + 1);
           },
         );
     });
     this.idle = opened;
-    return { kind: 'idle', connected: opened.length, ms: nowMs() - started, failed, why: [...why] };
+    return {
+      kind: 'idle',
+      connected: opened.length,
+      ms: nowMs() - started,
+      failed,
+      why: [...why].map(([reason, n]) => `${reason}: ${n}`),
+    };
   }
 
   async close(): Promise<GenResponse> {

@@ -55,12 +55,17 @@ export class RawClient {
   ): Promise<RawClient> {
     const socket = tcpConnect({ host, port, noDelay: true, ...(localAddress ? { localAddress } : {}) });
     const client = new RawClient(socket, hooks);
+    // What the client waits for when it fails: the TCP handshake, the CONNACK or the SUBACK.
+    let waitingFor = 'TCP connect';
+    socket.once('connect', () => (waitingFor = 'CONNACK'));
     const failed = new Promise<never>((_resolve, reject) => {
-      socket.once('error', reject);
-      socket.once('close', () => reject(new Error(`${clientId}: connection closed`)));
+      socket.once('error', (err) => reject(new Error(`${err.message} (waiting for the ${waitingFor})`)));
+      socket.once('close', () =>
+        reject(new Error(`${clientId}: connection closed (waiting for the ${waitingFor})`)),
+      );
     });
     const timeout = setTimeout(
-      () => socket.destroy(new Error(`${clientId}: no CONNACK/SUBACK in time`)),
+      () => socket.destroy(new Error(`${clientId}: no ${waitingFor} in time`)),
       CONNECT_TIMEOUT_MS,
     );
     try {
@@ -69,6 +74,7 @@ export class RawClient {
       socket.write(connectPacket(clientId, KEEPALIVE_S, credentials));
       await Promise.race([client.next(PACKET_CONNACK), failed]);
       if (filter !== undefined) {
+        waitingFor = 'SUBACK';
         socket.write(subscribePacket(1, filter, 0));
         await Promise.race([client.next(PACKET_SUBACK), failed]);
       }
