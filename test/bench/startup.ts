@@ -20,6 +20,7 @@ import { cpuSeconds, rssMB } from './proc-stats.js';
 import type { TargetRecord } from './results.js';
 import {
   CRASH_ARGS,
+  CRASH_USAGE,
   crashBench,
   crashOptions,
   crashTable,
@@ -443,15 +444,33 @@ export function startupTargets(r: StartupRecord): TargetRecord[] {
   return out;
 }
 
+const USAGE = `Usage: node --import tsx test/bench/startup.ts [options]
+
+The startup section of \`npm run bench\` alone: exec → first CONNACK and idle RSS of the executable (warm and on a
+first run) and of \`node dist/cli.js run\`, beside an empty Node start and a plain aedes; the executable's size; then
+the SIGKILLs under load and the reconnect storms. Needs \`npm run build\` and \`npm run build:binary\` first.
+
+  --runs N                starts of each kind (default 5; 0: the crash part alone)
+  --binary FILE           the executable (default build/out/vigil-linux-x64; a missing file: \`node dist/cli.js\`)
+  --no-xz                 skip the \`xz -9\` sizes (slow)
+${CRASH_USAGE}
+  --help                  this text
+`;
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      help: { type: 'boolean', default: false },
       runs: { type: 'string', default: '5' },
       binary: { type: 'string', default: DEFAULT_BINARY },
       'no-xz': { type: 'boolean', default: false },
       ...CRASH_ARGS,
     },
   });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const record = await startupBench({
     runs: Number(values.runs),
     binary: values.binary,
