@@ -66,26 +66,56 @@ export interface QueuedAction {
   readonly id: string;
   readonly category: string;
   readonly decidedAt: number;
-  readonly clockOffsetMs: number;
+  readonly clockOffsetMs?: number;
   /** The action itself, while it is in memory (see `OutboxLimits.readAhead`). */
   readonly action: Action | undefined;
 }
 
-// Its LevelDB key is `formatKey(rank, seq)`, made when needed: kept, the padded string costs about 100 bytes an
-// action (a tree of concatenated strings).
-interface Entry extends QueuedAction {
+/**
+ * A queued action as memory keeps it; its LevelDB key is `formatKey(rank, seq)`, made when needed (kept, the padded
+ * string would cost about 100 bytes an action). A class, and `durable` an accessor, so that each entry is as small
+ * as it can be: there are as many as actions queued.
+ */
+class Entry implements QueuedAction {
+  readonly id: string;
+  readonly category: string;
+  readonly decidedAt: number;
+  // Only when not 0 (the wall clock stepped since start): rare, and then an entry of another shape.
+  declare readonly clockOffsetMs?: number;
+  // Set while in the read-ahead window, and until its write is on disk; never unset while not durable, so that an
+  // entry without it can always be read back.
+  action: Action | undefined;
   readonly rank: number;
   readonly seq: number;
   readonly bytes: number;
-  // Set while in the read-ahead window, and until its write is on disk; never unset while not durable, so that
-  // an entry without it can always be read back.
-  action: Action | undefined;
-  // Set once the batch that wrote it is on disk; next() hands out only what a crash would not lose.
-  durable: boolean;
-  committed: Promise<void>;
+  /** The batch that writes it, until it is on disk. */
+  committed: Promise<void> | undefined;
+
+  constructor(action: Action, category: string, rank: number, seq: number, bytes: number) {
+    this.id = action.id;
+    this.category = category;
+    this.decidedAt = action.decidedAt;
+    this.action = action;
+    this.rank = rank;
+    this.seq = seq;
+    this.bytes = bytes;
+    this.committed = undefined;
+    if (action.clockOffsetMs !== undefined && action.clockOffsetMs !== 0) {
+      (this as { clockOffsetMs?: number }).clockOffsetMs = action.clockOffsetMs;
+    }
+  }
+
+  /** Its write is on disk; next() hands out only what a crash would not lose. */
+  get durable(): boolean {
+    return this.committed === undefined;
+  }
+
+  set durable(on: boolean) {
+    if (on) this.committed = undefined;
+  }
 }
 
-/** The `committed` of the entries found on open. */
+/** What a duplicate of an entry on disk waits for. */
 const ON_DISK: Promise<void> = Promise.resolve();
 
 type Batch = GroupBatch<EncodedOp, Entry>;
@@ -307,7 +337,7 @@ export class Outbox {
     if (this.#closed) throw new StoreIoError('the outbox is closed');
     if (this.#delivered.has(action.id)) return Promise.resolve(DELIVERED);
     const existing = this.#byId.get(action.id);
-    if (existing !== undefined) return existing.committed.then(duplicate);
+    if (existing !== undefined) return (existing.committed ?? ON_DISK).then(duplicate);
     const value = encodeCbor(action);
     const rank = rankOf(action.priority);
     const seq = this.#nextSeq++;
@@ -324,18 +354,8 @@ export class Outbox {
       if (victim.action === undefined) this.#unread.push(victim);
     }
     // Whole until it is on disk at least (`#settleAfter`): an entry without its action must be readable back.
-    const entry: Entry = {
-      id: action.id,
-      category: intern(this.#categories, action.category),
-      decidedAt: action.decidedAt,
-      clockOffsetMs: action.clockOffsetMs ?? 0,
-      action,
-      rank,
-      seq,
-      bytes,
-      durable: false,
-      committed: batch.committed,
-    };
+    const entry = new Entry(action, intern(this.#categories, action.category), rank, seq, bytes);
+    entry.committed = batch.committed;
     this.#insert(entry);
     batch.ops.push(putOp(this.#prefix + key, value));
     batch.added.push(entry);
@@ -691,18 +711,9 @@ function entryOf(
   whole: boolean,
   category: string,
 ): Entry {
-  return {
-    id: action.id,
-    category,
-    decidedAt: action.decidedAt,
-    clockOffsetMs: action.clockOffsetMs ?? 0,
-    action: whole ? action : undefined,
-    rank: at.rank,
-    seq: at.seq,
-    bytes,
-    durable: true,
-    committed: ON_DISK,
-  };
+  const entry = new Entry(action, category, at.rank, at.seq, bytes);
+  if (!whole) entry.action = undefined;
+  return entry;
 }
 
 /** Whether the entry comes at or before (rank, seq) in drain order. */

@@ -5,7 +5,7 @@ export interface QueuedAction {
   readonly id: string;
   readonly category: string;
   readonly decidedAt: number;
-  readonly clockOffsetMs: number;
+  readonly clockOffsetMs?: number;
   /** The action itself, when the outbox holds it in memory; otherwise `remove` reads it back. */
   readonly action: Action | undefined;
 }
