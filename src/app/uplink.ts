@@ -154,12 +154,13 @@ function expireWithoutUplink(
 ): void {
   const { outbox } = base.store;
   for (const queued of queuedExpired(outbox, decision.rules.rules.policy, now)) {
-    const removed = outbox.remove(queued.id);
     // Reported at once when in memory, else once read back from disk.
-    if (queued.action !== undefined) onExpired(queued.action, now);
+    const inMemory = queued.action;
+    const removed = outbox.remove(queued.id);
+    if (inMemory !== undefined) onExpired(inMemory, now);
     removed.then(
       (read) => {
-        if (queued.action === undefined && read !== undefined) onExpired(read, now);
+        if (inMemory === undefined && read !== undefined) onExpired(read, now);
       },
       (err: unknown) =>
         base.logger.error({ err, id: queued.id }, 'outbox remove of an expired action failed'),

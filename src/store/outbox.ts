@@ -67,7 +67,7 @@ export interface QueuedAction {
   readonly category: string;
   readonly decidedAt: number;
   readonly clockOffsetMs?: number;
-  /** The action itself, while it is in memory (see `OutboxLimits.readAhead`). */
+  /** The action itself, while it is in memory (see `OutboxLimits.readAhead`); it comes and goes. */
   readonly action: Action | undefined;
 }
 

@@ -6,7 +6,10 @@ export interface QueuedAction {
   readonly category: string;
   readonly decidedAt: number;
   readonly clockOffsetMs?: number;
-  /** The action itself, when the outbox holds it in memory; otherwise `remove` reads it back. */
+  /**
+   * The action itself, when the outbox holds it in memory; otherwise `remove` reads it back. Read it at once: it
+   * changes as the outbox reads actions back and lets them go.
+   */
   readonly action: Action | undefined;
 }
 

@@ -4,8 +4,9 @@ import type { OutboxSource, QueuedAction } from './outbox-source.js';
 
 /**
  * The queued actions whose category's `ttl` has passed at `now`, leaving out `skip` (in flight: already
- * sent, only not acknowledged yet), as the outbox keeps them in memory. Reads the whole outbox, so it is for a periodic sweep, not every send;
- * without a `ttl` in the policy there is nothing to read.
+ * sent, only not acknowledged yet), as the outbox keeps them in memory (`action` only when it holds it whole).
+ * Reads the whole outbox, so it is for a periodic sweep, not every send; without a `ttl` in the policy there is
+ * nothing to read.
  */
 export function queuedExpired(
   outbox: OutboxSource,
