@@ -114,12 +114,7 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
   const expire = setInterval(() => {
     const now = clock.now();
     if (uplink) return uplink.expireQueued(now);
-    for (const action of queuedExpired(outbox, decision.rules.rules.policy, now)) {
-      outbox.remove(action.id).catch((err: unknown) => {
-        logger.error({ err, id: action.id }, 'outbox remove of an expired action failed');
-      });
-      onExpired(action, now);
-    }
+    expireWithoutUplink(base, decision, now, onExpired);
   }, EXPIRE_EVERY_MS);
   expire.unref();
 
@@ -148,6 +143,29 @@ function alreadyQueued(base: Foundation, action: Action): boolean {
   const known = base.store.outbox.known(action.id);
   if (known === 'delivered') base.metrics.outboxRedeliverySkipped.inc();
   return known !== undefined;
+}
+
+/** What `Uplink.expireQueued` does, without an uplink: drops the actions past their ttl and reports each. */
+function expireWithoutUplink(
+  base: Foundation,
+  decision: DecisionModule,
+  now: number,
+  onExpired: (action: Action, now: number) => void,
+): void {
+  const { outbox } = base.store;
+  for (const queued of queuedExpired(outbox, decision.rules.rules.policy, now)) {
+    // Reported at once when in memory, else once read back from disk.
+    const inMemory = queued.action;
+    const removed = outbox.remove(queued.id);
+    if (inMemory !== undefined) onExpired(inMemory, now);
+    removed.then(
+      (read) => {
+        if (inMemory === undefined && read !== undefined) onExpired(read, now);
+      },
+      (err: unknown) =>
+        base.logger.error({ err, id: queued.id }, 'outbox remove of an expired action failed'),
+    );
+  }
 }
 
 /** An action that waited in the outbox past its category's ttl is dropped, not sent late. */

@@ -17,13 +17,31 @@ export interface OutboxLimits {
    * (the most a recovery can replay) at one upstream action each.
    */
   maxDelivered: number;
+  /**
+   * Actions kept whole in memory ahead of the drain, the first this many in drain order (up to twice as many
+   * while more of a higher priority arrive); the others are on disk only, read back in chunks as the drain nears.
+   */
+  readAhead: number;
 }
 
 const DEFAULT_OUTBOX_LIMITS: OutboxLimits = {
   maxCount: 100_000,
   maxBytes: 64 * 1024 * 1024,
   maxDelivered: 1_000_000,
+  readAhead: 1_024,
 };
+
+/** What the outbox reports beyond its results. */
+export interface OutboxHooks {
+  /** Reading actions back from LevelDB failed (`attempt` since the last success); it is tried again after a while. */
+  onReadError?: ((err: unknown, attempt: number) => void) | undefined;
+}
+
+/** A failed read-ahead is tried again after this long, doubling up to the maximum. */
+const READ_RETRY_MIN_MS = 50;
+const READ_RETRY_MAX_MS = 5_000;
+/** Distinct categories shared by the entries that carry them (a category is a rule's word; few are in use). */
+const MAX_CATEGORIES = 1_000;
 
 /** Forgotten delivered ids are deleted this many to a write, so that queued actions never wait behind many. */
 const FORGET_CHUNK = 1_000;
@@ -43,17 +61,62 @@ export type AddResult =
 /** Priorities order the drain from 1000 (first) down to 0; others are clamped into that range. */
 const MAX_PRIORITY = 1000;
 
-// Its LevelDB key is `formatKey(rank, seq)`, made when needed: kept, the padded string costs about 100 bytes an
-// action (a tree of concatenated strings), a fifth of what an action takes in memory.
-interface Entry {
-  readonly action: Action;
+/** What memory keeps of a queued action: enough to order, evict and expire it without its body. */
+export interface QueuedAction {
+  readonly id: string;
+  readonly category: string;
+  readonly decidedAt: number;
+  readonly clockOffsetMs?: number;
+  /** The action itself, while it is in memory (see `OutboxLimits.readAhead`); it comes and goes. */
+  readonly action: Action | undefined;
+}
+
+/**
+ * A queued action as memory keeps it; its LevelDB key is `formatKey(rank, seq)`, made when needed (kept, the padded
+ * string would cost about 100 bytes an action). A class, and `durable` an accessor, so that each entry is as small
+ * as it can be: there are as many as actions queued.
+ */
+class Entry implements QueuedAction {
+  readonly id: string;
+  readonly category: string;
+  readonly decidedAt: number;
+  // Only when not 0 (the wall clock stepped since start): rare, and then an entry of another shape.
+  declare readonly clockOffsetMs?: number;
+  // Set while in the read-ahead window, and until its write is on disk; never unset while not durable, so that an
+  // entry without it can always be read back.
+  action: Action | undefined;
   readonly rank: number;
   readonly seq: number;
   readonly bytes: number;
-  // Set once the batch that wrote it is on disk; next() hands out only what a crash would not lose.
-  durable: boolean;
-  committed: Promise<void>;
+  /** The batch that writes it, until it is on disk. */
+  committed: Promise<void> | undefined;
+
+  constructor(action: Action, category: string, rank: number, seq: number, bytes: number) {
+    this.id = action.id;
+    this.category = category;
+    this.decidedAt = action.decidedAt;
+    this.action = action;
+    this.rank = rank;
+    this.seq = seq;
+    this.bytes = bytes;
+    this.committed = undefined;
+    if (action.clockOffsetMs !== undefined && action.clockOffsetMs !== 0) {
+      (this as { clockOffsetMs?: number }).clockOffsetMs = action.clockOffsetMs;
+    }
+  }
+
+  /** Its write is on disk; next() hands out only what a crash would not lose. */
+  get durable(): boolean {
+    return this.committed === undefined;
+  }
+
+  set durable(on: boolean) {
+    if (on) this.committed = undefined;
+  }
 }
+
+/** What a duplicate of an entry on disk waits for. */
+const ON_DISK: Promise<void> = Promise.resolve();
 
 type Batch = GroupBatch<EncodedOp, Entry>;
 
@@ -70,6 +133,11 @@ const duplicate = (): AddResult => DUPLICATE;
  * first in first out within a priority; when full, the lowest-priority oldest action is dropped.
  * Writes arriving while one is being synced share the next sync (group commit).
  *
+ * Memory keeps every queued action's id, place, size, category and time (`QueuedAction`), and the action itself
+ * only for a window at the head of the drain order (`readAhead`): the rest is read back from LevelDB in chunks
+ * ahead of the drain. `next` hands out only actions in memory; a read under way is `loading`. An action that
+ * leaves unsent (evicted, expired) is read back before its delete is written, so that it can be reported whole.
+ *
  * Once the cloud acknowledged an action, its id is remembered (`delivered`, with the gateway time) in the
  * same write that removes it, and an action with that id is not queued again: recovery decides the
  * journal's tail again, and what the cloud already has must not be sent twice. Ids are forgotten once
@@ -83,18 +151,41 @@ export class Outbox {
   // The keys' prefixes in the root: the outbox writes its entries already encoded (`StoreWrites`).
   readonly #prefix: string;
   readonly #deliveredPrefix: string;
+  readonly #level: Sublevel<Buffer>;
+  readonly #writes: StoreWrites;
+  readonly #hooks: OutboxHooks;
   readonly #delivered: DeliveredIds;
   #deliveredDropped = 0;
   #forgetBefore = Number.NEGATIVE_INFINITY;
   #forgetting: Promise<number> | undefined;
   readonly #byId = new Map<string, Entry>();
-  // One insertion-ordered map per rank; the ranks present, highest first.
-  readonly #byRank = new Map<number, Map<string, Entry>>();
+  // One insertion-ordered set per rank; the ranks present, highest first.
+  readonly #byRank = new Map<number, Set<Entry>>();
   #ranks: number[] = [];
   #bytes = 0;
   #nextSeq: number;
   readonly #commits: GroupCommit<EncodedOp, Entry>;
   #closed = false;
+  readonly #categories = new Map<string, string>();
+
+  // The read-ahead window: the entries up to (#edgeRank, #edgeSeq) in drain order, every entry while #all. Each
+  // has its action in memory or is being read back; an entry past it has its action only until it is on disk.
+  #all = true;
+  #edgeRank = 0;
+  #edgeSeq = -1;
+  /** Entries in the window. */
+  #windowed = 0;
+  /** Entries whose action is in memory. */
+  #loaded = 0;
+  #reading: Promise<void> | undefined;
+  #readErrors = 0;
+  /** Cuts a read-ahead's wait before it tries again short (on close). */
+  #wake: (() => void) | undefined;
+  // Entries the pending batch deletes, taken without their action, which their callers report: read back before
+  // that batch is written. GroupCommit calls `#write` as it takes the pending batch, so this is exactly its list.
+  #unread: Entry[] = [];
+  /** The batch whose entries leave memory, once written, when past the window. */
+  #settling: Batch | undefined;
 
   private constructor(
     writes: StoreWrites,
@@ -102,24 +193,29 @@ export class Outbox {
     limits: OutboxLimits,
     nextSeq: number,
     unreadable: number,
+    hooks: OutboxHooks,
   ) {
     this.#prefix = prefixOf(levels.outbox);
     this.#deliveredPrefix = prefixOf(levels.delivered);
+    this.#level = levels.outbox;
+    this.#writes = writes;
+    this.#hooks = hooks;
     this.#delivered = new DeliveredIds(limits.maxDelivered);
     this.limits = limits;
     this.#nextSeq = nextSeq;
     this.unreadableOnOpen = unreadable;
     this.#commits = new GroupCommit(
-      (ops, sync) => storeIo('writing the outbox', () => writes.write(ops, sync)),
+      (ops, sync) => this.#write(ops, sync),
       (batch) => this.#rollBack(batch),
     );
   }
 
-  /** Loads what a previous run left in the outbox, and the ids it delivered. */
+  /** Loads what a previous run left in the outbox (the actions of the read-ahead window whole), and the ids it delivered. */
   static async open(
     writes: StoreWrites,
     levels: { outbox: Sublevel<Buffer>; delivered: Sublevel },
     limits: Partial<OutboxLimits> = {},
+    hooks: OutboxHooks = {},
   ): Promise<Outbox> {
     const resolved = { ...DEFAULT_OUTBOX_LIMITS, ...limits };
     for (const [name, value] of Object.entries(resolved)) {
@@ -127,6 +223,7 @@ export class Outbox {
         throw new RangeError(`outbox ${name} must be a positive integer, got ${value}`);
     }
     const loaded: Entry[] = [];
+    const categories = new Map<string, string>();
     let unreadable = 0;
     let maxSeq = -1;
     await readAll('loading the outbox', levels.outbox, (key, value) => {
@@ -137,13 +234,18 @@ export class Outbox {
         unreadable += 1;
         return;
       }
+      // Keys iterate in drain order: the first `readAhead` are the window.
+      const whole = loaded.length < resolved.readAhead;
       const bytes = key.length + value.length;
-      loaded.push({ action, ...parsed, bytes, durable: true, committed: Promise.resolve() });
+      loaded.push(entryOf(action, parsed, bytes, whole, intern(categories, action.category)));
     });
     const delivered = await readDelivered(levels.delivered);
-    const outbox = new Outbox(writes, levels, resolved, maxSeq + 1, unreadable);
-    // Keys iterate in drain order, so each rank's map is filled oldest first.
-    for (const entry of loaded) if (!outbox.#byId.has(entry.action.id)) outbox.#insert(entry);
+    const outbox = new Outbox(writes, levels, resolved, maxSeq + 1, unreadable, hooks);
+    for (const [category] of categories) outbox.#categories.set(category, category);
+    const edge = loaded[resolved.readAhead - 1];
+    if (loaded.length > resolved.readAhead && edge !== undefined) outbox.#setEdge(edge);
+    // Keys iterate in drain order, so each rank's set is filled oldest first.
+    for (const entry of loaded) if (!outbox.#byId.has(entry.id)) outbox.#insert(entry);
     // Oldest first, so that a lowered `maxDelivered` drops the oldest.
     const evicted: string[] = [];
     for (const [id, at] of delivered) outbox.#delivered.add(id, at, evicted);
@@ -166,14 +268,29 @@ export class Outbox {
     return this.#bytes;
   }
 
+  /** Queued actions held whole in memory (the read-ahead window, and those whose write is under way). */
+  get loadedCount(): number {
+    return this.#loaded;
+  }
+
+  /** Set while actions are being read back from LevelDB; settles once they are in memory (or on close). */
+  get loading(): Promise<void> | undefined {
+    return this.#reading;
+  }
+
+  /** Reads back from LevelDB that failed (and were tried again), since open. */
+  get readErrors(): number {
+    return this.#readErrors;
+  }
+
   /** When the action queued longest was decided; undefined when the outbox is empty. */
   get oldestDecidedAt(): number | undefined {
     let oldest: number | undefined;
-    // Each rank's map is in queue order: its first entry is its oldest.
+    // Each rank's set is in queue order: its first entry is its oldest.
     for (const entries of this.#byRank.values()) {
       const first = entries.values().next();
-      if (!first.done && (oldest === undefined || first.value.action.decidedAt < oldest))
-        oldest = first.value.action.decidedAt;
+      if (!first.done && (oldest === undefined || first.value.decidedAt < oldest))
+        oldest = first.value.decidedAt;
     }
     return oldest;
   }
@@ -220,7 +337,7 @@ export class Outbox {
     if (this.#closed) throw new StoreIoError('the outbox is closed');
     if (this.#delivered.has(action.id)) return Promise.resolve(DELIVERED);
     const existing = this.#byId.get(action.id);
-    if (existing !== undefined) return existing.committed.then(duplicate);
+    if (existing !== undefined) return (existing.committed ?? ON_DISK).then(duplicate);
     const value = encodeCbor(action);
     const rank = rankOf(action.priority);
     const seq = this.#nextSeq++;
@@ -234,44 +351,79 @@ export class Outbox {
       this.#take(victim);
       batch.ops.push(delOp(this.#prefix + formatKey(victim.rank, victim.seq)));
       batch.evicted.push(victim);
+      if (victim.action === undefined) this.#unread.push(victim);
     }
-    const entry: Entry = { action, rank, seq, bytes, durable: false, committed: batch.committed };
+    // Whole until it is on disk at least (`#settleAfter`): an entry without its action must be readable back.
+    const entry = new Entry(action, intern(this.#categories, action.category), rank, seq, bytes);
+    entry.committed = batch.committed;
     this.#insert(entry);
     batch.ops.push(putOp(this.#prefix + key, value));
     batch.added.push(entry);
+    this.#settleAfter(batch);
+    if (this.#windowed > 2 * this.limits.readAhead) this.#trim();
     // Not synced on its own: the action's input stays in the journal until a checkpoint, which syncs the store
     // first (`Store.sync`), so a power cut loses nothing that recovery does not decide again.
     if (victims.length === 0) return batch.committed.then(queuedAlone);
-    const dropped = victims.map((v) => v.action);
-    return batch.committed.then(() => ({ status: 'queued', dropped }));
+    return batch.committed.then(() => ({ status: 'queued', dropped: actionsOf(victims) }));
   }
 
   /**
-   * The first `n` actions in drain order, read from memory. `skip` leaves out ids the caller already
-   * has in flight.
+   * The first `n` actions in drain order, read from memory, up to the first whose action is not in memory yet
+   * (it comes once `loading` settles). `skip` leaves out ids the caller already has in flight.
    */
   next(n: number, skip?: ReadonlySet<string>): Action[] {
     const out: Action[] = [];
     if (n <= 0) return out;
+    let passed = 0;
+    let short = false;
+    walk: for (const rank of this.#ranks) {
+      for (const entry of this.#byRank.get(rank) ?? []) {
+        // In flight: the caller has it already (whole or not here).
+        if (skip?.has(entry.id) === true) continue;
+        const action = entry.action;
+        if (action === undefined) {
+          short = true;
+          break walk;
+        }
+        passed += 1;
+        if (!entry.durable) continue;
+        out.push(action);
+        if (out.length >= n) break walk;
+      }
+    }
+    // Read on while half the window is still ahead, so that the drain seldom waits.
+    if (short || (!this.#all && this.#windowed - passed < this.limits.readAhead / 2)) this.#readAhead();
+    return out;
+  }
+
+  /**
+   * Every queued action whose write is on disk, in drain order, as memory keeps it (its action whole only
+   * within the window), leaving out `skip`. For a periodic sweep (expiry), not every send.
+   */
+  waiting(skip?: ReadonlySet<string>): QueuedAction[] {
+    const out: QueuedAction[] = [];
     for (const rank of this.#ranks) {
-      for (const entry of this.#byRank.get(rank)?.values() ?? []) {
-        if (!entry.durable || skip?.has(entry.action.id) === true) continue;
-        out.push(entry.action);
-        if (out.length >= n) return out;
+      for (const entry of this.#byRank.get(rank) ?? []) {
+        if (entry.durable && skip?.has(entry.id) !== true) out.push(entry);
       }
     }
     return out;
   }
 
-  /** Forgets an action that leaves unsent (it waited past its `ttl`); an id not queued is ignored. */
-  async remove(id: string): Promise<void> {
+  /**
+   * Forgets an action that leaves unsent (it waited past its `ttl`); an id not queued is ignored. Resolves with
+   * the action, read back from LevelDB before its delete is written when it was not in memory.
+   */
+  async remove(id: string): Promise<Action | undefined> {
     if (this.#closed) throw new StoreIoError('the outbox is closed');
     const entry = this.#byId.get(id);
-    if (entry === undefined) return;
+    if (entry === undefined) return undefined;
     this.#take(entry);
     const batch = this.#commits.batch();
     batch.ops.push(delOp(this.#prefix + formatKey(entry.rank, entry.seq)));
+    if (entry.action === undefined) this.#unread.push(entry);
     await batch.committed;
+    return entry.action;
   }
 
   /**
@@ -326,8 +478,155 @@ export class Outbox {
   /** Waits for pending writes, then refuses new ones. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#wake?.();
+    await this.#reading;
     await this.#forgetting;
     await this.#commits.idle();
+  }
+
+  #write(ops: EncodedOp[], sync: boolean): Promise<void> {
+    const unread = this.#unread;
+    if (unread.length === 0) return storeIo('writing the outbox', () => this.#writes.write(ops, sync));
+    this.#unread = [];
+    return storeIo('reading back the actions the outbox drops', () => this.#readBack(unread)).then(() =>
+      storeIo('writing the outbox', () => this.#writes.write(ops, sync)),
+    );
+  }
+
+  // Before the batch that deletes them is written: their puts are on disk (an entry without its action is).
+  async #readBack(entries: readonly Entry[]): Promise<void> {
+    const values = await this.#level.getMany(entries.map((e) => formatKey(e.rank, e.seq)));
+    entries.forEach((entry, i) => {
+      const value = values[i];
+      if (value !== undefined) entry.action = decodeAction(value);
+    });
+  }
+
+  // Starts reading back the actions of the window not in memory, widening it by half its size first.
+  #readAhead(): void {
+    if (this.#reading !== undefined || this.#closed) return;
+    const wanted = this.#widen(Math.max(1, Math.ceil(this.limits.readAhead / 2)));
+    if (wanted.length === 0) return;
+    this.#reading = this.#load(wanted).finally(() => {
+      this.#reading = undefined;
+    });
+  }
+
+  // Moves the edge on by up to `by` entries; returns the entries of the window without their action.
+  #widen(by: number): Entry[] {
+    const wanted: Entry[] = [];
+    let widened = 0;
+    for (const rank of this.#ranks) {
+      for (const entry of this.#byRank.get(rank) ?? []) {
+        if (!this.#covers(entry)) {
+          if (widened >= by) return wanted;
+          this.#setEdge(entry);
+          this.#windowed += 1;
+          widened += 1;
+        }
+        if (entry.action === undefined) wanted.push(entry);
+      }
+    }
+    this.#all = true;
+    return wanted;
+  }
+
+  // Reads the actions back, tried again after a failure (backing off) until they are read or the outbox closes.
+  async #load(wanted: readonly Entry[]): Promise<void> {
+    const keys = wanted.map((e) => formatKey(e.rank, e.seq));
+    for (let attempt = 1; !this.#closed; attempt++) {
+      let values: Array<Buffer | undefined>;
+      try {
+        values = await storeIo('reading ahead in the outbox', () => readKeys(this.#level, keys));
+      } catch (err) {
+        this.#readErrors += 1;
+        this.#hooks.onReadError?.(err, attempt);
+        await this.#pause(Math.min(READ_RETRY_MAX_MS, READ_RETRY_MIN_MS * 2 ** (attempt - 1)));
+        continue;
+      }
+      this.#fill(wanted, values);
+      return;
+    }
+  }
+
+  #fill(wanted: readonly Entry[], values: ReadonlyArray<Buffer | undefined>): void {
+    wanted.forEach((entry, i) => {
+      // Left meanwhile (delivered, evicted, expired), already back, or no longer in the window.
+      if (entry.action !== undefined || this.#byId.get(entry.id) !== entry || !this.#covers(entry)) return;
+      const value = values[i];
+      const action = value === undefined ? undefined : decodeAction(value);
+      if (action !== undefined) {
+        entry.action = action;
+        this.#loaded += 1;
+        return;
+      }
+      // Not on disk, or not an action: it cannot be sent, and the drain must not wait for it.
+      this.#readErrors += 1;
+      this.#hooks.onReadError?.(new StoreIoError(`outbox entry ${entry.id} cannot be read back`), 1);
+      this.#take(entry);
+    });
+  }
+
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      this.#wake = done;
+    });
+  }
+
+  // Narrows the window to the first `readAhead` entries: the actions past them leave memory (those on disk).
+  #trim(): void {
+    const keep = this.limits.readAhead;
+    const was = { all: this.#all, rank: this.#edgeRank, seq: this.#edgeSeq };
+    let kept = 0;
+    walk: for (const rank of this.#ranks) {
+      for (const entry of this.#byRank.get(rank) ?? []) {
+        if (kept < keep) {
+          kept += 1;
+          if (kept === keep) this.#setEdge(entry);
+          continue;
+        }
+        if (!was.all && !before(entry, was.rank, was.seq)) break walk;
+        this.#windowed -= 1;
+        if (entry.durable && entry.action !== undefined) {
+          entry.action = undefined;
+          this.#loaded -= 1;
+        }
+      }
+    }
+  }
+
+  // Once the batch is on disk, its entries past the window need not keep their actions.
+  #settleAfter(batch: Batch): void {
+    if (this.#settling === batch) return;
+    this.#settling = batch;
+    batch.committed.then(
+      () => {
+        for (const entry of batch.added) {
+          if (entry.action === undefined || this.#covers(entry) || this.#byId.get(entry.id) !== entry)
+            continue;
+          entry.action = undefined;
+          this.#loaded -= 1;
+        }
+      },
+      () => undefined,
+    );
+  }
+
+  #setEdge(entry: Entry): void {
+    this.#all = false;
+    this.#edgeRank = entry.rank;
+    this.#edgeSeq = entry.seq;
+  }
+
+  #covers(entry: Entry): boolean {
+    return this.#all || before(entry, this.#edgeRank, this.#edgeSeq);
   }
 
   // The entries to evict so that one more of this rank and size fits, lowest rank and oldest first;
@@ -356,20 +655,25 @@ export class Outbox {
   #insert(entry: Entry): void {
     let bucket = this.#byRank.get(entry.rank);
     if (bucket === undefined) {
-      bucket = new Map();
+      bucket = new Set();
       this.#byRank.set(entry.rank, bucket);
       this.#ranks = [...this.#byRank.keys()].sort((a, b) => b - a);
     }
-    bucket.set(entry.action.id, entry);
-    this.#byId.set(entry.action.id, entry);
+    bucket.add(entry);
+    this.#byId.set(entry.id, entry);
     this.#bytes += entry.bytes;
+    if (this.#covers(entry)) this.#windowed += 1;
+    if (entry.action !== undefined) this.#loaded += 1;
   }
 
+  // The entry keeps its action (if in memory): whoever took it may report it.
   #take(entry: Entry): void {
-    this.#byId.delete(entry.action.id);
+    this.#byId.delete(entry.id);
     this.#bytes -= entry.bytes;
+    if (this.#covers(entry)) this.#windowed -= 1;
+    if (entry.action !== undefined) this.#loaded -= 1;
     const bucket = this.#byRank.get(entry.rank);
-    bucket?.delete(entry.action.id);
+    bucket?.delete(entry);
     if (bucket?.size === 0) {
       this.#byRank.delete(entry.rank);
       this.#ranks = this.#ranks.filter((r) => r !== entry.rank);
@@ -379,22 +683,57 @@ export class Outbox {
   // Memory follows the disk again: the actions of a failed batch are not queued, the ones it was to
   // evict still are. Removals are not undone: those actions were delivered.
   #rollBack(batch: Batch): void {
-    for (const entry of batch.added) if (this.#byId.get(entry.action.id) === entry) this.#take(entry);
+    for (const entry of batch.added) if (this.#byId.get(entry.id) === entry) this.#take(entry);
     if (batch.evicted.length === 0) return;
     const touched = new Set<number>();
     for (const entry of batch.evicted) {
-      if (!entry.durable || this.#byId.has(entry.action.id)) continue;
+      if (!entry.durable || this.#byId.has(entry.id)) continue;
+      // Read back to be reported: kept only within the window.
+      if (!this.#covers(entry)) entry.action = undefined;
       this.#insert(entry);
       touched.add(entry.rank);
     }
     for (const rank of touched) {
       const bucket = this.#byRank.get(rank);
       if (bucket === undefined) continue;
-      const ordered = [...bucket.values()].sort((a, b) => a.seq - b.seq);
+      const ordered = [...bucket].sort((a, b) => a.seq - b.seq);
       bucket.clear();
-      for (const entry of ordered) bucket.set(entry.action.id, entry);
+      for (const entry of ordered) bucket.add(entry);
     }
   }
+}
+
+/** The entry of an action found on disk, with its action when `whole`. */
+function entryOf(
+  action: Action,
+  at: { rank: number; seq: number },
+  bytes: number,
+  whole: boolean,
+  category: string,
+): Entry {
+  const entry = new Entry(action, category, at.rank, at.seq, bytes);
+  if (!whole) entry.action = undefined;
+  return entry;
+}
+
+/** Whether the entry comes at or before (rank, seq) in drain order. */
+function before(entry: Entry, rank: number, seq: number): boolean {
+  return entry.rank > rank || (entry.rank === rank && entry.seq <= seq);
+}
+
+/** One string for each category: entries decoded from disk would otherwise each hold a copy. */
+function intern(categories: Map<string, string>, category: string): string {
+  const known = categories.get(category);
+  if (known !== undefined) return known;
+  if (categories.size < MAX_CATEGORIES) categories.set(category, category);
+  return category;
+}
+
+/** The actions of entries taken from the outbox (read back before their delete was written). */
+function actionsOf(entries: readonly Entry[]): Action[] {
+  const out: Action[] = [];
+  for (const entry of entries) if (entry.action !== undefined) out.push(entry.action);
+  return out;
 }
 
 function rankOf(priority: number): number {
@@ -423,6 +762,36 @@ async function readDelivered(level: Sublevel): Promise<Array<[id: string, at: nu
     if (typeof at === 'number' && Number.isFinite(at)) delivered.push([id, at]);
   });
   return delivered.sort((a, b) => a[1] - b[1]);
+}
+
+/**
+ * The values of `keys` (sorted, near one another: the window's), undefined where there is none. One pass of an
+ * iterator over their range: far cheaper than as many lookups, since neighbouring keys share LevelDB's blocks.
+ */
+async function readKeys(
+  level: Sublevel<Buffer>,
+  keys: readonly string[],
+): Promise<Array<Buffer | undefined>> {
+  const values = new Array<Buffer | undefined>(keys.length).fill(undefined);
+  const first = keys[0];
+  const last = keys[keys.length - 1];
+  if (first === undefined || last === undefined) return values;
+  const it = level.iterator({ gte: first, lte: last });
+  try {
+    let i = 0;
+    for (;;) {
+      const chunk = await it.nextv(1_000);
+      if (chunk.length === 0) break;
+      for (const [key, value] of chunk) {
+        // Keys in the range that are not wanted: actions loaded already, or left but not yet deleted on disk.
+        while (i < keys.length && (keys[i] as string) < key) i += 1;
+        if (keys[i] === key) values[i++] = value;
+      }
+    }
+  } finally {
+    await it.close();
+  }
+  return values;
 }
 
 /** Hands every entry of `level` to `visit` in key order, reading a chunk at a time. */

@@ -116,7 +116,15 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
     // They share their writes of a turn (`StoreWrites`): an action for the cloud and its device is one write.
     const writes = new StoreWrites((ops, sync) => level.writeEncoded(ops, sync));
     const raw = db.sublevel<string, Buffer>('outbox', { valueEncoding: 'buffer' });
-    outbox = await Outbox.open(writes, { outbox: raw, delivered: sublevels.delivered }, opts.outbox);
+    outbox = await Outbox.open(writes, { outbox: raw, delivered: sublevels.delivered }, opts.outbox, {
+      onReadError: (err, attempt) => {
+        if (attempt === 1 || attempt % 10 === 0)
+          opts.logger?.warn(
+            { err, attempt },
+            'outbox: reading actions back from LevelDB failed; trying again',
+          );
+      },
+    });
     const rawCommands = db.sublevel<string, Buffer>('commands', { valueEncoding: 'buffer' });
     commands = await CommandOutbox.open(writes, rawCommands, opts.commands);
   } catch (err) {

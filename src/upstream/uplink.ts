@@ -140,6 +140,8 @@ export class Uplink {
   /** Bumped on every connection, so acknowledgements of an old connection are not mistaken for new ones. */
   private generation = 0;
   private draining = false;
+  /** A drain waits for the outbox to read the next actions back. */
+  private awaitingLoad = false;
   /** `connect` was called: there is a connection (or an attempt) to end. */
   private connecting = false;
   private closed = false;
@@ -251,7 +253,7 @@ export class Uplink {
    */
   expireQueued(now: number = this.now()): number {
     const expired = queuedExpired(this.opts.outbox, this.policy, now, this.held);
-    for (const action of expired) this.expire(action, now);
+    for (const queued of expired) this.expire(queued.id, queued.action, now);
     return expired.length;
   }
 
@@ -470,10 +472,12 @@ export class Uplink {
         const now = this.now();
         const target = Math.min(this.opts.batch?.max ?? 1, room);
         const ready = this.ready(target, now);
+        // Fewer than asked for: the next ones may be being read back from disk.
+        const loading = ready.length < target ? this.drainOnceLoaded() : false;
         if (ready.length === 0) {
           this.lingerUntil = undefined;
           // No action waits to be sent: the telemetry lane's turn.
-          this.sendTelemetry();
+          if (!loading) this.sendTelemetry();
           return;
         }
         const count = this.sendable(ready.length, target, now);
@@ -485,6 +489,23 @@ export class Uplink {
     } finally {
       this.draining = false;
     }
+  }
+
+  /**
+   * While the outbox reads the next actions back from disk, drains again once they are in; false when it reads
+   * nothing.
+   */
+  private drainOnceLoaded(): boolean {
+    const loading = this.opts.outbox.loading;
+    if (loading === undefined) return false;
+    if (!this.awaitingLoad) {
+      this.awaitingLoad = true;
+      void loading.then(() => {
+        this.awaitingLoad = false;
+        this.drain();
+      });
+    }
+    return true;
   }
 
   /**
@@ -519,7 +540,7 @@ export class Uplink {
       const next = this.opts.outbox.next(n, this.held);
       const fresh: Action[] = [];
       for (const action of next) {
-        if (isExpired(action, now, this.policy)) this.expire(action, now);
+        if (isExpired(action, now, this.policy)) this.expire(action.id, action, now);
         else fresh.push(action);
       }
       // Dropped ones are held now, so asking again brings the ones after them.
@@ -601,16 +622,20 @@ export class Uplink {
     );
   }
 
-  private expire(action: Action, now: number): void {
-    this.held.add(action.id);
+  /** Drops an expired action: reported at once when in memory (`action`), else once the outbox read it back. */
+  private expire(id: string, action: Action | undefined, now: number): void {
+    this.held.add(id);
     // The outbox forgets it at once; the delete reaches the disk with the next batch.
-    const removed = this.opts.outbox.remove(action.id);
-    this.opts.onExpired?.(action, now);
+    const removed = this.opts.outbox.remove(id);
+    if (action !== undefined) this.opts.onExpired?.(action, now);
     removed.then(
-      () => this.held.delete(action.id),
+      (read) => {
+        this.held.delete(id);
+        if (action === undefined && read !== undefined) this.opts.onExpired?.(read, now);
+      },
       (err: unknown) => {
-        this.held.delete(action.id);
-        this.opts.logger.error({ err, id: action.id }, 'outbox remove of an expired action failed');
+        this.held.delete(id);
+        this.opts.logger.error({ err, id }, 'outbox remove of an expired action failed');
       },
     );
   }

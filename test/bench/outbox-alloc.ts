@@ -116,13 +116,19 @@ try {
   if (values.pending !== undefined) {
     const n = Number(values.pending);
     await retained(store, n);
-    // The drain with the cloud back: the first 100 in drain order, each acknowledged, then the next 100.
+    // The drain with the cloud back: the first 100 in drain order, each acknowledged, then the next 100; when the
+    // next ones are still being read back from disk, once they are in.
     const cpu = process.cpuUsage();
     const started = performance.now();
     let sent = 0;
     const held = new Set<string>();
     while (store.outbox.size > 0) {
       const next = store.outbox.next(100, held);
+      if (next.length === 0) {
+        const { loading } = store.outbox;
+        if (loading === undefined) throw new Error(`${store.outbox.size} queued, none handed out`);
+        await loading;
+      }
       await Promise.all(next.map((a) => store.outbox.markDelivered(a.id, a.decidedAt + 5)));
       sent += next.length;
     }

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { policyFromObject } from '../../src/rules/policy.js';
 import type { Action } from '../../src/shared/index.js';
-import { openStore, type Store } from '../../src/store/index.js';
+import { openStore, type OutboxLimits, type Store } from '../../src/store/index.js';
 import { Uplink, type UplinkOptions } from '../../src/upstream/uplink.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -41,9 +41,9 @@ async function startCloud(): Promise<Cloud> {
   return cloud;
 }
 
-async function openOutbox(): Promise<Store> {
+async function openOutbox(outbox: Partial<OutboxLimits> = {}): Promise<Store> {
   const dir = await tempDir('vigil-uplink-');
-  const store = await openStore(dir.path);
+  const store = await openStore(dir.path, { outbox });
   cleanups.push(() => dir.remove());
   cleanups.push(() => store.close());
   return store;
@@ -185,6 +185,56 @@ describe('the uplink applies the policy', () => {
     expect(expired).toEqual(['offer-0', 'offer-1', 'offer-2']);
     expect(store.outbox.next(10).map((a) => a.id)).toEqual(['notice']);
     expect(uplink.connected).toBe(false);
+  });
+
+  test('an outbox many times its read-ahead window drains whole and in drain order, batched', async () => {
+    const store = await openOutbox({ readAhead: 4 });
+    const added: Action[] = [];
+    for (let i = 0; i < 60; i++) {
+      const a = action(`a-${i}`, [10, 50, 90][i % 3] as number, { payload: { n: i, site: 'north' } });
+      added.push(a);
+      await store.outbox.add(a);
+    }
+    // Those in memory leave: the drain starts with nothing to hand out until the outbox reads some back.
+    const gone = new Set<string>();
+    for (const q of store.outbox.waiting()) if (q.action !== undefined) gone.add(q.id);
+    for (const id of gone) await store.outbox.remove(id);
+    expect(store.outbox.loadedCount).toBe(0);
+    const cloud = await startCloud();
+    startUplink(store, cloud.url, { inflight: 3, batch: { max: 2, withinMs: 0 } });
+    await until('all the others', () => cloud.actions.length === 60 - gone.size);
+    const order = added.filter((a) => !gone.has(a.id)).sort((x, y) => y.priority - x.priority);
+    expect(cloud.actions).toEqual(order);
+    await until('an empty outbox', () => store.outbox.size === 0);
+  });
+
+  test('expireQueued reports whole the expired actions it reads back from disk', async () => {
+    const store = await openOutbox({ readAhead: 2 });
+    const policy = policyFromObject({ ttl: { offer: '1h' } });
+    for (let i = 0; i < 6; i++) await store.outbox.add(action(`notice-${i}`, 60));
+    const offers = Array.from({ length: 4 }, (_, i) =>
+      action(`offer-${i}`, 10, { category: 'offer', decidedAt: i, payload: { n: i } }),
+    );
+    for (const a of offers) await store.outbox.add(a);
+    expect(
+      store.outbox
+        .waiting()
+        .filter((q) => q.action !== undefined)
+        .map((q) => q.id),
+    ).not.toContain('offer-0');
+    const gone = await startCloud();
+    await gone.broker.close();
+    const expired: Action[] = [];
+    const uplink = startUplink(store, gone.url, {
+      policy: () => policy,
+      now: () => HOUR + 2,
+      onExpired: (a) => expired.push(a),
+    });
+
+    expect(uplink.expireQueued()).toBe(3);
+    await until('three reported', () => expired.length === 3);
+    expect(expired).toEqual(offers.slice(0, 3));
+    expect(store.outbox.size).toBe(7);
   });
 
   test('batching sends JSON arrays of up to max actions, in drain order, and a batch not full after within', async () => {
