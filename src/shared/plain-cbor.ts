@@ -12,7 +12,11 @@
 /** Deeper than this is left to cbor-x (payloads are refused past 64 levels anyway). */
 const MAX_DEPTH = 100;
 
-let out = Buffer.allocUnsafeSlow(8_192);
+const INITIAL_BYTES = 8_192;
+/** Past this, the buffer is given up after a value that needed it (`encodePlain`). */
+const MAX_KEPT_BYTES = 256 * 1024;
+
+let out = Buffer.allocUnsafeSlow(INITIAL_BYTES);
 let pos = 0;
 
 /** The buffer written to; the value ends at `writtenEnd()`. Both hold until the next one is started. */
@@ -193,5 +197,7 @@ export function encodePlain(value: unknown): Buffer | undefined {
   if (!writeValue(value)) return undefined;
   const bytes = Buffer.allocUnsafe(pos);
   out.copy(bytes, 0, 0, pos);
+  // A large value (a checkpoint's chunk) does not leave the writer holding a buffer of its size.
+  if (out.length > MAX_KEPT_BYTES) out = Buffer.allocUnsafeSlow(INITIAL_BYTES);
   return bytes;
 }
