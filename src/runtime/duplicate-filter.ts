@@ -159,19 +159,21 @@ export class DuplicateFilter {
 
   /** Forgets publishes older than the maximum age, counted back from `now`. */
   prune(now: number): void {
-    for (const [id, client] of this.clients) {
-      for (const [key, entry] of client.entries) {
-        if (entry.at < now - this.maxAgeMs) client.entries.delete(key);
-      }
+    const before = now - this.maxAgeMs;
+    // By `forEach`: a `for…of` over a map makes a [key, value] array per entry, and every checkpoint prunes them all.
+    this.clients.forEach((client, id) => {
+      client.entries.forEach((entry, key) => {
+        if (entry.at < before) client.entries.delete(key);
+      });
       if (client.entries.size === 0) this.clients.delete(id);
-    }
+    });
   }
 
   snapshot(): DuplicateEntry[] {
     const out: DuplicateEntry[] = [];
-    for (const [clientId, client] of this.clients) {
+    this.clients.forEach((client, clientId) => {
       for (const e of client.entries.values()) out.push([clientId, e.messageId, e.hash, e.at]);
-    }
+    });
     return out;
   }
 
