@@ -1,6 +1,8 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 // Before aedes: its parser must get the quiet `debug` (see quiet-debug.ts).
 import './quiet-debug.js';
+// After quiet-debug.ts, which must come before mqtt-packet is loaded: its parser reads in place (packet-list.ts).
+import './packet-list.js';
 import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes';
 import { ConfigError, isDeviceEventTopic } from '../shared/index.js';
 import { ClientTracker } from './client-tracker.js';

@@ -4,7 +4,7 @@ import { Decoder, Encoder } from 'cbor-x';
 import type { Logger } from 'pino';
 import type { ArbiterStateLists, SavedArbiterState } from '../actions/index.js';
 import type { EngineState, GroupState } from '../engine/index.js';
-import { DataFormatError } from '../shared/index.js';
+import { DataFormatError, plainCbor } from '../shared/index.js';
 import type { WallState } from './clock.js';
 import type { DuplicateEntry } from './duplicate-filter.js';
 import type { RulesRecord } from './journal-records.js';
@@ -287,8 +287,9 @@ export class CheckpointEncoder {
   }
 
   private push(item: unknown): void {
-    // cbor-x hands out a fresh part of its buffer on every call, so the earlier items stay as they were.
-    const bytes = encoder.encode(item);
+    // The bytes cbor-x writes, by the plain writer where it can (no boxed numbers: cbor-x's encoder runs generic in
+    // the gateway); each item in a buffer of its own, as cbor-x hands out a fresh part of its buffer on every call.
+    const bytes = plainCbor.encodePlain(item) ?? encoder.encode(item);
     this.chunks.push(bytes);
     this.bytes += bytes.length;
     this.crc = crc32(bytes, this.crc);

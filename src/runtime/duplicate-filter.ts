@@ -14,6 +14,11 @@ export interface DuplicateFilterOptions {
    * remembered for `maxAgeMs`, not only the last `perClient`; default `UPSTREAM_SENDER`.
    */
   sequentialSenders?: readonly string[] | undefined;
+  /**
+   * Settles once every publish remembered so far is recorded (the journal's `recorded()`): what a resend of one
+   * still being written waits for. Default: at once.
+   */
+  whenRecorded?: (() => Promise<void>) | undefined;
 }
 
 /** The client id under which the QoS 1 cloud events of the cloud broker are recorded. */
@@ -25,8 +30,8 @@ interface Remembered {
   at: number;
   /** The connection it arrived on; -1 for one remembered from before a restart. */
   connection: number;
-  /** Settles once the original is recorded (while it is being written); undefined once it is. */
-  recorded: Promise<void> | undefined;
+  /** The original's journal record while it is being written (see `recordedThrough`); 0 once it is recorded. */
+  seq: number;
 }
 
 interface ClientState {
@@ -83,11 +88,23 @@ export class DuplicateFilter {
   private readonly perClient: number;
   private readonly maxAgeMs: number;
   private readonly sequentialSenders: ReadonlySet<string>;
+  private readonly whenRecorded: () => Promise<void>;
+  /** Every journal record through this one is recorded. */
+  private recordedSeq = 0;
 
   constructor(opts: DuplicateFilterOptions = {}) {
     this.perClient = opts.perClient ?? DEFAULT_PER_CLIENT;
     this.maxAgeMs = opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS;
     this.sequentialSenders = new Set(opts.sequentialSenders ?? [UPSTREAM_SENDER]);
+    this.whenRecorded = opts.whenRecorded ?? (() => Promise.resolve());
+  }
+
+  /**
+   * The journal recorded everything through `seq`. A remembered publish knows its record's number rather than a
+   * promise of it: a `then` per publish, its functions and its promise were most of what remembering one cost.
+   */
+  recordedThrough(seq: number): void {
+    this.recordedSeq = seq;
   }
 
   /**
@@ -118,32 +135,20 @@ export class DuplicateFilter {
     }
     // Seen on this connection now: the same packet id with the same payload later on is a new publish.
     entry.connection = connection;
-    return entry.recorded ?? Promise.resolve();
+    if (entry.seq > this.recordedSeq) return this.whenRecorded();
+    entry.seq = 0;
+    return Promise.resolve();
   }
 
-  /** A QoS 1 publish is being recorded; `recorded` settles once it is. */
-  remember(
-    clientId: string,
-    connection: number,
-    messageId: number,
-    hash: number,
-    at: number,
-    recorded?: Promise<void>,
-  ): void {
+  /**
+   * A QoS 1 publish is being recorded as journal record `seq` (see `recordedThrough`); 0: it is recorded. A resend
+   * while it is being written waits for `whenRecorded`, which rejects if the journal closes first: then the resend
+   * is not acknowledged, as the original is not, and comes again after the restart.
+   */
+  remember(clientId: string, connection: number, messageId: number, hash: number, at: number, seq = 0): void {
     const client = this.client(clientId);
     const key = keyOf(messageId, hash);
-    const entry: Remembered = { messageId, hash, at, connection, recorded };
-    if (recorded) {
-      recorded.then(
-        () => {
-          if (entry.recorded === recorded) entry.recorded = undefined;
-        },
-        () => {
-          // Never recorded (the gateway is closing): a resend is a new publish.
-          if (client.entries.get(key) === entry) client.entries.delete(key);
-        },
-      );
-    }
+    const entry: Remembered = { messageId, hash, at, connection, seq };
     client.entries.delete(key);
     client.entries.set(key, entry);
     if (client.entries.size > client.limit) {
@@ -154,19 +159,21 @@ export class DuplicateFilter {
 
   /** Forgets publishes older than the maximum age, counted back from `now`. */
   prune(now: number): void {
-    for (const [id, client] of this.clients) {
-      for (const [key, entry] of client.entries) {
-        if (entry.at < now - this.maxAgeMs) client.entries.delete(key);
-      }
+    const before = now - this.maxAgeMs;
+    // By `forEach`: a `for…of` over a map makes a [key, value] array per entry, and every checkpoint prunes them all.
+    this.clients.forEach((client, id) => {
+      client.entries.forEach((entry, key) => {
+        if (entry.at < before) client.entries.delete(key);
+      });
       if (client.entries.size === 0) this.clients.delete(id);
-    }
+    });
   }
 
   snapshot(): DuplicateEntry[] {
     const out: DuplicateEntry[] = [];
-    for (const [clientId, client] of this.clients) {
+    this.clients.forEach((client, clientId) => {
       for (const e of client.entries.values()) out.push([clientId, e.messageId, e.hash, e.at]);
-    }
+    });
     return out;
   }
 

@@ -237,7 +237,7 @@ class ReplayPace {
  */
 export class DurableInputs {
   readonly metrics: DurabilityMetrics;
-  private readonly duplicates = new DuplicateFilter();
+  private readonly duplicates = new DuplicateFilter({ whenRecorded: () => this.journal.recorded() });
   readonly bounds: BoundMetrics;
   private readonly lastSeen: LastSeen;
   private readonly maxHeld: number;
@@ -536,18 +536,11 @@ export class DurableInputs {
       hash: source.hash,
     };
     const input: InputRecord = origin ? { kind: 'event', event: ev, origin } : { kind: 'event', event: ev };
-    const recorded = this.record(input, profile, persist);
-    if (source) {
-      this.duplicates.remember(
-        source.clientId,
-        source.connection,
-        source.messageId,
-        source.hash,
-        ev.at,
-        recorded,
-      );
+    const seq = this.append(input, profile, persist);
+    if (source && seq >= 0) {
+      this.duplicates.remember(source.clientId, source.connection, source.messageId, source.hash, ev.at, seq);
     }
-    return recorded;
+    return this.journal.recorded();
   }
 
   /**
@@ -701,23 +694,28 @@ export class DurableInputs {
     return this.journal.recorded();
   }
 
-  /** Appends the input to the journal, to be applied once its commit is done; nothing when the journal is closing. */
+  /**
+   * Appends the input to the journal, to be applied once its commit is done; returns its sequence number, or -1 when
+   * the journal is closing (nothing is appended).
+   */
   private append(
     input: InputRecord,
     profile: Profile | undefined,
     persist: Persist,
     onSeq?: (seq: number) => void,
-  ): void {
+  ): number {
     this.metrics.recorded[persist]++;
     const encoded = encodeRecordInPlace(input);
     const seq = this.journal.append(encoded.bytes, persist, recordFormat(input), encoded.start, encoded.end);
-    if (seq < 0) return;
+    if (seq < 0) return seq;
     this.unapplied.push(seq, input, profile);
     onSeq?.(seq);
+    return seq;
   }
 
   /** A commit recorded everything through `seq`: applied in journal order, or held while recovering. */
   private recordedThrough(seq: number): void {
+    this.duplicates.recordedThrough(seq);
     this.unapplied.takeThrough(seq, this.applyRecorded);
   }
 

@@ -1,7 +1,8 @@
 import { Decoder, Encoder } from 'cbor-x';
 import type { EmittedInput } from '../engine/index.js';
-import { startRecord, writeArrayHead, writeValue, writtenBytes, writtenEnd } from './journal-cbor.js';
-import { DataFormatError, type Event, type EventSource, type Profile } from '../shared/index.js';
+import { DataFormatError, plainCbor, type Event, type EventSource, type Profile } from '../shared/index.js';
+
+const { startRecord, writeArrayHead, writeValue, writtenBytes, writtenEnd } = plainCbor;
 
 /** The MQTT publish a device event came in, as far as telling a resend from a new publish needs it. */
 export interface PublishOrigin {
@@ -120,7 +121,7 @@ export function encodeRecordInPlace(record: InputRecord): EncodedRecord {
     inPlace.end = writtenEnd();
     return inPlace;
   }
-  // Data journal-cbor.ts does not write (a Date, bytes, a bigint): cbor-x's own encoder.
+  // Data plain-cbor.ts (src/shared) does not write (a Date, bytes, a bigint): cbor-x's own encoder.
   const target = encodeInPlace(fieldsOf(record), IN_PLACE);
   inPlace.bytes = target;
   inPlace.start = target.start;
@@ -421,7 +422,7 @@ function numberAt(r: Cursor): boolean {
 }
 
 /**
- * Moves past one data item of the kinds journal-cbor.ts writes (definite strings, arrays and maps with string keys,
+ * Moves past one data item of the kinds plain-cbor.ts (src/shared) writes (definite strings, arrays and maps with string keys,
  * integers of up to 32 bits, doubles, booleans, null and undefined): what cbor-x decodes into plain values without a
  * complaint. False for anything else (a record cbor-x's own encoder wrote, or damage), which is left to `decodeRecord`.
  */

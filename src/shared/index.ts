@@ -8,3 +8,4 @@ export * from './formats.js';
 export * from './release.js';
 export * from './topic-filters.js';
 export * from './yield-to-io.js';
+export * as plainCbor from './plain-cbor.js';

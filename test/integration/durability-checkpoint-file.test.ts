@@ -101,6 +101,16 @@ describe('checkpoint files, encoded a chunk at a time', () => {
     expect(restored.snapshot()).toEqual(engine.snapshot());
   }, 60_000);
 
+  test('each item is the bytes cbor-x writes for it', () => {
+    const { state, engine } = realisticState(300, 7);
+    const cborX = new Encoder({ useRecords: false, mapsAsObjects: true });
+    const encoder = new CheckpointEncoder({ ...state, engine: engine.liveState() }, 50);
+    for (const part of [encoder.engineGroups(), encoder.copies()]) while (part.next().done !== true);
+    const items = encoder.finish().chunks.slice(1);
+    expect(items.length).toBeGreaterThan(20);
+    for (const item of items) expect(item.equals(cborX.encode(cborX.decode(item)))).toBe(true);
+  });
+
   test('a file cut short anywhere, item boundaries included, is refused and the checkpoint before it is used', async () => {
     const path = await dir();
     const storage = fileJournalStorage();

@@ -479,18 +479,32 @@ describe('recognising a resend', () => {
     expect(f.snapshot()).toHaveLength(4);
   });
 
-  test('a resend of a publish still being written waits for it', async () => {
-    const f = new DuplicateFilter();
+  test('a resend of a publish still being written waits for it; once it is recorded, for nothing', async () => {
     let recorded!: () => void;
     const original = new Promise<void>((resolve) => (recorded = resolve));
-    f.remember('c1', 1, 7, hash, 0, original);
+    const f = new DuplicateFilter({ whenRecorded: () => original });
+    f.recordedThrough(4);
+    f.remember('c1', 1, 7, hash, 0, 5);
+    f.remember('c1', 1, 8, hash, 0, 4);
     let acked = false;
     void f.resent('c1', 2, 7, true, hash)?.then(() => (acked = true));
+    let earlierAcked = false;
+    void f.resent('c1', 2, 8, true, hash)?.then(() => (earlierAcked = true));
     await new Promise((r) => setTimeout(r, 10));
     expect(acked).toBe(false);
+    expect(earlierAcked).toBe(true);
+    f.recordedThrough(5);
     recorded();
     await new Promise((r) => setTimeout(r, 0));
     expect(acked).toBe(true);
+    // Recorded: a resend is answered at once, not with the journal's promise.
+    const never = new DuplicateFilter({ whenRecorded: () => new Promise<void>(() => undefined) });
+    never.remember('c1', 1, 7, hash, 0, 5);
+    never.recordedThrough(5);
+    let now = false;
+    void never.resent('c1', 2, 7, true, hash)?.then(() => (now = true));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(now).toBe(true);
   });
 
   test('survives a checkpoint, and forgets what is older than its window', () => {

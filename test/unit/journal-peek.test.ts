@@ -79,7 +79,7 @@ describe('an event record read in place', () => {
     expect(seenByPeeking(bytes)).toEqual(seenByDecoding(bytes));
   });
 
-  test('a record that is not an event, or not as journal-cbor writes it, is left to decoding', () => {
+  test('a record that is not an event, or not as plain-cbor.ts writes it, is left to decoding', () => {
     const others: InputRecord[] = [
       { kind: 'timer', timer: 'offline:dev-1', at: 5, actor: 'dev-1' },
       { kind: 'prune', at: 5 },

@@ -1,21 +1,25 @@
 /**
- * A CBOR writer for journal records that writes, byte for byte, what cbor-x's encoder (as journal-records.ts
- * configures it: no records, maps as objects) writes for the same plain values, into one buffer reused from record
- * to record. cbor-x's own encoder is one function shared by everything in the gateway that encodes CBOR (the
- * outbox, checkpoints, …), and so many shapes pass through it that V8 gives up specialising it: there it boxes
- * every intermediate number, about 0.8 KB per event record. This one only ever sees records.
+ * A CBOR writer for plain values that writes, byte for byte, what cbor-x's encoder configured as the journal, the
+ * store and checkpoints configure it (no records, maps as objects) writes for them, into one buffer reused from value
+ * to value. cbor-x's own encoder is one function shared by everything in the gateway that encodes CBOR, and so many
+ * shapes pass through it that V8 gives up specialising it: there it boxes every intermediate number, about 0.8 KB
+ * per event record and more per action (docs/benchmarks.md).
  *
  * It writes strings, numbers, booleans, null, undefined, arrays and objects whose constructor is `Object` or `Array`;
- * for anything else (a Date, bytes, a bigint, a class instance) it says so, and the record is left to cbor-x.
+ * for anything else (a Date, bytes, a bigint, a class instance) it says so, and the value is left to cbor-x.
  */
 
 /** Deeper than this is left to cbor-x (payloads are refused past 64 levels anyway). */
 const MAX_DEPTH = 100;
 
-let out = Buffer.allocUnsafeSlow(8_192);
+const INITIAL_BYTES = 8_192;
+/** Past this, the buffer is given up after a value that needed it (`encodePlain`). */
+const MAX_KEPT_BYTES = 256 * 1024;
+
+let out = Buffer.allocUnsafeSlow(INITIAL_BYTES);
 let pos = 0;
 
-/** The buffer written to; the record ends at `writtenEnd()`. Both hold until the next record is started. */
+/** The buffer written to; the value ends at `writtenEnd()`. Both hold until the next one is started. */
 export function writtenBytes(): Buffer {
   return out;
 }
@@ -24,7 +28,7 @@ export function writtenEnd(): number {
   return pos;
 }
 
-/** Starts a record: what was written before is overwritten. */
+/** Starts a value (a journal record): what was written before is overwritten. */
 export function startRecord(): void {
   pos = 0;
 }
@@ -182,4 +186,18 @@ function room(bytes: number): void {
   const bigger = Buffer.allocUnsafeSlow(Math.max(out.length * 2, pos + bytes));
   out.copy(bigger, 0, 0, pos);
   out = bigger;
+}
+
+/**
+ * `value` as cbor-x writes it, in a Buffer of its own; undefined when it holds something this writer leaves to
+ * cbor-x.
+ */
+export function encodePlain(value: unknown): Buffer | undefined {
+  startRecord();
+  if (!writeValue(value)) return undefined;
+  const bytes = Buffer.allocUnsafe(pos);
+  out.copy(bytes, 0, 0, pos);
+  // A large value (a checkpoint's chunk) does not leave the writer holding a buffer of its size.
+  if (out.length > MAX_KEPT_BYTES) out = Buffer.allocUnsafeSlow(INITIAL_BYTES);
+  return bytes;
 }
