@@ -325,29 +325,32 @@ function startQuietRelease(
   return {
     goLive() {
       if (quietMs <= 0 || check !== undefined) return;
-      check = setInterval(() => {
-        const report = release.check();
-        if (report === undefined) return;
-        const { before, after, pauseMs } = report;
-        const { metrics, logger } = base;
-        metrics.memoryReleases.inc();
-        metrics.memoryReleased.inc(Math.max(0, before.rss - after.rss));
-        metrics.memoryReleasePause.inc(pauseMs / 1_000);
-        logger.info(
-          {
-            rssMB: mb(before.rss),
-            rssAfterMB: mb(after.rss),
-            heapUsedMB: mb(before.heapUsed),
-            heapUsedAfterMB: mb(after.heapUsed),
-            heapTotalMB: mb(before.heapTotal),
-            heapTotalAfterMB: mb(after.heapTotal),
-            externalMB: mb(before.external),
-            externalAfterMB: mb(after.external),
-            pauseMs: Math.round(pauseMs),
-          },
-          `quiet: memory given back, RSS ${mb(before.rss)} → ${mb(after.rss)} MB in ${Math.round(pauseMs)} ms`,
-        );
-      }, QUIET_CHECK_MS);
+      check = setInterval(
+        () => {
+          const report = release.check();
+          if (report === undefined) return;
+          const { before, after, pauseMs } = report;
+          const { metrics, logger } = base;
+          metrics.memoryReleases.inc();
+          metrics.memoryReleased.inc(Math.max(0, before.rss - after.rss));
+          metrics.memoryReleasePause.inc(pauseMs / 1_000);
+          logger.info(
+            {
+              rssMB: mb(before.rss),
+              rssAfterMB: mb(after.rss),
+              heapUsedMB: mb(before.heapUsed),
+              heapUsedAfterMB: mb(after.heapUsed),
+              heapTotalMB: mb(before.heapTotal),
+              heapTotalAfterMB: mb(after.heapTotal),
+              externalMB: mb(before.external),
+              externalAfterMB: mb(after.external),
+              pauseMs: Math.round(pauseMs),
+            },
+            `quiet: memory given back, RSS ${mb(before.rss)} → ${mb(after.rss)} MB in ${Math.round(pauseMs)} ms`,
+          );
+        },
+        Math.min(QUIET_CHECK_MS, Math.max(100, quietMs / 4)),
+      );
       check.unref();
     },
     stop: () => clearInterval(check),
