@@ -9,6 +9,8 @@ import {
   DurableInputs,
   monotonicClock,
   observeWall,
+  QUIET_CHECK_MS,
+  QuietRelease,
   Recorder,
   RulesInForce,
   rulesRecordOf,
@@ -142,6 +144,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
 
   const devices = new DeviceActivity({ now: () => clock.now() });
   const housekeeping = startHousekeeping(base, durable, rules, clock);
+  const quietRelease = startQuietRelease(base, durable, clock, entrance, recorder);
   let begin = (_: ConnectionSteps | undefined): void => undefined;
   const recovered = new Promise<ConnectionSteps | undefined>((resolve) => (begin = resolve)).then(
     (connectionSteps) =>
@@ -161,6 +164,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
   recovered.then(
     () => {
       housekeeping.goLive();
+      quietRelease.goLive();
       wallWatch.start();
     },
     () => undefined,
@@ -194,6 +198,7 @@ export async function startDecisionLoop(base: Foundation, opts: DecisionOptions)
     },
     async stop() {
       housekeeping.stop();
+      quietRelease.stop();
       wallWatch.stop();
       timers.stop();
       await entrance.drain();
@@ -294,6 +299,61 @@ function startHousekeeping(
   return {
     goLive: () => void (live = true),
     stop: () => clearInterval(prune),
+  };
+}
+
+/**
+ * Once live, V8's unused memory is given back when a busier gateway has gone quiet (`limits.releaseWhenQuiet`, see
+ * `QuietRelease`): logged with the RSS before and after, and counted in /metrics.
+ */
+function startQuietRelease(
+  base: Foundation,
+  durable: DurableInputs,
+  clock: Clock,
+  entrance: OrderedDelivery,
+  recorder: Recorder | undefined,
+): { goLive(): void; stop(): void } {
+  const quietMs = base.config.limits.releaseWhenQuiet;
+  const release = new QuietRelease({
+    quietMs,
+    inputs: () => durable.appliedThrough,
+    busy: () => entrance.congested || recorder?.congested === true || durable.congested,
+    now: () => clock.now(),
+  });
+  const mb = (bytes: number): number => Math.round(bytes / 104_857.6) / 10;
+  let check: NodeJS.Timeout | undefined;
+  return {
+    goLive() {
+      if (quietMs <= 0 || check !== undefined) return;
+      check = setInterval(
+        () => {
+          const report = release.check();
+          if (report === undefined) return;
+          const { before, after, pauseMs } = report;
+          const { metrics, logger } = base;
+          metrics.memoryReleases.inc();
+          metrics.memoryReleased.inc(Math.max(0, before.rss - after.rss));
+          metrics.memoryReleasePause.inc(pauseMs / 1_000);
+          logger.info(
+            {
+              rssMB: mb(before.rss),
+              rssAfterMB: mb(after.rss),
+              heapUsedMB: mb(before.heapUsed),
+              heapUsedAfterMB: mb(after.heapUsed),
+              heapTotalMB: mb(before.heapTotal),
+              heapTotalAfterMB: mb(after.heapTotal),
+              externalMB: mb(before.external),
+              externalAfterMB: mb(after.external),
+              pauseMs: Math.round(pauseMs),
+            },
+            `quiet: memory given back, RSS ${mb(before.rss)} → ${mb(after.rss)} MB in ${Math.round(pauseMs)} ms`,
+          );
+        },
+        Math.min(QUIET_CHECK_MS, Math.max(100, quietMs / 4)),
+      );
+      check.unref();
+    },
+    stop: () => clearInterval(check),
   };
 }
 

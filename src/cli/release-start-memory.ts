@@ -1,8 +1,4 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-
-/** V8's `gc` extension: `last-resort` is the collection V8 runs under memory pressure. */
-type GcExtension = (options: { type: 'major'; flavor: 'last-resort' }) => void;
+import { releaseUnusedMemory } from '../runtime/index.js';
 
 /**
  * Past this much heap in use once recovered, no collection is made: the state recovered is large (a long journal
@@ -15,23 +11,11 @@ export const RELEASE_MAX_HEAP_USED = 64 * 1024 * 1024;
  * One collection that gives back what the start committed and no longer needs. A start allocates much that
  * stays (modules, rules, compiled CEL) and much that does not; V8 grows its young generation while so much
  * survives, to 32 MiB of semi-spaces here, and keeps it, touched, until its memory reducer notices an idle
- * process (seconds later, and not under steady traffic). A collection of V8's "last resort" flavour shrinks the
- * young generation to its least and releases the free pages; it grows again with the traffic that needs it.
- * Takes some tens of milliseconds. Returns false when this V8 offers no such collection, or when more than
- * `maxHeapUsed` bytes of the heap are in use (none is made then).
+ * process (seconds later, and not under steady traffic). A collection of V8's "last resort" flavour
+ * (`releaseUnusedMemory`) shrinks the young generation to its least and releases the free pages; it grows again
+ * with the traffic that needs it. Takes some tens of milliseconds. Returns false when this V8 offers no such
+ * collection, or when more than `maxHeapUsed` bytes of the heap are in use (none is made then).
  */
 export function releaseStartMemory(maxHeapUsed = Infinity): boolean {
-  if (process.memoryUsage().heapUsed > maxHeapUsed) return false;
-  // The `gc` function is given to contexts made while the flag is on: one such context, then the flag off again,
-  // so that no other context gets it.
-  setFlagsFromString('--expose-gc');
-  let gc: unknown;
-  try {
-    gc = runInNewContext('typeof gc === "function" ? gc : undefined');
-  } finally {
-    setFlagsFromString('--no-expose-gc');
-  }
-  if (typeof gc !== 'function') return false;
-  (gc as GcExtension)({ type: 'major', flavor: 'last-resort' });
-  return true;
+  return releaseUnusedMemory(maxHeapUsed);
 }

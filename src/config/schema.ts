@@ -221,6 +221,12 @@ export const configSchema = z
          * forgotten early (docs/arbitration.md, "Memory").
          */
         arbiterEntries: positiveInt.default(DEFAULT_ARBITER_ENTRIES),
+        /**
+         * After this long with few inputs (20 a second, or a tenth of the busiest rate before), a gateway that grew
+         * by 32 MiB or more gives the memory V8 holds and does not use back: one full collection, at most every 10
+         * minutes; 0 never (docs/benchmarks.md, "Memory given back when quiet").
+         */
+        releaseWhenQuiet: duration.default(60_000),
       })
       .strict()
       .prefault({}),

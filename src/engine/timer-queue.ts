@@ -40,6 +40,11 @@ export class TimerQueue {
     return this.count;
   }
 
+  /** Timers the arrays have room for: it grows with the pending timers, and shrinks once most have gone. */
+  get capacity(): number {
+    return this.due.length;
+  }
+
   has(key: string): boolean {
     return this.slotOf.has(key);
   }
@@ -114,11 +119,8 @@ export class TimerQueue {
 
   clear(): void {
     this.slotOf.clear();
-    this.keyOf = [];
-    this.actors = [];
     this.count = 0;
-    this.freeCount = 0;
-    this.nextSlot = 0;
+    this.shrink();
   }
 
   snapshot(): TimerQueueState {
@@ -174,6 +176,40 @@ export class TimerQueue {
       this.siftDown(i);
       this.siftUp(this.pos[last] ?? i);
     }
+    // A burst of timers (a churn of devices) left arrays for all of them: room for twice those left is kept.
+    if (this.count * 4 <= this.due.length && this.due.length > INITIAL_CAPACITY) this.shrink();
+  }
+
+  /** Arrays for twice the timers pending (at least the first capacity), slot `i` the one at heap index `i`. */
+  private shrink(): void {
+    const n = this.count;
+    const capacity = Math.max(INITIAL_CAPACITY, n * 2);
+    const due = new Float64Array(capacity);
+    const seq = new Float64Array(capacity);
+    const pos = new Int32Array(capacity);
+    const heap = new Int32Array(capacity);
+    const keyOf: Array<string | undefined> = [];
+    const actors: Array<string | undefined> = [];
+    for (let i = 0; i < n; i++) {
+      const slot = this.heap[i] as number;
+      const key = this.keyOf[slot] as string;
+      due[i] = this.due[slot] as number;
+      seq[i] = this.seq[slot] as number;
+      heap[i] = i;
+      pos[i] = i;
+      keyOf.push(key);
+      actors.push(this.actors[slot]);
+      this.slotOf.set(key, i);
+    }
+    this.due = due;
+    this.seq = seq;
+    this.pos = pos;
+    this.heap = heap;
+    this.keyOf = keyOf;
+    this.actors = actors;
+    this.freeSlots = new Int32Array(capacity);
+    this.freeCount = 0;
+    this.nextSlot = n;
   }
 
   private less(a: number, b: number): boolean {

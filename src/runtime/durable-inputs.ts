@@ -489,6 +489,11 @@ export class DurableInputs {
     return this.lastSeen.unneeded(needs, seenBefore);
   }
 
+  /** The sequence number of the last input applied: how many inputs have been, for a rate. */
+  get appliedThrough(): number {
+    return this.appliedSeq;
+  }
+
   /** Many inputs are waiting to be recorded or applied: QoS 0 publishes should wait too. */
   get congested(): boolean {
     return this.journal.fault !== undefined || this.journal.queued + this.held.length >= CONGESTED_AT;

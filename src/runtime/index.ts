@@ -76,3 +76,11 @@ export { oldestRetained, type RetentionSettings, type ReplayStart, type Retained
 export { LastSeen, type LastSeenEviction, type LastSeenNeeds } from './last-seen.js';
 export { BoundMetrics, type BoundedQueue } from './bound-metrics.js';
 export { DEFAULT_INPUT_LIMITS, type InputLimits } from './durable-inputs.js';
+export { releaseUnusedMemory } from './release-memory.js';
+export {
+  QUIET_CHECK_MS,
+  QuietRelease,
+  type MemoryReading,
+  type QuietReleaseOptions,
+  type ReleaseReport,
+} from './quiet-release.js';

@@ -140,6 +140,18 @@ export class Metrics {
     'vigil_engine_groups_pruned_total',
     'Groups forgotten by housekeeping because nothing can fire from them any more',
   );
+  readonly memoryReleases = this.family.counter(
+    'vigil_memory_releases_total',
+    "Collections that gave V8's unused memory back once the gateway had gone quiet after a busier time",
+  );
+  readonly memoryReleased = this.family.counter(
+    'vigil_memory_released_bytes_total',
+    'Resident memory those collections gave back (RSS before less after)',
+  );
+  readonly memoryReleasePause = this.family.counter(
+    'vigil_memory_release_pause_seconds_total',
+    'How long those collections stopped the gateway, all together',
+  );
   readonly clockSteps = this.family.counter(
     'vigil_clock_steps_total',
     'Steps of the wall clock against gateway time (an NTP correction, a clock set by hand), each a journal record',

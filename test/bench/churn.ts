@@ -92,6 +92,10 @@ interface Sample {
   lastSeen: number;
   outbox: number;
   refused: number;
+  /** Collections that gave unused memory back once quiet (`limits.releaseWhenQuiet`), their pause and what they gave. */
+  releases: number;
+  releasePauseMs: number;
+  releasedMB: number;
 }
 
 function metric(text: string, name: string): number {
@@ -179,6 +183,9 @@ async function sample(sut: SystemUnderTest, t0: number, sent: number): Promise<S
     lastSeen: metric(text, 'vigil_last_seen_devices'),
     outbox: metric(text, 'vigil_outbox_depth'),
     refused: metric(text, 'vigil_queue_refused_total'),
+    releases: metric(text, 'vigil_memory_releases_total'),
+    releasePauseMs: Math.round(metric(text, 'vigil_memory_release_pause_seconds_total') * 1_000),
+    releasedMB: Math.round(metric(text, 'vigil_memory_released_bytes_total') / 1024 / 1024),
   };
 }
 
@@ -251,7 +258,8 @@ async function main(): Promise<void> {
       log(
         `${s.s}s sent ${s.sent.toLocaleString('en-US')} RSS ${s.rssMB} MB heap ${s.heapMB}/${s.heapTotalMB} MB ` +
           `external ${s.externalMB} MB groups ${s.groups} ` +
-          `timers ${s.timers} last-seen ${s.lastSeen} outbox ${s.outbox} refused ${s.refused}`,
+          `timers ${s.timers} last-seen ${s.lastSeen} outbox ${s.outbox} refused ${s.refused}` +
+          (s.releases > 0 ? ` releases ${s.releases} (${s.releasePauseMs} ms, ${s.releasedMB} MB)` : ''),
       );
       if (done) tailFrom ??= performance.now();
       if (tailFrom !== undefined && performance.now() - tailFrom >= o.tailMs) break;
@@ -271,6 +279,8 @@ async function main(): Promise<void> {
         '',
         `Peak RSS ${peak.rssMB} MB at ${peak.s} s; at the end ${end.rssMB} MB (target ≤ 300 MB); ` +
           (survived ? 'no out-of-memory.' : `the gateway exited:\n${gateway.output().slice(-2_000)}`),
+        `Memory given back once quiet: ${end.releases} collection(s), ${end.releasePauseMs} ms of pause in all, ` +
+          `${end.releasedMB} MB of RSS.`,
         '',
       ].join('\n'),
     );

@@ -85,6 +85,52 @@ describe('TimerQueue', () => {
     );
   });
 
+  test('gives back its room as bursts of timers fire or are cancelled, order and actors kept', () => {
+    const burst = fc.record({
+      op: fc.constant('burst' as const),
+      from: fc.integer({ min: 0, max: 2_000 }),
+      n: fc.integer({ min: 50, max: 600 }),
+      at: time,
+    });
+    const step = fc.oneof(
+      { weight: 2, arbitrary: burst },
+      { weight: 3, arbitrary: fc.record({ op: fc.constant('popDue' as const), now: time }) },
+      {
+        weight: 2,
+        arbitrary: fc.record({ op: fc.constant('cancel' as const), key: fc.integer({ min: 0, max: 2_600 }) }),
+      },
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 30 }), (list) => {
+        const q = new TimerQueue();
+        const model = new NaiveQueue();
+        for (const o of list) {
+          if (o.op === 'burst') {
+            for (let i = o.from; i < o.from + o.n; i++) {
+              const dueAt = o.at + ((i * 37) % 97);
+              q.schedule(`t${i}`, dueAt, `d${i}`);
+              model.schedule(`t${i}`, dueAt);
+            }
+          } else if (o.op === 'cancel') {
+            expect(q.cancel(`t${o.key}`)).toBe(model.cancel(`t${o.key}`));
+          } else {
+            const due = q.popDue(o.now);
+            expect(due.map(({ key, dueAt }) => ({ key, dueAt }))).toEqual(model.popDue(o.now));
+            for (const t of due) expect(t.actor).toBe(`d${t.key.slice(1)}`);
+          }
+          expect(q.size).toBe(model.size);
+          // Room for at most four times the timers pending, or the first capacity.
+          expect(q.capacity).toBeLessThanOrEqual(Math.max(64, q.size * 4));
+        }
+        expect(q.popDue(Number.POSITIVE_INFINITY).map(({ key, dueAt }) => ({ key, dueAt }))).toEqual(
+          model.popDue(Number.POSITIVE_INFINITY),
+        );
+        expect(q.capacity).toBe(64);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   test('a rescheduled timer moves, it is not duplicated', () => {
     const q = new TimerQueue();
     q.schedule('a', 100);

@@ -57,6 +57,79 @@ describe('SilenceGroups', () => {
     );
   });
 
+  test('gives back its room once most groups have gone, in the same order, a checkpoint view read as it was', () => {
+    type ChurnOp =
+      | { op: 'burst'; from: number; n: number; seed: number }
+      | { op: 'drop'; from: number; n: number }
+      | { op: 'view' }
+      | { op: 'read' };
+    const churnOp: fc.Arbitrary<ChurnOp> = fc.oneof(
+      {
+        weight: 3,
+        arbitrary: fc.record({
+          op: fc.constant('burst' as const),
+          from: fc.integer({ min: 0, max: 1_000 }),
+          n: fc.integer({ min: 1, max: 400 }),
+          seed: fc.integer({ min: 0, max: 1_000 }),
+        }),
+      },
+      {
+        weight: 3,
+        arbitrary: fc.record({
+          op: fc.constant('drop' as const),
+          from: fc.integer({ min: 0, max: 1_000 }),
+          n: fc.integer({ min: 1, max: 1_400 }),
+        }),
+      },
+      { weight: 1, arbitrary: fc.constant({ op: 'view' as const }) },
+      { weight: 1, arbitrary: fc.constant({ op: 'read' as const }) },
+    );
+    const st = (i: number, seed: number): SilenceState => ({
+      dueAt: 1e12 + i + seed,
+      last: {
+        actor: `d${i}`,
+        type: seed % 2 === 0 ? 'telemetry' : 'heartbeat',
+        at: seed,
+        source: 'device',
+        ...(seed % 3 === 0 ? { data: { temp: seed } } : {}),
+      },
+    });
+    fc.assert(
+      fc.property(fc.array(churnOp, { maxLength: 25 }), (ops) => {
+        const groups = new SilenceGroups();
+        const model = new Map<string, SilenceState>();
+        let view: { read: () => unknown[]; then: unknown[] } | undefined;
+        for (const o of ops) {
+          if (o.op === 'burst') {
+            for (let i = o.from; i < o.from + o.n; i++) {
+              groups.set(`g${i}`, st(i, o.seed));
+              model.set(`g${i}`, st(i, o.seed));
+            }
+          } else if (o.op === 'drop') {
+            let deleted = false;
+            for (let i = o.from; i < o.from + o.n; i++) {
+              const gone = groups.delete(`g${i}`);
+              expect(gone).toBe(model.delete(`g${i}`));
+              deleted ||= gone;
+            }
+            if (deleted && view === undefined)
+              expect(groups.capacity).toBeLessThanOrEqual(Math.max(64, groups.size * 4));
+          } else if (o.op === 'view' && view === undefined) {
+            const v = groups.view();
+            view = { read: () => [...v], then: structuredClone([...model]) };
+          } else if (o.op === 'read' && view !== undefined) {
+            expect(structuredClone(view.read())).toEqual(view.then);
+            view = undefined;
+          }
+          expect(groups.size).toBe(model.size);
+        }
+        if (view !== undefined) expect(structuredClone(view.read())).toEqual(view.then);
+        expect(structuredClone([...groups])).toEqual([...model]);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
   test('grows past its first capacity and reuses the slots of deleted groups', () => {
     const groups = new SilenceGroups();
     const st = (i: number): SilenceState => ({

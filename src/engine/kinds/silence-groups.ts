@@ -43,6 +43,11 @@ export class SilenceGroups implements Map<string, SilenceState>, ViewableGroups 
     return this.slotOf.size;
   }
 
+  /** Groups the columns have room for: it grows with the groups, and shrinks once most have gone. */
+  get capacity(): number {
+    return this.dueAt.length;
+  }
+
   get [Symbol.toStringTag](): string {
     return 'SilenceGroups';
   }
@@ -132,6 +137,10 @@ export class SilenceGroups implements Map<string, SilenceState>, ViewableGroups 
     this.timerKeys[slot] = undefined;
     this.data.delete(slot);
     this.freeSlots.push(slot);
+    // Past a churn of devices the columns have room for all of them: room for twice those left is kept. Not while a
+    // view reads the slots as they were.
+    const room = this.dueAt.length;
+    if (this.instant === undefined && this.slotOf.size * 4 <= room && room > INITIAL_CAPACITY) this.compact();
     return true;
   }
 
@@ -145,6 +154,8 @@ export class SilenceGroups implements Map<string, SilenceState>, ViewableGroups 
     this.data.clear();
     this.freeSlots = [];
     this.nextSlot = 0;
+    this.dueAt = new Float64Array(INITIAL_CAPACITY);
+    this.lastAt = new Float64Array(INITIAL_CAPACITY);
   }
 
   forEach(
@@ -204,6 +215,40 @@ export class SilenceGroups implements Map<string, SilenceState>, ViewableGroups 
     const data = this.data.get(slot);
     if (data !== undefined) last.data = data;
     return { dueAt: this.dueAt[slot] as number, last };
+  }
+
+  /** The groups in slots `0` to `size - 1`, in their order, in columns of room for twice as many. */
+  private compact(): void {
+    const capacity = Math.max(INITIAL_CAPACITY, this.slotOf.size * 2);
+    const dueAt = new Float64Array(capacity);
+    const lastAt = new Float64Array(capacity);
+    const actors: Array<string | undefined> = [];
+    const types: Array<string | undefined> = [];
+    const sources: Array<EventSource | undefined> = [];
+    const timerKeys: Array<string | undefined> = [];
+    const data: Array<[number, Record<string, unknown>]> = [];
+    let next = 0;
+    for (const [group, slot] of this.slotOf) {
+      dueAt[next] = this.dueAt[slot] as number;
+      lastAt[next] = this.lastAt[slot] as number;
+      actors.push(this.actors[slot]);
+      types.push(this.types[slot]);
+      sources.push(this.sources[slot]);
+      timerKeys.push(this.timerKeys[slot]);
+      const kept = this.data.get(slot);
+      if (kept !== undefined) data.push([next, kept]);
+      this.slotOf.set(group, next++);
+    }
+    this.dueAt = dueAt;
+    this.lastAt = lastAt;
+    this.actors = actors;
+    this.types = types;
+    this.sources = sources;
+    this.timerKeys = timerKeys;
+    this.data.clear();
+    for (const [slot, kept] of data) this.data.set(slot, kept);
+    this.freeSlots = [];
+    this.nextSlot = next;
   }
 
   private allocate(): number {
