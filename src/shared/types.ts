@@ -41,6 +41,19 @@ export interface Action {
   payload: Record<string, unknown>;
 }
 
+/**
+ * What the cloud outbox keeps in memory of a queued action: enough to order, evict and expire it without its body.
+ * `action` is the action itself while the outbox holds it in memory (it comes and goes as the outbox reads actions
+ * back and lets them go: read it at once); otherwise the outbox reads it back when it is removed.
+ */
+export interface QueuedAction {
+  readonly id: string;
+  readonly category: string;
+  readonly decidedAt: number;
+  readonly clockOffsetMs?: number;
+  readonly action: Action | undefined;
+}
+
 /** An action the engine decided, before arbitration and dispatch. */
 export interface Candidate {
   action: Action;

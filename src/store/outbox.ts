@@ -1,4 +1,4 @@
-import type { Action } from '../shared/index.js';
+import type { Action, QueuedAction } from '../shared/index.js';
 import { StoreIoError } from '../shared/index.js';
 import { decodeCbor, encodeCbor } from './cbor-encoding.js';
 import { DeliveredIds } from './delivered-ids.js';
@@ -60,16 +60,6 @@ export type AddResult =
 
 /** Priorities order the drain from 1000 (first) down to 0; others are clamped into that range. */
 const MAX_PRIORITY = 1000;
-
-/** What memory keeps of a queued action: enough to order, evict and expire it without its body. */
-export interface QueuedAction {
-  readonly id: string;
-  readonly category: string;
-  readonly decidedAt: number;
-  readonly clockOffsetMs?: number;
-  /** The action itself, while it is in memory (see `OutboxLimits.readAhead`); it comes and goes. */
-  readonly action: Action | undefined;
-}
 
 /**
  * A queued action as memory keeps it; its LevelDB key is `formatKey(rank, seq)`, made when needed (kept, the padded

@@ -1,17 +1,4 @@
-import type { Action } from '../shared/index.js';
-
-/** What the outbox keeps in memory of a queued action: enough to tell when its ttl passed. */
-export interface QueuedAction {
-  readonly id: string;
-  readonly category: string;
-  readonly decidedAt: number;
-  readonly clockOffsetMs?: number;
-  /**
-   * The action itself, when the outbox holds it in memory; otherwise `remove` reads it back. Read it at once: it
-   * changes as the outbox reads actions back and lets them go.
-   */
-  readonly action: Action | undefined;
-}
+import type { Action, QueuedAction } from '../shared/index.js';
 
 /** What the uplink needs of the outbox: the next actions in drain order, removal when expired or acknowledged. */
 export interface OutboxSource {

@@ -1,6 +1,7 @@
 import { isExpired } from '../actions/index.js';
 import type { Policy } from '../rules/policy.js';
-import type { OutboxSource, QueuedAction } from './outbox-source.js';
+import type { QueuedAction } from '../shared/index.js';
+import type { OutboxSource } from './outbox-source.js';
 
 /**
  * The queued actions whose category's `ttl` has passed at `now`, leaving out `skip` (in flight: already
