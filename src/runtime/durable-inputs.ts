@@ -188,7 +188,8 @@ const REPLAY_BATCH_RECORDS = 2_000;
 const REPLAY_BATCH_MS = 10;
 /**
  * A replay batch after a longer turn of I/O may run as long as that turn took, up to this (and as many more records):
- * under a reconnect storm the replay keeps about half of the loop rather than 10 ms in every few hundred.
+ * under sustained traffic the replay keeps about half of the loop rather than 10 ms in every few hundred. While devices
+ * connect, `yieldToIo` gives them more (the replay keeps about a fifth).
  */
 const REPLAY_BATCH_MAX_MS = 50;
 /** Groups (or other entries) a checkpoint encodes between two turns of the event loop (about a millisecond's work). */
