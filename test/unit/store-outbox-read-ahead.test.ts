@@ -8,6 +8,7 @@ import type { Action } from '../../src/shared/index.js';
 import { openStore, type OutboxLimits, type Store } from '../../src/store/index.js';
 import type { ReopenableLevel } from '../../src/store/reopenable-level.js';
 import { queuedExpired } from '../../src/upstream/index.js';
+import { OutboxModel } from '../helpers/outbox-model.js';
 
 /**
  * The outbox keeps only a window of actions whole in memory (`readAhead`) and reads the rest back from LevelDB as
@@ -239,37 +240,28 @@ describe('Outbox read-ahead', () => {
           store = await openStore(runDir, { outbox: { maxCount: 8, readAhead: 2 } });
         };
         await reopenRun();
-        let model: Action[] = []; // in drain order
+        const model = new OutboxModel(8);
         let n = 0;
         for (const o of ops) {
           if (o.kind === 'add') {
             const a = action(`r${run}-${n++}`, o.priority);
             const result = await store.outbox.add(a);
-            const at = model.findIndex((m) => m.priority < a.priority);
-            model.splice(at === -1 ? model.length : at, 0, a);
-            let expected: Action[] = [];
-            if (model.length > 8) {
-              const lowest = Math.min(...model.map((m) => m.priority));
-              const victim = model.find((m) => m.priority === lowest) as Action;
-              model = model.filter((m) => m !== victim);
-              expected = [victim];
-            }
             // Whole, whether it was in memory or read back.
-            expect(result.dropped).toEqual(expected);
+            expect(result.dropped).toEqual(model.add(a));
           } else if (o.kind === 'remove' || o.kind === 'deliver') {
-            const victim = model[o.index % Math.max(model.length, 1)];
+            const victim = model.items[o.index % Math.max(model.items.length, 1)];
             if (victim === undefined) continue;
             if (o.kind === 'remove') expect(await store.outbox.remove(victim.id)).toEqual(victim);
             else await store.outbox.markDelivered(victim.id, 2_000);
-            model = model.filter((m) => m !== victim);
+            model.remove(victim);
           } else {
             await reopenRun();
           }
-          expect(await listed()).toEqual(model);
-          expect(store.outbox.loadedCount).toBeLessThanOrEqual(Math.max(4, model.length));
+          expect(await listed()).toEqual(model.items);
+          expect(store.outbox.loadedCount).toBeLessThanOrEqual(Math.max(4, model.items.length));
         }
         await reopenRun();
-        expect(await listed()).toEqual(model);
+        expect(await listed()).toEqual(model.items);
       }),
       { numRuns: 50 },
     );

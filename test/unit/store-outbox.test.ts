@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { Action } from '../../src/shared/index.js';
 import { StoreIoError } from '../../src/shared/index.js';
 import { openStore, type OutboxLimits, type Store } from '../../src/store/index.js';
+import { OutboxModel } from '../helpers/outbox-model.js';
 
 let dir: string;
 let store: Store;
@@ -298,35 +299,26 @@ describe('Outbox', () => {
           store = await openStore(runDir, { outbox: { maxCount: 5 } });
         };
         await reopenRun();
-        let model: Action[] = []; // in drain order
+        // Inserted after its equals, dropped from the tail (lowest priority, oldest within it).
+        const model = new OutboxModel(5);
         let n = 0;
         for (const o of ops) {
           if (o.kind === 'add') {
             const a = action(`r${run}-${n++}`, o.priority);
             const result = await store.outbox.add(a);
-            // Insert after its equals, then drop from the tail (lowest priority, oldest within it).
-            const at = model.findIndex((m) => m.priority < a.priority);
-            model.splice(at === -1 ? model.length : at, 0, a);
-            let expectedDropped: Action[] = [];
-            if (model.length > 5) {
-              const lowest = Math.min(...model.map((m) => m.priority));
-              const victim = model.find((m) => m.priority === lowest) as Action;
-              model = model.filter((m) => m !== victim);
-              expectedDropped = [victim];
-            }
-            expect(ids(result.dropped)).toEqual(ids(expectedDropped));
+            expect(ids(result.dropped)).toEqual(ids(model.add(a)));
           } else if (o.kind === 'remove') {
-            const victim = model[o.index % Math.max(model.length, 1)];
+            const victim = model.items[o.index % Math.max(model.items.length, 1)];
             if (victim === undefined) continue;
             await store.outbox.remove(victim.id);
-            model = model.filter((m) => m !== victim);
+            model.remove(victim);
           } else {
             await reopenRun();
           }
-          expect(ids(store.outbox.next(100))).toEqual(ids(model));
+          expect(ids(store.outbox.next(100))).toEqual(ids(model.items));
         }
         await reopenRun();
-        expect(ids(store.outbox.next(100))).toEqual(ids(model));
+        expect(ids(store.outbox.next(100))).toEqual(ids(model.items));
       }),
       { numRuns: 60 },
     );
