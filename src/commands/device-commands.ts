@@ -35,7 +35,7 @@ export interface DeviceCommandsOptions {
   logger: Logger;
   /** A write that carries out a decision: no checkpoint forgets the input until it is done. */
   holdCheckpointsFor(write: Promise<unknown>): void;
-  /** A command decided again during recovery that is not sent again: it is queued or was acknowledged. */
+  /** A command decided again during recovery that is not sent again: it is queued, was acknowledged or dropped. */
   notResent(): void;
   /** What became of each command, with the reason in words (commands from the cloud report it upstream). */
   onFate?: (action: Action, fate: CommandFate, reason: string) => void;
@@ -43,6 +43,8 @@ export interface DeviceCommandsOptions {
 
 const DUPLICATE: CommandAddResult = Object.freeze({ status: 'duplicate' });
 const ACKNOWLEDGED: CommandAddResult = Object.freeze({ status: 'acknowledged' });
+const DROPPED: CommandAddResult = Object.freeze({ status: 'dropped' });
+const KNOWN = { queued: DUPLICATE, acknowledged: ACKNOWLEDGED, dropped: DROPPED } as const;
 
 /** The topic a device receives a command on. */
 export function commandTopic(action: Action): string {
@@ -77,14 +79,14 @@ export class DeviceCommands {
   /**
    * A command decided for `action.actor`: queued, then sent. `replay` when recovery decided it again from
    * the journal: it has the id it had the first time, and is neither queued twice nor sent again once its
-   * device acknowledged it.
+   * device acknowledged it, nor queued again once it was dropped to make room.
    */
   decided(action: Action, replay: boolean): void {
     const { outbox, metrics, logger } = this.#opts;
-    // Decided again by recovery and already on disk, or acknowledged: answered as `add` would, without a write.
+    // Decided again by recovery and already on disk, acknowledged or dropped: answered as `add` would, unwritten.
     const known = outbox.known(action.id);
     if (known !== undefined) {
-      this.#added(action, known === 'queued' ? DUPLICATE : ACKNOWLEDGED, replay);
+      this.#added(action, KNOWN[known], replay);
       return;
     }
     const added = retryUntilDone(() => outbox.add(action), {
@@ -135,7 +137,7 @@ export class DeviceCommands {
     }
   }
 
-  /** Drops the commands past their ttl, forgets old acknowledged ids, and offers the rest again. */
+  /** Drops the commands past their ttl, forgets old acknowledged and dropped ids, and offers the rest again. */
   sweep(): void {
     if (this.#stopping) return;
     const { outbox, now, logger } = this.#opts;
@@ -143,12 +145,12 @@ export class DeviceCommands {
     for (const device of outbox.devices()) this.deviceReady(device);
     this.#track(
       outbox.forgetAcknowledged(now()).catch((err: unknown) => {
-        logger.warn({ err }, 'acknowledged device command ids could not be forgotten');
+        logger.warn({ err }, 'acknowledged or dropped device command ids could not be forgotten');
       }),
     );
   }
 
-  /** Sweeps now and then every `everyMs` (after recovery: acknowledged ids are forgotten only then). */
+  /** Sweeps now and then every `everyMs` (after recovery: acknowledged and dropped ids are forgotten only then). */
   sweepEvery(everyMs: number): void {
     if (this.#stopping || this.#sweeps !== undefined) return;
     this.sweep();
@@ -186,6 +188,7 @@ export class DeviceCommands {
         break;
       case 'duplicate':
       case 'acknowledged':
+      case 'dropped':
         if (replay) this.#opts.notResent();
         break;
       case 'too-large':
@@ -196,7 +199,7 @@ export class DeviceCommands {
         );
         return;
     }
-    if (result.status !== 'acknowledged') this.deviceReady(action.actor);
+    if (result.status !== 'acknowledged' && result.status !== 'dropped') this.deviceReady(action.actor);
   }
 
   #send(action: Action): void {

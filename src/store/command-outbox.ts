@@ -16,7 +16,9 @@ export interface CommandOutboxLimits {
   maxPerDevice: number;
   /** Acknowledged ids remembered; past it, the oldest is forgotten. */
   maxAcknowledged: number;
-  /** How long an acknowledged id is remembered. */
+  /** Ids of commands dropped unsent to make room, remembered; past it, the oldest is forgotten. */
+  maxDropped: number;
+  /** How long an acknowledged id, or the id of a command dropped to make room, is remembered. */
   acknowledgedForMs: number;
 }
 
@@ -25,6 +27,7 @@ export const DEFAULT_COMMAND_OUTBOX_LIMITS: CommandOutboxLimits = {
   maxBytes: 16 * 1024 * 1024,
   maxPerDevice: 100,
   maxAcknowledged: 100_000,
+  maxDropped: 100_000,
   acknowledgedForMs: 24 * 60 * 60 * 1000,
 };
 
@@ -38,12 +41,12 @@ export interface DroppedCommand {
 
 /**
  * What `add` did: `queued` (with the commands dropped to make room), `duplicate` (the id is queued
- * already), `acknowledged` (its device acknowledged that id already), or `too-large` (the command alone
- * is over the byte bound; not queued).
+ * already), `acknowledged` (its device acknowledged that id already), `dropped` (that id was dropped unsent to
+ * make room already), or `too-large` (the command alone is over the byte bound; not queued).
  */
 export type CommandAddResult =
   | { status: 'queued'; dropped: readonly DroppedCommand[] }
-  | { status: 'duplicate' | 'acknowledged' | 'too-large' };
+  | { status: 'duplicate' | 'acknowledged' | 'dropped' | 'too-large' };
 
 interface Entry {
   readonly action: Action;
@@ -64,6 +67,7 @@ const NO_VICTIMS: ReadonlyArray<{ entry: Entry; reason: CommandDropReason }> = O
 const QUEUED_RESULT: CommandAddResult = Object.freeze({ status: 'queued', dropped: Object.freeze([]) });
 const DUPLICATE_RESULT: CommandAddResult = Object.freeze({ status: 'duplicate' });
 const ACKNOWLEDGED_RESULT: CommandAddResult = Object.freeze({ status: 'acknowledged' });
+const DROPPED_RESULT: CommandAddResult = Object.freeze({ status: 'dropped' });
 const TOO_LARGE: CommandAddResult = Object.freeze({ status: 'too-large' });
 const queuedAlone = (): CommandAddResult => QUEUED_RESULT;
 const duplicate = (): CommandAddResult => DUPLICATE_RESULT;
@@ -74,9 +78,9 @@ function closedError(): StoreIoError {
 
 /**
  * Commands decided for devices, durable until their device took them, keyed by action id. A command is
- * written (group commit, synced) before it may be sent; an id already queued, or one its device
- * acknowledged, is not queued again (an action decided again after a crash has the same id). Per device,
- * commands are kept in the order they were decided.
+ * written (group commit, synced) before it may be sent; an id already queued, one its device acknowledged,
+ * or one dropped unsent to make room, is not queued again (an action decided again after a crash has the
+ * same id). Per device, commands are kept in the order they were decided.
  */
 export class CommandOutbox {
   readonly limits: Readonly<CommandOutboxLimits>;
@@ -90,6 +94,10 @@ export class CommandOutbox {
   readonly #byDevice = new Map<string, Map<string, Entry>>();
   // Acknowledged ids with the time of their acknowledgement, oldest first.
   readonly #acknowledged = new Map<string, number>();
+  // Ids dropped unsent to make room, with the gateway time of the decision that made room, oldest first.
+  readonly #dropped = new Map<string, number>();
+  #droppedLatestAt = Number.NEGATIVE_INFINITY;
+  readonly #droppedPrefix: string;
   #bytes = 0;
   #nextSeq: number;
   readonly #commits: GroupCommit<EncodedOp, Entry>;
@@ -97,12 +105,13 @@ export class CommandOutbox {
 
   private constructor(
     writes: StoreWrites,
-    level: Sublevel<Buffer>,
+    levels: CommandOutboxLevels,
     limits: CommandOutboxLimits,
     nextSeq: number,
     unreadable: number,
   ) {
-    this.#prefix = prefixOf(level);
+    this.#prefix = prefixOf(levels.commands);
+    this.#droppedPrefix = prefixOf(levels.dropped);
     this.limits = limits;
     this.#nextSeq = nextSeq;
     this.unreadableOnOpen = unreadable;
@@ -112,10 +121,10 @@ export class CommandOutbox {
     );
   }
 
-  /** Loads what a previous run left. `level` is the `commands` sublevel with raw (buffer) values. */
+  /** Loads what a previous run left: the queued commands, the acknowledged ids and the ids dropped for room. */
   static async open(
     writes: StoreWrites,
-    level: Sublevel<Buffer>,
+    levels: CommandOutboxLevels,
     limits: Partial<CommandOutboxLimits> = {},
   ): Promise<CommandOutbox> {
     const resolved = { ...DEFAULT_COMMAND_OUTBOX_LIMITS, ...limits };
@@ -127,7 +136,7 @@ export class CommandOutbox {
     const acknowledged: Array<[string, number]> = [];
     let unreadable = 0;
     await storeIo('loading the command outbox', async () => {
-      for await (const [key, value] of level.iterator()) {
+      for await (const [key, value] of levels.commands.iterator()) {
         if (key.startsWith(ACKNOWLEDGED)) {
           const at = decodeSafely(value);
           if (typeof at === 'number') acknowledged.push([key.slice(ACKNOWLEDGED.length), at]);
@@ -143,11 +152,15 @@ export class CommandOutbox {
         queued.push({ ...record, bytes, durable: true, committed: Promise.resolve() });
       }
     });
+    const dropped = await readDropped(levels.dropped);
+    unreadable += dropped.unreadable;
     queued.sort((a, b) => a.seq - b.seq);
     acknowledged.sort((a, b) => a[1] - b[1]);
     const nextSeq = (queued.at(-1)?.seq ?? -1) + 1;
-    const outbox = new CommandOutbox(writes, level, resolved, nextSeq, unreadable);
+    const outbox = new CommandOutbox(writes, levels, resolved, nextSeq, unreadable);
     for (const [id, at] of acknowledged) outbox.#acknowledged.set(id, at);
+    for (const [id, at] of dropped.ids) outbox.#dropped.set(id, at);
+    outbox.#droppedLatestAt = dropped.ids.at(-1)?.[1] ?? Number.NEGATIVE_INFINITY;
     for (const entry of queued) if (!outbox.#acknowledged.has(entry.action.id)) outbox.#insert(entry);
     return outbox;
   }
@@ -167,17 +180,30 @@ export class CommandOutbox {
     return this.#acknowledged.size;
   }
 
+  /** Ids of commands dropped to make room, remembered. */
+  get droppedSize(): number {
+    return this.#dropped.size;
+  }
+
   has(id: string): boolean {
     return this.#queued.has(id);
   }
 
   /**
    * What `add` would answer for `id` without writing anything, when that needs no wait: `acknowledged`, `queued`
-   * (queued and on disk), otherwise undefined (not known, or its write is still under way: only `add` can say).
+   * (queued and on disk), `dropped` (dropped unsent to make room), otherwise undefined (not known, or its write is
+   * still under way: only `add` can say).
    */
-  known(id: string): 'queued' | 'acknowledged' | undefined {
+  known(id: string): 'queued' | 'acknowledged' | 'dropped' | undefined {
     if (this.#acknowledged.has(id)) return 'acknowledged';
-    return this.#queued.get(id)?.durable === true ? 'queued' : undefined;
+    const entry = this.#queued.get(id);
+    if (entry !== undefined) return entry.durable ? 'queued' : undefined;
+    return this.#dropped.has(id) ? 'dropped' : undefined;
+  }
+
+  /** Whether the command was dropped unsent to make room (as far as it is remembered). */
+  isDropped(id: string): boolean {
+    return this.#dropped.has(id);
   }
 
   /** Whether the device acknowledged this id (as far as it is remembered). */
@@ -206,7 +232,8 @@ export class CommandOutbox {
    * Queues a command for its device (`action.actor`); resolves once it is written, and synced when `sync` (a
    * command from the cloud, acknowledged once it is stored; a decided one is synced by the next checkpoint). To
    * make room, the device's oldest command goes when it has `maxPerDevice`, the oldest of all when the outbox is
-   * full.
+   * full; the ids of those are remembered in the same write, so that a recovery deciding them again does not queue
+   * them again (`dropped`; a command from the cloud with such an id is queued again).
    */
   add(action: Action, sync = false): Promise<CommandAddResult> {
     // Not an async function: its suspended frame cost more than the write it waits for (see docs/benchmarks.md).
@@ -222,6 +249,9 @@ export class CommandOutbox {
     if (this.#acknowledged.has(action.id)) return Promise.resolve(ACKNOWLEDGED_RESULT);
     const existing = this.#queued.get(action.id);
     if (existing !== undefined) return existing.committed.then(duplicate);
+    // A decided command dropped already is not queued again; a command from the cloud (`sync`) is: the cloud was
+    // told it was refused, and may send it again.
+    if (!sync && this.#dropped.has(action.id)) return Promise.resolve(DROPPED_RESULT);
     const seq = this.#nextSeq++;
     const key = QUEUED + action.id;
     const value = encodeCbor({ seq, action });
@@ -230,11 +260,13 @@ export class CommandOutbox {
 
     const dropped = this.#victimsFor(action.actor, bytes);
     const batch = this.#commits.batch();
+    if (this.#dropped.delete(action.id)) batch.ops.push(delOp(this.#droppedPrefix + action.id));
     for (const victim of dropped) {
       this.#take(victim.entry);
       batch.ops.push(delOp(this.#prefix + QUEUED + victim.entry.action.id));
       batch.evicted.push(victim.entry);
     }
+    if (dropped.length > 0) this.#rememberDropped(dropped, gatewayTimeOf(action), batch);
     const entry: Entry = { action, seq, bytes, durable: false, committed: batch.committed };
     this.#insert(entry);
     batch.ops.push(putOp(this.#prefix + key, value));
@@ -276,23 +308,27 @@ export class CommandOutbox {
     await this.#dequeue(id)?.committed;
   }
 
-  /** Forgets the ids acknowledged `acknowledgedForMs` or longer before `nowMs`; resolves with how many. */
+  /**
+   * Forgets the ids acknowledged, and those dropped to make room, `acknowledgedForMs` or longer before `nowMs`;
+   * resolves with how many.
+   */
   async forgetAcknowledged(nowMs: number): Promise<number> {
     if (this.#closed) return 0;
     const before = nowMs - this.limits.acknowledgedForMs;
-    const forgotten: string[] = [];
-    for (const [id, at] of this.#acknowledged) {
-      if (at > before) break;
-      forgotten.push(id);
-    }
-    if (forgotten.length === 0) return 0;
+    const acknowledged = idsUntil(this.#acknowledged, before);
+    const dropped = idsUntil(this.#dropped, before);
+    if (acknowledged.length + dropped.length === 0) return 0;
     const batch = this.#commits.batch();
-    for (const id of forgotten) {
+    for (const id of acknowledged) {
       this.#acknowledged.delete(id);
       batch.ops.push(delOp(this.#prefix + ACKNOWLEDGED + id));
     }
+    for (const id of dropped) {
+      this.#dropped.delete(id);
+      batch.ops.push(delOp(this.#droppedPrefix + id));
+    }
     await batch.committed;
-    return forgotten.length;
+    return acknowledged.length + dropped.length;
   }
 
   /** Waits for pending writes, then refuses new ones. */
@@ -310,6 +346,26 @@ export class CommandOutbox {
     const batch = this.#commits.batch();
     batch.ops.push(delOp(this.#prefix + QUEUED + id));
     return batch;
+  }
+
+  // The ids of commands dropped to make room are remembered in the batch that deletes them, oldest forgotten past
+  // `maxDropped`. Times are kept in order: one earlier than the latest (a recovery deciding the past again) is kept
+  // as the latest, which keeps the id longer, never shorter.
+  #rememberDropped(victims: ReadonlyArray<{ entry: Entry }>, atMs: number, batch: Batch): void {
+    const at = Math.max(atMs, this.#droppedLatestAt);
+    this.#droppedLatestAt = at;
+    const value = encodeCbor(at);
+    for (const { entry } of victims) {
+      const id = entry.action.id;
+      this.#dropped.delete(id);
+      this.#dropped.set(id, at);
+      batch.ops.push(putOp(this.#droppedPrefix + id, value));
+    }
+    for (const oldest of this.#dropped.keys()) {
+      if (this.#dropped.size <= this.limits.maxDropped) break;
+      this.#dropped.delete(oldest);
+      batch.ops.push(delOp(this.#droppedPrefix + oldest));
+    }
   }
 
   #victimsFor(device: string, bytes: number): ReadonlyArray<{ entry: Entry; reason: CommandDropReason }> {
@@ -364,9 +420,11 @@ export class CommandOutbox {
   }
 
   // Memory follows the disk again: the commands of a failed batch are not queued, the ones it was to evict
-  // still are (in decision order). Acknowledgements and removals are not undone: those commands were done.
+  // still are (in decision order), and their ids are not remembered as dropped (an add tried again may drop them
+  // then). Acknowledgements and removals are not undone: those commands were done.
   #rollBack(batch: Batch): void {
     for (const entry of batch.added) this.#take(entry);
+    for (const entry of batch.evicted) this.#dropped.delete(entry.action.id);
     const back = batch.evicted.filter((e) => e.durable && !this.#queued.has(e.action.id));
     if (back.length === 0) return;
     for (const entry of back) this.#insert(entry);
@@ -375,6 +433,47 @@ export class CommandOutbox {
       this.#byDevice.set(device, new Map([...own.entries()].sort((a, b) => a[1].seq - b[1].seq)));
     }
   }
+}
+
+/** The command outbox's areas, `commands` and `commands-dropped`, with raw values: it encodes them itself. */
+export interface CommandOutboxLevels {
+  commands: Sublevel<Buffer>;
+  dropped: Sublevel<Buffer>;
+}
+
+/**
+ * Gateway time of a decision (`decidedOnGatewayAt` in actions/, which the store does not import): the wall time it
+ * carries less the offset it was stamped with.
+ */
+function gatewayTimeOf(action: Action): number {
+  return action.decidedAt - (action.clockOffsetMs ?? 0);
+}
+
+// The ids remembered at or before `atMs`, from the oldest on.
+function idsUntil(remembered: ReadonlyMap<string, number>, atMs: number): string[] {
+  const ids: string[] = [];
+  for (const [id, at] of remembered) {
+    if (at > atMs) break;
+    ids.push(id);
+  }
+  return ids;
+}
+
+/** The dropped ids and their times, oldest first; entries that are not a time are counted and skipped. */
+async function readDropped(
+  level: Sublevel<Buffer>,
+): Promise<{ ids: Array<[string, number]>; unreadable: number }> {
+  const ids: Array<[string, number]> = [];
+  let unreadable = 0;
+  await storeIo('loading the dropped command ids', async () => {
+    for await (const [id, value] of level.iterator()) {
+      const at = decodeSafely(value);
+      if (typeof at === 'number' && Number.isFinite(at)) ids.push([id, at]);
+      else unreadable += 1;
+    }
+  });
+  ids.sort((a, b) => a[1] - b[1]);
+  return { ids, unreadable };
 }
 
 function decodeSafely(value: Buffer): unknown {

@@ -25,6 +25,8 @@ export const SUBLEVEL_NAMES = [
   'creds',
   'audit',
   'commands',
+  // The ids of device commands dropped unsent to make room, with the gateway time (the command outbox's).
+  'commands-dropped',
 ] as const;
 export type SublevelName = (typeof SUBLEVEL_NAMES)[number];
 
@@ -126,7 +128,12 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
       },
     });
     const rawCommands = db.sublevel<string, Buffer>('commands', { valueEncoding: 'buffer' });
-    commands = await CommandOutbox.open(writes, rawCommands, opts.commands);
+    const rawDropped = db.sublevel<string, Buffer>('commands-dropped', { valueEncoding: 'buffer' });
+    commands = await CommandOutbox.open(
+      writes,
+      { commands: rawCommands, dropped: rawDropped },
+      opts.commands,
+    );
   } catch (err) {
     await db.close();
     throw err;

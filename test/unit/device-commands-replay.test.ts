@@ -90,6 +90,18 @@ test('a command decided again whose device acknowledged it is neither queued nor
   await commands.stop();
 });
 
+test('a command decided again that was dropped to make room is neither queued nor sent', async () => {
+  await store.close();
+  store = await openStore(dir, { commands: { maxCount: 1 } });
+  await store.commands.add(command('a'));
+  await store.commands.add(command('b'));
+  const { commands, sent, held, notResent } = deviceCommands();
+  commands.decided(command('a'), true);
+  expect(notResent()).toBe(1);
+  expect([held, sent, store.commands.all().map((a) => a.id)]).toEqual([[], [], ['b']]);
+  await commands.stop();
+});
+
 test('a command new to the outbox is still written, and a checkpoint waits for it', async () => {
   const { commands, sent, held, notResent } = deviceCommands();
   commands.decided(command('b'), true);

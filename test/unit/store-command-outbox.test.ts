@@ -10,6 +10,7 @@ import {
   type CommandOutboxLimits,
   type Store,
 } from '../../src/store/index.js';
+import type { ReopenableLevel } from '../../src/store/reopenable-level.js';
 
 let dir: string;
 let store: Store;
@@ -186,6 +187,59 @@ describe('CommandOutbox', () => {
     expect(outbox.bytes).toBeLessThanOrEqual(Math.ceil(one * 2.5));
     expect(outbox.size).toBe(2);
     expect(outbox.all().map((a) => a.id)).toEqual(['d', 'e']);
+  });
+
+  test('the ids of commands dropped to make room are remembered, also after a reopen: not queued again', async () => {
+    await reopen({ maxCount: 2 });
+    for (const id of ['a', 'b', 'c']) await outbox.add(command(id, `dev-${id}`));
+    expect(outbox.known('a')).toBe('dropped');
+    expect(outbox.isDropped('a')).toBe(true);
+    expect(await outbox.add(command('a', 'dev-a'))).toEqual({ status: 'dropped' });
+    expect(ids(outbox.all())).toEqual(['b', 'c']);
+
+    await reopen({ maxCount: 2 });
+    expect([outbox.known('a'), outbox.known('b'), outbox.droppedSize]).toEqual(['dropped', 'queued', 1]);
+    expect(await outbox.add(command('a', 'dev-a'))).toEqual({ status: 'dropped' });
+    expect(ids(outbox.all())).toEqual(['b', 'c']);
+  });
+
+  test('dropped ids are forgotten after acknowledgedForMs, and past maxDropped the oldest first', async () => {
+    await reopen({ maxCount: 1, maxDropped: 2, acknowledgedForMs: 1_000 });
+    // Each dropped at the gateway time of the command that made room: 1,000 ms apart.
+    for (const [i, id] of ['a', 'b', 'c', 'd'].entries())
+      await outbox.add({ ...command(id), decidedAt: 10_000 + i * 1_000 });
+    expect(['a', 'b', 'c'].map((id) => outbox.isDropped(id))).toEqual([false, true, true]);
+
+    expect(await outbox.forgetAcknowledged(13_000)).toBe(1);
+    expect(['b', 'c'].map((id) => outbox.isDropped(id))).toEqual([false, true]);
+    await reopen({ maxCount: 1, maxDropped: 2, acknowledgedForMs: 1_000 });
+    expect(outbox.droppedSize).toBe(1);
+    expect(await outbox.add({ ...command('b'), decidedAt: 14_000 })).toMatchObject({ status: 'queued' });
+    expect(await outbox.add(command('c'))).toEqual({ status: 'dropped' });
+  });
+
+  test('a command from the cloud whose id was dropped is queued again: the cloud was told it was refused', async () => {
+    await reopen({ maxCount: 1 });
+    await outbox.add(command('cloud:x'), true);
+    await outbox.add(command('y'), true);
+    expect(outbox.isDropped('cloud:x')).toBe(true);
+    expect(await outbox.add(command('cloud:x'), true)).toMatchObject({ status: 'queued' });
+    expect(outbox.isDropped('cloud:x')).toBe(false);
+    await reopen({ maxCount: 1 });
+    expect([outbox.known('cloud:x'), outbox.known('y')]).toEqual(['queued', 'dropped']);
+  });
+
+  test('a failed write remembers no dropped id; the add tried again drops and remembers', async () => {
+    await reopen({ maxCount: 1 });
+    await outbox.add(command('a'));
+    const db = store.db as ReopenableLevel;
+    await db.close();
+    await expect(outbox.add(command('b'))).rejects.toThrow();
+    expect([outbox.isDropped('a'), ids(outbox.all())]).toEqual([false, ['a']]);
+    await db.reopen();
+    expect(await outbox.add(command('b'))).toMatchObject({ status: 'queued' });
+    await reopen({ maxCount: 1 });
+    expect([outbox.known('a'), ids(outbox.all())]).toEqual(['dropped', ['b']]);
   });
 
   test('a command larger than the whole outbox is not queued', async () => {

@@ -194,7 +194,8 @@ describe('StoreWrites', () => {
     const outboxLevel = store.db.sublevel<string, Buffer>('outbox', { valueEncoding: 'buffer' });
     const commandsLevel = store.db.sublevel<string, Buffer>('commands', { valueEncoding: 'buffer' });
     const outbox = await Outbox.open(writes, { outbox: outboxLevel, delivered: store.sublevels.delivered });
-    const commands = await CommandOutbox.open(writes, commandsLevel);
+    const droppedLevel = store.db.sublevel<string, Buffer>('commands-dropped', { valueEncoding: 'buffer' });
+    const commands = await CommandOutbox.open(writes, { commands: commandsLevel, dropped: droppedLevel });
     await Promise.all([outbox.add(action('a')), commands.add(action('a'))]);
     expect(calls).toBe(1);
     await Promise.all([outbox.markDelivered('a', 5), commands.acknowledge('a', 6), outbox.add(action('b'))]);
