@@ -108,6 +108,8 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
     if (candidate.to.includes('upstream')) write(candidate);
   });
   forgetDeliveredAtCheckpoints(base, decision);
+  // A failed read-ahead is logged by the store and tried again by the outbox; /metrics counts it.
+  metrics.readFrom({ outboxReadErrors: () => outbox.readErrors });
   gauge();
 
   // Expired actions leave the outbox even while the uplink is down, or absent, rather than take room there.

@@ -24,6 +24,8 @@ export interface MetricSources {
   engineGroups?: () => number;
   /** The outbox's delivered ids: how many it holds, how many the cap dropped since start. */
   deliveredIds?: () => { held: number; dropped: number };
+  /** Reads of queued actions back from LevelDB (the outbox's read-ahead) that failed, since start. */
+  outboxReadErrors?: () => number;
 }
 
 /** The gateway's Prometheus metrics, one registry per gateway so tests can run several in one process. */
@@ -99,6 +101,18 @@ export class Metrics {
         if (delivered === undefined) return;
         this.outboxDeliveredDropped.reset();
         this.outboxDeliveredDropped.inc(delivered.dropped);
+      },
+    },
+  );
+  readonly outboxReadErrors: Counter = this.family.counter(
+    'vigil_outbox_read_errors_total',
+    'Reads of queued actions back from LevelDB ahead of the drain that failed (each is tried again, backing off)',
+    {
+      collect: () => {
+        const errors = this.sources.outboxReadErrors?.();
+        if (errors === undefined) return;
+        this.outboxReadErrors.reset();
+        this.outboxReadErrors.inc(errors);
       },
     },
   );
