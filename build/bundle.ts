@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 
 /** A dependency's module replaced in the bundle, and what replaces it. */
@@ -258,4 +258,27 @@ export async function bundle(opts: {
     inputs: Object.keys(result.metafile.inputs).length,
     importMetaUsers: [...metaUsers].sort(),
   };
+}
+
+/**
+ * Bundles the executable's main script (`build/sea/loader.ts`), which compiles the app's bundle with V8's
+ * code cache; `appKey` names the code cache a start keeps for the starts that follow.
+ */
+export async function bundleLoader(opts: { root: string; outFile: string; appKey: string }): Promise<number> {
+  const result = await build({
+    absWorkingDir: opts.root,
+    entryPoints: [join(opts.root, 'build', 'sea', 'loader.ts')],
+    outfile: opts.outFile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    minifyWhitespace: true,
+    define: { VIGIL_APP_KEY: JSON.stringify(opts.appKey) },
+    metafile: true,
+    logLevel: 'silent',
+  });
+  const inputs = Object.keys(result.metafile.inputs).filter((p) => p.includes('node_modules'));
+  if (inputs.length > 0) throw new Error(`the loader must not bundle dependencies: ${inputs.join(', ')}`);
+  return result.metafile.outputs[relative(opts.root, opts.outFile)]?.bytes ?? 0;
 }
