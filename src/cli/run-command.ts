@@ -138,9 +138,11 @@ async function run(flags: RunFlags): Promise<void> {
   // with idle device connections"). A failed recovery is reported where it fails.
   gateway.recovered.then(
     () => {
-      releaseStartGarbage(gateway.logger);
+      // First what the start leaves for the next one (the executable's code cache), so that the collection
+      // below takes the garbage of that too.
       const events: EventEmitter = process;
       events.emit(STARTED_EVENT);
+      releaseStartGarbage(gateway.logger);
     },
     () => undefined,
   );
