@@ -92,6 +92,9 @@ const APP_SUBSTITUTES: readonly Substitute[] = [
         ? 'export { default as en } from "./en.js";\n'
         : undefined,
   },
+  // `assert` (with its diff and call tracker), loaded at start only to check arguments that are always given.
+  lazyAssert('mqemitter/mqemitter.js', /[\\/]node_modules[\\/]mqemitter[\\/]mqemitter\.js$/),
+  lazyAssert('sonic-boom/index.js', /[\\/]node_modules[\\/]sonic-boom[\\/]index\.js$/),
   {
     // `debug` reads DEBUG at load; after a startup snapshot, that would be the build's. Read again then.
     what: 'debug/src/node.js',
@@ -119,6 +122,25 @@ const APP_SUBSTITUTES: readonly Substitute[] = [
     },
   },
 ];
+
+/**
+ * A module that requires `assert` at load to check its arguments, with `assert` loaded when a check fails: the
+ * same error then, from Node's `assert`.
+ */
+function lazyAssert(what: string, filter: RegExp): Substitute {
+  const eager = "const assert = require('assert')";
+  return {
+    what,
+    filter,
+    contents: (_seaDir, _root, source) =>
+      source.split(eager).length === 2
+        ? source.replace(
+            eager,
+            "const assert = (value, ...more) => { if (!value) require('assert')(value, ...more) }",
+          )
+        : undefined,
+  };
+}
 
 /**
  * A CommonJS module's source with `code` run again when the executable starts from its startup
