@@ -19,6 +19,7 @@ import { Script } from 'node:vm';
 import { crc32 } from 'node:zlib';
 import { STARTED_EVENT } from '../../src/cli/started-event.js';
 import { APP_ASSET, APP_CODE_CACHE_ASSET, APP_LINE_OFFSET } from './app-script.js';
+import { readAssetFromFile } from './blob-file.js';
 import { cacheDirCandidates, privateDirProblem } from './cache-dir.js';
 
 /** The bundle's SHA-256, set by the build: a code cache is kept per build. */
@@ -64,10 +65,19 @@ function savedCodeCache(dirs: readonly string[]): Buffer | undefined {
   return undefined;
 }
 
+/**
+ * An asset needed only while the bundle is compiled, read from the executable's file where it can be: so read,
+ * its pages are not the process's (blob-file.ts).
+ */
+function assetOnce(key: string): Buffer {
+  const mapped = getRawAsset(key);
+  return readAssetFromFile(mapped) ?? Buffer.from(mapped);
+}
+
 /** The build's code cache; none in an executable for another architecture than the build's. */
 function buildCodeCache(): Buffer | undefined {
   try {
-    return Buffer.from(getRawAsset(APP_CODE_CACHE_ASSET));
+    return assetOnce(APP_CODE_CACHE_ASSET);
   } catch {
     return undefined;
   }
@@ -105,7 +115,7 @@ function runApp(): void {
   const saved = savedCodeCache(cacheDirs());
   const cachedData = saved ?? buildCodeCache();
   // Latin-1, one byte a character, as the build wrote it (UTF-8 text this long would become a string of two).
-  const source = Buffer.from(getRawAsset(APP_ASSET)).toString('latin1');
+  const source = assetOnce(APP_ASSET).toString('latin1');
   const script = new Script(source, {
     filename: process.execPath,
     lineOffset: APP_LINE_OFFSET,

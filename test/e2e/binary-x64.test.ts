@@ -15,6 +15,7 @@ import {
   startMosquitto,
   type Mosquitto,
 } from '../helpers/mosquitto.js';
+import { readAssetFromFile } from '../../build/sea/blob-file.js';
 import { Collector } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -243,6 +244,19 @@ describe.skipIf(!WANTED || process.arch !== 'x64')('single executable, linux-x64
     await startAndStop();
     for (let i = 0; i < 200 && readFileSync(file)[0] === 0x5a; i++) await sleep(50);
     expect(readFileSync(file)[0]).not.toBe(0x5a);
+  });
+
+  test("the bundle's source is found in the executable's file, where the loader reads it without mapping it", () => {
+    const asset = readFileSync(new URL('../../build/out/.work/x64/app-script.js', import.meta.url));
+    const mapped = asset.buffer.slice(asset.byteOffset, asset.byteOffset + asset.length);
+    expect(readAssetFromFile(mapped, BINARY)?.equals(asset)).toBe(true);
+    // Not the same asset: no answer, and the loader reads it through the mapping.
+    const other = Buffer.from(asset);
+    other.writeUInt8(other.readUInt8(other.length - 1) ^ 1, other.length - 1);
+    expect(
+      readAssetFromFile(other.buffer.slice(other.byteOffset, other.byteOffset + other.length), BINARY),
+    ).toBe(undefined);
+    expect(readAssetFromFile(mapped, fileURLToPath(import.meta.url))).toBeUndefined();
   });
 
   test('an addon altered in the cache is detected and written again before it is loaded', async () => {
