@@ -15,7 +15,7 @@ import {
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { bundle } from './bundle.js';
+import { bundle, bundleLoader } from './bundle.js';
 import { fetchPackage } from './fetch-package.js';
 import { MODULE_FILES, type TreeEntry } from './module-files.js';
 import {
@@ -28,6 +28,7 @@ import {
   TARGETS,
   type Target,
 } from './pins.js';
+import { APP_ASSET, APP_CODE_CACHE_ASSET, APP_LINE_OFFSET, wrapApp } from './sea/app-script.js';
 import { sha256 } from './sea/embedded-files.js';
 import {
   MANIFEST_ASSET,
@@ -71,6 +72,17 @@ async function main(): Promise<void> {
         seaDir: join(ROOT, 'build', 'sea'),
       }),
     (r) => `${r.inputs} modules, ${mb(r.bytes)}`,
+  );
+  // The executable's main script, which compiles the bundle above with V8's code cache (build/sea/loader.ts).
+  await step(
+    'bundle build/sea/loader.ts',
+    () =>
+      bundleLoader({
+        root: ROOT,
+        outFile: join(OUT, 'vigil-main.cjs'),
+        appKey: sha256(readFileSync(join(OUT, 'vigil.cjs'))).slice(0, 16),
+      }),
+    (bytes) => `${(bytes / 1024).toFixed(1)} KB`,
   );
   // The edge thread's module (`threads: 2`), a file of its own in the executable's files for a worker to load.
   const edgeBundle = await step(
@@ -153,6 +165,33 @@ async function makeExecutable(
 }
 
 /**
+ * The bundle as the script the loader compiles (build/sea/app-script.ts), and for the host V8's code cache of
+ * it, made by the Node the executable is built from (`generator`): like Node's own for a main script, it holds
+ * the bundle's top level.
+ */
+function appAssets(generator: string | undefined, work: string): Asset[] {
+  const script = join(work, 'app-script.js');
+  const source = wrapApp(readFileSync(join(OUT, 'vigil.cjs'), 'utf8'));
+  // Written and read as Latin-1 (build/sea/loader.ts), one byte a character: esbuild escapes what is not ASCII
+  // except in regular expressions, where it leaves a few Latin-1 letters (cel-js's `µs`).
+  const latin1 = Buffer.from(source, 'latin1');
+  if (latin1.toString('latin1') !== source) {
+    throw new Error('the bundle is not Latin-1: the loader would misread it');
+  }
+  writeFileSync(script, latin1);
+  const assets: Asset[] = [{ key: APP_ASSET, file: script }];
+  if (generator === undefined) return assets;
+  const out = join(work, 'app.code-cache');
+  const make =
+    'const { readFileSync, writeFileSync } = require("node:fs");' +
+    'const { Script } = require("node:vm");' +
+    `const s = new Script(readFileSync(process.argv[1], "latin1"), { lineOffset: ${APP_LINE_OFFSET} });` +
+    'writeFileSync(process.argv[2], s.createCachedData());';
+  run(generator, ['-e', make, script, out], work);
+  return [...assets, { key: APP_CODE_CACHE_ASSET, file: out }];
+}
+
+/**
  * Writes the SEA blob. For the host, with V8's code cache, or with `--snapshot` a V8 startup snapshot of
  * the bundle's modules when it builds (`useSnapshot`), else the code cache: either is made by running the
  * host's Node, which cannot run another target's, and the two cannot be combined. Says which it made.
@@ -168,14 +207,18 @@ async function seaBlob(
 ): Promise<string> {
   const write = (useSnapshot: boolean): string => {
     const config = join(work, 'sea-config.json');
+    // A snapshot is built by running the bundle as the main script. Otherwise the main script is the loader,
+    // which compiles the bundle (an asset) with the code cache the build makes here, or with the one a start
+    // of the executable kept.
+    const app: Asset[] = useSnapshot ? [] : appAssets(isHost ? generator : undefined, work);
     const sea = {
-      main: join(OUT, 'vigil.cjs'),
+      main: join(OUT, useSnapshot ? 'vigil.cjs' : 'vigil-main.cjs'),
       output: blob,
       disableExperimentalSEAWarning: true,
       // V8's code cache is specific to the CPU it was made on.
       useCodeCache: isHost && !useSnapshot,
       useSnapshot,
-      assets: Object.fromEntries(assets.map((a) => [a.key, a.file])),
+      assets: Object.fromEntries([...assets, ...app].map((a) => [a.key, a.file])),
     };
     writeFileSync(config, JSON.stringify(sea, null, 2));
     return run(generator, ['--experimental-sea-config', config], work);

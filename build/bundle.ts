@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { build, type Plugin } from 'esbuild';
 
 /** A dependency's module replaced in the bundle, and what replaces it. */
@@ -92,6 +92,9 @@ const APP_SUBSTITUTES: readonly Substitute[] = [
         ? 'export { default as en } from "./en.js";\n'
         : undefined,
   },
+  // `assert` (with its diff and call tracker), loaded at start only to check arguments that are always given.
+  lazyAssert('mqemitter/mqemitter.js', /[\\/]node_modules[\\/]mqemitter[\\/]mqemitter\.js$/),
+  lazyAssert('sonic-boom/index.js', /[\\/]node_modules[\\/]sonic-boom[\\/]index\.js$/),
   {
     // `debug` reads DEBUG at load; after a startup snapshot, that would be the build's. Read again then.
     what: 'debug/src/node.js',
@@ -119,6 +122,25 @@ const APP_SUBSTITUTES: readonly Substitute[] = [
     },
   },
 ];
+
+/**
+ * A module that requires `assert` at load to check its arguments, with `assert` loaded when a check fails: the
+ * same error then, from Node's `assert`.
+ */
+function lazyAssert(what: string, filter: RegExp): Substitute {
+  const eager = "const assert = require('assert')";
+  return {
+    what,
+    filter,
+    contents: (_seaDir, _root, source) =>
+      source.split(eager).length === 2
+        ? source.replace(
+            eager,
+            "const assert = (value, ...more) => { if (!value) require('assert')(value, ...more) }",
+          )
+        : undefined,
+  };
+}
 
 /**
  * A CommonJS module's source with `code` run again when the executable starts from its startup
@@ -258,4 +280,27 @@ export async function bundle(opts: {
     inputs: Object.keys(result.metafile.inputs).length,
     importMetaUsers: [...metaUsers].sort(),
   };
+}
+
+/**
+ * Bundles the executable's main script (`build/sea/loader.ts`), which compiles the app's bundle with V8's
+ * code cache; `appKey` names the code cache a start keeps for the starts that follow.
+ */
+export async function bundleLoader(opts: { root: string; outFile: string; appKey: string }): Promise<number> {
+  const result = await build({
+    absWorkingDir: opts.root,
+    entryPoints: [join(opts.root, 'build', 'sea', 'loader.ts')],
+    outfile: opts.outFile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node24',
+    minifyWhitespace: true,
+    define: { VIGIL_APP_KEY: JSON.stringify(opts.appKey) },
+    metafile: true,
+    logLevel: 'silent',
+  });
+  const inputs = Object.keys(result.metafile.inputs).filter((p) => p.includes('node_modules'));
+  if (inputs.length > 0) throw new Error(`the loader must not bundle dependencies: ${inputs.join(', ')}`);
+  return result.metafile.outputs[relative(opts.root, opts.outFile)]?.bytes ?? 0;
 }

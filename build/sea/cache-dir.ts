@@ -1,7 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 
 /** Name of the cache folder inside the data directory. */
 export const DATA_CACHE_DIR = '.cache';
@@ -12,6 +11,12 @@ export interface CacheDirInput {
   readonly env: NodeJS.ProcessEnv;
   readonly cwd: string;
   readonly uid: number;
+  /**
+   * The `data` a config file names (`config-data.ts`). Without it, the data directory of `run --config FILE`
+   * is not known and its cache folder is left out: the executable's loader looks for its code cache before
+   * anything can parse YAML.
+   */
+  readonly configData?: (file: string, cwd: string) => string | undefined;
 }
 
 /**
@@ -25,7 +30,7 @@ export function cacheDirCandidates(input: CacheDirInput): string[] {
   const dirs: string[] = [];
   if (nonEmpty(env.VIGIL_CACHE_DIR)) dirs.push(resolve(cwd, env.VIGIL_CACHE_DIR));
   const data = dataDirOf(input);
-  if (data !== undefined) dirs.push(join(resolve(cwd, data), DATA_CACHE_DIR));
+  if (data !== undefined && data !== UNKNOWN) dirs.push(join(resolve(cwd, data), DATA_CACHE_DIR));
   if (nonEmpty(env.XDG_CACHE_HOME)) dirs.push(join(resolve(cwd, env.XDG_CACHE_HOME), 'vigil'));
   else if (nonEmpty(env.HOME)) dirs.push(join(env.HOME, '.cache', 'vigil'));
   dirs.push(join(tmpdir(), `vigil-cache-${input.uid}`));
@@ -41,12 +46,17 @@ const CREATORS = new Set(['devices add', 'profiles import']);
  * Vigil data directory yet (no LevelDB `CURRENT`), unless the command creates one: `vigil --version`
  * must not leave a `data/.cache` in whatever folder it runs from.
  */
-export function dataDirOf({ args, env, cwd }: CacheDirInput): string | undefined {
+export function dataDirOf({ args, env, cwd, configData }: CacheDirInput): string | undefined {
   if (args[0] === 'run') {
+    const config = optionValue(args, ['--config', '-c']);
+    const fromConfig = (): string | undefined => {
+      if (config === undefined) return undefined;
+      return configData === undefined ? UNKNOWN : configData(config, cwd);
+    };
     return (
       optionValue(args, ['--data']) ??
       (nonEmpty(env.VIGIL_DATA) ? env.VIGIL_DATA : undefined) ??
-      dataFromConfig(optionValue(args, ['--config', '-c']), cwd) ??
+      fromConfig() ??
       './data'
     );
   }
@@ -71,17 +81,20 @@ export function optionValue(args: readonly string[], names: readonly string[]): 
   return value;
 }
 
-// A config file that cannot be read is left to the command to report; here it only means no answer.
-function dataFromConfig(file: string | undefined, cwd: string): string | undefined {
-  if (file === undefined) return undefined;
-  try {
-    const doc = parseYaml(readFileSync(resolve(cwd, file), 'utf8')) as unknown;
-    if (typeof doc !== 'object' || doc === null) return undefined;
-    const data = (doc as Record<string, unknown>).data;
-    return typeof data === 'string' && data !== '' ? data : undefined;
-  } catch {
-    return undefined;
-  }
+/** A data directory that only a config file names, read without `configData`. */
+const UNKNOWN = '\0unknown';
+
+/**
+ * Why `dir` must not be used for what gets loaded into the process (native addons, compiled code), or
+ * undefined when it is a directory of this user that no one else can write to.
+ */
+export function privateDirProblem(dir: string, uid = process.getuid?.()): string | undefined {
+  const st = lstatSync(dir, { throwIfNoEntry: false });
+  if (st === undefined) return `${dir} does not exist`;
+  if (!st.isDirectory()) return `${dir} is not a directory`;
+  if (uid !== undefined && st.uid !== uid) return `${dir} belongs to another user`;
+  if ((st.mode & 0o022) !== 0) return `${dir} is writable by other users`;
+  return undefined;
 }
 
 function nonEmpty(value: string | undefined): value is string {

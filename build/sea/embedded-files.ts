@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import {
   closeSync,
   fsyncSync,
-  lstatSync,
   mkdirSync,
   readFileSync,
   renameSync,
@@ -13,7 +12,8 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { getAsset, getRawAsset } from 'node:sea';
-import { cacheDirCandidates } from './cache-dir.js';
+import { cacheDirCandidates, privateDirProblem } from './cache-dir.js';
+import { dataFromConfig } from './config-data.js';
 import { MANIFEST_ASSET, type EmbeddedFile, type Manifest } from './manifest.js';
 
 let manifest: Manifest | undefined;
@@ -33,6 +33,7 @@ export function cacheDirs(): readonly string[] {
     env: process.env,
     cwd: process.cwd(),
     uid: process.getuid?.() ?? 0,
+    configData: dataFromConfig,
   });
   return candidates;
 }
@@ -49,11 +50,8 @@ export function ensurePrivateDir(dir: string): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
-  const st = lstatSync(dir);
-  if (!st.isDirectory()) throw new Error(`${dir} is not a directory`);
-  const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) throw new Error(`${dir} belongs to another user`);
-  if ((st.mode & 0o022) !== 0) throw new Error(`${dir} is writable by other users`);
+  const problem = privateDirProblem(dir);
+  if (problem !== undefined) throw new Error(problem);
 }
 
 /**

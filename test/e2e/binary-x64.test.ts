@@ -2,8 +2,9 @@
 // repository. Runs when VIGIL_BINARY_TEST=1 (then a missing binary is a failure) or when the binary is
 // there; `npm test` skips it otherwise, since building it takes a while.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { encode } from 'cbor-x';
 import { afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -14,6 +15,7 @@ import {
   startMosquitto,
   type Mosquitto,
 } from '../helpers/mosquitto.js';
+import { readAssetFromFile } from '../../build/sea/blob-file.js';
 import { Collector } from '../helpers/mqtt.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -204,6 +206,57 @@ describe.skipIf(!WANTED || process.arch !== 'x64')('single executable, linux-x64
     expect(r.stdout).toContain('node v24.21.0 linux-x64, single executable');
     expect(r.stdout).toContain('leveldb native\n');
     expect(r.stdout).toContain('cbor native\n');
+  });
+
+  test('a started gateway keeps its compiled code for the next start; a damaged copy is made again', async () => {
+    const dir = await emptyDirWithBinary();
+    const cache = join(dir, 'data', '.cache');
+    const codeCache = async (): Promise<string> => {
+      for (let i = 0; i < 200; i++) {
+        const file = readdirSync(cache).find((f) => /^code-[0-9a-f]{16}\.bin$/.test(f));
+        if (file !== undefined) return join(cache, file);
+        await sleep(50);
+      }
+      throw new Error(`no code cache in ${cache}: ${readdirSync(cache).join(', ')}`);
+    };
+    const startAndStop = async (): Promise<void> => {
+      const gw = await startBinary(dir, []);
+      await codeCache();
+      // Written once recovered, as the last thing of the start: the gateway has then logged it.
+      for (let i = 0; i < 200 && !gw.output().includes('state recovered'); i++) await sleep(50);
+      gw.child.kill('SIGTERM');
+      expect(await gw.exited).toBe(0);
+    };
+
+    await startAndStop();
+    const file = await codeCache();
+    const first = readFileSync(file);
+    expect(first.length).toBeGreaterThan(100_000);
+    expect(statSync(file).mode & 0o077).toBe(0);
+
+    // Used as it is: not written again.
+    const written = statSync(file).mtimeMs;
+    await startAndStop();
+    expect(statSync(file).mtimeMs).toBe(written);
+
+    // A damaged one is not used (its checksum fails); the gateway starts all the same and keeps a good one again.
+    writeFileSync(file, Buffer.alloc(first.length, 0x5a));
+    await startAndStop();
+    for (let i = 0; i < 200 && readFileSync(file)[0] === 0x5a; i++) await sleep(50);
+    expect(readFileSync(file)[0]).not.toBe(0x5a);
+  });
+
+  test("the bundle's source is found in the executable's file, where the loader reads it without mapping it", () => {
+    const asset = readFileSync(new URL('../../build/out/.work/x64/app-script.js', import.meta.url));
+    const mapped = asset.buffer.slice(asset.byteOffset, asset.byteOffset + asset.length);
+    expect(readAssetFromFile(mapped, BINARY)?.equals(asset)).toBe(true);
+    // Not the same asset: no answer, and the loader reads it through the mapping.
+    const other = Buffer.from(asset);
+    other.writeUInt8(other.readUInt8(other.length - 1) ^ 1, other.length - 1);
+    expect(
+      readAssetFromFile(other.buffer.slice(other.byteOffset, other.byteOffset + other.length), BINARY),
+    ).toBe(undefined);
+    expect(readAssetFromFile(mapped, fileURLToPath(import.meta.url))).toBeUndefined();
   });
 
   test('an addon altered in the cache is detected and written again before it is loaded', async () => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { cacheDirCandidates, optionValue } from '../../build/sea/cache-dir.js';
+import { dataFromConfig } from '../../build/sea/config-data.js';
 import { tempDir } from '../helpers/temp.js';
 
 // Where the single executable writes its native addons and shipped files, for each way of starting it.
@@ -37,10 +38,14 @@ describe('cache folders of the single executable', () => {
     cleanups.push(() => dir.remove());
     await writeFile(join(dir.path, 'vigil.yaml'), 'data: /var/lib/from-config\nmqtt: { port: 1884 }\n');
     const args = ['run', '-c', join(dir.path, 'vigil.yaml')];
-    expect(cacheDirCandidates({ ...base, args })[0]).toBe('/var/lib/from-config/.cache');
-    expect(cacheDirCandidates({ ...base, args: ['run', '--config', 'missing.yaml'] })[0]).toBe(
+    const withConfig = { ...base, configData: dataFromConfig };
+    expect(cacheDirCandidates({ ...withConfig, args })[0]).toBe('/var/lib/from-config/.cache');
+    expect(cacheDirCandidates({ ...withConfig, args: ['run', '--config', 'missing.yaml'] })[0]).toBe(
       '/srv/gw/data/.cache',
     );
+    // The executable's loader, which reads no YAML, leaves out a data directory only a config file names.
+    expect(cacheDirCandidates({ ...base, args })).toEqual([tmp]);
+    expect(cacheDirCandidates({ ...base, args: [...args, '--data', '/d'] })[0]).toBe('/d/.cache');
   });
 
   test('other commands use a data directory only once it holds Vigil data, unless they create it', async () => {

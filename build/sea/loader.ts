@@ -1,0 +1,131 @@
+// The single executable's main script: compiles the command line's bundle (an asset) with V8's code cache
+// and runs it. The code cache of a start that ran (`vigil run`, once started and recovered) holds every
+// function the start compiled, where the one the build makes holds only the bundle's top level: a warm
+// start then compiles almost nothing. It is kept in the cache folder, next to the native addons, and used
+// by the starts that follow; a start from another build, or with other V8 flags, makes its own.
+import {
+  closeSync,
+  fsyncSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { getRawAsset } from 'node:sea';
+import { Script } from 'node:vm';
+import { crc32 } from 'node:zlib';
+import { STARTED_EVENT } from '../../src/cli/started-event.js';
+import { APP_ASSET, APP_CODE_CACHE_ASSET, APP_LINE_OFFSET } from './app-script.js';
+import { readAssetFromFile } from './blob-file.js';
+import { cacheDirCandidates, privateDirProblem } from './cache-dir.js';
+
+/** The bundle's SHA-256, set by the build: a code cache is kept per build. */
+declare const VIGIL_APP_KEY: string;
+
+type AppMain = (
+  exports: unknown,
+  require: NodeJS.Require,
+  module: NodeJS.Module,
+  filename: string,
+  dirname: string,
+) => unknown;
+
+const CODE_CACHE_FILE = `code-${VIGIL_APP_KEY}.bin`;
+/** Larger than any code cache of the bundle: a file past it is not this loader's. */
+const MAX_CODE_CACHE_BYTES = 64 * 1024 * 1024;
+
+function cacheDirs(): string[] {
+  const uid = process.getuid?.() ?? 0;
+  return cacheDirCandidates({ args: process.argv.slice(2), env: process.env, cwd: process.cwd(), uid });
+}
+
+/**
+ * The code cache an earlier start left in the first private cache folder that holds one, without its checksum
+ * (a CRC-32 before it).
+ */
+function savedCodeCache(dirs: readonly string[]): Buffer | undefined {
+  const uid = process.getuid?.();
+  for (const dir of dirs) {
+    try {
+      if (privateDirProblem(dir, uid) !== undefined) continue;
+      const st = lstatSync(join(dir, CODE_CACHE_FILE), { throwIfNoEntry: false });
+      if (st === undefined || !st.isFile() || st.size > MAX_CODE_CACHE_BYTES) continue;
+      if ((uid !== undefined && st.uid !== uid) || (st.mode & 0o022) !== 0) continue;
+      const file = readFileSync(join(dir, CODE_CACHE_FILE));
+      // V8 checks the code cache's header, not every byte of it: a damaged file must not reach it.
+      const data = file.subarray(4);
+      if (file.length > 4 && file.readUInt32LE(0) === crc32(data)) return data;
+    } catch {
+      // Unreadable: the next folder, or the build's code cache.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * An asset needed only while the bundle is compiled, read from the executable's file where it can be: so read,
+ * its pages are not the process's (blob-file.ts).
+ */
+function assetOnce(key: string): Buffer {
+  const mapped = getRawAsset(key);
+  return readAssetFromFile(mapped) ?? Buffer.from(mapped);
+}
+
+/** The build's code cache; none in an executable for another architecture than the build's. */
+function buildCodeCache(): Buffer | undefined {
+  try {
+    return assetOnce(APP_CODE_CACHE_ASSET);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Writes the script's code cache, as it is now, to the first cache folder that exists and is private
+ * (the start has made its own by then), through a rename. Best effort: the next start is only slower
+ * without it.
+ */
+function saveCodeCache(script: Script): void {
+  const dir = cacheDirs().find((d) => privateDirProblem(d) === undefined);
+  if (dir === undefined) return;
+  const file = join(dir, CODE_CACHE_FILE);
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      const data = script.createCachedData();
+      const sum = Buffer.alloc(4);
+      sum.writeUInt32LE(crc32(data));
+      writeSync(fd, sum);
+      writeSync(fd, data);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch {
+    rmSync(tmp, { force: true });
+  }
+}
+
+function runApp(): void {
+  const saved = savedCodeCache(cacheDirs());
+  const cachedData = saved ?? buildCodeCache();
+  // Latin-1, one byte a character, as the build wrote it (UTF-8 text this long would become a string of two).
+  const source = assetOnce(APP_ASSET).toString('latin1');
+  const script = new Script(source, {
+    filename: process.execPath,
+    lineOffset: APP_LINE_OFFSET,
+    ...(cachedData === undefined ? {} : { cachedData }),
+  });
+  if (saved === undefined || script.cachedDataRejected === true) {
+    process.once(STARTED_EVENT, () => saveCodeCache(script));
+  }
+  const main = script.runInThisContext() as AppMain;
+  main(module.exports, require, module, __filename, __dirname);
+}
+
+runApp();
