@@ -62,7 +62,7 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
 
   const write = (candidate: Candidate): void => {
     const { action } = candidate;
-    if (alreadyQueued(base, action)) return;
+    if (alreadyQueued(base, decision, action)) return;
     // Retried until it is written: until then, no checkpoint forgets the input that decided it.
     const added = retryUntilDone(() => outbox.add(action), {
       stopped: () => stopping,
@@ -82,6 +82,9 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
     added.then(
       (result) => {
         if (result.status === 'delivered') metrics.outboxRedeliverySkipped.inc();
+        // Dropped already, to make room: decided again by recovery, not queued again.
+        if (result.status === 'dropped' && result.dropped.length === 0)
+          decision.durable.metrics.droppedActionsNotResent.inc();
         for (const dropped of result.dropped) {
           recent.dropped(dropped, 'outbox-full');
           metrics.outboxDropped.inc({ scenario: dropped.scenario });
@@ -137,13 +140,14 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
 }
 
 /**
- * Whether the action is on disk in the outbox already, or was delivered (recovery decides again what it had
- * queued): then there is nothing to write, nor to hold a checkpoint for, nor new for the drain, and a lookup
- * answers instead of a write's promise, a retry and a hold.
+ * Whether the action is on disk in the outbox already, was delivered, or was dropped to make room (recovery decides
+ * again what it had queued): then there is nothing to write, nor to hold a checkpoint for, nor new for the drain,
+ * and a lookup answers instead of a write's promise, a retry and a hold.
  */
-function alreadyQueued(base: Foundation, action: Action): boolean {
+function alreadyQueued(base: Foundation, decision: DecisionModule, action: Action): boolean {
   const known = base.store.outbox.known(action.id);
   if (known === 'delivered') base.metrics.outboxRedeliverySkipped.inc();
+  if (known === 'dropped') decision.durable.metrics.droppedActionsNotResent.inc();
   return known !== undefined;
 }
 
