@@ -111,8 +111,7 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
     if (candidate.to.includes('upstream')) write(candidate);
   });
   forgetDeliveredAtCheckpoints(base, decision);
-  // A failed read-ahead is logged by the store and tried again by the outbox; /metrics counts it.
-  metrics.readFrom({ outboxReadErrors: () => outbox.readErrors });
+  readOutboxCounts(base);
   gauge();
 
   // Expired actions leave the outbox even while the uplink is down, or absent, rather than take room there.
@@ -199,8 +198,16 @@ function forgetDeliveredAtCheckpoints(base: Foundation, decision: DecisionModule
       base.logger.warn({ err }, 'delivered ids not forgotten; the next checkpoint tries again');
     });
   });
+}
+
+/** What the outbox counts itself, read by /metrics at scrape time. */
+function readOutboxCounts(base: Foundation): void {
+  const { outbox } = base.store;
   base.metrics.readFrom({
     deliveredIds: () => ({ held: outbox.deliveredCount, dropped: outbox.deliveredDropped }),
+    // A failed read-ahead, or delete of acknowledged actions, is logged by the store and tried again by the outbox.
+    outboxReadErrors: () => outbox.readErrors,
+    outboxDeleteErrors: () => outbox.deleteErrors,
   });
 }
 

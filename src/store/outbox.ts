@@ -43,11 +43,21 @@ const DEFAULT_OUTBOX_LIMITS: OutboxLimits = {
 export interface OutboxHooks {
   /** Reading actions back from LevelDB failed (`attempt` since the last success); it is tried again after a while. */
   onReadError?: ((err: unknown, attempt: number) => void) | undefined;
+  /**
+   * The write that deletes actions the cloud acknowledged (and remembers their ids) failed (`attempt` since the last
+   * such write that succeeded); it is tried again after a while.
+   */
+  onDeleteError?: ((err: unknown, attempt: number) => void) | undefined;
 }
 
-/** A failed read-ahead is tried again after this long, doubling up to the maximum. */
-const READ_RETRY_MIN_MS = 50;
-const READ_RETRY_MAX_MS = 5_000;
+/**
+ * A failed read-ahead, or a failed delete of acknowledged actions, is tried again after this long, doubling up to the
+ * maximum.
+ */
+const RETRY_MIN_MS = 50;
+const RETRY_MAX_MS = 5_000;
+const retryAfterMs = (attempt: number): number =>
+  Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (Math.max(1, attempt) - 1));
 /** Distinct categories shared by the entries that carry them (a category is a rule's word; few are in use). */
 const MAX_CATEGORIES = 1_000;
 
@@ -184,8 +194,17 @@ export class Outbox {
   #loaded = 0;
   #reading: Promise<void> | undefined;
   #readErrors = 0;
-  /** Cuts a read-ahead's wait before it tries again short (on close). */
-  #wake: (() => void) | undefined;
+  /** Cut the waits before a read-ahead or a delete tries again short (on close). */
+  readonly #wakes = new Set<() => void>();
+  // The writes of acknowledged actions (their deletes, their delivered ids) in the latest batch that has any: should
+  // it fail they are written again, backing off, since those actions left memory at once.
+  #deliveries: { batch: Batch; ops: EncodedOp[] } | undefined;
+  /** Delivery writes that failed, waiting to be written again. */
+  #undelivered: EncodedOp[] = [];
+  #rewriting: Promise<void> | undefined;
+  #deleteErrors = 0;
+  /** Delivery writes failed since the last one that succeeded. */
+  #deleteFailures = 0;
   // Entries the pending batch deletes, taken without their action, which their callers report: read back before
   // that batch is written. GroupCommit calls `#write` as it takes the pending batch, so this is exactly its list.
   #unread: Entry[] = [];
@@ -291,6 +310,19 @@ export class Outbox {
   /** Reads back from LevelDB that failed (and were tried again), since open. */
   get readErrors(): number {
     return this.#readErrors;
+  }
+
+  /** Writes deleting acknowledged actions that failed (and were tried again), since open. */
+  get deleteErrors(): number {
+    return this.#deleteErrors;
+  }
+
+  /**
+   * Set while deletes of acknowledged actions that failed wait to be written again; settles once they are written (or
+   * on close). Those actions are not handed out again meanwhile.
+   */
+  get retryingDeletes(): Promise<void> | undefined {
+    return this.#rewriting;
   }
 
   /** When the action queued longest was decided; undefined when the outbox is empty. */
@@ -488,7 +520,8 @@ export class Outbox {
    * The cloud acknowledged `id` (PUBACK) at gateway time `atMs`: the action leaves the outbox and its id is
    * remembered, in one write, so that the same action decided again is not sent again. Not synced on its own
    * (a `kill -9` keeps what was written; a power cut may lose the last writes, and those actions are sent again,
-   * which the cloud drops by their id).
+   * which the cloud drops by their id). Memory forgets the action at once; when the write fails the promise
+   * rejects, and the outbox writes it again itself, backing off (`deleteErrors`, `retryingDeletes`).
    */
   markDelivered(id: string, atMs: number): Promise<void> {
     if (this.#closed) return Promise.reject(new StoreIoError('the outbox is closed'));
@@ -498,10 +531,11 @@ export class Outbox {
     const at = this.#delivered.add(id, atMs, evicted);
     if (entry === undefined && at === undefined) return Promise.resolve();
     const batch = this.#commits.batch();
-    if (entry !== undefined) batch.ops.push(delOp(this.#prefix + formatKey(entry.rank, entry.seq)));
+    const tracked = this.#deliveryOpsOf(batch);
+    if (entry !== undefined) both(batch.ops, tracked, delOp(this.#prefix + formatKey(entry.rank, entry.seq)));
     // As the `delivered` area's own encoding (CBOR) writes it.
-    if (at !== undefined) batch.ops.push(putOp(this.#deliveredPrefix + id, encodeCbor(at)));
-    for (const key of evicted) batch.ops.push(delOp(this.#deliveredPrefix + key));
+    if (at !== undefined) both(batch.ops, tracked, putOp(this.#deliveredPrefix + id, encodeCbor(at)));
+    for (const key of evicted) both(batch.ops, tracked, delOp(this.#deliveredPrefix + key));
     this.#deliveredDropped += evicted.length;
     // The batch's own promise: every writer of the batch shares it (no frame, no promise of its own).
     return batch.committed;
@@ -536,13 +570,68 @@ export class Outbox {
     return forgotten;
   }
 
-  /** Waits for pending writes, then refuses new ones. */
+  /** Waits for pending writes (a delete that failed is tried once more at once), then refuses new ones. */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#wake?.();
+    for (const wake of [...this.#wakes]) wake();
     await this.#reading;
     await this.#forgetting;
+    await this.#rewriting;
     await this.#commits.idle();
+  }
+
+  // The delivery writes of `batch`: one outcome handler per batch, not per acknowledgement.
+  #deliveryOpsOf(batch: Batch): EncodedOp[] {
+    const tracked = this.#deliveries;
+    if (tracked?.batch === batch) return tracked.ops;
+    const ops: EncodedOp[] = [];
+    this.#deliveries = { batch, ops };
+    batch.committed.then(
+      () => {
+        this.#deleteFailures = 0;
+      },
+      (err: unknown) => this.#deliveriesFailed(ops, err),
+    );
+    return ops;
+  }
+
+  #deliveriesFailed(ops: readonly EncodedOp[], err: unknown): void {
+    this.#deleteErrors += 1;
+    this.#deleteFailures += 1;
+    this.#hooks.onDeleteError?.(err, this.#deleteFailures);
+    for (const op of ops) this.#undelivered.push(op);
+    if (this.#closed) return;
+    this.#rewriting ??= this.#rewrite().finally(() => {
+      this.#rewriting = undefined;
+    });
+  }
+
+  // Writes the failed delivery writes again, backing off, until they are on disk; on close, once more at once. Until
+  // then those actions stay on disk, and a restart would send them again (the cloud drops them by their id).
+  async #rewrite(): Promise<void> {
+    while (this.#undelivered.length > 0) {
+      if (!this.#closed) await this.#pause(retryAfterMs(this.#deleteFailures));
+      const ops = this.#stillToWrite(this.#undelivered.splice(0));
+      if (ops.length > 0) {
+        const batch = this.#commits.batch();
+        const tracked = this.#deliveryOpsOf(batch);
+        for (const op of ops) both(batch.ops, tracked, op);
+        // A failure puts them back (`#deliveriesFailed`) before this wait ends.
+        await batch.committed.catch(() => undefined);
+      }
+      if (this.#closed) return;
+    }
+  }
+
+  // An action's delete always; a delivered id only while it is remembered, and a delete of one only while it is not
+  // (forgotten or remembered again meanwhile).
+  #stillToWrite(ops: readonly EncodedOp[]): EncodedOp[] {
+    const prefix = this.#deliveredPrefix;
+    return ops.filter(
+      (op) =>
+        !op.key.startsWith(prefix) ||
+        this.#delivered.has(op.key.slice(prefix.length)) === (op.type === 'put'),
+    );
   }
 
   #write(ops: EncodedOp[], sync: boolean): Promise<void> {
@@ -602,7 +691,7 @@ export class Outbox {
       } catch (err) {
         this.#readErrors += 1;
         this.#hooks.onReadError?.(err, attempt);
-        await this.#pause(Math.min(READ_RETRY_MAX_MS, READ_RETRY_MIN_MS * 2 ** (attempt - 1)));
+        await this.#pause(retryAfterMs(attempt));
         continue;
       }
       this.#fill(wanted, values);
@@ -632,12 +721,12 @@ export class Outbox {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        this.#wake = undefined;
+        this.#wakes.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
       timer.unref();
-      this.#wake = done;
+      this.#wakes.add(done);
     });
   }
 
@@ -775,6 +864,12 @@ function entryOf(
   const entry = new Entry(action, category, at.rank, at.seq, bytes);
   if (!whole) entry.action = undefined;
   return entry;
+}
+
+/** A write of a batch (`ops`) that is also one of its delivery writes (`tracked`). */
+function both(ops: EncodedOp[], tracked: EncodedOp[], op: EncodedOp): void {
+  ops.push(op);
+  tracked.push(op);
 }
 
 /** Whether the entry comes at or before (rank, seq) in drain order. */

@@ -129,6 +129,13 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
             'outbox: reading actions back from LevelDB failed; trying again',
           );
       },
+      onDeleteError: (err, attempt) => {
+        if (attempt === 1 || attempt % 10 === 0)
+          opts.logger?.warn(
+            { err, attempt },
+            'outbox: deleting actions the cloud acknowledged failed; trying again (they are not sent again meanwhile)',
+          );
+      },
     });
     const rawCommands = db.sublevel<string, Buffer>('commands', { valueEncoding: 'buffer' });
     const rawDropped = db.sublevel<string, Buffer>('commands-dropped', { valueEncoding: 'buffer' });
