@@ -62,7 +62,7 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
 
   const write = (candidate: Candidate): void => {
     const { action } = candidate;
-    if (alreadyQueued(base, action)) return;
+    if (alreadyQueued(base, decision, action)) return;
     // Retried until it is written: until then, no checkpoint forgets the input that decided it.
     const added = retryUntilDone(() => outbox.add(action), {
       stopped: () => stopping,
@@ -82,6 +82,9 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
     added.then(
       (result) => {
         if (result.status === 'delivered') metrics.outboxRedeliverySkipped.inc();
+        // Dropped already, to make room: decided again by recovery, not queued again.
+        if (result.status === 'dropped' && result.dropped.length === 0)
+          decision.durable.metrics.droppedActionsNotResent.inc();
         for (const dropped of result.dropped) {
           recent.dropped(dropped, 'outbox-full');
           metrics.outboxDropped.inc({ scenario: dropped.scenario });
@@ -108,8 +111,7 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
     if (candidate.to.includes('upstream')) write(candidate);
   });
   forgetDeliveredAtCheckpoints(base, decision);
-  // A failed read-ahead is logged by the store and tried again by the outbox; /metrics counts it.
-  metrics.readFrom({ outboxReadErrors: () => outbox.readErrors });
+  readOutboxCounts(base);
   gauge();
 
   // Expired actions leave the outbox even while the uplink is down, or absent, rather than take room there.
@@ -137,13 +139,14 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
 }
 
 /**
- * Whether the action is on disk in the outbox already, or was delivered (recovery decides again what it had
- * queued): then there is nothing to write, nor to hold a checkpoint for, nor new for the drain, and a lookup
- * answers instead of a write's promise, a retry and a hold.
+ * Whether the action is on disk in the outbox already, was delivered, or was dropped to make room (recovery decides
+ * again what it had queued): then there is nothing to write, nor to hold a checkpoint for, nor new for the drain,
+ * and a lookup answers instead of a write's promise, a retry and a hold.
  */
-function alreadyQueued(base: Foundation, action: Action): boolean {
+function alreadyQueued(base: Foundation, decision: DecisionModule, action: Action): boolean {
   const known = base.store.outbox.known(action.id);
   if (known === 'delivered') base.metrics.outboxRedeliverySkipped.inc();
+  if (known === 'dropped') decision.durable.metrics.droppedActionsNotResent.inc();
   return known !== undefined;
 }
 
@@ -195,8 +198,16 @@ function forgetDeliveredAtCheckpoints(base: Foundation, decision: DecisionModule
       base.logger.warn({ err }, 'delivered ids not forgotten; the next checkpoint tries again');
     });
   });
+}
+
+/** What the outbox counts itself, read by /metrics at scrape time. */
+function readOutboxCounts(base: Foundation): void {
+  const { outbox } = base.store;
   base.metrics.readFrom({
     deliveredIds: () => ({ held: outbox.deliveredCount, dropped: outbox.deliveredDropped }),
+    // A failed read-ahead, or delete of acknowledged actions, is logged by the store and tried again by the outbox.
+    outboxReadErrors: () => outbox.readErrors,
+    outboxDeleteErrors: () => outbox.deleteErrors,
   });
 }
 

@@ -24,6 +24,7 @@ export class DurabilityMetrics {
   readonly recoveryRecords: Counter;
   readonly recoverySeconds: Gauge;
   readonly commandsNotResent: Counter;
+  readonly droppedActionsNotResent: Counter;
   readonly timersOverdue: Gauge;
   readonly outboxRetries: Counter;
   readonly shed: Counter<'reason'>;
@@ -104,6 +105,10 @@ export class DurabilityMetrics {
     this.commandsNotResent = counter(
       'vigil_recovery_commands_not_resent_total',
       'Device commands decided again while replaying the journal, not sent again',
+    );
+    this.droppedActionsNotResent = counter(
+      'vigil_recovery_dropped_not_resent_total',
+      'Cloud actions decided again while replaying the journal that the outbox had dropped to make room: not queued again',
     );
     this.timersOverdue = gauge(
       'vigil_timers_overdue_on_start',

@@ -26,6 +26,8 @@ export interface MetricSources {
   deliveredIds?: () => { held: number; dropped: number };
   /** Reads of queued actions back from LevelDB (the outbox's read-ahead) that failed, since start. */
   outboxReadErrors?: () => number;
+  /** Writes deleting actions the cloud acknowledged that failed, since start. */
+  outboxDeleteErrors?: () => number;
 }
 
 /** The gateway's Prometheus metrics, one registry per gateway so tests can run several in one process. */
@@ -113,6 +115,18 @@ export class Metrics {
         if (errors === undefined) return;
         this.outboxReadErrors.reset();
         this.outboxReadErrors.inc(errors);
+      },
+    },
+  );
+  readonly outboxDeleteErrors: Counter = this.family.counter(
+    'vigil_outbox_delete_errors_total',
+    'Writes deleting actions the cloud acknowledged from the outbox that failed (each is tried again, backing off)',
+    {
+      collect: () => {
+        const errors = this.sources.outboxDeleteErrors?.();
+        if (errors === undefined) return;
+        this.outboxDeleteErrors.reset();
+        this.outboxDeleteErrors.inc(errors);
       },
     },
   );

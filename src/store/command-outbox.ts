@@ -445,7 +445,7 @@ export interface CommandOutboxLevels {
  * Gateway time of a decision (`decidedOnGatewayAt` in actions/, which the store does not import): the wall time it
  * carries less the offset it was stamped with.
  */
-function gatewayTimeOf(action: Action): number {
+export function gatewayTimeOf(action: Action): number {
   return action.decidedAt - (action.clockOffsetMs ?? 0);
 }
 

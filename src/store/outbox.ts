@@ -1,6 +1,7 @@
 import type { Action, QueuedAction } from '../shared/index.js';
 import { StoreIoError } from '../shared/index.js';
 import { decodeCbor, encodeCbor } from './cbor-encoding.js';
+import { gatewayTimeOf } from './command-outbox.js';
 import { DeliveredIds } from './delivered-ids.js';
 import { GroupCommit, type GroupBatch } from './group-commit.js';
 import type { Sublevel } from './level-types.js';
@@ -18,6 +19,12 @@ export interface OutboxLimits {
    */
   maxDelivered: number;
   /**
+   * Ids of actions dropped unsent to make room (or refused for want of it), remembered so that recovery does not
+   * queue them again; past this many the oldest is forgotten. As many as `maxDelivered` by default, for the same
+   * reason.
+   */
+  maxDropped: number;
+  /**
    * Actions kept whole in memory ahead of the drain, the first this many in drain order (up to twice as many
    * while more of a higher priority arrive); the others are on disk only, read back in chunks as the drain nears.
    */
@@ -28,6 +35,7 @@ const DEFAULT_OUTBOX_LIMITS: OutboxLimits = {
   maxCount: 100_000,
   maxBytes: 64 * 1024 * 1024,
   maxDelivered: 1_000_000,
+  maxDropped: 1_000_000,
   readAhead: 1_024,
 };
 
@@ -35,11 +43,21 @@ const DEFAULT_OUTBOX_LIMITS: OutboxLimits = {
 export interface OutboxHooks {
   /** Reading actions back from LevelDB failed (`attempt` since the last success); it is tried again after a while. */
   onReadError?: ((err: unknown, attempt: number) => void) | undefined;
+  /**
+   * The write that deletes actions the cloud acknowledged (and remembers their ids) failed (`attempt` since the last
+   * such write that succeeded); it is tried again after a while.
+   */
+  onDeleteError?: ((err: unknown, attempt: number) => void) | undefined;
 }
 
-/** A failed read-ahead is tried again after this long, doubling up to the maximum. */
-const READ_RETRY_MIN_MS = 50;
-const READ_RETRY_MAX_MS = 5_000;
+/**
+ * A failed read-ahead, or a failed delete of acknowledged actions, is tried again after this long, doubling up to the
+ * maximum.
+ */
+const RETRY_MIN_MS = 50;
+const RETRY_MAX_MS = 5_000;
+const retryAfterMs = (attempt: number): number =>
+  Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (Math.max(1, attempt) - 1));
 /** Distinct categories shared by the entries that carry them (a category is a rule's word; few are in use). */
 const MAX_CATEGORIES = 1_000;
 
@@ -49,7 +67,8 @@ const FORGET_CHUNK = 1_000;
 /**
  * What `add` did. `dropped` lists every action that left the outbox unsent because of it, so the
  * caller can count and log each one: older lower-priority actions evicted to make room (`queued`),
- * or the new action itself when nothing queued ranked lower (`dropped`).
+ * or the new action itself when nothing queued ranked lower (`dropped`). `dropped` with nothing in
+ * the list: the outbox dropped that id already (an action decided again by recovery), not queued again.
  */
 export type AddResult =
   | { status: 'queued'; dropped: readonly Action[] }
@@ -115,6 +134,7 @@ const NO_VICTIMS: readonly Entry[] = Object.freeze([]);
 const QUEUED: AddResult = Object.freeze({ status: 'queued', dropped: Object.freeze([]) });
 const DUPLICATE: AddResult = Object.freeze({ status: 'duplicate', dropped: Object.freeze<[]>([]) });
 const DELIVERED: AddResult = Object.freeze({ status: 'delivered', dropped: Object.freeze<[]>([]) });
+const DROPPED_BEFORE: AddResult = Object.freeze({ status: 'dropped', dropped: Object.freeze<[]>([]) });
 const queuedAlone = (): AddResult => QUEUED;
 const duplicate = (): AddResult => DUPLICATE;
 
@@ -130,8 +150,11 @@ const duplicate = (): AddResult => DUPLICATE;
  *
  * Once the cloud acknowledged an action, its id is remembered (`delivered`, with the gateway time) in the
  * same write that removes it, and an action with that id is not queued again: recovery decides the
- * journal's tail again, and what the cloud already has must not be sent twice. Ids are forgotten once
- * no recovery can decide them again (`forgetDeliveredBefore`), or past `maxDelivered`, oldest first.
+ * journal's tail again, and what the cloud already has must not be sent twice. So is the id of an action
+ * dropped to make room (`outbox-dropped`, with the gateway time of the decision that made room), in the
+ * write that deletes it: what the gateway gave up must not be queued again either. Ids are forgotten once
+ * no recovery can decide them again (`forgetDeliveredBefore`), or past `maxDelivered` (`maxDropped`),
+ * oldest first.
  */
 export class Outbox {
   readonly limits: Readonly<OutboxLimits>;
@@ -141,10 +164,12 @@ export class Outbox {
   // The keys' prefixes in the root: the outbox writes its entries already encoded (`StoreWrites`).
   readonly #prefix: string;
   readonly #deliveredPrefix: string;
+  readonly #droppedPrefix: string;
   readonly #level: Sublevel<Buffer>;
   readonly #writes: StoreWrites;
   readonly #hooks: OutboxHooks;
   readonly #delivered: DeliveredIds;
+  readonly #dropped: DeliveredIds;
   #deliveredDropped = 0;
   #forgetBefore = Number.NEGATIVE_INFINITY;
   #forgetting: Promise<number> | undefined;
@@ -169,8 +194,17 @@ export class Outbox {
   #loaded = 0;
   #reading: Promise<void> | undefined;
   #readErrors = 0;
-  /** Cuts a read-ahead's wait before it tries again short (on close). */
-  #wake: (() => void) | undefined;
+  /** Cut the waits before a read-ahead or a delete tries again short (on close). */
+  readonly #wakes = new Set<() => void>();
+  // The writes of acknowledged actions (their deletes, their delivered ids) in the latest batch that has any: should
+  // it fail they are written again, backing off, since those actions left memory at once.
+  #deliveries: { batch: Batch; ops: EncodedOp[] } | undefined;
+  /** Delivery writes that failed, waiting to be written again. */
+  #undelivered: EncodedOp[] = [];
+  #rewriting: Promise<void> | undefined;
+  #deleteErrors = 0;
+  /** Delivery writes failed since the last one that succeeded. */
+  #deleteFailures = 0;
   // Entries the pending batch deletes, taken without their action, which their callers report: read back before
   // that batch is written. GroupCommit calls `#write` as it takes the pending batch, so this is exactly its list.
   #unread: Entry[] = [];
@@ -179,7 +213,7 @@ export class Outbox {
 
   private constructor(
     writes: StoreWrites,
-    levels: { outbox: Sublevel<Buffer>; delivered: Sublevel },
+    levels: OutboxLevels,
     limits: OutboxLimits,
     nextSeq: number,
     unreadable: number,
@@ -187,10 +221,12 @@ export class Outbox {
   ) {
     this.#prefix = prefixOf(levels.outbox);
     this.#deliveredPrefix = prefixOf(levels.delivered);
+    this.#droppedPrefix = prefixOf(levels.dropped);
     this.#level = levels.outbox;
     this.#writes = writes;
     this.#hooks = hooks;
     this.#delivered = new DeliveredIds(limits.maxDelivered);
+    this.#dropped = new DeliveredIds(limits.maxDropped);
     this.limits = limits;
     this.#nextSeq = nextSeq;
     this.unreadableOnOpen = unreadable;
@@ -200,10 +236,13 @@ export class Outbox {
     );
   }
 
-  /** Loads what a previous run left in the outbox (the actions of the read-ahead window whole), and the ids it delivered. */
+  /**
+   * Loads what a previous run left in the outbox (the actions of the read-ahead window whole), the ids it delivered
+   * and those it dropped for room.
+   */
   static async open(
     writes: StoreWrites,
-    levels: { outbox: Sublevel<Buffer>; delivered: Sublevel },
+    levels: OutboxLevels,
     limits: Partial<OutboxLimits> = {},
     hooks: OutboxHooks = {},
   ): Promise<Outbox> {
@@ -229,7 +268,8 @@ export class Outbox {
       const bytes = key.length + value.length;
       loaded.push(entryOf(action, parsed, bytes, whole, intern(categories, action.category)));
     });
-    const delivered = await readDelivered(levels.delivered);
+    const delivered = await readDelivered('loading the delivered ids', levels.delivered);
+    const dropped = await readDelivered('loading the dropped action ids', levels.dropped);
     const outbox = new Outbox(writes, levels, resolved, maxSeq + 1, unreadable, hooks);
     for (const [category] of categories) outbox.#categories.set(category, category);
     const edge = loaded[resolved.readAhead - 1];
@@ -239,12 +279,11 @@ export class Outbox {
     // Oldest first, so that a lowered `maxDelivered` drops the oldest.
     const evicted: string[] = [];
     for (const [id, at] of delivered) outbox.#delivered.add(id, at, evicted);
-    if (evicted.length > 0) {
-      outbox.#deliveredDropped += evicted.length;
-      await storeIo('trimming the delivered ids', () =>
-        levels.delivered.batch(evicted.map((key) => ({ type: 'del' as const, key }))),
-      );
-    }
+    outbox.#deliveredDropped += evicted.length;
+    await trim('trimming the delivered ids', levels.delivered, evicted);
+    const droppedEvicted: string[] = [];
+    for (const [id, at] of dropped) outbox.#dropped.add(id, at, droppedEvicted);
+    await trim('trimming the dropped action ids', levels.dropped, droppedEvicted);
     return outbox;
   }
 
@@ -273,6 +312,19 @@ export class Outbox {
     return this.#readErrors;
   }
 
+  /** Writes deleting acknowledged actions that failed (and were tried again), since open. */
+  get deleteErrors(): number {
+    return this.#deleteErrors;
+  }
+
+  /**
+   * Set while deletes of acknowledged actions that failed wait to be written again; settles once they are written (or
+   * on close). Those actions are not handed out again meanwhile.
+   */
+  get retryingDeletes(): Promise<void> | undefined {
+    return this.#rewriting;
+  }
+
   /** When the action queued longest was decided; undefined when the outbox is empty. */
   get oldestDecidedAt(): number | undefined {
     let oldest: number | undefined;
@@ -291,17 +343,25 @@ export class Outbox {
 
   /**
    * What `add` would answer for `id` without writing anything, when that needs no wait: `delivered` (the cloud
-   * acknowledged it), `queued` (queued and on disk), otherwise undefined (not known, or its write is still under
-   * way: only `add` can say). Recovery decides again actions it already queued; this answers them with a lookup.
+   * acknowledged it), `queued` (queued and on disk), `dropped` (dropped unsent to make room), otherwise undefined
+   * (not known, or its write is still under way: only `add` can say). Recovery decides again actions it already
+   * queued, delivered or dropped; this answers them with a lookup.
    */
-  known(id: string): 'queued' | 'delivered' | undefined {
+  known(id: string): 'queued' | 'delivered' | 'dropped' | undefined {
     if (this.#delivered.has(id)) return 'delivered';
-    return this.#byId.get(id)?.durable === true ? 'queued' : undefined;
+    const entry = this.#byId.get(id);
+    if (entry !== undefined) return entry.durable ? 'queued' : undefined;
+    return this.#dropped.has(id) ? 'dropped' : undefined;
   }
 
   /** Ids of delivered actions remembered (see `markDelivered`). */
   get deliveredCount(): number {
     return this.#delivered.size;
+  }
+
+  /** Ids of actions dropped to make room, remembered (see `add`). */
+  get droppedCount(): number {
+    return this.#dropped.size;
   }
 
   /** Delivered ids forgotten because of `maxDelivered` before recovery could no longer need them, since open. */
@@ -311,8 +371,8 @@ export class Outbox {
 
   /**
    * Queues an action; resolves once it is written (synced by the next checkpoint, see `add`). An id already queued is kept once, and an id
-   * the cloud already acknowledged is not queued at all (an action decided again after a crash has the
-   * same id).
+   * the cloud already acknowledged, or one dropped to make room, is not queued at all (an action decided again
+   * after a crash has the same id). The ids of the actions it drops are remembered in the same write.
    */
   add(action: Action): Promise<AddResult> {
     // Not an async function: its suspended frame cost more than the write it waits for (see docs/benchmarks.md).
@@ -328,13 +388,14 @@ export class Outbox {
     if (this.#delivered.has(action.id)) return Promise.resolve(DELIVERED);
     const existing = this.#byId.get(action.id);
     if (existing !== undefined) return (existing.committed ?? ON_DISK).then(duplicate);
+    if (this.#dropped.has(action.id)) return Promise.resolve(DROPPED_BEFORE);
     const value = encodeCbor(action);
     const rank = rankOf(action.priority);
     const seq = this.#nextSeq++;
     const key = formatKey(rank, seq);
     const bytes = key.length + value.length;
     const victims = this.#victimsFor(rank, bytes);
-    if (victims === undefined) return Promise.resolve({ status: 'dropped', dropped: [action] });
+    if (victims === undefined) return this.#refuse(action);
 
     const batch = this.#commits.batch();
     for (const victim of victims) {
@@ -343,6 +404,7 @@ export class Outbox {
       batch.evicted.push(victim);
       if (victim.action === undefined) this.#unread.push(victim);
     }
+    const remembered = victims.length === 0 ? undefined : this.#rememberDropped(victims, action, batch);
     // Whole until it is on disk at least (`#settleAfter`): an entry without its action must be readable back.
     const entry = new Entry(action, intern(this.#categories, action.category), rank, seq, bytes);
     entry.committed = batch.committed;
@@ -353,8 +415,46 @@ export class Outbox {
     if (this.#windowed > 2 * this.limits.readAhead) this.#trim();
     // Not synced on its own: the action's input stays in the journal until a checkpoint, which syncs the store
     // first (`Store.sync`), so a power cut loses nothing that recovery does not decide again.
-    if (victims.length === 0) return batch.committed.then(queuedAlone);
-    return batch.committed.then(() => ({ status: 'queued', dropped: actionsOf(victims) }));
+    if (remembered === undefined) return batch.committed.then(queuedAlone);
+    return batch.committed.then(
+      () => ({ status: 'queued', dropped: actionsOf(victims) }),
+      (err: unknown) => this.#forgetDropped(remembered, err),
+    );
+  }
+
+  // The new action is the one to drop: its id is remembered (written like an add, not synced on its own) so that a
+  // recovery deciding it again drops it again, even if there is room by then.
+  #refuse(action: Action): Promise<AddResult> {
+    const batch = this.#commits.batch();
+    const remembered = this.#rememberDropped([action], action, batch);
+    return batch.committed.then(
+      () => ({ status: 'dropped', dropped: [action] }),
+      (err: unknown) => this.#forgetDropped(remembered, err),
+    );
+  }
+
+  // Remembers the ids of actions dropped to make room, with the gateway time of the decision that made room (never
+  // earlier than an id remembered before), in the batch that deletes them; past `maxDropped` the oldest goes.
+  // Returns the ids it remembered, to be taken back if the batch fails.
+  #rememberDropped(dropped: ReadonlyArray<{ id: string }>, by: Action, batch: Batch): string[] {
+    const remembered: string[] = [];
+    const evicted: string[] = [];
+    for (const { id } of dropped) {
+      const at = this.#dropped.add(id, gatewayTimeOf(by), evicted);
+      if (at === undefined) continue;
+      remembered.push(id);
+      // As the `delivered` area's own encoding (CBOR) writes it.
+      batch.ops.push(putOp(this.#droppedPrefix + id, encodeCbor(at)));
+    }
+    for (const id of evicted) batch.ops.push(delOp(this.#droppedPrefix + id));
+    return remembered;
+  }
+
+  // Memory follows the disk again after a failed write: ids not written are not remembered (an add tried again
+  // drops them again, then); those the cap made room for are not brought back.
+  #forgetDropped(remembered: readonly string[], err: unknown): never {
+    for (const id of remembered) this.#dropped.forget(id);
+    throw err;
   }
 
   /**
@@ -420,7 +520,8 @@ export class Outbox {
    * The cloud acknowledged `id` (PUBACK) at gateway time `atMs`: the action leaves the outbox and its id is
    * remembered, in one write, so that the same action decided again is not sent again. Not synced on its own
    * (a `kill -9` keeps what was written; a power cut may lose the last writes, and those actions are sent again,
-   * which the cloud drops by their id).
+   * which the cloud drops by their id). Memory forgets the action at once; when the write fails the promise
+   * rejects, and the outbox writes it again itself, backing off (`deleteErrors`, `retryingDeletes`).
    */
   markDelivered(id: string, atMs: number): Promise<void> {
     if (this.#closed) return Promise.reject(new StoreIoError('the outbox is closed'));
@@ -430,18 +531,20 @@ export class Outbox {
     const at = this.#delivered.add(id, atMs, evicted);
     if (entry === undefined && at === undefined) return Promise.resolve();
     const batch = this.#commits.batch();
-    if (entry !== undefined) batch.ops.push(delOp(this.#prefix + formatKey(entry.rank, entry.seq)));
+    const tracked = this.#deliveryOpsOf(batch);
+    if (entry !== undefined) both(batch.ops, tracked, delOp(this.#prefix + formatKey(entry.rank, entry.seq)));
     // As the `delivered` area's own encoding (CBOR) writes it.
-    if (at !== undefined) batch.ops.push(putOp(this.#deliveredPrefix + id, encodeCbor(at)));
-    for (const key of evicted) batch.ops.push(delOp(this.#deliveredPrefix + key));
+    if (at !== undefined) both(batch.ops, tracked, putOp(this.#deliveredPrefix + id, encodeCbor(at)));
+    for (const key of evicted) both(batch.ops, tracked, delOp(this.#deliveredPrefix + key));
     this.#deliveredDropped += evicted.length;
     // The batch's own promise: every writer of the batch shares it (no frame, no promise of its own).
     return batch.committed;
   }
 
   /**
-   * Forgets the ids delivered before gateway time `atMs`, when no recovery can decide those actions again;
-   * deleted a chunk per write, behind the writes already waiting. Resolves with how many were forgotten.
+   * Forgets the ids delivered, and those dropped for room, before gateway time `atMs`, when no recovery can decide
+   * those actions again; deleted a chunk per write, behind the writes already waiting. Resolves with how many were
+   * forgotten.
    */
   forgetDeliveredBefore(atMs: number): Promise<number> {
     this.#forgetBefore = Math.max(this.#forgetBefore, atMs);
@@ -455,23 +558,80 @@ export class Outbox {
     let forgotten = 0;
     while (!this.#closed) {
       const ids = this.#delivered.takeBefore(this.#forgetBefore, FORGET_CHUNK);
-      if (ids.length === 0) break;
+      const dropped = this.#dropped.takeBefore(this.#forgetBefore, FORGET_CHUNK - ids.length);
+      if (ids.length + dropped.length === 0) break;
       const batch = this.#commits.batch();
       for (const key of ids) batch.ops.push(delOp(this.#deliveredPrefix + key));
-      forgotten += ids.length;
+      for (const key of dropped) batch.ops.push(delOp(this.#droppedPrefix + key));
+      forgotten += ids.length + dropped.length;
       // A failed delete leaves the ids on disk: the next open loads them, and a later checkpoint forgets them.
       await batch.committed.catch(() => undefined);
     }
     return forgotten;
   }
 
-  /** Waits for pending writes, then refuses new ones. */
+  /** Waits for pending writes (a delete that failed is tried once more at once), then refuses new ones. */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#wake?.();
+    for (const wake of [...this.#wakes]) wake();
     await this.#reading;
     await this.#forgetting;
+    await this.#rewriting;
     await this.#commits.idle();
+  }
+
+  // The delivery writes of `batch`: one outcome handler per batch, not per acknowledgement.
+  #deliveryOpsOf(batch: Batch): EncodedOp[] {
+    const tracked = this.#deliveries;
+    if (tracked?.batch === batch) return tracked.ops;
+    const ops: EncodedOp[] = [];
+    this.#deliveries = { batch, ops };
+    batch.committed.then(
+      () => {
+        this.#deleteFailures = 0;
+      },
+      (err: unknown) => this.#deliveriesFailed(ops, err),
+    );
+    return ops;
+  }
+
+  #deliveriesFailed(ops: readonly EncodedOp[], err: unknown): void {
+    this.#deleteErrors += 1;
+    this.#deleteFailures += 1;
+    this.#hooks.onDeleteError?.(err, this.#deleteFailures);
+    for (const op of ops) this.#undelivered.push(op);
+    if (this.#closed) return;
+    this.#rewriting ??= this.#rewrite().finally(() => {
+      this.#rewriting = undefined;
+    });
+  }
+
+  // Writes the failed delivery writes again, backing off, until they are on disk; on close, once more at once. Until
+  // then those actions stay on disk, and a restart would send them again (the cloud drops them by their id).
+  async #rewrite(): Promise<void> {
+    while (this.#undelivered.length > 0) {
+      if (!this.#closed) await this.#pause(retryAfterMs(this.#deleteFailures));
+      const ops = this.#stillToWrite(this.#undelivered.splice(0));
+      if (ops.length > 0) {
+        const batch = this.#commits.batch();
+        const tracked = this.#deliveryOpsOf(batch);
+        for (const op of ops) both(batch.ops, tracked, op);
+        // A failure puts them back (`#deliveriesFailed`) before this wait ends.
+        await batch.committed.catch(() => undefined);
+      }
+      if (this.#closed) return;
+    }
+  }
+
+  // An action's delete always; a delivered id only while it is remembered, and a delete of one only while it is not
+  // (forgotten or remembered again meanwhile).
+  #stillToWrite(ops: readonly EncodedOp[]): EncodedOp[] {
+    const prefix = this.#deliveredPrefix;
+    return ops.filter(
+      (op) =>
+        !op.key.startsWith(prefix) ||
+        this.#delivered.has(op.key.slice(prefix.length)) === (op.type === 'put'),
+    );
   }
 
   #write(ops: EncodedOp[], sync: boolean): Promise<void> {
@@ -531,7 +691,7 @@ export class Outbox {
       } catch (err) {
         this.#readErrors += 1;
         this.#hooks.onReadError?.(err, attempt);
-        await this.#pause(Math.min(READ_RETRY_MAX_MS, READ_RETRY_MIN_MS * 2 ** (attempt - 1)));
+        await this.#pause(retryAfterMs(attempt));
         continue;
       }
       this.#fill(wanted, values);
@@ -561,12 +721,12 @@ export class Outbox {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        this.#wake = undefined;
+        this.#wakes.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
       timer.unref();
-      this.#wake = done;
+      this.#wakes.add(done);
     });
   }
 
@@ -706,6 +866,12 @@ function entryOf(
   return entry;
 }
 
+/** A write of a batch (`ops`) that is also one of its delivery writes (`tracked`). */
+function both(ops: EncodedOp[], tracked: EncodedOp[], op: EncodedOp): void {
+  ops.push(op);
+  tracked.push(op);
+}
+
 /** Whether the entry comes at or before (rank, seq) in drain order. */
 function before(entry: Entry, rank: number, seq: number): boolean {
   return entry.rank > rank || (entry.rank === rank && entry.seq <= seq);
@@ -745,13 +911,26 @@ function parseKey(key: string): { rank: number; seq: number } | undefined {
   return { rank, seq };
 }
 
-/** The delivered ids and their times, oldest first; entries that are not a time are skipped. */
-async function readDelivered(level: Sublevel): Promise<Array<[id: string, at: number]>> {
+/** The outbox's areas: the queued actions (raw values: it encodes them itself), the delivered and dropped ids. */
+export interface OutboxLevels {
+  outbox: Sublevel<Buffer>;
+  delivered: Sublevel;
+  dropped: Sublevel;
+}
+
+/** The ids of an area of ids (delivered, dropped) and their times, oldest first; entries not a time are skipped. */
+async function readDelivered(what: string, level: Sublevel): Promise<Array<[id: string, at: number]>> {
   const delivered: Array<[string, number]> = [];
-  await readAll('loading the delivered ids', level, (id, at) => {
+  await readAll(what, level, (id, at) => {
     if (typeof at === 'number' && Number.isFinite(at)) delivered.push([id, at]);
   });
   return delivered.sort((a, b) => a[1] - b[1]);
+}
+
+/** Deletes the ids a lowered cap left out on open. */
+async function trim(what: string, level: Sublevel, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await storeIo(what, () => level.batch(ids.map((key) => ({ type: 'del' as const, key }))));
 }
 
 /**

@@ -27,6 +27,8 @@ export const SUBLEVEL_NAMES = [
   'commands',
   // The ids of device commands dropped unsent to make room, with the gateway time (the command outbox's).
   'commands-dropped',
+  // The ids of actions for the cloud dropped unsent to make room, with the gateway time (the outbox's).
+  'outbox-dropped',
 ] as const;
 export type SublevelName = (typeof SUBLEVEL_NAMES)[number];
 
@@ -118,12 +120,20 @@ export async function openStore(dir: string, opts: StoreOptions = {}): Promise<S
     // They share their writes of a turn (`StoreWrites`): an action for the cloud and its device is one write.
     const writes = new StoreWrites((ops, sync) => level.writeEncoded(ops, sync));
     const raw = db.sublevel<string, Buffer>('outbox', { valueEncoding: 'buffer' });
-    outbox = await Outbox.open(writes, { outbox: raw, delivered: sublevels.delivered }, opts.outbox, {
+    const levels = { outbox: raw, delivered: sublevels.delivered, dropped: sublevels['outbox-dropped'] };
+    outbox = await Outbox.open(writes, levels, opts.outbox, {
       onReadError: (err, attempt) => {
         if (attempt === 1 || attempt % 10 === 0)
           opts.logger?.warn(
             { err, attempt },
             'outbox: reading actions back from LevelDB failed; trying again',
+          );
+      },
+      onDeleteError: (err, attempt) => {
+        if (attempt === 1 || attempt % 10 === 0)
+          opts.logger?.warn(
+            { err, attempt },
+            'outbox: deleting actions the cloud acknowledged failed; trying again (they are not sent again meanwhile)',
           );
       },
     });

@@ -13,7 +13,10 @@ export interface OutboxSource {
   waiting(skip?: ReadonlySet<string>): QueuedAction[];
   /** Forgets an action at once; resolves with it (undefined if it was not queued) when that reached the disk. */
   remove(id: string): Promise<Action | undefined>;
-  /** The cloud acknowledged the action at `atMs`: forgets it at once, and does not queue its id again. */
+  /**
+   * The cloud acknowledged the action at `atMs`: forgets it at once, and does not queue its id again. Rejects when
+   * its write failed, which the outbox tries again itself: the action is not handed out again meanwhile.
+   */
   markDelivered(id: string, atMs: number): Promise<void>;
   readonly size: number;
 }

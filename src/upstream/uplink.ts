@@ -608,14 +608,20 @@ export class Uplink {
         // until removed so that the drain does not pick them up again meanwhile.
         for (const action of actions) this.opts.onSent?.(action);
         const at = this.now();
+        const removed = (): void => {
+          settle();
+          this.kick();
+        };
         Promise.all(actions.map((action) => this.opts.outbox.markDelivered(action.id, at))).then(
-          () => {
-            settle();
-            this.kick();
-          },
+          removed,
           (removeErr: unknown) => {
-            settle();
-            this.opts.logger.error({ err: removeErr, ids: actions.map((a) => a.id) }, 'outbox remove failed');
+            // Gone from memory already, never handed out again: the outbox writes the delete again itself, and
+            // counts and logs the failure. The drain goes on meanwhile.
+            this.opts.logger.debug(
+              { err: removeErr, ids: actions.map((a) => a.id) },
+              'outbox delete of acknowledged actions failed; the outbox tries it again',
+            );
+            removed();
           },
         );
       },

@@ -193,7 +193,11 @@ describe('StoreWrites', () => {
     });
     const outboxLevel = store.db.sublevel<string, Buffer>('outbox', { valueEncoding: 'buffer' });
     const commandsLevel = store.db.sublevel<string, Buffer>('commands', { valueEncoding: 'buffer' });
-    const outbox = await Outbox.open(writes, { outbox: outboxLevel, delivered: store.sublevels.delivered });
+    const outbox = await Outbox.open(writes, {
+      outbox: outboxLevel,
+      delivered: store.sublevels.delivered,
+      dropped: store.sublevels['outbox-dropped'],
+    });
     const droppedLevel = store.db.sublevel<string, Buffer>('commands-dropped', { valueEncoding: 'buffer' });
     const commands = await CommandOutbox.open(writes, { commands: commandsLevel, dropped: droppedLevel });
     await Promise.all([outbox.add(action('a')), commands.add(action('a'))]);
