@@ -27,7 +27,9 @@ const PUBACK_LENGTH = 2;
  * publish in the stream's entries, its `writev` and the identifier's Buffer (docs/benchmarks.md).
  */
 export function batchWrites(socket: Socket): void {
+  // Corked for this turn (something other than PUBACKs was written), and the turn's end scheduled.
   let corked = false;
+  let scheduled = false;
   const acks: number[] = [];
   let ackCount = 0;
   const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
@@ -43,20 +45,26 @@ export function batchWrites(socket: Socket): void {
     ackCount = 0;
     write(bytes);
   };
+  // A turn that wrote only PUBACKs writes their one buffer without corking: no entry in the stream's buffer.
   const release = (): void => {
+    scheduled = false;
     if (ackCount > 0) writeAcks();
+    if (!corked) return;
     corked = false;
     socket.uncork();
   };
-  const hold = (): void => {
-    if (corked) return;
-    corked = true;
-    socket.cork();
+  const schedule = (): void => {
+    if (scheduled) return;
+    scheduled = true;
     setImmediate(release);
   };
   // Patched on the instance: net.Server creates the sockets, so there is no subclass to give it.
   socket.write = (...args: unknown[]): boolean => {
-    hold();
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      schedule();
+    }
     if (ackCount > 0) writeAcks();
     return write(...args);
   };
@@ -64,7 +72,7 @@ export function batchWrites(socket: Socket): void {
     ack(messageId) {
       // Written by mqtt-packet, and failing as there.
       if (socket.destroyed || !socket.writable) return false;
-      hold();
+      schedule();
       acks[ackCount++] = messageId;
       return true;
     },
