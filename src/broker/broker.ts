@@ -12,10 +12,18 @@ import { dropPacketNumberCache } from './packet-number-cache.js';
 import { guardPacketSize } from './packet-size-guard.js';
 import { EmptyClientIdError } from './security-errors.js';
 import { LISTEN_BACKLOG } from './limits.js';
+import { PublishWaiters } from './publish-waiters.js';
 import { RouteTable } from './routes.js';
 import { startTlsListener, type TlsListener } from './tls.js';
 import { SubscriptionTracker } from './subscriptions.js';
-import type { Broker, BrokerOptions, PublishOptions, PublishPacketInfo, SendOutcome } from './types.js';
+import type {
+  Broker,
+  BrokerOptions,
+  ClientInfo,
+  PublishOptions,
+  PublishPacketInfo,
+  SendOutcome,
+} from './types.js';
 import { batchWrites } from './write-batching.js';
 
 /** Starts aedes on a TCP listener; resolves once it listens. */
@@ -101,6 +109,9 @@ export async function startBroker(opts: BrokerOptions): Promise<Broker> {
 
 function aedesOptions(opts: BrokerOptions, clients: ClientTracker, routes: RouteTable): AedesOptions {
   const connections = new ConnectionNumbers();
+  const waiters = new PublishWaiters<ClientInfo>((err, info, topic, done) =>
+    refuse(err, info, topic, done, opts.logger),
+  );
   // Connections whose CONNECT has a zero-length client id and asks for a persistent session.
   const noSessionId = new WeakSet<Client>();
   return {
@@ -131,7 +142,7 @@ function aedesOptions(opts: BrokerOptions, clients: ClientTracker, routes: Route
       done(null, true);
     },
     authorizePublish: (client, packet, done) =>
-      authorizePublish(client, packet, done, clients, connections, opts),
+      authorizePublish(client, packet, done, clients, connections, waiters, opts),
   };
 }
 
@@ -236,6 +247,7 @@ function authorizePublish(
   done: (err?: Error | null) => void,
   clients: ClientTracker,
   connections: ConnectionNumbers,
+  waiters: PublishWaiters<ClientInfo>,
   opts: Pick<BrokerOptions, 'hooks' | 'logger'>,
 ): void {
   // A will left by another broker instance, replayed from persistence (none with in-memory persistence).
@@ -257,12 +269,9 @@ function authorizePublish(
   } catch (err) {
     return refuse(err, info, packet.topic, done, opts.logger);
   }
-  // No closures for a publish that is acknowledged at once (QoS 0).
+  // No closures for a publish that is acknowledged at once (QoS 0), nor for one that waits with others.
   if (pending === undefined) return done(null);
-  pending.then(
-    () => done(null),
-    (err: unknown) => refuse(err, info, packet.topic, done, opts.logger),
-  );
+  waiters.wait(pending, done, info, packet.topic);
 }
 
 function refuse(

@@ -183,7 +183,9 @@ export class Checkpoints {
  * What a checkpoint is encoded from: a `CheckpointState`, or one whose engine groups are iterables (the engine's view
  * as of the checkpoint, `Engine.checkpointView`, or its maps as they are).
  */
-export interface CheckpointSource extends Omit<CheckpointState, 'engine' | 'arbiter'> {
+export interface CheckpointSource extends Omit<CheckpointState, 'engine' | 'arbiter' | 'duplicates'> {
+  /** The remembered publishes: a list, or a compact copy that writes its entries itself (`DuplicateFilter.snapshot`). */
+  duplicates: DuplicateEntry[] | ColumnList;
   /** The arbiter's state, or the same with its long lists as iterables over a copy (`Arbiter.checkpointState`). */
   arbiter: SavedArbiterState | ArbiterStateLists;
   engine: {
@@ -194,6 +196,19 @@ export interface CheckpointSource extends Omit<CheckpointState, 'engine' | 'arbi
       }
     >;
   };
+}
+
+/**
+ * A long list kept as columns rather than an object per entry: `writeEntry` writes entry `index` with `plainCbor`'s
+ * writer, the bytes `writeValue` writes for the entry as an object.
+ */
+export interface ColumnList {
+  readonly length: number;
+  writeEntry(index: number): void;
+}
+
+function isColumnList(list: unknown): list is ColumnList {
+  return typeof (list as Partial<ColumnList>).writeEntry === 'function';
 }
 
 /** A checkpoint's file, encoded: the header first. */
@@ -236,7 +251,9 @@ export class CheckpointEncoder {
   /** The other long lists, which are copies already. */
   *copies(): Generator<void, void> {
     yield* this.list(['lastSeen'], this.source.lastSeen);
-    yield* this.list(['duplicates'], this.source.duplicates);
+    const duplicates = this.source.duplicates;
+    if (isColumnList(duplicates)) yield* this.columns(['duplicates'], duplicates);
+    else yield* this.list(['duplicates'], duplicates);
     for (const [key, value] of Object.entries(this.source.arbiter)) {
       if (isList(value)) yield* this.list(['arbiter', key], value);
     }
@@ -286,10 +303,27 @@ export class CheckpointEncoder {
     }
   }
 
+  /** As `list`, the same items byte for byte, written from the columns without an object per entry. */
+  private *columns(path: ListPath, list: ColumnList): Generator<void, void> {
+    for (let from = 0; from < list.length; from += this.entriesPerChunk) {
+      const to = Math.min(list.length, from + this.entriesPerChunk);
+      plainCbor.startRecord();
+      plainCbor.writeArrayHead(2);
+      plainCbor.writeValue(path);
+      plainCbor.writeArrayHead(to - from);
+      for (let i = from; i < to; i++) list.writeEntry(i);
+      this.pushBytes(plainCbor.takeWritten());
+      yield;
+    }
+  }
+
   private push(item: unknown): void {
     // The bytes cbor-x writes, by the plain writer where it can (no boxed numbers: cbor-x's encoder runs generic in
     // the gateway); each item in a buffer of its own, as cbor-x hands out a fresh part of its buffer on every call.
-    const bytes = plainCbor.encodePlain(item) ?? encoder.encode(item);
+    this.pushBytes(plainCbor.encodePlain(item) ?? encoder.encode(item));
+  }
+
+  private pushBytes(bytes: Buffer): void {
     this.chunks.push(bytes);
     this.bytes += bytes.length;
     this.crc = crc32(bytes, this.crc);

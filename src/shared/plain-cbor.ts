@@ -195,6 +195,11 @@ function room(bytes: number): void {
 export function encodePlain(value: unknown): Buffer | undefined {
   startRecord();
   if (!writeValue(value)) return undefined;
+  return takeWritten();
+}
+
+/** What was written since `startRecord`, in a Buffer of its own. */
+export function takeWritten(): Buffer {
   const bytes = Buffer.allocUnsafe(pos);
   out.copy(bytes, 0, 0, pos);
   // A large value (a checkpoint's chunk) does not leave the writer holding a buffer of its size.

@@ -164,7 +164,9 @@ export class Uplink {
   /** mqtt.js' go-ahead to read the next packet, held while too many messages wait. */
   private readOn: (() => void) | undefined;
   /** Publishes of actions waiting for their PUBACK (or their removal): `stop` gives them a moment. */
-  private readonly unacknowledged = new Set<Promise<void>>();
+  private unacknowledged = 0;
+  /** Called once `unacknowledged` is back to 0: `stop` waits for it (see `everyAnswered`). */
+  private allAnswered: (() => void) | undefined;
   /** MQTT 5: actions carry an expiry, user properties and a content type. */
   private readonly v5: boolean;
   /** Telemetry waits for the socket to take what it holds. */
@@ -277,7 +279,7 @@ export class Uplink {
       const offline = this.client
         .publishAsync(this.topics.status, 'offline', { qos: 1, retain: true })
         .catch((err: unknown) => this.opts.logger.warn({ err }, 'could not publish offline status'));
-      await Promise.race([settledWithin([offline, ...this.unacknowledged], STOP_ACKS_MS), lost]);
+      await Promise.race([settledWithin([offline, this.everyAnswered()], STOP_ACKS_MS), lost]);
     }
     // mqtt.js would wait for their PUBACKs before it ends, and without a connection that is forever.
     this.dropOutgoingPublishes();
@@ -585,17 +587,19 @@ export class Uplink {
       }
     };
     const body = this.opts.batch ? JSON.stringify(actions) : JSON.stringify(actions[0]);
-    let answered = (): void => undefined;
-    const unacknowledged = new Promise<void>((resolve) => (answered = resolve));
-    this.unacknowledged.add(unacknowledged);
-    void unacknowledged.then(() => this.unacknowledged.delete(unacknowledged));
+    // Counted rather than a promise each: `stop` waits for the count to reach 0.
+    this.unacknowledged += 1;
+    let answered = false;
     const properties = this.v5 ? actionProperties(actions, this.policy, this.now()) : undefined;
     this.client.publish(
       this.topics.actions,
       body,
       { qos: 1, ...(properties ? { properties } : {}) },
       (err) => {
-        answered();
+        if (!answered) {
+          answered = true;
+          this.answered();
+        }
         if (err) {
           settle();
           this.opts.logger.debug(
@@ -608,24 +612,48 @@ export class Uplink {
         // until removed so that the drain does not pick them up again meanwhile.
         for (const action of actions) this.opts.onSent?.(action);
         const at = this.now();
+        const { outbox } = this.opts;
         const removed = (): void => {
           settle();
           this.kick();
         };
-        Promise.all(actions.map((action) => this.opts.outbox.markDelivered(action.id, at))).then(
-          removed,
-          (removeErr: unknown) => {
-            // Gone from memory already, never handed out again: the outbox writes the delete again itself, and
-            // counts and logs the failure. The drain goes on meanwhile.
-            this.opts.logger.debug(
-              { err: removeErr, ids: actions.map((a) => a.id) },
-              'outbox delete of acknowledged actions failed; the outbox tries it again',
-            );
-            removed();
-          },
-        );
+        // Without batching one action a publish: its removal's own promise, not one over a list of one.
+        const removal =
+          actions.length === 1
+            ? outbox.markDelivered((actions[0] as Action).id, at)
+            : Promise.all(actions.map((action) => outbox.markDelivered(action.id, at)));
+        removal.then(removed, (removeErr: unknown) => {
+          // Gone from memory already, never handed out again: the outbox writes the delete again itself, and
+          // counts and logs the failure. The drain goes on meanwhile.
+          this.opts.logger.debug(
+            { err: removeErr, ids: actions.map((a) => a.id) },
+            'outbox delete of acknowledged actions failed; the outbox tries it again',
+          );
+          removed();
+        });
       },
     );
+  }
+
+  /** An action publish was answered (its PUBACK, or an error): `stop` may be waiting for the last one. */
+  private answered(): void {
+    this.unacknowledged -= 1;
+    if (this.unacknowledged > 0 || this.allAnswered === undefined) return;
+    const resolve = this.allAnswered;
+    this.allAnswered = undefined;
+    resolve();
+  }
+
+  /** Settles once every action publish made so far is answered. */
+  private everyAnswered(): Promise<void> {
+    if (this.unacknowledged === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const before = this.allAnswered;
+      this.allAnswered = () => {
+        before?.();
+        resolve();
+      };
+    });
   }
 
   /** Drops an expired action: reported at once when in memory (`action`), else once the outbox read it back. */

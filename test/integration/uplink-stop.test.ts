@@ -18,11 +18,14 @@ afterEach(async () => {
 const STOP_WITHIN_MS = 8_000;
 
 /** aedes on loopback that can cut a client's connection and, on request, leave actions unacknowledged. */
-async function cloudBroker(opts: { ackActions: boolean }) {
+async function cloudBroker(opts: { ackActions: boolean; ackAfterMs?: number }) {
   const aedes = await Aedes.createBroker({
     authorizePublish: (_client, packet, done) => {
-      // Never answered: no PUBACK, the action stays in flight.
-      if (!opts.ackActions && packet.topic === 'vigil/gw1/actions') return;
+      if (packet.topic === 'vigil/gw1/actions') {
+        // Never answered: no PUBACK, the action stays in flight.
+        if (!opts.ackActions) return;
+        if (opts.ackAfterMs !== undefined) return void setTimeout(() => done(null), opts.ackAfterMs);
+      }
       done(null);
     },
   });
@@ -113,6 +116,21 @@ describe('stopping the uplink ends, whatever the cloud does meanwhile', () => {
     expect(uplink.connected).toBe(true);
     expect(await stopWithin(uplink)).toBe('stopped');
     await closing;
+  });
+
+  test('an action in flight gets a moment for its PUBACK', async () => {
+    const store = await openOutbox();
+    const cloud = await cloudBroker({ ackActions: true, ackAfterMs: 300 });
+    const { uplink, connected } = uplinkTo(cloud.url, store);
+    await waitUntil(connected, 5_000, 'the uplink connected');
+    await store.outbox.add(action('a1'));
+    uplink.kick();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(store.outbox.size).toBe(1);
+
+    expect(await stopWithin(uplink)).toBe('stopped');
+    // Acknowledged before the connection ended: it left the outbox.
+    expect(store.outbox.size).toBe(0);
   });
 
   test('actions in flight, unacknowledged, and the connection lost during stop', async () => {
