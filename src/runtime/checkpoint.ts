@@ -183,7 +183,9 @@ export class Checkpoints {
  * What a checkpoint is encoded from: a `CheckpointState`, or one whose engine groups are iterables (the engine's view
  * as of the checkpoint, `Engine.checkpointView`, or its maps as they are).
  */
-export interface CheckpointSource extends Omit<CheckpointState, 'engine' | 'arbiter'> {
+export interface CheckpointSource extends Omit<CheckpointState, 'engine' | 'arbiter' | 'lastSeen'> {
+  /** The last-seen times, or an iterable over a copy (`LastSeen.frozenEntries`). */
+  lastSeen: Iterable<[actor: string, at: number]>;
   /** The arbiter's state, or the same with its long lists as iterables over a copy (`Arbiter.checkpointState`). */
   arbiter: SavedArbiterState | ArbiterStateLists;
   engine: {

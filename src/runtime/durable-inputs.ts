@@ -1141,7 +1141,7 @@ export class DurableInputs {
   ): { encoder: CheckpointEncoder; release: () => void } {
     this.duplicates.prune(state.at);
     const arbiter = rules.arbiter.checkpointState();
-    const lastSeen = this.lastSeen.entries();
+    const lastSeen = this.lastSeen.frozenEntries();
     const duplicates = this.duplicates.snapshot();
     const inForce = this.context.inForce;
     const engine = rules.engine.checkpointView();
