@@ -319,6 +319,8 @@ function startQuietRelease(
     inputs: () => durable.appliedThrough,
     busy: () => entrance.congested || recorder?.congested === true || durable.congested,
     now: () => clock.now(),
+    // The checkpoint owed is taken first: after the collection, its allocations would take back what it gave up.
+    beforeRelease: () => durable.checkpointIfOwed(),
   });
   const mb = (bytes: number): number => Math.round(bytes / 104_857.6) / 10;
   let check: NodeJS.Timeout | undefined;

@@ -7,7 +7,7 @@ const HANDED_OUT = Symbol('handed out');
  * the groups' keys and what they store copied flat at the instant (two arrays: a copy of 100,000 groups takes about a
  * millisecond, into a `Map` ten times that), and a state kept for each group changed since, the first time it is
  * changed. The groups call `handingOut` before they hand out a state the caller may change in place, and `replacing`
- * before they store over, free or delete one; once the view has handed a group out, nothing more is kept for it.
+ * before they store over, free or delete one; once the view has handed a group out, what was kept for it goes.
  *
  * `V` is what the groups store per group (a state, a packed window, a slot), `K` what is kept of a changed one.
  */
@@ -47,8 +47,10 @@ export class GroupsAtInstant<V, K = V> {
         for (let i = 0; i < groups.length; i++) {
           const group = groups[i] as string;
           const k = kept.get(group);
-          // Handed out to be encoded before the next input: from here on nothing need be kept for it.
-          kept.set(group, HANDED_OUT);
+          // Handed out to be encoded before the next input: what was kept for it goes. A group not changed since the
+          // instant gets no entry (a mark per group would be a map of every group, the largest thing a checkpoint
+          // made): one changed after it was handed out is kept once more, for nothing, until the view is released.
+          if (k !== undefined) kept.set(group, HANDED_OUT);
           yield [group, k === undefined || k === HANDED_OUT ? read(stored[i] as V) : readKept(k)];
         }
         release();

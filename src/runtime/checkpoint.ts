@@ -183,9 +183,14 @@ export class Checkpoints {
  * What a checkpoint is encoded from: a `CheckpointState`, or one whose engine groups are iterables (the engine's view
  * as of the checkpoint, `Engine.checkpointView`, or its maps as they are).
  */
-export interface CheckpointSource extends Omit<CheckpointState, 'engine' | 'arbiter' | 'duplicates'> {
+export interface CheckpointSource extends Omit<
+  CheckpointState,
+  'engine' | 'arbiter' | 'duplicates' | 'lastSeen'
+> {
   /** The remembered publishes: a list, or a compact copy that writes its entries itself (`DuplicateFilter.snapshot`). */
   duplicates: DuplicateEntry[] | ColumnList;
+  /** The last-seen times, or an iterable over a copy (`LastSeen.frozenEntries`). */
+  lastSeen: Iterable<[actor: string, at: number]>;
   /** The arbiter's state, or the same with its long lists as iterables over a copy (`Arbiter.checkpointState`). */
   arbiter: SavedArbiterState | ArbiterStateLists;
   engine: {
@@ -288,17 +293,25 @@ export class CheckpointEncoder {
     return HEADER_BYTES + this.bytes;
   }
 
+  /**
+   * The items `[path, entries]` of a list, `entriesPerChunk` entries each, each entry written as it is read: the
+   * entries (the engine's groups made into plain states, the arbiter's keys) are garbage at once, never a chunk of
+   * them held, so that none lives long enough to be promoted to V8's old generation, which a checkpoint would
+   * otherwise grow by tens of MB (docs/benchmarks.md, "Memory given back when quiet").
+   */
   private *list(path: ListPath, entries: Iterable<unknown>): Generator<void, void> {
-    let chunk: unknown[] = [];
+    let count = 0;
+    let countAt = 0;
     for (const entry of entries) {
-      chunk.push(entry);
-      if (chunk.length < this.entriesPerChunk) continue;
-      this.push([path, chunk]);
-      chunk = [];
+      if (count === 0) countAt = openItem(path);
+      writeEntry(entry);
+      if (++count < this.entriesPerChunk) continue;
+      this.add(closeItem(countAt, count));
+      count = 0;
       yield;
     }
-    if (chunk.length > 0) {
-      this.push([path, chunk]);
+    if (count > 0) {
+      this.add(closeItem(countAt, count));
       yield;
     }
   }
@@ -312,7 +325,7 @@ export class CheckpointEncoder {
       plainCbor.writeValue(path);
       plainCbor.writeArrayHead(to - from);
       for (let i = from; i < to; i++) list.writeEntry(i);
-      this.pushBytes(plainCbor.takeWritten());
+      this.add(plainCbor.takeWritten());
       yield;
     }
   }
@@ -320,14 +333,53 @@ export class CheckpointEncoder {
   private push(item: unknown): void {
     // The bytes cbor-x writes, by the plain writer where it can (no boxed numbers: cbor-x's encoder runs generic in
     // the gateway); each item in a buffer of its own, as cbor-x hands out a fresh part of its buffer on every call.
-    this.pushBytes(plainCbor.encodePlain(item) ?? encoder.encode(item));
+    this.add(plainCbor.encodePlain(item) ?? encoder.encode(item));
   }
 
-  private pushBytes(bytes: Buffer): void {
+  private add(bytes: Buffer): void {
     this.chunks.push(bytes);
     this.bytes += bytes.length;
     this.crc = crc32(bytes, this.crc);
   }
+}
+
+/** Room left for the count of an item's entries: the longest head of an array (up to 2³² entries). */
+const COUNT_ROOM = 5;
+
+/** Starts the item `[path, entries]` in the plain writer: its head and path; returns where the count goes. */
+function openItem(path: ListPath): number {
+  plainCbor.startRecord();
+  plainCbor.writeArrayHead(2);
+  plainCbor.writeValue(path);
+  return plainCbor.reserve(COUNT_ROOM);
+}
+
+/** An entry of the item begun, as cbor-x writes it (by cbor-x itself when the plain writer leaves it to it). */
+function writeEntry(entry: unknown): void {
+  const at = plainCbor.writtenEnd();
+  if (plainCbor.writeValue(entry)) return;
+  plainCbor.rewind(at);
+  plainCbor.writeRaw(encoder.encode(entry));
+}
+
+/**
+ * The item begun, with `count` entries: the count's head in the fewest bytes, as cbor-x writes it, right before the
+ * entries, and the item's head and path moved up against it.
+ */
+function closeItem(countAt: number, count: number): Buffer {
+  const out = plainCbor.writtenBytes();
+  const head =
+    count < 0x18
+      ? [0x80 | count]
+      : count < 0x100
+        ? [0x98, count]
+        : count < 0x10000
+          ? [0x99, count >> 8, count & 0xff]
+          : [0x9a, (count >>> 24) & 0xff, (count >> 16) & 0xff, (count >> 8) & 0xff, count & 0xff];
+  const shift = COUNT_ROOM - head.length;
+  out.set(head, countAt + shift);
+  out.copyWithin(shift, 0, countAt);
+  return plainCbor.takeWritten(shift);
 }
 
 /** A list of the arbiter's state: an array, or an iterable over a copy. */

@@ -1032,6 +1032,15 @@ export class DurableInputs {
   }
 
   /**
+   * A checkpoint when anything was applied since the last one, or the one under way (before a collection that it
+   * would undo if it came after, see `QuietRelease`); nothing otherwise.
+   */
+  checkpointIfOwed(): Promise<void> {
+    if (this.sinceCheckpoint > 0) return this.checkpoint();
+    return this.checkpointing ?? Promise.resolve();
+  }
+
+  /**
    * The checkpoint's file, encoded a chunk at a time with the event loop free in between (the broker goes on
    * accepting and acknowledging), handed out a batch at a time for `Checkpoints.writeStreamed` to write: what is
    * written is let go of, so the file is never in memory whole. Inputs go on being applied meanwhile: the engine's
@@ -1141,7 +1150,7 @@ export class DurableInputs {
   ): { encoder: CheckpointEncoder; release: () => void } {
     this.duplicates.prune(state.at);
     const arbiter = rules.arbiter.checkpointState();
-    const lastSeen = this.lastSeen.entries();
+    const lastSeen = this.lastSeen.frozenEntries();
     const duplicates = this.duplicates.snapshot();
     const inForce = this.context.inForce;
     const engine = rules.engine.checkpointView();

@@ -68,9 +68,29 @@ export class LastSeen {
     this.connected.clear();
   }
 
-  /** For a checkpoint. */
+  /** Every device with its time, as a list. */
   entries(): Array<[string, number]> {
     return [...this.at];
+  }
+
+  /**
+   * For a checkpoint: the devices and their times copied now, into an array of the ids and an array of the times,
+   * and made into entries as they are read. The entries at once would be about 70 bytes a device of heap held
+   * while the checkpoint is written, this copy 16.
+   */
+  frozenEntries(): Iterable<[actor: string, at: number]> {
+    const actors = new Array<string>(this.at.size);
+    const times = new Float64Array(this.at.size);
+    let n = 0;
+    for (const [actor, at] of this.at) {
+      actors[n] = actor;
+      times[n++] = at;
+    }
+    return {
+      *[Symbol.iterator]() {
+        for (let i = 0; i < n; i++) yield [actors[i] as string, times[i] as number];
+      },
+    };
   }
 
   /**

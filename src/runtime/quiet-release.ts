@@ -36,6 +36,11 @@ export interface QuietReleaseOptions {
   busy: () => boolean;
   /** Time in ms (gateway time, or virtual in tests). */
   now: () => number;
+  /**
+   * What is owed before a collection and would undo it if it came after (the checkpoint of what happened since the
+   * last): started once a release is due, the release made at the first check after it has settled.
+   */
+  beforeRelease?: () => Promise<unknown>;
 }
 
 function reading(): MemoryReading {
@@ -50,7 +55,8 @@ function reading(): MemoryReading {
  * and an outbox draining seldom is. `check`, called every `QUIET_CHECK_MS`, makes one `releaseUnusedMemory` collection
  * when the inputs applied have stayed quiet for `quietMs`, the process has grown by `RELEASE_MIN_GROWTH_BYTES` since
  * its least, and the last release is `RELEASE_MIN_INTERVAL_MS` ago: rarely, and never under load, as the collection
- * stops the gateway (docs/benchmarks.md, "Memory given back when quiet").
+ * stops the gateway (docs/benchmarks.md, "Memory given back when quiet"). What `beforeRelease` owes (a checkpoint) is
+ * done first, so that it does not take back what the collection gave up; the inputs must stay quiet meanwhile.
  */
 export class QuietRelease {
   readonly #o: QuietReleaseOptions;
@@ -60,6 +66,8 @@ export class QuietRelease {
   #quietSince: number | undefined;
   #floorRss = Infinity;
   #releasedAt = Number.NEGATIVE_INFINITY;
+  /** `beforeRelease` started for the release due, and whether it has settled. */
+  #owed: { settled: boolean } | undefined;
 
   constructor(options: QuietReleaseOptions) {
     this.#o = options;
@@ -83,13 +91,31 @@ export class QuietRelease {
     const quiet = !this.#o.busy() && (rate <= QUIET_INPUTS_PER_SECOND || rate * 10 <= this.#busiest);
     if (!quiet) {
       this.#quietSince = undefined;
+      this.#owed = undefined;
       return undefined;
     }
     this.#quietSince ??= since;
     if (now - this.#quietSince < this.#o.quietMs) return undefined;
     if (now - this.#releasedAt < RELEASE_MIN_INTERVAL_MS) return undefined;
     if (rss - this.#floorRss < RELEASE_MIN_GROWTH_BYTES) return undefined;
+    if (!this.#settled()) return undefined;
     return this.#release(now, rate);
+  }
+
+  /** Whether what is owed before the release due (`beforeRelease`) is done; starts it the first time it is asked. */
+  #settled(): boolean {
+    const { beforeRelease } = this.#o;
+    if (beforeRelease === undefined) return true;
+    if (this.#owed === undefined) {
+      const owed = { settled: false };
+      this.#owed = owed;
+      // A failure is the owner's to report (a checkpoint logs its own); the release goes ahead.
+      void beforeRelease()
+        .catch(() => undefined)
+        .finally(() => (owed.settled = true));
+      return false;
+    }
+    return this.#owed.settled;
   }
 
   #release(now: number, rate: number): ReleaseReport | undefined {
@@ -102,6 +128,7 @@ export class QuietRelease {
     this.#floorRss = after.rss;
     this.#busiest = rate;
     this.#quietSince = undefined;
+    this.#owed = undefined;
     return { before, after, pauseMs };
   }
 }

@@ -188,6 +188,35 @@ function room(bytes: number): void {
   out = bigger;
 }
 
+/** Drops what was written from `at` on (a value `writeValue` left to cbor-x). */
+export function rewind(at: number): void {
+  pos = at;
+}
+
+/** Writes `bytes` as they are (a value cbor-x encoded). */
+export function writeRaw(bytes: Uint8Array): void {
+  room(bytes.length);
+  out.set(bytes, pos);
+  pos += bytes.length;
+}
+
+/** Leaves `bytes` bytes to be written later (in `writtenBytes()`, where `writtenEnd()` was); returns where they are. */
+export function reserve(bytes: number): number {
+  room(bytes);
+  const at = pos;
+  pos += bytes;
+  return at;
+}
+
+/** What was written from `from` on, in a Buffer of its own. */
+export function takeWritten(from = 0): Buffer {
+  const bytes = Buffer.allocUnsafe(pos - from);
+  out.copy(bytes, 0, from, pos);
+  // A large value (a checkpoint's chunk) does not leave the writer holding a buffer of its size.
+  if (out.length > MAX_KEPT_BYTES) out = Buffer.allocUnsafeSlow(INITIAL_BYTES);
+  return bytes;
+}
+
 /**
  * `value` as cbor-x writes it, in a Buffer of its own; undefined when it holds something this writer leaves to
  * cbor-x.
@@ -196,13 +225,4 @@ export function encodePlain(value: unknown): Buffer | undefined {
   startRecord();
   if (!writeValue(value)) return undefined;
   return takeWritten();
-}
-
-/** What was written since `startRecord`, in a Buffer of its own. */
-export function takeWritten(): Buffer {
-  const bytes = Buffer.allocUnsafe(pos);
-  out.copy(bytes, 0, 0, pos);
-  // A large value (a checkpoint's chunk) does not leave the writer holding a buffer of its size.
-  if (out.length > MAX_KEPT_BYTES) out = Buffer.allocUnsafeSlow(INITIAL_BYTES);
-  return bytes;
 }

@@ -96,6 +96,8 @@ interface Sample {
   releases: number;
   releasePauseMs: number;
   releasedMB: number;
+  /** Checkpoints written so far (when they come against the collection decides what it gave back at the end). */
+  checkpoints: number;
 }
 
 function metric(text: string, name: string): number {
@@ -186,6 +188,7 @@ async function sample(sut: SystemUnderTest, t0: number, sent: number): Promise<S
     releases: metric(text, 'vigil_memory_releases_total'),
     releasePauseMs: Math.round(metric(text, 'vigil_memory_release_pause_seconds_total') * 1_000),
     releasedMB: Math.round(metric(text, 'vigil_memory_released_bytes_total') / 1024 / 1024),
+    checkpoints: metric(text, 'vigil_checkpoints_total{result="written"}'),
   };
 }
 
@@ -258,7 +261,7 @@ async function main(): Promise<void> {
       log(
         `${s.s}s sent ${s.sent.toLocaleString('en-US')} RSS ${s.rssMB} MB heap ${s.heapMB}/${s.heapTotalMB} MB ` +
           `external ${s.externalMB} MB groups ${s.groups} ` +
-          `timers ${s.timers} last-seen ${s.lastSeen} outbox ${s.outbox} refused ${s.refused}` +
+          `timers ${s.timers} last-seen ${s.lastSeen} outbox ${s.outbox} refused ${s.refused} checkpoints ${s.checkpoints}` +
           (s.releases > 0 ? ` releases ${s.releases} (${s.releasePauseMs} ms, ${s.releasedMB} MB)` : ''),
       );
       if (done) tailFrom ??= performance.now();

@@ -128,6 +128,23 @@ describe('last-seen times', () => {
     expect(evicted).toEqual(['bound:1', 'bound:1']);
   });
 
+  test("a checkpoint's copy holds the times as of when it was taken, oldest first", () => {
+    const seen = new LastSeen([], 10, () => undefined);
+    for (const [i, actor] of ['a', 'b', 'c', 'a'].entries()) seen.see(deviceEvent(actor, 'x', i * 1_000));
+    const frozen = seen.frozenEntries();
+    seen.see(deviceEvent('b', 'x', 9_000));
+    seen.see(deviceEvent('d', 'x', 9_500));
+    const expected = [
+      ['b', 1_000],
+      ['c', 2_000],
+      ['a', 3_000],
+    ];
+    expect([...frozen]).toEqual(expected);
+    // Read again (a checkpoint tried again reads a new copy; this one gives the same).
+    expect([...frozen]).toEqual(expected);
+    expect([...seen.frozenEntries()]).toEqual([...seen.entries()]);
+  });
+
   test('only devices connected, known or awaited by a timer keep their last-seen time', async () => {
     const dir = await dataDir();
     const { durable, loop, registry } = await openInputs(dir, {});

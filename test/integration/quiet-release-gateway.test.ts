@@ -1,3 +1,4 @@
+import mqtt from 'mqtt';
 import { afterEach, expect, test } from 'vitest';
 import { startGateway, type Gateway } from '../../src/app/index.js';
 import { parseConfig } from '../../src/config/index.js';
@@ -34,7 +35,7 @@ async function quietGateway(releaseWhenQuiet: string) {
     parseConfig({
       gatewayId: 'gw1',
       data: dir.path,
-      mqtt: { host: '127.0.0.1', port: 0 },
+      mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
       http: { port: 0 },
       limits: { releaseWhenQuiet },
       log: { level: 'silent' },
@@ -47,6 +48,8 @@ async function quietGateway(releaseWhenQuiet: string) {
   await sleep(400);
   return { gw, clock, logs };
 }
+
+const WRITTEN = 'vigil_checkpoints_total{result="written"}';
 
 test('a gateway whose memory grew gives it back once quiet, logged and counted', async () => {
   const { gw, clock, logs } = await quietGateway('1s');
@@ -83,4 +86,30 @@ test('releaseWhenQuiet 0 makes no collection', async () => {
     await sleep(100);
   }
   expect(await metric(gw, 'vigil_memory_releases_total')).toBe(0);
+}, 30_000);
+
+test('the checkpoint owed is taken before the collection, so that it does not take back what was given', async () => {
+  const { gw, clock } = await quietGateway('1s');
+  // The checkpoint taken on going live, written first.
+  while ((await metric(gw, WRITTEN)) < 1) await sleep(50);
+  const checkpoints = await metric(gw, WRITTEN);
+  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.mqtt.port}`, {
+    clientId: 'd1',
+    reconnectPeriod: 0,
+  });
+  await client.publishAsync('devices/d1/events/telemetry', JSON.stringify({ temp: 20 }), { qos: 1 });
+  await client.endAsync();
+  expect(burst()).toBe(1_500_000);
+  const deadline = Date.now() + 15_000;
+  let releases = 0;
+  let written = checkpoints;
+  while (releases < 1) {
+    if (Date.now() > deadline) throw new Error('no memory was given back');
+    clock.at += 2_000;
+    await sleep(100);
+    written = await metric(gw, WRITTEN);
+    releases = await metric(gw, 'vigil_memory_releases_total');
+  }
+  // The periodic checkpoint is minutes away: this one was taken for the release, before it.
+  expect(written).toBeGreaterThan(checkpoints);
 }, 30_000);

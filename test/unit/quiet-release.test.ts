@@ -89,3 +89,67 @@ test('releaseWhenQuiet 0 never releases', () => {
   expect(burst()).toBe(1_500_000);
   expect(run(200, 0)).toEqual([]);
 });
+
+/** A release whose `beforeRelease` (the checkpoint owed) settles when the test says. */
+function owing(quietMs: number) {
+  const g = { now: 0, inputs: 0, asked: 0, settle: (_failed: boolean): void => undefined };
+  const release = new QuietRelease({
+    quietMs,
+    inputs: () => g.inputs,
+    busy: () => false,
+    now: () => g.now,
+    beforeRelease: () => {
+      g.asked++;
+      return new Promise<void>((resolve, reject) => {
+        g.settle = (failed) => (failed ? reject(new Error('disk full')) : resolve());
+      });
+    },
+  });
+  /** One check `perSecond` inputs a second after the last. */
+  const check = (perSecond = 0) => {
+    g.now += QUIET_CHECK_MS;
+    g.inputs += (perSecond * QUIET_CHECK_MS) / 1_000;
+    return release.check();
+  };
+  return { g, release, check };
+}
+
+const settled = () => new Promise((resolve) => setImmediate(resolve));
+
+test('what is owed before a collection is done first; the collection comes at the check after it settled', async () => {
+  const { g, release, check } = owing(10_000);
+  release.check();
+  expect(burst()).toBe(1_500_000);
+  // Quiet long enough: the owed work is started, and no collection is made while it runs.
+  for (let i = 0; i < 10 && g.asked === 0; i++) expect(check()).toBeUndefined();
+  expect(g.asked).toBe(1);
+  for (let i = 0; i < 5; i++) {
+    expect(check()).toBeUndefined();
+    await settled();
+  }
+  expect(g.asked).toBe(1);
+  g.settle(false);
+  await settled();
+  const report = check();
+  expect(report).toBeDefined();
+  expect(report?.after.heapTotal).toBeLessThan(report?.before.heapTotal ?? 0);
+  expect(g.asked).toBe(1);
+});
+
+test('load while the owed work runs puts the collection off; a failure of that work does not', async () => {
+  const { g, release, check } = owing(10_000);
+  release.check();
+  expect(burst()).toBe(1_500_000);
+  for (let i = 0; i < 10 && g.asked === 0; i++) expect(check()).toBeUndefined();
+  expect(g.asked).toBe(1);
+  // Busy again before it settled: nothing released, and once quiet again it is owed anew.
+  expect(check(QUIET_INPUTS_PER_SECOND * 5)).toBeUndefined();
+  g.settle(false);
+  await settled();
+  expect(check()).toBeUndefined();
+  for (let i = 0; i < 10 && g.asked === 1; i++) expect(check()).toBeUndefined();
+  expect(g.asked).toBe(2);
+  g.settle(true);
+  await settled();
+  expect(check()).toBeDefined();
+});
