@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isDeviceId } from '../shared/device-id.js';
 import { VigilError, type Profile } from '../shared/index.js';
 import { storeIo, type ProfileEntry, type ProfileStore, type Sublevel } from '../store/index.js';
@@ -77,7 +77,7 @@ export function generateSecret(): string {
  * from having equal hashes, and lets the cloud compute hashes for imports without any gateway key.
  */
 export function hashSecret(secret: string, salt: Buffer = randomBytes(SALT_BYTES)): string {
-  const mac = createHmac('sha256', salt).update(secret, 'utf8').digest();
+  const mac = macOf(salt, secret);
   return `${CREDENTIAL_SCHEME}$${salt.toString('base64url')}$${mac.toString('base64url')}`;
 }
 
@@ -95,8 +95,15 @@ export function credentialHashProblem(text: unknown): string | undefined {
 export function secretMatches(hash: string, secret: Buffer | string): boolean {
   const parsed = parseHash(hash);
   if (parsed === undefined) return false;
-  const mac = createHmac('sha256', parsed.salt).update(secret).digest();
-  return timingSafeEqual(mac, parsed.mac);
+  return timingSafeEqual(macOf(parsed.salt, secret), parsed.mac);
+}
+
+/**
+ * HMAC-SHA-256 of `secret` keyed by `salt`. The key goes in as a key object: given a Buffer, Node 24's `createHmac`
+ * spends about four times as long making its own (17–20 µs against 4–5 µs a check), the same MAC either way.
+ */
+function macOf(salt: Buffer, secret: Buffer | string): Buffer {
+  return createHmac('sha256', createSecretKey(salt)).update(secret).digest();
 }
 
 function parseHash(text: string): { salt: Buffer; mac: Buffer } | undefined {

@@ -57,6 +57,20 @@ describe('secrets and their hashes', () => {
     expect(secretMatches(a, `${secret}x`)).toBe(false);
     expect(secretMatches('not a hash', secret)).toBe(false);
   });
+
+  test('the MAC is HMAC-SHA-256 keyed by the salt, as stored hashes were made (RFC 4231 vectors)', () => {
+    const b64url = (hex: string) => Buffer.from(hex, 'hex').toString('base64url');
+    // Test case 2: key "Jefe".
+    const mac2 = b64url('5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843');
+    expect(hashSecret('what do ya want for nothing?', Buffer.from('Jefe'))).toBe(
+      `hmac-sha256$SmVmZQ$${mac2}`,
+    );
+    // Test case 3: a 20-byte key of 0xaa, 50 bytes of 0xdd.
+    const mac3 = b64url('773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe');
+    const hash = `hmac-sha256$${b64url('aa'.repeat(20))}$${mac3}`;
+    expect(secretMatches(hash, Buffer.alloc(50, 0xdd))).toBe(true);
+    expect(secretMatches(hash, Buffer.alloc(50, 0xdc))).toBe(false);
+  });
 });
 
 describe('CredentialStore', () => {
