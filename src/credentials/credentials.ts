@@ -126,6 +126,18 @@ interface Waiting {
 // Compared against when the device is unknown, so that an unknown id costs what a known one does.
 const DECOY_HASH = hashSecret(generateSecret());
 
+/** Credentials kept read ahead at most (about 300 bytes each). */
+export const READ_AHEAD_MAX = 20_000;
+/** Credentials `readAhead` reads in one `getMany`. */
+const READ_AHEAD_CHUNK = 1_000;
+/** How long credentials read ahead wait for their device's first CONNECT. */
+export const READ_AHEAD_KEEP_MS = 5 * 60_000;
+
+/** A write to a sublevel, as abstract-level's `write` event reports it. */
+interface WriteOperation {
+  key: unknown;
+}
+
 /**
  * Device credentials in the `creds` sublevel of the store (passed in): id → hash, never a clear secret. Every read goes to
  * LevelDB (its block cache keeps it fast), so the gateway, its HTTP API and an import see one truth.
@@ -137,6 +149,19 @@ export class CredentialStore {
   #writing: Promise<unknown> = Promise.resolve();
   // The reads `verify` asked for in this turn of the event loop, by id: read together in the next one.
   #verifying: Map<string, Waiting[]> | undefined;
+  // Stored values read ahead (`readAhead`), each for one `verify`; any write to the sublevel takes its ids out.
+  readonly #ahead = new Map<string, unknown>();
+  // Writes to the sublevel seen since the read-ahead began: a read that one overtook is not kept.
+  #writes = 0;
+  #forgetAhead: NodeJS.Timeout | undefined;
+  readonly #onWrite = (operations: readonly WriteOperation[]): void => {
+    this.#writes++;
+    for (const op of operations) if (typeof op.key === 'string') this.#ahead.delete(op.key);
+  };
+  readonly #onClear = (): void => {
+    this.#writes++;
+    this.#ahead.clear();
+  };
 
   constructor(level: Sublevel, now: () => number = Date.now) {
     this.#level = level;
@@ -253,9 +278,60 @@ export class CredentialStore {
     });
   }
 
+  /**
+   * Reads the credentials of `ids` (the devices likely to reconnect first after a restart) before their CONNECTs come,
+   * `READ_AHEAD_CHUNK` to a LevelDB `getMany`, and keeps them for one `verify` each, for `keepMs` at most: a
+   * reconnect storm is then answered from memory, not by one trip to LevelDB's thread per CONNECT (libuv accepts one
+   * connection a turn, so the CONNECTs of a storm seldom share a read). Keeps `max` in all. Every write to the
+   * credentials, from this store or any other on the same sublevel, takes what it changes out first, so a rotated or
+   * removed credential is never answered from what was read before. Resolves to how many it keeps.
+   */
+  async readAhead(ids: Iterable<string>, max = READ_AHEAD_MAX, keepMs = READ_AHEAD_KEEP_MS): Promise<number> {
+    const wanted = new Set<string>();
+    for (const id of ids) {
+      if (this.#ahead.size + wanted.size >= max) break;
+      if (isDeviceId(id) && !this.#ahead.has(id)) wanted.add(id);
+    }
+    if (wanted.size === 0) return 0;
+    if (this.#forgetAhead === undefined) {
+      this.#level.on('write', this.#onWrite);
+      this.#level.on('clear', this.#onClear);
+    }
+    clearTimeout(this.#forgetAhead);
+    this.#forgetAhead = setTimeout(() => this.forgetReadAhead(), keepMs).unref();
+    const all = [...wanted];
+    let kept = 0;
+    for (let from = 0; from < all.length; from += READ_AHEAD_CHUNK) {
+      const chunk = all.slice(from, from + READ_AHEAD_CHUNK);
+      const writesBefore = this.#writes;
+      const values = await storeIo(`reading ahead the credentials of ${chunk.length} devices`, () =>
+        this.#level.getMany(chunk),
+      );
+      // A credential written meanwhile may be newer than what was read: this chunk is read again by its `verify`s.
+      if (this.#writes !== writesBefore || this.#forgetAhead === undefined) continue;
+      chunk.forEach((id, i) => this.#ahead.set(id, values[i]));
+      kept += chunk.length;
+    }
+    return kept;
+  }
+
+  /** Credentials read ahead and not yet asked for. */
+  get readAheadKept(): number {
+    return this.#ahead.size;
+  }
+
+  /** Drops what `readAhead` kept, and stops watching the writes for it. */
+  forgetReadAhead(): void {
+    clearTimeout(this.#forgetAhead);
+    this.#forgetAhead = undefined;
+    this.#ahead.clear();
+    this.#level.off('write', this.#onWrite);
+    this.#level.off('clear', this.#onClear);
+  }
+
   /** Whether `secret` is the secret of device `id`. */
   async verify(id: string, secret: Buffer | string): Promise<Verification> {
-    const stored = isDeviceId(id) ? asStored(await this.#readTogether(id)) : undefined;
+    const stored = isDeviceId(id) ? asStored(await this.#lookup(id)) : undefined;
     if (stored === undefined) {
       secretMatches(DECOY_HASH, secret);
       return 'unknown-device';
@@ -266,6 +342,14 @@ export class CredentialStore {
     const overlapping =
       previous !== undefined && secretMatches(previous.hash, secret) && this.#now() < previous.until;
     return current || overlapping ? 'ok' : 'wrong-secret';
+  }
+
+  /** One id's stored value: what `readAhead` kept for it (taken, it answers once), else read. */
+  #lookup(id: string): unknown {
+    if (!this.#ahead.has(id)) return this.#readTogether(id);
+    const value = this.#ahead.get(id);
+    this.#ahead.delete(id);
+    return value;
   }
 
   /**

@@ -477,6 +477,21 @@ export class DurableInputs {
     return health;
   }
 
+  /**
+   * Up to `max` actors likely to reconnect first after a restart: those the journal tail names, then the others the
+   * checkpoint saw, the most recently seen first. Complete until recovery reads the tail's profiles (`recover`).
+   */
+  recentActors(max: number): string[] {
+    const recent = new Set<string>();
+    for (const actor of this.tailActors ?? []) {
+      if (recent.size >= max) return [...recent];
+      recent.add(actor);
+    }
+    const seen = [...this.lastSeen.times.keys()];
+    for (let i = seen.length - 1; i >= 0 && recent.size < max; i--) recent.add(seen[i] as string);
+    return [...recent];
+  }
+
   /** Whether the journal (or the checkpoint it continues) has an input from or about `actor`. */
   hasSeen(actor: string): boolean {
     return this.lastSeen.has(actor);

@@ -156,6 +156,61 @@ describe('CredentialStore', () => {
   });
 });
 
+describe('credentials read ahead of a reconnect storm', () => {
+  test('each one read ahead answers one verify as a read would, then the next verify reads it again', async () => {
+    const a = await creds.add('dev-a');
+    const b = await creds.add('dev-b');
+    expect(await creds.readAhead(['dev-a', 'dev-b', 'ghost', 'dev-a', '../bad'])).toBe(3);
+    expect(creds.readAheadKept).toBe(3);
+    expect(await creds.verify('dev-a', a)).toBe('ok');
+    expect(await creds.verify('dev-b', a)).toBe('wrong-secret');
+    expect(await creds.verify('ghost', a)).toBe('unknown-device');
+    expect(creds.readAheadKept).toBe(0);
+    expect(await creds.verify('dev-b', b)).toBe('ok');
+    expect(await creds.verify('ghost', a)).toBe('unknown-device');
+  });
+
+  test('a credential rotated, removed or imported after the read-ahead is never answered from it, whichever store wrote it', async () => {
+    const old = await Promise.all(['dev-1', 'dev-2', 'dev-3', 'dev-4'].map((id) => creds.add(id)));
+    expect(await creds.readAhead(['dev-1', 'dev-2', 'dev-3', 'dev-4', 'dev-5'])).toBe(5);
+    // Another store on the same credentials, as the HTTP API's profile import uses.
+    const other = new CredentialStore(store.sublevels.creds);
+    const rotated = await other.rotate('dev-1');
+    expect(await other.remove('dev-2')).toBe(true);
+    const imported = generateSecret();
+    await other.putHashes([{ id: 'dev-3', hash: hashSecret(imported) }]);
+    const added = await other.add('dev-5');
+    const ownRotation = await creds.rotate('dev-4');
+    expect(await creds.verify('dev-1', old[0] as string)).toBe('wrong-secret');
+    expect(await creds.verify('dev-2', old[1] as string)).toBe('unknown-device');
+    expect(await creds.verify('dev-3', old[2] as string)).toBe('wrong-secret');
+    expect(await creds.verify('dev-4', old[3] as string)).toBe('wrong-secret');
+    expect(await creds.verify('dev-5', added)).toBe('ok');
+    expect(await creds.verify('dev-1', rotated)).toBe('ok');
+    expect(await creds.verify('dev-3', imported)).toBe('ok');
+    expect(await creds.verify('dev-4', ownRotation)).toBe('ok');
+  });
+
+  test('a credential deleted while the read-ahead reads is not answered from what it read', async () => {
+    const secret = await creds.add('dev-1');
+    const deleting = store.sublevels.creds.del('dev-1');
+    await Promise.all([creds.readAhead(['dev-1']), deleting]);
+    expect(await creds.verify('dev-1', secret)).toBe('unknown-device');
+  });
+
+  test('keeps at most the bound it is given, and nothing once its time is up or it is forgotten', async () => {
+    const secrets = await Promise.all(['dev-1', 'dev-2', 'dev-3'].map((id) => creds.add(id)));
+    expect(await creds.readAhead(['dev-1', 'dev-2', 'dev-3'], 2)).toBe(2);
+    expect(creds.readAheadKept).toBe(2);
+    creds.forgetReadAhead();
+    expect(creds.readAheadKept).toBe(0);
+    await creds.readAhead(['dev-1', 'dev-2', 'dev-3'], 10, 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(creds.readAheadKept).toBe(0);
+    expect(await creds.verify('dev-3', secrets[2] as string)).toBe('ok');
+  });
+});
+
 describe('credentials in a profile import', () => {
   const importLines = (lines: unknown[]) =>
     importProfiles(
