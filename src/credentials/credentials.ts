@@ -140,7 +140,8 @@ interface WriteOperation {
 
 /**
  * Device credentials in the `creds` sublevel of the store (passed in): id → hash, never a clear secret. Every read goes to
- * LevelDB (its block cache keeps it fast), so the gateway, its HTTP API and an import see one truth.
+ * LevelDB (its block cache keeps it fast), so the gateway, its HTTP API and an import see one truth; only `readAhead`
+ * keeps values, each for one `verify`, and every write to the sublevel takes what it changes out of them first.
  */
 export class CredentialStore {
   readonly #level: Sublevel;
