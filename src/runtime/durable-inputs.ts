@@ -189,7 +189,7 @@ const REPLAY_BATCH_MS = 10;
 /**
  * A replay batch after a longer turn of I/O may run as long as that turn took, up to this (and as many more records):
  * under sustained traffic the replay keeps about half of the loop rather than 10 ms in every few hundred. While devices
- * connect, `yieldToIo` gives them more (the replay keeps about a fifth).
+ * connect, `yieldToIo` gives them more (the replay keeps about a tenth).
  */
 const REPLAY_BATCH_MAX_MS = 50;
 /** Groups (or other entries) a checkpoint encodes between two turns of the event loop (about a millisecond's work). */
