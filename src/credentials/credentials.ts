@@ -133,15 +133,32 @@ const READ_AHEAD_CHUNK = 1_000;
 /** How long credentials read ahead wait for their device's first CONNECT. */
 export const READ_AHEAD_KEEP_MS = 5 * 60_000;
 
-/** A write to a sublevel, as abstract-level's `write` event reports it. */
-interface WriteOperation {
-  key: unknown;
+/**
+ * What every `CredentialStore` on one sublevel shares (the gateway's, and those the HTTP API makes for an import): the
+ * values read ahead, and a count of the writes begun and ended, by which a read-ahead tells that a write overlapped it.
+ */
+interface ReadAhead {
+  readonly values: Map<string, unknown>;
+  writes: number;
+  forget: NodeJS.Timeout | undefined;
+}
+
+const readAheads = new WeakMap<Sublevel, ReadAhead>();
+
+function readAheadOf(level: Sublevel): ReadAhead {
+  let shared = readAheads.get(level);
+  if (shared === undefined) {
+    shared = { values: new Map(), writes: 0, forget: undefined };
+    readAheads.set(level, shared);
+  }
+  return shared;
 }
 
 /**
  * Device credentials in the `creds` sublevel of the store (passed in): id → hash, never a clear secret. Every read goes to
  * LevelDB (its block cache keeps it fast), so the gateway, its HTTP API and an import see one truth; only `readAhead`
- * keeps values, each for one `verify`, and every write to the sublevel takes what it changes out of them first.
+ * keeps values, each for one `verify`, and every write (all go through a `CredentialStore`) takes what it changes
+ * out of them.
  */
 export class CredentialStore {
   readonly #level: Sublevel;
@@ -150,23 +167,13 @@ export class CredentialStore {
   #writing: Promise<unknown> = Promise.resolve();
   // The reads `verify` asked for in this turn of the event loop, by id: read together in the next one.
   #verifying: Map<string, Waiting[]> | undefined;
-  // Stored values read ahead (`readAhead`), each for one `verify`; any write to the sublevel takes its ids out.
-  readonly #ahead = new Map<string, unknown>();
-  // Writes to the sublevel seen since the read-ahead began: a read that one overtook is not kept.
-  #writes = 0;
-  #forgetAhead: NodeJS.Timeout | undefined;
-  readonly #onWrite = (operations: readonly WriteOperation[]): void => {
-    this.#writes++;
-    for (const op of operations) if (typeof op.key === 'string') this.#ahead.delete(op.key);
-  };
-  readonly #onClear = (): void => {
-    this.#writes++;
-    this.#ahead.clear();
-  };
+  // Stored values read ahead (`readAhead`), each for one `verify`, shared with the other stores on the sublevel.
+  readonly #ahead: ReadAhead;
 
   constructor(level: Sublevel, now: () => number = Date.now) {
     this.#level = level;
     this.#now = now;
+    this.#ahead = readAheadOf(level);
   }
 
   /** Creates a credential; resolves to the secret, which is stored nowhere. */
@@ -219,7 +226,9 @@ export class CredentialStore {
       if (mode === 'rotate' && existing !== undefined && overlapMs > 0) {
         value.previous = { hash: existing.hash, until: now + overlapMs };
       }
-      await storeIo(`writing the credential of ${id}`, () => this.#level.put(id, value));
+      await this.#write([id], () =>
+        storeIo(`writing the credential of ${id}`, () => this.#level.put(id, value)),
+      );
     });
   }
 
@@ -247,7 +256,10 @@ export class CredentialStore {
         };
         return { type: 'put' as const, key: id, value };
       });
-      await storeIo(`writing ${entries.length} credentials`, () => this.#level.batch(ops));
+      await this.#write(
+        entries.map((e) => e.id),
+        () => storeIo(`writing ${entries.length} credentials`, () => this.#level.batch(ops)),
+      );
     });
   }
 
@@ -261,7 +273,7 @@ export class CredentialStore {
     return this.#serial(async () => {
       const existing = await this.#read(id);
       if (existing === undefined) return false;
-      await storeIo(`deleting the credential of ${id}`, () => this.#level.del(id));
+      await this.#write([id], () => storeIo(`deleting the credential of ${id}`, () => this.#level.del(id)));
       return true;
     });
   }
@@ -284,33 +296,32 @@ export class CredentialStore {
    * `READ_AHEAD_CHUNK` to a LevelDB `getMany`, and keeps them for one `verify` each, for `keepMs` at most: a
    * reconnect storm is then answered from memory, not by one trip to LevelDB's thread per CONNECT (libuv accepts one
    * connection a turn, so the CONNECTs of a storm seldom share a read). Keeps `max` in all. Every write to the
-   * credentials, from this store or any other on the same sublevel, takes what it changes out first, so a rotated or
-   * removed credential is never answered from what was read before. Resolves to how many it keeps.
+   * credentials, by this store or any other on the same sublevel (nothing else writes them), takes what it changes
+   * out, so a rotated or removed credential is never answered from what was read before. Resolves to how many it
+   * keeps.
    */
   async readAhead(ids: Iterable<string>, max = READ_AHEAD_MAX, keepMs = READ_AHEAD_KEEP_MS): Promise<number> {
+    const ahead = this.#ahead;
     const wanted = new Set<string>();
     for (const id of ids) {
-      if (this.#ahead.size + wanted.size >= max) break;
-      if (isDeviceId(id) && !this.#ahead.has(id)) wanted.add(id);
+      if (ahead.values.size + wanted.size >= max) break;
+      if (isDeviceId(id) && !ahead.values.has(id)) wanted.add(id);
     }
     if (wanted.size === 0) return 0;
-    if (this.#forgetAhead === undefined) {
-      this.#level.on('write', this.#onWrite);
-      this.#level.on('clear', this.#onClear);
-    }
-    clearTimeout(this.#forgetAhead);
-    this.#forgetAhead = setTimeout(() => this.forgetReadAhead(), keepMs).unref();
+    clearTimeout(ahead.forget);
+    const forget = setTimeout(() => this.forgetReadAhead(), keepMs).unref();
+    ahead.forget = forget;
     const all = [...wanted];
     let kept = 0;
     for (let from = 0; from < all.length; from += READ_AHEAD_CHUNK) {
       const chunk = all.slice(from, from + READ_AHEAD_CHUNK);
-      const writesBefore = this.#writes;
+      const writesBefore = ahead.writes;
       const values = await storeIo(`reading ahead the credentials of ${chunk.length} devices`, () =>
         this.#level.getMany(chunk),
       );
       // A credential written meanwhile may be newer than what was read: this chunk is read again by its `verify`s.
-      if (this.#writes !== writesBefore || this.#forgetAhead === undefined) continue;
-      chunk.forEach((id, i) => this.#ahead.set(id, values[i]));
+      if (ahead.writes !== writesBefore || ahead.forget !== forget) continue;
+      chunk.forEach((id, i) => ahead.values.set(id, values[i]));
       kept += chunk.length;
     }
     return kept;
@@ -318,16 +329,14 @@ export class CredentialStore {
 
   /** Credentials read ahead and not yet asked for. */
   get readAheadKept(): number {
-    return this.#ahead.size;
+    return this.#ahead.values.size;
   }
 
-  /** Drops what `readAhead` kept, and stops watching the writes for it. */
+  /** Drops what `readAhead` kept. */
   forgetReadAhead(): void {
-    clearTimeout(this.#forgetAhead);
-    this.#forgetAhead = undefined;
-    this.#ahead.clear();
-    this.#level.off('write', this.#onWrite);
-    this.#level.off('clear', this.#onClear);
+    clearTimeout(this.#ahead.forget);
+    this.#ahead.forget = undefined;
+    this.#ahead.values.clear();
   }
 
   /** Whether `secret` is the secret of device `id`. */
@@ -347,10 +356,31 @@ export class CredentialStore {
 
   /** One id's stored value: what `readAhead` kept for it (taken, it answers once), else read. */
   #lookup(id: string): unknown {
-    if (!this.#ahead.has(id)) return this.#readTogether(id);
-    const value = this.#ahead.get(id);
-    this.#ahead.delete(id);
+    const values = this.#ahead.values;
+    if (!values.has(id)) return this.#readTogether(id);
+    const value = values.get(id);
+    values.delete(id);
     return value;
+  }
+
+  /**
+   * Writes the credentials of `ids`: what was read ahead for them is dropped as the write begins and again once it
+   * ended, and the count of writes moves both times, so a read-ahead that overlapped the write does not keep what it
+   * read (it may be older than the write).
+   */
+  async #write<T>(ids: readonly string[], write: () => Promise<T>): Promise<T> {
+    this.#wrote(ids);
+    try {
+      return await write();
+    } finally {
+      this.#wrote(ids);
+    }
+  }
+
+  #wrote(ids: readonly string[]): void {
+    const ahead = this.#ahead;
+    ahead.writes++;
+    for (const id of ids) ahead.values.delete(id);
   }
 
   /**
