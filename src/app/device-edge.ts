@@ -3,7 +3,7 @@ import { CommandMetrics, DeviceCommands, type DeviceCommandsOptions } from '../c
 import { cloudEventMetrics, Ingest, type DeadLetter, type PublishSource } from '../ingest/index.js';
 import { DurableInputs, UPSTREAM_SENDER } from '../runtime/index.js';
 import { DEAD_LETTER_TOPIC, upstreamTopics } from '../shared/index.js';
-import { CredentialStore } from '../credentials/index.js';
+import { CredentialStore, READ_AHEAD_MAX } from '../credentials/index.js';
 import { MqttSessions } from '../store/index.js';
 import type { CloudMessage } from '../upstream/index.js';
 import { cloudCommandHandler, cloudCommandReports, type CloudCommandReports } from './cloud-commands.js';
@@ -61,6 +61,7 @@ export async function startDeviceEdge(
   );
 
   const credentials = new CredentialStore(store.sublevels.creds);
+  readCredentialsAhead(credentials, durable, logger);
   const guard = deviceGuard(base, credentials);
   const { commands, reports } = commandsWithCloud(base, decision, uplink, credentials, () => broker);
   const sessions = await openSessions(base);
@@ -117,6 +118,7 @@ export async function startDeviceEdge(
     async stop() {
       // Stop accepting devices, then let the events already queued for their profiles finish.
       await started.close();
+      credentials.forgetReadAhead();
       await sessions.close();
       await ingest.drain();
       // Commands decided from here on (the decision loop applies what is left) are queued for the next start.
@@ -124,6 +126,26 @@ export async function startDeviceEdge(
       reports.stop();
     },
   };
+}
+
+/**
+ * Reads the credentials of the devices likely to reconnect first (`CredentialStore.readAhead`) while the broker starts:
+ * after a restart they come all at once.
+ */
+export function readCredentialsAhead(
+  credentials: CredentialStore,
+  durable: DurableInputs,
+  logger: Foundation['logger'],
+): void {
+  const devices = durable.recentActors(READ_AHEAD_MAX);
+  if (devices.length === 0) return;
+  const from = performance.now();
+  credentials.readAhead(devices).then(
+    (kept) =>
+      logger.info({ devices: kept, ms: Math.round(performance.now() - from) }, 'credentials read ahead'),
+    (err: unknown) =>
+      logger.warn({ err }, 'credentials could not be read ahead; each is read at its CONNECT'),
+  );
 }
 
 /**

@@ -11,6 +11,7 @@ import {
   closeAndThrow,
   commandsWithCloud,
   openSessions,
+  readCredentialsAhead,
   receiveCloudEvent,
   reportLimits,
   type DeviceEdge,
@@ -76,6 +77,7 @@ export async function startThreadedEdge(
     receiveCloudEvent(decision.durable, ingest, payload, message),
   );
   const credentials = new CredentialStore(store.sublevels.creds);
+  readCredentialsAhead(credentials, decision.durable, base.logger);
   reportLimits(base);
   const { commands, reports } = commandsWithCloud(base, decision, uplink, credentials, () => edge.broker);
   edge.on({
@@ -101,6 +103,7 @@ export async function startThreadedEdge(
     credentials,
     async stop() {
       await edge.stop();
+      credentials.forgetReadAhead();
       await sessions.close();
       await ingest.drain();
       await commands.stop();

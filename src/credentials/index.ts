@@ -14,5 +14,6 @@ export {
   CREDENTIAL_SCHEME,
   SECRET_BYTES,
   SECRET_FIELD_WORDS,
+  READ_AHEAD_MAX,
 } from './credentials.js';
 export type { CredentialInfo, CredentialSource, Verification } from './credentials.js';

@@ -189,7 +189,7 @@ const REPLAY_BATCH_MS = 10;
 /**
  * A replay batch after a longer turn of I/O may run as long as that turn took, up to this (and as many more records):
  * under sustained traffic the replay keeps about half of the loop rather than 10 ms in every few hundred. While devices
- * connect, `yieldToIo` gives them more (the replay keeps about a fifth).
+ * connect, `yieldToIo` gives them more (the replay keeps about a tenth).
  */
 const REPLAY_BATCH_MAX_MS = 50;
 /** Groups (or other entries) a checkpoint encodes between two turns of the event loop (about a millisecond's work). */
@@ -475,6 +475,21 @@ export class DurableInputs {
       health.retained = { fromSeq: start.seq, from: new Date(start.at).toISOString(), checkpoints, bytes };
     }
     return health;
+  }
+
+  /**
+   * Up to `max` actors likely to reconnect first after a restart: those the journal tail names, then the others the
+   * checkpoint saw, the most recently seen first. Complete until recovery reads the tail's profiles (`recover`).
+   */
+  recentActors(max: number): string[] {
+    const recent = new Set<string>();
+    for (const actor of this.tailActors ?? []) {
+      if (recent.size >= max) return [...recent];
+      recent.add(actor);
+    }
+    const seen = [...this.lastSeen.times.keys()];
+    for (let i = seen.length - 1; i >= 0 && recent.size < max; i--) recent.add(seen[i] as string);
+    return [...recent];
   }
 
   /** Whether the journal (or the checkpoint it continues) has an input from or about `actor`. */

@@ -2,9 +2,9 @@ import { performance } from 'node:perf_hooks';
 
 /**
  * Long work (a replay, a checkpoint's encoding) on the broker's thread gives devices that are connecting up to this
- * many times the time of its last batch: about a fifth of the loop for the work while a reconnect storm comes in.
+ * many times the time of its last batch: about a tenth of the loop for the work while a reconnect storm comes in.
  */
-const CONNECTING_SHARE = 4;
+const CONNECTING_SHARE = 9;
 
 /**
  * Lets the event loop serve I/O before long work goes on: one turn of the loop, then more turns while `steps` (a count

@@ -109,8 +109,8 @@ describe('yieldToIo', () => {
     });
     const tookMs = performance.now() - started;
     expect(asked).toBeGreaterThan(2);
-    // 4 times the 5 ms of work, then it gives the loop back; generous for a loaded machine's last turn.
-    expect(tookMs).toBeGreaterThanOrEqual(20);
+    // 9 times the 5 ms of work, then it gives the loop back; generous for a loaded machine's last turn.
+    expect(tookMs).toBeGreaterThanOrEqual(45);
     expect(tookMs).toBeLessThan(2_000);
   });
 });

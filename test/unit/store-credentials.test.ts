@@ -57,6 +57,20 @@ describe('secrets and their hashes', () => {
     expect(secretMatches(a, `${secret}x`)).toBe(false);
     expect(secretMatches('not a hash', secret)).toBe(false);
   });
+
+  test('the MAC is HMAC-SHA-256 keyed by the salt, as stored hashes were made (RFC 4231 vectors)', () => {
+    const b64url = (hex: string) => Buffer.from(hex, 'hex').toString('base64url');
+    // Test case 2: key "Jefe".
+    const mac2 = b64url('5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843');
+    expect(hashSecret('what do ya want for nothing?', Buffer.from('Jefe'))).toBe(
+      `hmac-sha256$SmVmZQ$${mac2}`,
+    );
+    // Test case 3: a 20-byte key of 0xaa, 50 bytes of 0xdd.
+    const mac3 = b64url('773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe');
+    const hash = `hmac-sha256$${b64url('aa'.repeat(20))}$${mac3}`;
+    expect(secretMatches(hash, Buffer.alloc(50, 0xdd))).toBe(true);
+    expect(secretMatches(hash, Buffer.alloc(50, 0xdc))).toBe(false);
+  });
 });
 
 describe('CredentialStore', () => {
@@ -139,6 +153,66 @@ describe('CredentialStore', () => {
     const results = await Promise.all(Array.from({ length: 5 }, () => codeOf(creds.add('dev-1'))));
     expect(results.filter((r) => r === 'resolved')).toHaveLength(1);
     expect(results.filter((r) => r === 'VIGIL_DEVICE_EXISTS')).toHaveLength(4);
+  });
+});
+
+describe('credentials read ahead of a reconnect storm', () => {
+  test('each one read ahead answers one verify as a read would, then the next verify reads it again', async () => {
+    const a = await creds.add('dev-a');
+    const b = await creds.add('dev-b');
+    expect(await creds.readAhead(['dev-a', 'dev-b', 'ghost', 'dev-a', '../bad'])).toBe(3);
+    expect(creds.readAheadKept).toBe(3);
+    expect(await creds.verify('dev-a', a)).toBe('ok');
+    expect(await creds.verify('dev-b', a)).toBe('wrong-secret');
+    expect(await creds.verify('ghost', a)).toBe('unknown-device');
+    expect(creds.readAheadKept).toBe(0);
+    expect(await creds.verify('dev-b', b)).toBe('ok');
+    expect(await creds.verify('ghost', a)).toBe('unknown-device');
+  });
+
+  test('a credential rotated, removed or imported after the read-ahead is never answered from it, whichever store wrote it', async () => {
+    const old = await Promise.all(['dev-1', 'dev-2', 'dev-3', 'dev-4'].map((id) => creds.add(id)));
+    expect(await creds.readAhead(['dev-1', 'dev-2', 'dev-3', 'dev-4', 'dev-5'])).toBe(5);
+    // Another store on the same credentials, as the HTTP API's profile import uses.
+    const other = new CredentialStore(store.sublevels.creds);
+    const rotated = await other.rotate('dev-1');
+    expect(await other.remove('dev-2')).toBe(true);
+    const imported = generateSecret();
+    await other.putHashes([{ id: 'dev-3', hash: hashSecret(imported) }]);
+    const added = await other.add('dev-5');
+    const ownRotation = await creds.rotate('dev-4');
+    expect(await creds.verify('dev-1', old[0] as string)).toBe('wrong-secret');
+    expect(await creds.verify('dev-2', old[1] as string)).toBe('unknown-device');
+    expect(await creds.verify('dev-3', old[2] as string)).toBe('wrong-secret');
+    expect(await creds.verify('dev-4', old[3] as string)).toBe('wrong-secret');
+    expect(await creds.verify('dev-5', added)).toBe('ok');
+    expect(await creds.verify('dev-1', rotated)).toBe('ok');
+    expect(await creds.verify('dev-3', imported)).toBe('ok');
+    expect(await creds.verify('dev-4', ownRotation)).toBe('ok');
+  });
+
+  test('a credential removed or rotated while the read-ahead reads is not answered from what it read', async () => {
+    const secrets = await Promise.all(['dev-1', 'dev-2'].map((id) => creds.add(id)));
+    const other = new CredentialStore(store.sublevels.creds);
+    // Begun before the read-ahead, ended whenever LevelDB's threads take them.
+    const removing = other.remove('dev-1');
+    const rotating = other.rotate('dev-2');
+    await Promise.all([creds.readAhead(['dev-1', 'dev-2']), removing, rotating]);
+    expect(await creds.verify('dev-1', secrets[0] as string)).toBe('unknown-device');
+    expect(await creds.verify('dev-2', secrets[1] as string)).toBe('wrong-secret');
+    expect(await creds.verify('dev-2', await rotating)).toBe('ok');
+  });
+
+  test('keeps at most the bound it is given, and nothing once its time is up or it is forgotten', async () => {
+    const secrets = await Promise.all(['dev-1', 'dev-2', 'dev-3'].map((id) => creds.add(id)));
+    expect(await creds.readAhead(['dev-1', 'dev-2', 'dev-3'], 2)).toBe(2);
+    expect(creds.readAheadKept).toBe(2);
+    creds.forgetReadAhead();
+    expect(creds.readAheadKept).toBe(0);
+    await creds.readAhead(['dev-1', 'dev-2', 'dev-3'], 10, 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(creds.readAheadKept).toBe(0);
+    expect(await creds.verify('dev-3', secrets[2] as string)).toBe('ok');
   });
 });
 
