@@ -8,6 +8,7 @@ import type { Action } from '../../src/shared/index.js';
 import type { ReopenableLevel } from '../../src/store/reopenable-level.js';
 import type { EncodedOp } from '../../src/store/store-writes.js';
 import { tempDir } from '../helpers/temp.js';
+import { metricSum, until } from '../helpers/wait.js';
 import { captureLogs } from './durability-faults.js';
 
 /**
@@ -26,24 +27,6 @@ const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-async function until(
-  what: string,
-  predicate: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function sample(gw: Gateway, series: string): Promise<number | undefined> {
-  const text = await (await fetch(`http://127.0.0.1:${gw.http.port}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 /** `perDevice` alarms from each of `devices` devices: each stays within the broker's rate per device. */
 async function alarms(gw: Gateway, devices: number, perDevice: number, from = 0): Promise<void> {
@@ -99,7 +82,7 @@ describe('a failed delete of actions the cloud acknowledged', () => {
     await alarms(gateway, DEVICES, ALARMS / DEVICES);
     await until('every action in the outbox', () => gateway.store.outbox.size === ALARMS, 15_000);
     const deletesWork = failOutboxDeletes(gateway.store.db as ReopenableLevel);
-    expect(await sample(gateway, DELETE_ERRORS)).toBe(0);
+    expect(await metricSum(gateway.http.port, DELETE_ERRORS)).toBe(0);
 
     const cloud: Broker = await startLocalBroker({ port: cloudPort });
     cleanups.push(() => cloud.close());
@@ -110,7 +93,7 @@ describe('a failed delete of actions the cloud acknowledged', () => {
     // More than the in-flight window (100): the drain goes on past deletes that fail.
     await until('every action at the cloud', () => received.length >= ALARMS, 20_000);
     await until('an empty outbox', () => gateway.store.outbox.size === 0, 10_000);
-    expect(await sample(gateway, DELETE_ERRORS)).toBeGreaterThanOrEqual(1);
+    expect(await metricSum(gateway.http.port, DELETE_ERRORS)).toBeGreaterThanOrEqual(1);
     expect(gateway.store.outbox.retryingDeletes).toBeDefined();
     const logged = logs.lines.find((l) =>
       String(l.msg).includes('deleting actions the cloud acknowledged failed'),

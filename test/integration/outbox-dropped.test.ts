@@ -9,6 +9,7 @@ import { parseConfig } from '../../src/config/index.js';
 import { DATA_FORMATS, type Action } from '../../src/shared/index.js';
 import { openStore, STORE_FORMAT_KEY } from '../../src/store/index.js';
 import { tempDir } from '../helpers/temp.js';
+import { metricSum, until } from '../helpers/wait.js';
 import { captureLogs, faultyStorage } from './durability-faults.js';
 
 /**
@@ -27,28 +28,6 @@ const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-async function until(
-  what: string,
-  predicate: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** The sum of a metric's series (every label set) in /metrics; undefined when it has none. */
-async function sample(gw: Gateway, name: string): Promise<number | undefined> {
-  const text = await (await fetch(`http://127.0.0.1:${gw.http.port}/metrics`)).text();
-  const values = text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
-    .map((l) => Number(l.slice(l.lastIndexOf(' ') + 1)));
-  return values.length === 0 ? undefined : values.reduce((a, b) => a + b, 0);
-}
 
 async function alarms(gw: Gateway, from: number, count: number): Promise<void> {
   const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.mqtt.port}`, {
@@ -96,7 +75,7 @@ describe('actions dropped from a full outbox', () => {
     await until('the outbox full', () => first.store.outbox.size === MAX_COUNT, 10_000);
     await until(
       'the dropped actions counted',
-      async () => (await sample(first, 'vigil_outbox_dropped_total')) === ALARMS - MAX_COUNT,
+      async () => (await metricSum(first.http.port, 'vigil_outbox_dropped_total')) === ALARMS - MAX_COUNT,
       10_000,
     );
 
@@ -123,7 +102,7 @@ describe('actions dropped from a full outbox', () => {
     cleanups.push(() => second.stop());
     const report = await second.recovered;
     expect(report.replayed).toBeGreaterThanOrEqual(ALARMS);
-    expect(await sample(second, NOT_RESENT)).toBe(ALARMS - MAX_COUNT);
+    expect(await metricSum(second.http.port, NOT_RESENT)).toBe(ALARMS - MAX_COUNT);
     expect(dropped.map((id) => second.store.outbox.known(id))).toEqual(dropped.map(() => 'dropped'));
     // A new alarm: anything the replay queued would go before it (same priority, queued earlier).
     await alarms(second, ALARMS + 1, 1);

@@ -1,12 +1,13 @@
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
-import { startGateway, type Gateway } from '../../src/app/index.js';
+import { startGateway } from '../../src/app/index.js';
 import { startLocalBroker, type Broker } from '../../src/broker/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import type { Action } from '../../src/shared/index.js';
 import type { ReopenableLevel } from '../../src/store/reopenable-level.js';
 import { tempDir } from '../helpers/temp.js';
+import { metricSum, until } from '../helpers/wait.js';
 
 /**
  * The outbox keeps the first 1,024 actions in drain order in memory and reads the rest back from LevelDB ahead of
@@ -24,24 +25,6 @@ const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-async function until(
-  what: string,
-  predicate: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function sample(gw: Gateway, series: string): Promise<number | undefined> {
-  const text = await (await fetch(`http://127.0.0.1:${gw.http.port}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 /** Makes every LevelDB iterator over the outbox's keys throw until the returned function is called. */
 function failOutboxReads(db: ReopenableLevel): () => void {
@@ -101,7 +84,7 @@ describe('a read-ahead of the outbox that fails', () => {
     cleanups.push(() => gateway.stop());
     expect(gateway.store.outbox.loadedCount).toBeLessThan(TOTAL);
     const readsWork = failOutboxReads(gateway.store.db as ReopenableLevel);
-    expect(await sample(gateway, READ_ERRORS)).toBe(0);
+    expect(await metricSum(gateway.http.port, READ_ERRORS)).toBe(0);
 
     const cloud: Broker = await startLocalBroker({ port: cloudPort, maxPacketBytes: 4 * 1024 * 1024 });
     cleanups.push(() => cloud.close());
@@ -112,7 +95,7 @@ describe('a read-ahead of the outbox that fails', () => {
     // The drain reaches the actions on disk only; reading them fails, again and again.
     await until(
       'two failed reads in /metrics',
-      async () => ((await sample(gateway, READ_ERRORS)) ?? 0) >= 2,
+      async () => ((await metricSum(gateway.http.port, READ_ERRORS)) ?? 0) >= 2,
       15_000,
     );
     // Only what memory held went out: the others wait in LevelDB until it reads again.
@@ -121,6 +104,6 @@ describe('a read-ahead of the outbox that fails', () => {
     readsWork();
     await until('every action at the cloud', () => received.size === TOTAL, 20_000);
     await until('an empty outbox', () => gateway.store.outbox.size === 0, 5_000);
-    expect(await sample(gateway, READ_ERRORS)).toBeGreaterThanOrEqual(2);
+    expect(await metricSum(gateway.http.port, READ_ERRORS)).toBeGreaterThanOrEqual(2);
   });
 });
