@@ -1,14 +1,12 @@
-import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGateway, type Gateway } from '../../src/app/index.js';
 import { startLocalBroker, type Broker } from '../../src/broker/index.js';
-import { parseConfig } from '../../src/config/index.js';
 import type { Action } from '../../src/shared/index.js';
 import type { ReopenableLevel } from '../../src/store/reopenable-level.js';
 import type { EncodedOp } from '../../src/store/store-writes.js';
-import { tempDir } from '../helpers/temp.js';
 import { metricSum, until } from '../helpers/wait.js';
+import { cloudDownConfig } from './cloud-down-config.js';
 import { captureLogs } from './durability-faults.js';
 
 /**
@@ -18,7 +16,6 @@ import { captureLogs } from './durability-faults.js';
  * LevelDB; the write fails at the store's boundary (LevelDB refuses every write that deletes an outbox entry), while
  * the others go through.
  */
-const RULES = fileURLToPath(new URL('../fixtures/rules/priorities', import.meta.url));
 const DEVICES = 10;
 const ALARMS = DEVICES * 30;
 const DELETE_ERRORS = 'vigil_outbox_delete_errors_total';
@@ -63,20 +60,8 @@ function failOutboxDeletes(db: ReopenableLevel): () => void {
 
 describe('a failed delete of actions the cloud acknowledged', () => {
   test('is counted, logged and tried again; the drain goes on, and nothing is sent twice', async () => {
-    const dir = await tempDir();
-    cleanups.push(() => dir.remove());
-    // The cloud's address, taken while nothing is there yet: the gateway starts with the cloud down.
-    const probe = await startLocalBroker({ port: 0 });
-    const cloudPort = probe.address.port;
-    await probe.close();
-    const config = parseConfig({
-      gatewayId: 'gw1',
-      data: dir.path,
-      rules: RULES,
-      mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
-      http: { port: 0 },
-      upstream: { url: `mqtt://127.0.0.1:${cloudPort}`, reconnect: '100ms' },
-    });
+    // The gateway starts with the cloud down.
+    const { config, cloudPort } = await cloudDownConfig(cleanups);
     const logs = captureLogs('warn');
     let gateway = await startGateway(config, { logger: logs.logger });
     await alarms(gateway, DEVICES, ALARMS / DEVICES);

@@ -5,11 +5,11 @@ import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGateway, type Gateway } from '../../src/app/index.js';
 import { startLocalBroker, type Broker } from '../../src/broker/index.js';
-import { parseConfig } from '../../src/config/index.js';
 import { DATA_FORMATS, type Action } from '../../src/shared/index.js';
 import { openStore, STORE_FORMAT_KEY } from '../../src/store/index.js';
 import { tempDir } from '../helpers/temp.js';
 import { metricSum, until } from '../helpers/wait.js';
+import { cloudDownConfig } from './cloud-down-config.js';
 import { captureLogs, faultyStorage } from './durability-faults.js';
 
 /**
@@ -18,7 +18,6 @@ import { captureLogs, faultyStorage } from './durability-faults.js';
  * gateway on a real journal and LevelDB; a crash is a stop whose checkpoints are never written, so that the next
  * start replays every input.
  */
-const RULES = fileURLToPath(new URL('../fixtures/rules/priorities', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('../fixtures/upgrade/', import.meta.url));
 const MAX_COUNT = 3;
 const ALARMS = 7;
@@ -44,19 +43,8 @@ async function alarms(gw: Gateway, from: number, count: number): Promise<void> {
 
 describe('actions dropped from a full outbox', () => {
   test('are neither queued again nor sent to the cloud when a recovery decides them again', async () => {
-    const dir = await tempDir();
-    cleanups.push(() => dir.remove());
-    // The cloud's address, taken while nothing is there yet: the gateway starts with the cloud down.
-    const probe = await startLocalBroker({ port: 0 });
-    const cloudPort = probe.address.port;
-    await probe.close();
-    const config = parseConfig({
-      gatewayId: 'gw1',
-      data: dir.path,
-      rules: RULES,
-      mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
-      http: { port: 0 },
-      upstream: { url: `mqtt://127.0.0.1:${cloudPort}`, reconnect: '100ms' },
+    // The gateway starts with the cloud down.
+    const { config, cloudPort } = await cloudDownConfig(cleanups, {
       outbox: { maxCount: MAX_COUNT },
       log: { level: 'silent' },
     });

@@ -1,13 +1,11 @@
-import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGateway } from '../../src/app/index.js';
 import { startLocalBroker, type Broker } from '../../src/broker/index.js';
-import { parseConfig } from '../../src/config/index.js';
 import type { Action } from '../../src/shared/index.js';
 import type { ReopenableLevel } from '../../src/store/reopenable-level.js';
-import { tempDir } from '../helpers/temp.js';
 import { metricSum, until } from '../helpers/wait.js';
+import { cloudDownConfig } from './cloud-down-config.js';
 
 /**
  * The outbox keeps the first 1,024 actions in drain order in memory and reads the rest back from LevelDB ahead of
@@ -15,7 +13,6 @@ import { metricSum, until } from '../helpers/wait.js';
  * The whole gateway on a real LevelDB; the read fails at the store's boundary (LevelDB's iterators over the outbox
  * throw), while every write goes through.
  */
-const RULES = fileURLToPath(new URL('../fixtures/rules/priorities', import.meta.url));
 const DEVICES = 10;
 const EVENTS_PER_DEVICE = 110;
 const TOTAL = DEVICES * EVENTS_PER_DEVICE;
@@ -45,22 +42,8 @@ function failOutboxReads(db: ReopenableLevel): () => void {
 
 describe('a read-ahead of the outbox that fails', () => {
   test('is counted in /metrics and tried again; every queued action reaches the cloud', async () => {
-    const dir = await tempDir();
-    cleanups.push(() => dir.remove());
-    // The cloud's address, taken while nothing is there yet: the gateway starts with the cloud down.
-    const probe = await startLocalBroker({ port: 0 });
-    const cloudPort = probe.address.port;
-    await probe.close();
-    const config = parseConfig({
-      gatewayId: 'gw1',
-      data: dir.path,
-      rules: RULES,
-      // Authentication is not what this test is about: devices connect anonymously.
-      mqtt: { host: '127.0.0.1', port: 0, allowAnonymous: true },
-      http: { port: 0 },
-      upstream: { url: `mqtt://127.0.0.1:${cloudPort}`, reconnect: '100ms' },
-      log: { level: 'silent' },
-    });
+    // The gateway starts with the cloud down.
+    const { config, cloudPort } = await cloudDownConfig(cleanups, { log: { level: 'silent' } });
     let gateway = await startGateway(config);
     await Promise.all(
       Array.from({ length: DEVICES }, async (_, d) => {
