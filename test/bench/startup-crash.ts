@@ -5,6 +5,7 @@
 // address of 127.0.0.0/8 is loopback on Linux), as a fleet does; a second storm is one site behind NAT: hundreds
 // of devices from one address, within the gateway's limit of connections without CONNECT per address.
 import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCloudBroker } from './cloud-broker.js';
@@ -30,6 +31,11 @@ export interface CrashOptions {
   readonly groups: number;
   /** A CPU profile of each restarted gateway is written here (`--cpu-prof`), when set. */
   readonly cpuProfDir?: string | undefined;
+  /**
+   * Storms against a freshly started gateway (nothing to replay) and a plain aedes, in turn (0: none): the connect
+   * path alone, without the crash.
+   */
+  readonly stormRuns: number;
   /** The single executable to crash and restart, when it was built; else `node dist/cli.js`. */
   readonly binary?: string | undefined;
   readonly log: (message: string) => void;
@@ -86,6 +92,17 @@ export interface CrashRecord {
   /** What was killed and restarted. */
   readonly gateway: string;
   readonly runs: CrashRun[];
+  /** The storms against a freshly started gateway, without a crash. */
+  readonly storms: StormRun[];
+}
+
+/** One storm against a freshly started gateway and against a plain aedes, and which took it first. */
+export interface StormRun {
+  readonly vigil: Storm;
+  readonly aedes: Storm;
+  readonly vigilFirst: boolean;
+  /** The load average (1 minute) before and after. */
+  readonly load: readonly [number, number];
 }
 
 /** The fleet's shape under load: its profiles, and the devices' rotation and readings (firmware-sim). */
@@ -223,6 +240,48 @@ async function crashOnce(
   }
 }
 
+/**
+ * A storm against a gateway started on a fresh copy of the data (profiles and credentials, no journal: nothing to
+ * replay), and the same storm against a plain aedes; `vigilFirst` says which takes it first.
+ */
+async function stormOnce(
+  o: CrashOptions,
+  setup: VigilSetup,
+  rulesDir: string,
+  cloudUrl: string,
+  secret: string,
+  vigilFirst: boolean,
+): Promise<StormRun> {
+  const data = await mkdtemp(join(setup.workDir, 'data-'));
+  await cp(setup.dataTemplate, data, { recursive: true });
+  const load1 = loadavg()[0] ?? NaN;
+  const profile = o.cpuProfDir;
+  const sut = await startVigil(setup, {
+    cloudUrl,
+    rulesDir,
+    logLevel: 'info',
+    data,
+    binary: o.binary,
+    ...(profile === undefined
+      ? {}
+      : o.binary === undefined
+        ? { cpuProfDir: profile }
+        : { env: { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}` } }),
+  });
+  try {
+    await recoveredLine(sut, performance.now());
+    const onVigil = (): Promise<Storm> => storm(sut.url, o.devices, secret, o.perAddress);
+    const onAedes = async (): Promise<Storm> => (await aedesStorms({ ...o, natDevices: 0 }, secret)).storm;
+    const first = await (vigilFirst ? onVigil() : onAedes());
+    const second = await (vigilFirst ? onAedes() : onVigil());
+    const [vigil, aedes] = vigilFirst ? [first, second] : [second, first];
+    return { vigil, aedes, vigilFirst, load: [load1, loadavg()[0] ?? NaN] };
+  } finally {
+    await sut.stop();
+    await rm(data, { recursive: true, force: true });
+  }
+}
+
 /** The same storms against a plain aedes. */
 async function aedesStorms(o: CrashOptions, secret: string): Promise<{ storm: Storm; nat?: Storm }> {
   const aedes = await startAedes({ batchWrites: true });
@@ -277,6 +336,7 @@ export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
   await writeFile(join(rulesDir, 'bench-windows.yaml'), windowScenarios(windows));
   const cloud = await startCloudBroker();
   const runs: CrashRun[] = [];
+  const storms: StormRun[] = [];
   try {
     for (let i = 0; i < o.runs; i++) {
       const run = await crashOnce(o, setup, rulesDir, cloud.url, secret);
@@ -297,6 +357,17 @@ export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
           (run.storm.aedes.failed > 0 ? `; aedes's storm failed: ${run.storm.aedes.why.join(', ')}` : ''),
       );
     }
+    for (let i = 0; i < o.stormRuns; i++) {
+      const run = await stormOnce(o, setup, rulesDir, cloud.url, secret, i % 2 === 0);
+      storms.push(run);
+      o.log(
+        `storm ${i + 1} of ${o.stormRuns}, a fresh gateway (${run.vigilFirst ? 'Vigil' : 'aedes'} first, load ` +
+          `average ${run.load[0].toFixed(1)} → ${run.load[1].toFixed(1)}): vigil ${run.vigil.connected} in ` +
+          `${run.vigil.ms.toFixed(0)} ms, aedes ${run.aedes.connected} in ${run.aedes.ms.toFixed(0)} ms` +
+          (run.vigil.failed > 0 ? `; vigil's storm failed: ${run.vigil.why.join(', ')}` : '') +
+          (run.aedes.failed > 0 ? `; aedes's storm failed: ${run.aedes.why.join(', ')}` : ''),
+      );
+    }
   } finally {
     await cloud.stop();
     await setup.remove();
@@ -309,13 +380,50 @@ export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
     natDevices: o.natDevices,
     gateway: o.binary === undefined ? '`node dist/cli.js run`' : 'the executable',
     runs,
+    storms,
   };
 }
 
 const med = (r: CrashRecord, f: (x: CrashRun) => number): number => median(r.runs.map(f));
 
-/** The crash part as markdown, each figure beside its floor. */
+/** The crash part as markdown, each figure beside its floor; then the storms against a fresh gateway, if any. */
 export function crashTable(r: CrashRecord): string {
+  const parts = r.runs.length > 0 ? [crashRunsTable(r)] : [];
+  if (r.storms.length > 0) parts.push(stormTable(r));
+  return parts.join('\n\n');
+}
+
+/** The storms against a freshly started gateway, Vigil beside the plain aedes of the same run. */
+function stormTable(r: CrashRecord): string {
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  const n = r.devices.toLocaleString('en-US');
+  const figure = (s: StormRun['vigil']): string => `${s.ms.toFixed(0)} ms, ${s.connected} of ${n} in`;
+  return [
+    line([
+      `reconnect storm against a fresh ${r.gateway} (no replay)`,
+      'Vigil',
+      'plain aedes',
+      'load average',
+    ]),
+    line(['---', '---', '---', '---']),
+    ...r.storms.map((s, i) =>
+      line([
+        `${i + 1}: ${s.vigilFirst ? 'Vigil' : 'aedes'} first`,
+        figure(s.vigil),
+        figure(s.aedes),
+        `${s.load[0].toFixed(1)} → ${s.load[1].toFixed(1)}`,
+      ]),
+    ),
+    line([
+      `median of ${r.storms.length}`,
+      `${median(r.storms.map((s) => s.vigil.ms)).toFixed(0)} ms`,
+      `${median(r.storms.map((s) => s.aedes.ms)).toFixed(0)} ms`,
+      '',
+    ]),
+  ].join('\n');
+}
+
+function crashRunsTable(r: CrashRecord): string {
   const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
   const n = r.devices.toLocaleString('en-US');
   const storm = (s: 'vigil' | 'aedes'): string =>
@@ -380,6 +488,7 @@ export function crashTable(r: CrashRecord): string {
 
 /** The issue's crash goals. */
 export function crashTargets(r: CrashRecord): TargetRecord[] {
+  if (r.runs.length === 0) return [];
   const deciding = med(r, (x) => x.decidingMs);
   const vigil = med(r, (x) => x.storm.vigil.ms);
   const aedes = med(r, (x) => x.storm.aedes.ms);
@@ -424,6 +533,7 @@ export const CRASH_ARGS = {
   'crash-nat': { type: 'string' },
   'crash-groups': { type: 'string' },
   'crash-cpu-prof': { type: 'string' },
+  'storm-runs': { type: 'string' },
 } as const;
 
 export const CRASH_USAGE = `  --crash-runs N          SIGKILLs under load in the startup section (default 5; 0 skips them)
@@ -433,7 +543,9 @@ export const CRASH_USAGE = `  --crash-runs N          SIGKILLs under load in the
   --crash-per-address N   devices of the storm sharing one source address (default 1: each its own)
   --crash-nat N           then N devices at once from one address, a site behind NAT (default 500; 0 skips)
   --crash-groups N        live groups at the kill (default 100000: windowed scenarios added to reach it)
-  --crash-cpu-prof DIR    write a CPU profile of each restarted gateway to DIR`;
+  --crash-cpu-prof DIR    write a CPU profile of each restarted gateway to DIR (and of each fresh one below)
+  --storm-runs N          storms against a freshly started gateway (no crash, no replay) and a plain aedes, which
+                          goes first alternating; the crash part's devices, one per address (default 0)`;
 
 export function crashOptions(values: {
   'crash-runs'?: string | undefined;
@@ -444,6 +556,7 @@ export function crashOptions(values: {
   'crash-nat'?: string | undefined;
   'crash-groups'?: string | undefined;
   'crash-cpu-prof'?: string | undefined;
+  'storm-runs'?: string | undefined;
 }): Omit<CrashOptions, 'log'> {
   const num = (name: keyof typeof CRASH_ARGS, fallback: number): number => {
     const v = values[name];
@@ -460,5 +573,6 @@ export function crashOptions(values: {
     natDevices: num('crash-nat', 500),
     groups: num('crash-groups', 100_000),
     cpuProfDir: values['crash-cpu-prof'],
+    stormRuns: num('storm-runs', 0),
   };
 }

@@ -335,7 +335,7 @@ export async function startupBench(o: StartupOptions): Promise<StartupRecord> {
     const rows = o.runs > 0 ? await timeStarts(o, scratch) : [];
     const size = o.runs > 0 ? await sizes(o, scratch) : undefined;
     const crash =
-      o.crash && o.crash.runs > 0
+      o.crash && (o.crash.runs > 0 || o.crash.stormRuns > 0)
         ? await crashBench({
             ...o.crash,
             ...(existsSync(o.binary) ? { binary: o.binary } : {}),
