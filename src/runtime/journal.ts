@@ -43,6 +43,11 @@ export interface JournalOptions {
    * flash each.
    */
   commitWindowMs?: number | undefined;
+  /**
+   * How long the commit of records appended with `appendDeferred` may wait for more records, when nothing else waits
+   * for one; default 0 (they are committed as any other record).
+   */
+  deferredCommitMs?: number | undefined;
   /** Back-off between attempts while the storage fails: doubles from `retryMinMs` up to `retryMaxMs`. */
   retryMinMs?: number | undefined;
   retryMaxMs?: number | undefined;
@@ -124,6 +129,7 @@ export class Journal {
   readonly #logger: Logger;
   readonly #segmentBytes: number;
   readonly #commitWindowMs: number;
+  readonly #deferredCommitMs: number;
   readonly #retryMinMs: number;
   readonly #retryMaxMs: number;
   readonly #onFault: JournalOptions['onFault'];
@@ -145,6 +151,10 @@ export class Journal {
   #queuedFrom: number;
   /** The last record appended that asked for a sync. */
   #lastSyncSeq = 0;
+  /** The last record appended whose commit may not be deferred (`appendDeferred`). */
+  #lastUrgentSeq = 0;
+  /** The timer of a deferred commit, while one is scheduled. */
+  #deferTimer: NodeJS.Timeout | undefined;
   #requests: Request[] = [];
   /** The request `recorded()` shares among everyone who asks before the next commit takes the queue. */
   #open: Request | undefined;
@@ -185,6 +195,7 @@ export class Journal {
     this.#logger = opts.logger;
     this.#segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.#commitWindowMs = opts.commitWindowMs ?? 0;
+    this.#deferredCommitMs = opts.deferredCommitMs ?? 0;
     this.#retryMinMs = opts.retryMinMs ?? DEFAULT_RETRY_MIN_MS;
     this.#retryMaxMs = opts.retryMaxMs ?? DEFAULT_RETRY_MAX_MS;
     this.#onFault = opts.onFault;
@@ -250,6 +261,25 @@ export class Journal {
    * the bytes of `payload` from `start` to `end`, copied at once (a buffer the caller reuses will do).
    */
   append(payload: Uint8Array, persist: Persist, format = 1, start = 0, end = payload.length): number {
+    const seq = this.#append(payload, persist, format, start, end);
+    if (seq >= 0) this.#lastUrgentSeq = seq;
+    this.#schedule();
+    return seq;
+  }
+
+  /**
+   * As `append` at `write`, for a record nobody waits for promptly (a device's connection or disconnection): while
+   * nothing else waits for a commit, it waits up to `deferredCommitMs` for more records to share its write, so that a
+   * storm of connections costs a write per few milliseconds rather than one per turn of the event loop. A record
+   * appended with `append`, a sync, a rotation or closing brings the commit forward.
+   */
+  appendDeferred(payload: Uint8Array, format = 1, start = 0, end = payload.length): number {
+    const seq = this.#append(payload, 'write', format, start, end);
+    this.#schedule();
+    return seq;
+  }
+
+  #append(payload: Uint8Array, persist: Persist, format: number, start: number, end: number): number {
     if (this.#closing) return -1;
     if (end - start > MAX_RECORD_BYTES) throw new RangeError(`journal record of ${end - start} bytes`);
     const seq = this.#nextSeq++;
@@ -264,7 +294,6 @@ export class Journal {
     this.#slabUsed = at + bytes;
     this.#frames.push(seq, slab, at, at + bytes, persist === 'sync');
     if (persist === 'sync') this.#lastSyncSeq = seq;
-    this.#schedule();
     return seq;
   }
 
@@ -394,18 +423,38 @@ export class Journal {
   }
 
   #schedule(): void {
-    if (this.#flushing || this.#scheduled) return;
+    if (this.#flushing) return;
+    const defer = this.#mayDefer();
+    if (this.#scheduled) {
+      // A deferred commit is brought forward by anything that may not wait.
+      if (this.#deferTimer === undefined || defer) return;
+      clearTimeout(this.#deferTimer);
+      this.#deferTimer = undefined;
+    }
     this.#scheduled = true;
     // After the current turn: the publishes of one socket read, and of every socket readable now, join one
     // commit; with a commit window, so do those of the next milliseconds when the commit will have to sync.
-    if (this.#commitWindowMs > 0 && this.#lastSyncSeq >= this.#queuedFrom)
+    if (defer) this.#deferTimer = setTimeout(this.#start, this.#deferredCommitMs);
+    else if (this.#commitWindowMs > 0 && this.#lastSyncSeq >= this.#queuedFrom)
       setTimeout(this.#start, this.#commitWindowMs);
     else setImmediate(this.#start);
+  }
+
+  /** Whether the next commit may wait: it carries only deferred records, and nobody asked for a sync or to close. */
+  #mayDefer(): boolean {
+    if (this.#deferredCommitMs <= 0 || this.#closing || this.#syncDue) return false;
+    if (this.#nextSeq === this.#queuedFrom || this.#lastUrgentSeq >= this.#queuedFrom) return false;
+    for (let i = 0; i < this.#requests.length; i++) {
+      const r = this.#requests[i] as Request;
+      if (r.sync || r.rotate) return false;
+    }
+    return true;
   }
 
   /** Made once, not per commit. */
   readonly #start = (): void => {
     this.#scheduled = false;
+    this.#deferTimer = undefined;
     this.#flush();
   };
 
@@ -477,7 +526,9 @@ export class Journal {
     }
     if (this.#batchThrough >= this.#batchFrom) this.#reportRecorded(this.#batchThrough);
     for (let i = 0; i < requests.length; i++) (requests[i] as Request).resolve();
-    this.#flush();
+    // What was appended meanwhile goes next, unless it may wait for more (then `#flushEnd` defers it).
+    if (this.#mayDefer()) this.#flushEnd();
+    else this.#flush();
   };
 
   #flushEnd(): void {

@@ -119,6 +119,68 @@ describe('the journal', () => {
     await expect(journal.recorded()).rejects.toThrow(/journal is closed/);
   });
 
+  test('deferred records wait for company across turns of the event loop, and share one write', async () => {
+    const dir = await journalDir();
+    const commits: number[] = [];
+    const journal = await open(dir, {
+      deferredCommitMs: 1_000,
+      onCommit: (info) => {
+        if (info.records > 0) commits.push(info.records);
+      },
+    });
+    await journal.sync();
+    for (const text of ['a', 'b', 'c']) {
+      journal.appendDeferred(Buffer.from(text));
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(commits).toEqual([]);
+    await journal.recorded();
+    expect(commits).toEqual([3]);
+    // Without a deferral, each turn's records are a commit of their own.
+    const plain = await open(await journalDir(), {
+      onCommit: (info) => {
+        if (info.records > 0) commits.push(info.records);
+      },
+    });
+    await plain.sync();
+    for (const text of ['a', 'b']) {
+      plain.appendDeferred(Buffer.from(text));
+      await new Promise((r) => setImmediate(r));
+    }
+    await plain.recorded();
+    expect(commits).toEqual([3, 1, 1]);
+  });
+
+  test('a record that may not wait, a sync or closing brings a deferred commit forward, in order', async () => {
+    const dir = await journalDir();
+    const commits: number[] = [];
+    // Longer than the test may take: only bringing the commit forward lets it pass.
+    const journal = await open(dir, {
+      deferredCommitMs: 600_000,
+      onCommit: (info) => {
+        if (info.records > 0) commits.push(info.records);
+      },
+    });
+    await journal.sync();
+    journal.appendDeferred(Buffer.from('connected'));
+    await new Promise((r) => setImmediate(r));
+    journal.append(Buffer.from('publish'), 'sync');
+    await journal.recorded();
+    expect(commits).toEqual([2]);
+    journal.appendDeferred(Buffer.from('disconnected'));
+    await journal.sync();
+    expect(commits).toEqual([2, 1]);
+    journal.appendDeferred(Buffer.from('connected again'));
+    await journal.close();
+    const reopened = await open(dir);
+    expect((await readAll(reopened)).map(([, text]) => text)).toEqual([
+      'connected',
+      'publish',
+      'disconnected',
+      'connected again',
+    ]);
+  });
+
   test('a backlog of many thousand records is written in slices, and a sync covers all of it', async () => {
     const dir = await journalDir();
     const journal = await open(dir);
