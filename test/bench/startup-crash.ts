@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCloudBroker } from './cloud-broker.js';
 import { LoadGenClient } from './load-gen-client.js';
+import { cpuSeconds } from './proc-stats.js';
 import type { TargetRecord } from './results.js';
 import { startAedes, startVigil, type SystemUnderTest } from './systems.js';
 import { benchSecret, prepareVigil, type VigilSetup } from './vigil-setup.js';
@@ -81,6 +82,8 @@ interface Storm {
   readonly failed: number;
   /** Up to three reasons the load generator saw for connections that failed. */
   readonly why: readonly string[];
+  /** CPU the system took (all its threads) while the storm ran, ms. */
+  readonly cpuMs: number;
 }
 
 export interface CrashRecord {
@@ -145,14 +148,21 @@ async function recoveredLine(sut: SystemUnderTest, t0: number): Promise<{ atMs: 
  * A storm of `devices` connections at once, `perAddress` of them from each source address, from a load generator
  * of its own; all closed again before it resolves.
  */
-async function storm(url: string, devices: number, secret: string, perAddress: number): Promise<Storm> {
+async function storm(
+  sut: SystemUnderTest,
+  devices: number,
+  secret: string,
+  perAddress: number,
+): Promise<Storm> {
   const gen = LoadGenClient.start();
   try {
+    const cpuBefore = cpuSeconds(sut.pid);
     const r = await gen.request(
-      { kind: 'idle', url, connections: devices, idPrefix: 'dev-', secret, storm: true, perAddress },
+      { kind: 'idle', url: sut.url, connections: devices, idPrefix: 'dev-', secret, storm: true, perAddress },
       'idle',
     );
-    return { ms: r.ms, connected: r.connected, failed: r.failed ?? 0, why: r.why ?? [] };
+    const cpuMs = (cpuSeconds(sut.pid) - cpuBefore) * 1_000;
+    return { ms: r.ms, connected: r.connected, failed: r.failed ?? 0, why: r.why ?? [], cpuMs };
   } finally {
     await gen.stop();
   }
@@ -207,14 +217,14 @@ async function crashOnce(
     const t0 = performance.now();
     restarted = await start(o.cpuProfDir);
     const [vigilStorm, recovered] = await Promise.all([
-      storm(restarted.url, o.devices, secret, o.perAddress),
+      storm(restarted, o.devices, secret, o.perAddress),
       recoveredLine(restarted, t0),
     ]);
     await load.catch(() => undefined);
     const afterStorm = await restarted.metrics();
     const timersAfterStorm = gauge(afterStorm, 'vigil_pending_timers');
     const vigilNat =
-      o.natDevices > 0 ? await storm(restarted.url, o.natDevices, secret, o.natDevices) : undefined;
+      o.natDevices > 0 ? await storm(restarted, o.natDevices, secret, o.natDevices) : undefined;
     const aedes = await aedesStorms(o, secret);
     return {
       timersBefore: gauge(before, 'vigil_pending_timers'),
@@ -270,7 +280,7 @@ async function stormOnce(
   });
   try {
     await recoveredLine(sut, performance.now());
-    const onVigil = (): Promise<Storm> => storm(sut.url, o.devices, secret, o.perAddress);
+    const onVigil = (): Promise<Storm> => storm(sut, o.devices, secret, o.perAddress);
     const onAedes = async (): Promise<Storm> => (await aedesStorms({ ...o, natDevices: 0 }, secret)).storm;
     const first = await (vigilFirst ? onVigil() : onAedes());
     const second = await (vigilFirst ? onAedes() : onVigil());
@@ -286,9 +296,9 @@ async function stormOnce(
 async function aedesStorms(o: CrashOptions, secret: string): Promise<{ storm: Storm; nat?: Storm }> {
   const aedes = await startAedes({ batchWrites: true });
   try {
-    const all = await storm(aedes.url, o.devices, secret, o.perAddress);
+    const all = await storm(aedes, o.devices, secret, o.perAddress);
     if (o.natDevices === 0) return { storm: all };
-    return { storm: all, nat: await storm(aedes.url, o.natDevices, secret, o.natDevices) };
+    return { storm: all, nat: await storm(aedes, o.natDevices, secret, o.natDevices) };
   } finally {
     await aedes.stop();
   }
@@ -346,8 +356,8 @@ export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
           `(recovery ${run.recovered.ms} ms, ${run.recovered.replayed} replayed in ${run.recovered.replayMs ?? '?'} ms); ` +
           `${run.checkpoints} checkpoints in the load, the last ${run.checkpointBytes} bytes; after the recovery ` +
           `${run.recoveredCheckpoint.bytes} bytes in ${run.recoveredCheckpoint.seconds} s; storm: vigil ` +
-          `${run.storm.vigil.connected} in ${run.storm.vigil.ms.toFixed(0)} ms, aedes ` +
-          `${run.storm.aedes.connected} in ${run.storm.aedes.ms.toFixed(0)} ms` +
+          `${run.storm.vigil.connected} in ${run.storm.vigil.ms.toFixed(0)} ms (CPU ${run.storm.vigil.cpuMs.toFixed(0)} ms), ` +
+          `aedes ${run.storm.aedes.connected} in ${run.storm.aedes.ms.toFixed(0)} ms (CPU ${run.storm.aedes.cpuMs.toFixed(0)} ms)` +
           (run.nat
             ? `; one address: vigil ${run.nat.vigil.connected} in ${run.nat.vigil.ms.toFixed(0)} ms, aedes ` +
               `${run.nat.aedes.connected} in ${run.nat.aedes.ms.toFixed(0)} ms`
@@ -363,7 +373,8 @@ export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
       o.log(
         `storm ${i + 1} of ${o.stormRuns}, a fresh gateway (${run.vigilFirst ? 'Vigil' : 'aedes'} first, load ` +
           `average ${run.load[0].toFixed(1)} → ${run.load[1].toFixed(1)}): vigil ${run.vigil.connected} in ` +
-          `${run.vigil.ms.toFixed(0)} ms, aedes ${run.aedes.connected} in ${run.aedes.ms.toFixed(0)} ms` +
+          `${run.vigil.ms.toFixed(0)} ms (CPU ${run.vigil.cpuMs.toFixed(0)} ms), aedes ${run.aedes.connected} in ` +
+          `${run.aedes.ms.toFixed(0)} ms (CPU ${run.aedes.cpuMs.toFixed(0)} ms)` +
           (run.vigil.failed > 0 ? `; vigil's storm failed: ${run.vigil.why.join(', ')}` : '') +
           (run.aedes.failed > 0 ? `; aedes's storm failed: ${run.aedes.why.join(', ')}` : ''),
       );
@@ -397,7 +408,8 @@ export function crashTable(r: CrashRecord): string {
 function stormTable(r: CrashRecord): string {
   const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
   const n = r.devices.toLocaleString('en-US');
-  const figure = (s: StormRun['vigil']): string => `${s.ms.toFixed(0)} ms, ${s.connected} of ${n} in`;
+  const figure = (s: StormRun['vigil']): string =>
+    `${s.ms.toFixed(0)} ms, ${s.connected} of ${n} in, CPU ${s.cpuMs.toFixed(0)} ms`;
   return [
     line([
       `reconnect storm against a fresh ${r.gateway} (no replay)`,
@@ -416,8 +428,8 @@ function stormTable(r: CrashRecord): string {
     ),
     line([
       `median of ${r.storms.length}`,
-      `${median(r.storms.map((s) => s.vigil.ms)).toFixed(0)} ms`,
-      `${median(r.storms.map((s) => s.aedes.ms)).toFixed(0)} ms`,
+      `${median(r.storms.map((s) => s.vigil.ms)).toFixed(0)} ms, CPU ${median(r.storms.map((s) => s.vigil.cpuMs)).toFixed(0)} ms`,
+      `${median(r.storms.map((s) => s.aedes.ms)).toFixed(0)} ms, CPU ${median(r.storms.map((s) => s.aedes.cpuMs)).toFixed(0)} ms`,
       '',
     ]),
   ].join('\n');
