@@ -79,11 +79,12 @@ export class OrderedDelivery {
         return Promise.reject(new QueueFullError('ingest', this.bound.maxQueued));
       return;
     }
-    return this.pushInput(ev.actor, (profile) => this.handOn(ev, profile, meta));
+    // A connection change can wait a few milliseconds for its profile: a reconnect storm shares the reads.
+    return this.pushInput(ev.actor, (profile) => this.handOn(ev, profile, meta), ev.source === 'broker');
   }
 
-  /** Any input of `actor` (a timer firing), in the same order as its events. */
-  pushInput(actor: string, handOn: HandOn): Promise<void> | void {
+  /** Any input of `actor` (a timer firing), in the same order as its events; `soon`: its read may wait for others. */
+  pushInput(actor: string, handOn: HandOn, soon = false): Promise<void> | void {
     const queue = this.queues.get(actor);
     if (queue !== undefined) return this.enqueue(queue, handOn);
     const cached = this.profiles.peek(actor);
@@ -91,7 +92,7 @@ export class OrderedDelivery {
     const fresh: Queued[] = [];
     this.queues.set(actor, fresh);
     const settled = this.enqueue(fresh, handOn);
-    void this.pump(actor, fresh);
+    void this.pump(actor, fresh, soon);
     return settled;
   }
 
@@ -112,10 +113,11 @@ export class OrderedDelivery {
   }
 
   // Never rejects: a failed read delivers without the profile, a failed delivery is logged.
-  private async pump(actor: string, queue: Queued[]): Promise<void> {
+  private async pump(actor: string, queue: Queued[], soon: boolean): Promise<void> {
     try {
       for (let item = queue[0]; item !== undefined; item = queue[0]) {
-        const profile = await this.profileOf(actor);
+        const profile = await this.profileOf(actor, soon);
+        soon = false;
         queue.shift();
         this.count--;
         let result: Promise<void> | void;
@@ -137,11 +139,13 @@ export class OrderedDelivery {
     }
   }
 
-  private async profileOf(actor: string): Promise<Profile | undefined> {
+  private async profileOf(actor: string, soon: boolean): Promise<Profile | undefined> {
     try {
       // An earlier read for this device may have filled the cache while the event waited.
       const cached = this.profiles.peek(actor);
-      return cached.hit ? cached.profile : await this.profiles.get(actor);
+      if (cached.hit) return cached.profile;
+      const profiles = this.profiles;
+      return await (soon && profiles.getSoon !== undefined ? profiles.getSoon(actor) : profiles.get(actor));
     } catch (err) {
       this.logger.error(
         { err, deviceId: actor },

@@ -21,6 +21,8 @@ export type ProfilePeek = { hit: true; profile: Profile | undefined } | { hit: f
 export interface ProfileSource {
   peek(deviceId: string): ProfilePeek;
   get(deviceId: string): Promise<Profile | undefined>;
+  /** As `get`, for an input that can wait a few milliseconds to share its read with others (a connection). */
+  getSoon?(deviceId: string): Promise<Profile | undefined>;
 }
 
 /** A refused input, as published to the dead-letter topic. */

@@ -15,6 +15,8 @@ export interface ProfileEntry {
 export const DEFAULT_PROFILE_CACHE_ENTRIES = 100_000;
 /** Profiles `prefetch` reads in one `getMany`. */
 const PREFETCH_CHUNK = 1_000;
+/** How long a read asked for with `getSoon` waits for others to share its `getMany`. */
+const SOON_MS = 5;
 
 /** One profile written or deleted (`null`), with what it was before. */
 export interface ProfileWrite {
@@ -28,6 +30,14 @@ export type ProfileRecorder = (changes: ProfileWrite[]) => Promise<void>;
 
 interface Reading {
   promise: Promise<Profile | undefined>;
+}
+
+/** The reads `getSoon` gathers for one `getMany`. */
+interface SoonBatch {
+  readonly ids: string[];
+  readonly readings: Reading[];
+  readonly settle: Array<{ resolve: (p: Profile | undefined) => void; reject: (err: unknown) => void }>;
+  readonly timer: NodeJS.Timeout;
 }
 
 // A cached miss: the device has no profile. Kept so that unknown devices do not cost a disk read per event.
@@ -44,6 +54,7 @@ export class ProfileStore {
   // Reads in flight, so that concurrent lookups of one id share a disk read, and so that a write can
   // tell a read that started before it not to cache what it read.
   readonly #reading = new Map<string, Reading>();
+  #soon: SoonBatch | undefined;
   #recorder: ProfileRecorder | undefined;
 
   constructor(root: RootLevel, level: Sublevel, cacheEntries: number = DEFAULT_PROFILE_CACHE_ENTRIES) {
@@ -93,6 +104,70 @@ export class ProfileStore {
     this.#reading.set(id, reading);
     return reading.promise;
   }
+
+  /**
+   * As `get`, for an input that can wait a few milliseconds (a device's connection): the read waits up to `SOON_MS`
+   * for others to share one LevelDB `getMany`, so that a reconnect storm costs a trip to LevelDB's thread per few
+   * milliseconds rather than one per device.
+   */
+  getSoon(id: string): Promise<Profile | undefined> {
+    const cached = this.#cache.get(id);
+    if (cached !== undefined) return Promise.resolve(cached ?? undefined);
+    const pending = this.#reading.get(id);
+    if (pending !== undefined) return pending.promise;
+    const batch = this.#soon ?? this.#startSoon();
+    const reading = {} as Reading;
+    reading.promise = new Promise((resolve, reject) => batch.settle.push({ resolve, reject }));
+    batch.ids.push(id);
+    batch.readings.push(reading);
+    this.#reading.set(id, reading);
+    if (batch.ids.length >= PREFETCH_CHUNK) {
+      clearTimeout(batch.timer);
+      this.#readSoon();
+    }
+    return reading.promise;
+  }
+
+  #startSoon(): SoonBatch {
+    const batch: SoonBatch = {
+      ids: [],
+      readings: [],
+      settle: [],
+      timer: setTimeout(this.#readSoon, SOON_MS),
+    };
+    this.#soon = batch;
+    return batch;
+  }
+
+  /** Made once, not per batch. */
+  readonly #readSoon = (): void => {
+    const batch = this.#soon;
+    this.#soon = undefined;
+    if (batch === undefined) return;
+    const { ids, readings, settle } = batch;
+    storeIo(`reading ${ids.length} profiles`, () => this.#level.getMany(ids)).then(
+      (values) => {
+        for (let i = 0; i < ids.length; i++) {
+          const id = ids[i] as string;
+          const value: unknown = values[i];
+          const profile = isProfile(value) ? value : undefined;
+          // A write to this id since the read was asked for took it out of #reading: what was read may be stale.
+          if (this.#reading.get(id) === readings[i]) {
+            this.#cache.set(id, profile ?? MISSING);
+            this.#reading.delete(id);
+          }
+          settle[i]?.resolve(profile);
+        }
+      },
+      (err: unknown) => {
+        for (let i = 0; i < ids.length; i++) {
+          const id = ids[i] as string;
+          if (this.#reading.get(id) === readings[i]) this.#reading.delete(id);
+          settle[i]?.reject(err);
+        }
+      },
+    );
+  };
 
   async #read(id: string, reading: Reading): Promise<Profile | undefined> {
     try {

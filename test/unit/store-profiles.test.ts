@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { LruCache, openStore, type Store } from '../../src/store/index.js';
 
 let dir: string;
@@ -127,6 +127,38 @@ describe('ProfileStore', () => {
       if (peek.hit) expect(peek.profile).toEqual({ v: 'new' });
       await expect(store.profiles.get(id)).resolves.toEqual({ v: 'new' });
     }
+  });
+
+  test('reads asked for soon, over several turns, share one getMany; a get meanwhile joins it', async () => {
+    const ids = Array.from({ length: 20 }, (_, i) => `dev-${i}`);
+    await store.profiles.putMany(ids.map((id) => ({ id, profile: { n: id } })));
+    await reopen();
+    const getMany = vi.spyOn(store.sublevels.profiles, 'getMany');
+    const reads: Array<Promise<unknown>> = [];
+    for (const id of [...ids, 'ghost']) {
+      reads.push(store.profiles.getSoon(id));
+      await new Promise((r) => setImmediate(r));
+    }
+    const joined = store.profiles.get('dev-3');
+    expect(await Promise.all(reads)).toEqual([...ids.map((id) => ({ n: id })), undefined]);
+    await expect(joined).resolves.toEqual({ n: 'dev-3' });
+    expect(getMany).toHaveBeenCalledTimes(1);
+    for (const id of ids) expect(store.profiles.peek(id)).toEqual({ hit: true, profile: { n: id } });
+    expect(store.profiles.peek('ghost')).toEqual({ hit: true, profile: undefined });
+    // Cached now: answered without a read.
+    await expect(store.profiles.getSoon('dev-1')).resolves.toEqual({ n: 'dev-1' });
+    expect(getMany).toHaveBeenCalledTimes(1);
+  });
+
+  test('a write while a read waits for company never leaves the old profile in the cache', async () => {
+    await store.profiles.put('dev-1', { v: 'old' });
+    await reopen();
+    const waiting = store.profiles.getSoon('dev-1');
+    await store.profiles.put('dev-1', { v: 'new' });
+    await waiting;
+    const peek = store.profiles.peek('dev-1');
+    if (peek.hit) expect(peek.profile).toEqual({ v: 'new' });
+    await expect(store.profiles.get('dev-1')).resolves.toEqual({ v: 'new' });
   });
 
   test('count tells how many profiles are stored', async () => {
