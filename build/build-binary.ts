@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bundle, bundleLoader } from './bundle.js';
 import { fetchPackage } from './fetch-package.js';
+import { GATEWAY_NODE_FLAGS } from './node-flags.js';
 import { MODULE_FILES, type TreeEntry } from './module-files.js';
 import {
   CBOR_EXTRACT_PACKAGES,
@@ -218,6 +219,7 @@ async function seaBlob(
       // V8's code cache is specific to the CPU it was made on.
       useCodeCache: isHost && !useSnapshot,
       useSnapshot,
+      execArgv: GATEWAY_NODE_FLAGS,
       assets: Object.fromEntries([...assets, ...app].map((a) => [a.key, a.file])),
     };
     writeFileSync(config, JSON.stringify(sea, null, 2));
