@@ -53,11 +53,29 @@ interface Asset {
   readonly file: string;
 }
 
+const USAGE = `Usage: npm run build:binary -- [options]
+
+Builds the gateway as one executable per target: build/out/vigil-linux-{x64,arm64} (docs/binary.md).
+
+  --target x64|arm64   a target to build (repeatable; default both)
+  --snapshot           carry a V8 startup snapshot instead of the code cache, for the target this machine
+                       runs (not the default; docs/binary.md says why)
+  --help               this text
+`;
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { target: { type: 'string', multiple: true }, snapshot: { type: 'boolean', default: false } },
+    options: {
+      target: { type: 'string', multiple: true },
+      snapshot: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
     allowNegative: true,
   });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const targets = (values.target ?? [...TARGETS]).map(parseTarget);
   const host = parseTarget(process.arch);
   const started = performance.now();
