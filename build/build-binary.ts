@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { bundle, bundleLoader } from './bundle.js';
 import { fetchPackage } from './fetch-package.js';
+import { GATEWAY_NODE_FLAGS } from './node-flags.js';
 import { MODULE_FILES, type TreeEntry } from './module-files.js';
 import {
   CBOR_EXTRACT_PACKAGES,
@@ -52,11 +53,29 @@ interface Asset {
   readonly file: string;
 }
 
+const USAGE = `Usage: npm run build:binary -- [options]
+
+Builds the gateway as one executable per target: build/out/vigil-linux-{x64,arm64} (docs/binary.md).
+
+  --target x64|arm64   a target to build (repeatable; default both)
+  --snapshot           carry a V8 startup snapshot instead of the code cache, for the target this machine
+                       runs (not the default; docs/binary.md says why)
+  --help               this text
+`;
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { target: { type: 'string', multiple: true }, snapshot: { type: 'boolean', default: false } },
+    options: {
+      target: { type: 'string', multiple: true },
+      snapshot: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
     allowNegative: true,
   });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const targets = (values.target ?? [...TARGETS]).map(parseTarget);
   const host = parseTarget(process.arch);
   const started = performance.now();
@@ -218,6 +237,7 @@ async function seaBlob(
       // V8's code cache is specific to the CPU it was made on.
       useCodeCache: isHost && !useSnapshot,
       useSnapshot,
+      execArgv: GATEWAY_NODE_FLAGS,
       assets: Object.fromEntries([...assets, ...app].map((a) => [a.key, a.file])),
     };
     writeFileSync(config, JSON.stringify(sea, null, 2));

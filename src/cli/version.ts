@@ -7,7 +7,9 @@ import { cborDecoderInUse, leveldbInUse } from './native-addons.js';
 /** What `vigil --version` prints: version and commit, Node, and whether the native addons are in use. */
 export function versionReport(): string {
   const { version, commit } = buildInfo();
-  const runtime = isSea() ? 'single executable' : 'on node';
+  // The executable's own V8 flags (build/node-flags.ts); under node, its command line is the user's.
+  const flags = isSea() && process.execArgv.length > 0 ? ` (${process.execArgv.join(' ')})` : '';
+  const runtime = isSea() ? `single executable${flags}` : 'on node';
   return [
     `vigil ${version} (commit ${typeof commit === 'string' ? commit : gitCommit(commit.checkout)})`,
     `node ${process.version} ${process.platform}-${process.arch}, ${runtime}`,

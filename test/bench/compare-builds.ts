@@ -35,12 +35,29 @@ const { values, positionals } = parseArgs({
     qos: { type: 'string', default: '0' },
     shipped: { type: 'boolean', default: false },
     'heap-prof': { type: 'string' },
+    help: { type: 'boolean', default: false },
   },
 });
+const USAGE = `Usage: node --import tsx test/bench/compare-builds.ts [options] GATEWAY...
+
+Runs each GATEWAY in turn under the same fixed load, a few rounds, and prints its CPU and bytes allocated per
+event, young-generation collections per 1,000 events and a GC pause histogram (medians over the rounds).
+A GATEWAY is an executable taking vigil's arguments: a script that \`exec\`s \`node some/dist/cli.js "$@"\`, or the
+single binary (no allocation figures).
+
+  --rate N         events/s (default 8000)
+  --rounds N       rounds per gateway (default 3)
+  --qos 0|1        the devices' QoS (default 0)
+  --shipped        the shipped rules alone, without the 100 threshold scenarios
+  --heap-prof DIR  one more run per gateway under V8's sampling heap profiler, summarised by function
+  --help           this text
+`;
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 if (positionals.length === 0) {
-  process.stderr.write(
-    'usage: compare-builds.ts [--rate N] [--rounds N] [--qos 0|1] [--shipped] [--heap-prof DIR] GATEWAY...\n',
-  );
+  process.stderr.write(USAGE);
   process.exit(2);
 }
 const rate = Number(values.rate);

@@ -3,6 +3,7 @@ import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GATEWAY_NODE_FLAGS } from '../../build/node-flags.js';
 import { waitForPort } from '../helpers/mosquitto.js';
 import { freePort } from '../helpers/ports.js';
 import { startServer, type ServerProcess } from './child-process.js';
@@ -100,7 +101,7 @@ export interface VigilStartOptions {
   rulesDir: string;
   /** Write a V8 CPU profile here when it stops (`node --cpu-prof`; not with the binary). */
   cpuProfDir?: string | undefined;
-  /** More flags for node (not with the binary). */
+  /** More flags for node, after the executable's own (`GATEWAY_NODE_FLAGS`); not with the binary. */
   nodeFlags?: string[] | undefined;
   /** Its environment; default the benchmark's own. */
   env?: NodeJS.ProcessEnv | undefined;
@@ -141,7 +142,9 @@ export async function startVigil(setup: VigilSetup, opts: VigilStartOptions): Pr
     opts.logLevel ?? 'warn',
     ...(opts.threads === 2 ? ['--threads', '2'] : []),
   ];
+  // The flags the executable is built with come first, so that `node dist/cli.js` runs as it does.
   const nodeFlags = [
+    ...GATEWAY_NODE_FLAGS,
     ...(opts.cpuProfDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []),
     ...(opts.nodeFlags ?? []),
   ];
