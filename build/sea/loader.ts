@@ -1,8 +1,10 @@
 // The single executable's main script: compiles the command line's bundle (an asset) with V8's code cache
 // and runs it. The code cache of a start that ran (`vigil run`, once started and recovered) holds every
-// function the start compiled, where the one the build makes holds only the bundle's top level: a warm
-// start then compiles almost nothing. It is kept in the cache folder, next to the native addons, and used
-// by the starts that follow; a start from another build, or with other V8 flags, makes its own.
+// function the start compiled, where one made from the source holds only the bundle's top level: a start
+// then compiles almost nothing. The build embeds the code cache of a start it ran (build/build-binary.ts),
+// for a first run; each start keeps its own in the cache folder, next to the native addons, for the starts
+// that follow (with the functions its configuration needed besides); a start from another build, or with
+// other V8 flags, makes its own.
 import {
   closeSync,
   fsyncSync,
@@ -16,7 +18,7 @@ import {
 import { join } from 'node:path';
 import { getRawAsset } from 'node:sea';
 import { Script } from 'node:vm';
-import { crc32 } from 'node:zlib';
+import { crc32, zstdDecompressSync } from 'node:zlib';
 import { STARTED_EVENT } from '../../src/cli/started-event.js';
 import { APP_ASSET, APP_CODE_CACHE_ASSET, APP_LINE_OFFSET } from './app-script.js';
 import { readAssetFromFile } from './blob-file.js';
@@ -36,6 +38,8 @@ type AppMain = (
 const CODE_CACHE_FILE = `code-${VIGIL_APP_KEY}.bin`;
 /** Larger than any code cache of the bundle: a file past it is not this loader's. */
 const MAX_CODE_CACHE_BYTES = 64 * 1024 * 1024;
+/** Larger than the code cache the build embeds (2.3 MB): it is decompressed at once. */
+const CODE_CACHE_CHUNK_BYTES = 4 * 1024 * 1024;
 
 function cacheDirs(): string[] {
   const uid = process.getuid?.() ?? 0;
@@ -77,7 +81,8 @@ function assetOnce(key: string): Buffer {
 /** The build's code cache; none in an executable for another architecture than the build's. */
 function buildCodeCache(): Buffer | undefined {
   try {
-    return assetOnce(APP_CODE_CACHE_ASSET);
+    // In one piece: the default chunks of 16 KiB would be joined at the end, a copy more.
+    return zstdDecompressSync(assetOnce(APP_CODE_CACHE_ASSET), { chunkSize: CODE_CACHE_CHUNK_BYTES });
   } catch {
     return undefined;
   }
