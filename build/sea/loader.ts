@@ -23,6 +23,7 @@ import { STARTED_EVENT } from '../../src/cli/started-event.js';
 import { APP_ASSET, APP_CODE_CACHE_ASSET, APP_LINE_OFFSET } from './app-script.js';
 import { readAssetFromFile } from './blob-file.js';
 import { cacheDirCandidates, privateDirProblem } from './cache-dir.js';
+import { dataFromConfigScan } from './config-data-scan.js';
 
 /** The bundle's SHA-256, set by the build: a code cache is kept per build. */
 declare const VIGIL_APP_KEY: string;
@@ -43,7 +44,13 @@ const CODE_CACHE_CHUNK_BYTES = 4 * 1024 * 1024;
 
 function cacheDirs(): string[] {
   const uid = process.getuid?.() ?? 0;
-  return cacheDirCandidates({ args: process.argv.slice(2), env: process.env, cwd: process.cwd(), uid });
+  return cacheDirCandidates({
+    args: process.argv.slice(2),
+    env: process.env,
+    cwd: process.cwd(),
+    uid,
+    configData: dataFromConfigScan,
+  });
 }
 
 /**
