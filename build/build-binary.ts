@@ -41,7 +41,16 @@ import {
 
 /** The code cache embedded, compressed as the loader reads it (build/sea/app-script.ts). */
 const APP_CODE_CACHE_FILE = 'app.code-cache.zst';
-const ZSTD_MAX = { params: { [zlibConstants.ZSTD_c_compressionLevel]: 19 } };
+const ZSTD_MAX = {
+  params: { [zlibConstants.ZSTD_c_compressionLevel]: 19, [zlibConstants.ZSTD_c_windowLog]: 17 },
+};
+
+/** A code cache as the loader reads it: its length, then the code cache compressed with zstd. */
+function packCodeCache(data: Buffer): Buffer {
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(data.length);
+  return Buffer.concat([length, zstdCompressSync(data, ZSTD_MAX)]);
+}
 
 /** Asset read by src/cli/version.ts in the executable. */
 const BUILD_INFO_ASSET = 'vigil/build-info.json';
@@ -144,7 +153,7 @@ async function makeExecutable(
     // The code cache of a start, in place of the top level's: a first run then compiles almost nothing.
     const started = await step(`${target}: code cache of a start`, () => codeCacheOfStart(exe, work));
     if (started !== undefined) {
-      writeFileSync(join(work, APP_CODE_CACHE_FILE), zstdCompressSync(started, ZSTD_MAX));
+      writeFileSync(join(work, APP_CODE_CACHE_FILE), packCodeCache(started));
       await step(
         `${target}: SEA blob with that code cache`,
         () => rewriteBlob(generator, work),
@@ -261,7 +270,7 @@ function appAssets(generator: string | undefined, work: string): Asset[] {
     `const s = new Script(readFileSync(process.argv[1], "latin1"), { lineOffset: ${APP_LINE_OFFSET} });` +
     'writeFileSync(process.argv[2], s.createCachedData());';
   run(generator, ['-e', make, script, out], work);
-  writeFileSync(out, zstdCompressSync(readFileSync(out), ZSTD_MAX));
+  writeFileSync(out, packCodeCache(readFileSync(out)));
   return [...assets, { key: APP_CODE_CACHE_ASSET, file: out }];
 }
 

@@ -39,8 +39,6 @@ type AppMain = (
 const CODE_CACHE_FILE = `code-${VIGIL_APP_KEY}.bin`;
 /** Larger than any code cache of the bundle: a file past it is not this loader's. */
 const MAX_CODE_CACHE_BYTES = 64 * 1024 * 1024;
-/** Larger than the code cache the build embeds (2.3 MB): it is decompressed at once. */
-const CODE_CACHE_CHUNK_BYTES = 4 * 1024 * 1024;
 
 function cacheDirs(): string[] {
   const uid = process.getuid?.() ?? 0;
@@ -88,8 +86,12 @@ function assetOnce(key: string): Buffer {
 /** The build's code cache; none in an executable for another architecture than the build's. */
 function buildCodeCache(): Buffer | undefined {
   try {
-    // In one piece: the default chunks of 16 KiB would be joined at the end, a copy more.
-    return zstdDecompressSync(assetOnce(APP_CODE_CACHE_ASSET), { chunkSize: CODE_CACHE_CHUNK_BYTES });
+    // Its length, then the code cache compressed (build-binary.ts). Decompressed into one buffer of that length
+    // (and a byte, so that zlib does not make a second): no chunks joined, no larger buffer held.
+    const packed = assetOnce(APP_CODE_CACHE_ASSET);
+    const bytes = packed.readUInt32LE(0);
+    if (bytes > MAX_CODE_CACHE_BYTES) return undefined;
+    return zstdDecompressSync(packed.subarray(4), { chunkSize: bytes + 1 });
   } catch {
     return undefined;
   }
