@@ -1,6 +1,6 @@
 // `npm run build:binary`: the gateway as one executable per target, build/out/vigil-linux-{x64,arm64}.
 // Node's single executable applications (SEA) on the official Node binaries; see docs/binary.md.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
@@ -15,6 +15,7 @@ import {
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { constants as zlibConstants, zstdCompressSync } from 'node:zlib';
 import { bundle, bundleLoader } from './bundle.js';
 import { fetchPackage } from './fetch-package.js';
 import { GATEWAY_NODE_FLAGS } from './node-flags.js';
@@ -38,6 +39,19 @@ import {
   type EmbeddedFile,
   type Manifest,
 } from './sea/manifest.js';
+
+/** The code cache embedded, compressed as the loader reads it (build/sea/app-script.ts). */
+const APP_CODE_CACHE_FILE = 'app.code-cache.zst';
+const ZSTD_MAX = {
+  params: { [zlibConstants.ZSTD_c_compressionLevel]: 19, [zlibConstants.ZSTD_c_windowLog]: 17 },
+};
+
+/** A code cache as the loader reads it: its length, then the code cache compressed with zstd. */
+function packCodeCache(data: Buffer): Buffer {
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(data.length);
+  return Buffer.concat([length, zstdCompressSync(data, ZSTD_MAX)]);
+}
 
 /** Asset read by src/cli/version.ts in the executable. */
 const BUILD_INFO_ASSET = 'vigil/build-info.json';
@@ -151,7 +165,29 @@ async function makeExecutable(
     (list) => `${list.length} assets`,
   );
   const blob = join(work, 'sea.blob');
-  const kind = await seaBlob(target, isHost && snapshot, isHost, generator, { work, blob, assets });
+  let kind = await seaBlob(target, isHost && snapshot, isHost, generator, { work, blob, assets });
+  await inject(target, exe, blob);
+  if (isHost) await checkVersion(target, exe, work, kind);
+  if (kind === 'code cache') {
+    // The code cache of a start, in place of the top level's: a first run then compiles almost nothing.
+    const started = await step(`${target}: code cache of a start`, () => codeCacheOfStart(exe, work));
+    if (started !== undefined) {
+      writeFileSync(join(work, APP_CODE_CACHE_FILE), packCodeCache(started));
+      await step(
+        `${target}: SEA blob with that code cache`,
+        () => rewriteBlob(generator, work),
+        () => mb(statSync(blob).size),
+      );
+      await inject(target, exe, blob);
+      kind = 'code cache of a start';
+      await checkVersion(target, exe, work, kind);
+    }
+  }
+  return exe;
+}
+
+/** Copies the target's Node, strips it and injects the blob: `exe`. */
+async function inject(target: Target, exe: string, blob: string): Promise<void> {
   const base = nodeBinary(target);
   await step(
     `${target}: copy and strip node ${NODE_VERSION}`,
@@ -170,23 +206,69 @@ async function makeExecutable(
     () => run(process.execPath, [postject, exe, 'NODE_SEA_BLOB', blob, '--sentinel-fuse', SEA_FUSE]),
     () => `${relative(ROOT, exe)} ${mb(statSync(exe).size)}`,
   );
-  if (isHost) {
-    const out = await step(
-      `${target}: check --version (${kind})`,
-      () => run(exe, ['--version'], work, { VIGIL_CACHE_DIR: join(work, 'cache') }),
-      (o) => o.trim().split('\n').join('; '),
-    );
-    if (!/leveldb native/.test(out) || !/cbor native/.test(out)) {
-      throw new Error(`the executable does not use its native addons:\n${out}`);
-    }
+}
+
+/** The host's executable must say that it uses its native addons. */
+async function checkVersion(target: Target, exe: string, work: string, kind: string): Promise<void> {
+  const out = await step(
+    `${target}: check --version (${kind})`,
+    () => run(exe, ['--version'], work, { VIGIL_CACHE_DIR: join(work, 'cache') }),
+    (o) => o.trim().split('\n').join('; '),
+  );
+  if (!/leveldb native/.test(out) || !/cbor native/.test(out)) {
+    throw new Error(`the executable does not use its native addons:\n${out}`);
   }
-  return exe;
+}
+
+/** How long the build waits for a start of the executable to leave its code cache. */
+const START_WITHIN_MS = 60_000;
+
+/**
+ * V8's code cache of the bundle as a start of `vigil run` leaves it (build/sea/loader.ts): the executable
+ * started in an empty folder with the shipped rules, on loopback ports picked by the system, with no
+ * environment but `PATH`, stopped once it has written its code cache. Undefined (the build keeps the
+ * top level's) when it cannot start here: the build says why.
+ */
+async function codeCacheOfStart(exe: string, work: string): Promise<Buffer | undefined> {
+  const dir = join(work, 'start');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const cache = join(dir, 'cache');
+  const args = ['run', '--data', join(dir, 'data'), '--mqtt-host', '127.0.0.1', '--mqtt-port', '0'];
+  const child = spawn(exe, [...args, '--http-port', '0', '--log-level', 'warn'], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', VIGIL_CACHE_DIR: cache },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let said = '';
+  child.stderr.on('data', (chunk: Buffer) => (said += chunk.toString()));
+  const exited = new Promise<number | null>((done) => child.on('close', (code) => done(code)));
+  let file: string | undefined;
+  for (let waited = 0; waited < START_WITHIN_MS && child.exitCode === null; waited += 50) {
+    file = existsSync(cache) ? readdirSync(cache).find((f) => /^code-[0-9a-f]+\.bin$/.test(f)) : undefined;
+    if (file !== undefined) break;
+    await new Promise((done) => setTimeout(done, 50));
+  }
+  child.kill('SIGTERM');
+  const code = await exited;
+  if (file === undefined || code !== 0) {
+    console.log(`no code cache of a start (exit ${code}): keeping the top level's. ${said.trim()}`);
+    return undefined;
+  }
+  // The loader's file: a CRC-32, then the code cache.
+  return readFileSync(join(cache, file)).subarray(4);
+}
+
+/** The blob again from the config `seaBlob` wrote, after one of its assets changed. */
+function rewriteBlob(generator: string, work: string): string {
+  return run(generator, ['--experimental-sea-config', join(work, 'sea-config.json')], work);
 }
 
 /**
  * The bundle as the script the loader compiles (build/sea/app-script.ts), and for the host V8's code cache of
  * it, made by the Node the executable is built from (`generator`): like Node's own for a main script, it holds
- * the bundle's top level.
+ * the bundle's top level (compressed, as the loader reads it). `makeExecutable` then puts the code cache of a
+ * start in its place.
  */
 function appAssets(generator: string | undefined, work: string): Asset[] {
   const script = join(work, 'app-script.js');
@@ -200,13 +282,14 @@ function appAssets(generator: string | undefined, work: string): Asset[] {
   writeFileSync(script, latin1);
   const assets: Asset[] = [{ key: APP_ASSET, file: script }];
   if (generator === undefined) return assets;
-  const out = join(work, 'app.code-cache');
+  const out = join(work, APP_CODE_CACHE_FILE);
   const make =
     'const { readFileSync, writeFileSync } = require("node:fs");' +
     'const { Script } = require("node:vm");' +
     `const s = new Script(readFileSync(process.argv[1], "latin1"), { lineOffset: ${APP_LINE_OFFSET} });` +
     'writeFileSync(process.argv[2], s.createCachedData());';
   run(generator, ['-e', make, script, out], work);
+  writeFileSync(out, packCodeCache(readFileSync(out)));
   return [...assets, { key: APP_CODE_CACHE_ASSET, file: out }];
 }
 

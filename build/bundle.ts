@@ -96,6 +96,47 @@ const APP_SUBSTITUTES: readonly Substitute[] = [
   lazyAssert('mqemitter/mqemitter.js', /[\\/]node_modules[\\/]mqemitter[\\/]mqemitter\.js$/),
   lazyAssert('sonic-boom/index.js', /[\\/]node_modules[\\/]sonic-boom[\\/]index\.js$/),
   {
+    // pino's transports run in a worker thread (thread-stream, which loads `worker_threads` and `assert`); the
+    // gateway writes its log itself, so thread-stream is loaded only if a transport is ever made.
+    what: 'pino/lib/transport.js',
+    filter: /[\\/]node_modules[\\/]pino[\\/]lib[\\/]transport\.js$/,
+    contents: (_seaDir, _root, source) => {
+      const eager = "const ThreadStream = require('thread-stream')";
+      if (source.split(eager).length !== 2) return undefined;
+      return source.replace(
+        eager,
+        "let threadStream\nconst ThreadStream = function (opts) { return new (threadStream ??= require('thread-stream'))(opts) }",
+      );
+    },
+  },
+  {
+    // aedes' client imports `util` whole for `util.inherits`. Bundled, a default import of a built-in copies
+    // each of its properties' descriptors, and Node's `util` loads its lazy parts then (`parseArgs`, `diff`,
+    // `worker_threads` for the SIGINT tracing): some 15 modules of Node at every start. A named import is not
+    // copied.
+    what: 'aedes/lib/client.js',
+    filter: /[\\/]node_modules[\\/]aedes[\\/]lib[\\/]client\.js$/,
+    contents: (_seaDir, _root, source) => {
+      const whole = "import util from 'util'";
+      const uses = new Set([...source.matchAll(/\butil\.(\w+)/g)].map((m) => m[1]));
+      if (source.split(whole).length !== 2 || uses.size !== 1 || !uses.has('inherits')) return undefined;
+      return source.replace(whole, "import { inherits } from 'util'\nconst util = { inherits }");
+    },
+  },
+  {
+    // pino asks whether it runs on the main thread only for an asynchronous destination; `worker_threads` then.
+    what: 'pino/lib/tools.js',
+    filter: /[\\/]node_modules[\\/]pino[\\/]lib[\\/]tools\.js$/,
+    contents: (_seaDir, _root, source) => {
+      const eager = "const { isMainThread } = require('worker_threads')";
+      const use = 'if (!opts.sync && isMainThread) {';
+      if (source.split(eager).length !== 2 || source.split(use).length !== 2) return undefined;
+      return source
+        .replace(eager, '')
+        .replace(use, "if (!opts.sync && require('worker_threads').isMainThread) {");
+    },
+  },
+  {
     // `debug` reads DEBUG at load; after a startup snapshot, that would be the build's. Read again then.
     what: 'debug/src/node.js',
     filter: /[\\/]node_modules[\\/]debug[\\/]src[\\/]node\.js$/,

@@ -1,6 +1,9 @@
 /** SEA asset of the command line's bundle as `wrapApp` makes it, which the executable's loader compiles (loader.ts). */
 export const APP_ASSET = 'vigil/app.cjs';
-/** SEA asset of V8's code cache of that bundle as the build compiled it, before any of it ran. */
+/**
+ * SEA asset of V8's code cache of that bundle, compressed with zstd: as a start of `vigil run` that the build ran
+ * left it, or, when the build could not run one, as the build compiled it, before any of it ran.
+ */
 export const APP_CODE_CACHE_ASSET = 'vigil/app.code-cache';
 
 /**

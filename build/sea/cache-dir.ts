@@ -12,9 +12,9 @@ export interface CacheDirInput {
   readonly cwd: string;
   readonly uid: number;
   /**
-   * The `data` a config file names (`config-data.ts`). Without it, the data directory of `run --config FILE`
-   * is not known and its cache folder is left out: the executable's loader looks for its code cache before
-   * anything can parse YAML.
+   * The `data` a config file names (`config-data.ts`), or `UNKNOWN_DATA` when it cannot tell
+   * (`config-data-scan.ts`, the loader's, which reads no YAML). Without it, or unknown, the data directory of
+   * `run --config FILE` is not known and its cache folder is left out.
    */
   readonly configData?: (file: string, cwd: string) => string | undefined;
 }
@@ -30,7 +30,7 @@ export function cacheDirCandidates(input: CacheDirInput): string[] {
   const dirs: string[] = [];
   if (nonEmpty(env.VIGIL_CACHE_DIR)) dirs.push(resolve(cwd, env.VIGIL_CACHE_DIR));
   const data = dataDirOf(input);
-  if (data !== undefined && data !== UNKNOWN) dirs.push(join(resolve(cwd, data), DATA_CACHE_DIR));
+  if (data !== undefined && data !== UNKNOWN_DATA) dirs.push(join(resolve(cwd, data), DATA_CACHE_DIR));
   if (nonEmpty(env.XDG_CACHE_HOME)) dirs.push(join(resolve(cwd, env.XDG_CACHE_HOME), 'vigil'));
   else if (nonEmpty(env.HOME)) dirs.push(join(env.HOME, '.cache', 'vigil'));
   dirs.push(join(tmpdir(), `vigil-cache-${input.uid}`));
@@ -51,7 +51,7 @@ export function dataDirOf({ args, env, cwd, configData }: CacheDirInput): string
     const config = optionValue(args, ['--config', '-c']);
     const fromConfig = (): string | undefined => {
       if (config === undefined) return undefined;
-      return configData === undefined ? UNKNOWN : configData(config, cwd);
+      return configData === undefined ? UNKNOWN_DATA : configData(config, cwd);
     };
     return (
       optionValue(args, ['--data']) ??
@@ -81,8 +81,8 @@ export function optionValue(args: readonly string[], names: readonly string[]): 
   return value;
 }
 
-/** A data directory that only a config file names, read without `configData`. */
-const UNKNOWN = '\0unknown';
+/** A data directory that only a config file names, and that could not be read from it. */
+export const UNKNOWN_DATA = '\0unknown';
 
 /**
  * Why `dir` must not be used for what gets loaded into the process (native addons, compiled code), or

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
   closeSync,
-  fsyncSync,
   mkdirSync,
   readFileSync,
   renameSync,
@@ -57,7 +56,9 @@ export function ensurePrivateDir(dir: string): void {
 /**
  * Writes the embedded `file` to `dir/file.path` unless an identical copy is already there, and
  * returns its path. The copy is checked by size and SHA-256, and replaced through a rename so that
- * a concurrent start or a crash never leaves a half-written file under the final name.
+ * a concurrent start or a crash never leaves a half-written file under the final name. It is not
+ * synced: a copy that a power cut left short or empty fails this check at the next start, which
+ * writes it again, and a first run does not wait for the disk once per file.
  */
 export function materialize(dir: string, file: EmbeddedFile): string {
   const path = join(dir, file.path);
@@ -67,7 +68,6 @@ export function materialize(dir: string, file: EmbeddedFile): string {
   const fd = openSync(tmp, 'w', 0o600);
   try {
     writeSync(fd, new Uint8Array(getRawAsset(file.asset)));
-    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

@@ -1,8 +1,10 @@
 // The single executable's main script: compiles the command line's bundle (an asset) with V8's code cache
 // and runs it. The code cache of a start that ran (`vigil run`, once started and recovered) holds every
-// function the start compiled, where the one the build makes holds only the bundle's top level: a warm
-// start then compiles almost nothing. It is kept in the cache folder, next to the native addons, and used
-// by the starts that follow; a start from another build, or with other V8 flags, makes its own.
+// function the start compiled, where one made from the source holds only the bundle's top level: a start
+// then compiles almost nothing. The build embeds the code cache of a start it ran (build/build-binary.ts),
+// for a first run; each start keeps its own in the cache folder, next to the native addons, for the starts
+// that follow (with the functions its configuration needed besides); a start from another build, or with
+// other V8 flags, makes its own.
 import {
   closeSync,
   fsyncSync,
@@ -16,11 +18,12 @@ import {
 import { join } from 'node:path';
 import { getRawAsset } from 'node:sea';
 import { Script } from 'node:vm';
-import { crc32 } from 'node:zlib';
+import { crc32, zstdDecompressSync } from 'node:zlib';
 import { STARTED_EVENT } from '../../src/cli/started-event.js';
 import { APP_ASSET, APP_CODE_CACHE_ASSET, APP_LINE_OFFSET } from './app-script.js';
 import { readAssetFromFile } from './blob-file.js';
 import { cacheDirCandidates, privateDirProblem } from './cache-dir.js';
+import { dataFromConfigScan } from './config-data-scan.js';
 
 /** The bundle's SHA-256, set by the build: a code cache is kept per build. */
 declare const VIGIL_APP_KEY: string;
@@ -39,7 +42,13 @@ const MAX_CODE_CACHE_BYTES = 64 * 1024 * 1024;
 
 function cacheDirs(): string[] {
   const uid = process.getuid?.() ?? 0;
-  return cacheDirCandidates({ args: process.argv.slice(2), env: process.env, cwd: process.cwd(), uid });
+  return cacheDirCandidates({
+    args: process.argv.slice(2),
+    env: process.env,
+    cwd: process.cwd(),
+    uid,
+    configData: dataFromConfigScan,
+  });
 }
 
 /**
@@ -77,7 +86,12 @@ function assetOnce(key: string): Buffer {
 /** The build's code cache; none in an executable for another architecture than the build's. */
 function buildCodeCache(): Buffer | undefined {
   try {
-    return assetOnce(APP_CODE_CACHE_ASSET);
+    // Its length, then the code cache compressed (build-binary.ts). Decompressed into one buffer of that length
+    // (and a byte, so that zlib does not make a second): no chunks joined, no larger buffer held.
+    const packed = assetOnce(APP_CODE_CACHE_ASSET);
+    const bytes = packed.readUInt32LE(0);
+    if (bytes > MAX_CODE_CACHE_BYTES) return undefined;
+    return zstdDecompressSync(packed.subarray(4), { chunkSize: bytes + 1 });
   } catch {
     return undefined;
   }

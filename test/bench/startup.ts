@@ -220,7 +220,10 @@ async function startOnce(s: Starter, dir: string): Promise<Sample> {
   const { command, args } = s.prepare(dir, port);
   let out = '';
   const t0 = performance.now();
-  const child = spawn(command, args, { cwd: s.cwd ?? dir, env: BARE_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A first run's temp folder is its own: the executable's last cache folder is `<tmp>/vigil-cache-<uid>`, where
+  // another start on this machine may have left the code cache of the same build.
+  const env = s.fresh ? { ...BARE_ENV, TMPDIR: dir } : BARE_ENV;
+  const child = spawn(command, args, { cwd: s.cwd ?? dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));

@@ -246,6 +246,32 @@ describe.skipIf(!WANTED || process.arch !== 'x64')('single executable, linux-x64
     expect(readFileSync(file)[0]).not.toBe(0x5a);
   });
 
+  test('with the data directory named only in the config file, the compiled code is kept and used there', async () => {
+    const dir = await emptyDirWithBinary();
+    writeFileSync(join(dir, 'vigil.yaml'), 'gatewayId: site-42\ndata: ./site # the state\n');
+    const cache = join(dir, 'site', '.cache');
+    const codeFile = async (): Promise<string> => {
+      for (let i = 0; i < 200; i++) {
+        const file = readdirSync(cache).find((f) => /^code-[0-9a-f]{16}\.bin$/.test(f));
+        if (file !== undefined) return join(cache, file);
+        await sleep(50);
+      }
+      throw new Error(`no code cache in ${cache}: ${readdirSync(cache).join(', ')}`);
+    };
+    const startAndStop = async (): Promise<void> => {
+      const gw = await startBinary(dir, ['--config', 'vigil.yaml']);
+      await codeFile();
+      for (let i = 0; i < 200 && !gw.output().includes('state recovered'); i++) await sleep(50);
+      gw.child.kill('SIGTERM');
+      expect(await gw.exited).toBe(0);
+    };
+    await startAndStop();
+    const file = await codeFile();
+    const written = statSync(file).mtimeMs;
+    await startAndStop();
+    expect(statSync(file).mtimeMs).toBe(written);
+  });
+
   test("the bundle's source is found in the executable's file, where the loader reads it without mapping it", () => {
     const asset = readFileSync(new URL('../../build/out/.work/x64/app-script.js', import.meta.url));
     const mapped = asset.buffer.slice(asset.byteOffset, asset.byteOffset + asset.length);

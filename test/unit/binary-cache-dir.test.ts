@@ -43,7 +43,7 @@ describe('cache folders of the single executable', () => {
     expect(cacheDirCandidates({ ...withConfig, args: ['run', '--config', 'missing.yaml'] })[0]).toBe(
       '/srv/gw/data/.cache',
     );
-    // The executable's loader, which reads no YAML, leaves out a data directory only a config file names.
+    // Without `configData`, a data directory only a config file names is left out.
     expect(cacheDirCandidates({ ...base, args })).toEqual([tmp]);
     expect(cacheDirCandidates({ ...base, args: [...args, '--data', '/d'] })[0]).toBe('/d/.cache');
   });
