@@ -4,7 +4,8 @@ import { LruCache } from './lru-cache.js';
 import { storeIo } from './store-io.js';
 
 /** What the cache knows about a device without going to disk. */
-export type ProfilePeek = { hit: true; profile: Profile | undefined } | { hit: false };
+export type ProfilePeek =
+  { readonly hit: true; readonly profile: Profile | undefined } | { readonly hit: false };
 
 /** One profile to write with `putMany`. */
 export interface ProfileEntry {
@@ -30,8 +31,16 @@ interface Reading {
   promise: Promise<Profile | undefined>;
 }
 
+/** A cached entry is the answer `peek` gives for it, made when it is cached rather than on every peek. */
+type Cached = Extract<ProfilePeek, { hit: true }>;
+
 // A cached miss: the device has no profile. Kept so that unknown devices do not cost a disk read per event.
-const MISSING = null;
+const MISSING: Cached = Object.freeze({ hit: true, profile: undefined });
+const NOT_CACHED: ProfilePeek = Object.freeze({ hit: false });
+
+function cached(profile: Profile | undefined): Cached {
+  return profile === undefined ? MISSING : Object.freeze({ hit: true, profile });
+}
 
 /**
  * Device profiles in LevelDB behind a bounded LRU cache (hits and misses alike). Profiles handed out
@@ -40,7 +49,7 @@ const MISSING = null;
 export class ProfileStore {
   readonly #root: RootLevel;
   readonly #level: Sublevel;
-  readonly #cache: LruCache<string, Profile | typeof MISSING>;
+  readonly #cache: LruCache<string, Cached>;
   // Reads in flight, so that concurrent lookups of one id share a disk read, and so that a write can
   // tell a read that started before it not to cache what it read.
   readonly #reading = new Map<string, Reading>();
@@ -78,14 +87,12 @@ export class ProfileStore {
 
   /** A synchronous cache lookup: the hot path stays synchronous on a hit, and goes to `get` otherwise. */
   peek(id: string): ProfilePeek {
-    const cached = this.#cache.get(id);
-    if (cached === undefined) return { hit: false };
-    return { hit: true, profile: cached ?? undefined };
+    return this.#cache.get(id) ?? NOT_CACHED;
   }
 
   async get(id: string): Promise<Profile | undefined> {
-    const cached = this.#cache.get(id);
-    if (cached !== undefined) return cached ?? undefined;
+    const hit = this.#cache.get(id);
+    if (hit !== undefined) return hit.profile;
     const pending = this.#reading.get(id);
     if (pending !== undefined) return pending.promise;
     const reading = {} as Reading;
@@ -99,7 +106,7 @@ export class ProfileStore {
       const value = await storeIo(`reading profile ${id}`, () => this.#level.get(id));
       const profile = isProfile(value) ? value : undefined;
       // A write to this id since the read started took it out of #reading: what was read may be stale.
-      if (this.#reading.get(id) === reading) this.#cache.set(id, profile ?? MISSING);
+      if (this.#reading.get(id) === reading) this.#cache.set(id, cached(profile));
       return profile;
     } finally {
       if (this.#reading.get(id) === reading) this.#reading.delete(id);
@@ -135,7 +142,7 @@ export class ProfileStore {
         // A write to this id since the read started took it out of #reading: what was read may be stale.
         if (this.#reading.get(id) !== readings[i]) return;
         const value: unknown = read[i];
-        this.#cache.set(id, isProfile(value) ? value : MISSING);
+        this.#cache.set(id, cached(isProfile(value) ? value : undefined));
         this.#reading.delete(id);
       });
     } finally {
@@ -149,7 +156,7 @@ export class ProfileStore {
     await this.#record([{ id, after: profile }]);
     await storeIo(`writing profile ${id}`, () => this.#level.put(id, profile));
     this.#reading.delete(id);
-    this.#cache.set(id, profile);
+    this.#cache.set(id, cached(profile));
   }
 
   /**
@@ -169,7 +176,7 @@ export class ProfileStore {
     await storeIo(`writing ${batch.length} profiles`, () => this.#root.batch(ops));
     for (const { id, profile } of batch) {
       this.#reading.delete(id);
-      if (this.#cache.has(id)) this.#cache.set(id, profile);
+      if (this.#cache.has(id)) this.#cache.set(id, cached(profile));
     }
   }
 
@@ -209,7 +216,7 @@ export class ProfileStore {
     );
     for (const { id, profile } of changes.upserts) {
       this.#reading.delete(id);
-      if (this.#cache.has(id)) this.#cache.set(id, profile);
+      if (this.#cache.has(id)) this.#cache.set(id, cached(profile));
     }
     for (const id of changes.deletes) {
       this.#reading.delete(id);
