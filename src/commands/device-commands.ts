@@ -273,7 +273,9 @@ export class DeviceCommands {
 
   #track(work: Promise<unknown>): void {
     this.#writes.add(work);
-    void work.catch(() => undefined).finally(() => this.#writes.delete(work));
+    // One reaction for either outcome (a rejection is handled by whoever made the work).
+    const done = (): void => void this.#writes.delete(work);
+    work.then(done, done);
   }
 
   #gauge(): void {
