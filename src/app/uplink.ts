@@ -79,8 +79,10 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
     });
     pending.add(added);
     decision.holdCheckpointsFor(added);
+    // One reaction for either outcome, which also lets `stop` stop waiting for it.
     added.then(
       (result) => {
+        pending.delete(added);
         if (result.status === 'delivered') metrics.outboxRedeliverySkipped.inc();
         // Dropped already, to make room: decided again by recovery, not queued again.
         if (result.status === 'dropped' && result.dropped.length === 0)
@@ -97,13 +99,13 @@ export async function startUplink(base: Foundation, decision: DecisionModule): P
         uplink?.kick();
       },
       (err: unknown) => {
+        pending.delete(added);
         logger.error(
           { err, id: action.id, scenario: action.scenario },
           'action could not be written to the outbox; the journal still has its input, replayed on the next start',
         );
       },
     );
-    void added.catch(() => undefined).finally(() => pending.delete(added));
   };
   // A new policy may let waiting actions go now (a higher rate, a shorter ttl).
   decision.rules.onSwap(() => uplink?.kick());

@@ -112,6 +112,8 @@ function aedesOptions(opts: BrokerOptions, clients: ClientTracker, routes: Route
   const waiters = new PublishWaiters<ClientInfo>((err, info, topic, done) =>
     refuse(err, info, topic, done, opts.logger),
   );
+  const meta: PublishPacketInfo = { dup: false, messageId: undefined, connection: 0 };
+  const publishing: PublishContext = { clients, connections, waiters, opts, meta };
   // Connections whose CONNECT has a zero-length client id and asks for a persistent session.
   const noSessionId = new WeakSet<Client>();
   return {
@@ -141,8 +143,7 @@ function aedesOptions(opts: BrokerOptions, clients: ClientTracker, routes: Route
       clients.beforeRegister(client);
       done(null, true);
     },
-    authorizePublish: (client, packet, done) =>
-      authorizePublish(client, packet, done, clients, connections, waiters, opts),
+    authorizePublish: (client, packet, done) => authorizePublish(client, packet, done, publishing),
   };
 }
 
@@ -237,6 +238,16 @@ class EmbeddedBroker implements Broker {
   }
 }
 
+/** What `authorizePublish` works with, made once per broker. */
+interface PublishContext {
+  clients: ClientTracker;
+  connections: ConnectionNumbers;
+  waiters: PublishWaiters<ClientInfo>;
+  opts: Pick<BrokerOptions, 'hooks' | 'logger'>;
+  /** What the hook is told of each publish, rewritten for the next. */
+  meta: PublishPacketInfo;
+}
+
 /**
  * Device events go to the hook before aedes acknowledges them; everything else a client publishes is
  * relayed as a plain broker would.
@@ -245,10 +256,7 @@ function authorizePublish(
   client: Client | null,
   packet: PublishPacket,
   done: (err?: Error | null) => void,
-  clients: ClientTracker,
-  connections: ConnectionNumbers,
-  waiters: PublishWaiters<ClientInfo>,
-  opts: Pick<BrokerOptions, 'hooks' | 'logger'>,
+  { clients, connections, waiters, opts, meta }: PublishContext,
 ): void {
   // A will left by another broker instance, replayed from persistence (none with in-memory persistence).
   if (client === null) return done(null);
@@ -258,11 +266,10 @@ function authorizePublish(
 
   const info = clients.info(client);
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-  const meta: PublishPacketInfo = {
-    dup: packet.dup,
-    messageId: packet.qos > 0 ? packet.messageId : undefined,
-    connection: connections.of(client),
-  };
+  // One object for every publish, read by the hook during its call (see `BrokerHooks.onPublish`).
+  meta.dup = packet.dup;
+  meta.messageId = packet.qos > 0 ? packet.messageId : undefined;
+  meta.connection = connections.of(client);
   let pending: Promise<void> | void;
   try {
     pending = opts.hooks.onPublish(info, packet.topic, payload, packet.qos, meta);

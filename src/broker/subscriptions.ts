@@ -62,18 +62,34 @@ export class SubscriptionTracker {
   }
 }
 
-/** Whether `topic` matches the MQTT topic filter `filter` (`+` one level, `#` the rest) [MQTT-4.7.1]. */
+/**
+ * Whether `topic` matches the MQTT topic filter `filter` (`+` one level, `#` the rest) [MQTT-4.7.1]. Read in place,
+ * level by level (a command to a device is checked against its filters this way).
+ */
 export function topicMatches(filter: string, topic: string): boolean {
   // [MQTT-4.7.2-1] a filter starting with a wildcard does not match topics starting with `$`.
   if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
-  const f = filter.split('/');
-  const t = topic.split('/');
-  for (let i = 0; i < f.length; i++) {
-    const level = f[i];
+  // The start of each one's current level; past its length once its last level is taken.
+  let f = 0;
+  let t = 0;
+  for (;;) {
+    let fEnd = filter.indexOf('/', f);
+    if (fEnd === -1) fEnd = filter.length;
+    const length = fEnd - f;
     // `#` also matches the parent level: `a/#` matches `a` [MQTT-4.7.1-2].
-    if (level === '#') return true;
-    if (i >= t.length) return false;
-    if (level !== '+' && level !== t[i]) return false;
+    if (length === 1 && filter.charCodeAt(f) === HASH) return true;
+    if (t > topic.length) return false;
+    let tEnd = topic.indexOf('/', t);
+    if (tEnd === -1) tEnd = topic.length;
+    if (length !== 1 || filter.charCodeAt(f) !== PLUS) {
+      if (length !== tEnd - t) return false;
+      for (let i = 0; i < length; i++) if (filter.charCodeAt(f + i) !== topic.charCodeAt(t + i)) return false;
+    }
+    f = fEnd + 1;
+    t = tEnd + 1;
+    if (f > filter.length) return t > topic.length;
   }
-  return f.length === t.length;
 }
+
+const HASH = 0x23;
+const PLUS = 0x2b;

@@ -19,7 +19,10 @@ export interface ClientInfo {
  */
 export type DisconnectReason = 'closed' | 'error' | 'keepalive' | 'kicked';
 
-/** What of a PUBLISH packet tells a resend from a new publish. */
+/**
+ * What of a PUBLISH packet tells a resend from a new publish. The broker hands `onPublish` one object rewritten for
+ * each publish: read it during the call, do not keep it.
+ */
 export interface PublishPacketInfo {
   /** The DUP flag: the client says it may have sent this packet before [MQTT-3.3.1-1]. */
   dup: boolean;

@@ -70,6 +70,13 @@ export class DeviceCommands {
   readonly #writes = new Set<Promise<unknown>>();
   #sweeps: NodeJS.Timeout | undefined;
   #stopping = false;
+  /**
+   * The command just queued, with its topic and payload as they were published to the other subscribers: it is
+   * usually sent to its device at once (`deviceReady`), with the same ones rather than its JSON made again.
+   */
+  #queued: Action | undefined;
+  #queuedTopic = '';
+  #queuedPayload = '';
 
   constructor(opts: DeviceCommandsOptions) {
     this.#opts = opts;
@@ -181,7 +188,10 @@ export class DeviceCommands {
         this.#gauge();
         // Anyone else subscribed to the topic (a monitor, in development) sees it once, as before.
         if (!replay) {
-          link.publish(commandTopic(action), commandPayload(action), { except: action.actor }).catch(() => {
+          this.#queued = action;
+          this.#queuedTopic = commandTopic(action);
+          this.#queuedPayload = commandPayload(action);
+          link.publish(this.#queuedTopic, this.#queuedPayload, { except: action.actor }).catch(() => {
             // The broker is closing; the device's own copy is in the outbox.
           });
         }
@@ -200,12 +210,17 @@ export class DeviceCommands {
         return;
     }
     if (result.status !== 'acknowledged' && result.status !== 'dropped') this.deviceReady(action.actor);
+    this.#queued = undefined;
+    this.#queuedPayload = '';
   }
 
   #send(action: Action): void {
     const { link, metrics, outbox, now, logger } = this.#opts;
     this.#inFlight.add(action.id);
-    const sent = link.sendTo(action.actor, commandTopic(action), commandPayload(action)).then((outcome) => {
+    const queued = action === this.#queued;
+    const topic = queued ? this.#queuedTopic : commandTopic(action);
+    const payload = queued ? this.#queuedPayload : commandPayload(action);
+    const sent = link.sendTo(action.actor, topic, payload).then((outcome) => {
       this.#inFlight.delete(action.id);
       if (outcome === 'not-connected' || outcome === 'not-subscribed') return;
       metrics.sent.inc();
@@ -258,7 +273,9 @@ export class DeviceCommands {
 
   #track(work: Promise<unknown>): void {
     this.#writes.add(work);
-    void work.catch(() => undefined).finally(() => this.#writes.delete(work));
+    // One reaction for either outcome (a rejection is handled by whoever made the work).
+    const done = (): void => void this.#writes.delete(work);
+    work.then(done, done);
   }
 
   #gauge(): void {

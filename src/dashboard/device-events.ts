@@ -78,11 +78,14 @@ class Slot {
   }
 }
 
-/** A device's last events: `count` slots used, the oldest at `head`. */
+/** A device's last events: `count` slots used, the oldest at `head`; linked in the order devices were heard from. */
 interface Ring {
   readonly slots: Slot[];
   head: number;
   count: number;
+  id: string;
+  older: Ring | undefined;
+  newer: Ring | undefined;
 }
 
 /**
@@ -95,8 +98,14 @@ interface Ring {
 export class DeviceEvents {
   readonly perDevice: number;
   readonly maxDevices: number;
-  /** Device id → its latest events; devices in the order they were last heard from. */
+  /**
+   * Device id → its latest events. The order devices were last heard from is kept by the rings' links, not by
+   * re-inserting into the Map: each re-insert left a deleted entry behind, and the Map's table was rebuilt every
+   * thousand or so events.
+   */
   private readonly rings = new Map<string, Ring>();
+  private oldest: Ring | undefined;
+  private newest: Ring | undefined;
 
   constructor(opts: DeviceEventsOptions = {}) {
     this.perDevice = opts.perDevice ?? DEFAULT_EVENTS_PER_DEVICE;
@@ -112,9 +121,17 @@ export class DeviceEvents {
 
   add(ev: Event): void {
     let ring = this.rings.get(ev.actor);
-    if (ring) this.rings.delete(ev.actor);
-    else ring = this.freeRing();
-    this.rings.set(ev.actor, ring);
+    if (ring) {
+      if (ring !== this.newest) {
+        this.unlink(ring);
+        this.link(ring);
+      }
+    } else {
+      ring = this.freeRing();
+      ring.id = ev.actor;
+      this.rings.set(ev.actor, ring);
+      this.link(ring);
+    }
     let at = ring.head + ring.count;
     if (at >= this.perDevice) at -= this.perDevice;
     if (ring.count === this.perDevice) ring.head = ring.head + 1 === this.perDevice ? 0 : ring.head + 1;
@@ -140,14 +157,31 @@ export class DeviceEvents {
 
   /** An empty ring: that of the device heard from least recently when the bound is reached, else a new one. */
   private freeRing(): Ring {
-    if (this.rings.size < this.maxDevices) return { slots: [], head: 0, count: 0 };
-    const oldest = this.rings.entries().next();
-    if (oldest.done) return { slots: [], head: 0, count: 0 };
-    const [id, ring] = oldest.value;
-    this.rings.delete(id);
+    const ring = this.oldest;
+    if (this.rings.size < this.maxDevices || ring === undefined) {
+      return { slots: [], head: 0, count: 0, id: '', older: undefined, newer: undefined };
+    }
+    this.rings.delete(ring.id);
+    this.unlink(ring);
     ring.head = 0;
     ring.count = 0;
     return ring;
+  }
+
+  /** Links `ring` in as the device heard from last. */
+  private link(ring: Ring): void {
+    ring.older = this.newest;
+    ring.newer = undefined;
+    if (this.newest) this.newest.newer = ring;
+    else this.oldest = ring;
+    this.newest = ring;
+  }
+
+  private unlink(ring: Ring): void {
+    if (ring.older) ring.older.newer = ring.newer;
+    else this.oldest = ring.newer;
+    if (ring.newer) ring.newer.older = ring.older;
+    else this.newest = ring.older;
   }
 }
 

@@ -91,6 +91,9 @@ export class Engine {
   private readonly deviceAny: Running[] = [];
   /** Reused by every input (`stepAt`): the engine takes one input at a time, to the end. */
   private readonly step: Step;
+  /** Feeds the step the events emitted for its own actor (`Step.drain`): made once, not per input. */
+  private readonly feedEmitted = (ev: Event, profile: Profile | undefined): void =>
+    this.feed(this.step, ev, profile);
 
   constructor(rules: RuleSet, opts: EngineOptions) {
     this.opts = {
@@ -133,7 +136,7 @@ export class Engine {
   onEvent(ev: Event, profile: Profile | undefined, wallOffsetMs = 0): Effect[] {
     const step = this.stepAt(ev.at, wallOffsetMs);
     this.feed(step, ev, profile);
-    step.drain((e, p) => this.feed(step, e, p));
+    step.drain(this.feedEmitted);
     return step.taken();
   }
 
@@ -145,7 +148,7 @@ export class Engine {
     const step = this.stepAt(input.event.at, wallOffsetMs);
     step.depth = input.depth;
     this.feed(step, input.event, profile);
-    step.drain((e, p) => this.feed(step, e, p));
+    step.drain(this.feedEmitted);
     return step.taken();
   }
 
@@ -160,7 +163,7 @@ export class Engine {
     if (!parsed || !rt) return step.taken();
     rt.stats.evaluations++;
     rt.kind.onTimer?.(step, rt, timer, parsed.group, profile);
-    step.drain((e, p) => this.feed(step, e, p));
+    step.drain(this.feedEmitted);
     return step.taken();
   }
 

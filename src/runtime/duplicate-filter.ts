@@ -194,12 +194,28 @@ export class DuplicateFilter {
   remember(clientId: string, connection: number, messageId: number, hash: number, at: number, seq = 0): void {
     const client = this.client(clientId);
     const key = keyOf(messageId, hash);
-    const entry: Remembered = { messageId, hash, at, connection, seq };
-    client.entries.delete(key);
-    client.entries.set(key, entry);
-    if (client.entries.size > client.limit) {
-      const oldest = client.entries.keys().next();
-      if (!oldest.done) client.entries.delete(oldest.value);
+    const { entries } = client;
+    entries.delete(key);
+    // A client at its limit forgets its oldest publish for this one: that entry is rewritten rather than a new one
+    // made (nothing holds an entry once it is out of the map).
+    let entry: Remembered | undefined;
+    if (entries.size >= client.limit && entries.size > 0) {
+      const oldest = entries.keys().next().value as number;
+      entry = entries.get(oldest);
+      entries.delete(oldest);
+    }
+    if (entry === undefined) entry = { messageId, hash, at, connection, seq };
+    else {
+      entry.messageId = messageId;
+      entry.hash = hash;
+      entry.at = at;
+      entry.connection = connection;
+      entry.seq = seq;
+    }
+    entries.set(key, entry);
+    if (entries.size > client.limit) {
+      const oldest = entries.keys().next();
+      if (!oldest.done) entries.delete(oldest.value);
     }
   }
 

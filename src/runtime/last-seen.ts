@@ -18,11 +18,23 @@ const CHECKS_PER_TURN = 2_000;
  * Each device's last sign of life (a device event or a connection change), for arming new or changed `absent`
  * scenarios after a restart and for telling known devices from strangers. Kept for devices that are connected,
  * known, or waited on by a silence timer (`forget` drops the others), and never for more than `maxDevices`: past
- * it the device seen longest ago is forgotten. The entries are kept in order of their last update, so that one is
- * the first.
+ * it the device seen longest ago is forgotten. The devices are kept in order of their last update, that one first.
+ *
+ * Each device has a numbered slot, its time in a typed array and its place in the order in two arrays of links:
+ * an update relinks the slot and allocates nothing (re-inserting into a Map of times, as this did, boxed every
+ * time and left a deleted entry behind, and the Map's table was rebuilt every few thousand events).
  */
 export class LastSeen {
-  private readonly at: Map<string, number>;
+  private readonly slots = new Map<string, number>();
+  private actors: Array<string | undefined> = [];
+  private at = new Float64Array(0);
+  private older = new Int32Array(0);
+  private newer = new Int32Array(0);
+  /** The slots seen longest ago and last, -1 when none. */
+  private oldest = -1;
+  private newest = -1;
+  /** Slots given up by forgotten devices, to be used again. */
+  private readonly free: number[] = [];
   /** Devices with a connection open, as the recorded connection changes say. */
   private readonly connected = new Set<string>();
 
@@ -31,21 +43,29 @@ export class LastSeen {
     private readonly maxDevices: number,
     private readonly onEvicted: (reason: LastSeenEviction, devices: number) => void,
   ) {
-    this.at = new Map([...entries].sort((a, b) => a[1] - b[1]));
+    const sorted = [...entries].sort((a, b) => a[1] - b[1]);
+    for (const [actor, at] of sorted) {
+      const slot = this.slots.get(actor);
+      if (slot === undefined) this.add(actor, at);
+      else {
+        // As a Map built from the list would: the last time given wins, at the place of the first.
+        this.at[slot] = at;
+      }
+    }
     this.trim();
   }
 
   get size(): number {
-    return this.at.size;
+    return this.slots.size;
   }
 
-  /** The times as a map (read-only), oldest first. */
+  /** The times as a map, oldest first (a copy: for recovery, not for every event). */
   get times(): ReadonlyMap<string, number> {
-    return this.at;
+    return new Map(this.entries());
   }
 
   has(actor: string): boolean {
-    return this.at.has(actor);
+    return this.slots.has(actor);
   }
 
   /** A device event or a connection change was applied. */
@@ -54,13 +74,18 @@ export class LastSeen {
       if (ev.type === 'connected') this.connected.add(ev.actor);
       else if (ev.type === 'disconnected') this.connected.delete(ev.actor);
     }
-    const seen = this.at.get(ev.actor);
-    if (seen !== undefined) {
-      if (seen >= ev.at) return;
-      this.at.delete(ev.actor);
+    const slot = this.slots.get(ev.actor);
+    if (slot === undefined) {
+      this.add(ev.actor, ev.at);
+      this.trim();
+      return;
     }
-    this.at.set(ev.actor, ev.at);
-    if (seen === undefined) this.trim();
+    if ((this.at[slot] as number) >= ev.at) return;
+    this.at[slot] = ev.at;
+    if (slot !== this.newest) {
+      this.unlink(slot);
+      this.link(slot);
+    }
   }
 
   /** After a restart no device is connected until its connection is recorded again. */
@@ -68,9 +93,13 @@ export class LastSeen {
     this.connected.clear();
   }
 
-  /** Every device with its time, as a list. */
+  /** Every device with its time, as a list, oldest first. */
   entries(): Array<[string, number]> {
-    return [...this.at];
+    const list: Array<[string, number]> = [];
+    for (let s = this.oldest; s !== -1; s = this.newer[s] as number) {
+      list.push([this.actors[s] as string, this.at[s] as number]);
+    }
+    return list;
   }
 
   /**
@@ -79,12 +108,12 @@ export class LastSeen {
    * while the checkpoint is written, this copy 16.
    */
   frozenEntries(): Iterable<[actor: string, at: number]> {
-    const actors = new Array<string>(this.at.size);
-    const times = new Float64Array(this.at.size);
+    const actors = new Array<string>(this.slots.size);
+    const times = new Float64Array(this.slots.size);
     let n = 0;
-    for (const [actor, at] of this.at) {
-      actors[n] = actor;
-      times[n++] = at;
+    for (let s = this.oldest; s !== -1; s = this.newer[s] as number) {
+      actors[n] = this.actors[s] as string;
+      times[n++] = this.at[s] as number;
     }
     return {
       *[Symbol.iterator]() {
@@ -99,8 +128,9 @@ export class LastSeen {
    */
   async unneeded(needs: LastSeenNeeds, seenBefore: number): Promise<string[]> {
     const candidates: string[] = [];
-    for (const [actor, at] of this.at) {
-      if (at > seenBefore) break;
+    for (let s = this.oldest; s !== -1; s = this.newer[s] as number) {
+      if ((this.at[s] as number) > seenBefore) break;
+      const actor = this.actors[s] as string;
       if (!this.connected.has(actor) && !needs.waitedOn(actor)) candidates.push(actor);
     }
     const unneeded: string[] = [];
@@ -121,9 +151,9 @@ export class LastSeen {
   drop(actors: readonly string[], seenBefore: number): number {
     let forgotten = 0;
     for (const actor of actors) {
-      const at = this.at.get(actor);
-      if (at === undefined || at > seenBefore || this.connected.has(actor)) continue;
-      this.at.delete(actor);
+      const slot = this.slots.get(actor);
+      if (slot === undefined || (this.at[slot] as number) > seenBefore || this.connected.has(actor)) continue;
+      this.remove(slot);
       forgotten++;
     }
     if (forgotten > 0) this.onEvicted('unneeded', forgotten);
@@ -132,13 +162,61 @@ export class LastSeen {
 
   private trim(): void {
     let evicted = 0;
-    while (this.at.size > this.maxDevices) {
-      const oldest = this.at.keys().next();
-      if (oldest.done === true) break;
-      this.at.delete(oldest.value);
-      this.connected.delete(oldest.value);
+    while (this.slots.size > this.maxDevices && this.oldest !== -1) {
+      this.connected.delete(this.actors[this.oldest] as string);
+      this.remove(this.oldest);
       evicted++;
     }
     if (evicted > 0) this.onEvicted('bound', evicted);
+  }
+
+  private add(actor: string, at: number): void {
+    let slot = this.free.pop();
+    if (slot === undefined) {
+      slot = this.actors.length;
+      this.actors.push(undefined);
+      if (slot >= this.at.length) this.grow(Math.max(16, this.at.length * 2));
+    }
+    this.actors[slot] = actor;
+    this.at[slot] = at;
+    this.slots.set(actor, slot);
+    this.link(slot);
+  }
+
+  private remove(slot: number): void {
+    this.slots.delete(this.actors[slot] as string);
+    this.unlink(slot);
+    this.actors[slot] = undefined;
+    this.free.push(slot);
+  }
+
+  /** Links `slot` in as the one seen last. */
+  private link(slot: number): void {
+    this.older[slot] = this.newest;
+    this.newer[slot] = -1;
+    if (this.newest === -1) this.oldest = slot;
+    else this.newer[this.newest] = slot;
+    this.newest = slot;
+  }
+
+  private unlink(slot: number): void {
+    const older = this.older[slot] as number;
+    const newer = this.newer[slot] as number;
+    if (older === -1) this.oldest = newer;
+    else this.newer[older] = newer;
+    if (newer === -1) this.newest = older;
+    else this.older[newer] = older;
+  }
+
+  private grow(length: number): void {
+    const at = new Float64Array(length);
+    const older = new Int32Array(length);
+    const newer = new Int32Array(length);
+    at.set(this.at);
+    older.set(this.older);
+    newer.set(this.newer);
+    this.at = at;
+    this.older = older;
+    this.newer = newer;
   }
 }

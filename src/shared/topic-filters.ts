@@ -11,6 +11,13 @@ interface Shape {
   readonly keys: Map<string, number>;
   /** The keys, when not `prefix`: compared with a topic in place while there are few. */
   readonly list: string[];
+  /**
+   * When `prefix`: the filters' last own level, with how many filters end their own levels with it, and the distinct
+   * ones in a list. A topic whose level there is none of them (a device's event, against the devices' command
+   * filters) is passed over without making its beginning as a string.
+   */
+  readonly lasts: Map<string, number>;
+  readonly lastList: string[];
 }
 
 /** Past this many filters of one shape, a topic's key is made and looked up rather than compared with each. */
@@ -42,6 +49,12 @@ export class TopicFilterSet {
     const count = shape.keys.get(key) ?? 0;
     shape.keys.set(key, count + 1);
     if (count === 0 && !shape.prefix) shape.list.push(key);
+    if (shape.prefix && shape.literals.length > 0) {
+      const last = levels[shape.literals.length - 1] as string;
+      const lasts = shape.lasts.get(last) ?? 0;
+      shape.lasts.set(last, lasts + 1);
+      if (lasts === 0) shape.lastList.push(last);
+    }
     this.#size += 1;
   }
 
@@ -56,6 +69,15 @@ export class TopicFilterSet {
     const count = shape.keys.get(key);
     if (count === undefined) return false;
     this.#size -= 1;
+    if (shape.prefix && shape.literals.length > 0) {
+      const last = levels[shape.literals.length - 1] as string;
+      const lasts = shape.lasts.get(last) ?? 0;
+      if (lasts > 1) shape.lasts.set(last, lasts - 1);
+      else {
+        shape.lasts.delete(last);
+        shape.lastList.splice(shape.lastList.indexOf(last), 1);
+      }
+    }
     if (count > 1) {
       shape.keys.set(key, count - 1);
       return true;
@@ -75,7 +97,14 @@ export class TopicFilterSet {
       // `#` matches the rest, the parent level too: `a/#` matches `a` [MQTT-4.7.1-2].
       if (shape.hash ? levels < shape.levels - 1 : levels !== shape.levels) continue;
       if (shape.prefix) {
-        if (shape.keys.has(beginning(topic, shape.literals.length, levels))) return true;
+        const own = shape.literals.length;
+        if (
+          own > 0 &&
+          shape.lastList.length <= COMPARED_IN_PLACE &&
+          !levelIsOneOf(topic, own - 1, shape.lastList)
+        )
+          continue;
+        if (shape.keys.has(beginning(topic, own, levels))) return true;
       } else if (shape.list.length <= COMPARED_IN_PLACE) {
         for (const key of shape.list) if (sameLevels(topic, key, shape.literals)) return true;
       } else if (shape.keys.has(keyOf(topic.split('/'), shape.literals))) return true;
@@ -97,7 +126,30 @@ function shapeOf(signature: string, levels: readonly string[]): Shape {
     if (level !== '+' && !(level === '#' && i === levels.length - 1)) literals.push(i);
   });
   const prefix = literals.every((at, i) => at === i);
-  return { signature, levels: levels.length, hash, literals, prefix, keys: new Map(), list: [] };
+  return {
+    signature,
+    levels: levels.length,
+    hash,
+    literals,
+    prefix,
+    keys: new Map(),
+    list: [],
+    lasts: new Map(),
+    lastList: [],
+  };
+}
+
+/** Whether level `level` of `topic` (which has more levels than that) is one of `values`, compared in place. */
+function levelIsOneOf(topic: string, level: number, values: readonly string[]): boolean {
+  let start = 0;
+  for (let i = 0; i < level; i++) start = topic.indexOf('/', start) + 1;
+  let end = topic.indexOf('/', start);
+  if (end === -1) end = topic.length;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i] as string;
+    if (value.length === end - start && topic.startsWith(value, start)) return true;
+  }
+  return false;
 }
 
 function keyOf(levels: readonly string[], literals: readonly number[]): string {

@@ -50,14 +50,35 @@ export function deviceCommandFilter(deviceId: string): string {
 
 /** A device event topic split into its parts, or why it is not one. */
 export type DeviceTopic =
-  { ok: true; deviceId: string; type: string } | { ok: false; reason: 'topic'; deviceId?: string };
+  | { readonly ok: true; readonly deviceId: string; readonly type: string }
+  | { readonly ok: false; readonly reason: 'topic'; readonly deviceId?: string };
+
+/**
+ * The device event topics parsed lately, with their parts: a device publishes on a few topics over and over, and
+ * each parse made its result and two strings. Emptied when full, so that a gateway with more topics than this in use
+ * parses as before (and keeps at most this many).
+ */
+const parsedTopics = new Map<string, DeviceTopic>();
+const PARSED_TOPICS_MAX = 8_192;
 
 /**
  * Parses `devices/{deviceId}/events/{type}`: exactly four levels, none of them empty. On failure the
- * device id is still given when the topic starts with `devices/{deviceId}/`, so the reject can name it.
+ * device id is still given when the topic starts with `devices/{deviceId}/`, so the reject can name it. The result
+ * may be shared with an earlier parse of the same topic (it is frozen).
  */
 export function parseDeviceTopic(topic: string): DeviceTopic {
-  // Read in place, without splitting: this runs for every device event.
+  const known = parsedTopics.get(topic);
+  if (known !== undefined) return known;
+  const parsed = parseDeviceTopicAnew(topic);
+  if (parsed.ok) {
+    if (parsedTopics.size >= PARSED_TOPICS_MAX) parsedTopics.clear();
+    parsedTopics.set(topic, Object.freeze(parsed));
+  }
+  return parsed;
+}
+
+function parseDeviceTopicAnew(topic: string): DeviceTopic {
+  // Read in place, without splitting.
   if (!topic.startsWith(DEVICES_PREFIX)) return { ok: false, reason: 'topic' };
   const idEnd = topic.indexOf('/', DEVICES_PREFIX.length);
   const deviceId = topic.slice(DEVICES_PREFIX.length, idEnd === -1 ? topic.length : idEnd);

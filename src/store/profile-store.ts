@@ -4,7 +4,8 @@ import { LruCache } from './lru-cache.js';
 import { storeIo } from './store-io.js';
 
 /** What the cache knows about a device without going to disk. */
-export type ProfilePeek = { hit: true; profile: Profile | undefined } | { hit: false };
+export type ProfilePeek =
+  { readonly hit: true; readonly profile: Profile | undefined } | { readonly hit: false };
 
 /** One profile to write with `putMany`. */
 export interface ProfileEntry {
@@ -39,9 +40,16 @@ interface SoonBatch {
   readonly settle: Array<{ resolve: (p: Profile | undefined) => void; reject: (err: unknown) => void }>;
   readonly timer: NodeJS.Timeout;
 }
+/** A cached entry is the answer `peek` gives for it, made when it is cached rather than on every peek. */
+type Cached = Extract<ProfilePeek, { hit: true }>;
 
 // A cached miss: the device has no profile. Kept so that unknown devices do not cost a disk read per event.
-const MISSING = null;
+const MISSING: Cached = Object.freeze({ hit: true, profile: undefined });
+const NOT_CACHED: ProfilePeek = Object.freeze({ hit: false });
+
+function cached(profile: Profile | undefined): Cached {
+  return profile === undefined ? MISSING : Object.freeze({ hit: true, profile });
+}
 
 /**
  * Device profiles in LevelDB behind a bounded LRU cache (hits and misses alike). Profiles handed out
@@ -50,7 +58,7 @@ const MISSING = null;
 export class ProfileStore {
   readonly #root: RootLevel;
   readonly #level: Sublevel;
-  readonly #cache: LruCache<string, Profile | typeof MISSING>;
+  readonly #cache: LruCache<string, Cached>;
   // Reads in flight, so that concurrent lookups of one id share a disk read, and so that a write can
   // tell a read that started before it not to cache what it read.
   readonly #reading = new Map<string, Reading>();
@@ -89,14 +97,12 @@ export class ProfileStore {
 
   /** A synchronous cache lookup: the hot path stays synchronous on a hit, and goes to `get` otherwise. */
   peek(id: string): ProfilePeek {
-    const cached = this.#cache.get(id);
-    if (cached === undefined) return { hit: false };
-    return { hit: true, profile: cached ?? undefined };
+    return this.#cache.get(id) ?? NOT_CACHED;
   }
 
   async get(id: string): Promise<Profile | undefined> {
-    const cached = this.#cache.get(id);
-    if (cached !== undefined) return cached ?? undefined;
+    const hit = this.#cache.get(id);
+    if (hit !== undefined) return hit.profile;
     const pending = this.#reading.get(id);
     if (pending !== undefined) return pending.promise;
     const reading = {} as Reading;
@@ -111,8 +117,8 @@ export class ProfileStore {
    * milliseconds rather than one per device.
    */
   getSoon(id: string): Promise<Profile | undefined> {
-    const cached = this.#cache.get(id);
-    if (cached !== undefined) return Promise.resolve(cached ?? undefined);
+    const hit = this.#cache.get(id);
+    if (hit !== undefined) return Promise.resolve(hit.profile);
     const pending = this.#reading.get(id);
     if (pending !== undefined) return pending.promise;
     const batch = this.#soon ?? this.#startSoon();
@@ -153,7 +159,7 @@ export class ProfileStore {
           const profile = isProfile(value) ? value : undefined;
           // A write to this id since the read was asked for took it out of #reading: what was read may be stale.
           if (this.#reading.get(id) === readings[i]) {
-            this.#cache.set(id, profile ?? MISSING);
+            this.#cache.set(id, cached(profile));
             this.#reading.delete(id);
           }
           settle[i]?.resolve(profile);
@@ -174,7 +180,7 @@ export class ProfileStore {
       const value = await storeIo(`reading profile ${id}`, () => this.#level.get(id));
       const profile = isProfile(value) ? value : undefined;
       // A write to this id since the read started took it out of #reading: what was read may be stale.
-      if (this.#reading.get(id) === reading) this.#cache.set(id, profile ?? MISSING);
+      if (this.#reading.get(id) === reading) this.#cache.set(id, cached(profile));
       return profile;
     } finally {
       if (this.#reading.get(id) === reading) this.#reading.delete(id);
@@ -210,7 +216,7 @@ export class ProfileStore {
         // A write to this id since the read started took it out of #reading: what was read may be stale.
         if (this.#reading.get(id) !== readings[i]) return;
         const value: unknown = read[i];
-        this.#cache.set(id, isProfile(value) ? value : MISSING);
+        this.#cache.set(id, cached(isProfile(value) ? value : undefined));
         this.#reading.delete(id);
       });
     } finally {
@@ -224,7 +230,7 @@ export class ProfileStore {
     await this.#record([{ id, after: profile }]);
     await storeIo(`writing profile ${id}`, () => this.#level.put(id, profile));
     this.#reading.delete(id);
-    this.#cache.set(id, profile);
+    this.#cache.set(id, cached(profile));
   }
 
   /**
@@ -244,7 +250,7 @@ export class ProfileStore {
     await storeIo(`writing ${batch.length} profiles`, () => this.#root.batch(ops));
     for (const { id, profile } of batch) {
       this.#reading.delete(id);
-      if (this.#cache.has(id)) this.#cache.set(id, profile);
+      if (this.#cache.has(id)) this.#cache.set(id, cached(profile));
     }
   }
 
@@ -284,7 +290,7 @@ export class ProfileStore {
     );
     for (const { id, profile } of changes.upserts) {
       this.#reading.delete(id);
-      if (this.#cache.has(id)) this.#cache.set(id, profile);
+      if (this.#cache.has(id)) this.#cache.set(id, cached(profile));
     }
     for (const id of changes.deletes) {
       this.#reading.delete(id);

@@ -166,6 +166,25 @@ describe('device commands', () => {
     expect(dev.received).toHaveLength(1);
   });
 
+  test('each command reaches its device and any other subscriber with the same bytes, its own', async () => {
+    const gw = await gateway();
+    const monitor = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.mqtt.port}`, {
+      clientId: 'monitor',
+      reconnectPeriod: 0,
+    });
+    cleanups.push(() => monitor.endAsync(true));
+    const watched: string[] = [];
+    monitor.on('message', (_topic, payload) => watched.push(payload.toString()));
+    await monitor.subscribeAsync('devices/+/commands/#', { qos: 0 });
+    const dev = await device(gw, 'dev-1');
+    for (const n of [1, 2, 3]) {
+      await dev.client.publishAsync('devices/dev-1/events/telemetry', JSON.stringify({ n }), { qos: 1 });
+      await waitUntil(() => dev.received.length === n && watched.length === n, `command ${n}`);
+    }
+    expect(dev.received.map((r) => r.action.payload)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+    expect(dev.received.map((r) => JSON.stringify(r.action))).toEqual(watched);
+  });
+
   test('a command not acknowledged before the device went away is sent again when it is back', async () => {
     const gw = await gateway();
     const first = await device(gw, 'dev-1', { holdAcks: true });

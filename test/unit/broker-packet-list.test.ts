@@ -64,6 +64,60 @@ test('numbers and strings read in place are what bl reads, whatever the chunks a
   );
 });
 
+test('appends, consumes and reads in any order give what bl gives, and the bytes appended are not copied', () => {
+  const op = fc.oneof(
+    fc.record({ append: fc.uint8Array({ minLength: 0, maxLength: 12 }) }),
+    fc.record({ consume: fc.oneof(fc.integer({ min: -2, max: 30 }), fc.constant(Number.NaN)) }),
+    fc.record({ read: fc.constantFrom('readUInt8', 'readUInt16BE', 'readUInt32BE', 'get'), at: offset }),
+    fc.record({ slice: offset, end: offset }),
+    fc.record({ text: offset, end: offset }),
+    fc.record({ whole: fc.constantFrom('slice', 'toString', 'duplicate', 'getBuffers') }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 30 }), (ops) => {
+      const [asItComes, inPlace] = lists([]);
+      const appended: Buffer[] = [];
+      for (const o of ops) {
+        if ('append' in o) {
+          const chunk = Buffer.from(o.append);
+          appended.push(chunk);
+          asItComes.append(Buffer.from(chunk));
+          inPlace.append(chunk);
+        } else if ('consume' in o) {
+          asItComes.consume(o.consume);
+          inPlace.consume(o.consume);
+        } else if ('read' in o) {
+          const read = (list: PacketList): unknown =>
+            (list as unknown as Record<string, (at?: number) => unknown>)[o.read]?.(o.at);
+          expect(outcome(() => read(inPlace))).toEqual(outcome(() => read(asItComes)));
+        } else if ('slice' in o) {
+          const slice = (list: PacketList): unknown => list.slice(o.slice, o.end);
+          expect(outcome(() => slice(inPlace))).toEqual(outcome(() => slice(asItComes)));
+        } else if ('text' in o) {
+          const text = (list: PacketList): unknown => list.toString('hex', o.text, o.end);
+          expect(outcome(() => text(inPlace))).toEqual(outcome(() => text(asItComes)));
+        } else {
+          const whole = (list: PacketList): unknown => {
+            const got = (list as unknown as Record<string, () => unknown>)[o.whole]?.();
+            if (Array.isArray(got)) return Buffer.concat(got as Buffer[]);
+            return typeof got === 'object' && got !== null && 'length' in got && !Buffer.isBuffer(got)
+              ? (got as PacketList).slice()
+              : got;
+          };
+          expect(outcome(() => whole(inPlace))).toEqual(outcome(() => whole(asItComes)));
+        }
+        expect(inPlace.length).toBe(asItComes.length);
+      }
+      // Every byte still in the list is one of the Buffers appended, not a copy of it.
+      for (let i = 0; i < inPlace.length; i++) {
+        const view = inPlace.slice(i, i + 1);
+        expect(appended.some((chunk) => chunk.buffer === view.buffer)).toBe(true);
+      }
+    }),
+    { numRuns: 2_000 },
+  );
+});
+
 test('appended Buffers, strings and lists give the same bytes as bl', () => {
   const [asItComes, inPlace] = lists([Buffer.from('ab'), new Uint8Array([1, 2, 3])]);
   for (const list of [asItComes, inPlace]) list.append('cd').append(Buffer.alloc(0)).append(new AsItComes());

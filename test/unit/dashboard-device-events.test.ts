@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { withoutSecretFields } from '../../src/credentials/index.js';
 import { DeviceActivity, DeviceEvents, devicePresenceOf } from '../../src/dashboard/index.js';
@@ -28,6 +29,36 @@ describe('DeviceEvents', () => {
     expect(events.of('a').map((e) => e.at)).toEqual([3, 1]);
     // The newcomer starts with its own events only, whatever was kept for the device forgotten.
     expect(events.of('c').map((e) => e.at)).toEqual([4]);
+  });
+
+  test('keeps the events of the devices heard from last, whatever the order of events, a ring reused whole', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 4 }),
+        fc.integer({ min: 0, max: 5 }),
+        fc.array(fc.integer({ min: 0, max: 7 }), { maxLength: 60 }),
+        (perDevice, maxDevices, actors) => {
+          const events = new DeviceEvents({ perDevice, maxDevices });
+          // The reference: a Map re-inserted on every event keeps the device heard from least recently first.
+          const model = new Map<string, number[]>();
+          actors.forEach((n, at) => {
+            const actor = `d${n}`;
+            const kept = model.get(actor) ?? [];
+            model.delete(actor);
+            if (!kept.length && model.size >= Math.max(1, maxDevices))
+              model.delete(model.keys().next().value as string);
+            model.set(actor, [at, ...kept].slice(0, perDevice));
+            events.add(ev(actor, at));
+          });
+          expect(events.size).toBe(model.size);
+          for (let n = 0; n <= 7; n++) {
+            const ats = events.of(`d${n}`).map((e) => e.at);
+            expect(ats).toEqual(model.get(`d${n}`) ?? []);
+            expect(events.of(`d${n}`).map((e) => e.data)).toEqual(ats.map((at) => ({ n: at })));
+          }
+        },
+      ),
+    );
   });
 
   test('keeps a bounded preview of the data, never the whole payload', () => {

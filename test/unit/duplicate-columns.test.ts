@@ -88,3 +88,33 @@ test('the copy holds the publishes remembered when it was taken, not those after
   expect(restored.resent('d1', 2, 7, true, 99)).toBeDefined();
   expect(restored.resent('d1', 2, 8, true, 99)).toBeUndefined();
 });
+
+test('a client past its limit remembers its latest publishes, each with its own numbers, whatever the order', () => {
+  const publish = fc.record({
+    client: fc.constantFrom('d1', 'd2'),
+    messageId: fc.integer({ min: 1, max: 6 }),
+    hash: fc.integer({ min: 0, max: 2 }),
+    at: fc.integer({ min: 0, max: 1_000 }),
+  });
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 4 }), fc.array(publish, { maxLength: 40 }), (perClient, list) => {
+      const filter = new DuplicateFilter({ perClient, sequentialSenders: [] });
+      // The reference: per client, the latest `perClient` distinct (id, hash), oldest first.
+      const model = new Map<string, Array<[number, number, number]>>();
+      for (const p of list) {
+        filter.remember(p.client, 0, p.messageId, p.hash, p.at);
+        const kept = (model.get(p.client) ?? []).filter(([id, h]) => id !== p.messageId || h !== p.hash);
+        kept.push([p.messageId, p.hash, p.at]);
+        model.set(p.client, kept.slice(-perClient));
+      }
+      const remembered = [...filter.snapshot()].map((e) => [e[0], e[1], e[2], e[3]]);
+      const expected = [...model].flatMap(([client, kept]) => kept.map(([id, h, at]) => [client, id, h, at]));
+      expect(remembered).toEqual(expected);
+      // A resend (DUP) of each one remembered is known; of one forgotten, it is not.
+      for (const p of list) {
+        const known = (model.get(p.client) ?? []).some(([id, h]) => id === p.messageId && h === p.hash);
+        expect(filter.resent(p.client, 0, p.messageId, true, p.hash) !== undefined).toBe(known);
+      }
+    }),
+  );
+});

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { LruCache, openStore, type Store } from '../../src/store/index.js';
 
@@ -195,6 +196,43 @@ describe('LruCache', () => {
       true,
     ]);
     expect(cache.size).toBe(3);
+  });
+
+  test('keeps what a Map re-inserted on every use keeps, in the same order, through hits, updates and evictions', () => {
+    // The reference: a Map iterates in insertion order, so re-inserting on each use keeps the least recent first.
+    const op = fc.tuple(fc.constantFrom('get', 'set', 'has'), fc.integer({ min: 0, max: 12 }), fc.integer());
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 8 }), fc.array(op, { maxLength: 200 }), (bound, ops) => {
+        const cache = new LruCache<string, number>(bound);
+        const model = new Map<string, number>();
+        for (const [kind, k, value] of ops) {
+          const key = `k${k}`;
+          if (kind === 'has') expect(cache.has(key)).toBe(model.has(key));
+          else if (kind === 'get') {
+            const was = model.get(key);
+            if (was !== undefined) {
+              model.delete(key);
+              model.set(key, was);
+            }
+            expect(cache.get(key)).toBe(was);
+          } else {
+            model.delete(key);
+            model.set(key, value);
+            if (model.size > bound) model.delete(model.keys().next().value as string);
+            cache.set(key, value);
+          }
+          expect(cache.size).toBe(model.size);
+        }
+        // The order of eviction is the reference's order of use: new keys past the bound evict them so.
+        const order = [...model.keys()];
+        for (let i = model.size; i < bound; i++) cache.set(`fill${i}`, i);
+        for (let i = 0; i < order.length; i++) {
+          cache.set(`new${i}`, i);
+          expect(cache.has(order[i] as string)).toBe(false);
+          for (const later of order.slice(i + 1)) expect(cache.has(later)).toBe(true);
+        }
+      }),
+    );
   });
 
   test('a zero bound caches nothing', () => {

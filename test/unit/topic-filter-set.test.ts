@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import { topicMatches } from '../../src/broker/index.js';
 import { ClientFilters, TopicFilterSet } from '../../src/shared/index.js';
@@ -69,6 +70,54 @@ describe('TopicFilterSet', () => {
     expect(set.delete('devices/d1/commands/#')).toBe(true);
     expect(set.size).toBe(0);
     expect(set.matchesAny('devices/d1/commands/reboot')).toBe(false);
+  });
+
+  test('after any adds and deletes, matches a topic exactly when one of the filters held matches it', () => {
+    const level = fc.constantFrom('a', 'bb', '');
+    const filter = fc
+      .array(fc.oneof(level, fc.constant('+')), { minLength: 1, maxLength: 2 })
+      .chain((levels) => fc.constantFrom(levels.join('/'), [...levels, '#'].join('/')));
+    const topics = fc.array(
+      fc.array(level, { minLength: 1, maxLength: 4 }).map((l) => l.join('/')),
+      {
+        minLength: 1,
+        maxLength: 8,
+      },
+    );
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.boolean(), filter), { maxLength: 30 }), topics, (ops, probes) => {
+        const set = new TopicFilterSet();
+        const held: string[] = [];
+        for (const [add, f] of ops) {
+          if (add) {
+            set.add(f);
+            held.push(f);
+          } else {
+            const at = held.indexOf(f);
+            expect(set.delete(f)).toBe(at !== -1);
+            if (at !== -1) held.splice(at, 1);
+          }
+          for (const topic of probes) {
+            expect(set.matchesAny(topic)).toBe(held.some((h) => topicMatches(h, topic)));
+          }
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test("the devices' command filters: one taken away leaves the others matching, an event topic matches none", () => {
+    const set = new TopicFilterSet();
+    for (const id of ['d1', 'd2', 'd3']) set.add(`devices/${id}/commands/#`);
+    set.add('devices/d2/status/#');
+    expect(set.matchesAny('devices/d1/events/temp')).toBe(false);
+    expect(set.delete('devices/d1/commands/#')).toBe(true);
+    expect(set.matchesAny('devices/d1/commands/reboot')).toBe(false);
+    expect(set.matchesAny('devices/d2/commands/reboot')).toBe(true);
+    expect(set.matchesAny('devices/d2/status/x')).toBe(true);
+    expect(set.delete('devices/d2/status/#')).toBe(true);
+    expect(set.matchesAny('devices/d2/status/x')).toBe(false);
+    expect(set.matchesAny('devices/d3/commands')).toBe(true);
   });
 
   test('a filter that ends where another goes on is kept apart from it', () => {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
   DEAD_LETTER_TOPIC,
@@ -89,6 +90,33 @@ describe('parseDeviceTopic', () => {
     expect(parseDeviceTopic(topic)).toEqual(
       deviceId === undefined ? { ok: false, reason: 'topic' } : { ok: false, reason: 'topic', deviceId },
     );
+  });
+
+  test('a topic parsed again gives the same parts, beyond the number of parses kept too; what is kept is frozen', () => {
+    const level = fc.string({ minLength: 1, maxLength: 12 }).filter((l) => !/[/+#]/.test(l));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(level, level), { minLength: 1, maxLength: 40 }), (parts) => {
+        for (let round = 0; round < 2; round++) {
+          for (const [deviceId, type] of parts) {
+            const parsed = parseDeviceTopic(deviceEventTopic(deviceId, type));
+            expect(parsed).toEqual({ ok: true, deviceId, type });
+            expect(Object.isFrozen(parsed)).toBe(true);
+          }
+        }
+      }),
+    );
+    // More topics than are kept, then the first of them again.
+    for (let i = 0; i < 20_000; i++) parseDeviceTopic(deviceEventTopic(`d${i}`, 'telemetry'));
+    expect(parseDeviceTopic('devices/d0/events/telemetry')).toEqual({
+      ok: true,
+      deviceId: 'd0',
+      type: 'telemetry',
+    });
+    expect(parseDeviceTopic('devices/d19999/events/x/y')).toEqual({
+      ok: false,
+      reason: 'topic',
+      deviceId: 'd19999',
+    });
   });
 });
 
