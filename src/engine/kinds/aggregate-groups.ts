@@ -73,18 +73,6 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
     return this.unpack(st);
   }
 
-  /**
-   * The group's ring, when it is kept in one, to change in place (the aggregate kind's event path): a view taken
-   * before keeps the state it had.
-   */
-  ring(group: string): Ring | undefined {
-    const st = this.states.get(group);
-    if (!(st instanceof Float64Array)) return undefined;
-    this.handed = undefined;
-    this.instant?.handingOut(group, () => this.unpack(st));
-    return st;
-  }
-
   /** Keeps the group's window in `ring` (one the caller made, or grew): set, for a ring. */
   storeRing(group: string, ring: Ring): void {
     this.handed = undefined;
@@ -103,11 +91,20 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
    * in place, and are not of their exact length.
    */
   forUpdate(group: string): AggregateState | undefined {
+    return this.forStep(group, false) as AggregateState | undefined;
+  }
+
+  /**
+   * As `forUpdate`, but with `rings`, a window kept in a ring is handed out as it is, to change in place (a view taken
+   * before keeps the state it had) and `storeRing` when it is a new one; one lookup of the group either way.
+   */
+  forStep(group: string, rings: boolean): AggregateState | Ring | undefined {
     const st = this.states.get(group);
     if (st instanceof Float64Array) {
-      // Read out into a state of its own: `set` stores it over the ring.
       this.handed = undefined;
-      return this.unpack(st);
+      if (rings && this.instant !== undefined) this.keep(group, st);
+      // Otherwise read out into a state of its own: `set` stores it over the ring.
+      return rings ? st : this.unpack(st);
     }
     if (!Array.isArray(st)) {
       if (st !== undefined) {
@@ -215,8 +212,10 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
   }
 
   /** A state (not packed) about to be handed out, which the caller may change: the view keeps a copy. */
-  private keep(group: string, st: AggregateState): void {
-    this.instant?.handingOut(group, () => copyState(st, this.noValues));
+  private keep(group: string, st: AggregateState | Ring): void {
+    this.instant?.handingOut(group, () =>
+      st instanceof Float64Array ? this.unpack(st) : copyState(st, this.noValues),
+    );
   }
 
   /** What the groups hold for `group` is about to be stored over or deleted: the view keeps it as it is. */

@@ -460,8 +460,10 @@ function stepGroups(
   out: Vars,
 ): Vars {
   const layout = groups.layout;
-  const ring = layout === undefined || !numbersOnly(layout, scratchRow) ? undefined : groups.ring(group);
-  if (layout !== undefined && ring !== undefined) {
+  const found = groups.forStep(group, layout !== undefined && numbersOnly(layout, scratchRow));
+  // A ring is handed out only when asked for, which takes a layout: anything else is a state.
+  if (layout !== undefined && found instanceof Float64Array) {
+    const ring = found;
     const rs = readSums(layout, ring);
     const r = slideRing(plan, layout, ring, at, scratchRow, wallOffsetMs, rs);
     ringValues(plan, layout, r, rs, out);
@@ -471,7 +473,7 @@ function stepGroups(
     return out;
   }
   // A small window's state read into arrays the groups reuse, changed in place and packed again by `set`.
-  const st = groups.forUpdate(group) ?? emptyWindow(plan);
+  const st = (found as AggregateState | undefined) ?? emptyWindow(plan);
   const from = slide(plan, st, at, scratchRow, wallOffsetMs, groups.isReused(st));
   const extra = plan.windows
     ? windowValues(plan, plan.windows, st, from, at, wallOffsetMs)
