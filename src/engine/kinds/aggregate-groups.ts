@@ -28,7 +28,7 @@ function isPlain(st: Stored): st is AggregateState {
  * is handed out, and what is stored over or deleted is kept for it as it is.
  *
  * With a `layout`, a window past the packed size, all numbers, may be kept in a ring (see aggregate-ring.ts) that the
- * kind's event path changes in place (`ring`, `storeRing`); `get` and iteration read it out as a plain state, its
+ * kind's event path changes in place (`forStep`, `storeRing`); `get` and iteration read it out as a plain state, its
  * running sums included.
  */
 export class AggregateGroups implements Map<string, AggregateState>, ViewableGroups {
