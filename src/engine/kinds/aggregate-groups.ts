@@ -1,9 +1,19 @@
 import { GroupsAtInstant } from '../groups-at-instant.js';
 import type { GroupsView, ViewableGroups } from '../state.js';
 import type { AggregateState } from './aggregate.js';
+import { newestAt, stateOfRing } from './aggregate-ring.js';
+import type { Ring, RingLayout } from './aggregate-ring.js';
 
 /** A small window packed: its times, then each column with values, in one array of numbers of its exact length. */
 type Packed = number[];
+
+/** What the groups store for a group: the plain state, a small window packed, or a larger one in a ring. */
+type Stored = AggregateState | Packed | Ring;
+
+/** Whether what is stored is the plain state, the one that may be handed out and changed in place. */
+function isPlain(st: Stored): st is AggregateState {
+  return !Array.isArray(st) && !(st instanceof Float64Array);
+}
 
 /**
  * An aggregate scenario's groups, a small window packed into one array of numbers: its arrival times, then the values
@@ -16,10 +26,14 @@ type Packed = number[];
  * A checkpoint's `view` (see `GroupsAtInstant`): while it lasts, a packed window it still needs is packed again into a
  * new array, not into its own, a state that is not packed (changed in place by the kind) is copied for it before it
  * is handed out, and what is stored over or deleted is kept for it as it is.
+ *
+ * With a `layout`, a window past the packed size, all numbers, may be kept in a ring (see aggregate-ring.ts) that the
+ * kind's event path changes in place (`forStep`, `storeRing`); `get` and iteration read it out as a plain state, its
+ * running sums included.
  */
 export class AggregateGroups implements Map<string, AggregateState>, ViewableGroups {
-  private readonly states = new Map<string, AggregateState | Packed>();
-  private instant: GroupsAtInstant<AggregateState | Packed> | undefined;
+  private readonly states = new Map<string, Stored>();
+  private instant: GroupsAtInstant<Stored> | undefined;
   /**
    * The state `forUpdate` hands out for a packed window: its arrays reused from one event to the next, so reading a
    * small window to add an entry makes nothing but the packed array `set` stores.
@@ -35,6 +49,7 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
     private readonly columns: readonly boolean[],
     private readonly noValues: unknown[],
     private readonly maxPacked: number,
+    readonly layout?: RingLayout,
   ) {
     this.scratch = { ats: [], values: columns.map((has) => (has ? [] : noValues)), start: 0 };
   }
@@ -54,8 +69,19 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
   get(group: string): AggregateState | undefined {
     const st = this.states.get(group);
     if (st === undefined) return undefined;
-    if (!Array.isArray(st)) this.keep(group, st);
+    if (isPlain(st)) this.keep(group, st);
     return this.unpack(st);
+  }
+
+  /** Keeps the group's window in `ring` (one the caller made, or grew): set, for a ring. */
+  storeRing(group: string, ring: Ring): void {
+    this.handed = undefined;
+    if (this.instant !== undefined) this.replacing(group);
+    if (this.scratchOut) {
+      this.scratchOut = false;
+      this.resetScratch();
+    }
+    this.states.set(group, ring);
   }
 
   /**
@@ -65,7 +91,21 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
    * in place, and are not of their exact length.
    */
   forUpdate(group: string): AggregateState | undefined {
+    return this.forStep(group, false) as AggregateState | undefined;
+  }
+
+  /**
+   * As `forUpdate`, but with `rings`, a window kept in a ring is handed out as it is, to change in place (a view taken
+   * before keeps the state it had) and `storeRing` when it is a new one; one lookup of the group either way.
+   */
+  forStep(group: string, rings: boolean): AggregateState | Ring | undefined {
     const st = this.states.get(group);
+    if (st instanceof Float64Array) {
+      this.handed = undefined;
+      if (rings && this.instant !== undefined) this.keep(group, st);
+      // Otherwise read out into a state of its own: `set` stores it over the ring.
+      return rings ? st : this.unpack(st);
+    }
     if (!Array.isArray(st)) {
       if (st !== undefined) {
         this.keep(group, st);
@@ -137,7 +177,7 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
 
   *entries(): MapIterator<[string, AggregateState]> {
     for (const [group, st] of this.states) {
-      if (!Array.isArray(st)) this.keep(group, st);
+      if (isPlain(st)) this.keep(group, st);
       yield [group, this.unpack(st)];
     }
   }
@@ -157,7 +197,7 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
   /** The groups as of now, for a checkpoint: see the class. */
   view(): GroupsView {
     if (this.instant !== undefined) throw new Error('the groups have a view already');
-    const unpack = (st: AggregateState | Packed): AggregateState => this.unpack(st);
+    const unpack = (st: Stored): AggregateState => this.unpack(st);
     const instant = new GroupsAtInstant(
       [...this.states.keys()],
       [...this.states.values()],
@@ -172,8 +212,10 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
   }
 
   /** A state (not packed) about to be handed out, which the caller may change: the view keeps a copy. */
-  private keep(group: string, st: AggregateState): void {
-    this.instant?.handingOut(group, () => copyState(st, this.noValues));
+  private keep(group: string, st: AggregateState | Ring): void {
+    this.instant?.handingOut(group, () =>
+      st instanceof Float64Array ? this.unpack(st) : copyState(st, this.noValues),
+    );
   }
 
   /** What the groups hold for `group` is about to be stored over or deleted: the view keeps it as it is. */
@@ -226,7 +268,19 @@ export class AggregateGroups implements Map<string, AggregateState>, ViewableGro
     return kept;
   }
 
-  private unpack(st: AggregateState | Packed): AggregateState {
+  /** Forgets the groups whose newest entry came before `from`, read without making their plain states. */
+  pruneBefore(from: number): void {
+    for (const [group, st] of this.states) {
+      let newest: number | undefined;
+      if (st instanceof Float64Array) newest = newestAt(this.layout as RingLayout, st);
+      else if (Array.isArray(st)) newest = st[st.length / (1 + this.kept()) - 1];
+      else newest = st.ats[st.ats.length - 1];
+      if (newest === undefined || newest < from) this.delete(group);
+    }
+  }
+
+  private unpack(st: Stored): AggregateState {
+    if (st instanceof Float64Array) return stateOfRing(this.layout as RingLayout, st, this.noValues);
     if (!Array.isArray(st)) return st;
     const kept = this.kept();
     const n = st.length / (1 + kept);

@@ -18,6 +18,20 @@ import { calendarLabel, calendarWindow, windowStartAt } from './calendar.js';
 import type { CalendarWindow } from './calendar.js';
 import { pruneWindows } from './window.js';
 import { AggregateGroups } from './aggregate-groups.js';
+import {
+  oldestAt,
+  readSums,
+  ringCount,
+  ringLayout,
+  ringOf,
+  ringPush,
+  ringShift,
+  ringSum,
+  ringValue,
+  stateOfRing,
+  writeSums,
+} from './aggregate-ring.js';
+import type { Ring, RingLayout, RingSums } from './aggregate-ring.js';
 import { fastCondition, fastDataNumber } from '../fast-condition.js';
 
 export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
@@ -373,6 +387,105 @@ function havingVars(s: Scratch, vars: Vars, ev: Event, group: string, extra: Var
   return having;
 }
 
+/** Whether the event's values can go into a ring: numbers, for every aggregate with an argument. */
+function numbersOnly(layout: RingLayout, row: readonly unknown[]): boolean {
+  const { columnOf } = layout;
+  for (let i = 0; i < columnOf.length; i++) if (columnOf[i] !== 0 && typeof row[i] !== 'number') return false;
+  return true;
+}
+
+/** `slide` for a window kept in a ring: returns the ring it is in then (a new one when it grew or shrank). */
+function slideRing(
+  plan: AggregateWindowPlan,
+  layout: RingLayout,
+  r: Ring,
+  at: number,
+  row: readonly unknown[],
+  wallOffsetMs: number,
+  rs: RingSums,
+): Ring {
+  const from = keepFrom(plan, at, wallOffsetMs);
+  for (let n = ringCount(r); n > 0 && (n >= MAX_WINDOW_ENTRIES || oldestAt(layout, r) < from); n--)
+    ringShift(layout, r, rs);
+  return ringPush(layout, r, at, row, rs);
+}
+
+/** The aggregates over a ring's entries, by name, into `out`: what `values` gives for the same window. */
+function ringValues(plan: AggregateWindowPlan, layout: RingLayout, r: Ring, rs: RingSums, out: Vars): Vars {
+  const n = ringCount(r);
+  for (let i = 0; i < plan.aggregates.length; i++) {
+    const a = plan.aggregates[i] as AggregatePlan;
+    let v: number;
+    switch (a.fn) {
+      case 'count':
+        v = n;
+        break;
+      case 'first':
+        v = ringValue(layout, r, 0, i);
+        break;
+      case 'last':
+        v = ringValue(layout, r, n - 1, i);
+        break;
+      case 'sum':
+        v = ringSum(layout, r, i, rs, SMALL_WINDOW);
+        break;
+      case 'avg':
+        v = ringSum(layout, r, i, rs, SMALL_WINDOW) / n;
+        break;
+      case 'min':
+      case 'max':
+        v = ringValue(layout, r, 0, i);
+        for (let k = 1; k < n; k++)
+          v =
+            a.fn === 'min'
+              ? Math.min(v, ringValue(layout, r, k, i))
+              : Math.max(v, ringValue(layout, r, k, i));
+    }
+    out[a.name] = v;
+  }
+  return out;
+}
+
+/**
+ * The event joins its group's window in the aggregate groups, and the aggregates over it: a window kept in a ring is
+ * changed there; any other is read for update, changed and set again, or moved into a ring once it is past the packed
+ * size and all numbers.
+ */
+function stepGroups(
+  plan: AggregateWindowPlan,
+  groups: AggregateGroups,
+  group: string,
+  at: number,
+  wallOffsetMs: number,
+  out: Vars,
+): Vars {
+  const layout = groups.layout;
+  const found = groups.forStep(group, layout !== undefined && numbersOnly(layout, scratchRow));
+  // A ring is handed out only when asked for, which takes a layout: anything else is a state.
+  if (layout !== undefined && found instanceof Float64Array) {
+    const ring = found;
+    const rs = readSums(layout, ring);
+    const r = slideRing(plan, layout, ring, at, scratchRow, wallOffsetMs, rs);
+    ringValues(plan, layout, r, rs, out);
+    // A running sum with more partials than the ring has room for: the window goes on as a plain state.
+    if (!writeSums(layout, r, rs)) groups.set(group, stateOfRing(layout, r, NO_VALUES, rs));
+    else if (r !== ring) groups.storeRing(group, r);
+    return out;
+  }
+  // A small window's state read into arrays the groups reuse, changed in place and packed again by `set`.
+  const st = (found as AggregateState | undefined) ?? emptyWindow(plan);
+  const from = slide(plan, st, at, scratchRow, wallOffsetMs, groups.isReused(st));
+  const extra = plan.windows
+    ? windowValues(plan, plan.windows, st, from, at, wallOffsetMs)
+    : values(plan, st, from, out);
+  const moved =
+    layout !== undefined && st.ats.length - from > SMALL_WINDOW ? ringOf(layout, st, from) : undefined;
+  // Set again once changed (running sums included): the groups' map packs a small window.
+  if (moved !== undefined) groups.storeRing(group, moved);
+  else groups.set(group, st);
+  return extra;
+}
+
 /**
  * `window` + `aggregate` + `having`: each matching event joins its group's sliding window (events at most
  * `window` old), the aggregates are computed over it and `having` is evaluated; the scenario fires on
@@ -386,17 +499,19 @@ export function onAggregateEvent(step: Step, rt: Runtime, ev: Event, profile: Pr
   if (group === undefined) return;
   if (!rowOf(step, rt, vars, ev.actor, scratchRow)) return;
 
-  // A small window's state read into arrays the groups reuse, changed in place and packed again by `set`.
   const groups = rt.groups;
-  const reusable = groups instanceof AggregateGroups;
-  const st = (reusable ? groups.forUpdate(group) : groups.get(group)) ?? emptyWindow(plan);
-  const from = slide(plan, st, ev.at, scratchRow, step.wallOffsetMs, reusable && groups.isReused(st));
   const scratch = scratchOf(plan);
-  const extra = plan.windows
-    ? windowValues(plan, plan.windows, st, from, ev.at, step.wallOffsetMs)
-    : values(plan, st, from, scratch.extra);
-  // Set again once changed (running sums included): the groups' map packs a small window (AggregateGroups).
-  rt.groups.set(group, st);
+  let extra: Vars;
+  if (groups instanceof AggregateGroups) {
+    extra = stepGroups(plan, groups, group, ev.at, step.wallOffsetMs, scratch.extra);
+  } else {
+    const st = groups.get(group) ?? emptyWindow(plan);
+    const from = slide(plan, st, ev.at, scratchRow, step.wallOffsetMs);
+    extra = plan.windows
+      ? windowValues(plan, plan.windows, st, from, ev.at, step.wallOffsetMs)
+      : values(plan, st, from, scratch.extra);
+    groups.set(group, st);
+  }
   if (plan.having) {
     // `avgTemp > 1000`: read from the aggregates alone, which `having` sees as they are (they are bound last); any
     // other operand is not among them, and the condition is judged with all its variables.
@@ -474,7 +589,9 @@ function windowWords(plan: AggregateWindowPlan): string {
 
 /** Drops groups whose every event has left the window. */
 export function pruneAggregate(rt: Runtime, now: number, wallOffsetMs = 0): void {
-  pruneWindows(rt.groups, keepFrom(rt.sc.when, now, wallOffsetMs));
+  const from = keepFrom(rt.sc.when, now, wallOffsetMs);
+  if (rt.groups instanceof AggregateGroups) rt.groups.pruneBefore(from);
+  else pruneWindows(rt.groups, from);
 }
 
 const HOUR_MS = 3_600_000;
@@ -738,6 +855,8 @@ export const aggregate: ScenarioKind<AggregateWindowPlan, AggregateState> = {
       plan.aggregates.map((a) => a.arg !== undefined),
       NO_VALUES,
       SMALL_WINDOW,
+      // Named windows each read their own stretch of the arrays.
+      plan.windows ? undefined : ringLayout(plan.aggregates),
     ),
   prune: pruneAggregate,
   progress: (plan, { ats, start = 0 }) => {
