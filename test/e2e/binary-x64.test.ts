@@ -203,7 +203,7 @@ describe.skipIf(!WANTED || process.arch !== 'x64')('single executable, linux-x64
     expect(r.stdout).toMatch(
       new RegExp(`^vigil ${version.replaceAll('.', '\\.')} \\(commit [0-9a-f]{12}(-dirty)?\\)\n`),
     );
-    expect(r.stdout).toContain('node v24.21.0 linux-x64, single executable (--max-semi-space-size=4)\n');
+    expect(r.stdout).toContain('node v24.21.0 linux-x64, single executable (--max-semi-space-size=8)\n');
     expect(r.stdout).toContain('leveldb native\n');
     expect(r.stdout).toContain('cbor native\n');
   });
