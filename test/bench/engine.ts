@@ -19,8 +19,22 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: fileURLToPath(new URL('./results/engine.json', import.meta.url)) },
+    help: { type: 'boolean', default: false },
   },
 });
+if (args.help) {
+  process.stdout.write(`Usage: npm run bench:engine -- [options]
+
+The pure scenario engine on virtual time (docs/benchmarks-engine.md): events per CPU-second on one core with the
+shipped rules and 100 threshold scenarios, the cost per event as scenarios grow, memory per device, and the timer
+queue holding a million pending silence timers. Prints markdown tables.
+
+  --quick      a tenth of the fleet, about 15 seconds (the full run takes about two minutes)
+  --out FILE   results JSON (default test/bench/results/engine.json)
+  --help       this text
+`);
+  process.exit(0);
+}
 
 const gcFn = globalThis.gc;
 if (typeof gcFn !== 'function') {
