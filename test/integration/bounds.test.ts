@@ -6,7 +6,6 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, test } from 'vitest';
 import { startGateway, type Gateway } from '../../src/app/index.js';
 import { parseConfig } from '../../src/config/index.js';
-import { compileRuleFiles } from '../../src/rules/index.js';
 import {
   DecisionLoop,
   DurableInputs,
@@ -19,6 +18,7 @@ import {
 import { QueueFullError, type Event } from '../../src/shared/index.js';
 import { tempDir } from '../helpers/temp.js';
 import { captureLogs } from './durability-faults.js';
+import { QUIET_RULES } from '../helpers/quiet-rules.js';
 
 /** Each bound on memory refuses (or forgets) past its limit, and counts what it refused. */
 
@@ -40,14 +40,7 @@ async function sample(registry: Registry, series: string): Promise<number | unde
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-const loaded = compileRuleFiles([
-  {
-    path: 'quiet.yaml',
-    text: 'id: quiet\nwhen: { absent: heartbeat, for: 5m }\nthen: { action: check-device, to: [upstream] }\n',
-  },
-]);
-if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
-const rules = loaded.rules;
+const rules = QUIET_RULES;
 
 /** The journal in `dir` with a decision loop over it; recovered (live) unless `recover` is false. */
 async function openInputs(

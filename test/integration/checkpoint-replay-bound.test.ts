@@ -1,6 +1,5 @@
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, test } from 'vitest';
-import { compileRuleFiles } from '../../src/rules/index.js';
 import {
   DecisionLoop,
   DurableInputs,
@@ -11,19 +10,13 @@ import {
 } from '../../src/runtime/index.js';
 import { tempDir } from '../helpers/temp.js';
 import { captureLogs } from './durability-faults.js';
+import { QUIET_RULES } from '../helpers/quiet-rules.js';
 
 /**
  * A checkpoint is taken once the journal since the last one holds `replayRecords` records, without waiting for
  * `checkpointRecords` or the interval (the cost guard is in test/unit/checkpoint-policy.test.ts).
  */
-const loaded = compileRuleFiles([
-  {
-    path: 'quiet.yaml',
-    text: 'id: quiet\nwhen: { absent: heartbeat, for: 5m }\nthen: { action: check-device, to: [upstream] }\n',
-  },
-]);
-if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
-const rules = loaded.rules;
+const rules = QUIET_RULES;
 
 /** Polls `read` until it gives `want`, for at most 10 s. */
 async function until(read: () => Promise<number>, want: number, what: string): Promise<void> {

@@ -1,7 +1,6 @@
 import { Registry } from 'prom-client';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, expect, test } from 'vitest';
-import { compileRuleFiles } from '../../src/rules/index.js';
 import {
   DecisionLoop,
   DurableInputs,
@@ -12,18 +11,12 @@ import {
 import type { Event } from '../../src/shared/index.js';
 import { tempDir } from '../helpers/temp.js';
 import { captureLogs } from './durability-faults.js';
+import { QUIET_RULES } from '../helpers/quiet-rules.js';
 
 // A device's connection and disconnection records may wait for company in the journal (a reconnect storm shares its
 // writes); nothing acknowledged waits for them, and they are applied in journal order.
 
-const loaded = compileRuleFiles([
-  {
-    path: 'quiet.yaml',
-    text: 'id: quiet\nwhen: { absent: heartbeat, for: 5m }\nthen: { action: check-device, to: [upstream] }\n',
-  },
-]);
-if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
-const rules = loaded.rules;
+const rules = QUIET_RULES;
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

@@ -2,7 +2,6 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, test } from 'vitest';
-import { compileRuleFiles } from '../../src/rules/index.js';
 import {
   DecisionLoop,
   DurableInputs,
@@ -13,19 +12,13 @@ import {
 import { openStore } from '../../src/store/index.js';
 import { tempDir } from '../helpers/temp.js';
 import { captureLogs } from './durability-faults.js';
+import { QUIET_RULES } from '../helpers/quiet-rules.js';
 
 /**
  * The outboxes' writes are not synced one by one: a checkpoint makes them durable (one synced LevelDB write) before
  * it forgets the inputs they were decided from, and is not written when that fails.
  */
-const loaded = compileRuleFiles([
-  {
-    path: 'quiet.yaml',
-    text: 'id: quiet\nwhen: { absent: heartbeat, for: 5m }\nthen: { action: check-device, to: [upstream] }\n',
-  },
-]);
-if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
-const rules = loaded.rules;
+const rules = QUIET_RULES;
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {

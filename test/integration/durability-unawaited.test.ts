@@ -1,6 +1,5 @@
 import { Registry } from 'prom-client';
 import { afterEach, expect, test } from 'vitest';
-import { compileRuleFiles } from '../../src/rules/index.js';
 import {
   DecisionLoop,
   DurableInputs,
@@ -11,15 +10,9 @@ import {
 import type { Event } from '../../src/shared/index.js';
 import { tempDir } from '../helpers/temp.js';
 import { captureLogs } from './durability-faults.js';
+import { QUIET_RULES } from '../helpers/quiet-rules.js';
 
-const loaded = compileRuleFiles([
-  {
-    path: 'quiet.yaml',
-    text: 'id: quiet\nwhen: { absent: heartbeat, for: 5m }\nthen: { action: check-device, to: [upstream] }\n',
-  },
-]);
-if (!loaded.ok) throw new Error(JSON.stringify(loaded.problems));
-const rules = loaded.rules;
+const rules = QUIET_RULES;
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
