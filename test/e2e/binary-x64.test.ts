@@ -57,6 +57,26 @@ describe.skipIf(!WANTED || process.arch !== 'x64')('single executable, linux-x64
     return dir.path;
   }
 
+  /** The code cache a start wrote to `cache`, once it is there (10 s at most). */
+  async function codeCacheIn(cache: string): Promise<string> {
+    for (let i = 0; i < 200; i++) {
+      const file = readdirSync(cache).find((f) => /^code-[0-9a-f]{16}\.bin$/.test(f));
+      if (file !== undefined) return join(cache, file);
+      await sleep(50);
+    }
+    throw new Error(`no code cache in ${cache}: ${readdirSync(cache).join(', ')}`);
+  }
+
+  /** Starts the binary, waits for its code cache in `cache` and its recovery, then stops it cleanly. */
+  async function startUntilCodeCache(dir: string, args: string[], cache: string): Promise<void> {
+    const gw = await startBinary(dir, args);
+    await codeCacheIn(cache);
+    // Written once recovered, as the last thing of the start: the gateway has then logged it.
+    for (let i = 0; i < 200 && !gw.output().includes('state recovered'); i++) await sleep(50);
+    gw.child.kill('SIGTERM');
+    expect(await gw.exited).toBe(0);
+  }
+
   async function startBinary(dir: string, args: string[]): Promise<Started> {
     const child = spawn(
       './vigil',
@@ -211,22 +231,8 @@ describe.skipIf(!WANTED || process.arch !== 'x64')('single executable, linux-x64
   test('a started gateway keeps its compiled code for the next start; a damaged copy is made again', async () => {
     const dir = await emptyDirWithBinary();
     const cache = join(dir, 'data', '.cache');
-    const codeCache = async (): Promise<string> => {
-      for (let i = 0; i < 200; i++) {
-        const file = readdirSync(cache).find((f) => /^code-[0-9a-f]{16}\.bin$/.test(f));
-        if (file !== undefined) return join(cache, file);
-        await sleep(50);
-      }
-      throw new Error(`no code cache in ${cache}: ${readdirSync(cache).join(', ')}`);
-    };
-    const startAndStop = async (): Promise<void> => {
-      const gw = await startBinary(dir, []);
-      await codeCache();
-      // Written once recovered, as the last thing of the start: the gateway has then logged it.
-      for (let i = 0; i < 200 && !gw.output().includes('state recovered'); i++) await sleep(50);
-      gw.child.kill('SIGTERM');
-      expect(await gw.exited).toBe(0);
-    };
+    const codeCache = () => codeCacheIn(cache);
+    const startAndStop = () => startUntilCodeCache(dir, [], cache);
 
     await startAndStop();
     const file = await codeCache();
@@ -250,23 +256,9 @@ describe.skipIf(!WANTED || process.arch !== 'x64')('single executable, linux-x64
     const dir = await emptyDirWithBinary();
     writeFileSync(join(dir, 'vigil.yaml'), 'gatewayId: site-42\ndata: ./site # the state\n');
     const cache = join(dir, 'site', '.cache');
-    const codeFile = async (): Promise<string> => {
-      for (let i = 0; i < 200; i++) {
-        const file = readdirSync(cache).find((f) => /^code-[0-9a-f]{16}\.bin$/.test(f));
-        if (file !== undefined) return join(cache, file);
-        await sleep(50);
-      }
-      throw new Error(`no code cache in ${cache}: ${readdirSync(cache).join(', ')}`);
-    };
-    const startAndStop = async (): Promise<void> => {
-      const gw = await startBinary(dir, ['--config', 'vigil.yaml']);
-      await codeFile();
-      for (let i = 0; i < 200 && !gw.output().includes('state recovered'); i++) await sleep(50);
-      gw.child.kill('SIGTERM');
-      expect(await gw.exited).toBe(0);
-    };
+    const startAndStop = () => startUntilCodeCache(dir, ['--config', 'vigil.yaml'], cache);
     await startAndStop();
-    const file = await codeFile();
+    const file = await codeCacheIn(cache);
     const written = statSync(file).mtimeMs;
     await startAndStop();
     expect(statSync(file).mtimeMs).toBe(written);
