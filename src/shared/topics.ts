@@ -54,9 +54,10 @@ export type DeviceTopic =
   | { readonly ok: false; readonly reason: 'topic'; readonly deviceId?: string };
 
 /**
- * The device event topics parsed lately, with their parts: a device publishes on a few topics over and over, and
- * each parse made its result and two strings. Emptied when full, so that a gateway with more topics than this in use
- * parses as before (and keeps at most this many).
+ * Device event topics parsed before, with their parts: a device publishes on a few topics over and over, and each
+ * parse made its result and two strings. Once full it takes no more, and the topics past it are parsed each time, as
+ * before: emptying it instead, with more topics in use than it holds, made every parse a miss and an insert, about four
+ * times the parse alone.
  */
 const parsedTopics = new Map<string, DeviceTopic>();
 const PARSED_TOPICS_MAX = 8_192;
@@ -70,10 +71,7 @@ export function parseDeviceTopic(topic: string): DeviceTopic {
   const known = parsedTopics.get(topic);
   if (known !== undefined) return known;
   const parsed = parseDeviceTopicAnew(topic);
-  if (parsed.ok) {
-    if (parsedTopics.size >= PARSED_TOPICS_MAX) parsedTopics.clear();
-    parsedTopics.set(topic, Object.freeze(parsed));
-  }
+  if (parsed.ok && parsedTopics.size < PARSED_TOPICS_MAX) parsedTopics.set(topic, Object.freeze(parsed));
   return parsed;
 }
 
