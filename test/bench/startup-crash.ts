@@ -39,6 +39,8 @@ export interface CrashOptions {
   readonly stormRuns: number;
   /** The single executable to crash and restart, when it was built; else `node dist/cli.js`. */
   readonly binary?: string | undefined;
+  /** `vigil run --threads`: 2 puts the device edge on a thread of its own, beside the replay. */
+  readonly threads: 1 | 2;
   readonly log: (message: string) => void;
 }
 
@@ -185,6 +187,7 @@ async function crashOnce(
       logLevel: 'info',
       data,
       binary: o.binary,
+      threads: o.threads,
       // The executable takes V8's flags from NODE_OPTIONS, as Node does.
       ...(cpuProfDir === undefined
         ? {}
@@ -272,6 +275,7 @@ async function stormOnce(
     logLevel: 'info',
     data,
     binary: o.binary,
+    threads: o.threads,
     ...(profile === undefined
       ? {}
       : o.binary === undefined
@@ -389,7 +393,9 @@ export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
     loadMs: o.loadMs,
     perAddress: o.perAddress,
     natDevices: o.natDevices,
-    gateway: o.binary === undefined ? '`node dist/cli.js run`' : 'the executable',
+    gateway:
+      (o.binary === undefined ? '`node dist/cli.js run`' : 'the executable') +
+      (o.threads === 2 ? ' with `--threads 2`' : ''),
     runs,
     storms,
   };
@@ -545,6 +551,7 @@ export const CRASH_ARGS = {
   'crash-nat': { type: 'string' },
   'crash-groups': { type: 'string' },
   'crash-cpu-prof': { type: 'string' },
+  'crash-threads': { type: 'string' },
   'storm-runs': { type: 'string' },
 } as const;
 
@@ -556,6 +563,7 @@ export const CRASH_USAGE = `  --crash-runs N          SIGKILLs under load in the
   --crash-nat N           then N devices at once from one address, a site behind NAT (default 500; 0 skips)
   --crash-groups N        live groups at the kill (default 100000: windowed scenarios added to reach it)
   --crash-cpu-prof DIR    write a CPU profile of each restarted gateway to DIR (and of each fresh one below)
+  --crash-threads N       the gateway's threads (1 or 2, default 1; 2: the device edge on a thread of its own)
   --storm-runs N          storms against a freshly started gateway (no crash, no replay) and a plain aedes, which
                           goes first alternating; the crash part's devices, one per address (default 0)`;
 
@@ -568,6 +576,7 @@ export function crashOptions(values: {
   'crash-nat'?: string | undefined;
   'crash-groups'?: string | undefined;
   'crash-cpu-prof'?: string | undefined;
+  'crash-threads'?: string | undefined;
   'storm-runs'?: string | undefined;
 }): Omit<CrashOptions, 'log'> {
   const num = (name: keyof typeof CRASH_ARGS, fallback: number): number => {
@@ -585,6 +594,13 @@ export function crashOptions(values: {
     natDevices: num('crash-nat', 500),
     groups: num('crash-groups', 100_000),
     cpuProfDir: values['crash-cpu-prof'],
+    threads: threadsOf(values['crash-threads']),
     stormRuns: num('storm-runs', 0),
   };
+}
+
+function threadsOf(v: string | undefined): 1 | 2 {
+  if (v === undefined || v === '1') return 1;
+  if (v === '2') return 2;
+  throw new Error(`--crash-threads: expected 1 or 2, got '${v}'`);
 }
