@@ -427,7 +427,8 @@ function collectAssets(
   assets.push({ key: MANIFEST_ASSET, file: manifestFile });
 
   const infoFile = join(work, 'build-info.json');
-  writeFileSync(infoFile, JSON.stringify({ version: packageVersionAt(ROOT), commit: gitCommit() }));
+  const bundle = sha256(readFileSync(join(OUT, 'vigil.cjs')));
+  writeFileSync(infoFile, JSON.stringify({ version: packageVersionAt(ROOT), commit: gitCommit(), bundle }));
   assets.push({ key: BUILD_INFO_ASSET, file: infoFile });
   return assets;
 }

@@ -1,9 +1,9 @@
-import { existsSync, lstatSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { DATA_CACHE_DIR } from '../../src/shared/cache-folder.js';
 
-/** Name of the cache folder inside the data directory. */
-export const DATA_CACHE_DIR = '.cache';
+export { DATA_CACHE_DIR, privateDirProblem } from '../../src/shared/cache-folder.js';
 
 export interface CacheDirInput {
   /** Arguments after the executable, `process.argv.slice(2)`. */
@@ -83,19 +83,6 @@ export function optionValue(args: readonly string[], names: readonly string[]): 
 
 /** A data directory that only a config file names, and that could not be read from it. */
 export const UNKNOWN_DATA = '\0unknown';
-
-/**
- * Why `dir` must not be used for what gets loaded into the process (native addons, compiled code), or
- * undefined when it is a directory of this user that no one else can write to.
- */
-export function privateDirProblem(dir: string, uid = process.getuid?.()): string | undefined {
-  const st = lstatSync(dir, { throwIfNoEntry: false });
-  if (st === undefined) return `${dir} does not exist`;
-  if (!st.isDirectory()) return `${dir} is not a directory`;
-  if (uid !== undefined && st.uid !== uid) return `${dir} belongs to another user`;
-  if ((st.mode & 0o022) !== 0) return `${dir} is writable by other users`;
-  return undefined;
-}
 
 function nonEmpty(value: string | undefined): value is string {
   return value !== undefined && value !== '';

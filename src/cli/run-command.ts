@@ -1,10 +1,14 @@
 import type { EventEmitter } from 'node:events';
+import { join, resolve } from 'node:path';
+import { isSea } from 'node:sea';
 import type { Command } from 'commander';
-import { loadConfig, type Overrides } from '../config/index.js';
+import { configCacheIn, type ConfigCache } from '../config/config-cache.js';
+import { loadConfig, type Overrides } from '../config/load.js';
 import { startGateway } from '../app/index.js';
 import { exitWithError, parsePort } from './util.js';
 import type { Logger } from 'pino';
-import { releaseVersion } from '../shared/index.js';
+import { buildInfo, releaseVersion } from '../shared/index.js';
+import { DATA_CACHE_DIR } from '../shared/cache-folder.js';
 import { RELEASE_MAX_HEAP_USED, releaseStartMemory } from './release-start-memory.js';
 import { STARTED_EVENT } from './started-event.js';
 
@@ -91,9 +95,28 @@ function addRunOptions(cmd: Command): Command {
     );
 }
 
+/**
+ * The single executable keeps the configuration it validated in the data directory's cache folder, beside its
+ * addons and code cache, for the next start with the same input (config-cache.ts). `node dist/cli.js` validates at
+ * every start: its modules may change under the same version.
+ */
+function validatedConfigCache(raw: Record<string, unknown>): ConfigCache | undefined {
+  const bundle = isSea() ? buildInfo().bundle : undefined;
+  if (bundle === undefined) return undefined;
+  // Where the data directory will be; an invalid `data` is validation's to report.
+  const data = raw.data === undefined ? './data' : raw.data;
+  if (typeof data !== 'string' || data === '') return undefined;
+  return configCacheIn(join(resolve(data), DATA_CACHE_DIR), bundle);
+}
+
 /** Starts the gateway, stops it on SIGTERM and SIGINT, reloads its rules on SIGHUP. */
 async function run(flags: RunFlags): Promise<void> {
-  const loaded = await loadConfig({ file: flags.config, env: process.env, overrides: overridesOf(flags) });
+  const loaded = await loadConfig({
+    file: flags.config,
+    env: process.env,
+    overrides: overridesOf(flags),
+    cache: validatedConfigCache,
+  });
   // A list, which overrides cannot carry: the flags replace the config file's sync.trustedKeys.
   const config =
     flags.trustedKey.length > 0

@@ -1,2 +1,4 @@
 export type { Config, ConfigInput } from './schema.js';
-export { loadConfig, parseConfig, type Overrides } from './load.js';
+export { loadConfig, type Overrides } from './load.js';
+export { parseConfig } from './validate.js';
+export { configCacheIn, type ConfigCache } from './config-cache.js';

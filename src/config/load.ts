@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import type { z } from 'zod';
 import { ConfigError } from '../shared/index.js';
-import { configSchema, type Config } from './schema.js';
+import type { ConfigCache } from './config-cache.js';
+import type { Config } from './schema.js';
 
 /** Overrides from the command line, already named as config paths (`mqtt.port`). */
 export type Overrides = Record<string, string | number | boolean | undefined>;
@@ -61,12 +61,15 @@ const BOOLEAN = new Set(['mqtt.allowAnonymous']);
 
 /**
  * Builds the configuration: defaults, then the YAML file, then `VIGIL_*` variables, then flags.
- * Throws ConfigError naming the key and what is allowed.
+ * Throws ConfigError naming the key and what is allowed. With a `cache`, a start given the same input as an
+ * earlier one takes the configuration that start validated, and zod's schema is not even built
+ * (config-cache.ts); otherwise the input is validated and the result kept in the cache.
  */
 export async function loadConfig(opts: {
   file?: string | undefined;
   env?: NodeJS.ProcessEnv;
   overrides?: Overrides;
+  cache?: ((raw: Record<string, unknown>) => ConfigCache | undefined) | undefined;
 }): Promise<Config> {
   let raw: Record<string, unknown> = {};
   if (opts.file !== undefined) raw = await readConfigFile(opts.file);
@@ -78,28 +81,14 @@ export async function loadConfig(opts: {
   for (const [path, value] of Object.entries(opts.overrides ?? {})) {
     if (value !== undefined) setPath(raw, path, coerce(path, value, `--${path}`));
   }
-  return parseConfig(raw, origin);
-}
-
-/** Validates an already-read configuration object. */
-export function parseConfig(raw: unknown, origin = 'configuration'): Config {
-  // Parsed once per start: zod's generated fast path (`new Function` per object) would cost more than it saves.
-  const result = configSchema.safeParse(raw, { jitless: true });
-  if (result.success) return result.data;
-  throw new ConfigError(`${origin}: ${describeIssues(result.error.issues)}`);
-}
-
-function describeIssues(issues: readonly z.core.$ZodIssue[]): string {
-  return issues
-    .map((issue) => {
-      const key = issue.path.join('.') || '(top level)';
-      if (issue.code === 'unrecognized_keys') {
-        const where = issue.path.length > 0 ? ` in ${key}` : '';
-        return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}${where}`;
-      }
-      return `${key}: ${issue.message}`;
-    })
-    .join('; ');
+  const cache = opts.cache?.(raw);
+  const cached = cache?.read(raw);
+  if (cached !== undefined) return cached;
+  // The schema (zod) is loaded only here: a start that found its configuration in the cache never builds it.
+  const { parseConfig } = await import('./validate.js');
+  const config = parseConfig(raw, origin);
+  cache?.write(raw, config);
+  return config;
 }
 
 async function readConfigFile(file: string): Promise<Record<string, unknown>> {

@@ -7,6 +7,8 @@ export interface BuildInfo {
   readonly version: string;
   /** A commit, or where to ask git for it (a checkout). */
   readonly commit: string | { readonly checkout: string };
+  /** The single executable's bundle, its SHA-256: what is kept from one start for the next is kept per bundle. */
+  readonly bundle?: string;
 }
 
 // Written by build/build-binary.ts into the single executable, which has no package.json or .git.

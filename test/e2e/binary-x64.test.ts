@@ -69,12 +69,22 @@ describe.skipIf(!WANTED || process.arch !== 'x64')('single executable, linux-x64
 
   /** Starts the binary, waits for its code cache in `cache` and its recovery, then stops it cleanly. */
   async function startUntilCodeCache(dir: string, args: string[], cache: string): Promise<void> {
+    await startUntilRecovered(dir, args, () => codeCacheIn(cache));
+  }
+
+  /** Starts the binary, waits for `meanwhile` and its recovery, then stops it cleanly; resolves to its output. */
+  async function startUntilRecovered(
+    dir: string,
+    args: string[],
+    meanwhile: () => Promise<unknown> = () => Promise.resolve(),
+  ): Promise<string> {
     const gw = await startBinary(dir, args);
-    await codeCacheIn(cache);
-    // Written once recovered, as the last thing of the start: the gateway has then logged it.
+    await meanwhile();
+    // The code cache is written once recovered, as the last thing of the start: the gateway has then logged it.
     for (let i = 0; i < 200 && !gw.output().includes('state recovered'); i++) await sleep(50);
     gw.child.kill('SIGTERM');
     expect(await gw.exited).toBe(0);
+    return gw.output();
   }
 
   async function startBinary(dir: string, args: string[]): Promise<Started> {
@@ -262,6 +272,35 @@ describe.skipIf(!WANTED || process.arch !== 'x64')('single executable, linux-x64
     const written = statSync(file).mtimeMs;
     await startAndStop();
     expect(statSync(file).mtimeMs).toBe(written);
+  });
+
+  test('the configuration validated at a start is used by the next with the same input; a change is validated', async () => {
+    const dir = await emptyDirWithBinary();
+    const config = join(dir, 'vigil.yaml');
+    const kept = join(dir, 'data', '.cache', 'config.bin');
+    const startAndStop = () => startUntilRecovered(dir, ['--config', 'vigil.yaml']);
+    writeFileSync(config, 'gatewayId: site-1\n');
+    expect(await startAndStop()).toContain('"gateway":"site-1"');
+    expect(statSync(kept).mode & 0o077).toBe(0);
+    const written = statSync(kept).mtimeMs;
+
+    // Taken from the cache: not written again (a miss validates and writes it).
+    expect(await startAndStop()).toContain('"gateway":"site-1"');
+    expect(statSync(kept).mtimeMs).toBe(written);
+
+    writeFileSync(config, 'gatewayId: site-2\n');
+    expect(await startAndStop()).toContain('"gateway":"site-2"');
+    expect(statSync(kept).mtimeMs).not.toBe(written);
+    // A flag is part of the input as much as the file.
+    expect(await startUntilRecovered(dir, ['--config', 'vigil.yaml', '--gateway-id', 'site-3'])).toContain(
+      '"gateway":"site-3"',
+    );
+
+    // An invalid configuration is refused as before, with the key and what is wrong.
+    writeFileSync(config, 'gatewayId: 7\n');
+    const refused = spawnSync('./vigil', ['run', '--config', 'vigil.yaml'], { cwd: dir, env: BARE_ENV });
+    expect(refused.status).toBe(2);
+    expect(refused.stderr.toString()).toContain('gatewayId: Invalid input: expected string, received number');
   });
 
   test("the bundle's source is found in the executable's file, where the loader reads it without mapping it", () => {
