@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -213,10 +213,33 @@ async function floorOnce(): Promise<Sample> {
   }
 }
 
+const ports = new Map<string, number>();
+
+/**
+ * The port a warm start in `dir` listens on: the one its earlier starts used, as a restart of the same installation
+ * has the same configuration (what the gateway keeps from one start for the next depends on it), unless something
+ * else took it meanwhile.
+ */
+async function keptPort(dir: string): Promise<number> {
+  const kept = ports.get(dir);
+  if (kept !== undefined && (await isFree(kept))) return kept;
+  const port = await freePort();
+  ports.set(dir, port);
+  return port;
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
 /** One start: exec → first CONNACK, the RSS once settled, then SIGTERM and a clean exit. */
 async function startOnce(s: Starter, dir: string): Promise<Sample> {
   if (s.floor) return floorOnce();
-  const port = await freePort();
+  const port = s.fresh ? await freePort() : await keptPort(dir);
   const { command, args } = s.prepare(dir, port);
   let out = '';
   const t0 = performance.now();
