@@ -5,9 +5,10 @@
  */
 
 /**
- * A checkpoint due by `replayRecords` also waits for as many records as make it cost at most this many bytes a record:
- * a third of the write budget of a QoS 0 event (300 bytes, of which the journal takes about 170; docs/benchmarks.md,
- * "Write budget").
+ * A checkpoint due by `replayRecords` also waits for as many records as make it cost at most this many bytes a record,
+ * counted as encoded, before compression: the work of encoding it, which the event loop shares, and an upper bound of
+ * what it writes (a third of the write budget of a QoS 0 event, 300 bytes, of which the journal takes about 170;
+ * docs/benchmarks.md, "Write budget"). Compressed, it writes a fraction of that.
  */
 export const CHECKPOINT_BYTES_PER_RECORD = 100;
 
@@ -19,7 +20,7 @@ export interface TailBounds {
 }
 
 /**
- * Whether `records` applied since the last checkpoint, which was `checkpointBytes` long (0 before the first), make
+ * Whether `records` applied since the last checkpoint, which encoded to `checkpointBytes` (0 before the first), make
  * the next one due. Numbers rather than an object: it is asked for every live record past `replayRecords`.
  */
 export function checkpointDue(records: number, checkpointBytes: number, bounds: TailBounds): boolean {

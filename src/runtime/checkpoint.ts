@@ -1,5 +1,7 @@
+import { once } from 'node:events';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
+import { finished } from 'node:stream/promises';
+import { constants, crc32, createZstdCompress, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { Decoder, Encoder } from 'cbor-x';
 import type { Logger } from 'pino';
 import type { ArbiterStateLists, SavedArbiterState } from '../actions/index.js';
@@ -34,8 +36,19 @@ export interface CheckpointState {
 const KEEP = 2;
 /** The first format: one CBOR body (still read). */
 const MAGIC = Buffer.from('VGCK');
-/** Encoded a chunk at a time: a CBOR sequence (see `CheckpointEncoder`). */
+/** Encoded a chunk at a time: a CBOR sequence (see `CheckpointEncoder`; still read). */
 const MAGIC_CHUNKED = Buffer.from('VGC2');
+/** The same CBOR sequence compressed with zstd (`CompressedBody`): what this build writes. */
+const MAGIC_ZSTD = Buffer.from('VGC3');
+/**
+ * zstd's default level, with a window of 8 MiB instead of the 2 MiB it picks for large inputs: scenarios that window
+ * the same readings (an average over 5 minutes and over an hour of the same field) hold them once per scenario, a
+ * scenario's groups apart in the file. The window is what compressing and reading a checkpoint take in memory.
+ */
+const ZSTD_PARAMS = {
+  [constants.ZSTD_c_compressionLevel]: 3,
+  [constants.ZSTD_c_windowLog]: 23,
+};
 const HEADER_BYTES = 12;
 const NAME = /^checkpoint-(\d{16})\.cbor$/;
 
@@ -44,8 +57,9 @@ const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
 /**
  * Checkpoints in the journal's directory, one file each, replaced atomically: a crash while one is written
- * leaves the previous ones intact. The file is `VGC2` (or `VGCK`, the first format), the length and a CRC-32 of
- * the CBOR that follows.
+ * leaves the previous ones intact. The file is `VGC3`, the length and a CRC-32 of what follows, then the CBOR
+ * sequence of `CheckpointEncoder` compressed with zstd; `VGC2` (the sequence as it is) and `VGCK` (one CBOR body),
+ * the formats before, are still read.
  */
 export class Checkpoints {
   /** The checkpoints on disk, by journal record, oldest first. */
@@ -85,30 +99,36 @@ export class Checkpoints {
     return undefined;
   }
 
-  /** Writes `state` durably, then deletes the checkpoints beyond the ones kept; returns its size in bytes. */
+  /**
+   * Writes `state` (or the items of a checkpoint encoded whole) durably, compressed in one go, then deletes the
+   * checkpoints beyond the ones kept; returns the file's size in bytes.
+   */
   async write(state: CheckpointState | EncodedCheckpoint): Promise<number> {
-    const file = 'chunks' in state ? state : encodeCheckpoint(state);
-    await this.storage.replace(this.path(state.seq), file.chunks);
-    this.written(state, file.bytes);
-    return file.bytes;
+    const items = ('chunks' in state ? state : encodeCheckpoint(state)).chunks.slice(1);
+    const body = zstdCompressSync(Buffer.concat(items), { params: ZSTD_PARAMS });
+    await this.storage.replace(this.path(state.seq), [fileHead(MAGIC_ZSTD, body.length, crc32(body)), body]);
+    const bytes = HEADER_BYTES + body.length;
+    this.written(state, bytes);
+    return bytes;
   }
 
   /**
-   * Writes the checkpoint `encoder` encodes while `body` encodes it: each batch `body` hands out is written (and
-   * let go of) before the next is encoded, so the encoded file is never all in memory. The file is in place, durably,
-   * once `body` has ended and it is written whole; returns its size in bytes.
+   * Writes the checkpoint `body` hands out while it is encoded, compressed on the way (`CompressedBody`): each batch
+   * goes to the compressor, and what it gives back to the file, before the next is encoded, so the encoded file is
+   * never all in memory. The file is in place, durably, once `body` has ended and it is written whole; returns its
+   * size in bytes.
    */
   async writeStreamed(
     state: { seq: number; at: number },
-    encoder: CheckpointEncoder,
     body: AsyncIterable<readonly Buffer[]>,
   ): Promise<number> {
+    const compressed = new CompressedBody(body);
     await this.storage.replace(this.path(state.seq), {
       headBytes: HEADER_BYTES,
-      body,
-      head: () => encoder.head(),
+      body: compressed.chunks(),
+      head: () => compressed.head(),
     });
-    const bytes = encoder.size;
+    const bytes = compressed.size;
     this.written(state, bytes);
     return bytes;
   }
@@ -281,11 +301,7 @@ export class CheckpointEncoder {
 
   /** The file's header, of the items encoded so far: `VGC2`, their length and their CRC-32. */
   head(): Buffer {
-    const header = Buffer.alloc(HEADER_BYTES);
-    MAGIC_CHUNKED.copy(header, 0);
-    header.writeUInt32LE(this.bytes, 4);
-    header.writeUInt32LE(this.crc, 8);
-    return header;
+    return fileHead(MAGIC_CHUNKED, this.bytes, this.crc);
   }
 
   /** The file's size in bytes, of the items encoded so far. */
@@ -340,6 +356,63 @@ export class CheckpointEncoder {
     this.chunks.push(bytes);
     this.bytes += bytes.length;
     this.crc = crc32(bytes, this.crc);
+  }
+}
+
+/** A checkpoint file's header: its format, and the length and CRC-32 of what follows. */
+function fileHead(magic: Buffer, bytes: number, crc: number): Buffer {
+  const header = Buffer.alloc(HEADER_BYTES);
+  magic.copy(header, 0);
+  header.writeUInt32LE(bytes, 4);
+  header.writeUInt32LE(crc, 8);
+  return header;
+}
+
+/**
+ * A checkpoint's items compressed as they are encoded, for a `VGC3` file: through one zstd stream, which compresses on
+ * libuv's thread pool, not on the event loop. Each batch is handed to the stream, and what it has given back by then
+ * is handed on; the header's length and CRC-32 are those of what was handed on.
+ */
+class CompressedBody {
+  private bytes = 0;
+  private crc = 0;
+
+  constructor(private readonly items: AsyncIterable<readonly Buffer[]>) {}
+
+  get size(): number {
+    return HEADER_BYTES + this.bytes;
+  }
+
+  head(): Buffer {
+    return fileHead(MAGIC_ZSTD, this.bytes, this.crc);
+  }
+
+  async *chunks(): AsyncGenerator<readonly Buffer[]> {
+    const zstd = createZstdCompress({ params: ZSTD_PARAMS });
+    const out: Buffer[] = [];
+    zstd.on('data', (chunk: Buffer) => out.push(chunk));
+    const done = finished(zstd);
+    // A failure surfaces from `done` (or a write waiting for room), not as an unhandled error event.
+    done.catch(() => undefined);
+    try {
+      for await (const batch of this.items) {
+        for (const bytes of batch) if (!zstd.write(bytes)) await once(zstd, 'drain');
+        if (out.length > 0) yield this.counted(out.splice(0));
+      }
+      zstd.end();
+      await done;
+      yield this.counted(out.splice(0));
+    } finally {
+      zstd.destroy();
+    }
+  }
+
+  private counted(chunks: Buffer[]): Buffer[] {
+    for (const chunk of chunks) {
+      this.bytes += chunk.length;
+      this.crc = crc32(chunk, this.crc);
+    }
+    return chunks;
   }
 }
 
@@ -413,21 +486,24 @@ function headOf(source: CheckpointSource): CheckpointState {
 /**
  * The state in a checkpoint file; undefined when it is damaged. Throws DataFormatError for one written in a newer
  * format: its body's `version` (or its engine's or arbiter's state's) above `DATA_FORMATS.checkpoint`, or a container
- * after `VGC2`.
+ * after `VGC3`.
  */
 function decode(buf: Buffer, path: string): CheckpointState | undefined {
   if (buf.length < HEADER_BYTES) return undefined;
   const magic = buf.subarray(0, 4);
-  const chunked = magic.equals(MAGIC_CHUNKED);
+  const compressed = magic.equals(MAGIC_ZSTD);
+  const chunked = compressed || magic.equals(MAGIC_CHUNKED);
   if (!chunked && !magic.equals(MAGIC)) {
-    const container = /^VGC([3-9])$/.exec(magic.toString('latin1'));
+    const container = /^VGC([4-9])$/.exec(magic.toString('latin1'));
     if (container) throw new DataFormatError('checkpoint', Number(container[1]), path);
     return undefined;
   }
   const length = buf.readUInt32LE(4);
   const body = buf.subarray(HEADER_BYTES);
   if (body.length !== length || crc32(body) !== buf.readUInt32LE(8)) return undefined;
-  const value = (chunked ? decodeItems(body) : decoder.decode(body)) as
+  const items = compressed ? decompressed(body) : body;
+  if (items === undefined) return undefined;
+  const value = (chunked ? decodeItems(items) : decoder.decode(items)) as
     Partial<CheckpointState> | null | undefined;
   if (value !== null && typeof value === 'object') refuseNewer(value, path);
   if (
@@ -471,7 +547,16 @@ export interface KeptCheckpoint {
   bytes: number;
 }
 
-/** The state of a `VGC2` body: its first item, with the entries of the others appended where they say. */
+/** A `VGC3` body's CBOR sequence; undefined when it is not one whole zstd stream. */
+function decompressed(body: Buffer): Buffer | undefined {
+  try {
+    return zstdDecompressSync(body);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The state of a `VGC2` body (or a `VGC3` one, decompressed): its first item, with the entries of the others appended where they say. */
 function decodeItems(body: Buffer): unknown {
   let head: unknown;
   let first = true;

@@ -1124,13 +1124,15 @@ export class DurableInputs {
     let replayFromAt: number | undefined;
     try {
       const bytes = await this.checkpoints
-        .writeStreamed(state, encoder, this.encodeState(encoder, ready))
+        .writeStreamed(state, this.encodeState(encoder, ready))
         .finally(release);
       replayFromAt = this.checkpointAt;
       this.checkpointAt = state.at;
       const dropped = await this.retain(state.seq);
       this.sinceCheckpoint = Math.max(0, this.sinceCheckpoint - counted);
-      this.checkpointBytes = bytes;
+      // The next waits by the state's encoded size, before compression: what encoding it costs the loop, and more
+      // than it writes (docs/durability.md, "Checkpoints").
+      this.checkpointBytes = encoder.size;
       const ms = performance.now() - started;
       this.metrics.checkpoints.inc({ result: 'written' });
       this.metrics.checkpointBytes.set(bytes);
@@ -1144,6 +1146,7 @@ export class DurableInputs {
         {
           seq: state.seq,
           bytes,
+          encodedBytes: encoder.size,
           ms: Math.round(ms),
           heldMs: Math.round(heldMs * 10) / 10,
           segmentsDropped: dropped,

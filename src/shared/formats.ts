@@ -9,10 +9,11 @@ export const DATA_FORMATS = {
   /** Each journal frame carries the format of its record; 2 added the clock record. */
   journal: 2,
   /**
-   * A checkpoint: the newest of its parts' versions (its body's, its engine state's, its arbiter state's); 2 added
-   * the arbiter state per contact cap and exclusivity scope (caps keyed by a profile field).
+   * A checkpoint: the newest of its file's container and its parts' versions (its body's, its engine state's, its
+   * arbiter state's); 2 added the arbiter state per contact cap and exclusivity scope (caps keyed by a profile field),
+   * 3 the file compressed with zstd (`VGC3`).
    */
-  checkpoint: 2,
+  checkpoint: 3,
   /** The LevelDB database, one number for every value in it (the `format` key of its `state` area). */
   store: 1,
 } as const;

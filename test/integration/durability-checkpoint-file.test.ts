@@ -1,6 +1,6 @@
 import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
+import { crc32, zstdDecompressSync } from 'node:zlib';
 import { Encoder } from 'cbor-x';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -90,10 +90,13 @@ describe('checkpoint files, encoded a chunk at a time', () => {
     expect(steps).toBe(50 + 5 * 25);
     const file = encoder.finish();
     const checkpoints = new Checkpoints(path, fileJournalStorage(), captureLogs().logger);
-    expect(await checkpoints.write(file)).toBe(file.bytes);
+    const written = await checkpoints.write(file);
     const bytes = await readFile(join(path, fileOf(7)));
-    expect(bytes.subarray(0, 4).toString()).toBe('VGC2');
-    expect(bytes.length).toBe(file.bytes);
+    expect(bytes.length).toBe(written);
+    // Compressed: `VGC3`, then the items of the encoder's `VGC2` file through zstd.
+    expect(bytes.subarray(0, 4).toString()).toBe('VGC3');
+    expect(zstdDecompressSync(bytes.subarray(12)).equals(Buffer.concat(file.chunks.slice(1)))).toBe(true);
+    expect(written).toBeLessThan(file.bytes / 3);
 
     const read = await new Checkpoints(path, fileJournalStorage(), captureLogs().logger).latest();
     expect(read).toEqual(state);
@@ -137,6 +140,43 @@ describe('checkpoint files, encoded a chunk at a time', () => {
     expect(await new Checkpoints(path, storage, logger).latest()).toEqual(newer.state);
   });
 
+  test('a compressed file cut short anywhere, or whose body is not zstd, is refused and the one before it is used', async () => {
+    const path = await dir();
+    const storage = fileJournalStorage();
+    const older = realisticState(30, 5).state;
+    await new Checkpoints(path, storage, captureLogs().logger).write(older);
+    const newer = realisticState(400, 9).state;
+    await new Checkpoints(path, storage, captureLogs().logger).write(newer);
+    const whole = await readFile(join(path, fileOf(9)));
+    const { logger, lines } = captureLogs();
+    const cuts = [4, 11, 12, 13, Math.floor(whole.length / 2), whole.length - 1];
+    for (const cut of cuts) {
+      await writeFile(join(path, fileOf(9)), whole.subarray(0, cut));
+      expect(await new Checkpoints(path, storage, logger).latest(), `cut at ${cut}`).toEqual(older);
+    }
+    // A body that passes its CRC but is not one whole zstd stream: the stream's first half, its CRC made to match.
+    const half = whole.subarray(12, 12 + Math.floor((whole.length - 12) / 2));
+    const header = Buffer.alloc(12);
+    header.write('VGC3', 0);
+    header.writeUInt32LE(half.length, 4);
+    header.writeUInt32LE(crc32(half), 8);
+    await writeFile(join(path, fileOf(9)), Buffer.concat([header, half]));
+    expect(await new Checkpoints(path, storage, logger).latest()).toEqual(older);
+    expect(lines.filter((l) => String(l.msg).includes('damaged')).length).toBe(cuts.length + 1);
+    await writeFile(join(path, fileOf(9)), whole);
+    expect(await new Checkpoints(path, storage, logger).latest()).toEqual(newer);
+  });
+
+  test('a container newer than `VGC3` is refused as data of a newer format', async () => {
+    const path = await dir();
+    const storage = fileJournalStorage();
+    await new Checkpoints(path, storage, captureLogs().logger).write(realisticState(3, 5).state);
+    const header = Buffer.alloc(12);
+    header.write('VGC4', 0);
+    await writeFile(join(path, fileOf(9)), header);
+    await expect(new Checkpoints(path, storage, captureLogs().logger).latest()).rejects.toThrow(/format 4/);
+  });
+
   test('written as it is encoded, a checkpoint is the file encoded whole; a failure midway keeps the one before', async () => {
     const path = await dir();
     const storage = fileJournalStorage();
@@ -163,15 +203,16 @@ describe('checkpoint files, encoded a chunk at a time', () => {
     }
 
     const failing = new CheckpointEncoder(source(), 500);
-    await expect(checkpoints.writeStreamed(newer.state, failing, body(failing, 3))).rejects.toThrow(
-      'no room left',
-    );
+    await expect(checkpoints.writeStreamed(newer.state, body(failing, 3))).rejects.toThrow('no room left');
     expect(await readdir(path)).toEqual([fileOf(5)]);
     expect(await new Checkpoints(path, storage, captureLogs().logger).latest()).toEqual(older);
 
     const encoder = new CheckpointEncoder(source(), 500);
-    expect(await checkpoints.writeStreamed(newer.state, encoder, body(encoder))).toBe(whole.length);
-    expect(await readFile(join(path, fileOf(9)))).toEqual(whole);
+    const written = await checkpoints.writeStreamed(newer.state, body(encoder));
+    const file = await readFile(join(path, fileOf(9)));
+    expect(file.length).toBe(written);
+    expect(file.subarray(0, 4).toString()).toBe('VGC3');
+    expect(zstdDecompressSync(file.subarray(12)).equals(whole.subarray(12))).toBe(true);
     expect(encoder.take()).toEqual([]);
     expect(await new Checkpoints(path, storage, captureLogs().logger).latest()).toEqual(newer.state);
   });
