@@ -1,4 +1,3 @@
 export type { Config, ConfigInput } from './schema.js';
 export { loadConfig, type Overrides } from './load.js';
 export { parseConfig } from './validate.js';
-export { configCacheIn, type ConfigCache } from './config-cache.js';
