@@ -170,6 +170,29 @@ async function storm(
   }
 }
 
+/** The gateway of the crash part on `data`, logging at `info`; with a CPU profile written to `cpuProfDir` when set. */
+function startOn(
+  o: CrashOptions,
+  setup: VigilSetup,
+  at: { rulesDir: string; cloudUrl: string; data: string; cpuProfDir?: string | undefined },
+): Promise<SystemUnderTest> {
+  const { cpuProfDir } = at;
+  return startVigil(setup, {
+    cloudUrl: at.cloudUrl,
+    rulesDir: at.rulesDir,
+    logLevel: 'info',
+    data: at.data,
+    binary: o.binary,
+    threads: o.threads,
+    // The executable takes V8's flags from NODE_OPTIONS, as Node does.
+    ...(cpuProfDir === undefined
+      ? {}
+      : o.binary === undefined
+        ? { cpuProfDir }
+        : { env: { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${cpuProfDir}` } }),
+  });
+}
+
 /** One crash: load, SIGKILL, restart on the same data, the storm against it and against a plain aedes. */
 async function crashOnce(
   o: CrashOptions,
@@ -181,20 +204,7 @@ async function crashOnce(
   const data = await mkdtemp(join(setup.workDir, 'data-'));
   await cp(setup.dataTemplate, data, { recursive: true });
   const start = (cpuProfDir?: string): Promise<SystemUnderTest> =>
-    startVigil(setup, {
-      cloudUrl,
-      rulesDir,
-      logLevel: 'info',
-      data,
-      binary: o.binary,
-      threads: o.threads,
-      // The executable takes V8's flags from NODE_OPTIONS, as Node does.
-      ...(cpuProfDir === undefined
-        ? {}
-        : o.binary === undefined
-          ? { cpuProfDir }
-          : { env: { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${cpuProfDir}` } }),
-    });
+    startOn(o, setup, { rulesDir, cloudUrl, data, cpuProfDir });
   const first = await start();
   const gen = LoadGenClient.start();
   let restarted: SystemUnderTest | undefined;
@@ -268,20 +278,7 @@ async function stormOnce(
   const data = await mkdtemp(join(setup.workDir, 'data-'));
   await cp(setup.dataTemplate, data, { recursive: true });
   const load1 = loadavg()[0] ?? NaN;
-  const profile = o.cpuProfDir;
-  const sut = await startVigil(setup, {
-    cloudUrl,
-    rulesDir,
-    logLevel: 'info',
-    data,
-    binary: o.binary,
-    threads: o.threads,
-    ...(profile === undefined
-      ? {}
-      : o.binary === undefined
-        ? { cpuProfDir: profile }
-        : { env: { ...process.env, NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${profile}` } }),
-  });
+  const sut = await startOn(o, setup, { rulesDir, cloudUrl, data, cpuProfDir: o.cpuProfDir });
   try {
     await recoveredLine(sut, performance.now());
     const onVigil = (): Promise<Storm> => storm(sut, o.devices, secret, o.perAddress);
