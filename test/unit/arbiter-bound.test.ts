@@ -184,10 +184,12 @@ describe('the bounded arbiter in the decision loop', () => {
           const mine = bounded.verdicts.slice(from);
           const theirs = unbounded.verdicts.slice(from);
           if (JSON.stringify(mine) !== JSON.stringify(theirs)) {
-            // The first difference: something was forgotten before it, and it lets a candidate through.
+            // The first difference: something was forgotten before it, and it never suppresses what the unbounded
+            // arbiter sends. It lets a candidate through, or (having forgotten a cooldown but not the exclusive window
+            // behind it) names the reason it still remembers.
             expect(evictedBefore).toBeGreaterThan(0);
-            expect(mine).toEqual(theirs.map(() => 'sent'));
-            diverged++;
+            expect(mine.filter((v, i) => theirs[i] === 'sent' && v !== 'sent')).toEqual([]);
+            if (mine.includes('sent')) diverged++;
             return;
           }
           evictedBefore = bounded.evictions.reduce((a, b) => a + b, 0);
