@@ -41,14 +41,37 @@ const MAGIC_CHUNKED = Buffer.from('VGC2');
 /** The same CBOR sequence compressed with zstd (`CompressedBody`): what this build writes. */
 const MAGIC_ZSTD = Buffer.from('VGC3');
 /**
- * zstd's default level, with a window of 8 MiB instead of the 2 MiB it picks for large inputs: scenarios that window
- * the same readings (an average over 5 minutes and over an hour of the same field) hold them once per scenario, a
- * scenario's groups apart in the file. The window is what compressing and reading a checkpoint take in memory.
+ * zstd's default level, with a window of up to 8 MiB instead of the 2 MiB it picks for large inputs: scenarios that
+ * window the same readings (an average over 5 minutes and over an hour of the same field) hold them once per scenario, a
+ * scenario's groups apart in the file. A smaller state gets a window and tables its own size (`zstdParams`).
  */
-const ZSTD_PARAMS = {
-  [constants.ZSTD_c_compressionLevel]: 3,
-  [constants.ZSTD_c_windowLog]: 23,
-};
+const ZSTD_LEVEL = 3;
+const ZSTD_WINDOW_LOG_MAX = 23;
+/** zstd's smallest window. */
+const ZSTD_WINDOW_LOG_MIN = 10;
+/** The tables level 3 has for large inputs: a hash table of 2¹⁷ entries and a chain table of 2¹⁶. */
+const ZSTD_HASH_LOG_MAX = 17;
+const ZSTD_CHAIN_LOG_MAX = 16;
+
+/**
+ * zstd's parameters for a body of about `bytes`. The window and the tables are what compressing and reading the file
+ * take in memory, allocated as one block and freed at the end: zstd sizes them for the largest input unless told, about
+ * 10 MB, and glibc, once it has freed a block that large, keeps every later allocation up to that size in its heap
+ * for the rest of the process. Sized to the body, a small state's checkpoint takes a few kilobytes; a body larger than
+ * its hint is still compressed, only with a shorter reach back.
+ */
+export function zstdParams(bytes: number): Record<number, number> {
+  const windowLog = Math.min(
+    ZSTD_WINDOW_LOG_MAX,
+    Math.max(ZSTD_WINDOW_LOG_MIN, Math.ceil(Math.log2(Math.max(1, bytes)))),
+  );
+  return {
+    [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL,
+    [constants.ZSTD_c_windowLog]: windowLog,
+    [constants.ZSTD_c_hashLog]: Math.min(ZSTD_HASH_LOG_MAX, windowLog + 1),
+    [constants.ZSTD_c_chainLog]: Math.min(ZSTD_CHAIN_LOG_MAX, windowLog),
+  };
+}
 const HEADER_BYTES = 12;
 const NAME = /^checkpoint-(\d{16})\.cbor$/;
 
@@ -105,7 +128,8 @@ export class Checkpoints {
    */
   async write(state: CheckpointState | EncodedCheckpoint): Promise<number> {
     const items = ('chunks' in state ? state : encodeCheckpoint(state)).chunks.slice(1);
-    const body = zstdCompressSync(Buffer.concat(items), { params: ZSTD_PARAMS });
+    const whole = Buffer.concat(items);
+    const body = zstdCompressSync(whole, { params: zstdParams(whole.length) });
     await this.storage.replace(this.path(state.seq), [fileHead(MAGIC_ZSTD, body.length, crc32(body)), body]);
     const bytes = HEADER_BYTES + body.length;
     this.written(state, bytes);
@@ -115,14 +139,16 @@ export class Checkpoints {
   /**
    * Writes the checkpoint `body` hands out while it is encoded, compressed on the way (`CompressedBody`): each batch
    * goes to the compressor, and what it gives back to the file, before the next is encoded, so the encoded file is
-   * never all in memory. The file is in place, durably, once `body` has ended and it is written whole; returns its
-   * size in bytes.
+   * never all in memory. `bytesHint` is about how many bytes `body` will hand out, for the compressor's memory
+   * (`zstdParams`). The file is in place, durably, once `body` has ended and it is written whole; returns its size in
+   * bytes.
    */
   async writeStreamed(
     state: { seq: number; at: number },
     body: AsyncIterable<readonly Buffer[]>,
+    bytesHint: number,
   ): Promise<number> {
-    const compressed = new CompressedBody(body);
+    const compressed = new CompressedBody(body, bytesHint);
     await this.storage.replace(this.path(state.seq), {
       headBytes: HEADER_BYTES,
       body: compressed.chunks(),
@@ -377,7 +403,11 @@ class CompressedBody {
   private bytes = 0;
   private crc = 0;
 
-  constructor(private readonly items: AsyncIterable<readonly Buffer[]>) {}
+  /** `sizeHint`: about how many bytes `items` hold, for the compressor's window (`zstdParams`). */
+  constructor(
+    private readonly items: AsyncIterable<readonly Buffer[]>,
+    private readonly sizeHint: number,
+  ) {}
 
   get size(): number {
     return HEADER_BYTES + this.bytes;
@@ -388,7 +418,7 @@ class CompressedBody {
   }
 
   async *chunks(): AsyncGenerator<readonly Buffer[]> {
-    const zstd = createZstdCompress({ params: ZSTD_PARAMS });
+    const zstd = createZstdCompress({ params: zstdParams(this.sizeHint) });
     const out: Buffer[] = [];
     zstd.on('data', (chunk: Buffer) => out.push(chunk));
     const done = finished(zstd);

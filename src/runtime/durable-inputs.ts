@@ -17,7 +17,7 @@ import { BoundMetrics } from './bound-metrics.js';
 import { CheckpointEncoder, Checkpoints, type CheckpointState } from './checkpoint.js';
 import type { Clock, WallChange, WallState } from './clock.js';
 import { DurabilityMetrics } from './durability-metrics.js';
-import { checkpointDue } from './checkpoint-policy.js';
+import { CHECKPOINT_BYTES_PER_RECORD, checkpointDue } from './checkpoint-policy.js';
 import { DuplicateFilter } from './duplicate-filter.js';
 import { Journal, type Persist } from './journal.js';
 import {
@@ -1121,10 +1121,13 @@ export class DurableInputs {
       await deps.syncWrites?.();
       await this.journal.rotate();
     };
+    // About the size it will encode to, for the compressor's memory: the last one's, plus the policy's bytes for each
+    // record since. A state that grew faster is compressed with a shorter reach, this once.
+    const bytesHint = this.checkpointBytes + counted * CHECKPOINT_BYTES_PER_RECORD;
     let replayFromAt: number | undefined;
     try {
       const bytes = await this.checkpoints
-        .writeStreamed(state, this.encodeState(encoder, ready))
+        .writeStreamed(state, this.encodeState(encoder, ready), bytesHint)
         .finally(release);
       replayFromAt = this.checkpointAt;
       this.checkpointAt = state.at;

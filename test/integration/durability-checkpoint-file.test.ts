@@ -37,6 +37,14 @@ async function dir(): Promise<string> {
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'checkpoints');
 const fileOf = (seq: number) => `checkpoint-${String(seq).padStart(16, '0')}.cbor`;
 
+/** The window a zstd frame asks its reader for, as a power of two (RFC 8878, 3.1.1.1.2): the frame header's byte. */
+function frameWindowLog(frame: Buffer): number {
+  expect(frame.readUInt32LE(0)).toBe(0xfd2fb528);
+  // Single_Segment_flag: the window is the content's size, written instead.
+  expect(frame[4]! & 0x20).toBe(0);
+  return 10 + (frame[5]! >> 3);
+}
+
 function benchRules(): RuleSet {
   const files = {
     'quiet.yaml':
@@ -203,18 +211,45 @@ describe('checkpoint files, encoded a chunk at a time', () => {
     }
 
     const failing = new CheckpointEncoder(source(), 500);
-    await expect(checkpoints.writeStreamed(newer.state, body(failing, 3))).rejects.toThrow('no room left');
+    await expect(checkpoints.writeStreamed(newer.state, body(failing, 3), whole.length)).rejects.toThrow(
+      'no room left',
+    );
     expect(await readdir(path)).toEqual([fileOf(5)]);
     expect(await new Checkpoints(path, storage, captureLogs().logger).latest()).toEqual(older);
 
     const encoder = new CheckpointEncoder(source(), 500);
-    const written = await checkpoints.writeStreamed(newer.state, body(encoder));
+    // A hint far below the body: compressed with zstd's smallest window, and still the same bytes.
+    const written = await checkpoints.writeStreamed(newer.state, body(encoder), 1);
     const file = await readFile(join(path, fileOf(9)));
     expect(file.length).toBe(written);
     expect(file.subarray(0, 4).toString()).toBe('VGC3');
+    expect(frameWindowLog(file.subarray(12))).toBe(10);
     expect(zstdDecompressSync(file.subarray(12)).equals(whole.subarray(12))).toBe(true);
     expect(encoder.take()).toEqual([]);
     expect(await new Checkpoints(path, storage, captureLogs().logger).latest()).toEqual(newer.state);
+  });
+
+  test("the compressor's window fits the state: a small one's file asks a reader for little memory, a large one's for 8 MiB", async () => {
+    const path = await dir();
+    const storage = fileJournalStorage();
+    const checkpoints = new Checkpoints(path, storage, captureLogs().logger);
+    // Written as the gateway writes them, with the hint its last checkpoint and the records since give.
+    async function streamed(state: ReturnType<typeof realisticState>, bytesHint: number): Promise<Buffer> {
+      const encoder = new CheckpointEncoder({ ...state.state, engine: state.engine.liveState() }, 500);
+      async function* body(): AsyncGenerator<Buffer[]> {
+        for (const part of [encoder.engineGroups(), encoder.copies()]) while (part.next().done !== true);
+        await new Promise((resolve) => setImmediate(resolve));
+        yield encoder.take();
+      }
+      await checkpoints.writeStreamed(state.state, body(), bytesHint);
+      expect(await new Checkpoints(path, storage, captureLogs().logger).latest()).toEqual(state.state);
+      return (await readFile(join(path, fileOf(state.state.seq)))).subarray(12);
+    }
+
+    const small = await streamed(realisticState(3, 5), 3_000);
+    expect(zstdDecompressSync(small).length).toBeLessThanOrEqual(4_096);
+    expect(frameWindowLog(small)).toBe(12);
+    expect(frameWindowLog(await streamed(realisticState(3_000, 9), 50_000_000))).toBe(23);
   });
 
   test('a crash while a checkpoint is written leaves its temporary file, which is ignored and later replaced', async () => {
