@@ -88,6 +88,8 @@ export class Checkpoints {
   /** The checkpoints on disk, by journal record, oldest first. */
   private kept: number[] = [];
   private readonly known = new Map<number, { at: number; bytes: number }>();
+  /** How many bytes the state `latest` read was encoded to, before compression (0 when it read none). */
+  latestEncodedBytes = 0;
 
   constructor(
     private readonly dir: string,
@@ -107,9 +109,11 @@ export class Checkpoints {
       const path = this.path(seq);
       try {
         const buf = await this.storage.read(path);
-        const state = decode(buf, path);
-        if (state !== undefined && state.seq === seq) {
+        const decoded = decode(buf, path);
+        if (decoded !== undefined && decoded.state.seq === seq) {
+          const { state, encodedBytes } = decoded;
           this.known.set(seq, { at: state.at, bytes: buf.length });
+          this.latestEncodedBytes = encodedBytes;
           return state;
         }
         this.logger.error({ checkpoint: path }, 'checkpoint is damaged; trying the one before it');
@@ -194,7 +198,7 @@ export class Checkpoints {
   /** The checkpoint taken at journal record `seq`, or undefined when it is missing or cannot be read. */
   async read(seq: number): Promise<CheckpointState | undefined> {
     try {
-      const state = decode(await this.storage.read(this.path(seq)), this.path(seq));
+      const state = decode(await this.storage.read(this.path(seq)), this.path(seq))?.state;
       return state?.seq === seq ? state : undefined;
     } catch (err) {
       if (err instanceof DataFormatError) throw err;
@@ -518,7 +522,8 @@ function headOf(source: CheckpointSource): CheckpointState {
  * format: its body's `version` (or its engine's or arbiter's state's) above `DATA_FORMATS.checkpoint`, or a container
  * after `VGC3`.
  */
-function decode(buf: Buffer, path: string): CheckpointState | undefined {
+/** A checkpoint file's state, and the size of its CBOR before compression; undefined when it is damaged. */
+function decode(buf: Buffer, path: string): { state: CheckpointState; encodedBytes: number } | undefined {
   if (buf.length < HEADER_BYTES) return undefined;
   const magic = buf.subarray(0, 4);
   const compressed = magic.equals(MAGIC_ZSTD);
@@ -550,7 +555,7 @@ function decode(buf: Buffer, path: string): CheckpointState | undefined {
   ) {
     return undefined;
   }
-  return value as CheckpointState;
+  return { state: value as CheckpointState, encodedBytes: items.length };
 }
 
 function refuseNewer(value: Partial<CheckpointState>, path: string): void {

@@ -259,8 +259,10 @@ export class DurableInputs {
   private closed = false;
   private appliedSeq: number;
   private sinceCheckpoint = 0;
-  /** The size of the last checkpoint written. */
+  /** The size of the last checkpoint written, encoded (before compression). */
   private checkpointBytes = 0;
+  /** The state's encoded size when it was last checkpointed or recovered: the next checkpoint's size, about. */
+  private stateBytes: number;
   private checkpointing: Promise<void> | undefined;
   private checkpointDue = false;
   private checkpointTimer: NodeJS.Timeout | undefined;
@@ -318,6 +320,7 @@ export class DurableInputs {
     bounds.measure('held', () => this.journal.queued + this.held.length);
     this.appliedSeq = saved?.seq ?? 0;
     this.checkpointAt = saved?.at;
+    this.stateBytes = saved === undefined ? 0 : checkpoints.latestEncodedBytes;
   }
 
   /**
@@ -1123,7 +1126,7 @@ export class DurableInputs {
     };
     // About the size it will encode to, for the compressor's memory: the last one's, plus the policy's bytes for each
     // record since. A state that grew faster is compressed with a shorter reach, this once.
-    const bytesHint = this.checkpointBytes + counted * CHECKPOINT_BYTES_PER_RECORD;
+    const bytesHint = this.stateBytes + counted * CHECKPOINT_BYTES_PER_RECORD;
     let replayFromAt: number | undefined;
     try {
       const bytes = await this.checkpoints
@@ -1136,6 +1139,7 @@ export class DurableInputs {
       // The next waits by the state's encoded size, before compression: what encoding it costs the loop, and more
       // than it writes (docs/durability.md, "Checkpoints").
       this.checkpointBytes = encoder.size;
+      this.stateBytes = encoder.size;
       const ms = performance.now() - started;
       this.metrics.checkpoints.inc({ result: 'written' });
       this.metrics.checkpointBytes.set(bytes);

@@ -438,4 +438,37 @@ describe('a checkpoint taken while inputs arrive', () => {
     expect(second.rules.engine.snapshot()).toEqual(live);
     expect(second.rules.arbiter.snapshot()).toEqual(arbiter);
   }, 60_000);
+
+  test('the checkpoint after a restart is compressed with a window the size of the state recovered, whatever the tail', async () => {
+    const path = await dir();
+    let now = 1_000_000;
+    const clock = { now: () => now++ };
+    const first = await open(path, clock);
+    const submit = (i: number) =>
+      first.durable.submitEvent(
+        { actor: `dev-${i}`, type: 'reading', at: clock.now(), data: { n: i }, source: 'device' },
+        undefined,
+        'write',
+      );
+    await Promise.all(Array.from({ length: 5_000 }, (_, i) => submit(i)));
+    // The first may be the one the start took, under way since.
+    await first.durable.checkpoint();
+    await first.durable.checkpoint();
+    // One reading after it: the restart's tail, a hundred bytes by the policy's measure.
+    await submit(5_000);
+    cleanups.push(() => first.durable.close().catch(() => undefined));
+
+    const recovered = new Checkpoints(path, fileJournalStorage(), captureLogs().logger);
+    await recovered.latest();
+    const stateBytes = recovered.latestEncodedBytes;
+    expect(stateBytes).toBeGreaterThan(100_000);
+
+    const second = await open(path, clock);
+    cleanups.push(() => second.durable.close());
+    await second.durable.checkpointIfOwed();
+    const names = (await readdir(path)).filter((name) => /^checkpoint-\d{16}\.cbor$/.test(name)).sort();
+    const newest = await readFile(join(path, names[names.length - 1] as string));
+    expect(zstdDecompressSync(newest.subarray(12)).length).toBeGreaterThan(stateBytes);
+    expect(2 ** frameWindowLog(newest.subarray(12))).toBeGreaterThanOrEqual(stateBytes);
+  }, 60_000);
 });
