@@ -1,7 +1,7 @@
 import type { RuleSet, Scenario } from '../rules/types.js';
 import { DataFormatError, type Event, type Profile } from '../shared/index.js';
 import type { EmittedInput, Effect } from './effects.js';
-import { dataThreshold, own, thresholdHolds, type DataThreshold } from './fast-condition.js';
+import { dataThreshold, type DataThreshold } from './fast-condition.js';
 import { kindOf } from './kinds/index.js';
 import type { ScenarioKind } from './kinds/index.js';
 import { PlainGroups, viewOf } from './plain-groups.js';
@@ -11,10 +11,12 @@ import type {
   GroupState,
   GroupsView,
   LiveEngineState,
+  ScenarioCounters,
   ScenarioRuntime,
   ScenarioStats,
 } from './state.js';
 import { parseTimerKey, Step, timerKey } from './step.js';
+import { ThresholdIndex } from './threshold-index.js';
 import type { StepOptions } from './step.js';
 
 export interface EngineOptions {
@@ -42,31 +44,22 @@ interface Running extends ScenarioRuntime {
 /** The scenarios listening to one event type, in load order, with what lets an event skip some of them. */
 interface Listeners {
   runtimes: Running[];
-  /** Per runtime: its `where` as a comparison of one data field with a constant, when it is one. */
-  thresholds: Array<(DataThreshold & { slot: number }) | undefined>;
-  /** The data fields those comparisons read; `slot` indexes it. */
-  fields: string[];
-  /**
-   * The values of `fields` in the event being fed, filled again for each event (one event is fed at a time:
-   * the business events a step emits are fed after it).
-   */
-  values: unknown[];
+  /** Which of them an event reaches, by their thresholds (see `thresholdOf`). */
+  index: ThresholdIndex;
+  /** Events fed to these runtimes: each of them evaluated every one (`Engine.stats`). */
+  fed: number;
 }
 
 /**
  * The `where` a scenario's kind stops at (trigger, count, aggregate) as a data threshold: the kind does
  * nothing else with an event that fails it, so a failed comparison can skip the scenario (predicate
- * indexing: a hundred scenarios of one template cost a hundred comparisons of a value read once).
+ * indexing: a hundred scenarios of one template cost a binary search of a value read once, `ThresholdIndex`).
  */
-function thresholdOf(rt: Running, fields: string[]): (DataThreshold & { slot: number }) | undefined {
+function thresholdOf(rt: Running): DataThreshold | undefined {
   const where = rt.kind.stopsAt?.(rt.sc.when);
   // Parameters that differ by profile: the threshold is not the same for every actor.
   if (where === undefined || rt.sc.paramsBy !== undefined) return undefined;
-  const threshold = dataThreshold(where, rt.sc.params);
-  if (threshold === undefined) return undefined;
-  let slot = fields.indexOf(threshold.field);
-  if (slot < 0) slot = fields.push(threshold.field) - 1;
-  return { ...threshold, slot };
+  return dataThreshold(where, rt.sc.params);
 }
 
 /** A timer the runtime should hold, as the engine's state implies it. */
@@ -89,6 +82,8 @@ export class Engine {
   private readonly byType = new Map<string, Listeners>();
   /** Scenarios fed every event from a device itself (`absent: any`). */
   private readonly deviceAny: Running[] = [];
+  /** Events fed to `deviceAny`. */
+  private deviceAnyFed = 0;
   /** Reused by every input (`stepAt`): the engine takes one input at a time, to the end. */
   private readonly step: Step;
   /** Feeds the step the events emitted for its own actor (`Step.drain`): made once, not per input. */
@@ -107,20 +102,18 @@ export class Engine {
       const groups = kind.groups?.(sc.when) ?? new PlainGroups<GroupState>();
       return { sc, groups, stats: { evaluations: 0, matches: 0, errors: 0 }, kind };
     });
+    const byType = new Map<string, Running[]>();
     for (const rt of this.runtimes) {
       this.byId.set(rt.sc.id, rt);
       if (rt.kind.hearsDevice?.(rt.sc.when) === true) this.deviceAny.push(rt);
       for (const type of rt.sc.listens) {
-        const listeners = this.byType.get(type) ?? {
-          runtimes: [],
-          thresholds: [],
-          fields: [],
-          values: [],
-        };
-        listeners.runtimes.push(rt);
-        listeners.thresholds.push(thresholdOf(rt, listeners.fields));
-        this.byType.set(type, listeners);
+        const runtimes = byType.get(type) ?? [];
+        runtimes.push(rt);
+        byType.set(type, runtimes);
       }
+    }
+    for (const [type, runtimes] of byType) {
+      this.byType.set(type, { runtimes, index: new ThresholdIndex(runtimes.map(thresholdOf)), fed: 0 });
     }
   }
 
@@ -176,32 +169,36 @@ export class Engine {
   private feed(step: Step, ev: Event, profile: Profile | undefined): void {
     const listeners = this.byType.get(ev.type);
     if (listeners) {
-      const { runtimes, thresholds, fields, values } = listeners;
-      // Each data field a threshold reads, read once for all of them.
-      for (let f = 0; f < fields.length; f++) values[f] = own(ev.data, fields[f] as string);
-      for (let i = 0; i < runtimes.length; i++) {
-        const rt = runtimes[i] as Running;
-        rt.stats.evaluations++;
-        const threshold = thresholds[i];
-        if (threshold !== undefined) {
-          const value = values[threshold.slot];
-          // A number that fails the condition: the scenario's kind would stop at `where` and do nothing.
-          // Anything else (no such field, not a number) goes the whole way, errors included.
-          if (typeof value === 'number' && !thresholdHolds(threshold, value)) continue;
-        }
+      const { runtimes, index } = listeners;
+      // Each runtime evaluates the event, counted once for all of them.
+      listeners.fed++;
+      // Those whose threshold the event fails stop there: their kind would do nothing else with it.
+      const n = index.select(ev.data);
+      const { selected } = index;
+      for (let k = 0; k < n; k++) {
+        const rt = runtimes[selected[k] as number] as Running;
         rt.kind.onEvent(step, rt, ev, profile);
       }
     }
-    if (this.deviceAny.length > 0 && fromDevice(ev))
-      for (const rt of this.deviceAny) {
-        rt.stats.evaluations++;
-        rt.kind.onEvent(step, rt, ev, profile);
-      }
+    if (this.deviceAny.length > 0 && fromDevice(ev)) {
+      this.deviceAnyFed++;
+      for (const rt of this.deviceAny) rt.kind.onEvent(step, rt, ev, profile);
+    }
   }
 
   /** Per-scenario counters, in load order. */
   stats(): ScenarioStats[] {
-    return this.runtimes.map((rt) => ({ scenario: rt.sc.id, groups: rt.groups.size, ...rt.stats }));
+    return this.runtimes.map((rt) => ({ scenario: rt.sc.id, groups: rt.groups.size, ...this.counters(rt) }));
+  }
+
+  /**
+   * A scenario's counters: its evaluations are the events fed to it, counted per event type for all its listeners
+   * at once (`Listeners.fed`), and its timers, counted on it.
+   */
+  private counters(rt: Running): ScenarioCounters {
+    let fed = this.deviceAny.includes(rt) ? this.deviceAnyFed : 0;
+    for (const type of rt.sc.listens) fed += this.byType.get(type)?.fed ?? 0;
+    return { ...rt.stats, evaluations: rt.stats.evaluations + fed };
   }
 
   /** The timers the engine's state is waiting on, to rebuild the runtime's queue after a restore. */
@@ -259,7 +256,7 @@ export class Engine {
         id: rt.sc.id,
         fingerprint: rt.sc.fingerprint,
         groups: structuredClone([...rt.groups.entries()]),
-        stats: { ...rt.stats },
+        stats: this.counters(rt),
       })),
     };
   }
@@ -276,7 +273,7 @@ export class Engine {
         id: rt.sc.id,
         fingerprint: rt.sc.fingerprint,
         groups: rt.groups,
-        stats: { ...rt.stats },
+        stats: this.counters(rt),
       })),
     };
   }
@@ -303,7 +300,7 @@ export class Engine {
           id: rt.sc.id,
           fingerprint: rt.sc.fingerprint,
           groups: views[i] as GroupsView,
-          stats: { ...rt.stats },
+          stats: this.counters(rt),
         })),
       },
       release: () => {
@@ -324,7 +321,7 @@ export class Engine {
       const before = previous.byId.get(rt.sc.id);
       if (!before || before.sc.fingerprint !== rt.sc.fingerprint) continue;
       rt.groups = before.groups;
-      Object.assign(rt.stats, before.stats);
+      Object.assign(rt.stats, previous.counters(before));
     }
     return engine;
   }

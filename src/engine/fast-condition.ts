@@ -117,29 +117,6 @@ export interface DataThreshold {
 export type ComparisonOp = '>' | '>=' | '<' | '<=' | '==' | '!=';
 
 /**
- * What the condition gives for a `data` field that is a number. A plain function of numbers, so that the
- * caller's optimised code inlines it rather than boxing the value for a call per scenario.
- */
-export function thresholdHolds(t: DataThreshold, value: number): boolean {
-  const a = t.flipped ? t.constant : value;
-  const b = t.flipped ? value : t.constant;
-  switch (t.op) {
-    case '>':
-      return a > b;
-    case '>=':
-      return a >= b;
-    case '<':
-      return a < b;
-    case '<=':
-      return a <= b;
-    case '==':
-      return a === b;
-    case '!=':
-      return a !== b;
-  }
-}
-
-/**
  * The condition as a {@link DataThreshold} when it is one for a scenario with these `params` (`data.temp > 80`,
  * `data[params.metric] > params.limit`): many scenarios of one template then cost a comparison each per event.
  */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { Engine, type Effect, type EmittedInput } from '../../src/engine/index.js';
 import { shippedRulesDir } from '../../src/rules/index.js';
+import type { Event } from '../../src/shared/index.js';
 import { Harness, rulesFrom, shipped } from './engine-harness.js';
 
 const MIN = 60_000;
@@ -838,6 +839,29 @@ describe('state: stats, index, snapshot, restore, prune', () => {
     const tail = straight.actions.slice(before.actions.length);
     expect(tail.length).toBeGreaterThan(2);
     expect(resumed.actions).toEqual(tail);
+    // The counters too: evaluations of events and of timers, matches, the last firing.
+    expect(resumed.engine.stats()).toEqual(straight.engine.stats());
+  });
+
+  test('a rules swap keeps the counters of the scenarios it keeps and starts the changed ones at zero', () => {
+    const v1 = rulesFrom({
+      'a.yaml': 'id: a\nwhen: { event: t, count: 2 }\nthen: { action: x }',
+      'b.yaml': 'id: b\nwhen: { event: t, count: 2 }\nthen: { action: y }',
+    });
+    const v2 = rulesFrom({
+      'a.yaml': 'id: a\nwhen: { event: t, count: 2 }\nthen: { action: x }',
+      'b.yaml': 'id: b\nwhen: { event: t, count: 3 }\nthen: { action: y }',
+    });
+    const event = (at: number): Event => ({ actor: 'd', type: 't', at, data: {}, source: 'device' });
+    const old = new Engine(v1, { gateway: 'gw' });
+    old.onEvent(event(0), undefined);
+    old.onEvent(event(1), undefined);
+    const swapped = Engine.continueFrom(v2, { gateway: 'gw' }, old);
+    swapped.onEvent(event(2), undefined);
+    expect(swapped.stats().map((s) => [s.scenario, s.evaluations, s.matches])).toEqual([
+      ['a', 3, 1],
+      ['b', 1, 0],
+    ]);
   });
 
   test('a changed scenario starts empty after a restore; an unchanged one keeps its state', () => {

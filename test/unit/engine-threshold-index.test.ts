@@ -47,6 +47,25 @@ function rules(wrap: (condition: string) => string) {
       `  where: "${wrap('3.3 >= data.bat')}"`,
       'then: { action: battery }',
     ].join('\n'),
+    'more.yaml': [
+      ['dry', 'data.hum < 30'],
+      ['humid', '0.5 < data.hum'],
+      ['cold', 'data.temp <= 10'],
+      ['forty', 'data.temp == 40'],
+      ['not-low', 'data.bat != 3.3'],
+      ['cold-twice', 'data.temp <= 10'],
+      ['hot', '40 <= data.temp'],
+    ]
+      .map(([id, condition]) =>
+        [
+          `- id: ${id}`,
+          '  when:',
+          '    event: telemetry',
+          `    where: "${wrap(condition as string)}"`,
+          `  then: { action: ${id} }`,
+        ].join('\n'),
+      )
+      .join('\n'),
     'warm-average.yaml': [
       'id: warm-average',
       'when:',
