@@ -124,7 +124,7 @@ export class ThresholdIndex {
       let from = 0;
       let to = limits.length;
       if (typeof value === 'number') {
-        // NaN passes no comparison; the bounds below would take it for larger than every limit.
+        // NaN passes no comparison; the searches below would place it before every limit.
         if (Number.isNaN(value)) continue;
         switch (range.op) {
           case OP['>']:

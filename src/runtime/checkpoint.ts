@@ -518,11 +518,10 @@ function headOf(source: CheckpointSource): CheckpointState {
 }
 
 /**
- * The state in a checkpoint file; undefined when it is damaged. Throws DataFormatError for one written in a newer
- * format: its body's `version` (or its engine's or arbiter's state's) above `DATA_FORMATS.checkpoint`, or a container
- * after `VGC3`.
+ * The state in a checkpoint file, and the size of its CBOR before compression; undefined when it is damaged. Throws
+ * DataFormatError for one written in a newer format: its body's `version` (or its engine's or arbiter's state's) above
+ * `DATA_FORMATS.checkpoint`, or a container after `VGC3`.
  */
-/** A checkpoint file's state, and the size of its CBOR before compression; undefined when it is damaged. */
 function decode(buf: Buffer, path: string): { state: CheckpointState; encodedBytes: number } | undefined {
   if (buf.length < HEADER_BYTES) return undefined;
   const magic = buf.subarray(0, 4);

@@ -1124,8 +1124,8 @@ export class DurableInputs {
       await deps.syncWrites?.();
       await this.journal.rotate();
     };
-    // About the size it will encode to, for the compressor's memory: the last one's, plus the policy's bytes for each
-    // record since. A state that grew faster is compressed with a shorter reach, this once.
+    // About the size it will encode to, for the compressor's memory: the state's when last checkpointed or recovered,
+    // plus the policy's bytes for each record since. A state that grew faster is compressed with a shorter reach, once.
     const bytesHint = this.stateBytes + counted * CHECKPOINT_BYTES_PER_RECORD;
     let replayFromAt: number | undefined;
     try {
