@@ -67,7 +67,11 @@ export class ThresholdIndex {
   constructor(thresholds: ReadonlyArray<DataThreshold | undefined>) {
     this.selected = new Int32Array(thresholds.length);
     const always: Array<{ listener: number; slot: number; op: number; limit: number }> = [];
-    const ranged = new Map<string, Array<{ listener: number; limit: number }>>();
+    // By field and comparison: the thresholds of each, to be sorted into a `Range`.
+    const ranged = new Map<
+      string,
+      { slot: number; op: number; list: Array<{ listener: number; limit: number }> }
+    >();
     thresholds.forEach((t, listener) => {
       if (t === undefined) {
         always.push({ listener, slot: -1, op: 0, limit: 0 });
@@ -82,16 +86,15 @@ export class ThresholdIndex {
         return;
       }
       const key = `${slot}:${op}`;
-      const list = ranged.get(key) ?? [];
-      list.push({ listener, limit });
-      ranged.set(key, list);
+      const group = ranged.get(key) ?? { slot, op, list: [] };
+      group.list.push({ listener, limit });
+      ranged.set(key, group);
     });
     this.always = Int32Array.from(always, (a) => a.listener);
     this.alwaysSlot = Int32Array.from(always, (a) => a.slot);
     this.alwaysOp = Uint8Array.from(always, (a) => a.op);
     this.alwaysLimit = Float64Array.from(always, (a) => a.limit);
-    for (const [key, list] of ranged) {
-      const [slot, op] = key.split(':').map(Number) as [number, number];
+    for (const { slot, op, list } of ranged.values()) {
       list.sort((a, b) => a.limit - b.limit || a.listener - b.listener);
       this.ranges.push({
         slot,
