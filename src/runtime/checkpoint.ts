@@ -61,10 +61,7 @@ const ZSTD_CHAIN_LOG_MAX = 16;
  * its hint is still compressed, only with a shorter reach back.
  */
 export function zstdParams(bytes: number): Record<number, number> {
-  const windowLog = Math.min(
-    ZSTD_WINDOW_LOG_MAX,
-    Math.max(ZSTD_WINDOW_LOG_MIN, Math.ceil(Math.log2(Math.max(1, bytes)))),
-  );
+  const windowLog = windowLogFor(bytes);
   return {
     [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL,
     [constants.ZSTD_c_windowLog]: windowLog,
@@ -72,6 +69,25 @@ export function zstdParams(bytes: number): Record<number, number> {
     [constants.ZSTD_c_chainLog]: Math.min(ZSTD_CHAIN_LOG_MAX, windowLog),
   };
 }
+
+/** The window for a body of about `bytes`: its size rounded up to a power of two, from 1 KiB to 8 MiB. */
+function windowLogFor(bytes: number): number {
+  return Math.min(
+    ZSTD_WINDOW_LOG_MAX,
+    Math.max(ZSTD_WINDOW_LOG_MIN, Math.ceil(Math.log2(Math.max(1, bytes)))),
+  );
+}
+
+/**
+ * The compressor's output buffer for a body of about `bytes`: a task on libuv's pool fills at most one, so a batch of
+ * megabytes that fit in one is one task, not one every 16 KiB (zlib's default); an eighth of the window, from 16 KiB
+ * to 1 MiB, so that a small state's checkpoint allocates no more than it did.
+ */
+function zstdChunkBytes(bytes: number): number {
+  const windowLog = windowLogFor(bytes);
+  return 2 ** Math.min(20, Math.max(14, windowLog - 3));
+}
+
 const HEADER_BYTES = 12;
 const NAME = /^checkpoint-(\d{16})\.cbor$/;
 
@@ -422,7 +438,10 @@ class CompressedBody {
   }
 
   async *chunks(): AsyncGenerator<readonly Buffer[]> {
-    const zstd = createZstdCompress({ params: zstdParams(this.sizeHint) });
+    const zstd = createZstdCompress({
+      params: zstdParams(this.sizeHint),
+      chunkSize: zstdChunkBytes(this.sizeHint),
+    });
     const out: Buffer[] = [];
     zstd.on('data', (chunk: Buffer) => out.push(chunk));
     const done = finished(zstd);
@@ -430,7 +449,14 @@ class CompressedBody {
     done.catch(() => undefined);
     try {
       for await (const batch of this.items) {
-        for (const bytes of batch) if (!zstd.write(bytes)) await once(zstd, 'drain');
+        // One write a batch: the stream compresses each write in a task of its own, and every task waits for a turn
+        // of the event loop to hand back its output, which under load is the longest part of a checkpoint.
+        if (
+          batch.length > 0 &&
+          !zstd.write(batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch))
+        ) {
+          await once(zstd, 'drain');
+        }
         if (out.length > 0) yield this.counted(out.splice(0));
       }
       zstd.end();

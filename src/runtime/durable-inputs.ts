@@ -17,7 +17,7 @@ import { BoundMetrics } from './bound-metrics.js';
 import { CheckpointEncoder, Checkpoints, type CheckpointState } from './checkpoint.js';
 import type { Clock, WallChange, WallState } from './clock.js';
 import { DurabilityMetrics } from './durability-metrics.js';
-import { CHECKPOINT_BYTES_PER_RECORD, checkpointDue } from './checkpoint-policy.js';
+import { CHECKPOINT_BYTES_PER_RECORD, checkpointBudgetMs, checkpointDue } from './checkpoint-policy.js';
 import { DuplicateFilter } from './duplicate-filter.js';
 import { Journal, type Persist } from './journal.js';
 import {
@@ -1081,8 +1081,8 @@ export class DurableInputs {
     encoder: CheckpointEncoder,
     ready: () => Promise<void>,
   ): AsyncGenerator<readonly Buffer[], void> {
-    // One chunk between two turns of I/O, or as many as fit in the time the last turn took (up to
-    // REPLAY_BATCH_MAX_MS): under sustained load the checkpoint keeps about half of the loop and still ends.
+    // One chunk between two turns of I/O, or as many as fit in the time the last turn and the write took (see
+    // `checkpointBudgetMs`): under sustained load the checkpoint keeps about half of the loop and still ends.
     const connectionSteps = this.deps?.connectionSteps;
     const stepThrough = async function* (
       steps: Generator<void, void>,
@@ -1097,7 +1097,7 @@ export class DurableInputs {
         yield encoder.take();
         const writtenMs = performance.now() - yieldedAt;
         const turnMs = await yieldToIo(yieldedAt - from, connectionSteps);
-        budgetMs = Math.min(REPLAY_BATCH_MAX_MS, writtenMs + turnMs);
+        budgetMs = checkpointBudgetMs(writtenMs, turnMs);
       }
     };
     yield* stepThrough(encoder.engineGroups());

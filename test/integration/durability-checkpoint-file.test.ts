@@ -252,6 +252,45 @@ describe('checkpoint files, encoded a chunk at a time', () => {
     expect(frameWindowLog(await streamed(realisticState(3_000, 9), 50_000_000))).toBe(23);
   });
 
+  test('written while every turn of the event loop is long, a checkpoint takes a few turns a batch, not one a chunk', async () => {
+    const path = await dir();
+    const storage = fileJournalStorage();
+    const checkpoints = new Checkpoints(path, storage, captureLogs().logger);
+    const { state, engine } = realisticState(20_000, 11);
+    const encoder = new CheckpointEncoder({ ...state, engine: engine.liveState() }, 500);
+    let chunks = 0;
+    // Three batches, as an overloaded gateway hands them out: each stretch of encoding as long as a turn.
+    async function* body(): AsyncGenerator<Buffer[]> {
+      for (const part of [encoder.engineGroups(), encoder.copies()]) {
+        while (part.next().done !== true) chunks++;
+        await new Promise((resolve) => setImmediate(resolve));
+        yield encoder.take();
+      }
+      yield encoder.take();
+    }
+    // A gateway past what it sustains: every turn of its loop is taken up by device input.
+    let turns = 0;
+    let writing = true;
+    const busyTurn = (): void => {
+      if (!writing) return;
+      turns++;
+      const until = performance.now() + 5;
+      while (performance.now() < until);
+      setImmediate(busyTurn);
+    };
+    setImmediate(busyTurn);
+    const written = await checkpoints
+      .writeStreamed(state, body(), 4_000_000)
+      .finally(() => (writing = false));
+    // 40,000 groups and five lists of 20,000 entries, 500 a chunk.
+    expect(chunks).toBe(80 + 5 * 40);
+    // The file opened, three batches each compressed in one task of the pool and written, the end of the stream, the
+    // sync and the rename: a turn or two each. One write to the compressor a chunk took at least a turn per chunk.
+    expect(turns).toBeLessThan(40);
+    expect((await readFile(join(path, fileOf(11)))).length).toBe(written);
+    expect(await new Checkpoints(path, storage, captureLogs().logger).latest()).toEqual(state);
+  });
+
   test('a crash while a checkpoint is written leaves its temporary file, which is ignored and later replaced', async () => {
     const path = await dir();
     const storage = fileJournalStorage();

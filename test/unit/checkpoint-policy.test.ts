@@ -1,5 +1,10 @@
 import { describe, expect, test } from 'vitest';
-import { CHECKPOINT_BYTES_PER_RECORD, checkpointDue } from '../../src/runtime/checkpoint-policy.js';
+import {
+  CHECKPOINT_BYTES_PER_RECORD,
+  CHECKPOINT_STRETCH_MS,
+  checkpointBudgetMs,
+  checkpointDue,
+} from '../../src/runtime/checkpoint-policy.js';
 
 const bounds = { checkpointRecords: 500_000, replayRecords: 50_000 };
 
@@ -21,5 +26,19 @@ describe('checkpoints due by the journal tail', () => {
     expect(checkpointDue(500_000, 1e12, bounds)).toBe(true);
     expect(checkpointDue(499_999, 1e12, bounds)).toBe(false);
     expect(checkpointDue(2, 10_000, { ...bounds, checkpointRecords: 2 })).toBe(true);
+  });
+});
+
+describe("a checkpoint's stretches of encoding", () => {
+  test('as long as the write and the turn before, at most 50 ms while turns are short', () => {
+    expect(checkpointBudgetMs(0, 0)).toBe(0);
+    expect(checkpointBudgetMs(2, 3)).toBe(5);
+    expect(checkpointBudgetMs(30, 40)).toBe(CHECKPOINT_STRETCH_MS);
+  });
+
+  test('as long as the turn when a turn of I/O takes longer: the loop is shared half and half, and the checkpoint ends', () => {
+    expect(checkpointBudgetMs(0, 2_000)).toBe(2_000);
+    expect(checkpointBudgetMs(600, 2_000)).toBe(2_000);
+    expect(checkpointBudgetMs(1_500, 200)).toBe(200);
   });
 });
