@@ -141,4 +141,43 @@ describe('a window kept in a ring', () => {
       { numRuns: 60 },
     );
   });
+
+  test('a running sum that needs more room than the ring has for part of a step, and fits again by its end, stays exact', () => {
+    // Six partials, the most a ring keeps: 2^500 + 2^400 + 2^300 + 2^200 + 2^120 + 2^60, its oldest entry 1. Taking
+    // the 1 off leaves 2^60 - 1 as two partials (seven in all) until the step's new 1 makes it 2^60 again.
+    const engine = new Engine(rules, opts);
+    const entries = [1, 2 ** 500, 2 ** 400, 2 ** 300, 2 ** 200, 2 ** 120, 2 ** 60 - 2 ** 8, 2 ** 8 - 1];
+    const totals: unknown[] = [];
+    const send = (at: number, v: number): void => {
+      const payloads = payloadsOf(
+        engine.onEvent(
+          { actor: 'd1', type: 'reading', at, data: { v, label: 1 }, source: 'device' },
+          undefined,
+        ),
+      );
+      expect(payloads.ring).toEqual(payloads.arrays);
+      totals.push((payloads.ring as { total: number }).total);
+    };
+    // Past the packed size, so the window is in a ring with its running sum.
+    entries.forEach((v, k) => send(k === 0 ? 0 : 5_000 + k, v));
+    for (let k = 0; k < 12; k++) send(6_000 + k, 0);
+    // The 1 leaves (it is 10 s old) as the new 1 comes: then a 0, to read the sum the step left.
+    send(10_001, 1);
+    send(10_002, 0);
+    const exact = 2 ** 500 + 2 ** 400 + 2 ** 300 + 2 ** 200 + 2 ** 120 + 2 ** 60;
+    expect(totals.slice(-2)).toEqual([exact, exact]);
+    const restored = Engine.restore(
+      rules,
+      opts,
+      decoder.decode(encoder.encode(engine.snapshot())) as EngineState,
+    );
+    const payloads = payloadsOf(
+      restored.onEvent(
+        { actor: 'd1', type: 'reading', at: 10_003, data: { v: 0, label: 1 }, source: 'device' },
+        undefined,
+      ),
+    );
+    expect(payloads.ring).toEqual(payloads.arrays);
+    expect((payloads.ring as { total: number }).total).toBe(exact);
+  });
 });

@@ -1,5 +1,5 @@
 import type { AggregateState } from './aggregate.js';
-import { addExact, exactTotal } from './exact-sum.js';
+import { addExact, addInto, exactTotal } from './exact-sum.js';
 
 /**
  * A window past the packed size, all numbers, kept in one `Float64Array` as a ring: a header (where the oldest entry
@@ -92,65 +92,55 @@ function resized(layout: RingLayout, r: Ring, cap: number): Ring {
 }
 
 /**
- * The running sums of the ring being stepped, per aggregate: its partials (in arrays reused from step to step), or null
- * where it has none (as a plain state's `sums`: one that overflowed, or was never made). A step reads them out of the
- * ring (`readSums`), changes them as the plain state's arrays are changed, and writes them back (`writeSums`), so a
- * running sum needs no more room in the ring than it has in the end.
+ * The running sums a step could not keep in its ring, per aggregate: undefined for one kept in the ring (the usual
+ * case), else its partials, or null where it overflowed. A sum that needs more partials than the ring has room for
+ * goes on here for the rest of the step; once the step is done, `keepSums` writes it back if it fits again, or the
+ * window goes on as a plain state with it (`stateOfRing`). Steps change running sums in the ring itself otherwise.
  */
-export type RingSums = Array<number[] | null>;
+const spilled: Array<number[] | null | undefined> = [];
+let anySpilled = false;
+const carry = new Float64Array(1);
 
-const sums: RingSums = [];
-const pool: number[][] = [];
-
-/** The ring's running sums, read out for a step: valid until the next `readSums`. */
-export function readSums(layout: RingLayout, r: Ring): RingSums {
-  const { sumAt } = layout;
-  sums.length = sumAt.length;
-  for (let i = 0; i < sumAt.length; i++) {
-    const s = sumAt[i] as number;
-    const count = s < 0 ? -1 : (r[s] as number);
-    if (count < 0) {
-      sums[i] = null;
-      continue;
-    }
-    const partials = (pool[i] ??= []);
-    for (let j = 0; j < count; j++) partials[j] = r[s + 1 + j] as number;
-    if (partials.length !== count) partials.length = count;
-    sums[i] = partials;
-  }
-  return sums;
+/** Begins a step of a ring: no running sum of it is kept outside it yet. */
+export function beginStep(): void {
+  if (!anySpilled) return;
+  spilled.length = 0;
+  anySpilled = false;
 }
 
-/** Writes the running sums back into the ring; false, leaving it as it was, when one has more partials than room. */
-export function writeSums(layout: RingLayout, r: Ring, rs: RingSums): boolean {
-  const { sumAt } = layout;
-  for (let i = 0; i < sumAt.length; i++) if ((rs[i]?.length ?? 0) > PARTIALS) return false;
-  for (let i = 0; i < sumAt.length; i++) {
-    const s = sumAt[i] as number;
-    if (s < 0) continue;
-    const partials = rs[i];
-    if (partials === null || partials === undefined) {
-      r[s] = -1;
-      continue;
-    }
-    for (let j = 0; j < partials.length; j++) r[s + 1 + j] = partials[j] as number;
-    r[s] = partials.length;
+/**
+ * Adds `x` to aggregate `i`'s running sum, in the ring's header where it fits; one that overflows is dropped (summed
+ * afresh when read), as `slide` drops it.
+ */
+function addTo(layout: RingLayout, r: Ring, i: number, x: number): void {
+  const out = spilled[i];
+  if (out !== undefined) {
+    if (out !== null && !addExact(out, x)) spilled[i] = null;
+    return;
   }
-  return true;
-}
-
-/** Adds `x` to a running sum; one that overflows is dropped (summed afresh when read), as `slide` drops it. */
-function addTo(rs: RingSums, i: number, x: number): void {
-  const partials = rs[i];
-  if (partials && !addExact(partials, x)) rs[i] = null;
+  const s = layout.sumAt[i] as number;
+  const count = r[s] as number;
+  if (count < 0) return;
+  const kept = addInto(r, count, x, carry, s + 1);
+  if (kept < 0) {
+    r[s] = -1;
+  } else if (kept < PARTIALS) {
+    r[s + 1 + kept] = carry[0] as number;
+    r[s] = kept + 1;
+  } else {
+    const partials = Array.from(r.subarray(s + 1, s + 1 + kept));
+    partials.push(carry[0] as number);
+    spilled[i] = partials;
+    anySpilled = true;
+  }
 }
 
 /** Takes the oldest entry off, and its values off the running sums. */
-export function ringShift(layout: RingLayout, r: Ring, rs: RingSums): void {
+export function ringShift(layout: RingLayout, r: Ring): void {
   const at = entryAt(layout, r, 0);
   const { sumAt, columnOf } = layout;
   for (let i = 0; i < sumAt.length; i++)
-    if ((sumAt[i] as number) >= 0) addTo(rs, i, -(r[at + (columnOf[i] as number)] as number));
+    if ((sumAt[i] as number) >= 0) addTo(layout, r, i, -(r[at + (columnOf[i] as number)] as number));
   const head = (r[HEAD] as number) + 1;
   r[HEAD] = head === capacity(layout, r) ? 0 : head;
   r[COUNT] = ringCount(r) - 1;
@@ -160,13 +150,7 @@ export function ringShift(layout: RingLayout, r: Ring, rs: RingSums): void {
  * Adds an entry (its time, and per aggregate its value in `row`) and its values to the running sums. Returns the
  * ring it is in: `r`, or a new one when `r` had no room left, or room for four times the entries it holds.
  */
-export function ringPush(
-  layout: RingLayout,
-  r: Ring,
-  at: number,
-  row: readonly unknown[],
-  rs: RingSums,
-): Ring {
+export function ringPush(layout: RingLayout, r: Ring, at: number, row: readonly unknown[]): Ring {
   const n = ringCount(r);
   const cap = capacity(layout, r);
   if (n === cap) r = resized(layout, r, cap * 2);
@@ -179,7 +163,7 @@ export function ringPush(
     if (c === 0) continue;
     const v = row[i] as number;
     r[e + c] = v;
-    if ((sumAt[i] as number) >= 0) addTo(rs, i, v);
+    if ((sumAt[i] as number) >= 0) addTo(layout, r, i, v);
   }
   r[COUNT] = n + 1;
   return r;
@@ -190,21 +174,72 @@ export function ringPush(
  * none, summed afresh, exactly, and kept as a running sum for a window past `small` entries; an intermediate sum
  * that overflows gives the plain sum, oldest first.
  */
-export function ringSum(layout: RingLayout, r: Ring, i: number, rs: RingSums, small: number): number {
-  const running = rs[i];
-  if (running) return exactTotal(running);
+export function ringSum(layout: RingLayout, r: Ring, i: number, small: number): number {
+  const out = spilled[i];
+  if (out) return exactTotal(out);
+  const s = layout.sumAt[i] as number;
+  const count = out === undefined ? (r[s] as number) : -1;
+  if (count >= 0) return exactTotal(r, count, s + 1);
   const n = ringCount(r);
-  const partials = (pool[i] ??= []);
+  const partials = (fresh[i] ??= []);
   partials.length = 0;
   let exact = true;
   for (let k = 0; k < n && exact; k++) exact = addExact(partials, ringValue(layout, r, k, i));
   if (exact) {
-    if (n > small) rs[i] = partials;
+    if (n > small) keepFresh(layout, r, i, partials);
     return exactTotal(partials);
   }
   let sum = 0;
   for (let k = 0; k < n; k++) sum += ringValue(layout, r, k, i);
   return sum;
+}
+
+/** Partials summed afresh, per aggregate, in arrays reused from step to step. */
+const fresh: number[][] = [];
+
+/** Keeps partials summed afresh as aggregate `i`'s running sum: in the ring where they fit, else beside it. */
+function keepFresh(layout: RingLayout, r: Ring, i: number, partials: number[]): void {
+  const s = layout.sumAt[i] as number;
+  if (partials.length <= PARTIALS) {
+    for (let j = 0; j < partials.length; j++) r[s + 1 + j] = partials[j] as number;
+    r[s] = partials.length;
+    spilled[i] = undefined;
+  } else {
+    spilled[i] = partials.slice();
+    anySpilled = true;
+  }
+}
+
+/**
+ * Ends a step of `r`: the running sums it kept beside the ring written back. False when one still has more partials
+ * than the ring has room for: the window goes on as a plain state then (`stateOfRing` with `sumsOf`), and the ring's
+ * sums are not to be read again.
+ */
+export function keepSums(layout: RingLayout, r: Ring): boolean {
+  if (!anySpilled) return true;
+  for (let i = 0; i < spilled.length; i++) if ((spilled[i]?.length ?? 0) > PARTIALS) return false;
+  for (let i = 0; i < spilled.length; i++) {
+    const out = spilled[i];
+    if (out === undefined) continue;
+    const s = layout.sumAt[i] as number;
+    if (out === null) r[s] = -1;
+    else {
+      for (let j = 0; j < out.length; j++) r[s + 1 + j] = out[j] as number;
+      r[s] = out.length;
+    }
+  }
+  beginStep();
+  return true;
+}
+
+/** The running sums of the ring stepped last, per aggregate, as a plain state keeps them: those beside it included. */
+export function sumsOf(layout: RingLayout, r: Ring): Array<number[] | null> {
+  return layout.sumAt.map((s, i) => {
+    const out = spilled[i];
+    if (out !== undefined) return out?.slice() ?? null;
+    const count = s < 0 ? -1 : (r[s] as number);
+    return count < 0 ? null : Array.from(r.subarray(s + 1, s + 1 + count));
+  });
 }
 
 /**
@@ -243,10 +278,15 @@ export function ringOf(layout: RingLayout, st: AggregateState, from: number): Ri
 }
 
 /**
- * The plain state of a ring, in arrays of its own: as checkpoints hold it, with its running sums (those of `rs` when
- * given, the ones a step has changed).
+ * The plain state of a ring, in arrays of its own: as checkpoints hold it, with its running sums (`sums` when given:
+ * those of a step that left one beside the ring, `sumsOf`).
  */
-export function stateOfRing(layout: RingLayout, r: Ring, noValues: unknown[], rs?: RingSums): AggregateState {
+export function stateOfRing(
+  layout: RingLayout,
+  r: Ring,
+  noValues: unknown[],
+  sums?: Array<number[] | null>,
+): AggregateState {
   const n = ringCount(r);
   const ats = new Array<number>(n);
   for (let k = 0; k < n; k++) ats[k] = r[entryAt(layout, r, k)] as number;
@@ -258,11 +298,12 @@ export function stateOfRing(layout: RingLayout, r: Ring, noValues: unknown[], rs
   });
   const st: AggregateState = { ats, values, start: 0 };
   if (layout.sumAt.some((s) => s >= 0)) {
-    st.sums = layout.sumAt.map((s, i) => {
-      if (rs !== undefined) return s < 0 ? null : (rs[i]?.slice() ?? null);
-      const count = s < 0 ? -1 : (r[s] as number);
-      return count < 0 ? null : Array.from(r.subarray(s + 1, s + 1 + count));
-    });
+    st.sums =
+      sums ??
+      layout.sumAt.map((s) => {
+        const count = s < 0 ? -1 : (r[s] as number);
+        return count < 0 ? null : Array.from(r.subarray(s + 1, s + 1 + count));
+      });
   }
   return st;
 }

@@ -19,8 +19,9 @@ import type { CalendarWindow } from './calendar.js';
 import { pruneWindows } from './window.js';
 import { AggregateGroups } from './aggregate-groups.js';
 import {
+  beginStep,
+  keepSums,
   oldestAt,
-  readSums,
   ringCount,
   ringLayout,
   ringOf,
@@ -29,9 +30,9 @@ import {
   ringSum,
   ringValue,
   stateOfRing,
-  writeSums,
+  sumsOf,
 } from './aggregate-ring.js';
-import type { Ring, RingLayout, RingSums } from './aggregate-ring.js';
+import type { Ring, RingLayout } from './aggregate-ring.js';
 import { fastCondition, fastDataNumber } from '../fast-condition.js';
 
 export type AggregateFn = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last';
@@ -402,16 +403,15 @@ function slideRing(
   at: number,
   row: readonly unknown[],
   wallOffsetMs: number,
-  rs: RingSums,
 ): Ring {
   const from = keepFrom(plan, at, wallOffsetMs);
   for (let n = ringCount(r); n > 0 && (n >= MAX_WINDOW_ENTRIES || oldestAt(layout, r) < from); n--)
-    ringShift(layout, r, rs);
-  return ringPush(layout, r, at, row, rs);
+    ringShift(layout, r);
+  return ringPush(layout, r, at, row);
 }
 
 /** The aggregates over a ring's entries, by name, into `out`: what `values` gives for the same window. */
-function ringValues(plan: AggregateWindowPlan, layout: RingLayout, r: Ring, rs: RingSums, out: Vars): Vars {
+function ringValues(plan: AggregateWindowPlan, layout: RingLayout, r: Ring, out: Vars): Vars {
   const n = ringCount(r);
   for (let i = 0; i < plan.aggregates.length; i++) {
     const a = plan.aggregates[i] as AggregatePlan;
@@ -427,10 +427,10 @@ function ringValues(plan: AggregateWindowPlan, layout: RingLayout, r: Ring, rs: 
         v = ringValue(layout, r, n - 1, i);
         break;
       case 'sum':
-        v = ringSum(layout, r, i, rs, SMALL_WINDOW);
+        v = ringSum(layout, r, i, SMALL_WINDOW);
         break;
       case 'avg':
-        v = ringSum(layout, r, i, rs, SMALL_WINDOW) / n;
+        v = ringSum(layout, r, i, SMALL_WINDOW) / n;
         break;
       case 'min':
       case 'max':
@@ -464,11 +464,11 @@ function stepGroups(
   // A ring is handed out only when asked for, which takes a layout: anything else is a state.
   if (layout !== undefined && found instanceof Float64Array) {
     const ring = found;
-    const rs = readSums(layout, ring);
-    const r = slideRing(plan, layout, ring, at, scratchRow, wallOffsetMs, rs);
-    ringValues(plan, layout, r, rs, out);
+    beginStep();
+    const r = slideRing(plan, layout, ring, at, scratchRow, wallOffsetMs);
+    ringValues(plan, layout, r, out);
     // A running sum with more partials than the ring has room for: the window goes on as a plain state.
-    if (!writeSums(layout, r, rs)) groups.set(group, stateOfRing(layout, r, NO_VALUES, rs));
+    if (!keepSums(layout, r)) groups.set(group, stateOfRing(layout, r, NO_VALUES, sumsOf(layout, r)));
     else if (r !== ring) groups.storeRing(group, r);
     return out;
   }

@@ -6,19 +6,20 @@
  */
 
 /**
- * Adds `x` to the first `count` partials of `partials`, in place: the partials that stay are written from index 0,
- * and the running high part is returned in `carry[0]`. Returns how many stay below it, or -1 when an intermediate
+ * Adds `x` to the `count` partials of `partials` from `at` on, in place: the partials that stay are written from `at`
+ * on, and the running high part is returned in `carry[0]`. Returns how many stay below it, or -1 when an intermediate
  * sum overflows (values near ±1.8e308).
  */
-function addInto(
+export function addInto(
   partials: { [index: number]: number },
   count: number,
   x: number,
   carry: Float64Array,
+  at = 0,
 ): number {
   let kept = 0;
   for (let j = 0; j < count; j++) {
-    let y = partials[j] as number;
+    let y = partials[at + j] as number;
     if (Math.abs(x) < Math.abs(y)) {
       const t = x;
       x = y;
@@ -27,7 +28,7 @@ function addInto(
     const hi = x + y;
     if (!Number.isFinite(hi)) return -1;
     const lo = y - (hi - x);
-    if (lo !== 0) partials[kept++] = lo;
+    if (lo !== 0) partials[at + kept++] = lo;
     x = hi;
   }
   carry[0] = x;
@@ -52,21 +53,24 @@ export function addExact(partials: number[], x: number): boolean {
   return true;
 }
 
-/** The exact sum the partials hold, rounded to the nearest double (ties to even); 0 rather than -0. */
-export function exactTotal(partials: ArrayLike<number>, count = partials.length): number {
+/**
+ * The exact sum the partials hold (`count` of them from `at` on), rounded to the nearest double (ties to even); 0 rather
+ * than -0.
+ */
+export function exactTotal(partials: ArrayLike<number>, count = partials.length, at = 0): number {
   let n = count;
   if (n === 0) return 0;
-  let hi = partials[--n] as number;
+  let hi = partials[at + --n] as number;
   let lo = 0;
   while (n > 0) {
     const x = hi;
-    const y = partials[--n] as number;
+    const y = partials[at + --n] as number;
     hi = x + y;
     lo = y - (hi - x);
     if (lo !== 0) break;
   }
   // Halfway between two doubles, with more below in the same direction: round away from the tie.
-  const below = partials[n - 1];
+  const below = n > 0 ? partials[at + n - 1] : undefined;
   if (n > 0 && below !== undefined && ((lo < 0 && below < 0) || (lo > 0 && below > 0))) {
     const y = lo * 2;
     const x = hi + y;
