@@ -35,8 +35,8 @@ export const CHECKPOINT_STRETCH_MS = 50;
  * How long a checkpoint encodes before it yields again, after a write of what it encoded that took `writtenMs` and a
  * turn of I/O that took `turnMs`: as long as both, so that it keeps about half of the loop; at most
  * `CHECKPOINT_STRETCH_MS`, unless the turn itself was longer. A gateway past what it sustains has turns of seconds, each
- * full of device input: with the stretch capped at 50 ms there, a checkpoint of 100,000 groups took longer than the
- * load lasted, and the journal a restart replays grew all the while.
+ * full of device input: with the stretch capped at 50 ms there, each 50 ms of a checkpoint's encoding waited for a turn
+ * of seconds, and the journal a restart replays grew all the while.
  */
 export function checkpointBudgetMs(writtenMs: number, turnMs: number): number {
   return Math.min(writtenMs + turnMs, Math.max(CHECKPOINT_STRETCH_MS, turnMs));
