@@ -1117,12 +1117,18 @@ export class DurableInputs {
     const heldMs = performance.now() - started;
     // The records it includes: those applied after it are applied while it is encoded, and count towards the next.
     const counted = this.sinceCheckpoint;
-    // Once it is encoded, before it is in place: the writes its decisions started, and the journal up to it.
+    // Once it is encoded, before it is in place: the writes its decisions started, and the journal up to it. Under
+    // load these are the parts that grow, so the debug line says how long each took.
+    const took = { encodedMs: NaN, readyMs: NaN, waitedWrites: 0 };
     const ready = async (): Promise<void> => {
+      const from = performance.now();
+      took.encodedMs = from - started;
       const writes = [...deps.pendingWrites()];
+      took.waitedWrites = writes.length;
       await Promise.all(writes);
       await deps.syncWrites?.();
       await this.journal.rotate();
+      took.readyMs = performance.now() - from;
     };
     // About the size it will encode to, for the compressor's memory: the state's when last checkpointed or recovered,
     // plus the policy's bytes for each record since. A state that grew faster is compressed with a shorter reach, once.
@@ -1156,6 +1162,9 @@ export class DurableInputs {
           encodedBytes: encoder.size,
           ms: Math.round(ms),
           heldMs: Math.round(heldMs * 10) / 10,
+          encodedMs: Math.round(took.encodedMs),
+          readyMs: Math.round(took.readyMs),
+          waitedWrites: took.waitedWrites,
           segmentsDropped: dropped,
           records: counted,
         },

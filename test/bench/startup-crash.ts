@@ -4,7 +4,7 @@
 // once, and a plain aedes takes the same storm in the same run. The storm comes from many source addresses (every
 // address of 127.0.0.0/8 is loopback on Linux), as a fleet does; a second storm is one site behind NAT: hundreds
 // of devices from one address, within the gateway's limit of connections without CONNECT per address.
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,6 +32,11 @@ export interface CrashOptions {
   readonly groups: number;
   /** A CPU profile of each restarted gateway is written here (`--cpu-prof`), when set. */
   readonly cpuProfDir?: string | undefined;
+  /**
+   * When set, the gateways of the crash part log at `debug` (each checkpoint's `checkpoint written` line: how long it
+   * took to encode and then to wait for its writes), and each one's output is written here.
+   */
+  readonly logDir?: string | undefined;
   /**
    * Storms against a freshly started gateway (nothing to replay) and a plain aedes, in turn (0: none): the connect
    * path alone, without the crash.
@@ -180,7 +185,7 @@ function startOn(
   return startVigil(setup, {
     cloudUrl: at.cloudUrl,
     rulesDir: at.rulesDir,
-    logLevel: 'info',
+    logLevel: o.logDir === undefined ? 'info' : 'debug',
     data: at.data,
     binary: o.binary,
     threads: o.threads,
@@ -200,6 +205,7 @@ async function crashOnce(
   rulesDir: string,
   cloudUrl: string,
   secret: string,
+  run: number,
 ): Promise<CrashRun> {
   const data = await mkdtemp(join(setup.workDir, 'data-'));
   await cp(setup.dataTemplate, data, { recursive: true });
@@ -227,6 +233,7 @@ async function crashOnce(
       (((await first.eventsIn()) ?? NaN) - inAtStart) / ((performance.now() - loadStarted) / 1_000);
     process.kill(first.pid, 'SIGKILL');
     await first.stop();
+    if (o.logDir !== undefined) await writeFile(join(o.logDir, `crash-${run}-killed.log`), first.output());
     const t0 = performance.now();
     restarted = await start(o.cpuProfDir);
     const [vigilStorm, recovered] = await Promise.all([
@@ -234,6 +241,8 @@ async function crashOnce(
       recoveredLine(restarted, t0),
     ]);
     await load.catch(() => undefined);
+    if (o.logDir !== undefined)
+      await writeFile(join(o.logDir, `crash-${run}-restarted.log`), restarted.output());
     const afterStorm = await restarted.metrics();
     const timersAfterStorm = gauge(afterStorm, 'vigil_pending_timers');
     const vigilNat =
@@ -334,6 +343,7 @@ export function windowScenarios(n: number): string {
 /** The crash part: the profiles imported once (every device under load has a credential), then `runs` crashes. */
 export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
   const secret = benchSecret();
+  if (o.logDir !== undefined) await mkdir(o.logDir, { recursive: true });
   o.log(`crash: importing ${o.devices.toLocaleString('en-US')} profiles`);
   const setup = await prepareVigil(
     { ...FLEET, profiles: o.devices, credentialed: o.devices, secret },
@@ -350,7 +360,7 @@ export async function crashBench(o: CrashOptions): Promise<CrashRecord> {
   const storms: StormRun[] = [];
   try {
     for (let i = 0; i < o.runs; i++) {
-      const run = await crashOnce(o, setup, rulesDir, cloud.url, secret);
+      const run = await crashOnce(o, setup, rulesDir, cloud.url, secret, i + 1);
       runs.push(run);
       o.log(
         `crash ${i + 1} of ${o.runs}: deciding again ${run.decidingMs.toFixed(0)} ms after exec ` +
@@ -548,6 +558,7 @@ export const CRASH_ARGS = {
   'crash-nat': { type: 'string' },
   'crash-groups': { type: 'string' },
   'crash-cpu-prof': { type: 'string' },
+  'crash-log': { type: 'string' },
   'crash-threads': { type: 'string' },
   'storm-runs': { type: 'string' },
 } as const;
@@ -560,6 +571,8 @@ export const CRASH_USAGE = `  --crash-runs N          SIGKILLs under load in the
   --crash-nat N           then N devices at once from one address, a site behind NAT (default 500; 0 skips)
   --crash-groups N        live groups at the kill (default 100000: windowed scenarios added to reach it)
   --crash-cpu-prof DIR    write a CPU profile of each restarted gateway to DIR (and of each fresh one below)
+  --crash-log DIR         log at debug and write each crash's two gateways' output to DIR (crash-N-killed.log,
+                          crash-N-restarted.log: their checkpoints, recovery and storm)
   --crash-threads N       the gateway's threads (1 or 2, default 1; 2: the device edge on a thread of its own)
   --storm-runs N          storms against a freshly started gateway (no crash, no replay) and a plain aedes, which
                           goes first alternating; the crash part's devices, one per address (default 0)`;
@@ -573,6 +586,7 @@ export function crashOptions(values: {
   'crash-nat'?: string | undefined;
   'crash-groups'?: string | undefined;
   'crash-cpu-prof'?: string | undefined;
+  'crash-log'?: string | undefined;
   'crash-threads'?: string | undefined;
   'storm-runs'?: string | undefined;
 }): Omit<CrashOptions, 'log'> {
@@ -591,6 +605,7 @@ export function crashOptions(values: {
     natDevices: num('crash-nat', 500),
     groups: num('crash-groups', 100_000),
     cpuProfDir: values['crash-cpu-prof'],
+    logDir: values['crash-log'],
     threads: threadsOf(values['crash-threads']),
     stormRuns: num('storm-runs', 0),
   };

@@ -379,11 +379,19 @@ describe('checkpoints in the first format (one CBOR body)', () => {
 });
 
 describe('a checkpoint taken while inputs arrive', () => {
-  async function open(path: string, clock: { now: () => number }, onLiveEvent?: (ev: Event) => void) {
+  async function open(
+    path: string,
+    clock: { now: () => number },
+    onLiveEvent?: (ev: Event) => void,
+    deps: {
+      logger?: ReturnType<typeof captureLogs>['logger'];
+      pendingWrites?: () => Array<Promise<unknown>>;
+    } = {},
+  ) {
     const ruleSet = benchRules();
     const durable = await DurableInputs.open({
       dir: path,
-      logger: captureLogs().logger,
+      logger: deps.logger ?? captureLogs().logger,
       registry: new Registry(),
       settings: { checkpointIntervalMs: 3_600_000 },
     });
@@ -398,12 +406,45 @@ describe('a checkpoint taken while inputs arrive', () => {
       loop,
       clock,
       profiles: { peek: () => ({ hit: true, profile: undefined }), get: () => Promise.resolve(undefined) },
-      pendingWrites: () => [],
+      pendingWrites: deps.pendingWrites ?? (() => []),
       forward: () => undefined,
       onLiveEvent,
     });
     return { durable, rules };
   }
+
+  test("its debug line says how long it took to encode, and how long it then waited for its decisions' writes", async () => {
+    const path = await dir();
+    let now = 1_000_000;
+    const clock = { now: () => now++ };
+    const logs = captureLogs('debug');
+    // A decision's write still under way when the checkpoint is encoded: it goes in place only after the write.
+    let finish = (): void => undefined;
+    const write = new Promise<void>((resolve) => (finish = resolve));
+    const { durable } = await open(path, clock, undefined, {
+      logger: logs.logger,
+      pendingWrites: () => [write],
+    });
+    await durable.submitEvent(
+      { actor: 'dev-1', type: 'reading', at: clock.now(), data: { n: 1 }, source: 'device' },
+      undefined,
+      'write',
+    );
+    const checkpoint = durable.checkpoint();
+    setTimeout(finish, 50);
+    await checkpoint;
+    const line = logs.lines.filter((l) => l.msg === 'checkpoint written').at(-1) as {
+      waitedWrites: number;
+      readyMs: number;
+      encodedMs: number;
+      ms: number;
+    };
+    expect(line.waitedWrites).toBe(1);
+    expect(line.readyMs).toBeGreaterThanOrEqual(40);
+    expect(line.encodedMs).toBeGreaterThanOrEqual(0);
+    expect(line.encodedMs + line.readyMs).toBeLessThanOrEqual(line.ms + 1);
+    await durable.close();
+  });
 
   test('applies what is recorded while the engine is encoded, writes the state of its instant, and a crash after it recovers the live state exactly', async () => {
     const path = await dir();
