@@ -419,21 +419,23 @@ describe('a checkpoint taken while inputs arrive', () => {
     let now = 1_000_000;
     const clock = { now: () => now++ };
     const logs = captureLogs('debug');
-    // A decision's write still under way when the checkpoint is encoded: it goes in place only after the write.
+    // A decision's write still under way once the checkpoint is encoded (when it asks for the pending writes), done
+    // 50 ms later: it goes in place only after the write.
     let finish = (): void => undefined;
     const write = new Promise<void>((resolve) => (finish = resolve));
     const { durable } = await open(path, clock, undefined, {
       logger: logs.logger,
-      pendingWrites: () => [write],
+      pendingWrites: () => {
+        setTimeout(finish, 50);
+        return [write];
+      },
     });
     await durable.submitEvent(
       { actor: 'dev-1', type: 'reading', at: clock.now(), data: { n: 1 }, source: 'device' },
       undefined,
       'write',
     );
-    const checkpoint = durable.checkpoint();
-    setTimeout(finish, 50);
-    await checkpoint;
+    await durable.checkpoint();
     const line = logs.lines.filter((l) => l.msg === 'checkpoint written').at(-1) as {
       waitedWrites: number;
       readyMs: number;
