@@ -169,17 +169,19 @@ const APP_SUBSTITUTES: readonly Substitute[] = [
  * same error then, from Node's `assert`.
  */
 function lazyAssert(what: string, filter: RegExp): Substitute {
-  const eager = "const assert = require('assert')";
+  const eager = ["const assert = require('assert')", "const assert = require('node:assert')"];
   return {
     what,
     filter,
-    contents: (_seaDir, _root, source) =>
-      source.split(eager).length === 2
-        ? source.replace(
-            eager,
+    contents: (_seaDir, _root, source) => {
+      const found = eager.find((e) => source.split(e).length === 2);
+      return found === undefined
+        ? undefined
+        : source.replace(
+            found,
             "const assert = (value, ...more) => { if (!value) require('assert')(value, ...more) }",
-          )
-        : undefined,
+          );
+    },
   };
 }
 

@@ -111,6 +111,8 @@ function validatedConfigCache(raw: Record<string, unknown>): ConfigCache | undef
 
 /** Starts the gateway, stops it on SIGTERM and SIGINT, reloads its rules on SIGHUP. */
 async function run(flags: RunFlags): Promise<void> {
+  let logger: Logger | undefined;
+  keepServingWhenOutputCloses((err, name) => logger?.error({ err }, `writing to ${name} failed`));
   const loaded = await loadConfig({
     file: flags.config,
     env: process.env,
@@ -123,6 +125,7 @@ async function run(flags: RunFlags): Promise<void> {
       ? { ...loaded, sync: { ...loaded.sync, trustedKeys: flags.trustedKey } }
       : loaded;
   const gateway = await startGateway(config, { version: releaseVersion() });
+  logger = gateway.logger;
   // Handlers first: a supervisor may signal as soon as it reads the ports below.
   let stopping = false;
   const stop = (signal: string) => {
@@ -173,6 +176,24 @@ async function run(flags: RunFlags): Promise<void> {
   process.on('SIGHUP', () => {
     gateway.reloadRules().catch((err: unknown) => gateway.logger.error({ err }, 'rules reload failed'));
   });
+}
+
+/**
+ * Standard output and error are for people and log collectors, not for the gateway's work. When their reader goes
+ * away (a pipe into `head`, a log shipper that died), a write fails with EPIPE, which Node reports as an `error`
+ * event; unhandled, it would end the gateway as an uncaught exception. The gateway keeps serving instead: what it
+ * would have printed is dropped (pino, on EPIPE, stops writing its own lines as well). Any other failure is reported.
+ */
+function keepServingWhenOutputCloses(report: (err: Error, name: string) => void): void {
+  const outputs = [
+    ['standard output', process.stdout],
+    ['standard error', process.stderr],
+  ] as const;
+  for (const [name, stream] of outputs) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') report(err, name);
+    });
+  }
 }
 
 function releaseStartGarbage(logger: Logger): void {
