@@ -3,6 +3,7 @@ import { withoutSecretFields, type CredentialStore } from '../credentials/index.
 import type { DashboardDeps } from '../dashboard/index.js';
 import type { Metrics } from '../runtime/index.js';
 import type { AuditLog, Store } from '../store/index.js';
+import { ConfigError, listenHint } from '../shared/index.js';
 import type { RuleSync } from '../sync/index.js';
 import { OPEN_PATHS } from './api-token.js';
 import { HttpMetrics } from './http-metrics.js';
@@ -70,7 +71,10 @@ export async function startHttpApi(deps: HttpApiDeps): Promise<RunningHttpApi> {
     address = await api.listen(deps.host, deps.port);
   } catch (err) {
     dashboard.stop();
-    throw err;
+    throw new ConfigError(`http cannot listen on ${deps.host}:${deps.port}: ${(err as Error).message}`, {
+      cause: err,
+      hint: listenHint(err, 'http.port (--http-port)', 'http.host (--http-host)'),
+    });
   }
   return {
     address,

@@ -4,10 +4,10 @@ import './quiet-debug.js';
 // After quiet-debug.ts, which must come before mqtt-packet is loaded: its parser reads in place (packet-list.ts).
 import './packet-list.js';
 import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes';
-import { ConfigError, isDeviceEventTopic } from '../shared/index.js';
+import { ConfigError, isDeviceEventTopic, listenHint } from '../shared/index.js';
 import { ClientTracker } from './client-tracker.js';
 import { Deliveries } from './deliveries.js';
-import { BrokerClosedError, listenHint } from './errors.js';
+import { BrokerClosedError } from './errors.js';
 import { dropPacketNumberCache } from './packet-number-cache.js';
 import { guardPacketSize } from './packet-size-guard.js';
 import { EmptyClientIdError } from './security-errors.js';

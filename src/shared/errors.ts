@@ -74,6 +74,20 @@ export class ConfigError extends VigilError {
   }
 }
 
+/** What to do when a listener cannot bind; `port` and `host` name the settings (and flags) that moved it. */
+export function listenHint(err: unknown, port: string, host: string): string | undefined {
+  switch ((err as { code?: unknown } | undefined)?.code) {
+    case 'EADDRINUSE':
+      return `another process listens there: stop it, or choose another ${port} (0 picks a free one)`;
+    case 'EACCES':
+      return `ports below 1024 need privileges: choose another ${port}`;
+    case 'EADDRNOTAVAIL':
+      return `the address is not one of this machine's: choose another ${host}`;
+    default:
+      return undefined;
+  }
+}
+
 /** A bounded queue of inputs is full: the input is refused (a QoS 1 publish is not acknowledged, and sent again). */
 export class QueueFullError extends VigilError {
   constructor(queue: string, bound: number) {

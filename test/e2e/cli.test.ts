@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -60,6 +61,41 @@ describe('the vigil command line', () => {
       `vigil: data directory ${data} is in use by another process\n` +
         'hint: stop the process that holds it (another gateway or vigil command), or give this one another directory with --data\n',
     );
+  });
+
+  test('a port another process listens on stops start-up with the setting to change, MQTT or HTTP', async () => {
+    const dir = await tempDir();
+    cleanups.push(() => dir.remove());
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => taken.close(resolve)));
+    const port = String((taken.address() as AddressInfo).port);
+    const run = (mqtt: string, http: string) =>
+      runCli([
+        'run',
+        '--mqtt-host',
+        '127.0.0.1',
+        '--mqtt-port',
+        mqtt,
+        '--http-port',
+        http,
+        '--data',
+        join(dir.path, 'data'),
+      ]);
+
+    const mqtt = await run(port, '0');
+    expect(mqtt.code).toBe(2);
+    expect(mqtt.stderr).toContain(`vigil: mqtt cannot listen on 127.0.0.1:${port}: listen EADDRINUSE`);
+    expect(mqtt.stderr).toContain(
+      'hint: another process listens there: stop it, or choose another mqtt.port (--mqtt-port)',
+    );
+    const http = await run('0', port);
+    expect(http.code).toBe(2);
+    expect(http.stderr).toContain(`vigil: http cannot listen on 127.0.0.1:${port}: listen EADDRINUSE`);
+    expect(http.stderr).toContain(
+      'hint: another process listens there: stop it, or choose another http.port (--http-port)',
+    );
+    expect(http.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
   test('rules check: exit 0 on the shipped rules, exit 1 with file:line errors on broken ones', async () => {
