@@ -823,6 +823,7 @@ export class DurableInputs {
     const replayStarted = performance.now();
     const replayed = await this.replay(deps.profiles);
     const replayMs = performance.now() - replayStarted;
+    if (this.stopping) return this.stoppedInRecovery(started, replayed, replayMs);
     // The connections the replay saw open ended with the gateway: connections recorded since are applied next.
     this.lastSeen.forgetConnections();
     this.metrics.recoveryRecords.inc(replayed);
@@ -866,6 +867,7 @@ export class DurableInputs {
       armed,
       changes: this.changes,
     };
+    if (this.stopping) return this.stoppedInRecovery(started, replayed, replayMs);
     this.logger.info(
       {
         checkpoint: report.checkpointSeq ?? null,
@@ -878,7 +880,6 @@ export class DurableInputs {
       },
       'state recovered',
     );
-    if (this.stopping) return report;
 
     this.live = true;
     this.forwardUnrecorded(deps);
@@ -893,6 +894,20 @@ export class DurableInputs {
     // next start does not replay the same journal again.
     if (replayed > 0 || armed > 0 || this.saved === undefined) void this.checkpoint();
     return report;
+  }
+
+  /**
+   * The gateway was stopped before its state was up to date: nothing is checkpointed (close() takes none), so the
+   * next start replays the same journal from the same checkpoint.
+   */
+  private stoppedInRecovery(started: number, replayed: number, replayMs: number): RecoveryReport {
+    const checkpointSeq = this.saved?.seq;
+    this.logger.info(
+      { checkpoint: checkpointSeq ?? null, replayed, replayMs: Math.round(replayMs) },
+      'recovery stopped by the shutdown before it ended; the next start replays the journal again',
+    );
+    const ms = performance.now() - started;
+    return { checkpointSeq, replayed, ms, overdueTimers: 0, armed: 0, changes: this.changes };
   }
 
   /**

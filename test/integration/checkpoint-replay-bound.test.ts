@@ -1,14 +1,8 @@
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, test } from 'vitest';
-import {
-  DecisionLoop,
-  DurableInputs,
-  RulesInForce,
-  rulesRecordOf,
-  VirtualScheduler,
-  type DurabilitySettings,
-} from '../../src/runtime/index.js';
+import { DurableInputs, rulesRecordOf, type DurabilitySettings } from '../../src/runtime/index.js';
 import { tempDir } from '../helpers/temp.js';
+import { quietRecoveryDeps } from '../helpers/quiet-recovery.js';
 import { captureLogs } from './durability-faults.js';
 import { QUIET_RULES } from '../helpers/quiet-rules.js';
 
@@ -37,17 +31,7 @@ async function live(dir: string, settings: Partial<DurabilitySettings>) {
   const durable = await DurableInputs.open({ dir, logger: captureLogs().logger, registry, settings });
   cleanups.push(() => durable.close());
   const restored = durable.restore(rules, { gateway: 'gw1' }, rulesRecordOf(rules, 'dir', 0));
-  await durable.recover({
-    loop: new DecisionLoop({
-      rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
-      scheduler: new VirtualScheduler(1_000_000),
-      outputs: { verdict: () => undefined },
-    }),
-    clock: { now: () => 1_000_000 },
-    profiles: { peek: () => ({ hit: true, profile: undefined }), get: () => Promise.resolve(undefined) },
-    pendingWrites: () => new Set(),
-    forward: () => undefined,
-  });
+  await durable.recover(quietRecoveryDeps(restored));
   const written = async (): Promise<number> => {
     const m = (await registry.metrics()).match(/^vigil_checkpoints_total\{result="written"\} (\d+)$/m);
     return Number(m?.[1] ?? 0);

@@ -2,15 +2,10 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, test } from 'vitest';
-import {
-  DecisionLoop,
-  DurableInputs,
-  RulesInForce,
-  rulesRecordOf,
-  VirtualScheduler,
-} from '../../src/runtime/index.js';
+import { DurableInputs, rulesRecordOf } from '../../src/runtime/index.js';
 import { openStore } from '../../src/store/index.js';
 import { tempDir } from '../helpers/temp.js';
+import { quietRecoveryDeps } from '../helpers/quiet-recovery.js';
 import { captureLogs } from './durability-faults.js';
 import { QUIET_RULES } from '../helpers/quiet-rules.js';
 
@@ -38,18 +33,7 @@ async function live(
   });
   cleanups.push(() => durable.close());
   const restored = durable.restore(rules, { gateway: 'gw1' }, rulesRecordOf(rules, 'dir', 0));
-  await durable.recover({
-    loop: new DecisionLoop({
-      rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
-      scheduler: new VirtualScheduler(1_000_000),
-      outputs: { verdict: () => undefined },
-    }),
-    clock: { now: () => 1_000_000 },
-    profiles: { peek: () => ({ hit: true, profile: undefined }), get: () => Promise.resolve(undefined) },
-    pendingWrites: () => new Set(),
-    syncWrites,
-    forward: () => undefined,
-  });
+  await durable.recover(quietRecoveryDeps(restored, { syncWrites }));
   return { durable, registry };
 }
 

@@ -1,14 +1,9 @@
 import { Registry } from 'prom-client';
 import { afterEach, expect, test } from 'vitest';
-import {
-  DecisionLoop,
-  DurableInputs,
-  RulesInForce,
-  rulesRecordOf,
-  VirtualScheduler,
-} from '../../src/runtime/index.js';
+import { DurableInputs, rulesRecordOf } from '../../src/runtime/index.js';
 import type { Event } from '../../src/shared/index.js';
 import { tempDir } from '../helpers/temp.js';
+import { quietRecoveryDeps } from '../helpers/quiet-recovery.js';
 import { captureLogs } from './durability-faults.js';
 import { QUIET_RULES } from '../helpers/quiet-rules.js';
 
@@ -23,18 +18,7 @@ async function open(dir: string, applied: string[]) {
   const durable = await DurableInputs.open({ dir, logger: captureLogs().logger, registry: new Registry() });
   cleanups.push(() => durable.close());
   const restored = durable.restore(rules, { gateway: 'gw1' }, rulesRecordOf(rules, 'dir', 0));
-  await durable.recover({
-    loop: new DecisionLoop({
-      rules: new RulesInForce(restored.rules, restored.engine, restored.arbiter),
-      scheduler: new VirtualScheduler(1_000_000),
-      outputs: { verdict: () => undefined },
-    }),
-    clock: { now: () => 1_000_000 },
-    profiles: { peek: () => ({ hit: true, profile: undefined }), get: () => Promise.resolve(undefined) },
-    pendingWrites: () => new Set(),
-    forward: () => undefined,
-    onLiveEvent: (ev) => applied.push(ev.actor),
-  });
+  await durable.recover(quietRecoveryDeps(restored, { onLiveEvent: (ev) => applied.push(ev.actor) }));
   return { durable, engine: restored.engine };
 }
 
