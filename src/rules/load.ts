@@ -212,7 +212,14 @@ export async function loadRulesDir(dir: string, opts: { overlay?: string } = {})
     const reason = err instanceof Error && 'code' in err ? String(err.code) : String(err);
     return {
       ok: false,
-      problems: [{ file: dir, line: 0, message: `cannot read the rules directory (${reason})` }],
+      problems: [
+        {
+          file: dir,
+          line: 0,
+          message: `cannot read the rules directory (${reason})`,
+          hint: 'check the directory given with --rules (or `rules:` in the config): it must exist and be readable',
+        },
+      ],
     };
   }
   const templatesDir = join(dir, TEMPLATES_DIR);

@@ -125,8 +125,10 @@ export function formatProblem(p: RuleProblem): string {
 export class RuleError extends VigilError {
   readonly problems: readonly RuleProblem[];
   constructor(problems: readonly RuleProblem[]) {
+    // One problem with a hint of its own (a directory that cannot be read) is told what to do about it.
+    const own = problems.length === 1 ? problems[0]?.hint : undefined;
     super('VIGIL_RULE_INVALID', problems.map(formatProblem).join('\n'), {
-      hint: 'fix the lines listed; `vigil rules check DIR` confirms that a rules directory loads',
+      hint: own ?? 'fix the lines listed; `vigil rules check DIR` confirms that a rules directory loads',
     });
     this.problems = problems;
   }

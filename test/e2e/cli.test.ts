@@ -98,6 +98,18 @@ describe('the vigil command line', () => {
     expect(http.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
+  test('a rules directory that does not exist stops start-up with what to check, not with a line to fix', async () => {
+    const dir = await tempDir();
+    cleanups.push(() => dir.remove());
+    const missing = join(dir.path, 'no-rules');
+    const result = await runCli(['run', '--rules', missing, '--data', join(dir.path, 'data')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      `vigil: ${missing}:0: cannot read the rules directory (ENOENT)\n` +
+        'hint: check the directory given with --rules (or `rules:` in the config): it must exist and be readable\n',
+    );
+  });
+
   test('rules check: exit 0 on the shipped rules, exit 1 with file:line errors on broken ones', async () => {
     const ok = await runCli(['rules', 'check', SHIPPED]);
     expect(ok.code).toBe(0);
