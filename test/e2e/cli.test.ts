@@ -102,7 +102,17 @@ describe('the vigil command line', () => {
     const dir = await tempDir();
     cleanups.push(() => dir.remove());
     const missing = join(dir.path, 'no-rules');
-    const result = await runCli(['run', '--rules', missing, '--data', join(dir.path, 'data')]);
+    const result = await runCli([
+      'run',
+      '--rules',
+      missing,
+      '--mqtt-port',
+      '0',
+      '--http-port',
+      '0',
+      '--data',
+      join(dir.path, 'data'),
+    ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(
       `vigil: ${missing}:0: cannot read the rules directory (ENOENT)\n` +
