@@ -66,7 +66,7 @@ describe('a stop while the state is being recovered', () => {
 
     const third = await start(dir);
     cleanups.push(() => third.durable.close());
-    // The whole tail, and what the stopped start recorded of its own.
+    // The whole tail is replayed again (the journal may hold records of the starts' own beside it).
     expect((await third.recover()).replayed).toBeGreaterThanOrEqual(TAIL);
     expect(third.said()).toContain('state recovered');
     expect(third.said()).not.toContain(STOPPED);
